@@ -1,0 +1,720 @@
+/*
+ * config.c - the key table, defaults, value parsing and config_load().
+ *
+ * keys[] below is the single list of configuration keys: section, name,
+ * type, range, default, and where the value lands in struct config. Defaults
+ * are written as they would be in the file and go through the same parser,
+ * so a default is always a valid value. config_ini.c feeds sections and
+ * key/value pairs in here; config_check.c runs the cross-key rules at the
+ * end. Start-up thread only (a finished struct config is read-only).
+ */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config_check.h"
+#include "config/config_ini.h"
+#include "core/rm_assert.h"
+
+#define LISTENER_PREFIX "listener."
+#define LISTENER_NAME_LEN_MAX (CONFIG_NAME_MAX - 1)
+#define DEFAULT_LISTENER_NAME "default"
+/* Unknown keys within this edit distance of a known one get a suggestion. */
+#define SUGGEST_DISTANCE_MAX 2
+/* Names longer than this are never close to a key (and keep the DP row small). */
+#define SUGGEST_NAME_MAX 64
+/* Values shown back in messages are cut to this many bytes of input. */
+#define ESC_INPUT_MAX 64
+
+static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+
+#define G(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
+#define LIM(field) G(limits.field)
+#define L(field)                                                                               \
+    offsetof(struct config_listener, field), sizeof(((struct config_listener *)0)->field)
+
+/* clang-format off */
+static const struct config__key keys[] = {
+    {CONFIG__SCOPE_BROKER, "log_level", CONFIG__ENUM, 0, 3, "info", G(log_level),
+     log_level_names, "least severe message logged: error, warn, info or debug"},
+
+    {CONFIG__SCOPE_LIMITS, "packet_bytes_max", CONFIG__SIZE, 2, 268435460, "1m",
+     LIM(packet_bytes_max), NULL,
+     "largest packet accepted, fixed header included; bigger ones close the connection"},
+    {CONFIG__SCOPE_LIMITS, "client_id_bytes_max", CONFIG__SIZE, 1, 65535, "1024",
+     LIM(client_id_bytes_max), NULL, "longest client id accepted in CONNECT"},
+    {CONFIG__SCOPE_LIMITS, "topic_bytes_max", CONFIG__SIZE, 1, 65535, "65535",
+     LIM(topic_bytes_max), NULL, "longest topic name or filter"},
+    {CONFIG__SCOPE_LIMITS, "topic_levels_max", CONFIG__UINT, 1, 65535, "128",
+     LIM(topic_levels_max), NULL, "most '/'-separated levels in a topic name or filter"},
+    {CONFIG__SCOPE_LIMITS, "subs_per_client_max", CONFIG__UINT, 1, 10000000, "10000",
+     LIM(subs_per_client_max), NULL, "most subscriptions one session may hold"},
+    {CONFIG__SCOPE_LIMITS, "inflight_max", CONFIG__UINT, 1, 65535, "20",
+     LIM(inflight_max), NULL, "outgoing QoS 1/2 messages awaiting acknowledgement, per session"},
+    {CONFIG__SCOPE_LIMITS, "inflight_in_max", CONFIG__UINT, 1, 65535, "1024",
+     LIM(inflight_in_max), NULL, "incoming QoS 2 messages awaiting PUBREL, per session"},
+    {CONFIG__SCOPE_LIMITS, "queued_max", CONFIG__UINT, 0, 10000000, "1000",
+     LIM(queued_max), NULL,
+     "messages queued per session while offline or over inflight_max"},
+    {CONFIG__SCOPE_LIMITS, "output_bytes_max", CONFIG__SIZE, 2, UINT32_MAX, "8m",
+     LIM(output_bytes_max), NULL,
+     "pending output per connection before QoS 0 messages are shed"},
+    {CONFIG__SCOPE_LIMITS, "retained_max", CONFIG__UINT, 0, 100000000, "1000000",
+     LIM(retained_max), NULL, "retained messages held by the broker"},
+    {CONFIG__SCOPE_LIMITS, "connect_timeout_ms", CONFIG__DURATION, 100, 3600000, "10000",
+     LIM(connect_timeout_ms), NULL, "time from accept to a complete CONNECT"},
+    {CONFIG__SCOPE_LIMITS, "connections_max", CONFIG__UINT, 1, 10000000, "100000",
+     LIM(connections_max), NULL, "open client connections, all listeners together"},
+    {CONFIG__SCOPE_LIMITS, "allow_zero_length_client_id", CONFIG__BOOL, 0, 1, "true",
+     LIM(allow_zero_length_client_id), NULL,
+     "accept an empty client id (the broker assigns one) with clean session"},
+
+    {CONFIG__SCOPE_LISTENER, "bind", CONFIG__ADDRESS, 0, 0, "127.0.0.1", L(bind), NULL,
+     "numeric IPv4 or IPv6 address to listen on (0.0.0.0 or :: for all)"},
+    {CONFIG__SCOPE_LISTENER, "port", CONFIG__UINT, 0, 65535, "1883", L(port), NULL,
+     "TCP port; 0 picks a free one"},
+    {CONFIG__SCOPE_LISTENER, "backlog", CONFIG__UINT, 1, 65535, "1024", L(backlog), NULL,
+     "listen(2) backlog"},
+};
+/* clang-format on */
+
+_Static_assert(RM_ARRAY_LEN(keys) <= CONFIG__KEYS_MAX, "raise CONFIG__KEYS_MAX");
+_Static_assert(sizeof(enum config_log_level) == sizeof(int), "enum stored as int");
+
+const struct config__key *config__keys(size_t *count)
+{
+    RM_ASSERT(count != NULL);
+    *count = RM_ARRAY_LEN(keys);
+    return keys;
+}
+
+char *config__esc(char *dst, size_t dst_len, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    size_t i;
+
+    RM_ASSERT(dst != NULL && dst_len >= 1);
+    RM_ASSERT(s != NULL);
+    for (i = 0; i < n && s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+        size_t need = plain ? 1 : 4;
+
+        if (i == ESC_INPUT_MAX || o + need + 1 > dst_len) {
+            if (o + 4 <= dst_len) {
+                memcpy(dst + o, "...", 3);
+                o += 3;
+            }
+            break;
+        }
+        if (plain) {
+            dst[o++] = (char)c;
+        } else {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[c >> 4];
+            dst[o++] = hex[c & 0xf];
+        }
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+void config__fail(struct config__load *ld, unsigned line, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    RM_ASSERT(ld != NULL && fmt != NULL);
+    RM_ASSERT(ld->err != NULL && ld->err_len >= 1);
+    if (ld->failed) {
+        return;
+    }
+    ld->failed = true;
+    if (line > 0) {
+        n = snprintf(ld->err, ld->err_len, "%s:%u: ", ld->path, line);
+    } else {
+        n = snprintf(ld->err, ld->err_len, "%s: ", ld->path);
+    }
+    if (n < 0 || (size_t)n >= ld->err_len) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(ld->err + n, ld->err_len - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+int config_log_level_parse(const char *s)
+{
+    int i;
+
+    RM_ASSERT(s != NULL);
+    for (i = 0; log_level_names[i] != NULL; i++) {
+        if (strcmp(s, log_level_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* Decimal digits only; false for anything else, including overflow (*overflow set). */
+static bool parse_digits(const char **p, uint64_t *out, bool *overflow)
+{
+    const char *s = *p;
+    uint64_t v = 0;
+
+    if (*s < '0' || *s > '9') {
+        return false;
+    }
+    for (; *s >= '0' && *s <= '9'; s++) {
+        unsigned d = (unsigned)(*s - '0');
+
+        if (v > (UINT64_MAX - d) / 10) {
+            *overflow = true;
+        } else {
+            v = v * 10 + d;
+        }
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+/*
+ * Parse a numeric value. Returns 1 ok, 0 malformed, -1 well-formed but out
+ * of the key's range.
+ */
+static int parse_number(const struct config__key *k, const char *value, uint64_t *out)
+{
+    const char *p = value;
+    bool overflow = false;
+    uint64_t v = 0;
+    uint64_t mul = 1;
+
+    if (!parse_digits(&p, &v, &overflow)) {
+        return 0;
+    }
+    if (k->type == CONFIG__SIZE && *p != '\0') {
+        switch (*p) {
+        case 'k':
+        case 'K':
+            mul = 1024;
+            break;
+        case 'm':
+        case 'M':
+            mul = 1024 * 1024;
+            break;
+        case 'g':
+        case 'G':
+            mul = 1024 * 1024 * 1024;
+            break;
+        default:
+            return 0;
+        }
+        p++;
+    }
+    if (*p != '\0') {
+        return 0;
+    }
+    if (overflow || v > UINT64_MAX / mul) {
+        return -1;
+    }
+    v *= mul;
+    if (v < k->min || v > k->max) {
+        return -1;
+    }
+    *out = v;
+    return 1;
+}
+
+static int parse_bool(const char *value)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    size_t i;
+
+    for (i = 0; i < RM_ARRAY_LEN(yes); i++) {
+        if (strcmp(value, yes[i]) == 0) {
+            return 1;
+        }
+        if (strcmp(value, no[i]) == 0) {
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static bool address_valid(const char *value)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return inet_pton(AF_INET, value, buf) == 1 || inet_pton(AF_INET6, value, buf) == 1;
+}
+
+/* What a key accepts, for messages: "an integer 1..65535" and so on. */
+static void describe(const struct config__key *k, char *buf, size_t len)
+{
+    size_t o;
+    int i;
+
+    switch (k->type) {
+    case CONFIG__BOOL:
+        snprintf(buf, len, "true or false");
+        break;
+    case CONFIG__UINT:
+        snprintf(buf, len, "an integer %" PRIu64 "..%" PRIu64, k->min, k->max);
+        break;
+    case CONFIG__SIZE:
+        snprintf(buf, len, "a size in bytes %" PRIu64 "..%" PRIu64 " (suffix k, m or g allowed)",
+                 k->min, k->max);
+        break;
+    case CONFIG__DURATION:
+        snprintf(buf, len, "a duration in milliseconds %" PRIu64 "..%" PRIu64, k->min, k->max);
+        break;
+    case CONFIG__ENUM:
+        o = (size_t)snprintf(buf, len, "one of");
+        for (i = 0; k->names[i] != NULL && o < len; i++) {
+            o += (size_t)snprintf(buf + o, len - o, "%s %s", i == 0 ? "" : ",", k->names[i]);
+        }
+        break;
+    case CONFIG__STRING:
+        snprintf(buf, len, "text of at most %zu bytes", k->size - 1);
+        break;
+    case CONFIG__ADDRESS:
+        snprintf(buf, len, "a numeric IPv4 or IPv6 address");
+        break;
+    }
+}
+
+static void store_uint(void *field, size_t size, uint64_t v)
+{
+    uint8_t u8 = (uint8_t)v;
+    uint16_t u16 = (uint16_t)v;
+    uint32_t u32 = (uint32_t)v;
+
+    switch (size) {
+    case sizeof(u8):
+        memcpy(field, &u8, sizeof(u8));
+        break;
+    case sizeof(u16):
+        RM_ASSERT(v <= UINT16_MAX);
+        memcpy(field, &u16, sizeof(u16));
+        break;
+    case sizeof(u32):
+        RM_ASSERT(v <= UINT32_MAX);
+        memcpy(field, &u32, sizeof(u32));
+        break;
+    default:
+        RM_ASSERT(size == sizeof(v));
+        memcpy(field, &v, sizeof(v));
+        break;
+    }
+}
+
+/*
+ * Parse @value for @k and store it at @field. Returns 0, or -1 with a
+ * message ("expected ..., got ...") in @why.
+ */
+static int key_store(const struct config__key *k, void *field, const char *value, char *why,
+                     size_t why_len)
+{
+    char want[160];
+    char got[ESC_INPUT_MAX * 4 + 8];
+    const char *prefix = "";
+    uint64_t v = 0;
+    size_t len = strlen(value);
+    int rc = 1;
+    int i;
+
+    switch (k->type) {
+    case CONFIG__BOOL:
+        i = parse_bool(value);
+        if (i < 0) {
+            rc = 0;
+            break;
+        }
+        RM_ASSERT(k->size == sizeof(bool));
+        *(bool *)field = i == 1;
+        break;
+    case CONFIG__UINT:
+    case CONFIG__SIZE:
+    case CONFIG__DURATION:
+        rc = parse_number(k, value, &v);
+        if (rc == 1) {
+            store_uint(field, k->size, v);
+        }
+        break;
+    case CONFIG__ENUM:
+        for (i = 0; k->names[i] != NULL; i++) {
+            if (strcmp(value, k->names[i]) == 0) {
+                break;
+            }
+        }
+        if (k->names[i] == NULL) {
+            rc = 0;
+            break;
+        }
+        RM_ASSERT(k->size == sizeof(int));
+        memcpy(field, &i, sizeof(i));
+        break;
+    case CONFIG__STRING:
+        if (len >= k->size) {
+            rc = 0;
+            break;
+        }
+        memcpy(field, value, len + 1);
+        break;
+    case CONFIG__ADDRESS:
+        if (len >= k->size || !address_valid(value)) {
+            rc = 0;
+            break;
+        }
+        memcpy(field, value, len + 1);
+        break;
+    }
+    if (rc == 1) {
+        return 0;
+    }
+    if (rc < 0) {
+        prefix = "out of range: ";
+    }
+    describe(k, want, sizeof(want));
+    snprintf(why, why_len, "%sexpected %s, got \"%s\"", prefix, want,
+             config__esc(got, sizeof(got), value, len));
+    return -1;
+}
+
+static void *key_field(struct config *cfg, const struct config__key *k, uint32_t listener)
+{
+    char *base = (char *)cfg;
+
+    if (k->scope == CONFIG__SCOPE_LISTENER) {
+        RM_ASSERT(listener < CONFIG_LISTENERS_MAX);
+        base = (char *)&cfg->listeners[listener];
+        RM_ASSERT(k->offset + k->size <= sizeof(struct config_listener));
+    } else {
+        RM_ASSERT(k->offset + k->size <= sizeof(struct config));
+    }
+    return base + k->offset;
+}
+
+/* Fill one listener's keys with their defaults. */
+static void listener_defaults(struct config *cfg, uint32_t idx, const char *name)
+{
+    struct config_listener *l = &cfg->listeners[idx];
+    char why[CONFIG_ERR_MAX];
+    size_t i;
+
+    RM_ASSERT(idx < CONFIG_LISTENERS_MAX);
+    RM_ASSERT(strlen(name) < sizeof(l->name));
+    memset(l, 0, sizeof(*l));
+    memcpy(l->name, name, strlen(name) + 1);
+    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
+        if (keys[i].scope == CONFIG__SCOPE_LISTENER) {
+            int rc = key_store(&keys[i], key_field(cfg, &keys[i], idx), keys[i].def, why,
+                               sizeof(why));
+            RM_ASSERT(rc == 0);
+        }
+    }
+}
+
+void config_defaults(struct config *cfg)
+{
+    char why[CONFIG_ERR_MAX];
+    size_t i;
+
+    RM_ASSERT(cfg != NULL);
+    memset(cfg, 0, sizeof(*cfg));
+    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
+        RM_ASSERT(keys[i].scope != CONFIG__SCOPE_NONE);
+        if (keys[i].scope != CONFIG__SCOPE_LISTENER) {
+            int rc = key_store(&keys[i], key_field(cfg, &keys[i], 0), keys[i].def, why,
+                               sizeof(why));
+            RM_ASSERT(rc == 0);
+        }
+    }
+    listener_defaults(cfg, 0, DEFAULT_LISTENER_NAME);
+    cfg->listener_count = 1;
+}
+
+void config__load_init(struct config__load *ld, const char *path, char *err, size_t err_len)
+{
+    RM_ASSERT(ld != NULL && path != NULL);
+    RM_ASSERT(err != NULL && err_len >= 1);
+    memset(ld, 0, sizeof(*ld));
+    config_defaults(&ld->cfg);
+    ld->path = path;
+    ld->err = err;
+    ld->err_len = err_len;
+    err[0] = '\0';
+}
+
+static bool listener_name_valid(const char *name, size_t len)
+{
+    size_t i;
+
+    if (len < 1 || len > LISTENER_NAME_LEN_MAX) {
+        return false;
+    }
+    for (i = 0; i < len; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-')) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+int config__section(struct config__load *ld, const char *name, size_t len)
+{
+    const size_t plen = sizeof(LISTENER_PREFIX) - 1;
+    char shown[CONFIG__SECTION_MAX * 4];
+    struct config *cfg = &ld->cfg;
+    const char *lname;
+    size_t llen;
+    uint32_t i;
+
+    RM_ASSERT(ld != NULL && name != NULL);
+    RM_ASSERT(!ld->failed);
+    /* "[ limits ]" means [limits]: inih keeps the blanks, we do not. */
+    while (len > 0 && is_blank(name[0])) {
+        name++;
+        len--;
+    }
+    while (len > 0 && is_blank(name[len - 1])) {
+        len--;
+    }
+    if (len >= sizeof(ld->section)) {
+        len = sizeof(ld->section) - 1;
+    }
+    memcpy(ld->section, name, len);
+    ld->section[len] = '\0';
+    config__esc(shown, sizeof(shown), ld->section, len);
+
+    if (strcmp(ld->section, "broker") == 0) {
+        ld->scope = CONFIG__SCOPE_BROKER;
+        return 0;
+    }
+    if (strcmp(ld->section, "limits") == 0) {
+        ld->scope = CONFIG__SCOPE_LIMITS;
+        return 0;
+    }
+    if (len < plen || memcmp(ld->section, LISTENER_PREFIX, plen) != 0) {
+        config__fail(ld, ld->lineno,
+                     "[%s]: unknown section (expected [broker], [limits] or [listener.NAME])",
+                     shown);
+        return -1;
+    }
+    lname = ld->section + plen;
+    llen = len - plen;
+    if (!listener_name_valid(lname, llen)) {
+        config__fail(ld, ld->lineno,
+                     "[%s]: bad listener name (expected 1..%d of A-Z a-z 0-9 _ -)", shown,
+                     LISTENER_NAME_LEN_MAX);
+        return -1;
+    }
+    if (!ld->listeners_defined) {
+        /* The file's listeners replace the default one. */
+        ld->listeners_defined = true;
+        cfg->listener_count = 0;
+    }
+    for (i = 0; i < cfg->listener_count; i++) {
+        if (strcmp(cfg->listeners[i].name, lname) == 0) {
+            config__fail(ld, ld->lineno, "[%s]: duplicate listener (first defined on line %u)",
+                         shown, ld->listener_line[i]);
+            return -1;
+        }
+    }
+    if (cfg->listener_count == CONFIG_LISTENERS_MAX) {
+        config__fail(ld, ld->lineno, "[%s]: too many listeners (at most %d)", shown,
+                     CONFIG_LISTENERS_MAX);
+        return -1;
+    }
+    i = cfg->listener_count++;
+    listener_defaults(cfg, i, lname);
+    ld->listener_line[i] = ld->lineno;
+    memset(ld->listener_key_line[i], 0, sizeof(ld->listener_key_line[i]));
+    ld->listener = i;
+    ld->scope = CONFIG__SCOPE_LISTENER;
+    return 0;
+}
+
+/* Levenshtein distance, or SUGGEST_DISTANCE_MAX + 1 for over-long names. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a);
+    size_t lb = strlen(b);
+    size_t row[SUGGEST_NAME_MAX + 1];
+    size_t i;
+    size_t j;
+
+    if (la > SUGGEST_NAME_MAX || lb > SUGGEST_NAME_MAX) {
+        return SUGGEST_DISTANCE_MAX + 1;
+    }
+    for (j = 0; j <= lb; j++) {
+        row[j] = j;
+    }
+    for (i = 1; i <= la; i++) {
+        size_t diag = row[0];
+
+        row[0] = i;
+        for (j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+
+            if (up + 1 < best) {
+                best = up + 1;
+            }
+            if (row[j - 1] + 1 < best) {
+                best = row[j - 1] + 1;
+            }
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest key of @scope to @name within SUGGEST_DISTANCE_MAX, or NULL. */
+static const char *suggest(enum config__scope scope, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = SUGGEST_DISTANCE_MAX + 1;
+    size_t i;
+
+    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
+        if (keys[i].scope == scope) {
+            size_t d = edit_distance(name, keys[i].name);
+
+            if (d < best_d) {
+                best_d = d;
+                best = keys[i].name;
+            }
+        }
+    }
+    return best;
+}
+
+int config__set(struct config__load *ld, const char *name, const char *value)
+{
+    char shown_sec[CONFIG__SECTION_MAX * 4];
+    char shown_key[ESC_INPUT_MAX * 4 + 8];
+    char why[CONFIG_ERR_MAX];
+    const struct config__key *k = NULL;
+    const char *hint;
+    unsigned *line;
+    size_t i;
+
+    RM_ASSERT(ld != NULL && name != NULL && value != NULL);
+    RM_ASSERT(!ld->failed);
+    config__esc(shown_key, sizeof(shown_key), name, strlen(name));
+    if (ld->scope == CONFIG__SCOPE_NONE) {
+        config__fail(ld, ld->lineno,
+                     "%s: key outside any section (expected [broker], [limits] or "
+                     "[listener.NAME] above it)",
+                     shown_key);
+        return -1;
+    }
+    config__esc(shown_sec, sizeof(shown_sec), ld->section, sizeof(ld->section));
+    if (name[0] == '\0') {
+        config__fail(ld, ld->lineno, "[%s]: missing key name before '='", shown_sec);
+        return -1;
+    }
+    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
+        if (keys[i].scope == ld->scope && strcmp(keys[i].name, name) == 0) {
+            k = &keys[i];
+            break;
+        }
+    }
+    if (k == NULL) {
+        hint = suggest(ld->scope, name);
+        if (hint != NULL) {
+            config__fail(ld, ld->lineno, "[%s] %s: unknown key (did you mean %s?)", shown_sec,
+                         shown_key, hint);
+        } else {
+            config__fail(ld, ld->lineno, "[%s] %s: unknown key", shown_sec, shown_key);
+        }
+        return -1;
+    }
+    if (k->scope == CONFIG__SCOPE_LISTENER) {
+        RM_ASSERT(ld->listener < ld->cfg.listener_count);
+        line = &ld->listener_key_line[ld->listener][i];
+    } else {
+        line = &ld->key_line[i];
+    }
+    if (*line != 0) {
+        config__fail(ld, ld->lineno, "[%s] %s: duplicate key (first set on line %u)", shown_sec,
+                     shown_key, *line);
+        return -1;
+    }
+    if (key_store(k, key_field(&ld->cfg, k, ld->listener), value, why, sizeof(why)) != 0) {
+        config__fail(ld, ld->lineno, "[%s] %s: %s", shown_sec, shown_key, why);
+        return -1;
+    }
+    *line = ld->lineno;
+    return 0;
+}
+
+/* Parse ld->src, check, and publish the result into @cfg on success. */
+static int load(struct config *cfg, struct config__load *ld)
+{
+    int rc;
+
+    RM_ASSERT(cfg != NULL && ld != NULL);
+    rc = config__ini_parse(ld);
+    if (rc == 0) {
+        rc = config__check(ld);
+    }
+    if (rc == 0) {
+        RM_ASSERT(!ld->failed && ld->cfg.listener_count >= 1);
+        *cfg = ld->cfg;
+    }
+    RM_ASSERT(rc == 0 || ld->failed);
+    return rc == 0 ? 0 : -1;
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
+{
+    struct config__load ld;
+    FILE *f;
+    int rc;
+
+    RM_ASSERT(cfg != NULL && path != NULL);
+    RM_ASSERT(err != NULL && err_len >= 1);
+    f = fopen(path, "re");
+    if (f == NULL) {
+        snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    config__load_init(&ld, path, err, err_len);
+    ld.src.file = f;
+    rc = load(cfg, &ld);
+    fclose(f);
+    return rc;
+}
+
+int config__load_buffer(struct config *cfg, const char *name, const void *data, size_t len,
+                        char *err, size_t err_len)
+{
+    struct config__load ld;
+
+    RM_ASSERT(cfg != NULL && name != NULL);
+    RM_ASSERT(data != NULL || len == 0);
+    config__load_init(&ld, name, err, err_len);
+    ld.src.buf = data != NULL ? data : "";
+    ld.src.len = len;
+    return load(cfg, &ld);
+}

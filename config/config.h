@@ -1,0 +1,60 @@
+/*
+ * config.h - ringmq's configuration: the struct, its defaults, loading.
+ *
+ * A struct config is a read-only snapshot once loaded: shards borrow it, a
+ * reload (SIGHUP, later) builds a new one and hands it over. The table in
+ * config.c is the single list of keys, their sections, types, ranges and
+ * defaults; config_ini.c is the inih handler; config_check.c validates the
+ * whole (cross-key rules). Start-up thread only, or any thread for reading a
+ * finished snapshot.
+ */
+#ifndef RINGMQ_CONFIG_H
+#define RINGMQ_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/limits.h"
+
+#define CONFIG_LISTENERS_MAX 16
+#define CONFIG_NAME_MAX 64
+#define CONFIG_ERR_MAX 512
+
+enum config_log_level {
+    CONFIG_LOG_ERROR = 0,
+    CONFIG_LOG_WARN,
+    CONFIG_LOG_INFO,
+    CONFIG_LOG_DEBUG,
+};
+
+/* One [listener.NAME] section. */
+struct config_listener {
+    char name[CONFIG_NAME_MAX];    /* NAME from the section header */
+    char bind[CONFIG_NAME_MAX];    /* numeric IPv4 or IPv6 address */
+    uint16_t port;                 /* 0 = ephemeral (tests) */
+    uint32_t backlog;
+};
+
+struct config {
+    enum config_log_level log_level;
+    struct limits limits;
+    uint32_t listener_count;
+    struct config_listener listeners[CONFIG_LISTENERS_MAX];
+};
+
+/* Fill @cfg with the defaults (one listener "default" on 127.0.0.1:1883). */
+void config_defaults(struct config *cfg);
+
+/*
+ * Load @path over the defaults and validate. Returns 0, or -1 with a message
+ * in @err of the form "FILE:LINE: [SECTION] KEY: what is wrong" (or
+ * "FILE: ..." for whole-file problems such as a missing file or no listener).
+ * @cfg is only written on success.
+ */
+int config_load(struct config *cfg, const char *path, char *err, size_t err_len);
+
+/* Parse a log level name ("error", "warn", "info", "debug"); -1 if unknown. */
+int config_log_level_parse(const char *s);
+
+#endif

@@ -1,0 +1,740 @@
+/*
+ * broker.c - one shard's MQTT logic: framing, CONNECT and session homing,
+ * takeover, routing, wills (see broker.h).
+ *
+ * Framing: whole packets are decoded in place from the bytes net/ hands us;
+ * only a packet split across reads is copied, into a buffer of exactly its
+ * size. Routing: the trie reports every matching (session, filter); the
+ * session's match epoch folds overlapping filters into one delivery at the
+ * highest granted QoS [MQTT-3.3.5-1], and the msg is only built once
+ * somebody wants it.
+ *
+ * Owned by one shard; single-threaded. No syscalls, no clocks.
+ */
+#include "core/broker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "core/broker_types.h"
+#include "core/limits.h"
+#include "core/mqtt_codec.h"
+#include "core/msg.h"
+#include "core/retained.h"
+#include "core/rm_assert.h"
+#include "core/session.h"
+#include "core/topic.h"
+#include "core/trie.h"
+
+#define SESS_BUCKETS_MIN 64u
+/* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
+#define ASSIGNED_ID_BYTES_MAX 40u
+
+struct broker *broker_new(const struct limits *lim, uint32_t shard_id)
+{
+    RM_ASSERT(lim != NULL);
+    RM_ASSERT(lim->inflight_max > 0 && lim->inflight_max < 65535);
+    struct broker *b = calloc(1, sizeof(*b));
+    if (!b)
+        goto out;
+    b->lim = lim;
+    b->shard_id = shard_id;
+    b->trie = trie_new();
+    if (!b->trie)
+        goto out_free;
+    b->retained = retained_new();
+    if (!b->retained)
+        goto out_free;
+    b->sess_buckets = calloc(SESS_BUCKETS_MIN, sizeof(*b->sess_buckets));
+    if (!b->sess_buckets)
+        goto out_free;
+    b->sess_bucket_count = SESS_BUCKETS_MIN;
+    return b;
+
+out_free:
+    broker_free(b);
+    b = NULL;
+out:
+    return b;
+}
+
+void broker_free(struct broker *b)
+{
+    if (!b)
+        return;
+    RM_ASSERT(b->stats.clients == 0 || b->sess_buckets != NULL);
+    for (uint32_t i = 0; b->sess_buckets && i < b->sess_bucket_count; i++) {
+        struct session *s = b->sess_buckets[i];
+        while (s) {
+            struct session *next = s->_hnext;
+            if (s->client) {
+                s->client->_sess = NULL;
+                s->client = NULL;
+            }
+            session_free(b, s);
+            s = next;
+        }
+    }
+    RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
+    free(b->sess_buckets);
+    if (b->retained)
+        retained_free(b->retained);
+    if (b->trie)
+        trie_free(b->trie);
+    free(b->match);
+    free(b->rcs);
+    free(b);
+}
+
+void broker_set_limits(struct broker *b, const struct limits *lim)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(lim != NULL);
+    b->lim = lim;
+}
+
+const struct broker_stats *broker_stats(const struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    return &b->stats;
+}
+
+/* ---- session table ---- */
+
+static uint64_t id_hash(const uint8_t *id, size_t len)
+{
+    return XXH3_64bits(id, len);
+}
+
+static struct session **sess_slot(struct broker *b, const uint8_t *id, size_t len, uint64_t h)
+{
+    struct session **pp = &b->sess_buckets[h & (b->sess_bucket_count - 1)];
+    for (; *pp; pp = &(*pp)->_hnext) {
+        struct session *s = *pp;
+        if (s->_hash == h && s->client_id_len == len && memcmp(s->client_id, id, len) == 0)
+            break;
+    }
+    return pp;
+}
+
+/* Double the table when it averages more than one session per bucket. */
+static void sess_table_grow(struct broker *b)
+{
+    uint32_t ncount = b->sess_bucket_count * 2;
+    struct session **nb = calloc(ncount, sizeof(*nb));
+    if (!nb)
+        return; /* Longer chains, still correct. */
+    for (uint32_t i = 0; i < b->sess_bucket_count; i++) {
+        struct session *s = b->sess_buckets[i];
+        while (s) {
+            struct session *next = s->_hnext;
+            struct session **head = &nb[s->_hash & (ncount - 1)];
+            s->_hnext = *head;
+            *head = s;
+            s = next;
+        }
+    }
+    free(b->sess_buckets);
+    b->sess_buckets = nb;
+    b->sess_bucket_count = ncount;
+}
+
+static void sess_insert(struct broker *b, struct session *s)
+{
+    RM_ASSERT(*sess_slot(b, s->client_id, s->client_id_len, s->_hash) == NULL);
+    if (b->sess_count >= b->sess_bucket_count)
+        sess_table_grow(b);
+    struct session **head = &b->sess_buckets[s->_hash & (b->sess_bucket_count - 1)];
+    s->_hnext = *head;
+    *head = s;
+    b->sess_count++;
+    b->stats.sessions = b->sess_count;
+}
+
+/* Unlink @s from the table and free it. */
+static void sess_destroy(struct broker *b, struct session *s)
+{
+    struct session **pp = sess_slot(b, s->client_id, s->client_id_len, s->_hash);
+    RM_ASSERT(*pp == s);
+    *pp = s->_hnext;
+    b->sess_count--;
+    b->stats.sessions = b->sess_count;
+    session_free(b, s);
+}
+
+/* ---- output ---- */
+
+void broker__mark_dirty(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(cl != NULL);
+    if (cl->_dirty)
+        return;
+    cl->_dirty = true;
+    cl->_dirty_next = NULL;
+    cl->_dirty_prev = b->dirty_tail;
+    if (b->dirty_tail)
+        b->dirty_tail->_dirty_next = cl;
+    else
+        b->dirty_head = cl;
+    b->dirty_tail = cl;
+}
+
+static void dirty_unlink(struct broker *b, struct client *cl)
+{
+    if (!cl->_dirty)
+        return;
+    if (cl->_dirty_prev)
+        cl->_dirty_prev->_dirty_next = cl->_dirty_next;
+    else
+        b->dirty_head = cl->_dirty_next;
+    if (cl->_dirty_next)
+        cl->_dirty_next->_dirty_prev = cl->_dirty_prev;
+    else
+        b->dirty_tail = cl->_dirty_prev;
+    cl->_dirty = false;
+    cl->_dirty_next = cl->_dirty_prev = NULL;
+}
+
+struct client *broker_next_dirty(struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    struct client *cl = b->dirty_head;
+    if (cl) {
+        RM_ASSERT(cl->_dirty);
+        dirty_unlink(b, cl);
+    }
+    return cl;
+}
+
+int broker__send(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt,
+                 size_t bytes_max)
+{
+    RM_ASSERT(cl != NULL);
+    RM_ASSERT(pkt != NULL);
+    if (cl->state == CLIENT_CLOSING)
+        return 0; /* Nobody will read it; not an error for the sender. */
+    size_t n = mqtt_encoded_size(pkt, cl->version ? cl->version : MQTT_V311);
+    if (n == 0)
+        return -EINVAL;
+    uint8_t *p = obuf_reserve(&cl->out, n, bytes_max);
+    if (!p)
+        return cl->out.len + n > bytes_max ? -ENOBUFS : -ENOMEM;
+    mqtt_encode(pkt, cl->version ? cl->version : MQTT_V311, p, n);
+    obuf_commit(&cl->out, n);
+    b->stats.pkts_out++;
+    broker__mark_dirty(b, cl);
+    return 0;
+}
+
+/* Stop serving @cl: it is flushed and closed by net/. Returns @rc. */
+static int client_close(struct broker *b, struct client *cl, int rc)
+{
+    RM_ASSERT(rc != 0);
+    if (cl->state != CLIENT_CLOSING) {
+        cl->state = CLIENT_CLOSING;
+        cl->close_rc = rc < 0 ? rc : 0;
+        if (rc < 0 && rc != -MQTT_RC_SESSION_TAKEN_OVER)
+            b->stats.malformed++;
+    }
+    broker__mark_dirty(b, cl);
+    return rc;
+}
+
+/* ---- routing ---- */
+
+static void match_cb(void *ctx, struct session *sess, uint8_t options)
+{
+    struct broker *b = ctx;
+    uint8_t qos = options & 3;
+    if (sess->_match_epoch == b->match_epoch) {
+        if (qos > sess->_match_qos)
+            sess->_match_qos = qos;
+        return;
+    }
+    if (b->match_count == b->match_cap) {
+        uint32_t ncap = b->match_cap ? b->match_cap * 2 : 64;
+        struct session **n = realloc(b->match, ncap * sizeof(*n));
+        if (!n)
+            return; /* Out of memory: this subscriber misses the message. */
+        b->match = n;
+        b->match_cap = ncap;
+    }
+    sess->_match_epoch = b->match_epoch;
+    sess->_match_qos = qos;
+    b->match[b->match_count++] = sess;
+}
+
+/*
+ * Deliver a publish to every matching subscription. @m may be NULL: it is
+ * then built from @pub only if somebody matches (most topics in a fan-in
+ * benchmark have a subscriber; many IoT telemetry topics do not).
+ * Returns 0 or -ENOMEM.
+ */
+static int route(struct broker *b, const struct mqtt_publish *pub, struct msg *m)
+{
+    RM_ASSERT(pub != NULL);
+    RM_ASSERT(b->match_count == 0);
+    if (++b->match_epoch == 0)
+        b->match_epoch = 1; /* 0 is every session's initial epoch */
+    trie_match(b->trie, pub->topic.ptr, pub->topic.len, match_cb, b);
+    if (b->match_count == 0)
+        return 0;
+    struct msg *own = NULL;
+    if (!m) {
+        own = msg_new(pub->topic.ptr, pub->topic.len, pub->payload.ptr, pub->payload.len,
+                      pub->qos, pub->retain);
+        if (!own) {
+            b->match_count = 0;
+            return -ENOMEM;
+        }
+        m = own;
+    }
+    for (uint32_t i = 0; i < b->match_count; i++) {
+        struct session *s = b->match[i];
+        uint8_t qos = s->_match_qos < pub->qos ? s->_match_qos : pub->qos;
+        /* Forwarded messages carry RETAIN 0 [MQTT-3.3.1-9]. */
+        session_deliver(b, s, m, qos, false);
+    }
+    b->match_count = 0;
+    if (own)
+        msg_unref(own);
+    return 0;
+}
+
+/* Store (or clear) a retained message and route it. Returns 0 or -ENOMEM. */
+static int publish(struct broker *b, const struct mqtt_publish *pub)
+{
+    RM_ASSERT(pub->qos <= 2);
+    RM_ASSERT(pub->topic.len > 0);
+    b->stats.msgs_in++;
+    if (!pub->retain)
+        return route(b, pub, NULL);
+    struct msg *m = msg_new(pub->topic.ptr, pub->topic.len, pub->payload.ptr, pub->payload.len,
+                            pub->qos, true);
+    if (!m)
+        return -ENOMEM;
+    /* A full store refuses the retain but still forwards the message. */
+    (void)retained_set(b->retained, m, b->lim->retained_max);
+    int rc = route(b, pub, m);
+    msg_unref(m);
+    return rc;
+}
+
+static void publish_msg(struct broker *b, struct msg *m)
+{
+    struct mqtt_publish pub = {
+        .qos = m->qos,
+        .retain = m->retain,
+        .topic = {msg_topic(m), m->topic_len},
+        .payload = {msg_payload(m), m->payload_len},
+    };
+    b->stats.msgs_in++;
+    if (m->retain)
+        (void)retained_set(b->retained, m, b->lim->retained_max);
+    (void)route(b, &pub, m);
+}
+
+/* ---- packets ---- */
+
+static int send_connack(struct broker *b, struct client *cl, bool session_present, uint8_t rc)
+{
+    struct mqtt_pkt pkt = {.type = MQTT_CONNACK};
+    pkt.u.connack.session_present = session_present;
+    pkt.u.connack.rc = rc;
+    return broker__send(b, cl, &pkt, BROKER_OUTPUT_HARD_MAX);
+}
+
+static int send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
+{
+    struct mqtt_pkt pkt = {.type = type};
+    pkt.u.ack.pkt_id = pkt_id;
+    return broker__send(b, cl, &pkt, BROKER_OUTPUT_HARD_MAX);
+}
+
+/* Refuse a CONNECT with a CONNACK return code, then close [MQTT-3.2.2-5]. */
+static int connect_refuse(struct broker *b, struct client *cl, int rc)
+{
+    RM_ASSERT(rc < 0);
+    b->stats.connects_refused++;
+    (void)send_connack(b, cl, false, mqtt_rc_to_connack_v3(rc));
+    return client_close(b, cl, rc);
+}
+
+/* A fresh id for a client that sent an empty one [MQTT-3.1.3-6]. */
+static size_t assign_client_id(struct broker *b, uint8_t *buf, size_t cap)
+{
+    RM_ASSERT(cap >= ASSIGNED_ID_BYTES_MAX);
+    size_t n;
+    do {
+        n = (size_t)snprintf((char *)buf, cap, "ringmq-%u-%llu", (unsigned)b->shard_id,
+                             (unsigned long long)++b->assigned_id_seq);
+    } while (*sess_slot(b, buf, n, id_hash(buf, n)) != NULL);
+    RM_ASSERT(n < cap);
+    return n;
+}
+
+static int on_connect(struct broker *b, struct client *cl, const struct mqtt_connect *c)
+{
+    RM_ASSERT(cl->state == CLIENT_NEW);
+    RM_ASSERT(c->version == MQTT_V31 || c->version == MQTT_V311);
+    uint8_t assigned[ASSIGNED_ID_BYTES_MAX];
+    const uint8_t *id = c->client_id.ptr;
+    size_t id_len = c->client_id.len;
+    int rc;
+
+    cl->version = c->version;
+    if (id_len == 0) {
+        /* 3.1 requires an id; 3.1.1 only with clean session [MQTT-3.1.3-7, -8]. */
+        if (c->version == MQTT_V31 || !c->clean_session ||
+            !b->lim->allow_zero_length_client_id)
+            return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
+        id_len = assign_client_id(b, assigned, sizeof(assigned));
+        id = assigned;
+    } else if (id_len > b->lim->client_id_bytes_max) {
+        return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
+    }
+    if (c->will && topic_name_check(c->will_topic.ptr, c->will_topic.len, b->lim) < 0)
+        return client_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
+
+    struct msg *will = NULL;
+    if (c->will) {
+        will = msg_new(c->will_topic.ptr, c->will_topic.len, c->will_payload.ptr,
+                       c->will_payload.len, c->will_qos, c->will_retain);
+        if (!will)
+            return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    }
+
+    uint64_t h = id_hash(id, id_len);
+    struct session *s = *sess_slot(b, id, id_len, h);
+    if (s && s->client) {
+        /* Takeover: the existing connection is closed [MQTT-3.1.4-2]. */
+        struct client *old = s->client;
+        old->_sess = NULL;
+        s->client = NULL;
+        client_close(b, old, -MQTT_RC_SESSION_TAKEN_OVER);
+        b->stats.clients--;
+        b->stats.takeovers++;
+    }
+    /* A clean session ends with its connection; it cannot be resumed. */
+    if (s && (c->clean_session || s->clean)) {
+        sess_destroy(b, s);
+        s = NULL;
+    }
+    bool present = s != NULL;
+    if (!s) {
+        s = session_new(id, id_len, h, c->clean_session);
+        if (!s) {
+            if (will)
+                msg_unref(will);
+            return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        }
+        sess_insert(b, s);
+    }
+    s->client = cl;
+    cl->_sess = s;
+    cl->_will = will;
+    cl->keepalive_s = c->keepalive_s;
+    cl->state = CLIENT_CONNECTED;
+    b->stats.connects++;
+    b->stats.clients++;
+
+    /* Session present is 0 for a clean session [MQTT-3.2.2-1], else [-2, -3]. */
+    rc = send_connack(b, cl, present, MQTT_CONNACK_ACCEPTED);
+    if (rc == 0 && present)
+        rc = session_resume(b, s);
+    if (rc < 0)
+        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    return 0;
+}
+
+static int on_publish(struct broker *b, struct client *cl, const struct mqtt_publish *pub)
+{
+    struct session *s = cl->_sess;
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(pub->qos <= 2);
+    int rc = topic_name_check(pub->topic.ptr, pub->topic.len, b->lim);
+    if (rc < 0)
+        return client_close(b, cl, rc);
+    if (pub->qos == 2) {
+        rc = session_qos2_in_add(b, s, pub->pkt_id);
+        if (rc < 0)
+            return client_close(b, cl, rc == -ENOMEM ? -MQTT_RC_SERVER_UNAVAILABLE : rc);
+        /* A duplicate is acknowledged again but not routed again [MQTT-4.3.3-2]. */
+        if (rc == 1 && publish(b, pub) < 0)
+            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        rc = send_ack(b, cl, MQTT_PUBREC, pub->pkt_id);
+    } else {
+        if (publish(b, pub) < 0)
+            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        rc = pub->qos == 1 ? send_ack(b, cl, MQTT_PUBACK, pub->pkt_id) : 0;
+    }
+    return rc < 0 ? client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE) : 0;
+}
+
+struct retained_ctx {
+    struct broker *b;
+    struct session *s;
+    uint8_t qos;
+};
+
+static void retained_cb(void *ctx, struct msg *m)
+{
+    struct retained_ctx *rc = ctx;
+    uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
+    /* Retained messages sent for a new subscription carry RETAIN 1 [MQTT-3.3.1-8]. */
+    session_deliver(rc->b, rc->s, m, qos, true);
+}
+
+static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt)
+{
+    struct session *s = cl->_sess;
+    const struct mqtt_subscribe *sub = &pkt->u.subscribe;
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(sub->count > 0);
+    if (b->rcs_cap < sub->count) {
+        uint8_t *n = realloc(b->rcs, sub->count);
+        if (!n)
+            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        b->rcs = n;
+        b->rcs_cap = sub->count;
+    }
+    struct mqtt_sub_iter it;
+    struct mqtt_sub_entry e;
+    uint32_t i = 0;
+    mqtt_sub_iter_init(&it, pkt);
+    while (mqtt_sub_next(&it, &e)) {
+        RM_ASSERT(i < sub->count);
+        uint8_t qos = e.options & 3;
+        uint8_t rc = MQTT_SUBACK_FAILURE;
+        if (topic_filter_check(e.filter.ptr, e.filter.len, b->lim) == 0 &&
+            session_subscribe(b, s, e.filter.ptr, e.filter.len, qos) >= 0)
+            rc = qos;
+        b->rcs[i++] = rc;
+    }
+    RM_ASSERT(i == sub->count);
+
+    struct mqtt_pkt ack = {.type = MQTT_SUBACK};
+    ack.u.suback = (struct mqtt_suback){.pkt_id = sub->pkt_id, .count = i, .rcs = b->rcs};
+    if (broker__send(b, cl, &ack, BROKER_OUTPUT_HARD_MAX) < 0)
+        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+
+    /* Then the retained messages of each granted filter [MQTT-3.8.4-4]. */
+    i = 0;
+    mqtt_sub_iter_init(&it, pkt);
+    while (mqtt_sub_next(&it, &e)) {
+        if (b->rcs[i++] == MQTT_SUBACK_FAILURE)
+            continue;
+        struct retained_ctx ctx = {b, s, e.options & 3};
+        retained_match(b->retained, e.filter.ptr, e.filter.len, retained_cb, &ctx);
+    }
+    return 0;
+}
+
+static int on_unsubscribe(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt)
+{
+    struct session *s = cl->_sess;
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(pkt->u.subscribe.count > 0);
+    struct mqtt_sub_iter it;
+    struct mqtt_sub_entry e;
+    mqtt_sub_iter_init(&it, pkt);
+    while (mqtt_sub_next(&it, &e))
+        (void)session_unsubscribe(b, s, e.filter.ptr, e.filter.len);
+    /* UNSUBACK even when nothing matched [MQTT-3.10.4-5]. */
+    if (send_ack(b, cl, MQTT_UNSUBACK, pkt->u.subscribe.pkt_id) < 0)
+        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    return 0;
+}
+
+static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixed *fh,
+                     const uint8_t *body)
+{
+    struct mqtt_pkt pkt;
+    int rc = mqtt_decode(fh, body, cl->version, &pkt);
+    b->stats.pkts_in++;
+    if (rc == -MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION && cl->state == CLIENT_NEW)
+        return connect_refuse(b, cl, rc); /* CONNACK 0x01 [MQTT-3.1.2-2] */
+    if (rc < 0)
+        return client_close(b, cl, rc); /* No CONNACK for a bad CONNECT [MQTT-3.1.4-1] */
+    RM_ASSERT(cl->state == CLIENT_CONNECTED || pkt.type == MQTT_CONNECT);
+
+    struct session *s = cl->_sess;
+    switch (pkt.type) {
+    case MQTT_CONNECT:
+        return on_connect(b, cl, &pkt.u.connect);
+    case MQTT_PUBLISH:
+        return on_publish(b, cl, &pkt.u.publish);
+    case MQTT_PUBACK:
+        rc = session_on_puback(b, s, pkt.u.ack.pkt_id);
+        break;
+    case MQTT_PUBREC:
+        rc = session_on_pubrec(b, s, pkt.u.ack.pkt_id);
+        break;
+    case MQTT_PUBREL:
+        /* PUBCOMP even for an unknown id, so the sender can finish. */
+        session_on_pubrel(s, pkt.u.ack.pkt_id);
+        rc = send_ack(b, cl, MQTT_PUBCOMP, pkt.u.ack.pkt_id);
+        break;
+    case MQTT_PUBCOMP:
+        rc = session_on_pubcomp(b, s, pkt.u.ack.pkt_id);
+        break;
+    case MQTT_SUBSCRIBE:
+        return on_subscribe(b, cl, &pkt);
+    case MQTT_UNSUBSCRIBE:
+        return on_unsubscribe(b, cl, &pkt);
+    case MQTT_PINGREQ:
+        rc = broker__send(b, cl, &(struct mqtt_pkt){.type = MQTT_PINGRESP},
+                          BROKER_OUTPUT_HARD_MAX);
+        break;
+    case MQTT_DISCONNECT:
+        /* A clean disconnect discards the will [MQTT-3.14.4-3]. */
+        cl->_clean_disconnect = true;
+        if (cl->_will) {
+            msg_unref(cl->_will);
+            cl->_will = NULL;
+        }
+        client_close(b, cl, 1);
+        return 1;
+    default:
+        return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+    }
+    return rc < 0 ? client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE) : 0;
+}
+
+/* ---- framing ---- */
+
+void broker_client_init(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(cl != NULL);
+    memset(cl, 0, sizeof(*cl));
+    cl->state = CLIENT_NEW;
+}
+
+static int feed_result(const struct client *cl)
+{
+    return cl->close_rc < 0 ? cl->close_rc : 1;
+}
+
+/*
+ * Complete a packet split across reads: first its fixed header (at most 5
+ * bytes, kept inline), then its body in a buffer of exactly its size.
+ * Returns bytes consumed from @buf, or a negative rc (client closed).
+ * cl->_partial_need == 0 afterwards means no packet is pending.
+ */
+static long feed_partial(struct broker *b, struct client *cl, const uint8_t *buf, size_t len)
+{
+    size_t used = 0;
+    struct mqtt_fixed fh;
+    if (!cl->_partial) {
+        int r = 0;
+        while (used < len && cl->_partial_hdr_len < sizeof(cl->_partial_hdr)) {
+            cl->_partial_hdr[cl->_partial_hdr_len++] = buf[used++];
+            r = mqtt_fixed_parse(cl->_partial_hdr, cl->_partial_hdr_len,
+                                 b->lim->packet_bytes_max, &fh);
+            if (r != 0)
+                break;
+        }
+        if (r < 0)
+            return client_close(b, cl, r);
+        if (r == 0)
+            return (long)used;
+        uint32_t total = (uint32_t)r + fh.body_bytes;
+        cl->_partial = malloc(total);
+        if (!cl->_partial)
+            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        memcpy(cl->_partial, cl->_partial_hdr, cl->_partial_hdr_len);
+        cl->_partial_len = cl->_partial_hdr_len;
+        cl->_partial_need = total;
+        cl->_partial_hdr_len = 0;
+    }
+    size_t n = cl->_partial_need - cl->_partial_len;
+    if (n > len - used)
+        n = len - used;
+    memcpy(cl->_partial + cl->_partial_len, buf + used, n);
+    cl->_partial_len += (uint32_t)n;
+    used += n;
+    if (cl->_partial_len < cl->_partial_need)
+        return (long)used;
+
+    int r = mqtt_fixed_parse(cl->_partial, cl->_partial_len, b->lim->packet_bytes_max, &fh);
+    RM_ASSERT(r > 0 && (uint32_t)r + fh.body_bytes == cl->_partial_need);
+    uint8_t *pkt = cl->_partial;
+    cl->_partial = NULL;
+    cl->_partial_len = cl->_partial_need = 0;
+    int rc = on_packet(b, cl, &fh, pkt + r);
+    free(pkt);
+    return rc != 0 ? (rc < 0 ? rc : -1) : (long)used;
+}
+
+int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, size_t len)
+{
+    RM_ASSERT(b != NULL && cl != NULL);
+    RM_ASSERT(buf != NULL || len == 0);
+    if (cl->state == CLIENT_CLOSING)
+        return feed_result(cl);
+    size_t pos = 0;
+    if (cl->_partial || cl->_partial_hdr_len) {
+        long used = feed_partial(b, cl, buf, len);
+        if (used < 0)
+            return feed_result(cl);
+        pos = (size_t)used;
+        if (cl->_partial || cl->_partial_hdr_len)
+            return 0;
+    }
+    /* Each pass consumes at least a 2-byte header: bounded by @len. */
+    while (pos < len) {
+        struct mqtt_fixed fh;
+        int r = mqtt_fixed_parse(buf + pos, len - pos, b->lim->packet_bytes_max, &fh);
+        if (r < 0)
+            return client_close(b, cl, r);
+        if (r == 0 || (size_t)r + fh.body_bytes > len - pos) {
+            long used = feed_partial(b, cl, buf + pos, len - pos);
+            if (used < 0)
+                return feed_result(cl);
+            RM_ASSERT((size_t)used == len - pos);
+            return 0;
+        }
+        int rc = on_packet(b, cl, &fh, buf + pos + r);
+        if (rc != 0)
+            return feed_result(cl);
+        pos += (size_t)r + fh.body_bytes;
+    }
+    return 0;
+}
+
+void broker_client_gone(struct broker *b, struct client *cl, int reason)
+{
+    RM_ASSERT(b != NULL && cl != NULL);
+    RM_ASSERT(cl->state != CLIENT_NEW || cl->_sess == NULL);
+    RM_ASSERT(!cl->_sess || cl->_sess->client == cl);
+    (void)reason;
+    struct session *s = cl->_sess;
+    if (s) {
+        /* Detach first: a persistent session subscribed to its own will queues it. */
+        b->stats.clients--;
+        s->client = NULL;
+        cl->_sess = NULL;
+        if (s->clean)
+            sess_destroy(b, s);
+    }
+    if (cl->_will) {
+        /* Not after DISCONNECT [MQTT-3.1.2-10]; on every other end [MQTT-3.1.2-8]. */
+        if (!cl->_clean_disconnect) {
+            publish_msg(b, cl->_will);
+            b->stats.wills_sent++;
+        }
+        msg_unref(cl->_will);
+        cl->_will = NULL;
+    }
+    dirty_unlink(b, cl);
+    obuf_free(&cl->out);
+    free(cl->_partial);
+    cl->_partial = NULL;
+    cl->_partial_len = cl->_partial_need = 0;
+    cl->_partial_hdr_len = 0;
+    cl->state = CLIENT_CLOSING;
+}

@@ -1,0 +1,34 @@
+/*
+ * limits.h - every limit on peer input, in one struct, with its default.
+ *
+ * config/ owns the values (one read-only snapshot); core/ reads them through
+ * a borrowed pointer. The defaults live in config/config.c's table, the one
+ * list of keys. Nothing here is mutable after start-up (or reload).
+ */
+#ifndef RINGMQ_LIMITS_H
+#define RINGMQ_LIMITS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Hard protocol maxima (MQTT 3.1.1 section 2.2.3 and 1.5.3). */
+#define LIMITS_REMAINING_LENGTH_MAX 268435455u
+#define LIMITS_STRING_BYTES_MAX 65535u
+
+struct limits {
+    uint32_t packet_bytes_max;       /* whole packet, fixed header included */
+    uint32_t client_id_bytes_max;    /* longer client ids are refused (0x02 / 0x85) */
+    uint32_t topic_bytes_max;        /* topic names and filters */
+    uint32_t topic_levels_max;       /* '/'-separated levels in a name or filter */
+    uint32_t subs_per_client_max;    /* subscriptions held by one session */
+    uint32_t inflight_max;           /* outbound QoS 1/2 awaiting ack, per session */
+    uint32_t inflight_in_max;        /* inbound QoS 2 awaiting PUBREL, per session */
+    uint32_t queued_max;             /* messages queued per session (offline or over inflight) */
+    uint32_t output_bytes_max;       /* pending output per connection before QoS 0 is shed */
+    uint32_t retained_max;           /* retained messages held by the broker */
+    uint32_t connect_timeout_ms;     /* from accept to a complete CONNECT */
+    uint32_t connections_max;        /* connections per process (all listeners) */
+    bool allow_zero_length_client_id;
+};
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * obuf.c - a growable output byte buffer (see obuf.h).
+ *
+ * Growth: the first allocation is OBUF_CAP_MIN bytes (or exactly what is
+ * asked, when the limit is smaller), then the capacity doubles; it is
+ * clamped to @bytes_max so a buffer never holds more than its limit allows.
+ * An empty buffer holds no memory (data == NULL) once freed or moved from.
+ * Owned by one shard; not thread-safe. No syscalls beyond the allocator.
+ */
+#include "core/obuf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rm_assert.h"
+
+/* First allocation: one typical MTU-sized batch of small packets. */
+#define OBUF_CAP_MIN 4096u
+
+uint8_t *obuf_reserve(struct obuf *b, size_t n, size_t bytes_max)
+{
+    size_t need;
+    size_t cap;
+    uint8_t *data;
+
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(b->len <= b->cap);
+    RM_ASSERT((b->data == NULL) == (b->cap == 0));
+
+    if (n > UINT32_MAX - b->len) {
+        return NULL;
+    }
+    need = (size_t)b->len + n;
+    if (need > bytes_max) {
+        return NULL;
+    }
+    if (need <= b->cap) {
+        return b->data + b->len;
+    }
+
+    cap = b->cap ? b->cap : OBUF_CAP_MIN;
+    while (cap < need) {
+        cap *= 2;
+    }
+    if (cap > bytes_max) {
+        cap = bytes_max;
+    }
+    if (cap > UINT32_MAX) {
+        cap = UINT32_MAX;
+    }
+    RM_ASSERT(cap >= need);
+
+    data = realloc(b->data, cap);
+    if (data == NULL) {
+        return NULL;
+    }
+    b->data = data;
+    b->cap = (uint32_t)cap;
+    return b->data + b->len;
+}
+
+void obuf_commit(struct obuf *b, size_t n)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(n <= (size_t)(b->cap - b->len));
+    b->len += (uint32_t)n;
+}
+
+void obuf_move(struct obuf *to, struct obuf *from)
+{
+    RM_ASSERT(to != NULL && from != NULL && to != from);
+    RM_ASSERT(to->data == NULL && to->len == 0 && to->cap == 0);
+    *to = *from;
+    from->data = NULL;
+    from->len = 0;
+    from->cap = 0;
+}
+
+void obuf_consume(struct obuf *b, size_t n)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(n <= b->len);
+    if (n == 0) {
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= (uint32_t)n;
+}
+
+void obuf_free(struct obuf *b)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(b->len <= b->cap);
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}

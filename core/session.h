@@ -1,0 +1,141 @@
+/*
+ * session.h - one MQTT session: subscriptions, packet ids, the outbound
+ * inflight window, the queue of messages waiting for it, and inbound QoS 2
+ * state.
+ *
+ * A session outlives its network connections when clean session is 0
+ * [MQTT-3.1.2-4]. While a client is attached, delivery encodes PUBLISH
+ * packets straight into the client's output buffer; while offline, QoS 1/2
+ * messages wait in the bounded queue (QoS 0 is not kept for offline
+ * sessions) and unacknowledged ones stay in the inflight window to be sent
+ * again with DUP on reconnect [MQTT-4.4.0-1].
+ *
+ * Owned by the broker of the session's home shard; single-threaded. The
+ * broker owns the client/session links; these functions only read them.
+ */
+#ifndef RINGMQ_SESSION_H
+#define RINGMQ_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+struct client;
+struct msg;
+
+/* One subscription, as the session remembers it (for unsubscribe/cleanup). */
+struct session_sub {
+    uint8_t *filter;
+    uint16_t filter_len;
+    uint8_t options; /* 3.1.1: granted QoS */
+};
+
+enum session_out_state {
+    SESSION_WAIT_PUBACK = 1, /* QoS 1 PUBLISH sent */
+    SESSION_WAIT_PUBREC,     /* QoS 2 PUBLISH sent */
+    SESSION_WAIT_PUBCOMP,    /* PUBREL sent; the message is released */
+};
+
+/* An outbound QoS 1/2 message awaiting acknowledgement. */
+struct session_inflight {
+    struct msg *msg; /* NULL once PUBREC arrived */
+    uint16_t pkt_id;
+    uint8_t qos;
+    uint8_t state; /* enum session_out_state */
+    bool retain;   /* RETAIN flag it was sent with */
+};
+
+/* A message waiting for a free inflight slot (or for the client to return). */
+struct session_queued {
+    struct msg *msg;
+    uint8_t qos;
+    bool retain;
+};
+
+struct session {
+    struct session *_hnext; /* broker's client-id table chain */
+    uint64_t _hash;
+    struct client *client; /* NULL while offline */
+    bool clean;            /* clean session: ends with its connection */
+    uint16_t next_pkt_id;
+    uint16_t client_id_len;
+    uint8_t *client_id;
+
+    struct session_sub *subs;
+    uint32_t sub_count;
+    uint32_t sub_cap;
+
+    struct session_inflight *inflight; /* ordered by send time */
+    uint32_t inflight_count;
+    uint32_t inflight_cap;
+
+    struct session_queued *queue; /* ring buffer */
+    uint32_t queue_head;
+    uint32_t queue_count;
+    uint32_t queue_cap;
+
+    uint16_t *qos2_in; /* inbound QoS 2 packet ids awaiting PUBREL */
+    uint32_t qos2_in_count;
+    uint32_t qos2_in_cap;
+
+    /* Routing scratch: dedupes a session matched through several filters. */
+    uint32_t _match_epoch;
+    uint8_t _match_qos;
+};
+
+/* A new offline session for @client_id (copied); NULL on ENOMEM. */
+struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash, bool clean);
+
+/*
+ * Free @s and everything it holds: drops message references and removes its
+ * subscriptions from @b's trie. @s must be detached from any client.
+ */
+void session_free(struct broker *b, struct session *s);
+
+/*
+ * Add or replace the subscription to @filter. Returns 1 added, 0 replaced,
+ * -ENOSPC over subs_per_client_max, -ENOMEM.
+ */
+int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
+                      uint8_t options);
+
+/* Remove the subscription to exactly @filter; true if there was one. */
+bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter,
+                         size_t len);
+
+/*
+ * Deliver @m to @s at QoS @qos (already min(message, subscription)) with
+ * RETAIN flag @retain: encoded to the attached client, put in the inflight
+ * window, or queued. Takes its own references. Counts what it sheds.
+ */
+void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
+                     bool retain);
+
+/*
+ * Outbound acknowledgements from the attached client. Unknown packet ids are
+ * ignored (3.1.1 gives no way to answer them). Returns 0, or -ENOMEM when an
+ * answer could not be queued (the caller closes the connection).
+ */
+int session_on_puback(struct broker *b, struct session *s, uint16_t pkt_id);
+int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id);
+int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id);
+
+/*
+ * Inbound QoS 2: record @pkt_id as received. Returns 1 if it is new (route
+ * the message), 0 if it is a duplicate [MQTT-4.3.3-2] (do not route again),
+ * -MQTT_RC_RECEIVE_MAX_EXCEEDED past inflight_in_max, -ENOMEM.
+ */
+int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id);
+
+/* Inbound QoS 2: PUBREL for @pkt_id releases it (no-op if unknown). */
+void session_on_pubrel(struct session *s, uint16_t pkt_id);
+
+/*
+ * A client has just been attached to @s (after CONNACK was queued): send the
+ * unacknowledged PUBLISH (DUP) and PUBREL packets again, then fill the
+ * inflight window from the queue. Returns 0 or -ENOMEM.
+ */
+int session_resume(struct broker *b, struct session *s);
+
+#endif

@@ -1,0 +1,368 @@
+/*
+ * conn.c - client connections on the shard's ring (see conn.h).
+ *
+ * Flag rules: CONN_F_RECV and CONN_F_SEND are set when the operation is
+ * queued and cleared by its final completion; a conn is finalised only
+ * when both are clear, so no CQE can reach a finalised conn. Reads stop as
+ * soon as a conn is CLOSING: bytes that still arrive are dropped.
+ *
+ * Owned by one shard; that thread only.
+ */
+#include "net/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/mqtt_codec.h"
+#include "core/rm_assert.h"
+#include "net/log.h"
+#include "net/shard.h"
+#include "net/uring.h"
+
+/* Keepalive grace: the spec's one and a half times [MQTT-3.1.2-24]. */
+#define CONN_KEEPALIVE_GRACE_PERMILLE 1500u
+
+static void reason_str(int reason, char *buf, size_t len)
+{
+    if (reason == 0) {
+        snprintf(buf, len, "closed");
+    } else if (-reason >= MQTT_RC_UNSPECIFIED && -reason <= 0xff) {
+        snprintf(buf, len, "mqtt reason 0x%02x", -reason);
+    } else {
+        snprintf(buf, len, "%s", strerror(-reason));
+    }
+}
+
+static int arm_recv(struct shard *s, struct conn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_CLOSING)));
+    sqe = uring_get_sqe(&s->ring);
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = s->bufring.group_id;
+    io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_RECV));
+    c->flags |= CONN_F_RECV;
+    return 0;
+}
+
+/* Start a send of pending output if none is in flight. 0 or -EBUSY (no SQE). */
+static int start_send(struct shard *s, struct conn *c)
+{
+    struct io_uring_sqe *sqe;
+
+    if (c->flags & CONN_F_SEND) {
+        return 0;
+    }
+    if ((c->flags & CONN_F_CLOSING) && !(c->flags & CONN_F_FLUSH)) {
+        return 0;
+    }
+    if (c->sending.len == 0) {
+        if (c->client.out.len == 0) {
+            return 0;
+        }
+        obuf_free(&c->sending);
+        obuf_move(&c->sending, &c->client.out);
+    }
+    sqe = uring_get_sqe(&s->ring);
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_send(sqe, c->fd, c->sending.data, c->sending.len, MSG_NOSIGNAL);
+    io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_SEND));
+    c->flags |= CONN_F_SEND;
+    return 0;
+}
+
+/* Cancel the operation of kind @op; if no SQE is to be had, shut the socket. */
+static void cancel_op(struct shard *s, struct conn *c, enum uring_op op)
+{
+    if (uring_cancel(&s->ring, uring_ud(c, op)) < 0) {
+        shutdown(c->fd, SHUT_RDWR);
+    }
+}
+
+static void finalise(struct shard *s, struct conn *c)
+{
+    char why[64];
+
+    RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_DEAD)));
+    RM_ASSERT(s->conn_count > 0);
+    c->flags |= CONN_F_DEAD;
+    timer_del(&s->timers, &c->timer);
+    if (log_enabled(CONFIG_LOG_DEBUG)) {
+        reason_str(c->close_reason, why, sizeof(why));
+        LOG_DEBUG("conn fd %d closed: %s", c->fd, why);
+    }
+    close(c->fd);
+    c->fd = -1;
+    obuf_free(&c->sending);
+    broker_client_gone(s->broker, &c->client, c->close_reason);
+
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        s->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    c->prev = NULL;
+    c->next = NULL;
+    s->conn_count--;
+    s->stats.conns_closed++;
+    shard__work_push(s, c);
+}
+
+/* A closing conn: send what is left if flushing, finalise once idle. */
+static void close_progress(struct shard *s, struct conn *c)
+{
+    if (!(c->flags & CONN_F_CLOSING) || (c->flags & CONN_F_DEAD)) {
+        return;
+    }
+    if ((c->flags & CONN_F_FLUSH) && start_send(s, c) < 0) {
+        c->flags &= (uint16_t)~CONN_F_FLUSH;
+    }
+    if (c->flags & (CONN_F_RECV | CONN_F_SEND)) {
+        return;
+    }
+    finalise(s, c);
+}
+
+void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
+{
+    RM_ASSERT(s != NULL && c != NULL);
+    if (c->flags & CONN_F_DEAD) {
+        return;
+    }
+    if (!(c->flags & CONN_F_CLOSING)) {
+        c->flags |= CONN_F_CLOSING;
+        c->close_reason = reason;
+        if (flush) {
+            c->flags |= CONN_F_FLUSH;
+            timer_set(&s->timers, &c->timer, s->now_ms + CONN_LINGER_MS);
+        } else {
+            timer_del(&s->timers, &c->timer);
+        }
+    } else if (!flush && (c->flags & CONN_F_FLUSH)) {
+        c->flags &= (uint16_t)~CONN_F_FLUSH;
+        timer_del(&s->timers, &c->timer);
+    }
+
+    /* Stop reading: no completion may feed a closing client. */
+    c->flags &= (uint16_t)~CONN_F_REARM;
+    if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL)) {
+        c->flags |= CONN_F_RECV_CANCEL;
+        cancel_op(s, c, URING_OP_RECV);
+    }
+    if (!(c->flags & CONN_F_FLUSH) && (c->flags & CONN_F_SEND) &&
+        !(c->flags & CONN_F_SEND_CANCEL)) {
+        c->flags |= CONN_F_SEND_CANCEL;
+        cancel_op(s, c, URING_OP_SEND);
+    }
+    close_progress(s, c);
+}
+
+int conn_accept(struct shard *s, int fd)
+{
+    const int one = 1;
+    struct conn *c;
+    int ret;
+
+    RM_ASSERT(s != NULL && fd >= 0);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        s->stats.conns_failed++;
+        close(fd);
+        return -ENOMEM;
+    }
+    c->fd = fd;
+    timer_node_init(&c->timer);
+    broker_client_init(s->broker, &c->client);
+
+    c->next = s->conns;
+    if (s->conns != NULL) {
+        s->conns->prev = c;
+    }
+    s->conns = c;
+    s->conn_count++;
+    s->stats.conns_accepted++;
+
+    if (s->cfg->limits.connect_timeout_ms > 0) {
+        timer_set(&s->timers, &c->timer, s->now_ms + s->cfg->limits.connect_timeout_ms);
+    }
+    ret = arm_recv(s, c);
+    if (ret < 0) {
+        s->stats.conns_failed++;
+        conn_close(s, c, ret, false);
+        return ret;
+    }
+    LOG_DEBUG("conn fd %d accepted", fd);
+    return 0;
+}
+
+/* After bytes were fed: follow the client's state with the deadline. */
+static void update_deadline(struct shard *s, struct conn *c)
+{
+    uint64_t grace_ms;
+
+    if (c->client.state != CLIENT_CONNECTED) {
+        return; /* the connect timeout still runs */
+    }
+    if (c->client.keepalive_s == 0) {
+        timer_del(&s->timers, &c->timer);
+        return;
+    }
+    grace_ms = (uint64_t)c->client.keepalive_s * CONN_KEEPALIVE_GRACE_PERMILLE;
+    timer_set(&s->timers, &c->timer, s->now_ms + grace_ms);
+}
+
+static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
+{
+    int rc;
+
+    rc = broker_client_feed(s->broker, &c->client, data, len);
+    if (rc < 0 || c->client.state == CLIENT_CLOSING) {
+        conn_close(s, c, rc < 0 ? rc : c->client.close_rc, true);
+        return;
+    }
+    update_deadline(s, c);
+}
+
+void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+
+    RM_ASSERT(c->flags & CONN_F_RECV);
+    RM_ASSERT(!(c->flags & CONN_F_DEAD));
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        c->flags &= (uint16_t)~CONN_F_RECV;
+    }
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        uint16_t bid = bufring_cqe_bid(cqe);
+
+        if (res > 0 && !(c->flags & CONN_F_CLOSING)) {
+            feed(s, c, bufring_buf(&s->bufring, bid), (size_t)res);
+        }
+        bufring_recycle(&s->bufring, bid);
+    }
+
+    if (res == 0) {
+        conn_close(s, c, 0, false);
+    } else if (res == -ENOBUFS) {
+        /* Buffers come back as completions are handled: retry after the batch. */
+        s->stats.recv_nobufs++;
+        if (!(c->flags & CONN_F_CLOSING)) {
+            c->flags |= CONN_F_REARM;
+            shard__work_push(s, c);
+        }
+    } else if (res < 0 && res != -ECANCELED) {
+        conn_close(s, c, res, false);
+    } else if (res > 0 && !(c->flags & (CONN_F_RECV | CONN_F_CLOSING))) {
+        /* The kernel ended the multishot recv without an error: re-arm. */
+        c->flags |= CONN_F_REARM;
+        shard__work_push(s, c);
+    }
+    close_progress(s, c);
+}
+
+void conn_send_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe)
+{
+    int res = cqe->res;
+    int ret;
+
+    RM_ASSERT(c->flags & CONN_F_SEND);
+    RM_ASSERT(!(c->flags & CONN_F_DEAD));
+    c->flags &= (uint16_t) ~(CONN_F_SEND | CONN_F_SEND_CANCEL);
+    if (res <= 0) {
+        obuf_free(&c->sending);
+        conn_close(s, c, res == 0 ? -EPIPE : res, false);
+        return;
+    }
+    RM_ASSERT((uint32_t)res <= c->sending.len);
+    obuf_consume(&c->sending, (size_t)res);
+    if (c->sending.len == 0) {
+        obuf_free(&c->sending);
+    }
+    if (c->flags & CONN_F_CLOSING) {
+        close_progress(s, c);
+        return;
+    }
+    ret = start_send(s, c);
+    if (ret < 0) {
+        conn_close(s, c, ret, false);
+    }
+}
+
+void conn_dirty(struct shard *s, struct conn *c)
+{
+    int ret;
+
+    RM_ASSERT(s != NULL && c != NULL);
+    RM_ASSERT(!(c->flags & CONN_F_DEAD));
+    if (c->client.state == CLIENT_CLOSING && !(c->flags & CONN_F_CLOSING)) {
+        conn_close(s, c, c->client.close_rc, true);
+        return;
+    }
+    ret = start_send(s, c);
+    if (ret < 0) {
+        conn_close(s, c, ret, false);
+    }
+}
+
+void conn_timer_expired(struct shard *s, struct conn *c)
+{
+    RM_ASSERT(s != NULL && c != NULL);
+    RM_ASSERT(!(c->flags & CONN_F_DEAD));
+    if (c->flags & CONN_F_CLOSING) {
+        /* The peer does not read: drop the output and shut the socket. */
+        s->stats.linger_timeouts++;
+        LOG_DEBUG("conn fd %d: output not flushed in %u ms, aborting", c->fd, CONN_LINGER_MS);
+        conn_close(s, c, c->close_reason, false);
+        if (!(c->flags & CONN_F_DEAD)) {
+            shutdown(c->fd, SHUT_RDWR);
+        }
+    } else if (c->client.state == CLIENT_CONNECTED) {
+        s->stats.keepalive_timeouts++;
+        conn_close(s, c, -MQTT_RC_KEEPALIVE_TIMEOUT, false);
+    } else {
+        s->stats.connect_timeouts++;
+        conn_close(s, c, -ETIMEDOUT, false);
+    }
+}
+
+void conn_work(struct shard *s, struct conn *c)
+{
+    int ret;
+
+    RM_ASSERT(s != NULL && c != NULL);
+    RM_ASSERT(!(c->flags & CONN_F_WORK));
+    if (c->flags & CONN_F_DEAD) {
+        free(c);
+        return;
+    }
+    if (!(c->flags & CONN_F_REARM)) {
+        return;
+    }
+    c->flags &= (uint16_t)~CONN_F_REARM;
+    if (c->flags & (CONN_F_CLOSING | CONN_F_RECV)) {
+        return;
+    }
+    ret = arm_recv(s, c);
+    if (ret < 0) {
+        conn_close(s, c, ret, false);
+    }
+}

@@ -1,0 +1,119 @@
+/*
+ * conn.h - one client connection: socket, multishot recv, one send in
+ * flight, deadlines, and the close path.
+ *
+ * A struct conn embeds the broker's struct client (core/broker.h) and owns
+ * the socket fd. Receiving: one multishot recv on the shard's provided
+ * buffer ring; each completion's bytes go straight to broker_client_feed()
+ * and the buffer goes back to the ring at once. Sending: client.out is
+ * moved into the `sending` slot (obuf_move) and sent with one
+ * IORING_OP_SEND (MSG_NOSIGNAL); a partial send resends the rest, and when
+ * the slot is empty whatever accumulated in client.out meanwhile goes next.
+ * An idle connection holds no buffer at all.
+ *
+ * Deadlines (one timer node, net/timer): from accept, the connect timeout
+ * (limits.connect_timeout_ms) until the client is CONNECTED; then, if the
+ * client's keepalive is not 0, 1.5 x keepalive from the last received bytes
+ * [MQTT-3.1.2-24]; while closing with a flush, CONN_LINGER_MS.
+ *
+ * Closing (conn_close): mark closing, cancel the recv (ASYNC_CANCEL by its
+ * user_data), and either flush the output first (broker-initiated closes,
+ * shutdown) or cancel an in-flight send (peer gone, I/O error, timeouts).
+ * A flush is bounded by CONN_LINGER_MS: past it the send is cancelled and the
+ * socket shut down. Once no operation is in flight the fd is closed,
+ * broker_client_gone() is called (exactly once) and the conn goes on the
+ * shard's work list, to be freed at the end of the loop iteration - never
+ * inside a completion that may still reference it. After the last recv and
+ * send completions no CQE can name the conn, and cancel requests carry
+ * user_data 0, so a later conn at the same address is never confused with
+ * it (its cancel is submitted before any new conn's operations).
+ *
+ * Owned by one shard; that thread only. Functions may close (but never free)
+ * the conn synchronously.
+ */
+#ifndef RINGMQ_CONN_H
+#define RINGMQ_CONN_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/broker.h"
+#include "core/obuf.h"
+#include "net/timer.h"
+
+struct shard;
+
+/* A flush on close may take this long before the socket is shut down. */
+#define CONN_LINGER_MS 2000u
+
+enum conn_flag {
+    CONN_F_RECV = 1u << 0,        /* multishot recv in flight */
+    CONN_F_SEND = 1u << 1,        /* send in flight */
+    CONN_F_CLOSING = 1u << 2,     /* no more reads; close when idle */
+    CONN_F_FLUSH = 1u << 3,       /* closing: send client.out first */
+    CONN_F_RECV_CANCEL = 1u << 4, /* cancel of the recv queued */
+    CONN_F_SEND_CANCEL = 1u << 5, /* cancel of the send queued */
+    CONN_F_REARM = 1u << 6,       /* recv to re-arm at the end of the iteration */
+    CONN_F_WORK = 1u << 7,        /* on the shard's work list */
+    CONN_F_DEAD = 1u << 8,        /* fd closed, broker told: free at iteration end */
+};
+
+struct conn {
+    struct client client;     /* the broker's state; first member */
+    struct obuf sending;      /* bytes of the send in flight (or its unsent rest) */
+    struct timer_node timer;  /* the one deadline (connect, keepalive or linger) */
+    struct conn *prev;        /* shard's list of live conns */
+    struct conn *next;
+    struct conn *work_next;   /* shard's end-of-iteration work list */
+    int fd;                   /* -1 once closed */
+    int close_reason;         /* when closing: 0 or -errno / -MQTT_RC_* */
+    uint16_t flags;           /* enum conn_flag */
+};
+
+/*
+ * Take @fd (just accepted; owned from here): set TCP_NODELAY, allocate and
+ * initialise a conn, start its recv and connect deadline. Returns 0, or a
+ * negative errno when the conn could not be created (@fd is closed then).
+ */
+int conn_accept(struct shard *s, int fd);
+
+/* Completion of @c's multishot recv. */
+void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe);
+
+/* Completion of @c's send. */
+void conn_send_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe);
+
+/*
+ * @c's client came off the broker's dirty list: start a send if none is in
+ * flight; if the broker marked it CLIENT_CLOSING, close it after the flush.
+ */
+void conn_dirty(struct shard *s, struct conn *c);
+
+/* @c's deadline passed (popped from the shard's timer wheel). */
+void conn_timer_expired(struct shard *s, struct conn *c);
+
+/*
+ * Close @c for @reason (0: closed by the peer; -errno; -MQTT_RC_*), after
+ * flushing its output when @flush (bounded by CONN_LINGER_MS). A later call
+ * without @flush turns a flushing close into an abort; otherwise repeated
+ * calls are no-ops. May finalise @c synchronously (fd closed,
+ * broker_client_gone() called) but never frees it.
+ */
+void conn_close(struct shard *s, struct conn *c, int reason, bool flush);
+
+/* End-of-iteration work for @c (popped from the work list): re-arm or free. */
+void conn_work(struct shard *s, struct conn *c);
+
+static inline struct conn *conn_from_client(struct client *cl)
+{
+    return (struct conn *)((char *)cl - offsetof(struct conn, client));
+}
+
+static inline struct conn *conn_from_timer(struct timer_node *t)
+{
+    return (struct conn *)((char *)t - offsetof(struct conn, timer));
+}
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * listener.h - one listening TCP socket and its multishot accept.
+ *
+ * listener_open() creates the socket for a [listener.NAME] section:
+ * SO_REUSEADDR, SO_REUSEPORT (each shard will own one socket per listener,
+ * the kernel spreading connections among them), IPV6_V6ONLY for IPv6
+ * addresses (so "::" and "0.0.0.0" can be separate listeners), bind, listen.
+ * Port 0 binds an ephemeral port, read back with getsockname(). It then logs
+ *   "listener NAME listening on ADDR:PORT"   (IPv6: "[ADDR]:PORT")
+ * at INFO; the end-to-end harness parses "listening on ...:PORT" from it.
+ *
+ * Accepted sockets are plain fds, not io_uring direct descriptors: issue 3
+ * hands a connection to its session's home shard by fd number over an SPSC
+ * queue, and liburing 2.3 cannot pass a direct descriptor between rings
+ * (io_uring_prep_msg_ring_fd is 2.4). Plain fds also let the close path use
+ * close(2)/shutdown(2) directly.
+ *
+ * After an accept error the kernel ends the multishot accept; the listener
+ * then re-arms from the shard loop: at once for per-connection errors
+ * (ECONNABORTED...), after LISTENER_RETRY_MS for resource exhaustion
+ * (EMFILE, ENFILE, ENOBUFS, ENOMEM) so the loop does not spin. Errors are
+ * logged at most once per LISTENER_LOG_INTERVAL_MS, with a count of the
+ * ones left out.
+ *
+ * Owned by one shard; that thread only.
+ */
+#ifndef RINGMQ_LISTENER_H
+#define RINGMQ_LISTENER_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+#define LISTENER_RETRY_MS 100u
+#define LISTENER_LOG_INTERVAL_MS 1000u
+#define LISTENER_ADDR_MAX (INET6_ADDRSTRLEN + 8) /* "[addr]:65535" */
+
+struct listener {
+    const char *name;        /* borrowed from the config snapshot */
+    int fd;                  /* -1 when closed */
+    uint16_t port;           /* bound port (ephemeral resolved) */
+    bool armed;              /* a multishot accept is in flight */
+    bool cancel_sent;        /* stopping: its cancel is queued */
+    uint64_t retry_at_ms;    /* when not armed: re-arm at or after this */
+    uint64_t log_at_ms;      /* last error record */
+    uint32_t errors_quiet;   /* errors since then, not logged */
+    char addr[LISTENER_ADDR_MAX];
+};
+
+/*
+ * Open, bind and listen per @cfg (borrowed for the listener's life: the name
+ * is kept). Returns 0, or a negative errno after logging the failure at
+ * ERROR. @l->fd is -1 on failure.
+ */
+int listener_open(struct listener *l, const struct config_listener *cfg);
+
+/* Queue a multishot accept on @ring. Returns 0 or -EBUSY (no SQE). */
+int listener_arm(struct listener *l, struct io_uring *ring);
+
+/*
+ * Account for an accept completion: clears armed when the multishot ended
+ * (no IORING_CQE_F_MORE) and, for an error, logs it (rate-limited) and sets
+ * retry_at_ms. Returns the accepted fd (>= 0, now owned by the caller) or the
+ * negative error.
+ */
+int listener_accept_done(struct listener *l, const struct io_uring_cqe *cqe, uint64_t now_ms);
+
+/* Close the socket (no accept may be in flight). No-op when closed. */
+void listener_close(struct listener *l);
+
+#endif

@@ -1,0 +1,485 @@
+/*
+ * shard.c - the shard's io_uring loop (see shard.h).
+ *
+ * Decisions:
+ * - The wait uses io_uring_submit_and_wait_timeout() (EXT_ARG, no timeout
+ *   SQE): no timeout while nothing is scheduled, TIMER_TICK_MS while any
+ *   deadline, listener retry or stop is pending, and 0 when a per-iteration
+ *   bound left work over. Waking every tick while connections exist is 10
+ *   wake-ups a second; finding the next non-empty slot could trim that later.
+ * - End-of-iteration order: timers first (their closes publish wills and so
+ *   dirty other clients), then the dirty drain, then listener re-arms, stop
+ *   progress, and last the work list, which frees finalised conns after
+ *   everything else that could name them has run.
+ *
+ * Owned by one shard; that thread only.
+ */
+#include "net/shard.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/broker.h"
+#include "core/mqtt_codec.h"
+#include "core/rm_assert.h"
+#include "net/conn.h"
+#include "net/log.h"
+#include "net/uring.h"
+
+static void signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGHUP);
+}
+
+int shard_signals_block(void)
+{
+    struct sigaction sa;
+    sigset_t set;
+    int ret;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0) {
+        return -errno;
+    }
+    signal_set(&set);
+    ret = pthread_sigmask(SIG_BLOCK, &set, NULL);
+    return -ret;
+}
+
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void shard__work_push(struct shard *s, struct conn *c)
+{
+    if (c->flags & CONN_F_WORK) {
+        return;
+    }
+    c->flags |= CONN_F_WORK;
+    c->work_next = s->work;
+    s->work = c;
+}
+
+struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t conn_max)
+{
+    struct shard *s;
+    sigset_t set;
+    uint32_t i;
+    int ret;
+
+    RM_ASSERT(cfg != NULL);
+    RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
+    s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        LOG_ERROR("shard %u: out of memory", id);
+        return NULL;
+    }
+    s->cfg = cfg;
+    s->id = id;
+    s->conn_max = conn_max;
+    s->signal_fd = -1;
+    for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+        s->listeners[i].fd = -1;
+    }
+    s->now_ms = clock_ms();
+    timer_wheel_init(&s->timers, s->now_ms);
+
+    if (uring_init(&s->ring) < 0) {
+        goto out_free;
+    }
+    s->ring_ready = true;
+    ret = bufring_init(&s->bufring, &s->ring, BUFRING_GROUP_ID, BUFRING_ENTRIES, BUFRING_BUF_BYTES);
+    if (ret < 0) {
+        goto out_free;
+    }
+    s->broker = broker_new(&cfg->limits, id);
+    if (s->broker == NULL) {
+        LOG_ERROR("shard %u: cannot create the broker: out of memory", id);
+        goto out_free;
+    }
+    for (i = 0; i < cfg->listener_count; i++) {
+        if (listener_open(&s->listeners[i], &cfg->listeners[i]) < 0) {
+            goto out_free;
+        }
+        s->listener_count++;
+    }
+    signal_set(&set);
+    s->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (s->signal_fd < 0) {
+        LOG_ERROR("shard %u: signalfd: %s", id, strerror(errno));
+        goto out_free;
+    }
+    return s;
+
+out_free:
+    shard_free(s);
+    return NULL;
+}
+
+static int arm_signal(struct shard *s)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(&s->ring);
+
+    if (sqe == NULL) {
+        return -EBUSY;
+    }
+    io_uring_prep_poll_multishot(sqe, s->signal_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, uring_ud(s, URING_OP_SIGNAL));
+    s->signal_armed = true;
+    return 0;
+}
+
+static void stop(struct shard *s, const char *why)
+{
+    struct conn *c;
+    struct conn *next;
+    uint32_t i;
+
+    LOG_INFO("%s: stopping (closing %u connections)", why, s->conn_count);
+    s->stopping = true;
+    s->stop_at_ms = s->now_ms + SHARD_STOP_LINGER_MS;
+    for (i = 0; i < s->listener_count; i++) {
+        struct listener *l = &s->listeners[i];
+
+        if (l->armed && !l->cancel_sent) {
+            l->cancel_sent = uring_cancel(&s->ring, uring_ud(l, URING_OP_ACCEPT)) == 0;
+        }
+    }
+    for (c = s->conns; c != NULL; c = next) {
+        next = c->next; /* finalising unlinks c, never another conn */
+        conn_close(s, c, -MQTT_RC_SERVER_SHUTTING_DOWN, true);
+    }
+}
+
+static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
+{
+    struct signalfd_siginfo si;
+    uint32_t i;
+    ssize_t n;
+
+    if (!(cqe->flags & IORING_CQE_F_MORE)) {
+        s->signal_armed = false;
+    }
+    if (cqe->res < 0 && cqe->res != -ECANCELED) {
+        LOG_WARN("signalfd poll: %s", strerror(-cqe->res));
+    }
+    for (i = 0; i < SHARD_SIGNALS_PER_WAKE_MAX; i++) {
+        n = read(s->signal_fd, &si, sizeof(si));
+        if (n != (ssize_t)sizeof(si)) {
+            break;
+        }
+        if (si.ssi_signo == SIGHUP) {
+            LOG_WARN("SIGHUP: reload not implemented yet");
+        } else if (!s->stopping) {
+            stop(s, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+        } else {
+            LOG_INFO("second stop signal: abandoning output flushes");
+            s->stop_at_ms = s->now_ms;
+        }
+    }
+    if (!s->signal_armed && !s->signal_cancel_sent && arm_signal(s) < 0) {
+        LOG_ERROR("cannot re-arm the signalfd poll");
+    }
+}
+
+static void accept_done(struct shard *s, struct listener *l, const struct io_uring_cqe *cqe)
+{
+    int fd = listener_accept_done(l, cqe, s->now_ms);
+
+    if (fd < 0) {
+        return;
+    }
+    if (s->stopping || s->conn_count >= s->conn_max) {
+        close(fd);
+        s->stats.conns_refused++;
+        if (s->stopping) {
+            return;
+        }
+        if (s->now_ms - s->refuse_log_at_ms >= SHARD_LOG_INTERVAL_MS) {
+            LOG_WARN("connection limit %u reached: refusing connections (%u more since the "
+                     "last record)",
+                     s->conn_max, s->refused_quiet);
+            s->refuse_log_at_ms = s->now_ms;
+            s->refused_quiet = 0;
+        } else {
+            s->refused_quiet++;
+        }
+        return;
+    }
+    if (conn_accept(s, fd) == -ENOMEM) {
+        LOG_WARN("listener %s: out of memory for a new connection", l->name);
+    }
+}
+
+static void dispatch(struct shard *s, const struct io_uring_cqe *cqe)
+{
+    void *obj = uring_ud_obj(cqe->user_data);
+
+    switch (uring_ud_op(cqe->user_data)) {
+    case URING_OP_IGNORE:
+        break;
+    case URING_OP_ACCEPT:
+        accept_done(s, obj, cqe);
+        break;
+    case URING_OP_RECV:
+        conn_recv_done(s, obj, cqe);
+        break;
+    case URING_OP_SEND:
+        conn_send_done(s, obj, cqe);
+        break;
+    case URING_OP_SIGNAL:
+        RM_ASSERT(obj == s);
+        signal_done(s, cqe);
+        break;
+    default:
+        RM_ASSERT(!"unknown user_data op kind");
+    }
+}
+
+static void stop_progress(struct shard *s)
+{
+    struct conn *c;
+    struct conn *next;
+    bool listening = false;
+    uint32_t i;
+
+    for (i = 0; i < s->listener_count; i++) {
+        if (s->listeners[i].armed) {
+            listening = true;
+        } else {
+            listener_close(&s->listeners[i]);
+        }
+    }
+    if (!s->stop_aborted && s->now_ms >= s->stop_at_ms && s->conns != NULL) {
+        LOG_WARN("stop: %u connections did not flush in time, closing them", s->conn_count);
+        s->stop_aborted = true;
+        for (c = s->conns; c != NULL; c = next) {
+            next = c->next;
+            conn_close(s, c, -MQTT_RC_SERVER_SHUTTING_DOWN, false);
+            if (!(c->flags & CONN_F_DEAD)) {
+                shutdown(c->fd, SHUT_RDWR);
+            }
+        }
+    }
+    if (s->conns == NULL && !listening && s->signal_armed && !s->signal_cancel_sent) {
+        s->signal_cancel_sent = uring_cancel(&s->ring, uring_ud(s, URING_OP_SIGNAL)) == 0;
+    }
+}
+
+static void end_of_iteration(struct shard *s)
+{
+    struct timer_node *t;
+    struct client *cl;
+    struct conn *c;
+    uint32_t i;
+
+    for (i = 0; i < SHARD_TIMERS_PER_ITER_MAX; i++) {
+        t = timer_expire(&s->timers, s->now_ms);
+        if (t == NULL) {
+            break;
+        }
+        conn_timer_expired(s, conn_from_timer(t));
+    }
+    if (i == SHARD_TIMERS_PER_ITER_MAX) {
+        s->more_work = true;
+    }
+
+    for (i = 0; i < SHARD_DIRTY_PER_ITER_MAX; i++) {
+        cl = broker_next_dirty(s->broker);
+        if (cl == NULL) {
+            break;
+        }
+        conn_dirty(s, conn_from_client(cl));
+    }
+    if (i == SHARD_DIRTY_PER_ITER_MAX) {
+        s->more_work = true;
+    }
+
+    for (i = 0; i < s->listener_count && !s->stopping; i++) {
+        struct listener *l = &s->listeners[i];
+
+        if (!l->armed && l->fd >= 0 && s->now_ms >= l->retry_at_ms &&
+            listener_arm(l, &s->ring) < 0) {
+            l->retry_at_ms = s->now_ms + LISTENER_RETRY_MS;
+        }
+    }
+    if (s->stopping) {
+        stop_progress(s);
+    }
+
+    /* Bounded by the number of conns: each is on the list at most once at a time. */
+    while (s->work != NULL) {
+        c = s->work;
+        s->work = c->work_next;
+        c->work_next = NULL;
+        c->flags &= (uint16_t)~CONN_F_WORK;
+        conn_work(s, c);
+    }
+}
+
+static bool finished(const struct shard *s)
+{
+    uint32_t i;
+
+    if (!s->stopping || s->conns != NULL || s->signal_armed || s->work != NULL) {
+        return false;
+    }
+    for (i = 0; i < s->listener_count; i++) {
+        if (s->listeners[i].armed || s->listeners[i].fd >= 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool needs_tick(const struct shard *s)
+{
+    uint32_t i;
+
+    if (s->timers.count > 0 || s->stopping) {
+        return true;
+    }
+    for (i = 0; i < s->listener_count; i++) {
+        if (!s->listeners[i].armed) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int shard_run(struct shard *s)
+{
+    struct __kernel_timespec ts;
+    struct io_uring_cqe *cqe;
+    unsigned head;
+    unsigned n;
+    uint32_t i;
+    int ret = 0;
+
+    RM_ASSERT(s != NULL && s->broker != NULL);
+    RM_ASSERT(s->ring_ready);
+    for (i = 0; i < s->listener_count; i++) {
+        if (listener_arm(&s->listeners[i], &s->ring) < 0) {
+            ret = -EBUSY;
+            goto out;
+        }
+    }
+    if (arm_signal(s) < 0) {
+        ret = -EBUSY;
+        goto out;
+    }
+
+    while (!finished(s)) {
+        struct __kernel_timespec *tsp = NULL;
+
+        if (s->more_work || needs_tick(s)) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = s->more_work ? 0 : (long long)TIMER_TICK_MS * 1000000;
+            tsp = &ts;
+        }
+        s->more_work = false;
+        ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+        if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+            LOG_ERROR("io_uring wait: %s", strerror(-ret));
+            goto out;
+        }
+        ret = 0;
+        s->now_ms = clock_ms();
+
+        n = 0;
+        io_uring_for_each_cqe(&s->ring, head, cqe)
+        {
+            dispatch(s, cqe);
+            if (++n == SHARD_CQES_PER_ITER_MAX) {
+                s->more_work = true;
+                break;
+            }
+        }
+        io_uring_cq_advance(&s->ring, n);
+        end_of_iteration(s);
+
+        if (s->stopping && s->now_ms >= s->stop_at_ms + SHARD_STOP_FORCE_MS) {
+            LOG_ERROR("stop: %u connections still busy after %u ms, exiting anyway",
+                      s->conn_count, SHARD_STOP_LINGER_MS + SHARD_STOP_FORCE_MS);
+            ret = -ETIMEDOUT;
+            goto out;
+        }
+    }
+    LOG_INFO("stopped");
+out:
+    return ret;
+}
+
+void shard_free(struct shard *s)
+{
+    const struct broker_stats *bs;
+    struct conn *c;
+    uint32_t i;
+
+    if (s == NULL) {
+        return;
+    }
+    if (s->broker != NULL) {
+        bs = broker_stats(s->broker);
+        LOG_INFO("shard %u: %llu connections accepted, %llu refused, %llu closed; "
+                 "%llu publishes in, %llu out, %llu dropped",
+                 s->id, (unsigned long long)s->stats.conns_accepted,
+                 (unsigned long long)s->stats.conns_refused,
+                 (unsigned long long)s->stats.conns_closed, (unsigned long long)bs->msgs_in,
+                 (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped);
+    }
+    /*
+     * Normally every conn is gone by now. After a forced exit, tearing the
+     * ring down first cancels what is still in flight; only then are the
+     * conns' buffers and the buffer ring released.
+     */
+    if (s->ring_ready && s->conns != NULL) {
+        uring_exit(&s->ring);
+        s->ring_ready = false;
+    }
+    while (s->conns != NULL) {
+        c = s->conns;
+        s->conns = c->next;
+        close(c->fd);
+        obuf_free(&c->sending);
+        broker_client_gone(s->broker, &c->client, -MQTT_RC_SERVER_SHUTTING_DOWN);
+        if (!(c->flags & CONN_F_WORK)) {
+            free(c);
+        }
+    }
+    while (s->work != NULL) {
+        c = s->work;
+        s->work = c->work_next;
+        free(c);
+    }
+    for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+        s->listeners[i].armed = false;
+        listener_close(&s->listeners[i]);
+    }
+    if (s->signal_fd >= 0) {
+        close(s->signal_fd);
+    }
+    if (s->broker != NULL) {
+        broker_free(s->broker);
+    }
+    bufring_free(&s->bufring, s->ring_ready ? &s->ring : NULL);
+    if (s->ring_ready) {
+        uring_exit(&s->ring);
+    }
+    free(s);
+}

@@ -1,0 +1,713 @@
+/*
+ * test_broker.c - the broker and session state machines, driven with encoded
+ * packets and checked by decoding what they answer. No sockets: this is the
+ * pure core/ that net/ feeds.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/broker.h"
+#include "core/limits.h"
+#include "core/mqtt_codec.h"
+
+static struct limits lim;
+static struct broker *b;
+
+static void setup(void)
+{
+    lim = (struct limits){
+        .packet_bytes_max = 1 << 20,
+        .client_id_bytes_max = 64,
+        .topic_bytes_max = 65535,
+        .topic_levels_max = 128,
+        .subs_per_client_max = 100,
+        .inflight_max = 20,
+        .inflight_in_max = 16,
+        .queued_max = 100,
+        .output_bytes_max = 1 << 20,
+        .retained_max = 1000,
+        .connect_timeout_ms = 1000,
+        .connections_max = 1000,
+        .allow_zero_length_client_id = true,
+    };
+    b = broker_new(&lim, 0);
+    cr_assert_not_null(b);
+}
+
+static void teardown(void)
+{
+    broker_free(b);
+}
+
+TestSuite(broker, .init = setup, .fini = teardown);
+
+/* A decoded packet with its bytes copied, so it outlives the client's buffer. */
+struct got {
+    struct mqtt_pkt pkt;
+    uint8_t bytes[4096];
+};
+
+static int feed_pkt(struct client *cl, const struct mqtt_pkt *pkt, uint8_t version)
+{
+    uint8_t buf[4096];
+    size_t n = mqtt_encoded_size(pkt, version);
+    cr_assert(n > 0 && n <= sizeof(buf));
+    cr_assert_eq(mqtt_encode(pkt, version, buf, sizeof(buf)), n);
+    return broker_client_feed(b, cl, buf, n);
+}
+
+/* Pop the next packet the broker queued for @cl; false if none. */
+static bool next_out(struct client *cl, struct got *g)
+{
+    if (cl->out.len == 0)
+        return false;
+    struct mqtt_fixed fh;
+    int r = mqtt_fixed_parse(cl->out.data, cl->out.len, 1 << 28, &fh);
+    cr_assert_gt(r, 0);
+    size_t total = (size_t)r + fh.body_bytes;
+    cr_assert_leq(total, cl->out.len);
+    cr_assert_leq(total, sizeof(g->bytes));
+    memcpy(g->bytes, cl->out.data, total);
+    obuf_consume(&cl->out, total);
+    cr_assert_eq(mqtt_decode_any(&fh, g->bytes + r, cl->version ? cl->version : MQTT_V311,
+                                 &g->pkt),
+                 0);
+    return true;
+}
+
+static void expect_none(struct client *cl)
+{
+    struct got g;
+    cr_assert_not(next_out(cl, &g), "unexpected %s", mqtt_type_name(g.pkt.type));
+}
+
+static void drain_dirty(void)
+{
+    for (int i = 0; i < 10000 && broker_next_dirty(b); i++)
+        ;
+}
+
+static struct mqtt_pkt connect_pkt(const char *id, bool clean, uint8_t version)
+{
+    struct mqtt_pkt p = {.type = MQTT_CONNECT};
+    p.u.connect.version = version;
+    p.u.connect.clean_session = clean;
+    p.u.connect.keepalive_s = 60;
+    p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, (uint32_t)strlen(id)};
+    return p;
+}
+
+static bool do_connect(struct client *cl, const char *id, bool clean)
+{
+    broker_client_init(b, cl);
+    struct mqtt_pkt p = connect_pkt(id, clean, MQTT_V311);
+    cr_assert_eq(feed_pkt(cl, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+    cr_assert_eq(g.pkt.u.connack.rc, MQTT_CONNACK_ACCEPTED);
+    cr_assert_eq(cl->state, CLIENT_CONNECTED);
+    return g.pkt.u.connack.session_present;
+}
+
+static void do_subscribe(struct client *cl, const char *filter, uint8_t qos, uint8_t want_rc)
+{
+    struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, qos};
+    struct mqtt_pkt p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    cr_assert_eq(feed_pkt(cl, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    cr_assert_eq(g.pkt.u.suback.pkt_id, 7);
+    cr_assert_eq(g.pkt.u.suback.count, 1);
+    cr_assert_eq(g.pkt.u.suback.rcs[0], want_rc);
+}
+
+static struct mqtt_pkt publish_pkt(const char *topic, const char *payload, uint8_t qos,
+                                   bool retain, uint16_t id)
+{
+    struct mqtt_pkt p = {.type = MQTT_PUBLISH};
+    p.u.publish = (struct mqtt_publish){
+        .qos = qos,
+        .retain = retain,
+        .topic = {(const uint8_t *)topic, (uint32_t)strlen(topic)},
+        .pkt_id = id,
+        .payload = {(const uint8_t *)payload, (uint32_t)strlen(payload)},
+    };
+    return p;
+}
+
+static void do_publish(struct client *cl, const char *topic, const char *payload, uint8_t qos,
+                       bool retain, uint16_t id)
+{
+    struct mqtt_pkt p = publish_pkt(topic, payload, qos, retain, id);
+    cr_assert_eq(feed_pkt(cl, &p, MQTT_V311), 0);
+    struct got g;
+    if (qos == 0)
+        return;
+    cr_assert(next_out(cl, &g));
+    cr_assert_eq(g.pkt.type, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, id);
+}
+
+static void expect_publish(struct client *cl, const char *topic, const char *payload,
+                           uint8_t qos, bool retain, struct got *g)
+{
+    cr_assert(next_out(cl, g), "no PUBLISH for %s", topic);
+    cr_assert_eq(g->pkt.type, MQTT_PUBLISH);
+    struct mqtt_publish *p = &g->pkt.u.publish;
+    cr_assert_eq(p->topic.len, strlen(topic));
+    cr_assert(memcmp(p->topic.ptr, topic, p->topic.len) == 0);
+    cr_assert_eq(p->payload.len, strlen(payload));
+    cr_assert(memcmp(p->payload.ptr, payload, p->payload.len) == 0);
+    cr_assert_eq(p->qos, qos, "qos %u, want %u", p->qos, qos);
+    cr_assert_eq(p->retain, retain);
+}
+
+static void ack(struct client *cl, uint8_t type, uint16_t id)
+{
+    struct mqtt_pkt p = {.type = type};
+    p.u.ack.pkt_id = id;
+    cr_assert_eq(feed_pkt(cl, &p, MQTT_V311), 0);
+}
+
+Test(broker, accepts_connect_and_answers_connack_without_session_present)
+{
+    struct client c;
+    cr_assert_not(do_connect(&c, "a", true)); /* [MQTT-3.2.2-1] */
+    cr_assert_eq(broker_stats(b)->clients, 1);
+    broker_client_gone(b, &c, 0);
+    cr_assert_eq(broker_stats(b)->clients, 0);
+    cr_assert_eq(broker_stats(b)->sessions, 0);
+}
+
+Test(broker, refuses_empty_client_id_without_clean_session)
+{
+    struct client c;
+    broker_client_init(b, &c);
+    struct mqtt_pkt p = connect_pkt("", false, MQTT_V311);
+    cr_assert_lt(feed_pkt(&c, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&c, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+    cr_assert_eq(g.pkt.u.connack.rc, MQTT_CONNACK_IDENTIFIER_REJECTED); /* [MQTT-3.1.3-8] */
+    cr_assert_eq(c.state, CLIENT_CLOSING);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, assigns_an_id_to_an_empty_client_id_with_clean_session)
+{
+    struct client c1, c2;
+    do_connect(&c1, "", true); /* [MQTT-3.1.3-6] */
+    do_connect(&c2, "", true);
+    cr_assert_eq(broker_stats(b)->sessions, 2, "each empty id gets its own session");
+    cr_assert_eq(c1.state, CLIENT_CONNECTED, "second empty id must not take over the first");
+    broker_client_gone(b, &c1, 0);
+    broker_client_gone(b, &c2, 0);
+}
+
+Test(broker, refuses_mqtt31_empty_client_id)
+{
+    struct client c;
+    broker_client_init(b, &c);
+    struct mqtt_pkt p = connect_pkt("", true, MQTT_V31);
+    cr_assert_lt(feed_pkt(&c, &p, MQTT_V31), 0);
+    struct got g;
+    cr_assert(next_out(&c, &g));
+    cr_assert_eq(g.pkt.u.connack.rc, MQTT_CONNACK_IDENTIFIER_REJECTED);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, refuses_client_id_over_limit)
+{
+    struct client c;
+    char id[80];
+    memset(id, 'x', sizeof(id) - 1);
+    id[sizeof(id) - 1] = 0;
+    broker_client_init(b, &c);
+    struct mqtt_pkt p = connect_pkt(id, true, MQTT_V311);
+    cr_assert_lt(feed_pkt(&c, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&c, &g));
+    cr_assert_eq(g.pkt.u.connack.rc, MQTT_CONNACK_IDENTIFIER_REJECTED);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, answers_unsupported_protocol_level_with_connack_1)
+{
+    /* "MQTT" level 9: CONNACK 0x01 then close [MQTT-3.1.2-2]. */
+    static const uint8_t bad[] = {0x10, 0x0d, 0, 4, 'M', 'Q', 'T', 'T', 9, 0x02, 0, 60, 0, 1, 'x'};
+    struct client c;
+    broker_client_init(b, &c);
+    cr_assert_lt(broker_client_feed(b, &c, bad, sizeof(bad)), 0);
+    struct got g;
+    cr_assert(next_out(&c, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+    cr_assert_eq(g.pkt.u.connack.rc, MQTT_CONNACK_BAD_PROTOCOL_VERSION);
+    expect_none(&c);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, closes_when_first_packet_is_not_connect)
+{
+    struct client c;
+    broker_client_init(b, &c);
+    struct mqtt_pkt p = {.type = MQTT_PINGREQ};
+    cr_assert_lt(feed_pkt(&c, &p, MQTT_V311), 0); /* [MQTT-3.1.0-1] */
+    cr_assert_eq(c.state, CLIENT_CLOSING);
+    expect_none(&c);
+    cr_assert_eq(broker_stats(b)->malformed, 1);
+    cr_assert_eq(broker_next_dirty(b), &c);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, closes_on_second_connect)
+{
+    struct client c;
+    do_connect(&c, "a", true);
+    struct mqtt_pkt p = connect_pkt("a", true, MQTT_V311);
+    cr_assert_lt(feed_pkt(&c, &p, MQTT_V311), 0); /* [MQTT-3.1.0-2] */
+    cr_assert_eq(c.state, CLIENT_CLOSING);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, answers_pingreq)
+{
+    struct client c;
+    do_connect(&c, "a", true);
+    struct mqtt_pkt p = {.type = MQTT_PINGREQ};
+    cr_assert_eq(feed_pkt(&c, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&c, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PINGRESP); /* [MQTT-3.12.4-1] */
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, routes_each_qos_and_downgrades_to_the_subscription)
+{
+    for (uint8_t sq = 0; sq <= 2; sq++) {
+        for (uint8_t pq = 0; pq <= 2; pq++) {
+            struct client sub, pub;
+            do_connect(&sub, "sub", true);
+            do_connect(&pub, "pub", true);
+            do_subscribe(&sub, "t/x", sq, sq);
+            do_publish(&pub, "t/x", "hi", pq, false, 5);
+            struct got g;
+            uint8_t want = pq < sq ? pq : sq; /* [MQTT-3.8.4-6] */
+            expect_publish(&sub, "t/x", "hi", want, false, &g);
+            if (want > 0)
+                cr_assert_neq(g.pkt.u.publish.pkt_id, 0);
+            expect_none(&sub);
+            broker_client_gone(b, &sub, 0);
+            broker_client_gone(b, &pub, 0);
+        }
+    }
+    cr_assert_eq(broker_stats(b)->sessions, 0);
+}
+
+Test(broker, delivers_once_through_overlapping_filters_at_the_highest_qos)
+{
+    struct client sub, pub;
+    do_connect(&sub, "sub", true);
+    do_connect(&pub, "pub", true);
+    do_subscribe(&sub, "a/+", 0, 0);
+    do_subscribe(&sub, "a/#", 1, 1);
+    do_subscribe(&sub, "a/b", 0, 0);
+    do_publish(&pub, "a/b", "m", 2, false, 9);
+    struct got g;
+    expect_publish(&sub, "a/b", "m", 1, false, &g); /* [MQTT-3.3.5-1] */
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, refuses_invalid_filter_with_suback_failure)
+{
+    struct client c;
+    do_connect(&c, "a", true);
+    struct mqtt_sub_entry e[3] = {
+        {{(const uint8_t *)"ok/+", 4}, 1},
+        {{(const uint8_t *)"a/#/b", 5}, 1},
+        {{(const uint8_t *)"x+", 2}, 0},
+    };
+    struct mqtt_pkt p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 3, .count = 3, .entries = e};
+    cr_assert_eq(feed_pkt(&c, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&c, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    cr_assert_eq(g.pkt.u.suback.count, 3); /* one code per filter [MQTT-3.8.4-5] */
+    cr_assert_eq(g.pkt.u.suback.rcs[0], 1);
+    cr_assert_eq(g.pkt.u.suback.rcs[1], MQTT_SUBACK_FAILURE);
+    cr_assert_eq(g.pkt.u.suback.rcs[2], MQTT_SUBACK_FAILURE);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, closes_on_publish_topic_over_level_limit)
+{
+    lim.topic_levels_max = 2;
+    struct client c;
+    do_connect(&c, "a", true);
+    struct mqtt_pkt p = publish_pkt("a/b/c", "x", 0, false, 0);
+    cr_assert_lt(feed_pkt(&c, &p, MQTT_V311), 0);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, unsubscribe_stops_delivery_and_always_gets_unsuback)
+{
+    struct client sub, pub;
+    do_connect(&sub, "sub", true);
+    do_connect(&pub, "pub", true);
+    do_subscribe(&sub, "t", 0, 0);
+    struct mqtt_sub_entry e[2] = {{{(const uint8_t *)"t", 1}, 0}, {{(const uint8_t *)"n", 1}, 0}};
+    struct mqtt_pkt p = {.type = MQTT_UNSUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 4, .count = 2, .entries = e};
+    cr_assert_eq(feed_pkt(&sub, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_UNSUBACK); /* [MQTT-3.10.4-4], [MQTT-3.10.4-5] */
+    cr_assert_eq(g.pkt.u.ack.pkt_id, 4);
+    do_publish(&pub, "t", "x", 0, false, 0);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, retained_message_is_sent_on_subscribe_with_retain_set)
+{
+    struct client sub, pub;
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "r/1", "one", 1, true, 1);
+    do_publish(&pub, "r/2", "two", 0, true, 0);
+    do_publish(&pub, "r/2", "TWO", 2, true, 2); /* replaces [MQTT-3.3.1-5] */
+    do_connect(&sub, "sub", true);
+    do_subscribe(&sub, "r/2", 1, 1);
+    struct got g;
+    expect_publish(&sub, "r/2", "TWO", 1, true, &g); /* [MQTT-3.3.1-8] */
+    expect_none(&sub);
+    /* An empty retained payload clears the topic [MQTT-3.3.1-10], and is still forwarded. */
+    do_publish(&pub, "r/2", "", 0, true, 0);
+    expect_publish(&sub, "r/2", "", 0, false, &g); /* [MQTT-3.3.1-9] */
+    struct client late;
+    do_connect(&late, "late", true);
+    do_subscribe(&late, "r/#", 2, 2);
+    expect_publish(&late, "r/1", "one", 1, true, &g);
+    expect_none(&late);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    broker_client_gone(b, &late, 0);
+}
+
+Test(broker, qos2_inbound_is_routed_once_for_duplicates)
+{
+    struct client sub, pub;
+    do_connect(&sub, "sub", true);
+    do_connect(&pub, "pub", true);
+    do_subscribe(&sub, "q", 2, 2);
+    do_publish(&pub, "q", "once", 2, false, 11);
+    struct mqtt_pkt dup = publish_pkt("q", "once", 2, false, 11);
+    dup.u.publish.dup = true;
+    cr_assert_eq(feed_pkt(&pub, &dup, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&pub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBREC); /* acknowledged again [MQTT-4.3.3-2] */
+    ack(&pub, MQTT_PUBREL, 11);
+    cr_assert(next_out(&pub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBCOMP);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, 11);
+    expect_publish(&sub, "q", "once", 2, false, &g);
+    expect_none(&sub); /* routed once only */
+    /* After PUBREL the id is free: the same id is a new message. */
+    do_publish(&pub, "q", "again", 2, false, 11);
+    expect_publish(&sub, "q", "again", 2, false, &g);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, qos2_outbound_flow_releases_the_packet_id)
+{
+    struct client sub, pub;
+    do_connect(&sub, "sub", true);
+    do_connect(&pub, "pub", true);
+    do_subscribe(&sub, "q", 2, 2);
+    do_publish(&pub, "q", "m", 2, false, 1);
+    struct got g;
+    expect_publish(&sub, "q", "m", 2, false, &g);
+    uint16_t id = g.pkt.u.publish.pkt_id;
+    ack(&sub, MQTT_PUBREC, id);
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBREL);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, id);
+    ack(&sub, MQTT_PUBCOMP, id);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, inflight_window_holds_back_and_then_sends_in_order)
+{
+    lim.inflight_max = 2;
+    struct client sub, pub;
+    do_connect(&sub, "sub", true);
+    do_connect(&pub, "pub", true);
+    do_subscribe(&sub, "w", 1, 1);
+    char pl[4][2] = {"0", "1", "2", "3"};
+    for (int i = 0; i < 4; i++)
+        do_publish(&pub, "w", pl[i], 1, false, (uint16_t)(i + 1));
+    struct got g;
+    uint16_t ids[4];
+    expect_publish(&sub, "w", "0", 1, false, &g);
+    ids[0] = g.pkt.u.publish.pkt_id;
+    expect_publish(&sub, "w", "1", 1, false, &g);
+    ids[1] = g.pkt.u.publish.pkt_id;
+    expect_none(&sub);
+    ack(&sub, MQTT_PUBACK, ids[0]);
+    expect_publish(&sub, "w", "2", 1, false, &g);
+    ids[2] = g.pkt.u.publish.pkt_id;
+    cr_assert_neq(ids[2], ids[1], "packet ids in use are not reused [MQTT-2.3.1-2]");
+    ack(&sub, MQTT_PUBACK, ids[1]);
+    expect_publish(&sub, "w", "3", 1, false, &g);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, persistent_session_queues_while_offline_and_resumes)
+{
+    struct client sub, pub;
+    cr_assert_not(do_connect(&sub, "p", false));
+    do_subscribe(&sub, "s/#", 2, 2);
+    broker_client_gone(b, &sub, 0);
+    cr_assert_eq(broker_stats(b)->sessions, 1);
+
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s/1", "q0", 0, false, 0); /* not kept for offline sessions */
+    do_publish(&pub, "s/1", "q1", 1, false, 1);
+    do_publish(&pub, "s/2", "q2", 2, false, 2);
+
+    cr_assert(do_connect(&sub, "p", false), "session present [MQTT-3.2.2-2]");
+    struct got g;
+    expect_publish(&sub, "s/1", "q1", 1, false, &g);
+    expect_publish(&sub, "s/2", "q2", 2, false, &g);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, offline_queue_is_bounded)
+{
+    lim.queued_max = 3;
+    struct client sub, pub;
+    do_connect(&sub, "p", false);
+    do_subscribe(&sub, "s", 1, 1);
+    broker_client_gone(b, &sub, 0);
+    do_connect(&pub, "pub", true);
+    for (uint16_t i = 1; i <= 10; i++)
+        do_publish(&pub, "s", "m", 1, false, i);
+    cr_assert_eq(broker_stats(b)->queue_full, 7);
+    do_connect(&sub, "p", false);
+    struct got g;
+    for (int i = 0; i < 3; i++)
+        expect_publish(&sub, "s", "m", 1, false, &g);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, clean_session_discards_the_previous_session)
+{
+    struct client c, pub;
+    do_connect(&c, "p", false);
+    do_subscribe(&c, "s", 1, 1);
+    broker_client_gone(b, &c, 0);
+    cr_assert_not(do_connect(&c, "p", true), "[MQTT-3.1.2-6]");
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s", "m", 1, false, 1);
+    expect_none(&c); /* the old subscription is gone */
+    broker_client_gone(b, &c, 0);
+    broker_client_gone(b, &pub, 0);
+    cr_assert_eq(broker_stats(b)->sessions, 0);
+}
+
+Test(broker, unacknowledged_messages_are_resent_with_dup_on_reconnect)
+{
+    struct client sub, pub;
+    do_connect(&sub, "p", false);
+    do_subscribe(&sub, "d", 2, 2);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "d", "one", 1, false, 1);
+    do_publish(&pub, "d", "two", 2, false, 2);
+    do_publish(&pub, "d", "three", 2, false, 3);
+    struct got g1, g2, g3;
+    expect_publish(&sub, "d", "one", 1, false, &g1);
+    expect_publish(&sub, "d", "two", 2, false, &g2);
+    expect_publish(&sub, "d", "three", 2, false, &g3);
+    cr_assert_not(g1.pkt.u.publish.dup);
+    ack(&sub, MQTT_PUBREC, g3.pkt.u.publish.pkt_id);
+    struct got g;
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBREL);
+    broker_client_gone(b, &sub, 0);
+
+    cr_assert(do_connect(&sub, "p", false));
+    /* [MQTT-4.4.0-1]: PUBLISH with DUP for unacked, PUBREL for PUBREC'd, in order. */
+    expect_publish(&sub, "d", "one", 1, false, &g);
+    cr_assert(g.pkt.u.publish.dup);
+    cr_assert_eq(g.pkt.u.publish.pkt_id, g1.pkt.u.publish.pkt_id);
+    expect_publish(&sub, "d", "two", 2, false, &g);
+    cr_assert(g.pkt.u.publish.dup);
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBREL);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, g3.pkt.u.publish.pkt_id);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, takeover_closes_the_old_connection_and_keeps_the_session)
+{
+    struct client c1, c2, pub;
+    do_connect(&c1, "same", false);
+    do_subscribe(&c1, "t", 1, 1);
+    drain_dirty();
+    cr_assert(do_connect(&c2, "same", false));
+    cr_assert_eq(c1.state, CLIENT_CLOSING); /* [MQTT-3.1.4-2] */
+    cr_assert_eq(c1.close_rc, -MQTT_RC_SESSION_TAKEN_OVER);
+    bool saw_c1 = false;
+    for (struct client *d; (d = broker_next_dirty(b));)
+        saw_c1 |= d == &c1;
+    cr_assert(saw_c1, "the old client is put on the dirty list to be closed");
+    broker_client_gone(b, &c1, 0);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "t", "m", 1, false, 1);
+    struct got g;
+    expect_publish(&c2, "t", "m", 1, false, &g);
+    cr_assert_eq(broker_stats(b)->clients, 2);
+    broker_client_gone(b, &c2, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+static void connect_with_will(struct client *c, const char *id)
+{
+    broker_client_init(b, c);
+    struct mqtt_pkt p = connect_pkt(id, true, MQTT_V311);
+    p.u.connect.will = true;
+    p.u.connect.will_qos = 1;
+    p.u.connect.will_retain = true;
+    p.u.connect.will_topic = (struct mqtt_str){(const uint8_t *)"w/status", 8};
+    p.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"gone", 4};
+    cr_assert_eq(feed_pkt(c, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(c, &g));
+    cr_assert_eq(g.pkt.u.connack.rc, 0);
+}
+
+Test(broker, will_is_published_when_the_connection_ends_without_disconnect)
+{
+    struct client w, sub;
+    connect_with_will(&w, "w");
+    do_connect(&sub, "sub", true);
+    do_subscribe(&sub, "w/#", 1, 1);
+    broker_client_gone(b, &w, -104); /* [MQTT-3.1.2-8] */
+    struct got g;
+    expect_publish(&sub, "w/status", "gone", 1, false, &g);
+    /* Will retain: a later subscriber gets it as retained [MQTT-3.1.2-17]. */
+    struct client late;
+    do_connect(&late, "late", true);
+    do_subscribe(&late, "w/status", 1, 1);
+    expect_publish(&late, "w/status", "gone", 1, true, &g);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &late, 0);
+}
+
+Test(broker, will_is_not_published_after_disconnect)
+{
+    struct client w, sub;
+    connect_with_will(&w, "w");
+    do_connect(&sub, "sub", true);
+    do_subscribe(&sub, "w/#", 1, 1);
+    struct mqtt_pkt p = {.type = MQTT_DISCONNECT};
+    cr_assert_gt(feed_pkt(&w, &p, MQTT_V311), 0);
+    cr_assert_eq(w.state, CLIENT_CLOSING);
+    broker_client_gone(b, &w, 0);
+    expect_none(&sub); /* [MQTT-3.1.2-10] */
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(broker, bytes_after_disconnect_are_ignored)
+{
+    struct client c;
+    do_connect(&c, "a", true);
+    uint8_t two[4] = {0xe0, 0x00, 0xc0, 0x00}; /* DISCONNECT, PINGREQ */
+    cr_assert_gt(broker_client_feed(b, &c, two, sizeof(two)), 0);
+    expect_none(&c);
+    broker_client_gone(b, &c, 0);
+}
+
+/* Build one stream of packets and feed it split at every byte. */
+Test(broker, handles_packets_split_at_every_byte)
+{
+    uint8_t stream[512];
+    size_t n = 0;
+    struct mqtt_pkt pk[4];
+    pk[0] = connect_pkt("split", true, MQTT_V311);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"s/+", 3}, 1};
+    pk[1] = (struct mqtt_pkt){.type = MQTT_SUBSCRIBE};
+    pk[1].u.subscribe = (struct mqtt_subscribe){.pkt_id = 2, .count = 1, .entries = &e};
+    pk[2] = publish_pkt("s/x", "payload-bytes", 1, false, 3);
+    pk[3] = (struct mqtt_pkt){.type = MQTT_PINGREQ};
+    for (int i = 0; i < 4; i++)
+        n += mqtt_encode(&pk[i], MQTT_V311, stream + n, sizeof(stream) - n);
+
+    for (size_t split = 0; split <= n; split++) {
+        for (size_t split2 = split; split2 <= n; split2 += 7) {
+            struct client c;
+            broker_client_init(b, &c);
+            cr_assert_eq(broker_client_feed(b, &c, stream, split), 0);
+            cr_assert_eq(broker_client_feed(b, &c, stream + split, split2 - split), 0);
+            cr_assert_eq(broker_client_feed(b, &c, stream + split2, n - split2), 0);
+            uint8_t want[] = {MQTT_CONNACK, MQTT_SUBACK, MQTT_PUBLISH, MQTT_PUBACK,
+                              MQTT_PINGRESP};
+            for (size_t k = 0; k < sizeof(want); k++) {
+                struct got g;
+                cr_assert(next_out(&c, &g), "split %zu/%zu: missing packet %zu", split, split2,
+                          k);
+                cr_assert_eq(g.pkt.type, want[k], "split %zu/%zu: packet %zu is %s", split,
+                             split2, k, mqtt_type_name(g.pkt.type));
+            }
+            expect_none(&c);
+            broker_client_gone(b, &c, 0);
+        }
+    }
+}
+
+Test(broker, closes_on_packet_over_the_size_limit)
+{
+    lim.packet_bytes_max = 64;
+    struct client c;
+    do_connect(&c, "a", true);
+    char big[100];
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = 0;
+    struct mqtt_pkt p = publish_pkt("t", big, 0, false, 0);
+    cr_assert_lt(feed_pkt(&c, &p, MQTT_V311), 0);
+    cr_assert_eq(c.state, CLIENT_CLOSING);
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker, qos0_is_shed_when_the_output_buffer_is_full)
+{
+    lim.output_bytes_max = 200;
+    struct client sub, pub;
+    do_connect(&sub, "sub", true);
+    do_connect(&pub, "pub", true);
+    do_subscribe(&sub, "t", 0, 0);
+    for (int i = 0; i < 50; i++)
+        do_publish(&pub, "t", "0123456789", 0, false, 0);
+    cr_assert_leq(sub.out.len, 200);
+    cr_assert_gt(broker_stats(b)->msgs_dropped, 0);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}

@@ -1,0 +1,589 @@
+/*
+ * test_config.c - config/: defaults, the shipped file, every kind of error
+ * (with its exact FILE:LINE message), size suffixes and listener sections.
+ *
+ * Each test writes its INI text to a file under a fresh mkdtemp() directory.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "config/config_ini.h"
+
+static char dir[200];
+static char path[256];
+static char err[CONFIG_ERR_MAX];
+static char want[1024];
+static char msgbuf[512];
+static struct config cfg;
+
+static void setup(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(dir, sizeof(dir), "%s/ringmq-test-config-XXXXXX", tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    snprintf(path, sizeof(path), "%s/t.ini", dir);
+    memset(err, 0, sizeof(err));
+}
+
+static void teardown(void)
+{
+    unlink(path);
+    rmdir(dir);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+static void write_file(const char *p, const char *text, size_t len)
+{
+    FILE *f = fopen(p, "w");
+
+    cr_assert_not_null(f, "fopen %s: %s", p, strerror(errno));
+    cr_assert_eq(fwrite(text, 1, len, f), len);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Write @text to the test file and load it over cfg. */
+static int load(const char *text)
+{
+    write_file(path, text, strlen(text));
+    return config_load(&cfg, path, err, sizeof(err));
+}
+
+/* Load @text, expect failure with exactly "PATH:@line: @msg". */
+static void expect_error(const char *text, unsigned line, const char *msg)
+{
+    cr_assert_eq(load(text), -1, "loaded:\n%s", text);
+    if (line > 0) {
+        snprintf(want, sizeof(want), "%s:%u: %s", path, line, msg);
+    } else {
+        snprintf(want, sizeof(want), "%s: %s", path, msg);
+    }
+    cr_assert_str_eq(err, want);
+}
+
+static void expect_defaults(const struct config *c)
+{
+    struct config d;
+
+    config_defaults(&d);
+    cr_assert_eq(memcmp(c, &d, sizeof(d)), 0);
+}
+
+/* The source tree: RINGMQ_SRC if set, else derived from this file's path. */
+static void src_path(char *buf, size_t len, const char *rel)
+{
+    const char *src = getenv("RINGMQ_SRC");
+    const char *me = __FILE__;
+    const char *tail = strstr(me, "tests/unit/test_config.c");
+
+    if (src != NULL && src[0] != '\0') {
+        snprintf(buf, len, "%s/%s", src, rel);
+    } else {
+        cr_assert_not_null(tail, "cannot locate the source tree from %s", me);
+        snprintf(buf, len, "%.*s%s", (int)(tail - me), me, rel);
+    }
+}
+
+Test(config, defaults_match_the_documented_values)
+{
+    struct config c;
+
+    memset(&c, 0xa5, sizeof(c));
+    config_defaults(&c);
+    cr_assert_eq(c.log_level, CONFIG_LOG_INFO);
+    cr_assert_eq(c.limits.packet_bytes_max, 1048576);
+    cr_assert_eq(c.limits.client_id_bytes_max, 1024);
+    cr_assert_eq(c.limits.topic_bytes_max, 65535);
+    cr_assert_eq(c.limits.topic_levels_max, 128);
+    cr_assert_eq(c.limits.subs_per_client_max, 10000);
+    cr_assert_eq(c.limits.inflight_max, 20);
+    cr_assert_eq(c.limits.inflight_in_max, 1024);
+    cr_assert_eq(c.limits.queued_max, 1000);
+    cr_assert_eq(c.limits.output_bytes_max, 8388608);
+    cr_assert_eq(c.limits.retained_max, 1000000);
+    cr_assert_eq(c.limits.connect_timeout_ms, 10000);
+    cr_assert_eq(c.limits.connections_max, 100000);
+    cr_assert(c.limits.allow_zero_length_client_id);
+    cr_assert_eq(c.listener_count, 1);
+    cr_assert_str_eq(c.listeners[0].name, "default");
+    cr_assert_str_eq(c.listeners[0].bind, "127.0.0.1");
+    cr_assert_eq(c.listeners[0].port, 1883);
+    cr_assert_eq(c.listeners[0].backlog, 1024);
+}
+
+Test(config, log_level_names_parse_and_unknown_ones_do_not)
+{
+    cr_assert_eq(config_log_level_parse("error"), CONFIG_LOG_ERROR);
+    cr_assert_eq(config_log_level_parse("warn"), CONFIG_LOG_WARN);
+    cr_assert_eq(config_log_level_parse("info"), CONFIG_LOG_INFO);
+    cr_assert_eq(config_log_level_parse("debug"), CONFIG_LOG_DEBUG);
+    cr_assert_eq(config_log_level_parse("DEBUG"), -1);
+    cr_assert_eq(config_log_level_parse(""), -1);
+}
+
+Test(config, shipped_file_loads_and_equals_the_defaults)
+{
+    char shipped[PATH_MAX];
+
+    src_path(shipped, sizeof(shipped), "config/ringmq.ini");
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(config_load(&cfg, shipped, err, sizeof(err)), 0, "%s", err);
+    expect_defaults(&cfg);
+}
+
+Test(config, shipped_file_lists_every_key_with_a_comment_above_it)
+{
+    const struct config__key *keys;
+    char shipped[PATH_MAX];
+    char text[16384];
+    char needle[128];
+    size_t count;
+    size_t n;
+    size_t i;
+    FILE *f;
+
+    src_path(shipped, sizeof(shipped), "config/ringmq.ini");
+    f = fopen(shipped, "r");
+    cr_assert_not_null(f, "%s: %s", shipped, strerror(errno));
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    keys = config__keys(&count);
+    cr_assert_gt(count, 0);
+    for (i = 0; i < count; i++) {
+        const char *at;
+
+        snprintf(needle, sizeof(needle), "\n%s = ", keys[i].name);
+        at = strstr(text, needle);
+        cr_assert_not_null(at, "key %s missing from %s", keys[i].name, shipped);
+        /* The line before it is a "; " comment. */
+        cr_assert(at - text >= 2);
+        for (at--; at > text && at[-1] != '\n'; at--) {
+        }
+        cr_assert_eq(*at, ';', "no comment above %s", keys[i].name);
+    }
+}
+
+Test(config, empty_and_comment_only_files_give_the_defaults)
+{
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(load(""), 0, "%s", err);
+    expect_defaults(&cfg);
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(load("; nothing\n# here\n\n   \n"), 0, "%s", err);
+    expect_defaults(&cfg);
+}
+
+Test(config, keys_set_their_fields)
+{
+    cr_assert_eq(load("[broker]\n"
+                      "log_level = debug\n"
+                      "[limits]\n"
+                      "inflight_max = 7\n"
+                      "queued_max = 0\n"
+                      "connect_timeout_ms = 100\n"
+                      "allow_zero_length_client_id = false\n"
+                      "topic_levels_max: 9\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.log_level, CONFIG_LOG_DEBUG);
+    cr_assert_eq(cfg.limits.inflight_max, 7);
+    cr_assert_eq(cfg.limits.queued_max, 0);
+    cr_assert_eq(cfg.limits.connect_timeout_ms, 100);
+    cr_assert_not(cfg.limits.allow_zero_length_client_id);
+    cr_assert_eq(cfg.limits.topic_levels_max, 9);
+    cr_assert_eq(cfg.limits.subs_per_client_max, 10000, "untouched keys keep defaults");
+}
+
+Test(config, booleans_accept_true_false_yes_no_on_off_1_0)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    char text[128];
+    size_t i;
+
+    for (i = 0; i < 4; i++) {
+        snprintf(text, sizeof(text), "[limits]\nallow_zero_length_client_id = %s\n", no[i]);
+        cr_assert_eq(load(text), 0, "%s", err);
+        cr_assert_not(cfg.limits.allow_zero_length_client_id, "%s", no[i]);
+        snprintf(text, sizeof(text), "[limits]\nallow_zero_length_client_id = %s\n", yes[i]);
+        cr_assert_eq(load(text), 0, "%s", err);
+        cr_assert(cfg.limits.allow_zero_length_client_id, "%s", yes[i]);
+    }
+}
+
+Test(config, size_suffixes_multiply_by_powers_of_1024)
+{
+    cr_assert_eq(load("[limits]\npacket_bytes_max = 64k\noutput_bytes_max = 3M\n"
+                      "client_id_bytes_max = 1K\ntopic_bytes_max = 100\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.limits.packet_bytes_max, 64 * 1024);
+    cr_assert_eq(cfg.limits.output_bytes_max, 3 * 1024 * 1024);
+    cr_assert_eq(cfg.limits.client_id_bytes_max, 1024);
+    cr_assert_eq(cfg.limits.topic_bytes_max, 100);
+
+    cr_assert_eq(load("[limits]\noutput_bytes_max = 3g\npacket_bytes_max = 256m\n"), 0, "%s",
+                 err);
+    cr_assert_eq(cfg.limits.output_bytes_max, 3u * 1024 * 1024 * 1024);
+    cr_assert_eq(cfg.limits.packet_bytes_max, 256u * 1024 * 1024);
+    cr_assert_eq(load("[limits]\npacket_bytes_max = 268435460\noutput_bytes_max = 1g\n"), 0,
+                 "%s", err);
+    cr_assert_eq(cfg.limits.packet_bytes_max, 268435460u);
+}
+
+Test(config, size_out_of_range_after_the_suffix_is_an_error)
+{
+    expect_error("[limits]\noutput_bytes_max = 4g\n", 2,
+                 "[limits] output_bytes_max: out of range: expected a size in bytes "
+                 "2..4294967295 (suffix k, m or g allowed), got \"4g\"");
+    expect_error("[limits]\npacket_bytes_max = 1g\n", 2,
+                 "[limits] packet_bytes_max: out of range: expected a size in bytes "
+                 "2..268435460 (suffix k, m or g allowed), got \"1g\"");
+}
+
+Test(config, size_suffixes_only_on_size_keys)
+{
+    expect_error("[limits]\ninflight_max = 1k\n", 2,
+                 "[limits] inflight_max: expected an integer 1..65535, got \"1k\"");
+    expect_error("[limits]\npacket_bytes_max = 1kb\n", 2,
+                 "[limits] packet_bytes_max: expected a size in bytes 2..268435460 "
+                 "(suffix k, m or g allowed), got \"1kb\"");
+    expect_error("[limits]\npacket_bytes_max = k\n", 2,
+                 "[limits] packet_bytes_max: expected a size in bytes 2..268435460 "
+                 "(suffix k, m or g allowed), got \"k\"");
+}
+
+Test(config, bad_integer_says_what_was_expected)
+{
+    expect_error("[limits]\n\ninflight_max = abc\n", 3,
+                 "[limits] inflight_max: expected an integer 1..65535, got \"abc\"");
+    expect_error("[limits]\ninflight_max = -1\n", 2,
+                 "[limits] inflight_max: expected an integer 1..65535, got \"-1\"");
+    expect_error("[limits]\ninflight_max = 0x10\n", 2,
+                 "[limits] inflight_max: expected an integer 1..65535, got \"0x10\"");
+    expect_error("[limits]\ninflight_max =\n", 2,
+                 "[limits] inflight_max: expected an integer 1..65535, got \"\"");
+}
+
+Test(config, integer_out_of_range_is_an_error)
+{
+    expect_error("[limits]\ninflight_max = 65536\n", 2,
+                 "[limits] inflight_max: out of range: expected an integer 1..65535, "
+                 "got \"65536\"");
+    expect_error("[limits]\ninflight_max = 0\n", 2,
+                 "[limits] inflight_max: out of range: expected an integer 1..65535, "
+                 "got \"0\"");
+    expect_error("[limits]\nqueued_max = 99999999999999999999999\n", 2,
+                 "[limits] queued_max: out of range: expected an integer 0..10000000, "
+                 "got \"99999999999999999999999\"");
+    expect_error("[limits]\nconnect_timeout_ms = 99\n", 2,
+                 "[limits] connect_timeout_ms: out of range: expected a duration in "
+                 "milliseconds 100..3600000, got \"99\"");
+}
+
+Test(config, bad_bool_enum_and_address_say_what_was_expected)
+{
+    expect_error("[limits]\nallow_zero_length_client_id = maybe\n", 2,
+                 "[limits] allow_zero_length_client_id: expected true or false, "
+                 "got \"maybe\"");
+    expect_error("[broker]\nlog_level = verbose\n", 2,
+                 "[broker] log_level: expected one of error, warn, info, debug, "
+                 "got \"verbose\"");
+    expect_error("[listener.a]\nbind = localhost\n", 2,
+                 "[listener.a] bind: expected a numeric IPv4 or IPv6 address, "
+                 "got \"localhost\"");
+    expect_error("[listener.a]\nbind = 1.2.3.256\n", 2,
+                 "[listener.a] bind: expected a numeric IPv4 or IPv6 address, "
+                 "got \"1.2.3.256\"");
+}
+
+Test(config, unknown_section_is_an_error_even_when_empty)
+{
+    expect_error("[broker]\nlog_level = info\n[brokers]\n", 3,
+                 "[brokers]: unknown section (expected [broker], [limits] or "
+                 "[listener.NAME])");
+    expect_error("[listener]\nport = 1\n", 1,
+                 "[listener]: unknown section (expected [broker], [limits] or "
+                 "[listener.NAME])");
+}
+
+Test(config, unknown_key_suggests_the_closest_known_key)
+{
+    expect_error("[limits]\npacket_byte_max = 10\n", 2,
+                 "[limits] packet_byte_max: unknown key (did you mean packet_bytes_max?)");
+    expect_error("[listener.x]\nprot = 10\n", 2,
+                 "[listener.x] prot: unknown key (did you mean port?)");
+    expect_error("[limits]\nfrobnicate = 1\n", 2, "[limits] frobnicate: unknown key");
+    /* A key of another section is unknown here. */
+    expect_error("[broker]\ninflight_max = 1\n", 2, "[broker] inflight_max: unknown key");
+}
+
+Test(config, duplicate_key_names_both_lines)
+{
+    expect_error("[limits]\ninflight_max = 1\n; again\ninflight_max = 2\n", 4,
+                 "[limits] inflight_max: duplicate key (first set on line 2)");
+    /* Also across two [limits] sections. */
+    expect_error("[limits]\ninflight_max = 1\n[broker]\n[limits]\ninflight_max = 2\n", 5,
+                 "[limits] inflight_max: duplicate key (first set on line 2)");
+    expect_error("[listener.a]\nport = 1\nport = 2\n", 3,
+                 "[listener.a] port: duplicate key (first set on line 2)");
+}
+
+Test(config, same_key_in_two_listeners_is_not_a_duplicate)
+{
+    cr_assert_eq(load("[listener.a]\nport = 1\n[listener.b]\nport = 2\n"), 0, "%s", err);
+    cr_assert_eq(cfg.listeners[0].port, 1);
+    cr_assert_eq(cfg.listeners[1].port, 2);
+}
+
+Test(config, malformed_lines_are_reported_by_line)
+{
+    expect_error("[limits]\ninflight_max 5\n", 2,
+                 "malformed line (expected [section], key = value or a ; comment)");
+    expect_error("[limits\ninflight_max = 5\n", 1,
+                 "malformed line (expected [section], key = value or a ; comment)");
+    expect_error("[limits]\n= 5\n", 2, "[limits]: missing key name before '='");
+}
+
+Test(config, first_error_wins)
+{
+    /* A malformed line (inih's report) before one of ours. */
+    expect_error("[limits]\ngarbage\ninflight_max = 0\n", 2,
+                 "malformed line (expected [section], key = value or a ; comment)");
+    /* One of ours before a malformed line: parsing stops at ours. */
+    expect_error("[limits]\ninflight_max = 0\ngarbage\n", 2,
+                 "[limits] inflight_max: out of range: expected an integer 1..65535, "
+                 "got \"0\"");
+}
+
+Test(config, key_before_any_section_is_an_error)
+{
+    expect_error("; top\ninflight_max = 5\n", 2,
+                 "inflight_max: key outside any section (expected [broker], [limits] or "
+                 "[listener.NAME] above it)");
+}
+
+Test(config, failure_leaves_the_callers_config_untouched)
+{
+    struct config before;
+
+    memset(&cfg, 0x5a, sizeof(cfg));
+    memcpy(&before, &cfg, sizeof(cfg));
+    cr_assert_eq(load("[limits]\ninflight_max = 3\nqueued_max = x\n"), -1);
+    cr_assert_eq(memcmp(&cfg, &before, sizeof(cfg)), 0);
+}
+
+Test(config, missing_file_says_cannot_open_with_strerror)
+{
+    snprintf(path, sizeof(path), "%s/nope.ini", dir);
+    cr_assert_eq(config_load(&cfg, path, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s: cannot open: %s", path, strerror(ENOENT));
+    cr_assert_str_eq(err, want);
+}
+
+Test(config, directory_says_cannot_read)
+{
+    cr_assert_eq(config_load(&cfg, dir, err, sizeof(err)), -1);
+    snprintf(want, sizeof(want), "%s: cannot read: %s", dir, strerror(EISDIR));
+    cr_assert_str_eq(err, want);
+}
+
+Test(config, listener_sections_replace_the_default_listener)
+{
+    cr_assert_eq(load("[listener.plain]\n"
+                      "bind = 0.0.0.0\n"
+                      "port = 1884\n"
+                      "backlog = 16\n"
+                      "[listener.v6]\n"
+                      "bind = ::1\n"
+                      "port = 0\n"
+                      "[listener.empty-one_2]\n"
+                      "port = 1885\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.listener_count, 3);
+    cr_assert_str_eq(cfg.listeners[0].name, "plain");
+    cr_assert_str_eq(cfg.listeners[0].bind, "0.0.0.0");
+    cr_assert_eq(cfg.listeners[0].port, 1884);
+    cr_assert_eq(cfg.listeners[0].backlog, 16);
+    cr_assert_str_eq(cfg.listeners[1].name, "v6");
+    cr_assert_str_eq(cfg.listeners[1].bind, "::1");
+    cr_assert_eq(cfg.listeners[1].port, 0);
+    cr_assert_eq(cfg.listeners[1].backlog, 1024, "default backlog");
+    cr_assert_str_eq(cfg.listeners[2].name, "empty-one_2");
+    cr_assert_str_eq(cfg.listeners[2].bind, "127.0.0.1", "default bind");
+}
+
+Test(config, empty_listener_section_gets_the_defaults)
+{
+    cr_assert_eq(load("[listener.only]\n"), 0, "%s", err);
+    cr_assert_eq(cfg.listener_count, 1);
+    cr_assert_str_eq(cfg.listeners[0].name, "only");
+    cr_assert_str_eq(cfg.listeners[0].bind, "127.0.0.1");
+    cr_assert_eq(cfg.listeners[0].port, 1883);
+}
+
+Test(config, listener_names_up_to_63_characters_are_kept_whole)
+{
+    char name[80];
+    char text[160];
+
+    memset(name, 'n', 63);
+    name[63] = '\0';
+    snprintf(text, sizeof(text), "[listener.%s]\nport = 1\n", name);
+    cr_assert_eq(load(text), 0, "%s", err);
+    cr_assert_str_eq(cfg.listeners[0].name, name);
+
+    name[63] = 'n';
+    name[64] = '\0';
+    snprintf(text, sizeof(text), "[listener.%s]\n", name);
+    snprintf(msgbuf, sizeof(msgbuf),
+             "[listener.%.55s...]: bad listener name (expected 1..63 of A-Z a-z 0-9 _ -)", name);
+    expect_error(text, 1, msgbuf);
+}
+
+Test(config, bad_listener_names_are_errors)
+{
+    expect_error("[listener.]\n", 1,
+                 "[listener.]: bad listener name (expected 1..63 of A-Z a-z 0-9 _ -)");
+    expect_error("\n[listener.a.b]\n", 2,
+                 "[listener.a.b]: bad listener name (expected 1..63 of A-Z a-z 0-9 _ -)");
+}
+
+Test(config, duplicate_listener_name_is_an_error)
+{
+    expect_error("[listener.a]\nport = 1\n[listener.b]\nport = 2\n[listener.a]\n", 5,
+                 "[listener.a]: duplicate listener (first defined on line 1)");
+}
+
+Test(config, more_than_the_maximum_listeners_is_an_error)
+{
+    char text[4096];
+    size_t o = 0;
+    int i;
+
+    for (i = 0; i <= CONFIG_LISTENERS_MAX; i++) {
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "[listener.l%d]\nport = %d\n", i,
+                              2000 + i);
+    }
+    snprintf(msgbuf, sizeof(msgbuf), "[listener.l%d]: too many listeners (at most %d)",
+             CONFIG_LISTENERS_MAX, CONFIG_LISTENERS_MAX);
+    expect_error(text, 2 * CONFIG_LISTENERS_MAX + 1, msgbuf);
+
+    /* Exactly the maximum is fine. */
+    text[0] = '\0';
+    for (o = 0, i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+        o += (size_t)snprintf(text + o, sizeof(text) - o, "[listener.l%d]\nport = %d\n", i,
+                              2000 + i);
+    }
+    cr_assert_eq(load(text), 0, "%s", err);
+    cr_assert_eq(cfg.listener_count, CONFIG_LISTENERS_MAX);
+}
+
+Test(config, two_listeners_on_one_address_and_port_is_an_error)
+{
+    expect_error("[listener.a]\n[listener.b]\n", 2,
+                 "[listener.b]: 127.0.0.1:1883 is already used by [listener.a] (line 1)");
+    expect_error("[listener.a]\nbind = ::1\nport = 5\n[listener.b]\nport = 5\nbind = 0::1\n", 6,
+                 "[listener.b] bind: [0::1]:5 is already used by [listener.a] (line 1)");
+    expect_error("[listener.a]\nport = 5\n[listener.b]\nport = 5\n", 4,
+                 "[listener.b] port: 127.0.0.1:5 is already used by [listener.a] (line 1)");
+}
+
+Test(config, port_zero_never_clashes)
+{
+    cr_assert_eq(load("[listener.a]\nport = 0\n[listener.b]\nport = 0\n"), 0, "%s", err);
+    cr_assert_eq(cfg.listener_count, 2);
+}
+
+Test(config, output_bytes_max_below_packet_bytes_max_is_an_error)
+{
+    expect_error("[limits]\npacket_bytes_max = 2m\noutput_bytes_max = 1m\n", 3,
+                 "[limits] output_bytes_max: must be at least packet_bytes_max (2097152), "
+                 "got 1048576");
+    expect_error("[limits]\noutput_bytes_max = 1m\npacket_bytes_max = 2m\n", 3,
+                 "[limits] packet_bytes_max: must be at most output_bytes_max (1048576), "
+                 "got 2097152");
+    expect_error("[limits]\n\npacket_bytes_max = 9m\n", 3,
+                 "[limits] packet_bytes_max: must be at most output_bytes_max (8388608), "
+                 "got 9437184");
+}
+
+Test(config, indented_keys_are_keys_not_continuations)
+{
+    cr_assert_eq(load("[limits]\n    inflight_max = 5\n    queued_max = 6\n\t[broker]\n"
+                      "  log_level = warn\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.limits.inflight_max, 5);
+    cr_assert_eq(cfg.limits.queued_max, 6);
+    cr_assert_eq(cfg.log_level, CONFIG_LOG_WARN);
+}
+
+Test(config, inline_comments_crlf_and_bom_are_accepted)
+{
+    cr_assert_eq(load("\xef\xbb\xbf[limits]\r\ninflight_max = 5 ; five\r\n"
+                      "[ broker ] ; spaced\r\nlog_level=error\r\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.limits.inflight_max, 5);
+    cr_assert_eq(cfg.log_level, CONFIG_LOG_ERROR);
+}
+
+Test(config, long_comments_are_fine_but_long_lines_are_not)
+{
+    char text[1024];
+
+    memset(text, 'x', sizeof(text));
+    memcpy(text, "; ", 2);
+    memcpy(text + 600, "\n[limits]\ninflight_max = ", 25);
+    memset(text + 625, '1', 300);
+    memcpy(text + 925, "\n", 2);
+    expect_error(text, 3, "line too long (at most 198 characters)");
+    memcpy(text + 625, "4\n", 3);
+    cr_assert_eq(load(text), 0, "%s", err);
+    cr_assert_eq(cfg.limits.inflight_max, 4);
+}
+
+Test(config, nul_byte_in_a_line_is_an_error)
+{
+    static const char text[] = "[limits]\ninflight_max = 5\0 9\n";
+    struct config c;
+
+    cr_assert_eq(config__load_buffer(&c, "buf.ini", text, sizeof(text) - 1, err, sizeof(err)),
+                 -1);
+    cr_assert_str_eq(err, "buf.ini:2: NUL byte in line");
+}
+
+Test(config, non_printable_bytes_are_escaped_in_messages)
+{
+    expect_error("[limits]\ninflight_max = \x01\xff\"\n", 2,
+                 "[limits] inflight_max: expected an integer 1..65535, got \"\\x01\\xff\\x22\"");
+}
+
+Test(config, buffer_loading_matches_file_loading)
+{
+    static const char text[] = "[limits]\ninflight_max = 9\n[listener.x]\nport = 0";
+    struct config c;
+
+    cr_assert_eq(config__load_buffer(&c, "mem", text, sizeof(text) - 1, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_eq(load(text), 0, "%s", err);
+    cr_assert_eq(memcmp(&c, &cfg, sizeof(c)), 0);
+    cr_assert_eq(config__load_buffer(&c, "mem", NULL, 0, err, sizeof(err)), 0, "%s", err);
+    expect_defaults(&c);
+}
+
+Test(config, tiny_error_buffers_are_not_overrun)
+{
+    char small[8];
+
+    memset(small, 'z', sizeof(small));
+    cr_assert_eq(config__load_buffer(&cfg, "a-long-name.ini", "[x]\n", 4, small, 5), -1);
+    cr_assert_str_eq(small, "a-lo");
+    cr_assert_eq(small[5], 'z');
+}
