@@ -35,7 +35,7 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug", 
 
 #define G(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
 #define LIM(field) G(limits.field)
-#define L(field)                                                                               \
+#define L(field)                                                                                   \
     offsetof(struct config_listener, field), sizeof(((struct config_listener *)0)->field)
 
 /* clang-format off */
@@ -133,21 +133,19 @@ void config__fail(struct config__load *ld, unsigned line, const char *fmt, ...)
 
     RM_ASSERT(ld != NULL && fmt != NULL);
     RM_ASSERT(ld->err != NULL && ld->err_len >= 1);
-    if (ld->failed) {
-        return;
+    if (!ld->failed) {
+        ld->failed = true;
+        if (line > 0) {
+            n = snprintf(ld->err, ld->err_len, "%s:%u: ", ld->path, line);
+        } else {
+            n = snprintf(ld->err, ld->err_len, "%s: ", ld->path);
+        }
+        if (n >= 0 && (size_t)n < ld->err_len) {
+            va_start(ap, fmt);
+            vsnprintf(ld->err + n, ld->err_len - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
     }
-    ld->failed = true;
-    if (line > 0) {
-        n = snprintf(ld->err, ld->err_len, "%s:%u: ", ld->path, line);
-    } else {
-        n = snprintf(ld->err, ld->err_len, "%s: ", ld->path);
-    }
-    if (n < 0 || (size_t)n >= ld->err_len) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(ld->err + n, ld->err_len - (size_t)n, fmt, ap);
-    va_end(ap);
 }
 
 int config_log_level_parse(const char *s)
@@ -157,10 +155,11 @@ int config_log_level_parse(const char *s)
     RM_ASSERT(s != NULL);
     for (i = 0; log_level_names[i] != NULL; i++) {
         if (strcmp(s, log_level_names[i]) == 0) {
-            return i;
+            break;
         }
     }
-    return -1;
+    RM_ASSERT(i < (int)RM_ARRAY_LEN(log_level_names));
+    return log_level_names[i] != NULL ? i : -1;
 }
 
 /* Decimal digits only; false for anything else, including overflow (*overflow set). */
@@ -168,10 +167,8 @@ static bool parse_digits(const char **p, uint64_t *out, bool *overflow)
 {
     const char *s = *p;
     uint64_t v = 0;
+    bool any = *s >= '0' && *s <= '9';
 
-    if (*s < '0' || *s > '9') {
-        return false;
-    }
     for (; *s >= '0' && *s <= '9'; s++) {
         unsigned d = (unsigned)(*s - '0');
 
@@ -183,7 +180,7 @@ static bool parse_digits(const char **p, uint64_t *out, bool *overflow)
     }
     *p = s;
     *out = v;
-    return true;
+    return any;
 }
 
 /*
@@ -196,9 +193,10 @@ static int parse_number(const struct config__key *k, const char *value, uint64_t
     bool overflow = false;
     uint64_t v = 0;
     uint64_t mul = 1;
+    int rc = 0;
 
     if (!parse_digits(&p, &v, &overflow)) {
-        return 0;
+        goto out;
     }
     if (k->type == CONFIG__SIZE && *p != '\0') {
         switch (*p) {
@@ -215,39 +213,42 @@ static int parse_number(const struct config__key *k, const char *value, uint64_t
             mul = 1024 * 1024 * 1024;
             break;
         default:
-            return 0;
+            goto out;
         }
         p++;
     }
     if (*p != '\0') {
-        return 0;
+        goto out;
     }
+    rc = -1;
     if (overflow || v > UINT64_MAX / mul) {
-        return -1;
+        goto out;
     }
     v *= mul;
     if (v < k->min || v > k->max) {
-        return -1;
+        goto out;
     }
     *out = v;
-    return 1;
+    rc = 1;
+out:
+    return rc;
 }
 
 static int parse_bool(const char *value)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
     static const char *const no[] = {"false", "no", "off", "0"};
+    int rc = -1;
     size_t i;
 
-    for (i = 0; i < RM_ARRAY_LEN(yes); i++) {
+    for (i = 0; i < RM_ARRAY_LEN(yes) && rc < 0; i++) {
         if (strcmp(value, yes[i]) == 0) {
-            return 1;
-        }
-        if (strcmp(value, no[i]) == 0) {
-            return 0;
+            rc = 1;
+        } else if (strcmp(value, no[i]) == 0) {
+            rc = 0;
         }
     }
-    return -1;
+    return rc;
 }
 
 static bool address_valid(const char *value)
@@ -378,16 +379,15 @@ static int key_store(const struct config__key *k, void *field, const char *value
         memcpy(field, value, len + 1);
         break;
     }
-    if (rc == 1) {
-        return 0;
+    if (rc != 1) {
+        if (rc < 0) {
+            prefix = "out of range: ";
+        }
+        describe(k, want, sizeof(want));
+        snprintf(why, why_len, "%sexpected %s, got \"%s\"", prefix, want,
+                 config__esc(got, sizeof(got), value, len));
     }
-    if (rc < 0) {
-        prefix = "out of range: ";
-    }
-    describe(k, want, sizeof(want));
-    snprintf(why, why_len, "%sexpected %s, got \"%s\"", prefix, want,
-             config__esc(got, sizeof(got), value, len));
-    return -1;
+    return rc == 1 ? 0 : -1;
 }
 
 static void *key_field(struct config *cfg, const struct config__key *k, uint32_t listener)
@@ -417,8 +417,8 @@ static void listener_defaults(struct config *cfg, uint32_t idx, const char *name
     memcpy(l->name, name, strlen(name) + 1);
     for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
         if (keys[i].scope == CONFIG__SCOPE_LISTENER) {
-            int rc = key_store(&keys[i], key_field(cfg, &keys[i], idx), keys[i].def, why,
-                               sizeof(why));
+            int rc =
+                key_store(&keys[i], key_field(cfg, &keys[i], idx), keys[i].def, why, sizeof(why));
             RM_ASSERT(rc == 0);
         }
     }
@@ -434,8 +434,8 @@ void config_defaults(struct config *cfg)
     for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
         RM_ASSERT(keys[i].scope != CONFIG__SCOPE_NONE);
         if (keys[i].scope != CONFIG__SCOPE_LISTENER) {
-            int rc = key_store(&keys[i], key_field(cfg, &keys[i], 0), keys[i].def, why,
-                               sizeof(why));
+            int rc =
+                key_store(&keys[i], key_field(cfg, &keys[i], 0), keys[i].def, why, sizeof(why));
             RM_ASSERT(rc == 0);
         }
     }
@@ -457,20 +457,16 @@ void config__load_init(struct config__load *ld, const char *path, char *err, siz
 
 static bool listener_name_valid(const char *name, size_t len)
 {
+    bool ok = len >= 1 && len <= LISTENER_NAME_LEN_MAX;
     size_t i;
 
-    if (len < 1 || len > LISTENER_NAME_LEN_MAX) {
-        return false;
-    }
-    for (i = 0; i < len; i++) {
+    for (i = 0; ok && i < len; i++) {
         char c = name[i];
 
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '_' || c == '-')) {
-            return false;
-        }
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '_' || c == '-';
     }
-    return true;
+    return ok;
 }
 
 static bool is_blank(char c)
@@ -478,14 +474,60 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-int config__section(struct config__load *ld, const char *name, size_t len)
+/* A [listener.NAME] header (or an unknown section); @shown is ld->section escaped. */
+static int listener_begin(struct config__load *ld, size_t len, const char *shown)
 {
     const size_t plen = sizeof(LISTENER_PREFIX) - 1;
-    char shown[CONFIG__SECTION_MAX * 4];
     struct config *cfg = &ld->cfg;
-    const char *lname;
-    size_t llen;
+    const char *lname = ld->section + plen;
     uint32_t i;
+    int rc = -1;
+
+    RM_ASSERT(len < sizeof(ld->section));
+    RM_ASSERT(plen < sizeof(ld->section));
+    if (len < plen || memcmp(ld->section, LISTENER_PREFIX, plen) != 0) {
+        config__fail(ld, ld->lineno,
+                     "[%s]: unknown section (expected [broker], [limits] or [listener.NAME])",
+                     shown);
+        goto out;
+    }
+    if (!listener_name_valid(lname, len - plen)) {
+        config__fail(ld, ld->lineno, "[%s]: bad listener name (expected 1..%d of A-Z a-z 0-9 _ -)",
+                     shown, LISTENER_NAME_LEN_MAX);
+        goto out;
+    }
+    if (!ld->listeners_defined) {
+        /* The file's listeners replace the default one. */
+        ld->listeners_defined = true;
+        cfg->listener_count = 0;
+    }
+    for (i = 0; i < cfg->listener_count; i++) {
+        if (strcmp(cfg->listeners[i].name, lname) == 0) {
+            config__fail(ld, ld->lineno, "[%s]: duplicate listener (first defined on line %u)",
+                         shown, ld->listener_line[i]);
+            goto out;
+        }
+    }
+    if (cfg->listener_count == CONFIG_LISTENERS_MAX) {
+        config__fail(ld, ld->lineno, "[%s]: too many listeners (at most %d)", shown,
+                     CONFIG_LISTENERS_MAX);
+        goto out;
+    }
+    i = cfg->listener_count++;
+    listener_defaults(cfg, i, lname);
+    ld->listener_line[i] = ld->lineno;
+    memset(ld->listener_key_line[i], 0, sizeof(ld->listener_key_line[i]));
+    ld->listener = i;
+    ld->scope = CONFIG__SCOPE_LISTENER;
+    rc = 0;
+out:
+    return rc;
+}
+
+int config__section(struct config__load *ld, const char *name, size_t len)
+{
+    char shown[CONFIG__SECTION_MAX * 4];
+    int rc = 0;
 
     RM_ASSERT(ld != NULL && name != NULL);
     RM_ASSERT(!ld->failed);
@@ -506,50 +548,13 @@ int config__section(struct config__load *ld, const char *name, size_t len)
 
     if (strcmp(ld->section, "broker") == 0) {
         ld->scope = CONFIG__SCOPE_BROKER;
-        return 0;
-    }
-    if (strcmp(ld->section, "limits") == 0) {
+    } else if (strcmp(ld->section, "limits") == 0) {
         ld->scope = CONFIG__SCOPE_LIMITS;
-        return 0;
+    } else {
+        rc = listener_begin(ld, len, shown);
     }
-    if (len < plen || memcmp(ld->section, LISTENER_PREFIX, plen) != 0) {
-        config__fail(ld, ld->lineno,
-                     "[%s]: unknown section (expected [broker], [limits] or [listener.NAME])",
-                     shown);
-        return -1;
-    }
-    lname = ld->section + plen;
-    llen = len - plen;
-    if (!listener_name_valid(lname, llen)) {
-        config__fail(ld, ld->lineno,
-                     "[%s]: bad listener name (expected 1..%d of A-Z a-z 0-9 _ -)", shown,
-                     LISTENER_NAME_LEN_MAX);
-        return -1;
-    }
-    if (!ld->listeners_defined) {
-        /* The file's listeners replace the default one. */
-        ld->listeners_defined = true;
-        cfg->listener_count = 0;
-    }
-    for (i = 0; i < cfg->listener_count; i++) {
-        if (strcmp(cfg->listeners[i].name, lname) == 0) {
-            config__fail(ld, ld->lineno, "[%s]: duplicate listener (first defined on line %u)",
-                         shown, ld->listener_line[i]);
-            return -1;
-        }
-    }
-    if (cfg->listener_count == CONFIG_LISTENERS_MAX) {
-        config__fail(ld, ld->lineno, "[%s]: too many listeners (at most %d)", shown,
-                     CONFIG_LISTENERS_MAX);
-        return -1;
-    }
-    i = cfg->listener_count++;
-    listener_defaults(cfg, i, lname);
-    ld->listener_line[i] = ld->lineno;
-    memset(ld->listener_key_line[i], 0, sizeof(ld->listener_key_line[i]));
-    ld->listener = i;
-    ld->scope = CONFIG__SCOPE_LISTENER;
-    return 0;
+    RM_ASSERT(rc == 0 || ld->failed);
+    return rc;
 }
 
 /* Levenshtein distance, or SUGGEST_DISTANCE_MAX + 1 for over-long names. */
@@ -561,10 +566,15 @@ static size_t edit_distance(const char *a, const char *b)
     size_t i;
     size_t j;
 
+    row[0] = 0;
+
     if (la > SUGGEST_NAME_MAX || lb > SUGGEST_NAME_MAX) {
-        return SUGGEST_DISTANCE_MAX + 1;
+        /* Too long to be a near miss; the DP row below would not fit. */
+        la = 0;
+        lb = 0;
+        row[0] = SUGGEST_DISTANCE_MAX + 1;
     }
-    for (j = 0; j <= lb; j++) {
+    for (j = 1; j <= lb; j++) {
         row[j] = j;
     }
     for (i = 1; i <= la; i++) {
@@ -617,6 +627,7 @@ int config__set(struct config__load *ld, const char *name, const char *value)
     const char *hint;
     unsigned *line;
     size_t i;
+    int rc = -1;
 
     RM_ASSERT(ld != NULL && name != NULL && value != NULL);
     RM_ASSERT(!ld->failed);
@@ -626,29 +637,26 @@ int config__set(struct config__load *ld, const char *name, const char *value)
                      "%s: key outside any section (expected [broker], [limits] or "
                      "[listener.NAME] above it)",
                      shown_key);
-        return -1;
+        goto out;
     }
     config__esc(shown_sec, sizeof(shown_sec), ld->section, sizeof(ld->section));
     if (name[0] == '\0') {
         config__fail(ld, ld->lineno, "[%s]: missing key name before '='", shown_sec);
-        return -1;
+        goto out;
     }
-    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
+    for (i = 0; i < RM_ARRAY_LEN(keys) && k == NULL; i++) {
         if (keys[i].scope == ld->scope && strcmp(keys[i].name, name) == 0) {
             k = &keys[i];
-            break;
         }
     }
     if (k == NULL) {
         hint = suggest(ld->scope, name);
-        if (hint != NULL) {
-            config__fail(ld, ld->lineno, "[%s] %s: unknown key (did you mean %s?)", shown_sec,
-                         shown_key, hint);
-        } else {
-            config__fail(ld, ld->lineno, "[%s] %s: unknown key", shown_sec, shown_key);
-        }
-        return -1;
+        config__fail(ld, ld->lineno, "[%s] %s: unknown key%s%s%s", shown_sec, shown_key,
+                     hint != NULL ? " (did you mean " : "", hint != NULL ? hint : "",
+                     hint != NULL ? "?)" : "");
+        goto out;
     }
+    i = (size_t)(k - keys);
     if (k->scope == CONFIG__SCOPE_LISTENER) {
         RM_ASSERT(ld->listener < ld->cfg.listener_count);
         line = &ld->listener_key_line[ld->listener][i];
@@ -658,14 +666,16 @@ int config__set(struct config__load *ld, const char *name, const char *value)
     if (*line != 0) {
         config__fail(ld, ld->lineno, "[%s] %s: duplicate key (first set on line %u)", shown_sec,
                      shown_key, *line);
-        return -1;
+        goto out;
     }
     if (key_store(k, key_field(&ld->cfg, k, ld->listener), value, why, sizeof(why)) != 0) {
         config__fail(ld, ld->lineno, "[%s] %s: %s", shown_sec, shown_key, why);
-        return -1;
+        goto out;
     }
     *line = ld->lineno;
-    return 0;
+    rc = 0;
+out:
+    return rc;
 }
 
 /* Parse ld->src, check, and publish the result into @cfg on success. */
@@ -680,7 +690,7 @@ static int load(struct config *cfg, struct config__load *ld)
     }
     if (rc == 0) {
         RM_ASSERT(!ld->failed && ld->cfg.listener_count >= 1);
-        *cfg = ld->cfg;
+        memcpy(cfg, &ld->cfg, sizeof(*cfg));
     }
     RM_ASSERT(rc == 0 || ld->failed);
     return rc == 0 ? 0 : -1;
@@ -697,12 +707,14 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
     f = fopen(path, "re");
     if (f == NULL) {
         snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
+        rc = -1;
+        goto out;
     }
     config__load_init(&ld, path, err, err_len);
     ld.src.file = f;
     rc = load(cfg, &ld);
     fclose(f);
+out:
     return rc;
 }
 

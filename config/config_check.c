@@ -27,11 +27,11 @@ static size_t key_index(enum config__scope scope, const char *name)
     keys = config__keys(&count);
     for (i = 0; i < count; i++) {
         if (keys[i].scope == scope && strcmp(keys[i].name, name) == 0) {
-            return i;
+            break;
         }
     }
-    RM_ASSERT(!"key missing from the table");
-    return 0;
+    RM_ASSERT(i < count); /* the rules below name keys of the table */
+    return i;
 }
 
 static int check_limits(struct config__load *ld)
@@ -41,22 +41,25 @@ static int check_limits(struct config__load *ld)
     size_t pkt = key_index(CONFIG__SCOPE_LIMITS, "packet_bytes_max");
     unsigned out_line = ld->key_line[out];
     unsigned pkt_line = ld->key_line[pkt];
+    int rc = 0;
 
-    if (lim->output_bytes_max >= lim->packet_bytes_max) {
-        return 0;
+    if (lim->output_bytes_max < lim->packet_bytes_max) {
+        /* The defaults pass, so at least one of the two was set in the file. */
+        RM_ASSERT(out_line != 0 || pkt_line != 0);
+        if (out_line >= pkt_line) {
+            config__fail(ld, out_line,
+                         "[limits] output_bytes_max: must be at least packet_bytes_max (%u), "
+                         "got %u",
+                         lim->packet_bytes_max, lim->output_bytes_max);
+        } else {
+            config__fail(ld, pkt_line,
+                         "[limits] packet_bytes_max: must be at most output_bytes_max (%u), "
+                         "got %u",
+                         lim->output_bytes_max, lim->packet_bytes_max);
+        }
+        rc = -1;
     }
-    /* The defaults pass, so at least one of the two was set in the file. */
-    RM_ASSERT(out_line != 0 || pkt_line != 0);
-    if (out_line >= pkt_line) {
-        config__fail(ld, out_line,
-                     "[limits] output_bytes_max: must be at least packet_bytes_max (%u), got %u",
-                     lim->packet_bytes_max, lim->output_bytes_max);
-    } else {
-        config__fail(ld, pkt_line,
-                     "[limits] packet_bytes_max: must be at most output_bytes_max (%u), got %u",
-                     lim->output_bytes_max, lim->packet_bytes_max);
-    }
-    return -1;
+    return rc;
 }
 
 static void addr_parse(const char *s, struct addr *a)
@@ -71,63 +74,84 @@ static void addr_parse(const char *s, struct addr *a)
     }
 }
 
+/* The first listener before @j on the same address and port as @j, or @j. */
+static uint32_t listener_clash(const struct config *cfg, uint32_t j)
+{
+    const struct config_listener *lj = &cfg->listeners[j];
+    struct addr a;
+    struct addr b;
+    uint32_t i;
+
+    RM_ASSERT(j < cfg->listener_count);
+    addr_parse(lj->bind, &b);
+    for (i = 0; i < j; i++) {
+        const struct config_listener *li = &cfg->listeners[i];
+
+        addr_parse(li->bind, &a);
+        if (li->port == lj->port && a.family == b.family &&
+            memcmp(a.bytes, b.bytes, sizeof(a.bytes)) == 0) {
+            break;
+        }
+    }
+    return i;
+}
+
 static int check_listeners(struct config__load *ld)
 {
     const struct config *cfg = &ld->cfg;
     size_t bind = key_index(CONFIG__SCOPE_LISTENER, "bind");
     size_t port = key_index(CONFIG__SCOPE_LISTENER, "port");
-    struct addr a;
-    struct addr b;
-    uint32_t i;
+    uint32_t i = 0;
     uint32_t j;
+    int rc = -1;
 
     if (cfg->listener_count == 0) {
         config__fail(ld, 0, "no listener");
-        return -1;
+        goto out;
     }
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
     for (j = 1; j < cfg->listener_count; j++) {
-        const struct config_listener *lj = &cfg->listeners[j];
-
         /* Port 0 asks the kernel for a fresh port each time: never a clash. */
-        if (lj->port == 0) {
-            continue;
-        }
-        addr_parse(lj->bind, &b);
-        for (i = 0; i < j; i++) {
-            const struct config_listener *li = &cfg->listeners[i];
-            unsigned bind_line = ld->listener_key_line[j][bind];
-            unsigned port_line = ld->listener_key_line[j][port];
-            unsigned line = ld->listener_line[j];
-            const char *key = "";
-
-            addr_parse(li->bind, &a);
-            if (li->port != lj->port || a.family != b.family ||
-                memcmp(a.bytes, b.bytes, sizeof(a.bytes)) != 0) {
-                continue;
+        if (cfg->listeners[j].port != 0) {
+            i = listener_clash(cfg, j);
+            if (i < j) {
+                break;
             }
-            if (bind_line != 0 || port_line != 0) {
-                line = bind_line > port_line ? bind_line : port_line;
-                key = bind_line > port_line ? " bind" : " port";
-            }
-            config__fail(ld, line,
-                         "[listener.%s]%s: %s%s%s:%u is already used by [listener.%s] (line %u)",
-                         lj->name, key, b.family == AF_INET6 ? "[" : "", lj->bind,
-                         b.family == AF_INET6 ? "]" : "", lj->port, li->name,
-                         ld->listener_line[i]);
-            return -1;
         }
     }
-    return 0;
+    if (j < cfg->listener_count) {
+        const struct config_listener *lj = &cfg->listeners[j];
+        unsigned bind_line = ld->listener_key_line[j][bind];
+        unsigned port_line = ld->listener_key_line[j][port];
+        unsigned line = ld->listener_line[j];
+        const char *key = "";
+        bool v6 = strchr(lj->bind, ':') != NULL;
+
+        if (bind_line != 0 || port_line != 0) {
+            line = bind_line > port_line ? bind_line : port_line;
+            key = bind_line > port_line ? " bind" : " port";
+        }
+        config__fail(ld, line,
+                     "[listener.%s]%s: %s%s%s:%u is already used by [listener.%s] (line %u)",
+                     lj->name, key, v6 ? "[" : "", lj->bind, v6 ? "]" : "", lj->port,
+                     cfg->listeners[i].name, ld->listener_line[i]);
+        goto out;
+    }
+    rc = 0;
+out:
+    return rc;
 }
 
 int config__check(struct config__load *ld)
 {
+    int rc;
+
     RM_ASSERT(ld != NULL);
     RM_ASSERT(!ld->failed);
-    if (check_limits(ld) != 0 || check_listeners(ld) != 0) {
-        RM_ASSERT(ld->failed);
-        return -1;
+    rc = check_limits(ld);
+    if (rc == 0) {
+        rc = check_listeners(ld);
     }
-    return 0;
+    RM_ASSERT(rc == 0 || ld->failed);
+    return rc;
 }

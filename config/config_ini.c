@@ -10,7 +10,9 @@
  *  - sees section headers first, so unknown or empty sections are reported
  *    and inih's 50-byte section buffer never truncates a listener name;
  *  - rejects NUL bytes and lines longer than inih's buffer instead of letting
- *    inih split them;
+ *    inih split them; comment lines never reach inih, so they may be longer
+ *    (up to LINE_BYTES_MAX, which also bounds what a file without newlines
+ *    can cost);
  *  - stops inih (returns NULL) after the first error.
  * Start-up thread only.
  */
@@ -20,42 +22,62 @@
 #include <ini.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 
 #include "core/rm_assert.h"
 
 #define UTF8_BOM "\xef\xbb\xbf"
+/* Longest raw line read (comments included); inih's own limit is far lower. */
+#define LINE_BYTES_MAX 65536
 
-/* The next raw line (without its '\n') or NULL at the end or on a read error. */
+/*
+ * The next raw line (without its '\n'), or NULL at the end or after an error
+ * (a read error, a line over LINE_BYTES_MAX, no memory). Bytes are read one
+ * at a time so a line without end (say -c /dev/zero) costs a bounded buffer.
+ */
 static const char *next_line(struct config__load *ld, size_t *len)
 {
     struct config__src *src = &ld->src;
-    const char *line;
+    const char *line = NULL;
     const char *nl;
-    ssize_t n;
+    size_t n = 0;
+    int c = EOF;
 
+    RM_ASSERT(len != NULL);
     if (src->file != NULL) {
-        errno = 0;
-        n = getline(&src->line, &src->line_cap, src->file);
-        if (n < 0) {
-            if (ferror(src->file)) {
-                config__fail(ld, 0, "cannot read: %s", strerror(errno ? errno : EIO));
+        if (src->line == NULL) {
+            src->line = malloc(LINE_BYTES_MAX);
+            if (src->line == NULL) {
+                config__fail(ld, 0, "cannot read: out of memory");
+                goto out;
             }
-            return NULL;
         }
-        *len = (size_t)n;
-        if (n > 0 && src->line[n - 1] == '\n') {
-            (*len)--;
+        while (n <= LINE_BYTES_MAX && (c = getc(src->file)) != EOF && c != '\n') {
+            if (n < LINE_BYTES_MAX) {
+                src->line[n] = (char)c;
+            }
+            n++;
         }
-        return src->line;
+        if (c == EOF && ferror(src->file)) {
+            config__fail(ld, 0, "cannot read: %s", strerror(errno ? errno : EIO));
+            goto out;
+        }
+        if (c == EOF && n == 0) {
+            goto out;
+        }
+        line = src->line;
+    } else if (src->pos < src->len) {
+        line = src->buf + src->pos;
+        nl = memchr(line, '\n', src->len - src->pos);
+        n = nl != NULL ? (size_t)(nl - line) : src->len - src->pos;
+        src->pos += n + (nl != NULL);
+        RM_ASSERT(src->pos <= src->len);
     }
-    if (src->pos >= src->len) {
-        return NULL;
+    if (n > LINE_BYTES_MAX) {
+        config__fail(ld, ld->lineno + 1, "line too long (over %d bytes)", LINE_BYTES_MAX);
+        line = NULL;
     }
-    line = src->buf + src->pos;
-    nl = memchr(line, '\n', src->len - src->pos);
-    *len = nl != NULL ? (size_t)(nl - line) : src->len - src->pos;
-    src->pos += *len + (nl != NULL);
+    *len = n;
+out:
     return line;
 }
 
@@ -67,27 +89,30 @@ static bool is_blank(char c)
 /*
  * If @line is a section header as inih sees it ("[" then text up to "]",
  * where an inline comment " ;" ends the search first), tell config.c.
- * Returns -1 if config.c refused the section.
+ * Returns -1 if config.c refused the section. Without a closing bracket the
+ * line is malformed and inih reports it.
  */
 static int maybe_section(struct config__load *ld, const char *line, size_t len)
 {
     bool was_blank = false;
+    int rc = 0;
     size_t i;
 
     if (len == 0 || line[0] != '[') {
-        return 0;
+        goto out;
     }
     for (i = 1; i < len; i++) {
         if (line[i] == ']') {
-            return config__section(ld, line + 1, i - 1);
+            rc = config__section(ld, line + 1, i - 1);
+            break;
         }
         if (was_blank && line[i] == ';') {
             break;
         }
         was_blank = is_blank(line[i]);
     }
-    /* No closing bracket: inih reports the malformed line. */
-    return 0;
+out:
+    return rc;
 }
 
 /* inih's fgets-style reader over ld->src; see the file comment. */
@@ -95,16 +120,17 @@ static char *reader(char *str, int num, void *stream)
 {
     struct config__load *ld = stream;
     const char *line;
+    char *ret = NULL;
     size_t len = 0;
 
     RM_ASSERT(ld != NULL && str != NULL);
     RM_ASSERT(num >= 4);
     if (ld->failed) {
-        return NULL;
+        goto out;
     }
     line = next_line(ld, &len);
     if (line == NULL) {
-        return NULL;
+        goto out;
     }
     ld->lineno++;
     if (ld->lineno == 1 && len >= 3 && memcmp(line, UTF8_BOM, 3) == 0) {
@@ -117,25 +143,26 @@ static char *reader(char *str, int num, void *stream)
     }
     if (memchr(line, '\0', len) != NULL) {
         config__fail(ld, ld->lineno, "NUL byte in line");
-        return NULL;
+        goto out;
     }
     if (len == 0 || line[0] == ';' || line[0] == '#') {
         /* Blank or comment: any length is fine, inih needs to see none of it. */
-        str[0] = '\n';
-        str[1] = '\0';
-        return str;
+        memcpy(str, "\n", 2);
+        ret = str;
+        goto out;
     }
     if (len + 2 > (size_t)num) {
         config__fail(ld, ld->lineno, "line too long (at most %d characters)", num - 2);
-        return NULL;
+        goto out;
     }
     memcpy(str, line, len);
     str[len] = '\n';
     str[len + 1] = '\0';
-    if (maybe_section(ld, line, len) != 0) {
-        return NULL;
+    if (maybe_section(ld, line, len) == 0) {
+        ret = str;
     }
-    return str;
+out:
+    return ret;
 }
 
 /* inih's handler: @section is inih's (possibly truncated) copy; ours is in @ld. */
@@ -146,9 +173,8 @@ static int handler(void *user, const char *section, const char *name, const char
     (void)section;
     RM_ASSERT(ld != NULL && name != NULL);
     RM_ASSERT(value != NULL); /* inih is built without INI_ALLOW_NO_VALUE */
-    if (ld->failed) {
-        return 0;
-    }
+    /* After an error the reader stops inih, so this call is never the second. */
+    RM_ASSERT(!ld->failed);
     return config__set(ld, name, value) == 0;
 }
 
@@ -161,7 +187,6 @@ int config__ini_parse(struct config__load *ld)
     rc = ini_parse_stream(reader, ld, handler, ld);
     free(ld->src.line);
     ld->src.line = NULL;
-    ld->src.line_cap = 0;
     if (rc > 0 && (!ld->failed || (unsigned)rc < ld->lineno)) {
         /*
          * inih found a line it cannot parse before (or without) any error of

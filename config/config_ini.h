@@ -61,8 +61,7 @@ struct config__src {
     const char *buf; /* borrowed; may hold NUL bytes; not NUL-terminated */
     size_t len;
     size_t pos;
-    char *line; /* getline() buffer, owned, freed by config__ini_parse() */
-    size_t line_cap;
+    char *line; /* line buffer for @file, owned, freed by config__ini_parse() */
 };
 
 /* The state of one load. Only the first error is kept; after it, parsing stops. */
@@ -72,13 +71,13 @@ struct config__load {
     char *err;         /* borrowed; the caller's message buffer */
     size_t err_len;
     bool failed;
-    unsigned lineno;                       /* line being parsed, 1-based */
-    char section[CONFIG__SECTION_MAX];     /* current header's text, "" before the first */
-    enum config__scope scope;              /* kind of the current section */
-    uint32_t listener;                     /* index in cfg.listeners while in a listener */
-    bool listeners_defined;                /* a [listener.*] header was seen */
-    unsigned key_line[CONFIG__KEYS_MAX];   /* line that set each global key, 0 = default */
-    unsigned listener_line[CONFIG_LISTENERS_MAX];                   /* header line */
+    unsigned lineno;                              /* line being parsed, 1-based */
+    char section[CONFIG__SECTION_MAX];            /* current header's text, "" before the first */
+    enum config__scope scope;                     /* kind of the current section */
+    uint32_t listener;                            /* index in cfg.listeners while in a listener */
+    bool listeners_defined;                       /* a [listener.*] header was seen */
+    unsigned key_line[CONFIG__KEYS_MAX];          /* line that set each global key, 0 = default */
+    unsigned listener_line[CONFIG_LISTENERS_MAX]; /* header line */
     unsigned listener_key_line[CONFIG_LISTENERS_MAX][CONFIG__KEYS_MAX]; /* 0 = default */
     struct config__src src;
 };

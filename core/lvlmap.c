@@ -45,8 +45,7 @@ static void slot_put(struct lvlmap_key **slots, uint32_t mask, struct lvlmap_key
 }
 
 /* The slot holding exactly @k (by pointer), which must be in the table. */
-static uint32_t slot_of(struct lvlmap_key *const *slots, uint32_t mask,
-                        const struct lvlmap_key *k)
+static uint32_t slot_of(struct lvlmap_key *const *slots, uint32_t mask, const struct lvlmap_key *k)
 {
     uint32_t i = k->hash & mask;
     uint32_t n;
@@ -108,8 +107,8 @@ uint64_t lvlmap_seed(const void *owner)
 
 uint32_t lvlmap_hash(uint64_t seed, const uint8_t *lvl, size_t len)
 {
+    /* Any length hashes; only lvlmap_key_init() needs a level to fit 16 bits. */
     RM_ASSERT(lvl != NULL || len == 0);
-    RM_ASSERT(len <= UINT16_MAX);
     return (uint32_t)XXH3_64bits_withSeed(lvl, len, seed);
 }
 

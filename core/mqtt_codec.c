@@ -97,11 +97,57 @@ static bool rd_utf8(struct rd *r, struct mqtt_str *s)
     return rd_str(r, s) && mqtt_utf8_valid(s->ptr, s->len);
 }
 
-/* A topic name: UTF-8, at least one byte, no wildcards [MQTT-4.7.3-1, 3.3.2-2]. */
+/* Word-at-a-time byte tests (8 bytes per step); memcpy keeps loads unaligned-safe. */
+#define WORD_ONES 0x0101010101010101ull
+#define WORD_HIGHS 0x8080808080808080ull
+
+/* Nonzero if some byte of @w is zero (exact as a boolean). */
+static uint64_t word_has_zero(uint64_t w)
+{
+    return (w - WORD_ONES) & ~w & WORD_HIGHS;
+}
+
+/* True if all 8 bytes of @w are ASCII other than NUL, '+' and '#'. */
+static bool plain_word(uint64_t w)
+{
+    const uint64_t plus = WORD_ONES * '+';
+    const uint64_t hash = WORD_ONES * '#';
+
+    return ((w | word_has_zero(w) | word_has_zero(w ^ plus) | word_has_zero(w ^ hash)) &
+            WORD_HIGHS) == 0;
+}
+
+/*
+ * A topic name: at least one byte, no wildcards, UTF-8 [MQTT-4.7.3-1,
+ * 3.3.2-2, 1.5.3-1]. Checked on every PUBLISH, so plain ASCII words are
+ * skipped in one pass; from the first other word on it goes the slow way.
+ */
 static bool topic_name_ok(const struct mqtt_str *s)
 {
-    return s->len > 0 && memchr(s->ptr, '+', s->len) == NULL &&
-           memchr(s->ptr, '#', s->len) == NULL && mqtt_utf8_valid(s->ptr, s->len);
+    size_t i = 0;
+    uint64_t w;
+
+    if (s->len == 0) {
+        return false;
+    }
+    while (s->len - i >= 8) {
+        memcpy(&w, s->ptr + i, 8);
+        if (!plain_word(w)) {
+            break;
+        }
+        i += 8;
+    }
+    if (s->len - i < 8) {
+        /* The tail, padded with a harmless byte, is one more word. */
+        w = WORD_ONES * 'a';
+        memcpy(&w, s->ptr + i, s->len - i);
+        if (plain_word(w)) {
+            return true;
+        }
+    }
+    /* Everything before @i is ASCII, so a UTF-8 sequence cannot straddle it. */
+    return memchr(s->ptr + i, '+', s->len - i) == NULL &&
+           memchr(s->ptr + i, '#', s->len - i) == NULL && mqtt_utf8_valid(s->ptr + i, s->len - i);
 }
 
 static bool str_is(const struct mqtt_str *s, const char *lit, uint32_t lit_len)
@@ -378,7 +424,10 @@ static int decode(const struct mqtt_fixed *fh, const uint8_t *body, uint8_t vers
     RM_ASSERT(fh->body_bytes <= LIMITS_REMAINING_LENGTH_MAX);
     RM_ASSERT(version == 0 || version == MQTT_V31 || version == MQTT_V311);
 
-    memset(out, 0, sizeof(*out));
+    /* PUBLISH, the hot path, sets every field it has; the rest start zeroed. */
+    if (fh->type != MQTT_PUBLISH) {
+        memset(out, 0, sizeof(*out));
+    }
     out->type = fh->type;
     if (fh->type == 0) {
         goto out; /* reserved [MQTT-2.2.1]; mqtt_fixed_parse refuses it too */
@@ -733,10 +782,10 @@ size_t mqtt_encode(const struct mqtt_pkt *pkt, uint8_t version, uint8_t *buf, si
     RM_ASSERT(size != 0); /* a field over its maximum: the caller must check first */
     RM_ASSERT(cap >= size);
 
-    flags = (pkt->type == MQTT_PUBREL || pkt->type == MQTT_SUBSCRIBE ||
-             pkt->type == MQTT_UNSUBSCRIBE)
-                ? FLAGS_QOS1
-                : 0;
+    flags =
+        (pkt->type == MQTT_PUBREL || pkt->type == MQTT_SUBSCRIBE || pkt->type == MQTT_UNSUBSCRIBE)
+            ? FLAGS_QOS1
+            : 0;
     p = put_fixed(buf, pkt->type, flags, body);
     switch (pkt->type) {
     case MQTT_CONNECT:
@@ -776,8 +825,6 @@ size_t mqtt_encode(const struct mqtt_pkt *pkt, uint8_t version, uint8_t *buf, si
  */
 bool mqtt_utf8_valid(const uint8_t *s, size_t len)
 {
-    const uint64_t ones = 0x0101010101010101ull;
-    const uint64_t highs = 0x8080808080808080ull;
     size_t i = 0;
 
     RM_ASSERT(s != NULL || len == 0);
@@ -794,7 +841,7 @@ bool mqtt_utf8_valid(const uint8_t *s, size_t len)
             uint64_t w;
 
             memcpy(&w, s + i, 8);
-            if (((w | ((w - ones) & ~w)) & highs) != 0) {
+            if (((w | word_has_zero(w)) & WORD_HIGHS) != 0) {
                 break;
             }
             i += 8;
@@ -876,9 +923,9 @@ uint8_t mqtt_rc_to_connack_v3(int rc)
 const char *mqtt_type_name(uint8_t type)
 {
     static const char *const names[] = {
-        "?",           "CONNECT",  "CONNACK", "PUBLISH",     "PUBACK",   "PUBREC",
-        "PUBREL",      "PUBCOMP",  "SUBSCRIBE", "SUBACK",    "UNSUBSCRIBE", "UNSUBACK",
-        "PINGREQ",     "PINGRESP", "DISCONNECT", "AUTH",
+        "?",       "CONNECT",  "CONNACK",    "PUBLISH", "PUBACK",      "PUBREC",
+        "PUBREL",  "PUBCOMP",  "SUBSCRIBE",  "SUBACK",  "UNSUBSCRIBE", "UNSUBACK",
+        "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH",
     };
     const char *name = type < RM_ARRAY_LEN(names) ? names[type] : "?";
 

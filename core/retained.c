@@ -35,8 +35,8 @@ struct retained {
     size_t count;               /* nodes holding a message */
 };
 
-static struct retained_node *node_new(struct retained_node *parent, const uint8_t *lvl,
-                                      size_t len, uint32_t hash)
+static struct retained_node *node_new(struct retained_node *parent, const uint8_t *lvl, size_t len,
+                                      uint32_t hash)
 {
     size_t size = offsetof(struct retained_node, level) + len;
     struct retained_node *n;
@@ -131,8 +131,7 @@ static struct retained_node *node_of(struct retained *r, const uint8_t *name, si
  * that start with '$' when @skip_dollar, or NULL.
  */
 static const struct retained_node *child_next(const struct retained_node *n,
-                                              const struct retained_node *prev,
-                                              bool skip_dollar)
+                                              const struct retained_node *prev, bool skip_dollar)
 {
     const struct lvlmap_key *k = prev ? &prev->key : NULL;
 
@@ -144,8 +143,8 @@ static const struct retained_node *child_next(const struct retained_node *n,
 }
 
 /* Report @top's message and every message below it (the '#' of a filter). */
-static void match_subtree(const struct retained_node *top, bool skip_dollar,
-                          retained_match_cb cb, void *ctx)
+static void match_subtree(const struct retained_node *top, bool skip_dollar, retained_match_cb cb,
+                          void *ctx)
 {
     const struct retained_node *n;
 
@@ -186,6 +185,7 @@ struct retained *retained_new(void)
         goto out_free_store;
     r->seed = lvlmap_seed(r);
     r->count = 0;
+    RM_ASSERT(node_empty(r->root) && r->root->parent == NULL);
     goto out;
 
 out_free_store:

@@ -72,11 +72,15 @@ static bool topic_valid(const uint8_t *s, size_t len, const struct limits *lim, 
 
 int topic_name_check(const uint8_t *name, size_t len, const struct limits *lim)
 {
+    RM_ASSERT(lim != NULL);
+    RM_ASSERT(name != NULL || len == 0);
     return topic_valid(name, len, lim, false) ? 0 : -MQTT_RC_TOPIC_NAME_INVALID;
 }
 
 int topic_filter_check(const uint8_t *filter, size_t len, const struct limits *lim)
 {
+    RM_ASSERT(lim != NULL);
+    RM_ASSERT(filter != NULL || len == 0);
     return topic_valid(filter, len, lim, true) ? 0 : -MQTT_RC_TOPIC_FILTER_INVALID;
 }
 

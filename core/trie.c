@@ -357,8 +357,8 @@ static bool level_is(const uint8_t *lvl, size_t len, char c)
 }
 
 /* The child of @n for filter level @lvl, created if @create; NULL if none or no memory. */
-static struct trie_node *child(struct trie *t, struct trie_node *n, const uint8_t *lvl,
-                               size_t len, bool create)
+static struct trie_node *child(struct trie *t, struct trie_node *n, const uint8_t *lvl, size_t len,
+                               bool create)
 {
     struct trie_node **wild = NULL;
     struct trie_node *c;
@@ -396,8 +396,11 @@ static struct trie_node *node_of(struct trie *t, const uint8_t *filter, size_t l
     while (topic_level_next(&pos, filter, len, &lvl, &ll)) {
         struct trie_node *c = child(t, n, lvl, ll, create);
 
-        /* A valid filter has '#' only as its last level [MQTT-4.7.1-2]. */
-        RM_ASSERT(!level_is(lvl, ll, '#') || pos > len);
+        /*
+         * A valid filter has '#' only as its last level [MQTT-4.7.1-2]. A
+         * lookup need not check: a '#' node never has children.
+         */
+        RM_ASSERT(!create || !level_is(lvl, ll, '#') || pos > len);
         if (!c) {
             if (create)
                 prune(t, n);
@@ -419,6 +422,7 @@ struct trie *trie_new(void)
         goto out_free_trie;
     t->seed = lvlmap_seed(t);
     t->count = 0;
+    RM_ASSERT(node_empty(t->root) && t->root->parent == NULL);
     goto out;
 
 out_free_trie:
@@ -431,12 +435,14 @@ out:
 void trie_free(struct trie *t)
 {
     struct trie_node *n;
+    size_t subs;
 
     if (!t)
         return;
     RM_ASSERT(t->root != NULL && t->root->parent == NULL);
     /* Post-order without a stack: descend to a leaf, free it, climb. */
     n = t->root;
+    subs = 0;
     while (n) {
         struct trie_node *c = n->plus;
 
@@ -453,10 +459,12 @@ void trie_free(struct trie *t)
             free(n->subs.block->idx);
             free(n->subs.block);
         }
+        subs += n->subs_count;
         n->subs_count = 0;
         node_free(n);
         n = c;
     }
+    RM_ASSERT(subs == t->count);
     free(t);
 }
 
@@ -542,8 +550,7 @@ static void report(const struct trie_node *n, trie_match_cb cb, void *ctx)
     }
 }
 
-void trie_match(const struct trie *t, const uint8_t *name, size_t len, trie_match_cb cb,
-                void *ctx)
+void trie_match(const struct trie *t, const uint8_t *name, size_t len, trie_match_cb cb, void *ctx)
 {
     const struct trie_node *root, *n;
     bool dollar;

@@ -144,11 +144,16 @@ struct spsc {
      */
     _Atomic uint32_t consumer_sleeping;
 
-    /* --- Read-only after spsc_init(); shared clean by both cores. --- */
+    /*
+     * --- Read-only line. ---
+     * THREADING: written only by spsc_init()/spsc_destroy() (no other thread
+     * running), then read by both sides; never written while shared, so both
+     * cores keep a clean copy of this line.
+     */
 
     alignas(SPSC_CACHELINE) struct xs_msg *_slots; /* capacity slots, 64-aligned */
-    uint32_t _mask;                                 /* capacity - 1 */
-    uint32_t _capacity;                             /* power of two, 2.. */
+    uint32_t _mask;                                /* capacity - 1 */
+    uint32_t _capacity;                            /* power of two, 2.. */
 };
 
 /*

@@ -25,13 +25,13 @@
 /* Frames larger than this are refused as too large (keeps runs fast). */
 #define FUZZ_PACKET_BYTES_MAX (1u << 20)
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_mqtt_decode: invariant failed: %s (line %d)\n", #cond,      \
-                    __LINE__);                                                                 \
-            abort();                                                                           \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_mqtt_decode: invariant failed: %s (line %d)\n", #cond,           \
+                    __LINE__);                                                                     \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -82,9 +82,9 @@ static bool pkt_eq(const struct mqtt_pkt *a, const struct mqtt_pkt *b)
                x->keepalive_s == y->keepalive_s && str_eq(&x->client_id, &y->client_id) &&
                x->will == y->will && x->will_qos == y->will_qos &&
                x->will_retain == y->will_retain && str_eq(&x->will_topic, &y->will_topic) &&
-               str_eq(&x->will_payload, &y->will_payload) &&
-               x->has_username == y->has_username && x->has_password == y->has_password &&
-               str_eq(&x->username, &y->username) && str_eq(&x->password, &y->password);
+               str_eq(&x->will_payload, &y->will_payload) && x->has_username == y->has_username &&
+               x->has_password == y->has_password && str_eq(&x->username, &y->username) &&
+               str_eq(&x->password, &y->password);
     }
     case MQTT_CONNACK:
         return a->u.connack.session_present == b->u.connack.session_present &&
@@ -106,8 +106,7 @@ static bool pkt_eq(const struct mqtt_pkt *a, const struct mqtt_pkt *b)
     case MQTT_UNSUBSCRIBE:
         return subs_eq(a, b);
     case MQTT_SUBACK:
-        return a->u.suback.pkt_id == b->u.suback.pkt_id &&
-               a->u.suback.count == b->u.suback.count &&
+        return a->u.suback.pkt_id == b->u.suback.pkt_id && a->u.suback.count == b->u.suback.count &&
                memcmp(a->u.suback.rcs, b->u.suback.rcs, a->u.suback.count) == 0;
     default:
         return true;
@@ -141,8 +140,8 @@ static bool canonical(const struct mqtt_fixed *fh, uint8_t version)
 }
 
 /* Re-encode decoded @pkt, decode the result, and compare. */
-static void check_round_trip(const struct mqtt_pkt *pkt, uint8_t dec_version,
-                             const uint8_t *orig, const struct mqtt_fixed *orig_fh)
+static void check_round_trip(const struct mqtt_pkt *pkt, uint8_t dec_version, const uint8_t *orig,
+                             const struct mqtt_fixed *orig_fh)
 {
     uint8_t enc_version = pkt->type == MQTT_CONNECT ? pkt->u.connect.version : dec_version;
     struct mqtt_sub_entry *entries = NULL;

@@ -35,9 +35,9 @@ struct line {
     size_t len;
     bool name_ok;
     bool filter_ok;
-    bool stored;    /* its retained message is the one stored for its topic */
-    struct msg *m;  /* when name_ok */
-    uint32_t hits;  /* reports in the current match */
+    bool stored;   /* its retained message is the one stored for its topic */
+    struct msg *m; /* when name_ok */
+    uint32_t hits; /* reports in the current match */
 };
 
 struct fuzz {
@@ -204,8 +204,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         clear_hits(&f);
         trie_match(t, f.lines[i].s, f.lines[i].len, on_sub, &f);
         for (j = 0; j < f.count; j++) {
-            bool want = f.lines[j].filter_ok && topic_match(f.lines[j].s, f.lines[j].len,
-                                                            f.lines[i].s, f.lines[i].len);
+            bool want = f.lines[j].filter_ok &&
+                        topic_match(f.lines[j].s, f.lines[j].len, f.lines[i].s, f.lines[i].len);
 
             check(f.lines[j].hits == (want ? 1u : 0u));
         }
@@ -217,8 +217,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         clear_hits(&f);
         retained_match(r, f.lines[i].s, f.lines[i].len, on_msg, &f);
         for (j = 0; j < f.count; j++) {
-            bool want = f.lines[j].stored && topic_match(f.lines[i].s, f.lines[i].len,
-                                                         f.lines[j].s, f.lines[j].len);
+            bool want = f.lines[j].stored &&
+                        topic_match(f.lines[i].s, f.lines[i].len, f.lines[j].s, f.lines[j].len);
 
             check(f.lines[j].hits == (want ? 1u : 0u));
         }

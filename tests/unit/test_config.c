@@ -229,12 +229,11 @@ Test(config, size_suffixes_multiply_by_powers_of_1024)
     cr_assert_eq(cfg.limits.client_id_bytes_max, 1024);
     cr_assert_eq(cfg.limits.topic_bytes_max, 100);
 
-    cr_assert_eq(load("[limits]\noutput_bytes_max = 3g\npacket_bytes_max = 256m\n"), 0, "%s",
-                 err);
+    cr_assert_eq(load("[limits]\noutput_bytes_max = 3g\npacket_bytes_max = 256m\n"), 0, "%s", err);
     cr_assert_eq(cfg.limits.output_bytes_max, 3u * 1024 * 1024 * 1024);
     cr_assert_eq(cfg.limits.packet_bytes_max, 256u * 1024 * 1024);
-    cr_assert_eq(load("[limits]\npacket_bytes_max = 268435460\noutput_bytes_max = 1g\n"), 0,
-                 "%s", err);
+    cr_assert_eq(load("[limits]\npacket_bytes_max = 268435460\noutput_bytes_max = 1g\n"), 0, "%s",
+                 err);
     cr_assert_eq(cfg.limits.packet_bytes_max, 268435460u);
 }
 
@@ -554,8 +553,7 @@ Test(config, nul_byte_in_a_line_is_an_error)
     static const char text[] = "[limits]\ninflight_max = 5\0 9\n";
     struct config c;
 
-    cr_assert_eq(config__load_buffer(&c, "buf.ini", text, sizeof(text) - 1, err, sizeof(err)),
-                 -1);
+    cr_assert_eq(config__load_buffer(&c, "buf.ini", text, sizeof(text) - 1, err, sizeof(err)), -1);
     cr_assert_str_eq(err, "buf.ini:2: NUL byte in line");
 }
 
@@ -570,8 +568,8 @@ Test(config, buffer_loading_matches_file_loading)
     static const char text[] = "[limits]\ninflight_max = 9\n[listener.x]\nport = 0";
     struct config c;
 
-    cr_assert_eq(config__load_buffer(&c, "mem", text, sizeof(text) - 1, err, sizeof(err)), 0,
-                 "%s", err);
+    cr_assert_eq(config__load_buffer(&c, "mem", text, sizeof(text) - 1, err, sizeof(err)), 0, "%s",
+                 err);
     cr_assert_eq(load(text), 0, "%s", err);
     cr_assert_eq(memcmp(&c, &cfg, sizeof(c)), 0);
     cr_assert_eq(config__load_buffer(&c, "mem", NULL, 0, err, sizeof(err)), 0, "%s", err);
@@ -586,4 +584,19 @@ Test(config, tiny_error_buffers_are_not_overrun)
     cr_assert_eq(config__load_buffer(&cfg, "a-long-name.ini", "[x]\n", 4, small, 5), -1);
     cr_assert_str_eq(small, "a-lo");
     cr_assert_eq(small[5], 'z');
+}
+
+Test(config, lines_over_64k_are_refused_even_as_comments)
+{
+    size_t len = 70000;
+    char *text = malloc(len + 1);
+
+    cr_assert_not_null(text);
+    memset(text, 'x', len);
+    memcpy(text, "[limits]\n; ", 11);
+    text[len] = '\0';
+    expect_error(text, 2, "line too long (over 65536 bytes)");
+    cr_assert_eq(config__load_buffer(&cfg, "mem", text, len, err, sizeof(err)), -1);
+    cr_assert_str_eq(err, "mem:2: line too long (over 65536 bytes)");
+    free(text);
 }

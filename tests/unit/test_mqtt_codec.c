@@ -40,8 +40,8 @@ static struct guard guard_new(size_t len)
 
     g.page = (size_t)sysconf(_SC_PAGESIZE);
     g.data_bytes = (len / g.page + 1) * g.page;
-    g.base = mmap(NULL, g.data_bytes + g.page, PROT_READ | PROT_WRITE,
-                  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    g.base = mmap(NULL, g.data_bytes + g.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                  -1, 0);
     cr_assert(g.base != MAP_FAILED);
     cr_assert(mprotect(g.base + g.data_bytes, g.page, PROT_NONE) == 0);
     return g;
@@ -151,8 +151,7 @@ static void assert_str_is(const struct mqtt_str *s, const char *lit)
 }
 
 /* @want was built for encoding, @got decoded from its bytes with @version. */
-static void assert_pkt_eq(const struct mqtt_pkt *want, const struct mqtt_pkt *got,
-                          uint8_t version)
+static void assert_pkt_eq(const struct mqtt_pkt *want, const struct mqtt_pkt *got, uint8_t version)
 {
     struct mqtt_sub_iter it;
     struct mqtt_sub_entry e;
@@ -216,9 +215,8 @@ static void assert_pkt_eq(const struct mqtt_pkt *want, const struct mqtt_pkt *go
         for (i = 0; i < want->u.subscribe.count; i++) {
             cr_assert(mqtt_sub_next(&it, &e), "entry %u missing", i);
             assert_str_eq(&want->u.subscribe.entries[i].filter, &e.filter, "filter");
-            cr_assert_eq(e.options, want->type == MQTT_SUBSCRIBE
-                                        ? want->u.subscribe.entries[i].options
-                                        : 0);
+            cr_assert_eq(e.options,
+                         want->type == MQTT_SUBSCRIBE ? want->u.subscribe.entries[i].options : 0);
         }
         cr_assert_not(mqtt_sub_next(&it, &e));
         break;
@@ -249,19 +247,32 @@ static size_t samples(struct mqtt_pkt *s, uint8_t version)
 
     memset(s, 0, SAMPLES_MAX * sizeof(*s));
     s[n].type = MQTT_CONNECT; /* everything set */
-    s[n].u.connect = (struct mqtt_connect){
-        .version = version, .clean_session = true, .keepalive_s = 60,
-        .client_id = S("client-1"), .will = true, .will_qos = 1, .will_retain = true,
-        .will_topic = S("will/t\xc3\xa9"), .will_payload = bin, .has_username = true,
-        .has_password = true, .username = S("user"), .password = bin};
+    s[n].u.connect = (struct mqtt_connect){.version = version,
+                                           .clean_session = true,
+                                           .keepalive_s = 60,
+                                           .client_id = S("client-1"),
+                                           .will = true,
+                                           .will_qos = 1,
+                                           .will_retain = true,
+                                           .will_topic = S("will/t\xc3\xa9"),
+                                           .will_payload = bin,
+                                           .has_username = true,
+                                           .has_password = true,
+                                           .username = S("user"),
+                                           .password = bin};
     n++;
     s[n].type = MQTT_CONNECT; /* minimal, empty client id */
     s[n].u.connect = (struct mqtt_connect){.version = version, .keepalive_s = 0};
     n++;
     s[n].type = MQTT_CONNECT; /* username only, will QoS 2 without retain */
-    s[n].u.connect = (struct mqtt_connect){
-        .version = version, .keepalive_s = 65535, .client_id = S("c"), .will = true,
-        .will_qos = 2, .will_topic = S("w"), .has_username = true, .username = S("")};
+    s[n].u.connect = (struct mqtt_connect){.version = version,
+                                           .keepalive_s = 65535,
+                                           .client_id = S("c"),
+                                           .will = true,
+                                           .will_qos = 2,
+                                           .will_topic = S("w"),
+                                           .has_username = true,
+                                           .username = S("")};
     n++;
     s[n].type = MQTT_CONNACK;
     s[n].u.connack = (struct mqtt_connack){.session_present = version == MQTT_V311, .rc = 0};
@@ -273,13 +284,16 @@ static size_t samples(struct mqtt_pkt *s, uint8_t version)
     s[n].u.publish = (struct mqtt_publish){.topic = S("a/b")};
     n++;
     s[n].type = MQTT_PUBLISH;
-    s[n].u.publish = (struct mqtt_publish){.qos = 1, .dup = true, .retain = true,
-                                           .topic = S("\xe6\x97\xa5/$x/ /"), .pkt_id = 1,
+    s[n].u.publish = (struct mqtt_publish){.qos = 1,
+                                           .dup = true,
+                                           .retain = true,
+                                           .topic = S("\xe6\x97\xa5/$x/ /"),
+                                           .pkt_id = 1,
                                            .payload = bin};
     n++;
     s[n].type = MQTT_PUBLISH;
-    s[n].u.publish = (struct mqtt_publish){.qos = 2, .topic = S("/"), .pkt_id = 65535,
-                                           .payload = S("hello")};
+    s[n].u.publish =
+        (struct mqtt_publish){.qos = 2, .topic = S("/"), .pkt_id = 65535, .payload = S("hello")};
     n++;
     s[n].type = MQTT_PUBACK;
     s[n].u.ack.pkt_id = 1;
@@ -298,8 +312,8 @@ static size_t samples(struct mqtt_pkt *s, uint8_t version)
         .pkt_id = 7, .count = RM_ARRAY_LEN(sample_subs), .entries = sample_subs};
     n++;
     s[n].type = MQTT_SUBACK;
-    s[n].u.suback = (struct mqtt_suback){
-        .pkt_id = 7, .count = RM_ARRAY_LEN(sample_rcs), .rcs = sample_rcs};
+    s[n].u.suback =
+        (struct mqtt_suback){.pkt_id = 7, .count = RM_ARRAY_LEN(sample_rcs), .rcs = sample_rcs};
     n++;
     s[n].type = MQTT_UNSUBSCRIBE;
     s[n].u.subscribe = (struct mqtt_subscribe){.pkt_id = 8, .count = 2, .entries = sample_subs};
@@ -345,8 +359,8 @@ static void round_trip_all(uint8_t version)
 
         cr_assert(size > 0 && size <= sizeof(buf));
         wrote = mqtt_encode(&s[i], version, buf, sizeof(buf));
-        cr_assert_eq(wrote, size, "%s: encode wrote %zu, size said %zu",
-                     mqtt_type_name(s[i].type), wrote, size);
+        cr_assert_eq(wrote, size, "%s: encode wrote %zu, size said %zu", mqtt_type_name(s[i].type),
+                     wrote, size);
         cr_assert_eq(dec_any(buf, wrote, dv, &got), 0, "%s v%u does not decode",
                      mqtt_type_name(s[i].type), version);
         assert_pkt_eq(&s[i], &got, version);
@@ -398,8 +412,8 @@ Test(mqtt_codec, encodes_connect_31_with_protocol_name_mqisdp_level_3)
         .version = MQTT_V31, .clean_session = true, .keepalive_s = 60, .client_id = S("c1")};
     n = mqtt_encode(&p, MQTT_V31, buf, sizeof(buf));
     cr_assert_eq(n, 18);
-    cr_assert(memcmp(buf, B(0x10, 16, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 0x02, 0, 60, 0, 2,
-                            'c', '1')) == 0);
+    cr_assert(memcmp(buf, B(0x10, 16, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 0x02, 0, 60, 0, 2, 'c',
+                            '1')) == 0);
 }
 
 Test(mqtt_codec, encodes_connect_flags_in_spec_bit_order)
@@ -408,9 +422,13 @@ Test(mqtt_codec, encodes_connect_flags_in_spec_bit_order)
     uint8_t buf[64];
 
     /* username 7, password 6, will retain 5, will QoS 4-3, will 2, clean 1. */
-    p.u.connect = (struct mqtt_connect){
-        .version = MQTT_V311, .will = true, .will_qos = 2, .will_retain = true,
-        .will_topic = S("w"), .has_username = true, .has_password = true};
+    p.u.connect = (struct mqtt_connect){.version = MQTT_V311,
+                                        .will = true,
+                                        .will_qos = 2,
+                                        .will_retain = true,
+                                        .will_topic = S("w"),
+                                        .has_username = true,
+                                        .has_password = true};
     mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
     cr_assert_eq(buf[9], 0xf4);
 }
@@ -422,14 +440,14 @@ Test(mqtt_codec, encodes_publish_acks_and_subscribes_bytewise)
     uint8_t buf[64];
     size_t n;
 
-    p.u.publish = (struct mqtt_publish){
-        .qos = 1, .topic = S("a/b"), .pkt_id = 10, .payload = S("hi")};
+    p.u.publish =
+        (struct mqtt_publish){.qos = 1, .topic = S("a/b"), .pkt_id = 10, .payload = S("hi")};
     n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
     cr_assert_eq(n, 11);
     cr_assert(memcmp(buf, B(0x32, 9, 0, 3, 'a', '/', 'b', 0, 10, 'h', 'i')) == 0);
 
-    p.u.publish = (struct mqtt_publish){.qos = 2, .dup = true, .retain = true, .topic = S("t"),
-                                        .pkt_id = 1};
+    p.u.publish =
+        (struct mqtt_publish){.qos = 2, .dup = true, .retain = true, .topic = S("t"), .pkt_id = 1};
     n = mqtt_encode(&p, MQTT_V31, buf, sizeof(buf));
     cr_assert(n == 7 && memcmp(buf, B(0x3d, 5, 0, 1, 't', 0, 1)) == 0);
 
@@ -493,8 +511,7 @@ Test(mqtt_codec, encodes_and_decodes_remaining_length_at_every_size_boundary)
         n = mqtt_encoded_size(&p, MQTT_V311);
         cr_assert_eq(n, 1 + cases[i].rl_bytes + (size_t)cases[i].body);
         cr_assert_eq(mqtt_encode(&p, MQTT_V311, buf, n), n);
-        cr_assert(memcmp(buf + 1, cases[i].rl, cases[i].rl_bytes) == 0, "body %u",
-                  cases[i].body);
+        cr_assert(memcmp(buf + 1, cases[i].rl, cases[i].rl_bytes) == 0, "body %u", cases[i].body);
         cr_assert_eq(mqtt_fixed_parse(buf, n, BIG_MAX, &fh), 1 + cases[i].rl_bytes);
         cr_assert_eq(fh.body_bytes, cases[i].body);
         cr_assert_eq(mqtt_decode(&fh, buf + fh.hdr_bytes, MQTT_V311, &got), 0);
@@ -529,12 +546,13 @@ Test(mqtt_codec, encoded_size_is_zero_when_a_field_is_over_its_maximum)
     cr_assert_eq(mqtt_encoded_size(&p, MQTT_V311), 0);
 
     p = (struct mqtt_pkt){.type = MQTT_SUBACK};
-    p.u.suback = (struct mqtt_suback){.pkt_id = 1, .count = LIMITS_REMAINING_LENGTH_MAX,
-                                      .rcs = rcs};
+    p.u.suback =
+        (struct mqtt_suback){.pkt_id = 1, .count = LIMITS_REMAINING_LENGTH_MAX, .rcs = rcs};
     cr_assert_eq(mqtt_encoded_size(&p, MQTT_V311), 0);
 
     p = (struct mqtt_pkt){.type = MQTT_CONNECT};
-    p.u.connect = (struct mqtt_connect){.version = MQTT_V31, .has_username = true,
+    p.u.connect = (struct mqtt_connect){.version = MQTT_V31,
+                                        .has_username = true,
                                         .username = {&byte, LIMITS_STRING_BYTES_MAX + 1}};
     cr_assert_eq(mqtt_encoded_size(&p, MQTT_V31), 0);
 }
@@ -574,10 +592,10 @@ struct wire {
     uint8_t version; /* decode with this */
 };
 
-static const uint8_t golden_connect_311[] = {0x10, 14, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02,
-                                             0,    60, 0, 2, 'c', '1'};
-static const uint8_t golden_connect_31[] = {0x10, 16, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p',
-                                            3,    0x02, 0, 60, 0, 2, 'c', '1'};
+static const uint8_t golden_connect_311[] = {0x10, 14,   0, 4,  'M', 'Q', 'T', 'T',
+                                             4,    0x02, 0, 60, 0,   2,   'c', '1'};
+static const uint8_t golden_connect_31[] = {0x10, 16, 0,    6, 'M', 'Q', 'I', 's', 'd',
+                                            'p',  3,  0x02, 0, 60,  0,   2,   'c', '1'};
 static const uint8_t golden_publish[] = {0x32, 9, 0, 3, 'a', '/', 'b', 0, 10, 'h', 'i'};
 static const uint8_t golden_subscribe[] = {0x82, 8, 0, 1, 0, 3, 'a', '/', '#', 1};
 /* A 3.1 SUBSCRIBE retry with DUP set (3.1 section 3.8). */
@@ -596,8 +614,7 @@ static void feed_every_split(const struct wire *w)
         int rc = frame_decode(w->bytes, k, w->version, true, &got, &used);
 
         if (k < w->len) {
-            cr_assert_eq(rc, NEED_MORE, "prefix %zu of %zu: got %d, want need-more", k, w->len,
-                         rc);
+            cr_assert_eq(rc, NEED_MORE, "prefix %zu of %zu: got %d, want need-more", k, w->len, rc);
         } else {
             cr_assert_eq(rc, 0, "whole packet (%zu bytes) does not decode: %d", w->len, rc);
             cr_assert_eq(used, w->len);
@@ -653,9 +670,8 @@ Test(mqtt_codec, decodes_from_a_guard_page_buffer_without_reading_past_the_packe
 
         cr_assert_eq(mqtt_fixed_parse(at, len, BIG_MAX, &fh), fh.hdr_bytes);
         cr_assert_eq((size_t)fh.hdr_bytes + fh.body_bytes, len);
-        cr_assert_eq(mqtt_decode_any(&fh, at + fh.hdr_bytes, dec_version(s[i].type, MQTT_V311),
-                                     &got),
-                     0);
+        cr_assert_eq(
+            mqtt_decode_any(&fh, at + fh.hdr_bytes, dec_version(s[i].type, MQTT_V311), &got), 0);
         assert_pkt_eq(&s[i], &got, MQTT_V311);
         if (got.type == MQTT_SUBSCRIBE || got.type == MQTT_UNSUBSCRIBE) {
             uint32_t count = 0;
@@ -708,8 +724,7 @@ Test(mqtt_codec, rejects_remaining_length_over_four_bytes)
     struct mqtt_fixed fh;
 
     /* Section 2.2.3: at most four bytes; the 4th must not continue. */
-    cr_assert_eq(mqtt_fixed_parse(B(0x30, 0xff, 0xff, 0xff, 0xff, 0x7f), BIG_MAX, &fh),
-                 MALFORMED);
+    cr_assert_eq(mqtt_fixed_parse(B(0x30, 0xff, 0xff, 0xff, 0xff, 0x7f), BIG_MAX, &fh), MALFORMED);
     cr_assert_eq(mqtt_fixed_parse(B(0x30, 0x80, 0x80, 0x80, 0x80), BIG_MAX, &fh), MALFORMED);
 }
 
@@ -796,8 +811,8 @@ Test(mqtt_codec, rejects_every_non_canonical_flag_nibble_of_every_type)
                      mqtt_type_name(tb->type));
         for (f = 0; f < 16; f++) {
             if (f != tb->flags) {
-                cr_assert_eq(dec_typed(tb, (uint8_t)f, tb->version), MALFORMED,
-                             "%s flags %#x", mqtt_type_name(tb->type), f);
+                cr_assert_eq(dec_typed(tb, (uint8_t)f, tb->version), MALFORMED, "%s flags %#x",
+                             mqtt_type_name(tb->type), f);
             }
         }
     }
@@ -842,8 +857,7 @@ Test(mqtt_codec, accepts_dup_on_pubrel_subscribe_unsubscribe_retries_only_in_mqt
             cr_assert_eq(dec_typed(tb, 0x3, MQTT_V31), MALFORMED);
             cr_assert_eq(dec_typed(tb, 0x4, MQTT_V31), MALFORMED);
         } else {
-            cr_assert_eq(dec_typed(tb, 0x8, v31), MALFORMED, "%s",
-                         mqtt_type_name(tb->type));
+            cr_assert_eq(dec_typed(tb, 0x8, v31), MALFORMED, "%s", mqtt_type_name(tb->type));
         }
     }
 }
@@ -858,8 +872,7 @@ Test(mqtt_codec, rejects_anything_but_connect_first_per_mqtt_3_1_0_1)
         const struct typed_body *tb = &typed_bodies[i];
 
         if (tb->type != MQTT_CONNECT) {
-            cr_assert_eq(dec_typed(tb, tb->flags, 0), PROTO_ERR, "%s",
-                         mqtt_type_name(tb->type));
+            cr_assert_eq(dec_typed(tb, tb->flags, 0), PROTO_ERR, "%s", mqtt_type_name(tb->type));
         }
     }
     {
@@ -912,23 +925,22 @@ Test(mqtt_codec, refuses_auth_before_mqtt_5)
 /* ---- CONNECT ------------------------------------------------------------ */
 
 /* CONNECT fixed header + "MQTT" 4, then @flags, keep alive 10, and the payload. */
-#define CONNECT311(flags, ...)                                                                 \
-    B(0x10, 10 + sizeof((const uint8_t[]){__VA_ARGS__}), 0, 4, 'M', 'Q', 'T', 'T', 4, (flags),  \
-      0, 10, __VA_ARGS__)
+#define CONNECT311(flags, ...)                                                                     \
+    B(0x10, 10 + sizeof((const uint8_t[]){__VA_ARGS__}), 0, 4, 'M', 'Q', 'T', 'T', 4, (flags), 0,  \
+      10, __VA_ARGS__)
 
 Test(mqtt_codec, decodes_every_connect_field)
 {
     struct mqtt_pkt got;
     const struct mqtt_connect *c = &got.u.connect;
 
-    cr_assert_eq(dec(CONNECT311(0xee, 0, 2, 'i', 'd', 0, 1, 'w', 0, 3, 0, 0xff, 1, 0, 1, 'u', 0,
-                                2, 0, 0x80),
-                     0, &got),
-                 0);
+    cr_assert_eq(
+        dec(CONNECT311(0xee, 0, 2, 'i', 'd', 0, 1, 'w', 0, 3, 0, 0xff, 1, 0, 1, 'u', 0, 2, 0, 0x80),
+            0, &got),
+        0);
     cr_assert_eq(got.type, MQTT_CONNECT);
     cr_assert_eq(c->version, MQTT_V311);
-    cr_assert(c->clean_session && c->will && c->will_retain && c->has_username &&
-              c->has_password);
+    cr_assert(c->clean_session && c->will && c->will_retain && c->has_username && c->has_password);
     cr_assert_eq(c->will_qos, 1);
     cr_assert_eq(c->keepalive_s, 10);
     assert_str_is(&c->client_id, "id");
@@ -942,12 +954,10 @@ Test(mqtt_codec, rejects_an_unknown_protocol_name_per_mqtt_3_1_2_1)
 {
     struct mqtt_pkt got;
 
-    cr_assert_eq(dec(B(0x10, 12, 0, 4, 'M', 'Q', 'T', 't', 4, 2, 0, 10, 0, 0), 0, &got),
-                 PROTO_ERR);
+    cr_assert_eq(dec(B(0x10, 12, 0, 4, 'M', 'Q', 'T', 't', 4, 2, 0, 10, 0, 0), 0, &got), PROTO_ERR);
     cr_assert_eq(dec(B(0x10, 11, 0, 3, 'M', 'Q', 'T', 4, 2, 0, 10, 0, 0), 0, &got), PROTO_ERR);
     cr_assert_eq(dec(B(0x10, 8, 0, 0, 4, 2, 0, 10, 0, 0), 0, &got), PROTO_ERR);
-    cr_assert_eq(dec(B(0x10, 14, 0, 6, 'M', 'Q', 'I', 'S', 'D', 'P', 3, 2, 0, 10, 0, 0), 0,
-                     &got),
+    cr_assert_eq(dec(B(0x10, 14, 0, 6, 'M', 'Q', 'I', 'S', 'D', 'P', 3, 2, 0, 10, 0, 0), 0, &got),
                  PROTO_ERR);
 }
 
@@ -963,8 +973,7 @@ Test(mqtt_codec, reports_unsupported_level_with_the_level_per_mqtt_3_1_2_2)
     cr_assert_eq(dec(B(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 3, 2, 0, 10, 0, 0), 0, &got),
                  -MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION);
     cr_assert_eq(got.u.connect.version, 3);
-    cr_assert_eq(dec(B(0x10, 14, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 4, 2, 0, 10, 0, 0), 0,
-                     &got),
+    cr_assert_eq(dec(B(0x10, 14, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 4, 2, 0, 10, 0, 0), 0, &got),
                  -MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION);
     cr_assert_eq(got.u.connect.version, 4);
     cr_assert_eq(dec(B(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 0xff, 2, 0, 10, 0, 0), 0, &got),
@@ -980,9 +989,9 @@ Test(mqtt_codec, rejects_the_reserved_connect_flag_per_mqtt_3_1_2_3)
 
     cr_assert_eq(dec(CONNECT311(0x03, 0, 1, 'c'), 0, &got), MALFORMED);
     cr_assert_eq(dec(CONNECT311(0x02, 0, 1, 'c'), 0, &got), 0);
-    cr_assert_eq(dec(B(0x10, 15, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 0x01, 0, 10, 0, 1, 'c'),
-                     0, &got),
-                 MALFORMED);
+    cr_assert_eq(
+        dec(B(0x10, 15, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 0x01, 0, 10, 0, 1, 'c'), 0, &got),
+        MALFORMED);
 }
 
 Test(mqtt_codec, rejects_will_qos_without_will_flag_per_mqtt_3_1_2_13)
@@ -1014,21 +1023,21 @@ Test(mqtt_codec, rejects_password_without_username_per_mqtt_3_1_2_22)
     struct mqtt_pkt got;
 
     cr_assert_eq(dec(CONNECT311(0x40, 0, 1, 'c', 0, 1, 'p'), 0, &got), MALFORMED);
-    cr_assert_eq(dec(B(0x10, 18, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 0x40, 0, 10, 0, 1, 'c', 0,
-                       1, 'p'),
-                     0, &got),
-                 MALFORMED);
+    cr_assert_eq(
+        dec(B(0x10, 18, 0, 6, 'M', 'Q', 'I', 's', 'd', 'p', 3, 0x40, 0, 10, 0, 1, 'c', 0, 1, 'p'),
+            0, &got),
+        MALFORMED);
 }
 
 Test(mqtt_codec, rejects_connect_fields_missing_per_mqtt_3_1_2_19_and_21)
 {
     struct mqtt_pkt got;
 
-    cr_assert_eq(dec(CONNECT311(0x80, 0, 1, 'c'), 0, &got), MALFORMED);         /* username */
+    cr_assert_eq(dec(CONNECT311(0x80, 0, 1, 'c'), 0, &got), MALFORMED);            /* username */
     cr_assert_eq(dec(CONNECT311(0xc0, 0, 1, 'c', 0, 1, 'u'), 0, &got), MALFORMED); /* password */
     cr_assert_eq(dec(CONNECT311(0x04, 0, 1, 'c', 0, 1, 'w'), 0, &got), MALFORMED); /* will msg */
-    cr_assert_eq(dec(CONNECT311(0x04, 0, 1, 'c'), 0, &got), MALFORMED); /* will topic */
-    cr_assert_eq(dec(CONNECT311(0x02), 0, &got), MALFORMED);           /* client id */
+    cr_assert_eq(dec(CONNECT311(0x04, 0, 1, 'c'), 0, &got), MALFORMED);            /* will topic */
+    cr_assert_eq(dec(CONNECT311(0x02), 0, &got), MALFORMED);                       /* client id */
     cr_assert_eq(dec(CONNECT311(0x02, 0, 2, 'c'), 0, &got), MALFORMED); /* string too short */
 }
 
@@ -1068,8 +1077,8 @@ Test(mqtt_codec, accepts_binary_password_and_will_payload)
 {
     struct mqtt_pkt got;
 
-    cr_assert_eq(dec(CONNECT311(0xc6, 0, 1, 'c', 0, 1, 'w', 0, 2, 0x00, 0xff, 0, 1, 'u', 0, 3,
-                                0xc0, 0x80, 0x00),
+    cr_assert_eq(dec(CONNECT311(0xc6, 0, 1, 'c', 0, 1, 'w', 0, 2, 0x00, 0xff, 0, 1, 'u', 0, 3, 0xc0,
+                                0x80, 0x00),
                      0, &got),
                  0);
     cr_assert_eq(got.u.connect.password.len, 3);
@@ -1171,6 +1180,50 @@ Test(mqtt_codec, rejects_publish_topic_with_wildcards_per_mqtt_3_3_2_2)
     cr_assert_eq(dec(B(0x30, 5, 0, 3, 'a', '/', '#'), MQTT_V311, &got), MALFORMED);
     cr_assert_eq(dec(B(0x30, 5, 0, 3, '#', '/', 'a'), MQTT_V311, &got), MALFORMED);
     cr_assert_eq(dec(B(0x30, 5, 0, 3, 'a', '+', 'b'), MQTT_V311, &got), MALFORMED);
+}
+
+/* Publish a QoS 0 message to @topic (@len bytes) and return the decode result. */
+static int dec_publish_topic(const uint8_t *topic, size_t len)
+{
+    uint8_t buf[128];
+    struct mqtt_pkt got;
+
+    cr_assert(len + 4 <= sizeof(buf));
+    buf[0] = 0x30;
+    buf[1] = (uint8_t)(len + 2);
+    buf[2] = 0;
+    buf[3] = (uint8_t)len;
+    memcpy(buf + 4, topic, len);
+    return dec(buf, len + 4, MQTT_V311, &got);
+}
+
+Test(mqtt_codec, finds_wildcards_and_bad_bytes_at_every_topic_position)
+{
+    static const uint8_t bad[] = {'+', '#', 0x00, 0x80, 0xff};
+    uint8_t topic[40];
+    size_t len, pos, b;
+
+    /* [MQTT-3.3.2-2], [MQTT-1.5.3-1, -2]: across whole words and tails. */
+    for (len = 1; len <= sizeof(topic); len++) {
+        memset(topic, 'a', len);
+        cr_assert_eq(dec_publish_topic(topic, len), 0, "len %zu", len);
+        for (pos = 0; pos < len; pos++) {
+            for (b = 0; b < sizeof(bad); b++) {
+                memset(topic, 'a', len);
+                topic[pos] = bad[b];
+                cr_assert_eq(dec_publish_topic(topic, len), MALFORMED, "len %zu pos %zu byte %#x",
+                             len, pos, bad[b]);
+            }
+            if (pos + 4 <= len) {
+                /* A 4-byte character anywhere, straddling words or not. */
+                memset(topic, 'a', len);
+                memcpy(topic + pos, "\xf0\x9f\x98\x80", 4);
+                cr_assert_eq(dec_publish_topic(topic, len), 0, "len %zu pos %zu", len, pos);
+                topic[pos + 1] = '+';
+                cr_assert_eq(dec_publish_topic(topic, len), MALFORMED, "len %zu pos %zu", len, pos);
+            }
+        }
+    }
 }
 
 Test(mqtt_codec, rejects_empty_publish_topic_per_mqtt_4_7_3_1)
@@ -1309,8 +1362,7 @@ Test(mqtt_codec, rejects_requested_qos_reserved_bits_and_qos_3_per_mqtt_3_8_3_4)
         cr_assert_eq(dec(pkt, sizeof(pkt), MQTT_V311, &got), want, "options %#x", opt);
     }
     /* The bad entry need not be the first. */
-    cr_assert_eq(dec(B(0x82, 10, 0, 1, 0, 1, 'a', 1, 0, 1, 'b', 0x40), MQTT_V311, &got),
-                 MALFORMED);
+    cr_assert_eq(dec(B(0x82, 10, 0, 1, 0, 1, 'a', 1, 0, 1, 'b', 0x40), MQTT_V311, &got), MALFORMED);
 }
 
 Test(mqtt_codec, rejects_empty_topic_filters_per_mqtt_4_7_3_1)
@@ -1337,10 +1389,10 @@ Test(mqtt_codec, leaves_topic_filter_syntax_to_core_topic)
 
     /* "a/#/b", "+x" and "#a" are bad filters [MQTT-4.7.1-2, -3], answered per
      * filter in SUBACK, so the packet itself decodes. */
-    cr_assert_eq(dec(B(0x82, 19, 0, 1, 0, 5, 'a', '/', '#', '/', 'b', 1, 0, 2, '+', 'x', 0, 0, 2,
-                       '#', 'a'),
-                     MQTT_V311, &got),
-                 MALFORMED); /* last entry lacks its options byte */
+    cr_assert_eq(
+        dec(B(0x82, 19, 0, 1, 0, 5, 'a', '/', '#', '/', 'b', 1, 0, 2, '+', 'x', 0, 0, 2, '#', 'a'),
+            MQTT_V311, &got),
+        MALFORMED); /* last entry lacks its options byte */
     cr_assert_eq(dec(B(0x82, 20, 0, 1, 0, 5, 'a', '/', '#', '/', 'b', 1, 0, 2, '+', 'x', 0, 0, 2,
                        '#', 'a', 2),
                      MQTT_V311, &got),

@@ -430,8 +430,8 @@ static int stress_run(uint32_t capacity, uint64_t n, uint32_t batch_max, struct 
 
     memset(r, 0, sizeof(*r));
     r->first_bad = UINT64_MAX;
-    fprintf(stderr, "spsc stress: capacity %u, n %" PRIu64 ", seed 0x%" PRIx64 "\n", capacity,
-            n, seed);
+    fprintf(stderr, "spsc stress: capacity %u, n %" PRIu64 ", seed 0x%" PRIx64 "\n", capacity, n,
+            seed);
     if (spsc_init(&q, capacity) != 0) {
         goto out;
     }
@@ -458,8 +458,9 @@ static int stress_run(uint32_t capacity, uint64_t n, uint32_t batch_max, struct 
     /* After the join every publish is visible: anything left is extra. */
     r->leftover = !spsc_empty(&q) || spsc_pop_batch(&q, out, 1) != 0;
     r->full_events = st.full_events;
-    fprintf(stderr, "spsc stress: %" PRIu64 " bad, %" PRIu64 " full pushes, %" PRIu64
-            " empty polls\n", r->bad, r->full_events, r->empty_polls);
+    fprintf(stderr,
+            "spsc stress: %" PRIu64 " bad, %" PRIu64 " full pushes, %" PRIu64 " empty polls\n",
+            r->bad, r->full_events, r->empty_polls);
     ret = 0;
 out_destroy:
     spsc_destroy(&q);
@@ -470,8 +471,7 @@ out:
 static bool stress_ok(const struct stress_result *r, uint64_t n)
 {
     /* batch_max > capacity makes "full" certain on long runs: the full path ran. */
-    return r->bad == 0 && r->received == n && !r->leftover &&
-           (n < 10000 || r->full_events > 0);
+    return r->bad == 0 && r->received == n && !r->leftover && (n < 10000 || r->full_events > 0);
 }
 
 static void stress_check(uint32_t capacity, uint64_t n, uint32_t batch_max)
@@ -492,7 +492,7 @@ static void stress_check(uint32_t capacity, uint64_t n, uint32_t batch_max)
 #define STRESS_MAIN_BATCH_MAX 384u /* > capacity: some batches must wait for room */
 #define STRESS_TINY_CAPACITY 2u    /* every publish and pop crosses cores */
 #define STRESS_TINY_BATCH_MAX 3u
-#define STRESS_TINY_DIVISOR 25u    /* the tiny ring moves n / 25 items */
+#define STRESS_TINY_DIVISOR 25u /* the tiny ring moves n / 25 items */
 
 Test(spsc, two_threads_deliver_every_item_exactly_once_in_order, .timeout = 120)
 {
@@ -522,8 +522,9 @@ static int stress_only(void)
         uint64_t n = stress_n() / cfg[i][1];
 
         if (stress_run(cfg[i][0], n, cfg[i][2], &r) != 0 || !stress_ok(&r, n)) {
-            fprintf(stderr, "spsc stress FAILED: capacity %u: received %" PRIu64 " of %" PRIu64
-                    ", %" PRIu64 " bad (first at %" PRIu64 "), leftover %d, full %" PRIu64 "\n",
+            fprintf(stderr,
+                    "spsc stress FAILED: capacity %u: received %" PRIu64 " of %" PRIu64 ", %" PRIu64
+                    " bad (first at %" PRIu64 "), leftover %d, full %" PRIu64 "\n",
                     cfg[i][0], r.received, n, r.bad, r.first_bad, r.leftover, r.full_events);
             ret = 1;
         }

@@ -75,8 +75,8 @@ Test(topic, validity_table_for_names_and_filters)
     for (i = 0; i < RM_ARRAY_LEN(validity_cases); i++) {
         const struct validity_case *c = &validity_cases[i];
 
-        cr_expect_eq(name_check(c->s), c->name_ok ? 0 : -MQTT_RC_TOPIC_NAME_INVALID,
-                     "name \"%s\"", c->s);
+        cr_expect_eq(name_check(c->s), c->name_ok ? 0 : -MQTT_RC_TOPIC_NAME_INVALID, "name \"%s\"",
+                     c->s);
         cr_expect_eq(filter_check(c->s), c->filter_ok ? 0 : -MQTT_RC_TOPIC_FILTER_INVALID,
                      "filter \"%s\"", c->s);
     }
@@ -114,8 +114,7 @@ Test(topic, level_limit_is_enforced_to_the_level)
     struct limits l = {.topic_bytes_max = 1024, .topic_levels_max = 3};
 
     cr_assert_eq(topic_name_check((const uint8_t *)"a/b/c", 5, &l), 0);
-    cr_assert_eq(topic_name_check((const uint8_t *)"a/b/c/d", 7, &l),
-                 -MQTT_RC_TOPIC_NAME_INVALID);
+    cr_assert_eq(topic_name_check((const uint8_t *)"a/b/c/d", 7, &l), -MQTT_RC_TOPIC_NAME_INVALID);
     /* Empty levels count: "//" has three. */
     cr_assert_eq(topic_name_check((const uint8_t *)"//", 2, &l), 0);
     cr_assert_eq(topic_name_check((const uint8_t *)"///", 3, &l), -MQTT_RC_TOPIC_NAME_INVALID);
@@ -289,8 +288,8 @@ Test(topic, spec_examples_match_reference_trie_and_retained)
         cr_assert_eq(filter_check(c->filter), 0, "filter \"%s\"", c->filter);
         cr_assert_eq(name_check(c->name), 0, "name \"%s\"", c->name);
 
-        cr_expect_eq(topic_match(f, fl, n, nl), c->match, "topic_match(\"%s\", \"%s\")",
-                     c->filter, c->name);
+        cr_expect_eq(topic_match(f, fl, n, nl), c->match, "topic_match(\"%s\", \"%s\")", c->filter,
+                     c->name);
 
         cr_assert_eq(trie_insert(t, f, fl, sess, 1, NULL), 1);
         trie_match(t, n, nl, count_sub, &hits);

@@ -500,11 +500,11 @@ Test(trie, random_filters_and_names_agree_with_topic_match)
             } while (topic_name_check((const uint8_t *)name, nl, &lim) != 0);
             match(t, name, &h);
             for (i = 0; i < FILTERS; i++) {
-                bool want = live[i] && topic_match((const uint8_t *)filters[i],
-                                                   strlen(filters[i]), (const uint8_t *)name, nl);
+                bool want = live[i] && topic_match((const uint8_t *)filters[i], strlen(filters[i]),
+                                                   (const uint8_t *)name, nl);
 
-                cr_assert_eq(h.count[i], want ? 1u : 0u, "filter \"%s\" name \"%s\"",
-                             filters[i], name);
+                cr_assert_eq(h.count[i], want ? 1u : 0u, "filter \"%s\" name \"%s\"", filters[i],
+                             name);
                 if (want)
                     cr_assert_eq(h.opt[i], i % 3);
             }
