@@ -30,20 +30,28 @@
 #include "core/trie.h"
 
 #define SESS_BUCKETS_MIN 64u
+#define HOME_SEED 0x72696e676d71686full
+#define XS_OUTBOX_MIN 64u
+
+static void xs_drop(struct xs_msg *m);
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
 
-struct broker *broker_new(const struct limits *lim, uint32_t shard_id)
+struct broker *broker_new(const struct limits *lim, uint32_t shard_id, uint32_t shard_count)
 {
     RM_ASSERT(lim != NULL);
     RM_ASSERT(lim->inflight_max > 0 && lim->inflight_max < 65535);
+    RM_ASSERT(shard_count >= 1 && shard_count <= BROKER_SHARDS_MAX && shard_id < shard_count);
     struct broker *b = calloc(1, sizeof(*b));
     if (!b)
         goto out;
     b->lim = lim;
     b->shard_id = shard_id;
+    b->shard_count = shard_count;
     b->trie = trie_new();
-    if (!b->trie)
+    b->interest = trie_new();
+    b->shard_marker = calloc(shard_count, 1);
+    if (!b->trie || !b->interest || !b->shard_marker)
         goto out_free;
     b->retained = retained_new();
     if (!b->retained)
@@ -80,13 +88,28 @@ void broker_free(struct broker *b)
     }
     RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
     free(b->sess_buckets);
+    /* Every shard has stopped: what is still in the outbox is ours to drop. */
+    for (uint32_t i = 0; i < b->xs_count; i++)
+        xs_drop(&b->xs[(b->xs_head + i) % b->xs_cap].m);
+    free(b->xs);
     if (b->retained)
         retained_free(b->retained);
     if (b->trie)
         trie_free(b->trie);
+    if (b->interest)
+        trie_free(b->interest);
+    free(b->shard_marker);
     free(b->match);
     free(b->rcs);
     free(b);
+}
+
+uint32_t broker_home_shard(const uint8_t *id, size_t len, uint32_t shard_count)
+{
+    RM_ASSERT(shard_count >= 1);
+    RM_ASSERT(id != NULL || len == 0);
+    /* Seeded apart from the session table's hash, whose low bits pick buckets. */
+    return (uint32_t)(XXH3_64bits_withSeed(id, len, HOME_SEED) % shard_count);
 }
 
 void broker_set_limits(struct broker *b, const struct limits *lim)
@@ -100,6 +123,117 @@ const struct broker_stats *broker_stats(const struct broker *b)
 {
     RM_ASSERT(b != NULL);
     return &b->stats;
+}
+
+/* ---- cross-shard ---- */
+
+/* Release what an undelivered cross-shard message points to (shutdown only). */
+static void xs_drop(struct xs_msg *m)
+{
+    switch (m->kind) {
+    case XS_MSG_FREE:
+        msg_free(m->payload.msg);
+        break;
+    case XS_PUBLISH:
+    case XS_RETAIN_SET:
+    case XS_RETAIN_APPLY:
+        msg_unref(m->payload.msg);
+        break;
+    case XS_INTEREST_ADD:
+    case XS_INTEREST_DEL:
+        free(m->payload.buf.ptr);
+        break;
+    default:
+        RM_ASSERT(!"net/ kinds never pass through the broker's outbox");
+    }
+}
+
+void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m)
+{
+    RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
+    RM_ASSERT(m->kind != XS_NONE);
+    if (b->xs_count == b->xs_cap) {
+        uint32_t ncap = b->xs_cap ? b->xs_cap * 2 : XS_OUTBOX_MIN;
+        struct broker_xs *n = malloc((size_t)ncap * sizeof(*n));
+        if (!n) {
+            b->stats.xs_lost++;
+            struct xs_msg lost = *m;
+            if (lost.kind == XS_MSG_FREE)
+                return; /* Leak rather than free on a foreign shard. */
+            xs_drop(&lost);
+            return;
+        }
+        for (uint32_t i = 0; i < b->xs_count; i++)
+            n[i] = b->xs[(b->xs_head + i) % b->xs_cap];
+        free(b->xs);
+        b->xs = n;
+        b->xs_cap = ncap;
+        b->xs_head = 0;
+    }
+    b->xs[(b->xs_head + b->xs_count++) % b->xs_cap] = (struct broker_xs){dest, *m};
+}
+
+bool broker_next_xs(struct broker *b, uint32_t *dest, struct xs_msg *m)
+{
+    RM_ASSERT(b != NULL && dest != NULL && m != NULL);
+    if (b->xs_count == 0)
+        return false;
+    struct broker_xs *e = &b->xs[b->xs_head];
+    *dest = e->dest;
+    *m = e->m;
+    b->xs_head = (b->xs_head + 1) % b->xs_cap;
+    b->xs_count--;
+    RM_ASSERT(*dest < b->shard_count);
+    return true;
+}
+
+void broker__msg_put(struct broker *b, struct msg *m)
+{
+    if (!msg_put(m))
+        return;
+    if (m->home_shard == b->shard_id) {
+        msg_free(m);
+        return;
+    }
+    struct xs_msg x = {.kind = XS_MSG_FREE};
+    x.payload.msg = m;
+    broker__xs_push(b, m->home_shard, &x);
+}
+
+/* Send @m (taking a new reference for it) to shard @dest as @kind. */
+static void xs_send_msg(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m)
+{
+    struct xs_msg x = {.kind = kind};
+    x.payload.msg = msg_ref(m);
+    broker__xs_push(b, dest, &x);
+}
+
+void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool add)
+{
+    RM_ASSERT(len > 0 && len <= LIMITS_STRING_BYTES_MAX);
+    RM_ASSERT(b->shard_count >= 1);
+    for (uint32_t i = 0; i < b->shard_count; i++) {
+        if (i == b->shard_id)
+            continue;
+        struct xs_msg x = {.kind = add ? XS_INTEREST_ADD : XS_INTEREST_DEL};
+        x.payload.buf.ptr = malloc(len);
+        if (!x.payload.buf.ptr) {
+            b->stats.xs_lost++;
+            continue;
+        }
+        memcpy(x.payload.buf.ptr, filter, len);
+        x.payload.buf.len = (uint32_t)len;
+        broker__xs_push(b, i, &x);
+    }
+}
+
+static struct msg *new_msg(struct broker *b, const struct mqtt_str *topic,
+                           const struct mqtt_str *payload, uint8_t qos, bool retain)
+{
+    struct msg *m = msg_new(topic->ptr, topic->len, payload->ptr, payload->len, qos, retain);
+    if (m)
+        m->home_shard = b->shard_id;
+    return m;
 }
 
 /* ---- session table ---- */
@@ -245,9 +379,10 @@ static int client_close(struct broker *b, struct client *cl, int rc)
 
 /* ---- routing ---- */
 
-static void match_cb(void *ctx, struct session *sess, uint8_t options)
+static void match_cb(void *ctx, void *owner, uint8_t options)
 {
     struct broker *b = ctx;
+    struct session *sess = owner;
     uint8_t qos = options & 3;
     if (sess->_match_epoch == b->match_epoch) {
         if (qos > sess->_match_qos)
@@ -267,74 +402,156 @@ static void match_cb(void *ctx, struct session *sess, uint8_t options)
     b->match[b->match_count++] = sess;
 }
 
-/*
- * Deliver a publish to every matching subscription. @m may be NULL: it is
- * then built from @pub only if somebody matches (most topics in a fan-in
- * benchmark have a subscriber; many IoT telemetry topics do not).
- * Returns 0 or -ENOMEM.
- */
-static int route(struct broker *b, const struct mqtt_publish *pub, struct msg *m)
+static void interest_cb(void *ctx, void *owner, uint8_t options)
 {
-    RM_ASSERT(pub != NULL);
-    RM_ASSERT(b->match_count == 0);
+    struct broker *b = ctx;
+    uint32_t shard = (uint32_t)((uint8_t *)owner - b->shard_marker);
+    RM_ASSERT(shard < b->shard_count && shard != b->shard_id);
+    uint64_t bit = 1ull << (shard % 64);
+    if (b->shard_hit[shard / 64] & bit)
+        return;
+    b->shard_hit[shard / 64] |= bit;
+    b->remote[b->remote_count++] = shard;
+}
+
+/* Match @topic against this shard's sessions (b->match) and, if @remote, other shards'. */
+static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
+{
+    RM_ASSERT(b->match_count == 0 && b->remote_count == 0);
+    RM_ASSERT(topic->len > 0);
     if (++b->match_epoch == 0)
         b->match_epoch = 1; /* 0 is every session's initial epoch */
-    trie_match(b->trie, pub->topic.ptr, pub->topic.len, match_cb, b);
-    if (b->match_count == 0)
-        return 0;
-    struct msg *own = NULL;
-    if (!m) {
-        own = msg_new(pub->topic.ptr, pub->topic.len, pub->payload.ptr, pub->payload.len,
-                      pub->qos, pub->retain);
-        if (!own) {
-            b->match_count = 0;
-            return -ENOMEM;
-        }
-        m = own;
+    trie_match(b->trie, topic->ptr, topic->len, match_cb, b);
+    if (remote && b->shard_count > 1) {
+        trie_match(b->interest, topic->ptr, topic->len, interest_cb, b);
+        for (uint32_t i = 0; i < b->remote_count; i++)
+            b->shard_hit[b->remote[i] / 64] = 0;
     }
+}
+
+/* Deliver @m to what match() found, then reset the scratch. */
+static void deliver(struct broker *b, struct msg *m)
+{
+    for (uint32_t i = 0; i < b->remote_count; i++) {
+        /* One reference per interested shard, never one per subscriber. */
+        xs_send_msg(b, b->remote[i], XS_PUBLISH, m);
+        b->stats.xs_publish_out++;
+    }
+    b->remote_count = 0;
     for (uint32_t i = 0; i < b->match_count; i++) {
         struct session *s = b->match[i];
-        uint8_t qos = s->_match_qos < pub->qos ? s->_match_qos : pub->qos;
+        uint8_t qos = s->_match_qos < m->qos ? s->_match_qos : m->qos;
         /* Forwarded messages carry RETAIN 0 [MQTT-3.3.1-9]. */
         session_deliver(b, s, m, qos, false);
     }
     b->match_count = 0;
-    if (own)
-        msg_unref(own);
-    return 0;
 }
 
-/* Store (or clear) a retained message and route it. Returns 0 or -ENOMEM. */
+/* Apply a retained set/clear to this shard's replica. */
+static void retained_apply(struct broker *b, struct msg *m)
+{
+    struct msg *old = NULL;
+    /* A full store refuses the retain; the message is still forwarded. */
+    (void)retained_swap(b->retained, m, b->lim->retained_max, &old);
+    broker__msg_put(b, old);
+}
+
+/*
+ * A retained set/clear published on this shard. Every replica must apply the
+ * sets of one topic in the same order, so the topic's home shard orders them:
+ * it applies each and broadcasts it to the others.
+ */
+static void retained_publish(struct broker *b, struct msg *m)
+{
+    RM_ASSERT(m->retain);
+    uint32_t home = broker_home_shard(msg_topic(m), m->topic_len, b->shard_count);
+    if (home != b->shard_id) {
+        xs_send_msg(b, home, XS_RETAIN_SET, m);
+        return;
+    }
+    retained_apply(b, m);
+    for (uint32_t i = 0; i < b->shard_count; i++) {
+        if (i != b->shard_id)
+            xs_send_msg(b, i, XS_RETAIN_APPLY, m);
+    }
+}
+
+/* Route a PUBLISH received on this shard. Returns 0 or -ENOMEM. */
 static int publish(struct broker *b, const struct mqtt_publish *pub)
 {
     RM_ASSERT(pub->qos <= 2);
     RM_ASSERT(pub->topic.len > 0);
     b->stats.msgs_in++;
-    if (!pub->retain)
-        return route(b, pub, NULL);
-    struct msg *m = msg_new(pub->topic.ptr, pub->topic.len, pub->payload.ptr, pub->payload.len,
-                            pub->qos, true);
-    if (!m)
+    match(b, &pub->topic, true);
+    /* Build the message only if somebody wants it. */
+    if (!pub->retain && b->match_count == 0 && b->remote_count == 0)
+        return 0;
+    struct msg *m = new_msg(b, &pub->topic, &pub->payload, pub->qos, pub->retain);
+    if (!m) {
+        b->match_count = b->remote_count = 0;
         return -ENOMEM;
-    /* A full store refuses the retain but still forwards the message. */
-    (void)retained_set(b->retained, m, b->lim->retained_max);
-    int rc = route(b, pub, m);
-    msg_unref(m);
-    return rc;
+    }
+    if (pub->retain)
+        retained_publish(b, m);
+    deliver(b, m);
+    broker__msg_put(b, m);
+    return 0;
 }
 
+/* Publish a message built on this shard (a will). */
 static void publish_msg(struct broker *b, struct msg *m)
 {
-    struct mqtt_publish pub = {
-        .qos = m->qos,
-        .retain = m->retain,
-        .topic = {msg_topic(m), m->topic_len},
-        .payload = {msg_payload(m), m->payload_len},
-    };
+    struct mqtt_str topic = {msg_topic(m), m->topic_len};
     b->stats.msgs_in++;
     if (m->retain)
-        (void)retained_set(b->retained, m, b->lim->retained_max);
-    (void)route(b, &pub, m);
+        retained_publish(b, m);
+    match(b, &topic, true);
+    deliver(b, m);
+}
+
+void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
+{
+    RM_ASSERT(b != NULL && x != NULL);
+    RM_ASSERT(from < b->shard_count && from != b->shard_id);
+    struct msg *m = x->payload.msg;
+    switch (x->kind) {
+    case XS_PUBLISH: {
+        struct mqtt_str topic = {msg_topic(m), m->topic_len};
+        match(b, &topic, false);
+        deliver(b, m);
+        broker__msg_put(b, m);
+        break;
+    }
+    case XS_MSG_FREE:
+        RM_ASSERT(m->home_shard == b->shard_id);
+        msg_free(m);
+        break;
+    case XS_RETAIN_SET:
+        retained_publish(b, m);
+        broker__msg_put(b, m);
+        break;
+    case XS_RETAIN_APPLY:
+        retained_apply(b, m);
+        broker__msg_put(b, m);
+        break;
+    case XS_INTEREST_ADD: {
+        int rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
+                             &b->shard_marker[from], 0, NULL);
+        /* 0<->1 transitions only, in order: never a duplicate. */
+        RM_ASSERT(rc != 0);
+        if (rc < 0)
+            b->stats.xs_lost++;
+        free(x->payload.buf.ptr);
+        break;
+    }
+    case XS_INTEREST_DEL:
+        (void)trie_remove(b->interest, x->payload.buf.ptr, x->payload.buf.len,
+                          &b->shard_marker[from], NULL);
+        free(x->payload.buf.ptr);
+        break;
+    default:
+        RM_ASSERT(!"not a routing message");
+    }
 }
 
 /* ---- packets ---- */
@@ -368,10 +585,12 @@ static size_t assign_client_id(struct broker *b, uint8_t *buf, size_t cap)
 {
     RM_ASSERT(cap >= ASSIGNED_ID_BYTES_MAX);
     size_t n;
+    /* Homed here, so a later CONNECT with this id lands on this shard too. */
     do {
         n = (size_t)snprintf((char *)buf, cap, "ringmq-%u-%llu", (unsigned)b->shard_id,
                              (unsigned long long)++b->assigned_id_seq);
-    } while (*sess_slot(b, buf, n, id_hash(buf, n)) != NULL);
+    } while (broker_home_shard(buf, n, b->shard_count) != b->shard_id ||
+             *sess_slot(b, buf, n, id_hash(buf, n)) != NULL);
     RM_ASSERT(n < cap);
     return n;
 }
@@ -395,14 +614,22 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
         id = assigned;
     } else if (id_len > b->lim->client_id_bytes_max) {
         return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
+    } else {
+        uint32_t home = broker_home_shard(id, id_len, b->shard_count);
+        if (home != b->shard_id) {
+            /* The home shard decides takeover and owns the session. */
+            cl->state = CLIENT_HANDOFF;
+            cl->handoff_shard = home;
+            cl->version = 0;
+            return BROKER_FEED_HANDOFF;
+        }
     }
     if (c->will && topic_name_check(c->will_topic.ptr, c->will_topic.len, b->lim) < 0)
         return client_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
 
     struct msg *will = NULL;
     if (c->will) {
-        will = msg_new(c->will_topic.ptr, c->will_topic.len, c->will_payload.ptr,
-                       c->will_payload.len, c->will_qos, c->will_retain);
+        will = new_msg(b, &c->will_topic, &c->will_payload, c->will_qos, c->will_retain);
         if (!will)
             return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     }
@@ -427,8 +654,7 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
     if (!s) {
         s = session_new(id, id_len, h, c->clean_session);
         if (!s) {
-            if (will)
-                msg_unref(will);
+            broker__msg_put(b, will);
             return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
         }
         sess_insert(b, s);
@@ -592,10 +818,8 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
     case MQTT_DISCONNECT:
         /* A clean disconnect discards the will [MQTT-3.14.4-3]. */
         cl->_clean_disconnect = true;
-        if (cl->_will) {
-            msg_unref(cl->_will);
-            cl->_will = NULL;
-        }
+        broker__msg_put(b, cl->_will);
+        cl->_will = NULL;
         client_close(b, cl, 1);
         return 1;
     default:
@@ -616,32 +840,53 @@ void broker_client_init(struct broker *b, struct client *cl)
 
 static int feed_result(const struct client *cl)
 {
-    return cl->close_rc < 0 ? cl->close_rc : 1;
+    if (cl->state == CLIENT_HANDOFF)
+        return BROKER_FEED_HANDOFF;
+    return cl->close_rc < 0 ? cl->close_rc : BROKER_FEED_CLOSE;
+}
+
+/*
+ * Keep bytes of a connection being handed to another shard. They wait in
+ * cl->out, which is never sent in this state, bounded by output_bytes_max.
+ */
+static int handoff_keep(struct broker *b, struct client *cl, const uint8_t *p, size_t len)
+{
+    RM_ASSERT(cl->state == CLIENT_HANDOFF);
+    if (len == 0)
+        return BROKER_FEED_HANDOFF;
+    uint8_t *dst = obuf_reserve(&cl->out, len, b->lim->output_bytes_max);
+    if (!dst) {
+        /* Too much pipelined behind the CONNECT: refuse it here instead. */
+        cl->state = CLIENT_NEW;
+        return client_close(b, cl, -MQTT_RC_SERVER_BUSY);
+    }
+    memcpy(dst, p, len);
+    obuf_commit(&cl->out, len);
+    return BROKER_FEED_HANDOFF;
 }
 
 /*
  * Complete a packet split across reads: first its fixed header (at most 5
- * bytes, kept inline), then its body in a buffer of exactly its size.
- * Returns bytes consumed from @buf, or a negative rc (client closed).
- * cl->_partial_need == 0 afterwards means no packet is pending.
+ * bytes, kept inline), then its body in a buffer of exactly its size, and
+ * handle it once whole. *@used gets the bytes taken from @buf. Returns 0 or
+ * what on_packet() returned (the client then stops: closing or handoff).
  */
-static long feed_partial(struct broker *b, struct client *cl, const uint8_t *buf, size_t len)
+static int feed_partial(struct broker *b, struct client *cl, const uint8_t *buf, size_t len,
+                        size_t *used)
 {
-    size_t used = 0;
     struct mqtt_fixed fh;
+    *used = 0;
     if (!cl->_partial) {
         int r = 0;
-        while (used < len && cl->_partial_hdr_len < sizeof(cl->_partial_hdr)) {
-            cl->_partial_hdr[cl->_partial_hdr_len++] = buf[used++];
+        while (*used < len && cl->_partial_hdr_len < sizeof(cl->_partial_hdr)) {
+            cl->_partial_hdr[cl->_partial_hdr_len++] = buf[(*used)++];
             r = mqtt_fixed_parse(cl->_partial_hdr, cl->_partial_hdr_len,
                                  b->lim->packet_bytes_max, &fh);
             if (r != 0)
                 break;
         }
-        if (r < 0)
-            return client_close(b, cl, r);
-        if (r == 0)
-            return (long)used;
+        if (r <= 0)
+            return r < 0 ? client_close(b, cl, r) : 0;
         uint32_t total = (uint32_t)r + fh.body_bytes;
         cl->_partial = malloc(total);
         if (!cl->_partial)
@@ -652,38 +897,41 @@ static long feed_partial(struct broker *b, struct client *cl, const uint8_t *buf
         cl->_partial_hdr_len = 0;
     }
     size_t n = cl->_partial_need - cl->_partial_len;
-    if (n > len - used)
-        n = len - used;
-    memcpy(cl->_partial + cl->_partial_len, buf + used, n);
+    if (n > len - *used)
+        n = len - *used;
+    memcpy(cl->_partial + cl->_partial_len, buf + *used, n);
     cl->_partial_len += (uint32_t)n;
-    used += n;
+    *used += n;
     if (cl->_partial_len < cl->_partial_need)
-        return (long)used;
+        return 0;
 
     int r = mqtt_fixed_parse(cl->_partial, cl->_partial_len, b->lim->packet_bytes_max, &fh);
     RM_ASSERT(r > 0 && (uint32_t)r + fh.body_bytes == cl->_partial_need);
     uint8_t *pkt = cl->_partial;
+    uint32_t total = cl->_partial_need;
     cl->_partial = NULL;
     cl->_partial_len = cl->_partial_need = 0;
     int rc = on_packet(b, cl, &fh, pkt + r);
+    if (rc == BROKER_FEED_HANDOFF)
+        rc = handoff_keep(b, cl, pkt, total);
     free(pkt);
-    return rc != 0 ? (rc < 0 ? rc : -1) : (long)used;
+    return rc;
 }
 
 int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, size_t len)
 {
     RM_ASSERT(b != NULL && cl != NULL);
     RM_ASSERT(buf != NULL || len == 0);
+    if (cl->state == CLIENT_HANDOFF)
+        return handoff_keep(b, cl, buf, len);
     if (cl->state == CLIENT_CLOSING)
         return feed_result(cl);
     size_t pos = 0;
+    int rc = 0;
     if (cl->_partial || cl->_partial_hdr_len) {
-        long used = feed_partial(b, cl, buf, len);
-        if (used < 0)
-            return feed_result(cl);
-        pos = (size_t)used;
-        if (cl->_partial || cl->_partial_hdr_len)
-            return 0;
+        rc = feed_partial(b, cl, buf, len, &pos);
+        if (rc != 0 || cl->_partial || cl->_partial_hdr_len)
+            goto out;
     }
     /* Each pass consumes at least a 2-byte header: bounded by @len. */
     while (pos < len) {
@@ -692,18 +940,39 @@ int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, 
         if (r < 0)
             return client_close(b, cl, r);
         if (r == 0 || (size_t)r + fh.body_bytes > len - pos) {
-            long used = feed_partial(b, cl, buf + pos, len - pos);
-            if (used < 0)
-                return feed_result(cl);
-            RM_ASSERT((size_t)used == len - pos);
-            return 0;
+            size_t used;
+            rc = feed_partial(b, cl, buf + pos, len - pos, &used);
+            RM_ASSERT(rc != 0 || used == len - pos);
+            pos += used;
+            goto out;
         }
-        int rc = on_packet(b, cl, &fh, buf + pos + r);
+        rc = on_packet(b, cl, &fh, buf + pos + r);
+        if (rc == BROKER_FEED_HANDOFF)
+            return handoff_keep(b, cl, buf + pos, len - pos);
         if (rc != 0)
-            return feed_result(cl);
+            goto out;
         pos += (size_t)r + fh.body_bytes;
     }
-    return 0;
+out:
+    if (rc == BROKER_FEED_HANDOFF)
+        return handoff_keep(b, cl, buf + pos, len - pos);
+    return rc == 0 ? 0 : feed_result(cl);
+}
+
+int broker_client_handoff_take(struct broker *b, struct client *cl, uint8_t **bytes,
+                               uint32_t *len)
+{
+    RM_ASSERT(cl->state == CLIENT_HANDOFF);
+    RM_ASSERT(cl->_sess == NULL && cl->_will == NULL && !cl->_partial);
+    int rc = 0;
+    *bytes = cl->out.data;
+    *len = cl->out.len;
+    if (!*bytes)
+        rc = -ENOMEM; /* Nothing kept: cannot happen after a whole CONNECT. */
+    cl->out = (struct obuf){0};
+    b->stats.handoffs++;
+    broker_client_gone(b, cl, 0);
+    return rc;
 }
 
 void broker_client_gone(struct broker *b, struct client *cl, int reason)
@@ -727,7 +996,7 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason)
             publish_msg(b, cl->_will);
             b->stats.wills_sent++;
         }
-        msg_unref(cl->_will);
+        broker__msg_put(b, cl->_will);
         cl->_will = NULL;
     }
     dirty_unlink(b, cl);

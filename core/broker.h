@@ -26,11 +26,19 @@ struct broker;
 struct session;
 struct limits;
 struct msg;
+struct xs_msg;
 
 enum client_state {
     CLIENT_NEW = 0,   /* accepted, no CONNECT yet */
     CLIENT_CONNECTED, /* CONNECT accepted, session attached */
     CLIENT_CLOSING,   /* flush out, then close the connection */
+    CLIENT_HANDOFF,   /* CONNECT belongs to another shard: hand the connection over */
+};
+
+/* broker_client_feed() results besides 0 (keep reading) and -MQTT_RC_*. */
+enum broker_feed {
+    BROKER_FEED_CLOSE = 1,   /* DISCONNECT received: flush, then close */
+    BROKER_FEED_HANDOFF = 2, /* hand the connection to cl->handoff_shard */
 };
 
 /*
@@ -43,6 +51,7 @@ struct client {
     uint8_t version;       /* protocol level, 0 until CONNECT accepted */
     uint16_t keepalive_s;  /* from CONNECT; 0 = none */
     int close_rc;          /* when CLOSING: why (-MQTT_RC_*), for logs */
+    uint32_t handoff_shard; /* when HANDOFF: the session's home shard */
 
     /* Private to core/broker.c. */
     struct session *_sess;
@@ -71,15 +80,24 @@ struct broker_stats {
     uint64_t connects_refused;
     uint64_t takeovers;
     uint64_t wills_sent;
+    uint64_t handoffs;         /* connections handed to their home shard */
+    uint64_t xs_publish_out;   /* messages sent to other shards (once per shard) */
+    uint64_t xs_lost;          /* cross-shard messages lost to allocation failure */
     uint32_t sessions;         /* live session objects, online or not */
     uint32_t clients;          /* connected clients */
 };
 
+/* Shards supported: the size of the per-publish shard bitmap. */
+#define BROKER_SHARDS_MAX 256u
+
 /*
- * A broker for one shard, reading limits from @lim (borrowed; must outlive
- * the broker). @shard_id goes into assigned client ids. NULL on ENOMEM.
+ * A broker for shard @shard_id of @shard_count, reading limits from @lim
+ * (borrowed; must outlive the broker). NULL on ENOMEM.
  */
-struct broker *broker_new(const struct limits *lim, uint32_t shard_id);
+struct broker *broker_new(const struct limits *lim, uint32_t shard_id, uint32_t shard_count);
+
+/* The shard that homes sessions with client id @id: XXH3 mod @shard_count. */
+uint32_t broker_home_shard(const uint8_t *id, size_t len, uint32_t shard_count);
 
 /* Free every session, subscription, retained and queued message. */
 void broker_free(struct broker *b);
@@ -95,13 +113,27 @@ void broker_client_init(struct broker *b, struct client *cl);
  * partial packet is copied into the client. Answers are appended to cl->out
  * (and other clients' out, for routed messages) and those clients are put on
  * the dirty list.
- * Returns 0 to keep reading; >0 when the client sent DISCONNECT; or a
- * negative mqtt_rc for a protocol error (already counted, and any answer the
- * spec requires, such as CONNACK 0x01, is queued). In both non-zero cases the
- * client is now CLOSING and on the dirty list: stop reading, flush cl->out,
- * close. Bytes fed to a CLOSING client are ignored (same return value).
+ * Returns 0 to keep reading; BROKER_FEED_CLOSE when the client sent
+ * DISCONNECT; or a negative mqtt_rc for a protocol error (already counted,
+ * and any answer the spec requires, such as CONNACK 0x01, is queued). In
+ * both cases the client is now CLOSING and on the dirty list: stop reading,
+ * flush cl->out, close. Bytes fed to a CLOSING client are ignored (same
+ * return value).
+ * BROKER_FEED_HANDOFF: the CONNECT's client id is homed on another shard
+ * (cl->handoff_shard). The client keeps every byte from the CONNECT on; stop
+ * reading, feed it whatever the last reads still bring (it keeps those too,
+ * same return value), then take them with broker_client_handoff_take().
  */
 int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, size_t len);
+
+/*
+ * Take the bytes a HANDOFF client kept (malloc'd; the caller owns them, and
+ * passes them to the home shard, which feeds them to a fresh client), then
+ * forget the client as broker_client_gone() would. Returns 0 or -ENOMEM
+ * (nothing kept: close the connection instead).
+ */
+int broker_client_handoff_take(struct broker *b, struct client *cl, uint8_t **bytes,
+                               uint32_t *len);
 
 /*
  * The connection of @cl is gone (peer closed, I/O error, keepalive or connect
@@ -119,6 +151,20 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason);
  * CLIENT_CLOSING.
  */
 struct client *broker_next_dirty(struct broker *b);
+
+/*
+ * Pop the next message this shard must send to another shard: *@dest gets
+ * the destination, *@m the message (its pointers now belong to the
+ * receiver). false when none is pending. net/ pushes them into the SPSC
+ * ring for (this shard, dest), in order.
+ */
+bool broker_next_xs(struct broker *b, uint32_t *dest, struct xs_msg *m);
+
+/*
+ * A routing message (XS_PUBLISH, XS_MSG_FREE, XS_INTEREST_*, XS_RETAIN_*)
+ * from shard @from. Takes ownership of what @m points to.
+ */
+void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *m);
 
 /* The broker's counters. */
 const struct broker_stats *broker_stats(const struct broker *b);

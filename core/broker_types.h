@@ -12,16 +12,37 @@
 #include <stdint.h>
 
 #include "core/broker.h"
+#include "core/xs.h"
 
 struct mqtt_pkt;
 struct trie;
 struct retained;
 
+/* A message waiting in the broker's outbox for another shard. */
+struct broker_xs {
+    uint32_t dest;
+    struct xs_msg m;
+};
+
 struct broker {
     const struct limits *lim;
     uint32_t shard_id;
-    struct trie *trie;
+    uint32_t shard_count;
+    struct trie *trie;     /* this shard's sessions' subscriptions */
+    struct trie *interest; /* filters other shards subscribe to; owner = &shard_marker[i] */
+    uint8_t *shard_marker; /* shard_count distinct addresses, one per shard */
     struct retained *retained;
+
+    /* Outbox to other shards: a FIFO ring, drained by net/ each iteration. */
+    struct broker_xs *xs;
+    uint32_t xs_head;
+    uint32_t xs_count;
+    uint32_t xs_cap;
+
+    /* Routing scratch: shards with interest in the publish being routed. */
+    uint64_t shard_hit[BROKER_SHARDS_MAX / 64];
+    uint32_t remote[BROKER_SHARDS_MAX];
+    uint32_t remote_count;
 
     /* Sessions by client id: chained hash table, power-of-two buckets. */
     struct session **sess_buckets;
@@ -56,6 +77,25 @@ void broker__mark_dirty(struct broker *b, struct client *cl);
  */
 int broker__send(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt,
                  size_t bytes_max);
+
+/*
+ * Drop one reference to @m; when it was the last, free it here if this is
+ * its home shard, else send it home (XS_MSG_FREE). NULL is a no-op.
+ */
+void broker__msg_put(struct broker *b, struct msg *m);
+
+/*
+ * Queue @m for shard @dest. Never fails the caller: the outbox grows, and on
+ * allocation failure the message is lost and counted (QoS 1/2 loss is only
+ * possible when the process is out of memory).
+ */
+void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m);
+
+/*
+ * This shard's sessions subscribe (@add) or no longer subscribe to @filter
+ * at all: tell every other shard, so they forward matching messages here.
+ */
+void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool add);
 
 /* The bound for packets that must not be shed (acks, QoS 1/2 PUBLISH). */
 #define BROKER_OUTPUT_HARD_MAX (UINT32_MAX / 2)

@@ -27,6 +27,7 @@ struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *paylo
     if (!m)
         return NULL;
     atomic_init(&m->refs, 1);
+    m->home_shard = 0;
     m->qos = qos;
     m->retain = retain;
     m->topic_len = (uint16_t)topic_len;
@@ -54,19 +55,31 @@ struct msg *msg_ref(struct msg *m)
 
 void msg_unref(struct msg *m)
 {
+    /* Like free(): dropping no message is a no-op, which eases cleanup paths. */
+    if (msg_put(m))
+        msg_free(m);
+}
+
+bool msg_put(struct msg *m)
+{
     uint32_t old;
 
-    /* Like free(): dropping no message is a no-op, which eases cleanup paths. */
     if (!m)
-        return;
+        return false;
+    RM_ASSERT(m->qos <= 2);
     /*
      * acq_rel: the release orders this holder's reads before the free; the
      * acquire (taking effect on the last release) orders the free after
-     * every other holder's reads.
+     * every other holder's reads, whichever shard frees.
      */
-    RM_ASSERT(m->qos <= 2);
     old = atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel);
     RM_ASSERT(old > 0);
-    if (old == 1)
-        free(m);
+    return old == 1;
+}
+
+void msg_free(struct msg *m)
+{
+    RM_ASSERT(m != NULL);
+    RM_ASSERT(atomic_load_explicit(&m->refs, memory_order_relaxed) == 0);
+    free(m);
 }

@@ -7,8 +7,9 @@
  *
  * THREADING: the reference count is the one atomic field, so that other
  * shards may hold references; the shard that allocated a msg frees it (the
- * last remote release goes home over the SPSC queue, issue 3). Everything
- * else is read-only after msg_new().
+ * last remote release goes home over the SPSC queue as XS_MSG_FREE).
+ * home_shard is set by the building shard before the msg is shared;
+ * everything is read-only from then on.
  */
 #ifndef RINGMQ_MSG_H
 #define RINGMQ_MSG_H
@@ -24,6 +25,7 @@ struct msg {
     bool retain;      /* RETAIN flag it was published with */
     uint16_t topic_len;
     uint32_t payload_len;
+    uint32_t home_shard; /* the shard that built it, and alone frees it */
     uint8_t data[];   /* topic bytes, then payload bytes */
 };
 
@@ -47,7 +49,21 @@ static inline const uint8_t *msg_payload(const struct msg *m)
 /* Take one more reference; returns @m. */
 struct msg *msg_ref(struct msg *m);
 
-/* Drop one reference; frees the message when it was the last. */
+/*
+ * Drop one reference; frees the message when it was the last. Only for a
+ * thread that may free @m: its home shard, or any thread once every shard
+ * has stopped (and in single-shard tests and tools).
+ */
 void msg_unref(struct msg *m);
+
+/*
+ * Drop one reference from any shard. Returns true when it was the last: the
+ * caller must then get @m freed by its home shard (msg_free() there, or an
+ * XS_MSG_FREE sent home). NULL is a no-op returning false.
+ */
+bool msg_put(struct msg *m);
+
+/* Free a message whose last reference is gone (on its home shard). */
+void msg_free(struct msg *m);
 
 #endif

@@ -224,21 +224,21 @@ void retained_free(struct retained *r)
     free(r);
 }
 
-int retained_set(struct retained *r, struct msg *m, size_t count_max)
+int retained_swap(struct retained *r, struct msg *m, size_t count_max, struct msg **old)
 {
     struct retained_node *n;
-    struct msg *old;
     int rc = 0;
 
-    RM_ASSERT(r != NULL && m != NULL);
+    RM_ASSERT(r != NULL && m != NULL && old != NULL);
     RM_ASSERT(m->topic_len > 0);
+    *old = NULL;
 
     /* [MQTT-3.3.1-10], [MQTT-3.3.1-11]: an empty payload clears the topic. */
     if (m->payload_len == 0) {
         n = node_of(r, msg_topic(m), m->topic_len, false);
         if (!n || !n->msg)
             goto out;
-        msg_unref(n->msg);
+        *old = n->msg;
         n->msg = NULL;
         RM_ASSERT(r->count > 0);
         r->count--;
@@ -249,9 +249,8 @@ int retained_set(struct retained *r, struct msg *m, size_t count_max)
     /* [MQTT-3.3.1-5]: a new retained message replaces the topic's old one. */
     n = node_of(r, msg_topic(m), m->topic_len, false);
     if (n && n->msg) {
-        old = n->msg;
+        *old = n->msg;
         n->msg = msg_ref(m);
-        msg_unref(old);
         rc = 1;
         goto out;
     }
@@ -269,6 +268,15 @@ int retained_set(struct retained *r, struct msg *m, size_t count_max)
     r->count++;
     rc = 1;
 out:
+    return rc;
+}
+
+int retained_set(struct retained *r, struct msg *m, size_t count_max)
+{
+    struct msg *old;
+    int rc = retained_swap(r, m, count_max, &old);
+
+    msg_unref(old);
     return rc;
 }
 

@@ -32,8 +32,17 @@ void retained_free(struct retained *r);
  * [MQTT-3.3.1-10, -11]. Takes its own reference on a stored @m (the caller
  * keeps its own). Returns 1 stored, 0 cleared (or nothing to clear),
  * -ENOSPC if storing a new topic would pass @count_max, -ENOMEM.
+ * Drops the displaced message's reference itself: for single-shard use
+ * (tests, tools) where the caller owns every message.
  */
 int retained_set(struct retained *r, struct msg *m, size_t count_max);
+
+/*
+ * retained_set(), but the displaced (replaced or cleared) message is handed to
+ * the caller in *@old with its reference (NULL if none), so a shard can send
+ * a message built elsewhere home to be freed (see msg.h).
+ */
+int retained_swap(struct retained *r, struct msg *m, size_t count_max, struct msg **old);
 
 /*
  * Call @cb for each retained message whose topic matches @filter (a valid

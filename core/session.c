@@ -53,16 +53,18 @@ void session_free(struct broker *b, struct session *s)
     RM_ASSERT(s != NULL);
     RM_ASSERT(s->client == NULL);
     for (uint32_t i = 0; i < s->sub_count; i++) {
-        bool removed = trie_remove(b->trie, s->subs[i].filter, s->subs[i].filter_len, s, NULL);
+        bool last = false;
+        bool removed = trie_remove(b->trie, s->subs[i].filter, s->subs[i].filter_len, s, &last);
         RM_ASSERT(removed);
+        if (last)
+            broker__interest(b, s->subs[i].filter, s->subs[i].filter_len, false);
         free(s->subs[i].filter);
     }
     for (uint32_t i = 0; i < s->inflight_count; i++) {
-        if (s->inflight[i].msg)
-            msg_unref(s->inflight[i].msg);
+        broker__msg_put(b, s->inflight[i].msg);
     }
     for (uint32_t i = 0; i < s->queue_count; i++)
-        msg_unref(queue_at(s, i)->msg);
+        broker__msg_put(b, queue_at(s, i)->msg);
     free(s->subs);
     free(s->inflight);
     free(s->queue);
@@ -122,10 +124,13 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         goto out;
     }
     memcpy(copy, filter, len);
-    rc = trie_insert(b->trie, filter, len, s, options, NULL);
+    bool first = false;
+    rc = trie_insert(b->trie, filter, len, s, options, &first);
     if (rc < 0)
         goto out_free_copy;
     RM_ASSERT(rc == 1);
+    if (first)
+        broker__interest(b, filter, len, true);
     s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options};
     return 1;
 
@@ -141,8 +146,11 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
     struct session_sub *sub = sub_find(s, filter, len);
     if (!sub)
         return false;
-    bool removed = trie_remove(b->trie, filter, len, s, NULL);
+    bool last = false;
+    bool removed = trie_remove(b->trie, filter, len, s, &last);
     RM_ASSERT(removed);
+    if (last)
+        broker__interest(b, filter, len, false);
     free(sub->filter);
     *sub = s->subs[--s->sub_count];
     return true;
@@ -258,7 +266,7 @@ static int pump(struct broker *b, struct session *s)
             break;
         s->queue_head = (s->queue_head + 1) % s->queue_cap;
         s->queue_count--;
-        msg_unref(q.msg);
+        broker__msg_put(b, q.msg);
     }
     return rc;
 }
@@ -298,11 +306,10 @@ static struct session_inflight *inflight_find(struct session *s, uint16_t pkt_id
     return NULL;
 }
 
-static void inflight_remove(struct session *s, struct session_inflight *e)
+static void inflight_remove(struct broker *b, struct session *s, struct session_inflight *e)
 {
     RM_ASSERT(e >= s->inflight && e < s->inflight + s->inflight_count);
-    if (e->msg)
-        msg_unref(e->msg);
+    broker__msg_put(b, e->msg);
     size_t tail = (size_t)(s->inflight + s->inflight_count - (e + 1));
     memmove(e, e + 1, tail * sizeof(*e));
     s->inflight_count--;
@@ -314,7 +321,7 @@ int session_on_puback(struct broker *b, struct session *s, uint16_t pkt_id)
     struct session_inflight *e = inflight_find(s, pkt_id, SESSION_WAIT_PUBACK);
     if (!e)
         return 0;
-    inflight_remove(s, e);
+    inflight_remove(b, s, e);
     return pump(b, s);
 }
 
@@ -324,7 +331,7 @@ int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id)
     struct session_inflight *e = inflight_find(s, pkt_id, SESSION_WAIT_PUBREC);
     if (e) {
         /* The receiver owns the message now [MQTT-4.3.3-1]: keep only the id. */
-        msg_unref(e->msg);
+        broker__msg_put(b, e->msg);
         e->msg = NULL;
         e->state = SESSION_WAIT_PUBCOMP;
     } else if (!inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP)) {
@@ -339,7 +346,7 @@ int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id)
     struct session_inflight *e = inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP);
     if (!e)
         return 0;
-    inflight_remove(s, e);
+    inflight_remove(b, s, e);
     return pump(b, s);
 }
 

@@ -35,7 +35,7 @@
 #define SUBS_NONE UINT32_MAX
 
 struct trie_sub {
-    struct session *sess;
+    void *sess;
     uint8_t options;
 };
 
@@ -54,7 +54,7 @@ struct trie_node {
     struct trie_node *plus; /* the '+' child */
     struct trie_node *hash; /* the '#' child (never has children) */
     union {
-        struct session *one;      /* subs_count == 1 */
+        void *one;      /* subs_count == 1 */
         struct subs_block *block; /* subs_count >= 2 */
     } subs;
     uint32_t subs_count;
@@ -68,7 +68,7 @@ struct trie {
     size_t count;           /* (filter, session) subscriptions */
 };
 
-static uint32_t sess_hash(const struct session *sess)
+static uint32_t sess_hash(const void *sess)
 {
     uint64_t x = (uint64_t)(uintptr_t)sess;
 
@@ -148,7 +148,7 @@ static void idx_del(struct subs_block *b, uint32_t s)
 }
 
 /* Index of @sess among @n's subscriptions, or SUBS_NONE. */
-static uint32_t subs_find(const struct trie_node *n, const struct session *sess)
+static uint32_t subs_find(const struct trie_node *n, const void *sess)
 {
     const struct subs_block *b = n->subs.block;
     uint32_t i, s;
@@ -222,7 +222,7 @@ out:
     return b;
 }
 
-static int subs_add(struct trie_node *n, struct session *sess, uint8_t options)
+static int subs_add(struct trie_node *n, void *sess, uint8_t options)
 {
     struct subs_block *b;
     int rc = 0;
@@ -468,7 +468,7 @@ void trie_free(struct trie *t)
     free(t);
 }
 
-int trie_insert(struct trie *t, const uint8_t *filter, size_t len, struct session *sess,
+int trie_insert(struct trie *t, const uint8_t *filter, size_t len, void *sess,
                 uint8_t options, bool *filter_first)
 {
     struct trie_node *n;
@@ -510,7 +510,7 @@ out:
     return rc;
 }
 
-bool trie_remove(struct trie *t, const uint8_t *filter, size_t len, struct session *sess,
+bool trie_remove(struct trie *t, const uint8_t *filter, size_t len, void *sess,
                  bool *filter_last)
 {
     struct trie_node *n;

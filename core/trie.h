@@ -5,7 +5,9 @@
  * (XXH3), so a level with a million siblings (device ids) is still O(1) per
  * step. '+' and '#' children are kept apart from the literal children so a
  * match walks at most three branches per level. A node holds the
- * subscriptions whose filter ends there: (session, options) pairs.
+ * subscriptions whose filter ends there: (owner, options) pairs. An owner
+ * is an opaque pointer compared by identity: a struct session in a shard's
+ * own trie, a remote shard's marker in its interest map (issue 3).
  *
  * Owned by one shard (the shard that homes the subscribing sessions); not
  * thread-safe. Filters must have passed topic_filter_check() first.
@@ -17,11 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct session;
 struct trie;
 
 /* Called once per matching subscription; @options as given to trie_insert(). */
-typedef void (*trie_match_cb)(void *ctx, struct session *sess, uint8_t options);
+typedef void (*trie_match_cb)(void *ctx, void *sess, uint8_t options);
 
 /* A new, empty trie, or NULL on allocation failure. */
 struct trie *trie_new(void);
@@ -36,7 +37,7 @@ void trie_free(struct trie *t);
  * *@filter_first (may be NULL) is set true when this filter went from zero to
  * one subscriber (the interest-map transition of issue 3).
  */
-int trie_insert(struct trie *t, const uint8_t *filter, size_t len, struct session *sess,
+int trie_insert(struct trie *t, const uint8_t *filter, size_t len, void *sess,
                 uint8_t options, bool *filter_first);
 
 /*
@@ -44,7 +45,7 @@ int trie_insert(struct trie *t, const uint8_t *filter, size_t len, struct sessio
  * *@filter_last (may be NULL) is set true when the filter has no subscriber
  * left. Empty nodes are freed.
  */
-bool trie_remove(struct trie *t, const uint8_t *filter, size_t len, struct session *sess,
+bool trie_remove(struct trie *t, const uint8_t *filter, size_t len, void *sess,
                  bool *filter_last);
 
 /*

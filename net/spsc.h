@@ -14,8 +14,8 @@
  * into two 16-byte moves instead of a variable-length memcpy, and the API is
  * type-checked. The ring depends on nothing but sizeof(struct xs_msg), which
  * must divide SPSC_CACHELINE so that no slot straddles two cache lines
- * (checked below). When struct xs_msg moves to net/xshard_types.h, this
- * header includes that file instead of defining it; nothing else changes.
+ * (checked below). struct xs_msg itself lives in core/xs.h, because core/
+ * produces and consumes the routing kinds.
  *
  * Indices are free-running uint32_t counters (slot = index & mask): full is
  * `tail - head == capacity`, empty is `tail == head`, and unsigned wrap past
@@ -47,6 +47,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/xs.h"
+
 /*
  * Destructive-interference distance. 64 on the x86-64 and arm64 parts we run
  * on; Intel's adjacent-line prefetcher argues for 128, which is this one
@@ -66,18 +68,7 @@
  *
  * Provisional home: the lead moves this to net/xshard_types.h.
  */
-struct xs_msg {
-    uint32_t kind; /* enum xs_kind (net/xshard); spsc never reads it */
-    uint32_t arg;  /* small kind-specific argument (e.g. an fd); 0 if unused */
-    union {
-        void *ptr[3];
-        uint64_t u64[3];
-        uint32_t u32[6];
-        unsigned char bytes[24];
-    } payload;
-};
-
-_Static_assert(sizeof(struct xs_msg) == 32, "struct xs_msg must stay 32 bytes");
+/* struct xs_msg is defined in core/xs.h (32 bytes). */
 _Static_assert(SPSC_CACHELINE % sizeof(struct xs_msg) == 0,
                "a slot must never straddle two cache lines");
 

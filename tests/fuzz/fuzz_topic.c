@@ -56,7 +56,7 @@ static struct session *sess_of(size_t i)
     return (struct session *)(uintptr_t)(16 * (i + 1));
 }
 
-static void on_sub(void *ctx, struct session *sess, uint8_t options)
+static void on_sub(void *ctx, void *sess, uint8_t options)
 {
     struct fuzz *f = ctx;
     uintptr_t p = (uintptr_t)sess;

@@ -4,12 +4,14 @@
  * pure core/ that net/ feeds.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/broker.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
+#include "core/xs.h"
 
 static struct limits lim;
 static struct broker *b;
@@ -31,7 +33,7 @@ static void setup(void)
         .connections_max = 1000,
         .allow_zero_length_client_id = true,
     };
-    b = broker_new(&lim, 0);
+    b = broker_new(&lim, 0, 1);
     cr_assert_not_null(b);
 }
 
@@ -710,4 +712,342 @@ Test(broker, qos0_is_shed_when_the_output_buffer_is_full)
     cr_assert_gt(broker_stats(b)->msgs_dropped, 0);
     broker_client_gone(b, &sub, 0);
     broker_client_gone(b, &pub, 0);
+}
+
+/*
+ * Several shards' brokers in one thread, with the cross-shard messages each
+ * produces delivered by pump() (what net/ does over the SPSC rings). The
+ * connection a test opens "lands" on a chosen shard; a HANDOFF moves it to
+ * the home shard exactly as net/ does.
+ */
+#define NSHARDS 4
+static struct broker *sh[NSHARDS];
+
+static void shards_setup(void)
+{
+    setup();
+    broker_free(b);
+    for (uint32_t i = 0; i < NSHARDS; i++) {
+        sh[i] = broker_new(&lim, i, NSHARDS);
+        cr_assert_not_null(sh[i]);
+    }
+    b = sh[0];
+}
+
+static void shards_teardown(void)
+{
+    for (uint32_t i = 0; i < NSHARDS; i++)
+        broker_free(sh[i]);
+}
+
+/* Deliver every pending cross-shard message, in per-pair FIFO order. */
+static unsigned pump(void)
+{
+    unsigned n = 0;
+    for (bool more = true; more && n < 1000000;) {
+        more = false;
+        for (uint32_t from = 0; from < NSHARDS; from++) {
+            uint32_t dest;
+            struct xs_msg x;
+            while (broker_next_xs(sh[from], &dest, &x)) {
+                cr_assert_neq(dest, from);
+                broker_xs_receive(sh[dest], from, &x);
+                more = true;
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
+struct sconn {
+    struct client cl;
+    uint32_t shard;
+};
+
+/* Feed @pkt to @c on its shard, following a HANDOFF to the home shard. */
+static int sfeed(struct sconn *c, const struct mqtt_pkt *pkt)
+{
+    uint8_t buf[4096];
+    size_t n = mqtt_encode(pkt, MQTT_V311, buf, sizeof(buf));
+    b = sh[c->shard];
+    int rc = broker_client_feed(b, &c->cl, buf, n);
+    if (rc == BROKER_FEED_HANDOFF) {
+        uint8_t *kept;
+        uint32_t kept_len;
+        uint32_t home = c->cl.handoff_shard;
+        cr_assert_neq(home, c->shard);
+        cr_assert_eq(broker_client_handoff_take(b, &c->cl, &kept, &kept_len), 0);
+        cr_assert_eq(kept_len, n, "every byte from the CONNECT on is handed over");
+        c->shard = home;
+        b = sh[home];
+        broker_client_init(b, &c->cl);
+        rc = broker_client_feed(b, &c->cl, kept, kept_len);
+        free(kept);
+    }
+    pump();
+    b = sh[c->shard];
+    return rc;
+}
+
+static bool sconnect(struct sconn *c, uint32_t landed, const char *id, bool clean)
+{
+    c->shard = landed;
+    broker_client_init(sh[landed], &c->cl);
+    struct mqtt_pkt p = connect_pkt(id, clean, MQTT_V311);
+    cr_assert_eq(sfeed(c, &p), 0);
+    struct got g;
+    cr_assert(next_out(&c->cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+    cr_assert_eq(g.pkt.u.connack.rc, 0);
+    cr_assert_eq(c->shard, broker_home_shard((const uint8_t *)id, strlen(id), NSHARDS) ,
+                 "sessions run on their home shard");
+    return g.pkt.u.connack.session_present;
+}
+
+static void ssub(struct sconn *c, const char *filter, uint8_t qos)
+{
+    struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, qos};
+    struct mqtt_pkt p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 1, .count = 1, .entries = &e};
+    cr_assert_eq(sfeed(c, &p), 0);
+    struct got g;
+    cr_assert(next_out(&c->cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+}
+
+static void spub(struct sconn *c, const char *topic, const char *payload, uint8_t qos,
+                 bool retain, uint16_t id)
+{
+    struct mqtt_pkt p = publish_pkt(topic, payload, qos, retain, id);
+    cr_assert_eq(sfeed(c, &p), 0);
+    if (qos > 0) {
+        struct got g;
+        cr_assert(next_out(&c->cl, &g));
+        cr_assert_eq(g.pkt.type, qos == 1 ? MQTT_PUBACK : MQTT_PUBREC);
+    }
+}
+
+static void sgone(struct sconn *c)
+{
+    broker_client_gone(sh[c->shard], &c->cl, 0);
+    pump();
+}
+
+/* A client id homed on shard @want. */
+static void id_on(uint32_t want, const char *prefix, char *out, size_t cap)
+{
+    for (unsigned i = 0; i < 100000; i++) {
+        snprintf(out, cap, "%s%u", prefix, i);
+        if (broker_home_shard((const uint8_t *)out, strlen(out), NSHARDS) == want)
+            return;
+    }
+    cr_assert_fail("no id homed on shard %u", want);
+}
+
+TestSuite(broker_shards, .init = shards_setup, .fini = shards_teardown);
+
+Test(broker_shards, hands_a_connect_to_the_home_shard_and_delivers_across_shards)
+{
+    char sid[32], pid[32];
+    id_on(1, "sub", sid, sizeof(sid));
+    id_on(2, "pub", pid, sizeof(pid));
+    struct sconn sub, pub;
+    sconnect(&sub, 0, sid, true); /* lands on 0, runs on 1 */
+    sconnect(&pub, 3, pid, true); /* lands on 3, runs on 2 */
+    cr_assert_eq(broker_stats(sh[0])->handoffs, 1);
+    ssub(&sub, "x/+", 1);
+    spub(&pub, "x/y", "hello", 1, false, 1);
+    struct got g;
+    expect_publish(&sub.cl, "x/y", "hello", 1, false, &g);
+    expect_none(&sub.cl);
+    /* Interest is per shard: the message crossed once, to shard 1 only. */
+    cr_assert_eq(broker_stats(sh[2])->xs_publish_out, 1);
+    sgone(&sub);
+    sgone(&pub);
+}
+
+Test(broker_shards, crosses_once_per_shard_never_once_per_subscriber)
+{
+    char id[32];
+    struct sconn subs[6], pub;
+    for (int i = 0; i < 6; i++) {
+        char pfx[8];
+        snprintf(pfx, sizeof(pfx), "s%d-", i);
+        id_on(1 + (uint32_t)(i % 2), pfx, id, sizeof(id)); /* three on 1, three on 2 */
+        sconnect(&subs[i], 0, id, true);
+        ssub(&subs[i], "f/#", 0);
+        ssub(&subs[i], "f/+", 0); /* overlapping: still one copy each */
+    }
+    id_on(3, "p", id, sizeof(id));
+    sconnect(&pub, 3, id, true);
+    spub(&pub, "f/1", "m", 0, false, 0);
+    cr_assert_eq(broker_stats(sh[3])->xs_publish_out, 2);
+    for (int i = 0; i < 6; i++) {
+        struct got g;
+        expect_publish(&subs[i].cl, "f/1", "m", 0, false, &g);
+        expect_none(&subs[i].cl);
+        sgone(&subs[i]);
+    }
+    sgone(&pub);
+}
+
+Test(broker_shards, keeps_per_publisher_order_across_shards)
+{
+    char sid[32], pid[32];
+    id_on(0, "o-sub", sid, sizeof(sid));
+    id_on(3, "o-pub", pid, sizeof(pid));
+    struct sconn sub, pub;
+    sconnect(&sub, 2, sid, true);
+    sconnect(&pub, 1, pid, true);
+    ssub(&sub, "o", 0);
+    /* Publish a burst without pumping in between, like one recv batch. */
+    uint8_t buf[200 * 16];
+    size_t n = 0;
+    for (int i = 0; i < 200; i++) {
+        char pl[8];
+        snprintf(pl, sizeof(pl), "%03d", i);
+        struct mqtt_pkt p = publish_pkt("o", pl, 0, false, 0);
+        n += mqtt_encode(&p, MQTT_V311, buf + n, sizeof(buf) - n);
+    }
+    cr_assert_eq(broker_client_feed(sh[3], &pub.cl, buf, n), 0);
+    pump();
+    for (int i = 0; i < 200; i++) {
+        char pl[8];
+        snprintf(pl, sizeof(pl), "%03d", i);
+        struct got g;
+        expect_publish(&sub.cl, "o", pl, 0, false, &g); /* [MQTT-4.6.0-6] */
+    }
+    sgone(&sub);
+    sgone(&pub);
+}
+
+Test(broker_shards, takeover_and_persistent_session_work_whichever_shard_the_connection_lands_on)
+{
+    char id[32], pid[32];
+    id_on(2, "persist", id, sizeof(id));
+    id_on(1, "pp", pid, sizeof(pid));
+    struct sconn c1, c2, pub;
+    sconnect(&c1, 0, id, false);
+    ssub(&c1, "t", 1);
+    cr_assert(sconnect(&c2, 3, id, false), "session present after landing elsewhere");
+    cr_assert_eq(c1.cl.state, CLIENT_CLOSING, "[MQTT-3.1.4-2] old connection closed");
+    sgone(&c1);
+    sgone(&c2);
+    sconnect(&pub, 0, pid, true);
+    spub(&pub, "t", "queued", 1, false, 5);
+    struct sconn c3;
+    cr_assert(sconnect(&c3, 1, id, false));
+    struct got g;
+    expect_publish(&c3.cl, "t", "queued", 1, false, &g);
+    sgone(&c3);
+    sgone(&pub);
+}
+
+Test(broker_shards, retained_replicas_agree_and_serve_subscribes_locally)
+{
+    char p1[32], p2[32];
+    id_on(1, "rp1-", p1, sizeof(p1));
+    id_on(2, "rp2-", p2, sizeof(p2));
+    struct sconn a, c, subs[NSHARDS];
+    sconnect(&a, 1, p1, true);
+    sconnect(&c, 2, p2, true);
+    /* Two shards set the same topic before anything is pumped... */
+    struct mqtt_pkt pa = publish_pkt("r/t", "A", 0, true, 0);
+    struct mqtt_pkt pc = publish_pkt("r/t", "C", 0, true, 0);
+    uint8_t buf[64];
+    size_t n = mqtt_encode(&pa, MQTT_V311, buf, sizeof(buf));
+    cr_assert_eq(broker_client_feed(sh[1], &a.cl, buf, n), 0);
+    n = mqtt_encode(&pc, MQTT_V311, buf, sizeof(buf));
+    cr_assert_eq(broker_client_feed(sh[2], &c.cl, buf, n), 0);
+    pump();
+    /* ...and every replica ends with the same one, served locally. */
+    uint8_t seen = 0;
+    for (uint32_t i = 0; i < NSHARDS; i++) {
+        char id[32], pfx[8];
+        snprintf(pfx, sizeof(pfx), "rs%u-", i);
+        id_on(i, pfx, id, sizeof(id));
+        sconnect(&subs[i], i, id, true);
+        ssub(&subs[i], "r/#", 0);
+        struct got g;
+        cr_assert(next_out(&subs[i].cl, &g));
+        cr_assert(g.pkt.u.publish.retain);
+        cr_assert_eq(g.pkt.u.publish.payload.len, 1);
+        if (i == 0)
+            seen = g.pkt.u.publish.payload.ptr[0];
+        cr_assert_eq(g.pkt.u.publish.payload.ptr[0], seen, "replica %u disagrees", i);
+        expect_none(&subs[i].cl);
+        sgone(&subs[i]);
+    }
+    /* A clear on any shard clears every replica. */
+    spub(&a, "r/t", "", 0, true, 0);
+    for (uint32_t i = 0; i < NSHARDS; i++) {
+        char id[32], pfx[8];
+        snprintf(pfx, sizeof(pfx), "rz%u-", i);
+        id_on(i, pfx, id, sizeof(id));
+        sconnect(&subs[i], i, id, true);
+        ssub(&subs[i], "r/#", 0);
+        expect_none(&subs[i].cl);
+        sgone(&subs[i]);
+    }
+    sgone(&a);
+    sgone(&c);
+}
+
+Test(broker_shards, unsubscribe_withdraws_interest_from_other_shards)
+{
+    char sid[32], pid[32];
+    id_on(1, "u-sub", sid, sizeof(sid));
+    id_on(2, "u-pub", pid, sizeof(pid));
+    struct sconn sub, pub;
+    sconnect(&sub, 1, sid, true);
+    sconnect(&pub, 2, pid, true);
+    ssub(&sub, "u/#", 0);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"u/#", 3}, 0};
+    struct mqtt_pkt p = {.type = MQTT_UNSUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 2, .count = 1, .entries = &e};
+    cr_assert_eq(sfeed(&sub, &p), 0);
+    struct got g;
+    cr_assert(next_out(&sub.cl, &g));
+    spub(&pub, "u/1", "m", 0, false, 0);
+    cr_assert_eq(broker_stats(sh[2])->xs_publish_out, 0, "no interest left on shard 1");
+    expect_none(&sub.cl);
+    sgone(&sub);
+    sgone(&pub);
+}
+
+Test(broker_shards, wills_cross_shards)
+{
+    char wid[32], sid[32];
+    id_on(3, "w-", wid, sizeof(wid));
+    id_on(0, "ws-", sid, sizeof(sid));
+    struct sconn w, sub;
+    sconnect(&sub, 0, sid, true);
+    ssub(&sub, "will/#", 1);
+    w.shard = 1;
+    broker_client_init(sh[1], &w.cl);
+    struct mqtt_pkt p = connect_pkt(wid, true, MQTT_V311);
+    p.u.connect.will = true;
+    p.u.connect.will_qos = 1;
+    p.u.connect.will_topic = (struct mqtt_str){(const uint8_t *)"will/x", 6};
+    p.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"bye", 3};
+    cr_assert_eq(sfeed(&w, &p), 0);
+    cr_assert_eq(w.shard, 3);
+    sgone(&w);
+    struct got g;
+    expect_publish(&sub.cl, "will/x", "bye", 1, false, &g);
+    sgone(&sub);
+}
+
+Test(broker_shards, empty_client_ids_are_homed_where_they_land)
+{
+    struct sconn c;
+    c.shard = 2;
+    broker_client_init(sh[2], &c.cl);
+    struct mqtt_pkt p = connect_pkt("", true, MQTT_V311);
+    cr_assert_eq(sfeed(&c, &p), 0);
+    cr_assert_eq(c.shard, 2);
+    cr_assert_eq(c.cl.state, CLIENT_CONNECTED);
+    cr_assert_eq(broker_stats(sh[2])->handoffs, 0);
+    sgone(&c);
 }

@@ -253,7 +253,7 @@ static const struct match_case match_cases[] = {
     {"a/b/", "a/b", false},
 };
 
-static void count_sub(void *ctx, struct session *sess, uint8_t options)
+static void count_sub(void *ctx, void *sess, uint8_t options)
 {
     int *n = ctx;
 

@@ -72,7 +72,7 @@ static void hits_fini(struct hits *h)
     free(h->opt);
 }
 
-static void on_match(void *ctx, struct session *sess, uint8_t options)
+static void on_match(void *ctx, void *sess, uint8_t options)
 {
     struct hits *h = ctx;
     size_t i = sess_index(sess);

@@ -1,0 +1,59 @@
+/*
+ * xs.h - the cross-shard message: what one shard tells another.
+ *
+ * Shards share nothing mutable; they talk only through SPSC rings (net/spsc)
+ * of these fixed-size, by-value messages, one ring per ordered pair of shards.
+ * core/ produces and consumes the routing kinds (broker_next_xs(),
+ * broker_xs_receive()); net/ produces and consumes the connection and
+ * control kinds.
+ *
+ * THREADING: a message is written by the sending shard and read by the
+ * receiving shard; after a push the sender never touches what it pushed
+ * (the pointed-to msg, filter bytes or handoff bytes now belong to the
+ * receiver, except that a msg is only ever freed by the shard that built it).
+ */
+#ifndef RINGMQ_XS_H
+#define RINGMQ_XS_H
+
+#include <stdint.h>
+
+struct msg;
+
+enum xs_kind {
+    XS_NONE = 0,
+    /* core/ routing kinds */
+    XS_PUBLISH,         /* msg: deliver to the receiver's local subscribers */
+    XS_MSG_FREE,        /* msg: the last reference was dropped remotely; free it */
+    XS_INTEREST_ADD,    /* buf: filter the sender's sessions now subscribe to */
+    XS_INTEREST_DEL,    /* buf: filter the sender's sessions no longer subscribe to */
+    XS_RETAIN_SET,      /* msg: retained set/clear, sent to the topic's home shard */
+    XS_RETAIN_APPLY,    /* msg: retained set/clear ordered by the topic's home shard */
+    /* net/ kinds */
+    XS_CONN_HANDOFF,    /* conn: a connection whose CONNECT belongs to the receiver */
+    XS_SHUTDOWN,        /* stop: close connections and leave the loop */
+};
+
+struct xs_msg {
+    uint32_t kind; /* enum xs_kind */
+    uint32_t arg;  /* small kind-specific argument; 0 if unused */
+    union {
+        struct msg *msg;
+        struct {
+            uint8_t *ptr; /* malloc'd; the receiver frees it */
+            uint32_t len;
+        } buf;
+        struct {
+            uint8_t *bytes; /* bytes read so far (from the CONNECT on); receiver frees */
+            uint32_t len;
+            int32_t fd;
+        } conn;
+        void *ptr[3];
+        uint64_t u64[3];
+        uint32_t u32[6];
+        unsigned char bytes[24];
+    } payload;
+};
+
+_Static_assert(sizeof(struct xs_msg) == 32, "struct xs_msg must stay 32 bytes");
+
+#endif
