@@ -42,6 +42,8 @@ static const char *const log_level_names[] = {"error", "warn", "info", "debug", 
 static const struct config__key keys[] = {
     {CONFIG__SCOPE_BROKER, "log_level", CONFIG__ENUM, 0, 3, "info", G(log_level),
      log_level_names, "least severe message logged: error, warn, info or debug"},
+    {CONFIG__SCOPE_BROKER, "shards", CONFIG__AUTO_UINT, 1, 256, "auto", G(shards), NULL,
+     "event-loop threads, one per core; auto = one per online CPU"},
 
     {CONFIG__SCOPE_LIMITS, "packet_bytes_max", CONFIG__SIZE, 2, 268435460, "1m",
      LIM(packet_bytes_max), NULL,
@@ -290,6 +292,9 @@ static void describe(const struct config__key *k, char *buf, size_t len)
     case CONFIG__ADDRESS:
         snprintf(buf, len, "a numeric IPv4 or IPv6 address");
         break;
+    case CONFIG__AUTO_UINT:
+        snprintf(buf, len, "auto or an integer %" PRIu64 "..%" PRIu64, k->min, k->max);
+        break;
     }
 }
 
@@ -343,6 +348,12 @@ static int key_store(const struct config__key *k, void *field, const char *value
         RM_ASSERT(k->size == sizeof(bool));
         *(bool *)field = i == 1;
         break;
+    case CONFIG__AUTO_UINT:
+        if (strcmp(value, "auto") == 0) {
+            store_uint(field, k->size, 0);
+            break;
+        }
+        /* fall through */
     case CONFIG__UINT:
     case CONFIG__SIZE:
     case CONFIG__DURATION:

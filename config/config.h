@@ -38,6 +38,7 @@ struct config_listener {
 
 struct config {
     enum config_log_level log_level;
+    uint32_t shards; /* 0 = auto: one per online CPU */
     struct limits limits;
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];

@@ -31,6 +31,7 @@ enum config__type {
     CONFIG__ENUM,     /* one of names[] (stored as the index) */
     CONFIG__STRING,   /* free text shorter than the field */
     CONFIG__ADDRESS,  /* numeric IPv4 or IPv6 address (inet_pton) */
+    CONFIG__AUTO_UINT, /* "auto" (stored as 0) or a decimal integer in [min, max] */
 };
 
 /* Which kind of section a key belongs to. */

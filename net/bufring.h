@@ -22,9 +22,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BUFRING_ENTRIES 1024u    /* power of two, at most 32768 */
-#define BUFRING_BUF_BYTES 4096u  /* one recv completion carries at most this */
-#define BUFRING_GROUP_ID 0u      /* the shard's only buffer group */
+#define BUFRING_ENTRIES 1024u   /* power of two, at most 32768 */
+#define BUFRING_BUF_BYTES 4096u /* one recv completion carries at most this */
+#define BUFRING_GROUP_ID 0u     /* the shard's only buffer group */
 
 struct bufring {
     struct io_uring_buf_ring *br; /* NULL when not set up */

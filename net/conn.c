@@ -104,6 +104,11 @@ static void finalise(struct shard *s, struct conn *c)
         reason_str(c->close_reason, why, sizeof(why));
         LOG_DEBUG("conn fd %d closed: %s", c->fd, why);
     }
+    if (c->flags & CONN_F_RESET) {
+        const struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
     close(c->fd);
     c->fd = -1;
     obuf_free(&c->sending);
@@ -328,19 +333,29 @@ void conn_timer_expired(struct shard *s, struct conn *c)
     RM_ASSERT(s != NULL && c != NULL);
     RM_ASSERT(!(c->flags & CONN_F_DEAD));
     if (c->flags & CONN_F_CLOSING) {
-        /* The peer does not read: drop the output and shut the socket. */
         s->stats.linger_timeouts++;
         LOG_DEBUG("conn fd %d: output not flushed in %u ms, aborting", c->fd, CONN_LINGER_MS);
-        conn_close(s, c, c->close_reason, false);
-        if (!(c->flags & CONN_F_DEAD)) {
-            shutdown(c->fd, SHUT_RDWR);
-        }
+        conn_abort(s, c);
     } else if (c->client.state == CLIENT_CONNECTED) {
         s->stats.keepalive_timeouts++;
         conn_close(s, c, -MQTT_RC_KEEPALIVE_TIMEOUT, false);
     } else {
         s->stats.connect_timeouts++;
         conn_close(s, c, -ETIMEDOUT, false);
+    }
+}
+
+void conn_abort(struct shard *s, struct conn *c)
+{
+    RM_ASSERT(s != NULL && c != NULL);
+    if (c->flags & CONN_F_DEAD) {
+        return;
+    }
+    c->flags |= CONN_F_RESET;
+    conn_close(s, c, (c->flags & CONN_F_CLOSING) ? c->close_reason : -ETIMEDOUT, false);
+    if (!(c->flags & CONN_F_DEAD)) {
+        /* Backstop to the cancels: completes whatever is still in flight. */
+        shutdown(c->fd, SHUT_RDWR);
     }
 }
 

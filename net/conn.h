@@ -19,8 +19,10 @@
  * Closing (conn_close): mark closing, cancel the recv (ASYNC_CANCEL by its
  * user_data), and either flush the output first (broker-initiated closes,
  * shutdown) or cancel an in-flight send (peer gone, I/O error, timeouts).
- * A flush is bounded by CONN_LINGER_MS: past it the send is cancelled and the
- * socket shut down. Once no operation is in flight the fd is closed,
+ * A flush is bounded by CONN_LINGER_MS: past it the send is cancelled, the
+ * socket shut down and closed abortively (SO_LINGER 0: RST, the kernel's send
+ * queue discarded) so an orphaned socket does not keep megabytes queued to a
+ * peer that does not read. Once no operation is in flight the fd is closed,
  * broker_client_gone() is called (exactly once) and the conn goes on the
  * shard's work list, to be freed at the end of the loop iteration - never
  * inside a completion that may still reference it. After the last recv and
@@ -58,18 +60,19 @@ enum conn_flag {
     CONN_F_REARM = 1u << 6,       /* recv to re-arm at the end of the iteration */
     CONN_F_WORK = 1u << 7,        /* on the shard's work list */
     CONN_F_DEAD = 1u << 8,        /* fd closed, broker told: free at iteration end */
+    CONN_F_RESET = 1u << 9,       /* abortive close (RST): the peer does not read */
 };
 
 struct conn {
-    struct client client;     /* the broker's state; first member */
-    struct obuf sending;      /* bytes of the send in flight (or its unsent rest) */
-    struct timer_node timer;  /* the one deadline (connect, keepalive or linger) */
-    struct conn *prev;        /* shard's list of live conns */
+    struct client client;    /* the broker's state; first member */
+    struct obuf sending;     /* bytes of the send in flight (or its unsent rest) */
+    struct timer_node timer; /* the one deadline (connect, keepalive or linger) */
+    struct conn *prev;       /* shard's list of live conns */
     struct conn *next;
-    struct conn *work_next;   /* shard's end-of-iteration work list */
-    int fd;                   /* -1 once closed */
-    int close_reason;         /* when closing: 0 or -errno / -MQTT_RC_* */
-    uint16_t flags;           /* enum conn_flag */
+    struct conn *work_next; /* shard's end-of-iteration work list */
+    int fd;                 /* -1 once closed */
+    int close_reason;       /* when closing: 0 or -errno / -MQTT_RC_* */
+    uint16_t flags;         /* enum conn_flag */
 };
 
 /*
@@ -93,6 +96,13 @@ void conn_dirty(struct shard *s, struct conn *c);
 
 /* @c's deadline passed (popped from the shard's timer wheel). */
 void conn_timer_expired(struct shard *s, struct conn *c);
+
+/*
+ * Give up on flushing @c (the peer does not read): cancel its operations,
+ * shut the socket down and close it abortively (RST) once idle. For the
+ * linger deadline and a stop that ran out of time.
+ */
+void conn_abort(struct shard *s, struct conn *c);
 
 /*
  * Close @c for @reason (0: closed by the peer; -errno; -MQTT_RC_*), after

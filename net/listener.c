@@ -76,8 +76,8 @@ int listener_open(struct listener *l, const struct config_listener *cfg)
 
     ret = parse_addr(cfg->bind, cfg->port, &ss, &len);
     if (ret < 0) {
-        LOG_ERROR("listener %s: bind address '%s' is not a numeric IPv4 or IPv6 address",
-                  cfg->name, cfg->bind);
+        LOG_ERROR("listener %s: bind address '%s' is not a numeric IPv4 or IPv6 address", cfg->name,
+                  cfg->bind);
         goto out;
     }
     l->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);

@@ -39,14 +39,14 @@
 #define LISTENER_ADDR_MAX (INET6_ADDRSTRLEN + 8) /* "[addr]:65535" */
 
 struct listener {
-    const char *name;        /* borrowed from the config snapshot */
-    int fd;                  /* -1 when closed */
-    uint16_t port;           /* bound port (ephemeral resolved) */
-    bool armed;              /* a multishot accept is in flight */
-    bool cancel_sent;        /* stopping: its cancel is queued */
-    uint64_t retry_at_ms;    /* when not armed: re-arm at or after this */
-    uint64_t log_at_ms;      /* last error record */
-    uint32_t errors_quiet;   /* errors since then, not logged */
+    const char *name;      /* borrowed from the config snapshot */
+    int fd;                /* -1 when closed */
+    uint16_t port;         /* bound port (ephemeral resolved) */
+    bool armed;            /* a multishot accept is in flight */
+    bool cancel_sent;      /* stopping: its cancel is queued */
+    uint64_t retry_at_ms;  /* when not armed: re-arm at or after this */
+    uint64_t log_at_ms;    /* last error record */
+    uint32_t errors_quiet; /* errors since then, not logged */
     char addr[LISTENER_ADDR_MAX];
 };
 

@@ -35,7 +35,8 @@ static inline bool log_enabled(enum config_log_level level)
  * arguments of suppressed records are never formatted). No trailing newline
  * in @fmt. Never fails visibly: a short or failed write is dropped.
  */
-void log_msg(enum config_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_msg(enum config_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define LOG_AT(level, ...)                                                                         \
     do {                                                                                           \

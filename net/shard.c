@@ -107,7 +107,7 @@ struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t conn_max
     if (ret < 0) {
         goto out_free;
     }
-    s->broker = broker_new(&cfg->limits, id);
+    s->broker = broker_new(&cfg->limits, id, 1);
     if (s->broker == NULL) {
         LOG_ERROR("shard %u: cannot create the broker: out of memory", id);
         goto out_free;
@@ -197,6 +197,20 @@ static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
     }
 }
 
+/* A connection was refused for @why: count it and log, at most once a second. */
+static void log_refusal(struct shard *s, const char *why)
+{
+    s->stats.conns_refused++;
+    if (s->now_ms - s->refuse_log_at_ms >= SHARD_LOG_INTERVAL_MS) {
+        LOG_WARN("refusing a connection: %s (%u more refused since the last record)", why,
+                 s->refused_quiet);
+        s->refuse_log_at_ms = s->now_ms;
+        s->refused_quiet = 0;
+    } else {
+        s->refused_quiet++;
+    }
+}
+
 static void accept_done(struct shard *s, struct listener *l, const struct io_uring_cqe *cqe)
 {
     int fd = listener_accept_done(l, cqe, s->now_ms);
@@ -204,25 +218,18 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
     if (fd < 0) {
         return;
     }
-    if (s->stopping || s->conn_count >= s->conn_max) {
+    if (s->stopping) {
         close(fd);
         s->stats.conns_refused++;
-        if (s->stopping) {
-            return;
-        }
-        if (s->now_ms - s->refuse_log_at_ms >= SHARD_LOG_INTERVAL_MS) {
-            LOG_WARN("connection limit %u reached: refusing connections (%u more since the "
-                     "last record)",
-                     s->conn_max, s->refused_quiet);
-            s->refuse_log_at_ms = s->now_ms;
-            s->refused_quiet = 0;
-        } else {
-            s->refused_quiet++;
-        }
+        return;
+    }
+    if (s->conn_count >= s->conn_max) {
+        close(fd);
+        log_refusal(s, "connection limit reached");
         return;
     }
     if (conn_accept(s, fd) == -ENOMEM) {
-        LOG_WARN("listener %s: out of memory for a new connection", l->name);
+        log_refusal(s, "out of memory");
     }
 }
 
@@ -270,10 +277,7 @@ static void stop_progress(struct shard *s)
         s->stop_aborted = true;
         for (c = s->conns; c != NULL; c = next) {
             next = c->next;
-            conn_close(s, c, -MQTT_RC_SERVER_SHUTTING_DOWN, false);
-            if (!(c->flags & CONN_F_DEAD)) {
-                shutdown(c->fd, SHUT_RDWR);
-            }
+            conn_abort(s, c);
         }
     }
     if (s->conns == NULL && !listening && s->signal_armed && !s->signal_cancel_sent) {
@@ -414,8 +418,8 @@ int shard_run(struct shard *s)
         end_of_iteration(s);
 
         if (s->stopping && s->now_ms >= s->stop_at_ms + SHARD_STOP_FORCE_MS) {
-            LOG_ERROR("stop: %u connections still busy after %u ms, exiting anyway",
-                      s->conn_count, SHARD_STOP_LINGER_MS + SHARD_STOP_FORCE_MS);
+            LOG_ERROR("stop: %u connections still busy after %u ms, exiting anyway", s->conn_count,
+                      SHARD_STOP_LINGER_MS + SHARD_STOP_FORCE_MS);
             ret = -ETIMEDOUT;
             goto out;
         }
@@ -436,11 +440,16 @@ void shard_free(struct shard *s)
     }
     if (s->broker != NULL) {
         bs = broker_stats(s->broker);
-        LOG_INFO("shard %u: %llu connections accepted, %llu refused, %llu closed; "
-                 "%llu publishes in, %llu out, %llu dropped",
+        LOG_INFO("shard %u: %llu connections accepted, %llu refused, %llu closed "
+                 "(%llu connect, %llu keepalive, %llu linger timeouts; %llu recv re-arms "
+                 "for lack of buffers); %llu publishes in, %llu out, %llu dropped",
                  s->id, (unsigned long long)s->stats.conns_accepted,
                  (unsigned long long)s->stats.conns_refused,
-                 (unsigned long long)s->stats.conns_closed, (unsigned long long)bs->msgs_in,
+                 (unsigned long long)s->stats.conns_closed,
+                 (unsigned long long)s->stats.connect_timeouts,
+                 (unsigned long long)s->stats.keepalive_timeouts,
+                 (unsigned long long)s->stats.linger_timeouts,
+                 (unsigned long long)s->stats.recv_nobufs, (unsigned long long)bs->msgs_in,
                  (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped);
     }
     /*

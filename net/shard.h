@@ -52,20 +52,20 @@ struct conn;
 
 struct shard_stats {
     uint64_t conns_accepted;
-    uint64_t conns_refused;       /* over connections_max, or stopping */
-    uint64_t conns_failed;        /* allocation or setup failure */
+    uint64_t conns_refused; /* closed at accept: limit, stopping, out of memory */
+    uint64_t conns_failed;  /* allocation or setup failure (also refused) */
     uint64_t conns_closed;
     uint64_t connect_timeouts;
     uint64_t keepalive_timeouts;
-    uint64_t linger_timeouts;     /* flush on close did not finish in time */
-    uint64_t recv_nobufs;         /* multishot recv ended by an empty buffer ring */
+    uint64_t linger_timeouts; /* flush on close did not finish in time */
+    uint64_t recv_nobufs;     /* multishot recv ended by an empty buffer ring */
 };
 
 struct shard {
     const struct config *cfg; /* borrowed, read-only snapshot */
     uint32_t id;
-    uint32_t conn_max;        /* effective connections_max */
-    uint64_t now_ms;          /* CLOCK_MONOTONIC, read once per iteration */
+    uint32_t conn_max; /* effective connections_max */
+    uint64_t now_ms;   /* CLOCK_MONOTONIC, read once per iteration */
 
     struct io_uring ring;
     bool ring_ready;
@@ -76,17 +76,17 @@ struct shard {
     struct listener listeners[CONFIG_LISTENERS_MAX];
     uint32_t listener_count;
 
-    struct conn *conns;       /* live conns (not yet finalised) */
+    struct conn *conns; /* live conns (not yet finalised) */
     uint32_t conn_count;
-    struct conn *work;        /* end-of-iteration work list */
+    struct conn *work; /* end-of-iteration work list */
 
     int signal_fd;
     bool signal_armed;
     bool signal_cancel_sent;
 
     bool stopping;
-    bool stop_aborted;        /* flushes abandoned */
-    bool more_work;           /* a per-iteration bound was hit: do not sleep */
+    bool stop_aborted; /* flushes abandoned */
+    bool more_work;    /* a per-iteration bound was hit: do not sleep */
     uint64_t stop_at_ms;
 
     uint64_t refuse_log_at_ms;

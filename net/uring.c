@@ -21,8 +21,7 @@ static const struct {
     unsigned flags;
     const char *name;
 } setups[] = {
-    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-     "SINGLE_ISSUER|DEFER_TASKRUN"},
+    {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, "SINGLE_ISSUER|DEFER_TASKRUN"},
     {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN, "SINGLE_ISSUER|COOP_TASKRUN"},
     {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
 };
@@ -32,9 +31,9 @@ static const struct {
     int op;
     const char *name;
 } required_ops[] = {
-    {IORING_OP_ACCEPT, "ACCEPT"},       {IORING_OP_RECV, "RECV"},
-    {IORING_OP_SEND, "SEND"},           {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
-    {IORING_OP_POLL_ADD, "POLL_ADD"},   {IORING_OP_SEND_ZC, "SEND_ZC (kernel 6.0: multishot recv)"},
+    {IORING_OP_ACCEPT, "ACCEPT"},     {IORING_OP_RECV, "RECV"},
+    {IORING_OP_SEND, "SEND"},         {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+    {IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_SEND_ZC, "SEND_ZC (kernel 6.0: multishot recv)"},
 };
 
 static int check_features(struct io_uring *ring)
@@ -70,8 +69,8 @@ int uring_init(struct io_uring *ring)
     RM_ASSERT(ring != NULL);
     for (i = 0; i < RM_ARRAY_LEN(setups); i++) {
         memset(&p, 0, sizeof(p));
-        p.flags = setups[i].flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE |
-                  IORING_SETUP_CLAMP;
+        p.flags =
+            setups[i].flags | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
         p.cq_entries = URING_CQ_ENTRIES;
         ret = io_uring_queue_init_params(URING_SQ_ENTRIES, ring, &p);
         if (ret == 0) {

@@ -99,6 +99,7 @@ Test(config, defaults_match_the_documented_values)
     memset(&c, 0xa5, sizeof(c));
     config_defaults(&c);
     cr_assert_eq(c.log_level, CONFIG_LOG_INFO);
+    cr_assert_eq(c.shards, 0, "auto");
     cr_assert_eq(c.limits.packet_bytes_max, 1048576);
     cr_assert_eq(c.limits.client_id_bytes_max, 1024);
     cr_assert_eq(c.limits.topic_bytes_max, 65535);
@@ -200,6 +201,18 @@ Test(config, keys_set_their_fields)
     cr_assert_not(cfg.limits.allow_zero_length_client_id);
     cr_assert_eq(cfg.limits.topic_levels_max, 9);
     cr_assert_eq(cfg.limits.subs_per_client_max, 10000, "untouched keys keep defaults");
+}
+
+Test(config, shards_take_auto_or_a_count)
+{
+    cr_assert_eq(load("[broker]\nshards = 4\n"), 0, "%s", err);
+    cr_assert_eq(cfg.shards, 4);
+    cr_assert_eq(load("[broker]\nshards = auto\n"), 0, "%s", err);
+    cr_assert_eq(cfg.shards, 0);
+    expect_error("[broker]\nshards = 0\n", 2,
+                 "[broker] shards: out of range: expected auto or an integer 1..256, got \"0\"");
+    expect_error("[broker]\nshards = many\n", 2,
+                 "[broker] shards: expected auto or an integer 1..256, got \"many\"");
 }
 
 Test(config, booleans_accept_true_false_yes_no_on_off_1_0)

@@ -112,8 +112,8 @@ Test(timer, deadline_beyond_one_revolution_fires_on_its_own_lap)
     timer_set(w, &n, deadline);
     /* Advance tick by tick, as the loop does: nothing until the deadline. */
     for (now = T0; now < deadline; now += TIMER_TICK_MS) {
-        cr_assert_null(timer_expire(w, now), "fired at %llu before %llu",
-                       (unsigned long long)now, (unsigned long long)deadline);
+        cr_assert_null(timer_expire(w, now), "fired at %llu before %llu", (unsigned long long)now,
+                       (unsigned long long)deadline);
     }
     cr_assert_eq(drain(w, deadline + TIMER_TICK_MS), 1);
     free(w);
