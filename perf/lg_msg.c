@@ -2,8 +2,8 @@
  * lg_msg.c - payload stamp and per-edge receive accounting; see lg_msg.h.
  *
  * The tracker is a sliding 64-bit bitmap below the highest sequence number
- * seen: O(1) per message and 32 bytes per edge, so fan-in 1000 -> 1 costs a
- * subscriber 32 KB. Called from the subscriber's worker thread only.
+ * seen: O(1) per message and 40 bytes per edge, so fan-in 1000 -> 1 costs a
+ * subscriber 40 KB. Called from the subscriber's worker thread only.
  */
 #include "perf/lg_msg.h"
 

@@ -30,17 +30,17 @@ struct lg_msg_stamp {
 
 /* One (subscriber, publisher) edge. Zeroed means "nothing received yet". */
 struct lg_msg_track {
-    uint32_t next;      /* one past the highest sequence number received */
-    uint64_t seen;      /* bit i set: (next - 1 - i) was received */
-    uint64_t received;  /* distinct messages */
-    uint64_t dups;      /* copies of a message already received */
-    uint64_t ooo;       /* new messages that arrived after a later one */
+    uint32_t next;     /* one past the highest sequence number received */
+    uint64_t seen;     /* bit i set: (next - 1 - i) was received */
+    uint64_t received; /* distinct messages */
+    uint64_t dups;     /* copies of a message already received */
+    uint64_t ooo;      /* new messages that arrived after a later one */
 };
 
 enum lg_msg_verdict {
-    LG_MSG_NEW = 1,     /* first copy, in order or after a gap */
-    LG_MSG_LATE = 2,    /* first copy, but a later one came first (counted in ooo) */
-    LG_MSG_DUP = 3,     /* a copy of one already received */
+    LG_MSG_NEW = 1,  /* first copy, in order or after a gap */
+    LG_MSG_LATE = 2, /* first copy, but a later one came first (counted in ooo) */
+    LG_MSG_DUP = 3,  /* a copy of one already received */
 };
 
 /* Write @s into the first LG_MSG_STAMP_BYTES of @buf. */

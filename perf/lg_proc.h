@@ -13,8 +13,8 @@
 #include <sys/types.h>
 
 struct lg_proc_sample {
-    bool ok;           /* false if the process could not be read */
-    double cpu_s;      /* user + system CPU seconds since the process started */
+    bool ok;      /* false if the process could not be read */
+    double cpu_s; /* user + system CPU seconds since the process started */
     uint64_t rss_bytes;
 };
 
