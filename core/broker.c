@@ -32,6 +32,8 @@
 #define SESS_BUCKETS_MIN 64u
 #define HOME_SEED 0x72696e676d71686full
 #define XS_OUTBOX_MIN 64u
+/* on_packet(): stop handling this client's bytes until its wait completes. */
+#define BROKER__HOLD 3
 
 static void xs_drop(struct xs_msg *m);
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
@@ -99,6 +101,7 @@ void broker_free(struct broker *b)
     if (b->interest)
         trie_free(b->interest);
     free(b->shard_marker);
+    free(b->waits);
     free(b->match);
     free(b->rcs);
     free(b);
@@ -142,6 +145,8 @@ static void xs_drop(struct xs_msg *m)
     case XS_INTEREST_ADD:
     case XS_INTEREST_DEL:
         free(m->payload.buf.ptr);
+        break;
+    case XS_RETAIN_ACK:
         break;
     default:
         RM_ASSERT(!"net/ kinds never pass through the broker's outbox");
@@ -456,28 +461,135 @@ static void retained_apply(struct broker *b, struct msg *m)
     broker__msg_put(b, old);
 }
 
-/*
- * A retained set/clear published on this shard. Every replica must apply the
- * sets of one topic in the same order, so the topic's home shard orders them:
- * it applies each and broadcasts it to the others.
- */
-static void retained_publish(struct broker *b, struct msg *m)
+static void wait_done_one(struct broker *b, uint64_t token);
+
+/* This shard's replica applied the retained publish of @token from @origin. */
+static void retain_applied(struct broker *b, uint64_t token, uint32_t origin)
 {
-    RM_ASSERT(m->retain);
-    uint32_t home = broker_home_shard(msg_topic(m), m->topic_len, b->shard_count);
-    if (home != b->shard_id) {
-        xs_send_msg(b, home, XS_RETAIN_SET, m);
+    if (token == 0)
+        return;
+    if (origin == b->shard_id) {
+        wait_done_one(b, token);
         return;
     }
+    struct xs_msg x = {.kind = XS_RETAIN_ACK, .arg = b->shard_id};
+    x.payload.retain.token = token;
+    broker__xs_push(b, origin, &x);
+}
+
+static void xs_send_retain(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m,
+                           uint64_t token, uint32_t origin)
+{
+    struct xs_msg x = {.kind = kind, .arg = origin};
+    x.payload.retain.msg = msg_ref(m);
+    x.payload.retain.token = token;
+    broker__xs_push(b, dest, &x);
+}
+
+/* On the topic's home shard: apply, then have every other replica apply. */
+static void retained_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t origin)
+{
+    RM_ASSERT(broker_home_shard(msg_topic(m), m->topic_len, b->shard_count) == b->shard_id);
     retained_apply(b, m);
+    retain_applied(b, token, origin);
     for (uint32_t i = 0; i < b->shard_count; i++) {
         if (i != b->shard_id)
-            xs_send_msg(b, i, XS_RETAIN_APPLY, m);
+            xs_send_retain(b, i, XS_RETAIN_APPLY, m, token, origin);
     }
 }
 
-/* Route a PUBLISH received on this shard. Returns 0 or -ENOMEM. */
-static int publish(struct broker *b, const struct mqtt_publish *pub)
+/*
+ * A retained set/clear published on this shard. Every replica must apply the
+ * sets of one topic in the same order, so the topic's home shard orders them:
+ * it applies each and broadcasts it to the others. With a @token, each
+ * replica reports back to this shard once it has applied it.
+ */
+static void retained_publish(struct broker *b, struct msg *m, uint64_t token)
+{
+    RM_ASSERT(m->retain);
+    uint32_t home = broker_home_shard(msg_topic(m), m->topic_len, b->shard_count);
+    if (home != b->shard_id)
+        xs_send_retain(b, home, XS_RETAIN_SET, m, token, b->shard_id);
+    else
+        retained_home_apply(b, m, token, b->shard_id);
+}
+
+/* ---- holding a client until every replica has its retained publish ---- */
+
+/* A wait for all shard_count replicas; returns its token, or 0 on ENOMEM. */
+static uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id)
+{
+    RM_ASSERT(cl->_wait == 0);
+    RM_ASSERT(b->shard_count > 1);
+    uint32_t slot = 0;
+    while (slot < b->wait_cap && b->waits[slot].remaining != 0)
+        slot++;
+    if (slot == b->wait_cap) {
+        uint32_t ncap = b->wait_cap ? b->wait_cap * 2 : 16;
+        struct broker_wait *n = realloc(b->waits, ncap * sizeof(*n));
+        if (!n)
+            return 0;
+        memset(n + b->wait_cap, 0, (ncap - b->wait_cap) * sizeof(*n));
+        b->waits = n;
+        b->wait_cap = ncap;
+    }
+    struct broker_wait *w = &b->waits[slot];
+    w->cl = cl;
+    w->remaining = b->shard_count;
+    w->pkt_id = pkt_id;
+    w->ack_type = ack_type;
+    b->wait_used++;
+    cl->_wait = slot + 1;
+    return (uint64_t)w->gen << 32 | (slot + 1);
+}
+
+/* Free @cl's wait slot before any replica was asked (publish failed). */
+static void wait_cancel(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(cl->_wait > 0 && cl->_wait <= b->wait_cap);
+    struct broker_wait *w = &b->waits[cl->_wait - 1];
+    RM_ASSERT(w->cl == cl);
+    w->cl = NULL;
+    w->remaining = 0;
+    w->gen++;
+    b->wait_used--;
+    cl->_wait = 0;
+}
+
+static void wait_done_one(struct broker *b, uint64_t token)
+{
+    uint32_t slot = (uint32_t)token - 1;
+    RM_ASSERT(slot < b->wait_cap);
+    struct broker_wait *w = &b->waits[slot];
+    RM_ASSERT(w->gen == (uint32_t)(token >> 32) && w->remaining > 0);
+    if (--w->remaining > 0)
+        return;
+    struct client *cl = w->cl;
+    w->cl = NULL;
+    w->gen++;
+    b->wait_used--;
+    if (!cl)
+        return; /* The client went away; nobody to acknowledge. */
+    cl->_wait = 0;
+    struct mqtt_pkt ack = {.type = w->ack_type};
+    ack.u.ack.pkt_id = w->pkt_id;
+    if (broker__send(b, cl, &ack, BROKER_OUTPUT_HARD_MAX) < 0) {
+        client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        return;
+    }
+    /* Now handle what arrived meanwhile, in order (it may hold the client again). */
+    struct obuf held = cl->_held;
+    cl->_held = (struct obuf){0};
+    if (held.len > 0)
+        (void)broker_client_feed(b, cl, held.data, held.len);
+    obuf_free(&held);
+}
+
+/*
+ * Route a PUBLISH received on this shard. A retained one carries @token (0:
+ * nobody waits for its replicas). Returns 0 or -ENOMEM.
+ */
+static int publish(struct broker *b, const struct mqtt_publish *pub, uint64_t token)
 {
     RM_ASSERT(pub->qos <= 2);
     RM_ASSERT(pub->topic.len > 0);
@@ -492,7 +604,7 @@ static int publish(struct broker *b, const struct mqtt_publish *pub)
         return -ENOMEM;
     }
     if (pub->retain)
-        retained_publish(b, m);
+        retained_publish(b, m, token);
     deliver(b, m);
     broker__msg_put(b, m);
     return 0;
@@ -504,7 +616,7 @@ static void publish_msg(struct broker *b, struct msg *m)
     struct mqtt_str topic = {msg_topic(m), m->topic_len};
     b->stats.msgs_in++;
     if (m->retain)
-        retained_publish(b, m);
+        retained_publish(b, m, 0);
     match(b, &topic, true);
     deliver(b, m);
 }
@@ -527,12 +639,16 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
         msg_free(m);
         break;
     case XS_RETAIN_SET:
-        retained_publish(b, m);
+        retained_home_apply(b, m, x->payload.retain.token, x->arg);
         broker__msg_put(b, m);
         break;
     case XS_RETAIN_APPLY:
         retained_apply(b, m);
+        retain_applied(b, x->payload.retain.token, x->arg);
         broker__msg_put(b, m);
+        break;
+    case XS_RETAIN_ACK:
+        wait_done_one(b, x->payload.retain.token);
         break;
     case XS_INTEREST_ADD: {
         int rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
@@ -684,19 +800,30 @@ static int on_publish(struct broker *b, struct client *cl, const struct mqtt_pub
     int rc = topic_name_check(pub->topic.ptr, pub->topic.len, b->lim);
     if (rc < 0)
         return client_close(b, cl, rc);
+    bool route = true;
     if (pub->qos == 2) {
         rc = session_qos2_in_add(b, s, pub->pkt_id);
         if (rc < 0)
             return client_close(b, cl, rc == -ENOMEM ? -MQTT_RC_SERVER_UNAVAILABLE : rc);
         /* A duplicate is acknowledged again but not routed again [MQTT-4.3.3-2]. */
-        if (rc == 1 && publish(b, pub) < 0)
-            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-        rc = send_ack(b, cl, MQTT_PUBREC, pub->pkt_id);
-    } else {
-        if (publish(b, pub) < 0)
-            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-        rc = pub->qos == 1 ? send_ack(b, cl, MQTT_PUBACK, pub->pkt_id) : 0;
+        route = rc == 1;
     }
+    uint8_t ack = pub->qos == 2 ? MQTT_PUBREC : pub->qos == 1 ? MQTT_PUBACK : 0;
+    uint64_t token = 0;
+    if (route && ack && pub->retain && b->shard_count > 1) {
+        /* Acknowledge once every shard's replica has it (see broker.waits). */
+        token = wait_new(b, cl, ack, pub->pkt_id);
+        if (!token)
+            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    }
+    if (route && publish(b, pub, token) < 0) {
+        if (token)
+            wait_cancel(b, cl);
+        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    }
+    if (token)
+        return BROKER__HOLD;
+    rc = ack ? send_ack(b, cl, ack, pub->pkt_id) : 0;
     return rc < 0 ? client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE) : 0;
 }
 
@@ -918,6 +1045,20 @@ static int feed_partial(struct broker *b, struct client *cl, const uint8_t *buf,
     return rc;
 }
 
+/* Keep bytes that arrive while @cl is held, bounded by output_bytes_max. */
+static int held_keep(struct broker *b, struct client *cl, const uint8_t *p, size_t len)
+{
+    RM_ASSERT(cl->_wait != 0);
+    if (len == 0)
+        return 0;
+    uint8_t *dst = obuf_reserve(&cl->_held, len, b->lim->output_bytes_max);
+    if (!dst)
+        return client_close(b, cl, -MQTT_RC_SERVER_BUSY);
+    memcpy(dst, p, len);
+    obuf_commit(&cl->_held, len);
+    return 0;
+}
+
 int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, size_t len)
 {
     RM_ASSERT(b != NULL && cl != NULL);
@@ -926,6 +1067,8 @@ int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, 
         return handoff_keep(b, cl, buf, len);
     if (cl->state == CLIENT_CLOSING)
         return feed_result(cl);
+    if (cl->_wait)
+        return held_keep(b, cl, buf, len);
     size_t pos = 0;
     int rc = 0;
     if (cl->_partial || cl->_partial_hdr_len) {
@@ -949,13 +1092,15 @@ int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, 
         rc = on_packet(b, cl, &fh, buf + pos + r);
         if (rc == BROKER_FEED_HANDOFF)
             return handoff_keep(b, cl, buf + pos, len - pos);
+        pos += (size_t)r + fh.body_bytes;
         if (rc != 0)
             goto out;
-        pos += (size_t)r + fh.body_bytes;
     }
 out:
     if (rc == BROKER_FEED_HANDOFF)
         return handoff_keep(b, cl, buf + pos, len - pos);
+    if (rc == BROKER__HOLD)
+        return held_keep(b, cl, buf + pos, len - pos);
     return rc == 0 ? 0 : feed_result(cl);
 }
 
@@ -999,6 +1144,13 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason)
         broker__msg_put(b, cl->_will);
         cl->_will = NULL;
     }
+    if (cl->_wait) {
+        /* The wait completes without anyone to acknowledge. */
+        RM_ASSERT(b->waits[cl->_wait - 1].cl == cl);
+        b->waits[cl->_wait - 1].cl = NULL;
+        cl->_wait = 0;
+    }
+    obuf_free(&cl->_held);
     dirty_unlink(b, cl);
     obuf_free(&cl->out);
     free(cl->_partial);

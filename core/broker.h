@@ -65,6 +65,8 @@ struct client {
     uint32_t _partial_len;
     uint32_t _partial_need;
     struct msg *_will;        /* will of this connection, if any */
+    uint32_t _wait;           /* 1 + broker wait slot while held, else 0 */
+    struct obuf _held;        /* bytes received while held, handled after */
 };
 
 /* Counters; read by net/ for logs and (later) $SYS and Prometheus. */

@@ -24,6 +24,15 @@ struct broker_xs {
     struct xs_msg m;
 };
 
+/* A retained publish waiting for every replica (see broker.waits). */
+struct broker_wait {
+    struct client *cl; /* NULL once the client is gone */
+    uint32_t gen;      /* bumped when the slot is freed: stale tokens miss */
+    uint32_t remaining; /* replicas still to apply it; 0 = slot free */
+    uint16_t pkt_id;
+    uint8_t ack_type;  /* MQTT_PUBACK or MQTT_PUBREC */
+};
+
 struct broker {
     const struct limits *lim;
     uint32_t shard_id;
@@ -62,6 +71,15 @@ struct broker {
     /* Scratch for SUBACK return codes. */
     uint8_t *rcs;
     uint32_t rcs_cap;
+
+    /*
+     * Clients held until every shard's retained replica has applied their
+     * retained QoS 1/2 publish: only then is it acknowledged, so a subscribe
+     * made after the PUBACK sees it on any shard [MQTT-3.3.1-6].
+     */
+    struct broker_wait *waits;
+    uint32_t wait_cap;
+    uint32_t wait_used;
 
     uint64_t assigned_id_seq;
     struct broker_stats stats;

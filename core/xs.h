@@ -26,8 +26,9 @@ enum xs_kind {
     XS_MSG_FREE,        /* msg: the last reference was dropped remotely; free it */
     XS_INTEREST_ADD,    /* buf: filter the sender's sessions now subscribe to */
     XS_INTEREST_DEL,    /* buf: filter the sender's sessions no longer subscribe to */
-    XS_RETAIN_SET,      /* msg: retained set/clear, sent to the topic's home shard */
-    XS_RETAIN_APPLY,    /* msg: retained set/clear ordered by the topic's home shard */
+    XS_RETAIN_SET,      /* retain: set/clear, sent to the topic's home shard; arg = origin */
+    XS_RETAIN_APPLY,    /* retain: set/clear ordered by the topic's home; arg = origin */
+    XS_RETAIN_ACK,      /* retain.token: the sender's replica applied it; to the origin */
     /* net/ kinds */
     XS_CONN_HANDOFF,    /* conn: a connection whose CONNECT belongs to the receiver */
     XS_SHUTDOWN,        /* stop: close connections and leave the loop */
@@ -38,6 +39,10 @@ struct xs_msg {
     uint32_t arg;  /* small kind-specific argument; 0 if unused */
     union {
         struct msg *msg;
+        struct {
+            struct msg *msg; /* first, so payload.msg reads it too */
+            uint64_t token;  /* the origin's wait for every replica; 0 = none */
+        } retain;
         struct {
             uint8_t *ptr; /* malloc'd; the receiver frees it */
             uint32_t len;

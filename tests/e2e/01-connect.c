@@ -6,13 +6,13 @@
 
 #include "tests/e2e/harness.h"
 
-static const uint8_t connack_ok[4] = { 0x20, 0x02, 0x00, 0x00 };
+static const uint8_t connack_ok[4] = {0x20, 0x02, 0x00, 0x00};
 
 /* CONNACK 0 with session present 0 for a clean session [MQTT-3.2.2-1] [MQTT-3.2.2-4]. */
 static void clean_session_connack(int version)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_connect_opts o = { .version = version, .id = "c1", .clean = true };
+    struct e2e_connect_opts o = {.version = version, .id = "c1", .clean = true};
     uint8_t ack[4];
     int fd = e2e_raw_connect(b, &o, ack);
     struct e2e_client *c;
@@ -39,12 +39,12 @@ E2E_TEST_BOTH(connect, clean_session_gets_connack_accepted_without_session_prese
 E2E_TEST(connect, reconnect_with_clean_session_0_reports_session_present_v311)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_connect_opts o = { .version = E2E_V311, .id = "persist", .clean = false };
+    struct e2e_connect_opts o = {.version = E2E_V311, .id = "persist", .clean = false};
     uint8_t ack[4];
     int fd = e2e_raw_connect(b, &o, ack);
 
-    cr_assert(memcmp(ack, connack_ok, 4) == 0, "first CONNACK %02x %02x %02x %02x", ack[0],
-              ack[1], ack[2], ack[3]);
+    cr_assert(memcmp(ack, connack_ok, 4) == 0, "first CONNACK %02x %02x %02x %02x", ack[0], ack[1],
+              ack[2], ack[3]);
     cr_assert(e2e_raw_send(fd, "\xe0\x00", 2)); /* DISCONNECT */
     e2e_raw_expect_closed_silently(fd);
 
@@ -58,16 +58,16 @@ E2E_TEST(connect, reconnect_with_clean_session_0_reports_session_present_v311)
     /* Clean session 1 discards it: session present 0 [MQTT-3.2.2-1]... */
     o.clean = true;
     fd = e2e_raw_connect(b, &o, ack);
-    cr_assert(memcmp(ack, connack_ok, 4) == 0, "clean CONNACK %02x %02x %02x %02x", ack[0],
-              ack[1], ack[2], ack[3]);
+    cr_assert(memcmp(ack, connack_ok, 4) == 0, "clean CONNACK %02x %02x %02x %02x", ack[0], ack[1],
+              ack[2], ack[3]);
     cr_assert(e2e_raw_send(fd, "\xe0\x00", 2));
     e2e_raw_expect_closed_silently(fd);
 
     /* ...and does not leave one behind either [MQTT-3.1.2-6]. */
     o.clean = false;
     fd = e2e_raw_connect(b, &o, ack);
-    cr_assert(memcmp(ack, connack_ok, 4) == 0, "CONNACK after clean %02x %02x %02x %02x",
-              ack[0], ack[1], ack[2], ack[3]);
+    cr_assert(memcmp(ack, connack_ok, 4) == 0, "CONNACK after clean %02x %02x %02x %02x", ack[0],
+              ack[1], ack[2], ack[3]);
     e2e_raw_close(fd);
     e2e_broker_stop(b);
 }
@@ -79,7 +79,7 @@ E2E_TEST(connect, reconnect_with_clean_session_0_reports_session_present_v311)
 E2E_TEST(connect, v31_connack_reserved_byte_stays_zero_on_resumed_session)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_connect_opts o = { .version = E2E_V31, .id = "persist31", .clean = false };
+    struct e2e_connect_opts o = {.version = E2E_V31, .id = "persist31", .clean = false};
     uint8_t ack[4];
     int fd = e2e_raw_connect(b, &o, ack);
 
@@ -87,8 +87,8 @@ E2E_TEST(connect, v31_connack_reserved_byte_stays_zero_on_resumed_session)
     cr_assert(e2e_raw_send(fd, "\xe0\x00", 2));
     e2e_raw_expect_closed_silently(fd);
     fd = e2e_raw_connect(b, &o, ack);
-    cr_assert(memcmp(ack, connack_ok, 4) == 0, "3.1 CONNACK %02x %02x %02x %02x", ack[0],
-              ack[1], ack[2], ack[3]);
+    cr_assert(memcmp(ack, connack_ok, 4) == 0, "3.1 CONNACK %02x %02x %02x %02x", ack[0], ack[1],
+              ack[2], ack[3]);
     e2e_raw_close(fd);
     e2e_broker_stop(b);
 }
@@ -97,9 +97,9 @@ E2E_TEST(connect, v31_connack_reserved_byte_stays_zero_on_resumed_session)
 E2E_TEST(connect, empty_client_id_with_clean_session_is_accepted_v311)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_connect_opts o = { .version = E2E_V311, .id = "", .clean = true };
-    const char *filters[] = { "empty/id" };
-    const uint8_t qos[] = { 1 };
+    struct e2e_connect_opts o = {.version = E2E_V311, .id = "", .clean = true};
+    const char *filters[] = {"empty/id"};
+    const uint8_t qos[] = {1};
     uint8_t ack[4];
     uint8_t pkt[64];
     size_t n;
@@ -107,8 +107,8 @@ E2E_TEST(connect, empty_client_id_with_clean_session_is_accepted_v311)
     int fd = e2e_raw_connect(b, &o, ack);
     int fd2;
 
-    cr_assert(memcmp(ack, connack_ok, 4) == 0, "CONNACK %02x %02x %02x %02x [MQTT-3.1.3-6]",
-              ack[0], ack[1], ack[2], ack[3]);
+    cr_assert(memcmp(ack, connack_ok, 4) == 0, "CONNACK %02x %02x %02x %02x [MQTT-3.1.3-6]", ack[0],
+              ack[1], ack[2], ack[3]);
     /* The broker assigned it an identity it can route to. */
     e2e_pkt_subscribe(&p, 1, 1, filters, qos);
     e2e_raw_send_pkt(fd, &p);
@@ -117,7 +117,10 @@ E2E_TEST(connect, empty_client_id_with_clean_session_is_accepted_v311)
     e2e_raw_send_pkt(fd, &p);
     n = e2e_raw_read_packet(fd, pkt, sizeof(pkt), E2E_WAIT_MS, NULL);
     cr_assert_eq(n, 14, "expected the QoS 0 PUBLISH back");
-    cr_assert(memcmp(pkt, "\x30\x0c\x00\x08" "empty/idhi", 14) == 0);
+    cr_assert(memcmp(pkt,
+                     "\x30\x0c\x00\x08"
+                     "empty/idhi",
+                     14) == 0);
 
     /* Two such clients do not take each other over. */
     fd2 = e2e_raw_connect(b, &o, ack);
@@ -133,7 +136,7 @@ E2E_TEST(connect, empty_client_id_with_clean_session_is_accepted_v311)
 E2E_TEST(connect, empty_client_id_without_clean_session_is_rejected_v311)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_connect_opts o = { .version = E2E_V311, .id = "", .clean = false };
+    struct e2e_connect_opts o = {.version = E2E_V311, .id = "", .clean = false};
     uint8_t ack[4];
     int fd = e2e_raw_connect(b, &o, ack);
 
@@ -149,13 +152,12 @@ E2E_TEST(connect, empty_client_id_without_clean_session_is_rejected_v311)
 E2E_TEST(connect, empty_client_id_is_rejected_v31)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_connect_opts o = { .version = E2E_V31, .id = "", .clean = true };
+    struct e2e_connect_opts o = {.version = E2E_V31, .id = "", .clean = true};
     uint8_t ack[4];
     int fd = e2e_raw_connect(b, &o, ack);
 
     cr_assert(ack[0] == 0x20 && ack[1] == 0x02 && ack[2] == 0x00 && ack[3] == 0x02,
-              "CONNACK %02x %02x %02x %02x, expected 20 02 00 02", ack[0], ack[1], ack[2],
-              ack[3]);
+              "CONNACK %02x %02x %02x %02x, expected 20 02 00 02", ack[0], ack[1], ack[2], ack[3]);
     e2e_raw_expect_closed_silently(fd);
     e2e_broker_stop(b);
 }
@@ -198,7 +200,7 @@ E2E_TEST_BOTH(connect, same_client_id_takes_over_and_closes_the_first_connection
 E2E_TEST(connect, takeover_of_a_persistent_session_keeps_its_subscriptions_v311)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_client_opts o = { .version = E2E_V311, .id = "ptwin", .clean = false };
+    struct e2e_client_opts o = {.version = E2E_V311, .id = "ptwin", .clean = false};
     struct e2e_client *first = e2e_client_start(b, &o);
     struct e2e_client *second;
     struct e2e_client *pub;
@@ -221,10 +223,10 @@ E2E_TEST(connect, takeover_of_a_persistent_session_keeps_its_subscriptions_v311)
 E2E_TEST(connect, connack_is_the_first_packet_even_with_queued_messages_v311)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
-    struct e2e_client_opts o = { .version = E2E_V311, .id = "first", .clean = false };
+    struct e2e_client_opts o = {.version = E2E_V311, .id = "first", .clean = false};
     struct e2e_client *c = e2e_client_start(b, &o);
     struct e2e_client *pub;
-    struct e2e_connect_opts ro = { .version = E2E_V311, .id = "first", .clean = false };
+    struct e2e_connect_opts ro = {.version = E2E_V311, .id = "first", .clean = false};
     uint8_t ack[4];
     int fd;
 

@@ -48,8 +48,7 @@ static void qos_matrix(int version)
     e2e_client_disconnect(sub);
     e2e_broker_stop(b);
 }
-E2E_TEST_BOTH(pubsub, delivers_each_message_once_at_min_of_publish_and_subscription_qos,
-              qos_matrix)
+E2E_TEST_BOTH(pubsub, delivers_each_message_once_at_min_of_publish_and_subscription_qos, qos_matrix)
 
 /* A retained publish to an established subscription arrives with retain 0 [MQTT-3.3.1-9]. */
 static void live_retain_flag(int version)
@@ -217,8 +216,7 @@ static void raw_publish_acks(int version)
     e2e_client_disconnect(sub);
     e2e_broker_stop(b);
 }
-E2E_TEST_BOTH(pubsub, acknowledges_qos1_and_qos2_publishes_with_their_packet_ids,
-              raw_publish_acks)
+E2E_TEST_BOTH(pubsub, acknowledges_qos1_and_qos2_publishes_with_their_packet_ids, raw_publish_acks)
 
 /*
  * A QoS 2 PUBLISH re-sent (DUP) before PUBREL is delivered only once
@@ -259,8 +257,8 @@ static void raw_subscriber_flows(int version)
     struct e2e_broker *b = e2e_broker_start(NULL);
     struct e2e_client *pub = e2e_client_connect(b, version, "pub", true);
     int fd = e2e_raw_connect_ok(b, version, "rawsub", true, 0);
-    const char *filters[] = { "flow/1", "flow/2" };
-    const uint8_t qos[] = { 1, 2 };
+    const char *filters[] = {"flow/1", "flow/2"};
+    const uint8_t qos[] = {1, 2};
     struct e2e_pkt p;
     uint8_t pkt[64];
     size_t hdr = 0;
@@ -275,7 +273,10 @@ static void raw_subscriber_flows(int version)
     n = e2e_raw_read_packet(fd, pkt, sizeof(pkt), E2E_WAIT_MS, &hdr);
     cr_assert_eq(n, 14, "QoS 1 PUBLISH size %zu", n);
     cr_assert_eq(pkt[0], 0x32, "QoS 1 PUBLISH first byte %02x", pkt[0]);
-    cr_assert(memcmp(pkt + 2, "\x00\x06" "flow/1", 8) == 0);
+    cr_assert(memcmp(pkt + 2,
+                     "\x00\x06"
+                     "flow/1",
+                     8) == 0);
     id = (uint16_t)(pkt[10] << 8 | pkt[11]);
     cr_assert_neq(id, 0, "packet id 0 [MQTT-2.3.1-1]");
     cr_assert(memcmp(pkt + 12, "q1", 2) == 0);
@@ -286,13 +287,16 @@ static void raw_subscriber_flows(int version)
     n = e2e_raw_read_packet(fd, pkt, sizeof(pkt), E2E_WAIT_MS, &hdr);
     cr_assert_eq(n, 14, "QoS 2 PUBLISH size %zu", n);
     cr_assert_eq(pkt[0], 0x34, "QoS 2 PUBLISH first byte %02x", pkt[0]);
-    cr_assert(memcmp(pkt + 2, "\x00\x06" "flow/2", 8) == 0);
+    cr_assert(memcmp(pkt + 2,
+                     "\x00\x06"
+                     "flow/2",
+                     8) == 0);
     id = (uint16_t)(pkt[10] << 8 | pkt[11]);
     cr_assert_neq(id, 0, "packet id 0 [MQTT-2.3.1-1]");
     e2e_pkt_ack(&p, 0x50, id);
     e2e_raw_send_pkt(fd, &p);
     {
-        uint8_t want[4] = { 0x62, 0x02, (uint8_t)(id >> 8), (uint8_t)id };
+        uint8_t want[4] = {0x62, 0x02, (uint8_t)(id >> 8), (uint8_t)id};
 
         e2e_raw_expect(fd, want, 4, E2E_WAIT_MS);
     }
@@ -307,3 +311,64 @@ static void raw_subscriber_flows(int version)
     e2e_broker_stop(b);
 }
 E2E_TEST_BOTH(pubsub, sends_qos1_and_qos2_to_subscriber_with_correct_flows, raw_subscriber_flows)
+
+/* MQTT 3.1 and 3.1.1 clients exchange messages both ways. */
+E2E_TEST(pubsub, v31_and_v311_clients_interoperate)
+{
+    struct e2e_broker *b = e2e_broker_start(NULL);
+    struct e2e_client *old = e2e_client_connect(b, E2E_V31, "old", true);
+    struct e2e_client *new = e2e_client_connect(b, E2E_V311, "new", true);
+
+    cr_assert_eq(e2e_client_subscribe(old, "mix/old", 2), 2);
+    cr_assert_eq(e2e_client_subscribe(new, "mix/new", 2), 2);
+    e2e_client_publish(new, "mix/old", "to 3.1", 6, 2, false);
+    e2e_client_publish(old, "mix/new", "to 3.1.1", 8, 1, true);
+    e2e_client_expect(old, "mix/old", "to 3.1", 2, false);
+    e2e_client_expect(new, "mix/new", "to 3.1.1", 1, false);
+    e2e_client_disconnect(old);
+    e2e_client_disconnect(new);
+    e2e_broker_stop(b);
+}
+
+/*
+ * One SUBSCRIBE with 300 filters gets one SUBACK with 300 return codes in
+ * order [MQTT-3.9.3-1] (a multi-byte remaining length), and all work.
+ */
+static void many_filters(int version)
+{
+    enum { COUNT = 300 };
+    struct e2e_broker *b = e2e_broker_start(NULL);
+    struct e2e_client *pub = e2e_client_connect(b, version, "pub", true);
+    int fd = e2e_raw_connect_ok(b, version, "many", true, 0);
+    char names[COUNT][16];
+    const char *filters[COUNT];
+    uint8_t qos[COUNT];
+    uint8_t pkt[COUNT + 16];
+    struct e2e_pkt p;
+    size_t hdr = 0;
+    size_t n;
+    int i;
+
+    for (i = 0; i < COUNT; i++) {
+        snprintf(names[i], sizeof(names[i]), "mf/%d", i);
+        filters[i] = names[i];
+        qos[i] = (uint8_t)(i % 3);
+    }
+    e2e_pkt_subscribe(&p, 0x7777, COUNT, filters, qos);
+    e2e_raw_send_pkt(fd, &p);
+    n = e2e_raw_read_packet(fd, pkt, sizeof(pkt), E2E_WAIT_MS, &hdr);
+    cr_assert_eq(n, 3 + 2 + COUNT, "SUBACK of %zu bytes", n);
+    cr_assert(pkt[0] == 0x90 && hdr == 3 && pkt[3] == 0x77 && pkt[4] == 0x77);
+    for (i = 0; i < COUNT; i++) {
+        cr_assert_eq(pkt[5 + i], i % 3, "return code %d is %d", i, pkt[5 + i]);
+    }
+    e2e_client_publish(pub, "mf/299", "last", 4, 0, false);
+    e2e_raw_expect(fd,
+                   "\x30\x0c\x00\x06"
+                   "mf/299last",
+                   14, E2E_WAIT_MS);
+    e2e_raw_close(fd);
+    e2e_client_disconnect(pub);
+    e2e_broker_stop(b);
+}
+E2E_TEST_BOTH(pubsub, subscribe_with_300_filters_gets_300_return_codes, many_filters)

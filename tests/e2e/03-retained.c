@@ -25,8 +25,7 @@ static void set_and_deliver(int version)
     e2e_client_disconnect(sub);
     e2e_broker_stop(b);
 }
-E2E_TEST_BOTH(retained, new_subscription_receives_retained_message_with_retain_1,
-              set_and_deliver)
+E2E_TEST_BOTH(retained, new_subscription_receives_retained_message_with_retain_1, set_and_deliver)
 
 /* A retained publish replaces the previous one on that topic [MQTT-3.3.1-5]. */
 static void replaced(int version)
@@ -51,12 +50,12 @@ E2E_TEST_BOTH(retained, newer_retained_message_replaces_the_older_one, replaced)
 /* A wildcard subscription gets every matching retained message, each with retain 1. */
 static void wildcard(int version)
 {
-    static const char *const topics[] = { "wr/a", "wr/b", "wr/c/d", "wr" };
-    static const char *const others[] = { "wx/a", "$wr/a" };
+    static const char *const topics[] = {"wr/a", "wr/b", "wr/c/d", "wr"};
+    static const char *const others[] = {"wx/a", "$wr/a"};
     struct e2e_broker *b = e2e_broker_start(NULL);
     struct e2e_client *pub = e2e_client_connect(b, version, "pub", true);
     struct e2e_client *sub = e2e_client_connect(b, version, "sub", true);
-    bool seen[4] = { false, false, false, false };
+    bool seen[4] = {false, false, false, false};
     size_t i;
     size_t k;
 
@@ -155,8 +154,7 @@ static void retained_qos(int version)
     e2e_client_disconnect(sub);
     e2e_broker_stop(b);
 }
-E2E_TEST_BOTH(retained, retained_delivery_qos_is_min_of_message_and_subscription_qos,
-              retained_qos)
+E2E_TEST_BOTH(retained, retained_delivery_qos_is_min_of_message_and_subscription_qos, retained_qos)
 
 /* A retained message survives its publisher and serves several later subscribers. */
 E2E_TEST(retained, retained_message_outlives_its_publisher_and_serves_many_v311)
@@ -179,3 +177,56 @@ E2E_TEST(retained, retained_message_outlives_its_publisher_and_serves_many_v311)
     }
     e2e_broker_stop(b);
 }
+
+/*
+ * Once a retained PUBLISH is acknowledged, any later subscription gets it
+ * [MQTT-3.3.1-6], whichever connection (or shard) the subscriber is on:
+ * 50 rounds of publish-retained, PUBACK, subscribe from another client.
+ */
+static void visible_after_puback(int version)
+{
+    enum { ROUNDS = 50 };
+    struct e2e_broker *b = e2e_broker_start(NULL);
+    struct e2e_client *pub = e2e_client_connect(b, version, "pub", true);
+    struct e2e_client *subs[4];
+    char topic[32];
+    char id[8];
+    int missed = 0;
+    int first_miss = -1;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        snprintf(id, sizeof(id), "s%d", i);
+        subs[i] = e2e_client_connect(b, version, id, true);
+    }
+    for (i = 0; i < ROUNDS; i++) {
+        struct e2e_client *sub = subs[i % 4];
+        struct e2e_msg *m;
+
+        snprintf(topic, sizeof(topic), "vis/%d", i);
+        e2e_client_publish(pub, topic, "r", 1, 1, true);
+        cr_assert_eq(e2e_client_subscribe(sub, topic, 1), 1);
+        m = e2e_client_wait_message(sub, 1000);
+        if (m == NULL) {
+            missed++;
+            if (first_miss < 0) {
+                first_miss = i;
+            }
+            continue;
+        }
+        cr_assert_str_eq(m->topic, topic);
+        cr_assert(m->retain);
+        e2e_msg_free(m);
+    }
+    cr_assert_eq(missed, 0,
+                 "%d of %d subscriptions made after the retained PUBLISH was acknowledged did "
+                 "not get it (first: round %d) [MQTT-3.3.1-6]",
+                 missed, ROUNDS, first_miss);
+    for (i = 0; i < 4; i++) {
+        e2e_client_disconnect(subs[i]);
+    }
+    e2e_client_disconnect(pub);
+    e2e_broker_stop(b);
+}
+E2E_TEST_BOTH(retained, acknowledged_retained_message_is_visible_to_every_later_subscriber,
+              visible_after_puback)

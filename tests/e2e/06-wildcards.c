@@ -53,14 +53,18 @@ static void check_filter(struct e2e_client *sub, struct e2e_client *pub, const c
 static void plus(int version)
 {
     static const struct match_case cases[] = {
-        { "p/a/x", true },   { "p/b/x", true },  { "p//x", true },     { "p/a/b/x", false },
-        { "p/x", false },    { "p/a/x/y", false }, { "q/a/x", false }, { "p/a/X", false },
+        {"p/a/x", true}, {"p/b/x", true},    {"p//x", true},   {"p/a/b/x", false},
+        {"p/x", false},  {"p/a/x/y", false}, {"q/a/x", false}, {"p/a/X", false},
     };
     static const struct match_case cases2[] = {
-        { "/lead", true }, { "lead", false }, { "/lead/x", false },
+        {"/lead", true},
+        {"lead", false},
+        {"/lead/x", false},
     };
     static const struct match_case cases3[] = {
-        { "one", true }, { "one/two", false }, { "/one", false },
+        {"one", true},
+        {"one/two", false},
+        {"/one", false},
     };
     struct e2e_broker *b = e2e_broker_start(NULL);
     struct e2e_client *sub = e2e_client_connect(b, version, "sub", true);
@@ -79,15 +83,21 @@ E2E_TEST_BOTH(wildcards, plus_matches_exactly_one_level, plus)
 static void hash(int version)
 {
     static const struct match_case cases[] = {
-        { "sport", true },         { "sport/tennis", true },  { "sport/tennis/player1", true },
-        { "sport/", true },        { "sports", false },       { "Sport/tennis", false },
-        { "other/sport", false },
+        {"sport", true},        {"sport/tennis", true}, {"sport/tennis/player1", true},
+        {"sport/", true},       {"sports", false},      {"Sport/tennis", false},
+        {"other/sport", false},
     };
     static const struct match_case cases2[] = {
-        { "a", true }, { "a/b", true }, { "/x", true }, { "$sys/x", false },
+        {"a", true},
+        {"a/b", true},
+        {"/x", true},
+        {"$sys/x", false},
     };
     static const struct match_case cases3[] = {
-        { "s/x/t", true }, { "s/y/t/u", true }, { "s/x", false }, { "s/x/u", false },
+        {"s/x/t", true},
+        {"s/y/t/u", true},
+        {"s/x", false},
+        {"s/x/u", false},
     };
     struct e2e_broker *b = e2e_broker_start(NULL);
     struct e2e_client *sub = e2e_client_connect(b, version, "sub", true);
@@ -181,10 +191,17 @@ static void overlap(int version)
         cr_assert(copies <= 3, "more copies than subscriptions");
     }
     cr_assert(copies >= 1, "not delivered");
-    cr_assert_eq(max_qos, 2, "not delivered at the maximum matching QoS [MQTT-3.3.5-1]");
+    /*
+     * mosquitto 2.0.11 violates [MQTT-3.3.5-1] here: it sends one copy at
+     * the QoS of the last matching subscription (1), so only ringmq mode
+     * checks the QoS.
+     */
     if (!e2e_mosquitto_mode()) {
-        cr_assert_eq(copies, 1, "ringmq delivers overlapping subscriptions once, got %d",
-                     copies);
+        cr_assert_eq(max_qos, 2,
+                     "delivered at QoS %d, not at the maximum matching QoS 2 "
+                     "[MQTT-3.3.5-1]",
+                     max_qos);
+        cr_assert_eq(copies, 1, "ringmq delivers overlapping subscriptions once, got %d", copies);
     }
     e2e_client_disconnect(pub);
     e2e_client_disconnect(sub);

@@ -15,15 +15,18 @@ static void silent_client(int version)
     struct e2e_broker *b = e2e_broker_start(NULL);
     int fd = e2e_raw_connect_ok(b, version, "silent", true, 1);
     int64_t t0 = e2e_now_ms();
+    int64_t max_ms = e2e_keepalive_1s_max_ms();
     size_t junk = 0;
-    bool closed = e2e_raw_wait_closed(fd, 4000, &junk);
+    bool closed = e2e_raw_wait_closed(fd, (int)max_ms + 1000, &junk);
     int64_t dt = e2e_now_ms() - t0;
 
-    cr_assert(closed, "not disconnected within 4 s of a 1 s keepalive [MQTT-3.1.2-24]");
+    cr_assert(closed, "not disconnected within %lld ms of a 1 s keepalive [MQTT-3.1.2-24]",
+              (long long)max_ms + 1000);
     cr_assert_eq(junk, 0, "broker sent %zu bytes to an idle client", junk);
     cr_assert(dt >= 1000, "disconnected after %lld ms, before the keepalive elapsed",
               (long long)dt);
-    cr_assert(dt <= 3000, "disconnected after %lld ms, expected about 1500", (long long)dt);
+    cr_assert(dt <= max_ms, "disconnected after %lld ms, expected about 1500 [MQTT-3.1.2-24]",
+              (long long)dt);
     e2e_raw_close(fd);
     e2e_broker_check_alive(b);
     e2e_broker_stop(b);
@@ -65,7 +68,7 @@ E2E_TEST(keepalive, publishes_count_as_keepalive_activity_v311)
         cr_assert(e2e_raw_send(fd, p.buf, p.len), "connection closed after %d publishes", i);
         e2e_pkt_free(&p);
         {
-            uint8_t want[4] = { 0x40, 0x02, 0x00, (uint8_t)(i + 1) };
+            uint8_t want[4] = {0x40, 0x02, 0x00, (uint8_t)(i + 1)};
 
             e2e_raw_expect(fd, want, 4, 1000);
         }
@@ -90,8 +93,7 @@ E2E_TEST(keepalive, connection_without_connect_is_closed_after_connect_timeout)
     cr_assert(e2e_raw_wait_closed(fd, 3000, &junk), "not closed within 3 s");
     dt = e2e_now_ms() - t0;
     cr_assert_eq(junk, 0);
-    cr_assert(dt >= 400 && dt <= 2000, "closed after %lld ms, expected about 500",
-              (long long)dt);
+    cr_assert(dt >= 400 && dt <= 2000, "closed after %lld ms, expected about 500", (long long)dt);
     e2e_raw_close(fd);
     e2e_broker_check_alive(b);
     e2e_broker_stop(b);
@@ -117,8 +119,7 @@ E2E_TEST(keepalive, partial_connect_is_closed_after_connect_timeout)
     e2e_raw_send(fd, "M", 1);
     cr_assert(e2e_raw_wait_closed(fd, 3000, NULL), "not closed within 3 s");
     dt = e2e_now_ms() - t0;
-    cr_assert(dt >= 400 && dt <= 2000, "closed after %lld ms, expected about 500",
-              (long long)dt);
+    cr_assert(dt >= 400 && dt <= 2000, "closed after %lld ms, expected about 500", (long long)dt);
     e2e_raw_close(fd);
     e2e_broker_stop(b);
 }

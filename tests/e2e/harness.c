@@ -51,7 +51,7 @@ int64_t e2e_now_ms(void)
 
 void e2e_sleep_ms(int ms)
 {
-    struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
 
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
@@ -70,6 +70,11 @@ bool e2e_mosquitto_mode(void)
     const char *v = getenv("RINGMQ_E2E_MOSQUITTO");
 
     return v != NULL && strcmp(v, "1") == 0;
+}
+
+int64_t e2e_keepalive_1s_max_ms(void)
+{
+    return e2e_mosquitto_mode() ? 6500 : 3000;
 }
 
 void e2e_ringmq_only(const char *why)
@@ -170,7 +175,7 @@ void e2e_broker_dump_log(const struct e2e_broker *b)
 
 static uint16_t free_port(void)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = 0 };
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
     socklen_t sl = sizeof(sa);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     uint16_t port;
@@ -367,7 +372,7 @@ out:
 
 static bool port_accepts(uint16_t port)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     bool ok;
 
@@ -415,8 +420,7 @@ struct e2e_broker *e2e_broker_start(const char *extra_ini)
     memset(b, 0, sizeof(*b));
     b->mosquitto = e2e_mosquitto_mode();
     /* The runner (our parent) finds the dir by this name; see the hooks. */
-    n = snprintf(b->dir, sizeof(b->dir), DIR_PREFIX "%d-%s-%s-XXXXXX", (int)getppid(), suite,
-                 test);
+    n = snprintf(b->dir, sizeof(b->dir), DIR_PREFIX "%d-%s-%s-XXXXXX", (int)getppid(), suite, test);
     cr_assert(n > 0 && (size_t)n < sizeof(b->dir));
     cr_assert_not_null(mkdtemp(b->dir), "mkdtemp %s: %s", b->dir, strerror(errno));
     n = snprintf(b->conf_path, sizeof(b->conf_path), "%s/%s", b->dir,
@@ -482,12 +486,12 @@ struct e2e_client {
     pthread_cond_t cv;
     struct e2e_msg *head;
     struct e2e_msg *tail;
-    int connack_rc;    /* -1 until CONNACK */
+    int connack_rc; /* -1 until CONNACK */
     int connack_flags;
-    bool closed;       /* the loop thread ended: connection gone */
+    bool closed; /* the loop thread ended: connection gone */
     int close_rc;
-    uint8_t *done;     /* per mid: DONE_* bits */
-    uint8_t *granted;  /* per mid: first granted QoS of a SUBACK */
+    uint8_t *done;    /* per mid: DONE_* bits */
+    uint8_t *granted; /* per mid: first granted QoS of a SUBACK */
 };
 
 enum {
@@ -626,8 +630,8 @@ struct e2e_client *e2e_client_start(struct e2e_broker *b, const struct e2e_clien
     mosquitto_subscribe_callback_set(c->m, on_subscribe);
     mosquitto_unsubscribe_callback_set(c->m, on_unsubscribe);
     if (o->will != NULL) {
-        rc = mosquitto_will_set(c->m, o->will->topic, (int)o->will->payload_len,
-                                o->will->payload, o->will->qos, o->will->retain);
+        rc = mosquitto_will_set(c->m, o->will->topic, (int)o->will->payload_len, o->will->payload,
+                                o->will->qos, o->will->retain);
         cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_will_set: %s", mosquitto_strerror(rc));
     }
     /* Our own thread runs the loop; tell the library so it queues writes. */
@@ -656,10 +660,9 @@ int e2e_client_wait_connack(struct e2e_client *c, int rc)
     return flags & 1;
 }
 
-struct e2e_client *e2e_client_connect(struct e2e_broker *b, int version, const char *id,
-                                      bool clean)
+struct e2e_client *e2e_client_connect(struct e2e_broker *b, int version, const char *id, bool clean)
 {
-    struct e2e_client_opts o = { .version = version, .id = id, .clean = clean };
+    struct e2e_client_opts o = {.version = version, .id = id, .clean = clean};
     struct e2e_client *c = e2e_client_start(b, &o);
 
     cr_assert_eq(e2e_client_wait_connack(c, 0), 0,
@@ -690,8 +693,7 @@ int e2e_client_subscribe(struct e2e_client *c, const char *filter, int qos)
     int mid = 0;
     int rc = mosquitto_subscribe(c->m, &mid, filter, qos);
 
-    cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_subscribe %s: %s", filter,
-              mosquitto_strerror(rc));
+    cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_subscribe %s: %s", filter, mosquitto_strerror(rc));
     return wait_done(c, mid, DONE_SUB, E2E_WAIT_MS, "SUBACK");
 }
 
@@ -719,12 +721,25 @@ void e2e_client_wait_published(struct e2e_client *c, int mid, int timeout_ms)
     wait_done(c, mid, DONE_PUB, timeout_ms, "PUBACK/PUBCOMP");
 }
 
-void e2e_client_publish(struct e2e_client *c, const char *topic, const void *payload,
-                        size_t len, int qos, bool retain)
+void e2e_client_sync(struct e2e_client *c)
+{
+    /*
+     * A broker handles one connection's packets in order, so once this
+     * SUBACK is back everything sent before it has been processed. '$'
+     * topics match no wildcard subscription [MQTT-4.7.2-1]: no side effects.
+     */
+    cr_assert_eq(e2e_client_subscribe(c, "$e2e/sync", 0), 0, "sync subscription refused");
+}
+
+void e2e_client_publish(struct e2e_client *c, const char *topic, const void *payload, size_t len,
+                        int qos, bool retain)
 {
     int mid = e2e_client_publish_async(c, topic, payload, len, qos, retain);
 
     e2e_client_wait_published(c, mid, E2E_WAIT_MS);
+    if (qos == 0) {
+        e2e_client_sync(c);
+    }
 }
 
 struct e2e_msg *e2e_client_wait_message(struct e2e_client *c, int timeout_ms)
@@ -765,12 +780,11 @@ void e2e_client_expect(struct e2e_client *c, const char *topic, const char *payl
     cr_assert_str_eq(msg->topic, topic, "client %s: topic", c->id);
     cr_assert_eq(msg->payload_len, strlen(payload), "client %s: payload length on %s", c->id,
                  topic);
-    cr_assert_str_eq((const char *)msg->payload, payload, "client %s: payload on %s", c->id,
-                     topic);
+    cr_assert_str_eq((const char *)msg->payload, payload, "client %s: payload on %s", c->id, topic);
     cr_assert_eq(msg->qos, qos, "client %s: message on %s has QoS %d, expected %d", c->id, topic,
                  msg->qos, qos);
-    cr_assert_eq(msg->retain, retain, "client %s: message on %s has retain %d, expected %d",
-                 c->id, topic, msg->retain, retain);
+    cr_assert_eq(msg->retain, retain, "client %s: message on %s has retain %d, expected %d", c->id,
+                 topic, msg->retain, retain);
     e2e_msg_free(msg);
 }
 
@@ -905,7 +919,7 @@ void e2e_pkt_u8(struct e2e_pkt *p, uint8_t v)
 
 void e2e_pkt_u16(struct e2e_pkt *p, uint16_t v)
 {
-    uint8_t b[2] = { (uint8_t)(v >> 8), (uint8_t)v };
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
 
     e2e_pkt_bytes(p, b, 2);
 }
@@ -1010,8 +1024,7 @@ void e2e_pkt_subscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n, const char 
     e2e_pkt_finish(p, 0x82);
 }
 
-void e2e_pkt_unsubscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n,
-                         const char *const *filters)
+void e2e_pkt_unsubscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n, const char *const *filters)
 {
     size_t i;
 
@@ -1034,11 +1047,19 @@ void e2e_pkt_ack(struct e2e_pkt *p, uint8_t first_byte, uint16_t pkt_id)
 
 int e2e_raw_open(const struct e2e_broker *b)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(b->port) };
+    return e2e_raw_open_rcvbuf(b, 0);
+}
+
+int e2e_raw_open_rcvbuf(const struct e2e_broker *b, int rcvbuf_bytes)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(b->port)};
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
 
     cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    if (rcvbuf_bytes > 0) {
+        cr_assert(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof(rcvbuf_bytes)) == 0);
+    }
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     cr_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect to port %u: %s",
               b->port, strerror(errno));
@@ -1081,7 +1102,7 @@ void e2e_raw_send_pkt(int fd, struct e2e_pkt *p)
 /* Wait until @fd is readable or @deadline_ms; false on timeout. */
 static bool wait_readable(int fd, int64_t deadline_ms)
 {
-    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
     int64_t left;
     int r;
 
@@ -1237,14 +1258,17 @@ int e2e_raw_connect_ok(const struct e2e_broker *b, int version, const char *id, 
                        uint16_t keepalive_s)
 {
     struct e2e_connect_opts o = {
-        .version = version, .id = id, .clean = clean, .keepalive_s = keepalive_s,
+        .version = version,
+        .id = id,
+        .clean = clean,
+        .keepalive_s = keepalive_s,
     };
-    static const uint8_t ok[4] = { 0x20, 0x02, 0x00, 0x00 };
+    static const uint8_t ok[4] = {0x20, 0x02, 0x00, 0x00};
     uint8_t ack[4];
     int fd = e2e_raw_connect(b, &o, ack);
 
-    cr_assert(memcmp(ack, ok, 4) == 0, "CONNACK %02x %02x %02x %02x, expected 20 02 00 00",
-              ack[0], ack[1], ack[2], ack[3]);
+    cr_assert(memcmp(ack, ok, 4) == 0, "CONNACK %02x %02x %02x %02x, expected 20 02 00 00", ack[0],
+              ack[1], ack[2], ack[3]);
     return fd;
 }
 

@@ -53,14 +53,14 @@
  * Two tests from one body taking the protocol level: <name>_v311 and
  * <name>_v31. @fn is a static void fn(int version).
  */
-#define E2E_TEST_BOTH(suite, name, fn)                                                            \
-    E2E_TEST(suite, name##_v311)                                                                  \
-    {                                                                                             \
-        fn(E2E_V311);                                                                             \
-    }                                                                                             \
-    E2E_TEST(suite, name##_v31)                                                                   \
-    {                                                                                             \
-        fn(E2E_V31);                                                                              \
+#define E2E_TEST_BOTH(suite, name, fn)                                                             \
+    E2E_TEST(suite, name##_v311)                                                                   \
+    {                                                                                              \
+        fn(E2E_V311);                                                                              \
+    }                                                                                              \
+    E2E_TEST(suite, name##_v31)                                                                    \
+    {                                                                                              \
+        fn(E2E_V31);                                                                               \
     }
 
 /* ------------------------------------------------------------------ broker */
@@ -113,6 +113,14 @@ void e2e_broker_dump_log(const struct e2e_broker *b);
  */
 void e2e_broker_check_alive(struct e2e_broker *b);
 
+/*
+ * The latest acceptable disconnect, in ms after CONNACK, of a silent client
+ * with keepalive 1 s: 3000 (1.5 s [MQTT-3.1.2-24] plus slack for sanitizer
+ * builds). mosquitto 2.0.11 checks keepalives only every ~5 s, so in
+ * reference mode this is 6500.
+ */
+int64_t e2e_keepalive_1s_max_ms(void);
+
 /* Monotonic milliseconds. */
 int64_t e2e_now_ms(void);
 
@@ -143,10 +151,10 @@ struct e2e_will {
 };
 
 struct e2e_client_opts {
-    int version;     /* E2E_V31 or E2E_V311 */
-    const char *id;  /* must be non-NULL and non-empty */
-    bool clean;      /* clean session flag */
-    int keepalive_s; /* 0: 60 s; libmosquitto refuses 1..4 */
+    int version;                 /* E2E_V31 or E2E_V311 */
+    const char *id;              /* must be non-NULL and non-empty */
+    bool clean;                  /* clean session flag */
+    int keepalive_s;             /* 0: 60 s; libmosquitto refuses 1..4 */
     const struct e2e_will *will; /* NULL: none */
 };
 
@@ -171,15 +179,23 @@ struct e2e_client *e2e_client_connect(struct e2e_broker *b, int version, const c
 /* Subscribe one filter and wait for SUBACK; returns the granted QoS (0x80 = failure). */
 int e2e_client_subscribe(struct e2e_client *c, const char *filter, int qos);
 
+/*
+ * Barrier: return once the broker has processed everything @c sent before
+ * (a SUBACK round trip for the filter "$e2e/sync").
+ */
+void e2e_client_sync(struct e2e_client *c);
+
 /* Unsubscribe one filter and wait for UNSUBACK (asserted). */
 void e2e_client_unsubscribe(struct e2e_client *c, const char *filter);
 
 /*
- * Publish and, for QoS 1/2, wait for PUBACK/PUBCOMP (for QoS 0: until the
- * packet was written). Asserts both.
+ * Publish and wait until the broker has processed it: PUBACK/PUBCOMP for
+ * QoS 1/2, e2e_client_sync() for QoS 0. Asserts both. (With several shards,
+ * "processed" means by the publisher's shard: the message may still be on
+ * its way to subscribers homed elsewhere.)
  */
-void e2e_client_publish(struct e2e_client *c, const char *topic, const void *payload,
-                        size_t len, int qos, bool retain);
+void e2e_client_publish(struct e2e_client *c, const char *topic, const void *payload, size_t len,
+                        int qos, bool retain);
 
 /* Publish without waiting; returns the message id for e2e_client_wait_published(). */
 int e2e_client_publish_async(struct e2e_client *c, const char *topic, const void *payload,
@@ -232,8 +248,8 @@ void e2e_pkt_str(struct e2e_pkt *p, const char *s);
 void e2e_pkt_finish(struct e2e_pkt *p, uint8_t first_byte);
 
 struct e2e_connect_opts {
-    int version;         /* E2E_V31 ("MQIsdp") or E2E_V311 ("MQTT") */
-    const char *id;      /* may be "" */
+    int version;    /* E2E_V31 ("MQIsdp") or E2E_V311 ("MQTT") */
+    const char *id; /* may be "" */
     bool clean;
     uint16_t keepalive_s;
     const char *will_topic; /* NULL: no will */
@@ -253,8 +269,7 @@ void e2e_pkt_publish(struct e2e_pkt *p, const char *topic, uint8_t qos, bool ret
                      uint16_t pkt_id, const void *payload, size_t len);
 void e2e_pkt_subscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n, const char *const *filters,
                        const uint8_t *qos);
-void e2e_pkt_unsubscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n,
-                         const char *const *filters);
+void e2e_pkt_unsubscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n, const char *const *filters);
 /* A two-byte-body packet: PUBACK 0x40, PUBREC 0x50, PUBREL 0x62, PUBCOMP 0x70. */
 void e2e_pkt_ack(struct e2e_pkt *p, uint8_t first_byte, uint16_t pkt_id);
 
@@ -262,6 +277,9 @@ void e2e_pkt_ack(struct e2e_pkt *p, uint8_t first_byte, uint16_t pkt_id);
 
 /* TCP connect to the broker; asserts. Returns the fd. */
 int e2e_raw_open(const struct e2e_broker *b);
+
+/* e2e_raw_open() with SO_RCVBUF set to @rcvbuf_bytes before connecting. */
+int e2e_raw_open_rcvbuf(const struct e2e_broker *b, int rcvbuf_bytes);
 
 /* Send everything; false if the peer closed (EPIPE/ECONNRESET). */
 bool e2e_raw_send(int fd, const void *buf, size_t len);

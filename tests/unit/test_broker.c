@@ -1051,3 +1051,68 @@ Test(broker_shards, empty_client_ids_are_homed_where_they_land)
     cr_assert_eq(broker_stats(sh[2])->handoffs, 0);
     sgone(&c);
 }
+
+Test(broker_shards, retained_qos1_is_acknowledged_only_once_every_replica_has_it)
+{
+    char pid[32], tid[32];
+    id_on(1, "ra-", pid, sizeof(pid));
+    /* A topic homed on another shard than the publisher's. */
+    for (unsigned i = 0;; i++) {
+        snprintf(tid, sizeof(tid), "t%u", i);
+        if (broker_home_shard((const uint8_t *)tid, strlen(tid), NSHARDS) == 3)
+            break;
+    }
+    struct sconn pub;
+    sconnect(&pub, 1, pid, true);
+    /* The retained PUBLISH and a PINGREQ behind it in one read. */
+    uint8_t buf[128];
+    struct mqtt_pkt p = publish_pkt(tid, "kept", 1, true, 9);
+    size_t n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+    struct mqtt_pkt ping = {.type = MQTT_PINGREQ};
+    n += mqtt_encode(&ping, MQTT_V311, buf + n, sizeof(buf) - n);
+    cr_assert_eq(broker_client_feed(sh[1], &pub.cl, buf, n), 0);
+    expect_none(&pub.cl); /* held: no PUBACK, and the PINGREQ waits behind it */
+    pump();
+    struct got g;
+    cr_assert(next_out(&pub.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBACK);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, 9);
+    cr_assert(next_out(&pub.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PINGRESP, "bytes behind a held publish are handled after it");
+    /* Every replica has it the moment the PUBACK is out [MQTT-3.3.1-6]. */
+    for (uint32_t i = 0; i < NSHARDS; i++) {
+        char id[32], pfx[8];
+        struct sconn sub;
+        snprintf(pfx, sizeof(pfx), "rb%u-", i);
+        id_on(i, pfx, id, sizeof(id));
+        sconnect(&sub, i, id, true);
+        struct mqtt_sub_entry e = {{(const uint8_t *)tid, (uint32_t)strlen(tid)}, 1};
+        struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+        sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 1, .count = 1, .entries = &e};
+        n = mqtt_encode(&sp, MQTT_V311, buf, sizeof(buf));
+        /* No pump: served from this shard's own replica. */
+        cr_assert_eq(broker_client_feed(sh[i], &sub.cl, buf, n), 0);
+        cr_assert(next_out(&sub.cl, &g));
+        cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+        expect_publish(&sub.cl, tid, "kept", 1, true, &g);
+        sgone(&sub);
+    }
+    sgone(&pub);
+}
+
+Test(broker_shards, a_held_client_may_go_away_before_its_replicas_answer)
+{
+    char pid[32];
+    id_on(2, "rg-", pid, sizeof(pid));
+    struct sconn pub;
+    for (int round = 0; round < 3; round++) {
+        sconnect(&pub, 2, pid, true);
+        uint8_t buf[64];
+        struct mqtt_pkt p = publish_pkt("gone/t", "x", 2, true, 4);
+        size_t n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+        cr_assert_eq(broker_client_feed(sh[2], &pub.cl, buf, n), 0);
+        expect_none(&pub.cl);
+        broker_client_gone(sh[2], &pub.cl, 0); /* before any reply */
+        pump();                                /* the replies find nobody */
+    }
+}
