@@ -71,7 +71,7 @@ static const struct config__key keys[] = {
     {CONFIG__SCOPE_LIMITS, "connect_timeout_ms", CONFIG__DURATION, 100, 3600000, "10000",
      LIM(connect_timeout_ms), NULL, "time from accept to a complete CONNECT"},
     {CONFIG__SCOPE_LIMITS, "connections_max", CONFIG__UINT, 1, 10000000, "100000",
-     LIM(connections_max), NULL, "open client connections, all listeners together"},
+     LIM(connections_max), NULL, "open client connections, all listeners and shards together"},
     {CONFIG__SCOPE_LIMITS, "allow_zero_length_client_id", CONFIG__BOOL, 0, 1, "true",
      LIM(allow_zero_length_client_id), NULL,
      "accept an empty client id (the broker assigns one) with clean session"},

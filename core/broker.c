@@ -984,6 +984,7 @@ static int handoff_keep(struct broker *b, struct client *cl, const uint8_t *p, s
     uint8_t *dst = obuf_reserve(&cl->out, len, b->lim->output_bytes_max);
     if (!dst) {
         /* Too much pipelined behind the CONNECT: refuse it here instead. */
+        obuf_free(&cl->out); /* the kept input, never to be sent back */
         cl->state = CLIENT_NEW;
         return client_close(b, cl, -MQTT_RC_SERVER_BUSY);
     }

@@ -24,6 +24,7 @@
 #include "net/log.h"
 #include "net/shard.h"
 #include "net/uring.h"
+#include "net/xshard.h"
 
 /* Keepalive grace: the spec's one and a half times [MQTT-3.1.2-24]. */
 #define CONN_KEEPALIVE_GRACE_PERMILLE 1500u
@@ -92,28 +93,18 @@ static void cancel_op(struct shard *s, struct conn *c, enum uring_op op)
     }
 }
 
-static void finalise(struct shard *s, struct conn *c)
+/*
+ * Take @c off the shard's live list for good: no operation is in flight and
+ * its fd is closed or handed over. It is freed from the work list.
+ */
+static void retire(struct shard *s, struct conn *c)
 {
-    char why[64];
-
     RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_DEAD)));
     RM_ASSERT(s->conn_count > 0);
     c->flags |= CONN_F_DEAD;
-    timer_del(&s->timers, &c->timer);
-    if (log_enabled(CONFIG_LOG_DEBUG)) {
-        reason_str(c->close_reason, why, sizeof(why));
-        LOG_DEBUG("conn fd %d closed: %s", c->fd, why);
-    }
-    if (c->flags & CONN_F_RESET) {
-        const struct linger lg = {.l_onoff = 1, .l_linger = 0};
-
-        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-    }
-    close(c->fd);
     c->fd = -1;
+    timer_del(&s->timers, &c->timer);
     obuf_free(&c->sending);
-    broker_client_gone(s->broker, &c->client, c->close_reason);
-
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -125,8 +116,87 @@ static void finalise(struct shard *s, struct conn *c)
     c->prev = NULL;
     c->next = NULL;
     s->conn_count--;
-    s->stats.conns_closed++;
     shard__work_push(s, c);
+}
+
+static void finalise(struct shard *s, struct conn *c)
+{
+    char why[64];
+
+    RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_DEAD)));
+    RM_ASSERT(!(c->flags & CONN_F_HANDOFF));
+    if (log_enabled(CONFIG_LOG_DEBUG)) {
+        reason_str(c->close_reason, why, sizeof(why));
+        LOG_DEBUG("conn fd %d closed: %s", c->fd, why);
+    }
+    if (c->flags & CONN_F_RESET) {
+        const struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+        setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(c->fd);
+    xshard_conn_closed(s->xs);
+    timer_del(&s->timers, &c->timer);
+    broker_client_gone(s->broker, &c->client, c->close_reason);
+    s->stats.conns_closed++;
+    retire(s, c);
+}
+
+/*
+ * The handoff's recv has ended for good: take the kept bytes, send the fd
+ * and them to the home shard, retire @c without closing the fd.
+ */
+static void handoff_finish(struct shard *s, struct conn *c)
+{
+    struct xs_msg m = {.kind = XS_CONN_HANDOFF};
+    uint32_t home = c->client.handoff_shard;
+    uint8_t *bytes = NULL;
+    uint32_t len = 0;
+    int ret;
+
+    RM_ASSERT(c->flags & CONN_F_HANDOFF);
+    RM_ASSERT(home < s->shard_count && home != s->id);
+    c->flags &= (uint16_t)~CONN_F_HANDOFF;
+    /* Forgets the client as broker_client_gone() would: not called again. */
+    ret = broker_client_handoff_take(s->broker, &c->client, &bytes, &len);
+    if (ret == 0) {
+        m.payload.conn.bytes = bytes;
+        m.payload.conn.len = len;
+        m.payload.conn.fd = c->fd;
+        ret = xshard_send(s->xs, s->id, home, &m);
+    }
+    if (ret < 0) {
+        /* Allocation failure fails this one connection. */
+        LOG_WARN("conn fd %d: handoff to shard %u failed: %s", c->fd, home, strerror(-ret));
+        free(bytes);
+        close(c->fd);
+        xshard_conn_closed(s->xs);
+        s->stats.handoffs_failed++;
+        s->stats.conns_closed++;
+    } else {
+        LOG_DEBUG("conn fd %d handed to shard %u (%u bytes)", c->fd, home, len);
+        s->stats.handoffs_out++;
+    }
+    retire(s, c);
+}
+
+/* Hand @c over once its recv has completed for good. */
+static void handoff_progress(struct shard *s, struct conn *c)
+{
+    if ((c->flags & CONN_F_HANDOFF) && !(c->flags & (CONN_F_RECV | CONN_F_SEND))) {
+        handoff_finish(s, c);
+    }
+}
+
+/* The broker said HANDOFF: stop reading; completions still on their way feed it. */
+static void handoff_begin(struct shard *s, struct conn *c)
+{
+    c->flags |= CONN_F_HANDOFF;
+    c->flags &= (uint16_t)~CONN_F_REARM;
+    if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL)) {
+        c->flags |= CONN_F_RECV_CANCEL;
+        cancel_op(s, c, URING_OP_RECV);
+    }
 }
 
 /* A closing conn: send what is left if flushing, finalise once idle. */
@@ -149,6 +219,11 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
     RM_ASSERT(s != NULL && c != NULL);
     if (c->flags & CONN_F_DEAD) {
         return;
+    }
+    if (c->flags & CONN_F_HANDOFF) {
+        /* Abandon the handoff; client.out holds the kept input: never send it. */
+        c->flags &= (uint16_t)~CONN_F_HANDOFF;
+        flush = false;
     }
     if (!(c->flags & CONN_F_CLOSING)) {
         c->flags |= CONN_F_CLOSING;
@@ -178,21 +253,17 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
     close_progress(s, c);
 }
 
-int conn_accept(struct shard *s, int fd)
+/* A new live conn for @fd with its connect deadline; NULL on ENOMEM (@fd closed). */
+static struct conn *conn_new(struct shard *s, int fd)
 {
-    const int one = 1;
     struct conn *c;
-    int ret;
 
-    RM_ASSERT(s != NULL && fd >= 0);
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-        LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
-    }
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         s->stats.conns_failed++;
         close(fd);
-        return -ENOMEM;
+        xshard_conn_closed(s->xs);
+        return NULL;
     }
     c->fd = fd;
     timer_node_init(&c->timer);
@@ -204,11 +275,27 @@ int conn_accept(struct shard *s, int fd)
     }
     s->conns = c;
     s->conn_count++;
-    s->stats.conns_accepted++;
-
     if (s->cfg->limits.connect_timeout_ms > 0) {
         timer_set(&s->timers, &c->timer, s->now_ms + s->cfg->limits.connect_timeout_ms);
     }
+    return c;
+}
+
+int conn_accept(struct shard *s, int fd)
+{
+    const int one = 1;
+    struct conn *c;
+    int ret;
+
+    RM_ASSERT(s != NULL && fd >= 0);
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+        LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
+    }
+    c = conn_new(s, fd);
+    if (c == NULL) {
+        return -ENOMEM;
+    }
+    s->stats.conns_accepted++;
     ret = arm_recv(s, c);
     if (ret < 0) {
         s->stats.conns_failed++;
@@ -240,11 +327,50 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
     int rc;
 
     rc = broker_client_feed(s->broker, &c->client, data, len);
+    if (rc == BROKER_FEED_HANDOFF) {
+        if (!(c->flags & CONN_F_HANDOFF)) {
+            handoff_begin(s, c);
+        }
+        return;
+    }
     if (rc < 0 || c->client.state == CLIENT_CLOSING) {
         conn_close(s, c, rc < 0 ? rc : c->client.close_rc, true);
         return;
     }
     update_deadline(s, c);
+}
+
+int conn_adopt(struct shard *s, int fd, uint8_t *bytes, uint32_t len)
+{
+    struct conn *c;
+    int ret = 0;
+
+    RM_ASSERT(s != NULL && fd >= 0);
+    RM_ASSERT(bytes != NULL || len == 0);
+    c = conn_new(s, fd);
+    if (c == NULL) {
+        ret = -ENOMEM;
+        goto out_free;
+    }
+    s->stats.handoffs_in++;
+    LOG_DEBUG("conn fd %d adopted (%u bytes)", fd, len);
+    feed(s, c, bytes, len);
+    if (c->flags & CONN_F_HANDOFF) {
+        /* Homed elsewhere again (cannot happen while all shards agree): pass it on. */
+        handoff_progress(s, c);
+        goto out_free;
+    }
+    if (c->flags & CONN_F_CLOSING) {
+        goto out_free;
+    }
+    ret = arm_recv(s, c);
+    if (ret < 0) {
+        s->stats.conns_failed++;
+        conn_close(s, c, ret, false);
+    }
+out_free:
+    free(bytes);
+    return ret;
 }
 
 void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe)
@@ -265,6 +391,15 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         bufring_recycle(&s->bufring, bid);
     }
 
+    if (c->flags & CONN_F_HANDOFF) {
+        /* EOF, ENOBUFS or the cancel: the home shard reads on (and sees an EOF itself). */
+        if (res < 0 && res != -ECANCELED && res != -ENOBUFS) {
+            conn_close(s, c, res, false);
+        } else {
+            handoff_progress(s, c);
+        }
+        return;
+    }
     if (res == 0) {
         conn_close(s, c, 0, false);
     } else if (res == -ENOBUFS) {
@@ -318,6 +453,9 @@ void conn_dirty(struct shard *s, struct conn *c)
 
     RM_ASSERT(s != NULL && c != NULL);
     RM_ASSERT(!(c->flags & CONN_F_DEAD));
+    if (c->flags & CONN_F_HANDOFF) {
+        return; /* client.out holds the kept input, not output */
+    }
     if (c->client.state == CLIENT_CLOSING && !(c->flags & CONN_F_CLOSING)) {
         conn_close(s, c, c->client.close_rc, true);
         return;
@@ -373,7 +511,7 @@ void conn_work(struct shard *s, struct conn *c)
         return;
     }
     c->flags &= (uint16_t)~CONN_F_REARM;
-    if (c->flags & (CONN_F_CLOSING | CONN_F_RECV)) {
+    if (c->flags & (CONN_F_CLOSING | CONN_F_RECV | CONN_F_HANDOFF)) {
         return;
     }
     ret = arm_recv(s, c);

@@ -30,6 +30,21 @@
  * user_data 0, so a later conn at the same address is never confused with
  * it (its cancel is submitted before any new conn's operations).
  *
+ * Handoff (issue 3): when broker_client_feed() says BROKER_FEED_HANDOFF (the
+ * CONNECT's client id is homed on another shard), the conn is marked
+ * CONN_F_HANDOFF and its recv cancelled; completions that still bring bytes
+ * feed them to the broker, which keeps them. On the recv's final completion
+ * broker_client_handoff_take() yields every byte from the CONNECT on (and
+ * forgets the client, as broker_client_gone() would), an XS_CONN_HANDOFF
+ * {fd, bytes, len} goes to the home shard (net/xshard), and the conn is
+ * retired without closing the fd. EOF during the wait does not stop the
+ * handoff (the home shard sees the EOF itself); an I/O error, a timeout or
+ * a stop closes the connection instead, never flushing the kept bytes.
+ * The home shard builds a conn for the fd with conn_adopt(): counted against
+ * its own limit, fresh connect timeout, the bytes fed as if just received,
+ * then its own multishot recv. No byte is ever read by two rings: the first
+ * ring's recv has completed for good before the fd leaves its shard.
+ *
  * Owned by one shard; that thread only. Functions may close (but never free)
  * the conn synchronously.
  */
@@ -61,6 +76,7 @@ enum conn_flag {
     CONN_F_WORK = 1u << 7,        /* on the shard's work list */
     CONN_F_DEAD = 1u << 8,        /* fd closed, broker told: free at iteration end */
     CONN_F_RESET = 1u << 9,       /* abortive close (RST): the peer does not read */
+    CONN_F_HANDOFF = 1u << 10,    /* handing over to client.handoff_shard: recv ending */
 };
 
 struct conn {
@@ -81,6 +97,16 @@ struct conn {
  * negative errno when the conn could not be created (@fd is closed then).
  */
 int conn_accept(struct shard *s, int fd);
+
+/*
+ * Take a connection handed over by another shard: @fd (owned from here) and
+ * @bytes[0..@len) (malloc'd, owned from here: freed before return), the
+ * bytes the other shard read from the CONNECT on. Builds the conn as
+ * conn_accept() does, feeds it the bytes, then starts its recv unless the
+ * feed closed it. Returns 0, or a negative errno (@fd closed then). The
+ * caller has checked the shard's connection limit.
+ */
+int conn_adopt(struct shard *s, int fd, uint8_t *bytes, uint32_t len);
 
 /* Completion of @c's multishot recv. */
 void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe);

@@ -63,7 +63,8 @@ static void format_addr(struct listener *l, const struct sockaddr_storage *ss)
     }
 }
 
-int listener_open(struct listener *l, const struct config_listener *cfg)
+int listener_open(struct listener *l, const struct config_listener *cfg, uint16_t port,
+                  bool announce)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -74,7 +75,7 @@ int listener_open(struct listener *l, const struct config_listener *cfg)
     l->fd = -1;
     l->name = cfg->name;
 
-    ret = parse_addr(cfg->bind, cfg->port, &ss, &len);
+    ret = parse_addr(cfg->bind, port, &ss, &len);
     if (ret < 0) {
         LOG_ERROR("listener %s: bind address '%s' is not a numeric IPv4 or IPv6 address", cfg->name,
                   cfg->bind);
@@ -99,8 +100,7 @@ int listener_open(struct listener *l, const struct config_listener *cfg)
     }
     if (bind(l->fd, (struct sockaddr *)&ss, len) < 0) {
         ret = -errno;
-        LOG_ERROR("listener %s: bind %s port %u: %s", cfg->name, cfg->bind, cfg->port,
-                  strerror(-ret));
+        LOG_ERROR("listener %s: bind %s port %u: %s", cfg->name, cfg->bind, port, strerror(-ret));
         goto out_close;
     }
     if (listen(l->fd, (int)(cfg->backlog > 65535 ? 65535 : cfg->backlog)) < 0) {
@@ -115,7 +115,11 @@ int listener_open(struct listener *l, const struct config_listener *cfg)
         goto out_close;
     }
     format_addr(l, &ss);
-    LOG_INFO("listener %s listening on %s", l->name, l->addr);
+    if (announce) {
+        LOG_INFO("listener %s listening on %s", l->name, l->addr);
+    } else {
+        LOG_DEBUG("listener %s: another socket on %s", l->name, l->addr);
+    }
     return 0;
 
 out_close:

@@ -1,13 +1,17 @@
 /*
  * listener.h - one listening TCP socket and its multishot accept.
  *
- * listener_open() creates the socket for a [listener.NAME] section:
- * SO_REUSEADDR, SO_REUSEPORT (each shard will own one socket per listener,
- * the kernel spreading connections among them), IPV6_V6ONLY for IPv6
+ * listener_open() creates one shard's socket for a [listener.NAME] section:
+ * SO_REUSEADDR, SO_REUSEPORT (each shard owns one socket per listener, all
+ * bound to the same address and port, and the kernel spreads incoming
+ * connections among them by a hash of the 4-tuple), IPV6_V6ONLY for IPv6
  * addresses (so "::" and "0.0.0.0" can be separate listeners), bind, listen.
- * Port 0 binds an ephemeral port, read back with getsockname(). It then logs
+ * Port 0 binds an ephemeral port, read back with getsockname(): shard 0
+ * opens its sockets first and the other shards bind the port it got. The
+ * announcing socket (shard 0's) then logs
  *   "listener NAME listening on ADDR:PORT"   (IPv6: "[ADDR]:PORT")
- * at INFO; the end-to-end harness parses "listening on ...:PORT" from it.
+ * at INFO, once per listener; the end-to-end harness parses
+ * "listening on ...:PORT" from it. The other shards' sockets log at DEBUG.
  *
  * Accepted sockets are plain fds, not io_uring direct descriptors: issue 3
  * hands a connection to its session's home shard by fd number over an SPSC
@@ -52,10 +56,13 @@ struct listener {
 
 /*
  * Open, bind and listen per @cfg (borrowed for the listener's life: the name
- * is kept). Returns 0, or a negative errno after logging the failure at
- * ERROR. @l->fd is -1 on failure.
+ * is kept), on @port instead of cfg->port (the port shard 0 resolved, for
+ * the other shards; cfg->port for shard 0). Logs the "listening on" line at
+ * INFO if @announce, else at DEBUG. Returns 0, or a negative errno after
+ * logging the failure at ERROR. @l->fd is -1 on failure.
  */
-int listener_open(struct listener *l, const struct config_listener *cfg);
+int listener_open(struct listener *l, const struct config_listener *cfg, uint16_t port,
+                  bool announce);
 
 /* Queue a multishot accept on @ring. Returns 0 or -EBUSY (no SQE). */
 int listener_arm(struct listener *l, struct io_uring *ring);

@@ -1,6 +1,6 @@
 /*
- * main.c - the ringmq binary: options, configuration, start-up checks, one
- * shard run on the main thread.
+ * main.c - the ringmq binary: options, configuration, start-up checks, the
+ * shard threads.
  *
  *   ringmq [-c FILE] [-p PORT] [--test-config] [--version] [--help]
  *
@@ -9,27 +9,59 @@
  * for tests; the bound port is logged). --test-config loads and validates,
  * prints "FILE: OK" or the error to stderr, exits 0 or 1. Bad options print
  * the usage to stderr and exit 2; a configuration or start-up error exits
- * 1; a graceful stop (SIGINT, SIGTERM) exits 0.
+ * 1; a graceful stop (SIGINT, SIGTERM) exits 0 (1 if a shard failed or its
+ * stop timed out).
+ *
+ * Shards ([broker] shards): "auto" (0) means one per CPU this process may
+ * run on (the sched_getaffinity mask, so a container's cpuset counts, not
+ * the host's; sysconf(_SC_NPROCESSORS_ONLN) if that fails), capped at
+ * BROKER_SHARDS_MAX. Shard i is pinned to the i-th CPU of that mask, modulo
+ * its size (more shards than CPUs is allowed; failure to pin is a WARN).
+ *
+ * Start-up: signals are blocked first (every thread inherits the mask),
+ * then the cross-shard matrix (net/xshard) is built. Shard 0 is built on
+ * the main thread, binding the listeners (an ephemeral port is resolved
+ * here and logged once); shards 1..N-1 are each built on their own thread
+ * (their rings are SINGLE_ISSUER, bound to the creating thread) and bind the
+ * ports shard 0 got. Every thread then waits at a start barrier; if any
+ * shard failed to build, all give up and the process exits 1. Otherwise
+ * each runs its loop and the main thread runs shard 0's. After shard 0
+ * returns, main joins the others, frees every shard, then releases what is
+ * still queued between shards (xshard_free) - in that order, so nothing is
+ * freed while a shard might still ring another's ring.
+ *
+ * Connections: connections_max is split evenly, each shard accepting at
+ * most ceil(connections_max / N) (a handed-over connection counts on the
+ * shard that adopts it), so the process holds at most N - 1 more than
+ * connections_max; a shard never asks another for room.
  *
  * Open files: the soft RLIMIT_NOFILE is raised to the hard limit. If
- * connections_max plus MAIN_FD_RESERVE (listeners, ring, signalfd, logs)
- * does not fit, the effective maximum is lowered to fit and a WARN says so.
+ * connections_max plus the reserve (listener sockets, rings and signalfd of
+ * every shard, logs) does not fit, the effective maximum is lowered to fit
+ * and a WARN says so.
  *
- * Start-up thread only.
+ * Start-up thread only (the shard threads run shard_new/shard_run).
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "config/config.h"
+#include "core/broker.h"
 #include "net/log.h"
 #include "net/shard.h"
+#include "net/xshard.h"
 
-/* File descriptors kept free for everything that is not a connection. */
+/* File descriptors kept free for everything that is not a connection... */
 #define MAIN_FD_RESERVE 64u
+/* ...plus, per shard, its ring and one socket per listener. */
+#define MAIN_FD_PER_SHARD 1u
 
 enum {
     OPT_TEST_CONFIG = 256,
@@ -72,7 +104,7 @@ static int parse_port(const char *s, uint16_t *port)
 }
 
 /* Raise the open-file limit; return the connections that fit under it. */
-static uint32_t fit_nofile(uint32_t connections_max)
+static uint32_t fit_nofile(uint32_t connections_max, uint64_t reserve)
 {
     struct rlimit rl;
     uint64_t room;
@@ -89,7 +121,7 @@ static uint32_t fit_nofile(uint32_t connections_max)
             getrlimit(RLIMIT_NOFILE, &rl);
         }
     }
-    room = rl.rlim_cur > MAIN_FD_RESERVE ? rl.rlim_cur - MAIN_FD_RESERVE : 1;
+    room = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
     if ((uint64_t)connections_max > room) {
         LOG_WARN("connections_max %u does not fit the open-file limit %llu: the effective "
                  "maximum is %llu connections",
@@ -97,6 +129,213 @@ static uint32_t fit_nofile(uint32_t connections_max)
         return (uint32_t)room;
     }
     return connections_max;
+}
+
+/* The CPUs this process may run on, in order; their count (0 if unknown). */
+static uint32_t cpus_allowed(int *cpus, uint32_t cap)
+{
+    cpu_set_t set;
+    uint32_t n = 0;
+    int i;
+
+    if (sched_getaffinity(0, sizeof(set), &set) < 0) {
+        return 0;
+    }
+    for (i = 0; i < CPU_SETSIZE && n < cap; i++) {
+        if (CPU_ISSET(i, &set)) {
+            cpus[n++] = i;
+        }
+    }
+    return n;
+}
+
+/* Start barrier: every shard thread reports whether its shard was built, then waits. */
+struct start {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    uint32_t built; /* threads that have reported */
+    bool failed;    /* some shard could not be built */
+    bool released;  /* main has decided: run (!failed) or give up */
+};
+
+/* What one shard thread needs; main keeps the array. */
+struct shard_thread {
+    pthread_t thread;
+    bool started;
+    uint32_t id;
+    uint32_t count;
+    uint32_t conn_max;
+    int cpu; /* -1: do not pin */
+    const struct config *cfg;
+    struct xshard *xs;
+    const uint16_t *ports;
+    struct start *start;
+    struct shard *shard; /* built by the thread; freed by main after the joins */
+    int ret;
+};
+
+static void pin(uint32_t id, int cpu)
+{
+    cpu_set_t set;
+    int ret;
+
+    if (cpu < 0) {
+        return;
+    }
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    ret = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (ret != 0) {
+        LOG_WARN("shard %u: cannot pin to CPU %d: %s", id, cpu, strerror(ret));
+    } else {
+        LOG_DEBUG("shard %u: pinned to CPU %d", id, cpu);
+    }
+}
+
+/* Report this thread's build result; wait for main's decision. True: run. */
+static bool start_wait(struct start *st, bool built)
+{
+    bool run;
+
+    pthread_mutex_lock(&st->lock);
+    st->built++;
+    if (!built) {
+        st->failed = true;
+    }
+    pthread_cond_broadcast(&st->cond);
+    while (!st->released) {
+        pthread_cond_wait(&st->cond, &st->lock);
+    }
+    run = !st->failed;
+    pthread_mutex_unlock(&st->lock);
+    return run;
+}
+
+static void *shard_thread_main(void *arg)
+{
+    struct shard_thread *t = arg;
+
+    pin(t->id, t->cpu);
+    t->shard = shard_new(t->cfg, t->id, t->count, t->conn_max, t->xs, t->ports);
+    if (start_wait(t->start, t->shard != NULL)) {
+        t->ret = shard_run(t->shard);
+    }
+    return NULL;
+}
+
+/* Main: wait until @n threads have reported, then release them. True: all built. */
+static bool start_release(struct start *st, uint32_t n, bool failed)
+{
+    bool ok;
+
+    pthread_mutex_lock(&st->lock);
+    /* Bounded: each thread reports exactly once. */
+    while (st->built < n) {
+        pthread_cond_wait(&st->cond, &st->lock);
+    }
+    if (failed) {
+        st->failed = true;
+    }
+    st->released = true;
+    ok = !st->failed;
+    pthread_cond_broadcast(&st->cond);
+    pthread_mutex_unlock(&st->lock);
+    return ok;
+}
+
+/* Resolve [broker] shards: auto = usable CPUs, capped. */
+static uint32_t shard_count(const struct config *cfg, uint32_t cpus)
+{
+    long online;
+
+    if (cfg->shards != 0) {
+        return cfg->shards < BROKER_SHARDS_MAX ? cfg->shards : BROKER_SHARDS_MAX;
+    }
+    if (cpus == 0) {
+        online = sysconf(_SC_NPROCESSORS_ONLN);
+        cpus = online > 0 ? (uint32_t)online : 1;
+    }
+    return cpus < BROKER_SHARDS_MAX ? cpus : BROKER_SHARDS_MAX;
+}
+
+/* Build and run @n shards; returns the exit status. */
+static int run_shards(const struct config *cfg, uint32_t n, uint32_t conn_max, const int *cpus,
+                      uint32_t cpu_count)
+{
+    static struct start st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false};
+    uint16_t ports[CONFIG_LISTENERS_MAX];
+    struct shard_thread *t;
+    struct xshard *xs;
+    uint32_t started = 0;
+    bool failed = false;
+    int status = 1;
+    uint32_t i;
+    int ret;
+
+    xs = xshard_new(n);
+    t = calloc(n, sizeof(*t));
+    if (xs == NULL || t == NULL) {
+        LOG_ERROR("cannot set up %u shards: out of memory", n);
+        goto out_free;
+    }
+    LOG_INFO("%u shard%s, at most %u connections in all, %u-slot rings between shards", n,
+             n == 1 ? "" : "s", conn_max, xshard_capacity_for(n));
+    for (i = 0; i < n; i++) {
+        t[i] = (struct shard_thread){
+            .id = i,
+            .count = n,
+            .conn_max = conn_max,
+            .cpu = cpu_count > 0 ? cpus[i % cpu_count] : -1,
+            .cfg = cfg,
+            .xs = xs,
+            .ports = ports,
+            .start = &st,
+        };
+    }
+    t[0].ports = NULL;
+    pin(0, t[0].cpu);
+    t[0].shard = shard_new(cfg, 0, n, conn_max, xs, NULL);
+    if (t[0].shard == NULL) {
+        goto out_free;
+    }
+    for (i = 0; i < cfg->listener_count; i++) {
+        ports[i] = t[0].shard->listeners[i].port;
+    }
+    for (i = 1; i < n; i++) {
+        ret = pthread_create(&t[i].thread, NULL, shard_thread_main, &t[i]);
+        if (ret != 0) {
+            LOG_ERROR("cannot start the thread of shard %u: %s", i, strerror(ret));
+            failed = true;
+            break;
+        }
+        t[i].started = true;
+        started++;
+    }
+    if (!start_release(&st, started, failed)) {
+        goto out_join;
+    }
+    t[0].ret = shard_run(t[0].shard);
+
+out_join:
+    for (i = 1; i < n; i++) {
+        if (t[i].started) {
+            pthread_join(t[i].thread, NULL);
+        }
+    }
+    status = failed || st.failed ? 1 : 0;
+    for (i = 0; i < n; i++) {
+        if (t[i].ret != 0) {
+            status = 1;
+        }
+    }
+out_free:
+    /* Every shard has left its loop: free the shards, then what is still queued. */
+    for (i = 0; t != NULL && i < n; i++) {
+        shard_free(t[i].shard);
+    }
+    free(t);
+    xshard_free(xs);
+    return status;
 }
 
 int main(int argc, char **argv)
@@ -107,8 +346,10 @@ int main(int argc, char **argv)
     bool test_config = false;
     bool port_set = false;
     uint16_t port = 0;
-    struct shard *s;
+    int cpus[BROKER_SHARDS_MAX];
+    uint32_t cpu_count;
     uint32_t conn_max;
+    uint32_t n;
     int opt;
     int ret;
 
@@ -169,14 +410,10 @@ int main(int argc, char **argv)
         LOG_ERROR("cannot block signals: %s", strerror(-ret));
         return 1;
     }
-    conn_max = fit_nofile(cfg.limits.connections_max);
+    cpu_count = cpus_allowed(cpus, BROKER_SHARDS_MAX);
+    n = shard_count(&cfg, cpu_count);
+    conn_max = fit_nofile(cfg.limits.connections_max,
+                          MAIN_FD_RESERVE + (uint64_t)n * (MAIN_FD_PER_SHARD + cfg.listener_count));
     LOG_INFO("ringmq %s starting", RINGMQ_VERSION);
-
-    s = shard_new(&cfg, 0, conn_max);
-    if (s == NULL) {
-        return 1;
-    }
-    ret = shard_run(s);
-    shard_free(s);
-    return ret == 0 ? 0 : 1;
+    return run_shards(&cfg, n, conn_max, cpus, cpu_count);
 }

@@ -9,15 +9,27 @@
  *   wake-ups a second; finding the next non-empty slot could trim that later.
  * - End-of-iteration order: timers first (their closes publish wills and so
  *   dirty other clients), then the dirty drain, then listener re-arms, stop
- *   progress, and last the work list, which frees finalised conns after
- *   everything else that could name them has run.
+ *   progress, the work list, which frees finalised conns after everything
+ *   else that could name them has run, a second dirty drain for wills
+ *   published by closes on the work list, and last the cross-shard flush, so
+ *   everything the iteration produced leaves in one batch per destination.
+ * - Inbound cross-shard messages are drained right after the wait, before
+ *   the CQEs, so a publish from another shard and a local one reach the
+ *   dirty drain of the same iteration.
+ * - A full destination ring never blocks: the overflow is retried every
+ *   iteration, and while one waits the wait is bounded by XSHARD_RETRY_NS
+ *   instead of spinning (the consumer makes room at its own pace).
+ * - A connection handed over by another shard counts against this shard's
+ *   limit like an accepted one; over it (or while stopping) it is closed.
  *
- * Owned by one shard; that thread only.
+ * Owned by one shard; that thread only (shard_free: any thread once every
+ * shard has stopped).
  */
 #include "net/shard.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -32,6 +44,7 @@
 #include "net/conn.h"
 #include "net/log.h"
 #include "net/uring.h"
+#include "net/xshard.h"
 
 static void signal_set(sigset_t *set)
 {
@@ -75,15 +88,17 @@ void shard__work_push(struct shard *s, struct conn *c)
     s->work = c;
 }
 
-struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t conn_max)
+struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t shard_count,
+                        uint32_t conn_max, struct xshard *xs, const uint16_t *ports)
 {
     struct shard *s;
     sigset_t set;
     uint32_t i;
     int ret;
 
-    RM_ASSERT(cfg != NULL);
+    RM_ASSERT(cfg != NULL && xs != NULL);
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
+    RM_ASSERT(id < shard_count && (id == 0) == (ports == NULL));
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
         LOG_ERROR("shard %u: out of memory", id);
@@ -91,7 +106,11 @@ struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t conn_max
     }
     s->cfg = cfg;
     s->id = id;
+    s->shard_count = shard_count;
     s->conn_max = conn_max;
+    s->xs = xs;
+    s->shutdown_next = shard_count;
+    s->abort_next = shard_count;
     s->signal_fd = -1;
     for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {
         s->listeners[i].fd = -1;
@@ -103,26 +122,31 @@ struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t conn_max
         goto out_free;
     }
     s->ring_ready = true;
+    xshard_set_ring_fd(xs, id, s->ring.ring_fd);
     ret = bufring_init(&s->bufring, &s->ring, BUFRING_GROUP_ID, BUFRING_ENTRIES, BUFRING_BUF_BYTES);
     if (ret < 0) {
         goto out_free;
     }
-    s->broker = broker_new(&cfg->limits, id, 1);
+    s->broker = broker_new(&cfg->limits, id, shard_count);
     if (s->broker == NULL) {
         LOG_ERROR("shard %u: cannot create the broker: out of memory", id);
         goto out_free;
     }
     for (i = 0; i < cfg->listener_count; i++) {
-        if (listener_open(&s->listeners[i], &cfg->listeners[i]) < 0) {
+        uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
+
+        if (listener_open(&s->listeners[i], &cfg->listeners[i], port, id == 0) < 0) {
             goto out_free;
         }
         s->listener_count++;
     }
-    signal_set(&set);
-    s->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (s->signal_fd < 0) {
-        LOG_ERROR("shard %u: signalfd: %s", id, strerror(errno));
-        goto out_free;
+    if (id == 0) {
+        signal_set(&set);
+        s->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+        if (s->signal_fd < 0) {
+            LOG_ERROR("shard %u: signalfd: %s", id, strerror(errno));
+            goto out_free;
+        }
     }
     return s;
 
@@ -150,7 +174,7 @@ static void stop(struct shard *s, const char *why)
     struct conn *next;
     uint32_t i;
 
-    LOG_INFO("%s: stopping (closing %u connections)", why, s->conn_count);
+    LOG_INFO("shard %u: %s: stopping (closing %u connections)", s->id, why, s->conn_count);
     s->stopping = true;
     s->stop_at_ms = s->now_ms + SHARD_STOP_LINGER_MS;
     for (i = 0; i < s->listener_count; i++) {
@@ -187,9 +211,11 @@ static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
             LOG_WARN("SIGHUP: reload not implemented yet");
         } else if (!s->stopping) {
             stop(s, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            s->shutdown_next = 0; /* and every other shard */
         } else {
             LOG_INFO("second stop signal: abandoning output flushes");
             s->stop_at_ms = s->now_ms;
+            s->abort_next = 0;
         }
     }
     if (!s->signal_armed && !s->signal_cancel_sent && arm_signal(s) < 0) {
@@ -223,13 +249,66 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         s->stats.conns_refused++;
         return;
     }
-    if (s->conn_count >= s->conn_max) {
+    if (!xshard_conn_admit(s->xs, s->conn_max)) {
         close(fd);
         log_refusal(s, "connection limit reached");
         return;
     }
     if (conn_accept(s, fd) == -ENOMEM) {
         log_refusal(s, "out of memory");
+    }
+}
+
+/* A connection handed over by shard @from (XS_CONN_HANDOFF). */
+static void adopt(struct shard *s, uint32_t from, const struct xs_msg *m)
+{
+    int fd = m->payload.conn.fd;
+
+    RM_ASSERT(fd >= 0);
+    /* Admitted already, by the shard that accepted it. */
+    if (s->stopping) {
+        close(fd);
+        xshard_conn_closed(s->xs);
+        free(m->payload.conn.bytes);
+        s->stats.handoffs_refused++;
+        log_refusal(s, "stopping");
+        return;
+    }
+    if (conn_adopt(s, fd, m->payload.conn.bytes, m->payload.conn.len) == -ENOMEM) {
+        log_refusal(s, "out of memory");
+    }
+    (void)from;
+}
+
+/* One message from shard @from (xshard_receive callback). */
+static void xs_received(void *ctx, uint32_t from, const struct xs_msg *m)
+{
+    struct shard *s = ctx;
+
+    switch (m->kind) {
+    case XS_PUBLISH:
+    case XS_MSG_FREE:
+    case XS_INTEREST_ADD:
+    case XS_INTEREST_DEL:
+    case XS_RETAIN_SET:
+    case XS_RETAIN_APPLY:
+    case XS_RETAIN_ACK:
+        broker_xs_receive(s->broker, from, m);
+        break;
+    case XS_CONN_HANDOFF:
+        adopt(s, from, m);
+        break;
+    case XS_SHUTDOWN:
+        if (!s->stopping) {
+            stop(s, "shutdown");
+        }
+        if (m->arg != 0 && s->stop_at_ms > s->now_ms) {
+            LOG_INFO("shard %u: abandoning output flushes", s->id);
+            s->stop_at_ms = s->now_ms;
+        }
+        break;
+    default:
+        RM_ASSERT(!"unknown cross-shard message kind");
     }
 }
 
@@ -253,9 +332,61 @@ static void dispatch(struct shard *s, const struct io_uring_cqe *cqe)
         RM_ASSERT(obj == s);
         signal_done(s, cqe);
         break;
+    case URING_OP_DOORBELL:
+        xshard_doorbell_done(s->xs, s->id, cqe);
+        break;
     default:
         RM_ASSERT(!"unknown user_data op kind");
     }
+}
+
+/*
+ * Send XS_SHUTDOWN (@arg: 0 stop, 1 also abort the flushes) to shards
+ * [*@next, count), skipping this one; stops at an allocation failure and
+ * goes on from there next iteration.
+ */
+static void broadcast_shutdown(struct shard *s, uint32_t *next, uint32_t arg)
+{
+    struct xs_msg m = {.kind = XS_SHUTDOWN, .arg = arg};
+
+    for (; *next < s->shard_count; (*next)++) {
+        if (*next != s->id && xshard_send(s->xs, s->id, *next, &m) < 0) {
+            s->more_work = true;
+            return;
+        }
+    }
+}
+
+/* Move the broker's outbox into the rings, then publish and ring (end of iteration). */
+static void xs_flush(struct shard *s)
+{
+    uint32_t dest;
+    struct xs_msg m;
+    uint32_t i;
+
+    broadcast_shutdown(s, &s->shutdown_next, 0);
+    broadcast_shutdown(s, &s->abort_next, 1);
+    if (s->shard_count == 1) {
+        return;
+    }
+    if (s->xs_held_valid && xshard_send(s->xs, s->id, s->xs_held_dest, &s->xs_held) == 0) {
+        s->xs_held_valid = false;
+    }
+    for (i = 0; i < SHARD_XS_OUT_PER_ITER_MAX && !s->xs_held_valid; i++) {
+        if (!broker_next_xs(s->broker, &dest, &m)) {
+            break;
+        }
+        if (xshard_send(s->xs, s->id, dest, &m) < 0) {
+            /* Keep it (and everything behind it, still in the outbox) for later: in order. */
+            s->xs_held = m;
+            s->xs_held_dest = dest;
+            s->xs_held_valid = true;
+        }
+    }
+    if (i == SHARD_XS_OUT_PER_ITER_MAX) {
+        s->more_work = true;
+    }
+    xshard_flush(s->xs, s->id, &s->ring);
 }
 
 static void stop_progress(struct shard *s)
@@ -334,14 +465,32 @@ static void end_of_iteration(struct shard *s)
         c->flags &= (uint16_t)~CONN_F_WORK;
         conn_work(s, c);
     }
+
+    /* Closes from the work list (failed re-arms) may have published wills. */
+    for (i = 0; i < SHARD_DIRTY_PER_ITER_MAX; i++) {
+        cl = broker_next_dirty(s->broker);
+        if (cl == NULL) {
+            break;
+        }
+        conn_dirty(s, conn_from_client(cl));
+    }
+    if (i == SHARD_DIRTY_PER_ITER_MAX || s->work != NULL) {
+        s->more_work = true;
+    }
+
+    xs_flush(s);
 }
 
 static bool finished(const struct shard *s)
 {
     uint32_t i;
 
-    if (!s->stopping || s->conns != NULL || s->signal_armed || s->work != NULL) {
+    if (!s->stopping || s->conns != NULL || s->signal_armed || s->work != NULL || s->more_work) {
         return false;
+    }
+    if (s->xs_held_valid || s->shutdown_next < s->shard_count || s->abort_next < s->shard_count ||
+        xshard_pending(s->xs, s->id)) {
+        return false; /* something must still reach a running shard */
     }
     for (i = 0; i < s->listener_count; i++) {
         if (s->listeners[i].armed || s->listeners[i].fd >= 0) {
@@ -366,6 +515,19 @@ static bool needs_tick(const struct shard *s)
     return false;
 }
 
+/* The ring failed: make sure the other shards stop too (best effort). */
+static void fail_all(struct shard *s)
+{
+    if (s->id != 0) {
+        /* Shard 0 reads the signalfd and stops everyone. */
+        kill(getpid(), SIGTERM);
+        return;
+    }
+    s->shutdown_next = 0;
+    broadcast_shutdown(s, &s->shutdown_next, 0);
+    xshard_flush(s->xs, s->id, &s->ring);
+}
+
 int shard_run(struct shard *s)
 {
     struct __kernel_timespec ts;
@@ -383,28 +545,51 @@ int shard_run(struct shard *s)
             goto out;
         }
     }
-    if (arm_signal(s) < 0) {
+    if (s->signal_fd >= 0 && arm_signal(s) < 0) {
         ret = -EBUSY;
         goto out;
     }
 
     while (!finished(s)) {
         struct __kernel_timespec *tsp = NULL;
+        bool sleeping = false;
 
         if (s->more_work || needs_tick(s)) {
             ts.tv_sec = 0;
             ts.tv_nsec = s->more_work ? 0 : (long long)TIMER_TICK_MS * 1000000;
             tsp = &ts;
         }
+        if (s->xs_held_valid || xshard_pending(s->xs, s->id)) {
+            if (tsp == NULL || ts.tv_nsec > XSHARD_RETRY_NS) {
+                ts.tv_sec = 0;
+                ts.tv_nsec = XSHARD_RETRY_NS;
+                tsp = &ts;
+            }
+        }
+        if (s->shard_count > 1 && (tsp == NULL || ts.tv_nsec > 0)) {
+            sleeping = xshard_sleep_prepare(s->xs, s->id);
+            if (!sleeping) {
+                ts.tv_sec = 0;
+                ts.tv_nsec = 0;
+                tsp = &ts;
+            }
+        }
         s->more_work = false;
         ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+        if (sleeping) {
+            xshard_woke(s->xs, s->id);
+        }
         if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
-            LOG_ERROR("io_uring wait: %s", strerror(-ret));
+            LOG_ERROR("shard %u: io_uring wait: %s", s->id, strerror(-ret));
+            fail_all(s);
             goto out;
         }
         ret = 0;
         s->now_ms = clock_ms();
 
+        if (s->shard_count > 1) {
+            xshard_receive(s->xs, s->id, &s->more_work, s, xs_received);
+        }
         n = 0;
         io_uring_for_each_cqe(&s->ring, head, cqe)
         {
@@ -418,20 +603,24 @@ int shard_run(struct shard *s)
         end_of_iteration(s);
 
         if (s->stopping && s->now_ms >= s->stop_at_ms + SHARD_STOP_FORCE_MS) {
-            LOG_ERROR("stop: %u connections still busy after %u ms, exiting anyway", s->conn_count,
-                      SHARD_STOP_LINGER_MS + SHARD_STOP_FORCE_MS);
+            LOG_ERROR("shard %u: stop: %u connections still busy after %u ms, exiting anyway",
+                      s->id, s->conn_count, SHARD_STOP_LINGER_MS + SHARD_STOP_FORCE_MS);
             ret = -ETIMEDOUT;
             goto out;
         }
     }
-    LOG_INFO("stopped");
+    LOG_INFO("shard %u: stopped", s->id);
 out:
+    xshard_done(s->xs, s->id);
+    /* The last doorbells were only queued: submit them (no completion is awaited). */
+    io_uring_submit(&s->ring);
     return ret;
 }
 
 void shard_free(struct shard *s)
 {
     const struct broker_stats *bs;
+    const struct xshard_stats *xs;
     struct conn *c;
     uint32_t i;
 
@@ -452,12 +641,26 @@ void shard_free(struct shard *s)
                  (unsigned long long)s->stats.recv_nobufs, (unsigned long long)bs->msgs_in,
                  (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped);
     }
+    if (s->broker != NULL && s->shard_count > 1) {
+        xs = xshard_stats(s->xs, s->id);
+        LOG_INFO("shard %u: handoffs %llu out, %llu in, %llu refused, %llu failed; cross-shard "
+                 "%llu sent, %llu received, %llu overflowed (deepest %llu, %llu refused), "
+                 "%llu doorbells (%llu failed)",
+                 s->id, (unsigned long long)s->stats.handoffs_out,
+                 (unsigned long long)s->stats.handoffs_in,
+                 (unsigned long long)s->stats.handoffs_refused,
+                 (unsigned long long)s->stats.handoffs_failed, (unsigned long long)xs->sent,
+                 (unsigned long long)xs->received, (unsigned long long)xs->overflow_events,
+                 (unsigned long long)xs->overflow_max, (unsigned long long)xs->overflow_nomem,
+                 (unsigned long long)xs->doorbells, (unsigned long long)xs->doorbell_errors);
+    }
     /*
-     * Normally every conn is gone by now. After a forced exit, tearing the
-     * ring down first cancels what is still in flight; only then are the
-     * conns' buffers and the buffer ring released.
+     * Tear the ring down first: after a forced exit it cancels what is still
+     * in flight, so only then are the conns' buffers and the buffer ring
+     * released. (This may run on another thread than the shard's; the ring
+     * is only closed and unmapped here, never submitted to or registered.)
      */
-    if (s->ring_ready && s->conns != NULL) {
+    if (s->ring_ready) {
         uring_exit(&s->ring);
         s->ring_ready = false;
     }
@@ -465,6 +668,7 @@ void shard_free(struct shard *s)
         c = s->conns;
         s->conns = c->next;
         close(c->fd);
+        xshard_conn_closed(s->xs);
         obuf_free(&c->sending);
         broker_client_gone(s->broker, &c->client, -MQTT_RC_SERVER_SHUTTING_DOWN);
         if (!(c->flags & CONN_F_WORK)) {
@@ -483,12 +687,12 @@ void shard_free(struct shard *s)
     if (s->signal_fd >= 0) {
         close(s->signal_fd);
     }
+    if (s->xs_held_valid) {
+        xshard_release(&s->xs_held);
+    }
     if (s->broker != NULL) {
         broker_free(s->broker);
     }
-    bufring_free(&s->bufring, s->ring_ready ? &s->ring : NULL);
-    if (s->ring_ready) {
-        uring_exit(&s->ring);
-    }
+    bufring_free(&s->bufring, NULL);
     free(s);
 }

@@ -1,31 +1,49 @@
 /*
  * shard.h - one shard: its io_uring loop and everything it owns.
  *
- * A shard owns its ring, its provided buffer ring, its listener sockets,
- * its connections, its timer wheel and its struct broker (sessions, trie,
- * retained store). For now there is one shard, run on the main thread; with
- * issue 3 each shard becomes a pinned thread and the fields below stay
- * private to it (nothing here is reachable from another shard).
+ * ringmq runs N shards (config [broker] shards; net/main.c starts them),
+ * each a thread pinned to one CPU. A shard owns its ring, its provided
+ * buffer ring, its SO_REUSEPORT socket of every listener, its connections,
+ * its timer wheel and its struct broker (the sessions homed on it, its trie
+ * and interest map, its retained replica). Nothing in struct shard is
+ * reachable from another shard: shards talk only through net/xshard (SPSC
+ * rings plus an IORING_OP_MSG_RING doorbell).
  *
- * shard_run() loops: submit and wait (io_uring_submit_and_wait_timeout, with
- * a TIMER_TICK_MS timeout while any deadline is pending so ticks happen
- * without traffic), reap the CQE batch (io_uring_for_each_cqe, one dispatch
+ * shard_run() loops: announce the sleep to net/xshard and re-check the
+ * inbound rings (xshard_sleep_prepare), submit and wait
+ * (io_uring_submit_and_wait_timeout, with a TIMER_TICK_MS timeout while any
+ * deadline is pending so ticks happen without traffic, XSHARD_RETRY_NS while
+ * an overflow waits, 0 when a bound left work over or a message already
+ * waits), drain the inbound rings (xshard_receive: routing kinds go to
+ * broker_xs_receive(), connection handoffs to conn_adopt(), XS_SHUTDOWN
+ * stops the shard), reap the CQE batch (io_uring_for_each_cqe, one dispatch
  * switch on the user_data op kind, io_uring_cq_advance), then the
  * end-of-iteration work: expire timers, drain the broker's dirty clients
  * (one send per connection per iteration), re-arm listeners, re-arm recvs
- * that ran out of buffers, free closed conns. The clock (CLOCK_MONOTONIC,
- * ms) is read once per iteration.
+ * that ran out of buffers, free closed conns, and last move the broker's
+ * cross-shard outbox into the rings and publish them, ringing the doorbells
+ * due (xshard_flush). The clock (CLOCK_MONOTONIC, ms) is read once per
+ * iteration.
  *
  * Signals: SIGINT, SIGTERM and SIGHUP are blocked (shard_signals_block(),
- * before any thread starts) and read from a signalfd polled through the
- * ring (multishot poll, then a non-blocking read(2): signalfd's read honours
- * only O_NONBLOCK, not the ring's non-blocking attempt, so a ring read would
- * be handed to an io-wq worker thread; polling keeps the work on the shard
- * thread). SIGINT/SIGTERM
- * start a graceful stop: stop accepting, close every connection flushing
- * its output (bounded by SHARD_STOP_LINGER_MS; a second signal aborts the
- * flushes at once), wait for every operation to complete, return 0.
- * SIGHUP logs "reload not implemented yet" for now. SIGPIPE is ignored.
+ * before any thread starts). Shard 0 alone reads them from a signalfd polled
+ * through its ring (multishot poll, then a non-blocking read(2): signalfd's
+ * read honours only O_NONBLOCK, not the ring's non-blocking attempt, so a
+ * ring read would be handed to an io-wq worker thread; polling keeps the
+ * work on the shard thread). SIGINT/SIGTERM start a graceful stop of every
+ * shard: shard 0 stops and sends XS_SHUTDOWN to each other shard; each then
+ * stops accepting, closes every connection flushing its output (bounded by
+ * SHARD_STOP_LINGER_MS; a second signal sends XS_SHUTDOWN with arg 1, which
+ * aborts the flushes at once), waits for every operation to complete, makes
+ * sure everything it still had to send to a running shard left its
+ * overflow, and returns 0. SIGHUP logs "reload not implemented yet" for now.
+ * SIGPIPE is ignored. A shard other than 0 whose ring fails raises SIGTERM
+ * so that shard 0 stops the rest.
+ *
+ * Threads: shard_new() must run on the thread that will run shard_run()
+ * (the ring is set up IORING_SETUP_SINGLE_ISSUER, and the kernel binds it
+ * to the creating thread); shard_free() runs on any thread once every shard
+ * has left its loop.
  */
 #ifndef RINGMQ_SHARD_H
 #define RINGMQ_SHARD_H
@@ -35,12 +53,14 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/xs.h"
 #include "net/bufring.h"
 #include "net/listener.h"
 #include "net/timer.h"
 
 struct broker;
 struct conn;
+struct xshard;
 
 #define SHARD_STOP_LINGER_MS 2000u /* graceful stop: flushes may take this long */
 #define SHARD_STOP_FORCE_MS 3000u  /* then operations get this long to finish */
@@ -48,7 +68,8 @@ struct conn;
 #define SHARD_DIRTY_PER_ITER_MAX 65536u
 #define SHARD_TIMERS_PER_ITER_MAX 65536u
 #define SHARD_SIGNALS_PER_WAKE_MAX 16u
-#define SHARD_LOG_INTERVAL_MS 1000u /* rate limit of per-event warnings */
+#define SHARD_LOG_INTERVAL_MS 1000u      /* rate limit of per-event warnings */
+#define SHARD_XS_OUT_PER_ITER_MAX 65536u /* broker outbox messages moved per iteration */
 
 struct shard_stats {
     uint64_t conns_accepted;
@@ -57,14 +78,19 @@ struct shard_stats {
     uint64_t conns_closed;
     uint64_t connect_timeouts;
     uint64_t keepalive_timeouts;
-    uint64_t linger_timeouts; /* flush on close did not finish in time */
-    uint64_t recv_nobufs;     /* multishot recv ended by an empty buffer ring */
+    uint64_t linger_timeouts;  /* flush on close did not finish in time */
+    uint64_t recv_nobufs;      /* multishot recv ended by an empty buffer ring */
+    uint64_t handoffs_out;     /* connections handed to their home shard */
+    uint64_t handoffs_in;      /* connections taken from another shard */
+    uint64_t handoffs_refused; /* taken while stopping or over the limit: closed */
+    uint64_t handoffs_failed;  /* could not be handed over (allocation): closed */
 };
 
 struct shard {
     const struct config *cfg; /* borrowed, read-only snapshot */
     uint32_t id;
-    uint32_t conn_max; /* effective connections_max */
+    uint32_t shard_count;
+    uint32_t conn_max; /* connections_max, counted process-wide in xs */
     uint64_t now_ms;   /* CLOCK_MONOTONIC, read once per iteration */
 
     struct io_uring ring;
@@ -72,6 +98,16 @@ struct shard {
     struct bufring bufring;
     struct broker *broker;
     struct timer_wheel timers;
+    struct xshard *xs; /* borrowed: the shared matrix (THREADING in net/xshard.h) */
+
+    /* An outbox message the overflow could not take (ENOMEM): sent first next time. */
+    struct xs_msg xs_held;
+    uint32_t xs_held_dest;
+    bool xs_held_valid;
+
+    /* Shard-wide stop being sent: XS_SHUTDOWN to shards [next, count), then aborts. */
+    uint32_t shutdown_next;
+    uint32_t abort_next;
 
     struct listener listeners[CONFIG_LISTENERS_MAX];
     uint32_t listener_count;
@@ -102,20 +138,32 @@ struct shard {
 int shard_signals_block(void);
 
 /*
- * Build shard @id for @cfg (borrowed; must outlive the shard): ring, buffer
- * ring, broker, listeners (each logs its address), signalfd. At most
- * @conn_max connections are kept open at once. Returns NULL after logging
- * the cause at ERROR.
+ * Build shard @id of @shard_count for @cfg (borrowed; must outlive the
+ * shard), on the thread that will run it: ring (its fd registered with @xs
+ * as the doorbell target), buffer ring, broker, one socket per listener,
+ * and for shard 0 the signalfd. @ports is NULL for shard 0, which binds the
+ * configured ports and logs each listener's address; the other shards get
+ * the ports shard 0 bound (@ports[i] for cfg->listeners[i]). At most
+ * @conn_max connections are kept open at once in the whole process (counted
+ * in @xs; admitted by the accepting shard). @xs is
+ * borrowed and must outlive the shard. Returns NULL after logging the cause
+ * at ERROR.
  */
-struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t conn_max);
+struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t shard_count,
+                        uint32_t conn_max, struct xshard *xs, const uint16_t *ports);
 
 /*
  * Run the loop until a graceful stop completes. Returns 0, or a negative
- * errno if the ring failed (logged).
+ * errno if the ring failed or the stop timed out (logged). On its way out
+ * it tells net/xshard that this shard's loop has ended.
  */
 int shard_run(struct shard *s);
 
-/* Free everything the shard owns (after shard_run() or a failed start). */
+/*
+ * Free everything the shard owns (after shard_run() or a failed start), on
+ * any thread, once no shard runs any more (other shards may still name this
+ * shard's ring as a doorbell target until they have stopped).
+ */
 void shard_free(struct shard *s);
 
 /* Put @c on the end-of-iteration work list (idempotent). For net/conn. */

@@ -31,9 +31,13 @@ static const struct {
     int op;
     const char *name;
 } required_ops[] = {
-    {IORING_OP_ACCEPT, "ACCEPT"},     {IORING_OP_RECV, "RECV"},
-    {IORING_OP_SEND, "SEND"},         {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
-    {IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_SEND_ZC, "SEND_ZC (kernel 6.0: multishot recv)"},
+    {IORING_OP_ACCEPT, "ACCEPT"},
+    {IORING_OP_RECV, "RECV"},
+    {IORING_OP_SEND, "SEND"},
+    {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+    {IORING_OP_POLL_ADD, "POLL_ADD"},
+    {IORING_OP_MSG_RING, "MSG_RING"},
+    {IORING_OP_SEND_ZC, "SEND_ZC (kernel 6.0: multishot recv)"},
 };
 
 static int check_features(struct io_uring *ring)

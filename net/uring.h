@@ -16,7 +16,9 @@
  * kind. Each object has at most one operation of each kind in flight, so
  * the same value also names the operation for IORING_OP_ASYNC_CANCEL.
  * user_data 0 (URING_OP_IGNORE) marks operations whose completion needs no
- * work (cancel requests).
+ * work (cancel requests). URING_OP_DOORBELL carries no pointer: the wake-up
+ * CQE another shard posts with IORING_OP_MSG_RING is the bare op value, and
+ * a failed doorbell of our own carries the destination shard (net/xshard).
  *
  * One ring per shard; only the owning shard's thread may call these.
  */
@@ -38,6 +40,7 @@ enum uring_op {
     URING_OP_RECV,       /* multishot recv; object: struct conn */
     URING_OP_SEND,       /* send of conn->sending; object: struct conn */
     URING_OP_SIGNAL,     /* multishot poll of the signalfd; object: struct shard */
+    URING_OP_DOORBELL,   /* MSG_RING between shards; no object (net/xshard decodes it) */
     URING_OP__COUNT,
 };
 

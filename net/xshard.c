@@ -1,0 +1,511 @@
+/*
+ * xshard.c - rings, overflows and doorbells between shards (see xshard.h).
+ *
+ * Decisions:
+ * - One sleeping flag per consumer shard rather than the per-queue
+ *   spsc.consumer_sleeping: a sleeping consumer announces itself once for
+ *   all N - 1 inbound rings, and a producer reads one flag per destination.
+ *   The spsc field stays zero.
+ * - The overflow is a per-link circular array that doubles when full and is
+ *   never shrunk (it only grows under a burst that outran the consumer; the
+ *   high-water mark is logged at exit). A send never waits and never drops.
+ * - Flushing walks every destination: O(shard count) per iteration, a few
+ *   loads each, which is noise next to one io_uring wait.
+ *
+ * Which thread runs what is in xshard.h (THREADING).
+ */
+#include "net/xshard.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/broker.h"
+#include "core/msg.h"
+#include "core/rm_assert.h"
+#include "net/log.h"
+
+/* user_data of a producer-side doorbell CQE (only failures post one): the destination + 1. */
+static uint64_t doorbell_ud(uint32_t to)
+{
+    return ((uint64_t)(to + 1) << 3) | (uint64_t)URING_OP_DOORBELL;
+}
+
+static struct spsc *queue(struct xshard *x, uint32_t from, uint32_t to)
+{
+    RM_ASSERT(from < x->shard_count && to < x->shard_count);
+    RM_ASSERT(from != to);
+    return &x->q[(size_t)from * x->shard_count + to];
+}
+
+static uint32_t pow2_floor(uint64_t v)
+{
+    uint32_t p = 1;
+
+    while ((uint64_t)p * 2 <= v && p < (1u << 30)) {
+        p *= 2;
+    }
+    return p;
+}
+
+uint32_t xshard_capacity_for(uint32_t shard_count)
+{
+    uint64_t rings;
+    uint64_t slots;
+
+    RM_ASSERT(shard_count >= 1 && shard_count <= BROKER_SHARDS_MAX);
+    if (shard_count == 1) {
+        return XSHARD_SLOTS_MIN; /* no ring is built */
+    }
+    rings = (uint64_t)shard_count * (shard_count - 1);
+    slots = XSHARD_RINGS_BYTES_MAX / (rings * sizeof(struct xs_msg));
+    if (slots > XSHARD_SLOTS_MAX) {
+        slots = XSHARD_SLOTS_MAX;
+    }
+    if (slots < XSHARD_SLOTS_MIN) {
+        slots = XSHARD_SLOTS_MIN;
+    }
+    return pow2_floor(slots);
+}
+
+/* ---- the overflow FIFO ---- */
+
+static bool fifo_empty(const struct xshard_fifo *f)
+{
+    return f->count == 0;
+}
+
+static const struct xs_msg *fifo_front(const struct xshard_fifo *f)
+{
+    RM_ASSERT(f->count > 0);
+    return &f->items[f->head];
+}
+
+static void fifo_pop(struct xshard_fifo *f)
+{
+    RM_ASSERT(f->count > 0);
+    f->head = (f->head + 1) & (f->cap - 1);
+    f->count--;
+}
+
+/* Append *@m; 0 or -ENOMEM (the FIFO is unchanged then). */
+static int fifo_push(struct xshard_fifo *f, const struct xs_msg *m)
+{
+    struct xs_msg *n;
+    uint32_t ncap;
+    uint32_t i;
+
+    if (f->count == f->cap) {
+        if (f->cap >= (1u << 30)) {
+            return -ENOMEM;
+        }
+        ncap = f->cap != 0 ? f->cap * 2 : XSHARD_OVERFLOW_MIN;
+        n = malloc((size_t)ncap * sizeof(*n));
+        if (n == NULL) {
+            return -ENOMEM;
+        }
+        /* Bounded by the old count. */
+        for (i = 0; i < f->count; i++) {
+            n[i] = f->items[(f->head + i) & (f->cap - 1)];
+        }
+        free(f->items);
+        f->items = n;
+        f->cap = ncap;
+        f->head = 0;
+    }
+    f->items[(f->head + f->count) & (f->cap - 1)] = *m;
+    f->count++;
+    return 0;
+}
+
+/* ---- life cycle ---- */
+
+struct xshard *xshard_new(uint32_t shard_count)
+{
+    struct xshard *x;
+    uint32_t from, to;
+    size_t bytes;
+
+    RM_ASSERT(shard_count >= 1 && shard_count <= BROKER_SHARDS_MAX);
+    x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        return NULL;
+    }
+    x->shard_count = shard_count;
+    x->capacity = xshard_capacity_for(shard_count);
+
+    /* Both sizes are multiples of the line size (their members are line-aligned). */
+    bytes = (size_t)shard_count * sizeof(struct xshard_peer);
+    x->peer = aligned_alloc(SPSC_CACHELINE, bytes);
+    if (x->peer == NULL) {
+        goto out_free;
+    }
+    memset(x->peer, 0, bytes);
+    bytes = (size_t)shard_count * shard_count * sizeof(struct spsc);
+    x->q = aligned_alloc(SPSC_CACHELINE, bytes);
+    if (x->q == NULL) {
+        goto out_free;
+    }
+    memset(x->q, 0, bytes);
+    for (from = 0; from < shard_count; from++) {
+        struct xshard_peer *p = &x->peer[from];
+
+        atomic_init(&p->sleeping, 0);
+        atomic_init(&p->done, 0);
+        p->ring_fd = -1;
+        p->links = calloc(shard_count, sizeof(*p->links));
+        if (p->links == NULL) {
+            goto out_free;
+        }
+        for (to = 0; to < shard_count; to++) {
+            if (to == from) {
+                continue;
+            }
+            if (spsc_init(queue(x, from, to), x->capacity) < 0) {
+                goto out_free;
+            }
+            p->links[to].ring_ready = true;
+        }
+    }
+    return x;
+
+out_free:
+    xshard_free(x);
+    return NULL;
+}
+
+void xshard_set_ring_fd(struct xshard *x, uint32_t id, int ring_fd)
+{
+    RM_ASSERT(x != NULL && id < x->shard_count);
+    RM_ASSERT(ring_fd >= 0);
+    x->peer[id].ring_fd = ring_fd;
+}
+
+bool xshard_conn_admit(struct xshard *x, uint32_t conns_max)
+{
+    RM_ASSERT(x != NULL && conns_max > 0);
+    /* Relaxed: a count, ordering nothing else. */
+    uint32_t before = atomic_fetch_add_explicit(&x->conns_open, 1, memory_order_relaxed);
+    if (before < conns_max)
+        return true;
+    atomic_fetch_sub_explicit(&x->conns_open, 1, memory_order_relaxed);
+    return false;
+}
+
+void xshard_conn_closed(struct xshard *x)
+{
+    RM_ASSERT(x != NULL);
+    uint32_t before = atomic_fetch_sub_explicit(&x->conns_open, 1, memory_order_relaxed);
+    RM_ASSERT(before > 0);
+}
+
+void xshard_release(struct xs_msg *m)
+{
+    RM_ASSERT(m != NULL);
+    switch (m->kind) {
+    case XS_PUBLISH:
+    case XS_RETAIN_SET:
+    case XS_RETAIN_APPLY:
+        msg_unref(m->payload.msg);
+        break;
+    case XS_MSG_FREE:
+        msg_free(m->payload.msg);
+        break;
+    case XS_INTEREST_ADD:
+    case XS_INTEREST_DEL:
+        free(m->payload.buf.ptr);
+        break;
+    case XS_CONN_HANDOFF:
+        if (m->payload.conn.fd >= 0) {
+            close(m->payload.conn.fd);
+        }
+        free(m->payload.conn.bytes);
+        break;
+    case XS_SHUTDOWN:
+    case XS_RETAIN_ACK:
+        break;
+    default:
+        RM_ASSERT(!"unknown cross-shard message kind");
+    }
+    m->kind = XS_NONE;
+}
+
+void xshard_free(struct xshard *x)
+{
+    struct xs_msg batch[XSHARD_RECV_BATCH];
+    uint32_t from, to, i, n;
+
+    if (x == NULL) {
+        return;
+    }
+    RM_ASSERT(x->shard_count >= 1);
+    for (from = 0; x->peer != NULL && from < x->shard_count; from++) {
+        struct xshard_peer *p = &x->peer[from];
+
+        for (to = 0; p->links != NULL && to < x->shard_count; to++) {
+            struct xshard_link *l = &p->links[to];
+
+            if (l->ring_ready) {
+                struct spsc *q = queue(x, from, to);
+
+                /* Publish what the producer pushed last; this thread is both sides now. */
+                spsc_publish(q);
+                /* Bounded: the ring holds at most capacity items. */
+                while ((n = spsc_pop_batch(q, batch, XSHARD_RECV_BATCH)) > 0) {
+                    for (i = 0; i < n; i++) {
+                        xshard_release(&batch[i]);
+                    }
+                }
+                spsc_destroy(q);
+            }
+            /* Bounded by the overflow's count. */
+            while (!fifo_empty(&l->overflow)) {
+                struct xs_msg m = *fifo_front(&l->overflow);
+
+                fifo_pop(&l->overflow);
+                xshard_release(&m);
+            }
+            free(l->overflow.items);
+        }
+        free(p->links);
+    }
+    free(x->q);
+    free(x->peer);
+    free(x);
+}
+
+/* ---- producer ---- */
+
+int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xs_msg *m)
+{
+    struct xshard_peer *p;
+    struct xshard_link *l;
+    int ret;
+
+    RM_ASSERT(x != NULL && m != NULL);
+    RM_ASSERT(m->kind != XS_NONE);
+    p = &x->peer[from];
+    l = &p->links[to];
+    if (fifo_empty(&l->overflow) && spsc_push(queue(x, from, to), m)) {
+        l->pushed++;
+        p->stats.sent++;
+        return 0;
+    }
+    ret = fifo_push(&l->overflow, m);
+    if (ret < 0) {
+        p->stats.overflow_nomem++;
+        return ret;
+    }
+    if (l->overflow.count == 1) {
+        p->overflowing++;
+    }
+    if (l->overflow.count > p->stats.overflow_max) {
+        p->stats.overflow_max = l->overflow.count;
+    }
+    p->stats.overflow_events++;
+    p->stats.sent++;
+    return 0;
+}
+
+/* Move what fits from @l's overflow into its ring, oldest first. */
+static void overflow_retry(struct xshard *x, uint32_t from, uint32_t to)
+{
+    struct xshard_peer *p = &x->peer[from];
+    struct xshard_link *l = &p->links[to];
+    struct spsc *q = queue(x, from, to);
+    uint32_t i;
+
+    /* Bounded by the ring's capacity: each pass fills one slot. */
+    for (i = 0; i < x->capacity && !fifo_empty(&l->overflow); i++) {
+        if (!spsc_push(q, fifo_front(&l->overflow))) {
+            break;
+        }
+        fifo_pop(&l->overflow);
+        l->pushed++;
+    }
+    if (fifo_empty(&l->overflow)) {
+        RM_ASSERT(p->overflowing > 0);
+        p->overflowing--;
+    }
+}
+
+static bool ring_doorbell(struct xshard *x, uint32_t from, uint32_t to, struct io_uring *ring)
+{
+    struct io_uring_sqe *sqe = uring_get_sqe(ring);
+
+    if (sqe == NULL) {
+        return false;
+    }
+    io_uring_prep_msg_ring(sqe, x->peer[to].ring_fd, 0, XSHARD_DOORBELL_USERDATA, 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, doorbell_ud(to));
+    x->peer[from].stats.doorbells++;
+    return true;
+}
+
+uint32_t xshard_flush(struct xshard *x, uint32_t from, struct io_uring *ring)
+{
+    struct xshard_peer *p;
+    uint32_t rung = 0;
+    bool published = false;
+    uint32_t to;
+
+    RM_ASSERT(x != NULL && ring != NULL);
+    RM_ASSERT(from < x->shard_count);
+    p = &x->peer[from];
+    for (to = 0; to < x->shard_count; to++) {
+        struct xshard_link *l = &p->links[to];
+
+        if (to == from) {
+            continue;
+        }
+        if (!fifo_empty(&l->overflow)) {
+            overflow_retry(x, from, to);
+        }
+        if (l->pushed > 0) {
+            spsc_publish(queue(x, from, to));
+            published = true;
+        }
+    }
+    if (published) {
+        /* Pairs with the fence in xshard_sleep_prepare() (Dekker; see xshard.h). */
+        atomic_thread_fence(memory_order_seq_cst);
+    }
+    for (to = 0; to < x->shard_count; to++) {
+        struct xshard_link *l = &p->links[to];
+        struct xshard_peer *dest = &x->peer[to];
+        bool due;
+
+        if (to == from || (l->pushed == 0 && !l->ring_again)) {
+            continue;
+        }
+        l->pushed = 0;
+        if (atomic_load_explicit(&dest->done, memory_order_acquire)) {
+            l->ring_again = false;
+            continue;
+        }
+        due = l->ring_again;
+        if (!due && atomic_load_explicit(&dest->sleeping, memory_order_relaxed) != 0) {
+            /* Claim the wake-up: only one producer rings for one sleep. */
+            due = atomic_exchange_explicit(&dest->sleeping, 0, memory_order_relaxed) != 0;
+        }
+        if (!due) {
+            continue;
+        }
+        /* No SQE: keep the claim and try again on the next flush. */
+        l->ring_again = !ring_doorbell(x, from, to, ring);
+        rung += l->ring_again ? 0 : 1;
+    }
+    return rung;
+}
+
+bool xshard_pending(const struct xshard *x, uint32_t from)
+{
+    const struct xshard_peer *p;
+    uint32_t to;
+
+    RM_ASSERT(x != NULL && from < x->shard_count);
+    p = &x->peer[from];
+    if (p->overflowing == 0) {
+        return false;
+    }
+    for (to = 0; to < x->shard_count; to++) {
+        if (to != from && !fifo_empty(&p->links[to].overflow) &&
+            !atomic_load_explicit(&x->peer[to].done, memory_order_acquire)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void xshard_doorbell_done(struct xshard *x, uint32_t me, const struct io_uring_cqe *cqe)
+{
+    struct xshard_peer *p;
+    uint64_t to;
+
+    RM_ASSERT(x != NULL && cqe != NULL);
+    RM_ASSERT(uring_ud_op(cqe->user_data) == URING_OP_DOORBELL);
+    if (cqe->user_data == XSHARD_DOORBELL_USERDATA) {
+        return; /* a wake-up: the rings are drained every iteration */
+    }
+    p = &x->peer[me];
+    to = (cqe->user_data >> 3) - 1;
+    RM_ASSERT(to < x->shard_count && to != me);
+    p->stats.doorbell_errors++;
+    if (p->stats.doorbell_errors == 1 || p->stats.doorbell_errors % 1024 == 0) {
+        LOG_WARN("shard %u: doorbell to shard %u failed: %s (%llu failures)", me, (unsigned)to,
+                 strerror(-cqe->res), (unsigned long long)p->stats.doorbell_errors);
+    }
+    p->links[to].ring_again = true;
+}
+
+/* ---- consumer ---- */
+
+uint32_t xshard_receive(struct xshard *x, uint32_t me, bool *more, void *ctx,
+                        void (*done)(void *ctx, uint32_t from, const struct xs_msg *m))
+{
+    struct xs_msg batch[XSHARD_RECV_BATCH];
+    uint32_t total = 0;
+    uint32_t from, got, n, i;
+
+    RM_ASSERT(x != NULL && more != NULL && done != NULL);
+    RM_ASSERT(me < x->shard_count);
+    for (from = 0; from < x->shard_count; from++) {
+        struct spsc *q;
+
+        if (from == me) {
+            continue;
+        }
+        q = queue(x, from, me);
+        for (got = 0; got < XSHARD_RECV_PER_SOURCE_MAX; got += n) {
+            n = spsc_pop_batch(q, batch, XSHARD_RECV_BATCH);
+            if (n == 0) {
+                break;
+            }
+            for (i = 0; i < n; i++) {
+                done(ctx, from, &batch[i]);
+            }
+        }
+        if (got >= XSHARD_RECV_PER_SOURCE_MAX) {
+            *more = true;
+        }
+        total += got;
+    }
+    x->peer[me].stats.received += total;
+    return total;
+}
+
+bool xshard_sleep_prepare(struct xshard *x, uint32_t me)
+{
+    struct xshard_peer *p;
+    uint32_t from;
+
+    RM_ASSERT(x != NULL && me < x->shard_count);
+    p = &x->peer[me];
+    atomic_store_explicit(&p->sleeping, 1, memory_order_relaxed);
+    /* Pairs with the fence in xshard_flush() (Dekker; see xshard.h). */
+    atomic_thread_fence(memory_order_seq_cst);
+    for (from = 0; from < x->shard_count; from++) {
+        if (from != me && !spsc_empty(queue(x, from, me))) {
+            atomic_store_explicit(&p->sleeping, 0, memory_order_relaxed);
+            return false;
+        }
+    }
+    return true;
+}
+
+void xshard_woke(struct xshard *x, uint32_t me)
+{
+    RM_ASSERT(x != NULL && me < x->shard_count);
+    /* Relaxed: a late producer that still sees 1 only rings once too often. */
+    if (atomic_load_explicit(&x->peer[me].sleeping, memory_order_relaxed) != 0) {
+        atomic_store_explicit(&x->peer[me].sleeping, 0, memory_order_relaxed);
+    }
+}
+
+void xshard_done(struct xshard *x, uint32_t me)
+{
+    RM_ASSERT(x != NULL && me < x->shard_count);
+    atomic_store_explicit(&x->peer[me].done, 1, memory_order_release);
+}
