@@ -644,15 +644,15 @@ void shard_free(struct shard *s)
     if (s->broker != NULL && s->shard_count > 1) {
         xs = xshard_stats(s->xs, s->id);
         LOG_INFO("shard %u: handoffs %llu out, %llu in, %llu refused, %llu failed; cross-shard "
-                 "%llu sent, %llu received, %llu overflowed (deepest %llu, %llu refused), "
-                 "%llu doorbells (%llu failed)",
+                 "%llu sent, %llu received, %llu overflowed (deepest %llu, %llu refused, "
+                 "%llu QoS 0 shed), %llu doorbells (%llu failed)",
                  s->id, (unsigned long long)s->stats.handoffs_out,
                  (unsigned long long)s->stats.handoffs_in,
                  (unsigned long long)s->stats.handoffs_refused,
                  (unsigned long long)s->stats.handoffs_failed, (unsigned long long)xs->sent,
                  (unsigned long long)xs->received, (unsigned long long)xs->overflow_events,
                  (unsigned long long)xs->overflow_max, (unsigned long long)xs->overflow_nomem,
-                 (unsigned long long)xs->doorbells, (unsigned long long)xs->doorbell_errors);
+                 (unsigned long long)xs->qos0_shed, (unsigned long long)xs->doorbells, (unsigned long long)xs->doorbell_errors);
     }
     /*
      * Tear the ring down first: after a forced exit it cancels what is still

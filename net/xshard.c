@@ -292,6 +292,16 @@ int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xs_ms
         p->stats.sent++;
         return 0;
     }
+    if (l->overflow.count >= XSHARD_SHED_DEPTH && m->kind == XS_PUBLISH &&
+        m->payload.msg->qos == 0) {
+        /* The sender built the message (XS_PUBLISH goes out from home): free it here. */
+        RM_ASSERT(m->payload.msg->home_shard == from);
+        if (msg_put(m->payload.msg)) {
+            msg_free(m->payload.msg);
+        }
+        p->stats.qos0_shed++;
+        return 0;
+    }
     ret = fifo_push(&l->overflow, m);
     if (ret < 0) {
         p->stats.overflow_nomem++;

@@ -92,9 +92,18 @@ struct xshard_stats {
     uint64_t overflow_events; /* messages that waited in an overflow */
     uint64_t overflow_max;    /* deepest any overflow of this shard got */
     uint64_t overflow_nomem;  /* sends refused: the overflow could not grow */
+    uint64_t qos0_shed;       /* QoS 0 publishes dropped: overflow past XSHARD_SHED_DEPTH */
     uint64_t doorbells;       /* MSG_RINGs submitted */
     uint64_t doorbell_errors; /* MSG_RINGs that failed (rung again) */
 };
+
+/*
+ * Sustained overload: once this many messages wait in one overflow, QoS 0
+ * publishes for that destination are shed (and counted) instead of queued.
+ * QoS 1/2 and every other kind still queue, so nothing that was promised is
+ * lost; the bound only stops QoS 0 fan-out from growing memory without end.
+ */
+#define XSHARD_SHED_DEPTH 65536u
 
 /* A growable FIFO of messages (a circular array). */
 struct xshard_fifo {

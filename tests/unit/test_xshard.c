@@ -166,6 +166,38 @@ Test(xshard, overflow_keeps_fifo_order_across_a_full_ring_and_drops_nothing)
     uring_exit(&ring);
 }
 
+Test(xshard, sustained_overflow_sheds_qos0_publishes_only_and_counts_them)
+{
+    struct xshard *x = xshard_new(2);
+    uint32_t cap;
+    uint64_t seq, fill;
+
+    cr_assert_not_null(x);
+    cap = x->capacity;
+    fill = (uint64_t)cap + XSHARD_SHED_DEPTH;
+    for (seq = 0; seq < fill; seq++) { /* ring full, overflow at the shed depth */
+        struct xs_msg m = {.kind = XS_SHUTDOWN}; /* owns nothing: xshard_free drops it */
+
+        cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
+    }
+    cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 0, "nothing is shed below the depth");
+    for (uint8_t qos = 0; qos <= 2; qos++) {
+        struct msg *msg = msg_new((const uint8_t *)"t", 1, (const uint8_t *)"p", 1, qos, false);
+        struct xs_msg m = {.kind = XS_PUBLISH};
+
+        cr_assert_not_null(msg);
+        m.payload.msg = msg_ref(msg); /* the reference the ring would carry */
+        cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
+        cr_assert_eq(atomic_load(&msg->refs), qos == 0 ? 1u : 2u,
+                     "qos %u: a shed message gives its reference back", qos);
+        msg_unref(msg);
+    }
+    cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 1);
+    cr_assert_eq(xshard_stats(x, 0)->overflow_events, XSHARD_SHED_DEPTH + 2,
+                 "QoS 1 and 2 still queue");
+    xshard_free(x); /* releases the queued QoS 1/2 references */
+}
+
 Test(xshard, a_send_queues_behind_a_waiting_overflow_even_when_the_ring_has_room)
 {
     struct xshard *x = xshard_new(2);
