@@ -571,11 +571,13 @@ static void wait_done_one(struct broker *b, uint64_t token)
     if (!cl)
         return; /* The client went away; nobody to acknowledge. */
     cl->_wait = 0;
-    struct mqtt_pkt ack = {.type = w->ack_type};
-    ack.u.ack.pkt_id = w->pkt_id;
-    if (broker__send(b, cl, &ack, BROKER_OUTPUT_HARD_MAX) < 0) {
-        client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-        return;
+    if (w->ack_type) {
+        struct mqtt_pkt ack = {.type = w->ack_type};
+        ack.u.ack.pkt_id = w->pkt_id;
+        if (broker__send(b, cl, &ack, broker__output_hard_max(b)) < 0) {
+            client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+            return;
+        }
     }
     /* Now handle what arrived meanwhile, in order (it may hold the client again). */
     struct obuf held = cl->_held;
@@ -653,8 +655,10 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
     case XS_INTEREST_ADD: {
         int rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
                              &b->shard_marker[from], 0, NULL);
-        /* 0<->1 transitions only, in order: never a duplicate. */
-        RM_ASSERT(rc != 0);
+        /*
+         * 0<->1 transitions arrive in order, so a duplicate only follows a
+         * DEL lost to allocation failure: already interested, nothing to do.
+         */
         if (rc < 0)
             b->stats.xs_lost++;
         free(x->payload.buf.ptr);
@@ -677,14 +681,14 @@ static int send_connack(struct broker *b, struct client *cl, bool session_presen
     struct mqtt_pkt pkt = {.type = MQTT_CONNACK};
     pkt.u.connack.session_present = session_present;
     pkt.u.connack.rc = rc;
-    return broker__send(b, cl, &pkt, BROKER_OUTPUT_HARD_MAX);
+    return broker__send(b, cl, &pkt, broker__output_hard_max(b));
 }
 
 static int send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
 {
     struct mqtt_pkt pkt = {.type = type};
     pkt.u.ack.pkt_id = pkt_id;
-    return broker__send(b, cl, &pkt, BROKER_OUTPUT_HARD_MAX);
+    return broker__send(b, cl, &pkt, broker__output_hard_max(b));
 }
 
 /* Refuse a CONNECT with a CONNACK return code, then close [MQTT-3.2.2-5]. */
@@ -810,21 +814,31 @@ static int on_publish(struct broker *b, struct client *cl, const struct mqtt_pub
     }
     uint8_t ack = pub->qos == 2 ? MQTT_PUBREC : pub->qos == 1 ? MQTT_PUBACK : 0;
     uint64_t token = 0;
-    if (route && ack && pub->retain && b->shard_count > 1) {
-        /* Acknowledge once every shard's replica has it (see broker.waits). */
+    if (route && pub->retain && b->shard_count > 1) {
+        /*
+         * Acknowledge (if QoS > 0) and read on only once every shard's
+         * replica has it (see broker.waits): even at QoS 0 this
+         * connection's next SUBSCRIBE must see it.
+         */
         token = wait_new(b, cl, ack, pub->pkt_id);
         if (!token)
-            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+            goto out_fail;
     }
     if (route && publish(b, pub, token) < 0) {
         if (token)
             wait_cancel(b, cl);
-        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        goto out_fail;
     }
     if (token)
         return BROKER__HOLD;
     rc = ack ? send_ack(b, cl, ack, pub->pkt_id) : 0;
     return rc < 0 ? client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE) : 0;
+
+out_fail:
+    /* Not routed: a resend of this QoS 2 id must not count as a duplicate. */
+    if (route && pub->qos == 2)
+        session_on_pubrel(s, pub->pkt_id);
+    return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
 }
 
 struct retained_ctx {
@@ -871,7 +885,7 @@ static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_p
 
     struct mqtt_pkt ack = {.type = MQTT_SUBACK};
     ack.u.suback = (struct mqtt_suback){.pkt_id = sub->pkt_id, .count = i, .rcs = b->rcs};
-    if (broker__send(b, cl, &ack, BROKER_OUTPUT_HARD_MAX) < 0)
+    if (broker__send(b, cl, &ack, broker__output_hard_max(b)) < 0)
         return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
 
     /* Then the retained messages of each granted filter [MQTT-3.8.4-4]. */
@@ -940,7 +954,7 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
         return on_unsubscribe(b, cl, &pkt);
     case MQTT_PINGREQ:
         rc = broker__send(b, cl, &(struct mqtt_pkt){.type = MQTT_PINGRESP},
-                          BROKER_OUTPUT_HARD_MAX);
+                          broker__output_hard_max(b));
         break;
     case MQTT_DISCONNECT:
         /* A clean disconnect discards the will [MQTT-3.14.4-3]. */

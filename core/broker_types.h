@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/broker.h"
+#include "core/limits.h"
 #include "core/xs.h"
 
 struct mqtt_pkt;
@@ -30,7 +31,7 @@ struct broker_wait {
     uint32_t gen;      /* bumped when the slot is freed: stale tokens miss */
     uint32_t remaining; /* replicas still to apply it; 0 = slot free */
     uint16_t pkt_id;
-    uint8_t ack_type;  /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t ack_type;  /* MQTT_PUBACK, MQTT_PUBREC, or 0 (QoS 0: nothing to send) */
 };
 
 struct broker {
@@ -115,7 +116,14 @@ void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m);
  */
 void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool add);
 
-/* The bound for packets that must not be shed (acks, QoS 1/2 PUBLISH). */
-#define BROKER_OUTPUT_HARD_MAX (UINT32_MAX / 2)
+/*
+ * The bound for packets that must not be shed (acks, QoS 1/2 PUBLISH):
+ * twice output_bytes_max. A client that lets that much pile up (it sends
+ * but does not read) is closed rather than allowed to grow broker memory.
+ */
+static inline size_t broker__output_hard_max(const struct broker *b)
+{
+    return (size_t)b->lim->output_bytes_max * 2;
+}
 
 #endif

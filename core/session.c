@@ -201,7 +201,7 @@ static int send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t 
 {
     struct mqtt_pkt pkt = {.type = type};
     pkt.u.ack.pkt_id = pkt_id;
-    return broker__send(b, cl, &pkt, BROKER_OUTPUT_HARD_MAX);
+    return broker__send(b, cl, &pkt, broker__output_hard_max(b));
 }
 
 /* Put @m in the inflight window and send it. Returns 0 or -ENOMEM. */
@@ -215,7 +215,7 @@ static int inflight_send(struct broker *b, struct session *s, struct msg *m, uin
     if (rc < 0)
         return rc;
     uint16_t id = next_pkt_id(s);
-    rc = send_publish(b, s->client, m, qos, retain, false, id, BROKER_OUTPUT_HARD_MAX);
+    rc = send_publish(b, s->client, m, qos, retain, false, id, broker__output_hard_max(b));
     if (rc < 0)
         return rc;
     s->inflight[s->inflight_count++] = (struct session_inflight){
@@ -390,7 +390,7 @@ int session_resume(struct broker *b, struct session *s)
             rc = send_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
         else
             rc = send_publish(b, s->client, e->msg, e->qos, e->retain, true, e->pkt_id,
-                              BROKER_OUTPUT_HARD_MAX);
+                              broker__output_hard_max(b));
     }
     if (rc == 0)
         rc = pump(b, s);

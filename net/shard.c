@@ -652,7 +652,8 @@ void shard_free(struct shard *s)
                  (unsigned long long)s->stats.handoffs_failed, (unsigned long long)xs->sent,
                  (unsigned long long)xs->received, (unsigned long long)xs->overflow_events,
                  (unsigned long long)xs->overflow_max, (unsigned long long)xs->overflow_nomem,
-                 (unsigned long long)xs->qos0_shed, (unsigned long long)xs->doorbells, (unsigned long long)xs->doorbell_errors);
+                 (unsigned long long)xs->qos0_shed, (unsigned long long)xs->doorbells,
+                 (unsigned long long)xs->doorbell_errors);
     }
     /*
      * Tear the ring down first: after a forced exit it cancels what is still

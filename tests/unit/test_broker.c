@@ -1116,3 +1116,51 @@ Test(broker_shards, a_held_client_may_go_away_before_its_replicas_answer)
         pump();                                /* the replies find nobody */
     }
 }
+
+Test(broker, a_client_that_never_reads_its_acks_is_closed_at_twice_output_bytes_max)
+{
+    lim.output_bytes_max = 1024;
+    struct client c;
+    do_connect(&c, "flood", true);
+    /* QoS 1 publishes whose PUBACKs are never taken out of c.out. */
+    uint8_t buf[64];
+    struct mqtt_pkt p = publish_pkt("f", "x", 1, false, 1);
+    size_t n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+    int rc = 0;
+    int i;
+    for (i = 0; i < 10000 && rc == 0; i++)
+        rc = broker_client_feed(b, &c, buf, n);
+    cr_assert_lt(rc, 0, "still open after %d unread acks", i);
+    cr_assert_eq(c.state, CLIENT_CLOSING);
+    cr_assert_leq(c.out.len, 2 * 1024, "pending output stays bounded");
+    broker_client_gone(b, &c, 0);
+}
+
+Test(broker_shards, a_qos0_retained_publish_is_seen_by_the_same_connections_next_subscribe)
+{
+    char pid[32], tid[32];
+    id_on(0, "rq0-", pid, sizeof(pid));
+    for (unsigned i = 0;; i++) { /* a topic homed elsewhere */
+        snprintf(tid, sizeof(tid), "q0/%u", i);
+        if (broker_home_shard((const uint8_t *)tid, strlen(tid), NSHARDS) == 2)
+            break;
+    }
+    struct sconn c;
+    sconnect(&c, 0, pid, true);
+    uint8_t buf[128];
+    struct mqtt_pkt p = publish_pkt(tid, "zero", 0, true, 0);
+    size_t n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+    struct mqtt_sub_entry e = {{(const uint8_t *)tid, (uint32_t)strlen(tid)}, 0};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 3, .count = 1, .entries = &e};
+    n += mqtt_encode(&sp, MQTT_V311, buf + n, sizeof(buf) - n);
+    /* PUBLISH (retain, QoS 0) and SUBSCRIBE in one read [MQTT-3.3.1-6]. */
+    cr_assert_eq(broker_client_feed(sh[0], &c.cl, buf, n), 0);
+    pump();
+    struct got g;
+    cr_assert(next_out(&c.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK, "nothing is acknowledged for QoS 0");
+    expect_publish(&c.cl, tid, "zero", 0, true, &g);
+    expect_none(&c.cl);
+    sgone(&c);
+}
