@@ -35,7 +35,6 @@
 /* on_packet(): stop handling this client's bytes until its wait completes. */
 #define BROKER__HOLD 3
 
-static void xs_drop(struct xs_msg *m);
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
 
@@ -92,7 +91,7 @@ void broker_free(struct broker *b)
     free(b->sess_buckets);
     /* Every shard has stopped: what is still in the outbox is ours to drop. */
     for (uint32_t i = 0; i < b->xs_count; i++)
-        xs_drop(&b->xs[(b->xs_head + i) % b->xs_cap].m);
+        broker_xs_release(&b->xs[(b->xs_head + i) % b->xs_cap].m);
     free(b->xs);
     if (b->retained)
         retained_free(b->retained);
@@ -130,9 +129,9 @@ const struct broker_stats *broker_stats(const struct broker *b)
 
 /* ---- cross-shard ---- */
 
-/* Release what an undelivered cross-shard message points to (shutdown only). */
-static void xs_drop(struct xs_msg *m)
+void broker_xs_release(struct xs_msg *m)
 {
+    RM_ASSERT(m != NULL);
     switch (m->kind) {
     case XS_MSG_FREE:
         msg_free(m->payload.msg);
@@ -149,8 +148,9 @@ static void xs_drop(struct xs_msg *m)
     case XS_RETAIN_ACK:
         break;
     default:
-        RM_ASSERT(!"net/ kinds never pass through the broker's outbox");
+        RM_ASSERT(!"not a routing message");
     }
+    m->kind = XS_NONE;
 }
 
 void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m)
@@ -165,7 +165,7 @@ void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m)
             struct xs_msg lost = *m;
             if (lost.kind == XS_MSG_FREE)
                 return; /* Leak rather than free on a foreign shard. */
-            xs_drop(&lost);
+            broker_xs_release(&lost);
             return;
         }
         for (uint32_t i = 0; i < b->xs_count; i++)

@@ -168,6 +168,14 @@ bool broker_next_xs(struct broker *b, uint32_t *dest, struct xs_msg *m);
  */
 void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *m);
 
+/*
+ * Release what an undelivered routing message owns, once no shard will
+ * receive it (shutdown): msg_unref for XS_PUBLISH and XS_RETAIN_SET/APPLY,
+ * msg_free for XS_MSG_FREE, free() for XS_INTEREST_*. Any thread, but only
+ * when every shard has stopped.
+ */
+void broker_xs_release(struct xs_msg *m);
+
 /* The broker's counters. */
 const struct broker_stats *broker_stats(const struct broker *b);
 

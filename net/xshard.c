@@ -204,18 +204,6 @@ void xshard_release(struct xs_msg *m)
 {
     RM_ASSERT(m != NULL);
     switch (m->kind) {
-    case XS_PUBLISH:
-    case XS_RETAIN_SET:
-    case XS_RETAIN_APPLY:
-        msg_unref(m->payload.msg);
-        break;
-    case XS_MSG_FREE:
-        msg_free(m->payload.msg);
-        break;
-    case XS_INTEREST_ADD:
-    case XS_INTEREST_DEL:
-        free(m->payload.buf.ptr);
-        break;
     case XS_CONN_HANDOFF:
         if (m->payload.conn.fd >= 0) {
             close(m->payload.conn.fd);
@@ -223,10 +211,10 @@ void xshard_release(struct xs_msg *m)
         free(m->payload.conn.bytes);
         break;
     case XS_SHUTDOWN:
-    case XS_RETAIN_ACK:
         break;
     default:
-        RM_ASSERT(!"unknown cross-shard message kind");
+        broker_xs_release(m); /* the routing kinds */
+        break;
     }
     m->kind = XS_NONE;
 }
