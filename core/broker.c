@@ -34,6 +34,8 @@
 #define XS_OUTBOX_MIN 64u
 /* on_packet(): stop handling this client's bytes until its wait completes. */
 #define BROKER__HOLD 3
+/* on_packet(): the same, and handle this packet again when the wait completes. */
+#define BROKER__REDO 4
 
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
@@ -145,7 +147,7 @@ void broker_xs_release(struct xs_msg *m)
     case XS_INTEREST_DEL:
         free(m->payload.buf.ptr);
         break;
-    case XS_RETAIN_ACK:
+    case XS_ACK:
         break;
     default:
         RM_ASSERT(!"not a routing message");
@@ -213,10 +215,15 @@ static void xs_send_msg(struct broker *b, uint32_t dest, uint32_t kind, struct m
     broker__xs_push(b, dest, &x);
 }
 
+static uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                         uint32_t remaining);
+
 void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool add)
 {
     RM_ASSERT(len > 0 && len <= LIMITS_STRING_BYTES_MAX);
     RM_ASSERT(b->shard_count >= 1);
+    if (add && b->shard_count > 1 && b->sub_client && !b->sub_token)
+        b->sub_token = wait_new(b, b->sub_client, 0, 0, 0); /* 0: no hold (ENOMEM) */
     for (uint32_t i = 0; i < b->shard_count; i++) {
         if (i == b->shard_id)
             continue;
@@ -228,6 +235,10 @@ void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool 
         }
         memcpy(x.payload.buf.ptr, filter, len);
         x.payload.buf.len = (uint32_t)len;
+        if (add && b->sub_token) {
+            x.payload.buf.token = b->sub_token;
+            b->waits[(uint32_t)b->sub_token - 1].remaining++;
+        }
         broker__xs_push(b, i, &x);
     }
 }
@@ -472,7 +483,7 @@ static void retain_applied(struct broker *b, uint64_t token, uint32_t origin)
         wait_done_one(b, token);
         return;
     }
-    struct xs_msg x = {.kind = XS_RETAIN_ACK, .arg = b->shard_id};
+    struct xs_msg x = {.kind = XS_ACK, .arg = b->shard_id};
     x.payload.retain.token = token;
     broker__xs_push(b, origin, &x);
 }
@@ -516,13 +527,14 @@ static void retained_publish(struct broker *b, struct msg *m, uint64_t token)
 
 /* ---- holding a client until every replica has its retained publish ---- */
 
-/* A wait for all shard_count replicas; returns its token, or 0 on ENOMEM. */
-static uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id)
+/* A wait for @remaining acknowledgements; returns its token, or 0 on ENOMEM. */
+static uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                         uint32_t remaining)
 {
     RM_ASSERT(cl->_wait == 0);
     RM_ASSERT(b->shard_count > 1);
     uint32_t slot = 0;
-    while (slot < b->wait_cap && b->waits[slot].remaining != 0)
+    while (slot < b->wait_cap && (b->waits[slot].remaining != 0 || b->waits[slot].cl))
         slot++;
     if (slot == b->wait_cap) {
         uint32_t ncap = b->wait_cap ? b->wait_cap * 2 : 16;
@@ -535,7 +547,7 @@ static uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, 
     }
     struct broker_wait *w = &b->waits[slot];
     w->cl = cl;
-    w->remaining = b->shard_count;
+    w->remaining = remaining;
     w->pkt_id = pkt_id;
     w->ack_type = ack_type;
     b->wait_used++;
@@ -649,7 +661,7 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
         retain_applied(b, x->payload.retain.token, x->arg);
         broker__msg_put(b, m);
         break;
-    case XS_RETAIN_ACK:
+    case XS_ACK:
         wait_done_one(b, x->payload.retain.token);
         break;
     case XS_INTEREST_ADD: {
@@ -662,6 +674,12 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
         if (rc < 0)
             b->stats.xs_lost++;
         free(x->payload.buf.ptr);
+        if (x->payload.buf.token) {
+            /* Matching publishes here are now forwarded: the SUBACK may go. */
+            struct xs_msg ack = {.kind = XS_ACK, .arg = b->shard_id};
+            ack.payload.retain.token = x->payload.buf.token;
+            broker__xs_push(b, from, &ack);
+        }
         break;
     }
     case XS_INTEREST_DEL:
@@ -820,7 +838,7 @@ static int on_publish(struct broker *b, struct client *cl, const struct mqtt_pub
          * replica has it (see broker.waits): even at QoS 0 this
          * connection's next SUBSCRIBE must see it.
          */
-        token = wait_new(b, cl, ack, pub->pkt_id);
+        token = wait_new(b, cl, ack, pub->pkt_id, b->shard_count);
         if (!token)
             goto out_fail;
     }
@@ -871,6 +889,8 @@ static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_p
     struct mqtt_sub_iter it;
     struct mqtt_sub_entry e;
     uint32_t i = 0;
+    b->sub_client = cl;
+    b->sub_token = 0;
     mqtt_sub_iter_init(&it, pkt);
     while (mqtt_sub_next(&it, &e)) {
         RM_ASSERT(i < sub->count);
@@ -882,6 +902,19 @@ static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_p
         b->rcs[i++] = rc;
     }
     RM_ASSERT(i == sub->count);
+    b->sub_client = NULL;
+    if (b->sub_token) {
+        b->sub_token = 0;
+        if (b->waits[cl->_wait - 1].remaining > 0) {
+            /*
+             * New filters for this shard: hold the client until every other
+             * shard has them, then handle this SUBSCRIBE again - a plain
+             * replace by then - which answers SUBACK and sends the retained.
+             */
+            return BROKER__REDO;
+        }
+        wait_cancel(b, cl); /* nothing was sent (out of memory): answer now */
+    }
 
     struct mqtt_pkt ack = {.type = MQTT_SUBACK};
     ack.u.suback = (struct mqtt_suback){.pkt_id = sub->pkt_id, .count = i, .rcs = b->rcs};
@@ -1007,6 +1040,20 @@ static int handoff_keep(struct broker *b, struct client *cl, const uint8_t *p, s
     return BROKER_FEED_HANDOFF;
 }
 
+/* Keep bytes that arrive while @cl is held, bounded by output_bytes_max. */
+static int held_keep(struct broker *b, struct client *cl, const uint8_t *p, size_t len)
+{
+    RM_ASSERT(cl->_wait != 0);
+    if (len == 0)
+        return 0;
+    uint8_t *dst = obuf_reserve(&cl->_held, len, b->lim->output_bytes_max);
+    if (!dst)
+        return client_close(b, cl, -MQTT_RC_SERVER_BUSY);
+    memcpy(dst, p, len);
+    obuf_commit(&cl->_held, len);
+    return 0;
+}
+
 /*
  * Complete a packet split across reads: first its fixed header (at most 5
  * bytes, kept inline), then its body in a buffer of exactly its size, and
@@ -1056,22 +1103,12 @@ static int feed_partial(struct broker *b, struct client *cl, const uint8_t *buf,
     int rc = on_packet(b, cl, &fh, pkt + r);
     if (rc == BROKER_FEED_HANDOFF)
         rc = handoff_keep(b, cl, pkt, total);
+    if (rc == BROKER__REDO) {
+        rc = held_keep(b, cl, pkt, total);
+        rc = rc < 0 ? rc : BROKER__HOLD; /* the caller keeps the rest behind it */
+    }
     free(pkt);
     return rc;
-}
-
-/* Keep bytes that arrive while @cl is held, bounded by output_bytes_max. */
-static int held_keep(struct broker *b, struct client *cl, const uint8_t *p, size_t len)
-{
-    RM_ASSERT(cl->_wait != 0);
-    if (len == 0)
-        return 0;
-    uint8_t *dst = obuf_reserve(&cl->_held, len, b->lim->output_bytes_max);
-    if (!dst)
-        return client_close(b, cl, -MQTT_RC_SERVER_BUSY);
-    memcpy(dst, p, len);
-    obuf_commit(&cl->_held, len);
-    return 0;
 }
 
 int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, size_t len)
@@ -1107,6 +1144,8 @@ int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, 
         rc = on_packet(b, cl, &fh, buf + pos + r);
         if (rc == BROKER_FEED_HANDOFF)
             return handoff_keep(b, cl, buf + pos, len - pos);
+        if (rc == BROKER__REDO)
+            return held_keep(b, cl, buf + pos, len - pos);
         pos += (size_t)r + fh.body_bytes;
         if (rc != 0)
             goto out;

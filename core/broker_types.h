@@ -29,7 +29,7 @@ struct broker_xs {
 struct broker_wait {
     struct client *cl; /* NULL once the client is gone */
     uint32_t gen;      /* bumped when the slot is freed: stale tokens miss */
-    uint32_t remaining; /* replicas still to apply it; 0 = slot free */
+    uint32_t remaining; /* acknowledgements still to come (slot free: 0 and no cl) */
     uint16_t pkt_id;
     uint8_t ack_type;  /* MQTT_PUBACK, MQTT_PUBREC, or 0 (QoS 0: nothing to send) */
 };
@@ -81,6 +81,15 @@ struct broker {
     struct broker_wait *waits;
     uint32_t wait_cap;
     uint32_t wait_used;
+
+    /*
+     * While a SUBSCRIBE is handled: its client, and the wait its new filters'
+     * XS_INTEREST_ADDs are acknowledged on. The SUBACK goes out only once
+     * every other shard forwards matching publishes here, so a publish made
+     * after the SUBACK is never missed.
+     */
+    struct client *sub_client;
+    uint64_t sub_token;
 
     uint64_t assigned_id_seq;
     struct broker_stats stats;

@@ -24,11 +24,11 @@ enum xs_kind {
     /* core/ routing kinds */
     XS_PUBLISH,         /* msg: deliver to the receiver's local subscribers */
     XS_MSG_FREE,        /* msg: the last reference was dropped remotely; free it */
-    XS_INTEREST_ADD,    /* buf: filter the sender's sessions now subscribe to */
+    XS_INTEREST_ADD,    /* buf: filter the sender's sessions now subscribe to; XS_ACK if token */
     XS_INTEREST_DEL,    /* buf: filter the sender's sessions no longer subscribe to */
     XS_RETAIN_SET,      /* retain: set/clear, sent to the topic's home shard; arg = origin */
     XS_RETAIN_APPLY,    /* retain: set/clear ordered by the topic's home; arg = origin */
-    XS_RETAIN_ACK,      /* retain.token: the sender's replica applied it; to the origin */
+    XS_ACK,             /* retain.token: done (retained applied, interest added); to the origin */
     /* net/ kinds */
     XS_CONN_HANDOFF,    /* conn: a connection whose CONNECT belongs to the receiver */
     XS_SHUTDOWN,        /* stop: close connections and leave the loop */
@@ -46,6 +46,7 @@ struct xs_msg {
         struct {
             uint8_t *ptr; /* malloc'd; the receiver frees it */
             uint32_t len;
+            uint64_t token; /* XS_INTEREST_ADD: the sender waits for an XS_ACK; 0 = no */
         } buf;
         struct {
             uint8_t *bytes; /* bytes read so far (from the CONNECT on); receiver frees */

@@ -292,7 +292,7 @@ static void xs_received(void *ctx, uint32_t from, const struct xs_msg *m)
     case XS_INTEREST_DEL:
     case XS_RETAIN_SET:
     case XS_RETAIN_APPLY:
-    case XS_RETAIN_ACK:
+    case XS_ACK:
         broker_xs_receive(s->broker, from, m);
         break;
     case XS_CONN_HANDOFF:

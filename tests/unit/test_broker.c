@@ -1062,8 +1062,19 @@ Test(broker_shards, retained_qos1_is_acknowledged_only_once_every_replica_has_it
         if (broker_home_shard((const uint8_t *)tid, strlen(tid), NSHARDS) == 3)
             break;
     }
-    struct sconn pub;
+    struct sconn pub, keep[NSHARDS];
     sconnect(&pub, 1, pid, true);
+    /*
+     * A subscriber to the topic on every shard, so the later subscribes are
+     * not a shard's first interest in it (which would wait for the others).
+     */
+    for (uint32_t i = 0; i < NSHARDS; i++) {
+        char id[32], pfx[8];
+        snprintf(pfx, sizeof(pfx), "rk%u-", i);
+        id_on(i, pfx, id, sizeof(id));
+        sconnect(&keep[i], i, id, true);
+        ssub(&keep[i], tid, 0);
+    }
     /* The retained PUBLISH and a PINGREQ behind it in one read. */
     uint8_t buf[128];
     struct mqtt_pkt p = publish_pkt(tid, "kept", 1, true, 9);
@@ -1097,6 +1108,8 @@ Test(broker_shards, retained_qos1_is_acknowledged_only_once_every_replica_has_it
         expect_publish(&sub.cl, tid, "kept", 1, true, &g);
         sgone(&sub);
     }
+    for (uint32_t i = 0; i < NSHARDS; i++)
+        sgone(&keep[i]);
     sgone(&pub);
 }
 
@@ -1163,4 +1176,47 @@ Test(broker_shards, a_qos0_retained_publish_is_seen_by_the_same_connections_next
     expect_publish(&c.cl, tid, "zero", 0, true, &g);
     expect_none(&c.cl);
     sgone(&c);
+}
+
+Test(broker_shards, suback_waits_until_every_shard_forwards_the_new_filter)
+{
+    char sid[32], pid[32];
+    id_on(1, "si-", sid, sizeof(sid));
+    id_on(3, "pi-", pid, sizeof(pid));
+    struct sconn sub, pub;
+    sconnect(&sub, 1, sid, true);
+    sconnect(&pub, 3, pid, true);
+    uint8_t buf[128];
+    struct mqtt_sub_entry e = {{(const uint8_t *)"new/+", 5}, 1};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 6, .count = 1, .entries = &e};
+    size_t n = mqtt_encode(&sp, MQTT_V311, buf, sizeof(buf));
+    struct mqtt_pkt ping = {.type = MQTT_PINGREQ};
+    n += mqtt_encode(&ping, MQTT_V311, buf + n, sizeof(buf) - n);
+    cr_assert_eq(broker_client_feed(sh[1], &sub.cl, buf, n), 0);
+    expect_none(&sub.cl); /* shard 3 does not forward new/+ yet: no SUBACK */
+    pump();
+    struct got g;
+    cr_assert(next_out(&sub.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    cr_assert_eq(g.pkt.u.suback.pkt_id, 6);
+    cr_assert_eq(g.pkt.u.suback.rcs[0], 1);
+    cr_assert(next_out(&sub.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PINGRESP, "bytes behind the SUBSCRIBE are handled after it");
+    expect_none(&sub.cl);
+    /* Right after the SUBACK, a publish on the other shard is forwarded. */
+    struct mqtt_pkt p = publish_pkt("new/x", "m", 1, false, 2);
+    n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+    cr_assert_eq(broker_client_feed(sh[3], &pub.cl, buf, n), 0);
+    cr_assert_eq(broker_stats(sh[3])->xs_publish_out, 1);
+    pump();
+    expect_publish(&sub.cl, "new/x", "m", 1, false, &g);
+    /* A second subscribe to a filter the shard already forwards is answered at once. */
+    sp.u.subscribe.pkt_id = 7;
+    n = mqtt_encode(&sp, MQTT_V311, buf, sizeof(buf));
+    cr_assert_eq(broker_client_feed(sh[1], &sub.cl, buf, n), 0);
+    cr_assert(next_out(&sub.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    sgone(&sub);
+    sgone(&pub);
 }
