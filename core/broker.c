@@ -379,6 +379,13 @@ int broker__send(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt
     return 0;
 }
 
+int broker__send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
+{
+    struct mqtt_pkt pkt = {.type = type};
+    pkt.u.ack.pkt_id = pkt_id;
+    return broker__send(b, cl, &pkt, broker__output_hard_max(b));
+}
+
 /* Stop serving @cl: it is flushed and closed by net/. Returns @rc. */
 static int client_close(struct broker *b, struct client *cl, int rc)
 {
@@ -555,16 +562,23 @@ static uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, 
     return (uint64_t)w->gen << 32 | (slot + 1);
 }
 
-/* Free @cl's wait slot before any replica was asked (publish failed). */
+/* Free @w's slot; stale tokens for it miss from now on (gen). */
+static void wait_release(struct broker *b, struct broker_wait *w)
+{
+    RM_ASSERT(b->wait_used > 0);
+    w->cl = NULL;
+    w->remaining = 0;
+    w->gen++;
+    b->wait_used--;
+}
+
+/* Free @cl's wait slot before anything was asked of other shards. */
 static void wait_cancel(struct broker *b, struct client *cl)
 {
     RM_ASSERT(cl->_wait > 0 && cl->_wait <= b->wait_cap);
     struct broker_wait *w = &b->waits[cl->_wait - 1];
     RM_ASSERT(w->cl == cl);
-    w->cl = NULL;
-    w->remaining = 0;
-    w->gen++;
-    b->wait_used--;
+    wait_release(b, w);
     cl->_wait = 0;
 }
 
@@ -577,19 +591,15 @@ static void wait_done_one(struct broker *b, uint64_t token)
     if (--w->remaining > 0)
         return;
     struct client *cl = w->cl;
-    w->cl = NULL;
-    w->gen++;
-    b->wait_used--;
+    uint8_t ack_type = w->ack_type;
+    uint16_t pkt_id = w->pkt_id;
+    wait_release(b, w);
     if (!cl)
         return; /* The client went away; nobody to acknowledge. */
     cl->_wait = 0;
-    if (w->ack_type) {
-        struct mqtt_pkt ack = {.type = w->ack_type};
-        ack.u.ack.pkt_id = w->pkt_id;
-        if (broker__send(b, cl, &ack, broker__output_hard_max(b)) < 0) {
-            client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-            return;
-        }
+    if (ack_type && broker__send_ack(b, cl, ack_type, pkt_id) < 0) {
+        client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        return;
     }
     /* Now handle what arrived meanwhile, in order (it may hold the client again). */
     struct obuf held = cl->_held;
@@ -702,12 +712,6 @@ static int send_connack(struct broker *b, struct client *cl, bool session_presen
     return broker__send(b, cl, &pkt, broker__output_hard_max(b));
 }
 
-static int send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
-{
-    struct mqtt_pkt pkt = {.type = type};
-    pkt.u.ack.pkt_id = pkt_id;
-    return broker__send(b, cl, &pkt, broker__output_hard_max(b));
-}
 
 /* Refuse a CONNECT with a CONNACK return code, then close [MQTT-3.2.2-5]. */
 static int connect_refuse(struct broker *b, struct client *cl, int rc)
@@ -849,7 +853,7 @@ static int on_publish(struct broker *b, struct client *cl, const struct mqtt_pub
     }
     if (token)
         return BROKER__HOLD;
-    rc = ack ? send_ack(b, cl, ack, pub->pkt_id) : 0;
+    rc = ack ? broker__send_ack(b, cl, ack, pub->pkt_id) : 0;
     return rc < 0 ? client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE) : 0;
 
 out_fail:
@@ -944,7 +948,7 @@ static int on_unsubscribe(struct broker *b, struct client *cl, const struct mqtt
     while (mqtt_sub_next(&it, &e))
         (void)session_unsubscribe(b, s, e.filter.ptr, e.filter.len);
     /* UNSUBACK even when nothing matched [MQTT-3.10.4-5]. */
-    if (send_ack(b, cl, MQTT_UNSUBACK, pkt->u.subscribe.pkt_id) < 0)
+    if (broker__send_ack(b, cl, MQTT_UNSUBACK, pkt->u.subscribe.pkt_id) < 0)
         return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     return 0;
 }
@@ -976,7 +980,7 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
     case MQTT_PUBREL:
         /* PUBCOMP even for an unknown id, so the sender can finish. */
         session_on_pubrel(s, pkt.u.ack.pkt_id);
-        rc = send_ack(b, cl, MQTT_PUBCOMP, pkt.u.ack.pkt_id);
+        rc = broker__send_ack(b, cl, MQTT_PUBCOMP, pkt.u.ack.pkt_id);
         break;
     case MQTT_PUBCOMP:
         rc = session_on_pubcomp(b, s, pkt.u.ack.pkt_id);

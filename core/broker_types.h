@@ -106,6 +106,9 @@ void broker__mark_dirty(struct broker *b, struct client *cl);
 int broker__send(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt,
                  size_t bytes_max);
 
+/* Encode a packet-id-only packet (PUBACK, PUBREC, ...) for @cl; as broker__send(). */
+int broker__send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id);
+
 /*
  * Drop one reference to @m; when it was the last, free it here if this is
  * its home shard, else send it home (XS_MSG_FREE). NULL is a no-op.

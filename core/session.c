@@ -197,13 +197,6 @@ static int send_publish(struct broker *b, struct client *cl, const struct msg *m
     return rc;
 }
 
-static int send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
-{
-    struct mqtt_pkt pkt = {.type = type};
-    pkt.u.ack.pkt_id = pkt_id;
-    return broker__send(b, cl, &pkt, broker__output_hard_max(b));
-}
-
 /* Put @m in the inflight window and send it. Returns 0 or -ENOMEM. */
 static int inflight_send(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
                          bool retain)
@@ -337,7 +330,7 @@ int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id)
     } else if (!inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP)) {
         return 0;
     }
-    return send_ack(b, s->client, MQTT_PUBREL, pkt_id);
+    return broker__send_ack(b, s->client, MQTT_PUBREL, pkt_id);
 }
 
 int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id)
@@ -387,7 +380,7 @@ int session_resume(struct broker *b, struct session *s)
     for (uint32_t i = 0; i < s->inflight_count && rc == 0; i++) {
         struct session_inflight *e = &s->inflight[i];
         if (e->state == SESSION_WAIT_PUBCOMP)
-            rc = send_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
+            rc = broker__send_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
         else
             rc = send_publish(b, s->client, e->msg, e->qos, e->retain, true, e->pkt_id,
                               broker__output_hard_max(b));
