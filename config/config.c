@@ -22,6 +22,8 @@
 #include "core/rm_assert.h"
 
 #define LISTENER_PREFIX "listener."
+/* Every section a file may have, for messages; keep in step with sections[]. */
+#define SECTIONS_EXPECTED "[broker], [limits], [mqtt], [auth] or [listener.NAME]"
 #define LISTENER_NAME_LEN_MAX (CONFIG_NAME_MAX - 1)
 #define DEFAULT_LISTENER_NAME "default"
 /* Unknown keys within this edit distance of a known one get a suggestion. */
@@ -32,6 +34,17 @@
 #define ESC_INPUT_MAX 64
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+
+/* The sections with a fixed name ([listener.NAME] is handled apart). */
+static const struct {
+    const char *name;
+    enum config__scope scope;
+} sections[] = {
+    {"broker", CONFIG__SCOPE_BROKER},
+    {"limits", CONFIG__SCOPE_LIMITS},
+    {"mqtt", CONFIG__SCOPE_MQTT},
+    {"auth", CONFIG__SCOPE_AUTH},
+};
 
 #define G(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
 #define LIM(field) G(limits.field)
@@ -75,6 +88,28 @@ static const struct config__key keys[] = {
     {CONFIG__SCOPE_LIMITS, "allow_zero_length_client_id", CONFIG__BOOL, 0, 1, "true",
      LIM(allow_zero_length_client_id), NULL,
      "accept an empty client id (the broker assigns one) with clean session"},
+
+    {CONFIG__SCOPE_MQTT, "max_qos", CONFIG__UINT, 0, 2, "2", LIM(max_qos), NULL,
+     "highest QoS accepted in PUBLISH and granted in SUBACK (CONNACK Maximum QoS)"},
+    {CONFIG__SCOPE_MQTT, "retain_available", CONFIG__BOOL, 0, 1, "true",
+     LIM(retain_available), NULL, "accept retained messages (CONNACK Retain Available)"},
+    {CONFIG__SCOPE_MQTT, "wildcard_subscriptions", CONFIG__BOOL, 0, 1, "true",
+     LIM(wildcard_subscriptions), NULL,
+     "accept + and # in topic filters (CONNACK Wildcard Subscription Available)"},
+    {CONFIG__SCOPE_MQTT, "subscription_identifiers", CONFIG__BOOL, 0, 1, "true",
+     LIM(subscription_identifiers), NULL,
+     "accept Subscription Identifiers in SUBSCRIBE (CONNACK Subscription Identifiers "
+     "Available)"},
+    {CONFIG__SCOPE_MQTT, "shared_subscriptions", CONFIG__BOOL, 0, 1, "true",
+     LIM(shared_subscriptions), NULL,
+     "accept $share/GROUP/FILTER subscriptions (CONNACK Shared Subscription Available)"},
+    {CONFIG__SCOPE_MQTT, "topic_alias_max", CONFIG__UINT, 0, 65535, "10", LIM(topic_alias_max),
+     NULL, "topic aliases a client may set per connection; 0 = none (CONNACK Topic Alias Maximum)"},
+    {CONFIG__SCOPE_MQTT, "keepalive_max", CONFIG__SECONDS, 0, 65535, "0", LIM(keepalive_max_s),
+     NULL, "longest keep alive allowed; 0 = the client's stands (CONNACK Server Keep Alive)"},
+
+    {CONFIG__SCOPE_AUTH, "test_method", CONFIG__BOOL, 0, 1, "false", LIM(auth_test_method), NULL,
+     "TESTS ONLY: accept the deterministic AUTH method ringmq-test; never in production"},
 
     {CONFIG__SCOPE_LISTENER, "bind", CONFIG__ADDRESS, 0, 0, "127.0.0.1", L(bind), NULL,
      "numeric IPv4 or IPv6 address to listen on (0.0.0.0 or :: for all)"},
@@ -280,6 +315,9 @@ static void describe(const struct config__key *k, char *buf, size_t len)
     case CONFIG__DURATION:
         snprintf(buf, len, "a duration in milliseconds %" PRIu64 "..%" PRIu64, k->min, k->max);
         break;
+    case CONFIG__SECONDS:
+        snprintf(buf, len, "a duration in seconds %" PRIu64 "..%" PRIu64, k->min, k->max);
+        break;
     case CONFIG__ENUM:
         o = (size_t)snprintf(buf, len, "one of");
         for (i = 0; k->names[i] != NULL && o < len; i++) {
@@ -306,6 +344,7 @@ static void store_uint(void *field, size_t size, uint64_t v)
 
     switch (size) {
     case sizeof(u8):
+        RM_ASSERT(v <= UINT8_MAX);
         memcpy(field, &u8, sizeof(u8));
         break;
     case sizeof(u16):
@@ -357,6 +396,7 @@ static int key_store(const struct config__key *k, void *field, const char *value
     case CONFIG__UINT:
     case CONFIG__SIZE:
     case CONFIG__DURATION:
+    case CONFIG__SECONDS:
         rc = parse_number(k, value, &v);
         if (rc == 1) {
             store_uint(field, k->size, v);
@@ -498,8 +538,7 @@ static int listener_begin(struct config__load *ld, size_t len, const char *shown
     RM_ASSERT(plen < sizeof(ld->section));
     if (len < plen || memcmp(ld->section, LISTENER_PREFIX, plen) != 0) {
         config__fail(ld, ld->lineno,
-                     "[%s]: unknown section (expected [broker], [limits] or [listener.NAME])",
-                     shown);
+                     "[%s]: unknown section (expected " SECTIONS_EXPECTED ")", shown);
         goto out;
     }
     if (!listener_name_valid(lname, len - plen)) {
@@ -538,6 +577,7 @@ out:
 int config__section(struct config__load *ld, const char *name, size_t len)
 {
     char shown[CONFIG__SECTION_MAX * 4];
+    size_t i;
     int rc = 0;
 
     RM_ASSERT(ld != NULL && name != NULL);
@@ -557,11 +597,13 @@ int config__section(struct config__load *ld, const char *name, size_t len)
     ld->section[len] = '\0';
     config__esc(shown, sizeof(shown), ld->section, len);
 
-    if (strcmp(ld->section, "broker") == 0) {
-        ld->scope = CONFIG__SCOPE_BROKER;
-    } else if (strcmp(ld->section, "limits") == 0) {
-        ld->scope = CONFIG__SCOPE_LIMITS;
-    } else {
+    for (i = 0; i < RM_ARRAY_LEN(sections); i++) {
+        if (strcmp(ld->section, sections[i].name) == 0) {
+            ld->scope = sections[i].scope;
+            break;
+        }
+    }
+    if (i == RM_ARRAY_LEN(sections)) {
         rc = listener_begin(ld, len, shown);
     }
     RM_ASSERT(rc == 0 || ld->failed);
@@ -629,6 +671,35 @@ static const char *suggest(enum config__scope scope, const char *name)
     return best;
 }
 
+/* The section a key of @scope goes in, for messages. */
+static const char *scope_section(enum config__scope scope)
+{
+    const char *name = "listener.NAME";
+    size_t i;
+
+    RM_ASSERT(scope != CONFIG__SCOPE_NONE);
+    for (i = 0; i < RM_ARRAY_LEN(sections); i++) {
+        if (sections[i].scope == scope) {
+            name = sections[i].name;
+        }
+    }
+    return name;
+}
+
+/* The section holding a key named exactly @name, other than @scope's; NULL if none. */
+static const char *home_section(enum config__scope scope, const char *name)
+{
+    const char *home = NULL;
+    size_t i;
+
+    for (i = 0; i < RM_ARRAY_LEN(keys) && home == NULL; i++) {
+        if (keys[i].scope != scope && strcmp(keys[i].name, name) == 0) {
+            home = scope_section(keys[i].scope);
+        }
+    }
+    return home;
+}
+
 int config__set(struct config__load *ld, const char *name, const char *value)
 {
     char shown_sec[CONFIG__SECTION_MAX * 4];
@@ -636,6 +707,7 @@ int config__set(struct config__load *ld, const char *name, const char *value)
     char why[CONFIG_ERR_MAX];
     const struct config__key *k = NULL;
     const char *hint;
+    const char *home;
     unsigned *line;
     size_t i;
     int rc = -1;
@@ -645,8 +717,7 @@ int config__set(struct config__load *ld, const char *name, const char *value)
     config__esc(shown_key, sizeof(shown_key), name, strlen(name));
     if (ld->scope == CONFIG__SCOPE_NONE) {
         config__fail(ld, ld->lineno,
-                     "%s: key outside any section (expected [broker], [limits] or "
-                     "[listener.NAME] above it)",
+                     "%s: key outside any section (expected " SECTIONS_EXPECTED " above it)",
                      shown_key);
         goto out;
     }
@@ -662,9 +733,16 @@ int config__set(struct config__load *ld, const char *name, const char *value)
     }
     if (k == NULL) {
         hint = suggest(ld->scope, name);
-        config__fail(ld, ld->lineno, "[%s] %s: unknown key%s%s%s", shown_sec, shown_key,
-                     hint != NULL ? " (did you mean " : "", hint != NULL ? hint : "",
-                     hint != NULL ? "?)" : "");
+        home = hint == NULL ? home_section(ld->scope, name) : NULL;
+        if (hint != NULL) {
+            config__fail(ld, ld->lineno, "[%s] %s: unknown key (did you mean %s?)", shown_sec,
+                         shown_key, hint);
+        } else if (home != NULL) {
+            config__fail(ld, ld->lineno, "[%s] %s: unknown key (it belongs in [%s])", shown_sec,
+                         shown_key, home);
+        } else {
+            config__fail(ld, ld->lineno, "[%s] %s: unknown key", shown_sec, shown_key);
+        }
         goto out;
     }
     i = (size_t)(k - keys);

@@ -28,6 +28,7 @@ enum config__type {
     CONFIG__UINT,     /* decimal integer in [min, max] */
     CONFIG__SIZE,     /* bytes, decimal with an optional k|m|g suffix (x1024^n) */
     CONFIG__DURATION, /* milliseconds, decimal integer in [min, max] */
+    CONFIG__SECONDS,  /* seconds, decimal integer in [min, max] */
     CONFIG__ENUM,     /* one of names[] (stored as the index) */
     CONFIG__STRING,   /* free text shorter than the field */
     CONFIG__ADDRESS,  /* numeric IPv4 or IPv6 address (inet_pton) */
@@ -39,6 +40,8 @@ enum config__scope {
     CONFIG__SCOPE_NONE = 0, /* before the first section header */
     CONFIG__SCOPE_BROKER,   /* [broker] */
     CONFIG__SCOPE_LIMITS,   /* [limits] */
+    CONFIG__SCOPE_MQTT,     /* [mqtt]: MQTT 5.0 features advertised in CONNACK */
+    CONFIG__SCOPE_AUTH,     /* [auth] */
     CONFIG__SCOPE_LISTENER, /* [listener.NAME]; offsets are into struct config_listener */
 };
 

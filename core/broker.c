@@ -19,6 +19,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "core/auth.h"
 #include "core/broker_types.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
@@ -26,6 +27,7 @@
 #include "core/retained.h"
 #include "core/rm_assert.h"
 #include "core/session.h"
+#include "core/share.h"
 #include "core/topic.h"
 #include "core/trie.h"
 
@@ -39,6 +41,12 @@
 
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
+
+/* share_table's online test: a member session with a connection. */
+static bool share_online(void *member)
+{
+    return ((const struct session *)member)->client != NULL;
+}
 
 struct broker *broker_new(const struct limits *lim, uint32_t shard_id, uint32_t shard_count)
 {
@@ -57,7 +65,8 @@ struct broker *broker_new(const struct limits *lim, uint32_t shard_id, uint32_t 
     if (!b->trie || !b->interest || !b->shard_marker)
         goto out_free;
     b->retained = retained_new();
-    if (!b->retained)
+    b->share = share_table_new(shard_id, shard_count, share_online);
+    if (!b->retained || !b->share)
         goto out_free;
     b->sess_buckets = calloc(SESS_BUCKETS_MIN, sizeof(*b->sess_buckets));
     if (!b->sess_buckets)
@@ -97,6 +106,9 @@ void broker_free(struct broker *b)
     free(b->xs);
     if (b->retained)
         retained_free(b->retained);
+    if (b->share)
+        share_table_free(b->share);
+    free(b->picks);
     if (b->trie)
         trie_free(b->trie);
     if (b->interest)
@@ -141,6 +153,7 @@ void broker_xs_release(struct xs_msg *m)
     case XS_PUBLISH:
     case XS_RETAIN_SET:
     case XS_RETAIN_APPLY:
+    case XS_SHARE_PUBLISH:
         msg_unref(m->payload.msg);
         break;
     case XS_INTEREST_ADD:
@@ -243,12 +256,42 @@ void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool 
     }
 }
 
+/* The PUBLISH properties a message carries to its subscribers unchanged [MQTT-3.3.2-4 etc.]. */
+#define FORWARDED_PROPS                                                                       \
+    (MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) |        \
+     MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA) |    \
+     MQTT_PROP_BIT(MQTT_PROP_USER))
+
+/*
+ * Build a message published on this shard, with the forwarded properties of
+ * @props (v5; zeroed before) and its Message Expiry Interval.
+ */
 static struct msg *new_msg(struct broker *b, const struct mqtt_str *topic,
-                           const struct mqtt_str *payload, uint8_t qos, bool retain)
+                           const struct mqtt_str *payload, const struct mqtt_props *props,
+                           uint8_t qos, bool retain)
 {
-    struct msg *m = msg_new(topic->ptr, topic->len, payload->ptr, payload->len, qos, retain);
-    if (m)
+    RM_ASSERT(topic->len > 0);
+    RM_ASSERT(qos <= 2);
+    struct msg *m = NULL;
+    const uint8_t *kept = props->raw.ptr;
+    size_t kept_len = mqtt_props_copy(props, FORWARDED_PROPS, NULL);
+    uint8_t *tmp = NULL;
+    if (kept_len != props->raw.len) {
+        /* Something not forwarded (alias, expiry) sits among them: filter. */
+        tmp = malloc(kept_len ? kept_len : 1);
+        if (!tmp)
+            goto out;
+        (void)mqtt_props_copy(props, FORWARDED_PROPS, tmp);
+        kept = tmp;
+    }
+    m = msg_new(topic->ptr, topic->len, kept, kept_len, payload->ptr, payload->len, qos, retain);
+    if (m) {
         m->home_shard = b->shard_id;
+        if (props->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY))
+            m->expiry_ms = b->now_ms + (uint64_t)props->message_expiry * 1000 + 1;
+    }
+    free(tmp);
+out:
     return m;
 }
 
@@ -366,38 +409,180 @@ int broker__send(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt
     RM_ASSERT(pkt != NULL);
     if (cl->state == CLIENT_CLOSING)
         return 0; /* Nobody will read it; not an error for the sender. */
-    size_t n = mqtt_encoded_size(pkt, cl->version ? cl->version : MQTT_V311);
+    uint8_t version = cl->version ? cl->version : MQTT_V311;
+    size_t n = mqtt_encoded_size(pkt, version);
     if (n == 0)
         return -EINVAL;
+    if (cl->_v5 && n > cl->_v5->max_packet)
+        return -EMSGSIZE;
     uint8_t *p = obuf_reserve(&cl->out, n, bytes_max);
     if (!p)
         return cl->out.len + n > bytes_max ? -ENOBUFS : -ENOMEM;
-    mqtt_encode(pkt, cl->version ? cl->version : MQTT_V311, p, n);
+    mqtt_encode(pkt, version, p, n);
     obuf_commit(&cl->out, n);
     b->stats.pkts_out++;
     broker__mark_dirty(b, cl);
     return 0;
 }
 
+/*
+ * Give @pub an outbound topic alias: the topic's alias if it has one (the
+ * topic is then left out), else a new alias, reusing the least recently
+ * used one once BROKER_ALIAS_OUT_MAX or the client's maximum are taken
+ * [MQTT-3.3.2-9, -10]. Without memory, no alias.
+ */
+static void alias_out(struct client_v5 *v5, struct mqtt_publish *pub)
+{
+    RM_ASSERT(v5->alias_max > 0);
+    RM_ASSERT(pub->topic.len > 0);
+    uint32_t cap = v5->alias_max < BROKER_ALIAS_OUT_MAX ? v5->alias_max : BROKER_ALIAS_OUT_MAX;
+    if (!v5->alias_out) {
+        v5->alias_out = calloc(cap, sizeof(*v5->alias_out));
+        if (!v5->alias_out)
+            return;
+    }
+    struct alias_out *lru = NULL;
+    for (uint32_t i = 0; i < v5->alias_out_count; i++) {
+        struct alias_out *a = &v5->alias_out[i];
+        if (a->topic_len == pub->topic.len && memcmp(a->topic, pub->topic.ptr, a->topic_len) == 0) {
+            a->used = ++v5->alias_clock;
+            pub->props.has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+            pub->props.topic_alias = a->alias;
+            pub->topic.len = 0; /* the alias alone names the topic */
+            return;
+        }
+        if (!lru || a->used < lru->used)
+            lru = a;
+    }
+    uint8_t *copy = malloc(pub->topic.len);
+    if (!copy)
+        return;
+    memcpy(copy, pub->topic.ptr, pub->topic.len);
+    if (v5->alias_out_count < cap) {
+        lru = &v5->alias_out[v5->alias_out_count++];
+        lru->alias = (uint16_t)v5->alias_out_count;
+    }
+    free(lru->topic);
+    lru->topic = copy;
+    lru->topic_len = (uint16_t)pub->topic.len;
+    lru->used = ++v5->alias_clock;
+    pub->props.has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+    pub->props.topic_alias = lru->alias;
+}
+
+int broker__send_publish(struct broker *b, struct client *cl, struct mqtt_pkt *pkt,
+                         size_t bytes_max)
+{
+    RM_ASSERT(pkt->type == MQTT_PUBLISH);
+    RM_ASSERT(cl != NULL);
+    struct client_v5 *v5 = cl->_v5;
+    if (v5 && v5->alias_max > 0 && cl->state != CLIENT_CLOSING) {
+        /* Measured without the alias: an alias never makes a packet larger. */
+        size_t n = mqtt_encoded_size(pkt, MQTT_V5);
+        if (n == 0 || n > v5->max_packet)
+            return n == 0 ? -EINVAL : -EMSGSIZE;
+        alias_out(v5, &pkt->u.publish);
+    }
+    int rc = broker__send(b, cl, pkt, bytes_max);
+    if (rc < 0 && (pkt->u.publish.props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
+        /* Not sent: the client does not know this mapping; forget it. */
+        struct alias_out *a = &v5->alias_out[pkt->u.publish.props.topic_alias - 1];
+        free(a->topic);
+        a->topic = NULL;
+        a->topic_len = 0;
+    }
+    return rc;
+}
+
 int broker__send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
 {
     struct mqtt_pkt pkt = {.type = type};
-    pkt.u.ack.pkt_id = pkt_id;
+    if (type == MQTT_UNSUBACK)
+        pkt.u.suback.pkt_id = pkt_id;
+    else
+        pkt.u.ack.pkt_id = pkt_id;
     return broker__send(b, cl, &pkt, broker__output_hard_max(b));
+}
+
+static void client_v5_free(struct broker *b, struct client *cl)
+{
+    struct client_v5 *v5 = cl->_v5;
+    if (!v5)
+        return;
+    RM_ASSERT(v5->alias_out_count <= BROKER_ALIAS_OUT_MAX);
+    for (uint32_t i = 0; i < v5->alias_out_count; i++)
+        free(v5->alias_out[i].topic);
+    free(v5->alias_out);
+    if (v5->alias_in) {
+        for (uint32_t i = 0; i < b->lim->topic_alias_max; i++)
+            free((void *)v5->alias_in[i].ptr);
+        free(v5->alias_in);
+    }
+    free(v5->auth_connect);
+    free(v5);
+    cl->_v5 = NULL;
+}
+
+/* DISCONNECT reason codes a server may send (MQTT 5.0 section 3.14.2.1). */
+static uint8_t disconnect_rc(int rc)
+{
+    RM_ASSERT(rc < 0);
+    switch (-rc) {
+    case MQTT_RC_MALFORMED_PACKET:
+    case MQTT_RC_PROTOCOL_ERROR:
+    case MQTT_RC_IMPL_SPECIFIC:
+    case MQTT_RC_NOT_AUTHORIZED:
+    case MQTT_RC_SERVER_BUSY:
+    case MQTT_RC_SERVER_SHUTTING_DOWN:
+    case MQTT_RC_KEEPALIVE_TIMEOUT:
+    case MQTT_RC_SESSION_TAKEN_OVER:
+    case MQTT_RC_TOPIC_FILTER_INVALID:
+    case MQTT_RC_TOPIC_NAME_INVALID:
+    case MQTT_RC_RECEIVE_MAX_EXCEEDED:
+    case MQTT_RC_TOPIC_ALIAS_INVALID:
+    case MQTT_RC_PACKET_TOO_LARGE:
+    case MQTT_RC_MESSAGE_RATE_TOO_HIGH:
+    case MQTT_RC_QUOTA_EXCEEDED:
+    case MQTT_RC_ADMIN_ACTION:
+    case MQTT_RC_PAYLOAD_FORMAT_INVALID:
+    case MQTT_RC_RETAIN_NOT_SUPPORTED:
+    case MQTT_RC_QOS_NOT_SUPPORTED:
+    case MQTT_RC_SHARED_SUBS_NOT_SUPPORTED:
+    case MQTT_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED:
+    case MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED:
+        return (uint8_t)-rc;
+    default:
+        return MQTT_RC_UNSPECIFIED;
+    }
 }
 
 /* Stop serving @cl: it is flushed and closed by net/. Returns @rc. */
 static int client_close(struct broker *b, struct client *cl, int rc)
 {
     RM_ASSERT(rc != 0);
+    RM_ASSERT(cl != NULL);
     if (cl->state != CLIENT_CLOSING) {
+        if (rc < 0 && cl->_v5 && cl->state == CLIENT_CONNECTED) {
+            /* Say why before closing [MQTT-4.13.2-1]. */
+            struct mqtt_pkt pkt = {.type = MQTT_DISCONNECT};
+            pkt.u.ack.rc = disconnect_rc(rc);
+            (void)broker__send(b, cl, &pkt, broker__output_hard_max(b));
+        }
         cl->state = CLIENT_CLOSING;
         cl->close_rc = rc < 0 ? rc : 0;
-        if (rc < 0 && rc != -MQTT_RC_SESSION_TAKEN_OVER)
+        if (rc < 0 && rc != -MQTT_RC_SESSION_TAKEN_OVER && rc != -MQTT_RC_KEEPALIVE_TIMEOUT &&
+            rc != -MQTT_RC_SERVER_SHUTTING_DOWN)
             b->stats.malformed++;
     }
     broker__mark_dirty(b, cl);
     return rc;
+}
+
+void broker_client_kick(struct broker *b, struct client *cl, int rc)
+{
+    RM_ASSERT(b != NULL && cl != NULL);
+    RM_ASSERT(rc < 0);
+    (void)client_close(b, cl, rc);
 }
 
 /* ---- routing ---- */
@@ -406,10 +591,15 @@ static void match_cb(void *ctx, void *owner, uint8_t options)
 {
     struct broker *b = ctx;
     struct session *sess = owner;
-    uint8_t qos = options & 3;
+    /* No Local: not back to the publishing client [MQTT-3.8.3-3]. */
+    if ((options & MQTT_SUBOPT_NO_LOCAL) && sess == b->publisher)
+        return;
+    uint8_t opts = options & (MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP);
     if (sess->_match_epoch == b->match_epoch) {
-        if (qos > sess->_match_qos)
-            sess->_match_qos = qos;
+        if ((opts & MQTT_SUBOPT_QOS) > (sess->_match_opts & MQTT_SUBOPT_QOS))
+            sess->_match_opts = (uint8_t)((sess->_match_opts & ~MQTT_SUBOPT_QOS) |
+                                          (opts & MQTT_SUBOPT_QOS));
+        sess->_match_opts |= opts & MQTT_SUBOPT_RAP;
         return;
     }
     if (b->match_count == b->match_cap) {
@@ -421,13 +611,14 @@ static void match_cb(void *ctx, void *owner, uint8_t options)
         b->match_cap = ncap;
     }
     sess->_match_epoch = b->match_epoch;
-    sess->_match_qos = qos;
+    sess->_match_opts = opts;
     b->match[b->match_count++] = sess;
 }
 
 static void interest_cb(void *ctx, void *owner, uint8_t options)
 {
     struct broker *b = ctx;
+    (void)options;
     uint32_t shard = (uint32_t)((uint8_t *)owner - b->shard_marker);
     RM_ASSERT(shard < b->shard_count && shard != b->shard_id);
     uint64_t bit = 1ull << (shard % 64);
@@ -437,14 +628,37 @@ static void interest_cb(void *ctx, void *owner, uint8_t options)
     b->remote[b->remote_count++] = shard;
 }
 
-/* Match @topic against this shard's sessions (b->match) and, if @remote, other shards'. */
+static void pick_cb(void *ctx, uint64_t key, uint32_t shard, void *member, uint8_t options)
+{
+    struct broker *b = ctx;
+    RM_ASSERT(member != NULL || shard != b->shard_id);
+    if (b->pick_count == b->pick_cap) {
+        uint32_t ncap = b->pick_cap ? b->pick_cap * 2 : 8;
+        struct broker_share_pick *n = realloc(b->picks, ncap * sizeof(*n));
+        if (!n) {
+            b->stats.share_dropped++;
+            return;
+        }
+        b->picks = n;
+        b->pick_cap = ncap;
+    }
+    b->picks[b->pick_count++] = (struct broker_share_pick){key, member, shard, options};
+}
+
+/*
+ * Match @topic against this shard's sessions (b->match) and, if @remote
+ * (the message was published here), other shards' and the shared groups
+ * (b->picks: one member per group, anywhere).
+ */
 static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
 {
-    RM_ASSERT(b->match_count == 0 && b->remote_count == 0);
+    RM_ASSERT(b->match_count == 0 && b->remote_count == 0 && b->pick_count == 0);
     RM_ASSERT(topic->len > 0);
     if (++b->match_epoch == 0)
         b->match_epoch = 1; /* 0 is every session's initial epoch */
     trie_match(b->trie, topic->ptr, topic->len, match_cb, b);
+    if (remote)
+        share_match(b->share, topic->ptr, topic->len, pick_cb, b);
     if (remote && b->shard_count > 1) {
         trie_match(b->interest, topic->ptr, topic->len, interest_cb, b);
         for (uint32_t i = 0; i < b->remote_count; i++)
@@ -452,9 +666,58 @@ static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
     }
 }
 
+/* Send @m to shard @dest for one member of shared group @key. */
+static void xs_send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key,
+                          uint32_t hops)
+{
+    struct xs_msg x = {.kind = XS_SHARE_PUBLISH, .arg = hops};
+    x.payload.retain.msg = msg_ref(m);
+    x.payload.retain.token = key;
+    broker__xs_push(b, dest, &x);
+}
+
+/* Deliver @m to @s through a shared subscription with @options, as group @key. */
+static void share_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t options,
+                          uint64_t key)
+{
+    uint8_t qos = options & MQTT_SUBOPT_QOS;
+    RM_ASSERT(key != 0);
+    if (qos > m->qos)
+        qos = m->qos;
+    session_deliver(b, s, m, qos, m->retain && (options & MQTT_SUBOPT_RAP), key);
+}
+
+bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
+                              const struct session *from)
+{
+    RM_ASSERT(key != 0);
+    RM_ASSERT(m != NULL);
+    struct mqtt_str topic = {msg_topic(m), m->topic_len};
+    uint8_t options = 0;
+    struct session *to = share_pick(b->share, key, topic.ptr, topic.len, (void *)from, &options);
+    if (to && to != from) {
+        share_deliver(b, to, m, options, key);
+        return true;
+    }
+    uint32_t shard;
+    if (share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, &shard)) {
+        xs_send_share(b, shard, m, key, 0);
+        return true;
+    }
+    return false;
+}
+
 /* Deliver @m to what match() found, then reset the scratch. */
 static void deliver(struct broker *b, struct msg *m)
 {
+    for (uint32_t i = 0; i < b->pick_count; i++) {
+        struct broker_share_pick *p = &b->picks[i];
+        if (p->member)
+            share_deliver(b, p->member, m, p->options, p->key);
+        else
+            xs_send_share(b, p->shard, m, p->key, 0);
+    }
+    b->pick_count = 0;
     for (uint32_t i = 0; i < b->remote_count; i++) {
         /* One reference per interested shard, never one per subscriber. */
         xs_send_msg(b, b->remote[i], XS_PUBLISH, m);
@@ -463,11 +726,14 @@ static void deliver(struct broker *b, struct msg *m)
     b->remote_count = 0;
     for (uint32_t i = 0; i < b->match_count; i++) {
         struct session *s = b->match[i];
-        uint8_t qos = s->_match_qos < m->qos ? s->_match_qos : m->qos;
-        /* Forwarded messages carry RETAIN 0 [MQTT-3.3.1-9]. */
-        session_deliver(b, s, m, qos, false);
+        uint8_t qos = s->_match_opts & MQTT_SUBOPT_QOS;
+        if (qos > m->qos)
+            qos = m->qos;
+        /* RETAIN 0 unless Retain As Published [MQTT-3.3.1-12, -13]. */
+        session_deliver(b, s, m, qos, m->retain && (s->_match_opts & MQTT_SUBOPT_RAP), 0);
     }
     b->match_count = 0;
+    b->publisher = NULL;
 }
 
 /* Apply a retained set/clear to this shard's replica. */
@@ -610,21 +876,25 @@ static void wait_done_one(struct broker *b, uint64_t token)
 }
 
 /*
- * Route a PUBLISH received on this shard. A retained one carries @token (0:
- * nobody waits for its replicas). Returns 0 or -ENOMEM.
+ * Route a PUBLISH received from @from's client on this shard. A retained
+ * one carries @token (0: nobody waits for its replicas). Returns 0 or
+ * -ENOMEM.
  */
-static int publish(struct broker *b, const struct mqtt_publish *pub, uint64_t token)
+static int publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
+                   uint64_t token)
 {
     RM_ASSERT(pub->qos <= 2);
     RM_ASSERT(pub->topic.len > 0);
     b->stats.msgs_in++;
+    b->publisher = from;
     match(b, &pub->topic, true);
+    b->publisher = NULL;
     /* Build the message only if somebody wants it. */
-    if (!pub->retain && b->match_count == 0 && b->remote_count == 0)
+    if (!pub->retain && b->match_count == 0 && b->remote_count == 0 && b->pick_count == 0)
         return 0;
-    struct msg *m = new_msg(b, &pub->topic, &pub->payload, pub->qos, pub->retain);
+    struct msg *m = new_msg(b, &pub->topic, &pub->payload, &pub->props, pub->qos, pub->retain);
     if (!m) {
-        b->match_count = b->remote_count = 0;
+        b->match_count = b->remote_count = b->pick_count = 0;
         return -ENOMEM;
     }
     if (pub->retain)
@@ -634,15 +904,39 @@ static int publish(struct broker *b, const struct mqtt_publish *pub, uint64_t to
     return 0;
 }
 
-/* Publish a message built on this shard (a will). */
-static void publish_msg(struct broker *b, struct msg *m)
+/* Publish a will built on this shard; drops the caller's reference. */
+static void publish_will(struct broker *b, struct msg *m)
 {
     struct mqtt_str topic = {msg_topic(m), m->topic_len};
     b->stats.msgs_in++;
+    b->stats.wills_sent++;
     if (m->retain)
         retained_publish(b, m, 0);
     match(b, &topic, true);
     deliver(b, m);
+    broker__msg_put(b, m);
+}
+
+/* A message for one member of shared group @key, sent here by shard @from. */
+static void share_received(struct broker *b, uint32_t from, struct msg *m, uint64_t key,
+                           uint32_t hops)
+{
+    RM_ASSERT(key != 0);
+    RM_ASSERT(from < b->shard_count);
+    uint8_t options = 0;
+    struct session *to = share_pick(b->share, key, msg_topic(m), m->topic_len, NULL, &options);
+    if (to) {
+        share_deliver(b, to, m, options, key);
+        return;
+    }
+    /* Our members left while it travelled: pass it on, a bounded number of times. */
+    uint32_t shard;
+    if (hops < SHARE_HOPS_MAX &&
+        share_pick_shard(b->share, key, msg_topic(m), m->topic_len, from, &shard)) {
+        xs_send_share(b, shard, m, key, hops + 1);
+        return;
+    }
+    b->stats.share_dropped++;
 }
 
 void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
@@ -674,8 +968,17 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
     case XS_ACK:
         wait_done_one(b, x->payload.retain.token);
         break;
+    case XS_SHARE_PUBLISH:
+        share_received(b, from, m, x->payload.retain.token, x->arg);
+        broker__msg_put(b, m);
+        break;
     case XS_INTEREST_ADD: {
-        int rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
+        struct share_name sn;
+        int rc;
+        if (share_parse(x->payload.buf.ptr, x->payload.buf.len, &sn) == 1)
+            rc = share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, true);
+        else
+            rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
                              &b->shard_marker[from], 0, NULL);
         /*
          * 0<->1 transitions arrive in order, so a duplicate only follows a
@@ -692,11 +995,16 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
         }
         break;
     }
-    case XS_INTEREST_DEL:
-        (void)trie_remove(b->interest, x->payload.buf.ptr, x->payload.buf.len,
-                          &b->shard_marker[from], NULL);
+    case XS_INTEREST_DEL: {
+        struct share_name sn;
+        if (share_parse(x->payload.buf.ptr, x->payload.buf.len, &sn) == 1)
+            (void)share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, false);
+        else
+            (void)trie_remove(b->interest, x->payload.buf.ptr, x->payload.buf.len,
+                              &b->shard_marker[from], NULL);
         free(x->payload.buf.ptr);
         break;
+    }
     default:
         RM_ASSERT(!"not a routing message");
     }
@@ -704,21 +1012,25 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
 
 /* ---- packets ---- */
 
-static int send_connack(struct broker *b, struct client *cl, bool session_present, uint8_t rc)
+static int send_connack(struct broker *b, struct client *cl, bool session_present, uint8_t rc,
+                        const struct mqtt_props *props)
 {
     struct mqtt_pkt pkt = {.type = MQTT_CONNACK};
     pkt.u.connack.session_present = session_present;
     pkt.u.connack.rc = rc;
+    if (props)
+        pkt.u.connack.props = *props;
     return broker__send(b, cl, &pkt, broker__output_hard_max(b));
 }
 
-
-/* Refuse a CONNECT with a CONNACK return code, then close [MQTT-3.2.2-5]. */
+/* Refuse a CONNECT with a CONNACK reason code, then close [MQTT-3.2.2-5, 3.2.2-7]. */
 static int connect_refuse(struct broker *b, struct client *cl, int rc)
 {
     RM_ASSERT(rc < 0);
+    RM_ASSERT(cl->state == CLIENT_NEW);
     b->stats.connects_refused++;
-    (void)send_connack(b, cl, false, mqtt_rc_to_connack_v3(rc));
+    uint8_t code = cl->version == MQTT_V5 ? (uint8_t)-rc : mqtt_rc_to_connack_v3(rc);
+    (void)send_connack(b, cl, false, code, NULL);
     return client_close(b, cl, rc);
 }
 
@@ -737,24 +1049,286 @@ static size_t assign_client_id(struct broker *b, uint8_t *buf, size_t cap)
     return n;
 }
 
-static int on_connect(struct broker *b, struct client *cl, const struct mqtt_connect *c)
+/* ---- session deadlines: expiry and delayed wills ---- */
+
+static void timed_unlink(struct broker *b, struct session *s)
+{
+    if (!s->_timed)
+        return;
+    if (s->_tprev)
+        s->_tprev->_tnext = s->_tnext;
+    else
+        b->timed_head = s->_tnext;
+    if (s->_tnext)
+        s->_tnext->_tprev = s->_tprev;
+    s->_tnext = s->_tprev = NULL;
+    s->_timed = false;
+}
+
+static void timed_link(struct broker *b, struct session *s)
+{
+    RM_ASSERT(s->client == NULL);
+    if (s->_timed)
+        return;
+    s->_tprev = NULL;
+    s->_tnext = b->timed_head;
+    if (b->timed_head)
+        b->timed_head->_tprev = s;
+    b->timed_head = s;
+    s->_timed = true;
+}
+
+/* End @s: its delayed will, if any, goes out now [MQTT-3.1.3-9]. */
+static void session_end(struct broker *b, struct session *s)
+{
+    RM_ASSERT(s->client == NULL);
+    timed_unlink(b, s);
+    struct msg *will = s->will;
+    s->will = NULL;
+    sess_destroy(b, s);
+    if (will)
+        publish_will(b, will);
+}
+
+void broker_tick(struct broker *b, uint64_t now_ms)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(now_ms >= b->now_ms);
+    b->now_ms = now_ms;
+    if (now_ms < b->next_scan_ms)
+        return;
+    b->next_scan_ms = now_ms + 1000;
+    struct session *s = b->timed_head;
+    while (s) {
+        struct session *next = s->_tnext;
+        if (s->will && s->will_at_ms <= now_ms) {
+            struct msg *will = s->will;
+            s->will = NULL;
+            publish_will(b, will);
+        }
+        if (s->expire_at_ms && s->expire_at_ms <= now_ms) {
+            b->stats.sessions_expired++;
+            session_end(b, s);
+        } else if (!s->will && !s->expire_at_ms) {
+            timed_unlink(b, s);
+        }
+        s = next;
+    }
+}
+
+bool broker_has_deadlines(const struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    return b->timed_head != NULL;
+}
+
+/* ---- CONNECT ---- */
+
+/* The client's MQTT 5.0 CONNECT properties; -ENOMEM. */
+static int connect_v5(struct client *cl, const struct mqtt_connect *c)
+{
+    RM_ASSERT(c->version == MQTT_V5 && cl->_v5 == NULL);
+    const struct mqtt_props *pr = &c->props;
+    struct client_v5 *v5 = calloc(1, sizeof(*v5));
+    if (!v5)
+        return -ENOMEM;
+    v5->max_packet = (pr->has & MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE)) ? pr->max_packet_size
+                                                                         : UINT32_MAX;
+    v5->recv_max = (pr->has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) ? pr->receive_max : 65535;
+    v5->alias_max = pr->topic_alias_max;
+    v5->problem_info = !(pr->has & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO)) ||
+                       pr->request_problem_info;
+    if (c->will && (c->will_props.has & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)))
+        v5->will_delay_s = c->will_props.will_delay;
+    RM_ASSERT(v5->recv_max > 0);
+    cl->_v5 = v5;
+    return 0;
+}
+
+/* CONNACK properties telling a v5 client what this server allows (section 3.2.2.3). */
+static void connack_props(const struct broker *b, const struct client *cl,
+                          const uint8_t *assigned, size_t assigned_len, bool keepalive_set,
+                          struct mqtt_props *pr)
+{
+    const struct limits *lim = b->lim;
+    RM_ASSERT(cl->version == MQTT_V5);
+    RM_ASSERT(lim->max_qos <= 2);
+    pr->has |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX) | MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE);
+    pr->receive_max = (uint16_t)(lim->inflight_in_max < 65535 ? lim->inflight_in_max : 65535);
+    pr->max_packet_size = lim->packet_bytes_max;
+    if (lim->max_qos < 2) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_MAX_QOS);
+        pr->max_qos = lim->max_qos;
+    }
+    if (!lim->retain_available)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE); /* value 0 */
+    if (!lim->wildcard_subscriptions)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUB_AVAILABLE);
+    if (!lim->subscription_identifiers)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_SUB_ID_AVAILABLE);
+    if (!lim->shared_subscriptions)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_SHARED_SUB_AVAILABLE);
+    if (lim->topic_alias_max > 0) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAX);
+        pr->topic_alias_max = lim->topic_alias_max;
+    }
+    if (assigned) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+        pr->assigned_client_id = (struct mqtt_str){assigned, (uint32_t)assigned_len};
+    }
+    if (keepalive_set) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEPALIVE);
+        pr->server_keepalive = cl->keepalive_s;
+    }
+    if (cl->_v5->auth) {
+        /* The method the exchange used [MQTT-3.2.2-? (v5)]. */
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD);
+        pr->auth_method = (struct mqtt_str){(const uint8_t *)cl->_v5->auth->name,
+                                            (uint32_t)strlen(cl->_v5->auth->name)};
+    }
+}
+
+/* auth_step while a CONNECT authenticated by its exchange is handled again. */
+#define AUTH_STEP_DONE 0xFF
+
+static bool str_eq(const struct mqtt_str *s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s->len == n && memcmp(s->ptr, lit, n) == 0;
+}
+
+static int send_auth(struct broker *b, struct client *cl, uint8_t rc, const struct mqtt_str *data)
+{
+    RM_ASSERT(cl->_v5 && cl->_v5->auth);
+    RM_ASSERT(rc == MQTT_RC_SUCCESS || rc == MQTT_RC_CONTINUE_AUTH);
+    struct mqtt_pkt pkt = {.type = MQTT_AUTH};
+    struct mqtt_props *pr = &pkt.u.ack.props;
+    pkt.u.ack.rc = rc;
+    pr->has = MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD);
+    pr->auth_method = (struct mqtt_str){(const uint8_t *)cl->_v5->auth->name,
+                                        (uint32_t)strlen(cl->_v5->auth->name)};
+    if (data) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA);
+        pr->auth_data = *data;
+    }
+    if (broker__send(b, cl, &pkt, broker__output_hard_max(b)) < 0)
+        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    return 0;
+}
+
+/*
+ * A CONNECT naming an Authentication Method (section 4.12): judge its data.
+ * Returns 1 to go on connecting, 0 while an AUTH exchange goes on (the
+ * CONNECT @raw is kept and handled again once it succeeds), or what
+ * connect_refuse() returns.
+ */
+static int connect_auth(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                        const uint8_t *raw, uint32_t raw_len)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(v5 != NULL && c->version == MQTT_V5);
+    if (v5->auth_step == AUTH_STEP_DONE) {
+        v5->auth_step = 0;
+        return 1;
+    }
+    v5->auth = auth_find(b->lim, &c->props.auth_method);
+    if (!v5->auth)
+        return connect_refuse(b, cl, -MQTT_RC_BAD_AUTH_METHOD); /* [MQTT-4.12.0-? ] */
+    struct mqtt_str out;
+    enum auth_result r = v5->auth->step(0, &c->props.auth_data, &out);
+    if (r == AUTH_OK)
+        return 1;
+    if (r == AUTH_FAIL)
+        return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    RM_ASSERT(raw != NULL && raw_len > 0);
+    v5->auth_connect = malloc(raw_len);
+    if (!v5->auth_connect)
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    memcpy(v5->auth_connect, raw, raw_len);
+    v5->auth_connect_len = raw_len;
+    v5->auth_step = 1;
+    /* The connect timeout still runs: a client that stalls here is closed. */
+    return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out);
+}
+
+static int on_connect(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                      const uint8_t *raw, uint32_t raw_len);
+
+/* The exchange for a pending CONNECT succeeded: handle the CONNECT now. */
+static int connect_resume(struct broker *b, struct client *cl)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(v5 && v5->auth_connect);
+    RM_ASSERT(cl->state == CLIENT_NEW);
+    uint8_t *raw = v5->auth_connect;
+    struct mqtt_fixed fh;
+    struct mqtt_pkt pkt;
+    v5->auth_connect = NULL;
+    v5->auth_step = AUTH_STEP_DONE;
+    int r = mqtt_fixed_parse(raw, v5->auth_connect_len, UINT32_MAX, &fh);
+    RM_ASSERT(r > 0);
+    int rc = mqtt_decode(&fh, raw + r, 0, &pkt);
+    RM_ASSERT(rc == 0 && pkt.type == MQTT_CONNECT);
+    rc = on_connect(b, cl, &pkt.u.connect, NULL, 0);
+    free(raw);
+    return rc;
+}
+
+static int on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *a)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(cl->version == MQTT_V5);
+    bool connecting = cl->state == CLIENT_NEW;
+    /* Only within the method the CONNECT chose [MQTT-4.12.0-1, 4.12.1-1]. */
+    if (!v5 || !v5->auth || !(a->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)) ||
+        !str_eq(&a->props.auth_method, v5->auth->name))
+        return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+    uint8_t step;
+    if (a->rc == MQTT_RC_REAUTHENTICATE && !connecting && v5->auth_step == 0)
+        step = 0;
+    else if (a->rc == MQTT_RC_CONTINUE_AUTH && v5->auth_step > 0)
+        step = v5->auth_step;
+    else
+        return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+    struct mqtt_str out;
+    enum auth_result r = v5->auth->step(step, &a->props.auth_data, &out);
+    if (r == AUTH_CONTINUE) {
+        v5->auth_step = (uint8_t)(step + 1 < AUTH_STEP_DONE ? step + 1 : AUTH_STEP_DONE - 1);
+        return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out);
+    }
+    v5->auth_step = 0;
+    if (r == AUTH_FAIL)
+        return connecting ? connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED)
+                          : client_close(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    return connecting ? connect_resume(b, cl) : send_auth(b, cl, MQTT_RC_SUCCESS, NULL);
+}
+
+static int on_connect(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                      const uint8_t *raw, uint32_t raw_len)
 {
     RM_ASSERT(cl->state == CLIENT_NEW);
-    RM_ASSERT(c->version == MQTT_V31 || c->version == MQTT_V311);
+    RM_ASSERT(c->version == MQTT_V31 || c->version == MQTT_V311 || c->version == MQTT_V5);
+    const struct limits *lim = b->lim;
+    bool v5 = c->version == MQTT_V5;
     uint8_t assigned[ASSIGNED_ID_BYTES_MAX];
     const uint8_t *id = c->client_id.ptr;
     size_t id_len = c->client_id.len;
+    bool id_assigned = false;
     int rc;
 
     cl->version = c->version;
     if (id_len == 0) {
-        /* 3.1 requires an id; 3.1.1 only with clean session [MQTT-3.1.3-7, -8]. */
-        if (c->version == MQTT_V31 || !c->clean_session ||
-            !b->lim->allow_zero_length_client_id)
+        /*
+         * 3.1 requires an id; 3.1.1 only with clean session [MQTT-3.1.3-7,
+         * -8]; v5 with either Clean Start [MQTT-3.1.3-6 (v5)].
+         */
+        if (c->version == MQTT_V31 || (!v5 && !c->clean_session) ||
+            !lim->allow_zero_length_client_id)
             return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
         id_len = assign_client_id(b, assigned, sizeof(assigned));
         id = assigned;
-    } else if (id_len > b->lim->client_id_bytes_max) {
+        id_assigned = true;
+    } else if (id_len > lim->client_id_bytes_max) {
         return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
     } else {
         uint32_t home = broker_home_shard(id, id_len, b->shard_count);
@@ -766,16 +1340,33 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
             return BROKER_FEED_HANDOFF;
         }
     }
-    if (c->will && topic_name_check(c->will_topic.ptr, c->will_topic.len, b->lim) < 0)
-        return client_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
-
+    if (v5 && !cl->_v5 && connect_v5(cl, c) < 0)
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    if (v5 && (c->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
+        rc = connect_auth(b, cl, c, raw, raw_len);
+        if (rc != 1)
+            return rc;
+    }
+    if (c->will) {
+        if (topic_name_check(c->will_topic.ptr, c->will_topic.len, lim) < 0)
+            return v5 ? connect_refuse(b, cl, -MQTT_RC_TOPIC_NAME_INVALID)
+                      : client_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
+        if (c->will_qos > lim->max_qos) /* [MQTT-3.2.2-12] */
+            return connect_refuse(b, cl, -MQTT_RC_QOS_NOT_SUPPORTED);
+        if (c->will_retain && !lim->retain_available) /* [MQTT-3.2.2-13] */
+            return connect_refuse(b, cl, -MQTT_RC_RETAIN_NOT_SUPPORTED);
+    }
     struct msg *will = NULL;
     if (c->will) {
-        will = new_msg(b, &c->will_topic, &c->will_payload, c->will_qos, c->will_retain);
+        will = new_msg(b, &c->will_topic, &c->will_payload, &c->will_props, c->will_qos,
+                       c->will_retain);
         if (!will)
             return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     }
 
+    uint32_t expiry_s = c->clean_session ? 0 : SESSION_EXPIRY_NEVER;
+    if (v5)
+        expiry_s = c->props.session_expiry; /* absent: 0 [MQTT-3.1.2-11 (v5)] */
     uint64_t h = id_hash(id, id_len);
     struct session *s = *sess_slot(b, id, id_len, h);
     if (s && s->client) {
@@ -783,18 +1374,31 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
         struct client *old = s->client;
         old->_sess = NULL;
         s->client = NULL;
+        if (old->_will && old->_v5 && old->_v5->will_delay_s > 0 && !c->clean_session &&
+            s->expiry_s > 0) {
+            /* The session goes on: a delayed will is not sent [MQTT-3.1.3-9]. */
+            broker__msg_put(b, old->_will);
+            old->_will = NULL;
+        }
         client_close(b, old, -MQTT_RC_SESSION_TAKEN_OVER);
         b->stats.clients--;
         b->stats.takeovers++;
     }
-    /* A clean session ends with its connection; it cannot be resumed. */
-    if (s && (c->clean_session || s->clean)) {
-        sess_destroy(b, s);
+    if (s && (c->clean_session || s->expiry_s == 0)) {
+        /* Clean Start, or a session that ended with its connection. */
+        session_end(b, s);
         s = NULL;
     }
     bool present = s != NULL;
-    if (!s) {
-        s = session_new(id, id_len, h, c->clean_session);
+    if (s) {
+        /* Back in time: no expiry, no delayed will [MQTT-3.1.3-9]. */
+        timed_unlink(b, s);
+        s->expire_at_ms = 0;
+        broker__msg_put(b, s->will);
+        s->will = NULL;
+        s->expiry_s = expiry_s;
+    } else {
+        s = session_new(id, id_len, h, expiry_s);
         if (!s) {
             broker__msg_put(b, will);
             return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
@@ -805,12 +1409,22 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
     cl->_sess = s;
     cl->_will = will;
     cl->keepalive_s = c->keepalive_s;
+    bool keepalive_set = false;
+    if (v5 && lim->keepalive_max_s &&
+        (c->keepalive_s == 0 || c->keepalive_s > lim->keepalive_max_s)) {
+        /* Server Keep Alive: the client must use ours [MQTT-3.2.2-21]. */
+        cl->keepalive_s = lim->keepalive_max_s;
+        keepalive_set = true;
+    }
     cl->state = CLIENT_CONNECTED;
     b->stats.connects++;
     b->stats.clients++;
 
+    struct mqtt_props props = {0};
+    if (v5)
+        connack_props(b, cl, id_assigned ? id : NULL, id_len, keepalive_set, &props);
     /* Session present is 0 for a clean session [MQTT-3.2.2-1], else [-2, -3]. */
-    rc = send_connack(b, cl, present, MQTT_CONNACK_ACCEPTED);
+    rc = send_connack(b, cl, present, MQTT_CONNACK_ACCEPTED, &props);
     if (rc == 0 && present)
         rc = session_resume(b, s);
     if (rc < 0)
@@ -818,12 +1432,69 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
     return 0;
 }
 
-static int on_publish(struct broker *b, struct client *cl, const struct mqtt_publish *pub)
+/*
+ * Resolve an inbound Topic Alias (MQTT 5.0 section 3.3.2.3.4): a topic with
+ * an alias sets it, an empty topic uses it. Returns 0 or a negative mqtt_rc.
+ */
+static int alias_in(struct broker *b, struct client *cl, struct mqtt_publish *pub)
+{
+    struct client_v5 *v5 = cl->_v5;
+    uint16_t alias = pub->props.topic_alias;
+    RM_ASSERT(v5 != NULL);
+    RM_ASSERT(pub->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS));
+    if (alias == 0 || alias > b->lim->topic_alias_max)
+        return -MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-8, -9] */
+    if (!v5->alias_in) {
+        v5->alias_in = calloc(b->lim->topic_alias_max, sizeof(*v5->alias_in));
+        if (!v5->alias_in)
+            return -MQTT_RC_SERVER_BUSY;
+    }
+    struct mqtt_str *slot = &v5->alias_in[alias - 1];
+    if (pub->topic.len == 0) {
+        if (!slot->ptr)
+            return -MQTT_RC_PROTOCOL_ERROR; /* an alias never set */
+        pub->topic = *slot;
+        return 0;
+    }
+    uint8_t *copy = malloc(pub->topic.len);
+    if (!copy)
+        return -MQTT_RC_SERVER_BUSY;
+    memcpy(copy, pub->topic.ptr, pub->topic.len);
+    free((void *)slot->ptr);
+    *slot = (struct mqtt_str){copy, pub->topic.len};
+    return 0;
+}
+
+/* MQTT 5.0 rules a PUBLISH from a client must keep; 0 or a negative mqtt_rc. */
+static int publish_v5_check(struct broker *b, struct client *cl, struct mqtt_publish *pub)
+{
+    const struct mqtt_props *pr = &pub->props;
+    RM_ASSERT(cl->version == MQTT_V5);
+    RM_ASSERT(pub->qos <= 2);
+    if (pr->has & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID))
+        return -MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.3.4-6] */
+    if ((pr->has & MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC)) &&
+        topic_name_check(pr->response_topic.ptr, pr->response_topic.len, b->lim) < 0)
+        return -MQTT_RC_PROTOCOL_ERROR; /* no wildcards [MQTT-3.3.2-14] */
+    if (pr->has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))
+        return alias_in(b, cl, pub);
+    return pub->topic.len == 0 ? -MQTT_RC_PROTOCOL_ERROR : 0;
+}
+
+static int on_publish(struct broker *b, struct client *cl, struct mqtt_publish *pub)
 {
     struct session *s = cl->_sess;
     RM_ASSERT(s != NULL);
     RM_ASSERT(pub->qos <= 2);
-    int rc = topic_name_check(pub->topic.ptr, pub->topic.len, b->lim);
+    int rc = 0;
+    if (pub->qos > b->lim->max_qos)
+        return client_close(b, cl, -MQTT_RC_QOS_NOT_SUPPORTED); /* [MQTT-3.2.2-11] */
+    if (pub->retain && !b->lim->retain_available)
+        return client_close(b, cl, -MQTT_RC_RETAIN_NOT_SUPPORTED); /* [MQTT-3.2.2-14] */
+    if (cl->version == MQTT_V5)
+        rc = publish_v5_check(b, cl, pub);
+    if (rc == 0)
+        rc = topic_name_check(pub->topic.ptr, pub->topic.len, b->lim);
     if (rc < 0)
         return client_close(b, cl, rc);
     bool route = true;
@@ -846,7 +1517,7 @@ static int on_publish(struct broker *b, struct client *cl, const struct mqtt_pub
         if (!token)
             goto out_fail;
     }
-    if (route && publish(b, pub, token) < 0) {
+    if (route && publish(b, s, pub, token) < 0) {
         if (token)
             wait_cancel(b, cl);
         goto out_fail;
@@ -874,7 +1545,60 @@ static void retained_cb(void *ctx, struct msg *m)
     struct retained_ctx *rc = ctx;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
     /* Retained messages sent for a new subscription carry RETAIN 1 [MQTT-3.3.1-8]. */
-    session_deliver(rc->b, rc->s, m, qos, true);
+    session_deliver(rc->b, rc->s, m, qos, true, 0);
+}
+
+/* Room for @n reason codes in b->rcs; false on ENOMEM. */
+static bool rcs_reserve(struct broker *b, uint32_t n)
+{
+    RM_ASSERT(n > 0);
+    if (b->rcs_cap < n) {
+        uint8_t *p = realloc(b->rcs, n);
+        if (!p)
+            return false;
+        b->rcs = p;
+        b->rcs_cap = n;
+    }
+    RM_ASSERT(b->rcs != NULL);
+    return true;
+}
+
+/* A refused filter's SUBACK code: the v5 reason, or 0x80 before v5 [MQTT-3.9.3-2]. */
+static uint8_t suback_fail(const struct client *cl, uint8_t v5_rc)
+{
+    RM_ASSERT(v5_rc >= 0x80);
+    return cl->version == MQTT_V5 ? v5_rc : MQTT_SUBACK_FAILURE;
+}
+
+/*
+ * Subscribe @s to one SUBSCRIBE entry; returns its SUBACK code, or 0 with
+ * @cl closing (No Local on a shared subscription).
+ */
+static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct mqtt_sub_entry *e,
+                             uint32_t sub_id)
+{
+    const struct limits *lim = b->lim;
+    uint8_t opts = e->options;
+    RM_ASSERT((opts & MQTT_SUBOPT_QOS) <= 2);
+    struct share_name sn = {.filter = e->filter.ptr, .filter_len = e->filter.len};
+    int shared = share_parse(e->filter.ptr, e->filter.len, &sn);
+    if (shared < 0 || topic_filter_check(sn.filter, sn.filter_len, lim) < 0)
+        return suback_fail(cl, MQTT_RC_TOPIC_FILTER_INVALID);
+    if (shared && !lim->shared_subscriptions)
+        return suback_fail(cl, MQTT_RC_SHARED_SUBS_NOT_SUPPORTED);
+    if (!lim->wildcard_subscriptions &&
+        (memchr(sn.filter, '+', sn.filter_len) || memchr(sn.filter, '#', sn.filter_len)))
+        return suback_fail(cl, MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED); /* [MQTT-3.8.3-? (v5)] */
+    if (shared && (opts & MQTT_SUBOPT_NO_LOCAL))
+        return (uint8_t)client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR) & 0;
+    if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
+        opts = (uint8_t)((opts & ~MQTT_SUBOPT_QOS) | lim->max_qos);
+    int rc = session_subscribe(b, cl->_sess, e->filter.ptr, e->filter.len, opts, sub_id);
+    if (rc == -ENOSPC)
+        return suback_fail(cl, MQTT_RC_QUOTA_EXCEEDED);
+    if (rc < 0)
+        return suback_fail(cl, MQTT_RC_UNSPECIFIED);
+    return opts & MQTT_SUBOPT_QOS;
 }
 
 static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt)
@@ -883,30 +1607,36 @@ static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_p
     const struct mqtt_subscribe *sub = &pkt->u.subscribe;
     RM_ASSERT(s != NULL);
     RM_ASSERT(sub->count > 0);
-    if (b->rcs_cap < sub->count) {
-        uint8_t *n = realloc(b->rcs, sub->count);
-        if (!n)
-            return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-        b->rcs = n;
-        b->rcs_cap = sub->count;
+    uint32_t sub_id = 0;
+    if (sub->props.has & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) {
+        if (!b->lim->subscription_identifiers) /* [MQTT-3.8.2-? (v5)] */
+            return client_close(b, cl, -MQTT_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED);
+        sub_id = sub->props.sub_id;
     }
+    if (!rcs_reserve(b, sub->count))
+        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     struct mqtt_sub_iter it;
     struct mqtt_sub_entry e;
     uint32_t i = 0;
     b->sub_client = cl;
     b->sub_token = 0;
     mqtt_sub_iter_init(&it, pkt);
-    while (mqtt_sub_next(&it, &e)) {
+    while (mqtt_sub_next(&it, &e) && cl->state != CLIENT_CLOSING) {
         RM_ASSERT(i < sub->count);
-        uint8_t qos = e.options & 3;
-        uint8_t rc = MQTT_SUBACK_FAILURE;
-        if (topic_filter_check(e.filter.ptr, e.filter.len, b->lim) == 0 &&
-            session_subscribe(b, s, e.filter.ptr, e.filter.len, qos) >= 0)
-            rc = qos;
-        b->rcs[i++] = rc;
+        b->rcs[i++] = subscribe_one(b, cl, &e, sub_id);
+    }
+    b->sub_client = NULL;
+    if (cl->state == CLIENT_CLOSING) {
+        if (b->sub_token) {
+            b->sub_token = 0; /* the wait completes without anyone to answer */
+            b->waits[cl->_wait - 1].cl = NULL;
+            if (b->waits[cl->_wait - 1].remaining == 0)
+                wait_release(b, &b->waits[cl->_wait - 1]);
+            cl->_wait = 0;
+        }
+        return cl->close_rc;
     }
     RM_ASSERT(i == sub->count);
-    b->sub_client = NULL;
     if (b->sub_token) {
         b->sub_token = 0;
         if (b->waits[cl->_wait - 1].remaining > 0) {
@@ -929,9 +1659,21 @@ static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_p
     i = 0;
     mqtt_sub_iter_init(&it, pkt);
     while (mqtt_sub_next(&it, &e)) {
-        if (b->rcs[i++] == MQTT_SUBACK_FAILURE)
+        if (b->rcs[i++] >= 0x80)
             continue;
-        struct retained_ctx ctx = {b, s, e.options & 3};
+        struct session_sub *ss = session_sub_find(s, e.filter.ptr, e.filter.len);
+        RM_ASSERT(ss != NULL);
+        bool fresh = ss->fresh;
+        struct share_name sn;
+        ss->fresh = false;
+        /* A new shared subscription gets no retained messages [MQTT-4.8.2-? (v5)]. */
+        if (share_parse(e.filter.ptr, e.filter.len, &sn) == 1)
+            continue;
+        /* Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11]. */
+        uint8_t rh = (uint8_t)(ss->options >> MQTT_SUBOPT_RH_SHIFT) & 3;
+        if (rh == 2 || (rh == 1 && !fresh))
+            continue;
+        struct retained_ctx ctx = {b, s, ss->options & MQTT_SUBOPT_QOS};
         retained_match(b->retained, e.filter.ptr, e.filter.len, retained_cb, &ctx);
     }
     return 0;
@@ -942,15 +1684,46 @@ static int on_unsubscribe(struct broker *b, struct client *cl, const struct mqtt
     struct session *s = cl->_sess;
     RM_ASSERT(s != NULL);
     RM_ASSERT(pkt->u.subscribe.count > 0);
+    bool v5 = cl->version == MQTT_V5;
+    if (v5 && !rcs_reserve(b, pkt->u.subscribe.count))
+        return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     struct mqtt_sub_iter it;
     struct mqtt_sub_entry e;
+    uint32_t i = 0;
     mqtt_sub_iter_init(&it, pkt);
-    while (mqtt_sub_next(&it, &e))
-        (void)session_unsubscribe(b, s, e.filter.ptr, e.filter.len);
+    while (mqtt_sub_next(&it, &e)) {
+        bool had = session_unsubscribe(b, s, e.filter.ptr, e.filter.len);
+        if (v5)
+            b->rcs[i++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+    }
     /* UNSUBACK even when nothing matched [MQTT-3.10.4-5]. */
-    if (broker__send_ack(b, cl, MQTT_UNSUBACK, pkt->u.subscribe.pkt_id) < 0)
+    struct mqtt_pkt ack = {.type = MQTT_UNSUBACK};
+    ack.u.suback = (struct mqtt_suback){.pkt_id = pkt->u.subscribe.pkt_id, .count = i,
+                                        .rcs = b->rcs};
+    if (broker__send(b, cl, &ack, broker__output_hard_max(b)) < 0)
         return client_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     return 0;
+}
+
+static int on_disconnect(struct broker *b, struct client *cl, const struct mqtt_ack *d)
+{
+    struct session *s = cl->_sess;
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(cl->version == MQTT_V5 || d->rc == 0);
+    if (d->props.has & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) {
+        /* Not from 0 to more: the session is already bound to end [MQTT-3.14.2-2]. */
+        if (s->expiry_s == 0 && d->props.session_expiry != 0)
+            return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+        s->expiry_s = d->props.session_expiry;
+    }
+    /* 0x04 keeps the will; any other clean disconnect discards it [MQTT-3.14.4-3]. */
+    if (d->rc != MQTT_RC_DISCONNECT_WITH_WILL) {
+        cl->_clean_disconnect = true;
+        broker__msg_put(b, cl->_will);
+        cl->_will = NULL;
+    }
+    client_close(b, cl, 1);
+    return 1;
 }
 
 static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixed *fh,
@@ -963,19 +1736,27 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
         return connect_refuse(b, cl, rc); /* CONNACK 0x01 [MQTT-3.1.2-2] */
     if (rc < 0)
         return client_close(b, cl, rc); /* No CONNACK for a bad CONNECT [MQTT-3.1.4-1] */
+    if (cl->state == CLIENT_NEW && pkt.type != MQTT_CONNECT) {
+        /* Between CONNECT and CONNACK only the AUTH exchange [MQTT-4.12.0-?]. */
+        RM_ASSERT(cl->version == MQTT_V5);
+        if (pkt.type == MQTT_AUTH)
+            return on_auth(b, cl, &pkt.u.ack);
+        return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+    }
     RM_ASSERT(cl->state == CLIENT_CONNECTED || pkt.type == MQTT_CONNECT);
 
     struct session *s = cl->_sess;
     switch (pkt.type) {
     case MQTT_CONNECT:
-        return on_connect(b, cl, &pkt.u.connect);
+        return on_connect(b, cl, &pkt.u.connect, body - fh->hdr_bytes,
+                          fh->hdr_bytes + fh->body_bytes);
     case MQTT_PUBLISH:
         return on_publish(b, cl, &pkt.u.publish);
     case MQTT_PUBACK:
         rc = session_on_puback(b, s, pkt.u.ack.pkt_id);
         break;
     case MQTT_PUBREC:
-        rc = session_on_pubrec(b, s, pkt.u.ack.pkt_id);
+        rc = session_on_pubrec(b, s, pkt.u.ack.pkt_id, pkt.u.ack.rc);
         break;
     case MQTT_PUBREL:
         /* PUBCOMP even for an unknown id, so the sender can finish. */
@@ -994,12 +1775,9 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
                           broker__output_hard_max(b));
         break;
     case MQTT_DISCONNECT:
-        /* A clean disconnect discards the will [MQTT-3.14.4-3]. */
-        cl->_clean_disconnect = true;
-        broker__msg_put(b, cl->_will);
-        cl->_will = NULL;
-        client_close(b, cl, 1);
-        return 1;
+        return on_disconnect(b, cl, &pkt.u.ack);
+    case MQTT_AUTH:
+        return on_auth(b, cl, &pkt.u.ack);
     default:
         return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
     }
@@ -1185,29 +1963,49 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason)
     RM_ASSERT(!cl->_sess || cl->_sess->client == cl);
     (void)reason;
     struct session *s = cl->_sess;
+    struct msg *will = cl->_will;
+    cl->_will = NULL;
+    if (will && cl->_clean_disconnect) {
+        broker__msg_put(b, will); /* not after DISCONNECT [MQTT-3.1.2-10] */
+        will = NULL;
+    }
     if (s) {
         /* Detach first: a persistent session subscribed to its own will queues it. */
         b->stats.clients--;
         s->client = NULL;
         cl->_sess = NULL;
-        if (s->clean)
-            sess_destroy(b, s);
-    }
-    if (cl->_will) {
-        /* Not after DISCONNECT [MQTT-3.1.2-10]; on every other end [MQTT-3.1.2-8]. */
-        if (!cl->_clean_disconnect) {
-            publish_msg(b, cl->_will);
-            b->stats.wills_sent++;
+        if (will && cl->_v5 && cl->_v5->will_delay_s > 0 && s->expiry_s > 0) {
+            /* Delayed: sent later unless the session resumes first [MQTT-3.1.3-9]. */
+            s->will = will;
+            s->will_at_ms = b->now_ms + (uint64_t)cl->_v5->will_delay_s * 1000;
+            will = NULL;
         }
-        broker__msg_put(b, cl->_will);
-        cl->_will = NULL;
+        /* Its unacknowledged shared-group messages go to other members. */
+        session_share_redispatch(b, s);
+        if (s->expiry_s == 0) {
+            session_end(b, s);
+        } else {
+            if (s->expiry_s != SESSION_EXPIRY_NEVER)
+                s->expire_at_ms = b->now_ms + (uint64_t)s->expiry_s * 1000;
+            uint64_t due = s->will ? s->will_at_ms : s->expire_at_ms;
+            if (s->expire_at_ms && s->expire_at_ms < due)
+                due = s->expire_at_ms;
+            if (due) {
+                timed_link(b, s);
+                if (due < b->next_scan_ms)
+                    b->next_scan_ms = due; /* a short delay is not late by a second */
+            }
+        }
     }
+    if (will)
+        publish_will(b, will); /* on every other end [MQTT-3.1.2-8] */
     if (cl->_wait) {
         /* The wait completes without anyone to acknowledge. */
         RM_ASSERT(b->waits[cl->_wait - 1].cl == cl);
         b->waits[cl->_wait - 1].cl = NULL;
         cl->_wait = 0;
     }
+    client_v5_free(b, cl);
     obuf_free(&cl->_held);
     dirty_unlink(b, cl);
     obuf_free(&cl->out);

@@ -67,6 +67,7 @@ struct client {
     struct msg *_will;        /* will of this connection, if any */
     uint32_t _wait;           /* 1 + broker wait slot while held, else 0 */
     struct obuf _held;        /* bytes received while held, handled after */
+    struct client_v5 *_v5;    /* MQTT 5.0 connections only */
 };
 
 /* Counters; read by net/ for logs and (later) $SYS and Prometheus. */
@@ -82,6 +83,10 @@ struct broker_stats {
     uint64_t connects_refused;
     uint64_t takeovers;
     uint64_t wills_sent;
+    uint64_t msgs_expired;     /* v5 messages past their expiry, not delivered */
+    uint64_t msgs_too_large;   /* not sent: over the client's Maximum Packet Size */
+    uint64_t sessions_expired; /* v5 sessions ended by their expiry interval */
+    uint64_t share_dropped;    /* shared-group messages with no member left to take them */
     uint64_t handoffs;         /* connections handed to their home shard */
     uint64_t xs_publish_out;   /* messages sent to other shards (once per shard) */
     uint64_t xs_lost;          /* cross-shard messages lost to allocation failure */
@@ -175,6 +180,25 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *m);
  * when every shard has stopped.
  */
 void broker_xs_release(struct xs_msg *m);
+
+/*
+ * Advance the broker's clock to @now_ms (monotonic milliseconds; never
+ * earlier than the last call) and run what is due: session expiry and
+ * delayed wills (checked once a second). Message expiry is measured with
+ * this clock, so net/ calls it once per loop iteration.
+ */
+void broker_tick(struct broker *b, uint64_t now_ms);
+
+/* True while something waits for a deadline: net/ must call broker_tick() without traffic. */
+bool broker_has_deadlines(const struct broker *b);
+
+/*
+ * The server ends @cl's connection for reason @rc (-MQTT_RC_KEEPALIVE_TIMEOUT,
+ * -MQTT_RC_SERVER_SHUTTING_DOWN, ...): an MQTT 5.0 client is sent DISCONNECT
+ * with that reason code first [MQTT-4.13.2-1]. The client becomes CLOSING;
+ * net/ flushes its output, then closes and calls broker_client_gone().
+ */
+void broker_client_kick(struct broker *b, struct client *cl, int rc);
 
 /* The broker's counters. */
 const struct broker_stats *broker_stats(const struct broker *b);

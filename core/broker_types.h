@@ -13,11 +13,54 @@
 
 #include "core/broker.h"
 #include "core/limits.h"
+#include "core/mqtt_codec.h"
 #include "core/xs.h"
 
+struct auth_method;
 struct mqtt_pkt;
+struct share_table;
 struct trie;
 struct retained;
+
+/* An outbound topic alias (MQTT 5.0 section 3.3.2.3.4), least recently used first out. */
+struct alias_out {
+    uint8_t *topic;
+    uint16_t topic_len;
+    uint16_t alias;
+    uint32_t used; /* client_v5.alias_clock when last used */
+};
+
+/* Outbound aliases used per connection, at most (within the client's maximum). */
+#define BROKER_ALIAS_OUT_MAX 32u
+
+/*
+ * What a connection negotiated with MQTT 5.0, allocated only for v5 clients
+ * (3.1.1 connections pay nothing for it).
+ */
+struct client_v5 {
+    uint32_t max_packet;   /* the client's Maximum Packet Size (protocol maximum if none) */
+    uint32_t will_delay_s; /* the will's Will Delay Interval */
+    uint16_t recv_max;     /* the client's Receive Maximum */
+    uint16_t alias_max;    /* the client's Topic Alias Maximum: outbound aliases */
+    bool problem_info;     /* Request Problem Information */
+    uint16_t alias_out_count;
+    uint32_t alias_clock;
+    struct alias_out *alias_out; /* [BROKER_ALIAS_OUT_MAX], lazily */
+    struct mqtt_str *alias_in;   /* [lim->topic_alias_max] owned copies, lazily */
+    /* Enhanced authentication in progress (core/auth.h). */
+    const struct auth_method *auth;
+    uint8_t *auth_connect;       /* the CONNECT packet, handled once authenticated */
+    uint32_t auth_connect_len;
+    uint8_t auth_step;
+};
+
+/* A shared group's choice for the message being routed: a local member or another shard. */
+struct broker_share_pick {
+    uint64_t key;
+    struct session *member; /* NULL: send to @shard */
+    uint32_t shard;
+    uint8_t options;
+};
 
 /* A message waiting in the broker's outbox for another shard. */
 struct broker_xs {
@@ -42,6 +85,7 @@ struct broker {
     struct trie *interest; /* filters other shards subscribe to; owner = &shard_marker[i] */
     uint8_t *shard_marker; /* shard_count distinct addresses, one per shard */
     struct retained *retained;
+    struct share_table *share; /* shared subscription groups ($share/g/f) */
 
     /* Outbox to other shards: a FIFO ring, drained by net/ each iteration. */
     struct broker_xs *xs;
@@ -91,6 +135,22 @@ struct broker {
     struct client *sub_client;
     uint64_t sub_token;
 
+    /*
+     * Offline sessions with a deadline: a finite session expiry, or a
+     * delayed will. Scanned once a second by broker_tick().
+     */
+    struct session *timed_head;
+    uint64_t now_ms;      /* broker_tick()'s clock */
+    uint64_t next_scan_ms;
+
+    /* Routing scratch: one pick per matching shared group. */
+    struct broker_share_pick *picks;
+    uint32_t pick_count;
+    uint32_t pick_cap;
+
+    /* Routing scratch: the session publishing (No Local), or NULL. */
+    const struct session *publisher;
+
     uint64_t assigned_id_seq;
     struct broker_stats stats;
 };
@@ -101,10 +161,19 @@ void broker__mark_dirty(struct broker *b, struct client *cl);
 /*
  * Encode @pkt into @cl's output buffer and mark it dirty. @bytes_max bounds
  * the buffer (output_bytes_max for what may be shed, larger for what must be
- * sent). Returns 0, -ENOBUFS over @bytes_max, -ENOMEM.
+ * sent). Returns 0, -ENOBUFS over @bytes_max, -ENOMEM, -EMSGSIZE over
+ * an MQTT 5.0 client's Maximum Packet Size (nothing is sent).
  */
 int broker__send(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt,
                  size_t bytes_max);
+
+/*
+ * Send PUBLISH @pkt to @cl as broker__send() does, first giving it an
+ * outbound topic alias where the client allows them. -EMSGSIZE: over the
+ * client's Maximum Packet Size, not sent [MQTT-3.1.2-24].
+ */
+int broker__send_publish(struct broker *b, struct client *cl, struct mqtt_pkt *pkt,
+                         size_t bytes_max);
 
 /* Encode a packet-id-only packet (PUBACK, PUBREC, ...) for @cl; as broker__send(). */
 int broker__send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id);
@@ -121,6 +190,15 @@ void broker__msg_put(struct broker *b, struct msg *m);
  * possible when the process is out of memory).
  */
 void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m);
+
+/*
+ * Give @m, which a shared group @key member @from can no longer take, to
+ * another member of the group: on this shard if one is here, else on
+ * another shard. Returns false when @from is the only member left anywhere
+ * (the caller keeps it).
+ */
+bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
+                              const struct session *from);
 
 /*
  * This shard's sessions subscribe (@add) or no longer subscribe to @filter

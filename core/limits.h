@@ -29,6 +29,16 @@ struct limits {
     uint32_t connect_timeout_ms;     /* from accept to a complete CONNECT */
     uint32_t connections_max;        /* connections per process (all listeners) */
     bool allow_zero_length_client_id;
+
+    /* MQTT 5.0 features, advertised in CONNACK ([mqtt] section). */
+    uint8_t max_qos;                 /* highest QoS accepted and granted, 0..2 */
+    bool retain_available;
+    bool wildcard_subscriptions;
+    bool subscription_identifiers;
+    bool shared_subscriptions;
+    uint16_t topic_alias_max;        /* inbound topic aliases per connection; 0 = none */
+    uint16_t keepalive_max_s;        /* 0: the client's keep alive stands */
+    bool auth_test_method;           /* [auth] test_method: the test-only AUTH method */
 };
 
 #endif

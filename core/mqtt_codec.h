@@ -12,8 +12,17 @@
  * placement) is not checked here: a bad filter is refused per filter in
  * SUBACK by the session, so it is core/topic's job.
  *
- * MQTT 5.0 (properties, AUTH, reason codes in acks) arrives with issue 5; the
- * version argument and enum mqtt_rc are already shaped for it.
+ * MQTT 5.0: every packet including AUTH, every property (section 2.2.2.2)
+ * with its type, which packets may carry it and whether it may repeat,
+ * reason codes in acknowledgements, DISCONNECT and AUTH. A property id
+ * unknown or not valid for its packet, a value cut short, a property block
+ * overrunning the packet, a non-minimal variable byte integer, or a reason
+ * code not in the packet's table is malformed; a repeated property, a value
+ * the spec forbids (0 receive maximum / maximum packet size / subscription
+ * id, a 0/1 byte with another value, a Response Topic with
+ * wildcards, Authentication Data without a method, an empty topic without a
+ * topic alias) is a protocol error; Topic Alias 0 is -MQTT_RC_TOPIC_ALIAS_INVALID
+ * (DISCONNECT 0x94). Malformed wins when both occur in one property block.
  *
  * Any thread may call these functions; they touch only their arguments.
  */
@@ -119,11 +128,121 @@ struct mqtt_str {
     uint32_t len;
 };
 
+/* MQTT 5.0 property identifiers (section 2.2.2.2), with their data types. */
+enum mqtt_prop_id {
+    MQTT_PROP_PAYLOAD_FORMAT = 0x01,         /* byte, 0 or 1 */
+    MQTT_PROP_MESSAGE_EXPIRY = 0x02,         /* four-byte integer */
+    MQTT_PROP_CONTENT_TYPE = 0x03,           /* UTF-8 string */
+    MQTT_PROP_RESPONSE_TOPIC = 0x08,         /* UTF-8 string, no wildcards */
+    MQTT_PROP_CORRELATION_DATA = 0x09,       /* binary data */
+    MQTT_PROP_SUBSCRIPTION_ID = 0x0B,        /* variable byte integer, 1..268435455 */
+    MQTT_PROP_SESSION_EXPIRY = 0x11,         /* four-byte integer */
+    MQTT_PROP_ASSIGNED_CLIENT_ID = 0x12,     /* UTF-8 string */
+    MQTT_PROP_SERVER_KEEPALIVE = 0x13,       /* two-byte integer */
+    MQTT_PROP_AUTH_METHOD = 0x15,            /* UTF-8 string */
+    MQTT_PROP_AUTH_DATA = 0x16,              /* binary data */
+    MQTT_PROP_REQUEST_PROBLEM_INFO = 0x17,   /* byte, 0 or 1 */
+    MQTT_PROP_WILL_DELAY = 0x18,             /* four-byte integer */
+    MQTT_PROP_REQUEST_RESPONSE_INFO = 0x19,  /* byte, 0 or 1 */
+    MQTT_PROP_RESPONSE_INFO = 0x1A,          /* UTF-8 string */
+    MQTT_PROP_SERVER_REFERENCE = 0x1C,       /* UTF-8 string */
+    MQTT_PROP_REASON_STRING = 0x1F,          /* UTF-8 string */
+    MQTT_PROP_RECEIVE_MAX = 0x21,            /* two-byte integer, not 0 */
+    MQTT_PROP_TOPIC_ALIAS_MAX = 0x22,        /* two-byte integer */
+    MQTT_PROP_TOPIC_ALIAS = 0x23,            /* two-byte integer, not 0 */
+    MQTT_PROP_MAX_QOS = 0x24,                /* byte, 0 or 1 */
+    MQTT_PROP_RETAIN_AVAILABLE = 0x25,       /* byte, 0 or 1 */
+    MQTT_PROP_USER = 0x26,                   /* UTF-8 string pair; may repeat */
+    MQTT_PROP_MAX_PACKET_SIZE = 0x27,        /* four-byte integer, not 0 */
+    MQTT_PROP_WILDCARD_SUB_AVAILABLE = 0x28, /* byte, 0 or 1 */
+    MQTT_PROP_SUB_ID_AVAILABLE = 0x29,       /* byte, 0 or 1 */
+    MQTT_PROP_SHARED_SUB_AVAILABLE = 0x2A,   /* byte, 0 or 1 */
+};
+
+/* The bit of property @id in struct mqtt_props.has. */
+#define MQTT_PROP_BIT(id) (UINT64_C(1) << (id))
+
+/* Largest value of a variable byte integer (subscription identifier). */
+#define MQTT_VARINT_MAX 268435455u
+
+/*
+ * The properties of one MQTT 5.0 packet, or of a CONNECT's will. Ignored
+ * (and left zero by decode) for versions before 5.
+ *
+ * Decode: bit MQTT_PROP_BIT(id) of @has is set for each property present and
+ * its field below is filled (strings borrow the packet). @raw covers the
+ * whole property block, so repeated properties (user properties, in order;
+ * a server-bound PUBLISH's several subscription identifiers) are walked
+ * with mqtt_prop_next(). @sub_id is the first subscription identifier and
+ * @user_count the number of user properties.
+ *
+ * Encode: each field whose bit is set in @has is written, in id order (the
+ * MQTT_PROP_USER and MQTT_PROP_SUBSCRIPTION_ID bits are ignored); then the
+ * @raw bytes verbatim (properties already encoded: user properties, or the
+ * application properties a message carries from its publisher); then one
+ * MQTT_PROP_SUBSCRIPTION_ID per entry of @sub_ids. The encoder does not
+ * check the bytes of @raw; it asserts that every @has field and any @sub_ids
+ * may appear in the packet (or will) being encoded.
+ *
+ * A decoded struct has BOTH its fields and @raw set, so it must not be
+ * handed to the encoder as is (every property would be written twice):
+ * pass {.raw = decoded.raw} to re-send the block verbatim, or the fields
+ * with @raw cut down by mqtt_props_copy() (e.g. to the user properties).
+ */
+struct mqtt_props {
+    uint64_t has;
+    struct mqtt_str raw;
+    const uint32_t *sub_ids; /* encode only */
+    uint32_t sub_id_count;   /* encode only */
+    uint32_t sub_id;         /* decode only */
+    uint32_t user_count;     /* decode only */
+    uint32_t message_expiry;
+    uint32_t session_expiry;
+    uint32_t will_delay;
+    uint32_t max_packet_size;
+    uint16_t server_keepalive;
+    uint16_t receive_max;
+    uint16_t topic_alias_max;
+    uint16_t topic_alias;
+    uint8_t payload_format;
+    uint8_t request_problem_info;
+    uint8_t request_response_info;
+    uint8_t max_qos;
+    uint8_t retain_available;
+    uint8_t wildcard_sub_available;
+    uint8_t sub_id_available;
+    uint8_t shared_sub_available;
+    struct mqtt_str content_type;
+    struct mqtt_str response_topic;
+    struct mqtt_str correlation_data;
+    struct mqtt_str assigned_client_id;
+    struct mqtt_str auth_method;
+    struct mqtt_str auth_data;
+    struct mqtt_str response_info;
+    struct mqtt_str server_reference;
+    struct mqtt_str reason_string;
+};
+
+/* One property, as mqtt_prop_next() yields it. */
+struct mqtt_prop {
+    uint8_t id;            /* enum mqtt_prop_id */
+    uint32_t num;          /* byte, two-byte, four-byte and varint values */
+    struct mqtt_str str;   /* strings and binary data; a user property's name */
+    struct mqtt_str val;   /* a user property's value */
+    struct mqtt_str bytes; /* the whole encoded property, identifier included */
+};
+
+/* Iterator over a validated property block (struct mqtt_props.raw). */
+struct mqtt_prop_iter {
+    const uint8_t *_p;
+    const uint8_t *_end;
+};
+
 /* The fixed header (section 2.2). */
 struct mqtt_fixed {
-    uint8_t type;       /* enum mqtt_type */
-    uint8_t flags;      /* low nibble of byte 1 */
-    uint8_t hdr_bytes;  /* 2..5 */
+    uint8_t type;        /* enum mqtt_type */
+    uint8_t flags;       /* low nibble of byte 1 */
+    uint8_t hdr_bytes;   /* 2..5 */
     uint32_t body_bytes; /* remaining length */
 };
 
@@ -140,12 +259,15 @@ struct mqtt_connect {
     bool has_username;
     bool has_password;
     struct mqtt_str username;
-    struct mqtt_str password; /* binary data */
+    struct mqtt_str password;     /* binary data */
+    struct mqtt_props props;      /* v5 */
+    struct mqtt_props will_props; /* v5, when @will */
 };
 
 struct mqtt_connack {
     bool session_present;
-    uint8_t rc; /* 3.1.1 return code (enum mqtt_connack_v3) */
+    uint8_t rc;              /* v5: reason code (enum mqtt_rc); else enum mqtt_connack_v3 */
+    struct mqtt_props props; /* v5 */
 };
 
 struct mqtt_publish {
@@ -155,16 +277,37 @@ struct mqtt_publish {
     struct mqtt_str topic;
     uint16_t pkt_id; /* 0 for QoS 0 */
     struct mqtt_str payload;
+    struct mqtt_props props; /* v5; the topic may be empty with a topic alias */
 };
 
-/* PUBACK, PUBREC, PUBREL, PUBCOMP, UNSUBACK: just a packet id in 3.1.1. */
+/*
+ * PUBACK, PUBREC, PUBREL, PUBCOMP (a packet id; v5 adds a reason code and
+ * properties), and v5 DISCONNECT and AUTH (@pkt_id unused). In v5 a body
+ * that ends early means reason code 0 and no properties, and the encoder
+ * writes the shortest form [MQTT-3.4.2.1, 3.14.2.1, 3.15.2.1].
+ */
 struct mqtt_ack {
     uint16_t pkt_id;
+    uint8_t rc; /* enum mqtt_rc; 0 before v5 */
+    struct mqtt_props props;
 };
+
+/*
+ * Subscription options (section 3.8.3.1): bits 0-1 maximum QoS; v5 only:
+ * bit 2 no local, bit 3 retain as published, bits 4-5 retain handling.
+ * Before v5 bits 2-7 are reserved and they or QoS 3 are malformed
+ * [MQTT-3.8.3-4 of 3.1.1]. In v5 bits 6-7 set are malformed [MQTT-3.8.3-5];
+ * QoS 3, retain handling 3 ("It is a Protocol Error ...", section 3.8.3.1)
+ * and No Local on a "$share/" filter [MQTT-3.8.3-4] are protocol errors.
+ */
+#define MQTT_SUBOPT_QOS 0x03u
+#define MQTT_SUBOPT_NO_LOCAL 0x04u
+#define MQTT_SUBOPT_RAP 0x08u
+#define MQTT_SUBOPT_RH_SHIFT 4
 
 struct mqtt_sub_entry {
     struct mqtt_str filter;
-    uint8_t options; /* 3.1.1: requested QoS in bits 0-1 */
+    uint8_t options; /* MQTT_SUBOPT_*; unused for UNSUBSCRIBE */
 };
 
 /*
@@ -178,13 +321,20 @@ struct mqtt_subscribe {
     const struct mqtt_sub_entry *entries; /* encode only */
     const uint8_t *_raw;                  /* decode only: first entry */
     uint32_t _raw_bytes;
+    struct mqtt_props props; /* v5 */
 };
 
-/* SUBACK: one return code per requested filter. */
+/*
+ * SUBACK: one return code per requested filter. UNSUBACK uses it too in
+ * every version: v5 carries one reason code per filter; before v5 @count
+ * is 0 and the packet is just the packet id (the encoder then ignores
+ * @count and @rcs, so one struct can serve every version).
+ */
 struct mqtt_suback {
     uint16_t pkt_id;
     uint32_t count;
-    const uint8_t *rcs; /* borrowed: decode points into the packet */
+    const uint8_t *rcs;      /* borrowed: decode points into the packet */
+    struct mqtt_props props; /* v5 */
 };
 
 struct mqtt_pkt {
@@ -193,11 +343,11 @@ struct mqtt_pkt {
         struct mqtt_connect connect;
         struct mqtt_connack connack;
         struct mqtt_publish publish;
-        struct mqtt_ack ack; /* PUBACK PUBREC PUBREL PUBCOMP UNSUBACK */
+        struct mqtt_ack ack;             /* PUBACK PUBREC PUBREL PUBCOMP; v5 DISCONNECT, AUTH */
         struct mqtt_subscribe subscribe; /* SUBSCRIBE and UNSUBSCRIBE */
-        struct mqtt_suback suback;
+        struct mqtt_suback suback;       /* SUBACK and UNSUBACK */
     } u;
-    /* PINGREQ, PINGRESP, DISCONNECT carry nothing in 3.1.1. */
+    /* PINGREQ and PINGRESP carry nothing; neither does DISCONNECT before v5. */
 };
 
 /* Iterator over a decoded SUBSCRIBE/UNSUBSCRIBE's entries. */
@@ -220,20 +370,24 @@ int mqtt_fixed_parse(const uint8_t *buf, size_t len, uint32_t packet_bytes_max,
 /*
  * Decode one whole packet whose fixed header is @fh and whose body is the
  * @fh->body_bytes bytes at @body. @version is the connection's negotiated
- * protocol level, or 0 before CONNECT (then only CONNECT decodes; anything
- * else is -MQTT_RC_PROTOCOL_ERROR [MQTT-3.1.0-1]).
+ * protocol level (3, 4 or 5), or 0 before CONNECT (then only CONNECT
+ * decodes, at the level it names; anything else is -MQTT_RC_PROTOCOL_ERROR
+ * [MQTT-3.1.0-1]). AUTH before 5.0 is -MQTT_RC_PROTOCOL_ERROR.
  *
  * Returns 0 and fills @out (borrowing @body), or a negative mqtt_rc:
  *  -MQTT_RC_MALFORMED_PACKET  bad flags, lengths, UTF-8, QoS 3, id 0, ...
  *  -MQTT_RC_PROTOCOL_ERROR    a packet a server never receives (CONNACK,
  *                             SUBACK, ...), or a second CONNECT when
- *                             @version != 0 [MQTT-3.1.0-2]
+ *                             @version != 0 [MQTT-3.1.0-2]; v5 rules above
+ *  -MQTT_RC_TOPIC_ALIAS_INVALID  v5 PUBLISH with Topic Alias 0 [MQTT-3.3.2-8]
  *  -MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION  CONNECT with a protocol name/level
  *                             pair this codec does not speak; out->u.connect
  *                             .version holds the level so the caller can
  *                             answer CONNACK 0x01 [MQTT-3.1.2-2]
- * Server direction only decodes client->server packets; mqtt_decode_any()
- * decodes every type (tests, load generator, bridges).
+ * Server direction only decodes client->server packets, and refuses a v5
+ * PUBLISH that carries a subscription identifier [MQTT-3.3.4-6];
+ * mqtt_decode_any() decodes every type, and a PUBLISH with several
+ * subscription identifiers (tests, load generator, bridges).
  */
 int mqtt_decode(const struct mqtt_fixed *fh, const uint8_t *body, uint8_t version,
                 struct mqtt_pkt *out);
@@ -245,8 +399,10 @@ void mqtt_sub_iter_init(struct mqtt_sub_iter *it, const struct mqtt_pkt *pkt);
 bool mqtt_sub_next(struct mqtt_sub_iter *it, struct mqtt_sub_entry *e);
 
 /*
- * Size in bytes of @pkt encoded for @version, fixed header included; 0 if the
- * packet cannot be encoded (a field over its maximum).
+ * Size in bytes of @pkt encoded for @version (3, 4 or 5), fixed header
+ * included; 0 if the packet cannot be encoded (a field over its maximum: a
+ * string over 65535 bytes, a property block or remaining length over
+ * 268435455). v5 acks, DISCONNECT and AUTH take their shortest form.
  */
 size_t mqtt_encoded_size(const struct mqtt_pkt *pkt, uint8_t version);
 
@@ -255,6 +411,20 @@ size_t mqtt_encoded_size(const struct mqtt_pkt *pkt, uint8_t version);
  * bytes (@cap is asserted against it). Returns the bytes written.
  */
 size_t mqtt_encode(const struct mqtt_pkt *pkt, uint8_t version, uint8_t *buf, size_t cap);
+
+/* Start walking the properties @pr decoded (its @raw block). */
+void mqtt_prop_iter_init(struct mqtt_prop_iter *it, const struct mqtt_props *pr);
+
+/* The next property of a decoded block, in packet order; false after the last. */
+bool mqtt_prop_next(struct mqtt_prop_iter *it, struct mqtt_prop *p);
+
+/*
+ * Copy, in order, the encoded properties of decoded @pr whose ids are in
+ * the bitmask @keep (MQTT_PROP_BIT()s) to @out, which may be NULL to just
+ * measure. Returns the bytes copied. A broker uses it to keep the
+ * application properties of a PUBLISH it forwards [MQTT-3.3.2-17 etc.].
+ */
+size_t mqtt_props_copy(const struct mqtt_props *pr, uint64_t keep, uint8_t *out);
 
 /* True if @s is well-formed UTF-8 without U+0000 and surrogates [MQTT-1.5.3-1, -2]. */
 bool mqtt_utf8_valid(const uint8_t *s, size_t len);

@@ -14,16 +14,18 @@
 #include "core/limits.h"
 #include "core/rm_assert.h"
 
-struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *payload,
-                    size_t payload_len, uint8_t qos, bool retain)
+struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *props,
+                    size_t props_len, const uint8_t *payload, size_t payload_len, uint8_t qos,
+                    bool retain)
 {
     struct msg *m;
 
     RM_ASSERT(topic_len <= LIMITS_STRING_BYTES_MAX && (topic != NULL || topic_len == 0));
     RM_ASSERT(payload_len <= LIMITS_REMAINING_LENGTH_MAX && (payload != NULL || payload_len == 0));
     RM_ASSERT(qos <= 2);
+    RM_ASSERT(props_len <= LIMITS_REMAINING_LENGTH_MAX && (props != NULL || props_len == 0));
 
-    m = malloc(sizeof(*m) + topic_len + payload_len);
+    m = malloc(sizeof(*m) + topic_len + props_len + payload_len);
     if (!m)
         return NULL;
     atomic_init(&m->refs, 1);
@@ -32,10 +34,14 @@ struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *paylo
     m->retain = retain;
     m->topic_len = (uint16_t)topic_len;
     m->payload_len = (uint32_t)payload_len;
+    m->props_len = (uint32_t)props_len;
+    m->expiry_ms = 0;
     if (topic_len > 0)
         memcpy(m->data, topic, topic_len);
+    if (props_len > 0)
+        memcpy(m->data + topic_len, props, props_len);
     if (payload_len > 0)
-        memcpy(m->data + topic_len, payload, payload_len);
+        memcpy(m->data + topic_len + props_len, payload, payload_len);
     return m;
 }
 

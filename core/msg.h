@@ -1,14 +1,15 @@
 /*
  * msg.h - an immutable, reference-counted published message.
  *
- * One allocation holds the topic and the payload. Once built a msg never
+ * One allocation holds the topic, the MQTT 5.0 application properties it
+ * carries from its publisher, and the payload. Once built a msg never
  * changes; holders share it by reference: subscriber queues, inflight
  * windows, the retained store, and (issue 3) other shards.
  *
  * THREADING: the reference count is the one atomic field, so that other
  * shards may hold references; the shard that allocated a msg frees it (the
  * last remote release goes home over the SPSC queue as XS_MSG_FREE).
- * home_shard is set by the building shard before the msg is shared;
+ * home_shard and expiry_ms are set by the building shard before the msg is shared;
  * everything is read-only from then on.
  */
 #ifndef RINGMQ_MSG_H
@@ -26,24 +27,34 @@ struct msg {
     uint16_t topic_len;
     uint32_t payload_len;
     uint32_t home_shard; /* the shard that built it, and alone frees it */
-    uint8_t data[];   /* topic bytes, then payload bytes */
+    uint32_t props_len;  /* encoded v5 properties forwarded to subscribers */
+    uint64_t expiry_ms;  /* v5 message expiry, broker clock; 0 = never */
+    uint8_t data[];      /* topic bytes, property bytes, then payload bytes */
 };
 
 /*
- * Build a message with one reference held by the caller. Copies @topic and
- * @payload. Returns NULL on allocation failure.
+ * Build a message with one reference held by the caller. Copies @topic,
+ * @props (already encoded MQTT 5.0 properties: payload format, content
+ * type, response topic, correlation data, user properties; may be empty)
+ * and @payload. Returns NULL on allocation failure.
  */
-struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *payload,
-                    size_t payload_len, uint8_t qos, bool retain);
+struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *props,
+                    size_t props_len, const uint8_t *payload, size_t payload_len, uint8_t qos,
+                    bool retain);
 
 static inline const uint8_t *msg_topic(const struct msg *m)
 {
     return m->data;
 }
 
-static inline const uint8_t *msg_payload(const struct msg *m)
+static inline const uint8_t *msg_props(const struct msg *m)
 {
     return m->data + m->topic_len;
+}
+
+static inline const uint8_t *msg_payload(const struct msg *m)
+{
+    return m->data + m->topic_len + m->props_len;
 }
 
 /* Take one more reference; returns @m. */

@@ -17,9 +17,12 @@
 #include "core/mqtt_codec.h"
 #include "core/msg.h"
 #include "core/rm_assert.h"
+#include "core/share.h"
+#include "core/topic.h"
 #include "core/trie.h"
 
-struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash, bool clean)
+struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
+                            uint32_t expiry_s)
 {
     RM_ASSERT(len <= LIMITS_STRING_BYTES_MAX);
     RM_ASSERT(client_id != NULL || len == 0);
@@ -32,7 +35,7 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
     memcpy(s->client_id, client_id, len);
     s->client_id_len = (uint16_t)len;
     s->_hash = hash;
-    s->clean = clean;
+    s->expiry_s = expiry_s;
     s->next_pkt_id = 1;
     return s;
 
@@ -48,23 +51,37 @@ static struct session_queued *queue_at(struct session *s, uint32_t i)
     return &s->queue[(s->queue_head + i) % s->queue_cap];
 }
 
+/* Take @s out of the trie or the shared group of @filter; tell other shards on 1->0. */
+static void sub_drop(struct broker *b, struct session *s, const uint8_t *filter, size_t len)
+{
+    struct share_name sn;
+    bool last = false;
+    bool removed;
+    if (share_parse(filter, len, &sn) == 1)
+        removed = share_leave(b->share, filter, len, s, &last);
+    else
+        removed = trie_remove(b->trie, filter, len, s, &last);
+    RM_ASSERT(removed);
+    if (last)
+        broker__interest(b, filter, len, false);
+}
+
 void session_free(struct broker *b, struct session *s)
 {
     RM_ASSERT(s != NULL);
     RM_ASSERT(s->client == NULL);
     for (uint32_t i = 0; i < s->sub_count; i++) {
-        bool last = false;
-        bool removed = trie_remove(b->trie, s->subs[i].filter, s->subs[i].filter_len, s, &last);
-        RM_ASSERT(removed);
-        if (last)
-            broker__interest(b, s->subs[i].filter, s->subs[i].filter_len, false);
+        sub_drop(b, s, s->subs[i].filter, s->subs[i].filter_len);
         free(s->subs[i].filter);
     }
+    /* No longer a member: its shared messages go to the others [MQTT-4.8.2-?]. */
+    session_share_redispatch(b, s);
     for (uint32_t i = 0; i < s->inflight_count; i++) {
         broker__msg_put(b, s->inflight[i].msg);
     }
     for (uint32_t i = 0; i < s->queue_count; i++)
         broker__msg_put(b, queue_at(s, i)->msg);
+    broker__msg_put(b, s->will);
     free(s->subs);
     free(s->inflight);
     free(s->queue);
@@ -89,8 +106,10 @@ static int grow(void **arr, uint32_t *cap, uint32_t count, size_t elem)
     return 0;
 }
 
-static struct session_sub *sub_find(struct session *s, const uint8_t *filter, size_t len)
+struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, size_t len)
 {
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(filter != NULL || len == 0);
     for (uint32_t i = 0; i < s->sub_count; i++) {
         struct session_sub *sub = &s->subs[i];
         if (sub->filter_len == len && memcmp(sub->filter, filter, len) == 0)
@@ -100,21 +119,29 @@ static struct session_sub *sub_find(struct session *s, const uint8_t *filter, si
 }
 
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
-                      uint8_t options)
+                      uint8_t options, uint32_t sub_id)
 {
     RM_ASSERT(len > 0 && len <= LIMITS_STRING_BYTES_MAX);
-    RM_ASSERT(options <= 2);
+    RM_ASSERT((options & MQTT_SUBOPT_QOS) <= 2 && sub_id <= MQTT_VARINT_MAX);
     int rc;
-    struct session_sub *sub = sub_find(s, filter, len);
+    struct session_sub *sub = session_sub_find(s, filter, len);
     if (sub) {
         /* Same filter again: replace the subscription [MQTT-3.8.4-3]. */
-        rc = trie_insert(b->trie, filter, len, s, options, NULL);
+        struct share_name sn;
+        if (share_parse(filter, len, &sn) == 1)
+            rc = share_join(b->share, filter, len, s, options, NULL);
+        else
+            rc = trie_insert(b->trie, filter, len, s, options, NULL);
         RM_ASSERT(rc == 0);
         sub->options = options;
-        return 0;
+        s->sub_id_count += (sub_id != 0) - (sub->sub_id != 0);
+        sub->sub_id = sub_id;
+        return sub->fresh ? 1 : 0;
     }
     if (s->sub_count >= b->lim->subs_per_client_max)
         return -ENOSPC;
+    struct share_name sn;
+    bool shared = share_parse(filter, len, &sn) == 1;
     rc = grow((void **)&s->subs, &s->sub_cap, s->sub_count, sizeof(*s->subs));
     if (rc < 0)
         goto out;
@@ -125,13 +152,17 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
     }
     memcpy(copy, filter, len);
     bool first = false;
-    rc = trie_insert(b->trie, filter, len, s, options, &first);
+    if (shared)
+        rc = share_join(b->share, filter, len, s, options, &first);
+    else
+        rc = trie_insert(b->trie, filter, len, s, options, &first);
     if (rc < 0)
         goto out_free_copy;
     RM_ASSERT(rc == 1);
     if (first)
         broker__interest(b, filter, len, true);
-    s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options};
+    s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true};
+    s->sub_id_count += sub_id != 0;
     return 1;
 
 out_free_copy:
@@ -143,17 +174,35 @@ out:
 bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len)
 {
     RM_ASSERT(s != NULL);
-    struct session_sub *sub = sub_find(s, filter, len);
+    struct session_sub *sub = session_sub_find(s, filter, len);
     if (!sub)
         return false;
-    bool last = false;
-    bool removed = trie_remove(b->trie, filter, len, s, &last);
-    RM_ASSERT(removed);
-    if (last)
-        broker__interest(b, filter, len, false);
+    sub_drop(b, s, filter, len);
     free(sub->filter);
+    s->sub_id_count -= sub->sub_id != 0;
     *sub = s->subs[--s->sub_count];
     return true;
+}
+
+uint32_t session_sub_ids(const struct session *s, const uint8_t *topic, size_t len,
+                         uint64_t key, uint32_t *out, uint32_t cap)
+{
+    RM_ASSERT(s != NULL && topic != NULL);
+    RM_ASSERT(out != NULL || cap == 0);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->sub_count && n < cap && s->sub_id_count > 0; i++) {
+        const struct session_sub *sub = &s->subs[i];
+        struct share_name sn;
+        if (!sub->sub_id)
+            continue;
+        if (share_parse(sub->filter, sub->filter_len, &sn) == 1) {
+            if (key && share_key(sub->filter, sub->filter_len) == key)
+                out[n++] = sub->sub_id;
+        } else if (!key && topic_match(sub->filter, sub->filter_len, topic, len)) {
+            out[n++] = sub->sub_id;
+        }
+    }
+    return n;
 }
 
 static bool pkt_id_in_use(const struct session *s, uint16_t id)
@@ -179,11 +228,36 @@ static uint16_t next_pkt_id(struct session *s)
     return 0;
 }
 
-static int send_publish(struct broker *b, struct client *cl, const struct msg *m, uint8_t qos,
-                        bool retain, bool dup, uint16_t pkt_id, size_t bytes_max)
+/* Subscription identifiers sent with one PUBLISH, at most. */
+#define SUB_IDS_MAX 16u
+
+/* Whole seconds left of a message's expiry, rounded down: never more than it had. */
+static uint32_t expiry_left_s(const struct broker *b, const struct msg *m)
 {
+    RM_ASSERT(m->expiry_ms != 0);
+    RM_ASSERT(b != NULL);
+    if (m->expiry_ms <= b->now_ms)
+        return 0;
+    return (uint32_t)((m->expiry_ms - b->now_ms) / 1000);
+}
+
+/*
+ * Encode PUBLISH @m for @s's client. Returns 0 when it was encoded; 1 when
+ * it never will be and counts as delivered: it expired before delivery
+ * started [MQTT-3.3.2-5], or it is larger than the client's Maximum Packet
+ * Size [MQTT-3.1.2-25]; -ENOBUFS over @bytes_max; -ENOMEM.
+ */
+static int send_publish(struct broker *b, struct session *s, const struct msg *m, uint8_t qos,
+                        bool retain, bool dup, uint16_t pkt_id, uint64_t share_key,
+                        size_t bytes_max)
+{
+    struct client *cl = s->client;
+    RM_ASSERT(cl != NULL);
+    RM_ASSERT(qos <= 2 && (qos == 0) == (pkt_id == 0));
+    uint32_t ids[SUB_IDS_MAX];
     struct mqtt_pkt pkt = {.type = MQTT_PUBLISH};
-    pkt.u.publish = (struct mqtt_publish){
+    struct mqtt_publish *pub = &pkt.u.publish;
+    *pub = (struct mqtt_publish){
         .qos = qos,
         .dup = dup,
         .retain = retain,
@@ -191,15 +265,47 @@ static int send_publish(struct broker *b, struct client *cl, const struct msg *m
         .pkt_id = pkt_id,
         .payload = {msg_payload(m), m->payload_len},
     };
-    int rc = broker__send(b, cl, &pkt, bytes_max);
+    if (m->expiry_ms && !dup && m->expiry_ms <= b->now_ms) {
+        b->stats.msgs_expired++;
+        return 1;
+    }
+    if (cl->_v5) {
+        struct mqtt_props *pr = &pub->props;
+        pr->raw = (struct mqtt_str){msg_props(m), m->props_len};
+        if (m->expiry_ms) {
+            /* The time left, not the original interval [MQTT-3.3.2-6]. */
+            pr->has |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+            pr->message_expiry = expiry_left_s(b, m);
+        }
+        if (s->sub_id_count > 0) {
+            pr->sub_id_count = session_sub_ids(s, msg_topic(m), m->topic_len, share_key, ids,
+                                               SUB_IDS_MAX);
+            pr->sub_ids = ids;
+        }
+    }
+    int rc = broker__send_publish(b, cl, &pkt, bytes_max);
+    if (rc == -EMSGSIZE) {
+        b->stats.msgs_too_large++;
+        return 1;
+    }
     if (rc == 0)
         b->stats.msgs_out++;
     return rc;
 }
 
-/* Put @m in the inflight window and send it. Returns 0 or -ENOMEM. */
+/* Unacknowledged QoS 1/2 PUBLISHes the client takes: its Receive Maximum [MQTT-3.3.4-9]. */
+static uint32_t window(const struct broker *b, const struct session *s)
+{
+    RM_ASSERT(s->client != NULL);
+    uint32_t w = b->lim->inflight_max;
+    if (s->client->_v5 && s->client->_v5->recv_max < w)
+        w = s->client->_v5->recv_max;
+    RM_ASSERT(w > 0);
+    return w;
+}
+
 static int inflight_send(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
-                         bool retain)
+                         bool retain, uint64_t share_key)
 {
     RM_ASSERT(qos == 1 || qos == 2);
     RM_ASSERT(s->client != NULL);
@@ -208,21 +314,22 @@ static int inflight_send(struct broker *b, struct session *s, struct msg *m, uin
     if (rc < 0)
         return rc;
     uint16_t id = next_pkt_id(s);
-    rc = send_publish(b, s->client, m, qos, retain, false, id, broker__output_hard_max(b));
-    if (rc < 0)
-        return rc;
+    rc = send_publish(b, s, m, qos, retain, false, id, share_key, broker__output_hard_max(b));
+    if (rc != 0)
+        return rc < 0 ? rc : 0; /* 1: dropped as if delivered */
     s->inflight[s->inflight_count++] = (struct session_inflight){
         .msg = msg_ref(m),
         .pkt_id = id,
         .qos = qos,
         .state = qos == 1 ? SESSION_WAIT_PUBACK : SESSION_WAIT_PUBREC,
         .retain = retain,
+        .share_key = share_key,
     };
     return 0;
 }
 
 static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
-                       bool retain)
+                       bool retain, uint64_t share_key)
 {
     /* QoS 0 is never queued: it is sent at once or shed. */
     RM_ASSERT(qos == 1 || qos == 2);
@@ -242,7 +349,7 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
         s->queue_cap = ncap;
         s->queue_head = 0;
     }
-    *queue_at(s, s->queue_count++) = (struct session_queued){msg_ref(m), qos, retain};
+    *queue_at(s, s->queue_count++) = (struct session_queued){msg_ref(m), qos, retain, share_key};
     RM_ASSERT(s->queue_count <= s->queue_cap);
     return true;
 }
@@ -252,9 +359,9 @@ static int pump(struct broker *b, struct session *s)
 {
     RM_ASSERT(s->client != NULL);
     int rc = 0;
-    while (s->queue_count > 0 && s->inflight_count < b->lim->inflight_max) {
+    while (s->queue_count > 0 && s->inflight_count < window(b, s)) {
         struct session_queued q = *queue_at(s, 0);
-        rc = inflight_send(b, s, q.msg, q.qos, q.retain);
+        rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.share_key);
         if (rc < 0)
             break;
         s->queue_head = (s->queue_head + 1) % s->queue_cap;
@@ -264,7 +371,8 @@ static int pump(struct broker *b, struct session *s)
     return rc;
 }
 
-void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain)
+void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+                     uint64_t share_key)
 {
     RM_ASSERT(qos <= 2);
     RM_ASSERT(m != NULL);
@@ -272,21 +380,21 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
         /* Offline: keep QoS 1/2 for the next connection, drop QoS 0. */
         if (qos == 0)
             b->stats.msgs_dropped++;
-        else if (!queue_push(b, s, m, qos, retain))
+        else if (!queue_push(b, s, m, qos, retain, share_key))
             b->stats.queue_full++;
         return;
     }
     if (qos == 0) {
-        if (send_publish(b, s->client, m, 0, retain, false, 0, b->lim->output_bytes_max) < 0)
+        if (send_publish(b, s, m, 0, retain, false, 0, share_key, b->lim->output_bytes_max) < 0)
             b->stats.msgs_dropped++;
         return;
     }
     /* Keep order: nothing overtakes messages already waiting in the queue. */
-    if (s->queue_count == 0 && s->inflight_count < b->lim->inflight_max) {
-        if (inflight_send(b, s, m, qos, retain) == 0)
+    if (s->queue_count == 0 && s->inflight_count < window(b, s)) {
+        if (inflight_send(b, s, m, qos, retain, share_key) == 0)
             return;
     }
-    if (!queue_push(b, s, m, qos, retain))
+    if (!queue_push(b, s, m, qos, retain, share_key))
         b->stats.queue_full++;
 }
 
@@ -318,10 +426,15 @@ int session_on_puback(struct broker *b, struct session *s, uint16_t pkt_id)
     return pump(b, s);
 }
 
-int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id)
+int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint8_t rc)
 {
     RM_ASSERT(s->client != NULL);
     struct session_inflight *e = inflight_find(s, pkt_id, SESSION_WAIT_PUBREC);
+    if (e && rc >= 0x80) {
+        /* The receiver refused it: the flow ends here, no PUBREL [MQTT-4.3.3-4 (v5)]. */
+        inflight_remove(b, s, e);
+        return pump(b, s);
+    }
     if (e) {
         /* The receiver owns the message now [MQTT-4.3.3-1]: keep only the id. */
         broker__msg_put(b, e->msg);
@@ -377,15 +490,47 @@ int session_resume(struct broker *b, struct session *s)
     RM_ASSERT(s->inflight_count <= s->inflight_cap);
     int rc = 0;
     /* Same order as first sent [MQTT-4.4.0-1], [MQTT-4.6.0-1..4]. */
-    for (uint32_t i = 0; i < s->inflight_count && rc == 0; i++) {
+    for (uint32_t i = 0; i < s->inflight_count && rc == 0;) {
         struct session_inflight *e = &s->inflight[i];
         if (e->state == SESSION_WAIT_PUBCOMP)
             rc = broker__send_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
         else
-            rc = send_publish(b, s->client, e->msg, e->qos, e->retain, true, e->pkt_id,
+            rc = send_publish(b, s, e->msg, e->qos, e->retain, true, e->pkt_id, e->share_key,
                               broker__output_hard_max(b));
+        if (rc == 1) {
+            inflight_remove(b, s, e); /* too large for the new connection */
+            rc = 0;
+            continue;
+        }
+        i++;
     }
     if (rc == 0)
         rc = pump(b, s);
     return rc;
+}
+
+void session_share_redispatch(struct broker *b, struct session *s)
+{
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(s->client == NULL);
+    for (uint32_t i = 0; i < s->inflight_count;) {
+        struct session_inflight *e = &s->inflight[i];
+        /* Not once PUBREC came: the receiver owns a QoS 2 message then. */
+        if (e->share_key && e->msg && broker__share_redispatch(b, e->msg, e->share_key, s)) {
+            inflight_remove(b, s, e);
+            continue;
+        }
+        i++;
+    }
+    uint32_t kept = 0;
+    uint32_t n = s->queue_count;
+    for (uint32_t i = 0; i < n; i++) {
+        struct session_queued q = *queue_at(s, i);
+        if (q.share_key && broker__share_redispatch(b, q.msg, q.share_key, s)) {
+            broker__msg_put(b, q.msg);
+            continue;
+        }
+        *queue_at(s, kept++) = q;
+    }
+    s->queue_count = kept;
 }

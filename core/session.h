@@ -28,8 +28,13 @@ struct msg;
 struct session_sub {
     uint8_t *filter;
     uint16_t filter_len;
-    uint8_t options; /* 3.1.1: granted QoS */
+    uint8_t options; /* MQTT_SUBOPT_*, QoS as granted */
+    uint32_t sub_id; /* v5 Subscription Identifier; 0 = none */
+    bool fresh;      /* added by a SUBACK not sent yet (Retain Handling 1) */
 };
+
+/* Session Expiry Interval meaning "never expires" (MQTT 5.0 section 3.1.2.11.2). */
+#define SESSION_EXPIRY_NEVER UINT32_MAX
 
 enum session_out_state {
     SESSION_WAIT_PUBACK = 1, /* QoS 1 PUBLISH sent */
@@ -44,6 +49,7 @@ struct session_inflight {
     uint8_t qos;
     uint8_t state; /* enum session_out_state */
     bool retain;   /* RETAIN flag it was sent with */
+    uint64_t share_key; /* the shared group it came through (share_key()), or 0 */
 };
 
 /* A message waiting for a free inflight slot (or for the client to return). */
@@ -51,13 +57,22 @@ struct session_queued {
     struct msg *msg;
     uint8_t qos;
     bool retain;
+    uint64_t share_key; /* as in struct session_inflight */
 };
 
 struct session {
     struct session *_hnext; /* broker's client-id table chain */
     uint64_t _hash;
     struct client *client; /* NULL while offline */
-    bool clean;            /* clean session: ends with its connection */
+    uint32_t expiry_s;     /* Session Expiry Interval: 0 ends with its connection */
+    uint32_t sub_id_count; /* subscriptions with a subscription identifier */
+    /* While offline: when it expires (0: never) and its delayed will, if any. */
+    uint64_t expire_at_ms;
+    uint64_t will_at_ms;
+    struct msg *will;
+    struct session *_tnext; /* broker's list of offline sessions with a deadline */
+    struct session *_tprev;
+    bool _timed;
     uint16_t next_pkt_id;
     uint16_t client_id_len;
     uint8_t *client_id;
@@ -81,11 +96,15 @@ struct session {
 
     /* Routing scratch: dedupes a session matched through several filters. */
     uint32_t _match_epoch;
-    uint8_t _match_qos;
+    uint8_t _match_opts; /* highest QoS | MQTT_SUBOPT_RAP of any matched filter */
 };
 
-/* A new offline session for @client_id (copied); NULL on ENOMEM. */
-struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash, bool clean);
+/*
+ * A new offline session for @client_id (copied) with Session Expiry
+ * Interval @expiry_s (0: ends with its connection); NULL on ENOMEM.
+ */
+struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
+                            uint32_t expiry_s);
 
 /*
  * Free @s and everything it holds: drops message references and removes its
@@ -94,11 +113,24 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
 void session_free(struct broker *b, struct session *s);
 
 /*
- * Add or replace the subscription to @filter. Returns 1 added, 0 replaced,
+ * Add or replace the subscription to @filter with subscription options
+ * @options (MQTT_SUBOPT_*) and v5 Subscription Identifier @sub_id (0:
+ * none). Returns 1 added (or replacing one still fresh), 0 replaced,
  * -ENOSPC over subs_per_client_max, -ENOMEM.
  */
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
-                      uint8_t options);
+                      uint8_t options, uint32_t sub_id);
+
+/*
+ * The Subscription Identifiers of @s's subscriptions matching @topic, at
+ * most @cap of them, into @out; returns how many [MQTT-3.3.4-3]. With a
+ * @share_key (delivered through that shared group), only that group's.
+ */
+uint32_t session_sub_ids(const struct session *s, const uint8_t *topic, size_t len,
+                         uint64_t share_key, uint32_t *out, uint32_t cap);
+
+/* The subscription to exactly @filter, or NULL. */
+struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, size_t len);
 
 /* Remove the subscription to exactly @filter; true if there was one. */
 bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter,
@@ -108,17 +140,26 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
  * Deliver @m to @s at QoS @qos (already min(message, subscription)) with
  * RETAIN flag @retain: encoded to the attached client, put in the inflight
  * window, or queued. Takes its own references. Counts what it sheds.
+ * @share_key: the shared group it was chosen through, or 0.
  */
 void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
-                     bool retain);
+                     bool retain, uint64_t share_key);
+
+/*
+ * @s just lost its connection: give the QoS 1/2 messages it got through
+ * shared subscriptions and has not acknowledged (queued, or sent and not
+ * yet PUBACKed/PUBRECed) to other members of their groups [MQTT-4.8.2-?].
+ */
+void session_share_redispatch(struct broker *b, struct session *s);
 
 /*
  * Outbound acknowledgements from the attached client. Unknown packet ids are
- * ignored (3.1.1 gives no way to answer them). Returns 0, or -ENOMEM when an
+ * ignored (3.1.1 gives no way to answer them). A v5 PUBREC with reason
+ * code @rc >= 0x80 ends that QoS 2 flow. Returns 0, or -ENOMEM when an
  * answer could not be queued (the caller closes the connection).
  */
 int session_on_puback(struct broker *b, struct session *s, uint16_t pkt_id);
-int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id);
+int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint8_t rc);
 int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id);
 
 /*

@@ -29,6 +29,7 @@ enum xs_kind {
     XS_RETAIN_SET,      /* retain: set/clear, sent to the topic's home shard; arg = origin */
     XS_RETAIN_APPLY,    /* retain: set/clear ordered by the topic's home; arg = origin */
     XS_ACK,             /* retain.token: done (retained applied, interest added); to the origin */
+    XS_SHARE_PUBLISH,   /* retain: msg for one member of shared group token; arg = hops */
     /* net/ kinds */
     XS_CONN_HANDOFF,    /* conn: a connection whose CONNECT belongs to the receiver */
     XS_SHUTDOWN,        /* stop: close connections and leave the loop */

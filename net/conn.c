@@ -476,7 +476,9 @@ void conn_timer_expired(struct shard *s, struct conn *c)
         conn_abort(s, c);
     } else if (c->client.state == CLIENT_CONNECTED) {
         s->stats.keepalive_timeouts++;
-        conn_close(s, c, -MQTT_RC_KEEPALIVE_TIMEOUT, false);
+        /* An MQTT 5.0 client is sent DISCONNECT 0x8D first: flush it. */
+        broker_client_kick(s->broker, &c->client, -MQTT_RC_KEEPALIVE_TIMEOUT);
+        conn_close(s, c, -MQTT_RC_KEEPALIVE_TIMEOUT, true);
     } else {
         s->stats.connect_timeouts++;
         conn_close(s, c, -ETIMEDOUT, false);

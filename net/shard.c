@@ -186,6 +186,10 @@ static void stop(struct shard *s, const char *why)
     }
     for (c = s->conns; c != NULL; c = next) {
         next = c->next; /* finalising unlinks c, never another conn */
+        if (c->client.state == CLIENT_CONNECTED) {
+            /* An MQTT 5.0 client is told why: DISCONNECT 0x8B, then the flush. */
+            broker_client_kick(s->broker, &c->client, -MQTT_RC_SERVER_SHUTTING_DOWN);
+        }
         conn_close(s, c, -MQTT_RC_SERVER_SHUTTING_DOWN, true);
     }
 }
@@ -293,6 +297,7 @@ static void xs_received(void *ctx, uint32_t from, const struct xs_msg *m)
     case XS_RETAIN_SET:
     case XS_RETAIN_APPLY:
     case XS_ACK:
+    case XS_SHARE_PUBLISH:
         broker_xs_receive(s->broker, from, m);
         break;
     case XS_CONN_HANDOFF:
@@ -554,7 +559,7 @@ int shard_run(struct shard *s)
         struct __kernel_timespec *tsp = NULL;
         bool sleeping = false;
 
-        if (s->more_work || needs_tick(s)) {
+        if (s->more_work || needs_tick(s) || broker_has_deadlines(s->broker)) {
             ts.tv_sec = 0;
             ts.tv_nsec = s->more_work ? 0 : (long long)TIMER_TICK_MS * 1000000;
             tsp = &ts;
@@ -586,6 +591,7 @@ int shard_run(struct shard *s)
         }
         ret = 0;
         s->now_ms = clock_ms();
+        broker_tick(s->broker, s->now_ms);
 
         if (s->shard_count > 1) {
             xshard_receive(s->xs, s->id, &s->more_work, s, xs_received);

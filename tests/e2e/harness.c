@@ -31,6 +31,8 @@
 
 #include <criterion/hooks.h>
 
+#include "core/broker.h"
+
 #define MOSQUITTO_BIN "/usr/sbin/mosquitto"
 #define START_WAIT_MS 10000
 #define STOP_WAIT_MS 10000
@@ -189,12 +191,13 @@ static uint16_t free_port(void)
     return port;
 }
 
-/* Find "KEY = VALUE" in @ini's [limits] section; copies VALUE to @out. */
-static bool ini_limit(const char *ini, const char *key, char *out, size_t cap)
+/* Find "KEY = VALUE" in @ini's @section ("[limits]"); copies VALUE to @out. */
+static bool ini_get(const char *ini, const char *section, const char *key, char *out, size_t cap)
 {
     const char *p = ini;
     bool in_limits = false;
     size_t klen = strlen(key);
+    size_t slen = strlen(section);
 
     while (p != NULL && *p != '\0') {
         const char *eol = strchr(p, '\n');
@@ -205,7 +208,7 @@ static bool ini_limit(const char *ini, const char *key, char *out, size_t cap)
             q++;
         }
         if (*q == '[') {
-            in_limits = strncmp(q, "[limits]", 8) == 0;
+            in_limits = strncmp(q, section, slen) == 0;
         } else if (in_limits && strncmp(q, key, klen) == 0) {
             const char *v = q + klen;
 
@@ -235,6 +238,22 @@ static bool ini_limit(const char *ini, const char *key, char *out, size_t cap)
     return false;
 }
 
+/* mosquitto.conf lines for ringmq keys that have an equivalent. */
+static const struct {
+    const char *section;
+    const char *key;
+    const char *mosq;
+} mosq_map[] = {
+    {"[limits]", "queued_max", "max_queued_messages"},
+    {"[limits]", "inflight_max", "max_inflight_messages"},
+    {"[limits]", "allow_zero_length_client_id", "allow_zero_length_clientid"},
+    {"[limits]", "packet_bytes_max", "max_packet_size"},
+    {"[mqtt]", "max_qos", "max_qos"},
+    {"[mqtt]", "retain_available", "retain_available"},
+    {"[mqtt]", "topic_alias_max", "max_topic_alias"},
+    {"[mqtt]", "keepalive_max", "max_keepalive"},
+};
+
 static void write_config(struct e2e_broker *b, const char *extra_ini)
 {
     char text[8192];
@@ -255,14 +274,11 @@ static void write_config(struct e2e_broker *b, const char *extra_ini)
                  "log_dest stderr\nlog_type all\nconnection_messages true\n",
                  b->port);
     cr_assert(n > 0 && (size_t)n < sizeof(text));
-    if (extra_ini != NULL && ini_limit(extra_ini, "queued_max", v, sizeof(v))) {
-        n += snprintf(text + n, sizeof(text) - (size_t)n, "max_queued_messages %s\n", v);
-    }
-    if (extra_ini != NULL && ini_limit(extra_ini, "inflight_max", v, sizeof(v))) {
-        n += snprintf(text + n, sizeof(text) - (size_t)n, "max_inflight_messages %s\n", v);
-    }
-    if (extra_ini != NULL && ini_limit(extra_ini, "allow_zero_length_client_id", v, sizeof(v))) {
-        n += snprintf(text + n, sizeof(text) - (size_t)n, "allow_zero_length_clientid %s\n", v);
+    for (size_t i = 0; extra_ini != NULL && i < sizeof(mosq_map) / sizeof(mosq_map[0]); i++) {
+        if (ini_get(extra_ini, mosq_map[i].section, mosq_map[i].key, v, sizeof(v))) {
+            n += snprintf(text + n, sizeof(text) - (size_t)n, "%s %s\n", mosq_map[i].mosq, v);
+            cr_assert((size_t)n < sizeof(text));
+        }
     }
     cr_assert((size_t)n < sizeof(text));
     write_file(b->conf_path, text);
@@ -447,6 +463,33 @@ struct e2e_broker *e2e_broker_start(const char *extra_ini)
     return NULL;
 }
 
+struct e2e_broker *e2e_broker_start_shards(unsigned shards, const char *extra_ini)
+{
+    char ini[4096];
+    int len;
+
+    cr_assert(shards >= 1);
+    len = snprintf(ini, sizeof(ini), "[broker]\nshards = %u\n\n%s", shards,
+                   extra_ini != NULL ? extra_ini : "");
+    cr_assert(len > 0 && (size_t)len < sizeof(ini), "config too long");
+    return e2e_broker_start(ini);
+}
+
+void e2e_id_on(uint32_t want, uint32_t n, const char *prefix, char *out, size_t cap)
+{
+    if (n <= 1 || e2e_mosquitto_mode()) {
+        snprintf(out, cap, "%s", prefix);
+        return;
+    }
+    for (unsigned i = 0; i < 100000; i++) {
+        snprintf(out, cap, "%s%u", prefix, i);
+        if (broker_home_shard((const uint8_t *)out, strlen(out), n) == want) {
+            return;
+        }
+    }
+    cr_assert_fail("no id with prefix %s homed on shard %u of %u", prefix, want, n);
+}
+
 void e2e_broker_stop(struct e2e_broker *b)
 {
     int64_t deadline = e2e_now_ms() + STOP_WAIT_MS;
@@ -491,7 +534,11 @@ struct e2e_client {
     bool closed; /* the loop thread ended: connection gone */
     int close_rc;
     uint8_t *done;    /* per mid: DONE_* bits */
-    uint8_t *granted; /* per mid: first granted QoS of a SUBACK */
+    uint8_t *granted; /* per mid: first granted QoS of a SUBACK (v5: reason code) */
+    uint8_t *pub_rc;  /* per mid: v5 PUBACK/PUBREC reason code */
+    bool v5;
+    mosquitto_property *connack_props; /* v5 */
+    int disconnect_rc;                 /* v5: reason of the broker's DISCONNECT, or -1 */
 };
 
 enum {
@@ -530,9 +577,72 @@ static void on_connect_flags(struct mosquitto *m, void *obj, int rc, int flags)
     pthread_mutex_unlock(&c->mu);
 }
 
-static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *mm)
+enum prop_type { PT_NONE, PT_BYTE, PT_U16, PT_U32, PT_VARINT, PT_STR, PT_BIN, PT_PAIR };
+static enum prop_type prop_type(uint8_t id);
+
+/*
+ * Copy a property list. Not mosquitto_property_copy_all(): libmosquitto
+ * 2.0.11 stores an empty string as NULL and that function then strdup()s
+ * the NULL.
+ */
+static void props_copy(mosquitto_property **dest, const mosquitto_property *src)
 {
-    struct e2e_client *c = obj;
+    const mosquitto_property *it;
+
+    for (it = src; it != NULL; it = mosquitto_property_next(it)) {
+        int id = mosquitto_property_identifier(it);
+        uint8_t u8 = 0;
+        uint16_t u16 = 0;
+        uint32_t u32 = 0;
+        char *a = NULL;
+        char *v = NULL;
+        void *bin = NULL;
+        uint16_t blen = 0;
+        int rc = MOSQ_ERR_SUCCESS;
+
+        switch (prop_type((uint8_t)id)) {
+        case PT_BYTE:
+            mosquitto_property_read_byte(it, id, &u8, false);
+            rc = mosquitto_property_add_byte(dest, id, u8);
+            break;
+        case PT_U16:
+            mosquitto_property_read_int16(it, id, &u16, false);
+            rc = mosquitto_property_add_int16(dest, id, u16);
+            break;
+        case PT_U32:
+            mosquitto_property_read_int32(it, id, &u32, false);
+            rc = mosquitto_property_add_int32(dest, id, u32);
+            break;
+        case PT_VARINT:
+            mosquitto_property_read_varint(it, id, &u32, false);
+            rc = mosquitto_property_add_varint(dest, id, u32);
+            break;
+        case PT_STR:
+            mosquitto_property_read_string(it, id, &a, false);
+            rc = mosquitto_property_add_string(dest, id, a != NULL ? a : "");
+            break;
+        case PT_BIN:
+            mosquitto_property_read_binary(it, id, &bin, &blen, false);
+            rc = mosquitto_property_add_binary(dest, id, bin, blen);
+            break;
+        case PT_PAIR:
+            mosquitto_property_read_string_pair(it, id, &a, &v, false);
+            rc = mosquitto_property_add_string_pair(dest, id, a != NULL ? a : "",
+                                                    v != NULL ? v : "");
+            break;
+        default:
+            rc = MOSQ_ERR_INVAL;
+        }
+        free(a);
+        free(v);
+        free(bin);
+        cr_assert(rc == MOSQ_ERR_SUCCESS, "copying property %d", id);
+    }
+}
+
+static void on_message_props(struct e2e_client *c, const struct mosquitto_message *mm,
+                             const mosquitto_property *props)
+{
     struct e2e_msg *msg = xcalloc(1, sizeof(*msg));
 
     msg->topic = strdup(mm->topic);
@@ -544,6 +654,7 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
     msg->qos = mm->qos;
     msg->retain = mm->retain;
     msg->mid = mm->mid;
+    props_copy(&msg->props, props);
     pthread_mutex_lock(&c->mu);
     if (c->tail != NULL) {
         c->tail->_next = msg;
@@ -551,6 +662,50 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
         c->head = msg;
     }
     c->tail = msg;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *mm)
+{
+    on_message_props(obj, mm, NULL);
+}
+
+static void on_message_v5(struct mosquitto *m, void *obj, const struct mosquitto_message *mm,
+                          const mosquitto_property *props)
+{
+    on_message_props(obj, mm, props);
+}
+
+static void on_connect_v5(struct mosquitto *m, void *obj, int rc, int flags,
+                          const mosquitto_property *props)
+{
+    struct e2e_client *c = obj;
+
+    pthread_mutex_lock(&c->mu);
+    mosquitto_property_free_all(&c->connack_props);
+    props_copy(&c->connack_props, props);
+    c->connack_rc = rc;
+    c->connack_flags = flags;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void on_disconnect_v5(struct mosquitto *m, void *obj, int rc,
+                             const mosquitto_property *props)
+{
+    struct e2e_client *c = obj;
+
+    /*
+     * libmosquitto 2.0 passes the reason code of a DISCONNECT it received,
+     * else an MOSQ_ERR_* (CONN_LOST = 7, ...) or 0 for our own DISCONNECT.
+     * Real reason codes a broker sends are 0x80 and up (0x00 has no use
+     * here), so only those count.
+     */
+    pthread_mutex_lock(&c->mu);
+    if (rc >= 0x80 && c->disconnect_rc < 0) {
+        c->disconnect_rc = rc;
+    }
     pthread_cond_broadcast(&c->cv);
     pthread_mutex_unlock(&c->mu);
 }
@@ -579,6 +734,31 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int count, con
 }
 
 static void on_unsubscribe(struct mosquitto *m, void *obj, int mid)
+{
+    mark_done(obj, mid, DONE_UNSUB, -1);
+}
+
+static void on_publish_v5(struct mosquitto *m, void *obj, int mid, int reason,
+                          const mosquitto_property *props)
+{
+    struct e2e_client *c = obj;
+
+    pthread_mutex_lock(&c->mu);
+    if (mid >= 0 && mid < MID_SPACE) {
+        c->pub_rc[mid] = (uint8_t)reason;
+    }
+    pthread_mutex_unlock(&c->mu);
+    mark_done(c, mid, DONE_PUB, -1);
+}
+
+static void on_subscribe_v5(struct mosquitto *m, void *obj, int mid, int count, const int *granted,
+                            const mosquitto_property *props)
+{
+    mark_done(obj, mid, DONE_SUB, count > 0 ? granted[0] : 0x80);
+}
+
+static void on_unsubscribe_v5(struct mosquitto *m, void *obj, int mid,
+                              const mosquitto_property *props)
 {
     mark_done(obj, mid, DONE_UNSUB, -1);
 }
@@ -613,7 +793,11 @@ struct e2e_client *e2e_client_start(struct e2e_broker *b, const struct e2e_clien
     snprintf(c->id, sizeof(c->id), "%s", o->id);
     c->done = xcalloc(MID_SPACE, 1);
     c->granted = xcalloc(MID_SPACE, 1);
+    c->pub_rc = xcalloc(MID_SPACE, 1);
     c->connack_rc = -1;
+    c->disconnect_rc = -1;
+    c->v5 = o->version == E2E_V5;
+    cr_assert(c->v5 || (o->props == NULL && o->will_props == NULL), "properties need a v5 client");
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -624,19 +808,41 @@ struct e2e_client *e2e_client_start(struct e2e_broker *b, const struct e2e_clien
     cr_assert_not_null(c->m, "mosquitto_new");
     cr_assert(mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, o->version) ==
               MOSQ_ERR_SUCCESS);
-    mosquitto_connect_with_flags_callback_set(c->m, on_connect_flags);
-    mosquitto_message_callback_set(c->m, on_message);
-    mosquitto_publish_callback_set(c->m, on_publish);
-    mosquitto_subscribe_callback_set(c->m, on_subscribe);
-    mosquitto_unsubscribe_callback_set(c->m, on_unsubscribe);
-    if (o->will != NULL) {
+    if (c->v5) {
+        /* Only the v5 callbacks: libmosquitto would call both kinds. */
+        mosquitto_connect_v5_callback_set(c->m, on_connect_v5);
+        mosquitto_disconnect_v5_callback_set(c->m, on_disconnect_v5);
+        mosquitto_message_v5_callback_set(c->m, on_message_v5);
+        mosquitto_publish_v5_callback_set(c->m, on_publish_v5);
+        mosquitto_subscribe_v5_callback_set(c->m, on_subscribe_v5);
+        mosquitto_unsubscribe_v5_callback_set(c->m, on_unsubscribe_v5);
+    } else {
+        mosquitto_connect_with_flags_callback_set(c->m, on_connect_flags);
+        mosquitto_message_callback_set(c->m, on_message);
+        mosquitto_publish_callback_set(c->m, on_publish);
+        mosquitto_subscribe_callback_set(c->m, on_subscribe);
+        mosquitto_unsubscribe_callback_set(c->m, on_unsubscribe);
+    }
+    if (o->will != NULL && c->v5) {
+        rc = mosquitto_will_set_v5(c->m, o->will->topic, (int)o->will->payload_len,
+                                   o->will->payload, o->will->qos, o->will->retain, o->will_props);
+        cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_will_set_v5: %s", mosquitto_strerror(rc));
+    } else if (o->will != NULL) {
         rc = mosquitto_will_set(c->m, o->will->topic, (int)o->will->payload_len, o->will->payload,
                                 o->will->qos, o->will->retain);
         cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_will_set: %s", mosquitto_strerror(rc));
+    } else {
+        cr_assert_null(o->will_props, "will properties without a will");
     }
     /* Our own thread runs the loop; tell the library so it queues writes. */
     mosquitto_threaded_set(c->m, true);
-    rc = mosquitto_connect(c->m, "127.0.0.1", b->port, o->keepalive_s > 0 ? o->keepalive_s : 60);
+    if (c->v5) {
+        rc = mosquitto_connect_bind_v5(c->m, "127.0.0.1", b->port,
+                                       o->keepalive_s > 0 ? o->keepalive_s : 60, NULL, o->props);
+    } else {
+        rc =
+            mosquitto_connect(c->m, "127.0.0.1", b->port, o->keepalive_s > 0 ? o->keepalive_s : 60);
+    }
     cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_connect: %s", mosquitto_strerror(rc));
     cr_assert(pthread_create(&c->thread, NULL, loop_thread, c) == 0);
     c->thread_started = true;
@@ -806,6 +1012,7 @@ void e2e_msg_free(struct e2e_msg *msg)
     }
     free(msg->topic);
     free(msg->payload);
+    mosquitto_property_free_all(&msg->props);
     free(msg);
 }
 
@@ -839,6 +1046,8 @@ static void client_free(struct e2e_client *c)
     pthread_mutex_destroy(&c->mu);
     free(c->done);
     free(c->granted);
+    free(c->pub_rc);
+    mosquitto_property_free_all(&c->connack_props);
     free(c);
 }
 
@@ -876,6 +1085,131 @@ void e2e_broker_check_alive(struct e2e_broker *b)
     e2e_client_publish(c, "alive/check", "ping", 4, 1, false);
     e2e_client_expect(c, "alive/check", "ping", 1, false);
     e2e_client_disconnect(c);
+}
+
+/* ------------------------------------------------------- v5 client */
+
+void e2e_prop_u8(mosquitto_property **l, int id, uint8_t v)
+{
+    cr_assert(mosquitto_property_add_byte(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
+}
+
+void e2e_prop_u16(mosquitto_property **l, int id, uint16_t v)
+{
+    cr_assert(mosquitto_property_add_int16(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
+}
+
+void e2e_prop_u32(mosquitto_property **l, int id, uint32_t v)
+{
+    cr_assert(mosquitto_property_add_int32(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
+}
+
+void e2e_prop_varint(mosquitto_property **l, int id, uint32_t v)
+{
+    cr_assert(mosquitto_property_add_varint(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
+}
+
+void e2e_prop_str(mosquitto_property **l, int id, const char *v)
+{
+    cr_assert(mosquitto_property_add_string(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
+}
+
+void e2e_prop_bin(mosquitto_property **l, int id, const void *v, uint16_t len)
+{
+    cr_assert(mosquitto_property_add_binary(l, id, v, len) == MOSQ_ERR_SUCCESS, "property %d", id);
+}
+
+void e2e_prop_pair(mosquitto_property **l, const char *name, const char *value)
+{
+    cr_assert(mosquitto_property_add_string_pair(l, MQTT_PROP_USER_PROPERTY, name, value) ==
+              MOSQ_ERR_SUCCESS);
+}
+
+const mosquitto_property *e2e_client_connack_props(struct e2e_client *c)
+{
+    const mosquitto_property *p;
+
+    pthread_mutex_lock(&c->mu);
+    p = c->connack_props;
+    pthread_mutex_unlock(&c->mu);
+    return p;
+}
+
+struct e2e_client *e2e_client_connect5(struct e2e_broker *b, const char *id, bool clean_start,
+                                       uint32_t session_expiry, int *present)
+{
+    mosquitto_property *props = NULL;
+    struct e2e_client_opts o = {.version = E2E_V5, .id = id, .clean = clean_start};
+    struct e2e_client *c;
+    int sp;
+
+    if (session_expiry > 0) {
+        e2e_prop_u32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, session_expiry);
+    }
+    o.props = props;
+    c = e2e_client_start(b, &o);
+    mosquitto_property_free_all(&props);
+    sp = e2e_client_wait_connack(c, 0);
+    if (present != NULL) {
+        *present = sp;
+    }
+    return c;
+}
+
+int e2e_client_subscribe5(struct e2e_client *c, const char *filter, int options,
+                          const mosquitto_property *props)
+{
+    int mid = 0;
+    int rc;
+
+    cr_assert(c->v5, "e2e_client_subscribe5 on a v3 client");
+    rc = mosquitto_subscribe_v5(c->m, &mid, filter, options & 0x03, options & ~0x03, props);
+    cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_subscribe_v5 %s: %s", filter,
+              mosquitto_strerror(rc));
+    return wait_done(c, mid, DONE_SUB, E2E_WAIT_MS, "SUBACK");
+}
+
+int e2e_client_publish5(struct e2e_client *c, const char *topic, const void *payload, size_t len,
+                        int qos, bool retain, const mosquitto_property *props)
+{
+    int mid = 0;
+    int rc;
+    int reason;
+
+    cr_assert(c->v5, "e2e_client_publish5 on a v3 client");
+    rc = mosquitto_publish_v5(c->m, &mid, topic, (int)len, payload, qos, retain, props);
+    cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_publish_v5 %s: %s", topic, mosquitto_strerror(rc));
+    wait_done(c, mid, DONE_PUB, E2E_WAIT_MS, "PUBACK/PUBCOMP");
+    pthread_mutex_lock(&c->mu);
+    reason = qos > 0 ? c->pub_rc[mid] : 0;
+    pthread_mutex_unlock(&c->mu);
+    if (qos == 0) {
+        e2e_client_sync(c);
+    }
+    return reason;
+}
+
+void e2e_client_disconnect5(struct e2e_client *c, int reason, const mosquitto_property *props)
+{
+    int rc = mosquitto_disconnect_v5(c->m, reason, props);
+
+    cr_assert(rc == MOSQ_ERR_SUCCESS || rc == MOSQ_ERR_NO_CONN, "mosquitto_disconnect_v5: %s",
+              mosquitto_strerror(rc));
+    cr_assert(e2e_client_wait_closed(c, E2E_WAIT_MS), "client %s: disconnect did not finish",
+              c->id);
+    client_free(c);
+}
+
+int e2e_client_wait_disconnect_reason(struct e2e_client *c, int timeout_ms)
+{
+    int rc;
+
+    cr_assert(e2e_client_wait_closed(c, timeout_ms), "client %s: still connected after %d ms",
+              c->id, timeout_ms);
+    pthread_mutex_lock(&c->mu);
+    rc = c->disconnect_rc;
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- packets */
@@ -982,8 +1316,16 @@ void e2e_pkt_connect(struct e2e_pkt *p, const struct e2e_connect_opts *o)
     e2e_pkt_u8(p, (uint8_t)(o->proto_level != 0 ? o->proto_level : o->version));
     e2e_pkt_u8(p, flags);
     e2e_pkt_u16(p, o->keepalive_s);
+    if (o->version == E2E_V5) {
+        e2e_pkt_props(p, o->props);
+    } else {
+        cr_assert(o->props == NULL && o->will_props == NULL, "properties need v5");
+    }
     e2e_pkt_str(p, o->id != NULL ? o->id : "");
     if (o->will_topic != NULL) {
+        if (o->version == E2E_V5) {
+            e2e_pkt_props(p, o->will_props);
+        }
         e2e_pkt_str(p, o->will_topic);
         e2e_pkt_str(p, o->will_payload != NULL ? o->will_payload : "");
     }
@@ -1270,6 +1612,613 @@ int e2e_raw_connect_ok(const struct e2e_broker *b, int version, const char *id, 
     cr_assert(memcmp(ack, ok, 4) == 0, "CONNACK %02x %02x %02x %02x, expected 20 02 00 00", ack[0],
               ack[1], ack[2], ack[3]);
     return fd;
+}
+
+/* ---------------------------------------------------------------- v5 packets */
+
+static void props_bytes(struct e2e_props *pr, const void *data, size_t len)
+{
+    cr_assert(pr->len + len <= sizeof(pr->buf), "e2e_props full");
+    memcpy(pr->buf + pr->len, data, len);
+    pr->len += len;
+}
+
+static void props_u16_raw(struct e2e_props *pr, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+
+    props_bytes(pr, b, 2);
+}
+
+static void props_lp(struct e2e_props *pr, const void *data, size_t len)
+{
+    cr_assert(len <= 65535);
+    props_u16_raw(pr, (uint16_t)len);
+    props_bytes(pr, data, len);
+}
+
+void e2e_props_u8(struct e2e_props *pr, uint8_t id, uint8_t v)
+{
+    props_bytes(pr, &id, 1);
+    props_bytes(pr, &v, 1);
+}
+
+void e2e_props_u16(struct e2e_props *pr, uint8_t id, uint16_t v)
+{
+    props_bytes(pr, &id, 1);
+    props_u16_raw(pr, v);
+}
+
+void e2e_props_u32(struct e2e_props *pr, uint8_t id, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+
+    props_bytes(pr, &id, 1);
+    props_bytes(pr, b, 4);
+}
+
+void e2e_props_varint(struct e2e_props *pr, uint8_t id, uint32_t v)
+{
+    props_bytes(pr, &id, 1);
+    do {
+        uint8_t d = v % 128;
+
+        v /= 128;
+        d |= v > 0 ? 0x80 : 0;
+        props_bytes(pr, &d, 1);
+    } while (v > 0);
+}
+
+void e2e_props_str(struct e2e_props *pr, uint8_t id, const char *v)
+{
+    props_bytes(pr, &id, 1);
+    props_lp(pr, v, strlen(v));
+}
+
+void e2e_props_bin(struct e2e_props *pr, uint8_t id, const void *v, size_t len)
+{
+    props_bytes(pr, &id, 1);
+    props_lp(pr, v, len);
+}
+
+void e2e_props_pair(struct e2e_props *pr, const char *name, const char *value)
+{
+    uint8_t id = MQTT_PROP_USER_PROPERTY;
+
+    props_bytes(pr, &id, 1);
+    props_lp(pr, name, strlen(name));
+    props_lp(pr, value, strlen(value));
+}
+
+void e2e_pkt_varint(struct e2e_pkt *p, uint32_t v)
+{
+    cr_assert(v <= 268435455u);
+    do {
+        uint8_t d = v % 128;
+
+        v /= 128;
+        e2e_pkt_u8(p, d | (v > 0 ? 0x80 : 0));
+    } while (v > 0);
+}
+
+void e2e_pkt_props(struct e2e_pkt *p, const struct e2e_props *pr)
+{
+    size_t len = pr != NULL ? pr->len : 0;
+
+    e2e_pkt_varint(p, (uint32_t)len);
+    if (len > 0) {
+        e2e_pkt_bytes(p, pr->buf, len);
+    }
+}
+
+void e2e_pkt_publish5(struct e2e_pkt *p, const char *topic, uint8_t qos, bool retain, bool dup,
+                      uint16_t pkt_id, const struct e2e_props *props, const void *payload,
+                      size_t len)
+{
+    uint8_t first = (uint8_t)(0x30 | (dup ? 0x08 : 0) | (qos << 1) | (retain ? 0x01 : 0));
+
+    e2e_pkt_init(p);
+    e2e_pkt_str(p, topic);
+    if (qos > 0) {
+        e2e_pkt_u16(p, pkt_id);
+    }
+    e2e_pkt_props(p, props);
+    e2e_pkt_bytes(p, payload, len);
+    e2e_pkt_finish(p, first);
+}
+
+void e2e_pkt_subscribe5(struct e2e_pkt *p, uint16_t pkt_id, const struct e2e_props *props, size_t n,
+                        const char *const *filters, const uint8_t *options)
+{
+    e2e_pkt_init(p);
+    e2e_pkt_u16(p, pkt_id);
+    e2e_pkt_props(p, props);
+    for (size_t i = 0; i < n; i++) {
+        e2e_pkt_str(p, filters[i]);
+        e2e_pkt_u8(p, options[i]);
+    }
+    e2e_pkt_finish(p, 0x82);
+}
+
+void e2e_pkt_unsubscribe5(struct e2e_pkt *p, uint16_t pkt_id, const struct e2e_props *props,
+                          size_t n, const char *const *filters)
+{
+    e2e_pkt_init(p);
+    e2e_pkt_u16(p, pkt_id);
+    e2e_pkt_props(p, props);
+    for (size_t i = 0; i < n; i++) {
+        e2e_pkt_str(p, filters[i]);
+    }
+    e2e_pkt_finish(p, 0xA2);
+}
+
+void e2e_pkt_ack5(struct e2e_pkt *p, uint8_t first_byte, uint16_t pkt_id, uint8_t reason,
+                  const struct e2e_props *props)
+{
+    e2e_pkt_init(p);
+    e2e_pkt_u16(p, pkt_id);
+    if (reason != 0 || props != NULL) {
+        e2e_pkt_u8(p, reason);
+        e2e_pkt_props(p, props);
+    }
+    e2e_pkt_finish(p, first_byte);
+}
+
+void e2e_pkt_disconnect5(struct e2e_pkt *p, uint8_t reason, const struct e2e_props *props)
+{
+    e2e_pkt_init(p);
+    e2e_pkt_u8(p, reason);
+    e2e_pkt_props(p, props);
+    e2e_pkt_finish(p, 0xE0);
+}
+
+void e2e_pkt_auth(struct e2e_pkt *p, uint8_t reason, const struct e2e_props *props)
+{
+    e2e_pkt_init(p);
+    e2e_pkt_u8(p, reason);
+    e2e_pkt_props(p, props);
+    e2e_pkt_finish(p, 0xF0);
+}
+
+/* ---------------------------------------------------------------- v5 reader */
+
+static enum prop_type prop_type(uint8_t id)
+{
+    switch (id) {
+    case 0x01:
+    case 0x17:
+    case 0x19:
+    case 0x24:
+    case 0x25:
+    case 0x28:
+    case 0x29:
+    case 0x2A:
+        return PT_BYTE;
+    case 0x13:
+    case 0x21:
+    case 0x22:
+    case 0x23:
+        return PT_U16;
+    case 0x02:
+    case 0x11:
+    case 0x18:
+    case 0x27:
+        return PT_U32;
+    case 0x0B:
+        return PT_VARINT;
+    case 0x03:
+    case 0x08:
+    case 0x12:
+    case 0x15:
+    case 0x1A:
+    case 0x1C:
+    case 0x1F:
+        return PT_STR;
+    case 0x09:
+    case 0x16:
+        return PT_BIN;
+    case 0x26:
+        return PT_PAIR;
+    default:
+        return PT_NONE;
+    }
+}
+
+/* A cursor over a received packet; every read is bounds-checked (asserts). */
+struct cur {
+    const uint8_t *p;
+    const uint8_t *end;
+};
+
+static uint8_t cur_u8(struct cur *c)
+{
+    cr_assert(c->p + 1 <= c->end, "broker packet truncated (byte)");
+    return *c->p++;
+}
+
+static uint16_t cur_u16(struct cur *c)
+{
+    uint16_t v;
+
+    cr_assert(c->p + 2 <= c->end, "broker packet truncated (two byte integer)");
+    v = (uint16_t)(c->p[0] << 8 | c->p[1]);
+    c->p += 2;
+    return v;
+}
+
+static uint32_t cur_u32(struct cur *c)
+{
+    uint32_t v;
+
+    cr_assert(c->p + 4 <= c->end, "broker packet truncated (four byte integer)");
+    v = (uint32_t)c->p[0] << 24 | (uint32_t)c->p[1] << 16 | (uint32_t)c->p[2] << 8 | c->p[3];
+    c->p += 4;
+    return v;
+}
+
+static uint32_t cur_varint(struct cur *c)
+{
+    uint32_t v = 0;
+    uint32_t mult = 1;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        uint8_t d = cur_u8(c);
+
+        v += (uint32_t)(d & 0x7f) * mult;
+        mult *= 128;
+        if ((d & 0x80) == 0) {
+            /* [MQTT-1.5.5-1] minimum number of bytes */
+            cr_assert(i == 0 || d != 0, "broker sent a non-minimal variable byte integer");
+            return v;
+        }
+    }
+    cr_assert_fail("broker sent a variable byte integer over 4 bytes");
+    return 0;
+}
+
+static const uint8_t *cur_lp(struct cur *c, size_t *len)
+{
+    const uint8_t *d;
+
+    *len = cur_u16(c);
+    cr_assert(c->p + *len <= c->end, "broker packet truncated (string/binary)");
+    d = c->p;
+    c->p += *len;
+    return d;
+}
+
+static void parse_props(struct cur *c, struct e2e_v5pkt *out)
+{
+    uint32_t plen = cur_varint(c);
+    struct cur pc;
+
+    cr_assert(c->p + plen <= c->end, "property length %u beyond the packet", plen);
+    pc.p = c->p;
+    pc.end = c->p + plen;
+    c->p += plen;
+    while (pc.p < pc.end) {
+        struct e2e_prop *pr;
+        uint8_t id = cur_u8(&pc);
+
+        cr_assert_lt(out->nprops, E2E_PKT_PROPS_MAX, "too many properties");
+        pr = &out->props[out->nprops++];
+        memset(pr, 0, sizeof(*pr));
+        pr->id = id;
+        switch (prop_type(id)) {
+        case PT_BYTE:
+            pr->value = cur_u8(&pc);
+            break;
+        case PT_U16:
+            pr->value = cur_u16(&pc);
+            break;
+        case PT_U32:
+            pr->value = cur_u32(&pc);
+            break;
+        case PT_VARINT:
+            pr->value = cur_varint(&pc);
+            break;
+        case PT_STR:
+        case PT_BIN:
+            pr->data = cur_lp(&pc, &pr->len);
+            break;
+        case PT_PAIR:
+            pr->data = cur_lp(&pc, &pr->len);
+            pr->data2 = cur_lp(&pc, &pr->len2);
+            break;
+        default:
+            cr_assert_fail("broker sent unknown property id 0x%02x (packet type %u)", id,
+                           out->type);
+        }
+    }
+}
+
+void e2e_v5pkt_free(struct e2e_v5pkt *p)
+{
+    free(p->buf);
+    free(p->topic);
+    memset(p, 0, sizeof(*p));
+}
+
+static void parse5(struct e2e_v5pkt *out, size_t hdr)
+{
+    struct cur c = {.p = out->buf + hdr, .end = out->buf + out->len};
+    size_t tlen;
+    const uint8_t *t;
+
+    out->type = out->buf[0] >> 4;
+    out->flags = out->buf[0] & 0x0f;
+    switch (out->type) {
+    case E2E_CONNACK:
+        out->session_present = (cur_u8(&c) & 1) != 0;
+        out->reason = cur_u8(&c);
+        parse_props(&c, out);
+        break;
+    case E2E_PUBLISH:
+        out->qos = (out->flags >> 1) & 3;
+        out->retain = (out->flags & 1) != 0;
+        out->dup = (out->flags & 8) != 0;
+        cr_assert(out->qos < 3, "PUBLISH with QoS 3");
+        t = cur_lp(&c, &tlen);
+        out->topic = xcalloc(1, tlen + 1);
+        memcpy(out->topic, t, tlen);
+        if (out->qos > 0) {
+            out->pkt_id = cur_u16(&c);
+            cr_assert(out->pkt_id != 0, "PUBLISH with packet id 0");
+        }
+        parse_props(&c, out);
+        out->payload = c.p;
+        out->payload_len = (size_t)(c.end - c.p);
+        c.p = c.end;
+        break;
+    case E2E_PUBACK:
+    case E2E_PUBREC:
+    case E2E_PUBREL:
+    case E2E_PUBCOMP:
+        out->pkt_id = cur_u16(&c);
+        if (c.p < c.end) {
+            out->reason = cur_u8(&c);
+        }
+        if (c.p < c.end) {
+            parse_props(&c, out);
+        }
+        break;
+    case E2E_SUBACK:
+    case E2E_UNSUBACK:
+        out->pkt_id = cur_u16(&c);
+        parse_props(&c, out);
+        while (c.p < c.end) {
+            cr_assert_lt(out->nreasons, E2E_PKT_REASONS_MAX);
+            out->reasons[out->nreasons++] = cur_u8(&c);
+        }
+        break;
+    case E2E_PINGRESP:
+        break;
+    case E2E_DISCONNECT:
+    case E2E_AUTH:
+        if (c.p < c.end) {
+            out->reason = cur_u8(&c);
+        }
+        if (c.p < c.end) {
+            parse_props(&c, out);
+        }
+        break;
+    default:
+        cr_assert_fail("broker sent packet type %u", out->type);
+    }
+    cr_assert(c.p == c.end, "%zu trailing bytes in a packet of type %u", (size_t)(c.end - c.p),
+              out->type);
+}
+
+bool e2e_raw_read5(int fd, struct e2e_v5pkt *out, int timeout_ms)
+{
+    int64_t deadline = e2e_now_ms() + timeout_ms;
+    uint8_t hdr[5];
+    size_t n = 1;
+    uint32_t rem = 0;
+    uint32_t mult = 1;
+    int64_t left;
+
+    memset(out, 0, sizeof(*out));
+    if (e2e_raw_recv(fd, hdr, 1, timeout_ms) != 1) {
+        return false;
+    }
+    for (;;) {
+        left = deadline - e2e_now_ms();
+        cr_assert(n < 5, "remaining length over 4 bytes");
+        cr_assert(e2e_raw_recv(fd, hdr + n, 1, left > 0 ? (int)left : 1) == 1,
+                  "packet header cut short");
+        rem += (uint32_t)(hdr[n] & 0x7f) * mult;
+        mult *= 128;
+        if ((hdr[n++] & 0x80) == 0) {
+            break;
+        }
+    }
+    out->len = n + rem;
+    out->buf = xcalloc(1, out->len + 1);
+    memcpy(out->buf, hdr, n);
+    left = deadline - e2e_now_ms();
+    /* The body of a packet whose header arrived must follow promptly. */
+    if (left < E2E_WAIT_MS) {
+        left = E2E_WAIT_MS;
+    }
+    cr_assert(e2e_raw_recv(fd, out->buf + n, rem, (int)left) == rem,
+              "packet body cut short (type 0x%02x, %u bytes)", hdr[0], rem);
+    parse5(out, n);
+    return true;
+}
+
+void e2e_raw_expect5(int fd, uint8_t type, struct e2e_v5pkt *out)
+{
+    bool got = e2e_raw_read5(fd, out, E2E_WAIT_MS);
+
+    cr_assert(got, "expected packet type %u, got nothing (timeout or close) within %d ms", type,
+              E2E_WAIT_MS);
+    if (out->type != type) {
+        char h[800];
+
+        hex(out->buf, out->len < 64 ? out->len : 64, h, sizeof(h));
+        cr_assert_fail("expected packet type %u, got type %u reason 0x%02x [%s]", type, out->type,
+                       out->reason, h);
+    }
+}
+
+const struct e2e_prop *e2e_v5pkt_prop(const struct e2e_v5pkt *p, uint8_t id)
+{
+    for (size_t i = 0; i < p->nprops; i++) {
+        if (p->props[i].id == id) {
+            return &p->props[i];
+        }
+    }
+    return NULL;
+}
+
+size_t e2e_v5pkt_prop_count(const struct e2e_v5pkt *p, uint8_t id)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->nprops; i++) {
+        n += p->props[i].id == id;
+    }
+    return n;
+}
+
+bool e2e_prop_eq(const struct e2e_prop *pr, const void *s, size_t len)
+{
+    return pr != NULL && pr->len == len && (len == 0 || memcmp(pr->data, s, len) == 0);
+}
+
+bool e2e_prop_streq(const struct e2e_prop *pr, const char *s)
+{
+    return e2e_prop_eq(pr, s, strlen(s));
+}
+
+void e2e_raw_expect_disconnect5(int fd, uint8_t reason)
+{
+    struct e2e_v5pkt d;
+
+    e2e_raw_expect5(fd, E2E_DISCONNECT, &d);
+    cr_assert_eq(d.reason, reason, "DISCONNECT reason 0x%02x, expected 0x%02x", d.reason, reason);
+    cr_assert_null(e2e_v5pkt_prop(&d, MQTT_PROP_SESSION_EXPIRY_INTERVAL),
+                   "server DISCONNECT with a Session Expiry Interval [MQTT-3.14.2-2]");
+    e2e_v5pkt_free(&d);
+    cr_assert(e2e_raw_wait_closed(fd, E2E_WAIT_MS, NULL),
+              "connection not closed after DISCONNECT [MQTT-3.14.4-2]");
+    e2e_raw_close(fd);
+}
+
+void e2e_raw_expect_disconnect5_or_mosquitto_close(int fd, uint8_t reason)
+{
+    struct e2e_v5pkt d;
+
+    if (!e2e_mosquitto_mode()) {
+        e2e_raw_expect_disconnect5(fd, reason);
+        return;
+    }
+    if (e2e_raw_read5(fd, &d, E2E_WAIT_MS)) {
+        cr_assert_eq(d.type, E2E_DISCONNECT, "packet type %u instead of DISCONNECT", d.type);
+        cr_assert_eq(d.reason, reason, "DISCONNECT reason 0x%02x, expected 0x%02x", d.reason,
+                     reason);
+        e2e_v5pkt_free(&d);
+    }
+    cr_assert(e2e_raw_wait_closed(fd, E2E_WAIT_MS, NULL), "connection not closed");
+    e2e_raw_close(fd);
+}
+
+int e2e_raw_connect5(const struct e2e_broker *b, const struct e2e_connect_opts *o,
+                     struct e2e_v5pkt *connack)
+{
+    struct e2e_connect_opts v5 = *o;
+    struct e2e_pkt p;
+    int fd = e2e_raw_open(b);
+
+    v5.version = E2E_V5;
+    e2e_pkt_connect(&p, &v5);
+    e2e_raw_send_pkt(fd, &p);
+    e2e_raw_expect5(fd, E2E_CONNACK, connack);
+    return fd;
+}
+
+int e2e_raw_connect5_ok(const struct e2e_broker *b, const char *id, bool clean_start,
+                        uint32_t session_expiry, const struct e2e_props *props)
+{
+    struct e2e_props pr = {.len = 0};
+    struct e2e_connect_opts o = {.version = E2E_V5, .id = id, .clean = clean_start};
+    struct e2e_v5pkt ack;
+    int fd;
+
+    if (session_expiry > 0) {
+        e2e_props_u32(&pr, MQTT_PROP_SESSION_EXPIRY_INTERVAL, session_expiry);
+    }
+    if (props != NULL) {
+        props_bytes(&pr, props->buf, props->len);
+    }
+    o.props = &pr;
+    fd = e2e_raw_connect5(b, &o, &ack);
+    cr_assert_eq(ack.reason, 0, "CONNACK reason 0x%02x for %s", ack.reason, id);
+    e2e_v5pkt_free(&ack);
+    return fd;
+}
+
+uint8_t e2e_raw_subscribe5(int fd, uint16_t pkt_id, const char *filter, uint8_t options,
+                           const struct e2e_props *props)
+{
+    const char *filters[1] = {filter};
+    struct e2e_v5pkt ack;
+    struct e2e_pkt p;
+    uint8_t rc;
+
+    e2e_pkt_subscribe5(&p, pkt_id, props, 1, filters, &options);
+    e2e_raw_send_pkt(fd, &p);
+    e2e_raw_expect5(fd, E2E_SUBACK, &ack);
+    cr_assert_eq(ack.pkt_id, pkt_id, "SUBACK packet id [MQTT-3.8.4-2]");
+    cr_assert_eq(ack.nreasons, 1, "SUBACK with %zu reason codes for 1 filter [MQTT-3.8.4-6]",
+                 ack.nreasons);
+    rc = ack.reasons[0];
+    e2e_v5pkt_free(&ack);
+    return rc;
+}
+
+void e2e_raw_ping5(int fd)
+{
+    struct e2e_v5pkt r;
+
+    cr_assert(e2e_raw_send(fd, "\xc0\x00", 2), "send PINGREQ");
+    e2e_raw_expect5(fd, E2E_PINGRESP, &r);
+    e2e_v5pkt_free(&r);
+}
+
+uint8_t e2e_raw_publish5(int fd, const char *topic, uint8_t qos, bool retain, uint16_t pkt_id,
+                         const struct e2e_props *props, const void *payload, size_t len)
+{
+    struct e2e_v5pkt ack;
+    struct e2e_pkt p;
+    uint8_t rc = 0;
+
+    e2e_pkt_publish5(&p, topic, qos, retain, false, pkt_id, props, payload, len);
+    e2e_raw_send_pkt(fd, &p);
+    if (qos == 0) {
+        e2e_raw_ping5(fd);
+        return 0;
+    }
+    e2e_raw_expect5(fd, qos == 1 ? E2E_PUBACK : E2E_PUBREC, &ack);
+    cr_assert_eq(ack.pkt_id, pkt_id);
+    rc = ack.reason;
+    e2e_v5pkt_free(&ack);
+    if (qos == 2 && rc < 0x80) {
+        e2e_pkt_ack(&p, 0x62, pkt_id);
+        e2e_raw_send_pkt(fd, &p);
+        e2e_raw_expect5(fd, E2E_PUBCOMP, &ack);
+        cr_assert_eq(ack.pkt_id, pkt_id);
+        e2e_v5pkt_free(&ack);
+    }
+    return rc;
+}
+
+void e2e_raw_disconnect5(int fd)
+{
+    e2e_raw_send(fd, "\xe0\x00", 2);
+    e2e_raw_close(fd);
 }
 
 /* ------------------------------------------------- runner-side report hooks */

@@ -34,6 +34,7 @@
 
 #include <criterion/criterion.h>
 #include <mosquitto.h>
+#include <mqtt_protocol.h>
 
 /* Default bound on every wait for something that must happen. */
 #define E2E_WAIT_MS 5000
@@ -45,6 +46,7 @@
 /* Protocol levels (same values as libmosquitto's and core/mqtt_codec.h's). */
 #define E2E_V31 MQTT_PROTOCOL_V31
 #define E2E_V311 MQTT_PROTOCOL_V311
+#define E2E_V5 MQTT_PROTOCOL_V5
 
 /* A test, with the harness's timeout. */
 #define E2E_TEST(suite, name) Test(suite, name, .timeout = E2E_TEST_TIMEOUT_S)
@@ -61,6 +63,23 @@
     E2E_TEST(suite, name##_v31)                                                                    \
     {                                                                                              \
         fn(E2E_V31);                                                                               \
+    }
+
+/*
+ * Two tests from one body taking the shard count: <name>_shards1 and
+ * <name>_shards4. @fn is a static void fn(unsigned shards) that starts its
+ * broker with e2e_broker_start_shards(). In mosquitto mode the shard count
+ * means nothing, so <name>_shards4 skips itself there (the body runs once).
+ */
+#define E2E_TEST_SHARDS(suite, name, fn)                                                           \
+    E2E_TEST(suite, name##_shards1)                                                                \
+    {                                                                                              \
+        fn(1);                                                                                     \
+    }                                                                                              \
+    E2E_TEST(suite, name##_shards4)                                                                \
+    {                                                                                              \
+        e2e_ringmq_only("the shard count is a ringmq setting (the _shards1 twin runs)");           \
+        fn(4);                                                                                     \
     }
 
 /* ------------------------------------------------------------------ broker */
@@ -88,12 +107,26 @@ void e2e_ringmq_only(const char *why);
  * Start a broker with the harness's base config ([broker] log_level = debug,
  * [listener.default] bind = 127.0.0.1, port = 0) plus @extra_ini (INI text
  * appended verbatim, may be NULL). Waits (bounded) until it listens and
- * returns it; asserts on any failure. In mosquitto mode the [limits] keys
- * queued_max, inflight_max and allow_zero_length_client_id of @extra_ini are
- * mapped to mosquitto.conf; others are ignored. The returned object lives
+ * returns it; asserts on any failure. In mosquitto mode these keys of
+ * @extra_ini are mapped to mosquitto.conf: [limits] queued_max, inflight_max,
+ * allow_zero_length_client_id, packet_bytes_max (max_packet_size); [mqtt]
+ * max_qos, retain_available, topic_alias_max (max_topic_alias),
+ * keepalive_max (max_keepalive); others are ignored. The returned object lives
  * until the test process exits.
  */
 struct e2e_broker *e2e_broker_start(const char *extra_ini);
+
+/*
+ * e2e_broker_start() with "[broker]\nshards = @shards" before @extra_ini
+ * (may be NULL; it must not have its own [broker] section).
+ */
+struct e2e_broker *e2e_broker_start_shards(unsigned shards, const char *extra_ini);
+
+/*
+ * A client id starting with @prefix that ringmq homes on shard @want of @n
+ * (broker_home_shard()); @prefix itself when @n is 1 or in mosquitto mode.
+ */
+void e2e_id_on(uint32_t want, uint32_t n, const char *prefix, char *out, size_t cap);
 
 /*
  * SIGTERM the broker, wait (bounded, then SIGKILL) and assert it exited with
@@ -137,6 +170,7 @@ struct e2e_msg {
     int qos;
     bool retain;
     int mid;
+    mosquitto_property *props; /* v5 clients: the PUBLISH's properties (NULL: none) */
     struct e2e_msg *_next;
 };
 
@@ -151,11 +185,15 @@ struct e2e_will {
 };
 
 struct e2e_client_opts {
-    int version;                 /* E2E_V31 or E2E_V311 */
+    int version;                 /* E2E_V31, E2E_V311 or E2E_V5 */
     const char *id;              /* must be non-NULL and non-empty */
-    bool clean;                  /* clean session flag */
+    bool clean;                  /* clean session flag (v5: clean start) */
     int keepalive_s;             /* 0: 60 s; libmosquitto refuses 1..4 */
     const struct e2e_will *will; /* NULL: none */
+    /* v5 only. CONNECT properties (copied; the caller keeps ownership). */
+    const mosquitto_property *props;
+    /* v5 only. Will properties: ownership passes to the harness. */
+    mosquitto_property *will_props;
 };
 
 struct e2e_client;
@@ -227,6 +265,55 @@ void e2e_client_disconnect(struct e2e_client *c);
 /* Close the socket without DISCONNECT (the broker sees EOF), free. */
 void e2e_client_abort(struct e2e_client *c);
 
+/* ------------------------------------------------- libmosquitto v5 client */
+
+/*
+ * Property list builders (libmosquitto's mosquitto_property lists), asserting
+ * success. Free a list with mosquitto_property_free_all().
+ */
+void e2e_prop_u8(mosquitto_property **l, int id, uint8_t v);
+void e2e_prop_u16(mosquitto_property **l, int id, uint16_t v);
+void e2e_prop_u32(mosquitto_property **l, int id, uint32_t v);
+void e2e_prop_varint(mosquitto_property **l, int id, uint32_t v);
+void e2e_prop_str(mosquitto_property **l, int id, const char *v);
+void e2e_prop_bin(mosquitto_property **l, int id, const void *v, uint16_t len);
+void e2e_prop_pair(mosquitto_property **l, const char *name, const char *value);
+
+/* The properties of the client's CONNACK (NULL before it or if it had none). */
+const mosquitto_property *e2e_client_connack_props(struct e2e_client *c);
+
+/*
+ * A v5 client: clean start @clean_start, Session Expiry Interval
+ * @session_expiry (0: property left out). Waits for CONNACK 0x00 and
+ * returns; *@present (may be NULL) receives the session-present flag.
+ */
+struct e2e_client *e2e_client_connect5(struct e2e_broker *b, const char *id, bool clean_start,
+                                       uint32_t session_expiry, int *present);
+
+/*
+ * v5 SUBSCRIBE of one filter with @options (QoS | MQTT_SUB_OPT_NO_LOCAL |
+ * MQTT_SUB_OPT_RETAIN_AS_PUBLISHED | MQTT_SUB_OPT_SEND_RETAIN_*) and
+ * @props (may be NULL); waits for SUBACK and returns its reason code.
+ */
+int e2e_client_subscribe5(struct e2e_client *c, const char *filter, int options,
+                          const mosquitto_property *props);
+
+/*
+ * v5 PUBLISH with @props (may be NULL); waits as e2e_client_publish() does
+ * and returns the PUBACK/PUBREC reason code (0 for QoS 0).
+ */
+int e2e_client_publish5(struct e2e_client *c, const char *topic, const void *payload, size_t len,
+                        int qos, bool retain, const mosquitto_property *props);
+
+/* v5 DISCONNECT with @reason and @props (may be NULL), wait until closed, free. */
+void e2e_client_disconnect5(struct e2e_client *c, int reason, const mosquitto_property *props);
+
+/*
+ * Wait (bounded) for the connection to end; returns the reason code of the
+ * broker's DISCONNECT, or -1 if it closed without one.
+ */
+int e2e_client_wait_disconnect_reason(struct e2e_client *c, int timeout_ms);
+
 /* -------------------------------------------------------- raw MQTT packets */
 
 /* A growable packet buffer; build the body, then e2e_pkt_finish(). */
@@ -247,8 +334,24 @@ void e2e_pkt_str(struct e2e_pkt *p, const char *s);
 /* Prepend the fixed header: @first_byte and the remaining length. */
 void e2e_pkt_finish(struct e2e_pkt *p, uint8_t first_byte);
 
+/* v5 properties for raw packets: the encoded property bytes, without length. */
+#define E2E_PROPS_BYTES_MAX 8192
+struct e2e_props {
+    uint8_t buf[E2E_PROPS_BYTES_MAX];
+    size_t len;
+};
+
+/* Append one property (the id decides nothing: the caller picks the type). */
+void e2e_props_u8(struct e2e_props *pr, uint8_t id, uint8_t v);
+void e2e_props_u16(struct e2e_props *pr, uint8_t id, uint16_t v);
+void e2e_props_u32(struct e2e_props *pr, uint8_t id, uint32_t v);
+void e2e_props_varint(struct e2e_props *pr, uint8_t id, uint32_t v);
+void e2e_props_str(struct e2e_props *pr, uint8_t id, const char *v);
+void e2e_props_bin(struct e2e_props *pr, uint8_t id, const void *v, size_t len);
+void e2e_props_pair(struct e2e_props *pr, const char *name, const char *value);
+
 struct e2e_connect_opts {
-    int version;    /* E2E_V31 ("MQIsdp") or E2E_V311 ("MQTT") */
+    int version;    /* E2E_V31 ("MQIsdp"), E2E_V311 or E2E_V5 ("MQTT") */
     const char *id; /* may be "" */
     bool clean;
     uint16_t keepalive_s;
@@ -262,6 +365,9 @@ struct e2e_connect_opts {
     const char *proto_name; /* NULL: the version's name */
     int proto_level;        /* 0: @version */
     uint8_t flags_set;      /* OR-ed into the connect flags */
+    /* v5 only (NULL: property length 0). */
+    const struct e2e_props *props;
+    const struct e2e_props *will_props;
 };
 
 void e2e_pkt_connect(struct e2e_pkt *p, const struct e2e_connect_opts *o);
@@ -272,6 +378,26 @@ void e2e_pkt_subscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n, const char 
 void e2e_pkt_unsubscribe(struct e2e_pkt *p, uint16_t pkt_id, size_t n, const char *const *filters);
 /* A two-byte-body packet: PUBACK 0x40, PUBREC 0x50, PUBREL 0x62, PUBCOMP 0x70. */
 void e2e_pkt_ack(struct e2e_pkt *p, uint8_t first_byte, uint16_t pkt_id);
+
+/* A Variable Byte Integer. */
+void e2e_pkt_varint(struct e2e_pkt *p, uint32_t v);
+/* Property Length and the properties (@pr NULL: length 0). */
+void e2e_pkt_props(struct e2e_pkt *p, const struct e2e_props *pr);
+
+/* v5 packets (@props may be NULL everywhere). */
+void e2e_pkt_publish5(struct e2e_pkt *p, const char *topic, uint8_t qos, bool retain, bool dup,
+                      uint16_t pkt_id, const struct e2e_props *props, const void *payload,
+                      size_t len);
+/* @options: one Subscription Options byte per filter. */
+void e2e_pkt_subscribe5(struct e2e_pkt *p, uint16_t pkt_id, const struct e2e_props *props, size_t n,
+                        const char *const *filters, const uint8_t *options);
+void e2e_pkt_unsubscribe5(struct e2e_pkt *p, uint16_t pkt_id, const struct e2e_props *props,
+                          size_t n, const char *const *filters);
+/* PUBACK/PUBREC/PUBREL/PUBCOMP with a reason code (and properties). */
+void e2e_pkt_ack5(struct e2e_pkt *p, uint8_t first_byte, uint16_t pkt_id, uint8_t reason,
+                  const struct e2e_props *props);
+void e2e_pkt_disconnect5(struct e2e_pkt *p, uint8_t reason, const struct e2e_props *props);
+void e2e_pkt_auth(struct e2e_pkt *p, uint8_t reason, const struct e2e_props *props);
 
 /* ----------------------------------------------------------- raw socket */
 
@@ -326,5 +452,130 @@ int e2e_raw_connect_ok(const struct e2e_broker *b, int version, const char *id, 
 
 /* Close @fd (no DISCONNECT). */
 void e2e_raw_close(int fd);
+
+/* ----------------------------------------------------------- raw v5 */
+
+/* Packet types (the high nibble of the first byte). */
+enum {
+    E2E_CONNACK = 2,
+    E2E_PUBLISH = 3,
+    E2E_PUBACK = 4,
+    E2E_PUBREC = 5,
+    E2E_PUBREL = 6,
+    E2E_PUBCOMP = 7,
+    E2E_SUBACK = 9,
+    E2E_UNSUBACK = 11,
+    E2E_PINGRESP = 13,
+    E2E_DISCONNECT = 14,
+    E2E_AUTH = 15,
+};
+
+/* One decoded property; pointers point into the packet's buffer. */
+struct e2e_prop {
+    uint8_t id;
+    uint32_t value;      /* byte, two/four byte and variable byte integers */
+    const uint8_t *data; /* strings and binary data; the name of a pair */
+    size_t len;
+    const uint8_t *data2; /* the value of a pair */
+    size_t len2;
+};
+
+#define E2E_PKT_PROPS_MAX 64
+#define E2E_PKT_REASONS_MAX 64
+
+/*
+ * One v5 packet from the broker, parsed independently of core/ (every
+ * length and property type checked, asserting on anything malformed).
+ */
+struct e2e_v5pkt {
+    uint8_t *buf; /* the whole packet, owned; e2e_v5pkt_free() */
+    size_t len;
+    uint8_t type;  /* E2E_* */
+    uint8_t flags; /* low nibble of the first byte */
+    /* PUBLISH */
+    uint8_t qos;
+    bool retain;
+    bool dup;
+    char *topic; /* NUL-terminated copy, owned ("" when an alias stands in) */
+    const uint8_t *payload;
+    size_t payload_len;
+    /* PUBLISH (QoS > 0), PUBACK..PUBCOMP, SUBACK, UNSUBACK */
+    uint16_t pkt_id;
+    /* CONNACK, PUBACK..PUBCOMP, DISCONNECT, AUTH (0 when left out) */
+    uint8_t reason;
+    bool session_present;
+    /* SUBACK, UNSUBACK */
+    size_t nreasons;
+    uint8_t reasons[E2E_PKT_REASONS_MAX];
+    size_t nprops;
+    struct e2e_prop props[E2E_PKT_PROPS_MAX];
+};
+
+/*
+ * Read and parse one v5 packet within @timeout_ms. False on timeout or
+ * close (then *@out holds nothing to free).
+ */
+bool e2e_raw_read5(int fd, struct e2e_v5pkt *out, int timeout_ms);
+
+/* Read one packet within E2E_WAIT_MS and assert its type is @type. */
+void e2e_raw_expect5(int fd, uint8_t type, struct e2e_v5pkt *out);
+
+void e2e_v5pkt_free(struct e2e_v5pkt *p);
+
+/* The first property @id of @p (NULL if absent), and how many it has. */
+const struct e2e_prop *e2e_v5pkt_prop(const struct e2e_v5pkt *p, uint8_t id);
+size_t e2e_v5pkt_prop_count(const struct e2e_v5pkt *p, uint8_t id);
+/* True if property @id is a string/binary equal to @s (@len bytes). */
+bool e2e_prop_eq(const struct e2e_prop *pr, const void *s, size_t len);
+bool e2e_prop_streq(const struct e2e_prop *pr, const char *s);
+
+/*
+ * Assert the broker sends DISCONNECT with @reason (and no Session Expiry
+ * Interval [MQTT-3.14.2-2]) and then closes, within E2E_WAIT_MS. Closes @fd.
+ */
+void e2e_raw_expect_disconnect5(int fd, uint8_t reason);
+
+/*
+ * e2e_raw_expect_disconnect5(), except that in mosquitto mode a close
+ * without DISCONNECT is accepted too: for server DISCONNECTs that mosquitto
+ * 2.0.11 does not send (a DISCONNECT it does send must still carry @reason).
+ */
+void e2e_raw_expect_disconnect5_or_mosquitto_close(int fd, uint8_t reason);
+
+/*
+ * Send a v5 CONNECT per @o (version forced to 5) and read the CONNACK into
+ * *@connack (asserted to arrive). Returns the fd.
+ */
+int e2e_raw_connect5(const struct e2e_broker *b, const struct e2e_connect_opts *o,
+                     struct e2e_v5pkt *connack);
+
+/*
+ * A v5 connection with @id, clean start @clean_start, Session Expiry
+ * @session_expiry (0: left out) and extra CONNECT @props (may be NULL);
+ * asserts CONNACK 0x00 and returns the fd.
+ */
+int e2e_raw_connect5_ok(const struct e2e_broker *b, const char *id, bool clean_start,
+                        uint32_t session_expiry, const struct e2e_props *props);
+
+/*
+ * v5 SUBSCRIBE of one filter (@props may be NULL); asserts the next packet
+ * is its SUBACK and returns the reason code.
+ */
+uint8_t e2e_raw_subscribe5(int fd, uint16_t pkt_id, const char *filter, uint8_t options,
+                           const struct e2e_props *props);
+
+/*
+ * v5 PUBLISH and its handshake (PUBACK, or PUBREC/PUBREL/PUBCOMP), asserting
+ * the next packets are those; returns the PUBACK/PUBREC reason code (0 for
+ * QoS 0, after a PINGREQ round trip).
+ */
+uint8_t e2e_raw_publish5(int fd, const char *topic, uint8_t qos, bool retain, uint16_t pkt_id,
+                         const struct e2e_props *props, const void *payload, size_t len);
+
+/* PINGREQ and assert the next packet is PINGRESP: a barrier. */
+void e2e_raw_ping5(int fd);
+
+/* Send v5 DISCONNECT (0x00, no properties) and close. */
+void e2e_raw_disconnect5(int fd);
 
 #endif

@@ -182,7 +182,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             subs++;
         }
         if (l->name_ok) {
-            l->m = msg_new(l->s, l->len, (const uint8_t *)"v", 1, 0, true);
+            l->m = msg_new(l->s, l->len, NULL, 0, (const uint8_t *)"v", 1, 0, true);
             if (!l->m)
                 abort();
             check(retained_set(r, l->m, FUZZ_LINES_MAX) == 1);
@@ -236,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(!trie_remove(t, l->s, l->len, sess_of(i), NULL));
         }
         if (l->stored) {
-            struct msg *clear = msg_new(l->s, l->len, NULL, 0, 0, true);
+            struct msg *clear = msg_new(l->s, l->len, NULL, 0, NULL, 0, 0, true);
 
             if (!clear)
                 abort();

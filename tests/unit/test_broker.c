@@ -32,6 +32,12 @@ static void setup(void)
         .connect_timeout_ms = 1000,
         .connections_max = 1000,
         .allow_zero_length_client_id = true,
+        .max_qos = 2,
+        .retain_available = true,
+        .wildcard_subscriptions = true,
+        .subscription_identifiers = true,
+        .shared_subscriptions = true,
+        .topic_alias_max = 10,
     };
     b = broker_new(&lim, 0, 1);
     cr_assert_not_null(b);
@@ -370,7 +376,7 @@ Test(broker, unsubscribe_stops_delivery_and_always_gets_unsuback)
     struct got g;
     cr_assert(next_out(&sub, &g));
     cr_assert_eq(g.pkt.type, MQTT_UNSUBACK); /* [MQTT-3.10.4-4], [MQTT-3.10.4-5] */
-    cr_assert_eq(g.pkt.u.ack.pkt_id, 4);
+    cr_assert_eq(g.pkt.u.suback.pkt_id, 4);
     do_publish(&pub, "t", "x", 0, false, 0);
     expect_none(&sub);
     broker_client_gone(b, &sub, 0);

@@ -113,6 +113,14 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(c.limits.connect_timeout_ms, 10000);
     cr_assert_eq(c.limits.connections_max, 100000);
     cr_assert(c.limits.allow_zero_length_client_id);
+    cr_assert_eq(c.limits.max_qos, 2);
+    cr_assert(c.limits.retain_available);
+    cr_assert(c.limits.wildcard_subscriptions);
+    cr_assert(c.limits.subscription_identifiers);
+    cr_assert(c.limits.shared_subscriptions);
+    cr_assert_eq(c.limits.topic_alias_max, 10);
+    cr_assert_eq(c.limits.keepalive_max_s, 0, "the client's keep alive stands");
+    cr_assert_not(c.limits.auth_test_method, "the test-only AUTH method is off");
     cr_assert_eq(c.listener_count, 1);
     cr_assert_str_eq(c.listeners[0].name, "default");
     cr_assert_str_eq(c.listeners[0].bind, "127.0.0.1");
@@ -319,11 +327,21 @@ Test(config, bad_bool_enum_and_address_say_what_was_expected)
 Test(config, unknown_section_is_an_error_even_when_empty)
 {
     expect_error("[broker]\nlog_level = info\n[brokers]\n", 3,
-                 "[brokers]: unknown section (expected [broker], [limits] or "
+                 "[brokers]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
                  "[listener.NAME])");
     expect_error("[listener]\nport = 1\n", 1,
-                 "[listener]: unknown section (expected [broker], [limits] or "
+                 "[listener]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
                  "[listener.NAME])");
+    /* Near misses of the new sections are not taken for them. */
+    expect_error("[mqtt5]\nmax_qos = 1\n", 1,
+                 "[mqtt5]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
+                 "[listener.NAME])");
+    expect_error("[MQTT]\n", 1,
+                 "[MQTT]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
+                 "[listener.NAME])");
+    expect_error("[limits]\n[authentication]\ntest_method = true\n", 2,
+                 "[authentication]: unknown section (expected [broker], [limits], [mqtt], "
+                 "[auth] or [listener.NAME])");
 }
 
 Test(config, unknown_key_suggests_the_closest_known_key)
@@ -333,8 +351,32 @@ Test(config, unknown_key_suggests_the_closest_known_key)
     expect_error("[listener.x]\nprot = 10\n", 2,
                  "[listener.x] prot: unknown key (did you mean port?)");
     expect_error("[limits]\nfrobnicate = 1\n", 2, "[limits] frobnicate: unknown key");
-    /* A key of another section is unknown here. */
-    expect_error("[broker]\ninflight_max = 1\n", 2, "[broker] inflight_max: unknown key");
+    /* A key of another section is unknown here, and the message says where it goes. */
+    expect_error("[broker]\ninflight_max = 1\n", 2,
+                 "[broker] inflight_max: unknown key (it belongs in [limits])");
+    expect_error("[limits]\nmax_qos = 1\n", 2,
+                 "[limits] max_qos: unknown key (it belongs in [mqtt])");
+    expect_error("[mqtt]\ntest_method = true\n", 2,
+                 "[mqtt] test_method: unknown key (it belongs in [auth])");
+    expect_error("[mqtt]\nport = 1\n", 2,
+                 "[mqtt] port: unknown key (it belongs in [listener.NAME])");
+}
+
+Test(config, unknown_key_in_mqtt_and_auth_suggests_the_closest_known_key)
+{
+    expect_error("[mqtt]\nmax_qso = 1\n", 2,
+                 "[mqtt] max_qso: unknown key (did you mean max_qos?)");
+    expect_error("[mqtt]\n\nretain_avaliable = true\n", 3,
+                 "[mqtt] retain_avaliable: unknown key (did you mean retain_available?)");
+    expect_error("[mqtt]\nkeepalive_max_s = 60\n", 2,
+                 "[mqtt] keepalive_max_s: unknown key (did you mean keepalive_max?)");
+    expect_error("[mqtt]\nshared_subscription = false\n", 2,
+                 "[mqtt] shared_subscription: unknown key (did you mean shared_subscriptions?)");
+    expect_error("[mqtt]\ntopic_alias_maximum = 5\n", 2,
+                 "[mqtt] topic_alias_maximum: unknown key");
+    expect_error("[auth]\ntest_methods = true\n", 2,
+                 "[auth] test_methods: unknown key (did you mean test_method?)");
+    expect_error("[auth]\npassword_file = x\n", 2, "[auth] password_file: unknown key");
 }
 
 Test(config, duplicate_key_names_both_lines)
@@ -378,8 +420,8 @@ Test(config, first_error_wins)
 Test(config, key_before_any_section_is_an_error)
 {
     expect_error("; top\ninflight_max = 5\n", 2,
-                 "inflight_max: key outside any section (expected [broker], [limits] or "
-                 "[listener.NAME] above it)");
+                 "inflight_max: key outside any section (expected [broker], [limits], [mqtt], "
+                 "[auth] or [listener.NAME] above it)");
 }
 
 Test(config, failure_leaves_the_callers_config_untouched)
@@ -612,4 +654,135 @@ Test(config, lines_over_64k_are_refused_even_as_comments)
     cr_assert_eq(config__load_buffer(&cfg, "mem", text, len, err, sizeof(err)), -1);
     cr_assert_str_eq(err, "mem:2: line too long (over 65536 bytes)");
     free(text);
+}
+
+Test(config, mqtt_keys_set_their_fields)
+{
+    cr_assert_eq(load("[mqtt]\n"
+                      "max_qos = 1\n"
+                      "retain_available = false\n"
+                      "wildcard_subscriptions = no\n"
+                      "subscription_identifiers = off\n"
+                      "shared_subscriptions = 0\n"
+                      "topic_alias_max = 65535\n"
+                      "keepalive_max = 65535\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.limits.max_qos, 1);
+    cr_assert_not(cfg.limits.retain_available);
+    cr_assert_not(cfg.limits.wildcard_subscriptions);
+    cr_assert_not(cfg.limits.subscription_identifiers);
+    cr_assert_not(cfg.limits.shared_subscriptions);
+    cr_assert_eq(cfg.limits.topic_alias_max, 65535);
+    cr_assert_eq(cfg.limits.keepalive_max_s, 65535);
+    cr_assert_not(cfg.limits.auth_test_method, "untouched keys keep defaults");
+    cr_assert_eq(cfg.limits.inflight_max, 20, "[limits] keys keep their defaults");
+
+    cr_assert_eq(load("[mqtt]\nmax_qos = 0\ntopic_alias_max = 0\nkeepalive_max = 30\n"
+                      "[auth]\ntest_method = true\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.limits.max_qos, 0);
+    cr_assert_eq(cfg.limits.topic_alias_max, 0, "0 = no topic aliases");
+    cr_assert_eq(cfg.limits.keepalive_max_s, 30);
+    cr_assert(cfg.limits.auth_test_method);
+    cr_assert(cfg.limits.retain_available, "untouched keys keep defaults");
+
+    cr_assert_eq(load("[mqtt]\nmax_qos = 2\nretain_available = yes\n"), 0, "%s", err);
+    cr_assert_eq(cfg.limits.max_qos, 2);
+    cr_assert(cfg.limits.retain_available);
+}
+
+/* Each [mqtt] boolean set to false in turn: only its own field changes. */
+Test(config, each_mqtt_boolean_sets_only_its_own_field)
+{
+    static const char *const names[] = {"retain_available", "wildcard_subscriptions",
+                                        "subscription_identifiers", "shared_subscriptions"};
+    char text[128];
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        const struct limits *l = &cfg.limits;
+        bool got[4];
+        size_t j;
+
+        snprintf(text, sizeof(text), "[mqtt]\n%s = false\n", names[i]);
+        cr_assert_eq(load(text), 0, "%s", err);
+        got[0] = l->retain_available;
+        got[1] = l->wildcard_subscriptions;
+        got[2] = l->subscription_identifiers;
+        got[3] = l->shared_subscriptions;
+        for (j = 0; j < 4; j++) {
+            cr_assert_eq(got[j], j != i, "%s = false: field %zu is %d", names[i], j, got[j]);
+        }
+    }
+}
+
+Test(config, mqtt_values_out_of_range_name_file_line_and_key)
+{
+    expect_error("[mqtt]\nmax_qos = 3\n", 2,
+                 "[mqtt] max_qos: out of range: expected an integer 0..2, got \"3\"");
+    expect_error("[mqtt]\n; comment\nmax_qos = 256\n", 3,
+                 "[mqtt] max_qos: out of range: expected an integer 0..2, got \"256\"");
+    expect_error("[mqtt]\nmax_qos = -1\n", 2,
+                 "[mqtt] max_qos: expected an integer 0..2, got \"-1\"");
+    expect_error("[mqtt]\nmax_qos = two\n", 2,
+                 "[mqtt] max_qos: expected an integer 0..2, got \"two\"");
+    expect_error("[mqtt]\ntopic_alias_max = 65536\n", 2,
+                 "[mqtt] topic_alias_max: out of range: expected an integer 0..65535, "
+                 "got \"65536\"");
+    expect_error("[mqtt]\nkeepalive_max = 65536\n", 2,
+                 "[mqtt] keepalive_max: out of range: expected a duration in seconds "
+                 "0..65535, got \"65536\"");
+    expect_error("[mqtt]\nkeepalive_max = 60s\n", 2,
+                 "[mqtt] keepalive_max: expected a duration in seconds 0..65535, got \"60s\"");
+    expect_error("[mqtt]\nkeepalive_max = 18446744073709551616\n", 2,
+                 "[mqtt] keepalive_max: out of range: expected a duration in seconds "
+                 "0..65535, got \"18446744073709551616\"");
+}
+
+Test(config, mqtt_and_auth_bad_booleans_name_file_line_and_key)
+{
+    static const char *const names[] = {"retain_available", "wildcard_subscriptions",
+                                        "subscription_identifiers", "shared_subscriptions"};
+    char text[128];
+    size_t i;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(text, sizeof(text), "[broker]\n[mqtt]\n%s = maybe\n", names[i]);
+        snprintf(msgbuf, sizeof(msgbuf), "[mqtt] %s: expected true or false, got \"maybe\"",
+                 names[i]);
+        expect_error(text, 3, msgbuf);
+    }
+    expect_error("[auth]\ntest_method = TRUE\n", 2,
+                 "[auth] test_method: expected true or false, got \"TRUE\"");
+    expect_error("[auth]\ntest_method = 2\n", 2,
+                 "[auth] test_method: expected true or false, got \"2\"");
+    expect_error("[auth]\ntest_method =\n", 2,
+                 "[auth] test_method: expected true or false, got \"\"");
+}
+
+Test(config, mqtt_and_auth_duplicate_keys_are_errors)
+{
+    expect_error("[mqtt]\nmax_qos = 1\n[auth]\n[mqtt]\nmax_qos = 2\n", 5,
+                 "[mqtt] max_qos: duplicate key (first set on line 2)");
+    expect_error("[auth]\ntest_method = true\ntest_method = false\n", 3,
+                 "[auth] test_method: duplicate key (first set on line 2)");
+}
+
+Test(config, empty_mqtt_and_auth_sections_give_the_defaults)
+{
+    memset(&cfg, 0, sizeof(cfg));
+    cr_assert_eq(load("[mqtt]\n[auth]\n[ mqtt ]\n"), 0, "%s", err);
+    expect_defaults(&cfg);
+}
+
+Test(config, failed_mqtt_load_leaves_the_callers_config_untouched)
+{
+    struct config before;
+
+    memset(&cfg, 0x5a, sizeof(cfg));
+    memcpy(&before, &cfg, sizeof(cfg));
+    cr_assert_eq(load("[mqtt]\nmax_qos = 0\ntopic_alias_max = 3\n[auth]\ntest_method = on\n"
+                      "[mqtt]\nkeepalive_max = x\n"),
+                 -1);
+    cr_assert_eq(memcmp(&cfg, &before, sizeof(cfg)), 0);
 }

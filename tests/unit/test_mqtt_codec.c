@@ -16,139 +16,7 @@
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
 
-#define BIG_MAX UINT32_MAX
-#define SAMPLES_MAX 32
-#define ENC_MAX 512
-
-/* A byte-array literal and its length, as two arguments. */
-#define B(...) ((const uint8_t[]){__VA_ARGS__}), sizeof((const uint8_t[]){__VA_ARGS__})
-#define S(lit) ((struct mqtt_str){(const uint8_t *)(lit), sizeof(lit) - 1})
-
-/* Decode outcomes that are not an mqtt_rc. */
-#define NEED_MORE 1
-
-/* Data pages then one PROT_NONE page; bytes are placed to end at the boundary. */
-struct guard {
-    uint8_t *base;
-    size_t data_bytes;
-    size_t page;
-};
-
-static struct guard guard_new(size_t len)
-{
-    struct guard g;
-
-    g.page = (size_t)sysconf(_SC_PAGESIZE);
-    g.data_bytes = (len / g.page + 1) * g.page;
-    g.base = mmap(NULL, g.data_bytes + g.page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                  -1, 0);
-    cr_assert(g.base != MAP_FAILED);
-    cr_assert(mprotect(g.base + g.data_bytes, g.page, PROT_NONE) == 0);
-    return g;
-}
-
-static uint8_t *guard_place(struct guard *g, const uint8_t *bytes, size_t len)
-{
-    uint8_t *dst = g->base + g->data_bytes - len;
-
-    if (len > 0) {
-        memcpy(dst, bytes, len);
-    }
-    return dst;
-}
-
-static void guard_free(struct guard *g)
-{
-    munmap(g->base, g->data_bytes + g->page);
-}
-
-/*
- * The decoded packet borrows its bytes, so the last guard buffer stays mapped
- * until the next decode. Criterion runs each test in its own process.
- */
-static struct guard last_guard;
-
-/*
- * Frame and decode the first packet of @bytes, copied to end at a guard page.
- * Returns NEED_MORE while the packet is incomplete, the parse error, or the
- * decode result. @used gets the packet's size when framing succeeded.
- */
-static int frame_decode(const uint8_t *bytes, size_t len, uint8_t version, bool any,
-                        struct mqtt_pkt *out, size_t *used)
-{
-    struct guard g = guard_new(len);
-    const uint8_t *buf = guard_place(&g, bytes, len);
-    struct mqtt_fixed fh;
-    int rc = mqtt_fixed_parse(buf, len, BIG_MAX, &fh);
-
-    if (last_guard.base != NULL) {
-        guard_free(&last_guard);
-    }
-    last_guard = g;
-
-    if (rc == 0) {
-        rc = NEED_MORE;
-        goto out;
-    }
-    if (rc < 0) {
-        goto out;
-    }
-    cr_assert_eq(rc, fh.hdr_bytes);
-    if ((size_t)fh.hdr_bytes + fh.body_bytes > len) {
-        rc = NEED_MORE;
-        goto out;
-    }
-    if (used != NULL) {
-        *used = (size_t)fh.hdr_bytes + fh.body_bytes;
-    }
-    rc = any ? mqtt_decode_any(&fh, buf + fh.hdr_bytes, version, out)
-             : mqtt_decode(&fh, buf + fh.hdr_bytes, version, out);
-out:
-    return rc;
-}
-
-/* Decode (server direction) a packet that fills @len exactly. */
-static int dec(const uint8_t *bytes, size_t len, uint8_t version, struct mqtt_pkt *out)
-{
-    size_t used = 0;
-    int rc = frame_decode(bytes, len, version, false, out, &used);
-
-    cr_assert_neq(rc, NEED_MORE, "test packet is incomplete");
-    if (rc == 0) {
-        cr_assert_eq(used, len, "test packet has bytes after it");
-    }
-    return rc;
-}
-
-static int dec_any(const uint8_t *bytes, size_t len, uint8_t version, struct mqtt_pkt *out)
-{
-    size_t used = 0;
-    int rc = frame_decode(bytes, len, version, true, out, &used);
-
-    cr_assert_neq(rc, NEED_MORE, "test packet is incomplete");
-    if (rc == 0) {
-        cr_assert_eq(used, len, "test packet has bytes after it");
-    }
-    return rc;
-}
-
-#define MALFORMED (-MQTT_RC_MALFORMED_PACKET)
-#define PROTO_ERR (-MQTT_RC_PROTOCOL_ERROR)
-
-static void assert_str_eq(const struct mqtt_str *a, const struct mqtt_str *b, const char *what)
-{
-    cr_assert_eq(a->len, b->len, "%s: length %u != %u", what, a->len, b->len);
-    if (a->len > 0) {
-        cr_assert(memcmp(a->ptr, b->ptr, a->len) == 0, "%s: bytes differ", what);
-    }
-}
-
-static void assert_str_is(const struct mqtt_str *s, const char *lit)
-{
-    struct mqtt_str want = {(const uint8_t *)lit, (uint32_t)strlen(lit)};
-
-    assert_str_eq(s, &want, lit);
-}
+#include "tests/unit/codec_helpers.h"
 
 /* @want was built for encoding, @got decoded from its bytes with @version. */
 static void assert_pkt_eq(const struct mqtt_pkt *want, const struct mqtt_pkt *got, uint8_t version)
@@ -203,8 +71,12 @@ static void assert_pkt_eq(const struct mqtt_pkt *want, const struct mqtt_pkt *go
     case MQTT_PUBREC:
     case MQTT_PUBREL:
     case MQTT_PUBCOMP:
-    case MQTT_UNSUBACK:
         cr_assert_eq(got->u.ack.pkt_id, want->u.ack.pkt_id);
+        break;
+    case MQTT_UNSUBACK: /* no codes before 5.0 */
+        cr_assert_eq(got->u.suback.pkt_id, want->u.suback.pkt_id);
+        cr_assert_eq(got->u.suback.count, 0);
+        cr_assert_null(got->u.suback.rcs);
         break;
     case MQTT_SUBSCRIBE:
     case MQTT_UNSUBSCRIBE:
@@ -319,7 +191,7 @@ static size_t samples(struct mqtt_pkt *s, uint8_t version)
     s[n].u.subscribe = (struct mqtt_subscribe){.pkt_id = 8, .count = 2, .entries = sample_subs};
     n++;
     s[n].type = MQTT_UNSUBACK;
-    s[n].u.ack.pkt_id = 8;
+    s[n].u.suback.pkt_id = 8;
     n++;
     s[n++].type = MQTT_PINGREQ;
     s[n++].type = MQTT_PINGRESP;
@@ -965,11 +837,11 @@ Test(mqtt_codec, reports_unsupported_level_with_the_level_per_mqtt_3_1_2_2)
 {
     struct mqtt_pkt got;
 
-    /* "MQTT" level 5: MQTT 5.0 arrives later; the caller answers CONNACK 0x01. */
-    cr_assert_eq(dec(B(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 5, 2, 0, 10, 0, 0), 0, &got),
+    /* "MQTT" level 6: an unknown level; the caller answers CONNACK 0x01 (0x84 in 5.0). */
+    cr_assert_eq(dec(B(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 6, 2, 0, 10, 0, 0), 0, &got),
                  -MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION);
     cr_assert_eq(got.type, MQTT_CONNECT);
-    cr_assert_eq(got.u.connect.version, 5);
+    cr_assert_eq(got.u.connect.version, 6);
     cr_assert_eq(dec(B(0x10, 12, 0, 4, 'M', 'Q', 'T', 'T', 3, 2, 0, 10, 0, 0), 0, &got),
                  -MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION);
     cr_assert_eq(got.u.connect.version, 3);
@@ -1277,7 +1149,8 @@ Test(mqtt_codec, rejects_ack_packet_id_0_per_mqtt_2_3_1_1)
         cr_assert_eq(dec_any(pkt, 4, MQTT_V311, &got), MALFORMED, "%#x", first[i]);
         pkt[3] = 9;
         cr_assert_eq(dec_any(pkt, 4, MQTT_V311, &got), 0);
-        cr_assert_eq(got.u.ack.pkt_id, 9);
+        /* UNSUBACK decodes into u.suback in every version. */
+        cr_assert_eq(got.type == MQTT_UNSUBACK ? got.u.suback.pkt_id : got.u.ack.pkt_id, 9);
         cr_assert_eq(got.type, first[i] >> 4);
     }
 }

@@ -18,8 +18,8 @@
 
 static struct msg *mk(const char *topic, const char *payload)
 {
-    struct msg *m = msg_new((const uint8_t *)topic, strlen(topic), (const uint8_t *)payload,
-                            strlen(payload), 1, true);
+    struct msg *m = msg_new((const uint8_t *)topic, strlen(topic), NULL, 0,
+                            (const uint8_t *)payload, strlen(payload), 1, true);
 
     cr_assert_not_null(m);
     return m;
@@ -65,7 +65,8 @@ static bool found_has(const struct found *f, const struct msg *m)
 
 Test(retained, msg_new_lays_out_topic_and_payload_with_one_reference)
 {
-    struct msg *m = msg_new((const uint8_t *)"a/b", 3, (const uint8_t *)"hello", 5, 2, true);
+    struct msg *m =
+        msg_new((const uint8_t *)"a/b", 3, NULL, 0, (const uint8_t *)"hello", 5, 2, true);
 
     cr_assert_not_null(m);
     cr_assert_eq(refs(m), 1);
@@ -334,7 +335,7 @@ Test(retained, deep_topics_match_without_recursion)
         s[2 * i] = 'a';
         s[2 * i + 1] = '/';
     }
-    m = msg_new(s, LEVELS * 2 - 1, (const uint8_t *)"v", 1, 0, true);
+    m = msg_new(s, LEVELS * 2 - 1, NULL, 0, (const uint8_t *)"v", 1, 0, true);
     cr_assert_not_null(m);
     cr_assert_eq(retained_set(r, m, 10), 1);
     retained_match(r, (const uint8_t *)"#", 1, on_msg, &f);

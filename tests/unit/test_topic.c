@@ -281,7 +281,7 @@ Test(topic, spec_examples_match_reference_trie_and_retained)
         size_t fl = strlen(c->filter), nl = strlen(c->name);
         struct trie *t = trie_new();
         struct retained *r = retained_new();
-        struct msg *m = msg_new(n, nl, (const uint8_t *)"x", 1, 0, true);
+        struct msg *m = msg_new(n, nl, NULL, 0, (const uint8_t *)"x", 1, 0, true);
         int hits = 0;
 
         cr_assert(t && r && m);

@@ -175,14 +175,15 @@ Test(xshard, sustained_overflow_sheds_qos0_publishes_only_and_counts_them)
     cr_assert_not_null(x);
     cap = x->capacity;
     fill = (uint64_t)cap + XSHARD_SHED_DEPTH;
-    for (seq = 0; seq < fill; seq++) { /* ring full, overflow at the shed depth */
+    for (seq = 0; seq < fill; seq++) {           /* ring full, overflow at the shed depth */
         struct xs_msg m = {.kind = XS_SHUTDOWN}; /* owns nothing: xshard_free drops it */
 
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
     }
     cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 0, "nothing is shed below the depth");
     for (uint8_t qos = 0; qos <= 2; qos++) {
-        struct msg *msg = msg_new((const uint8_t *)"t", 1, (const uint8_t *)"p", 1, qos, false);
+        struct msg *msg =
+            msg_new((const uint8_t *)"t", 1, NULL, 0, (const uint8_t *)"p", 1, qos, false);
         struct xs_msg m = {.kind = XS_PUBLISH};
 
         cr_assert_not_null(msg);
@@ -402,7 +403,8 @@ Test(xshard, free_releases_what_is_left_in_rings_and_overflows)
     {
         struct xs_msg m = {.kind = XS_PUBLISH};
 
-        m.payload.msg = msg_new((const uint8_t *)"t", 1, (const uint8_t *)"p", 1, 1, false);
+        m.payload.msg =
+            msg_new((const uint8_t *)"t", 1, NULL, 0, (const uint8_t *)"p", 1, 1, false);
         cr_assert_eq(xshard_send(x, 1, 0, &m), 0); /* the other direction, in its ring */
     }
     cr_assert_eq(xshard_stats(x, 0)->overflow_events, 4);

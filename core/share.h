@@ -1,0 +1,170 @@
+/*
+ * share.h - MQTT shared subscriptions ("$share/{ShareName}/{filter}"),
+ * one shard's view of every group.
+ *
+ * A group is identified by its full filter string "$share/g/f" (ShareName g,
+ * filter f; MQTT 5.0 section 4.8.2, also honoured for 3.1.1 clients). Each
+ * message matching f goes to exactly one member session of the group across
+ * all shards: the publishing shard picks one member shard (round-robin over
+ * the shards that have members, itself included), that shard picks one of
+ * its own member sessions (round-robin, online sessions first).
+ *
+ * A struct share_table is one shard's table. For each group it holds:
+ *  - the members homed on this shard (opaque pointers, compared by identity
+ *    and never dereferenced; a struct session in the broker) with their
+ *    subscription options byte;
+ *  - a bitmap of the shards that have members: this shard's bit while it has
+ *    local members, other shards' bits as their 0<->1 transitions arrive
+ *    (the broker broadcasts them as interest messages carrying the full
+ *    "$share/g/f" string; the receiver calls share_remote());
+ *  - round-robin cursors over shards and over local members.
+ * Groups are found by their full string (hash table) and by topic (a trie
+ * keyed by f whose owners are the groups). A group lives while it has a
+ * local member or any remote shard bit.
+ *
+ * A group's key, share_key(), is the XXH3 of the full string: the same on
+ * every shard, so a shard can name the group in a cross-shard message.
+ *
+ * Forwarding bound: a shard that receives a message for a group in which it
+ * no longer has a member (its members left while the message was in flight)
+ * forwards it with share_pick_shard(); the broker carries a hop count and
+ * forwards at most SHARE_HOPS_MAX times, then drops the message and counts
+ * it. Stale bits exist only while a 1->0 transition is in flight, so a drop
+ * needs membership to change during every hop.
+ *
+ * Pure (core/): no syscalls, no clocks, no globals. Owned by one shard; every
+ * function must be called on that shard's thread.
+ */
+#ifndef RINGMQ_SHARE_H
+#define RINGMQ_SHARE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct share_table;
+
+/* "$share/": the prefix that makes a filter a shared subscription. */
+#define SHARE_PREFIX "$share/"
+#define SHARE_PREFIX_LEN 7u
+
+/* Shards a table can track; equal to BROKER_SHARDS_MAX (checked in share.c). */
+#define SHARE_SHARDS_MAX 256u
+
+/* Times one message may be forwarded between shards by share_pick_shard(). */
+#define SHARE_HOPS_MAX 3u
+
+/* The parts of a "$share/g/f" filter; spans borrow the parsed buffer. */
+struct share_name {
+    const uint8_t *name; /* ShareName g */
+    size_t name_len;
+    const uint8_t *filter; /* topic filter f (not yet checked by topic_filter_check) */
+    size_t filter_len;
+};
+
+/*
+ * Called by share_match() once per matching group: the message goes to
+ * @shard. For this shard, @member is the chosen local member and @options its
+ * subscription options; for another shard @member is NULL and @options 0 (the
+ * broker sends the message with @group_key to @shard, which calls
+ * share_pick()). Runs synchronously; it must not call share_join(),
+ * share_leave(), share_remote() or share_table_free() on the same table.
+ */
+typedef void (*share_pick_cb)(void *ctx, uint64_t group_key, uint32_t shard, void *member,
+                              uint8_t options);
+
+/*
+ * Split @f (@len bytes, borrowed): 0 if it is not a shared subscription (does
+ * not start with "$share/"; the comparison is case-sensitive), 1 if it is and
+ * is well formed (*@out gets the ShareName and filter spans),
+ * -MQTT_RC_TOPIC_FILTER_INVALID if it starts with "$share/" but the ShareName
+ * is empty or contains '+' or '#', or no '/' and non-empty filter follow the
+ * ShareName [MQTT-4.8.2-1] [MQTT-4.8.2-2]. @out is written only on 1. The
+ * filter's own syntax is the caller's check (topic_filter_check()).
+ */
+int share_parse(const uint8_t *f, size_t len, struct share_name *out);
+
+/* The group key of full filter @full: XXH3-64 of its bytes, equal on every shard. */
+uint64_t share_key(const uint8_t *full, size_t len);
+
+/*
+ * A new, empty table for shard @shard_id of @shard_count (1..SHARE_SHARDS_MAX),
+ * or NULL on allocation failure. @online tells whether a member can receive
+ * now (a connected session); it must not modify the table.
+ */
+struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count,
+                                    bool (*online)(void *member));
+
+/* Free the table and every group. Members are borrowed, never freed here. */
+void share_table_free(struct share_table *t);
+
+/*
+ * Add @member with subscription options @options to the group of full filter
+ * @full (@len bytes, copied; share_parse() must have returned 1 for it and
+ * its filter passed topic_filter_check()), or update @options if @member
+ * is already in it (its round-robin position is kept) [MQTT-3.8.4-3].
+ * *@first (may be NULL) is set true when this shard's member count of the
+ * group went 0->1: the broker then broadcasts XS_INTEREST_ADD with @full.
+ * Returns 1 if added, 0 if updated, -ENOMEM (nothing changed).
+ */
+int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
+               uint8_t options, bool *first);
+
+/*
+ * Remove @member from the group of @full. Returns true if it was a member.
+ * *@last (may be NULL) is set true when this shard's member count went 1->0:
+ * the broker then broadcasts XS_INTEREST_DEL with @full. The group is freed
+ * once it has neither local members nor remote shard bits.
+ */
+bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *member, bool *last);
+
+/*
+ * Record that shard @shard (another shard, < shard_count) now has (@add) or
+ * no longer has members in the group of @full (share_parse() returned 1),
+ * creating or freeing the group as needed. Idempotent.
+ * Returns 0 or -ENOMEM (only when adding; nothing changed).
+ */
+int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_t shard, bool add);
+
+/*
+ * For each group whose filter matches topic name @topic (with the '$' rule),
+ * choose one shard round-robin among the group's shard bits and call @cb
+ * (synchronously, once per group). When the turn falls on this shard but
+ * none of its members is online and other shards have members, the next
+ * shard in the rotation is chosen instead; with only this shard, an offline
+ * member is chosen (round-robin) so a persistent session queues the message.
+ * Advances the cursors.
+ */
+void share_match(struct share_table *t, const uint8_t *topic, size_t topic_len, share_pick_cb cb,
+                 void *ctx);
+
+/*
+ * Pick a local member of the group with key @group_key whose filter matches
+ * @topic (guards against key collisions), for a message another shard sent
+ * here or for a re-dispatch. Order of preference: an online member other
+ * than @exclude, an offline member other than @exclude (round-robin each),
+ * @exclude itself when it is the only member. *@options (may be NULL) gets
+ * the member's options. Returns NULL if this shard has no member in such a
+ * group. @exclude may be NULL.
+ */
+void *share_pick(struct share_table *t, uint64_t group_key, const uint8_t *topic, size_t topic_len,
+                 void *exclude, uint8_t *options);
+
+/*
+ * Choose another shard to forward a message for the group with key
+ * @group_key (filter matching @topic) when share_pick() found no local
+ * member: round-robin among the group's shard bits other than this shard,
+ * avoiding @exclude_shard (the sender; UINT32_MAX for none) unless it is
+ * the only one. Returns false when no other shard has members (drop the
+ * message). The broker forwards at most SHARE_HOPS_MAX times per message.
+ */
+bool share_pick_shard(struct share_table *t, uint64_t group_key, const uint8_t *topic,
+                      size_t topic_len, uint32_t exclude_shard, uint32_t *shard);
+
+/* Groups held (with local members or remote bits). */
+size_t share_group_count(const struct share_table *t);
+
+/* Local members in the group of @full; 0 if there is no such group. */
+size_t share_member_count(const struct share_table *t, const uint8_t *full, size_t len);
+
+#endif

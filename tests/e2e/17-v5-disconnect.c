@@ -1,0 +1,147 @@
+/*
+ * 17-v5-disconnect.c - e2e: server-initiated DISCONNECT with reason codes
+ * for v5 clients: 0x8E session taken over, 0x8D keep alive timeout, 0x8B
+ * server shutting down, 0x82 protocol error (a second CONNECT). Every
+ * server DISCONNECT is checked to carry no Session Expiry Interval
+ * [MQTT-3.14.2-2] and to be followed by the close (e2e_raw_expect_disconnect5).
+ * (0x95 packet too large is in 13-v5-connect.c, 0x94 topic alias invalid
+ * too; 0x97 quota exceeded is a SUBACK code in 15-v5-subscribe.c.)
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/e2e/harness.h"
+
+#define ID_MAX 48
+
+/*
+ * A second connection with the same client id: the first gets DISCONNECT
+ * 0x8E and is closed [MQTT-3.1.4-3]; the second works. With 4 shards the
+ * connections may land on different shards.
+ */
+static void takeover(unsigned n)
+{
+    struct e2e_broker *b = e2e_broker_start_shards(n, NULL);
+    int first;
+    int second;
+    int i;
+
+    for (i = 0; i < 3; i++) {
+        first = e2e_raw_connect5_ok(b, "taken", true, 0, NULL);
+        second = e2e_raw_connect5_ok(b, "taken", i % 2 == 0, 0, NULL);
+        /* mosquitto 2.0.11 just closes the old connection. */
+        e2e_raw_expect_disconnect5_or_mosquitto_close(first, MQTT_RC_SESSION_TAKEN_OVER);
+        e2e_raw_ping5(second);
+        e2e_raw_disconnect5(second);
+    }
+    e2e_broker_stop(b);
+}
+E2E_TEST_SHARDS(v5_disconnect, takeover_sends_disconnect_0x8e, takeover)
+
+/*
+ * No packet within 1.5 x keepalive: DISCONNECT 0x8D, then close
+ * [MQTT-3.1.2-22], not before the keepalive has elapsed.
+ */
+E2E_TEST(v5_disconnect, keep_alive_timeout_sends_disconnect_0x8d)
+{
+    struct e2e_broker *b = e2e_broker_start(NULL);
+    struct e2e_connect_opts o = {.version = E2E_V5, .id = "ka", .clean = true, .keepalive_s = 1};
+    struct e2e_v5pkt ack;
+    struct e2e_v5pkt d;
+    int64_t t0;
+    int64_t dt;
+    int fd;
+
+    fd = e2e_raw_connect5(b, &o, &ack);
+    t0 = e2e_now_ms();
+    cr_assert_eq(ack.reason, 0);
+    e2e_v5pkt_free(&ack);
+    if (e2e_mosquitto_mode()) {
+        /* mosquitto 2.0.11 closes without DISCONNECT on keepalive expiry. */
+        cr_assert(e2e_raw_wait_closed(fd, (int)e2e_keepalive_1s_max_ms(), NULL));
+        e2e_raw_close(fd);
+        e2e_broker_stop(b);
+        return;
+    }
+    cr_assert(e2e_raw_read5(fd, &d, (int)e2e_keepalive_1s_max_ms()),
+              "nothing within %lld ms of a 1 s keepalive", (long long)e2e_keepalive_1s_max_ms());
+    dt = e2e_now_ms() - t0;
+    cr_assert_eq(d.type, E2E_DISCONNECT);
+    cr_assert_eq(d.reason, MQTT_RC_KEEP_ALIVE_TIMEOUT, "reason 0x%02x", d.reason);
+    cr_assert_null(e2e_v5pkt_prop(&d, MQTT_PROP_SESSION_EXPIRY_INTERVAL), "[MQTT-3.14.2-2]");
+    e2e_v5pkt_free(&d);
+    cr_assert_geq(dt, 1000, "dropped after %lld ms, before the keepalive", (long long)dt);
+    cr_assert(e2e_raw_wait_closed(fd, E2E_WAIT_MS, NULL));
+    e2e_raw_close(fd);
+    e2e_broker_stop(b);
+}
+
+/*
+ * SIGTERM: connected v5 clients get DISCONNECT 0x8B before the close; a
+ * 3.1.1 client gets no DISCONNECT (3.1.1 has no server DISCONNECT).
+ */
+static void shutdown_0x8b(unsigned n)
+{
+    struct e2e_broker *b = e2e_broker_start_shards(n, NULL);
+    int fds[4];
+    int v3;
+    size_t junk = 0;
+    int i;
+
+    for (i = 0; i < 4; i++) {
+        char id[ID_MAX];
+        char prefix[16];
+
+        snprintf(prefix, sizeof(prefix), "sd%d-", i);
+        e2e_id_on((uint32_t)i % n, n, prefix, id, sizeof(id));
+        fds[i] = e2e_raw_connect5_ok(b, id, true, 0, NULL);
+    }
+    v3 = e2e_raw_connect_ok(b, E2E_V311, "sd-v3", true, 0);
+    e2e_broker_stop(b);
+    for (i = 0; i < 4; i++) {
+        /* mosquitto 2.0.11 just closes. */
+        e2e_raw_expect_disconnect5_or_mosquitto_close(fds[i], MQTT_RC_SERVER_SHUTTING_DOWN);
+    }
+    cr_assert(e2e_raw_wait_closed(v3, E2E_WAIT_MS, &junk));
+    cr_assert_eq(junk, 0, "a 3.1.1 client got %zu bytes at shutdown", junk);
+    e2e_raw_close(v3);
+}
+E2E_TEST_SHARDS(v5_disconnect, shutdown_sends_disconnect_0x8b, shutdown_0x8b)
+
+/* A second CONNECT is a Protocol Error: DISCONNECT 0x82 and close [MQTT-3.1.0-2]. */
+E2E_TEST(v5_disconnect, second_connect_gets_disconnect_0x82)
+{
+    struct e2e_broker *b = e2e_broker_start(NULL);
+    struct e2e_connect_opts o = {.version = E2E_V5, .id = "twice", .clean = true};
+    struct e2e_pkt p;
+    int fd = e2e_raw_connect5_ok(b, "twice", true, 0, NULL);
+
+    e2e_pkt_connect(&p, &o);
+    e2e_raw_send_pkt(fd, &p);
+    /* mosquitto 2.0.11 closes without a DISCONNECT. */
+    e2e_raw_expect_disconnect5_or_mosquitto_close(fd, MQTT_RC_PROTOCOL_ERROR);
+    e2e_broker_check_alive(b);
+    e2e_broker_stop(b);
+}
+
+/*
+ * A libmosquitto v5 client sees the takeover reason code too (what
+ * applications get through on_disconnect_v5).
+ */
+E2E_TEST(v5_disconnect, libmosquitto_client_sees_the_takeover_reason)
+{
+    struct e2e_broker *b;
+    struct e2e_client *a;
+    struct e2e_client *c;
+    int rc;
+
+    e2e_ringmq_only("mosquitto 2.0.11 sends no DISCONNECT 0x8E");
+    b = e2e_broker_start(NULL);
+    a = e2e_client_connect5(b, "libtake", true, 0, NULL);
+    c = e2e_client_connect5(b, "libtake", true, 0, NULL);
+    rc = e2e_client_wait_disconnect_reason(a, E2E_WAIT_MS);
+    cr_assert_eq(rc, MQTT_RC_SESSION_TAKEN_OVER, "on_disconnect_v5 reason %d", rc);
+    e2e_client_abort(a);
+    e2e_client_disconnect(c);
+    e2e_broker_stop(b);
+}
