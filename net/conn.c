@@ -192,7 +192,6 @@ static void handoff_progress(struct shard *s, struct conn *c)
 static void handoff_begin(struct shard *s, struct conn *c)
 {
     c->flags |= CONN_F_HANDOFF;
-    c->flags &= (uint16_t)~CONN_F_REARM;
     if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL)) {
         c->flags |= CONN_F_RECV_CANCEL;
         cancel_op(s, c, URING_OP_RECV);
@@ -226,8 +225,10 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
         flush = false;
     }
     if (!(c->flags & CONN_F_CLOSING)) {
+        /* -errno and -MQTT_RC_* both fit: errno < 4096, reason codes < 256. */
+        RM_ASSERT(reason <= 0 && reason > INT16_MIN);
         c->flags |= CONN_F_CLOSING;
-        c->close_reason = reason;
+        c->close_reason = (int16_t)reason;
         if (flush) {
             c->flags |= CONN_F_FLUSH;
             timer_set(&s->timers, &c->timer, s->now_ms + CONN_LINGER_MS);
@@ -240,7 +241,6 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
     }
 
     /* Stop reading: no completion may feed a closing client. */
-    c->flags &= (uint16_t)~CONN_F_REARM;
     if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL)) {
         c->flags |= CONN_F_RECV_CANCEL;
         cancel_op(s, c, URING_OP_RECV);
@@ -281,14 +281,14 @@ static struct conn *conn_new(struct shard *s, int fd)
     return c;
 }
 
-int conn_accept(struct shard *s, int fd)
+int conn_accept(struct shard *s, int fd, bool nodelay)
 {
     const int one = 1;
     struct conn *c;
     int ret;
 
     RM_ASSERT(s != NULL && fd >= 0);
-    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+    if (!nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
         LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
     }
     c = conn_new(s, fd);
@@ -373,6 +373,24 @@ out_free:
     return ret;
 }
 
+/*
+ * @c's recv ended but the connection goes on: arm a new one. Its SQE is
+ * submitted with the next wait, after the whole CQE batch was handled, so
+ * buffers the batch gives back are in the ring by then (after -ENOBUFS).
+ */
+static void rearm_recv(struct shard *s, struct conn *c)
+{
+    int ret;
+
+    if (c->flags & (CONN_F_RECV | CONN_F_CLOSING | CONN_F_HANDOFF)) {
+        return;
+    }
+    ret = arm_recv(s, c);
+    if (ret < 0) {
+        conn_close(s, c, ret, false);
+    }
+}
+
 void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe)
 {
     int res = cqe->res;
@@ -383,12 +401,10 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         c->flags &= (uint16_t)~CONN_F_RECV;
     }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
-        uint16_t bid = bufring_cqe_bid(cqe);
-
         if (res > 0 && !(c->flags & CONN_F_CLOSING)) {
-            feed(s, c, bufring_buf(&s->bufring, bid), (size_t)res);
+            feed(s, c, bufring_cqe_data(&s->bufring, cqe), (size_t)res);
         }
-        bufring_recycle(&s->bufring, bid);
+        bufring_cqe_done(&s->bufring, cqe);
     }
 
     if (c->flags & CONN_F_HANDOFF) {
@@ -403,18 +419,13 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
     if (res == 0) {
         conn_close(s, c, 0, false);
     } else if (res == -ENOBUFS) {
-        /* Buffers come back as completions are handled: retry after the batch. */
         s->stats.recv_nobufs++;
-        if (!(c->flags & CONN_F_CLOSING)) {
-            c->flags |= CONN_F_REARM;
-            shard__work_push(s, c);
-        }
+        rearm_recv(s, c);
     } else if (res < 0 && res != -ECANCELED) {
         conn_close(s, c, res, false);
-    } else if (res > 0 && !(c->flags & (CONN_F_RECV | CONN_F_CLOSING))) {
-        /* The kernel ended the multishot recv without an error: re-arm. */
-        c->flags |= CONN_F_REARM;
-        shard__work_push(s, c);
+    } else if (res > 0) {
+        /* The kernel may end a multishot recv without an error: re-arm. */
+        rearm_recv(s, c);
     }
     close_progress(s, c);
 }
@@ -501,23 +512,8 @@ void conn_abort(struct shard *s, struct conn *c)
 
 void conn_work(struct shard *s, struct conn *c)
 {
-    int ret;
-
     RM_ASSERT(s != NULL && c != NULL);
+    RM_ASSERT(c->flags & CONN_F_DEAD);
     RM_ASSERT(!(c->flags & CONN_F_WORK));
-    if (c->flags & CONN_F_DEAD) {
-        free(c);
-        return;
-    }
-    if (!(c->flags & CONN_F_REARM)) {
-        return;
-    }
-    c->flags &= (uint16_t)~CONN_F_REARM;
-    if (c->flags & (CONN_F_CLOSING | CONN_F_RECV | CONN_F_HANDOFF)) {
-        return;
-    }
-    ret = arm_recv(s, c);
-    if (ret < 0) {
-        conn_close(s, c, ret, false);
-    }
+    free(c);
 }

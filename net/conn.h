@@ -72,31 +72,36 @@ enum conn_flag {
     CONN_F_FLUSH = 1u << 3,       /* closing: send client.out first */
     CONN_F_RECV_CANCEL = 1u << 4, /* cancel of the recv queued */
     CONN_F_SEND_CANCEL = 1u << 5, /* cancel of the send queued */
-    CONN_F_REARM = 1u << 6,       /* recv to re-arm at the end of the iteration */
-    CONN_F_WORK = 1u << 7,        /* on the shard's work list */
+    CONN_F_WORK = 1u << 7,        /* on the shard's work list (dead, to be freed) */
     CONN_F_DEAD = 1u << 8,        /* fd closed, broker told: free at iteration end */
     CONN_F_RESET = 1u << 9,       /* abortive close (RST): the peer does not read */
     CONN_F_HANDOFF = 1u << 10,    /* handing over to client.handoff_shard: recv ending */
 };
 
+/*
+ * Size matters (one per connection, issue 4's bytes per idle connection):
+ * malloc rounds a request up to 8 bytes less than a multiple of 16, so with
+ * a 120-byte struct client this is 184 bytes in a 192-byte chunk. A dead
+ * conn is off the live list, so `next` links it on the shard's work list.
+ */
 struct conn {
     struct client client;    /* the broker's state; first member */
     struct obuf sending;     /* bytes of the send in flight (or its unsent rest) */
     struct timer_node timer; /* the one deadline (connect, keepalive or linger) */
     struct conn *prev;       /* shard's list of live conns */
-    struct conn *next;
-    struct conn *work_next; /* shard's end-of-iteration work list */
-    int fd;                 /* -1 once closed */
-    int close_reason;       /* when closing: 0 or -errno / -MQTT_RC_* */
-    uint16_t flags;         /* enum conn_flag */
+    struct conn *next;       /* ... or, once dead, the shard's work list */
+    int fd;                  /* -1 once closed */
+    int16_t close_reason;    /* when closing: 0 or -errno / -MQTT_RC_* */
+    uint16_t flags;          /* enum conn_flag */
 };
 
 /*
- * Take @fd (just accepted; owned from here): set TCP_NODELAY, allocate and
+ * Take @fd (just accepted; owned from here): set TCP_NODELAY unless
+ * @nodelay says it was inherited from the listening socket, allocate and
  * initialise a conn, start its recv and connect deadline. Returns 0, or a
  * negative errno when the conn could not be created (@fd is closed then).
  */
-int conn_accept(struct shard *s, int fd);
+int conn_accept(struct shard *s, int fd, bool nodelay);
 
 /*
  * Take a connection handed over by another shard: @fd (owned from here) and
@@ -139,7 +144,7 @@ void conn_abort(struct shard *s, struct conn *c);
  */
 void conn_close(struct shard *s, struct conn *c, int reason, bool flush);
 
-/* End-of-iteration work for @c (popped from the work list): re-arm or free. */
+/* End-of-iteration work for @c (popped from the work list): free it. */
 void conn_work(struct shard *s, struct conn *c);
 
 static inline struct conn *conn_from_client(struct client *cl)

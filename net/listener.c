@@ -7,6 +7,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,6 +99,8 @@ int listener_open(struct listener *l, const struct config_listener *cfg, uint16_
         LOG_ERROR("listener %s: setsockopt: %s", cfg->name, strerror(-ret));
         goto out_close;
     }
+    /* Not fatal: conn_accept() then sets it on each accepted socket. */
+    l->nodelay = set_int_opt(l->fd, IPPROTO_TCP, TCP_NODELAY, 1) == 0;
     if (bind(l->fd, (struct sockaddr *)&ss, len) < 0) {
         ret = -errno;
         LOG_ERROR("listener %s: bind %s port %u: %s", cfg->name, cfg->bind, port, strerror(-ret));

@@ -5,7 +5,9 @@
  * SO_REUSEADDR, SO_REUSEPORT (each shard owns one socket per listener, all
  * bound to the same address and port, and the kernel spreads incoming
  * connections among them by a hash of the 4-tuple), IPV6_V6ONLY for IPv6
- * addresses (so "::" and "0.0.0.0" can be separate listeners), bind, listen.
+ * addresses (so "::" and "0.0.0.0" can be separate listeners), TCP_NODELAY
+ * (accepted sockets inherit it, which saves a setsockopt per connection;
+ * l->nodelay records whether it took), bind, listen.
  * Port 0 binds an ephemeral port, read back with getsockname(): shard 0
  * opens its sockets first and the other shards bind the port it got. The
  * announcing socket (shard 0's) then logs
@@ -48,6 +50,7 @@ struct listener {
     uint16_t port;         /* bound port (ephemeral resolved) */
     bool armed;            /* a multishot accept is in flight */
     bool cancel_sent;      /* stopping: its cancel is queued */
+    bool nodelay;          /* TCP_NODELAY set: accepted sockets inherit it */
     uint64_t retry_at_ms;  /* when not armed: re-arm at or after this */
     uint64_t log_at_ms;    /* last error record */
     uint32_t errors_quiet; /* errors since then, not logged */

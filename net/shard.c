@@ -11,8 +11,9 @@
  *   dirty other clients), then the dirty drain, then listener re-arms, stop
  *   progress, the work list, which frees finalised conns after everything
  *   else that could name them has run, a second dirty drain for wills
- *   published by closes on the work list, and last the cross-shard flush, so
- *   everything the iteration produced leaves in one batch per destination.
+ *   published by closes after the first (stop progress), and last the
+ *   cross-shard flush, so everything the iteration produced leaves in one
+ *   batch per destination.
  * - Inbound cross-shard messages are drained right after the wait, before
  *   the CQEs, so a publish from another shard and a local one reach the
  *   dirty drain of the same iteration.
@@ -80,11 +81,12 @@ static uint64_t clock_ms(void)
 
 void shard__work_push(struct shard *s, struct conn *c)
 {
+    RM_ASSERT(c->flags & CONN_F_DEAD); /* off the live list: `next` is free */
     if (c->flags & CONN_F_WORK) {
         return;
     }
     c->flags |= CONN_F_WORK;
-    c->work_next = s->work;
+    c->next = s->work;
     s->work = c;
 }
 
@@ -123,7 +125,8 @@ struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t shard_co
     }
     s->ring_ready = true;
     xshard_set_ring_fd(xs, id, s->ring.ring_fd);
-    ret = bufring_init(&s->bufring, &s->ring, BUFRING_GROUP_ID, BUFRING_ENTRIES, BUFRING_BUF_BYTES);
+    ret = bufring_init_incremental(&s->bufring, &s->ring, BUFRING_GROUP_ID, BUFRING_INC_ENTRIES,
+                                   BUFRING_INC_BUF_BYTES, BUFRING_ENTRIES, BUFRING_BUF_BYTES);
     if (ret < 0) {
         goto out_free;
     }
@@ -258,7 +261,7 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         log_refusal(s, "connection limit reached");
         return;
     }
-    if (conn_accept(s, fd) == -ENOMEM) {
+    if (conn_accept(s, fd, l->nodelay) == -ENOMEM) {
         log_refusal(s, "out of memory");
     }
 }
@@ -465,13 +468,13 @@ static void end_of_iteration(struct shard *s)
     /* Bounded by the number of conns: each is on the list at most once at a time. */
     while (s->work != NULL) {
         c = s->work;
-        s->work = c->work_next;
-        c->work_next = NULL;
+        s->work = c->next;
+        c->next = NULL;
         c->flags &= (uint16_t)~CONN_F_WORK;
         conn_work(s, c);
     }
 
-    /* Closes from the work list (failed re-arms) may have published wills. */
+    /* Closes since the first drain (stop progress) may have published wills. */
     for (i = 0; i < SHARD_DIRTY_PER_ITER_MAX; i++) {
         cl = broker_next_dirty(s->broker);
         if (cl == NULL) {
@@ -684,7 +687,7 @@ void shard_free(struct shard *s)
     }
     while (s->work != NULL) {
         c = s->work;
-        s->work = c->work_next;
+        s->work = c->next;
         free(c);
     }
     for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {

@@ -19,8 +19,8 @@
  * stops the shard), reap the CQE batch (io_uring_for_each_cqe, one dispatch
  * switch on the user_data op kind, io_uring_cq_advance), then the
  * end-of-iteration work: expire timers, drain the broker's dirty clients
- * (one send per connection per iteration), re-arm listeners, re-arm recvs
- * that ran out of buffers, free closed conns, and last move the broker's
+ * (one send per connection per iteration), re-arm listeners, free closed
+ * conns, and last move the broker's
  * cross-shard outbox into the rings and publish them, ringing the doorbells
  * due (xshard_flush). The clock (CLOCK_MONOTONIC, ms) is read once per
  * iteration.
@@ -166,7 +166,7 @@ int shard_run(struct shard *s);
  */
 void shard_free(struct shard *s);
 
-/* Put @c on the end-of-iteration work list (idempotent). For net/conn. */
+/* Put dead @c on the end-of-iteration work list, to be freed (idempotent). For net/conn. */
 void shard__work_push(struct shard *s, struct conn *c);
 
 #endif

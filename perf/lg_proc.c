@@ -5,6 +5,7 @@
  */
 #include "perf/lg_proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -100,6 +101,54 @@ out:
     return ret;
 }
 
+int lg_proc_cpu_ns(pid_t pid, uint64_t *ns)
+{
+    char path[96];
+    char text[256];
+    struct dirent *de;
+    uint64_t sum = 0;
+    DIR *dir;
+    int ret = 0;
+
+    RM_ASSERT(ns != NULL);
+    RM_ASSERT(pid > 0);
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    dir = opendir(path);
+    if (dir == NULL) {
+        return -errno;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        unsigned long long v;
+        char *num_end;
+        ssize_t n;
+
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') {
+            continue;
+        }
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, de->d_name);
+        n = read_small(path, text, sizeof(text));
+        if (n == -ENOENT) {
+            continue; /* the thread exited meanwhile */
+        }
+        if (n < 0) {
+            ret = (int)n;
+            break;
+        }
+        errno = 0;
+        v = strtoull(text, &num_end, 10);
+        if (errno != 0 || num_end == text) {
+            ret = -EINVAL;
+            break;
+        }
+        sum += v;
+    }
+    closedir(dir);
+    if (ret == 0) {
+        *ns = sum;
+    }
+    return ret;
+}
+
 /* VmRSS in bytes from the text of /proc/PID/status, or -EINVAL. */
 static int parse_rss(const char *text, uint64_t *rss_bytes)
 {
@@ -125,6 +174,7 @@ int lg_proc_sample(pid_t pid, struct lg_proc_sample *out)
     char path[64];
     char text[PROC_TEXT_MAX];
     uint64_t ticks = 0;
+    uint64_t ns = 0;
     long hz;
     ssize_t n;
     int ret;
@@ -153,8 +203,12 @@ int lg_proc_sample(pid_t pid, struct lg_proc_sample *out)
     if (ret < 0) {
         goto out;
     }
-    hz = sysconf(_SC_CLK_TCK);
-    out->cpu_s = (double)ticks / (double)(hz > 0 ? hz : 100);
+    if (lg_proc_cpu_ns(pid, &ns) == 0) {
+        out->cpu_s = (double)ns / 1e9;
+    } else {
+        hz = sysconf(_SC_CLK_TCK);
+        out->cpu_s = (double)ticks / (double)(hz > 0 ? hz : 100);
+    }
     out->ok = true;
 out:
     return ret;

@@ -9,6 +9,7 @@
  */
 #include "perf/lg_selftest.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,11 +141,30 @@ static void proc_parses_stat_with_odd_names(void)
                        "1 0 100 1000000 200 18446744073709551615";
     struct lg_proc_sample s;
     uint64_t ticks = 0;
+    uint64_t ns = 0;
 
     CHECK(lg_proc_parse_stat(stat, strlen(stat), &ticks) == 0);
     CHECK(ticks == 325);
     CHECK(lg_proc_parse_stat("1 (x) S 1 2", 11, &ticks) < 0);
     CHECK(lg_proc_sample(getpid(), &s) == 0 && s.ok && s.rss_bytes > 0);
+    /* schedstat and stat count the same time: within a few 10 ms ticks of each other. */
+    if (lg_proc_cpu_ns(getpid(), &ns) == 0) {
+        char path[64];
+        char text[1024];
+        ssize_t n;
+        int fd;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)getpid());
+        fd = open(path, O_RDONLY);
+        CHECK(fd >= 0);
+        n = read(fd, text, sizeof(text) - 1);
+        close(fd);
+        CHECK(n > 0);
+        text[n] = '\0';
+        CHECK(lg_proc_parse_stat(text, (size_t)n, &ticks) == 0);
+        CHECK((double)ns / 1e9 + 0.05 >= (double)ticks / (double)sysconf(_SC_CLK_TCK));
+        CHECK((double)ns / 1e9 <= (double)ticks / (double)sysconf(_SC_CLK_TCK) + 0.05);
+    }
 }
 
 static int parse(const char *const *args, int n, struct lg_opts *o)
