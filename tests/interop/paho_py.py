@@ -285,6 +285,9 @@ def case_connect(c):
         c.eq("reconnect without clean start: reason code, session present", (rc, present), (0, 1))
         # DISCONNECT sets the session expiry to 0: the session ends now.
         cl2.close(p=props(PacketTypes.DISCONNECT, SessionExpiryInterval=0))
+        # Two TCP connections are not ordered: without a pause the broker may
+        # read the next CONNECT before this DISCONNECT (a takeover, then).
+        time.sleep(0.3)
         cl3 = cs.new("conn-third", connect=False, client_id=cid)
         present, rc, _ = cl3.connect(clean_start=False,
                                      p=props(PacketTypes.CONNECT, SessionExpiryInterval=60))
