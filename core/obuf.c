@@ -14,8 +14,12 @@
 
 #include "core/rm_assert.h"
 
-/* First allocation: one typical MTU-sized batch of small packets. */
-#define OBUF_CAP_MIN 4096u
+/*
+ * First allocation: small, because most connections only ever hold a CONNACK
+ * or a few acks; a burst doubles it from there. (4096 made every CONNECT
+ * allocate 4 KiB that malloc then kept resident: ~50 B per idle connection.)
+ */
+#define OBUF_CAP_MIN 256u
 
 uint8_t *obuf_reserve(struct obuf *b, size_t n, size_t bytes_max)
 {
