@@ -1293,6 +1293,8 @@ static int on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *a
     struct mqtt_str out;
     enum auth_result r = v5->auth->step(step, &a->props.auth_data, &out);
     if (r == AUTH_CONTINUE) {
+        if (step == 0 && !connecting)
+            v5->auth_deadline_ms = b->now_ms + b->lim->connect_timeout_ms;
         v5->auth_step = (uint8_t)(step + 1 < AUTH_STEP_DONE ? step + 1 : AUTH_STEP_DONE - 1);
         return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out);
     }
@@ -1744,6 +1746,14 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
         return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
     }
     RM_ASSERT(cl->state == CLIENT_CONNECTED || pkt.type == MQTT_CONNECT);
+    if (cl->_v5 && cl->_v5->auth_step && cl->state == CLIENT_CONNECTED &&
+        b->now_ms > cl->_v5->auth_deadline_ms) {
+        /*
+         * A re-authentication left unanswered for connect_timeout_ms: the
+         * next packet ends the connection (a silent one meets keep alive).
+         */
+        return client_close(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    }
 
     struct session *s = cl->_sess;
     switch (pkt.type) {

@@ -52,6 +52,7 @@ struct client_v5 {
     uint8_t *auth_connect;       /* the CONNECT packet, handled once authenticated */
     uint32_t auth_connect_len;
     uint8_t auth_step;
+    uint64_t auth_deadline_ms; /* a re-authentication must end by then */
 };
 
 /* A shared group's choice for the message being routed: a local member or another shard. */

@@ -251,3 +251,22 @@ E2E_TEST(v5_auth, client_stalling_mid_exchange_is_closed_within_the_connect_time
     e2e_broker_check_alive(b);
     e2e_broker_stop(b);
 }
+
+/*
+ * A client that starts a re-authentication and never answers the challenge
+ * keeps its connection only until connect_timeout_ms: its next packet gets
+ * DISCONNECT 0x87 (a silent client meets keep alive instead).
+ */
+E2E_TEST(v5_auth, stalled_reauthentication_ends_after_the_connect_timeout)
+{
+    struct e2e_broker *b = start_auth(AUTH_ON "\n[limits]\nconnect_timeout_ms = 500\n");
+    int fd = authenticated(b, "auth-restall");
+
+    send_auth(fd, MQTT_RC_REAUTHENTICATE, METHOD, "hello");
+    expect_auth(fd, MQTT_RC_CONTINUE_AUTHENTICATION, "challenge");
+    e2e_raw_ping5(fd); /* within the time: served */
+    e2e_sleep_ms(800);
+    cr_assert(e2e_raw_send(fd, "\xc0\x00", 2), "send PINGREQ");
+    e2e_raw_expect_disconnect5(fd, MQTT_RC_NOT_AUTHORIZED);
+    e2e_broker_stop(b);
+}
