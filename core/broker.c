@@ -556,6 +556,27 @@ static uint8_t disconnect_rc(int rc)
     }
 }
 
+/*
+ * Send @pkt (a v5 CONNACK or DISCONNECT carrying reason code @rc) with a
+ * Reason String naming @rc, or without it when that would pass the
+ * client's Maximum Packet Size [MQTT-3.2.2-19, 3.14.2-3].
+ */
+static int send_with_reason(struct broker *b, struct client *cl, struct mqtt_pkt *pkt,
+                            struct mqtt_props *props, uint8_t rc)
+{
+    RM_ASSERT(cl->version == MQTT_V5);
+    RM_ASSERT(pkt->type == MQTT_CONNACK || pkt->type == MQTT_DISCONNECT);
+    const char *why = mqtt_rc_name(rc);
+    props->has |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+    props->reason_string = (struct mqtt_str){(const uint8_t *)why, (uint32_t)strlen(why)};
+    int ret = broker__send(b, cl, pkt, broker__output_hard_max(b));
+    if (ret == -EMSGSIZE) {
+        props->has &= ~MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
+        ret = broker__send(b, cl, pkt, broker__output_hard_max(b));
+    }
+    return ret;
+}
+
 /* Stop serving @cl: it is flushed and closed by net/. Returns @rc. */
 static int client_close(struct broker *b, struct client *cl, int rc)
 {
@@ -566,7 +587,7 @@ static int client_close(struct broker *b, struct client *cl, int rc)
             /* Say why before closing [MQTT-4.13.2-1]. */
             struct mqtt_pkt pkt = {.type = MQTT_DISCONNECT};
             pkt.u.ack.rc = disconnect_rc(rc);
-            (void)broker__send(b, cl, &pkt, broker__output_hard_max(b));
+            (void)send_with_reason(b, cl, &pkt, &pkt.u.ack.props, pkt.u.ack.rc);
         }
         cl->state = CLIENT_CLOSING;
         cl->close_rc = rc < 0 ? rc : 0;
@@ -1029,8 +1050,13 @@ static int connect_refuse(struct broker *b, struct client *cl, int rc)
     RM_ASSERT(rc < 0);
     RM_ASSERT(cl->state == CLIENT_NEW);
     b->stats.connects_refused++;
-    uint8_t code = cl->version == MQTT_V5 ? (uint8_t)-rc : mqtt_rc_to_connack_v3(rc);
-    (void)send_connack(b, cl, false, code, NULL);
+    if (cl->version == MQTT_V5) {
+        struct mqtt_pkt pkt = {.type = MQTT_CONNACK};
+        pkt.u.connack.rc = (uint8_t)-rc;
+        (void)send_with_reason(b, cl, &pkt, &pkt.u.connack.props, (uint8_t)-rc);
+    } else {
+        (void)send_connack(b, cl, false, mqtt_rc_to_connack_v3(rc), NULL);
+    }
     return client_close(b, cl, rc);
 }
 

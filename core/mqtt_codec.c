@@ -1926,3 +1926,66 @@ const char *mqtt_type_name(uint8_t type)
     RM_ASSERT(name != NULL);
     return name;
 }
+
+const char *mqtt_rc_name(uint8_t rc)
+{
+    /* The names of MQTT 5.0 section 2.4, in lower case for sentences and logs. */
+    static const struct {
+        uint8_t rc;
+        const char *name;
+    } names[] = {
+        {MQTT_RC_SUCCESS, "success"},
+        {MQTT_RC_GRANTED_QOS_1, "granted QoS 1"},
+        {MQTT_RC_GRANTED_QOS_2, "granted QoS 2"},
+        {MQTT_RC_DISCONNECT_WITH_WILL, "disconnect with will message"},
+        {MQTT_RC_NO_MATCHING_SUBSCRIBERS, "no matching subscribers"},
+        {MQTT_RC_NO_SUBSCRIPTION_EXISTED, "no subscription existed"},
+        {MQTT_RC_CONTINUE_AUTH, "continue authentication"},
+        {MQTT_RC_REAUTHENTICATE, "re-authenticate"},
+        {MQTT_RC_UNSPECIFIED, "unspecified error"},
+        {MQTT_RC_MALFORMED_PACKET, "malformed packet"},
+        {MQTT_RC_PROTOCOL_ERROR, "protocol error"},
+        {MQTT_RC_IMPL_SPECIFIC, "implementation specific error"},
+        {MQTT_RC_UNSUPPORTED_PROTOCOL_VERSION, "unsupported protocol version"},
+        {MQTT_RC_CLIENT_ID_NOT_VALID, "client identifier not valid"},
+        {MQTT_RC_BAD_USERNAME_OR_PASSWORD, "bad user name or password"},
+        {MQTT_RC_NOT_AUTHORIZED, "not authorized"},
+        {MQTT_RC_SERVER_UNAVAILABLE, "server unavailable"},
+        {MQTT_RC_SERVER_BUSY, "server busy"},
+        {MQTT_RC_BANNED, "banned"},
+        {MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down"},
+        {MQTT_RC_BAD_AUTH_METHOD, "bad authentication method"},
+        {MQTT_RC_KEEPALIVE_TIMEOUT, "keep alive timeout"},
+        {MQTT_RC_SESSION_TAKEN_OVER, "session taken over"},
+        {MQTT_RC_TOPIC_FILTER_INVALID, "topic filter invalid"},
+        {MQTT_RC_TOPIC_NAME_INVALID, "topic name invalid"},
+        {MQTT_RC_PACKET_ID_IN_USE, "packet identifier in use"},
+        {MQTT_RC_PACKET_ID_NOT_FOUND, "packet identifier not found"},
+        {MQTT_RC_RECEIVE_MAX_EXCEEDED, "receive maximum exceeded"},
+        {MQTT_RC_TOPIC_ALIAS_INVALID, "topic alias invalid"},
+        {MQTT_RC_PACKET_TOO_LARGE, "packet too large"},
+        {MQTT_RC_MESSAGE_RATE_TOO_HIGH, "message rate too high"},
+        {MQTT_RC_QUOTA_EXCEEDED, "quota exceeded"},
+        {MQTT_RC_ADMIN_ACTION, "administrative action"},
+        {MQTT_RC_PAYLOAD_FORMAT_INVALID, "payload format invalid"},
+        {MQTT_RC_RETAIN_NOT_SUPPORTED, "retain not supported"},
+        {MQTT_RC_QOS_NOT_SUPPORTED, "QoS not supported"},
+        {MQTT_RC_USE_ANOTHER_SERVER, "use another server"},
+        {MQTT_RC_SERVER_MOVED, "server moved"},
+        {MQTT_RC_SHARED_SUBS_NOT_SUPPORTED, "shared subscriptions not supported"},
+        {MQTT_RC_CONNECTION_RATE_EXCEEDED, "connection rate exceeded"},
+        {MQTT_RC_MAX_CONNECT_TIME, "maximum connect time"},
+        {MQTT_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED, "subscription identifiers not supported"},
+        {MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED, "wildcard subscriptions not supported"},
+    };
+    const char *name = "unknown reason code";
+
+    for (size_t i = 0; i < RM_ARRAY_LEN(names); i++) {
+        if (names[i].rc == rc) {
+            name = names[i].name;
+            break;
+        }
+    }
+    RM_ASSERT(name != NULL);
+    return name;
+}

@@ -435,4 +435,7 @@ uint8_t mqtt_rc_to_connack_v3(int rc);
 /* Human name of a packet type, for logs ("PUBLISH"); "?" if unknown. */
 const char *mqtt_type_name(uint8_t type);
 
+/* Human name of a reason code ("keep alive timeout"); "unknown reason code" if none. */
+const char *mqtt_rc_name(uint8_t rc);
+
 #endif

@@ -145,3 +145,48 @@ E2E_TEST(v5_disconnect, libmosquitto_client_sees_the_takeover_reason)
     e2e_client_disconnect(c);
     e2e_broker_stop(b);
 }
+
+/*
+ * The server's DISCONNECT says why in a Reason String too, and leaves it
+ * out when it would pass the client's Maximum Packet Size [MQTT-3.14.2-3].
+ */
+static void reason_string_case(uint32_t max_packet, bool want_string)
+{
+    struct e2e_broker *b = e2e_broker_start(NULL);
+    struct e2e_connect_opts o = {.version = E2E_V5, .id = "why", .clean = true};
+    struct e2e_props pr = {.len = 0};
+    const struct e2e_prop *rs;
+    struct e2e_v5pkt m;
+    struct e2e_pkt p;
+    int fd;
+
+    e2e_ringmq_only("mosquitto 2.0.11 sends no DISCONNECT for a second CONNECT");
+    e2e_props_u32(&pr, MQTT_PROP_MAXIMUM_PACKET_SIZE, max_packet);
+    fd = e2e_raw_connect5_ok(b, "why", true, 0, &pr);
+    e2e_pkt_connect(&p, &o);
+    e2e_raw_send_pkt(fd, &p);
+    e2e_raw_expect5(fd, E2E_DISCONNECT, &m);
+    cr_assert_eq(m.reason, MQTT_RC_PROTOCOL_ERROR);
+    cr_assert_leq(m.len, max_packet, "DISCONNECT of %zu bytes over the client's maximum %u",
+                  m.len, max_packet);
+    rs = e2e_v5pkt_prop(&m, MQTT_PROP_REASON_STRING);
+    if (want_string)
+        cr_assert(rs != NULL && e2e_prop_streq(rs, "protocol error"),
+                  "DISCONNECT without the Reason String \"protocol error\"");
+    else
+        cr_assert_null(rs, "Reason String sent past the client's Maximum Packet Size");
+    e2e_v5pkt_free(&m);
+    e2e_raw_close(fd);
+    e2e_broker_stop(b);
+}
+
+E2E_TEST(v5_disconnect, server_disconnect_carries_a_reason_string)
+{
+    reason_string_case(1024, true);
+}
+
+E2E_TEST(v5_disconnect, reason_string_is_dropped_past_the_client_maximum_packet_size)
+{
+    /* 18: the CONNACK (16 bytes with ringmq's defaults) fits, DISCONNECT + string does not. */
+    reason_string_case(18, false);
+}
