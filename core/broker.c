@@ -264,11 +264,12 @@ void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool 
 
 /*
  * Build a message published on this shard, with the forwarded properties of
- * @props (v5; zeroed before) and its Message Expiry Interval.
+ * @props (v5; zeroed before) and its Message Expiry Interval, which for a
+ * @will starts only when it is published (publish_will()).
  */
 static struct msg *new_msg(struct broker *b, const struct mqtt_str *topic,
                            const struct mqtt_str *payload, const struct mqtt_props *props,
-                           uint8_t qos, bool retain)
+                           uint8_t qos, bool retain, bool will)
 {
     RM_ASSERT(topic->len > 0);
     RM_ASSERT(qos <= 2);
@@ -287,8 +288,12 @@ static struct msg *new_msg(struct broker *b, const struct mqtt_str *topic,
     m = msg_new(topic->ptr, topic->len, kept, kept_len, payload->ptr, payload->len, qos, retain);
     if (m) {
         m->home_shard = b->shard_id;
-        if (props->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY))
+        if ((props->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) && will) {
+            m->expiry_ms = MSG_EXPIRY_AT_PUBLISH;
+            m->will_expiry_s = props->message_expiry;
+        } else if (props->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) {
             m->expiry_ms = b->now_ms + (uint64_t)props->message_expiry * 1000 + 1;
+        }
     }
     free(tmp);
 out:
@@ -476,20 +481,21 @@ int broker__send_publish(struct broker *b, struct client *cl, struct mqtt_pkt *p
     RM_ASSERT(pkt->type == MQTT_PUBLISH);
     RM_ASSERT(cl != NULL);
     struct client_v5 *v5 = cl->_v5;
-    if (v5 && v5->alias_max > 0 && cl->state != CLIENT_CLOSING) {
-        /* Measured without the alias: an alias never makes a packet larger. */
-        size_t n = mqtt_encoded_size(pkt, MQTT_V5);
-        if (n == 0 || n > v5->max_packet)
-            return n == 0 ? -EINVAL : -EMSGSIZE;
-        alias_out(v5, &pkt->u.publish);
-    }
+    struct mqtt_publish *pub = &pkt->u.publish;
+    if (v5 && v5->alias_max > 0 && cl->state != CLIENT_CLOSING)
+        alias_out(v5, pub);
     int rc = broker__send(b, cl, pkt, bytes_max);
-    if (rc < 0 && (pkt->u.publish.props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
+    if (rc < 0 && (pub->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS))) {
         /* Not sent: the client does not know this mapping; forget it. */
-        struct alias_out *a = &v5->alias_out[pkt->u.publish.props.topic_alias - 1];
+        struct alias_out *a = &v5->alias_out[pub->props.topic_alias - 1];
         free(a->topic);
         a->topic = NULL;
         a->topic_len = 0;
+        if (rc == -EMSGSIZE && pub->topic.len > 0) {
+            /* A new alias adds 3 bytes: without it, the packet may fit. */
+            pub->props.has &= ~MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS);
+            rc = broker__send(b, cl, pkt, bytes_max);
+        }
     }
     return rc;
 }
@@ -514,7 +520,7 @@ static void client_v5_free(struct broker *b, struct client *cl)
         free(v5->alias_out[i].topic);
     free(v5->alias_out);
     if (v5->alias_in) {
-        for (uint32_t i = 0; i < b->lim->topic_alias_max; i++)
+        for (uint32_t i = 0; i < v5->alias_in_cap; i++)
             free((void *)v5->alias_in[i].ptr);
         free(v5->alias_in);
     }
@@ -716,13 +722,18 @@ bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
     struct mqtt_str topic = {msg_topic(m), m->topic_len};
     uint8_t options = 0;
     struct session *to = share_pick(b->share, key, topic.ptr, topic.len, (void *)from, &options);
-    if (to && to != from) {
+    if (to && to != from && to->client) {
         share_deliver(b, to, m, options, key);
         return true;
     }
+    /* No other member online here: another shard's, else an offline one here. */
     uint32_t shard;
     if (share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, &shard)) {
         xs_send_share(b, shard, m, key, 0);
+        return true;
+    }
+    if (to && to != from) {
+        share_deliver(b, to, m, options, key);
         return true;
     }
     return false;
@@ -913,7 +924,8 @@ static int publish(struct broker *b, const struct session *from, const struct mq
     /* Build the message only if somebody wants it. */
     if (!pub->retain && b->match_count == 0 && b->remote_count == 0 && b->pick_count == 0)
         return 0;
-    struct msg *m = new_msg(b, &pub->topic, &pub->payload, &pub->props, pub->qos, pub->retain);
+    struct msg *m = new_msg(b, &pub->topic, &pub->payload, &pub->props, pub->qos, pub->retain,
+                            false);
     if (!m) {
         b->match_count = b->remote_count = b->pick_count = 0;
         return -ENOMEM;
@@ -929,6 +941,9 @@ static int publish(struct broker *b, const struct session *from, const struct mq
 static void publish_will(struct broker *b, struct msg *m)
 {
     struct mqtt_str topic = {msg_topic(m), m->topic_len};
+    RM_ASSERT(m->home_shard == b->shard_id && atomic_load(&m->refs) == 1);
+    if (m->expiry_ms == MSG_EXPIRY_AT_PUBLISH) /* still ours alone: may change */
+        m->expiry_ms = b->now_ms + (uint64_t)m->will_expiry_s * 1000 + 1;
     b->stats.msgs_in++;
     b->stats.wills_sent++;
     if (m->retain)
@@ -1387,7 +1402,7 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
     struct msg *will = NULL;
     if (c->will) {
         will = new_msg(b, &c->will_topic, &c->will_payload, &c->will_props, c->will_qos,
-                       c->will_retain);
+                       c->will_retain, true);
         if (!will)
             return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     }
@@ -1402,6 +1417,7 @@ static int on_connect(struct broker *b, struct client *cl, const struct mqtt_con
         struct client *old = s->client;
         old->_sess = NULL;
         s->client = NULL;
+        session_settle(s);
         if (old->_will && old->_v5 && old->_v5->will_delay_s > 0 && !c->clean_session &&
             s->expiry_s > 0) {
             /* The session goes on: a delayed will is not sent [MQTT-3.1.3-9]. */
@@ -1476,7 +1492,10 @@ static int alias_in(struct broker *b, struct client *cl, struct mqtt_publish *pu
         v5->alias_in = calloc(b->lim->topic_alias_max, sizeof(*v5->alias_in));
         if (!v5->alias_in)
             return -MQTT_RC_SERVER_BUSY;
+        v5->alias_in_cap = b->lim->topic_alias_max;
     }
+    if (alias > v5->alias_in_cap)
+        return -MQTT_RC_TOPIC_ALIAS_INVALID; /* the maximum this connection was told */
     struct mqtt_str *slot = &v5->alias_in[alias - 1];
     if (pub->topic.len == 0) {
         if (!slot->ptr)
@@ -1744,8 +1763,8 @@ static int on_disconnect(struct broker *b, struct client *cl, const struct mqtt_
             return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
         s->expiry_s = d->props.session_expiry;
     }
-    /* 0x04 keeps the will; any other clean disconnect discards it [MQTT-3.14.4-3]. */
-    if (d->rc != MQTT_RC_DISCONNECT_WITH_WILL) {
+    /* Only 0x00 discards the will; 0x04 and errors publish it [MQTT-3.14.4-3, 3.1.2-8]. */
+    if (d->rc == MQTT_RC_SUCCESS) {
         cl->_clean_disconnect = true;
         broker__msg_put(b, cl->_will);
         cl->_will = NULL;
@@ -2010,6 +2029,7 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason)
         b->stats.clients--;
         s->client = NULL;
         cl->_sess = NULL;
+        session_settle(s);
         if (will && cl->_v5 && cl->_v5->will_delay_s > 0 && s->expiry_s > 0) {
             /* Delayed: sent later unless the session resumes first [MQTT-3.1.3-9]. */
             s->will = will;

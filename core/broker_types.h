@@ -46,7 +46,8 @@ struct client_v5 {
     uint16_t alias_out_count;
     uint32_t alias_clock;
     struct alias_out *alias_out; /* [BROKER_ALIAS_OUT_MAX], lazily */
-    struct mqtt_str *alias_in;   /* [lim->topic_alias_max] owned copies, lazily */
+    struct mqtt_str *alias_in;   /* [alias_in_cap] owned copies, lazily */
+    uint16_t alias_in_cap;       /* topic_alias_max when alias_in was allocated */
     /* Enhanced authentication in progress (core/auth.h). */
     const struct auth_method *auth;
     uint8_t *auth_connect;       /* the CONNECT packet, handled once authenticated */

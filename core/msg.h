@@ -28,6 +28,7 @@ struct msg {
     uint32_t payload_len;
     uint32_t home_shard; /* the shard that built it, and alone frees it */
     uint32_t props_len;  /* encoded v5 properties forwarded to subscribers */
+    uint32_t will_expiry_s; /* a will's Message Expiry Interval, while MSG_EXPIRY_AT_PUBLISH */
     uint64_t expiry_ms;  /* v5 message expiry, broker clock; 0 = never */
     uint8_t data[];      /* topic bytes, property bytes, then payload bytes */
 };
@@ -41,6 +42,12 @@ struct msg {
 struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *props,
                     size_t props_len, const uint8_t *payload, size_t payload_len, uint8_t qos,
                     bool retain);
+
+/*
+ * expiry_ms of a will whose Message Expiry Interval (will_expiry_s) starts
+ * when the will is published, not when its CONNECT arrived.
+ */
+#define MSG_EXPIRY_AT_PUBLISH UINT64_MAX
 
 static inline const uint8_t *msg_topic(const struct msg *m)
 {

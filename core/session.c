@@ -106,6 +106,14 @@ static int grow(void **arr, uint32_t *cap, uint32_t count, size_t elem)
     return 0;
 }
 
+void session_settle(struct session *s)
+{
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(s->sub_count <= s->sub_cap);
+    for (uint32_t i = 0; i < s->sub_count; i++)
+        s->subs[i].fresh = false;
+}
+
 struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, size_t len)
 {
     RM_ASSERT(s != NULL);
@@ -355,11 +363,38 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
 }
 
 /* Move queued messages into the inflight window while it has room. */
+/* Send inflight entry @e again on this connection (DUP PUBLISH or PUBREL); as send_publish(). */
+static int resend(struct broker *b, struct session *s, const struct session_inflight *e)
+{
+    RM_ASSERT(s->client != NULL);
+    if (e->state == SESSION_WAIT_PUBCOMP)
+        return broker__send_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
+    return send_publish(b, s, e->msg, e->qos, e->retain, true, e->pkt_id, e->share_key,
+                        broker__output_hard_max(b));
+}
+
+static void inflight_remove(struct broker *b, struct session *s, struct session_inflight *e);
+
+/*
+ * Fill the window: first the entries a resume left unsent, then the queue,
+ * never more unacknowledged than window() [MQTT-3.3.4-9].
+ */
 static int pump(struct broker *b, struct session *s)
 {
     RM_ASSERT(s->client != NULL);
+    RM_ASSERT(s->inflight_unsent <= s->inflight_count);
     int rc = 0;
-    while (s->queue_count > 0 && s->inflight_count < window(b, s)) {
+    while (s->inflight_unsent > 0 && s->inflight_count - s->inflight_unsent < window(b, s)) {
+        struct session_inflight *e = &s->inflight[s->inflight_count - s->inflight_unsent];
+        rc = resend(b, s, e);
+        if (rc < 0)
+            return rc;
+        s->inflight_unsent--;
+        if (rc == 1)
+            inflight_remove(b, s, e); /* too large for this connection: as if delivered */
+        rc = 0;
+    }
+    while (s->inflight_unsent == 0 && s->queue_count > 0 && s->inflight_count < window(b, s)) {
         struct session_queued q = *queue_at(s, 0);
         rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.share_key);
         if (rc < 0)
@@ -390,7 +425,7 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
         return;
     }
     /* Keep order: nothing overtakes messages already waiting in the queue. */
-    if (s->queue_count == 0 && s->inflight_count < window(b, s)) {
+    if (s->queue_count == 0 && s->inflight_unsent == 0 && s->inflight_count < window(b, s)) {
         if (inflight_send(b, s, m, qos, retain, share_key) == 0)
             return;
     }
@@ -410,6 +445,8 @@ static struct session_inflight *inflight_find(struct session *s, uint16_t pkt_id
 static void inflight_remove(struct broker *b, struct session *s, struct session_inflight *e)
 {
     RM_ASSERT(e >= s->inflight && e < s->inflight + s->inflight_count);
+    if (e - s->inflight >= (ptrdiff_t)(s->inflight_count - s->inflight_unsent))
+        s->inflight_unsent--; /* acknowledged before it was re-sent here */
     broker__msg_put(b, e->msg);
     size_t tail = (size_t)(s->inflight + s->inflight_count - (e + 1));
     memmove(e, e + 1, tail * sizeof(*e));
@@ -488,25 +525,13 @@ int session_resume(struct broker *b, struct session *s)
 {
     RM_ASSERT(s->client != NULL);
     RM_ASSERT(s->inflight_count <= s->inflight_cap);
-    int rc = 0;
-    /* Same order as first sent [MQTT-4.4.0-1], [MQTT-4.6.0-1..4]. */
-    for (uint32_t i = 0; i < s->inflight_count && rc == 0;) {
-        struct session_inflight *e = &s->inflight[i];
-        if (e->state == SESSION_WAIT_PUBCOMP)
-            rc = broker__send_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
-        else
-            rc = send_publish(b, s, e->msg, e->qos, e->retain, true, e->pkt_id, e->share_key,
-                              broker__output_hard_max(b));
-        if (rc == 1) {
-            inflight_remove(b, s, e); /* too large for the new connection */
-            rc = 0;
-            continue;
-        }
-        i++;
-    }
-    if (rc == 0)
-        rc = pump(b, s);
-    return rc;
+    /*
+     * Same order as first sent [MQTT-4.4.0-1], [MQTT-4.6.0-1..4], as many
+     * as the new connection's Receive Maximum allows; pump() sends the rest
+     * as acknowledgements free the window.
+     */
+    s->inflight_unsent = s->inflight_count;
+    return pump(b, s);
 }
 
 void session_share_redispatch(struct broker *b, struct session *s)
@@ -515,8 +540,13 @@ void session_share_redispatch(struct broker *b, struct session *s)
     RM_ASSERT(s->client == NULL);
     for (uint32_t i = 0; i < s->inflight_count;) {
         struct session_inflight *e = &s->inflight[i];
-        /* Not once PUBREC came: the receiver owns a QoS 2 message then. */
-        if (e->share_key && e->msg && broker__share_redispatch(b, e->msg, e->share_key, s)) {
+        /*
+         * QoS 1 only: a QoS 2 PUBLISH once sent is completed with this
+         * session or not at all [MQTT-4.8.2-4, -5]. Queued ones were never
+         * sent, so any QoS may go.
+         */
+        if (e->share_key && e->state == SESSION_WAIT_PUBACK &&
+            broker__share_redispatch(b, e->msg, e->share_key, s)) {
             inflight_remove(b, s, e);
             continue;
         }

@@ -83,6 +83,12 @@ struct session {
 
     struct session_inflight *inflight; /* ordered by send time */
     uint32_t inflight_count;
+    /*
+     * The last inflight_unsent entries are not re-sent on this connection
+     * yet: a client's Receive Maximum may be smaller than what was in flight
+     * when it reconnected [MQTT-3.3.4-9]. pump() sends them first.
+     */
+    uint32_t inflight_unsent;
     uint32_t inflight_cap;
 
     struct session_queued *queue; /* ring buffer */
@@ -129,6 +135,9 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
 uint32_t session_sub_ids(const struct session *s, const uint8_t *topic, size_t len,
                          uint64_t share_key, uint32_t *out, uint32_t cap);
 
+/* A connection left @s: no subscription is fresh any more (see session_sub.fresh). */
+void session_settle(struct session *s);
+
 /* The subscription to exactly @filter, or NULL. */
 struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, size_t len);
 
@@ -146,9 +155,10 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
                      bool retain, uint64_t share_key);
 
 /*
- * @s just lost its connection: give the QoS 1/2 messages it got through
- * shared subscriptions and has not acknowledged (queued, or sent and not
- * yet PUBACKed/PUBRECed) to other members of their groups [MQTT-4.8.2-?].
+ * @s just lost its connection, or ends: give the messages it got through
+ * shared subscriptions and cannot take now (queued ones, and QoS 1 sent
+ * but not PUBACKed) to other members of their groups; QoS 2 already sent
+ * stays with @s [MQTT-4.8.2-4, -5].
  */
 void session_share_redispatch(struct broker *b, struct session *s);
 
