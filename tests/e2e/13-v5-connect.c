@@ -1061,3 +1061,140 @@ static void client_max_packet(unsigned n)
 }
 E2E_TEST_SHARDS(v5_connect, message_over_the_client_maximum_packet_size_is_not_sent,
                 client_max_packet)
+
+/*
+ * A new outbound topic alias adds 3 bytes to a PUBLISH; when that would
+ * take it over the client's Maximum Packet Size the broker leaves the alias
+ * out and sends the message with its topic [MQTT-3.1.2-24] (using an alias
+ * is the sender's choice [3.3.2.3.4]): Maximum Packet Size 16 and Topic Alias
+ * Maximum 10, topic "a" with a 10-byte payload is exactly 16 bytes without an alias
+ * and 19 with one. One byte more (17) is not sent at all; the next 16-byte
+ * one still comes with its topic (no alias was set). (The old behaviour
+ * sized the packet with the alias and dropped the message: the first
+ * expect fails.)
+ */
+static void alias_size(unsigned n)
+{
+    struct e2e_broker *b = e2e_broker_start_shards(n, NULL);
+    static const char *const payloads[] = {"0123456789", "0123456789x", "9876543210"};
+    struct e2e_props pr = {.len = 0};
+    char sid[ID_MAX];
+    char pid[ID_MAX];
+    struct e2e_client *pub;
+    struct e2e_v5pkt m;
+    int fd;
+    int i;
+
+    e2e_id_on(n - 1, n, "tass-", sid, sizeof(sid));
+    e2e_id_on(0, n, "tasp-", pid, sizeof(pid));
+    e2e_props_u32(&pr, MQTT_PROP_MAXIMUM_PACKET_SIZE, 16);
+    e2e_props_u16(&pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, 10);
+    fd = e2e_raw_connect5_ok(b, sid, true, 0, &pr);
+    cr_assert_eq(e2e_raw_subscribe5(fd, 1, "a", 0, NULL), 0);
+    pub = e2e_client_connect5(b, pid, true, 0, NULL);
+    for (i = 0; i < 3; i++) {
+        if (i == 1 && e2e_mosquitto_mode()) {
+            /* mosquitto 2.0.11 sends the 17-byte PUBLISH to a 16-byte maximum. */
+            continue;
+        }
+        e2e_client_publish5(pub, "a", payloads[i], strlen(payloads[i]), 0, false, NULL);
+    }
+    for (i = 0; i < 3; i += 2) {
+        cr_assert(e2e_raw_read5(fd, &m, E2E_WAIT_MS),
+                  "16-byte PUBLISH %d not sent to a client with Maximum Packet Size 16", i);
+        cr_assert_eq(m.type, E2E_PUBLISH);
+        cr_assert_leq(m.len, 16, "%zu-byte packet past Maximum Packet Size 16 [MQTT-3.1.2-24]",
+                      m.len);
+        cr_assert_null(e2e_v5pkt_prop(&m, MQTT_PROP_TOPIC_ALIAS));
+        cr_assert_str_eq(m.topic, "a");
+        cr_assert(m.payload_len == 10 && memcmp(m.payload, payloads[i], 10) == 0,
+                  "payload %.*s, expected %s (the 17-byte one must not come)",
+                  (int)m.payload_len, (const char *)m.payload, payloads[i]);
+        e2e_v5pkt_free(&m);
+    }
+    raw_expect_nothing(fd, E2E_QUIET_MS);
+    e2e_raw_disconnect5(fd);
+    e2e_client_disconnect(pub);
+    e2e_broker_stop(b);
+}
+E2E_TEST_SHARDS(v5_connect, topic_alias_that_would_exceed_the_maximum_packet_size_is_left_out,
+                alias_size)
+
+#define RML_MSGS 10
+
+/*
+ * Receive Maximum is per connection: 10 unacknowledged QoS 1 PUBLISHes
+ * sent on a connection with Receive Maximum 10 are resent on a reconnection
+ * with Receive Maximum 2 at most 2 at a time [MQTT-3.3.4-9] (DUP, same
+ * packet ids [MQTT-4.4.0-1]), each PUBACK letting exactly one more through,
+ * in order [4.6]. (The old behaviour resent all 10 at once: the
+ * raw_expect_nothing after the first two catches it.)
+ */
+static void receive_max_lowered(unsigned n)
+{
+    struct e2e_props pr = {.len = 0};
+    struct e2e_connect_opts o = {.version = E2E_V5, .clean = false, .props = &pr};
+    struct e2e_broker *b;
+    char sid[ID_MAX];
+    char pid[ID_MAX];
+    struct e2e_client *pub;
+    struct e2e_v5pkt ack;
+    struct e2e_v5pkt m;
+    uint16_t ids[RML_MSGS];
+    int next = 0;
+    int i;
+    int fd;
+
+    e2e_ringmq_only("mosquitto 2.0.11 resends the whole inflight window on a reconnection, "
+                    "ignoring its lower Receive Maximum");
+    b = e2e_broker_start_shards(n, NULL);
+    e2e_id_on(n - 1, n, "rmls-", sid, sizeof(sid));
+    e2e_id_on(0, n, "rmlp-", pid, sizeof(pid));
+    e2e_props_u32(&pr, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 300);
+    e2e_props_u16(&pr, MQTT_PROP_RECEIVE_MAXIMUM, RML_MSGS);
+    fd = e2e_raw_connect5_ok(b, sid, true, 0, &pr);
+    cr_assert_eq(e2e_raw_subscribe5(fd, 1, "rml/t", 1, NULL), 1);
+    pub = e2e_client_connect5(b, pid, true, 0, NULL);
+    for (i = 0; i < RML_MSGS; i++) {
+        char payload[2] = {(char)('0' + i), '\0'};
+
+        e2e_client_publish5(pub, "rml/t", payload, 1, 1, false, NULL);
+        ids[i] = raw_expect_pub(fd, payload);
+    }
+    e2e_raw_close(fd);
+
+    pr.len = 0;
+    e2e_props_u32(&pr, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 300);
+    e2e_props_u16(&pr, MQTT_PROP_RECEIVE_MAXIMUM, 2);
+    o.id = sid;
+    fd = e2e_raw_connect5(b, &o, &ack);
+    cr_assert_eq(ack.reason, 0);
+    cr_assert(ack.session_present, "session with expiry 300 s lost");
+    e2e_v5pkt_free(&ack);
+    /* The window: messages next..next+1 are out, unacknowledged. */
+    for (i = 0; i < RML_MSGS; i++) {
+        e2e_raw_expect5(fd, E2E_PUBLISH, &m);
+        cr_assert(m.payload_len == 1 && m.payload[0] == '0' + i, "resent %.*s, expected %d",
+                  (int)m.payload_len, (const char *)m.payload, i);
+        cr_assert(m.dup, "message %d resent without DUP [MQTT-3.3.1-1]", i);
+        cr_assert_eq(m.pkt_id, ids[i], "message %d resent as id %u, sent as %u [MQTT-4.4.0-1]",
+                     i, m.pkt_id, ids[i]);
+        e2e_v5pkt_free(&m);
+        if (i - next == 1) {
+            raw_expect_nothing(fd, i == 1 ? E2E_QUIET_MS : 100);
+            raw_puback(fd, ids[next++]);
+        }
+    }
+    while (next < RML_MSGS) {
+        raw_puback(fd, ids[next++]);
+    }
+    raw_expect_nothing(fd, E2E_QUIET_MS);
+    e2e_raw_close(fd);
+    /* End the session. */
+    fd = e2e_raw_connect5_ok(b, sid, true, 0, NULL);
+    e2e_raw_disconnect5(fd);
+    e2e_client_disconnect(pub);
+    e2e_broker_stop(b);
+}
+E2E_TEST_SHARDS(v5_connect, receive_maximum_lowered_on_reconnect_bounds_the_resent_publishes,
+                receive_max_lowered)

@@ -295,3 +295,86 @@ E2E_TEST(v5_will, disconnect_0x04_publishes_the_will_and_0x00_does_not)
     e2e_client_disconnect(w);
     e2e_broker_stop(b);
 }
+
+/*
+ * The will's Message Expiry Interval is the lifetime of the will message
+ * once published [3.1.3.2.4: "sent as the Publication Expiry Interval when
+ * the Server publishes the Will Message"; no normative id], so it does not
+ * run while the connection lives: a will with expiry 2 s from a connection
+ * that lived 3 s reaches an online subscriber, with an interval of at most
+ * 2 s [MQTT-3.3.2-6]. (The old behaviour counted from CONNECT and dropped
+ * it as expired: the expect below fails on no message.)
+ */
+E2E_TEST(v5_will, will_message_expiry_starts_when_the_will_is_published)
+{
+    struct e2e_broker *b = e2e_broker_start(NULL);
+    mosquitto_property *p2 = NULL;
+    struct e2e_client *sub;
+    struct e2e_client *c;
+    struct e2e_msg *m;
+    uint32_t v = 0;
+
+    e2e_prop_u32(&p2, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, 2);
+    sub = e2e_client_connect5(b, "wmpsub", true, 0, NULL);
+    cr_assert_eq(e2e_client_subscribe5(sub, "wmp/#", 1, NULL), 1);
+    c = start_with_will(b, "wmplong", true, 0, "wmp/will", "lived 3 s", p2);
+    e2e_sleep_ms(3000);
+    e2e_client_abort(c);
+    m = e2e_client_wait_message(sub, E2E_WAIT_MS);
+    cr_assert_not_null(m, "will with expiry 2 s lost after a 3 s connection: expiry counted "
+                          "from CONNECT, not from publication");
+    cr_assert_str_eq(m->topic, "wmp/will");
+    cr_assert_str_eq((const char *)m->payload, "lived 3 s");
+    cr_assert_not_null(
+        mosquitto_property_read_int32(m->props, MQTT_PROP_MESSAGE_EXPIRY_INTERVAL, &v, false),
+        "will published without its Message Expiry Interval");
+    cr_assert(v > 0 && v <= 2, "will expiry %u forwarded for 2 [MQTT-3.3.2-6]", v);
+    e2e_msg_free(m);
+    e2e_client_disconnect(sub);
+    e2e_broker_stop(b);
+}
+
+/* Raw v5 connection @id with a QoS 0 will on @topic, then DISCONNECT @reason and close. */
+static void raw_will_disconnect(struct e2e_broker *b, const char *id, const char *topic,
+                                uint8_t reason)
+{
+    struct e2e_connect_opts o = {
+        .version = E2E_V5, .id = id, .clean = true, .will_topic = topic, .will_payload = id};
+    struct e2e_v5pkt ack;
+    struct e2e_pkt p;
+    int fd;
+
+    fd = e2e_raw_connect5(b, &o, &ack);
+    cr_assert_eq(ack.reason, 0);
+    e2e_v5pkt_free(&ack);
+    e2e_pkt_disconnect5(&p, reason, NULL);
+    e2e_raw_send_pkt(fd, &p);
+    cr_assert(e2e_raw_wait_closed(fd, E2E_WAIT_MS, NULL), "no close after DISCONNECT");
+    e2e_raw_close(fd);
+}
+
+/*
+ * Only DISCONNECT 0x00 discards the will [MQTT-3.14.4-3]; a DISCONNECT
+ * with an error reason (0x80 Unspecified error, 0x83 Implementation
+ * specific error) is not a normal disconnection, so the will is published
+ * [MQTT-3.1.2-8][3.1.2.5]. (The old behaviour discarded it for every code
+ * but 0x04: the 0x80 expect fails.)
+ */
+E2E_TEST(v5_will, disconnect_with_an_error_reason_publishes_the_will)
+{
+    struct e2e_broker *b;
+    struct e2e_client *w;
+
+    e2e_ringmq_only("mosquitto 2.0.11 discards the will on every DISCONNECT but 0x04");
+    b = e2e_broker_start(NULL);
+    w = e2e_client_connect5(b, "derwatch", true, 0, NULL);
+    cr_assert_eq(e2e_client_subscribe5(w, "der/#", 0, NULL), 0);
+    raw_will_disconnect(b, "der00", "der/00", 0x00);
+    raw_will_disconnect(b, "der80", "der/80", MQTT_RC_UNSPECIFIED);
+    e2e_client_expect(w, "der/80", "der80", 0, false);
+    raw_will_disconnect(b, "der83", "der/83", MQTT_RC_IMPLEMENTATION_SPECIFIC);
+    e2e_client_expect(w, "der/83", "der83", 0, false);
+    e2e_client_expect_no_message(w, E2E_QUIET_MS);
+    e2e_client_disconnect(w);
+    e2e_broker_stop(b);
+}

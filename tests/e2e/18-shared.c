@@ -346,3 +346,104 @@ E2E_TEST(shared, invalid_share_names_get_suback_0x8f)
     e2e_raw_disconnect5(fd);
     e2e_broker_stop(b);
 }
+
+/* Read one v5 PUBLISH on @fd and check topic, payload, QoS and DUP; returns its packet id. */
+static uint16_t raw_expect_pub5(int fd, const char *topic, const char *payload, uint8_t qos,
+                                bool dup)
+{
+    struct e2e_v5pkt m;
+    uint16_t id;
+
+    e2e_raw_expect5(fd, E2E_PUBLISH, &m);
+    cr_assert_str_eq(m.topic, topic);
+    cr_assert(m.payload_len == strlen(payload) && memcmp(m.payload, payload, m.payload_len) == 0,
+              "payload %.*s, expected %s", (int)m.payload_len, (const char *)m.payload, payload);
+    cr_assert_eq(m.qos, qos, "%s: QoS %u, expected %u", topic, m.qos, qos);
+    cr_assert_eq(m.dup, dup, "%s: DUP %d, expected %d", topic, m.dup, dup);
+    id = m.pkt_id;
+    e2e_v5pkt_free(&m);
+    return id;
+}
+
+/*
+ * A QoS 2 message sent to a shared member whose connection breaks before
+ * its PUBREC is not given to another member: it stays with that session
+ * and is resent to it (DUP, same packet id) when it reconnects
+ * [MQTT-4.8.2-4][MQTT-4.8.2-5][MQTT-4.4.0-1]. A QoS 1 one in the same
+ * situation still goes to another member [4.8.2]. The first member is the
+ * group's only one while both are sent, so both go to it; the second joins
+ * before the first drops. (The old behaviour gave the QoS 2 one to the
+ * second member: the check on its first message, and the one on the
+ * resent PUBLISH, catch that.)
+ */
+static void qos2_stays(unsigned n)
+{
+    struct e2e_broker *b = e2e_broker_start_shards(n, NULL);
+    struct e2e_props se = {.len = 0};
+    struct e2e_connect_opts o = {.version = E2E_V5, .clean = false, .props = &se};
+    char aid[ID_MAX];
+    char pid[ID_MAX];
+    struct e2e_client *pub;
+    struct e2e_client *other;
+    struct e2e_msg *m;
+    struct e2e_v5pkt ack;
+    struct e2e_pkt p;
+    uint16_t id2;
+    uint16_t id;
+    int fd;
+
+    e2e_id_on(1 % n, n, "q2a-", aid, sizeof(aid));
+    e2e_id_on(0, n, "q2p-", pid, sizeof(pid));
+    e2e_props_u32(&se, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 300);
+    fd = e2e_raw_connect5_ok(b, aid, true, 300, NULL);
+    cr_assert_eq(e2e_raw_subscribe5(fd, 1, "$share/q2/q2/#", 2, NULL), 2);
+    pub = e2e_client_connect5(b, pid, true, 0, NULL);
+    e2e_client_publish5(pub, "q2/two", "exactly", 7, 2, false, NULL);
+    id2 = raw_expect_pub5(fd, "q2/two", "exactly", 2, false);
+    e2e_client_publish5(pub, "q2/one", "atleast", 7, 1, false, NULL);
+    raw_expect_pub5(fd, "q2/one", "atleast", 1, false);
+    /* Neither acknowledged. A second member joins, then the first's connection breaks. */
+    other = member(b, n, 2, E2E_V5, "q2o-", "$share/q2/q2/#");
+    e2e_client_expect_no_message(other, 100);
+    e2e_raw_close(fd);
+    if (!e2e_mosquitto_mode()) {
+        /* mosquitto 2.0.11 keeps the QoS 1 one with the departed member too. */
+        m = e2e_client_expect_message(other);
+        cr_assert_str_eq(m->topic, "q2/one", "%s given to another member [MQTT-4.8.2-4]",
+                         m->topic);
+        cr_assert_str_eq((const char *)m->payload, "atleast");
+        cr_assert_eq(m->qos, 1);
+        e2e_msg_free(m);
+    }
+    e2e_client_expect_no_message(other, E2E_QUIET_MS);
+
+    o.id = aid;
+    fd = e2e_raw_connect5(b, &o, &ack);
+    cr_assert_eq(ack.reason, 0);
+    cr_assert(ack.session_present, "session with expiry 300 s lost");
+    e2e_v5pkt_free(&ack);
+    id = raw_expect_pub5(fd, "q2/two", "exactly", 2, true);
+    cr_assert_eq(id, id2, "QoS 2 resent with packet id %u, first sent as %u [MQTT-4.4.0-1]", id,
+                 id2);
+    if (e2e_mosquitto_mode()) {
+        e2e_pkt_ack5(&p, 0x40, raw_expect_pub5(fd, "q2/one", "atleast", 1, true), 0, NULL);
+        e2e_raw_send_pkt(fd, &p);
+    }
+    e2e_pkt_ack5(&p, 0x50, id, 0, NULL);
+    e2e_raw_send_pkt(fd, &p);
+    e2e_raw_expect5(fd, E2E_PUBREL, &ack);
+    cr_assert_eq(ack.pkt_id, id);
+    e2e_v5pkt_free(&ack);
+    e2e_pkt_ack5(&p, 0x70, id, 0, NULL);
+    e2e_raw_send_pkt(fd, &p);
+    e2e_raw_ping5(fd);
+    e2e_client_expect_no_message(other, E2E_QUIET_MS);
+    /* End the session. */
+    e2e_raw_close(fd);
+    fd = e2e_raw_connect5_ok(b, aid, true, 0, NULL);
+    e2e_raw_disconnect5(fd);
+    e2e_client_disconnect(other);
+    e2e_client_disconnect(pub);
+    e2e_broker_stop(b);
+}
+E2E_TEST_SHARDS(shared, qos2_in_flight_to_a_member_that_drops_stays_with_its_session, qos2_stays)
