@@ -24,6 +24,11 @@ enum {
     OPT_PORT,
     OPT_SRC_RANGE,
     OPT_TRANSPORT,
+    OPT_TLS_CA,
+    OPT_TLS_INSECURE,
+    OPT_TLS_SNI,
+    OPT_TLS_CIPHERS,
+    OPT_WS_PATH,
     OPT_MQTT,
     OPT_PAIRS,
     OPT_PUBS,
@@ -56,6 +61,11 @@ static const struct option long_opts[] = {
     {"port", required_argument, NULL, OPT_PORT},
     {"src-range", required_argument, NULL, OPT_SRC_RANGE},
     {"transport", required_argument, NULL, OPT_TRANSPORT},
+    {"tls-ca", required_argument, NULL, OPT_TLS_CA},
+    {"tls-insecure", no_argument, NULL, OPT_TLS_INSECURE},
+    {"tls-sni", required_argument, NULL, OPT_TLS_SNI},
+    {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
+    {"ws-path", required_argument, NULL, OPT_WS_PATH},
     {"mqtt", required_argument, NULL, OPT_MQTT},
     {"pairs", required_argument, NULL, OPT_PAIRS},
     {"pubs", required_argument, NULL, OPT_PUBS},
@@ -102,8 +112,17 @@ void lg_opts_usage(FILE *f)
           "  --port N                broker port (1883)\n"
           "  --src-range A-B         bind clients to source addresses A..B in turn,\n"
           "                          e.g. 127.0.0.2-127.0.0.254 (default: kernel's choice)\n"
-          "  --transport NAME        tcp (tls and ws come with the broker's support)\n"
-          "  --mqtt V                3.1.1 (or 4), 3.1 (or 3); 5 comes with issue 5\n"
+          "  --transport NAME        tcp, tls (TLS 1.2/1.3), ws (WebSocket) or wss\n"
+          "                          (WebSocket over TLS) (tcp)\n"
+          "  --tls-ca FILE           tls/wss: PEM CA certificates that verify the broker\n"
+          "  --tls-insecure          tls/wss: do not verify the broker's certificate\n"
+          "  --tls-sni NAME          tls/wss: send NAME as SNI and check the certificate\n"
+          "                          is for NAME (default: no SNI, no name check)\n"
+          "  --tls-ciphers LIST      tls/wss: cipher suites to offer, wolfSSL names joined\n"
+          "                          by ':', e.g. TLS13-CHACHA20-POLY1305-SHA256\n"
+          "                          (default: wolfSSL's list)\n"
+          "  --ws-path PATH          ws/wss: request target of the upgrade (/mqtt)\n"
+          "  --mqtt V                5 (or 5.0), 3.1.1 (or 4), 3.1 (or 3) (3.1.1)\n"
           "\n"
           "messages:\n"
           "  --qos 0|1|2             publish and subscribe QoS (0)\n"
@@ -291,10 +310,49 @@ static int parse_mqtt(struct lg_opts *o, const char *arg)
     } else if (strcmp(arg, "3.1") == 0 || strcmp(arg, "3") == 0) {
         o->mqtt_version = MQTT_V31;
     } else if (strcmp(arg, "5") == 0 || strcmp(arg, "5.0") == 0) {
-        return bad("--mqtt", arg, "MQTT 5.0 is not supported yet (it comes with issue 5)");
+        o->mqtt_version = MQTT_V5;
     } else {
-        return bad("--mqtt", arg, "expected 3.1.1, 4, 3.1 or 3");
+        return bad("--mqtt", arg, "expected 5, 5.0, 3.1.1, 4, 3.1 or 3");
     }
+    return 0;
+}
+
+/* An origin-form request target: '/', then visible ASCII but no '#' [RFC 7230 5.3.1]. */
+static int parse_ws_path(struct lg_opts *o, const char *arg)
+{
+    size_t n = strlen(arg);
+    size_t i;
+
+    if (n == 0 || n >= LG_OPTS_WS_PATH_MAX || arg[0] != '/') {
+        return bad("--ws-path", arg, "must start with '/' and be shorter than 256 bytes");
+    }
+    for (i = 0; i < n; i++) {
+        if (arg[i] <= ' ' || arg[i] > '~' || arg[i] == '#') {
+            return bad("--ws-path", arg, "visible ASCII only, no '#'");
+        }
+    }
+    o->tcfg.ws_path = arg;
+    return 0;
+}
+
+/* A DNS name: letters, digits, '-', '.', at most 253 bytes. */
+static int parse_tls_sni(struct lg_opts *o, const char *arg)
+{
+    size_t n = strlen(arg);
+    size_t i;
+
+    if (n == 0 || n > 253) {
+        return bad("--tls-sni", arg, "must be 1..253 bytes");
+    }
+    for (i = 0; i < n; i++) {
+        char ch = arg[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '.')) {
+            return bad("--tls-sni", arg, "a host name: letters, digits, '-' and '.'");
+        }
+    }
+    o->tcfg.tls_sni = arg;
     return 0;
 }
 
@@ -343,6 +401,7 @@ static void set_defaults(struct lg_opts *o)
     memset(o, 0, sizeof(*o));
     o->port = 1883;
     o->transport = &lg_tcp_transport;
+    o->tcfg.ws_path = "/mqtt";
     o->mqtt_version = MQTT_V311;
     o->pairs = 100;
     o->conns = 1000;
@@ -364,7 +423,8 @@ static void set_defaults(struct lg_opts *o)
 }
 
 /* One flag. Returns 0, 1 for --help, -EINVAL. */
-static int parse_one(struct lg_opts *o, int c, const char *arg, bool *subs_given)
+static int parse_one(struct lg_opts *o, int c, const char *arg, bool *subs_given,
+                     bool *ws_path_given)
 {
     uint32_t v;
     int ret = 0;
@@ -383,9 +443,24 @@ static int parse_one(struct lg_opts *o, int c, const char *arg, bool *subs_given
     case OPT_TRANSPORT:
         o->transport = lg_transport_find(arg);
         if (o->transport == NULL) {
-            ret = bad("--transport", arg,
-                      "only tcp today; tls and ws arrive when the broker has them");
+            ret = bad("--transport", arg, "expected tcp, tls, ws or wss");
         }
+        break;
+    case OPT_TLS_CA:
+        o->tcfg.tls_ca = arg;
+        break;
+    case OPT_TLS_INSECURE:
+        o->tcfg.tls_insecure = true;
+        break;
+    case OPT_TLS_SNI:
+        ret = parse_tls_sni(o, arg);
+        break;
+    case OPT_TLS_CIPHERS:
+        o->tcfg.tls_ciphers = arg;
+        break;
+    case OPT_WS_PATH:
+        ret = parse_ws_path(o, arg);
+        *ws_path_given = true;
         break;
     case OPT_MQTT:
         ret = parse_mqtt(o, arg);
@@ -481,8 +556,43 @@ static int parse_one(struct lg_opts *o, int c, const char *arg, bool *subs_given
     return ret;
 }
 
+/* Transport flags fit the transport; the WebSocket Host header. */
+static int check_transport(struct lg_opts *o, bool ws_path_given)
+{
+    const char *t = o->transport->name;
+    bool tls = strcmp(t, "tls") == 0 || strcmp(t, "wss") == 0;
+    bool ws = strcmp(t, "ws") == 0 || strcmp(t, "wss") == 0;
+    const char *host = o->host[0] != '\0' && strcmp(o->host, "localhost") != 0 ? o->host
+                       : o->addr.ss_family == AF_INET6                         ? "::1"
+                                                                               : "127.0.0.1";
+
+    if (!tls && (o->tcfg.tls_ca != NULL || o->tcfg.tls_insecure || o->tcfg.tls_sni != NULL ||
+                 o->tcfg.tls_ciphers != NULL)) {
+        fprintf(stderr, "ringmq-loadgen: --tls-* apply to --transport tls or wss only\n");
+        return -EINVAL;
+    }
+    if (tls && (o->tcfg.tls_ca == NULL) == !o->tcfg.tls_insecure) {
+        fprintf(stderr,
+                "ringmq-loadgen: --transport %s needs --tls-ca FILE (verify the broker) "
+                "or --tls-insecure (do not), one of the two\n",
+                t);
+        return -EINVAL;
+    }
+    if (!ws && ws_path_given) {
+        fprintf(stderr, "ringmq-loadgen: --ws-path applies to --transport ws or wss only\n");
+        return -EINVAL;
+    }
+    if (strchr(host, ':') != NULL) {
+        snprintf(o->ws_host, sizeof(o->ws_host), "[%s]:%u", host, (unsigned)o->port);
+    } else {
+        snprintf(o->ws_host, sizeof(o->ws_host), "%s:%u", host, (unsigned)o->port);
+    }
+    o->tcfg.ws_host = o->ws_host;
+    return 0;
+}
+
 /* Cross-flag rules and scenario shapes. */
-static int check(struct lg_opts *o, bool subs_given)
+static int check(struct lg_opts *o, bool subs_given, bool ws_path_given)
 {
     if (o->addr_len == 0) {
         int ret = parse_host(o, "127.0.0.1");
@@ -497,6 +607,9 @@ static int check(struct lg_opts *o, bool subs_given)
         }
     } else {
         ((struct sockaddr_in *)&o->addr)->sin_port = htons(o->port);
+    }
+    if (check_transport(o, ws_path_given) < 0) {
+        return -EINVAL;
     }
     switch (o->scenario) {
     case LG_SCENARIO_FANOUT:
@@ -547,6 +660,7 @@ static int check(struct lg_opts *o, bool subs_given)
 int lg_opts_parse(int argc, char **argv, struct lg_opts *o)
 {
     bool subs_given = false;
+    bool ws_path_given = false;
     int ret = -EINVAL;
     int c;
 
@@ -575,7 +689,7 @@ int lg_opts_parse(int argc, char **argv, struct lg_opts *o)
     argv[1] = argv[0];
     optind = 0;
     while ((c = getopt_long(argc - 1, argv + 1, "h", long_opts, NULL)) != -1) {
-        ret = parse_one(o, c == 'h' ? OPT_HELP : c, optarg, &subs_given);
+        ret = parse_one(o, c == 'h' ? OPT_HELP : c, optarg, &subs_given, &ws_path_given);
         if (ret != 0) {
             goto out;
         }
@@ -584,7 +698,7 @@ int lg_opts_parse(int argc, char **argv, struct lg_opts *o)
         ret = bad("argument", argv[optind + 1], "unexpected (flags are --name VALUE)");
         goto out;
     }
-    ret = check(o, subs_given);
+    ret = check(o, subs_given, ws_path_given);
 out:
     return ret;
 }

@@ -23,6 +23,8 @@
 #define LG_OPTS_TOPIC_PREFIX_MAX 96u
 #define LG_OPTS_CLIENTS_MAX 1000000u
 #define LG_OPTS_WINDOW_MAX 65535u
+#define LG_OPTS_WS_PATH_MAX 256u
+#define LG_OPTS_WS_HOST_MAX 80u /* "[" ::1 "]:" port, or an IPv4 host and port */
 
 enum lg_scenario {
     LG_SCENARIO_CONN,   /* N idle connections held with keepalive */
@@ -43,7 +45,9 @@ struct lg_opts {
     uint32_t src_first; /* --src-range, host byte order; 0 = let the kernel pick */
     uint32_t src_last;
     const struct lg_transport *transport;
-    uint8_t mqtt_version; /* 3 (3.1) or 4 (3.1.1) */
+    struct lg_transport_cfg tcfg;      /* its options; strings point into argv or below */
+    char ws_host[LG_OPTS_WS_HOST_MAX]; /* the upgrade's Host header: host:port */
+    uint8_t mqtt_version;              /* 3 (3.1), 4 (3.1.1) or 5 (5.0) */
 
     /* Shape. */
     uint32_t pairs;  /* p2p */

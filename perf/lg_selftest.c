@@ -4,11 +4,14 @@
  *
  * Covers what a wrong benchmark would silently get wrong: histogram bucket
  * bounds and quantiles, merging, the payload stamp, loss/duplicate/
- * out-of-order accounting, /proc parsing, and the option checks that keep
- * the generator on loopback. Main thread only; prints one line per failure.
+ * out-of-order accounting, /proc parsing, the option checks that keep
+ * the generator on loopback and tie each transport flag to its transport,
+ * and the WebSocket pieces (accept key, frame headers and masking, the
+ * upgrade answer). Main thread only; prints one line per failure.
  */
 #include "perf/lg_selftest.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include "perf/lg_msg.h"
 #include "perf/lg_opts.h"
 #include "perf/lg_proc.h"
+#include "perf/lg_ws.h"
 
 static int failures;
 static int checks;
@@ -185,6 +189,164 @@ static int parse(const char *const *args, int n, struct lg_opts *o)
           (int)(sizeof((const char *const[]){"ringmq-loadgen", __VA_ARGS__}) / sizeof(char *)),    \
           (o))
 
+/* --mqtt 5 and the transport flags: each belongs to its transport, TLS must say how to verify. */
+static void opts_check_protocol_and_transport(void)
+{
+    struct lg_opts *o = malloc(sizeof(*o));
+    FILE *saved = stderr;
+    FILE *quiet = fopen("/dev/null", "w");
+
+    RM_ASSERT(o != NULL);
+    if (quiet != NULL) {
+        stderr = quiet;
+    }
+    CHECK(PARSE(o, "p2p", "--mqtt", "5") == 0 && o->mqtt_version == 5);
+    CHECK(PARSE(o, "p2p", "--mqtt", "5.0") == 0 && o->mqtt_version == 5);
+    CHECK(PARSE(o, "p2p") == 0 && o->mqtt_version == 4 && strcmp(o->transport->name, "tcp") == 0);
+    CHECK(PARSE(o, "p2p", "--transport", "tls", "--tls-ca", "/x.pem") == 0 &&
+          strcmp(o->transport->name, "tls") == 0 && strcmp(o->tcfg.tls_ca, "/x.pem") == 0);
+    CHECK(PARSE(o, "p2p", "--transport", "wss", "--tls-insecure", "--tls-sni", "broker.lan") == 0 &&
+          o->tcfg.tls_insecure && strcmp(o->tcfg.tls_sni, "broker.lan") == 0);
+    CHECK(PARSE(o, "p2p", "--transport", "ws", "--port", "8080") == 0 &&
+          strcmp(o->tcfg.ws_path, "/mqtt") == 0 && strcmp(o->tcfg.ws_host, "127.0.0.1:8080") == 0);
+    CHECK(PARSE(o, "p2p", "--transport", "ws", "--host", "::1", "--ws-path", "/a/b?c=1") == 0 &&
+          strcmp(o->tcfg.ws_path, "/a/b?c=1") == 0 && strcmp(o->tcfg.ws_host, "[::1]:1883") == 0);
+    CHECK(PARSE(o, "p2p", "--transport", "tls") < 0); /* verify how? */
+    CHECK(PARSE(o, "p2p", "--transport", "tls", "--tls-ca", "a", "--tls-insecure") < 0);
+    CHECK(PARSE(o, "p2p", "--tls-insecure") < 0);                     /* tcp */
+    CHECK(PARSE(o, "p2p", "--transport", "ws", "--tls-ca", "a") < 0); /* no TLS under ws */
+    CHECK(PARSE(o, "p2p", "--transport", "tls", "--tls-insecure", "--ws-path", "/m") < 0);
+    CHECK(PARSE(o, "p2p", "--transport", "ws", "--ws-path", "mqtt") < 0);
+    CHECK(PARSE(o, "p2p", "--transport", "ws", "--ws-path", "/a b") < 0);
+    CHECK(PARSE(o, "p2p", "--transport", "wss", "--tls-insecure", "--tls-sni", "a_b") < 0);
+    stderr = saved;
+    if (quiet != NULL) {
+        fclose(quiet);
+    }
+    free(o);
+}
+
+/* RFC 6455 section 1.3's example, and the SHA-1/base64 behind it. */
+static void ws_accept_matches_rfc_example(void)
+{
+    char out[LG_WS_ACCEPT_CHARS + 1];
+
+    CHECK(lg_ws_accept("dGhlIHNhbXBsZSBub25jZQ==", out) == 0);
+    CHECK(strcmp(out, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=") == 0);
+}
+
+/* Server frames: every length form, every refusal, and 0 at every cut. */
+static void ws_frame_parse_checks_server_frames(void)
+{
+    static const uint8_t small[] = {0x82, 0x05};
+    static const uint8_t mid[] = {0x02, 126, 0x01, 0x00};
+    static const uint8_t big[] = {0x80, 127, 0, 0, 0, 0, 0, 1, 0, 0};
+    static const uint8_t ping[] = {0x89, 125};
+    static const struct {
+        uint8_t b[10];
+        size_t n;
+    } bad[] = {
+        {{0x82, 0x85}, 2},                               /* masked */
+        {{0xc2, 0x01}, 2},                               /* RSV1 */
+        {{0x83, 0x01}, 2},                               /* reserved opcode */
+        {{0x8b, 0x00}, 2},                               /* reserved control opcode */
+        {{0x09, 0x00}, 2},                               /* fragmented ping */
+        {{0x88, 126, 0, 126}, 4},                        /* control over 125 */
+        {{0x82, 126, 0, 125}, 4},                        /* 16-bit form for 125 */
+        {{0x82, 127, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 10}, /* 64-bit form for 65535 */
+        {{0x82, 127, 0x80, 0, 0, 0, 0, 1, 0, 0}, 10},    /* top bit */
+    };
+    struct lg_ws_frame f;
+    size_t i;
+    size_t k;
+    int incomplete = 0;
+
+    CHECK(lg_ws_frame_parse(small, sizeof(small), &f) == 2 && f.fin && f.len == 5 &&
+          f.opcode == LG_WS_BINARY);
+    CHECK(lg_ws_frame_parse(mid, sizeof(mid), &f) == 4 && !f.fin && f.len == 256 &&
+          f.opcode == LG_WS_BINARY);
+    CHECK(lg_ws_frame_parse(big, sizeof(big), &f) == 10 && f.fin && f.len == 65536 &&
+          f.opcode == LG_WS_CONT);
+    CHECK(lg_ws_frame_parse(ping, sizeof(ping), &f) == 2 && f.len == 125 && f.opcode == LG_WS_PING);
+    for (k = 0; k < sizeof(big); k++) {
+        incomplete += lg_ws_frame_parse(big, k, &f) == 0;
+    }
+    for (k = 0; k < sizeof(mid); k++) {
+        incomplete += lg_ws_frame_parse(mid, k, &f) == 0;
+    }
+    CHECK(incomplete == (int)(sizeof(big) + sizeof(mid)));
+    for (i = 0; i < RM_ARRAY_LEN(bad); i++) {
+        CHECK(lg_ws_frame_parse(bad[i].b, bad[i].n, &f) == -EPROTO);
+    }
+}
+
+/* Client frames are masked, in the shortest length form, and the mask undoes itself. */
+static void ws_frame_header_masks_client_frames(void)
+{
+    static const uint8_t mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    static const uint64_t lens[] = {0, 125, 126, 65535, 65536};
+    static const size_t sizes[] = {6, 6, 8, 8, 14};
+    uint8_t h[LG_WS_HEADER_MAX];
+    uint8_t data[11] = "Hello MQTT";
+    size_t i;
+
+    for (i = 0; i < RM_ARRAY_LEN(lens); i++) {
+        size_t n = lg_ws_frame_header(h, LG_WS_BINARY, true, lens[i], mask);
+
+        CHECK(n == sizes[i] && h[0] == 0x82 && (h[1] & 0x80) != 0);
+        CHECK(memcmp(h + n - 4, mask, 4) == 0);
+    }
+    CHECK(lg_ws_frame_header(h, LG_WS_BINARY, true, 5, mask) == 6 && h[1] == 0x85);
+    /* RFC 6455 5.7: "Hello" masked with 37 fa 21 3d is 7f 9f 4d 51 58. */
+    lg_ws_mask(data, 5, mask, 0);
+    CHECK(data[0] == 0x7f && data[1] == 0x9f && data[2] == 0x4d && data[3] == 0x51 &&
+          data[4] == 0x58);
+    lg_ws_mask(data + 5, 5, mask, 5); /* a later piece of the same frame */
+    lg_ws_mask(data, 2, mask, 0);
+    lg_ws_mask(data + 2, 8, mask, 2);
+    CHECK(memcmp(data, "Hello MQTT", 10) == 0);
+}
+
+static int ws_check(const char *resp)
+{
+    return lg_ws_response_check(resp, strlen(resp), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", NULL);
+}
+
+/* The upgrade answer: 101, the upgrade headers, the accept key and the mqtt subprotocol. */
+static void ws_response_check_needs_every_part(void)
+{
+    const char *why = NULL;
+
+    CHECK(ws_check("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                   "Sec-WebSocket-Protocol: mqtt\r\n\r\n") == 0);
+    CHECK(ws_check("HTTP/1.1 101 OK\r\nupgrade:WebSocket\r\nconnection: keep-alive, upgrade\r\n"
+                   "sec-websocket-protocol:  mqtt \r\n"
+                   "SEC-WEBSOCKET-ACCEPT: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n") == 0);
+    CHECK(ws_check("HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                   "Sec-WebSocket-Protocol: mqtt\r\n\r\n") < 0);
+    CHECK(ws_check("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                   "\r\n") < 0);
+    CHECK(ws_check("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                   "Sec-WebSocket-Protocol: mqttv3.1\r\n\r\n") < 0);
+    CHECK(ws_check("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                   "Sec-WebSocket-Protocol: mqtt\r\n\r\n") < 0);
+    CHECK(ws_check("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                   "Sec-WebSocket-Protocol: mqtt\r\n"
+                   "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n") < 0);
+    CHECK(lg_ws_response_check("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                               "Sec-WebSocket-Protocol: mqtt\r\n\r\n",
+                               60, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", &why) < 0 &&
+          why != NULL);
+}
+
 static void opts_stay_on_loopback(void)
 {
     struct lg_opts *o = malloc(sizeof(*o));
@@ -211,7 +373,7 @@ static void opts_stay_on_loopback(void)
     CHECK(PARSE(o, "p2p", "--host", "2001:db8::1") < 0);
     CHECK(PARSE(o, "conn", "--src-range", "127.0.0.2-128.0.0.1") < 0);
     CHECK(PARSE(o, "conn", "--src-range", "127.0.0.9-127.0.0.2") < 0);
-    CHECK(PARSE(o, "p2p", "--mqtt", "5") < 0);
+    CHECK(PARSE(o, "p2p", "--mqtt", "6") < 0);
     CHECK(PARSE(o, "p2p", "--payload", "15") < 0);
     CHECK(PARSE(o, "p2p", "--shared", "2") < 0);
     CHECK(PARSE(o, "fanin", "--shared", "2", "--subs", "2") < 0);
@@ -234,6 +396,11 @@ int lg_selftest_run(void)
     msg_track_counts_dups_and_reordering();
     proc_parses_stat_with_odd_names();
     opts_stay_on_loopback();
+    opts_check_protocol_and_transport();
+    ws_accept_matches_rfc_example();
+    ws_frame_parse_checks_server_frames();
+    ws_frame_header_masks_client_frames();
+    ws_response_check_needs_every_part();
     fprintf(stderr, "selftest: %d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;
 }

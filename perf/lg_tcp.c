@@ -7,7 +7,6 @@
 #include "perf/lg_transport.h"
 
 #include <errno.h>
-#include <string.h>
 #include <sys/socket.h>
 
 #include "core/rm_assert.h"
@@ -25,6 +24,7 @@ static ssize_t tcp_recv(struct lg_tconn *tc, uint8_t *buf, size_t len)
 
     RM_ASSERT(tc != NULL && tc->fd >= 0);
     RM_ASSERT(buf != NULL && len > 0);
+    tc->rx_more = false;
     n = recv(tc->fd, buf, len, 0);
     return n < 0 ? -errno : n;
 }
@@ -47,22 +47,12 @@ static void tcp_close(struct lg_tconn *tc)
 
 const struct lg_transport lg_tcp_transport = {
     .name = "tcp",
+    .setup = NULL,
+    .cleanup = NULL,
+    .thread_done = NULL,
     .open = tcp_open,
     .recv = tcp_recv,
     .send = tcp_send,
+    .flush = NULL,
     .close = tcp_close,
 };
-
-const struct lg_transport *lg_transport_find(const char *name)
-{
-    static const struct lg_transport *const all[] = {&lg_tcp_transport};
-    size_t i;
-
-    RM_ASSERT(name != NULL);
-    for (i = 0; i < RM_ARRAY_LEN(all); i++) {
-        if (strcmp(all[i]->name, name) == 0) {
-            return all[i];
-        }
-    }
-    return NULL;
-}

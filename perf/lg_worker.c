@@ -12,6 +12,13 @@
  * SWEEP_NS checks deadlines (connect timeouts, retries, keepalive, window
  * timeouts).
  *
+ * Connections speak through a transport (lg_transport.h: tcp, tls, ws,
+ * wss). The loop is level-triggered on the socket, so a transport that has
+ * already pulled bytes off the socket (decrypted TLS records) says so with
+ * rx_more: the connection is read again at once, up to RX_MORE_READS times,
+ * then from the rx-more list in the next iteration; and one that has output
+ * of its own (a WebSocket pong) sets want_out and is flushed like the rest.
+ *
  * Publishers are in exactly one place: the ready ring (may send now), the
  * timed heap (rate pacing: due later), the blocked array (window full, or
  * too many QoS 1/2 awaiting acks), tx-wait (its socket is backed up), or idle.
@@ -30,6 +37,7 @@
 #include "perf/lg_worker.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -60,6 +68,13 @@
 #define PACKET_OVERHEAD 512u /* fixed header, topic length, packet id, slack */
 #define CLIENT_ID_MAX 32u
 #define RX_READS_PER_EVENT 1u /* level-triggered: more data comes next iteration */
+/*
+ * Reads in a row while the transport says it holds bytes epoll cannot see
+ * (TLS records already decrypted, WebSocket frames already read); past this
+ * the connection waits in the rx-more list for the next iteration.
+ */
+#define RX_MORE_READS 8u
+#define RECEIVE_MAX_V5 65535u /* our Receive Maximum: the broker's QoS 1/2 sends in flight */
 
 enum conn_state {
     CS_NEW = 0,     /* not tried yet */
@@ -80,10 +95,11 @@ enum conn_role {
 };
 
 enum conn_flag {
-    F_DIRTY = 1, /* in the worker's dirty list */
-    F_OUT = 2,   /* EPOLLOUT is armed */
-    F_PING = 4,  /* PINGREQ sent, PINGRESP not yet seen */
-    F_EPOLL = 8, /* fd is registered with epoll */
+    F_DIRTY = 1,   /* in the worker's dirty list */
+    F_OUT = 2,     /* EPOLLOUT is armed */
+    F_PING = 4,    /* PINGREQ sent, PINGRESP not yet seen */
+    F_EPOLL = 8,   /* fd is registered with epoll */
+    F_RXMORE = 16, /* in the worker's rx-more list */
 };
 
 enum pub_state {
@@ -112,6 +128,7 @@ struct lg_conn {
     uint8_t attempts;
     uint32_t client_idx;
     uint16_t sub_pkt_id;
+    uint16_t keepalive_s; /* ours, or the broker's Server Keep Alive (v5) */
     uint8_t *tx;
     uint32_t tx_off;
     uint32_t tx_len;
@@ -151,6 +168,8 @@ struct loop {
 
     struct lg_conn **dirty;
     uint32_t ndirty;
+    struct lg_conn **rxmore; /* transports holding read bytes past RX_MORE_READS */
+    uint32_t nrxmore;
     uint64_t wake_mask;
 
     uint8_t *rxbuf;
@@ -159,7 +178,6 @@ struct loop {
     uint8_t *payload;
 
     uint64_t next_sweep_ns;
-    uint64_t keepalive_ns;
     uint64_t connect_timeout_ns;
     uint64_t window_timeout_ns;
 };
@@ -331,7 +349,7 @@ static bool pub_can_send(const struct lg_run *run, const struct lg_pub *p, uint8
         *why = BLK_WINDOW;
         return false;
     }
-    if (o->qos > 0 && p->unacked >= UNACKED_MAX) {
+    if (o->qos > 0 && p->unacked >= p->unacked_max) {
         *why = BLK_ACKS;
         return false;
     }
@@ -485,6 +503,18 @@ static void conn_flush(struct lg_worker *w, struct lg_conn *c)
     }
     c->tx_off = 0;
     c->tx_len = 0;
+    if (c->tc.want_out && t->flush != NULL) {
+        int r = t->flush(&c->tc); /* a WebSocket pong or close */
+
+        if (r == 0) {
+            conn_set_out(w, c, true);
+            return;
+        }
+        if (r < 0) {
+            conn_lost(w, c, r);
+            return;
+        }
+    }
     conn_set_out(w, c, false);
     if (c->role == ROLE_IDLE || c->tx_cap > TX_KEEP_BYTES) {
         free(c->tx);
@@ -563,12 +593,17 @@ static void attempt_failed(struct lg_worker *w, struct lg_conn *c, int err)
     case ENFILE:
         w->st.err_fd++;
         break;
+    case ECONNABORTED:
+        w->st.err_handshake++;
+        break;
     default:
         w->st.err_other++;
         break;
     }
     lp->pending--;
-    if (c->attempts < o->connect_attempts && lp->phase == LG_PHASE_CONNECT && err != -EPROTO) {
+    /* A refusal (CONNACK, SUBACK, certificate, upgrade) is an answer: no retry. */
+    if (c->attempts < o->connect_attempts && lp->phase == LG_PHASE_CONNECT && err != -EPROTO &&
+        err != -ECONNABORTED) {
         conn_close(w, c, CS_RETRY);
         c->t_attempt_ns = lp->now + RETRY_GAP_NS * c->attempts;
         return;
@@ -632,6 +667,19 @@ static void stream_ready(struct lg_worker *w, struct lg_conn *c)
     pkt.u.connect.keepalive_s = o->keepalive_s;
     pkt.u.connect.client_id.ptr = (const uint8_t *)id;
     pkt.u.connect.client_id.len = (uint32_t)n;
+    if (o->mqtt_version == MQTT_V5) {
+        /*
+         * Session Expiry 0: the session ends with the connection, as clean
+         * session does before 5.0. Receive Maximum: let the broker have as
+         * many QoS 1/2 deliveries in flight to us as it likes (the window
+         * bounds what the publishers send).
+         */
+        pkt.u.connect.props.has =
+            MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY) | MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX);
+        pkt.u.connect.props.session_expiry = 0;
+        pkt.u.connect.props.receive_max = RECEIVE_MAX_V5;
+    }
+    c->keepalive_s = o->keepalive_s;
     c->state = CS_MQTT;
     conn_set_out(w, c, false);
     conn_queue(w, c, &pkt);
@@ -647,6 +695,8 @@ static void stream_open(struct lg_worker *w, struct lg_conn *c)
         stream_ready(w, c);
     } else if (r < 0) {
         attempt_failed(w, c, r);
+    } else {
+        conn_set_out(w, c, c->tc.want_out); /* wait for what the handshake needs */
     }
 }
 
@@ -749,6 +799,14 @@ static void on_connack(struct lg_worker *w, struct lg_conn *c, const struct mqtt
         return;
     }
     lg_hist_record(&w->conn_lat, loop_of(w)->now - c->t_attempt_ns);
+    /* MQTT 5: the broker's limits bind us [MQTT-3.2.2-21, 3.3.4-7]. */
+    if ((ca->props.has & MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEPALIVE)) != 0) {
+        c->keepalive_s = ca->props.server_keepalive;
+    }
+    if (c->pub != NULL && (ca->props.has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) != 0 &&
+        ca->props.receive_max < c->pub->unacked_max) {
+        c->pub->unacked_max = ca->props.receive_max;
+    }
     if (c->role != ROLE_SUB) {
         conn_done_ok(w, c);
         return;
@@ -772,7 +830,7 @@ static void on_suback(struct lg_worker *w, struct lg_conn *c, const struct mqtt_
         conn_lost(w, c, -EPROTO);
         return;
     }
-    if (sa->rcs[0] == MQTT_SUBACK_FAILURE) {
+    if (sa->rcs[0] >= MQTT_SUBACK_FAILURE) { /* 0x80 before 5.0; any code >= 0x80 in 5.0 */
         w->st.suback_refused++;
         attempt_failed(w, c, -EPROTO);
         return;
@@ -857,6 +915,19 @@ static void on_final_ack(struct lg_worker *w, struct lg_conn *c, uint16_t id)
     }
 }
 
+/* MQTT 5 DISCONNECT from the broker: it is closing the connection, and says why. */
+static void on_disconnect(struct lg_worker *w, struct lg_conn *c, uint8_t rc)
+{
+    static atomic_bool told;
+
+    w->st.server_disconnects++;
+    if (!atomic_exchange(&told, true)) {
+        fprintf(stderr, "ringmq-loadgen: the broker sent DISCONNECT with reason code 0x%02x%s\n",
+                rc, c->state == CS_READY ? "" : " while connecting");
+    }
+    conn_lost(w, c, -ECONNRESET);
+}
+
 static void on_packet(struct lg_worker *w, struct lg_conn *c, const struct mqtt_pkt *pkt)
 {
     const uint8_t qos = w->run->opts->qos;
@@ -876,9 +947,22 @@ static void on_packet(struct lg_worker *w, struct lg_conn *c, const struct mqtt_
             w->st.proto_errors++;
             break;
         }
+        if (pkt->u.ack.rc >= MQTT_RC_UNSPECIFIED) {
+            w->st.pub_refused++; /* v5: the broker did not take the message */
+        }
         on_final_ack(w, c, pkt->u.ack.pkt_id);
         break;
     case MQTT_PUBREC:
+        if (pkt->u.ack.rc >= MQTT_RC_UNSPECIFIED) {
+            /* v5: refused; the exchange ends here, no PUBREL [MQTT-4.3.3-4 ff.] */
+            w->st.pub_refused++;
+            if (qos != 2) {
+                w->st.proto_errors++;
+                break;
+            }
+            on_final_ack(w, c, pkt->u.ack.pkt_id);
+            break;
+        }
         conn_queue_ack(w, c, MQTT_PUBREL, pkt->u.ack.pkt_id);
         break;
     case MQTT_PUBCOMP:
@@ -900,6 +984,14 @@ static void on_packet(struct lg_worker *w, struct lg_conn *c, const struct mqtt_
     case MQTT_PINGRESP:
         c->flags &= (uint8_t)~F_PING;
         w->st.pongs++;
+        break;
+    case MQTT_DISCONNECT:
+        if (w->run->opts->mqtt_version == MQTT_V5) {
+            on_disconnect(w, c, pkt->u.ack.rc);
+            break;
+        }
+        w->st.proto_errors++; /* a 3.1.1 broker never sends one */
+        conn_lost(w, c, -EPROTO);
         break;
     default:
         w->st.proto_errors++;
@@ -946,6 +1038,9 @@ static void conn_read(struct lg_worker *w, struct lg_conn *c)
         memcpy(buf, c->rx, have);
     }
     n = o->transport->recv(&c->tc, buf + have, lp->rxbuf_bytes - have);
+    if (c->tc.want_out) {
+        conn_mark_dirty(w, c); /* the transport has something to say (a pong) */
+    }
     if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR) {
         return;
     }
@@ -981,6 +1076,43 @@ static void conn_read(struct lg_worker *w, struct lg_conn *c)
     }
 }
 
+/* Read @c, and again while its transport holds bytes; past RX_MORE_READS, next iteration. */
+static void conn_read_all(struct lg_worker *w, struct lg_conn *c)
+{
+    struct loop *lp = loop_of(w);
+    uint32_t reads = 0;
+
+    do {
+        conn_read(w, c);
+        reads++;
+    } while (conn_alive(c) && c->tc.rx_more && reads < RX_MORE_READS);
+    if (conn_alive(c) && c->tc.rx_more && (c->flags & F_RXMORE) == 0) {
+        RM_ASSERT(lp->nrxmore < w->nconns);
+        c->flags |= F_RXMORE;
+        lp->rxmore[lp->nrxmore++] = c;
+    }
+}
+
+/* Read the connections whose transports still held bytes after their last turn. */
+static void rx_more_run(struct lg_worker *w)
+{
+    struct loop *lp = loop_of(w);
+    uint32_t n = lp->nrxmore;
+    uint32_t i;
+
+    /* Each entry re-adds at most itself, at an index <= its own: compaction in place. */
+    lp->nrxmore = 0;
+    for (i = 0; i < n; i++) {
+        struct lg_conn *c = lp->rxmore[i];
+
+        c->flags &= (uint8_t)~F_RXMORE;
+        if (conn_alive(c) && c->tc.rx_more) {
+            lp->now = lg_worker_now_ns();
+            conn_read_all(w, c);
+        }
+    }
+}
+
 static void conn_event(struct lg_worker *w, struct lg_conn *c, uint32_t events)
 {
     int err = 0;
@@ -1010,7 +1142,7 @@ static void conn_event(struct lg_worker *w, struct lg_conn *c, uint32_t events)
     if ((events & EPOLLIN) != 0) {
         /* Latency is stamped per read, not per batch of events (vDSO: ~20 ns). */
         loop_of(w)->now = lg_worker_now_ns();
-        conn_read(w, c);
+        conn_read_all(w, c);
     } else if ((events & (EPOLLERR | EPOLLHUP)) != 0) {
         if (getsockopt(c->tc.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err == 0) {
             err = ECONNRESET;
@@ -1185,6 +1317,7 @@ static void pubs_run(struct lg_worker *w)
 static void sweep_conn(struct lg_worker *w, struct lg_conn *c)
 {
     struct loop *lp = loop_of(w);
+    uint64_t keepalive_ns;
 
     switch (c->state) {
     case CS_CONNECTING:
@@ -1205,15 +1338,16 @@ static void sweep_conn(struct lg_worker *w, struct lg_conn *c)
         }
         break;
     case CS_READY:
-        if (lp->keepalive_ns == 0) {
+        keepalive_ns = (uint64_t)c->keepalive_s * 1000000000ull;
+        if (keepalive_ns == 0) {
             break;
         }
-        if ((c->flags & F_PING) != 0 && lp->now - c->t_ping_ns > lp->keepalive_ns) {
+        if ((c->flags & F_PING) != 0 && lp->now - c->t_ping_ns > keepalive_ns) {
             w->st.ping_timeouts++;
             c->flags &= (uint8_t)~F_PING;
         }
         /* Ping at 3/4 of the keepalive so the broker never waits the full 1.5x. */
-        if ((c->flags & F_PING) == 0 && lp->now - c->t_last_tx_ns >= lp->keepalive_ns / 4 * 3) {
+        if ((c->flags & F_PING) == 0 && lp->now - c->t_last_tx_ns >= keepalive_ns / 4 * 3) {
             if (conn_queue_empty(w, c, MQTT_PINGREQ) == 0) {
                 c->flags |= F_PING;
                 c->t_ping_ns = lp->now;
@@ -1311,7 +1445,7 @@ static uint64_t wait_ns(struct lg_worker *w)
     struct loop *lp = loop_of(w);
     uint64_t until = lp->next_sweep_ns;
 
-    if (lp->ready_len > 0 || lp->recheck) {
+    if (lp->ready_len > 0 || lp->recheck || lp->nrxmore > 0) {
         return 0;
     }
     if (lp->heap_len > 0 && lp->heap[0]->due_ns < until) {
@@ -1391,6 +1525,9 @@ static void *worker_main(void *arg)
             }
             conn_event(w, evs[i].data.ptr, evs[i].events);
         }
+        if (lp->nrxmore > 0) {
+            rx_more_run(w);
+        }
         phase_step(w);
         if (lp->phase == LG_PHASE_STOP) {
             break;
@@ -1407,6 +1544,9 @@ static void *worker_main(void *arg)
         timeout_ns = wait_ns(w);
     }
     shutdown_conns(w);
+    if (w->run->opts->transport->thread_done != NULL) {
+        w->run->opts->transport->thread_done();
+    }
     return NULL;
 }
 
@@ -1544,6 +1684,7 @@ static int pubs_subs_setup(struct lg_run *run)
 
         p->id = i;
         p->group = o->scenario == LG_SCENARIO_P2P ? i : 0;
+        p->unacked_max = UNACKED_MAX;
         if (o->window > 0) {
             p->sent_ns = calloc(o->window, sizeof(*p->sent_ns));
             p->slots = calloc(o->window, sizeof(*p->slots));
@@ -1586,13 +1727,15 @@ static int worker_alloc(struct lg_run *run, struct lg_worker *w)
     lp->heap = calloc(w->npubs > 0 ? w->npubs : 1, sizeof(*lp->heap));
     lp->blocked = calloc(w->npubs > 0 ? w->npubs : 1, sizeof(*lp->blocked));
     lp->dirty = calloc(w->nconns > 0 ? w->nconns : 1, sizeof(*lp->dirty));
+    lp->rxmore = calloc(w->nconns > 0 ? w->nconns : 1, sizeof(*lp->rxmore));
     packet = o->payload_bytes + PACKET_OVERHEAD + LG_OPTS_TOPIC_PREFIX_MAX + 64;
     lp->rxbuf_bytes = 2 * packet > RXBUF_MIN_BYTES ? 2 * packet : RXBUF_MIN_BYTES;
     lp->packet_max = lp->rxbuf_bytes / 2;
     lp->rxbuf = malloc(lp->rxbuf_bytes);
     lp->payload = calloc(1, o->payload_bytes);
     if (w->conns == NULL || w->pubs == NULL || lp->ready == NULL || lp->heap == NULL ||
-        lp->blocked == NULL || lp->dirty == NULL || lp->rxbuf == NULL || lp->payload == NULL) {
+        lp->blocked == NULL || lp->dirty == NULL || lp->rxmore == NULL || lp->rxbuf == NULL ||
+        lp->payload == NULL) {
         return -ENOMEM;
     }
     for (i = 0; i < w->nconns; i++) {
@@ -1618,7 +1761,6 @@ static int worker_alloc(struct lg_run *run, struct lg_worker *w)
             lp->pub_period_ns = 1;
         }
     }
-    lp->keepalive_ns = (uint64_t)o->keepalive_s * 1000000000ull;
     lp->connect_timeout_ns = (uint64_t)(o->connect_timeout_s * 1e9);
     lp->window_timeout_ns = (uint64_t)o->window_timeout_ms * 1000000ull;
     return 0;
@@ -1828,6 +1970,7 @@ void lg_worker_free(struct lg_run *run)
             free(lp->heap);
             free(lp->blocked);
             free(lp->dirty);
+            free(lp->rxmore);
             free(lp->rxbuf);
             free(lp->payload);
             free(lp);

@@ -70,14 +70,15 @@ struct lg_pub {
 
     /* Owner only. */
     uint32_t seq_next;
-    uint8_t state;     /* enum in lg_worker.c */
-    uint8_t block;     /* why it is blocked */
-    bool in_ring;      /* has an entry in the owner's ready ring */
-    uint32_t pos;      /* index in the owner's heap or blocked array */
-    uint64_t due_ns;   /* rate pacing: when the next message is due */
-    uint64_t *sent_ns; /* [window]: send time of the message holding each slot */
-    uint32_t unacked;  /* QoS 1/2 messages awaiting PUBACK/PUBCOMP */
-    uint32_t acks;     /* PUBACK/PUBCOMP received, to check their order */
+    uint8_t state;        /* enum in lg_worker.c */
+    uint8_t block;        /* why it is blocked */
+    bool in_ring;         /* has an entry in the owner's ready ring */
+    uint32_t pos;         /* index in the owner's heap or blocked array */
+    uint64_t due_ns;      /* rate pacing: when the next message is due */
+    uint64_t *sent_ns;    /* [window]: send time of the message holding each slot */
+    uint32_t unacked;     /* QoS 1/2 messages awaiting PUBACK/PUBCOMP */
+    uint32_t unacked_max; /* at most this many: ours, or the broker's Receive Maximum (v5) */
+    uint32_t acks;        /* PUBACK/PUBCOMP received, to check their order */
 
     /* Shared. [window]: (seq << 32) | receptions still expected; 0 receptions = free. */
     _Atomic uint64_t *slots;
@@ -126,20 +127,23 @@ struct lg_live_sum {
 
 /* Everything else a worker counts; read by main after join. */
 struct lg_stats {
-    uint64_t attempts;    /* connect attempts started */
-    uint64_t err_refused; /* ECONNREFUSED */
-    uint64_t err_timeout; /* no CONNACK/SUBACK within --connect-timeout */
-    uint64_t err_reset;   /* closed by the peer before CONNACK */
-    uint64_t err_addr;    /* EADDRNOTAVAIL / EADDRINUSE: source ports exhausted */
-    uint64_t err_fd;      /* EMFILE / ENFILE */
+    uint64_t attempts;      /* connect attempts started */
+    uint64_t err_refused;   /* ECONNREFUSED */
+    uint64_t err_timeout;   /* no CONNACK/SUBACK within --connect-timeout */
+    uint64_t err_reset;     /* closed by the peer before CONNACK */
+    uint64_t err_addr;      /* EADDRNOTAVAIL / EADDRINUSE: source ports exhausted */
+    uint64_t err_fd;        /* EMFILE / ENFILE */
+    uint64_t err_handshake; /* TLS handshake or WebSocket upgrade refused */
     uint64_t err_other;
-    uint64_t connack_refused;  /* CONNACK with a non-zero return code */
-    uint64_t suback_refused;   /* SUBACK 0x80 */
-    uint64_t proto_errors;     /* malformed or unexpected packets from the broker */
-    uint64_t bogus;            /* payloads without a valid stamp, or from nowhere */
-    uint64_t window_timeouts;  /* messages given up on after --window-timeout-ms */
-    uint64_t ack_order_errors; /* PUBACK/PUBCOMP not in publish order */
-    uint64_t rate_lag;         /* publisher fell > 100 ms behind its rate */
+    uint64_t connack_refused;    /* CONNACK with a non-zero return code */
+    uint64_t suback_refused;     /* SUBACK 0x80 */
+    uint64_t proto_errors;       /* malformed or unexpected packets from the broker */
+    uint64_t bogus;              /* payloads without a valid stamp, or from nowhere */
+    uint64_t window_timeouts;    /* messages given up on after --window-timeout-ms */
+    uint64_t ack_order_errors;   /* PUBACK/PUBCOMP not in publish order */
+    uint64_t pub_refused;        /* v5 PUBACK/PUBREC with a reason code >= 0x80 */
+    uint64_t server_disconnects; /* v5 DISCONNECT from the broker */
+    uint64_t rate_lag;           /* publisher fell > 100 ms behind its rate */
     uint64_t pings;
     uint64_t pongs;
     uint64_t ping_timeouts;

@@ -474,7 +474,12 @@ static void derive(const struct lg_opts *o, const struct report *r, struct deriv
 
 static const char *mqtt_name(uint8_t v)
 {
-    return v == MQTT_V31 ? "3.1" : "3.1.1";
+    return v == MQTT_V31 ? "3.1" : v == MQTT_V5 ? "5.0" : "3.1.1";
+}
+
+static bool transport_is(const struct lg_opts *o, const char *a, const char *b)
+{
+    return strcmp(o->transport->name, a) == 0 || strcmp(o->transport->name, b) == 0;
 }
 
 static void print_json(const struct lg_run *run, const struct report *r, const struct derived *d)
@@ -501,6 +506,12 @@ static void print_json(const struct lg_run *run, const struct report *r, const s
     json_bool(&j, "interrupted", r->interrupted);
     json_str(&j, "transport", o->transport->name);
     json_str(&j, "mqtt", mqtt_name(o->mqtt_version));
+    json_str(&j, "ws_path", transport_is(o, "ws", "wss") ? o->tcfg.ws_path : NULL);
+    json_str(&j, "tls_verify",
+             !transport_is(o, "tls", "wss") ? NULL
+             : o->tcfg.tls_insecure         ? "none"
+                                            : "ca");
+    json_str(&j, "tls_sni", o->tcfg.tls_sni);
     json_str(&j, "host", o->host[0] != '\0' ? o->host : "127.0.0.1");
     json_u64(&j, "port", o->port);
     json_str(&j, "src_range", src[0] != '\0' ? src : NULL);
@@ -538,6 +549,7 @@ static void print_json(const struct lg_run *run, const struct report *r, const s
     json_u64(&j, "connect_err_reset", r->st.err_reset);
     json_u64(&j, "connect_err_addr", r->st.err_addr);
     json_u64(&j, "connect_err_fd", r->st.err_fd);
+    json_u64(&j, "connect_err_handshake", r->st.err_handshake);
     json_u64(&j, "connect_err_other", r->st.err_other);
     json_u64(&j, "connack_refused", r->st.connack_refused);
     json_u64(&j, "suback_refused", r->st.suback_refused);
@@ -566,6 +578,8 @@ static void print_json(const struct lg_run *run, const struct report *r, const s
     json_u64(&j, "unacked_at_end", r->live.unacked);
     json_u64(&j, "ack_order_errors", r->st.ack_order_errors);
     json_u64(&j, "protocol_errors", r->st.proto_errors);
+    json_u64(&j, "pub_refused", r->st.pub_refused);
+    json_u64(&j, "server_disconnects", r->st.server_disconnects);
     json_u64(&j, "rate_lag", r->st.rate_lag);
     json_num(&j, "drain_used_s", r->drain_used_s);
     json_u64(&j, "lat_count", r->lat.count);
@@ -607,11 +621,15 @@ static void print_summary(const struct lg_run *run, const struct report *r, cons
         snprintf(rate, sizeof(rate), "max");
     }
     fprintf(stderr,
-            "\nringmq-loadgen %s: %u connections (%u pub, %u sub%s), MQTT %s over %s, "
+            "\nringmq-loadgen %s: %u connections (%u pub, %u sub%s), MQTT %s over %s%s%s%s, "
             "%u thread%s\n",
             o->scenario_name, run->nclients, run->npubs, run->nsubs, o->shared > 0 ? " shared" : "",
-            mqtt_name(o->mqtt_version), o->transport->name, run->nworkers,
-            run->nworkers == 1 ? "" : "s");
+            mqtt_name(o->mqtt_version), o->transport->name, transport_is(o, "ws", "wss") ? " " : "",
+            transport_is(o, "ws", "wss") ? o->tcfg.ws_path : "",
+            !transport_is(o, "tls", "wss") ? ""
+            : o->tcfg.tls_insecure         ? " (certificate not verified)"
+                                           : " (certificate verified)",
+            run->nworkers, run->nworkers == 1 ? "" : "s");
     fprintf(stderr,
             "  connect: %" PRIu64 " ok, %" PRIu64 " failed, %" PRIu64 " lost; %.0f conn/s; "
             "CONNACK p50 %.0f us p99 %.0f us\n",
@@ -644,6 +662,13 @@ static void print_summary(const struct lg_run *run, const struct report *r, cons
                     d->connects_per_broker_cpu_s);
         }
     }
+    if (r->st.err_handshake > 0 || r->st.pub_refused > 0 || r->st.server_disconnects > 0) {
+        fprintf(stderr,
+                "  refused: %" PRIu64 " %s handshakes, %" PRIu64 " publishes (v5 reason code); "
+                "%" PRIu64 " DISCONNECTs from the broker\n",
+                r->st.err_handshake, o->transport->name, r->st.pub_refused,
+                r->st.server_disconnects);
+    }
     if (r->error != NULL) {
         fprintf(stderr, "  ERROR: %s\n", r->error);
     }
@@ -674,10 +699,18 @@ static int raise_fd_limit(uint32_t clients, uint64_t *limit)
     return 0;
 }
 
+static void transport_cleanup(const struct lg_opts *o)
+{
+    if (o->transport->cleanup != NULL) {
+        o->transport->cleanup();
+    }
+}
+
 static bool check_failed(const struct report *r)
 {
     return r->error != NULL || r->loss > 0 || r->dups > 0 || r->live.conns_failed > 0 ||
-           r->live.conns_lost > 0 || r->st.proto_errors > 0 || r->st.bogus > 0;
+           r->live.conns_lost > 0 || r->st.proto_errors > 0 || r->st.bogus > 0 ||
+           r->st.pub_refused > 0 || r->st.server_disconnects > 0;
 }
 
 int main(int argc, char **argv)
@@ -713,9 +746,13 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (opts.transport->setup != NULL && opts.transport->setup(&opts.tcfg) < 0) {
+        return EXIT_SETUP;
+    }
     ret = lg_worker_setup(&run, &opts);
     if (ret < 0) {
         fprintf(stderr, "ringmq-loadgen: setup failed: %s\n", strerror(-ret));
+        transport_cleanup(&opts);
         return EXIT_SETUP;
     }
     r.t_start_ns = lg_worker_now_ns();
@@ -747,6 +784,7 @@ int main(int argc, char **argv)
         print_json(&run, &r, &d);
     }
     lg_worker_free(&run);
+    transport_cleanup(&opts);
     code = r.error != NULL ? EXIT_RUN : EXIT_OK;
     if (code == EXIT_OK && opts.check && check_failed(&r)) {
         code = EXIT_CHECK;
