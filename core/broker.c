@@ -1222,7 +1222,7 @@ static void connack_props(const struct broker *b, const struct client *cl,
         pr->server_keepalive = cl->keepalive_s;
     }
     if (cl->_v5->auth) {
-        /* The method the exchange used [MQTT-3.2.2-? (v5)]. */
+        /* The method the exchange used (MQTT 5.0 section 3.2.2.3.17). */
         pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD);
         pr->auth_method = (struct mqtt_str){(const uint8_t *)cl->_v5->auth->name,
                                             (uint32_t)strlen(cl->_v5->auth->name)};
@@ -1231,12 +1231,6 @@ static void connack_props(const struct broker *b, const struct client *cl,
 
 /* auth_step while a CONNECT authenticated by its exchange is handled again. */
 #define AUTH_STEP_DONE 0xFF
-
-static bool str_eq(const struct mqtt_str *s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s->len == n && memcmp(s->ptr, lit, n) == 0;
-}
 
 static int send_auth(struct broker *b, struct client *cl, uint8_t rc, const struct mqtt_str *data)
 {
@@ -1274,7 +1268,7 @@ static int connect_auth(struct broker *b, struct client *cl, const struct mqtt_c
     }
     v5->auth = auth_find(b->lim, &c->props.auth_method);
     if (!v5->auth)
-        return connect_refuse(b, cl, -MQTT_RC_BAD_AUTH_METHOD); /* [MQTT-4.12.0-? ] */
+        return connect_refuse(b, cl, -MQTT_RC_BAD_AUTH_METHOD); /* [MQTT-4.12.0-1] */
     struct mqtt_str out;
     enum auth_result r = v5->auth->step(0, &c->props.auth_data, &out);
     if (r == AUTH_OK)
@@ -1322,7 +1316,7 @@ static int on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *a
     bool connecting = cl->state == CLIENT_NEW;
     /* Only within the method the CONNECT chose [MQTT-4.12.0-1, 4.12.1-1]. */
     if (!v5 || !v5->auth || !(a->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)) ||
-        !str_eq(&a->props.auth_method, v5->auth->name))
+        auth_find(b->lim, &a->props.auth_method) != v5->auth)
         return client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
     uint8_t step;
     if (a->rc == MQTT_RC_REAUTHENTICATE && !connecting && v5->auth_step == 0)
@@ -1635,7 +1629,7 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
         return suback_fail(cl, MQTT_RC_SHARED_SUBS_NOT_SUPPORTED);
     if (!lim->wildcard_subscriptions &&
         (memchr(sn.filter, '+', sn.filter_len) || memchr(sn.filter, '#', sn.filter_len)))
-        return suback_fail(cl, MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED); /* [MQTT-3.8.3-? (v5)] */
+        return suback_fail(cl, MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED); /* section 3.2.2.3.14 */
     if (shared && (opts & MQTT_SUBOPT_NO_LOCAL))
         return (uint8_t)client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR) & 0;
     if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
@@ -1656,7 +1650,7 @@ static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_p
     RM_ASSERT(sub->count > 0);
     uint32_t sub_id = 0;
     if (sub->props.has & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) {
-        if (!b->lim->subscription_identifiers) /* [MQTT-3.8.2-? (v5)] */
+        if (!b->lim->subscription_identifiers) /* section 3.2.2.3.15 */
             return client_close(b, cl, -MQTT_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED);
         sub_id = sub->props.sub_id;
     }
@@ -1711,10 +1705,9 @@ static int on_subscribe(struct broker *b, struct client *cl, const struct mqtt_p
         struct session_sub *ss = session_sub_find(s, e.filter.ptr, e.filter.len);
         RM_ASSERT(ss != NULL);
         bool fresh = ss->fresh;
-        struct share_name sn;
         ss->fresh = false;
-        /* A new shared subscription gets no retained messages [MQTT-4.8.2-? (v5)]. */
-        if (share_parse(e.filter.ptr, e.filter.len, &sn) == 1)
+        /* A new shared subscription gets no retained messages (section 3.3.1.3). */
+        if (ss->share_key)
             continue;
         /* Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11]. */
         uint8_t rh = (uint8_t)(ss->options >> MQTT_SUBOPT_RH_SHIFT) & 3;
@@ -1784,7 +1777,7 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
     if (rc < 0)
         return client_close(b, cl, rc); /* No CONNACK for a bad CONNECT [MQTT-3.1.4-1] */
     if (cl->state == CLIENT_NEW && pkt.type != MQTT_CONNECT) {
-        /* Between CONNECT and CONNACK only the AUTH exchange [MQTT-4.12.0-?]. */
+        /* Between CONNECT and CONNACK only the AUTH exchange (section 4.12). */
         RM_ASSERT(cl->version == MQTT_V5);
         if (pkt.type == MQTT_AUTH)
             return on_auth(b, cl, &pkt.u.ack);

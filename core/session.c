@@ -51,19 +51,19 @@ static struct session_queued *queue_at(struct session *s, uint32_t i)
     return &s->queue[(s->queue_head + i) % s->queue_cap];
 }
 
-/* Take @s out of the trie or the shared group of @filter; tell other shards on 1->0. */
-static void sub_drop(struct broker *b, struct session *s, const uint8_t *filter, size_t len)
+/* Take @s out of the trie or the shared group of @sub; tell other shards on 1->0. */
+static void sub_drop(struct broker *b, struct session *s, const struct session_sub *sub)
 {
-    struct share_name sn;
     bool last = false;
     bool removed;
-    if (share_parse(filter, len, &sn) == 1)
-        removed = share_leave(b->share, filter, len, s, &last);
+    RM_ASSERT(sub->filter != NULL);
+    if (sub->share_key)
+        removed = share_leave(b->share, sub->filter, sub->filter_len, s, &last);
     else
-        removed = trie_remove(b->trie, filter, len, s, &last);
+        removed = trie_remove(b->trie, sub->filter, sub->filter_len, s, &last);
     RM_ASSERT(removed);
     if (last)
-        broker__interest(b, filter, len, false);
+        broker__interest(b, sub->filter, sub->filter_len, false);
 }
 
 void session_free(struct broker *b, struct session *s)
@@ -71,10 +71,10 @@ void session_free(struct broker *b, struct session *s)
     RM_ASSERT(s != NULL);
     RM_ASSERT(s->client == NULL);
     for (uint32_t i = 0; i < s->sub_count; i++) {
-        sub_drop(b, s, s->subs[i].filter, s->subs[i].filter_len);
+        sub_drop(b, s, &s->subs[i]);
         free(s->subs[i].filter);
     }
-    /* No longer a member: its shared messages go to the others [MQTT-4.8.2-?]. */
+    /* No longer a member: its shared messages go to the others (section 4.8.2). */
     session_share_redispatch(b, s);
     for (uint32_t i = 0; i < s->inflight_count; i++) {
         broker__msg_put(b, s->inflight[i].msg);
@@ -135,8 +135,7 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
     struct session_sub *sub = session_sub_find(s, filter, len);
     if (sub) {
         /* Same filter again: replace the subscription [MQTT-3.8.4-3]. */
-        struct share_name sn;
-        if (share_parse(filter, len, &sn) == 1)
+        if (sub->share_key)
             rc = share_join(b->share, filter, len, s, options, NULL);
         else
             rc = trie_insert(b->trie, filter, len, s, options, NULL);
@@ -169,7 +168,8 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
     RM_ASSERT(rc == 1);
     if (first)
         broker__interest(b, filter, len, true);
-    s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true};
+    s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true,
+                                                   shared ? share_key(filter, len) : 0};
     s->sub_id_count += sub_id != 0;
     return 1;
 
@@ -185,7 +185,7 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
     struct session_sub *sub = session_sub_find(s, filter, len);
     if (!sub)
         return false;
-    sub_drop(b, s, filter, len);
+    sub_drop(b, s, sub);
     free(sub->filter);
     s->sub_id_count -= sub->sub_id != 0;
     *sub = s->subs[--s->sub_count];
@@ -200,15 +200,11 @@ uint32_t session_sub_ids(const struct session *s, const uint8_t *topic, size_t l
     uint32_t n = 0;
     for (uint32_t i = 0; i < s->sub_count && n < cap && s->sub_id_count > 0; i++) {
         const struct session_sub *sub = &s->subs[i];
-        struct share_name sn;
         if (!sub->sub_id)
             continue;
-        if (share_parse(sub->filter, sub->filter_len, &sn) == 1) {
-            if (key && share_key(sub->filter, sub->filter_len) == key)
-                out[n++] = sub->sub_id;
-        } else if (!key && topic_match(sub->filter, sub->filter_len, topic, len)) {
+        if (key ? sub->share_key == key
+                : !sub->share_key && topic_match(sub->filter, sub->filter_len, topic, len))
             out[n++] = sub->sub_id;
-        }
     }
     return n;
 }

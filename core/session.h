@@ -31,6 +31,7 @@ struct session_sub {
     uint8_t options; /* MQTT_SUBOPT_*, QoS as granted */
     uint32_t sub_id; /* v5 Subscription Identifier; 0 = none */
     bool fresh;      /* added by a SUBACK not sent yet (Retain Handling 1) */
+    uint64_t share_key; /* "$share/g/f": share_key() of the filter; 0 = not shared */
 };
 
 /* Session Expiry Interval meaning "never expires" (MQTT 5.0 section 3.1.2.11.2). */
