@@ -22,6 +22,7 @@
 #include "core/auth.h"
 #include "core/broker_types.h"
 #include "core/limits.h"
+#include "core/lvlmap.h"
 #include "core/mqtt_codec.h"
 #include "core/msg.h"
 #include "core/retained.h"
@@ -59,13 +60,14 @@ struct broker *broker_new(const struct limits *lim, uint32_t shard_id, uint32_t 
     b->lim = lim;
     b->shard_id = shard_id;
     b->shard_count = shard_count;
-    b->trie = trie_new();
-    b->interest = trie_new();
+    b->seed = lvlmap_seed(b);
+    b->trie = trie_new(b->seed);
+    b->interest = trie_new(b->seed);
     b->shard_marker = calloc(shard_count, 1);
     if (!b->trie || !b->interest || !b->shard_marker)
         goto out_free;
     b->retained = retained_new();
-    b->share = share_table_new(shard_id, shard_count, share_online);
+    b->share = share_table_new(shard_id, shard_count, b->seed, share_online);
     if (!b->retained || !b->share)
         goto out_free;
     b->sess_buckets = calloc(SESS_BUCKETS_MIN, sizeof(*b->sess_buckets));
@@ -116,6 +118,7 @@ void broker_free(struct broker *b)
     free(b->shard_marker);
     free(b->waits);
     free(b->match);
+    trie_name_fini(&b->split);
     free(b->rcs);
     free(b);
 }
@@ -683,11 +686,15 @@ static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
     RM_ASSERT(topic->len > 0);
     if (++b->match_epoch == 0)
         b->match_epoch = 1; /* 0 is every session's initial epoch */
-    trie_match(b->trie, topic->ptr, topic->len, match_cb, b);
+    if (trie_split(&b->split, b->seed, topic->ptr, topic->len) < 0) {
+        b->stats.route_nomem++; /* out of memory: nobody gets this message */
+        return;
+    }
+    trie_match(b->trie, &b->split, match_cb, b);
     if (remote)
-        share_match(b->share, topic->ptr, topic->len, pick_cb, b);
+        share_match(b->share, &b->split, pick_cb, b);
     if (remote && b->shard_count > 1) {
-        trie_match(b->interest, topic->ptr, topic->len, interest_cb, b);
+        trie_match(b->interest, &b->split, interest_cb, b);
         for (uint32_t i = 0; i < b->remote_count; i++)
             b->shard_hit[b->remote[i] / 64] = 0;
     }

@@ -90,6 +90,7 @@ struct broker_stats {
     uint64_t handoffs;         /* connections handed to their home shard */
     uint64_t xs_publish_out;   /* messages sent to other shards (once per shard) */
     uint64_t xs_lost;          /* cross-shard messages lost to allocation failure */
+    uint64_t route_nomem;      /* messages routed to nobody: no memory to split the topic */
     uint32_t sessions;         /* live session objects, online or not */
     uint32_t clients;          /* connected clients */
 };

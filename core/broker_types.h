@@ -14,6 +14,7 @@
 #include "core/broker.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
+#include "core/trie.h"
 #include "core/xs.h"
 
 struct auth_method;
@@ -109,6 +110,12 @@ struct broker {
     struct client *dirty_head;
     struct client *dirty_tail;
 
+    /*
+     * Routing scratch: the topic being routed, split and hashed once under
+     * seed, which the trie, the interest map and the shared groups share.
+     */
+    uint64_t seed;
+    struct trie_name split;
     /* Routing scratch: sessions matched by the publish being routed. */
     struct session **match;
     uint32_t match_count;

@@ -521,7 +521,7 @@ out:
     return;
 }
 
-struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count,
+struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count, uint64_t seed,
                                     bool (*online)(void *member))
 {
     struct share_table *t;
@@ -534,7 +534,7 @@ struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count,
     t->buckets = calloc(BUCKETS_MIN, sizeof(*t->buckets));
     if (t->buckets == NULL)
         goto out_free_t;
-    t->trie = trie_new();
+    t->trie = trie_new(seed);
     if (t->trie == NULL)
         goto out_free_buckets;
     t->bucket_mask = BUCKETS_MIN - 1;
@@ -721,16 +721,14 @@ static void match_one(void *ctx, void *owner, uint8_t unused)
     mc->cb(mc->ctx, g->key, s, member, options);
 }
 
-void share_match(struct share_table *t, const uint8_t *topic, size_t topic_len, share_pick_cb cb,
-                 void *ctx)
+void share_match(struct share_table *t, const struct trie_name *topic, share_pick_cb cb, void *ctx)
 {
     struct match_ctx mc = {.t = t, .cb = cb, .ctx = ctx};
 
-    RM_ASSERT(t != NULL && cb != NULL);
-    RM_ASSERT(topic != NULL || topic_len == 0);
+    RM_ASSERT(t != NULL && topic != NULL && cb != NULL);
     if (t->group_count == 0)
         goto out;
-    trie_match(t->trie, topic, topic_len, match_one, &mc);
+    trie_match(t->trie, topic, match_one, &mc);
 out:
     return;
 }

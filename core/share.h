@@ -42,6 +42,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/trie.h"
+
 struct share_table;
 
 /* "$share/": the prefix that makes a filter a shared subscription. */
@@ -89,10 +91,12 @@ uint64_t share_key(const uint8_t *full, size_t len);
 
 /*
  * A new, empty table for shard @shard_id of @shard_count (1..SHARE_SHARDS_MAX),
- * or NULL on allocation failure. @online tells whether a member can receive
- * now (a connected session); it must not modify the table.
+ * or NULL on allocation failure. @seed is the level hashing seed of the
+ * shard's tries (share_match() takes names split under it). @online tells
+ * whether a member can receive now (a connected session); it must not modify
+ * the table.
  */
-struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count,
+struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count, uint64_t seed,
                                     bool (*online)(void *member));
 
 /* Free the table and every group. Members are borrowed, never freed here. */
@@ -127,16 +131,16 @@ bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *m
 int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_t shard, bool add);
 
 /*
- * For each group whose filter matches topic name @topic (with the '$' rule),
- * choose one shard round-robin among the group's shard bits and call @cb
+ * For each group whose filter matches topic name @topic (split by trie_split()
+ * under the table's seed), with the '$' rule, choose one shard round-robin
+ * among the group's shard bits and call @cb
  * (synchronously, once per group). When the turn falls on this shard but
  * none of its members is online and other shards have members, the next
  * shard in the rotation is chosen instead; with only this shard, an offline
  * member is chosen (round-robin) so a persistent session queues the message.
  * Advances the cursors.
  */
-void share_match(struct share_table *t, const uint8_t *topic, size_t topic_len, share_pick_cb cb,
-                 void *ctx);
+void share_match(struct share_table *t, const struct trie_name *topic, share_pick_cb cb, void *ctx);
 
 /*
  * Pick a local member of the group with key @group_key whose filter matches

@@ -411,7 +411,7 @@ static struct trie_node *node_of(struct trie *t, const uint8_t *filter, size_t l
     return n;
 }
 
-struct trie *trie_new(void)
+struct trie *trie_new(uint64_t seed)
 {
     struct trie *t = calloc(1, sizeof(*t));
 
@@ -420,7 +420,7 @@ struct trie *trie_new(void)
     t->root = node_new(NULL, NULL, 0, 0);
     if (!t->root)
         goto out_free_trie;
-    t->seed = lvlmap_seed(t);
+    t->seed = seed;
     t->count = 0;
     RM_ASSERT(node_empty(t->root) && t->root->parent == NULL);
     goto out;
@@ -550,26 +550,63 @@ static void report(const struct trie_node *n, trie_match_cb cb, void *ctx)
     }
 }
 
-void trie_match(const struct trie *t, const uint8_t *name, size_t len, trie_match_cb cb, void *ctx)
+int trie_split(struct trie_name *n, uint64_t seed, const uint8_t *name, size_t len)
+{
+    size_t pos = 0;
+
+    RM_ASSERT(n != NULL && name != NULL && len > 0);
+    n->name = name;
+    n->len = len;
+    n->seed = seed;
+    n->count = 0;
+    /* pos == len + 1 once the last level (which ends at len) is split off. */
+    while (pos <= len) {
+        const uint8_t *slash = len > pos ? memchr(name + pos, '/', len - pos) : NULL;
+        size_t end = slash ? (size_t)(slash - name) : len;
+
+        if (n->count == n->cap) {
+            uint32_t ncap = n->cap ? n->cap * 2 : 16;
+            struct trie_level *l = realloc(n->lvl, ncap * sizeof(*l));
+
+            if (!l) {
+                n->count = 0;
+                return -ENOMEM;
+            }
+            n->lvl = l;
+            n->cap = ncap;
+        }
+        n->lvl[n->count++] = (struct trie_level){
+            (uint32_t)pos, (uint32_t)(end - pos), lvlmap_hash(seed, name + pos, end - pos)};
+        pos = end + 1;
+    }
+    return 0;
+}
+
+void trie_name_fini(struct trie_name *n)
+{
+    RM_ASSERT(n != NULL);
+    free(n->lvl);
+    *n = (struct trie_name){0};
+}
+
+void trie_match(const struct trie *t, const struct trie_name *nm, trie_match_cb cb, void *ctx)
 {
     const struct trie_node *root, *n;
     bool dollar;
-    size_t pos = 0;
+    uint32_t i = 0;
 
-    RM_ASSERT(t != NULL && cb != NULL);
-    RM_ASSERT(name != NULL || len == 0);
+    RM_ASSERT(t != NULL && nm != NULL && cb != NULL);
+    RM_ASSERT(nm->count > 0 && nm->seed == t->seed);
     root = t->root;
     n = root;
     /* [MQTT-4.7.2-1]: '$' names skip the root's '+' and '#' children. */
-    dollar = len > 0 && name[0] == '$';
+    dollar = nm->name[0] == '$';
 
     /*
-     * Depth-first, with the name position as the only state: @n has matched
-     * the name's levels before @pos (pos == len + 1: all of them). Each node
-     * is visited at most once, so the walk is bounded by the trie's size,
-     * and it needs no stack whatever the depth: climbing back recovers the
-     * position from the node's level length (or, below a '+', from the
-     * previous '/').
+     * Depth-first, with the level index as the only state: @n has matched
+     * the name's levels before @i (i == count: all of them). Each node is
+     * visited at most once, so the walk is bounded by the trie's size, and
+     * it needs no stack whatever the depth: climbing back is one level up.
      */
     for (;;) {
         const struct trie_node *c = NULL;
@@ -578,22 +615,19 @@ void trie_match(const struct trie *t, const uint8_t *name, size_t len, trie_matc
         /* '#' matches what is left, even nothing: "sport/#" matches "sport". */
         if (wild && n->hash)
             report(n->hash, cb, ctx);
-        if (pos > len) {
+        if (i == nm->count) {
             report(n, cb, ctx);
         } else {
-            const uint8_t *slash = len > pos ? memchr(name + pos, '/', len - pos) : NULL;
-            size_t end = slash ? (size_t)(slash - name) : len;
+            const struct trie_level *l = &nm->lvl[i];
 
-            if (lvlmap_count(&n->kids) > 0) {
-                uint32_t h = lvlmap_hash(t->seed, name + pos, end - pos);
-
-                c = (const struct trie_node *)lvlmap_find(&n->kids, h, name + pos, end - pos);
-            }
+            if (lvlmap_count(&n->kids) > 0)
+                c = (const struct trie_node *)lvlmap_find(&n->kids, l->hash, nm->name + l->off,
+                                                          l->len);
             if (!c && wild)
                 c = n->plus;
             if (c) {
                 n = c;
-                pos = end + 1;
+                i++;
                 continue;
             }
         }
@@ -605,22 +639,15 @@ void trie_match(const struct trie *t, const uint8_t *name, size_t len, trie_matc
             if (n == root)
                 return;
             p = n->parent;
-            if (n != p->plus) {
-                if (p->plus && (p != root || !dollar)) {
-                    c = p->plus;
-                    break;
-                }
-                RM_ASSERT(pos >= (size_t)n->key.len + 1);
-                pos -= (size_t)n->key.len + 1;
-            } else {
-                /* The level matched by '+' ended at pos - 1. */
-                const uint8_t *slash = pos > 1 ? memrchr(name, '/', pos - 1) : NULL;
-
-                pos = slash ? (size_t)(slash - name) + 1 : 0;
+            /* A '+' sibling matches the same level as the literal child did. */
+            if (n != p->plus && p->plus && (p != root || !dollar)) {
+                c = p->plus;
+                break;
             }
+            RM_ASSERT(i > 0);
+            i--;
             n = p;
         }
-        /* A '+' sibling matches the same level as the literal child did. */
         n = c;
     }
 }

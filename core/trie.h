@@ -24,8 +24,44 @@ struct trie;
 /* Called once per matching subscription; @options as given to trie_insert(). */
 typedef void (*trie_match_cb)(void *ctx, void *sess, uint8_t options);
 
-/* A new, empty trie, or NULL on allocation failure. */
-struct trie *trie_new(void);
+/*
+ * A topic name split into its levels once, each level hashed under one seed
+ * (trie_split()). A shard's tries share that seed, so one split serves every
+ * trie_match() of a publish: the name is scanned and each level hashed once,
+ * not once per trie.
+ */
+struct trie_level {
+    uint32_t off;  /* offset of the level in the name */
+    uint32_t len;  /* level bytes (empty levels are 0) */
+    uint32_t hash; /* lvlmap_hash() under trie_name.seed */
+};
+
+/* Zero-initialised is empty; trie_split() fills it, trie_name_fini() frees it. */
+struct trie_name {
+    const uint8_t *name; /* borrowed: must outlive the matches */
+    size_t len;
+    uint64_t seed;
+    uint32_t count; /* levels: '/' count + 1 */
+    uint32_t cap;   /* entries allocated in lvl */
+    struct trie_level *lvl;
+};
+
+/*
+ * A new, empty trie, or NULL on allocation failure. @seed is its level
+ * hashing seed (lvlmap_seed()); names are matched after trie_split() with
+ * the same seed.
+ */
+struct trie *trie_new(uint64_t seed);
+
+/*
+ * Split @name (@len bytes, at least 1) into @n's levels and hash each under
+ * @seed. @n's level array is reused and grown as needed. Returns 0, or
+ * -ENOMEM (@n then holds no levels).
+ */
+int trie_split(struct trie_name *n, uint64_t seed, const uint8_t *name, size_t len);
+
+/* Free @n's level array; @n is empty afterwards. */
+void trie_name_fini(struct trie_name *n);
 
 /* Free the trie and every node. Sessions are borrowed, never freed here. */
 void trie_free(struct trie *t);
@@ -49,13 +85,12 @@ bool trie_remove(struct trie *t, const uint8_t *filter, size_t len, void *sess,
                  bool *filter_last);
 
 /*
- * Call @cb for every subscription whose filter matches topic @name (with the
- * '$' rule). @cb must not modify the trie. A session subscribed through
- * several matching filters is reported once per filter; deduplication is
- * the caller's.
+ * Call @cb for every subscription whose filter matches topic name @n (split
+ * under this trie's seed), with the '$' rule. @cb must not modify the trie.
+ * A session subscribed through several matching filters is reported once per
+ * filter; deduplication is the caller's.
  */
-void trie_match(const struct trie *t, const uint8_t *name, size_t len, trie_match_cb cb,
-                void *ctx);
+void trie_match(const struct trie *t, const struct trie_name *n, trie_match_cb cb, void *ctx);
 
 /* Number of (filter, session) subscriptions held. */
 size_t trie_count(const struct trie *t);

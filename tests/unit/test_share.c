@@ -19,6 +19,8 @@
 
 #define MEMBERS_MAX 4096u
 #define SHARDS 4u
+/* The level hashing seed of every table here (a shard's tries share one). */
+#define SEED 0x5eedull
 
 static bool online_flag[MEMBERS_MAX];
 
@@ -54,6 +56,16 @@ static void all_online(void)
 static const uint8_t *u8(const char *s)
 {
     return (const uint8_t *)s;
+}
+
+/* share_match() on @topic, split under SEED. */
+static void share_match_str(struct share_table *t, const char *topic, share_pick_cb cb, void *ctx)
+{
+    struct trie_name n = {0};
+
+    cr_assert_eq(trie_split(&n, SEED, u8(topic), strlen(topic)), 0);
+    share_match(t, &n, cb, ctx);
+    trie_name_fini(&n);
 }
 
 static int parse(const char *f, struct share_name *sn)
@@ -104,7 +116,7 @@ static void record(void *ctx, uint64_t group_key, uint32_t shard, void *member, 
 
 static void match(struct share_table *t, const char *topic, struct picks *p)
 {
-    share_match(t, u8(topic), strlen(topic), record, p);
+    share_match_str(t, topic, record, p);
 }
 
 static struct share_table *table1(void)
@@ -112,7 +124,7 @@ static struct share_table *table1(void)
     struct share_table *t;
 
     all_online();
-    t = share_table_new(0, 1, member_online);
+    t = share_table_new(0, 1, SEED, member_online);
     cr_assert_not_null(t);
     return t;
 }
@@ -337,7 +349,7 @@ static void cluster_init(struct cluster *c)
 
     all_online();
     for (s = 0; s < SHARDS; s++) {
-        c->t[s] = share_table_new(s, SHARDS, member_online);
+        c->t[s] = share_table_new(s, SHARDS, SEED, member_online);
         cr_assert_not_null(c->t[s]);
     }
 }
@@ -405,7 +417,7 @@ static void cpublish(struct cluster *c, uint32_t s, const char *topic, struct ro
 {
     r->c = c;
     r->topic = topic;
-    share_match(c->t[s], u8(topic), strlen(topic), route_cb, r);
+    share_match_str(c->t[s], topic, route_cb, r);
 }
 
 Test(share, remote_shards_are_served_round_robin_then_their_members)
@@ -722,7 +734,7 @@ Test(share, table_free_releases_live_groups)
     join(t, "$share/h/#", 1, 0, NULL);
     share_table_free(t);
     share_table_free(NULL);
-    u = share_table_new(1, 2, member_online);
+    u = share_table_new(1, 2, SEED, member_online);
     cr_assert_not_null(u);
     share_remote(u, u8("$share/g/a"), 10, 0, true);
     share_table_free(u);

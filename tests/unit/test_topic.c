@@ -279,7 +279,7 @@ Test(topic, spec_examples_match_reference_trie_and_retained)
         const struct match_case *c = &match_cases[i];
         const uint8_t *f = (const uint8_t *)c->filter, *n = (const uint8_t *)c->name;
         size_t fl = strlen(c->filter), nl = strlen(c->name);
-        struct trie *t = trie_new();
+        struct trie *t = trie_new(0x5eed);
         struct retained *r = retained_new();
         struct msg *m = msg_new(n, nl, NULL, 0, (const uint8_t *)"x", 1, 0, true);
         int hits = 0;
@@ -292,7 +292,10 @@ Test(topic, spec_examples_match_reference_trie_and_retained)
                      c->name);
 
         cr_assert_eq(trie_insert(t, f, fl, sess, 1, NULL), 1);
-        trie_match(t, n, nl, count_sub, &hits);
+        struct trie_name tn = {0};
+        cr_assert_eq(trie_split(&tn, 0x5eed, n, nl), 0);
+        trie_match(t, &tn, count_sub, &hits);
+        trie_name_fini(&tn);
         cr_expect_eq(hits, c->match ? 1 : 0, "trie: \"%s\" vs \"%s\"", c->filter, c->name);
 
         hits = 0;

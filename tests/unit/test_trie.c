@@ -13,9 +13,13 @@
 #include <string.h>
 
 #include "core/limits.h"
+#include "core/lvlmap.h"
 #include "core/rm_assert.h"
 #include "core/topic.h"
 #include "core/trie.h"
+
+/* The level hashing seed of the tries here (any value works). */
+#define SEED 0x5eedull
 
 /* Session number @i (from 0) as a fake, aligned pointer. */
 static struct session *sess_n(size_t i)
@@ -83,15 +87,78 @@ static void on_match(void *ctx, void *sess, uint8_t options)
     h->opt[i] = options;
 }
 
+/* Split @name under SEED and match it against @t. */
+static void match_bytes(const struct trie *t, const uint8_t *name, size_t len, struct hits *h)
+{
+    struct trie_name n = {0};
+
+    cr_assert_eq(trie_split(&n, SEED, name, len), 0);
+    trie_match(t, &n, on_match, h);
+    trie_name_fini(&n);
+}
+
 static void match(const struct trie *t, const char *name, struct hits *h)
 {
     hits_reset(h);
-    trie_match(t, (const uint8_t *)name, strlen(name), on_match, h);
+    match_bytes(t, (const uint8_t *)name, strlen(name), h);
+}
+
+/* Each case: a name and its levels, joined by '|'. */
+static const struct {
+    const char *name;
+    const char *levels;
+} split_cases[] = {
+    {"a", "a"},       {"/", "|"},     {"a/", "a|"},        {"/a", "|a"},
+    {"a//b", "a||b"}, {"$SYS/x", "$SYS|x"}, {"sensors/12/temp", "sensors|12|temp"},
+};
+
+Test(trie, split_yields_every_level_with_its_hash)
+{
+    struct trie_name n = {0};
+
+    for (size_t i = 0; i < RM_ARRAY_LEN(split_cases); i++) {
+        const char *name = split_cases[i].name;
+        char joined[64] = "";
+        size_t at = 0;
+
+        cr_assert_eq(trie_split(&n, SEED, (const uint8_t *)name, strlen(name)), 0);
+        cr_assert_eq(n.seed, SEED);
+        for (uint32_t l = 0; l < n.count; l++) {
+            const struct trie_level *lv = &n.lvl[l];
+
+            cr_assert_leq(lv->off + lv->len, strlen(name));
+            cr_expect_eq(lv->hash, lvlmap_hash(SEED, (const uint8_t *)name + lv->off, lv->len),
+                         "\"%s\" level %u", name, l);
+            at += (size_t)snprintf(joined + at, sizeof(joined) - at, "%s%.*s", l ? "|" : "",
+                                   (int)lv->len, name + lv->off);
+        }
+        cr_expect_str_eq(joined, split_cases[i].levels, "\"%s\"", name);
+    }
+    trie_name_fini(&n);
+    cr_assert_null(n.lvl);
+}
+
+Test(trie, split_grows_past_its_first_array_and_is_reused)
+{
+    static const char many[] = "0/1/2/3/4/5/6/7/8/9/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s/t/u/v/w";
+    struct trie_name n = {0};
+
+    cr_assert_eq(trie_split(&n, SEED, (const uint8_t *)many, strlen(many)), 0);
+    cr_assert_eq(n.count, 33);
+    cr_assert_geq(n.cap, 33);
+    for (uint32_t l = 0; l < n.count; l++)
+        cr_expect_eq(many[n.lvl[l].off], many[2 * l], "level %u", l);
+    /* A shorter name reuses the array and reports only its own levels. */
+    cr_assert_eq(trie_split(&n, SEED, (const uint8_t *)"x/y", 3), 0);
+    cr_assert_eq(n.count, 2);
+    cr_assert_eq(n.lvl[1].off, 2);
+    cr_assert_eq(n.lvl[1].len, 1);
+    trie_name_fini(&n);
 }
 
 Test(trie, insert_reports_added_then_updated)
 {
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
 
     cr_assert_not_null(t);
@@ -122,7 +189,7 @@ Test(trie, insert_reports_added_then_updated)
 
 Test(trie, filter_first_and_filter_last_mark_the_zero_one_transitions)
 {
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     bool flag = true;
 
     cr_assert_not_null(t);
@@ -160,7 +227,7 @@ Test(trie, filter_first_and_filter_last_mark_the_zero_one_transitions)
 
 Test(trie, remove_needs_the_exact_filter_and_session)
 {
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
 
     cr_assert_not_null(t);
@@ -185,7 +252,7 @@ Test(trie, overlapping_filters_are_reported_once_per_filter)
 {
     static const char *filters[] = {"a/b", "a/+", "+/b", "+/+", "#", "a/#", "a/b/#", "+/#"};
     static const char *others[] = {"a", "b/a", "a/b/c", "+", "a/c"};
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
     size_t i;
 
@@ -210,7 +277,7 @@ Test(trie, overlapping_filters_are_reported_once_per_filter)
 Test(trie, many_sessions_on_one_filter_each_reported_once)
 {
     enum { N = 20000 };
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
     bool flag;
     size_t i;
@@ -255,7 +322,7 @@ Test(trie, many_sessions_on_one_filter_each_reported_once)
 Test(trie, sessions_interleave_across_index_growth_and_shrink)
 {
     enum { N = 300 };
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
     uint32_t x = 12345;
     bool in[N] = {0};
@@ -300,7 +367,7 @@ static size_t heap_in_use(void)
 Test(trie, removing_every_filter_frees_every_node)
 {
     enum { N = 100000 };
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     char f[64];
     size_t before, i;
     bool flag;
@@ -332,7 +399,7 @@ Test(trie, removing_every_filter_frees_every_node)
 
 Test(trie, free_releases_a_populated_trie)
 {
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     char f[64];
     size_t i;
 
@@ -348,7 +415,7 @@ Test(trie, free_releases_a_populated_trie)
 
 Test(trie, dollar_topics_skip_first_level_wildcards)
 {
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
 
     cr_assert_not_null(t);
@@ -379,7 +446,7 @@ Test(trie, dollar_topics_skip_first_level_wildcards)
 
 Test(trie, multi_level_wildcard_matches_the_parent_level)
 {
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
 
     cr_assert_not_null(t);
@@ -398,7 +465,7 @@ Test(trie, multi_level_wildcard_matches_the_parent_level)
 Test(trie, deep_names_match_without_recursion)
 {
     enum { LEVELS = 20000 };
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     struct hits h;
     uint8_t *s = malloc(LEVELS * 2);
     size_t i;
@@ -417,10 +484,10 @@ Test(trie, deep_names_match_without_recursion)
     cr_assert_eq(trie_insert(t, (const uint8_t *)"#", 1, sess_n(3), 0, NULL), 1);
     for (i = 0; i < LEVELS; i++)
         s[2 * i] = 'a';
-    trie_match(t, s, LEVELS * 2 - 1, on_match, &h);
+    match_bytes(t, s, LEVELS * 2 - 1, &h);
     cr_assert_eq(h.n, 3);
     hits_reset(&h);
-    trie_match(t, s, LEVELS * 2 - 3, on_match, &h);
+    match_bytes(t, s, LEVELS * 2 - 3, &h);
     cr_assert_eq(h.n, 1);
     cr_assert_eq(h.count[3], 1);
     free(s);
@@ -471,7 +538,7 @@ Test(trie, random_filters_and_names_agree_with_topic_match)
     enum { FILTERS = 400, NAMES = 3000 };
     static const struct limits lim = {.topic_bytes_max = 1024, .topic_levels_max = 16};
     static char filters[FILTERS][64];
-    struct trie *t = trie_new();
+    struct trie *t = trie_new(SEED);
     uint64_t rng = 0x5eed1234abcdull;
     bool live[FILTERS];
     struct hits h;
