@@ -57,6 +57,8 @@ static const struct config__key keys[] = {
      log_level_names, "least severe message logged: error, warn, info or debug"},
     {CONFIG__SCOPE_BROKER, "shards", CONFIG__AUTO_UINT, 1, 256, "auto", G(shards), NULL,
      "event-loop threads, one per core; auto = one per online CPU"},
+    {CONFIG__SCOPE_BROKER, "pin_shards", CONFIG__BOOL, 0, 1, "false", G(pin_shards), NULL,
+     "pin shard i to the i-th CPU: only where ringmq has those cores to itself"},
 
     {CONFIG__SCOPE_LIMITS, "packet_bytes_max", CONFIG__SIZE, 2, 268435460, "1m",
      LIM(packet_bytes_max), NULL,

@@ -39,6 +39,7 @@ struct config_listener {
 struct config {
     enum config_log_level log_level;
     uint32_t shards; /* 0 = auto: one per online CPU */
+    bool pin_shards; /* pin shard i to the i-th allowed CPU */
     struct limits limits;
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];

@@ -15,8 +15,10 @@
  * Shards ([broker] shards): "auto" (0) means one per CPU this process may
  * run on (the sched_getaffinity mask, so a container's cpuset counts, not
  * the host's; sysconf(_SC_NPROCESSORS_ONLN) if that fails), capped at
- * BROKER_SHARDS_MAX. Shard i is pinned to the i-th CPU of that mask, modulo
- * its size (more shards than CPUs is allowed; failure to pin is a WARN).
+ * BROKER_SHARDS_MAX. With [broker] pin_shards, shard i is pinned to the i-th
+ * CPU of that mask, modulo its size (more shards than CPUs is allowed;
+ * failure to pin is a WARN). Unpinned is the default: the scheduler moves a
+ * shard off a core that another busy process needs, where a pinned one waits.
  *
  * Start-up: signals are blocked first (every thread inherits the mask),
  * then the cross-shard matrix (net/xshard) is built. Shard 0 is built on
@@ -285,7 +287,7 @@ static int run_shards(const struct config *cfg, uint32_t n, uint32_t conn_max, c
             .id = i,
             .count = n,
             .conn_max = conn_max,
-            .cpu = cpu_count > 0 ? cpus[i % cpu_count] : -1,
+            .cpu = cfg->pin_shards && cpu_count > 0 ? cpus[i % cpu_count] : -1,
             .cfg = cfg,
             .xs = xs,
             .ports = ports,

@@ -223,6 +223,16 @@ Test(config, shards_take_auto_or_a_count)
                  "[broker] shards: expected auto or an integer 1..256, got \"many\"");
 }
 
+Test(config, pin_shards_is_off_unless_asked)
+{
+    cr_assert_eq(load("[broker]\nshards = 2\n"), 0, "%s", err);
+    cr_assert_not(cfg.pin_shards);
+    cr_assert_eq(load("[broker]\npin_shards = true\n"), 0, "%s", err);
+    cr_assert(cfg.pin_shards);
+    expect_error("[broker]\npin_shards = 2\n", 2,
+                 "[broker] pin_shards: expected true or false, got \"2\"");
+}
+
 Test(config, booleans_accept_true_false_yes_no_on_off_1_0)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
