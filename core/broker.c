@@ -67,7 +67,8 @@ struct broker *broker_new(const struct limits *lim, uint32_t shard_id, uint32_t 
     if (!b->trie || !b->interest || !b->shard_marker)
         goto out_free;
     b->retained = retained_new();
-    b->share = share_table_new(shard_id, shard_count, b->seed, share_online);
+    b->share = share_table_new(shard_id, shard_count, b->seed, lim->share_key_seed,
+                               share_online);
     if (!b->retained || !b->share)
         goto out_free;
     b->sess_buckets = calloc(SESS_BUCKETS_MIN, sizeof(*b->sess_buckets));

@@ -39,6 +39,13 @@ struct limits {
     uint16_t topic_alias_max;        /* inbound topic aliases per connection; 0 = none */
     uint16_t keepalive_max_s;        /* 0: the client's keep alive stands */
     bool auth_test_method;           /* [auth] test_method: the test-only AUTH method */
+
+    /*
+     * Not configured: a random secret the binary draws at start-up, the same
+     * for every shard, that seeds shared-group keys (share_key()) so a
+     * client cannot compute filters whose keys collide or are 0.
+     */
+    uint64_t share_key_seed;
 };
 
 #endif

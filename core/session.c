@@ -168,8 +168,8 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
     RM_ASSERT(rc == 1);
     if (first)
         broker__interest(b, filter, len, true);
-    s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true,
-                                                   shared ? share_key(filter, len) : 0};
+    uint64_t key = shared ? share_key(b->lim->share_key_seed, filter, len) : 0;
+    s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true, key};
     s->sub_id_count += sub_id != 0;
     return 1;
 

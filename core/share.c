@@ -5,7 +5,7 @@
  * trie of group filters; borrows the members. One shard's thread only.
  *
  * Layout:
- *  - groups sit in a chained hash table keyed by share_key() (XXH3 of the
+ *  - groups sit in a chained hash table keyed by share_key() (seeded XXH3 of the
  *    full "$share/g/f" string), re-hashed under a per-table seed to pick the
  *    bucket so a peer cannot aim many names at one chain; the full string is
  *    compared on every lookup by name, so key collisions only matter to
@@ -80,7 +80,8 @@ struct share_table {
     uint32_t shard_id;
     uint32_t shard_count;
     size_t group_count;
-    uint64_t seed; /* bucket seed */
+    uint64_t seed;     /* bucket seed */
+    uint64_t key_seed; /* share_key() seed, the same on every shard */
     struct trie *trie;
     bool (*online)(void *member);
 };
@@ -115,11 +116,14 @@ out:
     return rc;
 }
 
-uint64_t share_key(const uint8_t *full, size_t len)
+uint64_t share_key(uint64_t seed, const uint8_t *full, size_t len)
 {
+    uint64_t h;
+
     RM_ASSERT(full != NULL || len == 0);
     RM_ASSERT(len <= UINT32_MAX);
-    return XXH3_64bits(full, len);
+    h = XXH3_64bits_withSeed(full, len, seed);
+    return h != 0 ? h : 1;
 }
 
 static uint32_t bucket_of(const struct share_table *t, uint64_t key)
@@ -522,7 +526,7 @@ out:
 }
 
 struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count, uint64_t seed,
-                                    bool (*online)(void *member))
+                                    uint64_t key_seed, bool (*online)(void *member))
 {
     struct share_table *t;
 
@@ -541,6 +545,7 @@ struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count, uin
     t->shard_id = shard_id;
     t->shard_count = shard_count;
     t->seed = lvlmap_seed(t);
+    t->key_seed = key_seed;
     t->online = online;
     goto out;
 out_free_buckets:
@@ -591,7 +596,7 @@ int share_join(struct share_table *t, const uint8_t *full, size_t len, void *mem
     RM_ASSERT(rc == 1);
     if (first != NULL)
         *first = false;
-    key = share_key(full, len);
+    key = share_key(t->key_seed, full, len);
     g = group_find(t, key, full, len);
     if (g == NULL) {
         g = group_new(t, key, full, len, &sn);
@@ -635,7 +640,7 @@ bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *m
     RM_ASSERT(full != NULL);
     if (last != NULL)
         *last = false;
-    g = group_find(t, share_key(full, len), full, len);
+    g = group_find(t, share_key(t->key_seed, full, len), full, len);
     if (g == NULL)
         goto out;
     i = mem_find(g, member);
@@ -662,7 +667,7 @@ int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_
 
     RM_ASSERT(t != NULL && full != NULL);
     RM_ASSERT(shard < t->shard_count && shard != t->shard_id);
-    key = share_key(full, len);
+    key = share_key(t->key_seed, full, len);
     g = group_find(t, key, full, len);
     if (g == NULL && add) {
         /* The origin shard parsed and checked it before announcing it. */
@@ -792,6 +797,6 @@ size_t share_member_count(const struct share_table *t, const uint8_t *full, size
 
     RM_ASSERT(t != NULL);
     RM_ASSERT(full != NULL);
-    g = group_find(t, share_key(full, len), full, len);
+    g = group_find(t, share_key(t->key_seed, full, len), full, len);
     return g == NULL ? 0 : g->mem_count;
 }

@@ -22,8 +22,9 @@
  * keyed by f whose owners are the groups). A group lives while it has a
  * local member or any remote shard bit.
  *
- * A group's key, share_key(), is the XXH3 of the full string: the same on
- * every shard, so a shard can name the group in a cross-shard message.
+ * A group's key, share_key(), is the XXH3 of the full string under the
+ * process's secret seed: the same on every shard, so a shard can name the
+ * group in a cross-shard message, but not computable by a client.
  *
  * Forwarding bound: a shard that receives a message for a group in which it
  * no longer has a member (its members left while the message was in flight)
@@ -86,18 +87,23 @@ typedef void (*share_pick_cb)(void *ctx, uint64_t group_key, uint32_t shard, voi
  */
 int share_parse(const uint8_t *f, size_t len, struct share_name *out);
 
-/* The group key of full filter @full: XXH3-64 of its bytes, equal on every shard. */
-uint64_t share_key(const uint8_t *full, size_t len);
+/*
+ * The group key of full filter @full: XXH3-64 of its bytes under @seed
+ * (limits.share_key_seed, equal on every shard). Never 0, which means "not
+ * shared" to the session.
+ */
+uint64_t share_key(uint64_t seed, const uint8_t *full, size_t len);
 
 /*
  * A new, empty table for shard @shard_id of @shard_count (1..SHARE_SHARDS_MAX),
  * or NULL on allocation failure. @seed is the level hashing seed of the
- * shard's tries (share_match() takes names split under it). @online tells
+ * shard's tries (share_match() takes names split under it), @key_seed the
+ * process's share_key() seed. @online tells
  * whether a member can receive now (a connected session); it must not modify
  * the table.
  */
 struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count, uint64_t seed,
-                                    bool (*online)(void *member));
+                                    uint64_t key_seed, bool (*online)(void *member));
 
 /* Free the table and every group. Members are borrowed, never freed here. */
 void share_table_free(struct share_table *t);

@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -407,6 +408,11 @@ int main(int argc, char **argv)
     }
 
     log_set_level(cfg.log_level);
+    if (getrandom(&cfg.limits.share_key_seed, sizeof(cfg.limits.share_key_seed), 0) !=
+        (ssize_t)sizeof(cfg.limits.share_key_seed)) {
+        LOG_ERROR("cannot draw a random seed: %s", strerror(errno));
+        return 1;
+    }
     ret = shard_signals_block();
     if (ret < 0) {
         LOG_ERROR("cannot block signals: %s", strerror(-ret));
