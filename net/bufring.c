@@ -17,6 +17,7 @@
 #include "net/bufring.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -69,7 +70,13 @@ static int setup(struct bufring *b, struct io_uring *ring, uint16_t group_id, ui
     reg.ring_addr = (uint64_t)(uintptr_t)b->br;
     reg.ring_entries = entries;
     reg.bgid = group_id;
-    reg.pad = flags; /* the kernel's `flags` field; liburing 2.3 calls it pad */
+    /*
+     * The 16 bits after bgid are the kernel's `flags`; liburing 2.3 names
+     * them `pad`, later headers `flags`: write them by position for both.
+     */
+    _Static_assert(sizeof(reg) == 40, "struct io_uring_buf_reg layout");
+    memcpy((uint8_t *)&reg + offsetof(struct io_uring_buf_reg, bgid) + sizeof(reg.bgid), &flags,
+           sizeof(flags));
     ret = io_uring_register_buf_ring(ring, &reg, 0);
     if (ret < 0) {
         if (!(ret == -EINVAL && flags != 0)) {
