@@ -507,10 +507,8 @@ int broker__send_publish(struct broker *b, struct client *cl, struct mqtt_pkt *p
 int broker__send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
 {
     struct mqtt_pkt pkt = {.type = type};
-    if (type == MQTT_UNSUBACK)
-        pkt.u.suback.pkt_id = pkt_id;
-    else
-        pkt.u.ack.pkt_id = pkt_id;
+    RM_ASSERT(type >= MQTT_PUBACK && type <= MQTT_PUBCOMP);
+    pkt.u.ack.pkt_id = pkt_id;
     return broker__send(b, cl, &pkt, broker__output_hard_max(b));
 }
 
@@ -773,7 +771,6 @@ static void deliver(struct broker *b, struct msg *m)
         session_deliver(b, s, m, qos, m->retain && (s->_match_opts & MQTT_SUBOPT_RAP), 0);
     }
     b->match_count = 0;
-    b->publisher = NULL;
 }
 
 /* Apply a retained set/clear to this shard's replica. */
@@ -1185,8 +1182,10 @@ static int connect_v5(struct client *cl, const struct mqtt_connect *c)
                                                                          : UINT32_MAX;
     v5->recv_max = (pr->has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) ? pr->receive_max : 65535;
     v5->alias_max = pr->topic_alias_max;
-    v5->problem_info = !(pr->has & MQTT_PROP_BIT(MQTT_PROP_REQUEST_PROBLEM_INFO)) ||
-                       pr->request_problem_info;
+    /*
+     * Request Problem Information 0 needs nothing: Reason Strings go only on
+     * CONNACK and DISCONNECT, which it still allows [MQTT-3.1.2-29].
+     */
     if (c->will && (c->will_props.has & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)))
         v5->will_delay_s = c->will_props.will_delay;
     RM_ASSERT(v5->recv_max > 0);
@@ -1766,8 +1765,7 @@ static int on_disconnect(struct broker *b, struct client *cl, const struct mqtt_
     }
     /* Only 0x00 discards the will; 0x04 and errors publish it [MQTT-3.14.4-3, 3.1.2-8]. */
     if (d->rc == MQTT_RC_SUCCESS) {
-        cl->_clean_disconnect = true;
-        broker__msg_put(b, cl->_will);
+        broker__msg_put(b, cl->_will); /* not published [MQTT-3.1.2-10] */
         cl->_will = NULL;
     }
     client_close(b, cl, 1);
@@ -2019,12 +2017,8 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason)
     RM_ASSERT(!cl->_sess || cl->_sess->client == cl);
     (void)reason;
     struct session *s = cl->_sess;
-    struct msg *will = cl->_will;
+    struct msg *will = cl->_will; /* NULL after a normal DISCONNECT (on_disconnect) */
     cl->_will = NULL;
-    if (will && cl->_clean_disconnect) {
-        broker__msg_put(b, will); /* not after DISCONNECT [MQTT-3.1.2-10] */
-        will = NULL;
-    }
     if (s) {
         /* Detach first: a persistent session subscribed to its own will queues it. */
         b->stats.clients--;
@@ -2037,11 +2031,11 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason)
             s->will_at_ms = b->now_ms + (uint64_t)cl->_v5->will_delay_s * 1000;
             will = NULL;
         }
-        /* Its unacknowledged shared-group messages go to other members. */
-        session_share_redispatch(b, s);
         if (s->expiry_s == 0) {
-            session_end(b, s);
+            session_end(b, s); /* its shared-group messages go to others there */
         } else {
+            /* Its unacknowledged shared-group messages go to other members. */
+            session_share_redispatch(b, s);
             if (s->expiry_s != SESSION_EXPIRY_NEVER)
                 s->expire_at_ms = b->now_ms + (uint64_t)s->expiry_s * 1000;
             uint64_t due = s->will ? s->will_at_ms : s->expire_at_ms;

@@ -58,7 +58,6 @@ struct client {
     struct client *_dirty_next;
     struct client *_dirty_prev;
     bool _dirty;
-    bool _clean_disconnect; /* DISCONNECT received: no will */
     uint8_t _partial_hdr_len;
     uint8_t _partial_hdr[5];  /* a fixed header split across reads */
     uint8_t *_partial;        /* a packet split across reads, whole packet size */

@@ -43,7 +43,6 @@ struct client_v5 {
     uint32_t will_delay_s; /* the will's Will Delay Interval */
     uint16_t recv_max;     /* the client's Receive Maximum */
     uint16_t alias_max;    /* the client's Topic Alias Maximum: outbound aliases */
-    bool problem_info;     /* Request Problem Information */
     uint16_t alias_out_count;
     uint32_t alias_clock;
     struct alias_out *alias_out; /* [BROKER_ALIAS_OUT_MAX], lazily */

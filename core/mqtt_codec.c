@@ -826,7 +826,7 @@ static bool rc_allowed(uint8_t type, uint8_t rc)
     const uint8_t *set;
     size_t n;
     RM_ASSERT(type <= MQTT_AUTH);
-    RM_ASSERT(sizeof(rcs_disconnect) == 29 && sizeof(rcs_connack) == 22);
+    _Static_assert(sizeof(rcs_disconnect) == 29 && sizeof(rcs_connack) == 22, "rc tables");
 
     switch (type) {
     case MQTT_CONNACK:

@@ -358,7 +358,6 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
     return true;
 }
 
-/* Move queued messages into the inflight window while it has room. */
 /* Send inflight entry @e again on this connection (DUP PUBLISH or PUBREL); as send_publish(). */
 static int resend(struct broker *b, struct session *s, const struct session_inflight *e)
 {

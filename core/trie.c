@@ -552,18 +552,14 @@ static void report(const struct trie_node *n, trie_match_cb cb, void *ctx)
 
 int trie_split(struct trie_name *n, uint64_t seed, const uint8_t *name, size_t len)
 {
-    size_t pos = 0;
+    const uint8_t *lvl;
+    size_t pos = 0, lvl_len;
 
     RM_ASSERT(n != NULL && name != NULL && len > 0);
     n->name = name;
-    n->len = len;
     n->seed = seed;
     n->count = 0;
-    /* pos == len + 1 once the last level (which ends at len) is split off. */
-    while (pos <= len) {
-        const uint8_t *slash = len > pos ? memchr(name + pos, '/', len - pos) : NULL;
-        size_t end = slash ? (size_t)(slash - name) : len;
-
+    while (topic_level_next(&pos, name, len, &lvl, &lvl_len)) {
         if (n->count == n->cap) {
             uint32_t ncap = n->cap ? n->cap * 2 : 16;
             struct trie_level *l = realloc(n->lvl, ncap * sizeof(*l));
@@ -575,9 +571,8 @@ int trie_split(struct trie_name *n, uint64_t seed, const uint8_t *name, size_t l
             n->lvl = l;
             n->cap = ncap;
         }
-        n->lvl[n->count++] = (struct trie_level){
-            (uint32_t)pos, (uint32_t)(end - pos), lvlmap_hash(seed, name + pos, end - pos)};
-        pos = end + 1;
+        n->lvl[n->count++] = (struct trie_level){(uint32_t)(lvl - name), (uint32_t)lvl_len,
+                                                 lvlmap_hash(seed, lvl, lvl_len)};
     }
     return 0;
 }

@@ -39,7 +39,6 @@ struct trie_level {
 /* Zero-initialised is empty; trie_split() fills it, trie_name_fini() frees it. */
 struct trie_name {
     const uint8_t *name; /* borrowed: must outlive the matches */
-    size_t len;
     uint64_t seed;
     uint32_t count; /* levels: '/' count + 1 */
     uint32_t cap;   /* entries allocated in lvl */

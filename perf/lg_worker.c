@@ -67,7 +67,6 @@
 #define RXBUF_MIN_BYTES (64u * 1024u)
 #define PACKET_OVERHEAD 512u /* fixed header, topic length, packet id, slack */
 #define CLIENT_ID_MAX 32u
-#define RX_READS_PER_EVENT 1u /* level-triggered: more data comes next iteration */
 /*
  * Reads in a row while the transport says it holds bytes epoll cannot see
  * (TLS records already decrypted, WebSocket frames already read); past this

@@ -1094,19 +1094,9 @@ void e2e_prop_u8(mosquitto_property **l, int id, uint8_t v)
     cr_assert(mosquitto_property_add_byte(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
 }
 
-void e2e_prop_u16(mosquitto_property **l, int id, uint16_t v)
-{
-    cr_assert(mosquitto_property_add_int16(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
-}
-
 void e2e_prop_u32(mosquitto_property **l, int id, uint32_t v)
 {
     cr_assert(mosquitto_property_add_int32(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
-}
-
-void e2e_prop_varint(mosquitto_property **l, int id, uint32_t v)
-{
-    cr_assert(mosquitto_property_add_varint(l, id, v) == MOSQ_ERR_SUCCESS, "property %d", id);
 }
 
 void e2e_prop_str(mosquitto_property **l, int id, const char *v)

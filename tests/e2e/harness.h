@@ -272,9 +272,7 @@ void e2e_client_abort(struct e2e_client *c);
  * success. Free a list with mosquitto_property_free_all().
  */
 void e2e_prop_u8(mosquitto_property **l, int id, uint8_t v);
-void e2e_prop_u16(mosquitto_property **l, int id, uint16_t v);
 void e2e_prop_u32(mosquitto_property **l, int id, uint32_t v);
-void e2e_prop_varint(mosquitto_property **l, int id, uint32_t v);
 void e2e_prop_str(mosquitto_property **l, int id, const char *v);
 void e2e_prop_bin(mosquitto_property **l, int id, const void *v, uint16_t len);
 void e2e_prop_pair(mosquitto_property **l, const char *name, const char *value);
