@@ -966,18 +966,22 @@ static void share_received(struct broker *b, uint32_t from, struct msg *m, uint6
     RM_ASSERT(from < b->shard_count);
     uint8_t options = 0;
     struct session *to = share_pick(b->share, key, msg_topic(m), m->topic_len, NULL, &options);
-    if (to) {
-        share_deliver(b, to, m, options, key);
-        return;
-    }
-    /* Our members left while it travelled: pass it on, a bounded number of times. */
+    /*
+     * Our members left while it travelled, or none of them is online (the
+     * sender may have chosen us by turn): another shard may have someone
+     * online. Pass it on a bounded number of times; the last shard queues
+     * it for an offline member of its own.
+     */
     uint32_t shard;
-    if (hops < SHARE_HOPS_MAX &&
+    if ((!to || !to->client) && hops < SHARE_HOPS_MAX &&
         share_pick_shard(b->share, key, msg_topic(m), m->topic_len, from, &shard)) {
         xs_send_share(b, shard, m, key, hops + 1);
         return;
     }
-    b->stats.share_dropped++;
+    if (to)
+        share_deliver(b, to, m, options, key);
+    else
+        b->stats.share_dropped++;
 }
 
 void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)

@@ -1184,6 +1184,33 @@ Test(broker_shards, a_qos0_retained_publish_is_seen_by_the_same_connections_next
     sgone(&c);
 }
 
+/* Section 4.8.2: a shared message goes to a member that can take it now. */
+Test(broker_shards, a_shared_message_chosen_for_an_offline_shard_reaches_an_online_member)
+{
+    char on_id[32], off_id[32], pid[32];
+    id_on(0, "on-", on_id, sizeof(on_id));
+    id_on(1, "off-", off_id, sizeof(off_id));
+    id_on(2, "pub-", pid, sizeof(pid));
+    struct sconn on, off, pub;
+    sconnect(&off, 1, off_id, false);
+    ssub(&off, "$share/g/job", 0);
+    sgone(&off); /* persistent: stays a member, offline */
+    sconnect(&on, 0, on_id, true);
+    ssub(&on, "$share/g/job", 0);
+    sconnect(&pub, 2, pid, true);
+    for (int i = 0; i < 10; i++)
+        spub(&pub, "job", "m", 0, false, 0);
+    unsigned got = 0;
+    struct got g;
+    while (next_out(&on.cl, &g)) {
+        cr_assert_eq(g.pkt.type, MQTT_PUBLISH);
+        got++;
+    }
+    cr_assert_eq(got, 10, "every message reaches the online member, not the offline one");
+    sgone(&on);
+    sgone(&pub);
+}
+
 Test(broker_shards, suback_waits_until_every_shard_forwards_the_new_filter)
 {
     char sid[32], pid[32];
