@@ -1147,7 +1147,12 @@ void broker_tick(struct broker *b, uint64_t now_ms)
     b->now_ms = now_ms;
     if (now_ms < b->next_scan_ms)
         return;
-    b->next_scan_ms = now_ms + 1000;
+    /*
+     * The next scan is at the earliest deadline left, but not within a
+     * second: a shard holding a million sessions that expire in days walks
+     * them once, not every second.
+     */
+    uint64_t earliest = UINT64_MAX;
     struct session *s = b->timed_head;
     while (s) {
         struct session *next = s->_tnext;
@@ -1161,9 +1166,15 @@ void broker_tick(struct broker *b, uint64_t now_ms)
             session_end(b, s);
         } else if (!s->will && !s->expire_at_ms) {
             timed_unlink(b, s);
+        } else {
+            if (s->will && s->will_at_ms < earliest)
+                earliest = s->will_at_ms;
+            if (s->expire_at_ms && s->expire_at_ms < earliest)
+                earliest = s->expire_at_ms;
         }
         s = next;
     }
+    b->next_scan_ms = earliest > now_ms + 1000 ? earliest : now_ms + 1000;
 }
 
 bool broker_has_deadlines(const struct broker *b)

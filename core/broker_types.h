@@ -145,7 +145,8 @@ struct broker {
 
     /*
      * Offline sessions with a deadline: a finite session expiry, or a
-     * delayed will. Scanned once a second by broker_tick().
+     * delayed will. Walked by broker_tick() at next_scan_ms: the earliest
+     * deadline, at most once a second.
      */
     struct session *timed_head;
     uint64_t now_ms;      /* broker_tick()'s clock */

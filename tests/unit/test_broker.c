@@ -705,6 +705,40 @@ Test(broker, closes_on_packet_over_the_size_limit)
     broker_client_gone(b, &c, 0);
 }
 
+/* A v5 client @id whose session expires @expiry_s seconds after it goes. */
+static void gone_with_expiry(struct client *cl, const char *id, uint32_t expiry_s)
+{
+    broker_client_init(b, cl);
+    struct mqtt_pkt p = connect_pkt(id, false, MQTT_V5);
+    p.u.connect.props.has = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+    p.u.connect.props.session_expiry = expiry_s;
+    cr_assert_eq(feed_pkt(cl, &p, MQTT_V5), 0);
+    struct got g;
+    cr_assert(next_out(cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+    broker_client_gone(b, cl, 0);
+}
+
+/* [MQTT-3.1.2-23]: the session ends when its expiry interval has passed, not before. */
+Test(broker, offline_sessions_expire_at_their_deadlines_however_far_apart)
+{
+    struct client near, far;
+    broker_tick(b, 1000);
+    gone_with_expiry(&near, "near", 2);   /* due at 3000 */
+    gone_with_expiry(&far, "far", 3600); /* due at 3601000 */
+    cr_assert(broker_has_deadlines(b));
+    broker_tick(b, 2999);
+    cr_assert_eq(broker_stats(b)->sessions_expired, 0);
+    broker_tick(b, 3000);
+    cr_assert_eq(broker_stats(b)->sessions_expired, 1);
+    /* The next walk waits for the far deadline, and is not late for it. */
+    broker_tick(b, 3600999);
+    cr_assert_eq(broker_stats(b)->sessions_expired, 1);
+    broker_tick(b, 3601000);
+    cr_assert_eq(broker_stats(b)->sessions_expired, 2);
+    cr_assert_not(broker_has_deadlines(b));
+}
+
 Test(broker, qos0_is_shed_when_the_output_buffer_is_full)
 {
     lim.output_bytes_max = 200;
