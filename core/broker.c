@@ -531,37 +531,17 @@ static void client_v5_free(struct broker *b, struct client *cl)
     cl->_v5 = NULL;
 }
 
-/* DISCONNECT reason codes a server may send (MQTT 5.0 section 3.14.2.1). */
+/*
+ * The DISCONNECT reason code for error @rc: itself where a DISCONNECT may
+ * carry it (MQTT 5.0 section 3.14.2.1; 0x04 is the client's), else 0x80.
+ */
 static uint8_t disconnect_rc(int rc)
 {
-    RM_ASSERT(rc < 0);
-    switch (-rc) {
-    case MQTT_RC_MALFORMED_PACKET:
-    case MQTT_RC_PROTOCOL_ERROR:
-    case MQTT_RC_IMPL_SPECIFIC:
-    case MQTT_RC_NOT_AUTHORIZED:
-    case MQTT_RC_SERVER_BUSY:
-    case MQTT_RC_SERVER_SHUTTING_DOWN:
-    case MQTT_RC_KEEPALIVE_TIMEOUT:
-    case MQTT_RC_SESSION_TAKEN_OVER:
-    case MQTT_RC_TOPIC_FILTER_INVALID:
-    case MQTT_RC_TOPIC_NAME_INVALID:
-    case MQTT_RC_RECEIVE_MAX_EXCEEDED:
-    case MQTT_RC_TOPIC_ALIAS_INVALID:
-    case MQTT_RC_PACKET_TOO_LARGE:
-    case MQTT_RC_MESSAGE_RATE_TOO_HIGH:
-    case MQTT_RC_QUOTA_EXCEEDED:
-    case MQTT_RC_ADMIN_ACTION:
-    case MQTT_RC_PAYLOAD_FORMAT_INVALID:
-    case MQTT_RC_RETAIN_NOT_SUPPORTED:
-    case MQTT_RC_QOS_NOT_SUPPORTED:
-    case MQTT_RC_SHARED_SUBS_NOT_SUPPORTED:
-    case MQTT_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED:
-    case MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED:
-        return (uint8_t)-rc;
-    default:
-        return MQTT_RC_UNSPECIFIED;
-    }
+    RM_ASSERT(rc < 0 && rc >= -255);
+    uint8_t code = (uint8_t)-rc;
+    return code != MQTT_RC_DISCONNECT_WITH_WILL && mqtt_rc_allowed(MQTT_DISCONNECT, code)
+               ? code
+               : MQTT_RC_UNSPECIFIED;
 }
 
 /*

@@ -820,8 +820,7 @@ static const uint8_t rcs_disconnect[] = {0x00, 0x04, 0x80, 0x81, 0x82, 0x83, 0x8
                                          0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xA1, 0xA2};
 static const uint8_t rcs_auth[] = {0x00, 0x18, 0x19};
 
-/* True if @rc is one of the v5 reason codes of packet @type. */
-static bool rc_allowed(uint8_t type, uint8_t rc)
+bool mqtt_rc_allowed(uint8_t type, uint8_t rc)
 {
     const uint8_t *set;
     size_t n;
@@ -1005,7 +1004,8 @@ static int decode_connack(struct rd *r, uint8_t version, struct mqtt_connack *ca
     if ((ack_flags & 0xfe) != 0) {
         return -MQTT_RC_MALFORMED_PACKET;
     }
-    if (version == MQTT_V5 ? !rc_allowed(MQTT_CONNACK, rc) : rc > MQTT_CONNACK_NOT_AUTHORIZED) {
+    if (version == MQTT_V5 ? !mqtt_rc_allowed(MQTT_CONNACK, rc)
+                           : rc > MQTT_CONNACK_NOT_AUTHORIZED) {
         return -MQTT_RC_MALFORMED_PACKET; /* 5.0 [MQTT-3.2.2-8] */
     }
     if (ack_flags != 0 && rc != MQTT_CONNACK_ACCEPTED) {
@@ -1092,7 +1092,7 @@ static int decode_ack(struct rd *r, uint8_t type, uint8_t version, struct mqtt_a
         goto out; /* [MQTT-2.3.1-1] */
     }
     if (rd_left(r) > 0) {
-        if (!rd_u8(r, &a->rc) || !rc_allowed(type, a->rc)) {
+        if (!rd_u8(r, &a->rc) || !mqtt_rc_allowed(type, a->rc)) {
             goto out; /* [MQTT-3.4.2-1, 3.5.2-1, 3.6.2-1, 3.7.2-1] */
         }
     }
@@ -1123,7 +1123,7 @@ static int decode_reason(struct rd *r, uint8_t type, struct mqtt_ack *a)
         ret = 0;
         goto out;
     }
-    if (!rd_u8(r, &a->rc) || !rc_allowed(type, a->rc)) {
+    if (!rd_u8(r, &a->rc) || !mqtt_rc_allowed(type, a->rc)) {
         goto out; /* [MQTT-3.14.2-1]; AUTH section 3.15.2.1 */
     }
     if (rd_left(r) == 0 && type == MQTT_DISCONNECT) {
@@ -1243,7 +1243,8 @@ static int decode_suback(struct rd *r, uint8_t type, uint8_t version, struct mqt
     for (i = 0; i < sa->count; i++) {
         uint8_t rc = sa->rcs[i];
 
-        if (version == MQTT_V5 ? !rc_allowed(type, rc) : (rc > 2 && rc != MQTT_SUBACK_FAILURE)) {
+        if (version == MQTT_V5 ? !mqtt_rc_allowed(type, rc)
+                               : (rc > 2 && rc != MQTT_SUBACK_FAILURE)) {
             return -MQTT_RC_MALFORMED_PACKET; /* [MQTT-3.9.3-2]; 5.0 [MQTT-3.11.3-2] */
         }
     }
@@ -1504,7 +1505,7 @@ static uint64_t publish_body_bytes(const struct mqtt_publish *p, uint8_t version
 static uint64_t ack_body_bytes(const struct mqtt_ack *a, uint8_t type, uint8_t version)
 {
     RM_ASSERT(a->pkt_id != 0);
-    RM_ASSERT(version != MQTT_V5 || rc_allowed(type, a->rc));
+    RM_ASSERT(version != MQTT_V5 || mqtt_rc_allowed(type, a->rc));
 
     if (version != MQTT_V5) {
         return 2;
@@ -1518,7 +1519,7 @@ static uint64_t ack_body_bytes(const struct mqtt_ack *a, uint8_t type, uint8_t v
 /* 5.0 DISCONNECT and AUTH, shortest form (sections 3.14.2.1, 3.15.2.1). */
 static uint64_t reason_body_bytes(const struct mqtt_ack *a, uint8_t type, uint8_t version)
 {
-    RM_ASSERT(rc_allowed(type, a->rc));
+    RM_ASSERT(mqtt_rc_allowed(type, a->rc));
     RM_ASSERT(version == MQTT_V5);
 
     if (props_empty(&a->props)) {
@@ -1547,7 +1548,7 @@ static uint64_t suback_body_bytes(const struct mqtt_suback *sa, uint8_t type, ui
         return BODY_UNENCODABLE;
     }
     for (i = 0; i < sa->count; i++) {
-        RM_ASSERT(version == MQTT_V5 ? rc_allowed(type, sa->rcs[i])
+        RM_ASSERT(version == MQTT_V5 ? mqtt_rc_allowed(type, sa->rcs[i])
                                      : (sa->rcs[i] <= 2 || sa->rcs[i] == MQTT_SUBACK_FAILURE));
     }
     return add_bytes(2 + (uint64_t)sa->count, props_bytes(&sa->props, IN(type), version));
@@ -1559,7 +1560,7 @@ static uint64_t body_bytes(const struct mqtt_pkt *pkt, uint8_t version)
     case MQTT_CONNECT:
         return connect_body_bytes(&pkt->u.connect, version);
     case MQTT_CONNACK:
-        RM_ASSERT(version == MQTT_V5 ? rc_allowed(MQTT_CONNACK, pkt->u.connack.rc)
+        RM_ASSERT(version == MQTT_V5 ? mqtt_rc_allowed(MQTT_CONNACK, pkt->u.connack.rc)
                                      : pkt->u.connack.rc <= MQTT_CONNACK_NOT_AUTHORIZED);
         RM_ASSERT(!pkt->u.connack.session_present || pkt->u.connack.rc == 0);
         return add_bytes(2, props_bytes(&pkt->u.connack.props, IN(MQTT_CONNACK), version));
@@ -1729,7 +1730,7 @@ static uint8_t *put_subscribe(uint8_t *p, const struct mqtt_subscribe *s, uint8_
 static uint8_t *put_reason(uint8_t *p, const struct mqtt_ack *a, uint8_t type, uint32_t body)
 {
     uint32_t head = type == MQTT_DISCONNECT || type == MQTT_AUTH ? 0 : 2;
-    RM_ASSERT(rc_allowed(type, a->rc));
+    RM_ASSERT(mqtt_rc_allowed(type, a->rc));
     RM_ASSERT(body >= head);
 
     if (head == 2) {

@@ -435,6 +435,12 @@ uint8_t mqtt_rc_to_connack_v3(int rc);
 /* Human name of a packet type, for logs ("PUBLISH"); "?" if unknown. */
 const char *mqtt_type_name(uint8_t type);
 
+/*
+ * True if @rc is a reason code MQTT 5.0 allows in packet @type (CONNACK,
+ * PUBACK..PUBCOMP, SUBACK, UNSUBACK, DISCONNECT, AUTH; false for others).
+ */
+bool mqtt_rc_allowed(uint8_t type, uint8_t rc);
+
 /* Human name of a reason code ("keep alive timeout"); "unknown reason code" if none. */
 const char *mqtt_rc_name(uint8_t rc);
 

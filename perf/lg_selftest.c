@@ -341,7 +341,8 @@ static void ws_response_check_needs_every_part(void)
                    "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n") < 0);
     static const char ok_for_other_key[] =
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n";
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+        "Sec-WebSocket-Protocol: mqtt\r\n\r\n";
     /* A complete response whose accept value is for another key. */
     CHECK(lg_ws_response_check(ok_for_other_key, strlen(ok_for_other_key),
                                "AAAAAAAAAAAAAAAAAAAAAAAAAAA=", &why) < 0 &&
