@@ -277,20 +277,16 @@ static struct msg *new_msg(struct broker *b, const struct mqtt_str *topic,
 {
     RM_ASSERT(topic->len > 0);
     RM_ASSERT(qos <= 2);
-    struct msg *m = NULL;
-    const uint8_t *kept = props->raw.ptr;
-    size_t kept_len = mqtt_props_copy(props, FORWARDED_PROPS, NULL);
-    uint8_t *tmp = NULL;
-    if (kept_len != props->raw.len) {
-        /* Something not forwarded (alias, expiry) sits among them: filter. */
-        tmp = malloc(kept_len ? kept_len : 1);
-        if (!tmp)
-            goto out;
-        (void)mqtt_props_copy(props, FORWARDED_PROPS, tmp);
-        kept = tmp;
-    }
-    m = msg_new(topic->ptr, topic->len, kept, kept_len, payload->ptr, payload->len, qos, retain);
+    struct msg *m;
+    /* Only forwarded properties (the common case): the block goes as it is. */
+    bool filter = (props->has & ~(uint64_t)FORWARDED_PROPS) != 0;
+    size_t kept_len = filter ? mqtt_props_copy(props, FORWARDED_PROPS, NULL) : props->raw.len;
+    m = msg_new(topic->ptr, topic->len, filter ? NULL : props->raw.ptr, kept_len, payload->ptr,
+                payload->len, qos, retain);
     if (m) {
+        /* An alias or expiry sits among them: copy the rest straight into the message. */
+        if (filter)
+            (void)mqtt_props_copy(props, FORWARDED_PROPS, msg_props_fill(m));
         m->home_shard = b->shard_id;
         if ((props->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) && will) {
             m->expiry_ms = MSG_EXPIRY_AT_PUBLISH;
@@ -299,8 +295,6 @@ static struct msg *new_msg(struct broker *b, const struct mqtt_str *topic,
             m->expiry_ms = b->now_ms + (uint64_t)props->message_expiry * 1000 + 1;
         }
     }
-    free(tmp);
-out:
     return m;
 }
 

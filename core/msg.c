@@ -23,7 +23,7 @@ struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *props
     RM_ASSERT(topic_len <= LIMITS_STRING_BYTES_MAX && (topic != NULL || topic_len == 0));
     RM_ASSERT(payload_len <= LIMITS_REMAINING_LENGTH_MAX && (payload != NULL || payload_len == 0));
     RM_ASSERT(qos <= 2);
-    RM_ASSERT(props_len <= LIMITS_REMAINING_LENGTH_MAX && (props != NULL || props_len == 0));
+    RM_ASSERT(props_len <= LIMITS_REMAINING_LENGTH_MAX);
 
     m = malloc(sizeof(*m) + topic_len + props_len + payload_len);
     if (!m)
@@ -39,7 +39,7 @@ struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *props
     m->will_expiry_s = 0;
     if (topic_len > 0)
         memcpy(m->data, topic, topic_len);
-    if (props_len > 0)
+    if (props != NULL && props_len > 0)
         memcpy(m->data + topic_len, props, props_len);
     if (payload_len > 0)
         memcpy(m->data + topic_len + props_len, payload, payload_len);

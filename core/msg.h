@@ -37,7 +37,9 @@ struct msg {
  * Build a message with one reference held by the caller. Copies @topic,
  * @props (already encoded MQTT 5.0 properties: payload format, content
  * type, response topic, correlation data, user properties; may be empty)
- * and @payload. Returns NULL on allocation failure.
+ * and @payload. With @props NULL and @props_len > 0 the property bytes are
+ * left for the builder to write through msg_props_fill() before sharing the
+ * message. Returns NULL on allocation failure.
  */
 struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *props,
                     size_t props_len, const uint8_t *payload, size_t payload_len, uint8_t qos,
@@ -55,6 +57,12 @@ static inline const uint8_t *msg_topic(const struct msg *m)
 }
 
 static inline const uint8_t *msg_props(const struct msg *m)
+{
+    return m->data + m->topic_len;
+}
+
+/* The property bytes of a message being built (msg_new() with @props NULL). */
+static inline uint8_t *msg_props_fill(struct msg *m)
 {
     return m->data + m->topic_len;
 }
