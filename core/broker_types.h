@@ -121,6 +121,10 @@ struct broker {
     uint32_t match_cap;
     uint32_t match_epoch;
 
+    /* Scratch for the subscription identifiers of one PUBLISH. */
+    uint32_t *sub_ids;
+    uint32_t sub_ids_cap;
+
     /* Scratch for SUBACK return codes. */
     uint8_t *rcs;
     uint32_t rcs_cap;

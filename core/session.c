@@ -232,9 +232,6 @@ static uint16_t next_pkt_id(struct session *s)
     return 0;
 }
 
-/* Subscription identifiers sent with one PUBLISH, at most. */
-#define SUB_IDS_MAX 16u
-
 /* Whole seconds left of a message's expiry, rounded down: never more than it had. */
 static uint32_t expiry_left_s(const struct broker *b, const struct msg *m)
 {
@@ -258,7 +255,6 @@ static int send_publish(struct broker *b, struct session *s, const struct msg *m
     struct client *cl = s->client;
     RM_ASSERT(cl != NULL);
     RM_ASSERT(qos <= 2 && (qos == 0) == (pkt_id == 0));
-    uint32_t ids[SUB_IDS_MAX];
     struct mqtt_pkt pkt = {.type = MQTT_PUBLISH};
     struct mqtt_publish *pub = &pkt.u.publish;
     *pub = (struct mqtt_publish){
@@ -282,9 +278,17 @@ static int send_publish(struct broker *b, struct session *s, const struct msg *m
             pr->message_expiry = expiry_left_s(b, m);
         }
         if (s->sub_id_count > 0) {
-            pr->sub_id_count = session_sub_ids(s, msg_topic(m), m->topic_len, share_key, ids,
-                                               SUB_IDS_MAX);
-            pr->sub_ids = ids;
+            /* Every matching subscription's identifier, in one copy [MQTT-3.3.4-4]. */
+            if (s->sub_id_count > b->sub_ids_cap) {
+                uint32_t *n = realloc(b->sub_ids, s->sub_id_count * sizeof(*n));
+                if (!n)
+                    return -ENOMEM;
+                b->sub_ids = n;
+                b->sub_ids_cap = s->sub_id_count;
+            }
+            pr->sub_id_count = session_sub_ids(s, msg_topic(m), m->topic_len, share_key,
+                                               b->sub_ids, s->sub_id_count);
+            pr->sub_ids = b->sub_ids;
         }
     }
     int rc = broker__send_publish(b, cl, &pkt, bytes_max);

@@ -400,6 +400,58 @@ static void sub_ids(unsigned n)
 }
 E2E_TEST_SHARDS(v5_publish, subscription_identifiers_are_delivered, sub_ids)
 
+/*
+ * [MQTT-3.3.4-4]: with 24 overlapping subscriptions (each level of
+ * "a/b/c/d" literal or '+', and eight '#' filters), every identifier is
+ * delivered (ringmq: in one copy; mosquitto: one copy per subscription).
+ */
+static void many_sub_ids(unsigned n)
+{
+    enum { FILTERS = 24 };
+    static const char *const hash_filters[] = {"#",       "a/#",     "a/b/#",   "a/b/c/#",
+                                               "a/b/c/d/#", "+/#",   "+/+/#",   "a/+/c/#"};
+    struct e2e_broker *b = e2e_broker_start_shards(n, NULL);
+    uint32_t known[FILTERS];
+    char filters[FILTERS][16];
+    char sid[ID_MAX];
+    char pid[ID_MAX];
+    struct e2e_client *pub;
+    unsigned ids;
+    int without;
+    int copies;
+    int fd;
+
+    for (unsigned i = 0; i < 16; i++) {
+        snprintf(filters[i], sizeof(filters[i]), "%s/%s/%s/%s", i & 1 ? "+" : "a",
+                 i & 2 ? "+" : "b", i & 4 ? "+" : "c", i & 8 ? "+" : "d");
+    }
+    for (unsigned i = 16; i < FILTERS; i++)
+        snprintf(filters[i], sizeof(filters[i]), "%s", hash_filters[i - 16]);
+    e2e_id_on(n - 1, n, "msis-", sid, sizeof(sid));
+    e2e_id_on(0, n, "msip-", pid, sizeof(pid));
+    fd = e2e_raw_connect5_ok(b, sid, true, 0, NULL);
+    for (unsigned i = 0; i < FILTERS; i++) {
+        struct e2e_props pr = {.len = 0};
+
+        known[i] = 100 + i;
+        e2e_props_varint(&pr, MQTT_PROP_SUBSCRIPTION_IDENTIFIER, known[i]);
+        cr_assert_eq(e2e_raw_subscribe5(fd, (uint16_t)(i + 1), filters[i], 0, &pr), 0, "%s",
+                     filters[i]);
+    }
+    pub = e2e_client_connect5(b, pid, true, 0, NULL);
+    e2e_client_publish5(pub, "a/b/c/d", "x", 1, 0, false, NULL);
+    copies = collect_sub_ids(fd, "a/b/c/d", known, FILTERS, &ids, &without);
+    cr_assert_eq(ids, (1u << FILTERS) - 1, "identifiers delivered: %#x of %#x", ids,
+                 (1u << FILTERS) - 1);
+    cr_assert_eq(without, 0);
+    if (!e2e_mosquitto_mode())
+        cr_assert_eq(copies, 1, "%d copies for overlapping subscriptions", copies);
+    e2e_raw_disconnect5(fd);
+    e2e_client_disconnect(pub);
+    e2e_broker_stop(b);
+}
+E2E_TEST_SHARDS(v5_publish, every_identifier_of_many_overlapping_subscriptions, many_sub_ids)
+
 /* ---------------------------------------------------------------- 3.1.1 next to v5 */
 
 /*
