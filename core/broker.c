@@ -684,12 +684,15 @@ static void xs_send_share(struct broker *b, uint32_t dest, struct msg *m, uint64
     broker__xs_push(b, dest, &x);
 }
 
-/* Deliver @m to @s through a shared subscription with @options, as group @key. */
-static void share_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t options,
-                          uint64_t key)
+/*
+ * Deliver @m to @s, subscribed with @options: at the lower of the two QoS,
+ * RETAIN 0 unless Retain As Published [MQTT-3.3.1-12, -13]; through shared
+ * group @key, or 0 for the session's own subscriptions.
+ */
+static void deliver_one(struct broker *b, struct session *s, struct msg *m, uint8_t options,
+                        uint64_t key)
 {
     uint8_t qos = options & MQTT_SUBOPT_QOS;
-    RM_ASSERT(key != 0);
     if (qos > m->qos)
         qos = m->qos;
     session_deliver(b, s, m, qos, m->retain && (options & MQTT_SUBOPT_RAP), key);
@@ -704,7 +707,7 @@ bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
     uint8_t options = 0;
     struct session *to = share_pick(b->share, key, topic.ptr, topic.len, (void *)from, &options);
     if (to && to != from && to->client) {
-        share_deliver(b, to, m, options, key);
+        deliver_one(b, to, m, options, key);
         return true;
     }
     /* No other member online here: another shard's, else an offline one here. */
@@ -714,7 +717,7 @@ bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
         return true;
     }
     if (to && to != from) {
-        share_deliver(b, to, m, options, key);
+        deliver_one(b, to, m, options, key);
         return true;
     }
     return false;
@@ -726,7 +729,7 @@ static void deliver(struct broker *b, struct msg *m)
     for (uint32_t i = 0; i < b->pick_count; i++) {
         struct broker_share_pick *p = &b->picks[i];
         if (p->member)
-            share_deliver(b, p->member, m, p->options, p->key);
+            deliver_one(b, p->member, m, p->options, p->key);
         else
             xs_send_share(b, p->shard, m, p->key, 0);
     }
@@ -737,14 +740,8 @@ static void deliver(struct broker *b, struct msg *m)
         b->stats.xs_publish_out++;
     }
     b->remote_count = 0;
-    for (uint32_t i = 0; i < b->match_count; i++) {
-        struct session *s = b->match[i];
-        uint8_t qos = s->_match_opts & MQTT_SUBOPT_QOS;
-        if (qos > m->qos)
-            qos = m->qos;
-        /* RETAIN 0 unless Retain As Published [MQTT-3.3.1-12, -13]. */
-        session_deliver(b, s, m, qos, m->retain && (s->_match_opts & MQTT_SUBOPT_RAP), 0);
-    }
+    for (uint32_t i = 0; i < b->match_count; i++)
+        deliver_one(b, b->match[i], m, b->match[i]->_match_opts, 0);
     b->match_count = 0;
 }
 
@@ -954,7 +951,7 @@ static void share_received(struct broker *b, uint32_t from, struct msg *m, uint6
         return;
     }
     if (to)
-        share_deliver(b, to, m, options, key);
+        deliver_one(b, to, m, options, key);
     else
         b->stats.share_dropped++;
 }
@@ -1627,8 +1624,7 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
     if (!lim->wildcard_subscriptions &&
         (memchr(sn.filter, '+', sn.filter_len) || memchr(sn.filter, '#', sn.filter_len)))
         return suback_fail(cl, MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED); /* section 3.2.2.3.14 */
-    if (shared && (opts & MQTT_SUBOPT_NO_LOCAL))
-        return (uint8_t)client_close(b, cl, -MQTT_RC_PROTOCOL_ERROR) & 0;
+    /* No Local on a shared filter never gets here: the codec refuses it [MQTT-3.8.3-4]. */
     if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
         opts = (uint8_t)((opts & ~MQTT_SUBOPT_QOS) | lim->max_qos);
     int rc = session_subscribe(b, cl->_sess, e->filter.ptr, e->filter.len, opts, sub_id);
