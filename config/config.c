@@ -34,6 +34,8 @@
 #define ESC_INPUT_MAX 64
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const protocol_names[] = {"mqtt", "websockets", NULL};
+static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
 
 /* The sections with a fixed name ([listener.NAME] is handled apart). */
 static const struct {
@@ -119,6 +121,29 @@ static const struct config__key keys[] = {
      "TCP port; 0 picks a free one"},
     {CONFIG__SCOPE_LISTENER, "backlog", CONFIG__UINT, 1, 65535, "1024", L(backlog), NULL,
      "listen(2) backlog"},
+    {CONFIG__SCOPE_LISTENER, "protocol", CONFIG__ENUM, 0, 1, "mqtt", L(protocol), protocol_names,
+     "mqtt, or websockets: MQTT over WebSocket (ws, or wss with certfile)"},
+    {CONFIG__SCOPE_LISTENER, "ws_path", CONFIG__STRING, 0, 0, CONFIG_WS_PATH_DEFAULT, L(ws_path), NULL,
+     "websockets: the path clients upgrade on"},
+    {CONFIG__SCOPE_LISTENER, "certfile", CONFIG__STRING, 0, 0, "", L(certfile), NULL,
+     "PEM server certificate chain (may hold the key too); set: TLS is on"},
+    {CONFIG__SCOPE_LISTENER, "keyfile", CONFIG__STRING, 0, 0, "", L(keyfile), NULL,
+     "PEM private key of certfile; empty: the key is in certfile"},
+    {CONFIG__SCOPE_LISTENER, "cafile", CONFIG__STRING, 0, 0, "", L(cafile), NULL,
+     "PEM CA certificates that client certificates must chain to"},
+    {CONFIG__SCOPE_LISTENER, "capath", CONFIG__STRING, 0, 0, "", L(capath), NULL,
+     "directory of PEM CA certificates (instead of or beside cafile)"},
+    {CONFIG__SCOPE_LISTENER, "require_certificate", CONFIG__BOOL, 0, 1, "false",
+     L(require_certificate), NULL, "clients must present a certificate signed by cafile/capath"},
+    {CONFIG__SCOPE_LISTENER, "use_identity_as_username", CONFIG__BOOL, 0, 1, "false",
+     L(use_identity_as_username), NULL,
+     "the client certificate's subject CN is the username (needs require_certificate)"},
+    {CONFIG__SCOPE_LISTENER, "tls_version", CONFIG__ENUM, 0, 1, "tlsv1.2", L(tls_version),
+     tls_version_names, "oldest TLS version accepted: tlsv1.2 or tlsv1.3"},
+    {CONFIG__SCOPE_LISTENER, "ciphers", CONFIG__STRING, 0, 0, "", L(ciphers), NULL,
+     "TLS 1.2 cipher list (OpenSSL names, ':'-separated); empty: wolfSSL's defaults"},
+    {CONFIG__SCOPE_LISTENER, "ciphers_tls1.3", CONFIG__STRING, 0, 0, "", L(ciphers_tls13), NULL,
+     "TLS 1.3 cipher suites (':'-separated); empty: wolfSSL's defaults"},
 };
 /* clang-format on */
 

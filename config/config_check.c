@@ -8,6 +8,9 @@
 #include "config/config_check.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/rm_assert.h"
@@ -142,8 +145,159 @@ out:
     return rc;
 }
 
+/* Bytes of a file read to tell whether it is PEM at all. */
+#define PEM_SNIFF_BYTES 4096u
+
+/* The line of listener @j's @key, or its header's line when the key is a default. */
+static unsigned listener_key_line(const struct config__load *ld, uint32_t j, const char *key)
+{
+    unsigned line = ld->listener_key_line[j][key_index(CONFIG__SCOPE_LISTENER, key)];
+
+    return line != 0 ? line : ld->listener_line[j];
+}
+
+/*
+ * A PEM file that TLS will load at start-up: it must open, and hold at
+ * least one "-----BEGIN " block. 0, or -1 after config__fail().
+ */
+static int check_pem(struct config__load *ld, uint32_t j, const char *key, const char *path)
+{
+    const struct config_listener *l = &ld->cfg.listeners[j];
+    char buf[PEM_SNIFF_BYTES + 1];
+    unsigned line = listener_key_line(ld, j, key);
+    size_t n;
+    FILE *f;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        config__fail(ld, line, "[listener.%s] %s: cannot read '%s': %s", l->name, key, path,
+                     strerror(errno));
+        return -1;
+    }
+    n = fread(buf, 1, PEM_SNIFF_BYTES, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (strstr(buf, "-----BEGIN ") == NULL) {
+        config__fail(ld, line, "[listener.%s] %s: '%s' is not a PEM file", l->name, key, path);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * The TLS key of listener @l that was given a value other than its default
+ * although certfile is empty (TLS off), or NULL. Defaults are harmless, so
+ * the shipped file can list every key.
+ */
+static const char *tls_key_without_cert(const struct config_listener *l)
+{
+    if (l->keyfile[0] != '\0') {
+        return "keyfile";
+    }
+    if (l->cafile[0] != '\0') {
+        return "cafile";
+    }
+    if (l->capath[0] != '\0') {
+        return "capath";
+    }
+    if (l->require_certificate) {
+        return "require_certificate";
+    }
+    if (l->use_identity_as_username) {
+        return "use_identity_as_username";
+    }
+    if (l->tls_version != CONFIG_TLS_12) {
+        return "tls_version";
+    }
+    if (l->ciphers[0] != '\0') {
+        return "ciphers";
+    }
+    if (l->ciphers_tls13[0] != '\0') {
+        return "ciphers_tls1.3";
+    }
+    return NULL;
+}
+
+static int check_listener_tls(struct config__load *ld, uint32_t j)
+{
+    const struct config_listener *l = &ld->cfg.listeners[j];
+    const char *key;
+    DIR *d;
+
+    if (!config_listener_tls(l)) {
+        key = tls_key_without_cert(l);
+        if (key != NULL) {
+            config__fail(ld, listener_key_line(ld, j, key),
+                         "[listener.%s] %s: needs certfile (TLS is off without it)", l->name,
+                         key);
+            return -1;
+        }
+        return 0;
+    }
+    if (check_pem(ld, j, "certfile", l->certfile) < 0 ||
+        (l->keyfile[0] != '\0' && check_pem(ld, j, "keyfile", l->keyfile) < 0) ||
+        (l->cafile[0] != '\0' && check_pem(ld, j, "cafile", l->cafile) < 0)) {
+        return -1;
+    }
+    if (l->capath[0] != '\0') {
+        d = opendir(l->capath);
+        if (d == NULL) {
+            config__fail(ld, listener_key_line(ld, j, "capath"),
+                         "[listener.%s] capath: cannot open directory '%s': %s", l->name,
+                         l->capath, strerror(errno));
+            return -1;
+        }
+        closedir(d);
+    }
+    if (l->require_certificate && l->cafile[0] == '\0' && l->capath[0] == '\0') {
+        config__fail(ld, listener_key_line(ld, j, "require_certificate"),
+                     "[listener.%s] require_certificate: needs cafile or capath to verify "
+                     "client certificates with",
+                     l->name);
+        return -1;
+    }
+    if (l->use_identity_as_username && !l->require_certificate) {
+        config__fail(ld, listener_key_line(ld, j, "use_identity_as_username"),
+                     "[listener.%s] use_identity_as_username: needs require_certificate = true",
+                     l->name);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_listener_ws(struct config__load *ld, uint32_t j)
+{
+    const struct config_listener *l = &ld->cfg.listeners[j];
+    unsigned line = listener_key_line(ld, j, "ws_path");
+    const char *p;
+
+    if (l->protocol != CONFIG_PROTO_WEBSOCKETS) {
+        if (strcmp(l->ws_path, CONFIG_WS_PATH_DEFAULT) != 0) {
+            config__fail(ld, line, "[listener.%s] ws_path: needs protocol = websockets",
+                         l->name);
+            return -1;
+        }
+        return 0;
+    }
+    if (l->ws_path[0] != '/') {
+        config__fail(ld, line, "[listener.%s] ws_path: must start with '/', got '%s'", l->name,
+                     l->ws_path);
+        return -1;
+    }
+    for (p = l->ws_path; *p != '\0'; p++) {
+        if (*p <= ' ' || *p == '?' || *p == '#' || *p == 0x7f) {
+            config__fail(ld, line,
+                         "[listener.%s] ws_path: no spaces, control characters, '?' or '#'",
+                         l->name);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config__check(struct config__load *ld)
 {
+    uint32_t i;
     int rc;
 
     RM_ASSERT(ld != NULL);
@@ -151,6 +305,12 @@ int config__check(struct config__load *ld)
     rc = check_limits(ld);
     if (rc == 0) {
         rc = check_listeners(ld);
+    }
+    for (i = 0; rc == 0 && i < ld->cfg.listener_count; i++) {
+        rc = check_listener_ws(ld, i);
+        if (rc == 0) {
+            rc = check_listener_tls(ld, i);
+        }
     }
     RM_ASSERT(rc == 0 || ld->failed);
     return rc;

@@ -19,7 +19,7 @@
 #include "config/config.h"
 
 /* Upper bound on the table's length; config.c checks it at compile time. */
-#define CONFIG__KEYS_MAX 32
+#define CONFIG__KEYS_MAX 48
 /* A section header longer than this is shown truncated and never matches. */
 #define CONFIG__SECTION_MAX 128
 

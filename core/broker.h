@@ -54,6 +54,7 @@ struct client {
     uint32_t handoff_shard; /* when HANDOFF: the session's home shard */
 
     /* Private to core/broker.c. */
+    uint32_t _wait;           /* 1 + broker wait slot while held, else 0 */
     struct session *_sess;
     struct client *_dirty_next;
     struct client *_dirty_prev;
@@ -64,7 +65,6 @@ struct client {
     uint32_t _partial_len;
     uint32_t _partial_need;
     struct msg *_will;        /* will of this connection, if any */
-    uint32_t _wait;           /* 1 + broker wait slot while held, else 0 */
     struct obuf _held;        /* bytes received while held, handled after */
     struct client_v5 *_v5;    /* MQTT 5.0 connections only */
 };

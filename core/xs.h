@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 struct msg;
+struct xport;
 
 enum xs_kind {
     XS_NONE = 0,
@@ -50,9 +51,10 @@ struct xs_msg {
             uint64_t token; /* XS_INTEREST_ADD: the sender waits for an XS_ACK; 0 = no */
         } buf;
         struct {
-            uint8_t *bytes; /* bytes read so far (from the CONNECT on); receiver frees */
+            uint8_t *bytes; /* MQTT bytes read so far (from the CONNECT on); receiver frees */
             uint32_t len;
             int32_t fd;
+            struct xport *xport; /* TLS / WebSocket state (net/xport); NULL: plain TCP */
         } conn;
         void *ptr[3];
         uint64_t u64[3];

@@ -152,7 +152,7 @@ void bufring_recycle(struct bufring *b, uint16_t bid)
     io_uring_buf_ring_advance(b->br, 1);
 }
 
-const uint8_t *bufring_cqe_data(struct bufring *b, const struct io_uring_cqe *cqe)
+uint8_t *bufring_cqe_data(struct bufring *b, const struct io_uring_cqe *cqe)
 {
     uint16_t bid = bufring_cqe_bid(cqe);
 

@@ -100,9 +100,11 @@ void bufring_recycle(struct bufring *b, uint16_t bid);
 
 /*
  * Where the bytes of @cqe (IORING_CQE_F_BUFFER set, res > 0) are: valid
- * until bufring_cqe_done(@cqe).
+ * until bufring_cqe_done(@cqe). They are the caller's to modify until then
+ * (the kernel writes only past them): WebSocket payloads are unmasked in
+ * place.
  */
-const uint8_t *bufring_cqe_data(struct bufring *b, const struct io_uring_cqe *cqe);
+uint8_t *bufring_cqe_data(struct bufring *b, const struct io_uring_cqe *cqe);
 
 /*
  * The caller is done with @cqe's bytes (IORING_CQE_F_BUFFER set, any res):

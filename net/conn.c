@@ -21,9 +21,11 @@
 
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
+#include "net/listener.h"
 #include "net/log.h"
 #include "net/shard.h"
 #include "net/uring.h"
+#include "net/xport.h"
 #include "net/xshard.h"
 
 /* Keepalive grace: the spec's one and a half times [MQTT-3.1.2-24]. */
@@ -31,8 +33,18 @@
 
 static void reason_str(int reason, char *buf, size_t len)
 {
+    static const char *const xport_why[] = {
+        [XPORT_E_TLS - XPORT_E_TLS] = "TLS failure",
+        [XPORT_E_WS_REFUSED - XPORT_E_TLS] = "WebSocket upgrade refused",
+        [XPORT_E_WS_PROTOCOL - XPORT_E_TLS] = "WebSocket protocol violation",
+        [XPORT_E_PEER_CLOSED - XPORT_E_TLS] = "closed by the peer (WebSocket close or TLS alert)",
+        [XPORT_E_SINK - XPORT_E_TLS] = "closed",
+    };
+
     if (reason == 0) {
         snprintf(buf, len, "closed");
+    } else if (-reason >= XPORT_E_TLS && -reason <= XPORT_E_SINK) {
+        snprintf(buf, len, "%s", xport_why[-reason - XPORT_E_TLS]);
     } else if (-reason >= MQTT_RC_UNSPECIFIED && -reason <= 0xff) {
         snprintf(buf, len, "mqtt reason 0x%02x", -reason);
     } else {
@@ -57,23 +69,53 @@ static int arm_recv(struct shard *s, struct conn *c)
     return 0;
 }
 
-/* Start a send of pending output if none is in flight. 0 or -EBUSY (no SQE). */
+/*
+ * With a transport: frame and encrypt the broker's output into xp->tx (and,
+ * when closing gracefully, the goodbye after it), then make xp->tx the send.
+ */
+static int xport_out(struct conn *c)
+{
+    int ret;
+
+    ret = xport_send(c->xp, &c->client.out);
+    if (ret < 0) {
+        return ret;
+    }
+    if ((c->flags & CONN_F_CLOSING) && (c->flags & CONN_F_FLUSH)) {
+        xport_goodbye(c->xp);
+    }
+    if (c->xp->tx.len > 0) {
+        obuf_free(&c->sending);
+        obuf_move(&c->sending, &c->xp->tx);
+    }
+    return 0;
+}
+
+/* Start a send of pending output if none is in flight. 0 or a negative errno. */
 static int start_send(struct shard *s, struct conn *c)
 {
     struct io_uring_sqe *sqe;
+    int ret;
 
-    if (c->flags & CONN_F_SEND) {
-        return 0;
+    if (c->flags & (CONN_F_SEND | CONN_F_HANDOFF)) {
+        return 0; /* when handing off, client.out holds the kept input, not output */
     }
     if ((c->flags & CONN_F_CLOSING) && !(c->flags & CONN_F_FLUSH)) {
         return 0;
     }
     if (c->sending.len == 0) {
-        if (c->client.out.len == 0) {
-            return 0;
+        if (c->xp != NULL) {
+            ret = xport_out(c);
+            if (ret < 0 || c->sending.len == 0) {
+                return ret;
+            }
+        } else {
+            if (c->client.out.len == 0) {
+                return 0;
+            }
+            obuf_free(&c->sending);
+            obuf_move(&c->sending, &c->client.out);
         }
-        obuf_free(&c->sending);
-        obuf_move(&c->sending, &c->client.out);
     }
     sqe = uring_get_sqe(&s->ring);
     if (sqe == NULL) {
@@ -105,6 +147,8 @@ static void retire(struct shard *s, struct conn *c)
     c->fd = -1;
     timer_del(&s->timers, &c->timer);
     obuf_free(&c->sending);
+    xport_free(c->xp); /* NULL once handed over */
+    c->xp = NULL;
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -163,7 +207,11 @@ static void handoff_finish(struct shard *s, struct conn *c)
         m.payload.conn.bytes = bytes;
         m.payload.conn.len = len;
         m.payload.conn.fd = c->fd;
+        m.payload.conn.xport = c->xp;
         ret = xshard_send(s->xs, s->id, home, &m);
+    }
+    if (ret == 0) {
+        c->xp = NULL; /* the home shard's now */
     }
     if (ret < 0) {
         /* Allocation failure fails this one connection. */
@@ -253,8 +301,11 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
     close_progress(s, c);
 }
 
-/* A new live conn for @fd with its connect deadline; NULL on ENOMEM (@fd closed). */
-static struct conn *conn_new(struct shard *s, int fd)
+/*
+ * A new live conn for @fd and transport @xp (owned from here) with its
+ * connect deadline; NULL on ENOMEM (@fd closed, @xp freed).
+ */
+static struct conn *conn_new(struct shard *s, int fd, struct xport *xp)
 {
     struct conn *c;
 
@@ -262,10 +313,12 @@ static struct conn *conn_new(struct shard *s, int fd)
     if (c == NULL) {
         s->stats.conns_failed++;
         close(fd);
+        xport_free(xp);
         xshard_conn_closed(s->xs);
         return NULL;
     }
     c->fd = fd;
+    c->xp = xp;
     timer_node_init(&c->timer);
     broker_client_init(s->broker, &c->client);
 
@@ -281,17 +334,25 @@ static struct conn *conn_new(struct shard *s, int fd)
     return c;
 }
 
-int conn_accept(struct shard *s, int fd, bool nodelay)
+int conn_accept(struct shard *s, int fd, const struct listener *l)
 {
     const int one = 1;
+    struct xport *xp;
     struct conn *c;
     int ret;
 
-    RM_ASSERT(s != NULL && fd >= 0);
-    if (!nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+    RM_ASSERT(s != NULL && fd >= 0 && l != NULL);
+    if (!l->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
         LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
     }
-    c = conn_new(s, fd);
+    xp = xport_new(l->cfg, l->tls, s->cfg->limits.packet_bytes_max, &ret);
+    if (ret < 0) {
+        s->stats.conns_failed++;
+        close(fd);
+        xshard_conn_closed(s->xs);
+        return ret;
+    }
+    c = conn_new(s, fd, xp);
     if (c == NULL) {
         return -ENOMEM;
     }
@@ -322,7 +383,8 @@ static void update_deadline(struct shard *s, struct conn *c)
     timer_set(&s->timers, &c->timer, s->now_ms + grace_ms);
 }
 
-static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
+/* MQTT bytes to the broker. */
+static void feed_mqtt(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
 {
     int rc;
 
@@ -340,21 +402,61 @@ static void feed(struct shard *s, struct conn *c, const uint8_t *data, size_t le
     update_deadline(s, c);
 }
 
-int conn_adopt(struct shard *s, int fd, uint8_t *bytes, uint32_t len)
+struct feed_arg {
+    struct shard *s;
+    struct conn *c;
+};
+
+/* The transport's sink: MQTT bytes to the broker; stop once the conn closes. */
+static int feed_sink(void *arg, const uint8_t *data, size_t len)
+{
+    struct feed_arg *fa = arg;
+
+    feed_mqtt(fa->s, fa->c, data, len);
+    return (fa->c->flags & CONN_F_CLOSING) ? -1 : 0;
+}
+
+/* Received bytes (@data writable: a transport may unmask them in place). */
+static void feed(struct shard *s, struct conn *c, uint8_t *data, size_t len)
+{
+    struct feed_arg fa = {.s = s, .c = c};
+    struct xport_sink sink = {.fn = feed_sink, .arg = &fa, .scratch = s->xport_scratch};
+    int ret;
+
+    if (c->xp == NULL) {
+        feed_mqtt(s, c, data, len);
+        return;
+    }
+    ret = xport_recv(c->xp, data, len, &sink, &s->xport_stats);
+    if (ret < 0 && ret != -XPORT_E_SINK) {
+        /* Flush what the transport answered: an HTTP refusal, a close frame, an alert. */
+        conn_close(s, c, ret, true);
+        return;
+    }
+    if (c->xp->tx.len > 0 && !(c->flags & CONN_F_CLOSING)) {
+        ret = start_send(s, c);
+        if (ret < 0) {
+            conn_close(s, c, ret, false);
+        }
+    }
+}
+
+int conn_adopt(struct shard *s, int fd, struct xport *xp, uint8_t *bytes, uint32_t len)
 {
     struct conn *c;
     int ret = 0;
 
     RM_ASSERT(s != NULL && fd >= 0);
     RM_ASSERT(bytes != NULL || len == 0);
-    c = conn_new(s, fd);
+    c = conn_new(s, fd, xp);
     if (c == NULL) {
         ret = -ENOMEM;
         goto out_free;
     }
     s->stats.handoffs_in++;
     LOG_DEBUG("conn fd %d adopted (%u bytes)", fd, len);
-    feed(s, c, bytes, len);
+    /* Plaintext MQTT: the transport already took these bytes on the other shard. */
+    feed_mqtt(s, c, bytes, len);
     if (c->flags & CONN_F_HANDOFF) {
         /* Homed elsewhere again (cannot happen while all shards agree): pass it on. */
         handoff_progress(s, c);

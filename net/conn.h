@@ -45,6 +45,17 @@
  * then its own multishot recv. No byte is ever read by two rings: the first
  * ring's recv has completed for good before the fd leaves its shard.
  *
+ * Transports (issue 11): a connection accepted on a TLS or WebSocket
+ * listener has a struct xport (net/xport.h) in conn->xp; plain TCP has none.
+ * Received bytes then go through xport_recv(), which passes the MQTT bytes
+ * on to the broker; before a send, the broker's output goes through
+ * xport_send() into xp->tx, and xp->tx (which also holds the handshake
+ * records, the upgrade answer, pongs and close frames the transport made)
+ * becomes the send. A graceful close queues the WebSocket close frame and
+ * TLS close_notify after the last output. A handoff carries the xport to the
+ * home shard with the fd (XS_CONN_HANDOFF's payload.conn.xport); the bytes
+ * the broker kept are plaintext MQTT and are fed to the broker directly.
+ *
  * Owned by one shard; that thread only. Functions may close (but never free)
  * the conn synchronously.
  */
@@ -60,7 +71,9 @@
 #include "core/obuf.h"
 #include "net/timer.h"
 
+struct listener;
 struct shard;
+struct xport;
 
 /* A flush on close may take this long before the socket is shut down. */
 #define CONN_LINGER_MS 2000u
@@ -81,7 +94,7 @@ enum conn_flag {
 /*
  * Size matters (one per connection, issue 4's bytes per idle connection):
  * malloc rounds a request up to 8 bytes less than a multiple of 16, so with
- * a 120-byte struct client this is 184 bytes in a 192-byte chunk. A dead
+ * a 112-byte struct client this is 184 bytes in a 192-byte chunk. A dead
  * conn is off the live list, so `next` links it on the shard's work list.
  */
 struct conn {
@@ -90,28 +103,31 @@ struct conn {
     struct timer_node timer; /* the one deadline (connect, keepalive or linger) */
     struct conn *prev;       /* shard's list of live conns */
     struct conn *next;       /* ... or, once dead, the shard's work list */
+    struct xport *xp;        /* TLS / WebSocket; NULL for plain TCP */
     int fd;                  /* -1 once closed */
     int16_t close_reason;    /* when closing: 0 or -errno / -MQTT_RC_* */
     uint16_t flags;          /* enum conn_flag */
 };
 
 /*
- * Take @fd (just accepted; owned from here): set TCP_NODELAY unless
- * @nodelay says it was inherited from the listening socket, allocate and
- * initialise a conn, start its recv and connect deadline. Returns 0, or a
- * negative errno when the conn could not be created (@fd is closed then).
+ * Take @fd (just accepted on @l; owned from here): set TCP_NODELAY unless
+ * the listening socket's was inherited, allocate and initialise a conn
+ * (with the listener's transport, if any), start its recv and connect
+ * deadline. Returns 0, or a negative errno when the conn could not be
+ * created (@fd is closed then).
  */
-int conn_accept(struct shard *s, int fd, bool nodelay);
+int conn_accept(struct shard *s, int fd, const struct listener *l);
 
 /*
- * Take a connection handed over by another shard: @fd (owned from here) and
- * @bytes[0..@len) (malloc'd, owned from here: freed before return), the
- * bytes the other shard read from the CONNECT on. Builds the conn as
- * conn_accept() does, feeds it the bytes, then starts its recv unless the
- * feed closed it. Returns 0, or a negative errno (@fd closed then). The
- * caller has checked the shard's connection limit.
+ * Take a connection handed over by another shard: @fd and @xp (NULL for
+ * plain TCP; both owned from here) and @bytes[0..@len) (malloc'd, owned
+ * from here: freed before return), the MQTT bytes the other shard read from
+ * the CONNECT on. Builds the conn as conn_accept() does, feeds it the bytes,
+ * then starts its recv unless the feed closed it. Returns 0, or a negative
+ * errno (@fd closed and @xp freed then). The caller has checked the
+ * shard's connection limit.
  */
-int conn_adopt(struct shard *s, int fd, uint8_t *bytes, uint32_t len);
+int conn_adopt(struct shard *s, int fd, struct xport *xp, uint8_t *bytes, uint32_t len);
 
 /* Completion of @c's multishot recv. */
 void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe);

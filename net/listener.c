@@ -64,8 +64,8 @@ static void format_addr(struct listener *l, const struct sockaddr_storage *ss)
     }
 }
 
-int listener_open(struct listener *l, const struct config_listener *cfg, uint16_t port,
-                  bool announce)
+int listener_open(struct listener *l, const struct config_listener *cfg,
+                  const struct tls_ctx *tls, uint16_t port, bool announce)
 {
     struct sockaddr_storage ss;
     socklen_t len;
@@ -75,6 +75,8 @@ int listener_open(struct listener *l, const struct config_listener *cfg, uint16_
     memset(l, 0, sizeof(*l));
     l->fd = -1;
     l->name = cfg->name;
+    l->cfg = cfg;
+    l->tls = tls;
 
     ret = parse_addr(cfg->bind, port, &ss, &len);
     if (ret < 0) {
@@ -119,7 +121,9 @@ int listener_open(struct listener *l, const struct config_listener *cfg, uint16_
     }
     format_addr(l, &ss);
     if (announce) {
-        LOG_INFO("listener %s listening on %s", l->name, l->addr);
+        LOG_INFO("listener %s listening on %s%s", l->name, l->addr,
+                 cfg->protocol == CONFIG_PROTO_WEBSOCKETS ? (tls ? " (wss)" : " (ws)")
+                                                          : (tls ? " (tls)" : ""));
     } else {
         LOG_DEBUG("listener %s: another socket on %s", l->name, l->addr);
     }

@@ -44,8 +44,12 @@
 #define LISTENER_LOG_INTERVAL_MS 1000u
 #define LISTENER_ADDR_MAX (INET6_ADDRSTRLEN + 8) /* "[addr]:65535" */
 
+struct tls_ctx;
+
 struct listener {
     const char *name;      /* borrowed from the config snapshot */
+    const struct config_listener *cfg; /* borrowed from the config snapshot */
+    const struct tls_ctx *tls;         /* borrowed (process-wide, read-only); NULL: no TLS */
     int fd;                /* -1 when closed */
     uint16_t port;         /* bound port (ephemeral resolved) */
     bool armed;            /* a multishot accept is in flight */
@@ -59,13 +63,14 @@ struct listener {
 
 /*
  * Open, bind and listen per @cfg (borrowed for the listener's life: the name
- * is kept), on @port instead of cfg->port (the port shard 0 resolved, for
+ * is kept), with TLS context @tls (borrowed; NULL when @cfg has no
+ * certfile) for the connections it accepts, on @port instead of cfg->port (the port shard 0 resolved, for
  * the other shards; cfg->port for shard 0). Logs the "listening on" line at
  * INFO if @announce, else at DEBUG. Returns 0, or a negative errno after
  * logging the failure at ERROR. @l->fd is -1 on failure.
  */
-int listener_open(struct listener *l, const struct config_listener *cfg, uint16_t port,
-                  bool announce);
+int listener_open(struct listener *l, const struct config_listener *cfg,
+                  const struct tls_ctx *tls, uint16_t port, bool announce);
 
 /* Queue a multishot accept on @ring. Returns 0 or -EBUSY (no SQE). */
 int listener_arm(struct listener *l, struct io_uring *ring);

@@ -60,6 +60,7 @@
 #include "net/log.h"
 #include "net/shard.h"
 #include "net/xshard.h"
+#include "tls/tls_ctx.h"
 
 /* File descriptors kept free for everything that is not a connection... */
 #define MAIN_FD_RESERVE 64u
@@ -170,6 +171,7 @@ struct shard_thread {
     uint32_t conn_max;
     int cpu; /* -1: do not pin */
     const struct config *cfg;
+    struct tls_ctx *const *tls;
     struct xshard *xs;
     const uint16_t *ports;
     struct start *start;
@@ -219,7 +221,7 @@ static void *shard_thread_main(void *arg)
     struct shard_thread *t = arg;
 
     pin(t->id, t->cpu);
-    t->shard = shard_new(t->cfg, t->id, t->count, t->conn_max, t->xs, t->ports);
+    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->conn_max, t->xs, t->ports);
     if (start_wait(t->start, t->shard != NULL)) {
         t->ret = shard_run(t->shard);
     }
@@ -262,8 +264,8 @@ static uint32_t shard_count(const struct config *cfg, uint32_t cpus)
 }
 
 /* Build and run @n shards; returns the exit status. */
-static int run_shards(const struct config *cfg, uint32_t n, uint32_t conn_max, const int *cpus,
-                      uint32_t cpu_count)
+static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint32_t n,
+                      uint32_t conn_max, const int *cpus, uint32_t cpu_count)
 {
     static struct start st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false};
     uint16_t ports[CONFIG_LISTENERS_MAX];
@@ -290,6 +292,7 @@ static int run_shards(const struct config *cfg, uint32_t n, uint32_t conn_max, c
             .conn_max = conn_max,
             .cpu = cfg->pin_shards && cpu_count > 0 ? cpus[i % cpu_count] : -1,
             .cfg = cfg,
+            .tls = tls,
             .xs = xs,
             .ports = ports,
             .start = &st,
@@ -297,7 +300,7 @@ static int run_shards(const struct config *cfg, uint32_t n, uint32_t conn_max, c
     }
     t[0].ports = NULL;
     pin(0, t[0].cpu);
-    t[0].shard = shard_new(cfg, 0, n, conn_max, xs, NULL);
+    t[0].shard = shard_new(cfg, tls, 0, n, conn_max, xs, NULL);
     if (t[0].shard == NULL) {
         goto out_free;
     }
@@ -341,8 +344,43 @@ out_free:
     return status;
 }
 
+/*
+ * Build the TLS context of every listener with a certfile into @tls (the
+ * others NULL). 0, or -1 after printing which listener and file failed.
+ */
+static int tls_build(const struct config *cfg, const char *path, struct tls_ctx **tls)
+{
+    char err[CONFIG_ERR_MAX];
+    uint32_t i;
+
+    for (i = 0; i < cfg->listener_count; i++) {
+        if (!config_listener_tls(&cfg->listeners[i])) {
+            continue;
+        }
+        tls[i] = tls_ctx_new(&cfg->listeners[i], err, sizeof(err));
+        if (tls[i] == NULL) {
+            fprintf(stderr, "%s: [listener.%s] %s\n", path != NULL ? path : "(defaults)",
+                    cfg->listeners[i].name, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void tls_free_all(struct tls_ctx **tls)
+{
+    uint32_t i;
+
+    for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {
+        tls_ctx_free(tls[i]);
+        tls[i] = NULL;
+    }
+    tls_cleanup();
+}
+
 int main(int argc, char **argv)
 {
+    struct tls_ctx *tls[CONFIG_LISTENERS_MAX] = {NULL};
     static struct config cfg; /* read-only snapshot once loaded; 8+ KiB */
     char err[CONFIG_ERR_MAX];
     const char *config_path = NULL;
@@ -395,7 +433,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return 1;
     }
+    if (tls_init() < 0) {
+        fprintf(stderr, "%s: cannot initialise wolfSSL\n", argv[0]);
+        return 1;
+    }
+    /* Certificates and keys are loaded now, so --test-config checks them too. */
+    if (tls_build(&cfg, config_path, tls) < 0) {
+        tls_free_all(tls);
+        return 1;
+    }
     if (test_config) {
+        tls_free_all(tls);
         fprintf(stderr, "%s: OK\n", config_path != NULL ? config_path : "(defaults)");
         return 0;
     }
@@ -423,5 +471,7 @@ int main(int argc, char **argv)
     conn_max = fit_nofile(cfg.limits.connections_max,
                           MAIN_FD_RESERVE + (uint64_t)n * (MAIN_FD_PER_SHARD + cfg.listener_count));
     LOG_INFO("ringmq %s starting", RINGMQ_VERSION);
-    return run_shards(&cfg, n, conn_max, cpus, cpu_count);
+    ret = run_shards(&cfg, tls, n, conn_max, cpus, cpu_count);
+    tls_free_all(tls);
+    return ret;
 }

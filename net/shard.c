@@ -45,6 +45,7 @@
 #include "net/conn.h"
 #include "net/log.h"
 #include "net/uring.h"
+#include "net/xport.h"
 #include "net/xshard.h"
 
 static void signal_set(sigset_t *set)
@@ -90,8 +91,9 @@ void shard__work_push(struct shard *s, struct conn *c)
     s->work = c;
 }
 
-struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t shard_count,
-                        uint32_t conn_max, struct xshard *xs, const uint16_t *ports)
+struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
+                        uint32_t shard_count, uint32_t conn_max, struct xshard *xs,
+                        const uint16_t *ports)
 {
     struct shard *s;
     sigset_t set;
@@ -138,7 +140,15 @@ struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t shard_co
     for (i = 0; i < cfg->listener_count; i++) {
         uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
 
-        if (listener_open(&s->listeners[i], &cfg->listeners[i], port, id == 0) < 0) {
+        RM_ASSERT((tls[i] != NULL) == config_listener_tls(&cfg->listeners[i]));
+        if (config_listener_tls(&cfg->listeners[i]) && s->xport_scratch == NULL) {
+            s->xport_scratch = malloc(XPORT_SCRATCH_BYTES);
+            if (s->xport_scratch == NULL) {
+                LOG_ERROR("shard %u: out of memory", id);
+                goto out_free;
+            }
+        }
+        if (listener_open(&s->listeners[i], &cfg->listeners[i], tls[i], port, id == 0) < 0) {
             goto out_free;
         }
         s->listener_count++;
@@ -261,7 +271,7 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         log_refusal(s, "connection limit reached");
         return;
     }
-    if (conn_accept(s, fd, l->nodelay) == -ENOMEM) {
+    if (conn_accept(s, fd, l) == -ENOMEM) {
         log_refusal(s, "out of memory");
     }
 }
@@ -277,11 +287,13 @@ static void adopt(struct shard *s, uint32_t from, const struct xs_msg *m)
         close(fd);
         xshard_conn_closed(s->xs);
         free(m->payload.conn.bytes);
+        xport_free(m->payload.conn.xport);
         s->stats.handoffs_refused++;
         log_refusal(s, "stopping");
         return;
     }
-    if (conn_adopt(s, fd, m->payload.conn.bytes, m->payload.conn.len) == -ENOMEM) {
+    if (conn_adopt(s, fd, m->payload.conn.xport, m->payload.conn.bytes, m->payload.conn.len) ==
+        -ENOMEM) {
         log_refusal(s, "out of memory");
     }
     (void)from;
@@ -664,6 +676,18 @@ void shard_free(struct shard *s)
                  (unsigned long long)xs->qos0_shed, (unsigned long long)xs->doorbells,
                  (unsigned long long)xs->doorbell_errors);
     }
+    if (s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed + s->xport_stats.tls_failed +
+            s->xport_stats.ws_upgrades + s->xport_stats.ws_refused >
+        0) {
+        LOG_INFO("shard %u: TLS handshakes %llu full, %llu resumed, %llu failed; WebSocket "
+                 "upgrades %llu, %llu refused, %llu protocol errors",
+                 s->id, (unsigned long long)s->xport_stats.tls_handshakes,
+                 (unsigned long long)s->xport_stats.tls_resumed,
+                 (unsigned long long)s->xport_stats.tls_failed,
+                 (unsigned long long)s->xport_stats.ws_upgrades,
+                 (unsigned long long)s->xport_stats.ws_refused,
+                 (unsigned long long)s->xport_stats.ws_protocol_errors);
+    }
     /*
      * Tear the ring down first: after a forced exit it cancels what is still
      * in flight, so only then are the conns' buffers and the buffer ring
@@ -680,6 +704,7 @@ void shard_free(struct shard *s)
         close(c->fd);
         xshard_conn_closed(s->xs);
         obuf_free(&c->sending);
+        xport_free(c->xp);
         broker_client_gone(s->broker, &c->client, -MQTT_RC_SERVER_SHUTTING_DOWN);
         if (!(c->flags & CONN_F_WORK)) {
             free(c);
@@ -704,5 +729,6 @@ void shard_free(struct shard *s)
         broker_free(s->broker);
     }
     bufring_free(&s->bufring, NULL);
+    free(s->xport_scratch);
     free(s);
 }

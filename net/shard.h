@@ -57,9 +57,11 @@
 #include "net/bufring.h"
 #include "net/listener.h"
 #include "net/timer.h"
+#include "net/xport.h"
 
 struct broker;
 struct conn;
+struct tls_ctx;
 struct xshard;
 
 #define SHARD_STOP_LINGER_MS 2000u /* graceful stop: flushes may take this long */
@@ -128,6 +130,8 @@ struct shard {
     uint64_t refuse_log_at_ms;
     uint32_t refused_quiet;
     struct shard_stats stats;
+    struct xport_stats xport_stats;
+    uint8_t *xport_scratch; /* XPORT_SCRATCH_BYTES of TLS plaintext; NULL without TLS */
 };
 
 /*
@@ -143,14 +147,17 @@ int shard_signals_block(void);
  * as the doorbell target), buffer ring, broker, one socket per listener,
  * and for shard 0 the signalfd. @ports is NULL for shard 0, which binds the
  * configured ports and logs each listener's address; the other shards get
- * the ports shard 0 bound (@ports[i] for cfg->listeners[i]). At most
+ * the ports shard 0 bound (@ports[i] for cfg->listeners[i]). @tls[i] is
+ * listener i's TLS context (NULL without TLS; borrowed, process-wide,
+ * read-only, must outlive the shard). At most
  * @conn_max connections are kept open at once in the whole process (counted
  * in @xs; admitted by the accepting shard). @xs is
  * borrowed and must outlive the shard. Returns NULL after logging the cause
  * at ERROR.
  */
-struct shard *shard_new(const struct config *cfg, uint32_t id, uint32_t shard_count,
-                        uint32_t conn_max, struct xshard *xs, const uint16_t *ports);
+struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
+                        uint32_t shard_count, uint32_t conn_max, struct xshard *xs,
+                        const uint16_t *ports);
 
 /*
  * Run the loop until a graceful stop completes. Returns 0, or a negative

@@ -25,6 +25,7 @@
 #include "core/msg.h"
 #include "core/rm_assert.h"
 #include "net/log.h"
+#include "net/xport.h"
 
 /* user_data of a producer-side doorbell CQE (only failures post one): the destination + 1. */
 static uint64_t doorbell_ud(uint32_t to)
@@ -209,6 +210,7 @@ void xshard_release(struct xs_msg *m)
             close(m->payload.conn.fd);
         }
         free(m->payload.conn.bytes);
+        xport_free(m->payload.conn.xport);
         break;
     case XS_SHUTDOWN:
         break;

@@ -210,7 +210,7 @@ Test(listener, accepted_sockets_inherit_tcp_nodelay)
     snprintf(cfg.name, sizeof(cfg.name), "test");
     cfg.backlog = 16;
     snprintf(cfg.bind, sizeof(cfg.bind), "127.0.0.1");
-    cr_assert_eq(listener_open(&l, &cfg, 0, false), 0);
+    cr_assert_eq(listener_open(&l, &cfg, NULL, 0, false), 0);
     cr_assert(l.nodelay);
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;

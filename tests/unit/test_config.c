@@ -170,7 +170,7 @@ Test(config, shipped_file_lists_every_key_with_a_comment_above_it)
     for (i = 0; i < count; i++) {
         const char *at;
 
-        snprintf(needle, sizeof(needle), "\n%s = ", keys[i].name);
+        snprintf(needle, sizeof(needle), "\n%s =", keys[i].name);
         at = strstr(text, needle);
         cr_assert_not_null(at, "key %s missing from %s", keys[i].name, shipped);
         /* The line before it is a "; " comment. */
@@ -795,4 +795,134 @@ Test(config, failed_mqtt_load_leaves_the_callers_config_untouched)
                       "[mqtt]\nkeepalive_max = x\n"),
                  -1);
     cr_assert_eq(memcmp(&cfg, &before, sizeof(cfg)), 0);
+}
+
+/* A PEM-looking file in the test dir (the config check only sniffs for a PEM block). */
+static void write_pem(const char *name, char *out, size_t cap)
+{
+    static const char pem[] = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+
+    snprintf(out, cap, "%s/%s", dir, name);
+    write_file(out, pem, sizeof(pem) - 1);
+}
+
+Test(config, listener_transport_keys_default_to_plain_mqtt)
+{
+    const struct config_listener *l;
+
+    cr_assert_eq(load("[listener.a]\nport = 1\n"), 0, "%s", err);
+    l = &cfg.listeners[0];
+    cr_assert_eq(l->protocol, CONFIG_PROTO_MQTT);
+    cr_assert_str_eq(l->ws_path, "/mqtt");
+    cr_assert_str_eq(l->certfile, "");
+    cr_assert(!config_listener_tls(l));
+    cr_assert(!l->require_certificate);
+    cr_assert(!l->use_identity_as_username);
+    cr_assert_eq(l->tls_version, CONFIG_TLS_12);
+}
+
+Test(config, websocket_and_tls_keys_set_their_fields)
+{
+    char crt[300];
+    char key[300];
+    char ca[300];
+    char text[2048];
+    const struct config_listener *l;
+
+    write_pem("s.crt", crt, sizeof(crt));
+    write_pem("s.key", key, sizeof(key));
+    write_pem("ca.crt", ca, sizeof(ca));
+    snprintf(text, sizeof(text),
+             "[listener.wss]\nport = 8443\nprotocol = websockets\nws_path = /ws/mqtt\n"
+             "certfile = %s\nkeyfile = %s\ncafile = %s\nrequire_certificate = on\n"
+             "use_identity_as_username = on\ntls_version = tlsv1.3\n"
+             "ciphers = ECDHE-RSA-AES128-GCM-SHA256\nciphers_tls1.3 = TLS13-AES128-GCM-SHA256\n",
+             crt, key, ca);
+    cr_assert_eq(load(text), 0, "%s", err);
+    l = &cfg.listeners[0];
+    cr_assert_eq(l->protocol, CONFIG_PROTO_WEBSOCKETS);
+    cr_assert_str_eq(l->ws_path, "/ws/mqtt");
+    cr_assert(config_listener_tls(l));
+    cr_assert_str_eq(l->certfile, crt);
+    cr_assert_str_eq(l->keyfile, key);
+    cr_assert_str_eq(l->cafile, ca);
+    cr_assert(l->require_certificate);
+    cr_assert(l->use_identity_as_username);
+    cr_assert_eq(l->tls_version, CONFIG_TLS_13);
+    cr_assert_str_eq(l->ciphers, "ECDHE-RSA-AES128-GCM-SHA256");
+    cr_assert_str_eq(l->ciphers_tls13, "TLS13-AES128-GCM-SHA256");
+    unlink(crt);
+    unlink(key);
+    unlink(ca);
+}
+
+Test(config, bad_protocol_and_tls_version_name_their_values)
+{
+    expect_error("[listener.a]\nprotocol = ws\n", 2,
+                 "[listener.a] protocol: expected one of mqtt, websockets, got \"ws\"");
+    expect_error("[listener.a]\ntls_version = tlsv1.1\n", 2,
+                 "[listener.a] tls_version: expected one of tlsv1.2, tlsv1.3, got \"tlsv1.1\"");
+}
+
+Test(config, a_tls_key_without_certfile_names_its_line)
+{
+    expect_error("[listener.a]\nport = 1\nkeyfile = /x.key\n", 3,
+                 "[listener.a] keyfile: needs certfile (TLS is off without it)");
+    expect_error("[listener.a]\nrequire_certificate = true\n", 2,
+                 "[listener.a] require_certificate: needs certfile (TLS is off without it)");
+    expect_error("[listener.a]\n\ntls_version = tlsv1.3\n", 3,
+                 "[listener.a] tls_version: needs certfile (TLS is off without it)");
+}
+
+Test(config, a_missing_or_non_pem_certificate_names_file_and_line)
+{
+    char text[1024];
+    char notpem[300];
+
+    snprintf(text, sizeof(text), "[listener.a]\nport = 1\ncertfile = %s/missing.pem\n", dir);
+    snprintf(msgbuf, sizeof(msgbuf),
+             "[listener.a] certfile: cannot read '%s/missing.pem': No such file or directory",
+             dir);
+    expect_error(text, 3, msgbuf);
+
+    snprintf(notpem, sizeof(notpem), "%s/plain.txt", dir);
+    write_file(notpem, "hello\n", 6);
+    snprintf(text, sizeof(text), "[listener.a]\ncertfile = %s\n", notpem);
+    snprintf(msgbuf, sizeof(msgbuf), "[listener.a] certfile: '%s' is not a PEM file", notpem);
+    expect_error(text, 2, msgbuf);
+    unlink(notpem);
+}
+
+Test(config, client_certificates_need_a_ca_and_identity_needs_them)
+{
+    char crt[300];
+    char text[1024];
+
+    write_pem("s.pem", crt, sizeof(crt));
+    snprintf(text, sizeof(text), "[listener.a]\ncertfile = %s\nrequire_certificate = true\n",
+             crt);
+    expect_error(text, 3,
+                 "[listener.a] require_certificate: needs cafile or capath to verify client "
+                 "certificates with");
+    snprintf(text, sizeof(text), "[listener.a]\ncertfile = %s\nuse_identity_as_username = yes\n",
+             crt);
+    expect_error(text, 3, "[listener.a] use_identity_as_username: needs require_certificate = true");
+    snprintf(text, sizeof(text), "[listener.a]\ncertfile = %s\ncapath = %s/nodir\n", crt, dir);
+    snprintf(msgbuf, sizeof(msgbuf),
+             "[listener.a] capath: cannot open directory '%s/nodir': No such file or directory",
+             dir);
+    expect_error(text, 3, msgbuf);
+    unlink(crt);
+}
+
+Test(config, ws_path_needs_websockets_and_a_leading_slash)
+{
+    expect_error("[listener.a]\nws_path = /other\n", 2,
+                 "[listener.a] ws_path: needs protocol = websockets");
+    expect_error("[listener.a]\nprotocol = websockets\nws_path = mqtt\n", 3,
+                 "[listener.a] ws_path: must start with '/', got 'mqtt'");
+    expect_error("[listener.a]\nprotocol = websockets\nws_path = /a?b\n", 3,
+                 "[listener.a] ws_path: no spaces, control characters, '?' or '#'");
+    cr_assert_eq(load("[listener.a]\nprotocol = websockets\nws_path = /\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.listeners[0].ws_path, "/");
 }

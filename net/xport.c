@@ -1,0 +1,381 @@
+/*
+ * xport.c - TLS and WebSocket between a socket and the broker (see xport.h).
+ *
+ * Owned by the shard that holds the connection; that thread only.
+ */
+#include "net/xport.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rm_assert.h"
+#include "net/log.h"
+#include "tls/tls_ctx.h"
+
+/*
+ * Records decrypted per feed, at most: a bound on the loop over peer data.
+ * A record takes at least 22 bytes on the wire and a feed is one receive
+ * buffer, so a connection that reaches it is misbehaving and is closed.
+ */
+#define XPORT_RECORDS_PER_FEED_MAX 4096u
+/* Bounds on peer-driven loops: events per feed (frames, pings). */
+#define XPORT_WS_EVENTS_PER_FEED_MAX 65536u
+
+struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx *tls,
+                        uint64_t frame_max, int *err)
+{
+    struct xport *xp;
+
+    RM_ASSERT(lcfg != NULL && err != NULL);
+    RM_ASSERT((tls != NULL) == config_listener_tls(lcfg));
+    *err = 0;
+    if (tls == NULL && lcfg->protocol == CONFIG_PROTO_MQTT) {
+        return NULL;
+    }
+    xp = calloc(1, sizeof(*xp));
+    if (xp == NULL) {
+        *err = -ENOMEM;
+        return NULL;
+    }
+    xp->lcfg = lcfg;
+    xp->ws = lcfg->protocol == CONFIG_PROTO_WEBSOCKETS;
+    xp->io.out = &xp->tx;
+    ws_rx_init(&xp->rx, frame_max);
+    if (tls != NULL) {
+        xp->ssl = tls_conn_new(tls, &xp->io);
+        if (xp->ssl == NULL) {
+            free(xp);
+            *err = -ENOMEM;
+            return NULL;
+        }
+        xp->state = XPORT_TLS_HANDSHAKE;
+    } else {
+        xp->state = XPORT_WS_UPGRADE;
+    }
+    return xp;
+}
+
+void xport_free(struct xport *xp)
+{
+    if (xp == NULL) {
+        return;
+    }
+    tls_conn_free(xp->ssl);
+    obuf_free(&xp->tx);
+    free(xp->http);
+    free(xp);
+}
+
+/* Bytes the transport itself sends (below the WebSocket layer): through TLS if any. */
+static int wire_write(struct xport *xp, const uint8_t *data, size_t len)
+{
+    uint8_t *dst;
+
+    if (len == 0) {
+        return 0;
+    }
+    if (xp->ssl != NULL) {
+        return tls_conn_write(xp->ssl, data, len);
+    }
+    dst = obuf_reserve(&xp->tx, len, TLS_CONN_OUT_BYTES_MAX);
+    if (dst == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(dst, data, len);
+    obuf_commit(&xp->tx, len);
+    return 0;
+}
+
+/* A whole WebSocket frame from the server: header then payload. */
+static int ws_write(struct xport *xp, enum ws_opcode op, const uint8_t *data, size_t len)
+{
+    uint8_t frame[WS_FRAME_HDR_OUT_MAX + WS_CONTROL_BYTES_MAX];
+    size_t hdr_len = ws_frame_header(frame, op, len);
+    int ret;
+
+    if (len <= WS_CONTROL_BYTES_MAX) {
+        /* Small frames: one write, so TLS makes one record of them. */
+        memcpy(frame + hdr_len, data, len);
+        return wire_write(xp, frame, hdr_len + len);
+    }
+    ret = wire_write(xp, frame, hdr_len);
+    return ret < 0 ? ret : wire_write(xp, data, len);
+}
+
+/* Close the WebSocket with @status (a violation or the answer to the peer's close). */
+static int ws_close(struct xport *xp, uint16_t status)
+{
+    uint8_t payload[2] = {(uint8_t)(status >> 8), (uint8_t)status};
+
+    xp->goodbye = true;
+    xp->state = XPORT_CLOSED;
+    return ws_write(xp, WS_OP_CLOSE, payload, status == WS_STATUS_NONE ? 0 : sizeof(payload));
+}
+
+/* WebSocket frames in @data: payloads to the sink, control frames answered. */
+static int ws_frames(struct xport *xp, uint8_t *data, size_t len, const struct xport_sink *sink,
+                     struct xport_stats *st)
+{
+    struct ws_event ev;
+    unsigned events = 0;
+    long used;
+
+    while (len > 0) {
+        if (++events > XPORT_WS_EVENTS_PER_FEED_MAX) {
+            /* Cannot happen: each call consumes at least one byte of a bounded read. */
+            RM_ASSERT(!"ws event bound");
+        }
+        used = ws_rx_next(&xp->rx, data, len, &ev);
+        if (used < 0) {
+            st->ws_protocol_errors++;
+            LOG_DEBUG("websocket: protocol violation, closing with %ld", -used);
+            (void)ws_close(xp, (uint16_t)-used);
+            return -XPORT_E_WS_PROTOCOL;
+        }
+        RM_ASSERT(used > 0 && (size_t)used <= len);
+        data += used;
+        len -= (size_t)used;
+        switch (ev.kind) {
+        case WS_EV_DATA:
+            if (sink->fn(sink->arg, ev.data, ev.len) < 0) {
+                return -XPORT_E_SINK;
+            }
+            break;
+        case WS_EV_PING:
+            if (ws_write(xp, WS_OP_PONG, ev.data, ev.len) < 0) {
+                return -ENOMEM;
+            }
+            break;
+        case WS_EV_CLOSE:
+            /* Echo the status (RFC 6455 5.5.1), then close after sending. */
+            (void)ws_close(xp, ev.status == WS_STATUS_NONE ? WS_STATUS_NONE : ev.status);
+            return -XPORT_E_PEER_CLOSED;
+        default:
+            break; /* a pong, or part of a frame */
+        }
+    }
+    return 0;
+}
+
+/*
+ * Answer the upgrade request @req[0..@head) and go on with the frames that
+ * followed it in @req[@head..@len).
+ */
+static int ws_answer(struct xport *xp, uint8_t *req, size_t head, size_t len,
+                     const struct xport_sink *sink, struct xport_stats *st)
+{
+    char answer[WS_HTTP_RESPONSE_MAX];
+    struct ws_upgrade up;
+    size_t n;
+    int ret;
+
+    ws_upgrade_parse(req, head, xp->lcfg->ws_path, &up);
+    n = ws_upgrade_response(&up, answer, sizeof(answer));
+    if (n == 0) {
+        return -ENOMEM;
+    }
+    ret = wire_write(xp, (const uint8_t *)answer, n);
+    if (ret < 0) {
+        return ret;
+    }
+    if (up.status != 101) {
+        st->ws_refused++;
+        LOG_DEBUG("websocket: upgrade refused with %d: %s", up.status, up.why);
+        xp->state = XPORT_CLOSED;
+        return -XPORT_E_WS_REFUSED;
+    }
+    st->ws_upgrades++;
+    xp->state = XPORT_OPEN;
+    return ws_frames(xp, req + head, len - head, sink, st);
+}
+
+/* Bytes before the upgrade is answered: gather the request head, then answer it. */
+static int ws_upgrade(struct xport *xp, uint8_t *data, size_t len, const struct xport_sink *sink,
+                      struct xport_stats *st)
+{
+    size_t head;
+    uint8_t *req;
+    int ret;
+
+    if (xp->http == NULL) {
+        head = ws_http_head_len(data, len);
+        if (head > 0) {
+            return ws_answer(xp, data, head, len, sink, st); /* the common case: no copy */
+        }
+    }
+    if (xp->http_len + len > WS_HTTP_BYTES_MAX) {
+        struct ws_upgrade up = {.status = 431, .why = "request head too large"};
+        char answer[WS_HTTP_RESPONSE_MAX];
+
+        st->ws_refused++;
+        LOG_DEBUG("websocket: upgrade refused with 431: %s", up.why);
+        xp->state = XPORT_CLOSED;
+        (void)wire_write(xp, (const uint8_t *)answer, ws_upgrade_response(&up, answer,
+                                                                           sizeof(answer)));
+        return -XPORT_E_WS_REFUSED;
+    }
+    req = realloc(xp->http, xp->http_len + len);
+    if (req == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(req + xp->http_len, data, len);
+    xp->http = req;
+    xp->http_len += (uint32_t)len;
+    head = ws_http_head_len(req, xp->http_len);
+    if (head == 0) {
+        return 0;
+    }
+    ret = ws_answer(xp, req, head, xp->http_len, sink, st);
+    free(xp->http);
+    xp->http = NULL;
+    xp->http_len = 0;
+    return ret;
+}
+
+/* Plaintext (after TLS, if any) to the layer above it. */
+static int above_tls(struct xport *xp, uint8_t *data, size_t len, const struct xport_sink *sink,
+                     struct xport_stats *st)
+{
+    if (!xp->ws) {
+        return sink->fn(sink->arg, data, len) < 0 ? -XPORT_E_SINK : 0;
+    }
+    if (xp->state == XPORT_WS_UPGRADE) {
+        return ws_upgrade(xp, data, len, sink, st);
+    }
+    return ws_frames(xp, data, len, sink, st);
+}
+
+/* The handshake just completed: count it, drop its memory, note the identity. */
+static int tls_established(struct xport *xp, struct xport_stats *st)
+{
+    char cn[TLS_CONN_IDENTITY_MAX];
+
+    if (tls_conn_resumed(xp->ssl)) {
+        st->tls_resumed++;
+    } else {
+        st->tls_handshakes++;
+    }
+    if (xp->lcfg->use_identity_as_username) {
+        if (tls_conn_identity(xp->ssl, cn, sizeof(cn)) < 0) {
+            st->tls_failed++;
+            LOG_DEBUG("tls: client certificate without a subject CN on listener %s",
+                      xp->lcfg->name);
+            return -XPORT_E_TLS;
+        }
+        LOG_DEBUG("tls: client certificate identity '%s' is the username", cn);
+    }
+    LOG_DEBUG("tls: %s handshake done (%s)", tls_conn_version(xp->ssl),
+              tls_conn_resumed(xp->ssl) ? "resumed" : "full");
+    tls_conn_idle(xp->ssl);
+    xp->state = xp->ws ? XPORT_WS_UPGRADE : XPORT_OPEN;
+    return 0;
+}
+
+static int tls_recv(struct xport *xp, const uint8_t *data, size_t len,
+                    const struct xport_sink *sink, struct xport_stats *st)
+{
+    unsigned records;
+    long n;
+    int ret = 0;
+
+    xp->io.in = data;
+    xp->io.in_len = len;
+    if (xp->state == XPORT_TLS_HANDSHAKE) {
+        ret = tls_conn_handshake(xp->ssl);
+        if (ret <= 0) {
+            if (ret < 0) {
+                st->tls_failed++;
+                xp->state = XPORT_CLOSED;
+                ret = ret == -ENOMEM ? ret : -XPORT_E_TLS;
+            }
+            goto out;
+        }
+        ret = tls_established(xp, st);
+        if (ret < 0) {
+            xp->state = XPORT_CLOSED;
+            goto out;
+        }
+    }
+    /* Decrypt until wolfSSL wants more input: then every byte of @data is taken. */
+    for (records = 0; records < XPORT_RECORDS_PER_FEED_MAX; records++) {
+        n = tls_conn_read(xp->ssl, sink->scratch, XPORT_SCRATCH_BYTES);
+        if (n == 0) {
+            break;
+        }
+        if (n < 0) {
+            if (n == -EPIPE) {
+                ret = -XPORT_E_PEER_CLOSED;
+            } else {
+                st->tls_failed++;
+                ret = n == -ENOMEM ? -ENOMEM : -XPORT_E_TLS;
+            }
+            xp->state = XPORT_CLOSED;
+            goto out;
+        }
+        ret = above_tls(xp, sink->scratch, (size_t)n, sink, st);
+        if (ret < 0) {
+            goto out;
+        }
+    }
+    if (records == XPORT_RECORDS_PER_FEED_MAX) {
+        st->tls_failed++;
+        xp->state = XPORT_CLOSED;
+        ret = -XPORT_E_TLS;
+    }
+out:
+    xp->io.in = NULL;
+    xp->io.in_len = 0;
+    return ret;
+}
+
+int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_sink *sink,
+               struct xport_stats *st)
+{
+    RM_ASSERT(xp != NULL && sink != NULL && st != NULL);
+    RM_ASSERT(data != NULL || len == 0);
+    if (xp->state == XPORT_CLOSED) {
+        return -XPORT_E_SINK; /* refused or closed: input after that is dropped */
+    }
+    if (xp->ssl != NULL) {
+        return tls_recv(xp, data, len, sink, st);
+    }
+    return above_tls(xp, data, len, sink, st);
+}
+
+int xport_send(struct xport *xp, struct obuf *mqtt)
+{
+    int ret;
+
+    RM_ASSERT(xp != NULL && mqtt != NULL);
+    if (xp->state != XPORT_OPEN || xp->goodbye) {
+        /* Nothing may follow a close frame or come before the transport is up. */
+        obuf_free(mqtt);
+        return 0;
+    }
+    if (mqtt->len == 0) {
+        return 0;
+    }
+    if (xp->ws) {
+        ret = ws_write(xp, WS_OP_BINARY, mqtt->data, mqtt->len);
+    } else {
+        ret = wire_write(xp, mqtt->data, mqtt->len);
+    }
+    obuf_free(mqtt);
+    return ret;
+}
+
+void xport_goodbye(struct xport *xp)
+{
+    RM_ASSERT(xp != NULL);
+    if (xp->goodbye || xp->state != XPORT_OPEN) {
+        return;
+    }
+    xp->goodbye = true;
+    if (xp->ws) {
+        (void)ws_close(xp, WS_STATUS_NORMAL);
+    }
+    if (xp->ssl != NULL) {
+        tls_conn_close_notify(xp->ssl);
+    }
+}

@@ -1,0 +1,128 @@
+/*
+ * xport.h - the transport stack of one connection between its socket and
+ * the broker: TLS (tls/tls_conn), WebSocket (net/ws), or both (wss).
+ *
+ * A plain MQTT-over-TCP connection has no xport at all (conn->xp == NULL)
+ * and pays nothing for it. Otherwise net/conn hands every received byte to
+ * xport_recv(), which runs the TLS handshake, decrypts, answers the
+ * WebSocket upgrade, unframes, and passes the MQTT bytes to the sink it was
+ * given; and before each send it calls xport_send(), which frames and
+ * encrypts the broker's output into xp->tx, the bytes bound for the wire.
+ * Bytes the transport makes itself (handshake records, the upgrade answer,
+ * pongs, close frames, tickets) are appended to xp->tx as they arise, in
+ * order with the rest.
+ *
+ * Received WebSocket payloads are unmasked in place in the buffer they came
+ * in (the shard's receive buffer, or the TLS plaintext scratch) and passed
+ * on without a copy. Only an upgrade request split across reads is gathered
+ * (up to WS_HTTP_BYTES_MAX) in memory of the connection's own.
+ *
+ * Handoff: an xport is one heap object that moves between shards with its
+ * connection (net/xshard carries the pointer). By then the TLS handshake
+ * and the upgrade are complete, every received byte has been decrypted and
+ * unframed (the MQTT bytes are the broker's to carry), and what is left is
+ * state: the WOLFSSL object with any partial record, the frame decoder with
+ * any partial header, and xp->tx. One shard uses it at a time.
+ *
+ * Owned by the shard that holds the connection; that thread only.
+ */
+#ifndef RINGMQ_XPORT_H
+#define RINGMQ_XPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "core/obuf.h"
+#include "net/ws.h"
+#include "tls/tls_conn.h"
+
+struct tls_ctx;
+
+/* TLS plaintext is decrypted into a scratch buffer of this size (one record). */
+#define XPORT_SCRATCH_BYTES 16384u
+
+enum xport_state {
+    XPORT_TLS_HANDSHAKE = 1, /* TLS handshake under way */
+    XPORT_WS_UPGRADE,        /* waiting for (the rest of) the HTTP upgrade request */
+    XPORT_OPEN,              /* MQTT bytes flow */
+    XPORT_CLOSED,            /* refused or closed: nothing more is read */
+};
+
+/* Why xport_recv() stopped a connection (negative returns). */
+enum xport_err {
+    XPORT_E_TLS = 1000,   /* TLS failure (handshake, bad record, alert) */
+    XPORT_E_WS_REFUSED,   /* the upgrade request was refused (answered with 4xx) */
+    XPORT_E_WS_PROTOCOL,  /* a WebSocket violation (answered with a close frame) */
+    XPORT_E_PEER_CLOSED,  /* the peer closed (WebSocket close or TLS close_notify) */
+    XPORT_E_SINK,         /* the sink stopped the feed (the connection is closing) */
+};
+
+/* Counters a shard keeps for its transports (read for logs, $SYS later). */
+struct xport_stats {
+    uint64_t tls_handshakes;         /* completed, full */
+    uint64_t tls_resumed;            /* completed by a session ticket */
+    uint64_t tls_failed;             /* failed handshakes and TLS errors */
+    uint64_t ws_upgrades;            /* accepted */
+    uint64_t ws_refused;             /* answered 4xx */
+    uint64_t ws_protocol_errors;     /* closed with 1002/1003/1009/1007 */
+};
+
+struct xport {
+    const struct config_listener *lcfg; /* borrowed from the config snapshot */
+    struct WOLFSSL *ssl;                /* NULL: no TLS */
+    struct tls_io io;                   /* ssl's I/O; io.out == &tx */
+    struct obuf tx;                     /* bytes for the wire, in order */
+    uint8_t *http;                      /* an upgrade request split across reads */
+    uint32_t http_len;
+    uint8_t state;                      /* enum xport_state */
+    bool ws;                            /* WebSocket framing */
+    bool goodbye;                       /* the closing alert/frame is queued */
+    struct ws_rx rx;                    /* ws: the frame decoder */
+};
+
+/*
+ * Where MQTT bytes go: @fn(@arg, bytes, len) returns 0 to go on, < 0 to
+ * stop (the connection is closing). The bytes are borrowed until return.
+ */
+struct xport_sink {
+    int (*fn)(void *arg, const uint8_t *data, size_t len);
+    void *arg;
+    uint8_t *scratch; /* XPORT_SCRATCH_BYTES for TLS plaintext */
+};
+
+/*
+ * A transport for a connection accepted on listener @lcfg (borrowed from
+ * the config snapshot), with TLS from @tls (NULL for none). Returns NULL
+ * with *@err = 0 when the listener needs none (plain MQTT over TCP), or
+ * NULL with *@err = -ENOMEM.
+ */
+struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx *tls,
+                        uint64_t frame_max, int *err);
+
+/* Free @xp (NULL is fine) and everything it holds. */
+void xport_free(struct xport *xp);
+
+/*
+ * Feed @data[0..@len) (writable, borrowed until return) as received from
+ * the socket. MQTT bytes go to @sink. Returns 0, or -XPORT_E_* / -ENOMEM
+ * when the connection must close (after sending xp->tx, which may hold an
+ * HTTP refusal, a close frame or a TLS alert). @st counts what happened.
+ */
+int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_sink *sink,
+               struct xport_stats *st);
+
+/*
+ * Frame and encrypt the MQTT bytes in @mqtt into xp->tx; @mqtt is emptied
+ * (its buffer freed). Returns 0 or a negative errno.
+ */
+int xport_send(struct xport *xp, struct obuf *mqtt);
+
+/*
+ * The connection is closing gracefully: queue a WebSocket close (1000) and
+ * a TLS close_notify into xp->tx, once. No-op before the transport is open.
+ */
+void xport_goodbye(struct xport *xp);
+
+#endif

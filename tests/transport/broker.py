@@ -1,0 +1,108 @@
+"""broker.py - start the ringmq built here with TLS and WebSocket listeners, stop it by pid.
+
+Broker(certs, shards) writes a config to a fresh temp dir with these listeners, all on
+127.0.0.1 and port 0 (the ports are read back from the "listener NAME listening on
+ADDR:PORT" lines of the log):
+
+  plain  MQTT over TCP
+  tls    MQTT over TLS, certfile = the combined chain+key PEM (no keyfile)
+  mtls   MQTT over TLS 1.3 only, client certificates required (signed by the test CA),
+         use_identity_as_username
+  ws     MQTT over WebSocket on /mqtt
+  wss    MQTT over WebSocket over TLS on /mqtt
+
+It tracks the one pid it started (SIGKILLed with this process via PR_SET_PDEATHSIG),
+and stop() sends that pid SIGTERM and returns its exit status (None if it had to be
+killed after STOP_WAIT_S). It never signals any other process.
+"""
+import ctypes
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+
+START_WAIT_S = 10.0
+STOP_WAIT_S = 10.0
+PR_SET_PDEATHSIG = 1
+LISTENERS = ("plain", "tls", "mtls", "ws", "wss")
+# Small enough that a test can send a bigger WebSocket frame cheaply.
+PACKET_BYTES_MAX = 256 * 1024
+CONNECT_TIMEOUT_MS = 1500
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+class Broker:
+    def __init__(self, certs, shards, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="ringmq-transport-")
+        self.log_path = os.path.join(self.dir, "ringmq.log")
+        self.conf = os.path.join(self.dir, "ringmq.ini")
+        c = certs
+        with open(self.conf, "w") as f:
+            f.write(f"""[broker]
+log_level = debug
+shards = {shards}
+[limits]
+packet_bytes_max = {PACKET_BYTES_MAX}
+connect_timeout_ms = {CONNECT_TIMEOUT_MS}
+[listener.plain]
+port = 0
+[listener.tls]
+port = 0
+certfile = {c['server_pem']}
+[listener.mtls]
+port = 0
+certfile = {c['server_crt']}
+keyfile = {c['server_key']}
+cafile = {c['ca']}
+require_certificate = true
+use_identity_as_username = true
+tls_version = tlsv1.3
+[listener.ws]
+port = 0
+protocol = websockets
+[listener.wss]
+port = 0
+protocol = websockets
+ws_path = /mqtt
+certfile = {c['server_crt']}
+keyfile = {c['server_key']}
+{extra}""")
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([os.environ["RINGMQ_BIN"], "-c", self.conf],
+                                     stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_die_with_parent)
+        self.ports = {}
+        deadline = time.monotonic() + START_WAIT_S
+        while len(self.ports) < len(LISTENERS):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("ringmq did not start:\n" + self.log_text())
+            for m in re.finditer(r"listener (\w+) listening on 127\.0\.0\.1:(\d+)",
+                                 self.log_text()):
+                self.ports[m.group(1)] = int(m.group(2))
+            time.sleep(0.02)
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM the broker started here; its exit status, or None if it had to be killed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_WAIT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        self.log.close()
+        return self.proc.returncode

@@ -1,0 +1,92 @@
+/*
+ * tls_conn.h - one connection's TLS state (a WOLFSSL object) over
+ * caller-owned buffers.
+ *
+ * wolfSSL never touches the socket. Its I/O callbacks read ciphertext from
+ * struct tls_io's borrowed input (the bytes of one recv completion, set by
+ * the caller for the length of a feed; empty means WANT_READ) and append
+ * ciphertext to the caller's output buffer (never WANT_WRITE: the
+ * connection sends it when its one send slot is free). So no call blocks
+ * and every call finishes within the bytes at hand.
+ *
+ * wolfSSL copies what it reads into its own input buffer, so after a read
+ * loop that ran to WANT_READ the borrowed input is fully consumed, and a
+ * partial record lives inside the WOLFSSL object. A connection handed to
+ * another shard carries its WOLFSSL (and the struct tls_io, at the same
+ * address) along; one shard uses it at a time.
+ *
+ * Return conventions: progress functions are tri-state (> 0 done/bytes,
+ * 0 need more input, < 0 error: -EPROTO for a TLS failure, logged at DEBUG
+ * with wolfSSL's reason; -EPIPE for the peer's close_notify; -ENOMEM).
+ * One function maps wolfSSL's WANT_READ/WANT_WRITE and errors (status()).
+ *
+ * Owned by the shard that holds the connection; that thread only.
+ */
+#ifndef RINGMQ_TLS_CONN_H
+#define RINGMQ_TLS_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/obuf.h"
+
+struct tls_ctx;
+struct WOLFSSL;
+struct WOLFSSL_CTX;
+
+/* Ciphertext taken by one wolfSSL_write, at most: bounds the output buffer. */
+#define TLS_CONN_OUT_BYTES_MAX (64u << 20)
+/* Longest certificate identity (subject CN) reported. */
+#define TLS_CONN_IDENTITY_MAX 256u
+
+/* The buffers a WOLFSSL object's callbacks use; lives as long as the object. */
+struct tls_io {
+    const uint8_t *in; /* ciphertext not yet taken by wolfSSL (borrowed during a feed) */
+    size_t in_len;
+    struct obuf *out;  /* ciphertext to send; wolfSSL's writes append to it */
+};
+
+/* Install the I/O callbacks in a context (tls/tls_ctx, at start-up). */
+void tls_conn__ctx_io(struct WOLFSSL_CTX *ctx);
+
+/*
+ * A new server-side WOLFSSL from @t, with @io (borrowed, must outlive the
+ * object and keep its address) as its I/O. NULL on allocation failure.
+ */
+struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io);
+
+/* Free @ssl (NULL is fine) without sending anything. */
+void tls_conn_free(struct WOLFSSL *ssl);
+
+/* Advance the handshake with io->in. > 0 complete, 0 need more, < 0 error. */
+int tls_conn_handshake(struct WOLFSSL *ssl);
+
+/* Whether the completed handshake resumed a session (a ticket). */
+bool tls_conn_resumed(struct WOLFSSL *ssl);
+
+/* The negotiated protocol version, e.g. "TLSv1.3" (static). */
+const char *tls_conn_version(struct WOLFSSL *ssl);
+
+/*
+ * Decrypt application data into @buf[0..@cap). > 0 bytes, 0 need more
+ * input, < 0 error (-EPIPE: the peer sent close_notify).
+ */
+long tls_conn_read(struct WOLFSSL *ssl, uint8_t *buf, size_t cap);
+
+/* Encrypt @buf[0..@len) into io->out. 0, or < 0 (-ENOMEM, -EPROTO). */
+int tls_conn_write(struct WOLFSSL *ssl, const uint8_t *buf, size_t len);
+
+/* Queue a close_notify alert into io->out (best effort). */
+void tls_conn_close_notify(struct WOLFSSL *ssl);
+
+/*
+ * The verified client certificate's subject CN into @cn (NUL-terminated).
+ * 0, or -ENOENT when there is no certificate or it has no CN.
+ */
+int tls_conn_identity(struct WOLFSSL *ssl, char *cn, size_t cap);
+
+/* The handshake is over: free what only the handshake needed. */
+void tls_conn_idle(struct WOLFSSL *ssl);
+
+#endif

@@ -1,0 +1,223 @@
+/*
+ * tls_ctx.c - listener TLS contexts and the session ticket key (see tls_ctx.h).
+ *
+ * Start-up thread builds; shards only read. The ticket callback runs on
+ * whichever shard handshakes and reads nothing but the context's key.
+ */
+#include "tls/tls_ctx.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+
+#include "core/rm_assert.h"
+#include "tls/tls_conn.h"
+
+/* TLS 1.3 suites kept when only `ciphers` (the TLS 1.2 list) is configured. */
+#define TLS13_DEFAULT_SUITES                                                                      \
+    "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256"
+/* TLS 1.2 suites kept when only `ciphers_tls1.3` is configured: forward-secret AEADs. */
+#define TLS12_DEFAULT_SUITES                                                                      \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"    \
+    "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS_CIPHERS_MAX (2 * CONFIG_CIPHERS_MAX + 2)
+#define TLS_ERR_TEXT_BYTES 160u
+/* Ticket lifetime advertised to clients (seconds); the key lives as long as the process. */
+#define TLS_TICKET_HINT_S 7200
+
+struct tls_ctx {
+    WOLFSSL_CTX *ctx;
+    /* Sealing key of session tickets, drawn at start-up; read-only after. */
+    uint8_t ticket_name[WOLFSSL_TICKET_NAME_SZ];
+    uint8_t ticket_key[CHACHA20_POLY1305_AEAD_KEYSIZE];
+};
+
+_Static_assert(CHACHA20_POLY1305_AEAD_IV_SIZE <= WOLFSSL_TICKET_IV_SZ, "nonce fits the iv");
+_Static_assert(CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE <= WOLFSSL_TICKET_MAC_SZ, "tag fits the mac");
+
+int tls_init(void)
+{
+    return wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
+}
+
+void tls_cleanup(void)
+{
+    wolfSSL_Cleanup();
+}
+
+/*
+ * wolfSSL's SessionTicketEncCb: seal (@enc) or open a ticket in place.
+ * The nonce is random per ticket; key name and nonce are authenticated.
+ */
+static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
+                     unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
+                     int enc, unsigned char *ticket, int in_len, int *out_len, void *user)
+{
+    const struct tls_ctx *t = user;
+    uint8_t aad[WOLFSSL_TICKET_NAME_SZ + WOLFSSL_TICKET_IV_SZ];
+    int rc = WOLFSSL_TICKET_RET_REJECT;
+
+    RM_ASSERT(t != NULL && ticket != NULL && out_len != NULL);
+    RM_ASSERT(in_len >= 0);
+    (void)ssl;
+    if (enc) {
+        memcpy(key_name, t->ticket_name, WOLFSSL_TICKET_NAME_SZ);
+        if (getrandom(iv, WOLFSSL_TICKET_IV_SZ, 0) != WOLFSSL_TICKET_IV_SZ) {
+            return WOLFSSL_TICKET_RET_FATAL;
+        }
+        memset(mac, 0, WOLFSSL_TICKET_MAC_SZ);
+    } else if (memcmp(key_name, t->ticket_name, WOLFSSL_TICKET_NAME_SZ) != 0) {
+        return WOLFSSL_TICKET_RET_REJECT; /* another process's key: full handshake */
+    }
+    memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
+    memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
+    if (enc) {
+        if (wc_ChaCha20Poly1305_Encrypt(t->ticket_key, iv, aad, sizeof(aad), ticket,
+                                        (word32)in_len, ticket, mac) == 0) {
+            *out_len = in_len;
+            rc = WOLFSSL_TICKET_RET_OK;
+        } else {
+            rc = WOLFSSL_TICKET_RET_FATAL;
+        }
+    } else if (wc_ChaCha20Poly1305_Decrypt(t->ticket_key, iv, aad, sizeof(aad), ticket,
+                                           (word32)in_len, mac, ticket) == 0) {
+        *out_len = in_len;
+        rc = WOLFSSL_TICKET_RET_OK;
+    }
+    return rc;
+}
+
+static int fail(char *err, size_t err_len, const char *what, const char *path, int ret)
+{
+    char text[TLS_ERR_TEXT_BYTES];
+
+    wolfSSL_ERR_error_string_n((unsigned long)(ret < 0 ? -ret : ret), text, sizeof(text));
+    snprintf(err, err_len, "%s '%s': %s", what, path, text);
+    return -1;
+}
+
+/*
+ * Cipher lists: TLS 1.2 names and TLS 1.3 suites go to wolfSSL as one list;
+ * the one not configured keeps its defaults, so naming one list never turns
+ * the other protocol version off.
+ */
+static int set_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *l, char *err,
+                       size_t err_len)
+{
+    char list[TLS_CIPHERS_MAX];
+
+    if (l->ciphers[0] == '\0' && l->ciphers_tls13[0] == '\0') {
+        return 0;
+    }
+    snprintf(list, sizeof(list), "%s:%s",
+             l->ciphers[0] != '\0' ? l->ciphers : TLS12_DEFAULT_SUITES,
+             l->ciphers_tls13[0] != '\0' ? l->ciphers_tls13 : TLS13_DEFAULT_SUITES);
+    if (wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS) {
+        snprintf(err, err_len, "ciphers '%s': no cipher suite this wolfSSL knows", list);
+        return -1;
+    }
+    return 0;
+}
+
+struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t err_len)
+{
+    struct tls_ctx *t;
+    const char *keyfile;
+    int ret;
+
+    RM_ASSERT(l != NULL && l->certfile[0] != '\0');
+    RM_ASSERT(err != NULL && err_len > 0);
+    t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        snprintf(err, err_len, "out of memory");
+        goto out;
+    }
+    if (getrandom(t->ticket_key, sizeof(t->ticket_key), 0) != sizeof(t->ticket_key) ||
+        getrandom(t->ticket_name, sizeof(t->ticket_name), 0) != sizeof(t->ticket_name)) {
+        snprintf(err, err_len, "getrandom: %s", strerror(errno));
+        goto out_free;
+    }
+    t->ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+    if (t->ctx == NULL) {
+        snprintf(err, err_len, "cannot create a TLS context");
+        goto out_free;
+    }
+    ret = wolfSSL_CTX_SetMinVersion(t->ctx, l->tls_version == CONFIG_TLS_13 ? WOLFSSL_TLSV1_3
+                                                                           : WOLFSSL_TLSV1_2);
+    if (ret != WOLFSSL_SUCCESS) {
+        snprintf(err, err_len, "tls_version: this wolfSSL cannot require it");
+        goto out_free;
+    }
+    ret = wolfSSL_CTX_use_certificate_chain_file(t->ctx, l->certfile);
+    if (ret != WOLFSSL_SUCCESS) {
+        fail(err, err_len, "certfile", l->certfile, ret);
+        goto out_free;
+    }
+    keyfile = l->keyfile[0] != '\0' ? l->keyfile : l->certfile;
+    ret = wolfSSL_CTX_use_PrivateKey_file(t->ctx, keyfile, WOLFSSL_FILETYPE_PEM);
+    if (ret != WOLFSSL_SUCCESS) {
+        fail(err, err_len, l->keyfile[0] != '\0' ? "keyfile" : "certfile (no keyfile given)",
+             keyfile, ret);
+        goto out_free;
+    }
+    if (wolfSSL_CTX_check_private_key(t->ctx) != WOLFSSL_SUCCESS) {
+        snprintf(err, err_len, "keyfile '%s': the key does not match certfile '%s'", keyfile,
+                 l->certfile);
+        goto out_free;
+    }
+    if (l->cafile[0] != '\0' || l->capath[0] != '\0') {
+        ret = wolfSSL_CTX_load_verify_locations(t->ctx, l->cafile[0] ? l->cafile : NULL,
+                                                l->capath[0] ? l->capath : NULL);
+        if (ret != WOLFSSL_SUCCESS) {
+            fail(err, err_len, l->cafile[0] ? "cafile" : "capath",
+                 l->cafile[0] ? l->cafile : l->capath, ret);
+            goto out_free;
+        }
+    }
+    wolfSSL_CTX_set_verify(t->ctx,
+                           l->require_certificate
+                               ? WOLFSSL_VERIFY_PEER | WOLFSSL_VERIFY_FAIL_IF_NO_PEER_CERT
+                               : WOLFSSL_VERIFY_NONE,
+                           NULL);
+    if (set_ciphers(t->ctx, l, err, err_len) < 0) {
+        goto out_free;
+    }
+    wolfSSL_CTX_set_session_cache_mode(t->ctx, WOLFSSL_SESS_CACHE_OFF);
+    if (wolfSSL_CTX_set_TicketEncCb(t->ctx, ticket_cb) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_set_TicketEncCtx(t->ctx, t) != WOLFSSL_SUCCESS ||
+        wolfSSL_CTX_set_TicketHint(t->ctx, TLS_TICKET_HINT_S) != WOLFSSL_SUCCESS) {
+        snprintf(err, err_len, "cannot set up session tickets");
+        goto out_free;
+    }
+    tls_conn__ctx_io(t->ctx);
+    return t;
+
+out_free:
+    tls_ctx_free(t);
+    t = NULL;
+out:
+    return t;
+}
+
+void tls_ctx_free(struct tls_ctx *t)
+{
+    if (t == NULL) {
+        return;
+    }
+    if (t->ctx != NULL) {
+        wolfSSL_CTX_free(t->ctx);
+    }
+    free(t);
+}
+
+struct WOLFSSL_CTX *tls_ctx__wolfssl(const struct tls_ctx *t)
+{
+    RM_ASSERT(t != NULL && t->ctx != NULL);
+    return t->ctx;
+}

@@ -1,0 +1,55 @@
+/*
+ * tls_ctx.h - one listener's TLS server context (wolfSSL).
+ *
+ * tls_ctx_new() builds a WOLFSSL_CTX from a [listener.NAME] section at
+ * start-up: server certificate chain and key (certfile may hold both, the
+ * `cat server.crt server.key > mqtt.pem` habit), minimum protocol version
+ * (tls_version), cipher lists, and when require_certificate is on, the CA
+ * certificates (cafile / capath) that client certificates must chain to.
+ * After that the context is only read: every shard creates its
+ * connections' WOLFSSL objects from it (tls/tls_conn).
+ *
+ * Resumption: stateless session tickets (TLS 1.2 tickets, TLS 1.3 PSK
+ * tickets), sealed with ChaCha20-Poly1305 under a key drawn once per
+ * process. wolfSSL's own session cache is switched off: it is one table for
+ * the whole process behind a mutex, and its default ticket callback takes a
+ * mutex on every ticket too, so a handshake on one shard would wait for
+ * another. Tickets from an earlier process are rejected (a full handshake).
+ *
+ * The I/O callbacks are tls/tls_conn's: wolfSSL never touches a socket.
+ *
+ * Start-up thread builds and frees; any shard reads.
+ */
+#ifndef RINGMQ_TLS_CTX_H
+#define RINGMQ_TLS_CTX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct tls_ctx;
+
+/*
+ * Initialise wolfSSL once for the process (before any tls_ctx_new()).
+ * Returns 0 or -1.
+ */
+int tls_init(void);
+
+/* Undo tls_init() after every context is freed. */
+void tls_cleanup(void);
+
+/*
+ * Build the context for listener @l (borrowed until return), which has
+ * certfile set. Returns it, or NULL with a message in @err naming the file
+ * that could not be used and why.
+ */
+struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t err_len);
+
+/* Free @t (NULL is fine); no connection made from it may remain. */
+void tls_ctx_free(struct tls_ctx *t);
+
+/* The wolfSSL context, for tls/tls_conn. */
+struct WOLFSSL_CTX *tls_ctx__wolfssl(const struct tls_ctx *t);
+
+#endif
