@@ -7,6 +7,7 @@
 #include "tls/tls_ctx.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/openssl/evp.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
 
 #include "core/rm_assert.h"
@@ -93,13 +95,57 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
     return rc;
 }
 
-static int fail(char *err, size_t err_len, const char *what, const char *path, int ret)
+/*
+ * "@what '@path': why": wolfSSL's reason when it gave one (a negative
+ * return, or its error queue), else @plain.
+ */
+static void fail(char *err, size_t err_len, const char *what, const char *path, int ret,
+                 const char *plain)
 {
     char text[TLS_ERR_TEXT_BYTES];
+    unsigned long code = ret < 0 ? (unsigned long)-ret : wolfSSL_ERR_get_error();
 
-    wolfSSL_ERR_error_string_n((unsigned long)(ret < 0 ? -ret : ret), text, sizeof(text));
-    snprintf(err, err_len, "%s '%s': %s", what, path, text);
-    return -1;
+    if (code != 0) {
+        wolfSSL_ERR_error_string_n(code, text, sizeof(text));
+        snprintf(err, err_len, "%s '%s': %s (%s)", what, path, plain, text);
+    } else {
+        snprintf(err, err_len, "%s '%s': %s", what, path, plain);
+    }
+}
+
+/*
+ * Does the context's private key belong to its certificate? Signs a fixed
+ * message with the one and verifies it with the other: wolfSSL 5.5's
+ * wolfSSL_CTX_check_private_key() lets a mismatched EC key through.
+ */
+static bool keys_match(WOLFSSL_CTX *ctx)
+{
+    static const unsigned char msg[] = "ringmq: does the key match the certificate?";
+    unsigned char sig[1024];
+    size_t sig_len = sizeof(sig);
+    WOLFSSL_EVP_PKEY *priv = wolfSSL_CTX_get0_privatekey(ctx);
+    WOLFSSL_X509 *cert = wolfSSL_CTX_get0_certificate(ctx);
+    WOLFSSL_EVP_PKEY *pub = cert != NULL ? wolfSSL_X509_get_pubkey(cert) : NULL;
+    WOLFSSL_EVP_MD_CTX *md = wolfSSL_EVP_MD_CTX_new();
+    bool ok = false;
+
+    if (priv == NULL || pub == NULL || md == NULL) {
+        goto out;
+    }
+    if (wolfSSL_EVP_DigestSignInit(md, NULL, wolfSSL_EVP_sha256(), NULL, priv) != 1 ||
+        wolfSSL_EVP_DigestSignUpdate(md, msg, sizeof(msg)) != 1 ||
+        wolfSSL_EVP_DigestSignFinal(md, sig, &sig_len) != 1) {
+        goto out;
+    }
+    wolfSSL_EVP_MD_CTX_free(md);
+    md = wolfSSL_EVP_MD_CTX_new();
+    ok = md != NULL && wolfSSL_EVP_DigestVerifyInit(md, NULL, wolfSSL_EVP_sha256(), NULL, pub) == 1 &&
+         wolfSSL_EVP_DigestVerifyUpdate(md, msg, sizeof(msg)) == 1 &&
+         wolfSSL_EVP_DigestVerifyFinal(md, sig, sig_len) == 1;
+out:
+    wolfSSL_EVP_MD_CTX_free(md);
+    wolfSSL_EVP_PKEY_free(pub);
+    return ok;
 }
 
 /*
@@ -111,15 +157,26 @@ static int set_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *l, char *
                        size_t err_len)
 {
     char list[TLS_CIPHERS_MAX];
+    int i;
 
     if (l->ciphers[0] == '\0' && l->ciphers_tls13[0] == '\0') {
         return 0;
+    }
+    /* Each configured list alone must name a suite wolfSSL knows. */
+    for (i = 0; i < 2; i++) {
+        const char *one = i == 0 ? l->ciphers : l->ciphers_tls13;
+
+        if (one[0] != '\0' && wolfSSL_CTX_set_cipher_list(ctx, one) != WOLFSSL_SUCCESS) {
+            snprintf(err, err_len, "%s '%s': no cipher suite this wolfSSL knows",
+                     i == 0 ? "ciphers" : "ciphers_tls1.3", one);
+            return -1;
+        }
     }
     snprintf(list, sizeof(list), "%s:%s",
              l->ciphers[0] != '\0' ? l->ciphers : TLS12_DEFAULT_SUITES,
              l->ciphers_tls13[0] != '\0' ? l->ciphers_tls13 : TLS13_DEFAULT_SUITES);
     if (wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS) {
-        snprintf(err, err_len, "ciphers '%s': no cipher suite this wolfSSL knows", list);
+        snprintf(err, err_len, "ciphers: wolfSSL refused the combined list '%s'", list);
         return -1;
     }
     return 0;
@@ -156,17 +213,17 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
     }
     ret = wolfSSL_CTX_use_certificate_chain_file(t->ctx, l->certfile);
     if (ret != WOLFSSL_SUCCESS) {
-        fail(err, err_len, "certfile", l->certfile, ret);
+        fail(err, err_len, "certfile", l->certfile, ret, "no PEM certificate wolfSSL can use");
         goto out_free;
     }
     keyfile = l->keyfile[0] != '\0' ? l->keyfile : l->certfile;
     ret = wolfSSL_CTX_use_PrivateKey_file(t->ctx, keyfile, WOLFSSL_FILETYPE_PEM);
     if (ret != WOLFSSL_SUCCESS) {
         fail(err, err_len, l->keyfile[0] != '\0' ? "keyfile" : "certfile (no keyfile given)",
-             keyfile, ret);
+             keyfile, ret, "no PEM private key wolfSSL can use");
         goto out_free;
     }
-    if (wolfSSL_CTX_check_private_key(t->ctx) != WOLFSSL_SUCCESS) {
+    if (!keys_match(t->ctx)) {
         snprintf(err, err_len, "keyfile '%s': the key does not match certfile '%s'", keyfile,
                  l->certfile);
         goto out_free;
@@ -176,7 +233,7 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
                                                 l->capath[0] ? l->capath : NULL);
         if (ret != WOLFSSL_SUCCESS) {
             fail(err, err_len, l->cafile[0] ? "cafile" : "capath",
-                 l->cafile[0] ? l->cafile : l->capath, ret);
+                 l->cafile[0] ? l->cafile : l->capath, ret, "no CA certificate wolfSSL can use");
             goto out_free;
         }
     }

@@ -24,6 +24,10 @@ TLS (mosquitto_pub/sub are libmosquitto's clients; Python's ssl is OpenSSL):
   tls_to_plain               a TLS ClientHello to the plain port: closed
   tls_handshake_timeout      a TCP connection that never starts TLS is closed after the
                              connect timeout
+  tls_config_errors          --test-config names listener and file for a key that does
+                             not match its certificate, a certificate wolfSSL cannot
+                             read, a combined PEM without a key, an unknown cipher, and a
+                             missing file (with its line); a good combined PEM passes
 WebSocket (paho-mqtt's websockets transport; raw sockets for exact bytes):
   ws_paho_v311, ws_paho_v5, wss_paho_v311, wss_paho_v5
                              pub/sub QoS 1 with payloads up to 150 KB (many frames)
@@ -408,6 +412,37 @@ def case_tls_handshake_timeout(b, c):
     check(took >= limit * 0.9, f"closed after {took:.2f} s, before the connect timeout")
 
 
+def case_tls_config_errors(b, c):
+    d = os.path.dirname(c["ca"])
+    junk = os.path.join(d, "junk.pem")
+    with open(junk, "w") as f:
+        f.write("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    cases = [
+        (f"certfile = {c['server_crt']}\nkeyfile = {c['client_key']}",
+         f"[listener.t] keyfile '{c['client_key']}': the key does not match certfile "
+         f"'{c['server_crt']}'"),
+        (f"certfile = {junk}", f"[listener.t] certfile '{junk}': no PEM certificate wolfSSL "
+                               "can use"),
+        (f"certfile = {c['server_crt']}", f"[listener.t] certfile (no keyfile given) "
+                                         f"'{c['server_crt']}': no PEM private key"),
+        (f"certfile = {c['server_pem']}\nciphers = NOPE-CIPHER",
+         "[listener.t] ciphers 'NOPE-CIPHER': no cipher suite this wolfSSL knows"),
+        (f"certfile = {d}/missing.pem", f"ini:3: [listener.t] certfile: cannot read "
+                                        f"'{d}/missing.pem': No such file or directory"),
+        (f"certfile = {c['server_pem']}\nciphers_tls1.3 = TLS13-AES128-GCM-SHA256", None),
+    ]
+    ini = os.path.join(d, "t.ini")
+    for body, want in cases:
+        with open(ini, "w") as f:
+            f.write(f"[listener.t]\nport = 0\n{body}\n")
+        r = run([os.environ["RINGMQ_BIN"], "-c", ini, "--test-config"])
+        if want is None:
+            check(r.returncode == 0, f"{body!r} refused: {r.stderr.strip()}")
+        else:
+            check(r.returncode == 1 and want in r.stderr,
+                  f"{body!r}: exit {r.returncode}, stderr {r.stderr.strip()!r}, want {want!r}")
+
+
 def case_paho(b, c, version, listener):
     transport = "websockets" if listener.startswith("ws") else "tcp"
     ca = c["ca"] if listener in ("wss", "tls") else None
@@ -569,6 +604,7 @@ CASES = {
     "plain_to_tls": case_plain_to_tls,
     "tls_to_plain": case_tls_to_plain,
     "tls_handshake_timeout": case_tls_handshake_timeout,
+    "tls_config_errors": case_tls_config_errors,
     "ws_paho_v311": lambda b, c: case_paho(b, c, 4, "ws"),
     "ws_paho_v5": lambda b, c: case_paho(b, c, 5, "ws"),
     "wss_paho_v311": lambda b, c: case_paho(b, c, 4, "wss"),
