@@ -285,9 +285,11 @@ static int check_listener_ws(struct config__load *ld, uint32_t j)
         return -1;
     }
     for (p = l->ws_path; *p != '\0'; p++) {
-        if (*p <= ' ' || *p == '?' || *p == '#' || *p == 0x7f) {
+        unsigned char ch = (unsigned char)*p;
+
+        if (ch <= ' ' || ch == '?' || ch == '#' || ch >= 0x7f) {
             config__fail(ld, line,
-                         "[listener.%s] ws_path: no spaces, control characters, '?' or '#'",
+                         "[listener.%s] ws_path: printable ASCII only, no spaces, '?' or '#'",
                          l->name);
             return -1;
         }

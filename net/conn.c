@@ -73,11 +73,11 @@ static int arm_recv(struct shard *s, struct conn *c)
  * With a transport: frame and encrypt the broker's output into xp->tx (and,
  * when closing gracefully, the goodbye after it), then make xp->tx the send.
  */
-static int xport_out(struct conn *c)
+static int xport_out(struct shard *s, struct conn *c)
 {
     int ret;
 
-    ret = xport_send(c->xp, &c->client.out);
+    ret = xport_send(c->xp, &c->client.out, s->xport_scratch);
     if (ret < 0) {
         return ret;
     }
@@ -97,15 +97,26 @@ static int start_send(struct shard *s, struct conn *c)
     struct io_uring_sqe *sqe;
     int ret;
 
-    if (c->flags & (CONN_F_SEND | CONN_F_HANDOFF)) {
-        return 0; /* when handing off, client.out holds the kept input, not output */
+    if (c->flags & CONN_F_SEND) {
+        return 0;
     }
     if ((c->flags & CONN_F_CLOSING) && !(c->flags & CONN_F_FLUSH)) {
         return 0;
     }
-    if (c->sending.len == 0) {
+    if (c->sending.len == 0 && (c->flags & CONN_F_HANDOFF)) {
+        /*
+         * client.out holds the kept input, not output; but what the transport
+         * made (a pong, a ticket) is flushed before the connection moves, so
+         * no record is left half sent.
+         */
+        if (c->xp == NULL || c->xp->tx.len == 0) {
+            return 0;
+        }
+        obuf_free(&c->sending);
+        obuf_move(&c->sending, &c->xp->tx);
+    } else if (c->sending.len == 0) {
         if (c->xp != NULL) {
-            ret = xport_out(c);
+            ret = xport_out(s, c);
             if (ret < 0 || c->sending.len == 0) {
                 return ret;
             }
@@ -147,8 +158,6 @@ static void retire(struct shard *s, struct conn *c)
     c->fd = -1;
     timer_del(&s->timers, &c->timer);
     obuf_free(&c->sending);
-    xport_free(c->xp); /* NULL once handed over */
-    c->xp = NULL;
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -228,10 +237,11 @@ static void handoff_finish(struct shard *s, struct conn *c)
     retire(s, c);
 }
 
-/* Hand @c over once its recv has completed for good. */
+/* Hand @c over once its recv has completed for good and its transport's output is sent. */
 static void handoff_progress(struct shard *s, struct conn *c)
 {
     if ((c->flags & CONN_F_HANDOFF) && !(c->flags & (CONN_F_RECV | CONN_F_SEND))) {
+        RM_ASSERT(c->sending.len == 0 && (c->xp == NULL || c->xp->tx.len == 0));
         handoff_finish(s, c);
     }
 }
@@ -345,7 +355,8 @@ int conn_accept(struct shard *s, int fd, const struct listener *l)
     if (!l->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
         LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
     }
-    xp = xport_new(l->cfg, l->tls, s->cfg->limits.packet_bytes_max, &ret);
+    xp = xport_new(l->cfg, l->tls, s->cfg->limits.packet_bytes_max,
+                   s->cfg->limits.output_bytes_max, &ret);
     if (ret < 0) {
         s->stats.conns_failed++;
         close(fd);
@@ -433,6 +444,7 @@ static void feed(struct shard *s, struct conn *c, uint8_t *data, size_t len)
         conn_close(s, c, ret, true);
         return;
     }
+    /* The xport lives until conn_work(), also when the feed closed the conn. */
     if (c->xp->tx.len > 0 && !(c->flags & CONN_F_CLOSING)) {
         ret = start_send(s, c);
         if (ret < 0) {
@@ -557,6 +569,8 @@ void conn_send_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
     ret = start_send(s, c);
     if (ret < 0) {
         conn_close(s, c, ret, false);
+    } else {
+        handoff_progress(s, c);
     }
 }
 
@@ -617,5 +631,7 @@ void conn_work(struct shard *s, struct conn *c)
     RM_ASSERT(s != NULL && c != NULL);
     RM_ASSERT(c->flags & CONN_F_DEAD);
     RM_ASSERT(!(c->flags & CONN_F_WORK));
+    /* Here, not in retire(): a close may happen inside xport_recv(), which still uses it. */
+    xport_free(c->xp); /* NULL once handed over */
     free(c);
 }

@@ -47,6 +47,7 @@
 #include "net/uring.h"
 #include "net/xport.h"
 #include "net/xshard.h"
+#include "tls/tls_ctx.h"
 
 static void signal_set(sigset_t *set)
 {
@@ -635,6 +636,7 @@ out:
     xshard_done(s->xs, s->id);
     /* The last doorbells were only queued: submit them (no completion is awaited). */
     io_uring_submit(&s->ring);
+    tls_thread_done();
     return ret;
 }
 
@@ -705,6 +707,7 @@ void shard_free(struct shard *s)
         xshard_conn_closed(s->xs);
         obuf_free(&c->sending);
         xport_free(c->xp);
+        c->xp = NULL;
         broker_client_gone(s->broker, &c->client, -MQTT_RC_SERVER_SHUTTING_DOWN);
         if (!(c->flags & CONN_F_WORK)) {
             free(c);
@@ -713,7 +716,8 @@ void shard_free(struct shard *s)
     while (s->work != NULL) {
         c = s->work;
         s->work = c->next;
-        free(c);
+        c->flags &= (uint16_t)~CONN_F_WORK;
+        conn_work(s, c);
     }
     for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {
         s->listeners[i].armed = false;

@@ -396,9 +396,9 @@ static int control_done(struct ws_rx *rx, struct ws_event *ev)
         }
         if (rx->ctl_len >= 2) {
             status = (uint16_t)((rx->ctl[0] << 8) | rx->ctl[1]);
-            /* RFC 6455 7.4: 1000-1003, 1007-1011, 3000-4999 may be sent. */
+            /* RFC 6455 7.4 and IANA's registry: 1000-1003, 1007-1014, 3000-4999 may be sent. */
             if (status < 1000 || (status > 1003 && status < 1007) ||
-                (status > 1011 && status < 3000) || status > 4999) {
+                (status > 1014 && status < 3000) || status > 4999) {
                 return -WS_STATUS_PROTOCOL;
             }
             ev->status = status;

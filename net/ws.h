@@ -24,9 +24,9 @@
  * bytes and is gathered in the decoder when it arrives split), or a protocol
  * violation with its close status: 1002 (unmasked frame, reserved bits or
  * opcodes, fragmented control frame, continuation without a message, new
- * message inside one), 1003 (a text frame: MQTT is binary only
- * [MQTT-6.0.0-1]), 1009 (a frame longer than the limit), 1007 for a close
- * frame whose status is invalid. Frame boundaries mean nothing to MQTT: one
+ * message inside one, a close frame with a status that may not be sent),
+ * 1003 (a text frame: MQTT is binary only [MQTT-6.0.0-1]), 1009 (a frame
+ * longer than the limit). Frame boundaries mean nothing to MQTT: one
  * packet may span frames and one frame may hold several packets.
  *
  * Any thread; a struct ws_rx belongs to its connection's shard.
@@ -67,7 +67,6 @@ enum ws_status {
     WS_STATUS_PROTOCOL = 1002,
     WS_STATUS_UNSUPPORTED = 1003,
     WS_STATUS_NONE = 1005, /* never sent: a close frame without a status */
-    WS_STATUS_INVALID = 1007,
     WS_STATUS_TOO_BIG = 1009,
 };
 

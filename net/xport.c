@@ -23,7 +23,7 @@
 #define XPORT_WS_EVENTS_PER_FEED_MAX 65536u
 
 struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx *tls,
-                        uint64_t frame_max, int *err)
+                        uint64_t frame_max, size_t out_max, int *err)
 {
     struct xport *xp;
 
@@ -41,6 +41,7 @@ struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx
     xp->lcfg = lcfg;
     xp->ws = lcfg->protocol == CONFIG_PROTO_WEBSOCKETS;
     xp->io.out = &xp->tx;
+    xp->io.out_max = out_max + XPORT_TX_SLACK_BYTES;
     ws_rx_init(&xp->rx, frame_max);
     if (tls != NULL) {
         xp->ssl = tls_conn_new(tls, &xp->io);
@@ -64,21 +65,34 @@ void xport_free(struct xport *xp)
     tls_conn_free(xp->ssl);
     obuf_free(&xp->tx);
     free(xp->http);
+    free(xp->identity);
     free(xp);
 }
 
-/* Bytes the transport itself sends (below the WebSocket layer): through TLS if any. */
+/*
+ * Bytes the transport sends (below the WebSocket layer): encrypted when TLS
+ * is on, in writes of at most TLS_CONN_WRITE_MAX; bounded by io.out_max.
+ */
 static int wire_write(struct xport *xp, const uint8_t *data, size_t len)
 {
     uint8_t *dst;
+    size_t n;
+    int ret;
 
+    if (xp->ssl != NULL) {
+        for (; len > 0; data += n, len -= n) {
+            n = len < TLS_CONN_WRITE_MAX ? len : TLS_CONN_WRITE_MAX;
+            ret = tls_conn_write(xp->ssl, data, n);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        return 0;
+    }
     if (len == 0) {
         return 0;
     }
-    if (xp->ssl != NULL) {
-        return tls_conn_write(xp->ssl, data, len);
-    }
-    dst = obuf_reserve(&xp->tx, len, TLS_CONN_OUT_BYTES_MAX);
+    dst = obuf_reserve(&xp->tx, len, xp->io.out_max);
     if (dst == NULL) {
         return -ENOMEM;
     }
@@ -87,30 +101,75 @@ static int wire_write(struct xport *xp, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* A whole WebSocket frame from the server: header then payload. */
-static int ws_write(struct xport *xp, enum ws_opcode op, const uint8_t *data, size_t len)
+/* A control frame (payload <= 125 bytes): one write, so TLS makes one record of it. */
+static int ws_write_control(struct xport *xp, enum ws_opcode op, const uint8_t *data, size_t len)
 {
     uint8_t frame[WS_FRAME_HDR_OUT_MAX + WS_CONTROL_BYTES_MAX];
     size_t hdr_len = ws_frame_header(frame, op, len);
-    int ret;
 
-    if (len <= WS_CONTROL_BYTES_MAX) {
-        /* Small frames: one write, so TLS makes one record of them. */
-        memcpy(frame + hdr_len, data, len);
-        return wire_write(xp, frame, hdr_len + len);
-    }
-    ret = wire_write(xp, frame, hdr_len);
-    return ret < 0 ? ret : wire_write(xp, data, len);
+    RM_ASSERT(len <= WS_CONTROL_BYTES_MAX);
+    memcpy(frame + hdr_len, data, len);
+    return wire_write(xp, frame, hdr_len + len);
 }
 
-/* Close the WebSocket with @status (a violation or the answer to the peer's close). */
+/*
+ * A binary frame of the broker's output. Without TLS the header and payload
+ * are copied into xp->tx; with TLS the header and the start of the payload
+ * are gathered in @scratch's second half, so the frame takes no extra record.
+ */
+static int ws_write_data(struct xport *xp, const uint8_t *data, size_t len, uint8_t *scratch)
+{
+    uint8_t hdr[WS_FRAME_HDR_OUT_MAX];
+    size_t hdr_len = ws_frame_header(hdr, WS_OP_BINARY, len);
+    uint8_t *dst;
+    size_t first;
+    int ret;
+
+    if (xp->ssl == NULL) {
+        dst = obuf_reserve(&xp->tx, hdr_len + len, xp->io.out_max);
+        if (dst == NULL) {
+            return -ENOMEM;
+        }
+        memcpy(dst, hdr, hdr_len);
+        memcpy(dst + hdr_len, data, len);
+        obuf_commit(&xp->tx, hdr_len + len);
+        return 0;
+    }
+    RM_ASSERT(scratch != NULL);
+    dst = scratch + XPORT_RECORD_BYTES;
+    first = len < XPORT_RECORD_BYTES - hdr_len ? len : XPORT_RECORD_BYTES - hdr_len;
+    memcpy(dst, hdr, hdr_len);
+    memcpy(dst + hdr_len, data, first);
+    ret = wire_write(xp, dst, hdr_len + first);
+    return ret < 0 ? ret : wire_write(xp, data + first, len - first);
+}
+
+/* The TLS half of a goodbye: close_notify once the handshake completed. */
+static void tls_goodbye(struct xport *xp)
+{
+    if (xp->ssl != NULL && xp->tls_up) {
+        tls_conn_close_notify(xp->ssl);
+    }
+}
+
+/*
+ * Close the WebSocket with @status (a violation, the answer to the peer's
+ * close, or our own goodbye), then TLS; nothing is sent after them.
+ */
 static int ws_close(struct xport *xp, uint16_t status)
 {
     uint8_t payload[2] = {(uint8_t)(status >> 8), (uint8_t)status};
+    int ret;
 
+    if (xp->goodbye) {
+        return 0;
+    }
     xp->goodbye = true;
     xp->state = XPORT_CLOSED;
-    return ws_write(xp, WS_OP_CLOSE, payload, status == WS_STATUS_NONE ? 0 : sizeof(payload));
+    ret = ws_write_control(xp, WS_OP_CLOSE, payload,
+                           status == WS_STATUS_NONE ? 0 : sizeof(payload));
+    tls_goodbye(xp);
+    return ret;
 }
 
 /* WebSocket frames in @data: payloads to the sink, control frames answered. */
@@ -143,8 +202,8 @@ static int ws_frames(struct xport *xp, uint8_t *data, size_t len, const struct x
             }
             break;
         case WS_EV_PING:
-            if (ws_write(xp, WS_OP_PONG, ev.data, ev.len) < 0) {
-                return -ENOMEM;
+            if (ws_write_control(xp, WS_OP_PONG, ev.data, ev.len) < 0) {
+                return -ENOMEM; /* also a peer that pings and never reads: io.out_max */
             }
             break;
         case WS_EV_CLOSE:
@@ -264,10 +323,15 @@ static int tls_established(struct xport *xp, struct xport_stats *st)
             return -XPORT_E_TLS;
         }
         LOG_DEBUG("tls: client certificate identity '%s' is the username", cn);
+        xp->identity = strdup(cn);
+        if (xp->identity == NULL) {
+            return -ENOMEM;
+        }
     }
     LOG_DEBUG("tls: %s handshake done (%s)", tls_conn_version(xp->ssl),
               tls_conn_resumed(xp->ssl) ? "resumed" : "full");
     tls_conn_idle(xp->ssl);
+    xp->tls_up = true;
     xp->state = xp->ws ? XPORT_WS_UPGRADE : XPORT_OPEN;
     return 0;
 }
@@ -294,20 +358,22 @@ static int tls_recv(struct xport *xp, const uint8_t *data, size_t len,
         ret = tls_established(xp, st);
         if (ret < 0) {
             xp->state = XPORT_CLOSED;
+            xp->goodbye = true; /* refused: no close_notify, only the close */
             goto out;
         }
     }
     /* Decrypt until wolfSSL wants more input: then every byte of @data is taken. */
     for (records = 0; records < XPORT_RECORDS_PER_FEED_MAX; records++) {
-        n = tls_conn_read(xp->ssl, sink->scratch, XPORT_SCRATCH_BYTES);
+        n = tls_conn_read(xp->ssl, sink->scratch, XPORT_RECORD_BYTES);
         if (n == 0) {
             break;
         }
         if (n < 0) {
             if (n == -EPIPE) {
-                ret = -XPORT_E_PEER_CLOSED;
+                ret = -XPORT_E_PEER_CLOSED; /* answered by our close_notify (goodbye) */
             } else {
                 st->tls_failed++;
+                xp->goodbye = true; /* wolfSSL queued its alert, if any */
                 ret = n == -ENOMEM ? -ENOMEM : -XPORT_E_TLS;
             }
             xp->state = XPORT_CLOSED;
@@ -343,7 +409,7 @@ int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_s
     return above_tls(xp, data, len, sink, st);
 }
 
-int xport_send(struct xport *xp, struct obuf *mqtt)
+int xport_send(struct xport *xp, struct obuf *mqtt, uint8_t *scratch)
 {
     int ret;
 
@@ -357,7 +423,7 @@ int xport_send(struct xport *xp, struct obuf *mqtt)
         return 0;
     }
     if (xp->ws) {
-        ret = ws_write(xp, WS_OP_BINARY, mqtt->data, mqtt->len);
+        ret = ws_write_data(xp, mqtt->data, mqtt->len, scratch);
     } else {
         ret = wire_write(xp, mqtt->data, mqtt->len);
     }
@@ -368,14 +434,13 @@ int xport_send(struct xport *xp, struct obuf *mqtt)
 void xport_goodbye(struct xport *xp)
 {
     RM_ASSERT(xp != NULL);
-    if (xp->goodbye || xp->state != XPORT_OPEN) {
+    if (xp->goodbye) {
+        return;
+    }
+    if (xp->ws && xp->state == XPORT_OPEN) {
+        (void)ws_close(xp, WS_STATUS_NORMAL);
         return;
     }
     xp->goodbye = true;
-    if (xp->ws) {
-        (void)ws_close(xp, WS_STATUS_NORMAL);
-    }
-    if (xp->ssl != NULL) {
-        tls_conn_close_notify(xp->ssl);
-    }
+    tls_goodbye(xp);
 }

@@ -40,8 +40,16 @@
 
 struct tls_ctx;
 
-/* TLS plaintext is decrypted into a scratch buffer of this size (one record). */
-#define XPORT_SCRATCH_BYTES 16384u
+/* One TLS record's plaintext, at most. */
+#define XPORT_RECORD_BYTES 16384u
+/*
+ * The shard's scratch for TLS connections: received plaintext is decrypted
+ * into its first half; a WebSocket frame's header and the start of its
+ * payload are gathered in its second half, so they leave as one record.
+ */
+#define XPORT_SCRATCH_BYTES (2 * XPORT_RECORD_BYTES)
+/* xp->tx may exceed output_bytes_max by this much (handshake records, framing). */
+#define XPORT_TX_SLACK_BYTES (64u << 10)
 
 enum xport_state {
     XPORT_TLS_HANDSHAKE = 1, /* TLS handshake under way */
@@ -76,9 +84,11 @@ struct xport {
     struct obuf tx;                     /* bytes for the wire, in order */
     uint8_t *http;                      /* an upgrade request split across reads */
     uint32_t http_len;
+    char *identity;                     /* use_identity_as_username: the certificate's CN */
     uint8_t state;                      /* enum xport_state */
     bool ws;                            /* WebSocket framing */
-    bool goodbye;                       /* the closing alert/frame is queued */
+    bool tls_up;                        /* the TLS handshake completed */
+    bool goodbye;                       /* the closing frame/alert is queued: nothing follows */
     struct ws_rx rx;                    /* ws: the frame decoder */
 };
 
@@ -89,17 +99,19 @@ struct xport {
 struct xport_sink {
     int (*fn)(void *arg, const uint8_t *data, size_t len);
     void *arg;
-    uint8_t *scratch; /* XPORT_SCRATCH_BYTES for TLS plaintext */
+    uint8_t *scratch; /* the shard's XPORT_SCRATCH_BYTES (TLS only) */
 };
 
 /*
  * A transport for a connection accepted on listener @lcfg (borrowed from
- * the config snapshot), with TLS from @tls (NULL for none). Returns NULL
- * with *@err = 0 when the listener needs none (plain MQTT over TCP), or
- * NULL with *@err = -ENOMEM.
+ * the config snapshot), with TLS from @tls (NULL for none), accepting
+ * WebSocket frames of at most @frame_max bytes and holding at most
+ * @out_max + XPORT_TX_SLACK_BYTES bytes for the wire (a peer that does not
+ * read is closed past that). Returns NULL with *@err = 0 when the listener
+ * needs none (plain MQTT over TCP), or NULL with *@err = -ENOMEM.
  */
 struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx *tls,
-                        uint64_t frame_max, int *err);
+                        uint64_t frame_max, size_t out_max, int *err);
 
 /* Free @xp (NULL is fine) and everything it holds. */
 void xport_free(struct xport *xp);
@@ -115,13 +127,15 @@ int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_s
 
 /*
  * Frame and encrypt the MQTT bytes in @mqtt into xp->tx; @mqtt is emptied
- * (its buffer freed). Returns 0 or a negative errno.
+ * (its buffer freed). @scratch is the shard's XPORT_SCRATCH_BYTES (TLS
+ * only; its second half is used). Returns 0 or a negative errno.
  */
-int xport_send(struct xport *xp, struct obuf *mqtt);
+int xport_send(struct xport *xp, struct obuf *mqtt, uint8_t *scratch);
 
 /*
- * The connection is closing gracefully: queue a WebSocket close (1000) and
- * a TLS close_notify into xp->tx, once. No-op before the transport is open.
+ * The connection is closing gracefully: queue a WebSocket close (1000, if
+ * the WebSocket is open) and a TLS close_notify (if the handshake
+ * completed) into xp->tx, once. Nothing is sent after them.
  */
 void xport_goodbye(struct xport *xp);
 

@@ -28,6 +28,7 @@ enum {
     OPT_TLS_INSECURE,
     OPT_TLS_SNI,
     OPT_TLS_CIPHERS,
+    OPT_TLS_RESUME,
     OPT_WS_PATH,
     OPT_MQTT,
     OPT_PAIRS,
@@ -65,6 +66,7 @@ static const struct option long_opts[] = {
     {"tls-insecure", no_argument, NULL, OPT_TLS_INSECURE},
     {"tls-sni", required_argument, NULL, OPT_TLS_SNI},
     {"tls-ciphers", required_argument, NULL, OPT_TLS_CIPHERS},
+    {"tls-resume", no_argument, NULL, OPT_TLS_RESUME},
     {"ws-path", required_argument, NULL, OPT_WS_PATH},
     {"mqtt", required_argument, NULL, OPT_MQTT},
     {"pairs", required_argument, NULL, OPT_PAIRS},
@@ -121,6 +123,9 @@ void lg_opts_usage(FILE *f)
           "  --tls-ciphers LIST      tls/wss: cipher suites to offer, wolfSSL names joined\n"
           "                          by ':', e.g. TLS13-CHACHA20-POLY1305-SHA256\n"
           "                          (default: wolfSSL's list)\n"
+          "  --tls-resume            tls/wss: each worker keeps the session (ticket) of its\n"
+          "                          first connection and resumes it in every later\n"
+          "                          handshake (default: full handshakes)\n"
           "  --ws-path PATH          ws/wss: request target of the upgrade (/mqtt)\n"
           "  --mqtt V                5 (or 5.0), 3.1.1 (or 4), 3.1 (or 3) (3.1.1)\n"
           "\n"
@@ -455,6 +460,9 @@ static int parse_one(struct lg_opts *o, int c, const char *arg, bool *subs_given
     case OPT_TLS_SNI:
         ret = parse_tls_sni(o, arg);
         break;
+    case OPT_TLS_RESUME:
+        o->tcfg.tls_resume = true;
+        break;
     case OPT_TLS_CIPHERS:
         o->tcfg.tls_ciphers = arg;
         break;
@@ -567,7 +575,7 @@ static int check_transport(struct lg_opts *o, bool ws_path_given)
                                                                                : "127.0.0.1";
 
     if (!tls && (o->tcfg.tls_ca != NULL || o->tcfg.tls_insecure || o->tcfg.tls_sni != NULL ||
-                 o->tcfg.tls_ciphers != NULL)) {
+                 o->tcfg.tls_ciphers != NULL || o->tcfg.tls_resume)) {
         fprintf(stderr, "ringmq-loadgen: --tls-* apply to --transport tls or wss only\n");
         return -EINVAL;
     }

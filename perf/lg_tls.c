@@ -36,6 +36,8 @@ static WOLFSSL_CTX *ctx;
 static const struct lg_transport_cfg *cfg_now;
 /* The first failure is explained on stderr once; the rest are only counted. */
 static atomic_bool told;
+/* --tls-resume: this worker's session to resume (with a ticket); its own thread only. */
+static _Thread_local WOLFSSL_SESSION *resume_session;
 
 static void tell_once(const char *what, int err)
 {
@@ -73,6 +75,10 @@ static int tls_setup(const struct lg_transport_cfg *cfg)
         fprintf(stderr, "ringmq-loadgen: cannot require TLS 1.2\n");
         goto out_free;
     }
+    if (cfg->tls_resume && wolfSSL_CTX_UseSessionTicket(ctx) != WOLFSSL_SUCCESS) {
+        fprintf(stderr, "ringmq-loadgen: cannot ask for session tickets\n");
+        goto out_free;
+    }
     if (cfg->tls_ciphers != NULL &&
         wolfSSL_CTX_set_cipher_list(ctx, cfg->tls_ciphers) != WOLFSSL_SUCCESS) {
         fprintf(stderr, "ringmq-loadgen: --tls-ciphers '%s': no cipher suite this wolfSSL knows\n",
@@ -107,6 +113,29 @@ out:
 static void tls_thread_done(void)
 {
     wc_ecc_fp_free();
+    if (resume_session != NULL) {
+        wolfSSL_SESSION_free(resume_session);
+        resume_session = NULL;
+    }
+}
+
+/*
+ * --tls-resume: keep @ssl's session once it holds a ticket (TLS 1.3 sends it
+ * after the handshake, so this runs after reads).
+ */
+static void keep_session(WOLFSSL *ssl)
+{
+    WOLFSSL_SESSION *s;
+
+    if (!cfg_now->tls_resume || resume_session != NULL) {
+        return;
+    }
+    s = wolfSSL_get1_session(ssl);
+    if (s != NULL && wolfSSL_SESSION_has_ticket(s)) {
+        resume_session = s;
+    } else if (s != NULL) {
+        wolfSSL_SESSION_free(s);
+    }
 }
 
 static void tls_cleanup(void)
@@ -159,6 +188,9 @@ static int tls_open(struct lg_tconn *tc)
             return -ENOMEM;
         }
         wolfSSL_set_using_nonblock(ssl, 1);
+        if (resume_session != NULL && wolfSSL_set_session(ssl, resume_session) != WOLFSSL_SUCCESS) {
+            return -ENOMEM;
+        }
         if (cfg_now->tls_sni != NULL) {
             const char *sni = cfg_now->tls_sni;
 
@@ -204,6 +236,7 @@ static ssize_t tls_recv(struct lg_tconn *tc, uint8_t *buf, size_t len)
         got += (size_t)n;
     }
     tc->rx_more = got == len && wolfSSL_pending(ssl) > 0;
+    keep_session(ssl);
     if (got > 0) {
         return (ssize_t)got; /* an error after data shows again on the next call */
     }

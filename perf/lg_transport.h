@@ -33,6 +33,7 @@ struct lg_transport_cfg {
     bool tls_insecure;       /* do not verify the broker's certificate */
     const char *tls_sni;     /* server name to send (SNI) and to check in the certificate */
     const char *tls_ciphers; /* wolfSSL cipher suite names, ':'-separated; NULL: default */
+    bool tls_resume;         /* resume each worker's first session (ticket) in later handshakes */
     const char *ws_path;     /* request target of the WebSocket upgrade ("/mqtt") */
     const char *ws_host;     /* Host header value: "127.0.0.1:1883", "[::1]:1883" */
 };

@@ -46,7 +46,7 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     RM_ASSERT(io != NULL && io->out != NULL && buf != NULL);
     RM_ASSERT(sz >= 0);
     (void)ssl;
-    dst = obuf_reserve(io->out, (size_t)sz, TLS_CONN_OUT_BYTES_MAX);
+    dst = obuf_reserve(io->out, (size_t)sz, io->out_max);
     if (dst == NULL) {
         return WOLFSSL_CBIO_ERR_GENERAL;
     }
@@ -143,7 +143,7 @@ int tls_conn_write(struct WOLFSSL *ssl, const uint8_t *buf, size_t len)
     long ret;
 
     RM_ASSERT(ssl != NULL && buf != NULL);
-    RM_ASSERT(len > 0 && len <= INT32_MAX);
+    RM_ASSERT(len > 0 && len <= TLS_CONN_WRITE_MAX);
     ret = status(ssl, wolfSSL_write(ssl, buf, (int)len), "write");
     if (ret == 0) {
         return -EPROTO; /* the output callback never refuses: cannot happen */

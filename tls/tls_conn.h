@@ -35,8 +35,8 @@ struct tls_ctx;
 struct WOLFSSL;
 struct WOLFSSL_CTX;
 
-/* Ciphertext taken by one wolfSSL_write, at most: bounds the output buffer. */
-#define TLS_CONN_OUT_BYTES_MAX (64u << 20)
+/* Plaintext handed to one wolfSSL_write, at most (wolfSSL takes an int). */
+#define TLS_CONN_WRITE_MAX (1u << 20)
 /* Longest certificate identity (subject CN) reported. */
 #define TLS_CONN_IDENTITY_MAX 256u
 
@@ -45,6 +45,7 @@ struct tls_io {
     const uint8_t *in; /* ciphertext not yet taken by wolfSSL (borrowed during a feed) */
     size_t in_len;
     struct obuf *out;  /* ciphertext to send; wolfSSL's writes append to it */
+    size_t out_max;    /* bound on out->len: past it a write fails (-ENOMEM) */
 };
 
 /* Install the I/O callbacks in a context (tls/tls_ctx, at start-up). */
@@ -74,7 +75,10 @@ const char *tls_conn_version(struct WOLFSSL *ssl);
  */
 long tls_conn_read(struct WOLFSSL *ssl, uint8_t *buf, size_t cap);
 
-/* Encrypt @buf[0..@len) into io->out. 0, or < 0 (-ENOMEM, -EPROTO). */
+/*
+ * Encrypt @buf[0..@len) (at most TLS_CONN_WRITE_MAX bytes) into io->out.
+ * 0, or < 0 (-ENOMEM: out of memory or io->out_max reached; -EPROTO).
+ */
 int tls_conn_write(struct WOLFSSL *ssl, const uint8_t *buf, size_t len);
 
 /* Queue a close_notify alert into io->out (best effort). */

@@ -17,6 +17,7 @@
 #include <wolfssl/ssl.h>
 #include <wolfssl/openssl/evp.h>
 #include <wolfssl/wolfcrypt/chacha20_poly1305.h>
+#include <wolfssl/wolfcrypt/ecc.h>
 
 #include "core/rm_assert.h"
 #include "tls/tls_conn.h"
@@ -51,6 +52,11 @@ int tls_init(void)
 void tls_cleanup(void)
 {
     wolfSSL_Cleanup();
+}
+
+void tls_thread_done(void)
+{
+    wc_ecc_fp_free();
 }
 
 /*
@@ -250,6 +256,12 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
         wolfSSL_CTX_set_TicketEncCtx(t->ctx, t) != WOLFSSL_SUCCESS ||
         wolfSSL_CTX_set_TicketHint(t->ctx, TLS_TICKET_HINT_S) != WOLFSSL_SUCCESS) {
         snprintf(err, err_len, "cannot set up session tickets");
+        goto out_free;
+    }
+    if (l->use_identity_as_username &&
+        (wolfSSL_CTX_NoTicketTLSv12(t->ctx) != WOLFSSL_SUCCESS ||
+         wolfSSL_CTX_no_ticket_TLSv13(t->ctx) != 0)) { /* 0: success, unlike the other */
+        snprintf(err, err_len, "cannot turn session tickets off");
         goto out_free;
     }
     tls_conn__ctx_io(t->ctx);

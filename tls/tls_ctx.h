@@ -14,7 +14,14 @@
  * process. wolfSSL's own session cache is switched off: it is one table for
  * the whole process behind a mutex, and its default ticket callback takes a
  * mutex on every ticket too, so a handshake on one shard would wait for
- * another. Tickets from an earlier process are rejected (a full handshake).
+ * another. Tickets from an earlier process are rejected (a full handshake);
+ * the key lives as long as the process (rotation belongs with the reload of
+ * issue 14, which builds new contexts). Listeners with
+ * use_identity_as_username issue no tickets: a resumed TLS 1.2 session has
+ * no peer certificate to take the identity from, so every client there does
+ * a full handshake. wolfSSL_new()/wolfSSL_free() still take the context's
+ * reference-count mutex: one short lock per accepted and closed TLS
+ * connection, shared by the shards.
  *
  * The I/O callbacks are tls/tls_conn's: wolfSSL never touches a socket.
  *
@@ -38,6 +45,12 @@ int tls_init(void);
 
 /* Undo tls_init() after every context is freed. */
 void tls_cleanup(void);
+
+/*
+ * Free the calling thread's wolfSSL caches (the fixed-point ECC cache is
+ * thread-local). Each shard thread calls it when its loop ends.
+ */
+void tls_thread_done(void);
 
 /*
  * Build the context for listener @l (borrowed until return), which has

@@ -9,8 +9,9 @@
  * (unmasking in place, control frames, fragmentation, limits) with the MQTT
  * payload bytes delivered to a sink. It must never crash, hang, leak or read
  * out of bounds; every MQTT byte delivered must be a byte of the input after
- * unmasking, the transport's output must start with an HTTP status line,
- * and once a read is refused nothing more may be delivered.
+ * unmasking, the transport's output must start with an HTTP status line and
+ * stay within its bound (pongs to a peer that never reads), and once a read
+ * is refused nothing more may be delivered.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -25,6 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* Frames larger than this are refused (1009): small, so the limit is reached. */
 #define FUZZ_FRAME_MAX 4096u
+/* Output held for the wire, at most (plus the slack): pings without reads reach it. */
+#define FUZZ_OUT_MAX 1024u
 
 struct sink_state {
     size_t delivered;
@@ -62,7 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     step = (size_t)data[0] + 1;
     data++;
     size--;
-    xp = xport_new(&lcfg, NULL, FUZZ_FRAME_MAX, &err);
+    xp = xport_new(&lcfg, NULL, FUZZ_FRAME_MAX, FUZZ_OUT_MAX, &err);
     RM_ASSERT(xp != NULL && err == 0);
     /* The transport unmasks in place: give it a writable copy, as the ring's buffers are. */
     copy = malloc(size > 0 ? size : 1);
@@ -77,6 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     RM_ASSERT(st.delivered <= size);
+    RM_ASSERT(xp->tx.len <= FUZZ_OUT_MAX + XPORT_TX_SLACK_BYTES);
     if (xp->tx.len > 0) {
         RM_ASSERT(xp->tx.len >= 12 && memcmp(xp->tx.data, "HTTP/1.1 ", 9) == 0);
     }

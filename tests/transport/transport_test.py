@@ -18,6 +18,8 @@ TLS (mosquitto_pub/sub are libmosquitto's clients; Python's ssl is OpenSSL):
   mtls_no_cert, mtls_expired, mtls_rogue
                              no certificate / an expired one / one from another CA: refused
   mtls_min_version           tls_version = tlsv1.3: a TLS 1.2-only client is refused
+  mtls_no_tickets            use_identity_as_username: no session ticket is issued (a
+                             resumed session would have no certificate to name the user)
   tls_resume_12, tls_resume_13
                              a second connection resumes with the first one's session ticket
   plain_to_tls               MQTT CONNECT bytes to the TLS port: closed, no CONNACK
@@ -357,6 +359,16 @@ def case_mtls_min_version(b, c):
             pass
 
 
+def case_mtls_no_tickets(b, c):
+    ctx = client_ctx(c, cert="client_crt", key="client_key")
+    with socket.create_connection(("127.0.0.1", b.ports["mtls"]), timeout=WAIT_S) as s:
+        t = ctx.wrap_socket(s, server_hostname="localhost")
+        t.sendall(connect_pkt("mtls-ticket") + PINGREQ)
+        check(recv_exact(t, 6) == CONNACK_OK + PINGRESP, "no CONNACK/PINGRESP over mTLS")
+        check(t.session is None or not t.session.has_ticket,
+              "a ticket was issued on a use_identity_as_username listener")
+
+
 def tls_resume(b, c, version):
     ctx = client_ctx(c, max_version=version)
     ctx.minimum_version = version
@@ -599,6 +611,7 @@ CASES = {
     "mtls_expired": case_mtls_expired,
     "mtls_rogue": case_mtls_rogue,
     "mtls_min_version": case_mtls_min_version,
+    "mtls_no_tickets": case_mtls_no_tickets,
     "tls_resume_12": lambda b, c: tls_resume(b, c, ssl.TLSVersion.TLSv1_2),
     "tls_resume_13": lambda b, c: tls_resume(b, c, ssl.TLSVersion.TLSv1_3),
     "plain_to_tls": case_plain_to_tls,

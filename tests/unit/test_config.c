@@ -922,7 +922,9 @@ Test(config, ws_path_needs_websockets_and_a_leading_slash)
     expect_error("[listener.a]\nprotocol = websockets\nws_path = mqtt\n", 3,
                  "[listener.a] ws_path: must start with '/', got 'mqtt'");
     expect_error("[listener.a]\nprotocol = websockets\nws_path = /a?b\n", 3,
-                 "[listener.a] ws_path: no spaces, control characters, '?' or '#'");
+                 "[listener.a] ws_path: printable ASCII only, no spaces, '?' or '#'");
+    expect_error("[listener.a]\nprotocol = websockets\nws_path = /\xc3\xa9\n", 3,
+                 "[listener.a] ws_path: printable ASCII only, no spaces, '?' or '#'");
     cr_assert_eq(load("[listener.a]\nprotocol = websockets\nws_path = /\n"), 0, "%s", err);
     cr_assert_str_eq(cfg.listeners[0].ws_path, "/");
 }
