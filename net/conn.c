@@ -154,6 +154,10 @@ static void retire(struct shard *s, struct conn *c)
 {
     RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_DEAD)));
     RM_ASSERT(s->conn_count > 0);
+    if (c->flags & CONN_F_DEFERRED) {
+        shard__defer_remove(s, c);
+        c->flags &= (uint16_t)~CONN_F_DEFERRED;
+    }
     c->flags |= CONN_F_DEAD;
     c->fd = -1;
     timer_del(&s->timers, &c->timer);
@@ -427,17 +431,13 @@ static int feed_sink(void *arg, const uint8_t *data, size_t len)
     return (fa->c->flags & CONN_F_CLOSING) ? -1 : 0;
 }
 
-/* Received bytes (@data writable: a transport may unmask them in place). */
-static void feed(struct shard *s, struct conn *c, uint8_t *data, size_t len)
+/* Received bytes through the transport (@data writable: it may unmask them in place). */
+static void feed_xport(struct shard *s, struct conn *c, uint8_t *data, size_t len)
 {
     struct feed_arg fa = {.s = s, .c = c};
     struct xport_sink sink = {.fn = feed_sink, .arg = &fa, .scratch = s->xport_scratch};
     int ret;
 
-    if (c->xp == NULL) {
-        feed_mqtt(s, c, data, len);
-        return;
-    }
     ret = xport_recv(c->xp, data, len, &sink, &s->xport_stats);
     if (ret < 0 && ret != -XPORT_E_SINK) {
         /* Flush what the transport answered: an HTTP refusal, a close frame, an alert. */
@@ -450,6 +450,68 @@ static void feed(struct shard *s, struct conn *c, uint8_t *data, size_t len)
         if (ret < 0) {
             conn_close(s, c, ret, false);
         }
+    }
+}
+
+/* Keep handshake input for a later iteration, behind the conns already waiting. */
+static void defer(struct shard *s, struct conn *c, const uint8_t *data, size_t len)
+{
+    int ret = xport_hold(c->xp, data, len);
+
+    if (ret == 0 && !(c->flags & CONN_F_DEFERRED)) {
+        ret = shard__defer_push(s, c);
+        if (ret == 0) {
+            c->flags |= CONN_F_DEFERRED;
+            s->stats.handshakes_deferred++;
+        }
+    }
+    if (ret < 0) {
+        conn_close(s, c, ret, false);
+    }
+}
+
+/* Received bytes (@data writable: a transport may unmask them in place). */
+static void feed(struct shard *s, struct conn *c, uint8_t *data, size_t len)
+{
+    if (c->xp == NULL) {
+        feed_mqtt(s, c, data, len);
+        return;
+    }
+    if (xport_handshaking(c->xp)) {
+        /* First come, first served: behind any conn already waiting for the budget. */
+        if ((c->flags & CONN_F_DEFERRED) || s->deferred_count > 0 || s->handshakes_left == 0) {
+            defer(s, c, data, len);
+            return;
+        }
+        s->handshakes_left--;
+    }
+    feed_xport(s, c, data, len);
+}
+
+void conn_run_deferred(struct shard *s)
+{
+    struct obuf held;
+    struct conn *c;
+    uint32_t n;
+
+    for (n = 0; n < s->deferred_count && s->handshakes_left > 0; n++) {
+        c = s->deferred[n];
+        s->deferred[n] = NULL; /* off the list: a close inside the feed finds nothing */
+        RM_ASSERT(c->flags & CONN_F_DEFERRED);
+        c->flags &= (uint16_t)~CONN_F_DEFERRED;
+        if (c->flags & CONN_F_CLOSING) {
+            continue; /* its input is dropped with it */
+        }
+        s->handshakes_left--;
+        held = c->xp->held;
+        memset(&c->xp->held, 0, sizeof(c->xp->held));
+        feed_xport(s, c, held.data, held.len);
+        obuf_free(&held);
+    }
+    memmove(s->deferred, s->deferred + n, (s->deferred_count - n) * sizeof(*s->deferred));
+    s->deferred_count -= n;
+    if (s->deferred_count > 0) {
+        s->more_work = true;
     }
 }
 

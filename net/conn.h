@@ -56,6 +56,14 @@
  * home shard with the fd (XS_CONN_HANDOFF's payload.conn.xport); the bytes
  * the broker kept are plaintext MQTT and are fed to the broker directly.
  *
+ * Handshake budget: a TLS handshake step costs about a millisecond of CPU
+ * (key exchange and signature), so a shard runs at most
+ * SHARD_HANDSHAKES_PER_ITER_MAX of them per loop iteration. Input for a
+ * handshake past the budget is copied into the xport (xport_hold()), the
+ * conn goes on the shard's deferred list, and conn_run_deferred() feeds it
+ * in a later iteration, in arrival order. Established connections are served
+ * in every iteration in between, so a flood of handshakes cannot starve them.
+ *
  * Owned by one shard; that thread only. Functions may close (but never free)
  * the conn synchronously.
  */
@@ -89,6 +97,7 @@ enum conn_flag {
     CONN_F_DEAD = 1u << 8,        /* fd closed, broker told: free at iteration end */
     CONN_F_RESET = 1u << 9,       /* abortive close (RST): the peer does not read */
     CONN_F_HANDOFF = 1u << 10,    /* handing over to client.handoff_shard: recv ending */
+    CONN_F_DEFERRED = 1u << 11,   /* TLS handshake input held for a later iteration */
 };
 
 /*
@@ -159,6 +168,12 @@ void conn_abort(struct shard *s, struct conn *c);
  * broker_client_gone() called) but never frees it.
  */
 void conn_close(struct shard *s, struct conn *c, int reason, bool flush);
+
+/*
+ * Feed deferred TLS handshake input while this iteration's handshake budget
+ * lasts (net/shard, once per iteration). Sets s->more_work when some is left.
+ */
+void conn_run_deferred(struct shard *s);
 
 /* End-of-iteration work for @c (popped from the work list): free it. */
 void conn_work(struct shard *s, struct conn *c);

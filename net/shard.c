@@ -92,6 +92,37 @@ void shard__work_push(struct shard *s, struct conn *c)
     s->work = c;
 }
 
+int shard__defer_push(struct shard *s, struct conn *c)
+{
+    struct conn **grown;
+    uint32_t cap;
+
+    RM_ASSERT(s->deferred_count <= s->deferred_cap);
+    if (s->deferred_count == s->deferred_cap) {
+        cap = s->deferred_cap == 0 ? 64 : s->deferred_cap * 2;
+        grown = realloc(s->deferred, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        s->deferred = grown;
+        s->deferred_cap = cap;
+    }
+    s->deferred[s->deferred_count++] = c;
+    return 0;
+}
+
+void shard__defer_remove(struct shard *s, struct conn *c)
+{
+    uint32_t i;
+
+    /* Bounded by the list: only conns still in a TLS handshake are on it. */
+    for (i = 0; i < s->deferred_count && s->deferred[i] != c; i++) {
+    }
+    RM_ASSERT(i < s->deferred_count);
+    memmove(s->deferred + i, s->deferred + i + 1, (s->deferred_count - i - 1) * sizeof(c));
+    s->deferred_count--;
+}
+
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
                         uint32_t shard_count, uint32_t conn_max, struct xshard *xs,
                         const uint16_t *ports)
@@ -444,6 +475,7 @@ static void end_of_iteration(struct shard *s)
     struct conn *c;
     uint32_t i;
 
+    conn_run_deferred(s);
     for (i = 0; i < SHARD_TIMERS_PER_ITER_MAX; i++) {
         t = timer_expire(&s->timers, s->now_ms);
         if (t == NULL) {
@@ -596,6 +628,7 @@ int shard_run(struct shard *s)
             }
         }
         s->more_work = false;
+        s->handshakes_left = SHARD_HANDSHAKES_PER_ITER_MAX;
         ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
         if (sleeping) {
             xshard_woke(s->xs, s->id);
@@ -681,11 +714,12 @@ void shard_free(struct shard *s)
     if (s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed + s->xport_stats.tls_failed +
             s->xport_stats.ws_upgrades + s->xport_stats.ws_refused >
         0) {
-        LOG_INFO("shard %u: TLS handshakes %llu full, %llu resumed, %llu failed; WebSocket "
-                 "upgrades %llu, %llu refused, %llu protocol errors",
+        LOG_INFO("shard %u: TLS handshakes %llu full, %llu resumed, %llu failed, %llu deferred; "
+                 "WebSocket upgrades %llu, %llu refused, %llu protocol errors",
                  s->id, (unsigned long long)s->xport_stats.tls_handshakes,
                  (unsigned long long)s->xport_stats.tls_resumed,
                  (unsigned long long)s->xport_stats.tls_failed,
+                 (unsigned long long)s->stats.handshakes_deferred,
                  (unsigned long long)s->xport_stats.ws_upgrades,
                  (unsigned long long)s->xport_stats.ws_refused,
                  (unsigned long long)s->xport_stats.ws_protocol_errors);
@@ -734,5 +768,6 @@ void shard_free(struct shard *s)
     }
     bufring_free(&s->bufring, NULL);
     free(s->xport_scratch);
+    free(s->deferred);
     free(s);
 }

@@ -72,6 +72,7 @@ struct xshard;
 #define SHARD_SIGNALS_PER_WAKE_MAX 16u
 #define SHARD_LOG_INTERVAL_MS 1000u      /* rate limit of per-event warnings */
 #define SHARD_XS_OUT_PER_ITER_MAX 65536u /* broker outbox messages moved per iteration */
+#define SHARD_HANDSHAKES_PER_ITER_MAX 16u /* TLS handshake steps per iteration (net/conn) */
 
 struct shard_stats {
     uint64_t conns_accepted;
@@ -86,6 +87,7 @@ struct shard_stats {
     uint64_t handoffs_in;      /* connections taken from another shard */
     uint64_t handoffs_refused; /* taken while stopping or over the limit: closed */
     uint64_t handoffs_failed;  /* could not be handed over (allocation): closed */
+    uint64_t handshakes_deferred; /* TLS handshake input held past an iteration's budget */
 };
 
 struct shard {
@@ -117,6 +119,11 @@ struct shard {
     struct conn *conns; /* live conns (not yet finalised) */
     uint32_t conn_count;
     struct conn *work; /* end-of-iteration work list */
+    /* TLS handshakes: this iteration's budget, and conns whose input waits for one. */
+    uint32_t handshakes_left;
+    struct conn **deferred; /* FIFO; a conn is on it while CONN_F_DEFERRED */
+    uint32_t deferred_count;
+    uint32_t deferred_cap;
 
     int signal_fd;
     bool signal_armed;
@@ -175,5 +182,11 @@ void shard_free(struct shard *s);
 
 /* Put dead @c on the end-of-iteration work list, to be freed (idempotent). For net/conn. */
 void shard__work_push(struct shard *s, struct conn *c);
+
+/* Append @c to the deferred handshakes (net/conn sets CONN_F_DEFERRED). 0 or -ENOMEM. */
+int shard__defer_push(struct shard *s, struct conn *c);
+
+/* Take @c off the deferred handshakes (it closed). */
+void shard__defer_remove(struct shard *s, struct conn *c);
 
 #endif

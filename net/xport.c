@@ -64,6 +64,7 @@ void xport_free(struct xport *xp)
     }
     tls_conn_free(xp->ssl);
     obuf_free(&xp->tx);
+    obuf_free(&xp->held);
     free(xp->http);
     free(xp->identity);
     free(xp);
@@ -407,6 +408,20 @@ int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_s
         return tls_recv(xp, data, len, sink, st);
     }
     return above_tls(xp, data, len, sink, st);
+}
+
+int xport_hold(struct xport *xp, const uint8_t *data, size_t len)
+{
+    uint8_t *dst;
+
+    RM_ASSERT(xp != NULL && (data != NULL || len == 0));
+    dst = obuf_reserve(&xp->held, len, XPORT_HELD_BYTES_MAX);
+    if (dst == NULL) {
+        return -ENOMEM;
+    }
+    memcpy(dst, data, len);
+    obuf_commit(&xp->held, len);
+    return 0;
 }
 
 int xport_send(struct xport *xp, struct obuf *mqtt, uint8_t *scratch)

@@ -48,6 +48,8 @@ struct tls_ctx;
  * payload are gathered in its second half, so they leave as one record.
  */
 #define XPORT_SCRATCH_BYTES (2 * XPORT_RECORD_BYTES)
+/* Handshake input held for a later iteration (xport_hold()), at most. */
+#define XPORT_HELD_BYTES_MAX (64u << 10)
 /* xp->tx may exceed output_bytes_max by this much (handshake records, framing). */
 #define XPORT_TX_SLACK_BYTES (64u << 10)
 
@@ -82,6 +84,7 @@ struct xport {
     struct WOLFSSL *ssl;                /* NULL: no TLS */
     struct tls_io io;                   /* ssl's I/O; io.out == &tx */
     struct obuf tx;                     /* bytes for the wire, in order */
+    struct obuf held;                   /* handshake input waiting for the shard's budget */
     uint8_t *http;                      /* an upgrade request split across reads */
     uint32_t http_len;
     char *identity;                     /* use_identity_as_username: the certificate's CN */
@@ -124,6 +127,19 @@ void xport_free(struct xport *xp);
  */
 int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_sink *sink,
                struct xport_stats *st);
+
+/* Whether the TLS handshake is still under way (its steps cost the most CPU). */
+static inline bool xport_handshaking(const struct xport *xp)
+{
+    return xp->state == XPORT_TLS_HANDSHAKE;
+}
+
+/*
+ * Keep a copy of received @data[0..@len) for later (the shard's handshake
+ * budget is spent). 0, or -ENOMEM (also past XPORT_HELD_BYTES_MAX: a
+ * handshake never needs that much).
+ */
+int xport_hold(struct xport *xp, const uint8_t *data, size_t len);
 
 /*
  * Frame and encrypt the MQTT bytes in @mqtt into xp->tx; @mqtt is emptied

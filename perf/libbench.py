@@ -201,8 +201,11 @@ class Broker:
     """One broker process started by us on 127.0.0.1; stop() it when done."""
 
     def __init__(self, kind, binary, workdir, shards="auto", conns_max=100000,
-                 log_level="info", extra_ini=""):
+                 log_level="info", extra_ini="", transport="tcp", certs=None):
+        """@transport: tcp, tls, ws or wss; tls and wss need @certs (make_certs())."""
         self.kind = kind
+        self.transport = transport
+        self.certs = certs
         self.binary = binary
         self.shards = shards
         self.conns_max = conns_max
@@ -240,7 +243,7 @@ class Broker:
             f.write(f"[broker]\nlog_level = {self.log_level}\nshards = {self.shards}\n\n"
                     f"[limits]\nconnections_max = {self.conns_max}\n\n"
                     "[listener.default]\nbind = 127.0.0.1\nport = 0\nbacklog = 4096\n"
-                    f"{self.extra_ini}")
+                    f"{self._ringmq_transport()}{self.extra_ini}")
         self._popen([self.binary, "-c", ini])
         pattern = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -262,6 +265,7 @@ class Broker:
         conf = os.path.join(self.dir, "mosquitto.conf")
         with open(conf, "w") as f:
             f.write(f"listener {self.port} 127.0.0.1\n"
+                    f"{self._mosquitto_transport()}"
                     "allow_anonymous true\n"
                     "persistence false\n"
                     "set_tcp_nodelay true\n"
@@ -285,6 +289,23 @@ class Broker:
         raise RuntimeError(f"mosquitto did not start on port {self.port}; log: {self.log_path}\n"
                            + self.log_tail())
 
+    def _tls(self):
+        if self.transport in ("tls", "wss") and self.certs is None:
+            raise ValueError(f"transport {self.transport} needs certificates")
+        return self.transport in ("tls", "wss")
+
+    def _ringmq_transport(self):
+        lines = "protocol = websockets\n" if self.transport in ("ws", "wss") else ""
+        if self._tls():
+            lines += f"certfile = {self.certs['server_crt']}\nkeyfile = {self.certs['server_key']}\n"
+        return lines
+
+    def _mosquitto_transport(self):
+        lines = "protocol websockets\n" if self.transport in ("ws", "wss") else ""
+        if self._tls():
+            lines += f"certfile {self.certs['server_crt']}\nkeyfile {self.certs['server_key']}\n"
+        return lines
+
     def log_tail(self, n=20):
         try:
             with open(self.log_path) as f:
@@ -298,6 +319,32 @@ class Broker:
             self._logf.close()
             self._logf = None
         return rc
+
+
+def make_certs(workdir):
+    """Throwaway CA and server certificate for tls/wss runs (tests/transport/certs.py).
+
+    The key is made world-readable inside the private @workdir: mosquitto started as
+    root drops to its own user before it reads it."""
+    sys.path.insert(0, os.path.join(REPO_DIR, "tests", "transport"))
+    import certs  # noqa: E402  (the test suite's helper: one way to make certificates)
+
+    d = tempfile.mkdtemp(prefix="certs-", dir=workdir)
+    os.chmod(workdir, 0o711)  # mosquitto's user may pass through, not list
+    os.chmod(d, 0o755)
+    made = certs.make(d)
+    os.chmod(made["server_key"], 0o644)
+    return made
+
+
+def transport_args(transport, certs):
+    """ringmq-loadgen flags for @transport (tcp adds none)."""
+    if transport == "tcp":
+        return []
+    args = ["--transport", transport]
+    if transport in ("tls", "wss"):
+        args += ["--tls-ca", certs["ca"]]
+    return args
 
 
 def default_ringmq():

@@ -5,6 +5,9 @@ perf/flamegraph (records ringmq under one of them). Each scenario is one
 ringmq-loadgen command line (without port, broker pid and timing flags, which
 the scripts add) and the figures read from its JSON line.
 
+A scenario with "tls_only" runs only with perf/compare --transport tls or wss
+(select() leaves it out of "all" otherwise).
+
 A metric's target is either
   ("ratio", X)    ringmq/mosquitto of a higher-is-better figure >= X, or
                   mosquitto/ringmq of a lower-is-better one >= X
@@ -82,13 +85,34 @@ SCENARIOS = [
     },
 ]
 
+# Issue 11: TLS handshakes per broker CPU-second, full and resumed (session tickets).
+# Few connections at a time, so later handshakes can resume the first one's ticket.
+for _name, _title, _extra in (
+        ("handshake", "2,000 TLS connects, full handshakes, 8 at a time", []),
+        ("handshake-resumed", "2,000 TLS connects, resumed from a ticket, 8 at a time",
+         ["--tls-resume"])):
+    SCENARIOS.append({
+        "name": _name,
+        "title": _title,
+        "window": None,
+        "fresh": True,
+        "tls_only": True,
+        "args": ["conn", "--conns", 2000, "--connect-rate", 0, "--connect-concurrency", 8,
+                 "--keepalive", 60] + _extra,
+        "metrics": [{"key": "connects_per_broker_cpu_s", "label": "handshakes/broker CPU s",
+                     "better": "higher", "target": ("ratio", 1.5)},
+                    {"key": "bytes_per_conn", "label": "broker bytes/conn",
+                     "better": "lower", "target": None}],
+    })
+
 BY_NAME = {s["name"]: s for s in SCENARIOS}
 
 
-def select(names):
-    """Scenarios named in the comma-separated @names ('all' or None: every one), in list order."""
+def select(names, tls=False):
+    """Scenarios named in the comma-separated @names ('all' or None: every one that fits
+    the transport, @tls or not), in list order."""
     if not names or names == "all":
-        return list(SCENARIOS)
+        return [s for s in SCENARIOS if tls or not s.get("tls_only")]
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in BY_NAME]
     if unknown:

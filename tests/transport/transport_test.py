@@ -26,6 +26,9 @@ TLS (mosquitto_pub/sub are libmosquitto's clients; Python's ssl is OpenSSL):
   tls_to_plain               a TLS ClientHello to the plain port: closed
   tls_handshake_timeout      a TCP connection that never starts TLS is closed after the
                              connect timeout
+  tls_handshake_flood        64 TLS handshakes at once while an established client pings:
+                             every handshake completes (the shard spreads them over
+                             iterations, a bounded number each) and every ping is answered
   tls_config_errors          --test-config names listener and file for a key that does
                              not match its certificate, a certificate wolfSSL cannot
                              read, a combined PEM without a key, an unknown cipher, and a
@@ -424,6 +427,39 @@ def case_tls_handshake_timeout(b, c):
     check(took >= limit * 0.9, f"closed after {took:.2f} s, before the connect timeout")
 
 
+def case_tls_handshake_flood(b, c):
+    n = 64
+    done = []
+    errors = []
+    ctx = client_ctx(c)
+
+    def one(i):
+        try:
+            with socket.create_connection(("127.0.0.1", b.ports["tls"]), timeout=WAIT_S * 2) as s:
+                t = ctx.wrap_socket(s, server_hostname="localhost")
+                t.sendall(connect_pkt(f"flood-{i}"))
+                if recv_exact(t, 4, timeout=WAIT_S * 2) == CONNACK_OK:
+                    done.append(i)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(f"{i}: {e}")
+
+    with socket.create_connection(("127.0.0.1", b.ports["plain"]), timeout=WAIT_S) as p:
+        p.sendall(connect_pkt("flood-watcher"))
+        check(recv_exact(p, 4) == CONNACK_OK, "no CONNACK for the established client")
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        pongs = 0
+        for _ in range(20):
+            p.sendall(PINGREQ)
+            if recv_exact(p, 2) == PINGRESP:
+                pongs += 1
+        for t in threads:
+            t.join(WAIT_S * 3)
+    check(pongs == 20, f"{pongs} of 20 pings answered during the flood")
+    check(len(done) == n, f"{len(done)} of {n} handshakes completed; errors: {errors[:3]}")
+
+
 def case_tls_config_errors(b, c):
     d = os.path.dirname(c["ca"])
     junk = os.path.join(d, "junk.pem")
@@ -617,6 +653,7 @@ CASES = {
     "plain_to_tls": case_plain_to_tls,
     "tls_to_plain": case_tls_to_plain,
     "tls_handshake_timeout": case_tls_handshake_timeout,
+    "tls_handshake_flood": case_tls_handshake_flood,
     "tls_config_errors": case_tls_config_errors,
     "ws_paho_v311": lambda b, c: case_paho(b, c, 4, "ws"),
     "ws_paho_v5": lambda b, c: case_paho(b, c, 5, "ws"),
