@@ -219,14 +219,10 @@ bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
  */
 void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool add);
 
-/*
- * The bound for packets that must not be shed (acks, QoS 1/2 PUBLISH):
- * twice output_bytes_max. A client that lets that much pile up (it sends
- * but does not read) is closed rather than allowed to grow broker memory.
- */
+/* The bound for packets that must not be shed: limits_output_hard_max(). */
 static inline size_t broker__output_hard_max(const struct broker *b)
 {
-    return (size_t)b->lim->output_bytes_max * 2;
+    return limits_output_hard_max(b->lim);
 }
 
 #endif

@@ -9,6 +9,7 @@
 #define RINGMQ_LIMITS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Hard protocol maxima (MQTT 3.1.1 section 2.2.3 and 1.5.3). */
@@ -47,5 +48,15 @@ struct limits {
      */
     uint64_t share_key_seed;
 };
+
+/*
+ * The bound on a connection's output for packets that must not be shed
+ * (acks, QoS 1/2 PUBLISH): twice output_bytes_max. A client that lets that
+ * much pile up (it sends but does not read) is closed instead.
+ */
+static inline size_t limits_output_hard_max(const struct limits *lim)
+{
+    return (size_t)lim->output_bytes_max * 2;
+}
 
 #endif

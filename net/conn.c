@@ -244,10 +244,20 @@ static void handoff_finish(struct shard *s, struct conn *c)
 /* Hand @c over once its recv has completed for good and its transport's output is sent. */
 static void handoff_progress(struct shard *s, struct conn *c)
 {
-    if ((c->flags & CONN_F_HANDOFF) && !(c->flags & (CONN_F_RECV | CONN_F_SEND))) {
-        RM_ASSERT(c->sending.len == 0 && (c->xp == NULL || c->xp->tx.len == 0));
-        handoff_finish(s, c);
+    int ret;
+
+    if (!(c->flags & CONN_F_HANDOFF) || (c->flags & (CONN_F_RECV | CONN_F_SEND))) {
+        return;
     }
+    if (c->sending.len > 0 || (c->xp != NULL && c->xp->tx.len > 0)) {
+        /* Never half a record to the home shard: send the rest first, then come back. */
+        ret = start_send(s, c);
+        if (ret < 0) {
+            conn_close(s, c, ret, false);
+        }
+        return;
+    }
+    handoff_finish(s, c);
 }
 
 /* The broker said HANDOFF: stop reading; completions still on their way feed it. */
@@ -360,7 +370,7 @@ int conn_accept(struct shard *s, int fd, const struct listener *l)
         LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
     }
     xp = xport_new(l->cfg, l->tls, s->cfg->limits.packet_bytes_max,
-                   s->cfg->limits.output_bytes_max, &ret);
+                   limits_output_hard_max(&s->cfg->limits), &ret);
     if (ret < 0) {
         s->stats.conns_failed++;
         close(fd);
@@ -494,6 +504,9 @@ void conn_run_deferred(struct shard *s)
     struct conn *c;
     uint32_t n;
 
+    if (s->deferred_count == 0) {
+        return; /* the common case: one test per iteration */
+    }
     for (n = 0; n < s->deferred_count && s->handshakes_left > 0; n++) {
         c = s->deferred[n];
         s->deferred[n] = NULL; /* off the list: a close inside the feed finds nothing */
@@ -507,6 +520,10 @@ void conn_run_deferred(struct shard *s)
         memset(&c->xp->held, 0, sizeof(c->xp->held));
         feed_xport(s, c, held.data, held.len);
         obuf_free(&held);
+        if (c->flags & CONN_F_EOF_HELD) {
+            /* What came before the peer's FIN has been handled; now its close. */
+            conn_close(s, c, 0, false);
+        }
     }
     memmove(s->deferred, s->deferred + n, (s->deferred_count - n) * sizeof(*s->deferred));
     s->deferred_count -= n;
@@ -592,7 +609,9 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         }
         return;
     }
-    if (res == 0) {
+    if (res == 0 && (c->flags & CONN_F_DEFERRED)) {
+        c->flags |= CONN_F_EOF_HELD; /* its held input first: conn_run_deferred() */
+    } else if (res == 0) {
         conn_close(s, c, 0, false);
     } else if (res == -ENOBUFS) {
         s->stats.recv_nobufs++;

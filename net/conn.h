@@ -98,6 +98,7 @@ enum conn_flag {
     CONN_F_RESET = 1u << 9,       /* abortive close (RST): the peer does not read */
     CONN_F_HANDOFF = 1u << 10,    /* handing over to client.handoff_shard: recv ending */
     CONN_F_DEFERRED = 1u << 11,   /* TLS handshake input held for a later iteration */
+    CONN_F_EOF_HELD = 1u << 12,   /* the peer closed while DEFERRED: close after the feed */
 };
 
 /*

@@ -64,10 +64,11 @@ struct listener {
 /*
  * Open, bind and listen per @cfg (borrowed for the listener's life: the name
  * is kept), with TLS context @tls (borrowed; NULL when @cfg has no
- * certfile) for the connections it accepts, on @port instead of cfg->port (the port shard 0 resolved, for
- * the other shards; cfg->port for shard 0). Logs the "listening on" line at
- * INFO if @announce, else at DEBUG. Returns 0, or a negative errno after
- * logging the failure at ERROR. @l->fd is -1 on failure.
+ * certfile) for the connections it accepts, on @port instead of cfg->port
+ * (the port shard 0 resolved, for the other shards; cfg->port for shard 0).
+ * Logs the "listening on" line at INFO if @announce, else at DEBUG. Returns
+ * 0, or a negative errno after logging the failure at ERROR. @l->fd is -1 on
+ * failure.
  */
 int listener_open(struct listener *l, const struct config_listener *cfg,
                   const struct tls_ctx *tls, uint16_t port, bool announce);

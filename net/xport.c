@@ -41,7 +41,7 @@ struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx
     xp->lcfg = lcfg;
     xp->ws = lcfg->protocol == CONFIG_PROTO_WEBSOCKETS;
     xp->io.out = &xp->tx;
-    xp->io.out_max = out_max + XPORT_TX_SLACK_BYTES;
+    xp->io.out_max = out_max + out_max / 256 + XPORT_TX_SLACK_BYTES;
     ws_rx_init(&xp->rx, frame_max);
     if (tls != NULL) {
         xp->ssl = tls_conn_new(tls, &xp->io);

@@ -48,9 +48,13 @@ struct tls_ctx;
  * payload are gathered in its second half, so they leave as one record.
  */
 #define XPORT_SCRATCH_BYTES (2 * XPORT_RECORD_BYTES)
-/* Handshake input held for a later iteration (xport_hold()), at most. */
-#define XPORT_HELD_BYTES_MAX (64u << 10)
-/* xp->tx may exceed output_bytes_max by this much (handshake records, framing). */
+/*
+ * Handshake input held for a later iteration (xport_hold()), at most: two
+ * full TLS records on the wire. A client's handshake flight (ClientHello;
+ * certificate, CertificateVerify and Finished) fits; more is abuse.
+ */
+#define XPORT_HELD_BYTES_MAX (2 * (XPORT_RECORD_BYTES + 256 + 5))
+/* xp->tx may exceed the broker's output bound by this much plus 1/256 (record overhead). */
 #define XPORT_TX_SLACK_BYTES (64u << 10)
 
 enum xport_state {
@@ -109,8 +113,10 @@ struct xport_sink {
  * A transport for a connection accepted on listener @lcfg (borrowed from
  * the config snapshot), with TLS from @tls (NULL for none), accepting
  * WebSocket frames of at most @frame_max bytes and holding at most
- * @out_max + XPORT_TX_SLACK_BYTES bytes for the wire (a peer that does not
- * read is closed past that). Returns NULL with *@err = 0 when the listener
+ * @out_max (the broker's bound on a connection's output,
+ * limits_output_hard_max()) plus 1/256 of it (TLS records, frame headers)
+ * plus XPORT_TX_SLACK_BYTES for the wire: a peer that does not read is
+ * closed past that, as over plain TCP. Returns NULL with *@err = 0 when the listener
  * needs none (plain MQTT over TCP), or NULL with *@err = -ENOMEM.
  */
 struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx *tls,

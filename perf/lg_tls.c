@@ -75,6 +75,16 @@ static int tls_setup(const struct lg_transport_cfg *cfg)
         fprintf(stderr, "ringmq-loadgen: cannot require TLS 1.2\n");
         goto out_free;
     }
+    /*
+     * Key exchange as OpenSSL, browsers and Node offer it: X25519 first, the
+     * NIST curves after (TLS 1.3 sends a key share for the first only).
+     */
+    if (wolfSSL_CTX_set_groups(ctx, (int[]){WOLFSSL_ECC_X25519, WOLFSSL_ECC_SECP256R1,
+                                            WOLFSSL_ECC_SECP384R1},
+                               3) != WOLFSSL_SUCCESS) {
+        fprintf(stderr, "ringmq-loadgen: cannot set the key exchange groups\n");
+        goto out_free;
+    }
     if (cfg->tls_resume && wolfSSL_CTX_UseSessionTicket(ctx) != WOLFSSL_SUCCESS) {
         fprintf(stderr, "ringmq-loadgen: cannot ask for session tickets\n");
         goto out_free;

@@ -264,8 +264,9 @@ class Broker:
         self.port = free_port()
         conf = os.path.join(self.dir, "mosquitto.conf")
         with open(conf, "w") as f:
-            f.write(f"listener {self.port} 127.0.0.1\n"
-                    f"{self._mosquitto_transport()}"
+            transport = self._mosquitto_transport()
+            f.write((transport if self.transport in ("ws", "wss")
+                     else f"listener {self.port} 127.0.0.1\n{transport}") +
                     "allow_anonymous true\n"
                     "persistence false\n"
                     "set_tcp_nodelay true\n"
@@ -301,7 +302,18 @@ class Broker:
         return lines
 
     def _mosquitto_transport(self):
-        lines = "protocol websockets\n" if self.transport in ("ws", "wss") else ""
+        lines = ""
+        if self.transport in ("ws", "wss"):
+            # mosquitto 2.0.11's libwebsockets listener ignores its bind address (it
+            # listens on every interface, mosquitto#3045) and will not start as the only
+            # listener (#2284): only inside a private network namespace, where loopback
+            # is the only interface, and beside a plain listener on another port.
+            if sorted(os.listdir("/sys/class/net")) != ["lo"]:
+                raise RuntimeError(
+                    "mosquitto over ws/wss listens on every interface: run inside a private "
+                    "network namespace, e.g. unshare -n sh -c 'ip link set lo up && "
+                    "perf/compare --transport ws ...'")
+            lines = f"listener {free_port()} 127.0.0.1\nlistener {self.port}\nprotocol websockets\n"
         if self._tls():
             lines += f"certfile {self.certs['server_crt']}\nkeyfile {self.certs['server_key']}\n"
         return lines

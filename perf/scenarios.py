@@ -118,6 +118,10 @@ def select(names, tls=False):
     if unknown:
         raise ValueError(f"unknown scenario(s): {', '.join(unknown)}; "
                          f"known: {', '.join(BY_NAME)}")
+    no_tls = [n for n in wanted if BY_NAME[n].get("tls_only") and not tls]
+    if no_tls:
+        raise ValueError(f"scenario(s) {', '.join(no_tls)} measure TLS handshakes: "
+                         "add --transport tls or wss")
     return [s for s in SCENARIOS if s["name"] in wanted]
 
 

@@ -64,8 +64,9 @@ void tls_thread_done(void)
  * The nonce is random per ticket; key name and nonce are authenticated.
  */
 static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ],
-                     unsigned char iv[WOLFSSL_TICKET_IV_SZ], unsigned char mac[WOLFSSL_TICKET_MAC_SZ],
-                     int enc, unsigned char *ticket, int in_len, int *out_len, void *user)
+                     unsigned char iv[WOLFSSL_TICKET_IV_SZ],
+                     unsigned char mac[WOLFSSL_TICKET_MAC_SZ], int enc, unsigned char *ticket,
+                     int in_len, int *out_len, void *user)
 {
     const struct tls_ctx *t = user;
     uint8_t aad[WOLFSSL_TICKET_NAME_SZ + WOLFSSL_TICKET_IV_SZ];
@@ -145,7 +146,8 @@ static bool keys_match(WOLFSSL_CTX *ctx)
     }
     wolfSSL_EVP_MD_CTX_free(md);
     md = wolfSSL_EVP_MD_CTX_new();
-    ok = md != NULL && wolfSSL_EVP_DigestVerifyInit(md, NULL, wolfSSL_EVP_sha256(), NULL, pub) == 1 &&
+    ok = md != NULL &&
+         wolfSSL_EVP_DigestVerifyInit(md, NULL, wolfSSL_EVP_sha256(), NULL, pub) == 1 &&
          wolfSSL_EVP_DigestVerifyUpdate(md, msg, sizeof(msg)) == 1 &&
          wolfSSL_EVP_DigestVerifyFinal(md, sig, sig_len) == 1;
 out:

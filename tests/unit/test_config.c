@@ -906,7 +906,8 @@ Test(config, client_certificates_need_a_ca_and_identity_needs_them)
                  "certificates with");
     snprintf(text, sizeof(text), "[listener.a]\ncertfile = %s\nuse_identity_as_username = yes\n",
              crt);
-    expect_error(text, 3, "[listener.a] use_identity_as_username: needs require_certificate = true");
+    expect_error(text, 3,
+                 "[listener.a] use_identity_as_username: needs require_certificate = true");
     snprintf(text, sizeof(text), "[listener.a]\ncertfile = %s\ncapath = %s/nodir\n", crt, dir);
     snprintf(msgbuf, sizeof(msgbuf),
              "[listener.a] capath: cannot open directory '%s/nodir': No such file or directory",
