@@ -308,7 +308,7 @@ class Broker:
             # listens on every interface, mosquitto#3045) and will not start as the only
             # listener (#2284): only inside a private network namespace, where loopback
             # is the only interface, and beside a plain listener on another port.
-            if sorted(os.listdir("/sys/class/net")) != ["lo"]:
+            if [name for _, name in socket.if_nameindex()] != ["lo"]:
                 raise RuntimeError(
                     "mosquitto over ws/wss listens on every interface: run inside a private "
                     "network namespace, e.g. unshare -n sh -c 'ip link set lo up && "

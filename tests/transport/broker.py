@@ -14,14 +14,22 @@ ADDR:PORT" lines of the log):
 It tracks the one pid it started (SIGKILLed with this process via PR_SET_PDEATHSIG),
 and stop() sends that pid SIGTERM and returns its exit status (None if it had to be
 killed after STOP_WAIT_S). It never signals any other process.
+
+started(shards) is how the drivers use it: throwaway certificates (certs.py) and a
+started Broker for the `with` block, both removed afterwards; stop_checked() stops the
+broker and says whether it exited 0, printing the log's tail when anything failed.
 """
+import contextlib
 import ctypes
 import os
 import re
+import shutil
 import signal
 import subprocess
 import tempfile
 import time
+
+import certs as certs_mod
 
 START_WAIT_S = 10.0
 STOP_WAIT_S = 10.0
@@ -106,3 +114,31 @@ keyfile = {c['server_key']}
                 return None
         self.log.close()
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def started(shards):
+    """(broker, certs) for the block: certificates made in a temp dir, the broker running."""
+    tmp = tempfile.mkdtemp(prefix="ringmq-certs-")
+    b = None
+    try:
+        certs = certs_mod.make(tmp)
+        b = Broker(certs, shards)
+        yield b, certs
+    finally:
+        if b is not None:
+            if b.alive():
+                b.stop()
+            shutil.rmtree(b.dir, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stop_checked(b, ok):
+    """Stop @b; True when it exited 0 and @ok. Prints why not and the log's tail."""
+    status = b.stop()
+    if status != 0:
+        print(f"FAIL: broker exit status {status}, want 0")
+    if status != 0 or not ok:
+        print("---- broker log (tail) ----")
+        print(b.log_text()[-20000:])
+    return ok and status == 0

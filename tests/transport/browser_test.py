@@ -18,11 +18,9 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import broker as broker_mod  # noqa: E402
-import certs as certs_mod  # noqa: E402
 
 SKIP = 77
 BROWSER_TIMEOUT_S = 60
@@ -63,49 +61,36 @@ def main():
     if bundle is None:
         print("SKIP: MQTT.js's bundle is not in NODE_PATH (the interop_mqttjs fixture)")
         return SKIP
-    tmp = tempfile.mkdtemp(prefix="ringmq-browser-")
     token = secrets.token_hex(8)
-    b = None
     ok = False
-    try:
-        certs = certs_mod.make(tmp)
-        b = broker_mod.Broker(certs, 2)
-        shutil.copy(bundle, os.path.join(tmp, "mqtt.min.js"))
-        page = os.path.join(tmp, "page.html")
+    with broker_mod.started(2) as (b, _certs):
+        page_dir = b.dir
+        shutil.copy(bundle, os.path.join(page_dir, "mqtt.min.js"))
+        page = os.path.join(page_dir, "page.html")
         with open(page, "w") as f:
             f.write(PAGE.replace("@PORT@", str(b.ports["ws"])).replace("@TOKEN@", token))
-        r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
-                            "--no-first-run", f"--user-data-dir={os.path.join(tmp, 'profile')}",
-                            f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom",
-                            "file://" + page],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=BROWSER_TIMEOUT_S)
-        m = re.search(r'<div id="result">([^<]*)</div>', r.stdout)
-        got = m.group(1) if m else None
-        want = f"RESULT browser/{token} hello {token}"
-        ok = got == want
-        print(f"{'PASS' if ok else 'FAIL'} browser: page says {got!r}, want {want!r}")
-        if not ok:
-            print(f"chromium exit {r.returncode}; stderr tail:\n{r.stderr[-3000:]}")
-        status = b.stop()
-        if status != 0:
-            print(f"FAIL: broker exit status {status}, want 0")
-            ok = False
+        try:
+            r = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                                "--no-first-run",
+                                f"--user-data-dir={os.path.join(page_dir, 'profile')}",
+                                f"--virtual-time-budget={VIRTUAL_TIME_MS}", "--dump-dom",
+                                "file://" + page],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=BROWSER_TIMEOUT_S)
+            m = re.search(r'<div id="result">([^<]*)</div>', r.stdout)
+            got = m.group(1) if m else None
+            want = f"RESULT browser/{token} hello {token}"
+            ok = got == want
+            print(f"{'PASS' if ok else 'FAIL'} browser: page says {got!r}, want {want!r}")
+            if not ok:
+                print(f"chromium exit {r.returncode}; stderr tail:\n{r.stderr[-3000:]}")
+        except subprocess.TimeoutExpired:
+            print(f"FAIL: chromium did not finish in {BROWSER_TIMEOUT_S} s")
+        ok = broker_mod.stop_checked(b, ok)
         upgrades = sum(int(n) for n in re.findall(r"WebSocket upgrades (\d+)", b.log_text()))
         if ok and upgrades < 1:
             print("FAIL: the broker counted no WebSocket upgrade")
             ok = False
-        if not ok:
-            print("---- broker log (tail) ----")
-            print(b.log_text()[-10000:])
-    except subprocess.TimeoutExpired:
-        print(f"FAIL: chromium did not finish in {BROWSER_TIMEOUT_S} s")
-    finally:
-        if b is not None:
-            if b.alive():
-                b.stop()
-            shutil.rmtree(b.dir, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
     print(f"{1 if ok else 0} passed, {0 if ok else 1} failed")
     return 0 if ok else 1
 

@@ -14,11 +14,9 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import broker as broker_mod  # noqa: E402
-import certs as certs_mod  # noqa: E402
 
 SKIP = 77
 DRIVER_TIMEOUT_S = 60
@@ -33,12 +31,8 @@ def main():
         if shutil.which(prog) is None:
             print(f"SKIP: {prog} is not installed (tools/deps installs it)")
             return SKIP
-    tmp = tempfile.mkdtemp(prefix="ringmq-certs-")
-    b = None
     ok = False
-    try:
-        certs = certs_mod.make(tmp)
-        b = broker_mod.Broker(certs, a.shards)
+    with broker_mod.started(a.shards) as (b, certs):
         env = dict(os.environ, WS_PORT=str(b.ports["ws"]), WSS_PORT=str(b.ports["wss"]),
                    TLS_PORT=str(b.ports["tls"]), CA_FILE=certs["ca"])
         try:
@@ -48,19 +42,7 @@ def main():
                 print(f"FAIL: {a.driver} exited {r.returncode}")
         except subprocess.TimeoutExpired:
             print(f"FAIL: {a.driver} did not finish in {DRIVER_TIMEOUT_S} s")
-        status = b.stop()
-        if status != 0:
-            print(f"FAIL: broker exit status {status}, want 0")
-            ok = False
-        if not ok:
-            print("---- broker log (tail) ----")
-            print(b.log_text()[-20000:])
-    finally:
-        if b is not None:
-            if b.alive():
-                b.stop()
-            shutil.rmtree(b.dir, ignore_errors=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        ok = broker_mod.stop_checked(b, ok)
     return 0 if ok else 1
 
 

@@ -64,7 +64,6 @@ import ssl
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -72,7 +71,6 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import broker as broker_mod  # noqa: E402
-import certs as certs_mod  # noqa: E402
 
 SKIP = 77
 WAIT_S = 5.0
@@ -688,12 +686,8 @@ def main():
     if unknown:
         print(f"unknown case(s): {', '.join(unknown)}; known: {', '.join(CASES)}")
         return 2
-    tmp = tempfile.mkdtemp(prefix="ringmq-certs-")
     passed = failed = 0
-    b = None
-    try:
-        certs = certs_mod.make(tmp)
-        b = broker_mod.Broker(certs, a.shards)
+    with broker_mod.started(a.shards) as (b, certs):
         for name in names:
             try:
                 CASES[name](b, certs)
@@ -705,24 +699,13 @@ def main():
                 print(f"FAIL {name}: {e}", flush=True)
                 if not isinstance(e, Fail):
                     traceback.print_exc()
-        status = b.stop()
-        if status != 0:
-            failed += 1
-            print(f"FAIL broker exit: status {status}, want 0")
-        elif "handoff" in names and a.shards > 1:
-            outs = [int(n) for n in re.findall(r"handoffs (\d+) out", b.log_text())]
-            if sum(outs) == 0:
+        if not broker_mod.stop_checked(b, failed == 0) and failed == 0:
+            failed += 1  # the broker itself: no clean exit
+        if "handoff" in names and a.shards > 1:
+            # The shards' exit statistics, written at the stop.
+            if sum(int(n) for n in re.findall(r"handoffs (\d+) out", b.log_text())) == 0:
                 failed += 1
                 print("FAIL handoff: no connection was handed to another shard")
-        if failed:
-            print("---- broker log (tail) ----")
-            print(b.log_text()[-20000:])
-    finally:
-        if b is not None and b.alive():
-            b.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-        if b is not None:
-            shutil.rmtree(b.dir, ignore_errors=True)
     print(f"{passed} passed, {failed} failed")
     return 0 if failed == 0 else 1
 
