@@ -16,7 +16,7 @@
  *    3.1.1 flag nibble, 5.0 shortest ack forms), the raw re-encoding is
  *    byte-identical.
  * Build: cmake -DRINGMQ_FUZZ=ON -DCMAKE_C_COMPILER=clang, or by hand:
- *   clang -fsanitize=fuzzer,address,undefined -I. core/mqtt_codec.c \
+ *   clang -fsanitize=fuzzer,address,undefined -I. core/mqtt_*.c \
  *       tests/fuzz/fuzz_mqtt_decode.c
  * Run:   ./fuzz_mqtt_decode -dict=tests/fuzz/mqtt.dict tests/fuzz/corpus/mqtt_decode
  */
