@@ -1,537 +1,78 @@
 /*
- * config.c - the key table, defaults, value parsing and config_load().
+ * config.c - config_load(): read a file, store its values, check the whole.
  *
- * keys[] below is the single list of configuration keys: section, name,
- * type, range, default, and where the value lands in struct config. Defaults
- * are written as they would be in the file and go through the same parser,
- * so a default is always a valid value. config_ini.c feeds sections and
- * key/value pairs in here; config_check.c runs the cross-key rules at the
- * end. Start-up thread only (a finished struct config is read-only).
+ * The top of the config module and the only file that calls more than one
+ * other: it drives the INI reader (config_ini) with two callbacks, turns
+ * each section header into a scope or a new listener and each key into a
+ * stored value (through config_keys), records the line that set each value,
+ * then runs the cross-key rules (config_check) and publishes the result.
+ * Nothing below calls back up here except through those callbacks, which
+ * config_ini only knows as function pointers. Start-up thread only (a
+ * finished struct config is read-only).
  */
 #include "config/config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config/config_check.h"
+#include "config/config_diag.h"
 #include "config/config_ini.h"
+#include "config/config_keys.h"
 #include "core/rm_assert.h"
 
 #define LISTENER_PREFIX "listener."
-/* Every section a file may have, for messages; keep in step with sections[]. */
-#define SECTIONS_EXPECTED "[broker], [limits], [mqtt], [auth] or [listener.NAME]"
 #define LISTENER_NAME_LEN_MAX (CONFIG_NAME_MAX - 1)
-#define DEFAULT_LISTENER_NAME "default"
-/* Unknown keys within this edit distance of a known one get a suggestion. */
-#define SUGGEST_DISTANCE_MAX 2
-/* Names longer than this are never close to a key (and keep the DP row small). */
-#define SUGGEST_NAME_MAX 64
-/* Values shown back in messages are cut to this many bytes of input. */
-#define ESC_INPUT_MAX 64
+/* A section header longer than this is shown truncated and never matches. */
+#define SECTION_MAX 128
 
-static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
-static const char *const protocol_names[] = {"mqtt", "websockets", NULL};
-static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
-
-/* The sections with a fixed name ([listener.NAME] is handled apart). */
-static const struct {
-    const char *name;
-    enum config__scope scope;
-} sections[] = {
-    {"broker", CONFIG__SCOPE_BROKER},
-    {"limits", CONFIG__SCOPE_LIMITS},
-    {"mqtt", CONFIG__SCOPE_MQTT},
-    {"auth", CONFIG__SCOPE_AUTH},
+/* The state of one load. Only the first error is kept; after it, parsing stops. */
+struct load {
+    struct config__draft draft; /* working copy; the caller's is written only on success */
+    struct config_diag diag;
+    char section[SECTION_MAX]; /* current header's text, "" before the first */
+    enum config__scope scope;  /* kind of the current section */
+    uint32_t listener;         /* index in draft.cfg.listeners while in a listener */
+    bool listeners_defined;    /* a [listener.*] header was seen */
 };
-
-#define G(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
-#define LIM(field) G(limits.field)
-#define L(field)                                                                                   \
-    offsetof(struct config_listener, field), sizeof(((struct config_listener *)0)->field)
-
-/* clang-format off */
-static const struct config__key keys[] = {
-    {CONFIG__SCOPE_BROKER, "log_level", CONFIG__ENUM, 0, 3, "info", G(log_level),
-     log_level_names, "least severe message logged: error, warn, info or debug"},
-    {CONFIG__SCOPE_BROKER, "shards", CONFIG__AUTO_UINT, 1, 256, "auto", G(shards), NULL,
-     "event-loop threads, one per core; auto = one per online CPU"},
-    {CONFIG__SCOPE_BROKER, "pin_shards", CONFIG__BOOL, 0, 1, "false", G(pin_shards), NULL,
-     "pin shard i to the i-th CPU: only where ringmq has those cores to itself"},
-
-    {CONFIG__SCOPE_LIMITS, "packet_bytes_max", CONFIG__SIZE, 2, 268435460, "1m",
-     LIM(packet_bytes_max), NULL,
-     "largest packet accepted, fixed header included; bigger ones close the connection"},
-    {CONFIG__SCOPE_LIMITS, "client_id_bytes_max", CONFIG__SIZE, 1, 65535, "1024",
-     LIM(client_id_bytes_max), NULL, "longest client id accepted in CONNECT"},
-    {CONFIG__SCOPE_LIMITS, "topic_bytes_max", CONFIG__SIZE, 1, 65535, "65535",
-     LIM(topic_bytes_max), NULL, "longest topic name or filter"},
-    {CONFIG__SCOPE_LIMITS, "topic_levels_max", CONFIG__UINT, 1, 65535, "128",
-     LIM(topic_levels_max), NULL, "most '/'-separated levels in a topic name or filter"},
-    {CONFIG__SCOPE_LIMITS, "subs_per_client_max", CONFIG__UINT, 1, 10000000, "10000",
-     LIM(subs_per_client_max), NULL, "most subscriptions one session may hold"},
-    {CONFIG__SCOPE_LIMITS, "inflight_max", CONFIG__UINT, 1, 65535, "20",
-     LIM(inflight_max), NULL, "outgoing QoS 1/2 messages awaiting acknowledgement, per session"},
-    {CONFIG__SCOPE_LIMITS, "inflight_in_max", CONFIG__UINT, 1, 65535, "1024",
-     LIM(inflight_in_max), NULL, "incoming QoS 2 messages awaiting PUBREL, per session"},
-    {CONFIG__SCOPE_LIMITS, "queued_max", CONFIG__UINT, 0, 10000000, "1000",
-     LIM(queued_max), NULL,
-     "messages queued per session while offline or over inflight_max"},
-    {CONFIG__SCOPE_LIMITS, "output_bytes_max", CONFIG__SIZE, 2, UINT32_MAX, "8m",
-     LIM(output_bytes_max), NULL,
-     "pending output per connection before QoS 0 messages are shed"},
-    {CONFIG__SCOPE_LIMITS, "retained_max", CONFIG__UINT, 0, 100000000, "1000000",
-     LIM(retained_max), NULL, "retained messages held by the broker"},
-    {CONFIG__SCOPE_LIMITS, "connect_timeout_ms", CONFIG__DURATION, 100, 3600000, "10000",
-     LIM(connect_timeout_ms), NULL, "time from accept to a complete CONNECT"},
-    {CONFIG__SCOPE_LIMITS, "connections_max", CONFIG__UINT, 1, 10000000, "100000",
-     LIM(connections_max), NULL, "open client connections, all listeners and shards together"},
-    {CONFIG__SCOPE_LIMITS, "allow_zero_length_client_id", CONFIG__BOOL, 0, 1, "true",
-     LIM(allow_zero_length_client_id), NULL,
-     "accept an empty client id (the broker assigns one) with clean session"},
-
-    {CONFIG__SCOPE_MQTT, "max_qos", CONFIG__UINT, 0, 2, "2", LIM(max_qos), NULL,
-     "highest QoS accepted in PUBLISH and granted in SUBACK (CONNACK Maximum QoS)"},
-    {CONFIG__SCOPE_MQTT, "retain_available", CONFIG__BOOL, 0, 1, "true",
-     LIM(retain_available), NULL, "accept retained messages (CONNACK Retain Available)"},
-    {CONFIG__SCOPE_MQTT, "wildcard_subscriptions", CONFIG__BOOL, 0, 1, "true",
-     LIM(wildcard_subscriptions), NULL,
-     "accept + and # in topic filters (CONNACK Wildcard Subscription Available)"},
-    {CONFIG__SCOPE_MQTT, "subscription_identifiers", CONFIG__BOOL, 0, 1, "true",
-     LIM(subscription_identifiers), NULL,
-     "accept Subscription Identifiers in SUBSCRIBE (CONNACK Subscription Identifiers "
-     "Available)"},
-    {CONFIG__SCOPE_MQTT, "shared_subscriptions", CONFIG__BOOL, 0, 1, "true",
-     LIM(shared_subscriptions), NULL,
-     "accept $share/GROUP/FILTER subscriptions (CONNACK Shared Subscription Available)"},
-    {CONFIG__SCOPE_MQTT, "topic_alias_max", CONFIG__UINT, 0, 65535, "10", LIM(topic_alias_max),
-     NULL, "topic aliases a client may set per connection; 0 = none (CONNACK Topic Alias Maximum)"},
-    {CONFIG__SCOPE_MQTT, "keepalive_max", CONFIG__SECONDS, 0, 65535, "0", LIM(keepalive_max_s),
-     NULL, "longest keep alive allowed; 0 = the client's stands (CONNACK Server Keep Alive)"},
-
-    {CONFIG__SCOPE_AUTH, "test_method", CONFIG__BOOL, 0, 1, "false", LIM(auth_test_method), NULL,
-     "TESTS ONLY: accept the deterministic AUTH method ringmq-test; never in production"},
-
-    {CONFIG__SCOPE_LISTENER, "bind", CONFIG__ADDRESS, 0, 0, "127.0.0.1", L(bind), NULL,
-     "numeric IPv4 or IPv6 address to listen on (0.0.0.0 or :: for all)"},
-    {CONFIG__SCOPE_LISTENER, "port", CONFIG__UINT, 0, 65535, "1883", L(port), NULL,
-     "TCP port; 0 picks a free one"},
-    {CONFIG__SCOPE_LISTENER, "backlog", CONFIG__UINT, 1, 65535, "1024", L(backlog), NULL,
-     "listen(2) backlog"},
-    {CONFIG__SCOPE_LISTENER, "protocol", CONFIG__ENUM, 0, 1, "mqtt", L(protocol), protocol_names,
-     "mqtt, or websockets: MQTT over WebSocket (ws, or wss with certfile)"},
-    {CONFIG__SCOPE_LISTENER, "ws_path", CONFIG__STRING, 0, 0, CONFIG_WS_PATH_DEFAULT, L(ws_path),
-     NULL,
-     "websockets: the path clients upgrade on"},
-    {CONFIG__SCOPE_LISTENER, "certfile", CONFIG__STRING, 0, 0, "", L(certfile), NULL,
-     "PEM server certificate chain (may hold the key too); set: TLS is on"},
-    {CONFIG__SCOPE_LISTENER, "keyfile", CONFIG__STRING, 0, 0, "", L(keyfile), NULL,
-     "PEM private key of certfile; empty: the key is in certfile"},
-    {CONFIG__SCOPE_LISTENER, "cafile", CONFIG__STRING, 0, 0, "", L(cafile), NULL,
-     "PEM CA certificates that client certificates must chain to"},
-    {CONFIG__SCOPE_LISTENER, "capath", CONFIG__STRING, 0, 0, "", L(capath), NULL,
-     "directory of PEM CA certificates (instead of or beside cafile)"},
-    {CONFIG__SCOPE_LISTENER, "require_certificate", CONFIG__BOOL, 0, 1, "false",
-     L(require_certificate), NULL, "clients must present a certificate signed by cafile/capath"},
-    {CONFIG__SCOPE_LISTENER, "use_identity_as_username", CONFIG__BOOL, 0, 1, "false",
-     L(use_identity_as_username), NULL,
-     "the client certificate's subject CN is the username (needs require_certificate)"},
-    {CONFIG__SCOPE_LISTENER, "tls_version", CONFIG__ENUM, 0, 1, "tlsv1.2", L(tls_version),
-     tls_version_names, "oldest TLS version accepted: tlsv1.2 or tlsv1.3"},
-    {CONFIG__SCOPE_LISTENER, "ciphers", CONFIG__STRING, 0, 0, "", L(ciphers), NULL,
-     "TLS 1.2 cipher list (OpenSSL names, ':'-separated); empty: wolfSSL's defaults"},
-    {CONFIG__SCOPE_LISTENER, "ciphers_tls1.3", CONFIG__STRING, 0, 0, "", L(ciphers_tls13), NULL,
-     "TLS 1.3 cipher suites (':'-separated); empty: wolfSSL's defaults"},
-};
-/* clang-format on */
-
-_Static_assert(RM_ARRAY_LEN(keys) <= CONFIG__KEYS_MAX, "raise CONFIG__KEYS_MAX");
-_Static_assert(sizeof(enum config_log_level) == sizeof(int), "enum stored as int");
 
 const struct config__key *config__keys(size_t *count)
 {
-    RM_ASSERT(count != NULL);
-    *count = RM_ARRAY_LEN(keys);
-    return keys;
-}
-
-char *config__esc(char *dst, size_t dst_len, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    size_t i;
-
-    RM_ASSERT(dst != NULL && dst_len >= 1);
-    RM_ASSERT(s != NULL);
-    for (i = 0; i < n && s[i] != '\0'; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-        size_t need = plain ? 1 : 4;
-
-        if (i == ESC_INPUT_MAX || o + need + 1 > dst_len) {
-            if (o + 4 <= dst_len) {
-                memcpy(dst + o, "...", 3);
-                o += 3;
-            }
-            break;
-        }
-        if (plain) {
-            dst[o++] = (char)c;
-        } else {
-            dst[o++] = '\\';
-            dst[o++] = 'x';
-            dst[o++] = hex[c >> 4];
-            dst[o++] = hex[c & 0xf];
-        }
-    }
-    dst[o] = '\0';
-    return dst;
-}
-
-void config__fail(struct config__load *ld, unsigned line, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    RM_ASSERT(ld != NULL && fmt != NULL);
-    RM_ASSERT(ld->err != NULL && ld->err_len >= 1);
-    if (!ld->failed) {
-        ld->failed = true;
-        if (line > 0) {
-            n = snprintf(ld->err, ld->err_len, "%s:%u: ", ld->path, line);
-        } else {
-            n = snprintf(ld->err, ld->err_len, "%s: ", ld->path);
-        }
-        if (n >= 0 && (size_t)n < ld->err_len) {
-            va_start(ap, fmt);
-            vsnprintf(ld->err + n, ld->err_len - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-}
-
-int config_log_level_parse(const char *s)
-{
-    int i;
-
-    RM_ASSERT(s != NULL);
-    for (i = 0; log_level_names[i] != NULL; i++) {
-        if (strcmp(s, log_level_names[i]) == 0) {
-            break;
-        }
-    }
-    RM_ASSERT(i < (int)RM_ARRAY_LEN(log_level_names));
-    return log_level_names[i] != NULL ? i : -1;
-}
-
-/* Decimal digits only; false for anything else, including overflow (*overflow set). */
-static bool parse_digits(const char **p, uint64_t *out, bool *overflow)
-{
-    const char *s = *p;
-    uint64_t v = 0;
-    bool any = *s >= '0' && *s <= '9';
-
-    for (; *s >= '0' && *s <= '9'; s++) {
-        unsigned d = (unsigned)(*s - '0');
-
-        if (v > (UINT64_MAX - d) / 10) {
-            *overflow = true;
-        } else {
-            v = v * 10 + d;
-        }
-    }
-    *p = s;
-    *out = v;
-    return any;
-}
-
-/*
- * Parse a numeric value. Returns 1 ok, 0 malformed, -1 well-formed but out
- * of the key's range.
- */
-static int parse_number(const struct config__key *k, const char *value, uint64_t *out)
-{
-    const char *p = value;
-    bool overflow = false;
-    uint64_t v = 0;
-    uint64_t mul = 1;
-    int rc = 0;
-
-    if (!parse_digits(&p, &v, &overflow)) {
-        goto out;
-    }
-    if (k->type == CONFIG__SIZE && *p != '\0') {
-        switch (*p) {
-        case 'k':
-        case 'K':
-            mul = 1024;
-            break;
-        case 'm':
-        case 'M':
-            mul = 1024 * 1024;
-            break;
-        case 'g':
-        case 'G':
-            mul = 1024 * 1024 * 1024;
-            break;
-        default:
-            goto out;
-        }
-        p++;
-    }
-    if (*p != '\0') {
-        goto out;
-    }
-    rc = -1;
-    if (overflow || v > UINT64_MAX / mul) {
-        goto out;
-    }
-    v *= mul;
-    if (v < k->min || v > k->max) {
-        goto out;
-    }
-    *out = v;
-    rc = 1;
-out:
-    return rc;
-}
-
-static int parse_bool(const char *value)
-{
-    static const char *const yes[] = {"true", "yes", "on", "1"};
-    static const char *const no[] = {"false", "no", "off", "0"};
-    int rc = -1;
-    size_t i;
-
-    for (i = 0; i < RM_ARRAY_LEN(yes) && rc < 0; i++) {
-        if (strcmp(value, yes[i]) == 0) {
-            rc = 1;
-        } else if (strcmp(value, no[i]) == 0) {
-            rc = 0;
-        }
-    }
-    return rc;
-}
-
-static bool address_valid(const char *value)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-
-    return inet_pton(AF_INET, value, buf) == 1 || inet_pton(AF_INET6, value, buf) == 1;
-}
-
-/* What a key accepts, for messages: "an integer 1..65535" and so on. */
-static void describe(const struct config__key *k, char *buf, size_t len)
-{
-    size_t o;
-    int i;
-
-    switch (k->type) {
-    case CONFIG__BOOL:
-        snprintf(buf, len, "true or false");
-        break;
-    case CONFIG__UINT:
-        snprintf(buf, len, "an integer %" PRIu64 "..%" PRIu64, k->min, k->max);
-        break;
-    case CONFIG__SIZE:
-        snprintf(buf, len, "a size in bytes %" PRIu64 "..%" PRIu64 " (suffix k, m or g allowed)",
-                 k->min, k->max);
-        break;
-    case CONFIG__DURATION:
-        snprintf(buf, len, "a duration in milliseconds %" PRIu64 "..%" PRIu64, k->min, k->max);
-        break;
-    case CONFIG__SECONDS:
-        snprintf(buf, len, "a duration in seconds %" PRIu64 "..%" PRIu64, k->min, k->max);
-        break;
-    case CONFIG__ENUM:
-        o = (size_t)snprintf(buf, len, "one of");
-        for (i = 0; k->names[i] != NULL && o < len; i++) {
-            o += (size_t)snprintf(buf + o, len - o, "%s %s", i == 0 ? "" : ",", k->names[i]);
-        }
-        break;
-    case CONFIG__STRING:
-        snprintf(buf, len, "text of at most %zu bytes", k->size - 1);
-        break;
-    case CONFIG__ADDRESS:
-        snprintf(buf, len, "a numeric IPv4 or IPv6 address");
-        break;
-    case CONFIG__AUTO_UINT:
-        snprintf(buf, len, "auto or an integer %" PRIu64 "..%" PRIu64, k->min, k->max);
-        break;
-    }
-}
-
-static void store_uint(void *field, size_t size, uint64_t v)
-{
-    uint8_t u8 = (uint8_t)v;
-    uint16_t u16 = (uint16_t)v;
-    uint32_t u32 = (uint32_t)v;
-
-    switch (size) {
-    case sizeof(u8):
-        RM_ASSERT(v <= UINT8_MAX);
-        memcpy(field, &u8, sizeof(u8));
-        break;
-    case sizeof(u16):
-        RM_ASSERT(v <= UINT16_MAX);
-        memcpy(field, &u16, sizeof(u16));
-        break;
-    case sizeof(u32):
-        RM_ASSERT(v <= UINT32_MAX);
-        memcpy(field, &u32, sizeof(u32));
-        break;
-    default:
-        RM_ASSERT(size == sizeof(v));
-        memcpy(field, &v, sizeof(v));
-        break;
-    }
-}
-
-/*
- * Parse @value for @k and store it at @field. Returns 0, or -1 with a
- * message ("expected ..., got ...") in @why.
- */
-static int key_store(const struct config__key *k, void *field, const char *value, char *why,
-                     size_t why_len)
-{
-    char want[160];
-    char got[ESC_INPUT_MAX * 4 + 8];
-    const char *prefix = "";
-    uint64_t v = 0;
-    size_t len = strlen(value);
-    int rc = 1;
-    int i;
-
-    switch (k->type) {
-    case CONFIG__BOOL:
-        i = parse_bool(value);
-        if (i < 0) {
-            rc = 0;
-            break;
-        }
-        RM_ASSERT(k->size == sizeof(bool));
-        *(bool *)field = i == 1;
-        break;
-    case CONFIG__AUTO_UINT:
-        if (strcmp(value, "auto") == 0) {
-            store_uint(field, k->size, 0);
-            break;
-        }
-        /* fall through */
-    case CONFIG__UINT:
-    case CONFIG__SIZE:
-    case CONFIG__DURATION:
-    case CONFIG__SECONDS:
-        rc = parse_number(k, value, &v);
-        if (rc == 1) {
-            store_uint(field, k->size, v);
-        }
-        break;
-    case CONFIG__ENUM:
-        for (i = 0; k->names[i] != NULL; i++) {
-            if (strcmp(value, k->names[i]) == 0) {
-                break;
-            }
-        }
-        if (k->names[i] == NULL) {
-            rc = 0;
-            break;
-        }
-        RM_ASSERT(k->size == sizeof(int));
-        memcpy(field, &i, sizeof(i));
-        break;
-    case CONFIG__STRING:
-        if (len >= k->size) {
-            rc = 0;
-            break;
-        }
-        memcpy(field, value, len + 1);
-        break;
-    case CONFIG__ADDRESS:
-        if (len >= k->size || !address_valid(value)) {
-            rc = 0;
-            break;
-        }
-        memcpy(field, value, len + 1);
-        break;
-    }
-    if (rc != 1) {
-        if (rc < 0) {
-            prefix = "out of range: ";
-        }
-        describe(k, want, sizeof(want));
-        snprintf(why, why_len, "%sexpected %s, got \"%s\"", prefix, want,
-                 config__esc(got, sizeof(got), value, len));
-    }
-    return rc == 1 ? 0 : -1;
-}
-
-static void *key_field(struct config *cfg, const struct config__key *k, uint32_t listener)
-{
-    char *base = (char *)cfg;
-
-    if (k->scope == CONFIG__SCOPE_LISTENER) {
-        RM_ASSERT(listener < CONFIG_LISTENERS_MAX);
-        base = (char *)&cfg->listeners[listener];
-        RM_ASSERT(k->offset + k->size <= sizeof(struct config_listener));
-    } else {
-        RM_ASSERT(k->offset + k->size <= sizeof(struct config));
-    }
-    return base + k->offset;
-}
-
-/* Fill one listener's keys with their defaults. */
-static void listener_defaults(struct config *cfg, uint32_t idx, const char *name)
-{
-    struct config_listener *l = &cfg->listeners[idx];
-    char why[CONFIG_ERR_MAX];
-    size_t i;
-
-    RM_ASSERT(idx < CONFIG_LISTENERS_MAX);
-    RM_ASSERT(strlen(name) < sizeof(l->name));
-    memset(l, 0, sizeof(*l));
-    memcpy(l->name, name, strlen(name) + 1);
-    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
-        if (keys[i].scope == CONFIG__SCOPE_LISTENER) {
-            int rc =
-                key_store(&keys[i], key_field(cfg, &keys[i], idx), keys[i].def, why, sizeof(why));
-            RM_ASSERT(rc == 0);
-        }
-    }
+    return config_keys__table(count);
 }
 
 void config_defaults(struct config *cfg)
 {
-    char why[CONFIG_ERR_MAX];
-    size_t i;
-
-    RM_ASSERT(cfg != NULL);
-    memset(cfg, 0, sizeof(*cfg));
-    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
-        RM_ASSERT(keys[i].scope != CONFIG__SCOPE_NONE);
-        if (keys[i].scope != CONFIG__SCOPE_LISTENER) {
-            int rc =
-                key_store(&keys[i], key_field(cfg, &keys[i], 0), keys[i].def, why, sizeof(why));
-            RM_ASSERT(rc == 0);
-        }
-    }
-    listener_defaults(cfg, 0, DEFAULT_LISTENER_NAME);
-    cfg->listener_count = 1;
+    config_keys__defaults(cfg);
 }
 
-void config__load_init(struct config__load *ld, const char *path, char *err, size_t err_len)
+int config_log_level_parse(const char *s)
+{
+    size_t count;
+    const struct config__key *keys = config_keys__table(&count);
+    size_t k = config_keys__index(CONFIG__SCOPE_BROKER, "log_level");
+    const char *const *names;
+    int i;
+
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(k < count && keys[k].type == CONFIG__ENUM);
+    names = keys[k].names;
+    for (i = 0; names[i] != NULL; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            break;
+        }
+    }
+    return names[i] != NULL ? i : -1;
+}
+
+static void load_init(struct load *ld, const char *path, char *err, size_t err_len)
 {
     RM_ASSERT(ld != NULL && path != NULL);
     RM_ASSERT(err != NULL && err_len >= 1);
     memset(ld, 0, sizeof(*ld));
-    config_defaults(&ld->cfg);
-    ld->path = path;
-    ld->err = err;
-    ld->err_len = err_len;
-    err[0] = '\0';
+    config_keys__defaults(&ld->draft.cfg);
+    config_diag__init(&ld->diag, path, err, err_len);
 }
 
 static bool listener_name_valid(const char *name, size_t len)
@@ -554,10 +95,10 @@ static bool is_blank(char c)
 }
 
 /* A [listener.NAME] header (or an unknown section); @shown is ld->section escaped. */
-static int listener_begin(struct config__load *ld, size_t len, const char *shown)
+static int listener_begin(struct load *ld, unsigned line, size_t len, const char *shown)
 {
     const size_t plen = sizeof(LISTENER_PREFIX) - 1;
-    struct config *cfg = &ld->cfg;
+    struct config *cfg = &ld->draft.cfg;
     const char *lname = ld->section + plen;
     uint32_t i;
     int rc = -1;
@@ -565,13 +106,14 @@ static int listener_begin(struct config__load *ld, size_t len, const char *shown
     RM_ASSERT(len < sizeof(ld->section));
     RM_ASSERT(plen < sizeof(ld->section));
     if (len < plen || memcmp(ld->section, LISTENER_PREFIX, plen) != 0) {
-        config__fail(ld, ld->lineno,
-                     "[%s]: unknown section (expected " SECTIONS_EXPECTED ")", shown);
+        config_diag__fail(&ld->diag, line,
+                          "[%s]: unknown section (expected " CONFIG__SECTIONS_EXPECTED ")", shown);
         goto out;
     }
     if (!listener_name_valid(lname, len - plen)) {
-        config__fail(ld, ld->lineno, "[%s]: bad listener name (expected 1..%d of A-Z a-z 0-9 _ -)",
-                     shown, LISTENER_NAME_LEN_MAX);
+        config_diag__fail(&ld->diag, line,
+                          "[%s]: bad listener name (expected 1..%d of A-Z a-z 0-9 _ -)", shown,
+                          LISTENER_NAME_LEN_MAX);
         goto out;
     }
     if (!ld->listeners_defined) {
@@ -581,20 +123,21 @@ static int listener_begin(struct config__load *ld, size_t len, const char *shown
     }
     for (i = 0; i < cfg->listener_count; i++) {
         if (strcmp(cfg->listeners[i].name, lname) == 0) {
-            config__fail(ld, ld->lineno, "[%s]: duplicate listener (first defined on line %u)",
-                         shown, ld->listener_line[i]);
+            config_diag__fail(&ld->diag, line,
+                              "[%s]: duplicate listener (first defined on line %u)", shown,
+                              ld->draft.listener_line[i]);
             goto out;
         }
     }
     if (cfg->listener_count == CONFIG_LISTENERS_MAX) {
-        config__fail(ld, ld->lineno, "[%s]: too many listeners (at most %d)", shown,
-                     CONFIG_LISTENERS_MAX);
+        config_diag__fail(&ld->diag, line, "[%s]: too many listeners (at most %d)", shown,
+                          CONFIG_LISTENERS_MAX);
         goto out;
     }
     i = cfg->listener_count++;
-    listener_defaults(cfg, i, lname);
-    ld->listener_line[i] = ld->lineno;
-    memset(ld->listener_key_line[i], 0, sizeof(ld->listener_key_line[i]));
+    config_keys__listener_defaults(cfg, i, lname);
+    ld->draft.listener_line[i] = line;
+    memset(ld->draft.listener_key_line[i], 0, sizeof(ld->draft.listener_key_line[i]));
     ld->listener = i;
     ld->scope = CONFIG__SCOPE_LISTENER;
     rc = 0;
@@ -602,14 +145,21 @@ out:
     return rc;
 }
 
-int config__section(struct config__load *ld, const char *name, size_t len)
+/*
+ * The reader's section callback: a header "[@name]" (@name as written
+ * between the brackets, @len bytes) starts on @line. Returns 0, or -1 after
+ * config_diag__fail() for an unknown section, a bad or duplicate listener
+ * name, or too many listeners.
+ */
+static int load_section(void *user, unsigned line, const char *name, size_t len)
 {
-    char shown[CONFIG__SECTION_MAX * 4];
-    size_t i;
+    struct load *ld = user;
+    char shown[SECTION_MAX * 4];
+    enum config__scope scope;
     int rc = 0;
 
     RM_ASSERT(ld != NULL && name != NULL);
-    RM_ASSERT(!ld->failed);
+    RM_ASSERT(!ld->diag.failed);
     /* "[ limits ]" means [limits]: inih keeps the blanks, we do not. */
     while (len > 0 && is_blank(name[0])) {
         name++;
@@ -623,199 +173,114 @@ int config__section(struct config__load *ld, const char *name, size_t len)
     }
     memcpy(ld->section, name, len);
     ld->section[len] = '\0';
-    config__esc(shown, sizeof(shown), ld->section, len);
+    config_diag__esc(shown, sizeof(shown), ld->section, len);
 
-    for (i = 0; i < RM_ARRAY_LEN(sections); i++) {
-        if (strcmp(ld->section, sections[i].name) == 0) {
-            ld->scope = sections[i].scope;
-            break;
-        }
+    scope = config_keys__scope(ld->section);
+    if (scope != CONFIG__SCOPE_NONE) {
+        ld->scope = scope;
+    } else {
+        rc = listener_begin(ld, line, len, shown);
     }
-    if (i == RM_ARRAY_LEN(sections)) {
-        rc = listener_begin(ld, len, shown);
-    }
-    RM_ASSERT(rc == 0 || ld->failed);
+    RM_ASSERT(rc == 0 || ld->diag.failed);
     return rc;
 }
 
-/* Levenshtein distance, or SUGGEST_DISTANCE_MAX + 1 for over-long names. */
-static size_t edit_distance(const char *a, const char *b)
+/*
+ * The reader's key callback: set key @name to @value on @line, in the
+ * current section. Returns 0, or -1 after config_diag__fail() for a key
+ * outside any section, an unknown or duplicate key, or a bad value.
+ */
+static int load_key(void *user, unsigned line, const char *name, const char *value)
 {
-    size_t la = strlen(a);
-    size_t lb = strlen(b);
-    size_t row[SUGGEST_NAME_MAX + 1];
-    size_t i;
-    size_t j;
-
-    row[0] = 0;
-
-    if (la > SUGGEST_NAME_MAX || lb > SUGGEST_NAME_MAX) {
-        /* Too long to be a near miss; the DP row below would not fit. */
-        la = 0;
-        lb = 0;
-        row[0] = SUGGEST_DISTANCE_MAX + 1;
-    }
-    for (j = 1; j <= lb; j++) {
-        row[j] = j;
-    }
-    for (i = 1; i <= la; i++) {
-        size_t diag = row[0];
-
-        row[0] = i;
-        for (j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-
-            if (up + 1 < best) {
-                best = up + 1;
-            }
-            if (row[j - 1] + 1 < best) {
-                best = row[j - 1] + 1;
-            }
-            diag = up;
-            row[j] = best;
-        }
-    }
-    return row[lb];
-}
-
-/* The closest key of @scope to @name within SUGGEST_DISTANCE_MAX, or NULL. */
-static const char *suggest(enum config__scope scope, const char *name)
-{
-    const char *best = NULL;
-    size_t best_d = SUGGEST_DISTANCE_MAX + 1;
-    size_t i;
-
-    for (i = 0; i < RM_ARRAY_LEN(keys); i++) {
-        if (keys[i].scope == scope) {
-            size_t d = edit_distance(name, keys[i].name);
-
-            if (d < best_d) {
-                best_d = d;
-                best = keys[i].name;
-            }
-        }
-    }
-    return best;
-}
-
-/* The section a key of @scope goes in, for messages. */
-static const char *scope_section(enum config__scope scope)
-{
-    const char *name = "listener.NAME";
-    size_t i;
-
-    RM_ASSERT(scope != CONFIG__SCOPE_NONE);
-    for (i = 0; i < RM_ARRAY_LEN(sections); i++) {
-        if (sections[i].scope == scope) {
-            name = sections[i].name;
-        }
-    }
-    return name;
-}
-
-/* The section holding a key named exactly @name, other than @scope's; NULL if none. */
-static const char *home_section(enum config__scope scope, const char *name)
-{
-    const char *home = NULL;
-    size_t i;
-
-    for (i = 0; i < RM_ARRAY_LEN(keys) && home == NULL; i++) {
-        if (keys[i].scope != scope && strcmp(keys[i].name, name) == 0) {
-            home = scope_section(keys[i].scope);
-        }
-    }
-    return home;
-}
-
-int config__set(struct config__load *ld, const char *name, const char *value)
-{
-    char shown_sec[CONFIG__SECTION_MAX * 4];
-    char shown_key[ESC_INPUT_MAX * 4 + 8];
+    struct load *ld = user;
+    char shown_sec[SECTION_MAX * 4];
+    char shown_key[CONFIG_DIAG_ESC_MAX];
     char why[CONFIG_ERR_MAX];
-    const struct config__key *k = NULL;
+    const struct config__key *keys;
+    const struct config__key *k;
     const char *hint;
     const char *home;
-    unsigned *line;
+    unsigned *set_line;
+    size_t count;
     size_t i;
     int rc = -1;
 
     RM_ASSERT(ld != NULL && name != NULL && value != NULL);
-    RM_ASSERT(!ld->failed);
-    config__esc(shown_key, sizeof(shown_key), name, strlen(name));
+    RM_ASSERT(!ld->diag.failed);
+    keys = config_keys__table(&count);
+    config_diag__esc(shown_key, sizeof(shown_key), name, strlen(name));
     if (ld->scope == CONFIG__SCOPE_NONE) {
-        config__fail(ld, ld->lineno,
-                     "%s: key outside any section (expected " SECTIONS_EXPECTED " above it)",
-                     shown_key);
+        config_diag__fail(&ld->diag, line,
+                          "%s: key outside any section (expected " CONFIG__SECTIONS_EXPECTED
+                          " above it)",
+                          shown_key);
         goto out;
     }
-    config__esc(shown_sec, sizeof(shown_sec), ld->section, sizeof(ld->section));
+    config_diag__esc(shown_sec, sizeof(shown_sec), ld->section, sizeof(ld->section));
     if (name[0] == '\0') {
-        config__fail(ld, ld->lineno, "[%s]: missing key name before '='", shown_sec);
+        config_diag__fail(&ld->diag, line, "[%s]: missing key name before '='", shown_sec);
         goto out;
     }
-    for (i = 0; i < RM_ARRAY_LEN(keys) && k == NULL; i++) {
-        if (keys[i].scope == ld->scope && strcmp(keys[i].name, name) == 0) {
-            k = &keys[i];
-        }
-    }
-    if (k == NULL) {
-        hint = suggest(ld->scope, name);
-        home = hint == NULL ? home_section(ld->scope, name) : NULL;
+    i = config_keys__index(ld->scope, name);
+    if (i == count) {
+        config_keys__hint(ld->scope, name, &hint, &home);
         if (hint != NULL) {
-            config__fail(ld, ld->lineno, "[%s] %s: unknown key (did you mean %s?)", shown_sec,
-                         shown_key, hint);
+            config_diag__fail(&ld->diag, line, "[%s] %s: unknown key (did you mean %s?)", shown_sec,
+                              shown_key, hint);
         } else if (home != NULL) {
-            config__fail(ld, ld->lineno, "[%s] %s: unknown key (it belongs in [%s])", shown_sec,
-                         shown_key, home);
+            config_diag__fail(&ld->diag, line, "[%s] %s: unknown key (it belongs in [%s])",
+                              shown_sec, shown_key, home);
         } else {
-            config__fail(ld, ld->lineno, "[%s] %s: unknown key", shown_sec, shown_key);
+            config_diag__fail(&ld->diag, line, "[%s] %s: unknown key", shown_sec, shown_key);
         }
         goto out;
     }
-    i = (size_t)(k - keys);
+    k = &keys[i];
     if (k->scope == CONFIG__SCOPE_LISTENER) {
-        RM_ASSERT(ld->listener < ld->cfg.listener_count);
-        line = &ld->listener_key_line[ld->listener][i];
+        RM_ASSERT(ld->listener < ld->draft.cfg.listener_count);
+        set_line = &ld->draft.listener_key_line[ld->listener][i];
     } else {
-        line = &ld->key_line[i];
+        set_line = &ld->draft.key_line[i];
     }
-    if (*line != 0) {
-        config__fail(ld, ld->lineno, "[%s] %s: duplicate key (first set on line %u)", shown_sec,
-                     shown_key, *line);
+    if (*set_line != 0) {
+        config_diag__fail(&ld->diag, line, "[%s] %s: duplicate key (first set on line %u)",
+                          shown_sec, shown_key, *set_line);
         goto out;
     }
-    if (key_store(k, key_field(&ld->cfg, k, ld->listener), value, why, sizeof(why)) != 0) {
-        config__fail(ld, ld->lineno, "[%s] %s: %s", shown_sec, shown_key, why);
+    if (config_keys__store(k, config_keys__field(&ld->draft.cfg, k, ld->listener), value, why,
+                           sizeof(why)) != 0) {
+        config_diag__fail(&ld->diag, line, "[%s] %s: %s", shown_sec, shown_key, why);
         goto out;
     }
-    *line = ld->lineno;
+    *set_line = line;
     rc = 0;
 out:
     return rc;
 }
 
-/* Parse ld->src, check, and publish the result into @cfg on success. */
-static int load(struct config *cfg, struct config__load *ld)
+/* Parse @src, check, and publish the result into @cfg on success. */
+static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
 {
+    const struct config_ini_parse_cb cb = {.section = load_section, .key = load_key, .user = ld};
     int rc;
 
-    RM_ASSERT(cfg != NULL && ld != NULL);
-    rc = config__ini_parse(ld);
+    RM_ASSERT(cfg != NULL && ld != NULL && src != NULL);
+    rc = config_ini__parse(src, &ld->diag, &cb);
     if (rc == 0) {
-        rc = config__check(ld);
+        rc = config_check__run(&ld->draft, &ld->diag);
     }
     if (rc == 0) {
-        RM_ASSERT(!ld->failed && ld->cfg.listener_count >= 1);
-        memcpy(cfg, &ld->cfg, sizeof(*cfg));
+        RM_ASSERT(!ld->diag.failed && ld->draft.cfg.listener_count >= 1);
+        memcpy(cfg, &ld->draft.cfg, sizeof(*cfg));
     }
-    RM_ASSERT(rc == 0 || ld->failed);
+    RM_ASSERT(rc == 0 || ld->diag.failed);
     return rc == 0 ? 0 : -1;
 }
 
 int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
 {
-    struct config__load ld;
+    struct config_ini_src src = {0};
+    struct load ld;
     FILE *f;
     int rc;
 
@@ -827,9 +292,9 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
         rc = -1;
         goto out;
     }
-    config__load_init(&ld, path, err, err_len);
-    ld.src.file = f;
-    rc = load(cfg, &ld);
+    load_init(&ld, path, err, err_len);
+    src.file = f;
+    rc = load(cfg, &ld, &src);
     fclose(f);
 out:
     return rc;
@@ -838,12 +303,13 @@ out:
 int config__load_buffer(struct config *cfg, const char *name, const void *data, size_t len,
                         char *err, size_t err_len)
 {
-    struct config__load ld;
+    struct config_ini_src src = {0};
+    struct load ld;
 
     RM_ASSERT(cfg != NULL && name != NULL);
     RM_ASSERT(data != NULL || len == 0);
-    config__load_init(&ld, name, err, err_len);
-    ld.src.buf = data != NULL ? data : "";
-    ld.src.len = len;
-    return load(cfg, &ld);
+    load_init(&ld, name, err, err_len);
+    src.buf = data != NULL ? data : "";
+    src.len = len;
+    return load(cfg, &ld, &src);
 }

@@ -2,11 +2,13 @@
  * config.h - ringmq's configuration: the struct, its defaults, loading.
  *
  * A struct config is a read-only snapshot once loaded: shards borrow it, a
- * reload (SIGHUP, later) builds a new one and hands it over. The table in
- * config.c is the single list of keys, their sections, types, ranges and
- * defaults; config_ini.c is the inih handler; config_check.c validates the
- * whole (cross-key rules). Start-up thread only, or any thread for reading a
- * finished snapshot.
+ * reload (SIGHUP, later) builds a new one and hands it over. config.c is the
+ * loader, the top of the module; below it, each calling only files further
+ * down: config_check.c (cross-key rules), config_ini.c (the INI reader, which
+ * reaches the loader only through callbacks), config_keys.c (the single
+ * list of keys, their sections, types, ranges and defaults) and
+ * config_diag.c (error messages). Start-up thread only, or any thread for
+ * reading a finished snapshot.
  */
 #ifndef RINGMQ_CONFIG_H
 #define RINGMQ_CONFIG_H
@@ -94,5 +96,22 @@ int config_load(struct config *cfg, const char *path, char *err, size_t err_len)
 
 /* Parse a log level name ("error", "warn", "info", "debug"); -1 if unknown. */
 int config_log_level_parse(const char *s);
+
+/*
+ * Module internals (config__*), for tests and the fuzz target only; the
+ * table's row type is in config/config_keys.h.
+ */
+struct config__key;
+
+/* The key table and its length (static storage, never NULL). */
+const struct config__key *config__keys(size_t *count);
+
+/*
+ * Like config_load() but reads @len bytes at @data (need not be
+ * NUL-terminated, may contain anything) and names the input @name in
+ * messages. Borrows @data and @name until return.
+ */
+int config__load_buffer(struct config *cfg, const char *name, const void *data, size_t len,
+                        char *err, size_t err_len);
 
 #endif

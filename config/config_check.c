@@ -1,7 +1,7 @@
 /*
  * config_check.c - rules that relate several keys or sections.
  *
- * Runs once after the whole file is parsed, over ld->cfg. Each rule names
+ * Runs once after the whole file is parsed, over d->cfg. Each rule names
  * the line that set the offending key, so the message points where the fix
  * goes. Start-up thread only.
  */
@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/config_diag.h"
+#include "config/config_keys.h"
 #include "core/rm_assert.h"
 
 /* A listener's address in binary form, for comparing "::1" with "0::1". */
@@ -23,42 +25,36 @@ struct addr {
 
 static size_t key_index(enum config__scope scope, const char *name)
 {
-    const struct config__key *keys;
     size_t count;
-    size_t i;
+    size_t i = config_keys__index(scope, name);
 
-    keys = config__keys(&count);
-    for (i = 0; i < count; i++) {
-        if (keys[i].scope == scope && strcmp(keys[i].name, name) == 0) {
-            break;
-        }
-    }
+    config_keys__table(&count);
     RM_ASSERT(i < count); /* the rules below name keys of the table */
     return i;
 }
 
-static int check_limits(struct config__load *ld)
+static int check_limits(const struct config__draft *d, struct config_diag *diag)
 {
-    const struct limits *lim = &ld->cfg.limits;
+    const struct limits *lim = &d->cfg.limits;
     size_t out = key_index(CONFIG__SCOPE_LIMITS, "output_bytes_max");
     size_t pkt = key_index(CONFIG__SCOPE_LIMITS, "packet_bytes_max");
-    unsigned out_line = ld->key_line[out];
-    unsigned pkt_line = ld->key_line[pkt];
+    unsigned out_line = d->key_line[out];
+    unsigned pkt_line = d->key_line[pkt];
     int rc = 0;
 
     if (lim->output_bytes_max < lim->packet_bytes_max) {
         /* The defaults pass, so at least one of the two was set in the file. */
         RM_ASSERT(out_line != 0 || pkt_line != 0);
         if (out_line >= pkt_line) {
-            config__fail(ld, out_line,
-                         "[limits] output_bytes_max: must be at least packet_bytes_max (%u), "
-                         "got %u",
-                         lim->packet_bytes_max, lim->output_bytes_max);
+            config_diag__fail(diag, out_line,
+                              "[limits] output_bytes_max: must be at least packet_bytes_max (%u), "
+                              "got %u",
+                              lim->packet_bytes_max, lim->output_bytes_max);
         } else {
-            config__fail(ld, pkt_line,
-                         "[limits] packet_bytes_max: must be at most output_bytes_max (%u), "
-                         "got %u",
-                         lim->output_bytes_max, lim->packet_bytes_max);
+            config_diag__fail(diag, pkt_line,
+                              "[limits] packet_bytes_max: must be at most output_bytes_max (%u), "
+                              "got %u",
+                              lim->output_bytes_max, lim->packet_bytes_max);
         }
         rc = -1;
     }
@@ -99,9 +95,9 @@ static uint32_t listener_clash(const struct config *cfg, uint32_t j)
     return i;
 }
 
-static int check_listeners(struct config__load *ld)
+static int check_listeners(const struct config__draft *d, struct config_diag *diag)
 {
-    const struct config *cfg = &ld->cfg;
+    const struct config *cfg = &d->cfg;
     size_t bind = key_index(CONFIG__SCOPE_LISTENER, "bind");
     size_t port = key_index(CONFIG__SCOPE_LISTENER, "port");
     uint32_t i = 0;
@@ -109,7 +105,7 @@ static int check_listeners(struct config__load *ld)
     int rc = -1;
 
     if (cfg->listener_count == 0) {
-        config__fail(ld, 0, "no listener");
+        config_diag__fail(diag, 0, "no listener");
         goto out;
     }
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
@@ -124,9 +120,9 @@ static int check_listeners(struct config__load *ld)
     }
     if (j < cfg->listener_count) {
         const struct config_listener *lj = &cfg->listeners[j];
-        unsigned bind_line = ld->listener_key_line[j][bind];
-        unsigned port_line = ld->listener_key_line[j][port];
-        unsigned line = ld->listener_line[j];
+        unsigned bind_line = d->listener_key_line[j][bind];
+        unsigned port_line = d->listener_key_line[j][port];
+        unsigned line = d->listener_line[j];
         const char *key = "";
         bool v6 = strchr(lj->bind, ':') != NULL;
 
@@ -134,10 +130,10 @@ static int check_listeners(struct config__load *ld)
             line = bind_line > port_line ? bind_line : port_line;
             key = bind_line > port_line ? " bind" : " port";
         }
-        config__fail(ld, line,
-                     "[listener.%s]%s: %s%s%s:%u is already used by [listener.%s] (line %u)",
-                     lj->name, key, v6 ? "[" : "", lj->bind, v6 ? "]" : "", lj->port,
-                     cfg->listeners[i].name, ld->listener_line[i]);
+        config_diag__fail(diag, line,
+                          "[listener.%s]%s: %s%s%s:%u is already used by [listener.%s] (line %u)",
+                          lj->name, key, v6 ? "[" : "", lj->bind, v6 ? "]" : "", lj->port,
+                          cfg->listeners[i].name, d->listener_line[i]);
         goto out;
     }
     rc = 0;
@@ -149,36 +145,38 @@ out:
 #define PEM_SNIFF_BYTES 4096u
 
 /* The line of listener @j's @key, or its header's line when the key is a default. */
-static unsigned listener_key_line(const struct config__load *ld, uint32_t j, const char *key)
+static unsigned listener_key_line(const struct config__draft *d, uint32_t j, const char *key)
 {
-    unsigned line = ld->listener_key_line[j][key_index(CONFIG__SCOPE_LISTENER, key)];
+    unsigned line = d->listener_key_line[j][key_index(CONFIG__SCOPE_LISTENER, key)];
 
-    return line != 0 ? line : ld->listener_line[j];
+    return line != 0 ? line : d->listener_line[j];
 }
 
 /*
  * A PEM file that TLS will load at start-up: it must open, and hold at
- * least one "-----BEGIN " block. 0, or -1 after config__fail().
+ * least one "-----BEGIN " block. 0, or -1 after config_diag__fail().
  */
-static int check_pem(struct config__load *ld, uint32_t j, const char *key, const char *path)
+static int check_pem(const struct config__draft *d, struct config_diag *diag, uint32_t j,
+                     const char *key, const char *path)
 {
-    const struct config_listener *l = &ld->cfg.listeners[j];
+    const struct config_listener *l = &d->cfg.listeners[j];
     char buf[PEM_SNIFF_BYTES + 1];
-    unsigned line = listener_key_line(ld, j, key);
+    unsigned line = listener_key_line(d, j, key);
     size_t n;
     FILE *f;
 
     f = fopen(path, "r");
     if (f == NULL) {
-        config__fail(ld, line, "[listener.%s] %s: cannot read '%s': %s", l->name, key, path,
-                     strerror(errno));
+        config_diag__fail(diag, line, "[listener.%s] %s: cannot read '%s': %s", l->name, key, path,
+                          strerror(errno));
         return -1;
     }
     n = fread(buf, 1, PEM_SNIFF_BYTES, f);
     fclose(f);
     buf[n] = '\0';
     if (strstr(buf, "-----BEGIN ") == NULL) {
-        config__fail(ld, line, "[listener.%s] %s: '%s' is not a PEM file", l->name, key, path);
+        config_diag__fail(diag, line, "[listener.%s] %s: '%s' is not a PEM file", l->name, key,
+                          path);
         return -1;
     }
     return 0;
@@ -218,102 +216,102 @@ static const char *tls_key_without_cert(const struct config_listener *l)
     return NULL;
 }
 
-static int check_listener_tls(struct config__load *ld, uint32_t j)
+static int check_listener_tls(const struct config__draft *d, struct config_diag *diag, uint32_t j)
 {
-    const struct config_listener *l = &ld->cfg.listeners[j];
+    const struct config_listener *l = &d->cfg.listeners[j];
     const char *key;
-    DIR *d;
+    DIR *dir;
 
     if (!config_listener_tls(l)) {
         key = tls_key_without_cert(l);
         if (key != NULL) {
-            config__fail(ld, listener_key_line(ld, j, key),
-                         "[listener.%s] %s: needs certfile (TLS is off without it)", l->name,
-                         key);
+            config_diag__fail(diag, listener_key_line(d, j, key),
+                              "[listener.%s] %s: needs certfile (TLS is off without it)", l->name,
+                              key);
             return -1;
         }
         return 0;
     }
-    if (check_pem(ld, j, "certfile", l->certfile) < 0 ||
-        (l->keyfile[0] != '\0' && check_pem(ld, j, "keyfile", l->keyfile) < 0) ||
-        (l->cafile[0] != '\0' && check_pem(ld, j, "cafile", l->cafile) < 0)) {
+    if (check_pem(d, diag, j, "certfile", l->certfile) < 0 ||
+        (l->keyfile[0] != '\0' && check_pem(d, diag, j, "keyfile", l->keyfile) < 0) ||
+        (l->cafile[0] != '\0' && check_pem(d, diag, j, "cafile", l->cafile) < 0)) {
         return -1;
     }
     if (l->capath[0] != '\0') {
-        d = opendir(l->capath);
-        if (d == NULL) {
-            config__fail(ld, listener_key_line(ld, j, "capath"),
-                         "[listener.%s] capath: cannot open directory '%s': %s", l->name,
-                         l->capath, strerror(errno));
+        dir = opendir(l->capath);
+        if (dir == NULL) {
+            config_diag__fail(diag, listener_key_line(d, j, "capath"),
+                              "[listener.%s] capath: cannot open directory '%s': %s", l->name,
+                              l->capath, strerror(errno));
             return -1;
         }
-        closedir(d);
+        closedir(dir);
     }
     if (l->require_certificate && l->cafile[0] == '\0' && l->capath[0] == '\0') {
-        config__fail(ld, listener_key_line(ld, j, "require_certificate"),
-                     "[listener.%s] require_certificate: needs cafile or capath to verify "
-                     "client certificates with",
-                     l->name);
+        config_diag__fail(diag, listener_key_line(d, j, "require_certificate"),
+                          "[listener.%s] require_certificate: needs cafile or capath to verify "
+                          "client certificates with",
+                          l->name);
         return -1;
     }
     if (l->use_identity_as_username && !l->require_certificate) {
-        config__fail(ld, listener_key_line(ld, j, "use_identity_as_username"),
-                     "[listener.%s] use_identity_as_username: needs require_certificate = true",
-                     l->name);
+        config_diag__fail(
+            diag, listener_key_line(d, j, "use_identity_as_username"),
+            "[listener.%s] use_identity_as_username: needs require_certificate = true", l->name);
         return -1;
     }
     return 0;
 }
 
-static int check_listener_ws(struct config__load *ld, uint32_t j)
+static int check_listener_ws(const struct config__draft *d, struct config_diag *diag, uint32_t j)
 {
-    const struct config_listener *l = &ld->cfg.listeners[j];
-    unsigned line = listener_key_line(ld, j, "ws_path");
+    const struct config_listener *l = &d->cfg.listeners[j];
+    unsigned line = listener_key_line(d, j, "ws_path");
     const char *p;
 
     if (l->protocol != CONFIG_PROTO_WEBSOCKETS) {
         if (strcmp(l->ws_path, CONFIG_WS_PATH_DEFAULT) != 0) {
-            config__fail(ld, line, "[listener.%s] ws_path: needs protocol = websockets",
-                         l->name);
+            config_diag__fail(diag, line, "[listener.%s] ws_path: needs protocol = websockets",
+                              l->name);
             return -1;
         }
         return 0;
     }
     if (l->ws_path[0] != '/') {
-        config__fail(ld, line, "[listener.%s] ws_path: must start with '/', got '%s'", l->name,
-                     l->ws_path);
+        config_diag__fail(diag, line, "[listener.%s] ws_path: must start with '/', got '%s'",
+                          l->name, l->ws_path);
         return -1;
     }
     for (p = l->ws_path; *p != '\0'; p++) {
         unsigned char ch = (unsigned char)*p;
 
         if (ch <= ' ' || ch == '?' || ch == '#' || ch >= 0x7f) {
-            config__fail(ld, line,
-                         "[listener.%s] ws_path: printable ASCII only, no spaces, '?' or '#'",
-                         l->name);
+            config_diag__fail(diag, line,
+                              "[listener.%s] ws_path: printable ASCII only, no spaces, '?' or '#'",
+                              l->name);
             return -1;
         }
     }
     return 0;
 }
 
-int config__check(struct config__load *ld)
+int config_check__run(const struct config__draft *d, struct config_diag *diag)
 {
     uint32_t i;
     int rc;
 
-    RM_ASSERT(ld != NULL);
-    RM_ASSERT(!ld->failed);
-    rc = check_limits(ld);
+    RM_ASSERT(d != NULL && diag != NULL);
+    RM_ASSERT(!diag->failed);
+    rc = check_limits(d, diag);
     if (rc == 0) {
-        rc = check_listeners(ld);
+        rc = check_listeners(d, diag);
     }
-    for (i = 0; rc == 0 && i < ld->cfg.listener_count; i++) {
-        rc = check_listener_ws(ld, i);
+    for (i = 0; rc == 0 && i < d->cfg.listener_count; i++) {
+        rc = check_listener_ws(d, diag, i);
         if (rc == 0) {
-            rc = check_listener_tls(ld, i);
+            rc = check_listener_tls(d, diag, i);
         }
     }
-    RM_ASSERT(rc == 0 || ld->failed);
+    RM_ASSERT(rc == 0 || diag->failed);
     return rc;
 }

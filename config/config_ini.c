@@ -1,5 +1,5 @@
 /*
- * config_ini.c - inih glue: feed lines to inih, route what it finds.
+ * config_ini.c - the INI reader: feed lines to inih, pass on what it finds.
  *
  * Debian's inih (55) calls its handler without a line number, so we drive
  * ini_parse_stream() with our own reader. It hands inih one whole line per
@@ -14,6 +14,9 @@
  *    (up to LINE_BYTES_MAX, which also bounds what a file without newlines
  *    can cost);
  *  - stops inih (returns NULL) after the first error.
+ * Headers and keys go to the caller's callbacks (struct config_ini_parse_cb),
+ * never to a config file by name; errors go to config_diag, the only config
+ * file this one calls.
  * Start-up thread only.
  */
 #include "config/config_ini.h"
@@ -29,14 +32,22 @@
 /* Longest raw line read (comments included); inih's own limit is far lower. */
 #define LINE_BYTES_MAX 65536
 
+/* One parse: inih's stream and handler user pointer. */
+struct parse {
+    struct config_ini_src *src;
+    struct config_diag *diag;
+    const struct config_ini_parse_cb *cb;
+    unsigned lineno; /* line being parsed, 1-based */
+};
+
 /*
  * The next raw line (without its '\n'), or NULL at the end or after an error
  * (a read error, a line over LINE_BYTES_MAX, no memory). Bytes are read one
  * at a time so a line without end (say -c /dev/zero) costs a bounded buffer.
  */
-static const char *next_line(struct config__load *ld, size_t *len)
+static const char *next_line(struct parse *ps, size_t *len)
 {
-    struct config__src *src = &ld->src;
+    struct config_ini_src *src = ps->src;
     const char *line = NULL;
     const char *nl;
     size_t n = 0;
@@ -44,27 +55,27 @@ static const char *next_line(struct config__load *ld, size_t *len)
 
     RM_ASSERT(len != NULL);
     if (src->file != NULL) {
-        if (src->line == NULL) {
-            src->line = malloc(LINE_BYTES_MAX);
-            if (src->line == NULL) {
-                config__fail(ld, 0, "cannot read: out of memory");
+        if (src->_line == NULL) {
+            src->_line = malloc(LINE_BYTES_MAX);
+            if (src->_line == NULL) {
+                config_diag__fail(ps->diag, 0, "cannot read: out of memory");
                 goto out;
             }
         }
         while (n <= LINE_BYTES_MAX && (c = getc(src->file)) != EOF && c != '\n') {
             if (n < LINE_BYTES_MAX) {
-                src->line[n] = (char)c;
+                src->_line[n] = (char)c;
             }
             n++;
         }
         if (c == EOF && ferror(src->file)) {
-            config__fail(ld, 0, "cannot read: %s", strerror(errno ? errno : EIO));
+            config_diag__fail(ps->diag, 0, "cannot read: %s", strerror(errno ? errno : EIO));
             goto out;
         }
         if (c == EOF && n == 0) {
             goto out;
         }
-        line = src->line;
+        line = src->_line;
     } else if (src->pos < src->len) {
         line = src->buf + src->pos;
         nl = memchr(line, '\n', src->len - src->pos);
@@ -73,7 +84,8 @@ static const char *next_line(struct config__load *ld, size_t *len)
         RM_ASSERT(src->pos <= src->len);
     }
     if (n > LINE_BYTES_MAX) {
-        config__fail(ld, ld->lineno + 1, "line too long (over %d bytes)", LINE_BYTES_MAX);
+        config_diag__fail(ps->diag, ps->lineno + 1, "line too long (over %d bytes)",
+                          LINE_BYTES_MAX);
         line = NULL;
     }
     *len = n;
@@ -88,11 +100,11 @@ static bool is_blank(char c)
 
 /*
  * If @line is a section header as inih sees it ("[" then text up to "]",
- * where an inline comment " ;" ends the search first), tell config.c.
- * Returns -1 if config.c refused the section. Without a closing bracket the
- * line is malformed and inih reports it.
+ * where an inline comment " ;" ends the search first), tell the caller.
+ * Returns -1 if the caller refused the section. Without a closing bracket
+ * the line is malformed and inih reports it.
  */
-static int maybe_section(struct config__load *ld, const char *line, size_t len)
+static int maybe_section(struct parse *ps, const char *line, size_t len)
 {
     bool was_blank = false;
     int rc = 0;
@@ -103,7 +115,7 @@ static int maybe_section(struct config__load *ld, const char *line, size_t len)
     }
     for (i = 1; i < len; i++) {
         if (line[i] == ']') {
-            rc = config__section(ld, line + 1, i - 1);
+            rc = ps->cb->section(ps->cb->user, ps->lineno, line + 1, i - 1);
             break;
         }
         if (was_blank && line[i] == ';') {
@@ -115,25 +127,25 @@ out:
     return rc;
 }
 
-/* inih's fgets-style reader over ld->src; see the file comment. */
+/* inih's fgets-style reader over ps->src; see the file comment. */
 static char *reader(char *str, int num, void *stream)
 {
-    struct config__load *ld = stream;
+    struct parse *ps = stream;
     const char *line;
     char *ret = NULL;
     size_t len = 0;
 
-    RM_ASSERT(ld != NULL && str != NULL);
+    RM_ASSERT(ps != NULL && str != NULL);
     RM_ASSERT(num >= 4);
-    if (ld->failed) {
+    if (ps->diag->failed) {
         goto out;
     }
-    line = next_line(ld, &len);
+    line = next_line(ps, &len);
     if (line == NULL) {
         goto out;
     }
-    ld->lineno++;
-    if (ld->lineno == 1 && len >= 3 && memcmp(line, UTF8_BOM, 3) == 0) {
+    ps->lineno++;
+    if (ps->lineno == 1 && len >= 3 && memcmp(line, UTF8_BOM, 3) == 0) {
         line += 3;
         len -= 3;
     }
@@ -142,7 +154,7 @@ static char *reader(char *str, int num, void *stream)
         len--;
     }
     if (memchr(line, '\0', len) != NULL) {
-        config__fail(ld, ld->lineno, "NUL byte in line");
+        config_diag__fail(ps->diag, ps->lineno, "NUL byte in line");
         goto out;
     }
     if (len == 0 || line[0] == ';' || line[0] == '#') {
@@ -152,53 +164,59 @@ static char *reader(char *str, int num, void *stream)
         goto out;
     }
     if (len + 2 > (size_t)num) {
-        config__fail(ld, ld->lineno, "line too long (at most %d characters)", num - 2);
+        config_diag__fail(ps->diag, ps->lineno, "line too long (at most %d characters)", num - 2);
         goto out;
     }
     memcpy(str, line, len);
     str[len] = '\n';
     str[len + 1] = '\0';
-    if (maybe_section(ld, line, len) == 0) {
+    if (maybe_section(ps, line, len) == 0) {
         ret = str;
     }
 out:
     return ret;
 }
 
-/* inih's handler: @section is inih's (possibly truncated) copy; ours is in @ld. */
+/*
+ * inih's handler: @section is inih's (possibly truncated) copy; the caller
+ * saw the header whole through cb->section.
+ */
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
-    struct config__load *ld = user;
+    struct parse *ps = user;
 
     (void)section;
-    RM_ASSERT(ld != NULL && name != NULL);
+    RM_ASSERT(ps != NULL && name != NULL);
     RM_ASSERT(value != NULL); /* inih is built without INI_ALLOW_NO_VALUE */
     /* After an error the reader stops inih, so this call is never the second. */
-    RM_ASSERT(!ld->failed);
-    return config__set(ld, name, value) == 0;
+    RM_ASSERT(!ps->diag->failed);
+    return ps->cb->key(ps->cb->user, ps->lineno, name, value) == 0;
 }
 
-int config__ini_parse(struct config__load *ld)
+int config_ini__parse(struct config_ini_src *src, struct config_diag *diag,
+                      const struct config_ini_parse_cb *cb)
 {
+    struct parse ps = {.src = src, .diag = diag, .cb = cb, .lineno = 0};
     int rc;
 
-    RM_ASSERT(ld != NULL && !ld->failed);
-    RM_ASSERT(ld->src.file != NULL || ld->src.buf != NULL);
-    rc = ini_parse_stream(reader, ld, handler, ld);
-    free(ld->src.line);
-    ld->src.line = NULL;
-    if (rc > 0 && (!ld->failed || (unsigned)rc < ld->lineno)) {
+    RM_ASSERT(src != NULL && diag != NULL && !diag->failed);
+    RM_ASSERT(cb != NULL && cb->section != NULL && cb->key != NULL);
+    RM_ASSERT(src->file != NULL || src->buf != NULL);
+    rc = ini_parse_stream(reader, &ps, handler, &ps);
+    free(src->_line);
+    src->_line = NULL;
+    if (rc > 0 && (!diag->failed || (unsigned)rc < ps.lineno)) {
         /*
          * inih found a line it cannot parse before (or without) any error of
          * ours. Ours stops the reader on its own line, so an earlier inih
          * error always has a smaller number. Only the first message is kept,
          * so overwrite ours by clearing the flag first.
          */
-        ld->failed = false;
-        config__fail(ld, (unsigned)rc,
-                     "malformed line (expected [section], key = value or a ; comment)");
-    } else if (rc < 0 && !ld->failed) {
-        config__fail(ld, 0, "cannot parse (inih error %d)", rc);
+        diag->failed = false;
+        config_diag__fail(diag, (unsigned)rc,
+                          "malformed line (expected [section], key = value or a ; comment)");
+    } else if (rc < 0 && !diag->failed) {
+        config_diag__fail(diag, 0, "cannot parse (inih error %d)", rc);
     }
-    return ld->failed ? -1 : 0;
+    return diag->failed ? -1 : 0;
 }

@@ -2,7 +2,7 @@
  * limits.h - every limit on peer input, in one struct, with its default.
  *
  * config/ owns the values (one read-only snapshot); core/ reads them through
- * a borrowed pointer. The defaults live in config/config.c's table, the one
+ * a borrowed pointer. The defaults live in config/config_keys.c's table, the one
  * list of keys. Nothing here is mutable after start-up (or reload).
  */
 #ifndef RINGMQ_LIMITS_H

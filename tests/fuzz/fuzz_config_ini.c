@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "config/config.h"
-#include "config/config_ini.h"
 #include "core/rm_assert.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

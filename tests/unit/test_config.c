@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "config/config_ini.h"
+#include "config/config_keys.h"
 
 static char dir[200];
 static char path[256];
