@@ -12,7 +12,8 @@
  * opens its sockets first and the other shards bind the port it got. The
  * announcing socket (shard 0's) then logs
  *   "listener NAME listening on ADDR:PORT"   (IPv6: "[ADDR]:PORT")
- * at INFO, once per listener; the end-to-end harness parses
+ * followed by " (tls)", " (ws)" or " (wss)" for those transports, at INFO,
+ * once per listener; the end-to-end harness and tests/transport parse
  * "listening on ...:PORT" from it. The other shards' sockets log at DEBUG.
  *
  * Accepted sockets are plain fds, not io_uring direct descriptors: issue 3

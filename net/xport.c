@@ -183,8 +183,13 @@ static int ws_frames(struct xport *xp, uint8_t *data, size_t len, const struct x
 
     while (len > 0) {
         if (++events > XPORT_WS_EVENTS_PER_FEED_MAX) {
-            /* Cannot happen: each call consumes at least one byte of a bounded read. */
-            RM_ASSERT(!"ws event bound");
+            /*
+             * Each call consumes at least one byte of a read of at most a few
+             * KiB, so this is never reached; if it were, close, never assert.
+             */
+            st->ws_protocol_errors++;
+            (void)ws_close(xp, WS_STATUS_PROTOCOL);
+            return -XPORT_E_WS_PROTOCOL;
         }
         used = ws_rx_next(&xp->rx, data, len, &ev);
         if (used < 0) {
