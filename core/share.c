@@ -1,7 +1,7 @@
 /*
  * share.c - MQTT shared subscriptions, one shard's table (see share.h).
  *
- * Owns every group, its member array and index, the group hash table and the
+ * Owns every group, its member set, the group hash table and the
  * trie of group filters; borrows the members. One shard's thread only.
  *
  * Layout:
@@ -12,9 +12,10 @@
  *    share_pick()/share_pick_shard(), which also check the filter matches;
  *  - each group is an owner in a trie under its filter f, so a publish finds
  *    every matching group with one trie_match();
- *  - local members are an array (round-robin by index) that gains a hash
- *    index by member once it passes MEMBERS_SCAN_MAX, so a group with 100k
- *    members on one shard still joins and leaves in O(1);
+ *  - local members are a struct subset (core/subset.h), round-robin by
+ *    position, with a hash index by member past SUBSET_SCAN_MAX, so a group
+ *    with 100k members on one shard still joins and leaves in O(1), and its
+ *    block shrinks as members leave;
  *  - the shard bitmap holds SHARE_SHARDS_MAX bits; rotation scans it from a
  *    cursor, at most shard_count steps.
  * Choosing an online member scans the members from the cursor until one is
@@ -34,6 +35,7 @@
 #include "core/lvlmap.h"
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
+#include "core/subset.h"
 #include "core/topic.h"
 #include "core/trie.h"
 
@@ -43,31 +45,16 @@ _Static_assert(SHARE_SHARDS_MAX % 64 == 0, "shard bitmap is whole words");
 /* Bucket table sizes: grow past load 1, shrink below load 1/8. */
 #define BUCKETS_MIN 16u
 #define BUCKETS_MAX (1u << 30)
-/* Up to this many members in a group, find a member by scanning. */
-#define MEMBERS_SCAN_MAX 8u
-/* The first member array. */
-#define MEMBERS_CAP_MIN 4u
-/* Members of one group on one shard: indices are 32 bits, the index twice that. */
-#define MEMBERS_CAP_MAX (1u << 30)
 #define SHARD_WORDS (SHARE_SHARDS_MAX / 64u)
 #define NONE UINT32_MAX
-
-struct share_member {
-    void *member;
-    uint8_t options;
-};
 
 struct share_group {
     struct share_group *next; /* bucket chain */
     uint64_t key;             /* share_key(full) */
-    struct share_member *mem; /* mem_count used of mem_cap; NULL while mem_cap == 0 */
-    uint32_t *idx;            /* by member: mem index + 1, 0 = free; NULL while small */
-    uint32_t idx_mask;        /* idx slots - 1 */
-    uint32_t mem_count;
-    uint32_t mem_cap;
-    uint32_t mem_cursor;   /* the next local member in the rotation (< mem_count, or 0) */
-    uint32_t shard_cursor; /* the next shard in the rotation (< shard_count) */
-    uint32_t shard_bits;   /* bits set in shards[] */
+    struct subset mem;        /* the local members, in rotation order */
+    uint32_t mem_cursor;      /* the next local member in the rotation (< its count, or 0) */
+    uint32_t shard_cursor;    /* the next shard in the rotation (< shard_count) */
+    uint32_t shard_bits;      /* bits set in shards[] */
     uint64_t shards[SHARD_WORDS];
     uint32_t full_len;
     uint32_t filter_off; /* f starts at full + filter_off */
@@ -133,17 +120,6 @@ static uint32_t bucket_of(const struct share_table *t, uint64_t key)
     return (uint32_t)XXH3_64bits_withSeed(&key, sizeof(key), t->seed) & t->bucket_mask;
 }
 
-static uint32_t member_hash(const void *member)
-{
-    uint64_t x = (uint64_t)(uintptr_t)member;
-
-    /* The murmur3 finaliser: pointers differ mostly in their middle bits. */
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    return (uint32_t)x;
-}
-
 static bool bit_test(const struct share_group *g, uint32_t s)
 {
     RM_ASSERT(s < SHARE_SHARDS_MAX);
@@ -187,177 +163,6 @@ static uint32_t shard_next(const struct share_table *t, const struct share_group
     return found;
 }
 
-/* Put mem[@i] into the index, which has a free slot. */
-static void idx_put(struct share_group *g, uint32_t i)
-{
-    uint32_t s = member_hash(g->mem[i].member) & g->idx_mask;
-    uint32_t n;
-
-    RM_ASSERT(g->idx != NULL);
-    RM_ASSERT(i < g->mem_cap);
-    for (n = 0; n <= g->idx_mask; n++) {
-        if (g->idx[s] == 0)
-            break;
-        s = (s + 1) & g->idx_mask;
-    }
-    RM_ASSERT(g->idx[s] == 0);
-    g->idx[s] = i + 1;
-}
-
-/* The index slot that refers to mem[@i]. */
-static uint32_t idx_slot_of(const struct share_group *g, uint32_t i)
-{
-    uint32_t s = member_hash(g->mem[i].member) & g->idx_mask;
-    uint32_t n;
-
-    RM_ASSERT(g->idx != NULL);
-    for (n = 0; n <= g->idx_mask; n++) {
-        if (g->idx[s] == i + 1)
-            break;
-        RM_ASSERT(g->idx[s] != 0);
-        s = (s + 1) & g->idx_mask;
-    }
-    RM_ASSERT(g->idx[s] == i + 1);
-    return s;
-}
-
-/* Empty index slot @s by backward shift, so probes need no tombstones. */
-static void idx_del(struct share_group *g, uint32_t s)
-{
-    uint32_t mask = g->idx_mask;
-    uint32_t j = s, n;
-
-    RM_ASSERT(g->idx != NULL);
-    RM_ASSERT(g->idx[s] != 0);
-    g->idx[s] = 0;
-    for (n = 0; n < mask; n++) {
-        uint32_t home;
-
-        j = (j + 1) & mask;
-        if (g->idx[j] == 0)
-            break;
-        home = member_hash(g->mem[g->idx[j] - 1].member) & mask;
-        /* The entry at j may fill the hole unless its home lies in (s, j]. */
-        if (((j - home) & mask) >= ((j - s) & mask)) {
-            g->idx[s] = g->idx[j];
-            g->idx[j] = 0;
-            s = j;
-        }
-    }
-}
-
-/* The index of @member in @g's local members, or NONE. */
-static uint32_t mem_find(const struct share_group *g, const void *member)
-{
-    uint32_t i, n, s, found = NONE;
-
-    RM_ASSERT(member != NULL);
-    RM_ASSERT(g->mem_count <= g->mem_cap);
-    if (g->idx == NULL) {
-        for (i = 0; i < g->mem_count; i++) {
-            if (g->mem[i].member == member) {
-                found = i;
-                break;
-            }
-        }
-        goto out;
-    }
-    s = member_hash(member) & g->idx_mask;
-    for (n = 0; n <= g->idx_mask && g->idx[s] != 0; n++) {
-        if (g->mem[g->idx[s] - 1].member == member) {
-            found = g->idx[s] - 1;
-            break;
-        }
-        s = (s + 1) & g->idx_mask;
-    }
-out:
-    return found;
-}
-
-/* Room for one more member: 0 or -ENOMEM (nothing changed). */
-static int mem_reserve(struct share_group *g)
-{
-    struct share_member *mem;
-    uint32_t *idx = NULL;
-    uint32_t cap, i;
-    int rc = 0;
-
-    RM_ASSERT(g->mem_count <= g->mem_cap);
-    RM_ASSERT(g->mem_cap <= MEMBERS_CAP_MAX);
-    if (g->mem_count < g->mem_cap)
-        goto out;
-    rc = -ENOMEM;
-    if (g->mem_cap == MEMBERS_CAP_MAX)
-        goto out;
-    cap = g->mem_cap == 0 ? MEMBERS_CAP_MIN : g->mem_cap * 2;
-    if (cap > MEMBERS_SCAN_MAX) {
-        idx = calloc((size_t)cap * 2, sizeof(*idx));
-        if (idx == NULL)
-            goto out;
-    }
-    mem = realloc(g->mem, (size_t)cap * sizeof(*mem));
-    if (mem == NULL)
-        goto out_free_idx;
-    g->mem = mem;
-    g->mem_cap = cap;
-    if (idx != NULL) {
-        free(g->idx);
-        g->idx = idx;
-        g->idx_mask = cap * 2 - 1;
-        idx = NULL;
-        for (i = 0; i < g->mem_count; i++)
-            idx_put(g, i);
-    }
-    rc = 0;
-out_free_idx:
-    free(idx);
-out:
-    return rc;
-}
-
-/* Append (@member, @options); mem_reserve() made room. */
-static void mem_append(struct share_group *g, void *member, uint8_t options)
-{
-    uint32_t i = g->mem_count;
-
-    RM_ASSERT(i < g->mem_cap);
-    RM_ASSERT(mem_find(g, member) == NONE);
-    g->mem[i].member = member;
-    g->mem[i].options = options;
-    g->mem_count++;
-    if (g->idx != NULL)
-        idx_put(g, i);
-}
-
-/* Remove mem[@i]; the last member takes its place. Frees the arrays when empty. */
-static void mem_del(struct share_group *g, uint32_t i)
-{
-    uint32_t last = g->mem_count - 1;
-
-    RM_ASSERT(g->mem_count > 0);
-    RM_ASSERT(i < g->mem_count);
-    if (g->idx != NULL) {
-        idx_del(g, idx_slot_of(g, i));
-        if (i != last)
-            g->idx[idx_slot_of(g, last)] = i + 1;
-    }
-    g->mem[i] = g->mem[last];
-    g->mem_count--;
-    /* The moved member keeps its turn: it now sits where the cursor may point. */
-    if (g->mem_cursor == last)
-        g->mem_cursor = i;
-    if (g->mem_cursor >= g->mem_count)
-        g->mem_cursor = 0;
-    if (g->mem_count == 0) {
-        free(g->mem);
-        free(g->idx);
-        g->mem = NULL;
-        g->idx = NULL;
-        g->idx_mask = 0;
-        g->mem_cap = 0;
-    }
-}
-
 /*
  * The local member to serve next: the first online member other than
  * @exclude from the cursor on, else the first offline one other than
@@ -367,13 +172,15 @@ static void mem_del(struct share_group *g, uint32_t i)
 static uint32_t mem_choose(const struct share_table *t, const struct share_group *g,
                            const void *exclude, bool *online)
 {
+    const struct subset_entry *e = subset_entries(&g->mem);
+    uint32_t count = subset_count(&g->mem);
     uint32_t i = g->mem_cursor, n, offline = NONE, excluded = NONE, found = NONE;
 
-    RM_ASSERT(g->mem_count == 0 || g->mem_cursor < g->mem_count);
+    RM_ASSERT(count == 0 || g->mem_cursor < count);
     RM_ASSERT(online != NULL);
     *online = false;
-    for (n = 0; n < g->mem_count; n++) {
-        void *m = g->mem[i].member;
+    for (n = 0; n < count; n++) {
+        void *m = e[i].owner;
 
         if (m == exclude) {
             excluded = i;
@@ -384,7 +191,7 @@ static uint32_t mem_choose(const struct share_table *t, const struct share_group
         } else if (offline == NONE) {
             offline = i;
         }
-        i = i + 1 == g->mem_count ? 0 : i + 1;
+        i = i + 1 == count ? 0 : i + 1;
     }
     if (found == NONE)
         found = offline != NONE ? offline : excluded;
@@ -394,9 +201,11 @@ static uint32_t mem_choose(const struct share_table *t, const struct share_group
 /* Serve mem[@i]: the rotation continues after it. */
 static void mem_served(struct share_group *g, uint32_t i)
 {
-    RM_ASSERT(i < g->mem_count);
-    RM_ASSERT(g->mem_count > 0);
-    g->mem_cursor = i + 1 == g->mem_count ? 0 : i + 1;
+    uint32_t count = subset_count(&g->mem);
+
+    RM_ASSERT(i < count);
+    RM_ASSERT(count > 0);
+    g->mem_cursor = i + 1 == count ? 0 : i + 1;
 }
 
 static bool group_is(const struct share_group *g, uint64_t key, const uint8_t *full, size_t len)
@@ -430,7 +239,7 @@ static struct share_group *group_find_key(const struct share_table *t, uint64_t 
     RM_ASSERT(t != NULL);
     RM_ASSERT(topic != NULL || topic_len == 0);
     for (g = t->buckets[bucket_of(t, key)]; g != NULL; g = g->next) {
-        if (g->key != key || (need_members && g->mem_count == 0))
+        if (g->key != key || (need_members && subset_count(&g->mem) == 0))
             continue;
         if (topic_match(g->full + g->filter_off, g->full_len - g->filter_off, topic, topic_len))
             break;
@@ -507,16 +316,16 @@ static void group_maybe_free(struct share_table *t, struct share_group *g)
     struct share_group **pp;
     bool removed;
 
-    RM_ASSERT(g->mem_count > 0 || !bit_test(g, t->shard_id));
-    RM_ASSERT(g->mem_count == 0 || bit_test(g, t->shard_id));
-    if (g->mem_count > 0 || g->shard_bits > 0)
+    RM_ASSERT(subset_count(&g->mem) > 0 || !bit_test(g, t->shard_id));
+    RM_ASSERT(subset_count(&g->mem) == 0 || bit_test(g, t->shard_id));
+    if (subset_count(&g->mem) > 0 || g->shard_bits > 0)
         goto out;
     for (pp = &t->buckets[bucket_of(t, g->key)]; *pp != g; pp = &(*pp)->next)
         RM_ASSERT(*pp != NULL);
     *pp = g->next;
     removed = trie_remove(t->trie, g->full + g->filter_off, g->full_len - g->filter_off, g, NULL);
     RM_ASSERT(removed);
-    RM_ASSERT(g->mem == NULL && g->idx == NULL);
+    RM_ASSERT(subset_capacity(&g->mem) == 0);
     free(g);
     t->group_count--;
     if (t->group_count < ((size_t)t->bucket_mask + 1) / 8 && t->bucket_mask + 1 > BUCKETS_MIN)
@@ -570,8 +379,7 @@ void share_table_free(struct share_table *t)
             struct share_group *g = t->buckets[i];
 
             t->buckets[i] = g->next;
-            free(g->mem);
-            free(g->idx);
+            subset_fini(&g->mem);
             free(g);
         }
     }
@@ -588,7 +396,6 @@ int share_join(struct share_table *t, const uint8_t *full, size_t len, void *mem
     struct share_name sn;
     struct share_group *g;
     uint64_t key;
-    uint32_t i;
     bool created = false;
     int rc = share_parse(full, len, &sn);
 
@@ -606,17 +413,13 @@ int share_join(struct share_table *t, const uint8_t *full, size_t len, void *mem
         }
         created = true;
     }
-    i = mem_find(g, member);
-    if (i != NONE) {
-        g->mem[i].options = options;
-        rc = 0;
-        goto out;
-    }
-    rc = mem_reserve(g);
+    /* An update keeps the member's round-robin position. */
+    rc = subset_add(&g->mem, member, options);
     if (rc < 0)
         goto out_drop;
-    mem_append(g, member, options);
-    if (g->mem_count == 1) {
+    if (rc == 0)
+        goto out;
+    if (subset_count(&g->mem) == 1) {
         bit_put(g, t->shard_id, true);
         if (first != NULL)
             *first = true;
@@ -633,7 +436,6 @@ out:
 bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *member, bool *last)
 {
     struct share_group *g;
-    uint32_t i;
     bool found = false;
 
     RM_ASSERT(t != NULL && member != NULL);
@@ -643,12 +445,10 @@ bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *m
     g = group_find(t, share_key(t->key_seed, full, len), full, len);
     if (g == NULL)
         goto out;
-    i = mem_find(g, member);
-    if (i == NONE)
+    found = subset_remove(&g->mem, member, &g->mem_cursor);
+    if (!found)
         goto out;
-    found = true;
-    mem_del(g, i);
-    if (g->mem_count == 0) {
+    if (subset_count(&g->mem) == 0) {
         bit_put(g, t->shard_id, false);
         if (last != NULL)
             *last = true;
@@ -717,9 +517,11 @@ static void match_one(void *ctx, void *owner, uint8_t unused)
             s = shard_next(t, g, s + 1 == t->shard_count ? 0 : s + 1, t->shard_id, NONE);
             RM_ASSERT(s != NONE);
         } else {
+            const struct subset_entry *e = &subset_entries(&g->mem)[i];
+
             mem_served(g, i);
-            member = g->mem[i].member;
-            options = g->mem[i].options;
+            member = e->owner;
+            options = e->options;
         }
     }
     g->shard_cursor = s + 1 == t->shard_count ? 0 : s + 1;
@@ -741,6 +543,7 @@ out:
 void *share_pick(struct share_table *t, uint64_t group_key, const uint8_t *topic, size_t topic_len,
                  void *exclude, uint8_t *options)
 {
+    const struct subset_entry *e;
     struct share_group *g;
     void *member = NULL;
     uint32_t i;
@@ -753,10 +556,11 @@ void *share_pick(struct share_table *t, uint64_t group_key, const uint8_t *topic
         goto out;
     i = mem_choose(t, g, exclude, &online);
     RM_ASSERT(i != NONE);
+    e = &subset_entries(&g->mem)[i];
     mem_served(g, i);
-    member = g->mem[i].member;
+    member = e->owner;
     if (options != NULL)
-        *options = g->mem[i].options;
+        *options = e->options;
 out:
     return member;
 }
@@ -798,5 +602,5 @@ size_t share_member_count(const struct share_table *t, const uint8_t *full, size
     RM_ASSERT(t != NULL);
     RM_ASSERT(full != NULL);
     g = group_find(t, share_key(t->key_seed, full, len), full, len);
-    return g == NULL ? 0 : g->mem_count;
+    return g == NULL ? 0 : subset_count(&g->mem);
 }
