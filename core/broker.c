@@ -34,7 +34,7 @@
 
 #define SESS_BUCKETS_MIN 64u
 #define HOME_SEED 0x72696e676d71686full
-#define XS_OUTBOX_MIN 64u
+#define OUTBOX_MIN 64u
 /* on_packet(): stop handling this client's bytes until its wait completes. */
 #define BROKER__HOLD 3
 /* on_packet(): the same, and handle this packet again when the wait completes. */
@@ -104,9 +104,9 @@ void broker_free(struct broker *b)
     RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
     free(b->sess_buckets);
     /* Every shard has stopped: what is still in the outbox is ours to drop. */
-    for (uint32_t i = 0; i < b->xs_count; i++)
-        broker_xs_release(&b->xs[(b->xs_head + i) % b->xs_cap].m);
-    free(b->xs);
+    for (uint32_t i = 0; i < b->outbox_count; i++)
+        broker_xmsg_release(&b->outbox[(b->outbox_head + i) % b->outbox_cap].m);
+    free(b->outbox);
     if (b->retained)
         retained_free(b->retained);
     if (b->share)
@@ -148,66 +148,67 @@ const struct broker_stats *broker_stats(const struct broker *b)
 
 /* ---- cross-shard ---- */
 
-void broker_xs_release(struct xs_msg *m)
+void broker_xmsg_release(struct xmsg *m)
 {
     RM_ASSERT(m != NULL);
     switch (m->kind) {
-    case XS_MSG_FREE:
+    case XMSG_MSG_FREE:
         msg_free(m->payload.msg);
         break;
-    case XS_PUBLISH:
-    case XS_RETAIN_SET:
-    case XS_RETAIN_APPLY:
-    case XS_SHARE_PUBLISH:
+    case XMSG_PUBLISH:
+    case XMSG_RETAIN_SET:
+    case XMSG_RETAIN_APPLY:
+    case XMSG_SHARE_PUBLISH:
         msg_unref(m->payload.msg);
         break;
-    case XS_INTEREST_ADD:
-    case XS_INTEREST_DEL:
+    case XMSG_INTEREST_ADD:
+    case XMSG_INTEREST_DEL:
         free(m->payload.buf.ptr);
         break;
-    case XS_ACK:
+    case XMSG_ACK:
         break;
     default:
         RM_ASSERT(!"not a routing message");
     }
-    m->kind = XS_NONE;
+    m->kind = XMSG_NONE;
 }
 
-void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m)
+void broker__outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m)
 {
     RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
-    RM_ASSERT(m->kind != XS_NONE);
-    if (b->xs_count == b->xs_cap) {
-        uint32_t ncap = b->xs_cap ? b->xs_cap * 2 : XS_OUTBOX_MIN;
-        struct broker_xs *n = malloc((size_t)ncap * sizeof(*n));
+    RM_ASSERT(m->kind != XMSG_NONE);
+    if (b->outbox_count == b->outbox_cap) {
+        uint32_t ncap = b->outbox_cap ? b->outbox_cap * 2 : OUTBOX_MIN;
+        struct broker_outbox_entry *n = malloc((size_t)ncap * sizeof(*n));
         if (!n) {
-            b->stats.xs_lost++;
-            struct xs_msg lost = *m;
-            if (lost.kind == XS_MSG_FREE)
+            b->stats.xmsg_lost++;
+            struct xmsg lost = *m;
+            if (lost.kind == XMSG_MSG_FREE)
                 return; /* Leak rather than free on a foreign shard. */
-            broker_xs_release(&lost);
+            broker_xmsg_release(&lost);
             return;
         }
-        for (uint32_t i = 0; i < b->xs_count; i++)
-            n[i] = b->xs[(b->xs_head + i) % b->xs_cap];
-        free(b->xs);
-        b->xs = n;
-        b->xs_cap = ncap;
-        b->xs_head = 0;
+        for (uint32_t i = 0; i < b->outbox_count; i++)
+            n[i] = b->outbox[(b->outbox_head + i) % b->outbox_cap];
+        free(b->outbox);
+        b->outbox = n;
+        b->outbox_cap = ncap;
+        b->outbox_head = 0;
     }
-    b->xs[(b->xs_head + b->xs_count++) % b->xs_cap] = (struct broker_xs){dest, *m};
+    b->outbox[(b->outbox_head + b->outbox_count++) % b->outbox_cap] =
+        (struct broker_outbox_entry){dest, *m};
 }
 
-bool broker_next_xs(struct broker *b, uint32_t *dest, struct xs_msg *m)
+bool broker_next_xmsg(struct broker *b, uint32_t *dest, struct xmsg *m)
 {
     RM_ASSERT(b != NULL && dest != NULL && m != NULL);
-    if (b->xs_count == 0)
+    if (b->outbox_count == 0)
         return false;
-    struct broker_xs *e = &b->xs[b->xs_head];
+    struct broker_outbox_entry *e = &b->outbox[b->outbox_head];
     *dest = e->dest;
     *m = e->m;
-    b->xs_head = (b->xs_head + 1) % b->xs_cap;
-    b->xs_count--;
+    b->outbox_head = (b->outbox_head + 1) % b->outbox_cap;
+    b->outbox_count--;
     RM_ASSERT(*dest < b->shard_count);
     return true;
 }
@@ -220,17 +221,17 @@ void broker__msg_put(struct broker *b, struct msg *m)
         msg_free(m);
         return;
     }
-    struct xs_msg x = {.kind = XS_MSG_FREE};
+    struct xmsg x = {.kind = XMSG_MSG_FREE};
     x.payload.msg = m;
-    broker__xs_push(b, m->home_shard, &x);
+    broker__outbox_push(b, m->home_shard, &x);
 }
 
 /* Send @m (taking a new reference for it) to shard @dest as @kind. */
-static void xs_send_msg(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m)
+static void send_msg(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m)
 {
-    struct xs_msg x = {.kind = kind};
+    struct xmsg x = {.kind = kind};
     x.payload.msg = msg_ref(m);
-    broker__xs_push(b, dest, &x);
+    broker__outbox_push(b, dest, &x);
 }
 
 static uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
@@ -245,10 +246,10 @@ void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool 
     for (uint32_t i = 0; i < b->shard_count; i++) {
         if (i == b->shard_id)
             continue;
-        struct xs_msg x = {.kind = add ? XS_INTEREST_ADD : XS_INTEREST_DEL};
+        struct xmsg x = {.kind = add ? XMSG_INTEREST_ADD : XMSG_INTEREST_DEL};
         x.payload.buf.ptr = malloc(len);
         if (!x.payload.buf.ptr) {
-            b->stats.xs_lost++;
+            b->stats.xmsg_lost++;
             continue;
         }
         memcpy(x.payload.buf.ptr, filter, len);
@@ -257,7 +258,7 @@ void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool 
             x.payload.buf.token = b->sub_token;
             b->waits[(uint32_t)b->sub_token - 1].remaining++;
         }
-        broker__xs_push(b, i, &x);
+        broker__outbox_push(b, i, &x);
     }
 }
 
@@ -675,13 +676,12 @@ static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
 }
 
 /* Send @m to shard @dest for one member of shared group @key. */
-static void xs_send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key,
-                          uint32_t hops)
+static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key, uint32_t hops)
 {
-    struct xs_msg x = {.kind = XS_SHARE_PUBLISH, .arg = hops};
+    struct xmsg x = {.kind = XMSG_SHARE_PUBLISH, .arg = hops};
     x.payload.retain.msg = msg_ref(m);
     x.payload.retain.token = key;
-    broker__xs_push(b, dest, &x);
+    broker__outbox_push(b, dest, &x);
 }
 
 /*
@@ -713,7 +713,7 @@ bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
     /* No other member online here: another shard's, else an offline one here. */
     uint32_t shard;
     if (share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, &shard)) {
-        xs_send_share(b, shard, m, key, 0);
+        send_share(b, shard, m, key, 0);
         return true;
     }
     if (to && to != from) {
@@ -731,13 +731,13 @@ static void deliver(struct broker *b, struct msg *m)
         if (p->member)
             deliver_one(b, p->member, m, p->options, p->key);
         else
-            xs_send_share(b, p->shard, m, p->key, 0);
+            send_share(b, p->shard, m, p->key, 0);
     }
     b->pick_count = 0;
     for (uint32_t i = 0; i < b->remote_count; i++) {
         /* One reference per interested shard, never one per subscriber. */
-        xs_send_msg(b, b->remote[i], XS_PUBLISH, m);
-        b->stats.xs_publish_out++;
+        send_msg(b, b->remote[i], XMSG_PUBLISH, m);
+        b->stats.xmsg_publish_out++;
     }
     b->remote_count = 0;
     for (uint32_t i = 0; i < b->match_count; i++)
@@ -765,18 +765,18 @@ static void retain_applied(struct broker *b, uint64_t token, uint32_t origin)
         wait_done_one(b, token);
         return;
     }
-    struct xs_msg x = {.kind = XS_ACK, .arg = b->shard_id};
+    struct xmsg x = {.kind = XMSG_ACK, .arg = b->shard_id};
     x.payload.retain.token = token;
-    broker__xs_push(b, origin, &x);
+    broker__outbox_push(b, origin, &x);
 }
 
-static void xs_send_retain(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m,
-                           uint64_t token, uint32_t origin)
+static void send_retain(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m,
+                        uint64_t token, uint32_t origin)
 {
-    struct xs_msg x = {.kind = kind, .arg = origin};
+    struct xmsg x = {.kind = kind, .arg = origin};
     x.payload.retain.msg = msg_ref(m);
     x.payload.retain.token = token;
-    broker__xs_push(b, dest, &x);
+    broker__outbox_push(b, dest, &x);
 }
 
 /* On the topic's home shard: apply, then have every other replica apply. */
@@ -787,7 +787,7 @@ static void retained_home_apply(struct broker *b, struct msg *m, uint64_t token,
     retain_applied(b, token, origin);
     for (uint32_t i = 0; i < b->shard_count; i++) {
         if (i != b->shard_id)
-            xs_send_retain(b, i, XS_RETAIN_APPLY, m, token, origin);
+            send_retain(b, i, XMSG_RETAIN_APPLY, m, token, origin);
     }
 }
 
@@ -802,7 +802,7 @@ static void retained_publish(struct broker *b, struct msg *m, uint64_t token)
     RM_ASSERT(m->retain);
     uint32_t home = broker_home_shard(msg_topic(m), m->topic_len, b->shard_count);
     if (home != b->shard_id)
-        xs_send_retain(b, home, XS_RETAIN_SET, m, token, b->shard_id);
+        send_retain(b, home, XMSG_RETAIN_SET, m, token, b->shard_id);
     else
         retained_home_apply(b, m, token, b->shard_id);
 }
@@ -947,7 +947,7 @@ static void share_received(struct broker *b, uint32_t from, struct msg *m, uint6
     uint32_t shard;
     if ((!to || !to->client) && hops < SHARE_HOPS_MAX &&
         share_pick_shard(b->share, key, msg_topic(m), m->topic_len, from, &shard)) {
-        xs_send_share(b, shard, m, key, hops + 1);
+        send_share(b, shard, m, key, hops + 1);
         return;
     }
     if (to)
@@ -956,40 +956,40 @@ static void share_received(struct broker *b, uint32_t from, struct msg *m, uint6
         b->stats.share_dropped++;
 }
 
-void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
+void broker_xmsg_receive(struct broker *b, uint32_t from, const struct xmsg *x)
 {
     RM_ASSERT(b != NULL && x != NULL);
     RM_ASSERT(from < b->shard_count && from != b->shard_id);
     struct msg *m = x->payload.msg;
     switch (x->kind) {
-    case XS_PUBLISH: {
+    case XMSG_PUBLISH: {
         struct mqtt_str topic = {msg_topic(m), m->topic_len};
         match(b, &topic, false);
         deliver(b, m);
         broker__msg_put(b, m);
         break;
     }
-    case XS_MSG_FREE:
+    case XMSG_MSG_FREE:
         RM_ASSERT(m->home_shard == b->shard_id);
         msg_free(m);
         break;
-    case XS_RETAIN_SET:
+    case XMSG_RETAIN_SET:
         retained_home_apply(b, m, x->payload.retain.token, x->arg);
         broker__msg_put(b, m);
         break;
-    case XS_RETAIN_APPLY:
+    case XMSG_RETAIN_APPLY:
         retained_apply(b, m);
         retain_applied(b, x->payload.retain.token, x->arg);
         broker__msg_put(b, m);
         break;
-    case XS_ACK:
+    case XMSG_ACK:
         wait_done_one(b, x->payload.retain.token);
         break;
-    case XS_SHARE_PUBLISH:
+    case XMSG_SHARE_PUBLISH:
         share_received(b, from, m, x->payload.retain.token, x->arg);
         broker__msg_put(b, m);
         break;
-    case XS_INTEREST_ADD: {
+    case XMSG_INTEREST_ADD: {
         struct share_name sn;
         int rc;
         if (share_parse(x->payload.buf.ptr, x->payload.buf.len, &sn) == 1)
@@ -1002,17 +1002,17 @@ void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *x)
          * DEL lost to allocation failure: already interested, nothing to do.
          */
         if (rc < 0)
-            b->stats.xs_lost++;
+            b->stats.xmsg_lost++;
         free(x->payload.buf.ptr);
         if (x->payload.buf.token) {
             /* Matching publishes here are now forwarded: the SUBACK may go. */
-            struct xs_msg ack = {.kind = XS_ACK, .arg = b->shard_id};
+            struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
             ack.payload.retain.token = x->payload.buf.token;
-            broker__xs_push(b, from, &ack);
+            broker__outbox_push(b, from, &ack);
         }
         break;
     }
-    case XS_INTEREST_DEL: {
+    case XMSG_INTEREST_DEL: {
         struct share_name sn;
         if (share_parse(x->payload.buf.ptr, x->payload.buf.len, &sn) == 1)
             (void)share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, false);

@@ -26,7 +26,7 @@ struct broker;
 struct session;
 struct limits;
 struct msg;
-struct xs_msg;
+struct xmsg;
 
 enum client_state {
     CLIENT_NEW = 0,   /* accepted, no CONNECT yet */
@@ -87,8 +87,8 @@ struct broker_stats {
     uint64_t sessions_expired; /* v5 sessions ended by their expiry interval */
     uint64_t share_dropped;    /* shared-group messages with no member left to take them */
     uint64_t handoffs;         /* connections handed to their home shard */
-    uint64_t xs_publish_out;   /* messages sent to other shards (once per shard) */
-    uint64_t xs_lost;          /* cross-shard messages lost to allocation failure */
+    uint64_t xmsg_publish_out; /* messages sent to other shards (once per shard) */
+    uint64_t xmsg_lost;        /* cross-shard messages lost to allocation failure */
     uint64_t route_nomem;      /* messages routed to nobody: no memory to split the topic */
     uint32_t sessions;         /* live session objects, online or not */
     uint32_t clients;          /* connected clients */
@@ -165,21 +165,21 @@ struct client *broker_next_dirty(struct broker *b);
  * receiver). false when none is pending. net/ pushes them into the SPSC
  * ring for (this shard, dest), in order.
  */
-bool broker_next_xs(struct broker *b, uint32_t *dest, struct xs_msg *m);
+bool broker_next_xmsg(struct broker *b, uint32_t *dest, struct xmsg *m);
 
 /*
- * A routing message (XS_PUBLISH, XS_MSG_FREE, XS_INTEREST_*, XS_RETAIN_*)
+ * A routing message (XMSG_PUBLISH, XMSG_MSG_FREE, XMSG_INTEREST_*, XMSG_RETAIN_*)
  * from shard @from. Takes ownership of what @m points to.
  */
-void broker_xs_receive(struct broker *b, uint32_t from, const struct xs_msg *m);
+void broker_xmsg_receive(struct broker *b, uint32_t from, const struct xmsg *m);
 
 /*
  * Release what an undelivered routing message owns, once no shard will
- * receive it (shutdown): msg_unref for XS_PUBLISH and XS_RETAIN_SET/APPLY,
- * msg_free for XS_MSG_FREE, free() for XS_INTEREST_*. Any thread, but only
+ * receive it (shutdown): msg_unref for XMSG_PUBLISH and XMSG_RETAIN_SET/APPLY,
+ * msg_free for XMSG_MSG_FREE, free() for XMSG_INTEREST_*. Any thread, but only
  * when every shard has stopped.
  */
-void broker_xs_release(struct xs_msg *m);
+void broker_xmsg_release(struct xmsg *m);
 
 /*
  * Advance the broker's clock to @now_ms (monotonic milliseconds; never

@@ -15,7 +15,7 @@
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
 #include "core/trie.h"
-#include "core/xs.h"
+#include "core/xmsg.h"
 
 struct auth_method;
 struct mqtt_pkt;
@@ -65,9 +65,9 @@ struct broker_share_pick {
 };
 
 /* A message waiting in the broker's outbox for another shard. */
-struct broker_xs {
+struct broker_outbox_entry {
     uint32_t dest;
-    struct xs_msg m;
+    struct xmsg m;
 };
 
 /* A retained publish waiting for every replica (see broker.waits). */
@@ -90,10 +90,10 @@ struct broker {
     struct share_table *share; /* shared subscription groups ($share/g/f) */
 
     /* Outbox to other shards: a FIFO ring, drained by net/ each iteration. */
-    struct broker_xs *xs;
-    uint32_t xs_head;
-    uint32_t xs_count;
-    uint32_t xs_cap;
+    struct broker_outbox_entry *outbox;
+    uint32_t outbox_head;
+    uint32_t outbox_count;
+    uint32_t outbox_cap;
 
     /* Routing scratch: shards with interest in the publish being routed. */
     uint64_t shard_hit[BROKER_SHARDS_MAX / 64];
@@ -140,7 +140,7 @@ struct broker {
 
     /*
      * While a SUBSCRIBE is handled: its client, and the wait its new filters'
-     * XS_INTEREST_ADDs are acknowledged on. The SUBACK goes out only once
+     * XMSG_INTEREST_ADDs are acknowledged on. The SUBACK goes out only once
      * every other shard forwards matching publishes here, so a publish made
      * after the SUBACK is never missed.
      */
@@ -193,7 +193,7 @@ int broker__send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t
 
 /*
  * Drop one reference to @m; when it was the last, free it here if this is
- * its home shard, else send it home (XS_MSG_FREE). NULL is a no-op.
+ * its home shard, else send it home (XMSG_MSG_FREE). NULL is a no-op.
  */
 void broker__msg_put(struct broker *b, struct msg *m);
 
@@ -202,7 +202,7 @@ void broker__msg_put(struct broker *b, struct msg *m);
  * allocation failure the message is lost and counted (QoS 1/2 loss is only
  * possible when the process is out of memory).
  */
-void broker__xs_push(struct broker *b, uint32_t dest, const struct xs_msg *m);
+void broker__outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m);
 
 /*
  * Give @m, which a shared group @key member @from can no longer take, to

@@ -8,7 +8,7 @@
  *
  * THREADING: the reference count is the one atomic field, so that other
  * shards may hold references; the shard that allocated a msg frees it (the
- * last remote release goes home over the SPSC queue as XS_MSG_FREE).
+ * last remote release goes home over the SPSC queue as XMSG_MSG_FREE).
  * home_shard and expiry_ms are set by the building shard before the msg is shared;
  * everything is read-only from then on.
  */
@@ -85,7 +85,7 @@ void msg_unref(struct msg *m);
 /*
  * Drop one reference from any shard. Returns true when it was the last: the
  * caller must then get @m freed by its home shard (msg_free() there, or an
- * XS_MSG_FREE sent home). NULL is a no-op returning false.
+ * XMSG_MSG_FREE sent home). NULL is a no-op returning false.
  */
 bool msg_put(struct msg *m);
 

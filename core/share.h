@@ -114,7 +114,7 @@ void share_table_free(struct share_table *t);
  * its filter passed topic_filter_check()), or update @options if @member
  * is already in it (its round-robin position is kept) [MQTT-3.8.4-3].
  * *@first (may be NULL) is set true when this shard's member count of the
- * group went 0->1: the broker then broadcasts XS_INTEREST_ADD with @full.
+ * group went 0->1: the broker then broadcasts XMSG_INTEREST_ADD with @full.
  * Returns 1 if added, 0 if updated, -ENOMEM (nothing changed).
  */
 int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
@@ -123,7 +123,7 @@ int share_join(struct share_table *t, const uint8_t *full, size_t len, void *mem
 /*
  * Remove @member from the group of @full. Returns true if it was a member.
  * *@last (may be NULL) is set true when this shard's member count went 1->0:
- * the broker then broadcasts XS_INTEREST_DEL with @full. The group is freed
+ * the broker then broadcasts XMSG_INTEREST_DEL with @full. The group is freed
  * once it has neither local members nor remote shard bits.
  */
 bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *member, bool *last);

@@ -192,7 +192,7 @@ static void finalise(struct shard *s, struct conn *c)
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
     close(c->fd);
-    xshard_conn_closed(s->xs);
+    xshard_conn_closed(s->xshard);
     timer_del(&s->timers, &c->timer);
     broker_client_gone(s->broker, &c->client, c->close_reason);
     s->stats.conns_closed++;
@@ -205,7 +205,7 @@ static void finalise(struct shard *s, struct conn *c)
  */
 static void handoff_finish(struct shard *s, struct conn *c)
 {
-    struct xs_msg m = {.kind = XS_CONN_HANDOFF};
+    struct xmsg m = {.kind = XMSG_CONN_HANDOFF};
     uint32_t home = c->client.handoff_shard;
     uint8_t *bytes = NULL;
     uint32_t len = 0;
@@ -221,7 +221,7 @@ static void handoff_finish(struct shard *s, struct conn *c)
         m.payload.conn.len = len;
         m.payload.conn.fd = c->fd;
         m.payload.conn.xport = c->xp;
-        ret = xshard_send(s->xs, s->id, home, &m);
+        ret = xshard_send(s->xshard, s->id, home, &m);
     }
     if (ret == 0) {
         c->xp = NULL; /* the home shard's now */
@@ -231,7 +231,7 @@ static void handoff_finish(struct shard *s, struct conn *c)
         LOG_WARN("conn fd %d: handoff to shard %u failed: %s", c->fd, home, strerror(-ret));
         free(bytes);
         close(c->fd);
-        xshard_conn_closed(s->xs);
+        xshard_conn_closed(s->xshard);
         s->stats.handoffs_failed++;
         s->stats.conns_closed++;
     } else {
@@ -338,7 +338,7 @@ static struct conn *conn_new(struct shard *s, int fd, struct xport *xp)
         s->stats.conns_failed++;
         close(fd);
         xport_free(xp);
-        xshard_conn_closed(s->xs);
+        xshard_conn_closed(s->xshard);
         return NULL;
     }
     c->fd = fd;
@@ -374,7 +374,7 @@ int conn_accept(struct shard *s, int fd, const struct listener *l)
     if (ret < 0) {
         s->stats.conns_failed++;
         close(fd);
-        xshard_conn_closed(s->xs);
+        xshard_conn_closed(s->xshard);
         return ret;
     }
     c = conn_new(s, fd, xp);

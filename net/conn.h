@@ -35,7 +35,7 @@
  * CONN_F_HANDOFF and its recv cancelled; completions that still bring bytes
  * feed them to the broker, which keeps them. On the recv's final completion
  * broker_client_handoff_take() yields every byte from the CONNECT on (and
- * forgets the client, as broker_client_gone() would), an XS_CONN_HANDOFF
+ * forgets the client, as broker_client_gone() would), an XMSG_CONN_HANDOFF
  * {fd, bytes, len} goes to the home shard (net/xshard), and the conn is
  * retired without closing the fd. EOF during the wait does not stop the
  * handoff (the home shard sees the EOF itself); an I/O error, a timeout or
@@ -53,7 +53,7 @@
  * records, the upgrade answer, pongs and close frames the transport made)
  * becomes the send. A graceful close queues the WebSocket close frame and
  * TLS close_notify after the last output. A handoff carries the xport to the
- * home shard with the fd (XS_CONN_HANDOFF's payload.conn.xport); the bytes
+ * home shard with the fd (XMSG_CONN_HANDOFF's payload.conn.xport); the bytes
  * the broker kept are plaintext MQTT and are fed to the broker directly.
  *
  * Handshake budget: a TLS handshake step costs about a millisecond of CPU

@@ -172,7 +172,7 @@ struct shard_thread {
     int cpu; /* -1: do not pin */
     const struct config *cfg;
     struct tls_ctx *const *tls;
-    struct xshard *xs;
+    struct xshard *xshard;
     const uint16_t *ports;
     struct start *start;
     struct shard *shard; /* built by the thread; freed by main after the joins */
@@ -221,7 +221,7 @@ static void *shard_thread_main(void *arg)
     struct shard_thread *t = arg;
 
     pin(t->id, t->cpu);
-    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->conn_max, t->xs, t->ports);
+    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->conn_max, t->xshard, t->ports);
     if (start_wait(t->start, t->shard != NULL)) {
         t->ret = shard_run(t->shard);
     }
@@ -270,16 +270,16 @@ static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint
     static struct start st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false};
     uint16_t ports[CONFIG_LISTENERS_MAX];
     struct shard_thread *t;
-    struct xshard *xs;
+    struct xshard *xshard;
     uint32_t started = 0;
     bool failed = false;
     int status = 1;
     uint32_t i;
     int ret;
 
-    xs = xshard_new(n);
+    xshard = xshard_new(n);
     t = calloc(n, sizeof(*t));
-    if (xs == NULL || t == NULL) {
+    if (xshard == NULL || t == NULL) {
         LOG_ERROR("cannot set up %u shards: out of memory", n);
         goto out_free;
     }
@@ -293,14 +293,14 @@ static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint
             .cpu = cfg->pin_shards && cpu_count > 0 ? cpus[i % cpu_count] : -1,
             .cfg = cfg,
             .tls = tls,
-            .xs = xs,
+            .xshard = xshard,
             .ports = ports,
             .start = &st,
         };
     }
     t[0].ports = NULL;
     pin(0, t[0].cpu);
-    t[0].shard = shard_new(cfg, tls, 0, n, conn_max, xs, NULL);
+    t[0].shard = shard_new(cfg, tls, 0, n, conn_max, xshard, NULL);
     if (t[0].shard == NULL) {
         goto out_free;
     }
@@ -340,7 +340,7 @@ out_free:
         shard_free(t[i].shard);
     }
     free(t);
-    xshard_free(xs);
+    xshard_free(xshard);
     return status;
 }
 

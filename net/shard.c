@@ -124,7 +124,7 @@ void shard__defer_remove(struct shard *s, struct conn *c)
 }
 
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
-                        uint32_t shard_count, uint32_t conn_max, struct xshard *xs,
+                        uint32_t shard_count, uint32_t conn_max, struct xshard *xshard,
                         const uint16_t *ports)
 {
     struct shard *s;
@@ -132,7 +132,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
     uint32_t i;
     int ret;
 
-    RM_ASSERT(cfg != NULL && xs != NULL);
+    RM_ASSERT(cfg != NULL && xshard != NULL);
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
     RM_ASSERT(id < shard_count && (id == 0) == (ports == NULL));
     s = calloc(1, sizeof(*s));
@@ -144,7 +144,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
     s->id = id;
     s->shard_count = shard_count;
     s->conn_max = conn_max;
-    s->xs = xs;
+    s->xshard = xshard;
     s->shutdown_next = shard_count;
     s->abort_next = shard_count;
     s->signal_fd = -1;
@@ -158,7 +158,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
         goto out_free;
     }
     s->ring_ready = true;
-    xshard_set_ring_fd(xs, id, s->ring.ring_fd);
+    xshard_set_ring_fd(xshard, id, s->ring.ring_fd);
     ret = bufring_init_incremental(&s->bufring, &s->ring, BUFRING_GROUP_ID, BUFRING_INC_ENTRIES,
                                    BUFRING_INC_BUF_BYTES, BUFRING_ENTRIES, BUFRING_BUF_BYTES);
     if (ret < 0) {
@@ -298,7 +298,7 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         s->stats.conns_refused++;
         return;
     }
-    if (!xshard_conn_admit(s->xs, s->conn_max)) {
+    if (!xshard_conn_admit(s->xshard, s->conn_max)) {
         close(fd);
         log_refusal(s, "connection limit reached");
         return;
@@ -308,8 +308,8 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
     }
 }
 
-/* A connection handed over by shard @from (XS_CONN_HANDOFF). */
-static void adopt(struct shard *s, uint32_t from, const struct xs_msg *m)
+/* A connection handed over by shard @from (XMSG_CONN_HANDOFF). */
+static void adopt(struct shard *s, uint32_t from, const struct xmsg *m)
 {
     int fd = m->payload.conn.fd;
 
@@ -317,7 +317,7 @@ static void adopt(struct shard *s, uint32_t from, const struct xs_msg *m)
     /* Admitted already, by the shard that accepted it. */
     if (s->stopping) {
         close(fd);
-        xshard_conn_closed(s->xs);
+        xshard_conn_closed(s->xshard);
         free(m->payload.conn.bytes);
         xport_free(m->payload.conn.xport);
         s->stats.handoffs_refused++;
@@ -332,25 +332,25 @@ static void adopt(struct shard *s, uint32_t from, const struct xs_msg *m)
 }
 
 /* One message from shard @from (xshard_receive callback). */
-static void xs_received(void *ctx, uint32_t from, const struct xs_msg *m)
+static void xmsg_received(void *ctx, uint32_t from, const struct xmsg *m)
 {
     struct shard *s = ctx;
 
     switch (m->kind) {
-    case XS_PUBLISH:
-    case XS_MSG_FREE:
-    case XS_INTEREST_ADD:
-    case XS_INTEREST_DEL:
-    case XS_RETAIN_SET:
-    case XS_RETAIN_APPLY:
-    case XS_ACK:
-    case XS_SHARE_PUBLISH:
-        broker_xs_receive(s->broker, from, m);
+    case XMSG_PUBLISH:
+    case XMSG_MSG_FREE:
+    case XMSG_INTEREST_ADD:
+    case XMSG_INTEREST_DEL:
+    case XMSG_RETAIN_SET:
+    case XMSG_RETAIN_APPLY:
+    case XMSG_ACK:
+    case XMSG_SHARE_PUBLISH:
+        broker_xmsg_receive(s->broker, from, m);
         break;
-    case XS_CONN_HANDOFF:
+    case XMSG_CONN_HANDOFF:
         adopt(s, from, m);
         break;
-    case XS_SHUTDOWN:
+    case XMSG_SHUTDOWN:
         if (!s->stopping) {
             stop(s, "shutdown");
         }
@@ -385,7 +385,7 @@ static void dispatch(struct shard *s, const struct io_uring_cqe *cqe)
         signal_done(s, cqe);
         break;
     case URING_OP_DOORBELL:
-        xshard_doorbell_done(s->xs, s->id, cqe);
+        xshard_doorbell_done(s->xshard, s->id, cqe);
         break;
     default:
         RM_ASSERT(!"unknown user_data op kind");
@@ -393,16 +393,16 @@ static void dispatch(struct shard *s, const struct io_uring_cqe *cqe)
 }
 
 /*
- * Send XS_SHUTDOWN (@arg: 0 stop, 1 also abort the flushes) to shards
+ * Send XMSG_SHUTDOWN (@arg: 0 stop, 1 also abort the flushes) to shards
  * [*@next, count), skipping this one; stops at an allocation failure and
  * goes on from there next iteration.
  */
 static void broadcast_shutdown(struct shard *s, uint32_t *next, uint32_t arg)
 {
-    struct xs_msg m = {.kind = XS_SHUTDOWN, .arg = arg};
+    struct xmsg m = {.kind = XMSG_SHUTDOWN, .arg = arg};
 
     for (; *next < s->shard_count; (*next)++) {
-        if (*next != s->id && xshard_send(s->xs, s->id, *next, &m) < 0) {
+        if (*next != s->id && xshard_send(s->xshard, s->id, *next, &m) < 0) {
             s->more_work = true;
             return;
         }
@@ -410,10 +410,10 @@ static void broadcast_shutdown(struct shard *s, uint32_t *next, uint32_t arg)
 }
 
 /* Move the broker's outbox into the rings, then publish and ring (end of iteration). */
-static void xs_flush(struct shard *s)
+static void outbox_flush(struct shard *s)
 {
     uint32_t dest;
-    struct xs_msg m;
+    struct xmsg m;
     uint32_t i;
 
     broadcast_shutdown(s, &s->shutdown_next, 0);
@@ -421,24 +421,25 @@ static void xs_flush(struct shard *s)
     if (s->shard_count == 1) {
         return;
     }
-    if (s->xs_held_valid && xshard_send(s->xs, s->id, s->xs_held_dest, &s->xs_held) == 0) {
-        s->xs_held_valid = false;
+    if (s->outbox_held_valid &&
+        xshard_send(s->xshard, s->id, s->outbox_held_dest, &s->outbox_held) == 0) {
+        s->outbox_held_valid = false;
     }
-    for (i = 0; i < SHARD_XS_OUT_PER_ITER_MAX && !s->xs_held_valid; i++) {
-        if (!broker_next_xs(s->broker, &dest, &m)) {
+    for (i = 0; i < SHARD_OUTBOX_PER_ITER_MAX && !s->outbox_held_valid; i++) {
+        if (!broker_next_xmsg(s->broker, &dest, &m)) {
             break;
         }
-        if (xshard_send(s->xs, s->id, dest, &m) < 0) {
+        if (xshard_send(s->xshard, s->id, dest, &m) < 0) {
             /* Keep it (and everything behind it, still in the outbox) for later: in order. */
-            s->xs_held = m;
-            s->xs_held_dest = dest;
-            s->xs_held_valid = true;
+            s->outbox_held = m;
+            s->outbox_held_dest = dest;
+            s->outbox_held_valid = true;
         }
     }
-    if (i == SHARD_XS_OUT_PER_ITER_MAX) {
+    if (i == SHARD_OUTBOX_PER_ITER_MAX) {
         s->more_work = true;
     }
-    xshard_flush(s->xs, s->id, &s->ring);
+    xshard_flush(s->xshard, s->id, &s->ring);
 }
 
 static void stop_progress(struct shard *s)
@@ -531,7 +532,7 @@ static void end_of_iteration(struct shard *s)
         s->more_work = true;
     }
 
-    xs_flush(s);
+    outbox_flush(s);
 }
 
 static bool finished(const struct shard *s)
@@ -541,8 +542,8 @@ static bool finished(const struct shard *s)
     if (!s->stopping || s->conns != NULL || s->signal_armed || s->work != NULL || s->more_work) {
         return false;
     }
-    if (s->xs_held_valid || s->shutdown_next < s->shard_count || s->abort_next < s->shard_count ||
-        xshard_pending(s->xs, s->id)) {
+    if (s->outbox_held_valid || s->shutdown_next < s->shard_count ||
+        s->abort_next < s->shard_count || xshard_pending(s->xshard, s->id)) {
         return false; /* something must still reach a running shard */
     }
     for (i = 0; i < s->listener_count; i++) {
@@ -578,7 +579,7 @@ static void fail_all(struct shard *s)
     }
     s->shutdown_next = 0;
     broadcast_shutdown(s, &s->shutdown_next, 0);
-    xshard_flush(s->xs, s->id, &s->ring);
+    xshard_flush(s->xshard, s->id, &s->ring);
 }
 
 int shard_run(struct shard *s)
@@ -612,7 +613,7 @@ int shard_run(struct shard *s)
             ts.tv_nsec = s->more_work ? 0 : (long long)TIMER_TICK_MS * 1000000;
             tsp = &ts;
         }
-        if (s->xs_held_valid || xshard_pending(s->xs, s->id)) {
+        if (s->outbox_held_valid || xshard_pending(s->xshard, s->id)) {
             if (tsp == NULL || ts.tv_nsec > XSHARD_RETRY_NS) {
                 ts.tv_sec = 0;
                 ts.tv_nsec = XSHARD_RETRY_NS;
@@ -620,7 +621,7 @@ int shard_run(struct shard *s)
             }
         }
         if (s->shard_count > 1 && (tsp == NULL || ts.tv_nsec > 0)) {
-            sleeping = xshard_sleep_prepare(s->xs, s->id);
+            sleeping = xshard_sleep_prepare(s->xshard, s->id);
             if (!sleeping) {
                 ts.tv_sec = 0;
                 ts.tv_nsec = 0;
@@ -631,7 +632,7 @@ int shard_run(struct shard *s)
         s->handshakes_left = SHARD_HANDSHAKES_PER_ITER_MAX;
         ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
         if (sleeping) {
-            xshard_woke(s->xs, s->id);
+            xshard_woke(s->xshard, s->id);
         }
         if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
             LOG_ERROR("shard %u: io_uring wait: %s", s->id, strerror(-ret));
@@ -643,7 +644,7 @@ int shard_run(struct shard *s)
         broker_tick(s->broker, s->now_ms);
 
         if (s->shard_count > 1) {
-            xshard_receive(s->xs, s->id, &s->more_work, s, xs_received);
+            xshard_receive(s->xshard, s->id, &s->more_work, s, xmsg_received);
         }
         n = 0;
         io_uring_for_each_cqe(&s->ring, head, cqe)
@@ -666,7 +667,7 @@ int shard_run(struct shard *s)
     }
     LOG_INFO("shard %u: stopped", s->id);
 out:
-    xshard_done(s->xs, s->id);
+    xshard_done(s->xshard, s->id);
     /* The last doorbells were only queued: submit them (no completion is awaited). */
     io_uring_submit(&s->ring);
     tls_thread_done();
@@ -676,7 +677,7 @@ out:
 void shard_free(struct shard *s)
 {
     const struct broker_stats *bs;
-    const struct xshard_stats *xs;
+    const struct xshard_stats *xstats;
     struct conn *c;
     uint32_t i;
 
@@ -698,18 +699,18 @@ void shard_free(struct shard *s)
                  (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped);
     }
     if (s->broker != NULL && s->shard_count > 1) {
-        xs = xshard_stats(s->xs, s->id);
-        LOG_INFO("shard %u: handoffs %llu out, %llu in, %llu refused, %llu failed; cross-shard "
-                 "%llu sent, %llu received, %llu overflowed (deepest %llu, %llu refused, "
-                 "%llu QoS 0 shed), %llu doorbells (%llu failed)",
-                 s->id, (unsigned long long)s->stats.handoffs_out,
-                 (unsigned long long)s->stats.handoffs_in,
-                 (unsigned long long)s->stats.handoffs_refused,
-                 (unsigned long long)s->stats.handoffs_failed, (unsigned long long)xs->sent,
-                 (unsigned long long)xs->received, (unsigned long long)xs->overflow_events,
-                 (unsigned long long)xs->overflow_max, (unsigned long long)xs->overflow_nomem,
-                 (unsigned long long)xs->qos0_shed, (unsigned long long)xs->doorbells,
-                 (unsigned long long)xs->doorbell_errors);
+        xstats = xshard_stats(s->xshard, s->id);
+        LOG_INFO(
+            "shard %u: handoffs %llu out, %llu in, %llu refused, %llu failed; cross-shard "
+            "%llu sent, %llu received, %llu overflowed (deepest %llu, %llu refused, "
+            "%llu QoS 0 shed), %llu doorbells (%llu failed)",
+            s->id, (unsigned long long)s->stats.handoffs_out,
+            (unsigned long long)s->stats.handoffs_in, (unsigned long long)s->stats.handoffs_refused,
+            (unsigned long long)s->stats.handoffs_failed, (unsigned long long)xstats->sent,
+            (unsigned long long)xstats->received, (unsigned long long)xstats->overflow_events,
+            (unsigned long long)xstats->overflow_max, (unsigned long long)xstats->overflow_nomem,
+            (unsigned long long)xstats->qos0_shed, (unsigned long long)xstats->doorbells,
+            (unsigned long long)xstats->doorbell_errors);
     }
     if (s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed + s->xport_stats.tls_failed +
             s->xport_stats.ws_upgrades + s->xport_stats.ws_refused >
@@ -738,7 +739,7 @@ void shard_free(struct shard *s)
         c = s->conns;
         s->conns = c->next;
         close(c->fd);
-        xshard_conn_closed(s->xs);
+        xshard_conn_closed(s->xshard);
         obuf_free(&c->sending);
         xport_free(c->xp);
         c->xp = NULL;
@@ -760,8 +761,8 @@ void shard_free(struct shard *s)
     if (s->signal_fd >= 0) {
         close(s->signal_fd);
     }
-    if (s->xs_held_valid) {
-        xshard_release(&s->xs_held);
+    if (s->outbox_held_valid) {
+        xshard_release(&s->outbox_held);
     }
     if (s->broker != NULL) {
         broker_free(s->broker);

@@ -15,7 +15,7 @@
  * deadline is pending so ticks happen without traffic, XSHARD_RETRY_NS while
  * an overflow waits, 0 when a bound left work over or a message already
  * waits), drain the inbound rings (xshard_receive: routing kinds go to
- * broker_xs_receive(), connection handoffs to conn_adopt(), XS_SHUTDOWN
+ * broker_xmsg_receive(), connection handoffs to conn_adopt(), XMSG_SHUTDOWN
  * stops the shard), reap the CQE batch (io_uring_for_each_cqe, one dispatch
  * switch on the user_data op kind, io_uring_cq_advance), then the
  * end-of-iteration work: expire timers, drain the broker's dirty clients
@@ -31,9 +31,9 @@
  * read honours only O_NONBLOCK, not the ring's non-blocking attempt, so a
  * ring read would be handed to an io-wq worker thread; polling keeps the
  * work on the shard thread). SIGINT/SIGTERM start a graceful stop of every
- * shard: shard 0 stops and sends XS_SHUTDOWN to each other shard; each then
+ * shard: shard 0 stops and sends XMSG_SHUTDOWN to each other shard; each then
  * stops accepting, closes every connection flushing its output (bounded by
- * SHARD_STOP_LINGER_MS; a second signal sends XS_SHUTDOWN with arg 1, which
+ * SHARD_STOP_LINGER_MS; a second signal sends XMSG_SHUTDOWN with arg 1, which
  * aborts the flushes at once), waits for every operation to complete, makes
  * sure everything it still had to send to a running shard left its
  * overflow, and returns 0. SIGHUP logs "reload not implemented yet" for now.
@@ -53,7 +53,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "core/xs.h"
+#include "core/xmsg.h"
 #include "net/bufring.h"
 #include "net/listener.h"
 #include "net/timer.h"
@@ -71,7 +71,7 @@ struct xshard;
 #define SHARD_TIMERS_PER_ITER_MAX 65536u
 #define SHARD_SIGNALS_PER_WAKE_MAX 16u
 #define SHARD_LOG_INTERVAL_MS 1000u      /* rate limit of per-event warnings */
-#define SHARD_XS_OUT_PER_ITER_MAX 65536u /* broker outbox messages moved per iteration */
+#define SHARD_OUTBOX_PER_ITER_MAX 65536u /* broker outbox messages moved per iteration */
 #define SHARD_HANDSHAKES_PER_ITER_MAX 16u /* TLS handshake steps per iteration (net/conn) */
 
 struct shard_stats {
@@ -94,7 +94,7 @@ struct shard {
     const struct config *cfg; /* borrowed, read-only snapshot */
     uint32_t id;
     uint32_t shard_count;
-    uint32_t conn_max; /* connections_max, counted process-wide in xs */
+    uint32_t conn_max; /* connections_max, counted process-wide in xshard */
     uint64_t now_ms;   /* CLOCK_MONOTONIC, read once per iteration */
 
     struct io_uring ring;
@@ -102,14 +102,14 @@ struct shard {
     struct bufring bufring;
     struct broker *broker;
     struct timer_wheel timers;
-    struct xshard *xs; /* borrowed: the shared matrix (THREADING in net/xshard.h) */
+    struct xshard *xshard; /* borrowed: the shared matrix (THREADING in net/xshard.h) */
 
     /* An outbox message the overflow could not take (ENOMEM): sent first next time. */
-    struct xs_msg xs_held;
-    uint32_t xs_held_dest;
-    bool xs_held_valid;
+    struct xmsg outbox_held;
+    uint32_t outbox_held_dest;
+    bool outbox_held_valid;
 
-    /* Shard-wide stop being sent: XS_SHUTDOWN to shards [next, count), then aborts. */
+    /* Shard-wide stop being sent: XMSG_SHUTDOWN to shards [next, count), then aborts. */
     uint32_t shutdown_next;
     uint32_t abort_next;
 
@@ -150,7 +150,7 @@ int shard_signals_block(void);
 
 /*
  * Build shard @id of @shard_count for @cfg (borrowed; must outlive the
- * shard), on the thread that will run it: ring (its fd registered with @xs
+ * shard), on the thread that will run it: ring (its fd registered with @xshard
  * as the doorbell target), buffer ring, broker, one socket per listener,
  * and for shard 0 the signalfd. @ports is NULL for shard 0, which binds the
  * configured ports and logs each listener's address; the other shards get
@@ -158,12 +158,12 @@ int shard_signals_block(void);
  * listener i's TLS context (NULL without TLS; borrowed, process-wide,
  * read-only, must outlive the shard). At most
  * @conn_max connections are kept open at once in the whole process (counted
- * in @xs; admitted by the accepting shard). @xs is
+ * in @xshard; admitted by the accepting shard). @xshard is
  * borrowed and must outlive the shard. Returns NULL after logging the cause
  * at ERROR.
  */
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
-                        uint32_t shard_count, uint32_t conn_max, struct xshard *xs,
+                        uint32_t shard_count, uint32_t conn_max, struct xshard *xshard,
                         const uint16_t *ports);
 
 /*

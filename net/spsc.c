@@ -38,7 +38,7 @@ static bool is_pow2(uint32_t x)
 
 int spsc_init(struct spsc *q, uint32_t capacity)
 {
-    size_t bytes = (size_t)capacity * sizeof(struct xs_msg);
+    size_t bytes = (size_t)capacity * sizeof(struct xmsg);
     int ret = 0;
 
     RM_ASSERT(q != NULL);
@@ -82,7 +82,7 @@ void spsc_destroy(struct spsc *q)
     q->_mask = 0;
 }
 
-bool spsc_push(struct spsc *q, const struct xs_msg *m)
+bool spsc_push(struct spsc *q, const struct xmsg *m)
 {
     uint32_t tail = q->_tail_pending;
     bool ret = false;
@@ -131,7 +131,7 @@ uint32_t spsc_publish(struct spsc *q)
     return n;
 }
 
-uint32_t spsc_pop_batch(struct spsc *q, struct xs_msg *out, uint32_t max)
+uint32_t spsc_pop_batch(struct spsc *q, struct xmsg *out, uint32_t max)
 {
     /* Relaxed: the consumer is the only writer of _head. */
     uint32_t head = atomic_load_explicit(&q->_head, memory_order_relaxed);

@@ -3,18 +3,18 @@
  *
  * The only channel between two shards (DESIGN.md "Threads and ownership"):
  * one struct spsc per ordered pair of shards, the sender is the one producer
- * and the receiver the one consumer. Slots carry a struct xs_msg by value.
+ * and the receiver the one consumer. Slots carry a struct xmsg by value.
  * Nothing here blocks, sleeps, allocates (after spsc_init) or makes a
  * syscall; a full ring is reported to the producer, which keeps its own
  * overflow (net/xshard).
  *
  * Why slots of one compile-time type rather than a slot size parameter:
- * every queue in the design carries exactly struct xs_msg (STYLE.md
+ * every queue in the design carries exactly struct xmsg (STYLE.md
  * "Ownership"), so a fixed 32-byte slot lets the compiler turn each copy
  * into two 16-byte moves instead of a variable-length memcpy, and the API is
- * type-checked. The ring depends on nothing but sizeof(struct xs_msg), which
+ * type-checked. The ring depends on nothing but sizeof(struct xmsg), which
  * must divide SPSC_CACHELINE so that no slot straddles two cache lines
- * (checked below). struct xs_msg itself lives in core/xs.h, because core/
+ * (checked below). struct xmsg itself lives in core/xmsg.h, because core/
  * produces and consumes the routing kinds.
  *
  * Indices are free-running uint32_t counters (slot = index & mask): full is
@@ -47,7 +47,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/xs.h"
+#include "core/xmsg.h"
 
 /*
  * Destructive-interference distance. 64 on the x86-64 and arm64 parts we run
@@ -59,17 +59,7 @@
 /* Largest capacity spsc_init() accepts (keeps tail - head unambiguous). */
 #define SPSC_CAPACITY_MAX (1u << 31)
 
-/*
- * A cross-shard message: 32 bytes, plain old data, copied by value into and
- * out of the ring. @kind says how to read the rest (the kinds are defined by
- * net/xshard, e.g. publish = pointer to an immutable msg, connection
- * handoff = fd + WOLFSSL* + bytes already read). After a push the sender
- * never touches what the message points to (STYLE.md "Ownership").
- *
- * Provisional home: the lead moves this to net/xshard_types.h.
- */
-/* struct xs_msg is defined in core/xs.h (32 bytes). */
-_Static_assert(SPSC_CACHELINE % sizeof(struct xs_msg) == 0,
+_Static_assert(SPSC_CACHELINE % sizeof(struct xmsg) == 0,
                "a slot must never straddle two cache lines");
 
 /*
@@ -118,20 +108,9 @@ struct spsc {
     uint32_t _tail_cache;
 
     /*
-     * Reserved for the doorbell protocol (net/xshard); spsc itself never
-     * reads or writes it after spsc_init() zeroes it. It lives on the
-     * consumer's line because the consumer writes it (before sleeping and on
-     * waking) and the producer only reads it, once per publish.
-     * THREADING: written by the consumer, read by the producer.
-     *
-     * The intended use is the Dekker pattern, which needs sequential
-     * consistency on both sides, not just acquire/release:
-     *   consumer: store(sleeping, 1); atomic_thread_fence(seq_cst);
-     *             if (!spsc_empty(q)) { store(sleeping, 0); run; } else sleep;
-     *   producer: spsc_publish(q); atomic_thread_fence(seq_cst);
-     *             if (load(sleeping)) ring the doorbell;
-     * Without both fences each side may read the other's old value and a
-     * published batch can sit unseen while the consumer sleeps.
+     * Unused: spsc_init() zeroes it and nothing reads or writes it after.
+     * net/xshard keeps one sleeping flag per consumer shard instead of one
+     * per ring (the doorbell protocol is in net/xshard.h).
      */
     _Atomic uint32_t consumer_sleeping;
 
@@ -142,7 +121,7 @@ struct spsc {
      * cores keep a clean copy of this line.
      */
 
-    alignas(SPSC_CACHELINE) struct xs_msg *_slots; /* capacity slots, 64-aligned */
+    alignas(SPSC_CACHELINE) struct xmsg *_slots;   /* capacity slots, 64-aligned */
     uint32_t _mask;                                /* capacity - 1 */
     uint32_t _capacity;                            /* power of two, 2.. */
 };
@@ -170,7 +149,7 @@ void spsc_destroy(struct spsc *q);
  * A ring can be full of the producer's own unpublished items: publish before
  * waiting for room, or the consumer can never make any.
  */
-bool spsc_push(struct spsc *q, const struct xs_msg *m);
+bool spsc_push(struct spsc *q, const struct xmsg *m);
 
 /*
  * Producer: make every pushed, unpublished item visible to the consumer
@@ -186,7 +165,7 @@ uint32_t spsc_publish(struct spsc *q);
  * when n > 0. Returns n, 0 when nothing is published. @out is borrowed until
  * return and must hold @max items.
  */
-uint32_t spsc_pop_batch(struct spsc *q, struct xs_msg *out, uint32_t max);
+uint32_t spsc_pop_batch(struct spsc *q, struct xmsg *out, uint32_t max);
 
 /*
  * Consumer: true if no published item is waiting. Reloads the producer's

@@ -60,7 +60,7 @@ uint32_t xshard_capacity_for(uint32_t shard_count)
         return XSHARD_SLOTS_MIN; /* no ring is built */
     }
     rings = (uint64_t)shard_count * (shard_count - 1);
-    slots = XSHARD_RINGS_BYTES_MAX / (rings * sizeof(struct xs_msg));
+    slots = XSHARD_RINGS_BYTES_MAX / (rings * sizeof(struct xmsg));
     if (slots > XSHARD_SLOTS_MAX) {
         slots = XSHARD_SLOTS_MAX;
     }
@@ -77,7 +77,7 @@ static bool fifo_empty(const struct xshard_fifo *f)
     return f->count == 0;
 }
 
-static const struct xs_msg *fifo_front(const struct xshard_fifo *f)
+static const struct xmsg *fifo_front(const struct xshard_fifo *f)
 {
     RM_ASSERT(f->count > 0);
     return &f->items[f->head];
@@ -91,9 +91,9 @@ static void fifo_pop(struct xshard_fifo *f)
 }
 
 /* Append *@m; 0 or -ENOMEM (the FIFO is unchanged then). */
-static int fifo_push(struct xshard_fifo *f, const struct xs_msg *m)
+static int fifo_push(struct xshard_fifo *f, const struct xmsg *m)
 {
-    struct xs_msg *n;
+    struct xmsg *n;
     uint32_t ncap;
     uint32_t i;
 
@@ -201,29 +201,29 @@ void xshard_conn_closed(struct xshard *x)
     RM_ASSERT(before > 0);
 }
 
-void xshard_release(struct xs_msg *m)
+void xshard_release(struct xmsg *m)
 {
     RM_ASSERT(m != NULL);
     switch (m->kind) {
-    case XS_CONN_HANDOFF:
+    case XMSG_CONN_HANDOFF:
         if (m->payload.conn.fd >= 0) {
             close(m->payload.conn.fd);
         }
         free(m->payload.conn.bytes);
         xport_free(m->payload.conn.xport);
         break;
-    case XS_SHUTDOWN:
+    case XMSG_SHUTDOWN:
         break;
     default:
-        broker_xs_release(m); /* the routing kinds */
+        broker_xmsg_release(m); /* the routing kinds */
         break;
     }
-    m->kind = XS_NONE;
+    m->kind = XMSG_NONE;
 }
 
 void xshard_free(struct xshard *x)
 {
-    struct xs_msg batch[XSHARD_RECV_BATCH];
+    struct xmsg batch[XSHARD_RECV_BATCH];
     uint32_t from, to, i, n;
 
     if (x == NULL) {
@@ -251,7 +251,7 @@ void xshard_free(struct xshard *x)
             }
             /* Bounded by the overflow's count. */
             while (!fifo_empty(&l->overflow)) {
-                struct xs_msg m = *fifo_front(&l->overflow);
+                struct xmsg m = *fifo_front(&l->overflow);
 
                 fifo_pop(&l->overflow);
                 xshard_release(&m);
@@ -267,14 +267,14 @@ void xshard_free(struct xshard *x)
 
 /* ---- producer ---- */
 
-int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xs_msg *m)
+int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg *m)
 {
     struct xshard_peer *p;
     struct xshard_link *l;
     int ret;
 
     RM_ASSERT(x != NULL && m != NULL);
-    RM_ASSERT(m->kind != XS_NONE);
+    RM_ASSERT(m->kind != XMSG_NONE);
     p = &x->peer[from];
     l = &p->links[to];
     if (fifo_empty(&l->overflow) && spsc_push(queue(x, from, to), m)) {
@@ -282,9 +282,9 @@ int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xs_ms
         p->stats.sent++;
         return 0;
     }
-    if (l->overflow.count >= XSHARD_SHED_DEPTH && m->kind == XS_PUBLISH &&
+    if (l->overflow.count >= XSHARD_SHED_DEPTH && m->kind == XMSG_PUBLISH &&
         m->payload.msg->qos == 0) {
-        /* The sender built the message (XS_PUBLISH goes out from home): free it here. */
+        /* The sender built the message (XMSG_PUBLISH goes out from home): free it here. */
         RM_ASSERT(m->payload.msg->home_shard == from);
         if (msg_put(m->payload.msg)) {
             msg_free(m->payload.msg);
@@ -443,9 +443,9 @@ void xshard_doorbell_done(struct xshard *x, uint32_t me, const struct io_uring_c
 /* ---- consumer ---- */
 
 uint32_t xshard_receive(struct xshard *x, uint32_t me, bool *more, void *ctx,
-                        void (*done)(void *ctx, uint32_t from, const struct xs_msg *m))
+                        void (*done)(void *ctx, uint32_t from, const struct xmsg *m))
 {
-    struct xs_msg batch[XSHARD_RECV_BATCH];
+    struct xmsg batch[XSHARD_RECV_BATCH];
     uint32_t total = 0;
     uint32_t from, got, n, i;
 

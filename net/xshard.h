@@ -5,7 +5,7 @@
  * One struct xshard per process, built by the start-up thread before any
  * shard thread starts and freed after every shard thread has been joined.
  * It holds, for every ordered pair (from, to) with from != to, one struct
- * spsc q[from][to] of struct xs_msg (core/xs.h) and, on the producer's side,
+ * spsc q[from][to] of struct xmsg (core/xmsg.h) and, on the producer's side,
  * a local overflow FIFO; for every shard, its doorbell state.
  *
  * Sending (shard `from` only): xshard_send() pushes into q[from][to] without
@@ -70,7 +70,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/xs.h"
+#include "core/xmsg.h"
 #include "net/spsc.h"
 #include "net/uring.h"
 
@@ -107,7 +107,7 @@ struct xshard_stats {
 
 /* A growable FIFO of messages (a circular array). */
 struct xshard_fifo {
-    struct xs_msg *items;
+    struct xmsg *items;
     uint32_t head;
     uint32_t count;
     uint32_t cap; /* 0 or a power of two */
@@ -181,11 +181,11 @@ void xshard_set_ring_fd(struct xshard *x, uint32_t id, int ring_fd);
 
 /*
  * Release what one undelivered message owns, once no shard runs any more
- * (or on the shard that may free it): msg_unref for XS_PUBLISH and
- * XS_RETAIN_*, msg_free for XS_MSG_FREE, free() for XS_INTEREST_* and the
+ * (or on the shard that may free it): msg_unref for XMSG_PUBLISH and
+ * XMSG_RETAIN_*, msg_free for XMSG_MSG_FREE, free() for XMSG_INTEREST_* and the
  * handoff bytes, close() for the handed-off fd.
  */
-void xshard_release(struct xs_msg *m);
+void xshard_release(struct xmsg *m);
 
 /*
  * After every shard thread was joined: release every message still in a
@@ -202,7 +202,7 @@ void xshard_free(struct xshard *x);
  * overflow could not grow (nothing was taken: the caller still owns @m's
  * pointers and must retry or release them).
  */
-int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xs_msg *m);
+int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg *m);
 
 /*
  * Shard @from, once per loop iteration after its last xshard_send(): move
@@ -234,7 +234,7 @@ void xshard_doorbell_done(struct xshard *x, uint32_t me, const struct io_uring_c
  * (call again without sleeping). Returns the number handed out.
  */
 uint32_t xshard_receive(struct xshard *x, uint32_t me, bool *more, void *ctx,
-                        void (*done)(void *ctx, uint32_t from, const struct xs_msg *m));
+                        void (*done)(void *ctx, uint32_t from, const struct xmsg *m));
 
 /*
  * Shard @me, just before blocking in its ring wait: announce the sleep and

@@ -21,8 +21,8 @@
  *            op bits 6-7  shard a new connection lands on (mod count)
  * After each record, like one net/ loop iteration: pending handoffs finish
  * (broker_client_handoff_take(), fed to a fresh client on the home shard),
- * every shard's outbox is delivered in order (broker_next_xs() ->
- * broker_xs_receive()), and every dirty list is drained: output is
+ * every shard's outbox is delivered in order (broker_next_xmsg() ->
+ * broker_xmsg_receive()), and every dirty list is drained: output is
  * discarded unless the peer stopped reading, and CLOSING clients are gone.
  * At the end every client is gone, the outboxes run dry and every broker is
  * freed, so LeakSanitizer sees any leak.
@@ -41,7 +41,7 @@
 #include "core/broker.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
-#include "core/xs.h"
+#include "core/xmsg.h"
 
 #define FUZZ_SHARDS_MAX 3u
 #define FUZZ_CLIENTS 8u
@@ -200,12 +200,12 @@ static bool pump(struct world *w)
         more = false;
         for (uint32_t from = 0; from < w->n; from++) {
             uint32_t dest;
-            struct xs_msg x;
+            struct xmsg x;
 
-            while (broker_next_xs(w->sh[from], &dest, &x)) {
+            while (broker_next_xmsg(w->sh[from], &dest, &x)) {
                 CHECK(dest < w->n && dest != from);
                 CHECK(++moved < FUZZ_QUIESCE_MAX);
-                broker_xs_receive(w->sh[dest], from, &x);
+                broker_xmsg_receive(w->sh[dest], from, &x);
                 more = true;
             }
         }

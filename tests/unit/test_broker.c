@@ -11,7 +11,7 @@
 #include "core/broker.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
-#include "core/xs.h"
+#include "core/xmsg.h"
 
 #include "broker_helpers.h"
 
@@ -624,10 +624,10 @@ static unsigned pump(void)
         more = false;
         for (uint32_t from = 0; from < NSHARDS; from++) {
             uint32_t dest;
-            struct xs_msg x;
-            while (broker_next_xs(sh[from], &dest, &x)) {
+            struct xmsg x;
+            while (broker_next_xmsg(sh[from], &dest, &x)) {
                 cr_assert_neq(dest, from);
-                broker_xs_receive(sh[dest], from, &x);
+                broker_xmsg_receive(sh[dest], from, &x);
                 more = true;
                 n++;
             }
@@ -738,7 +738,7 @@ Test(broker_shards, hands_a_connect_to_the_home_shard_and_delivers_across_shards
     expect_publish(&sub.cl, "x/y", "hello", 1, false, &g);
     expect_none(&sub.cl);
     /* Interest is per shard: the message crossed once, to shard 1 only. */
-    cr_assert_eq(broker_stats(sh[2])->xs_publish_out, 1);
+    cr_assert_eq(broker_stats(sh[2])->xmsg_publish_out, 1);
     sgone(&sub);
     sgone(&pub);
 }
@@ -758,7 +758,7 @@ Test(broker_shards, crosses_once_per_shard_never_once_per_subscriber)
     id_on(3, "p", id, sizeof(id));
     sconnect(&pub, 3, id, true);
     spub(&pub, "f/1", "m", 0, false, 0);
-    cr_assert_eq(broker_stats(sh[3])->xs_publish_out, 2);
+    cr_assert_eq(broker_stats(sh[3])->xmsg_publish_out, 2);
     for (int i = 0; i < 6; i++) {
         struct got g;
         expect_publish(&subs[i].cl, "f/1", "m", 0, false, &g);
@@ -886,7 +886,7 @@ Test(broker_shards, unsubscribe_withdraws_interest_from_other_shards)
     struct got g;
     cr_assert(next_out(&sub.cl, &g));
     spub(&pub, "u/1", "m", 0, false, 0);
-    cr_assert_eq(broker_stats(sh[2])->xs_publish_out, 0, "no interest left on shard 1");
+    cr_assert_eq(broker_stats(sh[2])->xmsg_publish_out, 0, "no interest left on shard 1");
     expect_none(&sub.cl);
     sgone(&sub);
     sgone(&pub);
@@ -1111,7 +1111,7 @@ Test(broker_shards, suback_waits_until_every_shard_forwards_the_new_filter)
     struct mqtt_pkt p = publish_pkt("new/x", "m", 1, false, 2);
     n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
     cr_assert_eq(broker_client_feed(sh[3], &pub.cl, buf, n), 0);
-    cr_assert_eq(broker_stats(sh[3])->xs_publish_out, 1);
+    cr_assert_eq(broker_stats(sh[3])->xmsg_publish_out, 1);
     pump();
     expect_publish(&sub.cl, "new/x", "m", 1, false, &g);
     /* A second subscribe to a filter the shard already forwards is answered at once. */

@@ -195,7 +195,7 @@ Test(share, key_is_a_stable_hash_of_the_full_filter)
     cr_assert_eq(key("$share/g/a"), key("$share/g/a"));
     cr_assert_neq(key("$share/g/a"), key("$share/h/a"));
     cr_assert_neq(key("$share/g/a"), key("$share/g/b"));
-    /* Equal on every shard of a process: it names a group in XS messages. */
+    /* Equal on every shard of a process: it names a group in cross-shard messages. */
     cr_assert_eq(key("$share/g/a"), 0x837f989e215ebf01ull, "XXH3-64 under SEED");
     /* The process's secret seed changes every key: a client cannot compute them. */
     cr_assert_neq(key("$share/g/a"), share_key(SEED + 1, u8("$share/g/a"), 10));
@@ -364,7 +364,7 @@ static void cluster_free(struct cluster *c)
         share_table_free(c->t[s]);
 }
 
-/* Tell every other shard of @s's 0<->1 transition, as XS_INTEREST_* would. */
+/* Tell every other shard of @s's 0<->1 transition, as XMSG_INTEREST_* would. */
 static void announce(struct cluster *c, uint32_t s, const char *f, bool add)
 {
     uint32_t o;

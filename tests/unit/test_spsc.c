@@ -31,9 +31,9 @@
 #define STRESS_SEED_DEFAULT 0x2545f4914f6cdd1dull
 
 /* A message whose every field is derived from @seq, so a torn slot shows. */
-static struct xs_msg msg_make(uint64_t seq)
+static struct xmsg msg_make(uint64_t seq)
 {
-    struct xs_msg m;
+    struct xmsg m;
 
     memset(&m, 0, sizeof(m));
     m.kind = TEST_KIND;
@@ -44,7 +44,7 @@ static struct xs_msg msg_make(uint64_t seq)
     return m;
 }
 
-static bool msg_is(const struct xs_msg *m, uint64_t seq)
+static bool msg_is(const struct xmsg *m, uint64_t seq)
 {
     return m->kind == TEST_KIND && m->arg == (uint32_t)seq && m->payload.u64[0] == seq &&
            m->payload.u64[1] == ~seq && m->payload.u64[2] == seq * 0x9e3779b97f4a7c15ull;
@@ -52,7 +52,7 @@ static bool msg_is(const struct xs_msg *m, uint64_t seq)
 
 static void push_ok(struct spsc *q, uint64_t seq)
 {
-    struct xs_msg m = msg_make(seq);
+    struct xmsg m = msg_make(seq);
 
     cr_assert(spsc_push(q, &m), "push of %" PRIu64 " failed", seq);
 }
@@ -60,7 +60,7 @@ static void push_ok(struct spsc *q, uint64_t seq)
 /* Pop exactly @n items and check they are @first, @first + 1, ... */
 static void pop_expect(struct spsc *q, uint64_t first, uint32_t n)
 {
-    struct xs_msg out[64];
+    struct xmsg out[64];
 
     cr_assert_leq(n, RM_ARRAY_LEN(out));
     cr_assert_eq(spsc_pop_batch(q, out, n), n);
@@ -116,13 +116,13 @@ Test(spsc, layout_keeps_each_side_on_its_own_cache_line)
     cr_assert_lt(offsetof(struct spsc, _tail_cache), offsetof(struct spsc, _slots));
     cr_assert_lt(offsetof(struct spsc, consumer_sleeping), offsetof(struct spsc, _slots));
     cr_assert_gt(offsetof(struct spsc, consumer_sleeping), offsetof(struct spsc, _head));
-    cr_assert_eq(sizeof(struct xs_msg), 32);
+    cr_assert_eq(sizeof(struct xmsg), 32);
 }
 
 Test(spsc, new_ring_is_empty_and_pop_returns_nothing)
 {
     struct spsc q;
-    struct xs_msg out[4];
+    struct xmsg out[4];
 
     cr_assert_eq(spsc_init(&q, 8), 0);
     cr_assert_eq(spsc_capacity(&q), 8);
@@ -151,7 +151,7 @@ Test(spsc, pushed_and_published_items_pop_in_fifo_order)
 Test(spsc, pushed_but_unpublished_items_are_invisible_to_the_consumer)
 {
     struct spsc q;
-    struct xs_msg out[8];
+    struct xmsg out[8];
 
     cr_assert_eq(spsc_init(&q, 8), 0);
     push_ok(&q, 1);
@@ -183,7 +183,7 @@ Test(spsc, every_slot_is_usable_and_push_fails_when_full)
     for (uint64_t i = 0; i < 8; i++) {
         push_ok(&q, i);
     }
-    struct xs_msg extra = msg_make(8);
+    struct xmsg extra = msg_make(8);
     cr_assert_not(spsc_push(&q, &extra), "a ninth push into 8 slots must fail");
     cr_assert_eq(spsc_publish(&q), 8);
     cr_assert_not(spsc_push(&q, &extra), "still full after publishing");
@@ -204,7 +204,7 @@ Test(spsc, every_slot_is_usable_and_push_fails_when_full)
 Test(spsc, ring_full_of_unpublished_items_drains_only_after_publish)
 {
     struct spsc q;
-    struct xs_msg out[4], m = msg_make(4);
+    struct xmsg out[4], m = msg_make(4);
 
     cr_assert_eq(spsc_init(&q, 4), 0);
     for (uint64_t i = 0; i < 4; i++) {
@@ -239,7 +239,7 @@ Test(spsc, pop_batch_takes_at_most_max_and_keeps_the_rest_in_order)
 Test(spsc, pop_batch_larger_than_available_returns_what_is_there)
 {
     struct spsc q;
-    struct xs_msg out[64];
+    struct xmsg out[64];
 
     cr_assert_eq(spsc_init(&q, 16), 0);
     push_ok(&q, 7);
@@ -288,7 +288,7 @@ Test(spsc, wraps_around_the_slot_array_many_times)
 Test(spsc, indices_wrap_past_uint32_max)
 {
     struct spsc q;
-    struct xs_msg m = msg_make(99);
+    struct xmsg m = msg_make(99);
 
     cr_assert_eq(spsc_init(&q, 8), 0);
     set_indices(&q, UINT32_MAX - 2);
@@ -312,7 +312,7 @@ Test(spsc, indices_wrap_past_uint32_max)
 Test(spsc, destroyed_ring_can_be_initialised_again)
 {
     struct spsc q;
-    struct xs_msg m = msg_make(1);
+    struct xmsg m = msg_make(1);
 
     cr_assert_eq(spsc_init(&q, 2), 0);
     cr_assert(spsc_push(&q, &m));
@@ -400,7 +400,7 @@ static void *stress_producer(void *arg)
         uint64_t batch = 1 + xorshift64(&st->seed) % st->batch_max;
 
         for (; batch > 0 && seq < st->n; batch--, seq++) {
-            struct xs_msg m = msg_make(seq);
+            struct xmsg m = msg_make(seq);
 
             while (!spsc_push(st->q, &m)) {
                 st->full_events++;
@@ -424,7 +424,7 @@ static int stress_run(uint32_t capacity, uint64_t n, uint32_t batch_max, struct 
     uint64_t rng = (seed ^ 0xa5a5a5a5a5a5a5a5ull) | 1;
     struct spsc q;
     struct stress st = {.q = &q, .n = n, .seed = seed | 1, .batch_max = batch_max};
-    struct xs_msg out[64];
+    struct xmsg out[64];
     pthread_t producer;
     int ret = -1;
 

@@ -35,9 +35,9 @@
 /* A kind no real code sends: only the tests' own consumers see it. */
 #define TEST_KIND 0x7e57u
 
-static struct xs_msg seq_msg(uint64_t seq)
+static struct xmsg seq_msg(uint64_t seq)
 {
-    struct xs_msg m;
+    struct xmsg m;
 
     memset(&m, 0, sizeof(m));
     m.kind = TEST_KIND;
@@ -54,7 +54,7 @@ struct sink {
     uint64_t bad;
 };
 
-static void sink_done(void *ctx, uint32_t from, const struct xs_msg *m)
+static void sink_done(void *ctx, uint32_t from, const struct xmsg *m)
 {
     struct sink *k = ctx;
 
@@ -122,8 +122,7 @@ Test(xshard, ring_size_shrinks_with_the_shard_count_within_bounds)
         cr_assert_eq(c & (c - 1), 0, "n %u: %u is not a power of two", n, c);
         cr_assert_leq(c, prev, "more shards never get bigger rings");
         if (c > XSHARD_SLOTS_MIN) {
-            cr_assert_leq((uint64_t)n * (n - 1) * c * sizeof(struct xs_msg),
-                          XSHARD_RINGS_BYTES_MAX);
+            cr_assert_leq((uint64_t)n * (n - 1) * c * sizeof(struct xmsg), XSHARD_RINGS_BYTES_MAX);
         }
         prev = c;
     }
@@ -143,7 +142,7 @@ Test(xshard, overflow_keeps_fifo_order_across_a_full_ring_and_drops_nothing)
     cap = x->capacity;
     n = 3ull * cap + 17;
     for (seq = 0; seq < n; seq++) {
-        struct xs_msg m = seq_msg(seq);
+        struct xmsg m = seq_msg(seq);
 
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
     }
@@ -176,7 +175,7 @@ Test(xshard, sustained_overflow_sheds_qos0_publishes_only_and_counts_them)
     cap = x->capacity;
     fill = (uint64_t)cap + XSHARD_SHED_DEPTH;
     for (seq = 0; seq < fill; seq++) {           /* ring full, overflow at the shed depth */
-        struct xs_msg m = {.kind = XS_SHUTDOWN}; /* owns nothing: xshard_free drops it */
+        struct xmsg m = {.kind = XMSG_SHUTDOWN}; /* owns nothing: xshard_free drops it */
 
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
     }
@@ -184,7 +183,7 @@ Test(xshard, sustained_overflow_sheds_qos0_publishes_only_and_counts_them)
     for (uint8_t qos = 0; qos <= 2; qos++) {
         struct msg *msg =
             msg_new((const uint8_t *)"t", 1, NULL, 0, (const uint8_t *)"p", 1, qos, false);
-        struct xs_msg m = {.kind = XS_PUBLISH};
+        struct xmsg m = {.kind = XMSG_PUBLISH};
 
         cr_assert_not_null(msg);
         m.payload.msg = msg_ref(msg); /* the reference the ring would carry */
@@ -204,7 +203,7 @@ Test(xshard, a_send_queues_behind_a_waiting_overflow_even_when_the_ring_has_room
     struct xshard *x = xshard_new(2);
     struct io_uring ring;
     struct sink k = {0};
-    struct xs_msg m;
+    struct xmsg m;
     uint32_t cap;
     uint64_t seq;
 
@@ -241,7 +240,7 @@ Test(xshard, receive_takes_a_bounded_batch_per_source_and_says_there_is_more)
     cr_assert_not_null(x);
     ring_setup(&ring);
     for (uint64_t seq = 0; seq < XSHARD_RECV_PER_SOURCE_MAX + 10; seq++) {
-        struct xs_msg m = seq_msg(seq);
+        struct xmsg m = seq_msg(seq);
 
         cr_assert_eq(xshard_send(x, 0, 2, &m), 0);
         cr_assert_eq(xshard_send(x, 1, 2, &m), 0);
@@ -264,7 +263,7 @@ Test(xshard, rings_a_sleeping_consumer_exactly_once)
 {
     struct xshard *x = xshard_new(3);
     struct io_uring r0, r1, r2;
-    struct xs_msg m = seq_msg(0);
+    struct xmsg m = seq_msg(0);
     unsigned other = 0;
 
     cr_assert_not_null(x);
@@ -315,7 +314,7 @@ Test(xshard, a_consumer_with_a_message_waiting_does_not_sleep)
 {
     struct xshard *x = xshard_new(2);
     struct io_uring r0;
-    struct xs_msg m = {.kind = XS_SHUTDOWN}; /* left queued: nothing to release */
+    struct xmsg m = {.kind = XMSG_SHUTDOWN}; /* left queued: nothing to release */
 
     cr_assert_not_null(x);
     ring_setup(&r0);
@@ -332,7 +331,7 @@ Test(xshard, a_failed_doorbell_is_rung_again_and_a_stopped_shard_never)
 {
     struct xshard *x = xshard_new(3);
     struct io_uring r0;
-    struct xs_msg m = {.kind = XS_SHUTDOWN}; /* left queued: nothing to release */
+    struct xmsg m = {.kind = XMSG_SHUTDOWN}; /* left queued: nothing to release */
     struct io_uring_cqe *cqe;
     int pipefd[2];
     int ret;
@@ -384,14 +383,14 @@ Test(xshard, free_releases_what_is_left_in_rings_and_overflows)
     cap = x->capacity;
     /* Fill the ring with interest messages, then put owners in the overflow. */
     for (uint32_t i = 0; i < cap; i++) {
-        struct xs_msg m = {.kind = XS_INTEREST_ADD};
+        struct xmsg m = {.kind = XMSG_INTEREST_ADD};
 
         m.payload.buf.ptr = malloc(8);
         m.payload.buf.len = 8;
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
     }
     for (int i = 0; i < 4; i++) {
-        struct xs_msg m = {.kind = XS_CONN_HANDOFF};
+        struct xmsg m = {.kind = XMSG_CONN_HANDOFF};
 
         cr_assert_eq(pipe(&fds[2 * i]), 0);
         close(fds[2 * i + 1]);
@@ -401,7 +400,7 @@ Test(xshard, free_releases_what_is_left_in_rings_and_overflows)
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
     }
     {
-        struct xs_msg m = {.kind = XS_PUBLISH};
+        struct xmsg m = {.kind = XMSG_PUBLISH};
 
         m.payload.msg =
             msg_new((const uint8_t *)"t", 1, NULL, 0, (const uint8_t *)"p", 1, 1, false);
@@ -491,7 +490,7 @@ static void *xstress_main(void *arg)
         burst = (uint32_t)((rng >> 20) %
                            (me->id == 0 || (rng >> 50) % 16 == 0 ? XSTRESS_BURST_MAX : 64));
         for (uint32_t i = 0; i < burst && sent[to] < st->n; i++) {
-            struct xs_msg m = seq_msg(sent[to]);
+            struct xmsg m = seq_msg(sent[to]);
 
             if (xshard_send(x, me->id, to, &m) == 0) {
                 sent[to]++;
@@ -578,15 +577,15 @@ static int xstress_run(uint64_t n)
         pthread_join(sh[i].thread, NULL);
     }
     for (uint32_t i = 0; i < XSTRESS_SHARDS; i++) {
-        const struct xshard_stats *xs = xshard_stats(st.x, i);
+        const struct xshard_stats *xstats = xshard_stats(st.x, i);
 
         fprintf(stderr,
                 "xshard stress: shard %u: setup %d, received %" PRIu64 "/%" PRIu64 ", bad %" PRIu64
                 ", lost wake-ups %" PRIu64 ", sleeps %" PRIu64 ", doorbell wake-ups %" PRIu64
                 ", overflowed %" PRIu64 " (deepest %" PRIu64 "), doorbells %" PRIu64 "\n",
                 i, sh[i].setup_ret, sh[i].received, n * (XSTRESS_SHARDS - 1), sh[i].bad,
-                sh[i].lost_wakeups, sh[i].sleeps, sh[i].wakeups, xs->overflow_events,
-                xs->overflow_max, xs->doorbells);
+                sh[i].lost_wakeups, sh[i].sleeps, sh[i].wakeups, xstats->overflow_events,
+                xstats->overflow_max, xstats->doorbells);
         if (sh[i].setup_ret != 0) {
             ret = sh[i].setup_ret;
         } else if (sh[i].received != n * (XSTRESS_SHARDS - 1) || sh[i].bad != 0 ||

@@ -1,10 +1,10 @@
 /*
- * xs.h - the cross-shard message: what one shard tells another.
+ * xmsg.h - the cross-shard message: what one shard tells another.
  *
  * Shards share nothing mutable; they talk only through SPSC rings (net/spsc)
  * of these fixed-size, by-value messages, one ring per ordered pair of shards.
- * core/ produces and consumes the routing kinds (broker_next_xs(),
- * broker_xs_receive()); net/ produces and consumes the connection and
+ * core/ produces and consumes the routing kinds (broker_next_xmsg(),
+ * broker_xmsg_receive()); net/ produces and consumes the connection and
  * control kinds.
  *
  * THREADING: a message is written by the sending shard and read by the
@@ -12,32 +12,32 @@
  * (the pointed-to msg, filter bytes or handoff bytes now belong to the
  * receiver, except that a msg is only ever freed by the shard that built it).
  */
-#ifndef RINGMQ_XS_H
-#define RINGMQ_XS_H
+#ifndef RINGMQ_XMSG_H
+#define RINGMQ_XMSG_H
 
 #include <stdint.h>
 
 struct msg;
 struct xport;
 
-enum xs_kind {
-    XS_NONE = 0,
+enum xmsg_kind {
+    XMSG_NONE = 0,
     /* core/ routing kinds */
-    XS_PUBLISH,         /* msg: deliver to the receiver's local subscribers */
-    XS_MSG_FREE,        /* msg: the last reference was dropped remotely; free it */
-    XS_INTEREST_ADD,    /* buf: filter the sender's sessions now subscribe to; XS_ACK if token */
-    XS_INTEREST_DEL,    /* buf: filter the sender's sessions no longer subscribe to */
-    XS_RETAIN_SET,      /* retain: set/clear, sent to the topic's home shard; arg = origin */
-    XS_RETAIN_APPLY,    /* retain: set/clear ordered by the topic's home; arg = origin */
-    XS_ACK,             /* retain.token: done (retained applied, interest added); to the origin */
-    XS_SHARE_PUBLISH,   /* retain: msg for one member of shared group token; arg = hops */
+    XMSG_PUBLISH,       /* msg: deliver to the receiver's local subscribers */
+    XMSG_MSG_FREE,      /* msg: the last reference was dropped remotely; free it */
+    XMSG_INTEREST_ADD,  /* buf: filter the sender's sessions now subscribe to; XMSG_ACK if token */
+    XMSG_INTEREST_DEL,  /* buf: filter the sender's sessions no longer subscribe to */
+    XMSG_RETAIN_SET,    /* retain: set/clear, sent to the topic's home shard; arg = origin */
+    XMSG_RETAIN_APPLY,  /* retain: set/clear ordered by the topic's home; arg = origin */
+    XMSG_ACK,           /* retain.token: done (retained applied, interest added); to the origin */
+    XMSG_SHARE_PUBLISH, /* retain: msg for one member of shared group token; arg = hops */
     /* net/ kinds */
-    XS_CONN_HANDOFF,    /* conn: a connection whose CONNECT belongs to the receiver */
-    XS_SHUTDOWN,        /* stop: close connections and leave the loop */
+    XMSG_CONN_HANDOFF, /* conn: a connection whose CONNECT belongs to the receiver */
+    XMSG_SHUTDOWN,     /* stop: close connections and leave the loop */
 };
 
-struct xs_msg {
-    uint32_t kind; /* enum xs_kind */
+struct xmsg {
+    uint32_t kind; /* enum xmsg_kind */
     uint32_t arg;  /* small kind-specific argument; 0 if unused */
     union {
         struct msg *msg;
@@ -48,7 +48,7 @@ struct xs_msg {
         struct {
             uint8_t *ptr; /* malloc'd; the receiver frees it */
             uint32_t len;
-            uint64_t token; /* XS_INTEREST_ADD: the sender waits for an XS_ACK; 0 = no */
+            uint64_t token; /* XMSG_INTEREST_ADD: the sender waits for an XMSG_ACK; 0 = no */
         } buf;
         struct {
             uint8_t *bytes; /* MQTT bytes read so far (from the CONNECT on); receiver frees */
@@ -63,6 +63,6 @@ struct xs_msg {
     } payload;
 };
 
-_Static_assert(sizeof(struct xs_msg) == 32, "struct xs_msg must stay 32 bytes");
+_Static_assert(sizeof(struct xmsg) == 32, "struct xmsg must stay 32 bytes");
 
 #endif
