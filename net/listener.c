@@ -74,7 +74,6 @@ int listener_open(struct listener *l, const struct config_listener *cfg,
     RM_ASSERT(l != NULL && cfg != NULL);
     memset(l, 0, sizeof(*l));
     l->fd = -1;
-    l->name = cfg->name;
     l->cfg = cfg;
     l->tls = tls;
 
@@ -121,11 +120,11 @@ int listener_open(struct listener *l, const struct config_listener *cfg,
     }
     format_addr(l, &ss);
     if (announce) {
-        LOG_INFO("listener %s listening on %s%s", l->name, l->addr,
+        LOG_INFO("listener %s listening on %s%s", l->cfg->name, l->addr,
                  cfg->protocol == CONFIG_PROTO_WEBSOCKETS ? (tls ? " (wss)" : " (ws)")
                                                           : (tls ? " (tls)" : ""));
     } else {
-        LOG_DEBUG("listener %s: another socket on %s", l->name, l->addr);
+        LOG_DEBUG("listener %s: another socket on %s", l->cfg->name, l->addr);
     }
     return 0;
 
@@ -175,10 +174,10 @@ int listener_accept_done(struct listener *l, const struct io_uring_cqe *cqe, uin
     }
     if (now_ms - l->log_at_ms >= LISTENER_LOG_INTERVAL_MS) {
         if (l->errors_quiet > 0) {
-            LOG_WARN("listener %s: accept: %s (and %u more errors)", l->name, strerror(-res),
+            LOG_WARN("listener %s: accept: %s (and %u more errors)", l->cfg->name, strerror(-res),
                      l->errors_quiet);
         } else {
-            LOG_WARN("listener %s: accept: %s", l->name, strerror(-res));
+            LOG_WARN("listener %s: accept: %s", l->cfg->name, strerror(-res));
         }
         l->log_at_ms = now_ms;
         l->errors_quiet = 0;

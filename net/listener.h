@@ -48,8 +48,7 @@
 struct tls_ctx;
 
 struct listener {
-    const char *name;      /* borrowed from the config snapshot */
-    const struct config_listener *cfg; /* borrowed from the config snapshot */
+    const struct config_listener *cfg; /* borrowed from the config snapshot (name, keys) */
     const struct tls_ctx *tls;         /* borrowed (process-wide, read-only); NULL: no TLS */
     int fd;                /* -1 when closed */
     uint16_t port;         /* bound port (ephemeral resolved) */
