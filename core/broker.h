@@ -20,82 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/obuf.h"
+#include "core/broker_stats.h"
+#include "core/client.h"
 
 struct broker;
-struct session;
 struct limits;
 struct msg;
 struct xmsg;
-
-enum client_state {
-    CLIENT_NEW = 0,   /* accepted, no CONNECT yet */
-    CLIENT_CONNECTED, /* CONNECT accepted, session attached */
-    CLIENT_CLOSING,   /* flush out, then close the connection */
-    CLIENT_HANDOFF,   /* CONNECT belongs to another shard: hand the connection over */
-};
-
-/* broker_client_feed() results besides 0 (keep reading) and -MQTT_RC_*. */
-enum broker_feed {
-    BROKER_FEED_CLOSE = 1,   /* DISCONNECT received: flush, then close */
-    BROKER_FEED_HANDOFF = 2, /* hand the connection to cl->handoff_shard */
-};
-
-/*
- * Per-connection protocol state, embedded in net/'s struct conn. Fields
- * without a leading underscore may be read by net/; only the broker writes.
- */
-struct client {
-    struct obuf out;       /* encoded packets waiting to be sent */
-    uint8_t state;         /* enum client_state */
-    uint8_t version;       /* protocol level, 0 until CONNECT accepted */
-    uint16_t keepalive_s;  /* from CONNECT; 0 = none */
-    int close_rc;          /* when CLOSING: why (-MQTT_RC_*), for logs */
-    uint32_t handoff_shard; /* when HANDOFF: the session's home shard */
-
-    /* Private to core/broker.c. */
-    uint32_t _wait;           /* 1 + broker wait slot while held, else 0 */
-    struct session *_sess;
-    struct client *_dirty_next;
-    struct client *_dirty_prev;
-    bool _dirty;
-    uint8_t _partial_hdr_len;
-    uint8_t _partial_hdr[5];  /* a fixed header split across reads */
-    uint8_t *_partial;        /* a packet split across reads, whole packet size */
-    uint32_t _partial_len;
-    uint32_t _partial_need;
-    struct msg *_will;        /* will of this connection, if any */
-    struct obuf _held;        /* bytes received while held, handled after */
-    struct client_v5 *_v5;    /* MQTT 5.0 connections only */
-};
-
-/* Counters; read by net/ for logs and (later) $SYS and Prometheus. */
-struct broker_stats {
-    uint64_t pkts_in;
-    uint64_t pkts_out;
-    uint64_t msgs_in;          /* PUBLISH received */
-    uint64_t msgs_out;         /* PUBLISH sent or queued to subscribers */
-    uint64_t msgs_dropped;     /* QoS 0 shed (slow or offline subscriber) */
-    uint64_t queue_full;       /* QoS 1/2 refused by a full session queue */
-    uint64_t malformed;        /* connections closed for protocol errors */
-    uint64_t connects;
-    uint64_t connects_refused;
-    uint64_t takeovers;
-    uint64_t wills_sent;
-    uint64_t msgs_expired;     /* v5 messages past their expiry, not delivered */
-    uint64_t msgs_too_large;   /* not sent: over the client's Maximum Packet Size */
-    uint64_t sessions_expired; /* v5 sessions ended by their expiry interval */
-    uint64_t share_dropped;    /* shared-group messages with no member left to take them */
-    uint64_t handoffs;         /* connections handed to their home shard */
-    uint64_t xmsg_publish_out; /* messages sent to other shards (once per shard) */
-    uint64_t xmsg_lost;        /* cross-shard messages lost to allocation failure */
-    uint64_t route_nomem;      /* messages routed to nobody: no memory to split the topic */
-    uint32_t sessions;         /* live session objects, online or not */
-    uint32_t clients;          /* connected clients */
-};
-
-/* Shards supported: the size of the per-publish shard bitmap. */
-#define BROKER_SHARDS_MAX 256u
 
 /*
  * A broker for shard @shard_id of @shard_count, reading limits from @lim
@@ -120,13 +51,13 @@ void broker_client_init(struct broker *b, struct client *cl);
  * partial packet is copied into the client. Answers are appended to cl->out
  * (and other clients' out, for routed messages) and those clients are put on
  * the dirty list.
- * Returns 0 to keep reading; BROKER_FEED_CLOSE when the client sent
+ * Returns 0 to keep reading; CLIENT_FEED_CLOSE when the client sent
  * DISCONNECT; or a negative mqtt_rc for a protocol error (already counted,
  * and any answer the spec requires, such as CONNACK 0x01, is queued). In
  * both cases the client is now CLOSING and on the dirty list: stop reading,
  * flush cl->out, close. Bytes fed to a CLOSING client are ignored (same
  * return value).
- * BROKER_FEED_HANDOFF: the CONNECT's client id is homed on another shard
+ * CLIENT_FEED_HANDOFF: the CONNECT's client id is homed on another shard
  * (cl->handoff_shard). The client keeps every byte from the CONNECT on; stop
  * reading, feed it whatever the last reads still bring (it keeps those too,
  * same return value), then take them with broker_client_handoff_take().

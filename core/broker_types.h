@@ -1,7 +1,25 @@
 /*
- * broker_types.h - struct broker and the internals core/broker.c shares with
- * core/session.c. Nothing outside core/ includes this.
+ * broker_types.h - struct broker: one shard's core/ state, and the types the
+ * modules below broker.c share. Nothing outside core/ includes this.
  *
+ * The modules form layers; each calls only the ones below it (and the leaf
+ * modules: trie, share, retained, msg, mqtt_*, topic):
+ *
+ *   broker      the facade net/ drives: framing, dispatch, xmsg intake
+ *   connect     CONNECT, AUTH, DISCONNECT, takeover, a client leaving
+ *   subscribe   SUBSCRIBE and UNSUBSCRIBE, retained on subscribe
+ *   publish     a client's PUBLISH: checks, inbound aliases, acknowledgement
+ *   xrecv       messages from other shards
+ *   deadline    offline sessions' expiry and delayed wills
+ *   route       a message to sessions here, other shards, shared groups
+ *   replica     every shard's retained replica, in one order
+ *   sess_table  sessions by client id
+ *   session     one session's state machine
+ *   wait        clients held until other shards acknowledge
+ *   output      packets to a client: encoding, dirty list, aliases, close
+ *   outbox      messages to other shards, releasing messages
+ *
+ * Each field of struct broker below names the module that writes it.
  * Owned by one shard; single-threaded.
  */
 #ifndef RINGMQ_BROKER_TYPES_H
@@ -11,7 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/broker.h"
+#include "core/broker_stats.h"
+#include "core/client.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
 #include "core/trie.h"
@@ -33,6 +52,11 @@ struct alias_out {
 
 /* Outbound aliases used per connection, at most (within the client's maximum). */
 #define BROKER_ALIAS_OUT_MAX 32u
+
+/* A packet handler's result: stop handling this client's bytes until its wait completes. */
+#define BROKER__HOLD 3
+/* The same, and handle this packet again when the wait completes. */
+#define BROKER__REDO 4
 
 /*
  * What a connection negotiated with MQTT 5.0, allocated only for v5 clients
@@ -80,75 +104,70 @@ struct broker_wait {
 };
 
 struct broker {
+    /* Set by broker.c (lim again on reload); read by every module. */
     const struct limits *lim;
     uint32_t shard_id;
     uint32_t shard_count;
-    struct trie *trie;     /* this shard's sessions' subscriptions */
-    struct trie *interest; /* filters other shards subscribe to; owner = &shard_marker[i] */
+    struct trie *trie;     /* session.c: this shard's sessions' subscriptions */
+    /* xrecv.c: filters other shards subscribe to; owner = &shard_marker[i] */
+    struct trie *interest;
     uint8_t *shard_marker; /* shard_count distinct addresses, one per shard */
-    struct retained *retained;
-    struct share_table *share; /* shared subscription groups ($share/g/f) */
+    struct retained *retained; /* replica.c */
+    struct share_table *share; /* session.c, xrecv.c: shared groups ($share/g/f) */
 
-    /* Outbox to other shards: a FIFO ring, drained by net/ each iteration. */
+    /* outbox.c: to other shards, a FIFO ring drained by net/ each iteration. */
     struct broker_outbox_entry *outbox;
     uint32_t outbox_head;
     uint32_t outbox_count;
     uint32_t outbox_cap;
 
-    /* Routing scratch: shards with interest in the publish being routed. */
-    uint64_t shard_hit[BROKER_SHARDS_MAX / 64];
-    uint32_t remote[BROKER_SHARDS_MAX];
+    /* route.c scratch: shards with interest in the publish being routed. */
+    uint64_t shard_hit[LIMITS_SHARDS_MAX / 64];
+    uint32_t remote[LIMITS_SHARDS_MAX];
     uint32_t remote_count;
 
-    /* Sessions by client id: chained hash table, power-of-two buckets. */
+    /* sess_table.c: sessions by client id, chained, power-of-two buckets. */
     struct session **sess_buckets;
     uint32_t sess_bucket_count;
     uint32_t sess_count;
 
-    /* Clients with new output or closing, in the order they became so. */
+    /* output.c: clients with new output or closing, in the order they became so. */
     struct client *dirty_head;
     struct client *dirty_tail;
 
     /*
-     * Routing scratch: the topic being routed, split and hashed once under
+     * route.c scratch: the topic being routed, split and hashed once under
      * seed, which the trie, the interest map and the shared groups share.
      */
     uint64_t seed;
     struct trie_name split;
-    /* Routing scratch: sessions matched by the publish being routed. */
+    /* route.c scratch: sessions matched by the publish being routed. */
     struct session **match;
     uint32_t match_count;
     uint32_t match_cap;
     uint32_t match_epoch;
 
-    /* Scratch for the subscription identifiers of one PUBLISH. */
+    /* session.c scratch: the subscription identifiers of one PUBLISH. */
     uint32_t *sub_ids;
     uint32_t sub_ids_cap;
 
-    /* Scratch for SUBACK return codes. */
+    /* subscribe.c scratch: SUBACK and UNSUBACK reason codes. */
     uint8_t *rcs;
     uint32_t rcs_cap;
 
     /*
-     * Clients held until every shard's retained replica has applied their
+     * wait.c: clients held until every shard's retained replica has applied their
      * retained QoS 1/2 publish: only then is it acknowledged, so a subscribe
-     * made after the PUBACK sees it on any shard [MQTT-3.3.1-6].
+     * made after the PUBACK sees it on any shard [MQTT-3.3.1-6]; or until
+     * every shard forwards a new filter's publishes here, so a publish made
+     * after the SUBACK is never missed.
      */
     struct broker_wait *waits;
     uint32_t wait_cap;
     uint32_t wait_used;
 
     /*
-     * While a SUBSCRIBE is handled: its client, and the wait its new filters'
-     * XMSG_INTEREST_ADDs are acknowledged on. The SUBACK goes out only once
-     * every other shard forwards matching publishes here, so a publish made
-     * after the SUBACK is never missed.
-     */
-    struct client *sub_client;
-    uint64_t sub_token;
-
-    /*
-     * Offline sessions with a deadline: a finite session expiry, or a
+     * deadline.c: offline sessions with a deadline: a finite session expiry, or a
      * delayed will. Walked by broker_tick() at next_scan_ms: the earliest
      * deadline, at most once a second.
      */
@@ -156,73 +175,16 @@ struct broker {
     uint64_t now_ms;      /* broker_tick()'s clock */
     uint64_t next_scan_ms;
 
-    /* Routing scratch: one pick per matching shared group. */
+    /* route.c scratch: one pick per matching shared group. */
     struct broker_share_pick *picks;
     uint32_t pick_count;
     uint32_t pick_cap;
 
-    /* Routing scratch: the session publishing (No Local), or NULL. */
+    /* route.c scratch: the session publishing (No Local), or NULL. */
     const struct session *publisher;
 
-    uint64_t assigned_id_seq;
-    struct broker_stats stats;
+    uint64_t assigned_id_seq; /* connect.c */
+    struct broker_stats stats; /* every module counts here */
 };
-
-/* Put @cl on the dirty list (idempotent). */
-void broker__mark_dirty(struct broker *b, struct client *cl);
-
-/*
- * Encode @pkt into @cl's output buffer and mark it dirty. @bytes_max bounds
- * the buffer (output_bytes_max for what may be shed, larger for what must be
- * sent). Returns 0, -ENOBUFS over @bytes_max, -ENOMEM, -EMSGSIZE over
- * an MQTT 5.0 client's Maximum Packet Size (nothing is sent).
- */
-int broker__send(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt,
-                 size_t bytes_max);
-
-/*
- * Send PUBLISH @pkt to @cl as broker__send() does, first giving it an
- * outbound topic alias where the client allows them. -EMSGSIZE: over the
- * client's Maximum Packet Size, not sent [MQTT-3.1.2-24].
- */
-int broker__send_publish(struct broker *b, struct client *cl, struct mqtt_pkt *pkt,
-                         size_t bytes_max);
-
-/* Encode a packet-id-only packet (PUBACK, PUBREC, ...) for @cl; as broker__send(). */
-int broker__send_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id);
-
-/*
- * Drop one reference to @m; when it was the last, free it here if this is
- * its home shard, else send it home (XMSG_MSG_FREE). NULL is a no-op.
- */
-void broker__msg_put(struct broker *b, struct msg *m);
-
-/*
- * Queue @m for shard @dest. Never fails the caller: the outbox grows, and on
- * allocation failure the message is lost and counted (QoS 1/2 loss is only
- * possible when the process is out of memory).
- */
-void broker__outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m);
-
-/*
- * Give @m, which a shared group @key member @from can no longer take, to
- * another member of the group: on this shard if one is here, else on
- * another shard. Returns false when @from is the only member left anywhere
- * (the caller keeps it).
- */
-bool broker__share_redispatch(struct broker *b, struct msg *m, uint64_t key,
-                              const struct session *from);
-
-/*
- * This shard's sessions subscribe (@add) or no longer subscribe to @filter
- * at all: tell every other shard, so they forward matching messages here.
- */
-void broker__interest(struct broker *b, const uint8_t *filter, size_t len, bool add);
-
-/* The bound for packets that must not be shed: limits_output_hard_max(). */
-static inline size_t broker__output_hard_max(const struct broker *b)
-{
-    return limits_output_hard_max(b->lim);
-}
 
 #endif

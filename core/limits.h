@@ -16,6 +16,9 @@
 #define LIMITS_REMAINING_LENGTH_MAX 268435455u
 #define LIMITS_STRING_BYTES_MAX 65535u
 
+/* Shards supported: the size of the per-publish shard bitmap (core/route.c). */
+#define LIMITS_SHARDS_MAX 256u
+
 struct limits {
     uint32_t packet_bytes_max;       /* whole packet, fixed header included */
     uint32_t client_id_bytes_max;    /* longer client ids are refused (0x02 / 0x85) */

@@ -4,7 +4,8 @@
  * The inflight window is a small array kept in send order: acknowledgements
  * normally arrive in that order, so the linear search ends at the first
  * entry. The queue is a ring buffer that grows on demand up to queued_max.
- * Owned by the home shard's broker; single-threaded.
+ * Calls only output, outbox and the trie and shared groups. Owned by the
+ * home shard's broker; single-threaded.
  */
 #include "core/session.h"
 
@@ -16,6 +17,8 @@
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
 #include "core/msg.h"
+#include "core/outbox.h"
+#include "core/output.h"
 #include "core/rm_assert.h"
 #include "core/share.h"
 #include "core/topic.h"
@@ -63,10 +66,10 @@ static void sub_drop(struct broker *b, struct session *s, const struct session_s
         removed = trie_remove(b->trie, sub->filter, sub->filter_len, s, &last);
     RM_ASSERT(removed);
     if (last)
-        broker__interest(b, sub->filter, sub->filter_len, false);
+        (void)outbox_interest(b, sub->filter, sub->filter_len, false, 0);
 }
 
-void session_free(struct broker *b, struct session *s)
+void session_free(struct broker *b, struct session *s, session_give_fn give, void *give_ctx)
 {
     RM_ASSERT(s != NULL);
     RM_ASSERT(s->client == NULL);
@@ -75,13 +78,13 @@ void session_free(struct broker *b, struct session *s)
         free(s->subs[i].filter);
     }
     /* No longer a member: its shared messages go to the others (section 4.8.2). */
-    session_share_redispatch(b, s);
+    session_share_redispatch(b, s, give, give_ctx);
     for (uint32_t i = 0; i < s->inflight_count; i++) {
-        broker__msg_put(b, s->inflight[i].msg);
+        outbox_msg_put(b, s->inflight[i].msg);
     }
     for (uint32_t i = 0; i < s->queue_count; i++)
-        broker__msg_put(b, queue_at(s, i)->msg);
-    broker__msg_put(b, s->will);
+        outbox_msg_put(b, queue_at(s, i)->msg);
+    outbox_msg_put(b, s->will);
     free(s->subs);
     free(s->inflight);
     free(s->queue);
@@ -127,8 +130,9 @@ struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, s
 }
 
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
-                      uint8_t options, uint32_t sub_id)
+                      uint8_t options, uint32_t sub_id, bool *first)
 {
+    *first = false;
     RM_ASSERT(len > 0 && len <= LIMITS_STRING_BYTES_MAX);
     RM_ASSERT((options & MQTT_SUBOPT_QOS) <= 2 && sub_id <= MQTT_VARINT_MAX);
     int rc;
@@ -158,16 +162,13 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         goto out;
     }
     memcpy(copy, filter, len);
-    bool first = false;
     if (shared)
-        rc = share_join(b->share, filter, len, s, options, &first);
+        rc = share_join(b->share, filter, len, s, options, first);
     else
-        rc = trie_insert(b->trie, filter, len, s, options, &first);
+        rc = trie_insert(b->trie, filter, len, s, options, first);
     if (rc < 0)
         goto out_free_copy;
     RM_ASSERT(rc == 1);
-    if (first)
-        broker__interest(b, filter, len, true);
     uint64_t key = shared ? share_key(b->lim->share_key_seed, filter, len) : 0;
     s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true, key};
     s->sub_id_count += sub_id != 0;
@@ -291,7 +292,7 @@ static int send_publish(struct broker *b, struct session *s, const struct msg *m
             pr->sub_ids = b->sub_ids;
         }
     }
-    int rc = broker__send_publish(b, cl, &pkt, bytes_max);
+    int rc = output_publish(b, cl, &pkt, bytes_max);
     if (rc == -EMSGSIZE) {
         b->stats.msgs_too_large++;
         return 1;
@@ -322,7 +323,7 @@ static int inflight_send(struct broker *b, struct session *s, struct msg *m, uin
     if (rc < 0)
         return rc;
     uint16_t id = next_pkt_id(s);
-    rc = send_publish(b, s, m, qos, retain, false, id, share_key, broker__output_hard_max(b));
+    rc = send_publish(b, s, m, qos, retain, false, id, share_key, output_hard_max(b));
     if (rc != 0)
         return rc < 0 ? rc : 0; /* 1: dropped as if delivered */
     s->inflight[s->inflight_count++] = (struct session_inflight){
@@ -367,9 +368,9 @@ static int resend(struct broker *b, struct session *s, const struct session_infl
 {
     RM_ASSERT(s->client != NULL);
     if (e->state == SESSION_WAIT_PUBCOMP)
-        return broker__send_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
+        return output_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
     return send_publish(b, s, e->msg, e->qos, e->retain, true, e->pkt_id, e->share_key,
-                        broker__output_hard_max(b));
+                        output_hard_max(b));
 }
 
 static void inflight_remove(struct broker *b, struct session *s, struct session_inflight *e);
@@ -400,7 +401,7 @@ static int pump(struct broker *b, struct session *s)
             break;
         s->queue_head = (s->queue_head + 1) % s->queue_cap;
         s->queue_count--;
-        broker__msg_put(b, q.msg);
+        outbox_msg_put(b, q.msg);
     }
     return rc;
 }
@@ -446,7 +447,7 @@ static void inflight_remove(struct broker *b, struct session *s, struct session_
     RM_ASSERT(e >= s->inflight && e < s->inflight + s->inflight_count);
     if (e - s->inflight >= (ptrdiff_t)(s->inflight_count - s->inflight_unsent))
         s->inflight_unsent--; /* acknowledged before it was re-sent here */
-    broker__msg_put(b, e->msg);
+    outbox_msg_put(b, e->msg);
     size_t tail = (size_t)(s->inflight + s->inflight_count - (e + 1));
     memmove(e, e + 1, tail * sizeof(*e));
     s->inflight_count--;
@@ -473,13 +474,13 @@ int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint
     }
     if (e) {
         /* The receiver owns the message now [MQTT-4.3.3-1]: keep only the id. */
-        broker__msg_put(b, e->msg);
+        outbox_msg_put(b, e->msg);
         e->msg = NULL;
         e->state = SESSION_WAIT_PUBCOMP;
     } else if (!inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP)) {
         return 0;
     }
-    return broker__send_ack(b, s->client, MQTT_PUBREL, pkt_id);
+    return output_ack(b, s->client, MQTT_PUBREL, pkt_id);
 }
 
 int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id)
@@ -533,10 +534,13 @@ int session_resume(struct broker *b, struct session *s)
     return pump(b, s);
 }
 
-void session_share_redispatch(struct broker *b, struct session *s)
+void session_share_redispatch(struct broker *b, struct session *s, session_give_fn give,
+                              void *give_ctx)
 {
     RM_ASSERT(s != NULL);
     RM_ASSERT(s->client == NULL);
+    if (!give)
+        return;
     for (uint32_t i = 0; i < s->inflight_count;) {
         struct session_inflight *e = &s->inflight[i];
         /*
@@ -545,7 +549,7 @@ void session_share_redispatch(struct broker *b, struct session *s)
          * sent, so any QoS may go.
          */
         if (e->share_key && e->state == SESSION_WAIT_PUBACK &&
-            broker__share_redispatch(b, e->msg, e->share_key, s)) {
+            give(give_ctx, e->msg, e->share_key, s)) {
             inflight_remove(b, s, e);
             continue;
         }
@@ -555,8 +559,8 @@ void session_share_redispatch(struct broker *b, struct session *s)
     uint32_t n = s->queue_count;
     for (uint32_t i = 0; i < n; i++) {
         struct session_queued q = *queue_at(s, i);
-        if (q.share_key && broker__share_redispatch(b, q.msg, q.share_key, s)) {
-            broker__msg_put(b, q.msg);
+        if (q.share_key && give(give_ctx, q.msg, q.share_key, s)) {
+            outbox_msg_put(b, q.msg);
             continue;
         }
         *queue_at(s, kept++) = q;

@@ -10,6 +10,13 @@
  * sessions) and unacknowledged ones stay in the inflight window to be sent
  * again with DUP on reconnect [MQTT-4.4.0-1].
  *
+ * Below route and connect in core/'s layers (broker_types.h): it calls only
+ * output (to encode for the attached client), outbox (to release messages
+ * and tell other shards a filter is gone), the trie and shared groups.
+ * What needs more - a new filter's announcement, giving shared messages to
+ * other members - is returned to the caller or done through a function the
+ * caller passes.
+ *
  * Owned by the broker of the session's home shard; single-threaded. The
  * broker owns the client/session links; these functions only read them.
  */
@@ -110,23 +117,37 @@ struct session {
  * A new offline session for @client_id (copied) with Session Expiry
  * Interval @expiry_s (0: ends with its connection); NULL on ENOMEM.
  */
+/*
+ * Give @m, which member @from of shared group @share_key can no longer
+ * take, to another member; false when @from is the only member left
+ * anywhere (it keeps the message). Borrows @m. route_share_give() is the
+ * one the broker passes.
+ */
+typedef bool (*session_give_fn)(void *ctx, struct msg *m, uint64_t share_key,
+                                const struct session *from);
+
 struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
                             uint32_t expiry_s);
 
 /*
- * Free @s and everything it holds: drops message references and removes its
- * subscriptions from @b's trie. @s must be detached from any client.
+ * Free @s and everything it holds: removes its subscriptions from @b's trie
+ * and shared groups (telling other shards of filters nobody here has any
+ * more), gives its shared-group messages to other members through @give
+ * (see session_share_redispatch()) and drops its message references. @s
+ * must be detached from any client.
  */
-void session_free(struct broker *b, struct session *s);
+void session_free(struct broker *b, struct session *s, session_give_fn give, void *give_ctx);
 
 /*
  * Add or replace the subscription to @filter with subscription options
  * @options (MQTT_SUBOPT_*) and v5 Subscription Identifier @sub_id (0:
  * none). Returns 1 added (or replacing one still fresh), 0 replaced,
- * -ENOSPC over subs_per_client_max, -ENOMEM.
+ * -ENOSPC over subs_per_client_max, -ENOMEM. *@first: no session on this
+ * shard had @filter before - the caller tells the other shards
+ * (outbox_interest()).
  */
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
-                      uint8_t options, uint32_t sub_id);
+                      uint8_t options, uint32_t sub_id, bool *first);
 
 /*
  * The Subscription Identifiers of @s's subscriptions matching @topic, at
@@ -142,7 +163,10 @@ void session_settle(struct session *s);
 /* The subscription to exactly @filter, or NULL. */
 struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, size_t len);
 
-/* Remove the subscription to exactly @filter; true if there was one. */
+/*
+ * Remove the subscription to exactly @filter; true if there was one. When
+ * it was this shard's last to @filter, the other shards are told.
+ */
 bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter,
                          size_t len);
 
@@ -159,9 +183,11 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
  * @s just lost its connection, or ends: give the messages it got through
  * shared subscriptions and cannot take now (queued ones, and QoS 1 sent
  * but not PUBACKed) to other members of their groups; QoS 2 already sent
- * stays with @s [MQTT-4.8.2-4, -5].
+ * stays with @s [MQTT-4.8.2-4, -5]. Each goes through @give(@give_ctx, ...);
+ * what it refuses stays with @s. A NULL @give keeps them all.
  */
-void session_share_redispatch(struct broker *b, struct session *s);
+void session_share_redispatch(struct broker *b, struct session *s, session_give_fn give,
+                              void *give_ctx);
 
 /*
  * Outbound acknowledgements from the attached client. Unknown packet ids are

@@ -31,7 +31,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
-#include "core/broker.h"
+#include "core/limits.h"
 #include "core/lvlmap.h"
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
@@ -39,7 +39,7 @@
 #include "core/topic.h"
 #include "core/trie.h"
 
-_Static_assert(SHARE_SHARDS_MAX == BROKER_SHARDS_MAX, "share bitmap must cover every shard");
+_Static_assert(SHARE_SHARDS_MAX == LIMITS_SHARDS_MAX, "share bitmap must cover every shard");
 _Static_assert(SHARE_SHARDS_MAX % 64 == 0, "shard bitmap is whole words");
 
 /* Bucket table sizes: grow past load 1, shrink below load 1/8. */

@@ -51,7 +51,7 @@ struct share_table;
 #define SHARE_PREFIX "$share/"
 #define SHARE_PREFIX_LEN 7u
 
-/* Shards a table can track; equal to BROKER_SHARDS_MAX (checked in share.c). */
+/* Shards a table can track; equal to LIMITS_SHARDS_MAX (checked in share.c). */
 #define SHARE_SHARDS_MAX 256u
 
 /* Times one message may be forwarded between shards by share_pick_shard(). */

@@ -414,7 +414,7 @@ static void feed_mqtt(struct shard *s, struct conn *c, const uint8_t *data, size
     int rc;
 
     rc = broker_client_feed(s->broker, &c->client, data, len);
-    if (rc == BROKER_FEED_HANDOFF) {
+    if (rc == CLIENT_FEED_HANDOFF) {
         if (!(c->flags & CONN_F_HANDOFF)) {
             handoff_begin(s, c);
         }

@@ -30,7 +30,7 @@
  * user_data 0, so a later conn at the same address is never confused with
  * it (its cancel is submitted before any new conn's operations).
  *
- * Handoff (issue 3): when broker_client_feed() says BROKER_FEED_HANDOFF (the
+ * Handoff (issue 3): when broker_client_feed() says CLIENT_FEED_HANDOFF (the
  * CONNECT's client id is homed on another shard), the conn is marked
  * CONN_F_HANDOFF and its recv cancelled; completions that still bring bytes
  * feed them to the broker, which keeps them. On the recv's final completion

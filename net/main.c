@@ -15,7 +15,7 @@
  * Shards ([broker] shards): "auto" (0) means one per CPU this process may
  * run on (the sched_getaffinity mask, so a container's cpuset counts, not
  * the host's; sysconf(_SC_NPROCESSORS_ONLN) if that fails), capped at
- * BROKER_SHARDS_MAX. With [broker] pin_shards, shard i is pinned to the i-th
+ * LIMITS_SHARDS_MAX. With [broker] pin_shards, shard i is pinned to the i-th
  * CPU of that mask, modulo its size (more shards than CPUs is allowed;
  * failure to pin is a WARN). Unpinned is the default: the scheduler moves a
  * shard off a core that another busy process needs, where a pinned one waits.
@@ -254,13 +254,13 @@ static uint32_t shard_count(const struct config *cfg, uint32_t cpus)
     long online;
 
     if (cfg->shards != 0) {
-        return cfg->shards < BROKER_SHARDS_MAX ? cfg->shards : BROKER_SHARDS_MAX;
+        return cfg->shards < LIMITS_SHARDS_MAX ? cfg->shards : LIMITS_SHARDS_MAX;
     }
     if (cpus == 0) {
         online = sysconf(_SC_NPROCESSORS_ONLN);
         cpus = online > 0 ? (uint32_t)online : 1;
     }
-    return cpus < BROKER_SHARDS_MAX ? cpus : BROKER_SHARDS_MAX;
+    return cpus < LIMITS_SHARDS_MAX ? cpus : LIMITS_SHARDS_MAX;
 }
 
 /* Build and run @n shards; returns the exit status. */
@@ -387,7 +387,7 @@ int main(int argc, char **argv)
     bool test_config = false;
     bool port_set = false;
     uint16_t port = 0;
-    int cpus[BROKER_SHARDS_MAX];
+    int cpus[LIMITS_SHARDS_MAX];
     uint32_t cpu_count;
     uint32_t conn_max;
     uint32_t n;
@@ -466,7 +466,7 @@ int main(int argc, char **argv)
         LOG_ERROR("cannot block signals: %s", strerror(-ret));
         return 1;
     }
-    cpu_count = cpus_allowed(cpus, BROKER_SHARDS_MAX);
+    cpu_count = cpus_allowed(cpus, LIMITS_SHARDS_MAX);
     n = shard_count(&cfg, cpu_count);
     conn_max = fit_nofile(cfg.limits.connections_max,
                           MAIN_FD_RESERVE + (uint64_t)n * (MAIN_FD_PER_SHARD + cfg.listener_count));

@@ -55,7 +55,7 @@ uint32_t xshard_capacity_for(uint32_t shard_count)
     uint64_t rings;
     uint64_t slots;
 
-    RM_ASSERT(shard_count >= 1 && shard_count <= BROKER_SHARDS_MAX);
+    RM_ASSERT(shard_count >= 1 && shard_count <= LIMITS_SHARDS_MAX);
     if (shard_count == 1) {
         return XSHARD_SLOTS_MIN; /* no ring is built */
     }
@@ -128,7 +128,7 @@ struct xshard *xshard_new(uint32_t shard_count)
     uint32_t from, to;
     size_t bytes;
 
-    RM_ASSERT(shard_count >= 1 && shard_count <= BROKER_SHARDS_MAX);
+    RM_ASSERT(shard_count >= 1 && shard_count <= LIMITS_SHARDS_MAX);
     x = calloc(1, sizeof(*x));
     if (x == NULL) {
         return NULL;

@@ -168,7 +168,7 @@ void xshard_conn_closed(struct xshard *x);
 uint32_t xshard_capacity_for(uint32_t shard_count);
 
 /*
- * Build the matrix for @shard_count shards (1..BROKER_SHARDS_MAX), with
+ * Build the matrix for @shard_count shards (1..LIMITS_SHARDS_MAX), with
  * rings of xshard_capacity_for() slots. Start-up only. NULL on ENOMEM.
  */
 struct xshard *xshard_new(uint32_t shard_count);

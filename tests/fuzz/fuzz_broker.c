@@ -139,10 +139,10 @@ static void check_feed(const struct fclient *fc, int rc)
 
     if (rc == 0) {
         CHECK(st == CLIENT_NEW || st == CLIENT_CONNECTED);
-    } else if (rc == BROKER_FEED_HANDOFF) {
+    } else if (rc == CLIENT_FEED_HANDOFF) {
         CHECK(st == CLIENT_HANDOFF);
     } else {
-        CHECK(rc == BROKER_FEED_CLOSE || (rc < 0 && rc > -256));
+        CHECK(rc == CLIENT_FEED_CLOSE || (rc < 0 && rc > -256));
         CHECK(st == CLIENT_CLOSING);
     }
 }
@@ -177,7 +177,7 @@ static void handoff(struct world *w, struct fclient *fc)
     broker_client_init(w->sh[home], &fc->cl);
     rc = broker_client_feed(w->sh[home], &fc->cl, kept, kept_len);
     free(kept);
-    CHECK(rc != BROKER_FEED_HANDOFF); /* every shard agrees on the home */
+    CHECK(rc != CLIENT_FEED_HANDOFF); /* every shard agrees on the home */
     check_feed(fc, rc);
 }
 

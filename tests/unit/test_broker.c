@@ -648,7 +648,7 @@ static int sfeed(struct sconn *c, const struct mqtt_pkt *pkt)
     size_t n = mqtt_encode(pkt, MQTT_V311, buf, sizeof(buf));
     b = sh[c->shard];
     int rc = broker_client_feed(b, &c->cl, buf, n);
-    if (rc == BROKER_FEED_HANDOFF) {
+    if (rc == CLIENT_FEED_HANDOFF) {
         uint8_t *kept;
         uint32_t kept_len;
         uint32_t home = c->cl.handoff_shard;

@@ -1,0 +1,37 @@
+/*
+ * broker_stats.h - one shard's counters, written by core/ and read by net/
+ * for logs, $SYS and metrics.
+ *
+ * Owned by one shard; single-threaded.
+ */
+#ifndef RINGMQ_BROKER_STATS_H
+#define RINGMQ_BROKER_STATS_H
+
+#include <stdint.h>
+
+/* Counters; read by net/ for logs and (later) $SYS and Prometheus. */
+struct broker_stats {
+    uint64_t pkts_in;
+    uint64_t pkts_out;
+    uint64_t msgs_in;      /* PUBLISH received */
+    uint64_t msgs_out;     /* PUBLISH sent or queued to subscribers */
+    uint64_t msgs_dropped; /* QoS 0 shed (slow or offline subscriber) */
+    uint64_t queue_full;   /* QoS 1/2 refused by a full session queue */
+    uint64_t malformed;    /* connections closed for protocol errors */
+    uint64_t connects;
+    uint64_t connects_refused;
+    uint64_t takeovers;
+    uint64_t wills_sent;
+    uint64_t msgs_expired;     /* v5 messages past their expiry, not delivered */
+    uint64_t msgs_too_large;   /* not sent: over the client's Maximum Packet Size */
+    uint64_t sessions_expired; /* v5 sessions ended by their expiry interval */
+    uint64_t share_dropped;    /* shared-group messages with no member left to take them */
+    uint64_t handoffs;         /* connections handed to their home shard */
+    uint64_t xmsg_publish_out; /* messages sent to other shards (once per shard) */
+    uint64_t xmsg_lost;        /* cross-shard messages lost to allocation failure */
+    uint64_t route_nomem;      /* messages routed to nobody: no memory to split the topic */
+    uint32_t sessions;         /* live session objects, online or not */
+    uint32_t clients;          /* connected clients */
+};
+
+#endif

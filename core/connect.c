@@ -1,0 +1,474 @@
+/*
+ * connect.c - a client's session binding (see connect.h).
+ *
+ * A CONNECT is handled on the shard that homes its client id: elsewhere it
+ * is handed off before anything is decided. There, an existing connection
+ * of the same id is taken over [MQTT-3.1.4-2], and the session is resumed
+ * or started anew. Owned by one shard; single-threaded.
+ */
+#include "core/connect.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/auth.h"
+#include "core/broker_types.h"
+#include "core/deadline.h"
+#include "core/home.h"
+#include "core/msg.h"
+#include "core/mqtt_codec.h"
+#include "core/outbox.h"
+#include "core/output.h"
+#include "core/rm_assert.h"
+#include "core/route.h"
+#include "core/sess_table.h"
+#include "core/session.h"
+#include "core/topic.h"
+
+/* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
+#define ASSIGNED_ID_BYTES_MAX 40u
+
+/* auth_step while a CONNECT authenticated by its exchange is handled again. */
+#define AUTH_STEP_DONE 0xFF
+
+static int send_connack(struct broker *b, struct client *cl, bool session_present, uint8_t rc,
+                        const struct mqtt_props *props)
+{
+    struct mqtt_pkt pkt = {.type = MQTT_CONNACK};
+    pkt.u.connack.session_present = session_present;
+    pkt.u.connack.rc = rc;
+    if (props)
+        pkt.u.connack.props = *props;
+    return output_send(b, cl, &pkt, output_hard_max(b));
+}
+
+int connect_refuse(struct broker *b, struct client *cl, int rc)
+{
+    RM_ASSERT(rc < 0);
+    RM_ASSERT(cl->state == CLIENT_NEW);
+    b->stats.connects_refused++;
+    if (cl->version == MQTT_V5) {
+        struct mqtt_pkt pkt = {.type = MQTT_CONNACK};
+        pkt.u.connack.rc = (uint8_t)-rc;
+        (void)output_with_reason(b, cl, &pkt, &pkt.u.connack.props, (uint8_t)-rc);
+    } else {
+        (void)send_connack(b, cl, false, mqtt_rc_to_connack_v3(rc), NULL);
+    }
+    return output_close(b, cl, rc);
+}
+
+/* A fresh id for a client that sent an empty one [MQTT-3.1.3-6]. */
+static size_t assign_client_id(struct broker *b, uint8_t *buf, size_t cap)
+{
+    RM_ASSERT(cap >= ASSIGNED_ID_BYTES_MAX);
+    size_t n;
+    /* Homed here, so a later CONNECT with this id lands on this shard too. */
+    do {
+        n = (size_t)snprintf((char *)buf, cap, "ringmq-%u-%llu", (unsigned)b->shard_id,
+                             (unsigned long long)++b->assigned_id_seq);
+    } while (home_shard(buf, n, b->shard_count) != b->shard_id ||
+             *sess_table_slot(b, buf, n, sess_table_hash(buf, n)) != NULL);
+    RM_ASSERT(n < cap);
+    return n;
+}
+
+/* The client's MQTT 5.0 CONNECT properties; -ENOMEM. */
+static int connect_v5(struct client *cl, const struct mqtt_connect *c)
+{
+    RM_ASSERT(c->version == MQTT_V5 && cl->_v5 == NULL);
+    const struct mqtt_props *pr = &c->props;
+    struct client_v5 *v5 = calloc(1, sizeof(*v5));
+    if (!v5)
+        return -ENOMEM;
+    v5->max_packet =
+        (pr->has & MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE)) ? pr->max_packet_size : UINT32_MAX;
+    v5->recv_max = (pr->has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) ? pr->receive_max : 65535;
+    v5->alias_max = pr->topic_alias_max;
+    /*
+     * Request Problem Information 0 needs nothing: Reason Strings go only on
+     * CONNACK and DISCONNECT, which it still allows [MQTT-3.1.2-29].
+     */
+    if (c->will && (c->will_props.has & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)))
+        v5->will_delay_s = c->will_props.will_delay;
+    RM_ASSERT(v5->recv_max > 0);
+    cl->_v5 = v5;
+    return 0;
+}
+
+/* CONNACK properties telling a v5 client what this server allows (section 3.2.2.3). */
+static void connack_props(const struct broker *b, const struct client *cl, const uint8_t *assigned,
+                          size_t assigned_len, bool keepalive_set, struct mqtt_props *pr)
+{
+    const struct limits *lim = b->lim;
+    RM_ASSERT(cl->version == MQTT_V5);
+    RM_ASSERT(lim->max_qos <= 2);
+    pr->has |= MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX) | MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE);
+    pr->receive_max = (uint16_t)(lim->inflight_in_max < 65535 ? lim->inflight_in_max : 65535);
+    pr->max_packet_size = lim->packet_bytes_max;
+    if (lim->max_qos < 2) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_MAX_QOS);
+        pr->max_qos = lim->max_qos;
+    }
+    if (!lim->retain_available)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_RETAIN_AVAILABLE); /* value 0 */
+    if (!lim->wildcard_subscriptions)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_WILDCARD_SUB_AVAILABLE);
+    if (!lim->subscription_identifiers)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_SUB_ID_AVAILABLE);
+    if (!lim->shared_subscriptions)
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_SHARED_SUB_AVAILABLE);
+    if (lim->topic_alias_max > 0) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS_MAX);
+        pr->topic_alias_max = lim->topic_alias_max;
+    }
+    if (assigned) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_ASSIGNED_CLIENT_ID);
+        pr->assigned_client_id = (struct mqtt_str){assigned, (uint32_t)assigned_len};
+    }
+    if (keepalive_set) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEPALIVE);
+        pr->server_keepalive = cl->keepalive_s;
+    }
+    if (cl->_v5->auth) {
+        /* The method the exchange used (MQTT 5.0 section 3.2.2.3.17). */
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD);
+        pr->auth_method = (struct mqtt_str){(const uint8_t *)cl->_v5->auth->name,
+                                            (uint32_t)strlen(cl->_v5->auth->name)};
+    }
+}
+
+static int send_auth(struct broker *b, struct client *cl, uint8_t rc, const struct mqtt_str *data)
+{
+    RM_ASSERT(cl->_v5 && cl->_v5->auth);
+    RM_ASSERT(rc == MQTT_RC_SUCCESS || rc == MQTT_RC_CONTINUE_AUTH);
+    struct mqtt_pkt pkt = {.type = MQTT_AUTH};
+    struct mqtt_props *pr = &pkt.u.ack.props;
+    pkt.u.ack.rc = rc;
+    pr->has = MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD);
+    pr->auth_method = (struct mqtt_str){(const uint8_t *)cl->_v5->auth->name,
+                                        (uint32_t)strlen(cl->_v5->auth->name)};
+    if (data) {
+        pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA);
+        pr->auth_data = *data;
+    }
+    if (output_send(b, cl, &pkt, output_hard_max(b)) < 0)
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    return 0;
+}
+
+/*
+ * A CONNECT naming an Authentication Method (section 4.12): judge its data.
+ * Returns 1 to go on connecting, 0 while an AUTH exchange goes on (the
+ * CONNECT @raw is kept and handled again once it succeeds), or what
+ * connect_refuse() returns.
+ */
+static int connect_auth(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                        const uint8_t *raw, uint32_t raw_len)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(v5 != NULL && c->version == MQTT_V5);
+    if (v5->auth_step == AUTH_STEP_DONE) {
+        v5->auth_step = 0;
+        return 1;
+    }
+    v5->auth = auth_find(b->lim, &c->props.auth_method);
+    if (!v5->auth)
+        return connect_refuse(b, cl, -MQTT_RC_BAD_AUTH_METHOD); /* [MQTT-4.12.0-1] */
+    struct mqtt_str out;
+    enum auth_result r = v5->auth->step(0, &c->props.auth_data, &out);
+    if (r == AUTH_OK)
+        return 1;
+    if (r == AUTH_FAIL)
+        return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    RM_ASSERT(raw != NULL && raw_len > 0);
+    v5->auth_connect = malloc(raw_len);
+    if (!v5->auth_connect)
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    memcpy(v5->auth_connect, raw, raw_len);
+    v5->auth_connect_len = raw_len;
+    v5->auth_step = 1;
+    /* The connect timeout still runs: a client that stalls here is closed. */
+    return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out);
+}
+
+/* The exchange for a pending CONNECT succeeded: handle the CONNECT now. */
+static int connect_resume(struct broker *b, struct client *cl)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(v5 && v5->auth_connect);
+    RM_ASSERT(cl->state == CLIENT_NEW);
+    uint8_t *raw = v5->auth_connect;
+    struct mqtt_fixed fh;
+    struct mqtt_pkt pkt;
+    v5->auth_connect = NULL;
+    v5->auth_step = AUTH_STEP_DONE;
+    int r = mqtt_fixed_parse(raw, v5->auth_connect_len, UINT32_MAX, &fh);
+    RM_ASSERT(r > 0);
+    int rc = mqtt_decode(&fh, raw + r, 0, &pkt);
+    RM_ASSERT(rc == 0 && pkt.type == MQTT_CONNECT);
+    rc = connect_on_connect(b, cl, &pkt.u.connect, NULL, 0);
+    free(raw);
+    return rc;
+}
+
+int connect_on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *a)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(cl->version == MQTT_V5);
+    bool connecting = cl->state == CLIENT_NEW;
+    /* Only within the method the CONNECT chose [MQTT-4.12.0-1, 4.12.1-1]. */
+    if (!v5 || !v5->auth || !(a->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)) ||
+        auth_find(b->lim, &a->props.auth_method) != v5->auth)
+        return output_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+    uint8_t step;
+    if (a->rc == MQTT_RC_REAUTHENTICATE && !connecting && v5->auth_step == 0)
+        step = 0;
+    else if (a->rc == MQTT_RC_CONTINUE_AUTH && v5->auth_step > 0)
+        step = v5->auth_step;
+    else
+        return output_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+    struct mqtt_str out;
+    enum auth_result r = v5->auth->step(step, &a->props.auth_data, &out);
+    if (r == AUTH_CONTINUE) {
+        if (step == 0 && !connecting)
+            v5->auth_deadline_ms = b->now_ms + b->lim->connect_timeout_ms;
+        v5->auth_step = (uint8_t)(step + 1 < AUTH_STEP_DONE ? step + 1 : AUTH_STEP_DONE - 1);
+        return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out);
+    }
+    v5->auth_step = 0;
+    if (r == AUTH_FAIL)
+        return connecting ? connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED)
+                          : output_close(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    return connecting ? connect_resume(b, cl) : send_auth(b, cl, MQTT_RC_SUCCESS, NULL);
+}
+
+/*
+ * Check and build the will of CONNECT @c into *@will. Returns 0, or what
+ * connect_refuse() or output_close() returned.
+ */
+static int connect_will(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                        struct msg **will)
+{
+    const struct limits *lim = b->lim;
+    RM_ASSERT(c->will);
+    if (topic_name_check(c->will_topic.ptr, c->will_topic.len, lim) < 0)
+        return c->version == MQTT_V5 ? connect_refuse(b, cl, -MQTT_RC_TOPIC_NAME_INVALID)
+                                     : output_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
+    if (c->will_qos > lim->max_qos) /* [MQTT-3.2.2-12] */
+        return connect_refuse(b, cl, -MQTT_RC_QOS_NOT_SUPPORTED);
+    if (c->will_retain && !lim->retain_available) /* [MQTT-3.2.2-13] */
+        return connect_refuse(b, cl, -MQTT_RC_RETAIN_NOT_SUPPORTED);
+    *will = route_msg_new(b, &c->will_topic, &c->will_payload, &c->will_props, c->will_qos,
+                          c->will_retain, true);
+    return *will ? 0 : connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+}
+
+/*
+ * The session for client id @id that CONNECT @c attaches to, with Session
+ * Expiry Interval @expiry_s: the existing one, whose connection (if any)
+ * is taken over, unless Clean Start ends it; else a new one. *@present:
+ * an existing one is resumed. NULL on ENOMEM.
+ */
+static struct session *session_bind(struct broker *b, const struct mqtt_connect *c,
+                                    const uint8_t *id, size_t id_len, uint32_t expiry_s,
+                                    bool *present)
+{
+    RM_ASSERT(id_len > 0);
+    uint64_t h = sess_table_hash(id, id_len);
+    struct session *s = *sess_table_slot(b, id, id_len, h);
+    if (s && s->client) {
+        /* Takeover: the existing connection is closed [MQTT-3.1.4-2]. */
+        struct client *old = s->client;
+        old->_sess = NULL;
+        s->client = NULL;
+        session_settle(s);
+        if (old->_will && old->_v5 && old->_v5->will_delay_s > 0 && !c->clean_session &&
+            s->expiry_s > 0) {
+            /* The session goes on: a delayed will is not sent [MQTT-3.1.3-9]. */
+            outbox_msg_put(b, old->_will);
+            old->_will = NULL;
+        }
+        output_close(b, old, -MQTT_RC_SESSION_TAKEN_OVER);
+        b->stats.clients--;
+        b->stats.takeovers++;
+    }
+    if (s && (c->clean_session || s->expiry_s == 0)) {
+        /* Clean Start, or a session that ended with its connection. */
+        deadline_end(b, s);
+        s = NULL;
+    }
+    *present = s != NULL;
+    if (s) {
+        /* Back in time: no expiry, no delayed will [MQTT-3.1.3-9]. */
+        deadline_unlink(b, s);
+        s->expire_at_ms = 0;
+        outbox_msg_put(b, s->will);
+        s->will = NULL;
+        s->expiry_s = expiry_s;
+        return s;
+    }
+    s = session_new(id, id_len, h, expiry_s);
+    if (s)
+        sess_table_insert(b, s);
+    return s;
+}
+
+int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                       const uint8_t *raw, uint32_t raw_len)
+{
+    RM_ASSERT(cl->state == CLIENT_NEW);
+    RM_ASSERT(c->version == MQTT_V31 || c->version == MQTT_V311 || c->version == MQTT_V5);
+    const struct limits *lim = b->lim;
+    bool v5 = c->version == MQTT_V5;
+    uint8_t assigned[ASSIGNED_ID_BYTES_MAX];
+    const uint8_t *id = c->client_id.ptr;
+    size_t id_len = c->client_id.len;
+    bool id_assigned = false;
+    int rc;
+
+    cl->version = c->version;
+    if (id_len == 0) {
+        /*
+         * 3.1 requires an id; 3.1.1 only with clean session [MQTT-3.1.3-7,
+         * -8]; v5 with either Clean Start [MQTT-3.1.3-6 (v5)].
+         */
+        if (c->version == MQTT_V31 || (!v5 && !c->clean_session) ||
+            !lim->allow_zero_length_client_id)
+            return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
+        id_len = assign_client_id(b, assigned, sizeof(assigned));
+        id = assigned;
+        id_assigned = true;
+    } else if (id_len > lim->client_id_bytes_max) {
+        return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
+    } else {
+        uint32_t home = home_shard(id, id_len, b->shard_count);
+        if (home != b->shard_id) {
+            /* The home shard decides takeover and owns the session. */
+            cl->state = CLIENT_HANDOFF;
+            cl->handoff_shard = home;
+            cl->version = 0;
+            return CLIENT_FEED_HANDOFF;
+        }
+    }
+    if (v5 && !cl->_v5 && connect_v5(cl, c) < 0)
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    if (v5 && (c->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
+        rc = connect_auth(b, cl, c, raw, raw_len);
+        if (rc != 1)
+            return rc;
+    }
+    struct msg *will = NULL;
+    if (c->will) {
+        rc = connect_will(b, cl, c, &will);
+        if (rc != 0)
+            return rc;
+    }
+
+    uint32_t expiry_s = c->clean_session ? 0 : SESSION_EXPIRY_NEVER;
+    if (v5)
+        expiry_s = c->props.session_expiry; /* absent: 0 [MQTT-3.1.2-11 (v5)] */
+    bool present;
+    struct session *s = session_bind(b, c, id, id_len, expiry_s, &present);
+    if (!s) {
+        outbox_msg_put(b, will);
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    }
+    s->client = cl;
+    cl->_sess = s;
+    cl->_will = will;
+    cl->keepalive_s = c->keepalive_s;
+    bool keepalive_set = false;
+    if (v5 && lim->keepalive_max_s &&
+        (c->keepalive_s == 0 || c->keepalive_s > lim->keepalive_max_s)) {
+        /* Server Keep Alive: the client must use ours [MQTT-3.2.2-21]. */
+        cl->keepalive_s = lim->keepalive_max_s;
+        keepalive_set = true;
+    }
+    cl->state = CLIENT_CONNECTED;
+    b->stats.connects++;
+    b->stats.clients++;
+
+    struct mqtt_props props = {0};
+    if (v5)
+        connack_props(b, cl, id_assigned ? id : NULL, id_len, keepalive_set, &props);
+    /* Session present is 0 for a clean session [MQTT-3.2.2-1], else [-2, -3]. */
+    rc = send_connack(b, cl, present, MQTT_CONNACK_ACCEPTED, &props);
+    if (rc == 0 && present)
+        rc = session_resume(b, s);
+    if (rc < 0)
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    return 0;
+}
+
+int connect_on_disconnect(struct broker *b, struct client *cl, const struct mqtt_ack *d)
+{
+    struct session *s = cl->_sess;
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(cl->version == MQTT_V5 || d->rc == 0);
+    if (d->props.has & MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY)) {
+        /* Not from 0 to more: the session is already bound to end [MQTT-3.14.2-2]. */
+        if (s->expiry_s == 0 && d->props.session_expiry != 0)
+            return output_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+        s->expiry_s = d->props.session_expiry;
+    }
+    /* Only 0x00 discards the will; 0x04 and errors publish it [MQTT-3.14.4-3, 3.1.2-8]. */
+    if (d->rc == MQTT_RC_SUCCESS) {
+        outbox_msg_put(b, cl->_will); /* not published [MQTT-3.1.2-10] */
+        cl->_will = NULL;
+    }
+    output_close(b, cl, 1);
+    return 1;
+}
+
+static void client_v5_free(struct broker *b, struct client *cl)
+{
+    struct client_v5 *v5 = cl->_v5;
+    if (!v5)
+        return;
+    RM_ASSERT(v5->alias_out_count <= BROKER_ALIAS_OUT_MAX);
+    for (uint32_t i = 0; i < v5->alias_out_count; i++)
+        free(v5->alias_out[i].topic);
+    free(v5->alias_out);
+    if (v5->alias_in) {
+        for (uint32_t i = 0; i < v5->alias_in_cap; i++)
+            free((void *)v5->alias_in[i].ptr);
+        free(v5->alias_in);
+    }
+    free(v5->auth_connect);
+    free(v5);
+    cl->_v5 = NULL;
+}
+
+void connect_leave(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(cl->state != CLIENT_NEW || cl->_sess == NULL);
+    RM_ASSERT(!cl->_sess || cl->_sess->client == cl);
+    struct session *s = cl->_sess;
+    struct msg *will = cl->_will; /* NULL after a normal DISCONNECT (connect_on_disconnect) */
+    cl->_will = NULL;
+    if (s) {
+        /* Detach first: a persistent session subscribed to its own will queues it. */
+        b->stats.clients--;
+        s->client = NULL;
+        cl->_sess = NULL;
+        session_settle(s);
+        if (will && cl->_v5 && cl->_v5->will_delay_s > 0 && s->expiry_s > 0) {
+            /* Delayed: sent later unless the session resumes first [MQTT-3.1.3-9]. */
+            s->will = will;
+            s->will_at_ms = b->now_ms + (uint64_t)cl->_v5->will_delay_s * 1000;
+            will = NULL;
+        }
+        if (s->expiry_s == 0) {
+            deadline_end(b, s); /* its shared-group messages go to others there */
+        } else {
+            /* Its unacknowledged shared-group messages go to other members. */
+            session_share_redispatch(b, s, route_share_give, b);
+            deadline_arm(b, s);
+        }
+    }
+    if (will)
+        route_will(b, will); /* on every other end [MQTT-3.1.2-8] */
+    client_v5_free(b, cl);
+}

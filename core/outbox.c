@@ -1,0 +1,129 @@
+/*
+ * outbox.c - messages to other shards and releasing messages (see outbox.h).
+ *
+ * Owned by one shard; single-threaded, but outbox_release() may run on any
+ * thread once every shard has stopped.
+ */
+#include "core/outbox.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/broker_types.h"
+#include "core/msg.h"
+#include "core/rm_assert.h"
+#include "core/xmsg.h"
+
+#define OUTBOX_MIN 64u
+
+void outbox_release(struct xmsg *m)
+{
+    RM_ASSERT(m != NULL);
+    switch (m->kind) {
+    case XMSG_MSG_FREE:
+        msg_free(m->payload.msg);
+        break;
+    case XMSG_PUBLISH:
+    case XMSG_RETAIN_SET:
+    case XMSG_RETAIN_APPLY:
+    case XMSG_SHARE_PUBLISH:
+        msg_unref(m->payload.msg);
+        break;
+    case XMSG_INTEREST_ADD:
+    case XMSG_INTEREST_DEL:
+        free(m->payload.buf.ptr);
+        break;
+    case XMSG_ACK:
+        break;
+    default:
+        RM_ASSERT(!"not a routing message");
+    }
+    m->kind = XMSG_NONE;
+}
+
+void outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m)
+{
+    RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
+    RM_ASSERT(m->kind != XMSG_NONE);
+    if (b->outbox_count == b->outbox_cap) {
+        uint32_t ncap = b->outbox_cap ? b->outbox_cap * 2 : OUTBOX_MIN;
+        struct broker_outbox_entry *n = malloc((size_t)ncap * sizeof(*n));
+        if (!n) {
+            b->stats.xmsg_lost++;
+            struct xmsg lost = *m;
+            if (lost.kind == XMSG_MSG_FREE)
+                return; /* Leak rather than free on a foreign shard. */
+            outbox_release(&lost);
+            return;
+        }
+        for (uint32_t i = 0; i < b->outbox_count; i++)
+            n[i] = b->outbox[(b->outbox_head + i) % b->outbox_cap];
+        free(b->outbox);
+        b->outbox = n;
+        b->outbox_cap = ncap;
+        b->outbox_head = 0;
+    }
+    b->outbox[(b->outbox_head + b->outbox_count++) % b->outbox_cap] =
+        (struct broker_outbox_entry){dest, *m};
+}
+
+bool outbox_next(struct broker *b, uint32_t *dest, struct xmsg *m)
+{
+    RM_ASSERT(b != NULL && dest != NULL && m != NULL);
+    if (b->outbox_count == 0)
+        return false;
+    struct broker_outbox_entry *e = &b->outbox[b->outbox_head];
+    *dest = e->dest;
+    *m = e->m;
+    b->outbox_head = (b->outbox_head + 1) % b->outbox_cap;
+    b->outbox_count--;
+    RM_ASSERT(*dest < b->shard_count);
+    return true;
+}
+
+void outbox_msg_put(struct broker *b, struct msg *m)
+{
+    if (!msg_put(m))
+        return;
+    if (m->home_shard == b->shard_id) {
+        msg_free(m);
+        return;
+    }
+    struct xmsg x = {.kind = XMSG_MSG_FREE};
+    x.payload.msg = m;
+    outbox_push(b, m->home_shard, &x);
+}
+
+uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, bool add,
+                         uint64_t token)
+{
+    RM_ASSERT(len > 0 && len <= LIMITS_STRING_BYTES_MAX);
+    RM_ASSERT(b->shard_count >= 1 && (add || token == 0));
+    uint32_t told = 0;
+    for (uint32_t i = 0; i < b->shard_count; i++) {
+        if (i == b->shard_id)
+            continue;
+        struct xmsg x = {.kind = add ? XMSG_INTEREST_ADD : XMSG_INTEREST_DEL};
+        x.payload.buf.ptr = malloc(len);
+        if (!x.payload.buf.ptr) {
+            b->stats.xmsg_lost++;
+            continue;
+        }
+        memcpy(x.payload.buf.ptr, filter, len);
+        x.payload.buf.len = (uint32_t)len;
+        x.payload.buf.token = token;
+        outbox_push(b, i, &x);
+        told++;
+    }
+    return told;
+}
+
+void outbox_fini(struct broker *b)
+{
+    /* Every shard has stopped: what is still in the outbox is ours to drop. */
+    for (uint32_t i = 0; i < b->outbox_count; i++)
+        outbox_release(&b->outbox[(b->outbox_head + i) % b->outbox_cap].m);
+    free(b->outbox);
+    b->outbox = NULL;
+    b->outbox_count = b->outbox_cap = b->outbox_head = 0;
+}

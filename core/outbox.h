@@ -1,0 +1,56 @@
+/*
+ * outbox.h - messages from this shard to the others, queued in order until
+ * net/ moves them into the SPSC rings, and the one place a message
+ * reference is released (freed here, or sent home to be freed).
+ *
+ * Calls nothing in core/ but msg. Owned by one shard; every function runs
+ * on that shard's thread, except outbox_release() (see there).
+ */
+#ifndef RINGMQ_OUTBOX_H
+#define RINGMQ_OUTBOX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct broker;
+struct msg;
+struct xmsg;
+
+/*
+ * Queue @m for shard @dest. Never fails the caller: the outbox grows, and on
+ * allocation failure the message is lost and counted (QoS 1/2 loss is only
+ * possible when the process is out of memory).
+ */
+void outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m);
+
+/* Pop the oldest queued message into *@dest and *@m; false when none. */
+bool outbox_next(struct broker *b, uint32_t *dest, struct xmsg *m);
+
+/*
+ * Drop one reference to @m; when it was the last, free it here if this is
+ * its home shard, else send it home (XMSG_MSG_FREE). NULL is a no-op.
+ */
+void outbox_msg_put(struct broker *b, struct msg *m);
+
+/*
+ * Tell every other shard that this shard's sessions now subscribe (@add) or
+ * no longer subscribe to @filter at all, so they forward matching messages
+ * here. With a @token (add only), each receiver acknowledges with
+ * XMSG_ACK(@token). Returns how many shards were told (those that will
+ * acknowledge); the others are lost to allocation failure and counted.
+ */
+uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, bool add,
+                         uint64_t token);
+
+/*
+ * Release what an undelivered message owns (msg_unref, msg_free for
+ * XMSG_MSG_FREE, free() for XMSG_INTEREST_*). Any thread, but only once
+ * no shard will receive it (shutdown).
+ */
+void outbox_release(struct xmsg *m);
+
+/* Release everything still queued and the ring itself (broker_free()). */
+void outbox_fini(struct broker *b);
+
+#endif

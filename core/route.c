@@ -1,0 +1,289 @@
+/*
+ * route.c - where a message goes (see route.h).
+ *
+ * The topic is split and hashed once; the trie reports every matching
+ * (session, filter), and the session's match epoch folds overlapping
+ * filters into one delivery at the highest granted QoS. Owned by one shard;
+ * single-threaded.
+ */
+#include "core/route.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/broker_types.h"
+#include "core/msg.h"
+#include "core/mqtt_codec.h"
+#include "core/outbox.h"
+#include "core/replica.h"
+#include "core/rm_assert.h"
+#include "core/session.h"
+#include "core/share.h"
+#include "core/trie.h"
+
+/* The PUBLISH properties a message carries to its subscribers unchanged [MQTT-3.3.2-4 etc.]. */
+#define FORWARDED_PROPS                                                                            \
+    (MQTT_PROP_BIT(MQTT_PROP_PAYLOAD_FORMAT) | MQTT_PROP_BIT(MQTT_PROP_CONTENT_TYPE) |             \
+     MQTT_PROP_BIT(MQTT_PROP_RESPONSE_TOPIC) | MQTT_PROP_BIT(MQTT_PROP_CORRELATION_DATA) |         \
+     MQTT_PROP_BIT(MQTT_PROP_USER))
+
+struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
+                          const struct mqtt_str *payload, const struct mqtt_props *props,
+                          uint8_t qos, bool retain, bool will)
+{
+    RM_ASSERT(topic->len > 0);
+    RM_ASSERT(qos <= 2);
+    struct msg *m;
+    /* Only forwarded properties (the common case): the block goes as it is. */
+    bool filter = (props->has & ~(uint64_t)FORWARDED_PROPS) != 0;
+    size_t kept_len = filter ? mqtt_props_copy(props, FORWARDED_PROPS, NULL) : props->raw.len;
+    m = msg_new(topic->ptr, topic->len, filter ? NULL : props->raw.ptr, kept_len, payload->ptr,
+                payload->len, qos, retain);
+    if (m) {
+        /* An alias or expiry sits among them: copy the rest straight into the message. */
+        if (filter)
+            (void)mqtt_props_copy(props, FORWARDED_PROPS, msg_props_fill(m));
+        m->home_shard = b->shard_id;
+        if ((props->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) && will) {
+            m->expiry_ms = MSG_EXPIRY_AT_PUBLISH;
+            m->will_expiry_s = props->message_expiry;
+        } else if (props->has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY)) {
+            m->expiry_ms = b->now_ms + (uint64_t)props->message_expiry * 1000 + 1;
+        }
+    }
+    return m;
+}
+
+static void match_cb(void *ctx, void *owner, uint8_t options)
+{
+    struct broker *b = ctx;
+    struct session *sess = owner;
+    /* No Local: not back to the publishing client [MQTT-3.8.3-3]. */
+    if ((options & MQTT_SUBOPT_NO_LOCAL) && sess == b->publisher)
+        return;
+    uint8_t opts = options & (MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP);
+    if (sess->_match_epoch == b->match_epoch) {
+        if ((opts & MQTT_SUBOPT_QOS) > (sess->_match_opts & MQTT_SUBOPT_QOS))
+            sess->_match_opts =
+                (uint8_t)((sess->_match_opts & ~MQTT_SUBOPT_QOS) | (opts & MQTT_SUBOPT_QOS));
+        sess->_match_opts |= opts & MQTT_SUBOPT_RAP;
+        return;
+    }
+    if (b->match_count == b->match_cap) {
+        uint32_t ncap = b->match_cap ? b->match_cap * 2 : 64;
+        struct session **n = realloc(b->match, ncap * sizeof(*n));
+        if (!n)
+            return; /* Out of memory: this subscriber misses the message. */
+        b->match = n;
+        b->match_cap = ncap;
+    }
+    sess->_match_epoch = b->match_epoch;
+    sess->_match_opts = opts;
+    b->match[b->match_count++] = sess;
+}
+
+static void interest_cb(void *ctx, void *owner, uint8_t options)
+{
+    struct broker *b = ctx;
+    (void)options;
+    uint32_t shard = (uint32_t)((uint8_t *)owner - b->shard_marker);
+    RM_ASSERT(shard < b->shard_count && shard != b->shard_id);
+    uint64_t bit = 1ull << (shard % 64);
+    if (b->shard_hit[shard / 64] & bit)
+        return;
+    b->shard_hit[shard / 64] |= bit;
+    b->remote[b->remote_count++] = shard;
+}
+
+static void pick_cb(void *ctx, uint64_t key, uint32_t shard, void *member, uint8_t options)
+{
+    struct broker *b = ctx;
+    RM_ASSERT(member != NULL || shard != b->shard_id);
+    if (b->pick_count == b->pick_cap) {
+        uint32_t ncap = b->pick_cap ? b->pick_cap * 2 : 8;
+        struct broker_share_pick *n = realloc(b->picks, ncap * sizeof(*n));
+        if (!n) {
+            b->stats.share_dropped++;
+            return;
+        }
+        b->picks = n;
+        b->pick_cap = ncap;
+    }
+    b->picks[b->pick_count++] = (struct broker_share_pick){key, member, shard, options};
+}
+
+/*
+ * Match @topic against this shard's sessions (b->match) and, if @remote
+ * (the message was published here), other shards' and the shared groups
+ * (b->picks: one member per group, anywhere).
+ */
+static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
+{
+    RM_ASSERT(b->match_count == 0 && b->remote_count == 0 && b->pick_count == 0);
+    RM_ASSERT(topic->len > 0);
+    if (++b->match_epoch == 0)
+        b->match_epoch = 1; /* 0 is every session's initial epoch */
+    if (trie_split(&b->split, b->seed, topic->ptr, topic->len) < 0) {
+        b->stats.route_nomem++; /* out of memory: nobody gets this message */
+        return;
+    }
+    trie_match(b->trie, &b->split, match_cb, b);
+    if (remote)
+        share_match(b->share, &b->split, pick_cb, b);
+    if (remote && b->shard_count > 1) {
+        trie_match(b->interest, &b->split, interest_cb, b);
+        for (uint32_t i = 0; i < b->remote_count; i++)
+            b->shard_hit[b->remote[i] / 64] = 0;
+    }
+}
+
+/* Send @m (taking a new reference for it) to shard @dest as @kind. */
+static void send_msg(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m)
+{
+    struct xmsg x = {.kind = kind};
+    x.payload.msg = msg_ref(m);
+    outbox_push(b, dest, &x);
+}
+
+/* Send @m to shard @dest for one member of shared group @key. */
+static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key, uint32_t hops)
+{
+    struct xmsg x = {.kind = XMSG_SHARE_PUBLISH, .arg = hops};
+    x.payload.retain.msg = msg_ref(m);
+    x.payload.retain.token = key;
+    outbox_push(b, dest, &x);
+}
+
+/*
+ * Deliver @m to @s, subscribed with @options: at the lower of the two QoS,
+ * RETAIN 0 unless Retain As Published [MQTT-3.3.1-12, -13]; through shared
+ * group @key, or 0 for the session's own subscriptions.
+ */
+static void deliver_one(struct broker *b, struct session *s, struct msg *m, uint8_t options,
+                        uint64_t key)
+{
+    uint8_t qos = options & MQTT_SUBOPT_QOS;
+    if (qos > m->qos)
+        qos = m->qos;
+    session_deliver(b, s, m, qos, m->retain && (options & MQTT_SUBOPT_RAP), key);
+}
+
+bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from)
+{
+    struct broker *b = ctx;
+    RM_ASSERT(key != 0);
+    RM_ASSERT(m != NULL);
+    struct mqtt_str topic = {msg_topic(m), m->topic_len};
+    uint8_t options = 0;
+    struct session *to = share_pick(b->share, key, topic.ptr, topic.len, (void *)from, &options);
+    if (to && to != from && to->client) {
+        deliver_one(b, to, m, options, key);
+        return true;
+    }
+    /* No other member online here: another shard's, else an offline one here. */
+    uint32_t shard;
+    if (share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, &shard)) {
+        send_share(b, shard, m, key, 0);
+        return true;
+    }
+    if (to && to != from) {
+        deliver_one(b, to, m, options, key);
+        return true;
+    }
+    return false;
+}
+
+/* Deliver @m to what match() found, then reset the scratch. */
+static void deliver(struct broker *b, struct msg *m)
+{
+    for (uint32_t i = 0; i < b->pick_count; i++) {
+        struct broker_share_pick *p = &b->picks[i];
+        if (p->member)
+            deliver_one(b, p->member, m, p->options, p->key);
+        else
+            send_share(b, p->shard, m, p->key, 0);
+    }
+    b->pick_count = 0;
+    for (uint32_t i = 0; i < b->remote_count; i++) {
+        /* One reference per interested shard, never one per subscriber. */
+        send_msg(b, b->remote[i], XMSG_PUBLISH, m);
+        b->stats.xmsg_publish_out++;
+    }
+    b->remote_count = 0;
+    for (uint32_t i = 0; i < b->match_count; i++)
+        deliver_one(b, b->match[i], m, b->match[i]->_match_opts, 0);
+    b->match_count = 0;
+}
+
+int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
+                  uint64_t token)
+{
+    RM_ASSERT(pub->qos <= 2);
+    RM_ASSERT(pub->topic.len > 0);
+    b->stats.msgs_in++;
+    b->publisher = from;
+    match(b, &pub->topic, true);
+    b->publisher = NULL;
+    /* Build the message only if somebody wants it. */
+    if (!pub->retain && b->match_count == 0 && b->remote_count == 0 && b->pick_count == 0)
+        return 0;
+    struct msg *m =
+        route_msg_new(b, &pub->topic, &pub->payload, &pub->props, pub->qos, pub->retain, false);
+    if (!m) {
+        b->match_count = b->remote_count = b->pick_count = 0;
+        return -ENOMEM;
+    }
+    if (pub->retain)
+        replica_publish(b, m, token);
+    deliver(b, m);
+    outbox_msg_put(b, m);
+    return 0;
+}
+
+void route_will(struct broker *b, struct msg *m)
+{
+    struct mqtt_str topic = {msg_topic(m), m->topic_len};
+    RM_ASSERT(m->home_shard == b->shard_id && atomic_load(&m->refs) == 1);
+    if (m->expiry_ms == MSG_EXPIRY_AT_PUBLISH) /* still ours alone: may change */
+        m->expiry_ms = b->now_ms + (uint64_t)m->will_expiry_s * 1000 + 1;
+    b->stats.msgs_in++;
+    b->stats.wills_sent++;
+    if (m->retain)
+        replica_publish(b, m, 0);
+    match(b, &topic, true);
+    deliver(b, m);
+    outbox_msg_put(b, m);
+}
+
+void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64_t key,
+                          uint32_t hops)
+{
+    RM_ASSERT(key != 0);
+    RM_ASSERT(from < b->shard_count);
+    uint8_t options = 0;
+    struct session *to = share_pick(b->share, key, msg_topic(m), m->topic_len, NULL, &options);
+    /*
+     * Our members left while it travelled, or none of them is online (the
+     * sender may have chosen us by turn): another shard may have someone
+     * online. Pass it on a bounded number of times; the last shard queues
+     * it for an offline member of its own.
+     */
+    uint32_t shard;
+    if ((!to || !to->client) && hops < SHARE_HOPS_MAX &&
+        share_pick_shard(b->share, key, msg_topic(m), m->topic_len, from, &shard)) {
+        send_share(b, shard, m, key, hops + 1);
+        return;
+    }
+    if (to)
+        deliver_one(b, to, m, options, key);
+    else
+        b->stats.share_dropped++;
+}
+
+void route_remote(struct broker *b, struct msg *m)
+{
+    RM_ASSERT(m != NULL && m->home_shard != b->shard_id);
+    struct mqtt_str topic = {msg_topic(m), m->topic_len};
+    match(b, &topic, false);
+    deliver(b, m);
+}

@@ -1,0 +1,65 @@
+/*
+ * route.h - where a message goes: this shard's matching sessions (one
+ * delivery per session at the highest granted QoS [MQTT-3.3.5-1]), each
+ * other shard with interest (one reference per shard, never one per
+ * subscriber), and one member of each matching shared group, here or on
+ * another shard. Builds the message only when somebody wants it.
+ *
+ * This is where a publish-side check that applies to every route (an ACL
+ * on the topic, a WAL append of what was accepted) belongs, at
+ * route_publish(). Calls session, replica and outbox. Owned by one shard;
+ * single-threaded.
+ */
+#ifndef RINGMQ_ROUTE_H
+#define RINGMQ_ROUTE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct broker;
+struct msg;
+struct mqtt_props;
+struct mqtt_publish;
+struct mqtt_str;
+struct session;
+
+/*
+ * A message published on this shard, with the forwarded properties of
+ * @props (v5; zeroed before) and its Message Expiry Interval, which for a
+ * @will starts only when it is published (route_will()). NULL on ENOMEM.
+ */
+struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
+                          const struct mqtt_str *payload, const struct mqtt_props *props,
+                          uint8_t qos, bool retain, bool will);
+
+/*
+ * Route a PUBLISH received from @from's client on this shard (No Local
+ * spares @from). A retained one carries @token, the client's wait for every
+ * replica (0: nobody waits). Returns 0 or -ENOMEM (routed to nobody).
+ */
+int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
+                  uint64_t token);
+
+/* Publish a will built on this shard; takes the caller's (only) reference. */
+void route_will(struct broker *b, struct msg *m);
+
+/* XMSG_PUBLISH: deliver @m, routed here by its home shard, to this shard's sessions. Borrows @m. */
+void route_remote(struct broker *b, struct msg *m);
+
+/*
+ * XMSG_SHARE_PUBLISH: @m for one member of shared group @key, sent here by
+ * shard @from after @hops passes. Borrows @m.
+ */
+void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64_t key,
+                          uint32_t hops);
+
+/*
+ * Give @m, which a shared group @key member @from can no longer take, to
+ * another member of the group: on this shard if one is here, else on
+ * another shard. Returns false when @from is the only member left anywhere
+ * (the caller keeps it). Borrows @m. A session_give_fn (session.h): @ctx
+ * is the broker.
+ */
+bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from);
+
+#endif

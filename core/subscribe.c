@@ -1,0 +1,208 @@
+/*
+ * subscribe.c - SUBSCRIBE and UNSUBSCRIBE (see subscribe.h).
+ * Owned by one shard; single-threaded.
+ */
+#include "core/subscribe.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/broker_types.h"
+#include "core/msg.h"
+#include "core/mqtt_codec.h"
+#include "core/outbox.h"
+#include "core/output.h"
+#include "core/retained.h"
+#include "core/rm_assert.h"
+#include "core/session.h"
+#include "core/share.h"
+#include "core/topic.h"
+#include "core/wait.h"
+
+struct retained_ctx {
+    struct broker *b;
+    struct session *s;
+    uint8_t qos;
+};
+
+static void retained_cb(void *ctx, struct msg *m)
+{
+    struct retained_ctx *rc = ctx;
+    uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
+    /* Retained messages sent for a new subscription carry RETAIN 1 [MQTT-3.3.1-8]. */
+    session_deliver(rc->b, rc->s, m, qos, true, 0);
+}
+
+/* Room for @n reason codes in b->rcs; false on ENOMEM. */
+static bool rcs_reserve(struct broker *b, uint32_t n)
+{
+    RM_ASSERT(n > 0);
+    if (b->rcs_cap < n) {
+        uint8_t *p = realloc(b->rcs, n);
+        if (!p)
+            return false;
+        b->rcs = p;
+        b->rcs_cap = n;
+    }
+    RM_ASSERT(b->rcs != NULL);
+    return true;
+}
+
+/* A refused filter's SUBACK code: the v5 reason, or 0x80 before v5 [MQTT-3.9.3-2]. */
+static uint8_t suback_fail(const struct client *cl, uint8_t v5_rc)
+{
+    RM_ASSERT(v5_rc >= 0x80);
+    return cl->version == MQTT_V5 ? v5_rc : MQTT_SUBACK_FAILURE;
+}
+
+/*
+ * This shard's first subscription to @filter: tell the other shards, and
+ * count their acknowledgements on @cl's wait *@token (made on the first
+ * call; it stays 0 without memory, and the SUBACK then goes at once).
+ */
+static void announce(struct broker *b, struct client *cl, const uint8_t *filter, size_t len,
+                     uint64_t *token)
+{
+    RM_ASSERT(len > 0);
+    if (b->shard_count > 1 && !*token)
+        *token = wait_new(b, cl, 0, 0, 0);
+    uint32_t told = outbox_interest(b, filter, len, true, *token);
+    if (*token)
+        wait_add(b, *token, told);
+}
+
+/*
+ * Subscribe @cl's session to one SUBSCRIBE entry; returns its SUBACK code.
+ * New filters are announced on the wait *@token (see announce()).
+ */
+static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct mqtt_sub_entry *e,
+                             uint32_t sub_id, uint64_t *token)
+{
+    const struct limits *lim = b->lim;
+    uint8_t opts = e->options;
+    RM_ASSERT((opts & MQTT_SUBOPT_QOS) <= 2);
+    struct share_name sn = {.filter = e->filter.ptr, .filter_len = e->filter.len};
+    int shared = share_parse(e->filter.ptr, e->filter.len, &sn);
+    if (shared < 0 || topic_filter_check(sn.filter, sn.filter_len, lim) < 0)
+        return suback_fail(cl, MQTT_RC_TOPIC_FILTER_INVALID);
+    if (shared && !lim->shared_subscriptions)
+        return suback_fail(cl, MQTT_RC_SHARED_SUBS_NOT_SUPPORTED);
+    if (!lim->wildcard_subscriptions &&
+        (memchr(sn.filter, '+', sn.filter_len) || memchr(sn.filter, '#', sn.filter_len)))
+        return suback_fail(cl, MQTT_RC_WILDCARD_SUBS_NOT_SUPPORTED); /* section 3.2.2.3.14 */
+    /* No Local on a shared filter never gets here: the codec refuses it [MQTT-3.8.3-4]. */
+    if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
+        opts = (uint8_t)((opts & ~MQTT_SUBOPT_QOS) | lim->max_qos);
+    bool first;
+    int rc = session_subscribe(b, cl->_sess, e->filter.ptr, e->filter.len, opts, sub_id, &first);
+    if (rc == -ENOSPC)
+        return suback_fail(cl, MQTT_RC_QUOTA_EXCEEDED);
+    if (rc < 0)
+        return suback_fail(cl, MQTT_RC_UNSPECIFIED);
+    if (first)
+        announce(b, cl, e->filter.ptr, e->filter.len, token);
+    return opts & MQTT_SUBOPT_QOS;
+}
+
+/* SUBACK with b->rcs, then the retained messages of each granted filter [MQTT-3.8.4-4]. */
+static int suback(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt)
+{
+    struct session *s = cl->_sess;
+    const struct mqtt_subscribe *sub = &pkt->u.subscribe;
+    struct mqtt_pkt ack = {.type = MQTT_SUBACK};
+    ack.u.suback = (struct mqtt_suback){.pkt_id = sub->pkt_id, .count = sub->count, .rcs = b->rcs};
+    if (output_send(b, cl, &ack, output_hard_max(b)) < 0)
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    struct mqtt_sub_iter it;
+    struct mqtt_sub_entry e;
+    uint32_t i = 0;
+    mqtt_sub_iter_init(&it, pkt);
+    while (mqtt_sub_next(&it, &e)) {
+        RM_ASSERT(i < sub->count);
+        if (b->rcs[i++] >= 0x80)
+            continue;
+        struct session_sub *ss = session_sub_find(s, e.filter.ptr, e.filter.len);
+        RM_ASSERT(ss != NULL);
+        bool fresh = ss->fresh;
+        ss->fresh = false;
+        /* A new shared subscription gets no retained messages (section 3.3.1.3). */
+        if (ss->share_key)
+            continue;
+        /* Retain Handling: 0 always, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11]. */
+        uint8_t rh = (uint8_t)(ss->options >> MQTT_SUBOPT_RH_SHIFT) & 3;
+        if (rh == 2 || (rh == 1 && !fresh))
+            continue;
+        struct retained_ctx ctx = {b, s, ss->options & MQTT_SUBOPT_QOS};
+        retained_match(b->retained, e.filter.ptr, e.filter.len, retained_cb, &ctx);
+    }
+    return 0;
+}
+
+int subscribe_on_subscribe(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt)
+{
+    const struct mqtt_subscribe *sub = &pkt->u.subscribe;
+    RM_ASSERT(cl->_sess != NULL);
+    RM_ASSERT(sub->count > 0);
+    uint32_t sub_id = 0;
+    if (sub->props.has & MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID)) {
+        if (!b->lim->subscription_identifiers) /* section 3.2.2.3.15 */
+            return output_close(b, cl, -MQTT_RC_SUBSCRIPTION_IDS_NOT_SUPPORTED);
+        sub_id = sub->props.sub_id;
+    }
+    if (!rcs_reserve(b, sub->count))
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    struct mqtt_sub_iter it;
+    struct mqtt_sub_entry e;
+    uint32_t i = 0;
+    uint64_t token = 0;
+    mqtt_sub_iter_init(&it, pkt);
+    while (mqtt_sub_next(&it, &e) && cl->state != CLIENT_CLOSING) {
+        RM_ASSERT(i < sub->count);
+        b->rcs[i++] = subscribe_one(b, cl, &e, sub_id, &token);
+    }
+    if (cl->state == CLIENT_CLOSING) {
+        if (token)
+            wait_forget(b, cl);
+        return cl->close_rc;
+    }
+    RM_ASSERT(i == sub->count);
+    if (token) {
+        if (wait_remaining(b, token) > 0) {
+            /*
+             * New filters for this shard: hold the client until every other
+             * shard has them, then handle this SUBSCRIBE again - a plain
+             * replace by then - which answers SUBACK and sends the retained.
+             */
+            return BROKER__REDO;
+        }
+        wait_cancel(b, cl); /* nothing was sent (out of memory): answer now */
+    }
+    return suback(b, cl, pkt);
+}
+
+int subscribe_on_unsubscribe(struct broker *b, struct client *cl, const struct mqtt_pkt *pkt)
+{
+    struct session *s = cl->_sess;
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(pkt->u.subscribe.count > 0);
+    bool v5 = cl->version == MQTT_V5;
+    if (v5 && !rcs_reserve(b, pkt->u.subscribe.count))
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    struct mqtt_sub_iter it;
+    struct mqtt_sub_entry e;
+    uint32_t i = 0;
+    mqtt_sub_iter_init(&it, pkt);
+    while (mqtt_sub_next(&it, &e)) {
+        bool had = session_unsubscribe(b, s, e.filter.ptr, e.filter.len);
+        if (v5)
+            b->rcs[i++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+    }
+    /* UNSUBACK even when nothing matched [MQTT-3.10.4-5]. */
+    struct mqtt_pkt ack = {.type = MQTT_UNSUBACK};
+    ack.u.suback =
+        (struct mqtt_suback){.pkt_id = pkt->u.subscribe.pkt_id, .count = i, .rcs = b->rcs};
+    if (output_send(b, cl, &ack, output_hard_max(b)) < 0)
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    return 0;
+}

@@ -1,0 +1,112 @@
+/*
+ * wait.c - clients held until other shards acknowledge (see wait.h).
+ *
+ * Slots are reused; a token is the slot number + 1 with the slot's
+ * generation above it, so an acknowledgement for a freed slot is caught.
+ * Owned by one shard; single-threaded.
+ */
+#include "core/wait.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/broker_types.h"
+#include "core/output.h"
+#include "core/rm_assert.h"
+
+uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                  uint32_t remaining)
+{
+    RM_ASSERT(cl->_wait == 0);
+    RM_ASSERT(b->shard_count > 1);
+    uint32_t slot = 0;
+    while (slot < b->wait_cap && (b->waits[slot].remaining != 0 || b->waits[slot].cl))
+        slot++;
+    if (slot == b->wait_cap) {
+        uint32_t ncap = b->wait_cap ? b->wait_cap * 2 : 16;
+        struct broker_wait *n = realloc(b->waits, ncap * sizeof(*n));
+        if (!n)
+            return 0;
+        memset(n + b->wait_cap, 0, (ncap - b->wait_cap) * sizeof(*n));
+        b->waits = n;
+        b->wait_cap = ncap;
+    }
+    struct broker_wait *w = &b->waits[slot];
+    w->cl = cl;
+    w->remaining = remaining;
+    w->pkt_id = pkt_id;
+    w->ack_type = ack_type;
+    b->wait_used++;
+    cl->_wait = slot + 1;
+    return (uint64_t)w->gen << 32 | (slot + 1);
+}
+
+/* Free @w's slot; stale tokens for it miss from now on (gen). */
+static void wait_release(struct broker *b, struct broker_wait *w)
+{
+    RM_ASSERT(b->wait_used > 0);
+    w->cl = NULL;
+    w->remaining = 0;
+    w->gen++;
+    b->wait_used--;
+}
+
+static struct broker_wait *wait_at(const struct broker *b, uint64_t token)
+{
+    uint32_t slot = (uint32_t)token - 1;
+    RM_ASSERT(slot < b->wait_cap);
+    RM_ASSERT(b->waits[slot].gen == (uint32_t)(token >> 32));
+    return &b->waits[slot];
+}
+
+void wait_add(struct broker *b, uint64_t token, uint32_t n)
+{
+    struct broker_wait *w = wait_at(b, token);
+    RM_ASSERT(w->cl != NULL);
+    w->remaining += n;
+}
+
+uint32_t wait_remaining(const struct broker *b, uint64_t token)
+{
+    return wait_at(b, token)->remaining;
+}
+
+void wait_cancel(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(cl->_wait > 0 && cl->_wait <= b->wait_cap);
+    struct broker_wait *w = &b->waits[cl->_wait - 1];
+    RM_ASSERT(w->cl == cl);
+    wait_release(b, w);
+    cl->_wait = 0;
+}
+
+void wait_forget(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(cl->_wait > 0 && cl->_wait <= b->wait_cap);
+    struct broker_wait *w = &b->waits[cl->_wait - 1];
+    RM_ASSERT(w->cl == cl);
+    w->cl = NULL;
+    if (w->remaining == 0)
+        wait_release(b, w);
+    cl->_wait = 0;
+}
+
+struct client *wait_done(struct broker *b, uint64_t token)
+{
+    struct broker_wait *w = wait_at(b, token);
+    RM_ASSERT(w->remaining > 0);
+    if (--w->remaining > 0)
+        return NULL;
+    struct client *cl = w->cl;
+    uint8_t ack_type = w->ack_type;
+    uint16_t pkt_id = w->pkt_id;
+    wait_release(b, w);
+    if (!cl)
+        return NULL; /* The client went away; nobody to acknowledge. */
+    cl->_wait = 0;
+    if (ack_type && output_ack(b, cl, ack_type, pkt_id) < 0) {
+        output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        return NULL;
+    }
+    return cl;
+}

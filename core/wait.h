@@ -1,0 +1,51 @@
+/*
+ * wait.h - clients held until other shards acknowledge: a retained publish
+ * applied by every replica before its PUBACK [MQTT-3.3.1-6], or a new
+ * filter known to every shard before its SUBACK.
+ *
+ * A wait is a slot counting acknowledgements (XMSG_ACK carrying its token);
+ * its client, if still there, gets the deferred acknowledgement when the
+ * count reaches 0, and the caller then handles what the client sent
+ * meanwhile. Calls only output. Owned by one shard; single-threaded.
+ */
+#ifndef RINGMQ_WAIT_H
+#define RINGMQ_WAIT_H
+
+#include <stdint.h>
+
+struct broker;
+struct client;
+
+/*
+ * Hold @cl (not held yet) for @remaining acknowledgements; then send it
+ * @ack_type (MQTT_PUBACK, MQTT_PUBREC, or 0 for nothing) for @pkt_id.
+ * Returns the wait's token, or 0 on ENOMEM (nothing held).
+ */
+uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                  uint32_t remaining);
+
+/* @n more acknowledgements are due on @token's wait. */
+void wait_add(struct broker *b, uint64_t token, uint32_t n);
+
+/* The acknowledgements still due on @token's wait. */
+uint32_t wait_remaining(const struct broker *b, uint64_t token);
+
+/* Free @cl's wait before anything was asked of other shards; @cl is no longer held. */
+void wait_cancel(struct broker *b, struct client *cl);
+
+/*
+ * @cl goes away or stops waiting: its wait completes without anyone to
+ * answer (freed now if nothing is due). @cl is no longer held.
+ */
+void wait_forget(struct broker *b, struct client *cl);
+
+/*
+ * One acknowledgement for @token arrived. When it was the last one and the
+ * client is still there, the client is sent its deferred acknowledgement
+ * and no longer held: returns it, so that the caller handles the bytes it
+ * kept meanwhile (client->_held). Else (or when that send failed and the
+ * client is now closing) NULL.
+ */
+struct client *wait_done(struct broker *b, uint64_t token);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * xrecv.c - messages from other shards (see xrecv.h).
+ * Owned by one shard; single-threaded.
+ */
+#include "core/xrecv.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/broker_types.h"
+#include "core/msg.h"
+#include "core/outbox.h"
+#include "core/replica.h"
+#include "core/rm_assert.h"
+#include "core/route.h"
+#include "core/share.h"
+#include "core/trie.h"
+#include "core/wait.h"
+#include "core/xmsg.h"
+
+/* A filter @from's sessions gained (@add) or lost; an added one is acknowledged. */
+static void interest(struct broker *b, uint32_t from, const struct xmsg *x, bool add)
+{
+    struct share_name sn;
+    int rc;
+    if (share_parse(x->payload.buf.ptr, x->payload.buf.len, &sn) == 1)
+        rc = share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, add);
+    else if (add)
+        rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
+                         &b->shard_marker[from], 0, NULL);
+    else
+        rc = trie_remove(b->interest, x->payload.buf.ptr, x->payload.buf.len,
+                         &b->shard_marker[from], NULL)
+                 ? 0
+                 : -ENOENT;
+    /*
+     * 0<->1 transitions arrive in order, so a duplicate only follows a DEL
+     * lost to allocation failure: already interested, nothing to do.
+     */
+    if (rc < 0 && add)
+        b->stats.xmsg_lost++;
+    free(x->payload.buf.ptr);
+    if (x->payload.buf.token) {
+        RM_ASSERT(add);
+        /* Matching publishes here are now forwarded: the SUBACK may go. */
+        struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
+        ack.payload.retain.token = x->payload.buf.token;
+        outbox_push(b, from, &ack);
+    }
+}
+
+struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg *x)
+{
+    RM_ASSERT(b != NULL && x != NULL);
+    RM_ASSERT(from < b->shard_count && from != b->shard_id);
+    struct msg *m = x->payload.msg;
+    struct client *released = NULL;
+    switch (x->kind) {
+    case XMSG_PUBLISH:
+        route_remote(b, m);
+        outbox_msg_put(b, m);
+        break;
+    case XMSG_MSG_FREE:
+        RM_ASSERT(m->home_shard == b->shard_id);
+        msg_free(m);
+        break;
+    case XMSG_RETAIN_SET:
+        replica_home_apply(b, m, x->payload.retain.token, x->arg);
+        outbox_msg_put(b, m);
+        break;
+    case XMSG_RETAIN_APPLY:
+        released = replica_apply(b, m, x->payload.retain.token, x->arg);
+        outbox_msg_put(b, m);
+        break;
+    case XMSG_ACK:
+        released = wait_done(b, x->payload.retain.token);
+        break;
+    case XMSG_SHARE_PUBLISH:
+        route_share_received(b, from, m, x->payload.retain.token, x->arg);
+        outbox_msg_put(b, m);
+        break;
+    case XMSG_INTEREST_ADD:
+    case XMSG_INTEREST_DEL:
+        interest(b, from, x, x->kind == XMSG_INTEREST_ADD);
+        break;
+    default:
+        RM_ASSERT(!"not a routing message");
+    }
+    return released;
+}

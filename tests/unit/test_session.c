@@ -1,0 +1,416 @@
+/*
+ * test_session.c - core/session.c alone: one session's subscriptions,
+ * packet ids, inflight window, queue, inbound QoS 2 state and shared-group
+ * hand-back, driven through session_*() directly. The broker only provides
+ * the shard state a session works in (limits, trie, clock, counters); no
+ * packet is fed through it. Output is read back from the client's buffer.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/broker_types.h"
+#include "core/msg.h"
+#include "core/outbox.h"
+#include "core/output.h"
+#include "core/session.h"
+
+/* After core/ headers: it defines the global broker `b` their parameters would shadow. */
+#include "broker_helpers.h"
+
+TestSuite(session, .init = setup, .fini = teardown);
+
+/* A session "id" with client @cl attached (NULL: offline). */
+static struct session *sess_new(const char *id, struct client *cl)
+{
+    struct session *s = session_new((const uint8_t *)id, strlen(id), 0, SESSION_EXPIRY_NEVER);
+    cr_assert_not_null(s);
+    if (cl) {
+        broker_client_init(b, cl);
+        cl->state = CLIENT_CONNECTED;
+        cl->version = MQTT_V311;
+        cl->_sess = s;
+        s->client = cl;
+    }
+    return s;
+}
+
+/* Detach @cl from @s and forget its buffers (it was never a connection). */
+static void detach(struct session *s, struct client *cl)
+{
+    s->client = NULL;
+    cl->_sess = NULL;
+    output_unlink(b, cl);
+    obuf_free(&cl->out);
+    free(cl->_v5);
+    cl->_v5 = NULL;
+}
+
+/* Attach a fresh MQTT 5.0 client @cl to @s, with Maximum Packet Size and Receive Maximum. */
+static void attach_v5(struct session *s, struct client *cl, uint32_t max_packet, uint16_t recv_max)
+{
+    broker_client_init(b, cl);
+    cl->state = CLIENT_CONNECTED;
+    cl->version = MQTT_V5;
+    cl->_v5 = calloc(1, sizeof(*cl->_v5));
+    cr_assert_not_null(cl->_v5);
+    cl->_v5->max_packet = max_packet;
+    cl->_v5->recv_max = recv_max;
+    cl->_sess = s;
+    s->client = cl;
+}
+
+static void sess_free(struct session *s)
+{
+    cr_assert_null(s->client);
+    session_free(b, s, NULL, NULL);
+}
+
+static struct msg *mk(const char *topic, const char *payload, uint8_t qos)
+{
+    struct msg *m = msg_new((const uint8_t *)topic, strlen(topic), NULL, 0,
+                            (const uint8_t *)payload, strlen(payload), qos, false);
+    cr_assert_not_null(m);
+    m->home_shard = 0;
+    return m;
+}
+
+/* Deliver a new message to @s at @qos and drop the test's reference. */
+static void deliver(struct session *s, const char *topic, const char *payload, uint8_t qos)
+{
+    struct msg *m = mk(topic, payload, qos);
+    session_deliver(b, s, m, qos, false, 0);
+    outbox_msg_put(b, m);
+}
+
+/* The next packet for @cl must be a PUBLISH of @payload at @qos; returns its packet id. */
+static uint16_t expect_pub(struct client *cl, const char *payload, uint8_t qos, bool dup)
+{
+    struct got g;
+    cr_assert(next_out(cl, &g), "no PUBLISH %s", payload);
+    cr_assert_eq(g.pkt.type, MQTT_PUBLISH);
+    struct mqtt_publish *p = &g.pkt.u.publish;
+    cr_assert_eq(p->payload.len, strlen(payload));
+    cr_assert(memcmp(p->payload.ptr, payload, p->payload.len) == 0, "wrong payload");
+    cr_assert_eq(p->qos, qos);
+    cr_assert_eq(p->dup, dup, "DUP %d, want %d", p->dup, dup);
+    return p->pkt_id;
+}
+
+static void expect_ack(struct client *cl, uint8_t type, uint16_t id)
+{
+    struct got g;
+    cr_assert(next_out(cl, &g));
+    cr_assert_eq(g.pkt.type, type, "%s, want %s", mqtt_type_name(g.pkt.type),
+                 mqtt_type_name(type));
+    cr_assert_eq(g.pkt.u.ack.pkt_id, id);
+}
+
+Test(session, first_subscriber_of_a_filter_is_reported_for_other_shards)
+{
+    struct session *s1 = sess_new("a", NULL), *s2 = sess_new("b", NULL);
+    bool first = false;
+    cr_assert_eq(session_subscribe(b, s1, (const uint8_t *)"x/+", 3, 1, 0, &first), 1);
+    cr_assert(first);
+    cr_assert_eq(session_subscribe(b, s2, (const uint8_t *)"x/+", 3, 1, 0, &first), 1);
+    cr_assert_not(first, "a second session's filter is not new to the shard");
+    cr_assert_eq(trie_count(b->trie), 2);
+    cr_assert(session_unsubscribe(b, s1, (const uint8_t *)"x/+", 3));
+    cr_assert_not(session_unsubscribe(b, s1, (const uint8_t *)"x/+", 3));
+    cr_assert_eq(s1->sub_count, 0);
+    sess_free(s1);
+    sess_free(s2);
+    cr_assert_eq(trie_count(b->trie), 0, "freeing a session leaves the trie");
+}
+
+Test(session, same_filter_again_replaces_the_subscription)
+{
+    /* [MQTT-3.8.4-3]: replaced, not added; fresh until a connection settles it. */
+    struct session *s = sess_new("a", NULL);
+    bool first;
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"t", 1, 0, 0, &first), 1);
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"t", 1, 2, 5, &first), 1);
+    cr_assert_eq(s->sub_count, 1);
+    cr_assert_eq(s->subs[0].options, 2);
+    cr_assert_eq(s->sub_id_count, 1);
+    session_settle(s);
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"t", 1, 1, 0, &first), 0);
+    cr_assert_eq(s->sub_id_count, 0);
+    sess_free(s);
+}
+
+Test(session, subscriptions_are_bounded_by_subs_per_client_max)
+{
+    lim.subs_per_client_max = 2;
+    struct session *s = sess_new("a", NULL);
+    bool first;
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a", 1, 0, 0, &first), 1);
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"b", 1, 0, 0, &first), 1);
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"c", 1, 0, 0, &first), -ENOSPC);
+    sess_free(s);
+}
+
+Test(session, subscription_identifiers_of_matching_filters_only)
+{
+    /* [MQTT-3.3.4-3]: the identifiers of the subscriptions the topic matches. */
+    struct session *s = sess_new("a", NULL);
+    bool first;
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a/+", 3, 0, 7, &first), 1);
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a/#", 3, 0, 9, &first), 1);
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"b", 1, 0, 11, &first), 1);
+    uint32_t ids[4];
+    uint32_t n = session_sub_ids(s, (const uint8_t *)"a/x", 3, 0, ids, 4);
+    cr_assert_eq(n, 2);
+    cr_assert((ids[0] == 7 && ids[1] == 9) || (ids[0] == 9 && ids[1] == 7));
+    cr_assert_eq(session_sub_ids(s, (const uint8_t *)"c", 1, 0, ids, 4), 0);
+    sess_free(s);
+}
+
+Test(session, offline_keeps_qos1_and_drops_qos0)
+{
+    struct session *s = sess_new("a", NULL);
+    deliver(s, "t", "zero", 0);
+    deliver(s, "t", "one", 1);
+    cr_assert_eq(s->queue_count, 1);
+    cr_assert_eq(b->stats.msgs_dropped, 1);
+    sess_free(s);
+}
+
+Test(session, a_full_queue_refuses_and_counts)
+{
+    lim.queued_max = 3;
+    struct session *s = sess_new("a", NULL);
+    for (int i = 0; i < 5; i++)
+        deliver(s, "t", "m", 1);
+    cr_assert_eq(s->queue_count, 3);
+    cr_assert_eq(b->stats.queue_full, 2);
+    sess_free(s);
+}
+
+Test(session, online_delivery_fills_the_window_then_queues_in_order)
+{
+    lim.inflight_max = 2;
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    deliver(s, "t", "1", 1);
+    deliver(s, "t", "2", 1);
+    deliver(s, "t", "3", 1);
+    uint16_t id1 = expect_pub(&cl, "1", 1, false);
+    uint16_t id2 = expect_pub(&cl, "2", 1, false);
+    expect_none(&cl);
+    cr_assert_neq(id1, id2, "packet ids in use are unique [MQTT-2.3.1-2]");
+    cr_assert_eq(s->inflight_count, 2);
+    cr_assert_eq(s->queue_count, 1);
+    /* An acknowledgement frees a slot: the queued one goes out. */
+    cr_assert_eq(session_on_puback(b, s, id1), 0);
+    expect_pub(&cl, "3", 1, false);
+    cr_assert_eq(s->queue_count, 0);
+    /* An unknown id is ignored. */
+    cr_assert_eq(session_on_puback(b, s, 999), 0);
+    cr_assert_eq(s->inflight_count, 2);
+    detach(s, &cl);
+    sess_free(s);
+}
+
+Test(session, qos2_outbound_flow_releases_the_message_at_pubrec)
+{
+    /* [MQTT-4.3.3-1]: PUBREC -> PUBREL, the message is no longer held; PUBCOMP ends it. */
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    deliver(s, "t", "two", 2);
+    uint16_t id = expect_pub(&cl, "two", 2, false);
+    cr_assert_eq(session_on_pubrec(b, s, id, 0), 0);
+    expect_ack(&cl, MQTT_PUBREL, id);
+    cr_assert_null(s->inflight[0].msg);
+    cr_assert_eq(s->inflight[0].state, SESSION_WAIT_PUBCOMP);
+    /* A repeated PUBREC gets PUBREL again. */
+    cr_assert_eq(session_on_pubrec(b, s, id, 0), 0);
+    expect_ack(&cl, MQTT_PUBREL, id);
+    cr_assert_eq(session_on_pubcomp(b, s, id), 0);
+    cr_assert_eq(s->inflight_count, 0);
+    detach(s, &cl);
+    sess_free(s);
+}
+
+Test(session, pubrec_with_an_error_code_ends_the_flow_without_pubrel)
+{
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    deliver(s, "t", "two", 2);
+    uint16_t id = expect_pub(&cl, "two", 2, false);
+    cr_assert_eq(session_on_pubrec(b, s, id, MQTT_RC_UNSPECIFIED), 0);
+    expect_none(&cl);
+    cr_assert_eq(s->inflight_count, 0);
+    detach(s, &cl);
+    sess_free(s);
+}
+
+Test(session, inbound_qos2_duplicates_and_bound)
+{
+    /* [MQTT-4.3.3-2]: a resent id is not new until PUBREL releases it. */
+    lim.inflight_in_max = 2;
+    struct session *s = sess_new("a", NULL);
+    cr_assert_eq(session_qos2_in_add(b, s, 1), 1);
+    cr_assert_eq(session_qos2_in_add(b, s, 1), 0);
+    cr_assert_eq(session_qos2_in_add(b, s, 2), 1);
+    cr_assert_eq(session_qos2_in_add(b, s, 3), -MQTT_RC_RECEIVE_MAX_EXCEEDED);
+    session_on_pubrel(s, 1);
+    cr_assert_eq(session_qos2_in_add(b, s, 1), 1);
+    sess_free(s);
+}
+
+Test(session, resume_resends_in_order_with_dup_within_receive_maximum)
+{
+    /* [MQTT-4.4.0-1], [MQTT-3.3.4-9]: same order, DUP, no more than Receive Maximum. */
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    deliver(s, "t", "1", 1);
+    deliver(s, "t", "2", 2);
+    deliver(s, "t", "3", 1);
+    uint16_t id1 = expect_pub(&cl, "1", 1, false);
+    uint16_t id2 = expect_pub(&cl, "2", 2, false);
+    uint16_t id3 = expect_pub(&cl, "3", 1, false);
+    detach(s, &cl);
+
+    struct client cl2;
+    attach_v5(s, &cl2, UINT32_MAX, 2);
+    cr_assert_eq(session_resume(b, s), 0);
+    cr_assert_eq(expect_pub(&cl2, "1", 1, true), id1);
+    cr_assert_eq(expect_pub(&cl2, "2", 2, true), id2);
+    expect_none(&cl2);
+    cr_assert_eq(session_on_puback(b, s, id1), 0);
+    cr_assert_eq(expect_pub(&cl2, "3", 1, true), id3);
+    detach(s, &cl2);
+    sess_free(s);
+}
+
+Test(session, expired_messages_are_not_sent_and_expiry_counts_down)
+{
+    /* [MQTT-3.3.2-5] expired: not sent; [MQTT-3.3.2-6] the interval left is sent. */
+    struct client cl;
+    struct session *s = sess_new("a", NULL);
+    deliver(s, "t", "old", 1);
+    struct msg *m = mk("t", "new", 1);
+    m->expiry_ms = 10000 + 1;
+    session_deliver(b, s, m, 1, false, 0);
+    outbox_msg_put(b, m);
+    s->queue[0].msg->expiry_ms = 3000; /* "old" expires at 3 s */
+    broker_tick(b, 4000);
+
+    attach_v5(s, &cl, UINT32_MAX, 10);
+    cr_assert_eq(session_resume(b, s), 0);
+    struct got g;
+    cr_assert(next_out(&cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBLISH);
+    cr_assert(memcmp(g.pkt.u.publish.payload.ptr, "new", 3) == 0, "the expired one was sent");
+    cr_assert(g.pkt.u.publish.props.has & MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY));
+    cr_assert_eq(g.pkt.u.publish.props.message_expiry, 6);
+    expect_none(&cl);
+    cr_assert_eq(b->stats.msgs_expired, 1);
+    detach(s, &cl);
+    sess_free(s);
+}
+
+Test(session, too_large_for_the_client_is_dropped_as_delivered)
+{
+    /* [MQTT-3.1.2-25]: over the client's Maximum Packet Size, not sent. */
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    cl.version = MQTT_V5;
+    cl._v5 = calloc(1, sizeof(*cl._v5));
+    cr_assert_not_null(cl._v5);
+    cl._v5->max_packet = 20;
+    cl._v5->recv_max = 10;
+    deliver(s, "t", "a payload longer than twenty bytes", 1);
+    deliver(s, "t", "ok", 1);
+    expect_pub(&cl, "ok", 1, false);
+    expect_none(&cl);
+    cr_assert_eq(b->stats.msgs_too_large, 1);
+    cr_assert_eq(s->inflight_count, 1, "the dropped one holds no slot");
+    detach(s, &cl);
+    sess_free(s);
+}
+
+/* A give function that takes every message (counting them) or none. */
+struct give_log {
+    bool take;
+    int given;
+};
+
+static bool give(void *ctx, struct msg *m, uint64_t key, const struct session *from)
+{
+    struct give_log *log = ctx;
+    cr_assert_not_null(m);
+    cr_assert_eq(key, 42);
+    cr_assert_not_null(from);
+    log->given += log->take;
+    return log->take;
+}
+
+Test(session, shared_messages_go_back_except_qos2_once_sent)
+{
+    /* [MQTT-4.8.2-4, -5]: QoS 2 once sent stays; QoS 1 unacknowledged and queued go. */
+    lim.inflight_max = 2;
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    struct msg *m1 = mk("t", "1", 1), *m2 = mk("t", "2", 2), *m3 = mk("t", "3", 1);
+    session_deliver(b, s, m2, 2, false, 42);
+    session_deliver(b, s, m1, 1, false, 42);
+    session_deliver(b, s, m3, 1, false, 42);
+    deliver(s, "t", "own", 1); /* the session's own subscription: not given back */
+    cr_assert_eq(s->inflight_count, 2);
+    cr_assert_eq(s->queue_count, 2);
+    detach(s, &cl);
+
+    struct give_log refuse = {.take = false};
+    session_share_redispatch(b, s, give, &refuse);
+    cr_assert_eq(s->inflight_count, 2, "refused: kept");
+    cr_assert_eq(s->queue_count, 2);
+
+    struct give_log take = {.take = true};
+    session_share_redispatch(b, s, give, &take);
+    cr_assert_eq(take.given, 2, "the QoS 1 in flight and the queued shared one");
+    cr_assert_eq(s->inflight_count, 1);
+    cr_assert_eq(s->inflight[0].qos, 2);
+    cr_assert_eq(s->queue_count, 1);
+    cr_assert_eq(s->queue[(s->queue_head) % s->queue_cap].share_key, 0);
+    outbox_msg_put(b, m1);
+    outbox_msg_put(b, m2);
+    outbox_msg_put(b, m3);
+    sess_free(s);
+}
+
+Test(session, packet_ids_skip_those_in_flight)
+{
+    /* [MQTT-2.3.1-2]: wrapping at 65535 never reuses an id still in flight. */
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    deliver(s, "t", "a", 1);
+    uint16_t first = expect_pub(&cl, "a", 1, false);
+    s->next_pkt_id = first; /* as if the counter wrapped around */
+    deliver(s, "t", "b", 1);
+    uint16_t second = expect_pub(&cl, "b", 1, false);
+    cr_assert_neq(second, first);
+    cr_assert_neq(second, 0);
+    detach(s, &cl);
+    sess_free(s);
+}
+
+Test(session, resume_drops_what_the_new_connection_cannot_take)
+{
+    /* [MQTT-3.1.2-25] on a resend: too large for the new Maximum Packet Size. */
+    struct client cl;
+    struct session *s = sess_new("a", &cl);
+    deliver(s, "t", "a payload longer than twenty bytes", 1);
+    expect_pub(&cl, "a payload longer than twenty bytes", 1, false);
+    detach(s, &cl);
+    struct client cl2;
+    attach_v5(s, &cl2, 20, 10);
+    cr_assert_eq(session_resume(b, s), 0);
+    expect_none(&cl2);
+    cr_assert_eq(s->inflight_count, 0, "dropped as if delivered");
+    cr_assert_eq(b->stats.msgs_too_large, 1);
+    detach(s, &cl2);
+    sess_free(s);
+}
