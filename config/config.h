@@ -13,75 +13,9 @@
 #ifndef RINGMQ_CONFIG_H
 #define RINGMQ_CONFIG_H
 
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
-#include "core/limits.h"
-
-#define CONFIG_LISTENERS_MAX 16
-#define CONFIG_NAME_MAX 64
-#define CONFIG_ERR_MAX 512
-#define CONFIG_PATH_MAX 256    /* certificate, key and CA file paths */
-#define CONFIG_WS_PATH_MAX 128 /* WebSocket request path */
-#define CONFIG_WS_PATH_DEFAULT "/mqtt"
-#define CONFIG_CIPHERS_MAX 512 /* one cipher list */
-
-/* What a listener speaks on top of TCP (or TLS). */
-enum config_protocol {
-    CONFIG_PROTO_MQTT = 0,   /* MQTT directly */
-    CONFIG_PROTO_WEBSOCKETS, /* MQTT in WebSocket binary frames (RFC 6455) */
-};
-
-/* The oldest TLS version a listener accepts. */
-enum config_tls_version {
-    CONFIG_TLS_12 = 0,
-    CONFIG_TLS_13,
-};
-
-enum config_log_level {
-    CONFIG_LOG_ERROR = 0,
-    CONFIG_LOG_WARN,
-    CONFIG_LOG_INFO,
-    CONFIG_LOG_DEBUG,
-};
-
-/*
- * One [listener.NAME] section. TLS is on when certfile is set; the other
- * TLS keys need it (config_check). Empty strings mean "not set".
- */
-struct config_listener {
-    char name[CONFIG_NAME_MAX];    /* NAME from the section header */
-    char bind[CONFIG_NAME_MAX];    /* numeric IPv4 or IPv6 address */
-    uint16_t port;                 /* 0 = ephemeral (tests) */
-    uint32_t backlog;
-    enum config_protocol protocol;
-    char ws_path[CONFIG_WS_PATH_MAX];   /* websockets: the upgrade's path */
-    char certfile[CONFIG_PATH_MAX];     /* PEM chain (and the key when keyfile is empty) */
-    char keyfile[CONFIG_PATH_MAX];      /* PEM private key */
-    char cafile[CONFIG_PATH_MAX];       /* PEM CA certificates for client certificates */
-    char capath[CONFIG_PATH_MAX];       /* directory of CA certificates */
-    bool require_certificate;           /* clients must present a certificate */
-    bool use_identity_as_username;      /* the certificate's subject CN is the username */
-    enum config_tls_version tls_version; /* minimum */
-    char ciphers[CONFIG_CIPHERS_MAX];   /* TLS 1.2 cipher list (OpenSSL names) */
-    char ciphers_tls13[CONFIG_CIPHERS_MAX]; /* TLS 1.3 suites */
-};
-
-/* Whether listener @l speaks TLS. */
-static inline bool config_listener_tls(const struct config_listener *l)
-{
-    return l->certfile[0] != '\0';
-}
-
-struct config {
-    enum config_log_level log_level;
-    uint32_t shards; /* 0 = auto: one per online CPU */
-    bool pin_shards; /* pin shard i to the i-th allowed CPU */
-    struct limits limits;
-    uint32_t listener_count;
-    struct config_listener listeners[CONFIG_LISTENERS_MAX];
-};
+#include "config/config_types.h"
 
 /* Fill @cfg with the defaults (one listener "default" on 127.0.0.1:1883). */
 void config_defaults(struct config *cfg);

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config/config.h"
+#include "config/config_types.h"
 
 /* Upper bound on the table's length; config_keys.c checks it at compile time. */
 #define CONFIG__KEYS_MAX 48

@@ -23,7 +23,7 @@
 #include "core/rm_assert.h"
 #include "net/listener.h"
 #include "net/log.h"
-#include "net/shard.h"
+#include "net/shard_types.h"
 #include "net/uring.h"
 #include "net/xport.h"
 #include "net/xshard.h"
@@ -150,12 +150,57 @@ static void cancel_op(struct shard *s, struct conn *c, enum uring_op op)
  * Take @c off the shard's live list for good: no operation is in flight and
  * its fd is closed or handed over. It is freed from the work list.
  */
+/* Put dead @c on the shard's end-of-iteration work list, to be freed (idempotent). */
+static void work_push(struct shard *s, struct conn *c)
+{
+    RM_ASSERT(c->flags & CONN_F_DEAD); /* off the live list: `next` is free */
+    if (c->flags & CONN_F_WORK) {
+        return;
+    }
+    c->flags |= CONN_F_WORK;
+    c->next = s->work;
+    s->work = c;
+}
+
+/* Append @c to the shard's deferred handshakes (the caller sets CONN_F_DEFERRED). */
+static int defer_push(struct shard *s, struct conn *c)
+{
+    struct conn **grown;
+    uint32_t cap;
+
+    RM_ASSERT(s->deferred_count <= s->deferred_cap);
+    if (s->deferred_count == s->deferred_cap) {
+        cap = s->deferred_cap == 0 ? 64 : s->deferred_cap * 2;
+        grown = realloc(s->deferred, cap * sizeof(*grown));
+        if (grown == NULL) {
+            return -ENOMEM;
+        }
+        s->deferred = grown;
+        s->deferred_cap = cap;
+    }
+    s->deferred[s->deferred_count++] = c;
+    return 0;
+}
+
+/* Take @c off the deferred handshakes (it closed). */
+static void defer_remove(struct shard *s, struct conn *c)
+{
+    uint32_t i;
+
+    /* Bounded by the list: only conns still in a TLS handshake are on it. */
+    for (i = 0; i < s->deferred_count && s->deferred[i] != c; i++) {
+    }
+    RM_ASSERT(i < s->deferred_count);
+    memmove(s->deferred + i, s->deferred + i + 1, (s->deferred_count - i - 1) * sizeof(c));
+    s->deferred_count--;
+}
+
 static void retire(struct shard *s, struct conn *c)
 {
     RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_SEND | CONN_F_DEAD)));
     RM_ASSERT(s->conn_count > 0);
     if (c->flags & CONN_F_DEFERRED) {
-        shard__defer_remove(s, c);
+        defer_remove(s, c);
         c->flags &= (uint16_t)~CONN_F_DEFERRED;
     }
     c->flags |= CONN_F_DEAD;
@@ -173,7 +218,7 @@ static void retire(struct shard *s, struct conn *c)
     c->prev = NULL;
     c->next = NULL;
     s->conn_count--;
-    shard__work_push(s, c);
+    work_push(s, c);
 }
 
 static void finalise(struct shard *s, struct conn *c)
@@ -469,7 +514,7 @@ static void defer(struct shard *s, struct conn *c, const uint8_t *data, size_t l
     int ret = xport_hold(c->xp, data, len);
 
     if (ret == 0 && !(c->flags & CONN_F_DEFERRED)) {
-        ret = shard__defer_push(s, c);
+        ret = defer_push(s, c);
         if (ret == 0) {
             c->flags |= CONN_F_DEFERRED;
             s->stats.handshakes_deferred++;

@@ -81,48 +81,6 @@ static uint64_t clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-void shard__work_push(struct shard *s, struct conn *c)
-{
-    RM_ASSERT(c->flags & CONN_F_DEAD); /* off the live list: `next` is free */
-    if (c->flags & CONN_F_WORK) {
-        return;
-    }
-    c->flags |= CONN_F_WORK;
-    c->next = s->work;
-    s->work = c;
-}
-
-int shard__defer_push(struct shard *s, struct conn *c)
-{
-    struct conn **grown;
-    uint32_t cap;
-
-    RM_ASSERT(s->deferred_count <= s->deferred_cap);
-    if (s->deferred_count == s->deferred_cap) {
-        cap = s->deferred_cap == 0 ? 64 : s->deferred_cap * 2;
-        grown = realloc(s->deferred, cap * sizeof(*grown));
-        if (grown == NULL) {
-            return -ENOMEM;
-        }
-        s->deferred = grown;
-        s->deferred_cap = cap;
-    }
-    s->deferred[s->deferred_count++] = c;
-    return 0;
-}
-
-void shard__defer_remove(struct shard *s, struct conn *c)
-{
-    uint32_t i;
-
-    /* Bounded by the list: only conns still in a TLS handshake are on it. */
-    for (i = 0; i < s->deferred_count && s->deferred[i] != c; i++) {
-    }
-    RM_ASSERT(i < s->deferred_count);
-    memmove(s->deferred + i, s->deferred + i + 1, (s->deferred_count - i - 1) * sizeof(c));
-    s->deferred_count--;
-}
-
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
                         uint32_t shard_count, uint32_t conn_max, struct xshard *xshard,
                         const uint16_t *ports)

@@ -55,13 +55,6 @@ static int io_send(WOLFSSL *ssl, char *buf, int sz, void *ctx)
     return sz;
 }
 
-void tls_conn__ctx_io(struct WOLFSSL_CTX *ctx)
-{
-    RM_ASSERT(ctx != NULL);
-    wolfSSL_CTX_SetIORecv(ctx, io_recv);
-    wolfSSL_CTX_SetIOSend(ctx, io_send);
-}
-
 /*
  * The one mapping of a wolfSSL return value @ret of @what: > 0 passes
  * through, WANT_READ/WANT_WRITE are 0 (more input needed; output is never
@@ -101,6 +94,9 @@ struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io)
     if (ssl == NULL) {
         return NULL;
     }
+    /* Per connection, so the shared WOLFSSL_CTX stays read-only after tls_ctx_new(). */
+    wolfSSL_SSLSetIORecv(ssl, io_recv);
+    wolfSSL_SSLSetIOSend(ssl, io_send);
     wolfSSL_SetIOReadCtx(ssl, io);
     wolfSSL_SetIOWriteCtx(ssl, io);
     return ssl;

@@ -48,9 +48,6 @@ struct tls_io {
     size_t out_max;    /* bound on out->len: past it a write fails (-ENOMEM) */
 };
 
-/* Install the I/O callbacks in a context (tls/tls_ctx, at start-up). */
-void tls_conn__ctx_io(struct WOLFSSL_CTX *ctx);
-
 /*
  * A new server-side WOLFSSL from @t, with @io (borrowed, must outlive the
  * object and keep its address) as its I/O. NULL on allocation failure.

@@ -20,7 +20,6 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "core/rm_assert.h"
-#include "tls/tls_conn.h"
 
 /* TLS 1.3 suites kept when only `ciphers` (the TLS 1.2 list) is configured. */
 #define TLS13_DEFAULT_SUITES                                                                      \
@@ -266,7 +265,6 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
         snprintf(err, err_len, "cannot turn session tickets off");
         goto out_free;
     }
-    tls_conn__ctx_io(t->ctx);
     return t;
 
 out_free:

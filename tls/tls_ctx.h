@@ -23,7 +23,8 @@
  * reference-count mutex: one short lock per accepted and closed TLS
  * connection, shared by the shards.
  *
- * The I/O callbacks are tls/tls_conn's: wolfSSL never touches a socket.
+ * tls/tls_conn sets its I/O callbacks on each connection: wolfSSL never
+ * touches a socket, and this context is never written after start-up.
  *
  * Start-up thread builds and frees; any shard reads.
  */
