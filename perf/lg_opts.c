@@ -18,6 +18,8 @@
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
 #include "perf/lg_msg.h"
+#include "perf/lg_tcp.h"
+#include "perf/lg_transport.h"
 
 enum {
     OPT_HOST = 256,

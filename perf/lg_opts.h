@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "perf/lg_transport.h"
+#include "perf/lg_transport_types.h"
 
 #define LG_OPTS_THREADS_MAX 64u /* a worker wake-up mask is one uint64_t */
 #define LG_OPTS_PAYLOAD_MAX (256u * 1024u)

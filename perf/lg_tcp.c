@@ -4,7 +4,7 @@
  * Owns nothing beyond the calls; the fd belongs to the worker that owns the
  * connection, which is also the only thread calling in here.
  */
-#include "perf/lg_transport.h"
+#include "perf/lg_tcp.h"
 
 #include <errno.h>
 #include <sys/socket.h>

@@ -12,7 +12,7 @@
  * allows, recv() drains every record the socket has, send() encrypts. Every
  * call for a connection comes from the worker thread that owns it.
  */
-#include "perf/lg_transport.h"
+#include "perf/lg_tls.h"
 
 #include <errno.h>
 #include <limits.h>

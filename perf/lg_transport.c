@@ -9,6 +9,9 @@
 #include <string.h>
 
 #include "core/rm_assert.h"
+#include "perf/lg_tcp.h"
+#include "perf/lg_tls.h"
+#include "perf/lg_ws.h"
 
 const struct lg_transport *lg_transport_find(const char *name)
 {
@@ -16,7 +19,7 @@ const struct lg_transport *lg_transport_find(const char *name)
         &lg_tcp_transport,
         &lg_tls_transport,
         &lg_ws_transport,
-        &lg_wss_transport,
+        &lg_ws_tls_transport,
     };
     size_t i;
 

@@ -32,7 +32,7 @@
 #include "perf/lg_hist.h"
 #include "perf/lg_msg.h"
 #include "perf/lg_opts.h"
-#include "perf/lg_transport.h"
+#include "perf/lg_transport_types.h"
 
 enum lg_phase {
     LG_PHASE_CONNECT = 0, /* open every connection, subscribe the subscribers */

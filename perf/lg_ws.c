@@ -1,6 +1,6 @@
 /*
  * lg_ws.c - the WebSocket transports: MQTT over RFC 6455, on plain TCP (ws)
- * or on TLS (wss); see lg_ws.h and lg_transport.h.
+ * or on TLS (wss); see lg_ws.h and lg_transport_types.h.
  *
  * open() sends the HTTP/1.1 upgrade (GET --ws-path, Sec-WebSocket-Protocol:
  * mqtt, a random Sec-WebSocket-Key) over the lower transport once that is
@@ -43,7 +43,8 @@
 #include <wolfssl/wolfcrypt/sha.h>
 
 #include "core/rm_assert.h"
-#include "perf/lg_transport.h"
+#include "perf/lg_tcp.h"
+#include "perf/lg_tls.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_HTTP_MAX 8192u        /* the server's upgrade answer, head and all */
@@ -833,7 +834,7 @@ const struct lg_transport lg_ws_transport = {
     .close = ws_close,
 };
 
-const struct lg_transport lg_wss_transport = {
+const struct lg_transport lg_ws_tls_transport = {
     .name = "wss",
     .setup = wss_setup,
     .cleanup = wss_cleanup,

@@ -1,10 +1,11 @@
 /*
- * lg_ws.h - the WebSocket client pieces of the ws and wss transports
- * (RFC 6455), as pure functions the self-test can check on their own.
+ * lg_ws.h - the ws and wss transports (RFC 6455 over lg_tcp or lg_tls), and
+ * their WebSocket client pieces as pure functions the self-test can check on
+ * their own.
  *
- * The transports themselves (lg_ws_transport, lg_wss_transport) are declared
- * in lg_transport.h. These helpers touch only their arguments; any thread
- * may call them.
+ * The transports follow lg_transport_types.h: setup()/cleanup() on the main
+ * thread, everything else on the worker thread that owns the connection. The
+ * helpers touch only their arguments; any thread may call them.
  */
 #ifndef RINGMQ_LG_WS_H
 #define RINGMQ_LG_WS_H
@@ -12,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "perf/lg_transport_types.h"
 
 #define LG_WS_KEY_CHARS 24u    /* base64 of the 16-byte Sec-WebSocket-Key nonce */
 #define LG_WS_ACCEPT_CHARS 28u /* base64 of a SHA-1 */
@@ -26,6 +29,11 @@ enum lg_ws_opcode {
     LG_WS_PING = 0x9,
     LG_WS_PONG = 0xA,
 };
+
+/* MQTT over WebSocket on plain TCP ("ws"). */
+extern const struct lg_transport lg_ws_transport;
+/* MQTT over WebSocket on TLS ("wss"). */
+extern const struct lg_transport lg_ws_tls_transport;
 
 /* A frame header as lg_ws_frame_parse() reads it. */
 struct lg_ws_frame {
