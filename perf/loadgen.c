@@ -2,7 +2,7 @@
  * loadgen.c - ringmq-loadgen: the MQTT load generator of issue 4.
  *
  * The main thread parses the options, raises its own open-file limit, builds
- * the clients (lg_worker_setup) and then drives the run through its phases:
+ * the clients (lg_run_setup) and then drives the run through its phases:
  * connect every client (subscribers also subscribe), publish for warmup +
  * duration while measuring the duration, drain messages still in flight,
  * stop. It samples the broker's CPU time and RSS at the edges of the measured
@@ -27,9 +27,11 @@
 
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
+#include "perf/lg_clock.h"
 #include "perf/lg_hist.h"
 #include "perf/lg_opts.h"
 #include "perf/lg_proc.h"
+#include "perf/lg_run.h"
 #include "perf/lg_selftest.h"
 #include "perf/lg_worker.h"
 
@@ -129,7 +131,7 @@ static void progress_tick(const struct lg_run *run, struct progress *pg, uint64_
                           enum lg_phase phase, bool force)
 {
     const struct lg_opts *o = run->opts;
-    uint64_t now = lg_worker_now_ns();
+    uint64_t now = lg_clock_ns();
     struct lg_live_sum cur;
     double dt;
     uint64_t exp;
@@ -137,12 +139,12 @@ static void progress_tick(const struct lg_run *run, struct progress *pg, uint64_
     if (o->quiet || (!force && now < pg->next_ns)) {
         return;
     }
-    lg_worker_live_sum(run, &cur);
+    lg_run_live_sum(run, &cur);
     dt = pg->last_ns != 0 ? secs(now - pg->last_ns) : secs(now - t0);
     if (dt <= 0) {
         dt = 1e-9;
     }
-    exp = lg_worker_expected(run);
+    exp = lg_run_expected(run);
     fprintf(stderr,
             "lg [%6.1fs] %-7s conns %" PRIu64 "/%u failed %" PRIu64 " lost %" PRIu64
             "  sent %.0f/s  recv %.0f/s  in-flight %" PRIu64 "\n",
@@ -159,7 +161,7 @@ static void wait_until(const struct lg_run *run, struct progress *pg, uint64_t t
                        enum lg_phase phase)
 {
     for (;;) {
-        uint64_t now = lg_worker_now_ns();
+        uint64_t now = lg_clock_ns();
 
         progress_tick(run, pg, t0, phase, false);
         if (now >= t_ns || interrupted) {
@@ -193,10 +195,10 @@ static void run_connect(struct lg_run *run, struct report *r, struct progress *p
     uint64_t deadline = r->t_start_ns + connect_bound_ns(o, run->nclients);
 
     for (;;) {
-        uint64_t now = lg_worker_now_ns();
+        uint64_t now = lg_clock_ns();
 
         progress_tick(run, pg, r->t_start_ns, LG_PHASE_CONNECT, false);
-        lg_worker_live_sum(run, &r->live);
+        lg_run_live_sum(run, &r->live);
         if (r->live.conns_done >= run->nclients) {
             break;
         }
@@ -210,9 +212,9 @@ static void run_connect(struct lg_run *run, struct report *r, struct progress *p
         }
         sleep_until(now + TICK_NS / 5);
     }
-    r->t_conn_end_ns = lg_worker_now_ns();
+    r->t_conn_end_ns = lg_clock_ns();
     sample_broker(o, &r->b_conn);
-    lg_worker_live_sum(run, &r->live);
+    lg_run_live_sum(run, &r->live);
     if (r->error == NULL && pubsub(o) && r->live.conns_ok < run->nclients) {
         r->error = "some clients failed to connect or subscribe (see connect_errors)";
     }
@@ -222,7 +224,7 @@ static void run_connect(struct lg_run *run, struct report *r, struct progress *p
 static void run_publish(struct lg_run *run, struct report *r, struct progress *pg)
 {
     const struct lg_opts *o = run->opts;
-    uint64_t now = lg_worker_now_ns();
+    uint64_t now = lg_clock_ns();
     uint64_t drain_end;
 
     run->t_pub_start_ns = now;
@@ -231,10 +233,10 @@ static void run_publish(struct lg_run *run, struct report *r, struct progress *p
     lg_worker_set_phase(run, LG_PHASE_RUN);
 
     wait_until(run, pg, r->t_start_ns, run->t_meas_start_ns, LG_PHASE_RUN);
-    r->t_meas_start_ns = lg_worker_now_ns();
+    r->t_meas_start_ns = lg_clock_ns();
     sample_broker(o, &r->b_start);
     wait_until(run, pg, r->t_start_ns, run->t_meas_end_ns, LG_PHASE_RUN);
-    r->t_meas_end_ns = lg_worker_now_ns();
+    r->t_meas_end_ns = lg_clock_ns();
     if (r->t_meas_end_ns > run->t_meas_end_ns) {
         r->t_meas_end_ns = run->t_meas_end_ns;
     }
@@ -242,22 +244,22 @@ static void run_publish(struct lg_run *run, struct report *r, struct progress *p
     lg_worker_set_phase(run, LG_PHASE_DRAIN);
 
     /* Drain: every owed message received, every QoS 1/2 exchange finished, or time up. */
-    now = lg_worker_now_ns();
+    now = lg_clock_ns();
     drain_end = now + (uint64_t)(o->drain_s * 1e9);
     for (;;) {
         struct lg_live_sum cur;
 
         progress_tick(run, pg, r->t_start_ns, LG_PHASE_DRAIN, false);
-        lg_worker_live_sum(run, &cur);
-        if (cur.recv >= lg_worker_expected(run) && cur.unacked == 0 && cur.q2_in == 0) {
+        lg_run_live_sum(run, &cur);
+        if (cur.recv >= lg_run_expected(run) && cur.unacked == 0 && cur.q2_in == 0) {
             break;
         }
-        if (lg_worker_now_ns() >= drain_end || interrupted > 1) {
+        if (lg_clock_ns() >= drain_end || interrupted > 1) {
             break;
         }
-        sleep_until(lg_worker_now_ns() + TICK_NS / 5);
+        sleep_until(lg_clock_ns() + TICK_NS / 5);
     }
-    r->drain_used_s = secs(lg_worker_now_ns() - now);
+    r->drain_used_s = secs(lg_clock_ns() - now);
 }
 
 /* Conn scenario: hold every connection for the duration. */
@@ -270,7 +272,7 @@ static void run_hold(struct lg_run *run, struct report *r, struct progress *pg)
     lg_worker_set_phase(run, LG_PHASE_RUN);
     wait_until(run, pg, r->t_start_ns, r->t_conn_end_ns + (uint64_t)(o->duration_s * 1e9),
                LG_PHASE_RUN);
-    r->t_meas_end_ns = lg_worker_now_ns();
+    r->t_meas_end_ns = lg_clock_ns();
     sample_broker(o, &r->b_end);
 }
 
@@ -299,8 +301,8 @@ static void collect(const struct lg_run *run, struct report *r)
         lg_hist_merge(&r->lat, &w->lat);
         lg_hist_merge(&r->conn_lat, &w->conn_lat);
     }
-    lg_worker_live_sum(run, &r->live);
-    r->expected = lg_worker_expected(run);
+    lg_run_live_sum(run, &r->live);
+    r->expected = lg_run_expected(run);
 
     if (run->ngroups == 0) {
         return;
@@ -749,13 +751,13 @@ int main(int argc, char **argv)
     if (opts.transport->setup != NULL && opts.transport->setup(&opts.tcfg) < 0) {
         return EXIT_SETUP;
     }
-    ret = lg_worker_setup(&run, &opts);
+    ret = lg_run_setup(&run, &opts);
     if (ret < 0) {
         fprintf(stderr, "ringmq-loadgen: setup failed: %s\n", strerror(-ret));
         transport_cleanup(&opts);
         return EXIT_SETUP;
     }
-    r.t_start_ns = lg_worker_now_ns();
+    r.t_start_ns = lg_clock_ns();
     ret = lg_worker_start(&run);
     if (ret < 0) {
         r.error = "could not start the worker threads";
@@ -771,7 +773,7 @@ int main(int argc, char **argv)
     progress_tick(&run, &pg, r.t_start_ns, atomic_load(&run.phase), true);
     lg_worker_set_phase(&run, LG_PHASE_STOP);
     lg_worker_join(&run);
-    r.t_end_ns = lg_worker_now_ns();
+    r.t_end_ns = lg_clock_ns();
     if (r.t_meas_end_ns < r.t_meas_start_ns) {
         r.t_meas_end_ns = r.t_meas_start_ns; /* never reached the measured interval */
     }
@@ -783,7 +785,7 @@ int main(int argc, char **argv)
         print_summary(&run, &r, &d);
         print_json(&run, &r, &d);
     }
-    lg_worker_free(&run);
+    lg_run_free(&run);
     transport_cleanup(&opts);
     code = r.error != NULL ? EXIT_RUN : EXIT_OK;
     if (code == EXIT_OK && opts.check && check_failed(&r)) {
