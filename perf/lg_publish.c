@@ -19,7 +19,12 @@
 #define BURST_MAX 64u                /* messages one publisher sends per iteration */
 #define TX_HIGH_BYTES (256u * 1024u) /* a publisher waits while its socket backs up this much */
 
-static void publish_one(struct lg_worker *w, struct lg_pub *p)
+/*
+ * Publish @p's next message. @pkt is room for the PUBLISH in the caller's
+ * frame: as a local here its 560 bytes would stop the compiler from inlining
+ * this into the burst loop (stack-frame growth limit) without LTO.
+ */
+static void publish_one(struct lg_worker *w, struct lg_pub *p, struct mqtt_pkt *pkt)
 {
     struct lg_run *run = w->run;
     const struct lg_opts *o = run->opts;
@@ -27,16 +32,16 @@ static void publish_one(struct lg_worker *w, struct lg_pub *p)
     const struct lg_group *g = &run->groups[p->group];
     const uint32_t seq = p->seq_next;
     struct lg_msg_stamp s = {.seq = seq, .pub_id = p->id, .sent_ns = lp->now};
-    struct mqtt_pkt pkt = {.type = MQTT_PUBLISH};
 
+    *pkt = (struct mqtt_pkt){.type = MQTT_PUBLISH};
     lg_msg_stamp_put(lp->payload, &s);
-    pkt.u.publish.qos = o->qos;
-    pkt.u.publish.topic.ptr = (const uint8_t *)g->topic;
-    pkt.u.publish.topic.len = g->topic_len;
-    pkt.u.publish.pkt_id = o->qos > 0 ? (uint16_t)(seq % LG_WIRE_PKT_IDS + 1) : 0;
-    pkt.u.publish.payload.ptr = lp->payload;
-    pkt.u.publish.payload.len = o->payload_bytes;
-    if (lg_conn_queue(w, p->conn, &pkt) < 0) {
+    pkt->u.publish.qos = o->qos;
+    pkt->u.publish.topic.ptr = (const uint8_t *)g->topic;
+    pkt->u.publish.topic.len = g->topic_len;
+    pkt->u.publish.pkt_id = o->qos > 0 ? (uint16_t)(seq % LG_WIRE_PKT_IDS + 1) : 0;
+    pkt->u.publish.payload.ptr = lp->payload;
+    pkt->u.publish.payload.len = o->payload_bytes;
+    if (lg_conn_queue(w, p->conn, pkt) < 0) {
         return;
     }
     if (o->window > 0) {
@@ -69,6 +74,7 @@ static void pub_run(struct lg_worker *w, struct lg_pub *p)
 {
     struct lg_run *run = w->run;
     struct lg_loop *lp = w->_loop;
+    struct mqtt_pkt pkt;
     uint32_t i;
     uint8_t why;
 
@@ -90,7 +96,7 @@ static void pub_run(struct lg_worker *w, struct lg_pub *p)
             lg_sched_txwait(w, p);
             return;
         }
-        publish_one(w, p);
+        publish_one(w, p, &pkt);
         if (!lg_conn_alive(p->conn)) {
             return;
         }
