@@ -429,7 +429,10 @@ static void set_defaults(struct lg_opts *o)
     snprintf(o->topic_prefix, sizeof(o->topic_prefix), "lg/%d", (int)getpid());
 }
 
-/* One flag. Returns 0, 1 for --help, -EINVAL. */
+/*
+ * One flag. Returns 0, 1 for --help, -EINVAL.
+ * Long: one case per flag, each a line or two; the switch is the flag table.
+ */
 static int parse_one(struct lg_opts *o, int c, const char *arg, bool *subs_given,
                      bool *ws_path_given)
 {

@@ -484,6 +484,10 @@ static bool transport_is(const struct lg_opts *o, const char *a, const char *b)
     return strcmp(o->transport->name, a) == 0 || strcmp(o->transport->name, b) == 0;
 }
 
+/*
+ * The one JSON line on stdout. Long: one statement per field, nothing else;
+ * kept whole so that the line's fields read top to bottom in one place.
+ */
 static void print_json(const struct lg_run *run, const struct report *r, const struct derived *d)
 {
     const struct lg_opts *o = run->opts;
