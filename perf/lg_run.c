@@ -194,6 +194,10 @@ static int worker_alloc(struct lg_run *run, struct lg_worker *w)
     lg_hist_init(&w->lat);
     lg_hist_init(&w->conn_lat);
     w->conns = calloc(w->nconns > 0 ? w->nconns : 1, sizeof(*w->conns));
+    /* At once: lg_run_free() after a failure below must not close fd 0. */
+    for (i = 0; w->conns != NULL && i < w->nconns; i++) {
+        w->conns[i].tc.fd = -1;
+    }
     w->pubs = calloc(w->npubs > 0 ? w->npubs : 1, sizeof(*w->pubs));
     lp->ready = calloc(w->npubs > 0 ? w->npubs : 1, sizeof(*lp->ready));
     lp->heap = calloc(w->npubs > 0 ? w->npubs : 1, sizeof(*lp->heap));
@@ -209,9 +213,6 @@ static int worker_alloc(struct lg_run *run, struct lg_worker *w)
         lp->blocked == NULL || lp->dirty == NULL || lp->rxmore == NULL || lp->rxbuf == NULL ||
         lp->payload == NULL) {
         return -ENOMEM;
-    }
-    for (i = 0; i < w->nconns; i++) {
-        w->conns[i].tc.fd = -1;
     }
     /* Filler after the stamp: a recognisable pattern, not zeros a broker might elide. */
     memset(lp->payload, 'm', o->payload_bytes);
