@@ -71,27 +71,6 @@ void obuf_commit(struct obuf *b, size_t n)
     b->len += (uint32_t)n;
 }
 
-void obuf_move(struct obuf *to, struct obuf *from)
-{
-    RM_ASSERT(to != NULL && from != NULL && to != from);
-    RM_ASSERT(to->data == NULL && to->len == 0 && to->cap == 0);
-    *to = *from;
-    from->data = NULL;
-    from->len = 0;
-    from->cap = 0;
-}
-
-void obuf_consume(struct obuf *b, size_t n)
-{
-    RM_ASSERT(b != NULL);
-    RM_ASSERT(n <= b->len);
-    if (n == 0) {
-        return;
-    }
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= (uint32_t)n;
-}
-
 void obuf_free(struct obuf *b)
 {
     RM_ASSERT(b != NULL);

@@ -1,9 +1,9 @@
 /*
  * obuf.h - a growable output byte buffer.
  *
- * core/ appends encoded packets to a client's obuf; net/ moves the whole
- * buffer into its in-flight send slot with obuf_move() (one send in flight
- * per connection) and frees it when sent. An idle connection holds no buffer
+ * core/ appends encoded packets to a client's obuf; net/ takes the whole
+ * buffer into its in-flight send slot (one send in flight per connection)
+ * and frees it when sent. An idle connection holds no buffer
  * (data == NULL), which keeps idle memory per connection small.
  * Owned by one shard; not thread-safe.
  */
@@ -28,12 +28,6 @@ uint8_t *obuf_reserve(struct obuf *b, size_t n, size_t bytes_max);
 
 /* Publish @n bytes written at the pointer obuf_reserve() returned. */
 void obuf_commit(struct obuf *b, size_t n);
-
-/* Move @from's bytes to the empty @to; @from becomes empty (no buffer). */
-void obuf_move(struct obuf *to, struct obuf *from);
-
-/* Drop the first @n bytes (a partial send), keeping the rest in order. */
-void obuf_consume(struct obuf *b, size_t n);
 
 /* Free the buffer; @b becomes empty. */
 void obuf_free(struct obuf *b);

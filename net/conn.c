@@ -73,6 +73,15 @@ static int arm_recv(struct shard *s, struct conn *c)
  * With a transport: frame and encrypt the broker's output into xp->tx (and,
  * when closing gracefully, the goodbye after it), then make xp->tx the send.
  */
+/* Make @from's bytes the next send (nothing is pending); @from becomes empty. */
+static void send_take(struct conn_send *t, struct obuf *from)
+{
+    RM_ASSERT(t->data == NULL && t->len == 0);
+    RM_ASSERT(from->len > 0);
+    *t = (struct conn_send){from->data, from->len, 0};
+    *from = (struct obuf){0};
+}
+
 static int xport_out(struct shard *s, struct conn *c)
 {
     int ret;
@@ -85,8 +94,7 @@ static int xport_out(struct shard *s, struct conn *c)
         xport_goodbye(c->xp);
     }
     if (c->xp->tx.len > 0) {
-        obuf_free(&c->sending);
-        obuf_move(&c->sending, &c->xp->tx);
+        send_take(&c->sending, &c->xp->tx);
     }
     return 0;
 }
@@ -112,8 +120,7 @@ static int start_send(struct shard *s, struct conn *c)
         if (c->xp == NULL || c->xp->tx.len == 0) {
             return 0;
         }
-        obuf_free(&c->sending);
-        obuf_move(&c->sending, &c->xp->tx);
+        send_take(&c->sending, &c->xp->tx);
     } else if (c->sending.len == 0) {
         if (c->xp != NULL) {
             ret = xport_out(s, c);
@@ -124,15 +131,15 @@ static int start_send(struct shard *s, struct conn *c)
             if (c->client.out.len == 0) {
                 return 0;
             }
-            obuf_free(&c->sending);
-            obuf_move(&c->sending, &c->client.out);
+            send_take(&c->sending, &c->client.out);
         }
     }
     sqe = uring_get_sqe(&s->ring);
     if (sqe == NULL) {
         return -EBUSY;
     }
-    io_uring_prep_send(sqe, c->fd, c->sending.data, c->sending.len, MSG_NOSIGNAL);
+    io_uring_prep_send(sqe, c->fd, c->sending.data + c->sending.off,
+                       c->sending.len - c->sending.off, MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_SEND));
     c->flags |= CONN_F_SEND;
     return 0;
@@ -206,7 +213,7 @@ static void retire(struct shard *s, struct conn *c)
     c->flags |= CONN_F_DEAD;
     c->fd = -1;
     timer_del(&s->timers, &c->timer);
-    obuf_free(&c->sending);
+    conn_send_free(&c->sending);
     if (c->prev != NULL) {
         c->prev->next = c->next;
     } else {
@@ -679,14 +686,14 @@ void conn_send_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
     RM_ASSERT(!(c->flags & CONN_F_DEAD));
     c->flags &= (uint16_t) ~(CONN_F_SEND | CONN_F_SEND_CANCEL);
     if (res <= 0) {
-        obuf_free(&c->sending);
+        conn_send_free(&c->sending);
         conn_close(s, c, res == 0 ? -EPIPE : res, false);
         return;
     }
-    RM_ASSERT((uint32_t)res <= c->sending.len);
-    obuf_consume(&c->sending, (size_t)res);
-    if (c->sending.len == 0) {
-        obuf_free(&c->sending);
+    RM_ASSERT((uint32_t)res <= c->sending.len - c->sending.off);
+    c->sending.off += (uint32_t)res;
+    if (c->sending.off == c->sending.len) {
+        conn_send_free(&c->sending);
     }
     if (c->flags & CONN_F_CLOSING) {
         close_progress(s, c);

@@ -6,9 +6,10 @@
  * the socket fd. Receiving: one multishot recv on the shard's provided
  * buffer ring; each completion's bytes go straight to broker_client_feed()
  * and the buffer goes back to the ring at once. Sending: client.out is
- * moved into the `sending` slot (obuf_move) and sent with one
- * IORING_OP_SEND (MSG_NOSIGNAL); a partial send resends the rest, and when
- * the slot is empty whatever accumulated in client.out meanwhile goes next.
+ * moved into the `sending` slot (its buffer, no copy) and sent with one
+ * IORING_OP_SEND (MSG_NOSIGNAL); a partial send resends the rest from where
+ * it stopped (no memmove), and when the slot is empty whatever accumulated
+ * in client.out meanwhile goes next.
  * An idle connection holds no buffer at all.
  *
  * Deadlines (one timer node, net/timer): from accept, the connect timeout
@@ -74,6 +75,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "core/broker.h"
 #include "core/obuf.h"
@@ -102,6 +104,24 @@ enum conn_flag {
 };
 
 /*
+ * The send in flight: the bytes taken from an obuf (its buffer, not a copy)
+ * and how many the kernel took so far. A partial send resumes at @off: no
+ * byte is moved, whatever the backlog.
+ */
+struct conn_send {
+    uint8_t *data; /* malloc'd; NULL when nothing is pending */
+    uint32_t len;
+    uint32_t off;
+};
+
+/* Free @t's bytes; nothing is pending after. */
+static inline void conn_send_free(struct conn_send *t)
+{
+    free(t->data);
+    *t = (struct conn_send){0};
+}
+
+/*
  * Size matters (one per connection, issue 4's bytes per idle connection):
  * malloc rounds a request up to 8 bytes less than a multiple of 16, so with
  * a 112-byte struct client this is 184 bytes in a 192-byte chunk. A dead
@@ -109,7 +129,7 @@ enum conn_flag {
  */
 struct conn {
     struct client client;    /* the broker's state; first member */
-    struct obuf sending;     /* bytes of the send in flight (or its unsent rest) */
+    struct conn_send sending; /* bytes of the send in flight (or its unsent rest) */
     struct timer_node timer; /* the one deadline (connect, keepalive or linger) */
     struct conn *prev;       /* shard's list of live conns */
     struct conn *next;       /* ... or, once dead, the shard's work list */

@@ -698,7 +698,7 @@ void shard_free(struct shard *s)
         s->conns = c->next;
         close(c->fd);
         xshard_conn_closed(s->xshard);
-        obuf_free(&c->sending);
+        conn_send_free(&c->sending);
         xport_free(c->xp);
         c->xp = NULL;
         broker_client_gone(s->broker, &c->client, -MQTT_RC_SERVER_SHUTTING_DOWN);

@@ -86,7 +86,8 @@ static inline bool next_out(struct client *cl, struct got *g)
     cr_assert_leq(total, cl->out.len);
     cr_assert_leq(total, sizeof(g->bytes));
     memcpy(g->bytes, cl->out.data, total);
-    obuf_consume(&cl->out, total);
+    memmove(cl->out.data, cl->out.data + total, cl->out.len - total);
+    cl->out.len -= (uint32_t)total;
     cr_assert_eq(mqtt_decode_any(&fh, g->bytes + r, ver(cl), &g->pkt), 0);
     return true;
 }
