@@ -135,16 +135,22 @@ void broker_xmsg_release(struct xmsg *m)
     outbox_release(m);
 }
 
+static void held_resume(struct broker *b, struct client *cl);
+
 void broker_tick(struct broker *b, uint64_t now_ms)
 {
     RM_ASSERT(b != NULL);
     deadline_tick(b, now_ms);
+    /* Bounded: each call frees one wait slot or returns NULL. */
+    struct client *cl;
+    for (uint32_t i = 0; i < b->wait_cap && (cl = wait_expire(b, now_ms)) != NULL; i++)
+        held_resume(b, cl);
 }
 
 bool broker_has_deadlines(const struct broker *b)
 {
     RM_ASSERT(b != NULL);
-    return deadline_pending(b);
+    return deadline_pending(b) || wait_pending(b);
 }
 
 void broker_client_kick(struct broker *b, struct client *cl, int rc)

@@ -115,8 +115,9 @@ void broker_xmsg_release(struct xmsg *m);
 /*
  * Advance the broker's clock to @now_ms (monotonic milliseconds; never
  * earlier than the last call) and run what is due: session expiry and
- * delayed wills (checked once a second). Message expiry is measured with
- * this clock, so net/ calls it once per loop iteration.
+ * delayed wills (checked once a second), and clients held too long for
+ * another shard's acknowledgement. Message expiry is measured with this
+ * clock, so net/ calls it once per loop iteration.
  */
 void broker_tick(struct broker *b, uint64_t now_ms);
 

@@ -101,6 +101,7 @@ struct broker_wait {
     uint32_t remaining; /* acknowledgements still to come (slot free: 0 and no cl) */
     uint16_t pkt_id;
     uint8_t ack_type;  /* MQTT_PUBACK, MQTT_PUBREC, or 0 (QoS 0: nothing to send) */
+    uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
 };
 
 struct broker {
@@ -165,6 +166,7 @@ struct broker {
     struct broker_wait *waits;
     uint32_t wait_cap;
     uint32_t wait_used;
+    uint64_t wait_scan_ms; /* wait_expire() looks again at this time */
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a

@@ -2,7 +2,8 @@
  * wait.c - clients held until other shards acknowledge (see wait.h).
  *
  * Slots are reused; a token is the slot number + 1 with the slot's
- * generation above it, so an acknowledgement for a freed slot is caught.
+ * generation above it, so an acknowledgement for a freed slot (given up,
+ * or a programming error) is recognised and ignored.
  * Owned by one shard; single-threaded.
  */
 #include "core/wait.h"
@@ -36,6 +37,9 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
     w->remaining = remaining;
     w->pkt_id = pkt_id;
     w->ack_type = ack_type;
+    w->expire_ms = b->now_ms + WAIT_TIMEOUT_MS;
+    if (b->wait_used == 0 || w->expire_ms < b->wait_scan_ms)
+        b->wait_scan_ms = w->expire_ms;
     b->wait_used++;
     cl->_wait = slot + 1;
     return (uint64_t)w->gen << 32 | (slot + 1);
@@ -91,12 +95,12 @@ void wait_forget(struct broker *b, struct client *cl)
     cl->_wait = 0;
 }
 
-struct client *wait_done(struct broker *b, uint64_t token)
+/*
+ * The last acknowledgement of @w is in (or it was given up): free it, and
+ * send its client the deferred acknowledgement. Returns the client, or NULL.
+ */
+static struct client *complete(struct broker *b, struct broker_wait *w)
 {
-    struct broker_wait *w = wait_at(b, token);
-    RM_ASSERT(w->remaining > 0);
-    if (--w->remaining > 0)
-        return NULL;
     struct client *cl = w->cl;
     uint8_t ack_type = w->ack_type;
     uint16_t pkt_id = w->pkt_id;
@@ -109,4 +113,45 @@ struct client *wait_done(struct broker *b, uint64_t token)
         return NULL;
     }
     return cl;
+}
+
+struct client *wait_done(struct broker *b, uint64_t token)
+{
+    uint32_t slot = (uint32_t)token - 1;
+    RM_ASSERT(slot < b->wait_cap);
+    struct broker_wait *w = &b->waits[slot];
+    if (w->gen != (uint32_t)(token >> 32) || w->remaining == 0)
+        return NULL; /* late, for a wait given up (wait_expire()) */
+    if (--w->remaining > 0)
+        return NULL;
+    return complete(b, w);
+}
+
+struct client *wait_expire(struct broker *b, uint64_t now_ms)
+{
+    if (b->wait_used == 0 || now_ms < b->wait_scan_ms)
+        return NULL;
+    uint64_t next = UINT64_MAX;
+    for (uint32_t i = 0; i < b->wait_cap; i++) {
+        struct broker_wait *w = &b->waits[i];
+        if (w->remaining == 0 && !w->cl)
+            continue; /* free */
+        if (w->expire_ms > now_ms) {
+            if (w->expire_ms < next)
+                next = w->expire_ms;
+            continue;
+        }
+        b->stats.wait_timeouts++;
+        struct client *cl = complete(b, w);
+        if (cl)
+            return cl; /* b->wait_scan_ms unchanged: the caller calls again */
+    }
+    /* Not more often than once a second, however many waits begin. */
+    b->wait_scan_ms = next > now_ms + 1000 ? next : now_ms + 1000;
+    return NULL;
+}
+
+bool wait_pending(const struct broker *b)
+{
+    return b->wait_used > 0;
 }

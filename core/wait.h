@@ -6,15 +6,22 @@
  * A wait is a slot counting acknowledgements (XMSG_ACK carrying its token);
  * its client, if still there, gets the deferred acknowledgement when the
  * count reaches 0, and the caller then handles what the client sent
- * meanwhile. Calls only output. Owned by one shard; single-threaded.
+ * meanwhile. An acknowledgement lost on the way (another shard out of
+ * memory) must not hold a client forever: a wait gives up after
+ * WAIT_TIMEOUT_MS, counted, and late acknowledgements for it are ignored.
+ * Calls only output. Owned by one shard; single-threaded.
  */
 #ifndef RINGMQ_WAIT_H
 #define RINGMQ_WAIT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct broker;
 struct client;
+
+/* A wait is given up this long after it began (far beyond any healthy round trip). */
+#define WAIT_TIMEOUT_MS 10000u
 
 /*
  * Hold @cl (not held yet) for @remaining acknowledgements; then send it
@@ -44,8 +51,18 @@ void wait_forget(struct broker *b, struct client *cl);
  * client is still there, the client is sent its deferred acknowledgement
  * and no longer held: returns it, so that the caller handles the bytes it
  * kept meanwhile (client->_held). Else (or when that send failed and the
- * client is now closing) NULL.
+ * client is now closing, or the wait was given up) NULL.
  */
 struct client *wait_done(struct broker *b, uint64_t token);
+
+/*
+ * Give up one wait older than WAIT_TIMEOUT_MS at @now_ms (looking at most
+ * once a second): as wait_done() for its last acknowledgement. Returns the
+ * client released, or NULL when there is none (call again until NULL).
+ */
+struct client *wait_expire(struct broker *b, uint64_t now_ms);
+
+/* True while any client is held: the clock must keep ticking. */
+bool wait_pending(const struct broker *b);
 
 #endif

@@ -11,6 +11,7 @@
 #include "core/broker.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
+#include "core/wait.h"
 #include "core/xmsg.h"
 
 #include "broker_helpers.h"
@@ -1121,5 +1122,57 @@ Test(broker_shards, suback_waits_until_every_shard_forwards_the_new_filter)
     cr_assert(next_out(&sub.cl, &g));
     cr_assert_eq(g.pkt.type, MQTT_SUBACK);
     sgone(&sub);
+    sgone(&pub);
+}
+
+Test(broker_shards, a_lost_acknowledgement_holds_a_publisher_only_until_its_wait_times_out)
+{
+    char pid[32];
+    id_on(2, "pub", pid, sizeof(pid));
+    struct sconn pub;
+    sconnect(&pub, 2, pid, true);
+    /* A retained QoS 1 publish is acknowledged once every replica has it... */
+    struct mqtt_pkt p = publish_pkt("r/t", "v", 1, true, 5);
+    uint8_t buf[256];
+    size_t n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+    cr_assert_eq(broker_client_feed(sh[2], &pub.cl, buf, n), 0);
+    /* ...but every message to the other shards is lost (out of memory there). */
+    struct {
+        uint32_t from, dest;
+        struct xmsg x;
+    } late[64];
+    unsigned nlate = 0;
+    for (bool more = true; more;) {
+        more = false;
+        for (uint32_t i = 0; i < NSHARDS; i++) {
+            while (nlate < 64 && broker_next_xmsg(sh[i], &late[nlate].dest, &late[nlate].x)) {
+                late[nlate++].from = i;
+                more = true;
+            }
+        }
+    }
+    cr_assert_gt(nlate, 0);
+    struct mqtt_pkt ping = {.type = MQTT_PINGREQ};
+    n = mqtt_encode(&ping, MQTT_V311, buf, sizeof(buf));
+    cr_assert_eq(broker_client_feed(sh[2], &pub.cl, buf, n), 0);
+    expect_none(&pub.cl); /* held: neither the PUBACK nor what came after */
+    cr_assert(broker_has_deadlines(sh[2]), "the clock must tick while a client is held");
+    broker_tick(sh[2], WAIT_TIMEOUT_MS - 1);
+    expect_none(&pub.cl);
+    broker_tick(sh[2], WAIT_TIMEOUT_MS + 1000);
+    struct got g;
+    cr_assert(next_out(&pub.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBACK);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, 5);
+    cr_assert(next_out(&pub.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PINGRESP, "then what it sent meanwhile, in order");
+    cr_assert_eq(broker_stats(sh[2])->wait_timeouts, 1);
+    /* The lost messages turn up after all: their acknowledgements are ignored. */
+    for (unsigned i = 0; i < nlate; i++)
+        broker_xmsg_receive(sh[late[i].dest], late[i].from, &late[i].x);
+    pump();
+    expect_none(&pub.cl);
+    spub(&pub, "r/t", "w", 1, true, 6); /* and the next one is acknowledged normally */
+    expect_none(&pub.cl);
     sgone(&pub);
 }
