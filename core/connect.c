@@ -386,8 +386,6 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
         cl->keepalive_s = lim->keepalive_max_s;
         keepalive_set = true;
     }
-    cl->state = CLIENT_CONNECTED;
-    b->stats.connects++;
     b->stats.clients++;
 
     struct mqtt_props props = {0};
@@ -395,9 +393,22 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
         connack_props(b, cl, id_assigned ? id : NULL, id_len, keepalive_set, &props);
     /* Session present is 0 for a clean session [MQTT-3.2.2-1], else [-2, -3]. */
     rc = send_connack(b, cl, present, MQTT_CONNACK_ACCEPTED, &props);
-    if (rc == 0 && present)
-        rc = session_resume(b, s);
-    if (rc < 0)
+    if (rc < 0) {
+        /*
+         * Never told it is connected (its Maximum Packet Size is below our
+         * CONNACK, or no memory): no DISCONNECT may precede a CONNACK
+         * [MQTT-3.14.0-1], and a connection that never began leaves no will.
+         */
+        outbox_msg_put(b, cl->_will);
+        cl->_will = NULL;
+        b->stats.connects_refused++;
+        return output_close(b, cl, rc == -EMSGSIZE ? -MQTT_RC_PACKET_TOO_LARGE
+                                                   : -MQTT_RC_SERVER_UNAVAILABLE);
+    }
+    /* Connected only now that the CONNACK is on its way: what follows may close with DISCONNECT. */
+    cl->state = CLIENT_CONNECTED;
+    b->stats.connects++;
+    if (present && session_resume(b, s) < 0)
         return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     return 0;
 }

@@ -512,3 +512,27 @@ Test(broker_v5, skips_a_publish_over_the_clients_maximum_packet_size_and_sends_a
     broker_client_gone(b, &sub, 0);
     broker_client_gone(b, &pub, 0);
 }
+
+Test(broker_v5, a_connack_over_the_clients_maximum_packet_size_closes_without_disconnect)
+{
+    /* [MQTT-3.14.0-1]: no DISCONNECT before a CONNACK; the will never began either. */
+    struct client sub, cl;
+    connect5(&sub, "watcher", NULL);
+    sub5(&sub, "will/t", 0, 0);
+    broker_client_init(b, &cl);
+    struct mqtt_pkt p = connect_pkt("tiny", true, MQTT_V5);
+    p.u.connect.props.has = MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE);
+    p.u.connect.props.max_packet_size = 8; /* our CONNACK carries more */
+    p.u.connect.will = true;
+    p.u.connect.will_topic = (struct mqtt_str){(const uint8_t *)"will/t", 6};
+    p.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"w", 1};
+    int rc = feed_pkt(&cl, &p, MQTT_V5);
+    cr_assert_eq(rc, -MQTT_RC_PACKET_TOO_LARGE);
+    cr_assert_eq(cl.state, CLIENT_CLOSING);
+    cr_assert_eq(cl.out.len, 0, "not a byte: no CONNACK fits, and no DISCONNECT may go");
+    broker_client_gone(b, &cl, rc);
+    expect_none(&sub);
+    cr_assert_eq(broker_stats(b)->connects_refused, 1);
+    drain_dirty();
+    broker_client_gone(b, &sub, 0);
+}
