@@ -56,7 +56,8 @@ static int arm_recv(struct shard *s, struct conn *c)
 {
     struct io_uring_sqe *sqe;
 
-    RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_CLOSING)));
+    RM_ASSERT(!(c->flags & CONN_F_RECV));
+    RM_ASSERT(!(c->flags & CONN_F_CLOSING) || (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN)));
     sqe = uring_get_sqe(&s->ring);
     if (sqe == NULL) {
         return -EBUSY;
@@ -145,12 +146,14 @@ static int start_send(struct shard *s, struct conn *c)
     return 0;
 }
 
-/* Cancel the operation of kind @op; if no SQE is to be had, shut the socket. */
-static void cancel_op(struct shard *s, struct conn *c, enum uring_op op)
+/*
+ * Queue a cancel of @c's operation of kind @op. 0, or -EBUSY when no SQE is
+ * to be had: the caller decides what then (a socket being handed over must
+ * not be shut down).
+ */
+static int cancel_op(struct shard *s, struct conn *c, enum uring_op op)
 {
-    if (uring_cancel(&s->ring, uring_ud(c, op)) < 0) {
-        shutdown(c->fd, SHUT_RDWR);
-    }
+    return uring_cancel(&s->ring, uring_ud(c, op));
 }
 
 /*
@@ -317,12 +320,36 @@ static void handoff_begin(struct shard *s, struct conn *c)
 {
     c->flags |= CONN_F_HANDOFF;
     if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL)) {
-        c->flags |= CONN_F_RECV_CANCEL;
-        cancel_op(s, c, URING_OP_RECV);
+        if (cancel_op(s, c, URING_OP_RECV) == 0) {
+            c->flags |= CONN_F_RECV_CANCEL;
+        } else {
+            /* The socket is the home shard's to read: never shut it down; retry. */
+            timer_set(&s->timers, &c->timer, s->now_ms + TIMER_TICK_MS);
+        }
     }
 }
 
-/* A closing conn: send what is left if flushing, finalise once idle. */
+/* Stop reading: cancel the recv (no completion may feed a closing client). */
+static void stop_reading(struct shard *s, struct conn *c)
+{
+    if (!(c->flags & CONN_F_RECV) || (c->flags & CONN_F_RECV_CANCEL)) {
+        return;
+    }
+    c->flags |= CONN_F_RECV_CANCEL;
+    if (cancel_op(s, c, URING_OP_RECV) < 0) {
+        /* No SQE: end the recv from the socket's side; a flush still goes out. */
+        shutdown(c->fd, (c->flags & CONN_F_FLUSH) ? SHUT_RD : SHUT_RDWR);
+    }
+}
+
+/*
+ * A closing conn: send what is left if flushing; once all is sent, send FIN
+ * and drain (below); finalise once idle. Draining: closing a socket with
+ * unread input makes the kernel reset the connection, and a peer that still
+ * writes (a client flooding past its quota) then loses what we sent last -
+ * the CONNACK or DISCONNECT saying why. So the recv goes on, dropping what
+ * it reads, until the peer closes too or CONN_DRAIN_MS pass.
+ */
 static void close_progress(struct shard *s, struct conn *c)
 {
     if (!(c->flags & CONN_F_CLOSING) || (c->flags & CONN_F_DEAD)) {
@@ -330,6 +357,12 @@ static void close_progress(struct shard *s, struct conn *c)
     }
     if ((c->flags & CONN_F_FLUSH) && start_send(s, c) < 0) {
         c->flags &= (uint16_t)~CONN_F_FLUSH;
+        stop_reading(s, c);
+    }
+    if ((c->flags & CONN_F_FLUSH) && !(c->flags & CONN_F_SEND)) {
+        c->flags = (uint16_t)((c->flags & ~CONN_F_FLUSH) | CONN_F_DRAIN);
+        shutdown(c->fd, SHUT_WR);
+        timer_set(&s->timers, &c->timer, s->now_ms + CONN_DRAIN_MS);
     }
     if (c->flags & (CONN_F_RECV | CONN_F_SEND)) {
         return;
@@ -359,20 +392,21 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
         } else {
             timer_del(&s->timers, &c->timer);
         }
-    } else if (!flush && (c->flags & CONN_F_FLUSH)) {
-        c->flags &= (uint16_t)~CONN_F_FLUSH;
+    } else if (!flush && (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN))) {
+        c->flags &= (uint16_t) ~(CONN_F_FLUSH | CONN_F_DRAIN);
         timer_del(&s->timers, &c->timer);
     }
 
-    /* Stop reading: no completion may feed a closing client. */
-    if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL)) {
-        c->flags |= CONN_F_RECV_CANCEL;
-        cancel_op(s, c, URING_OP_RECV);
+    /* A flushing close reads on, dropping the input, until it drains (close_progress). */
+    if (!(c->flags & (CONN_F_FLUSH | CONN_F_DRAIN))) {
+        stop_reading(s, c);
     }
     if (!(c->flags & CONN_F_FLUSH) && (c->flags & CONN_F_SEND) &&
         !(c->flags & CONN_F_SEND_CANCEL)) {
         c->flags |= CONN_F_SEND_CANCEL;
-        cancel_op(s, c, URING_OP_SEND);
+        if (cancel_op(s, c, URING_OP_SEND) < 0) {
+            shutdown(c->fd, SHUT_RDWR);
+        }
     }
     close_progress(s, c);
 }
@@ -661,6 +695,20 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         }
         return;
     }
+    if (c->flags & CONN_F_CLOSING) {
+        /* Flushing or draining: the peer's EOF ends the recv, not the flush. */
+        if (res < 0 && res != -ECANCELED && res != -ENOBUFS) {
+            conn_close(s, c, res, false);
+        } else if ((res > 0 || res == -ENOBUFS) && (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN)) &&
+                   !(c->flags & (CONN_F_RECV | CONN_F_RECV_CANCEL))) {
+            /* The multishot recv ended (no buffer): read on until the drain ends. */
+            if (arm_recv(s, c) < 0) {
+                stop_reading(s, c);
+            }
+        }
+        close_progress(s, c);
+        return;
+    }
     if (res == 0 && (c->flags & CONN_F_DEFERRED)) {
         c->flags |= CONN_F_EOF_HELD; /* its held input first: conn_run_deferred() */
     } else if (res == 0) {
@@ -730,7 +778,14 @@ void conn_timer_expired(struct shard *s, struct conn *c)
 {
     RM_ASSERT(s != NULL && c != NULL);
     RM_ASSERT(!(c->flags & CONN_F_DEAD));
-    if (c->flags & CONN_F_CLOSING) {
+    if (c->flags & CONN_F_HANDOFF) {
+        handoff_begin(s, c); /* its recv cancel found no SQE: again */
+    } else if (c->flags & CONN_F_DRAIN) {
+        /* The peer did not close within CONN_DRAIN_MS: stop waiting for it. */
+        c->flags &= (uint16_t)~CONN_F_DRAIN;
+        stop_reading(s, c);
+        close_progress(s, c);
+    } else if (c->flags & CONN_F_CLOSING) {
         s->stats.linger_timeouts++;
         LOG_DEBUG("conn fd %d: output not flushed in %u ms, aborting", c->fd, CONN_LINGER_MS);
         conn_abort(s, c);

@@ -17,9 +17,13 @@
  * client's keepalive is not 0, 1.5 x keepalive from the last received bytes
  * [MQTT-3.1.2-24]; while closing with a flush, CONN_LINGER_MS.
  *
- * Closing (conn_close): mark closing, cancel the recv (ASYNC_CANCEL by its
- * user_data), and either flush the output first (broker-initiated closes,
- * shutdown) or cancel an in-flight send (peer gone, I/O error, timeouts).
+ * Closing (conn_close): mark closing, and either flush the output first
+ * (broker-initiated closes, shutdown) or cancel the recv (ASYNC_CANCEL by
+ * its user_data) and an in-flight send (peer gone, I/O error, timeouts).
+ * A flushing close keeps reading, dropping the input, and once all is sent
+ * shuts down writes (FIN) and drains until the peer closes or
+ * CONN_DRAIN_MS pass: closing over unread input would reset the connection
+ * and the peer could lose the CONNACK or DISCONNECT that says why.
  * A flush is bounded by CONN_LINGER_MS: past it the send is cancelled, the
  * socket shut down and closed abortively (SO_LINGER 0: RST, the kernel's send
  * queue discarded) so an orphaned socket does not keep megabytes queued to a
@@ -87,6 +91,8 @@ struct xport;
 
 /* A flush on close may take this long before the socket is shut down. */
 #define CONN_LINGER_MS 2000u
+/* After the flush and our FIN, the peer's input is read and dropped this long at most. */
+#define CONN_DRAIN_MS 500u
 
 enum conn_flag {
     CONN_F_RECV = 1u << 0,        /* multishot recv in flight */
@@ -101,6 +107,7 @@ enum conn_flag {
     CONN_F_HANDOFF = 1u << 10,    /* handing over to client.handoff_shard: recv ending */
     CONN_F_DEFERRED = 1u << 11,   /* TLS handshake input held for a later iteration */
     CONN_F_EOF_HELD = 1u << 12,   /* the peer closed while DEFERRED: close after the feed */
+    CONN_F_DRAIN = 1u << 13,      /* closing, all sent and FIN out: reading until the peer's */
 };
 
 /*

@@ -7,8 +7,12 @@
  * (0x95 packet too large is in 13-v5-connect.c, 0x94 topic alias invalid
  * too; 0x97 quota exceeded is a SUBACK code in 15-v5-subscribe.c.)
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "tests/e2e/harness.h"
 
@@ -189,4 +193,56 @@ E2E_TEST(v5_disconnect, reason_string_is_dropped_past_the_client_maximum_packet_
 {
     /* 18: the CONNACK (16 bytes with ringmq's defaults) fits, DISCONNECT + string does not. */
     reason_string_case(18, false);
+}
+
+/*
+ * A client that has more on the wire when the server decides to close still
+ * reads the DISCONNECT saying why, and then an orderly end of stream: closing
+ * over unread input would reset the connection instead (paho's v5
+ * test_flow_control2 saw a broken pipe instead of DISCONNECT 0x93). The
+ * broker reads and drops the rest after its DISCONNECT and FIN, until the
+ * client closes too.
+ */
+/* More than the broker reads before it decides (64 x 16 KiB buffers) and the sockets hold. */
+#define FLOOD_BYTES (16 * 1024 * 1024)
+
+E2E_TEST(v5_disconnect, a_client_still_writing_reads_its_disconnect_then_an_orderly_close)
+{
+    struct e2e_broker *b;
+    struct e2e_connect_opts o = {.version = E2E_V5, .id = "writer", .clean = true};
+    struct pollfd pfd;
+    struct e2e_v5pkt m;
+    struct e2e_pkt p;
+    uint8_t *flood;
+    uint8_t byte;
+    ssize_t r;
+    int fd;
+
+    e2e_ringmq_only("mosquitto 2.0.11 sends no DISCONNECT for a second CONNECT");
+    b = e2e_broker_start(NULL);
+    fd = e2e_raw_connect5_ok(b, "writer", true, 0, NULL);
+    /* A second CONNECT (a Protocol Error: DISCONNECT 0x82), and PINGREQs behind it. */
+    e2e_pkt_connect(&p, &o);
+    flood = malloc(p.len + FLOOD_BYTES);
+    cr_assert_not_null(flood);
+    memcpy(flood, p.buf, p.len);
+    for (size_t i = 0; i < FLOOD_BYTES; i += 2) {
+        flood[p.len + i] = 0xC0;
+        flood[p.len + i + 1] = 0x00;
+    }
+    cr_assert(e2e_raw_send(fd, flood, p.len + FLOOD_BYTES), "the broker reset the connection");
+    e2e_pkt_free(&p);
+    free(flood);
+    cr_assert(e2e_raw_read5(fd, &m, E2E_WAIT_MS), "the DISCONNECT was lost");
+    cr_assert_eq(m.type, E2E_DISCONNECT);
+    cr_assert_eq(m.reason, MQTT_RC_PROTOCOL_ERROR);
+    e2e_v5pkt_free(&m);
+    cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+    pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&pfd, 1, E2E_WAIT_MS), 1, "no end of stream within %d ms", E2E_WAIT_MS);
+    r = recv(fd, &byte, 1, 0);
+    cr_assert_eq(r, 0, "want an orderly close, got %s", r < 0 ? strerror(errno) : "data");
+    e2e_raw_close(fd);
+    e2e_broker_check_alive(b);
+    e2e_broker_stop(b);
 }
