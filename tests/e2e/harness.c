@@ -59,6 +59,18 @@ void e2e_sleep_ms(int ms)
     }
 }
 
+void e2e_sleep_until_ms(int64_t when_ms)
+{
+    struct timespec ts = {.tv_sec = when_ms / 1000, .tv_nsec = (long)(when_ms % 1000) * 1000000L};
+
+    if (when_ms <= e2e_now_ms()) {
+        return;
+    }
+    /* An absolute deadline: an interrupted sleep resumes towards the same instant. */
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+    }
+}
+
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n, size);
@@ -979,10 +991,16 @@ struct e2e_msg *e2e_client_expect_message(struct e2e_client *c)
 void e2e_client_expect(struct e2e_client *c, const char *topic, const char *payload, int qos,
                        bool retain)
 {
-    struct e2e_msg *msg = e2e_client_wait_message(c, E2E_WAIT_MS);
+    e2e_client_expect_within(c, E2E_WAIT_MS, topic, payload, qos, retain);
+}
+
+void e2e_client_expect_within(struct e2e_client *c, int timeout_ms, const char *topic,
+                              const char *payload, int qos, bool retain)
+{
+    struct e2e_msg *msg = e2e_client_wait_message(c, timeout_ms);
 
     cr_assert_not_null(msg, "client %s: expected a message on %s, got none within %d ms", c->id,
-                       topic, E2E_WAIT_MS);
+                       topic, timeout_ms);
     cr_assert_str_eq(msg->topic, topic, "client %s: topic", c->id);
     cr_assert_eq(msg->payload_len, strlen(payload), "client %s: payload length on %s", c->id,
                  topic);
@@ -1074,6 +1092,28 @@ void e2e_client_abort(struct e2e_client *c)
     if (mosquitto_socket(c->m) >= 0) {
         shutdown(mosquitto_socket(c->m), SHUT_RDWR);
     }
+    client_free(c);
+}
+
+void e2e_client_drop(struct e2e_client *c)
+{
+    int fd;
+
+    atomic_store(&c->stop, true);
+    if (c->thread_started) {
+        pthread_join(c->thread, NULL);
+        c->thread_started = false;
+    }
+    fd = mosquitto_socket(c->m);
+    cr_assert(fd >= 0, "client %s: no connection to drop", c->id);
+    /*
+     * EOF without DISCONNECT; the socket still reads, so the broker's own
+     * close (its FIN, or a reset) says it has handled the loss.
+     */
+    cr_assert(shutdown(fd, SHUT_WR) == 0, "client %s: shutdown: %s", c->id, strerror(errno));
+    cr_assert(e2e_raw_wait_closed(fd, E2E_WAIT_MS, NULL),
+              "client %s: the broker did not close its side within %d ms of our EOF", c->id,
+              E2E_WAIT_MS);
     client_free(c);
 }
 

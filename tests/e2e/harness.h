@@ -40,6 +40,13 @@
 #define E2E_WAIT_MS 5000
 /* How long to watch for something that must not happen. */
 #define E2E_QUIET_MS 300
+/*
+ * Bound on a wait for something the broker does after a deadline of its own
+ * (a session expiry, a will delay), counted from when the deadline started.
+ * Only reached on failure, so generous: the deadline, the broker's timer
+ * running up to a second late, and a loaded machine.
+ */
+#define E2E_DEADLINE_WAIT_MS 15000
 /* Criterion's per-test timeout: a hung test fails instead of hanging ctest. */
 #define E2E_TEST_TIMEOUT_S 40.0
 
@@ -160,6 +167,14 @@ int64_t e2e_now_ms(void);
 /* Sleep @ms milliseconds (short pauses only; prefer waiting on conditions). */
 void e2e_sleep_ms(int ms);
 
+/*
+ * Sleep until e2e_now_ms() reaches @when_ms; returns at once if it already
+ * has. For time that must pass as the behaviour under test (a message aging
+ * in the broker), measured from the event it is counted from rather than
+ * from whenever the test thread got to run.
+ */
+void e2e_sleep_until_ms(int64_t when_ms);
+
 /* ------------------------------------------------------ libmosquitto client */
 
 /* One received PUBLISH, owned by the caller after e2e_client_wait_message(). */
@@ -253,6 +268,13 @@ struct e2e_msg *e2e_client_expect_message(struct e2e_client *c);
 void e2e_client_expect(struct e2e_client *c, const char *topic, const char *payload, int qos,
                        bool retain);
 
+/*
+ * e2e_client_expect() waiting up to @timeout_ms instead of E2E_WAIT_MS: for
+ * a message the broker sends after a deadline (E2E_DEADLINE_WAIT_MS).
+ */
+void e2e_client_expect_within(struct e2e_client *c, int timeout_ms, const char *topic,
+                              const char *payload, int qos, bool retain);
+
 /* Assert no message arrives within @ms. */
 void e2e_client_expect_no_message(struct e2e_client *c, int ms);
 
@@ -264,6 +286,15 @@ void e2e_client_disconnect(struct e2e_client *c);
 
 /* Close the socket without DISCONNECT (the broker sees EOF), free. */
 void e2e_client_abort(struct e2e_client *c);
+
+/*
+ * e2e_client_abort() that returns only once the broker has seen the
+ * connection end: it sends EOF, then waits (E2E_WAIT_MS, asserted) for the
+ * broker to close its side, discarding whatever the broker sent meanwhile.
+ * After it, the broker has handled the loss (a will or its delay has
+ * started), so the next step cannot overtake it. Frees @c.
+ */
+void e2e_client_drop(struct e2e_client *c);
 
 /* ------------------------------------------------- libmosquitto v5 client */
 
