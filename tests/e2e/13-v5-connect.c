@@ -53,17 +53,21 @@ E2E_TEST_SHARDS(v5_connect, session_expiry_zero_ends_the_session_with_the_connec
                 expiry_zero_ends_session)
 
 /*
- * Resume session @id (Session Expiry Interval 1 s) with a will that waits
- * an hour (Will Delay Interval 3600 s): it is published when the session
- * ends [MQTT-3.1.3-9], which tells the test the expiry happened.
+ * Connect @id with Clean Start @clean_start, Session Expiry Interval 1 s
+ * and a will that waits an hour (Will Delay Interval 3600 s), returning
+ * the session-present flag in *@present. The will is published when the
+ * session ends [MQTT-3.1.3-9], so a client subscribed to @topic sees the
+ * session's expiry happen: an event to wait on instead of a time margin.
+ * With several shards, a probe homed with another session shows that the
+ * broker's timer walk there has passed the other session's deadline too.
  */
-static struct e2e_client *resume_with_expiry_will(struct e2e_broker *b, const char *id,
-                                                  int *present)
+static struct e2e_client *start_expiry_probe(struct e2e_broker *b, const char *id, bool clean_start,
+                                             const char *topic, int *present)
 {
-    struct e2e_will w = {.topic = "sx1/ended", .payload = id, .payload_len = strlen(id), .qos = 1};
+    struct e2e_will w = {.topic = topic, .payload = id, .payload_len = strlen(id), .qos = 1};
     mosquitto_property *props = NULL;
     mosquitto_property *will_props = NULL;
-    struct e2e_client_opts o = {.version = E2E_V5, .id = id, .clean = false, .will = &w};
+    struct e2e_client_opts o = {.version = E2E_V5, .id = id, .clean = clean_start, .will = &w};
     struct e2e_client *c;
 
     e2e_prop_u32(&props, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 1);
@@ -74,6 +78,23 @@ static struct e2e_client *resume_with_expiry_will(struct e2e_broker *b, const ch
     mosquitto_property_free_all(&props);
     *present = e2e_client_wait_connack(c, 0);
     return c;
+}
+
+/*
+ * Wait for the will of probe @id on @watch (subscribed to @topic): its 1 s
+ * session has expired. @t_end_ms is when the probe's connection was
+ * dropped: the expiry must not come before the interval has passed
+ * [MQTT-3.1.2-23] (900 ms: the clocks are read in whole milliseconds).
+ */
+static void expect_probe_expired(struct e2e_client *watch, const char *topic, const char *id,
+                                 int64_t t_end_ms)
+{
+    int64_t dt;
+
+    e2e_client_expect_within(watch, E2E_DEADLINE_WAIT_MS, topic, id, 1, false);
+    dt = e2e_now_ms() - t_end_ms;
+    cr_assert_geq(dt, 900, "session with a 1 s expiry ended %lld ms after its connection",
+                  (long long)dt);
 }
 
 /*
@@ -90,6 +111,7 @@ static void expiry_keeps_then_expires(unsigned n)
     char pid[ID_MAX];
     struct e2e_client *c;
     struct e2e_client *pub;
+    int64_t t_end;
     int present = -1;
 
     e2e_id_on(n - 1, n, "sx1-", id, sizeof(id));
@@ -100,12 +122,13 @@ static void expiry_keeps_then_expires(unsigned n)
     e2e_client_abort(c);
     e2e_client_publish5(pub, "sx1/t", "queued", 6, 1, false, NULL);
     cr_assert_eq(e2e_client_subscribe5(pub, "sx1/ended", 1, NULL), 1);
-    c = resume_with_expiry_will(b, id, &present);
+    c = start_expiry_probe(b, id, false, "sx1/ended", &present);
     cr_assert_eq(present, 1, "session not resumed within its expiry interval [MQTT-3.2.2-3]");
     e2e_client_expect(c, "sx1/t", "queued", 1, false);
+    t_end = e2e_now_ms();
     e2e_client_abort(c);
     /* The session ends 1 s (plus the broker's tick) later; its will says so. */
-    e2e_client_expect(pub, "sx1/ended", id, 1, false);
+    expect_probe_expired(pub, "sx1/ended", id, t_end);
     e2e_client_publish5(pub, "sx1/t", "late", 4, 1, false, NULL);
     c = e2e_client_connect5(b, id, false, 0, &present);
     cr_assert_eq(present, 0, "session still present after its 1 s expiry [MQTT-4.1.0-2]");
@@ -118,25 +141,35 @@ E2E_TEST_SHARDS(v5_connect, session_expiry_keeps_the_session_then_it_expires,
                 expiry_keeps_then_expires)
 
 /*
- * 0xFFFFFFFF: the session does not expire (checked past a short wait), and
- * a CONNACK that overrides the interval would have to say so [3.2.2.3.2].
+ * 0xFFFFFFFF: the session does not expire [3.1.2.11.2], checked once a
+ * probe session with a 1 s expiry, dropped after it, has expired (so a
+ * broker that took 0xFFFFFFFF for 0, a negative or a wrapped deadline would
+ * have ended it too); a CONNACK that overrides the interval would have to
+ * say so [3.2.2.3.2].
  */
 E2E_TEST(v5_connect, session_expiry_0xffffffff_keeps_the_session)
 {
     struct e2e_broker *b = e2e_broker_start(NULL);
     struct e2e_client *c;
+    struct e2e_client *watch;
     const mosquitto_property *pr;
     uint32_t v = 0;
+    int64_t t_end;
     int present = -1;
 
+    watch = e2e_client_connect5(b, "sxmaxw", true, 0, NULL);
+    cr_assert_eq(e2e_client_subscribe5(watch, "sxmax/probe", 1, NULL), 1);
     c = e2e_client_connect5(b, "sxmax", true, 0xFFFFFFFFu, &present);
     pr = e2e_client_connack_props(c);
     if (mosquitto_property_read_int32(pr, MQTT_PROP_SESSION_EXPIRY_INTERVAL, &v, false) != NULL) {
         cr_assert_eq(v, 0xFFFFFFFFu, "broker lowered a never-expiring session to %u s", v);
     }
     cr_assert_eq(e2e_client_subscribe5(c, "sxmax/t", 1, NULL), 1);
+    e2e_client_drop(c); /* its session is offline before the probe's */
+    c = start_expiry_probe(b, "sxmaxp", true, "sxmax/probe", &present);
+    t_end = e2e_now_ms();
     e2e_client_abort(c);
-    e2e_sleep_ms(1500);
+    expect_probe_expired(watch, "sxmax/probe", "sxmaxp", t_end);
     c = e2e_client_connect5(b, "sxmax", false, 0xFFFFFFFFu, &present);
     cr_assert_eq(present, 1, "never-expiring session lost");
     e2e_client_publish5(c, "sxmax/t", "kept", 4, 1, false, NULL);
@@ -149,6 +182,7 @@ E2E_TEST(v5_connect, session_expiry_0xffffffff_keeps_the_session)
         e2e_client_disconnect5(c, 0, d);
         mosquitto_property_free_all(&d);
     }
+    e2e_client_disconnect(watch);
     e2e_broker_stop(b);
 }
 
@@ -186,34 +220,48 @@ E2E_TEST_SHARDS(v5_connect, clean_start_discards_the_existing_session, clean_sta
 
 /*
  * DISCONNECT can change the Session Expiry Interval [3.14.2.2.2]: 60 -> 0
- * ends the session at once; 1 -> 30 keeps it past the original 1 s.
+ * ends the session at once; 1 -> 30 keeps it past the original 1 s, which
+ * the test knows has passed when a probe session with a 1 s expiry, homed
+ * on the same shard and dropped after it, has expired.
  */
 static void disconnect_changes_expiry(unsigned n)
 {
     struct e2e_broker *b = e2e_broker_start_shards(n, NULL);
     char ida[ID_MAX];
     char idb[ID_MAX];
+    char idp[ID_MAX];
+    char idw[ID_MAX];
     struct e2e_client *a;
     struct e2e_client *c;
+    struct e2e_client *watch;
     mosquitto_property *zero = NULL;
     mosquitto_property *thirty = NULL;
+    int64_t t_end;
     int present = -1;
 
     e2e_id_on(0, n, "dxa-", ida, sizeof(ida));
     e2e_id_on(n - 1, n, "dxb-", idb, sizeof(idb));
+    e2e_id_on(n - 1, n, "dxp-", idp, sizeof(idp));
+    e2e_id_on(0, n, "dxw-", idw, sizeof(idw));
     e2e_prop_u32(&zero, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 0);
     e2e_prop_u32(&thirty, MQTT_PROP_SESSION_EXPIRY_INTERVAL, 30);
+    watch = e2e_client_connect5(b, idw, true, 0, NULL);
+    cr_assert_eq(e2e_client_subscribe5(watch, "dx/probe", 1, NULL), 1);
     a = e2e_client_connect5(b, ida, true, 60, NULL);
     e2e_client_disconnect5(a, 0, zero);
     c = e2e_client_connect5(b, idb, true, 1, NULL);
     e2e_client_disconnect5(c, 0, thirty);
-    e2e_sleep_ms(2200);
+    c = start_expiry_probe(b, idp, true, "dx/probe", &present);
+    t_end = e2e_now_ms();
+    e2e_client_abort(c);
+    expect_probe_expired(watch, "dx/probe", idp, t_end);
     a = e2e_client_connect5(b, ida, false, 0, &present);
     cr_assert_eq(present, 0, "DISCONNECT with Session Expiry 0 did not end the session");
     c = e2e_client_connect5(b, idb, false, 0, &present);
     cr_assert_eq(present, 1, "DISCONNECT raising the expiry to 30 s was ignored");
     e2e_client_disconnect(a);
     e2e_client_disconnect(c);
+    e2e_client_disconnect(watch);
     mosquitto_property_free_all(&zero);
     mosquitto_property_free_all(&thirty);
     e2e_broker_stop(b);
