@@ -10,14 +10,21 @@
 
 #include "tests/e2e/harness.h"
 
-/* Send @p one byte per segment (TCP_NODELAY plus a short pause). */
+/* Every BYTEWISE_PAUSE_EVERY bytes, a pause of 1 ms. */
+#define BYTEWISE_PAUSE_EVERY 4
+
+/*
+ * Send @p one byte per segment (TCP_NODELAY), bounded by its length. The
+ * pauses are the behaviour under test: they let the broker read the packet
+ * in pieces rather than whole; a late wake-up only makes the pieces smaller.
+ */
 static void send_bytewise(int fd, const struct e2e_pkt *p)
 {
     size_t i;
 
     for (i = 0; i < p->len; i++) {
         cr_assert(e2e_raw_send(fd, p->buf + i, 1), "peer closed after %zu bytes", i);
-        if (i % 4 == 0) {
+        if (i % BYTEWISE_PAUSE_EVERY == 0) {
             e2e_sleep_ms(1);
         }
     }
@@ -160,9 +167,14 @@ E2E_TEST(framing, packets_straddling_receive_buffers_are_all_delivered_v311)
     e2e_broker_stop(b);
 }
 
+/* How long the slow consumer goes on not reading once everything was published. */
+#define SLOW_READER_PAUSE_MS 200
+
 /*
  * A subscriber that stops reading while 40 x 100 KB QoS 1 messages are
- * published gets all of them, intact and in order, once it reads again.
+ * published gets all of them, intact and in order, once it reads again
+ * (a longer pause, on a loaded machine, only asks the broker to hold them
+ * longer).
  */
 E2E_TEST(framing, slow_consumer_gets_every_large_qos1_message_in_order_v311)
 {
@@ -190,7 +202,8 @@ E2E_TEST(framing, slow_consumer_gets_every_large_qos1_message_in_order_v311)
         last_mid = e2e_client_publish_async(pub, "slow/t", payload, SIZE, 1, false);
     }
     e2e_client_wait_published(pub, last_mid, E2E_WAIT_MS * 2);
-    e2e_sleep_ms(200); /* still not reading: the broker must hold the rest */
+    /* Not reading for a while is the behaviour under test: the broker must hold the rest. */
+    e2e_sleep_ms(SLOW_READER_PAUSE_MS);
     for (i = 0; i < COUNT; i++) {
         uint16_t id;
 
