@@ -74,6 +74,7 @@ import broker as broker_mod  # noqa: E402
 
 SKIP = 77
 WAIT_S = 5.0
+POLL_S = 0.02  # wait_for()'s interval between looks
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 try:
@@ -237,27 +238,44 @@ def run(cmd, timeout=WAIT_S * 2):
 
 
 def cli_roundtrip(b, listener, version, tls_args, topic):
-    """mosquitto_sub waits for one message that mosquitto_pub sends; True if it arrived."""
+    """mosquitto_sub waits for one message that mosquitto_pub sends once the subscription is
+    in place (mosquitto_sub -d prints its SUBACK); True if it arrived."""
     port = str(b.ports[listener])
-    sub = subprocess.Popen(["mosquitto_sub", "-h", "localhost", "-p", port, "-V", version,
-                            "-t", topic, "-q", "1", "-C", "1", "-W", "5", "-v",
+    # stdbuf: mosquitto_sub's stdout line by line, so the SUBACK line comes when it happens.
+    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "localhost", "-p", port,
+                            "-V", version, "-t", topic, "-q", "1", "-C", "1",
+                            "-W", str(int(WAIT_S * 2)), "-v", "-d",
                             "-i", f"sub-{topic.replace('/', '-')}"] + tls_args,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+    subscribed = threading.Event()
+
+    def read_lines():
+        for line in sub.stdout:
+            lines.append(line.rstrip("\n"))
+            if " received SUBACK" in line:
+                subscribed.set()
+
+    reader = threading.Thread(target=read_lines, daemon=True)
+    reader.start()
     try:
-        # Retained, so the order of subscribe and publish does not matter.
-        time.sleep(0.3)
+        # The broker delivers every publish made after the SUBACK: wait for it, not a while.
+        if not subscribed.wait(WAIT_S):
+            return False, f"mosquitto_sub: no SUBACK within {WAIT_S} s (output {lines!r})"
         pub = run(["mosquitto_pub", "-h", "localhost", "-p", port, "-V", version, "-t", topic,
-                   "-q", "1", "-r", "-m", "over-tls", "-i", f"pub-{topic.replace('/', '-')}"]
+                   "-q", "1", "-m", "over-tls", "-i", f"pub-{topic.replace('/', '-')}"]
                   + tls_args)
-        out, err = sub.communicate(timeout=WAIT_S * 2)
+        sub.wait(timeout=WAIT_S * 2)
+        reader.join(WAIT_S)
+        err = sub.stderr.read()
     finally:
         if sub.poll() is None:
             sub.kill()
             sub.wait()
     if pub.returncode != 0:
         return False, f"mosquitto_pub exited {pub.returncode}: {pub.stderr.strip()}"
-    if out.strip() != f"{topic} over-tls":
-        return False, f"mosquitto_sub got {out!r} (stderr {err.strip()!r})"
+    if f"{topic} over-tls" not in lines:
+        return False, f"mosquitto_sub got {lines!r} (stderr {err.strip()!r})"
     return True, ""
 
 
@@ -282,11 +300,12 @@ def paho_client(cid, version, transport, port, tls_ca=None, messages=None):
 
 
 def wait_for(pred, timeout=WAIT_S):
+    """Poll pred every POLL_S until it holds; False if it still does not after timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if pred():
             return True
-        time.sleep(0.02)
+        time.sleep(POLL_S)
     return pred()
 
 
