@@ -24,6 +24,7 @@
 #include "core/outbox.h"
 #include "core/output.h"
 #include "core/publish.h"
+#include "core/replica.h"
 #include "core/retained.h"
 #include "core/rm_assert.h"
 #include "core/sess_table.h"
@@ -141,6 +142,7 @@ void broker_tick(struct broker *b, uint64_t now_ms)
 {
     RM_ASSERT(b != NULL);
     deadline_tick(b, now_ms);
+    replica_tick(b);
     /* Bounded: each call frees one wait slot or returns NULL. */
     struct client *cl;
     for (uint32_t i = 0; i < b->wait_cap && (cl = wait_expire(b, now_ms)) != NULL; i++)

@@ -30,6 +30,8 @@ struct broker_stats {
     uint64_t xmsg_publish_out; /* messages sent to other shards (once per shard) */
     uint64_t xmsg_lost;        /* cross-shard messages lost to allocation failure */
     uint64_t route_nomem;      /* messages routed to nobody: no memory to split the topic */
+    uint64_t retained_refused; /* retained publishes not kept: store full (or no memory) */
+    uint64_t retained_expired; /* retained messages swept out after their expiry */
     uint64_t wait_timeouts;    /* clients released without every shard's acknowledgement */
     uint32_t sessions;         /* live session objects, online or not */
     uint32_t clients;          /* connected clients */

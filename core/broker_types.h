@@ -114,6 +114,8 @@ struct broker {
     struct trie *interest;
     uint8_t *shard_marker; /* shard_count distinct addresses, one per shard */
     struct retained *retained; /* replica.c */
+    bool retained_expiring;     /* replica.c: the store may hold a message that expires */
+    uint64_t retained_sweep_ms; /* replica.c: next sweep of expired retained messages */
     struct share_table *share; /* session.c, xrecv.c: shared groups ($share/g/f) */
 
     /* outbox.c: to other shards, a FIFO ring drained by net/ each iteration. */

@@ -4,6 +4,10 @@
  */
 #include "core/replica.h"
 
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+
 #include "core/broker_types.h"
 #include "core/home.h"
 #include "core/msg.h"
@@ -12,13 +16,66 @@
 #include "core/rm_assert.h"
 #include "core/wait.h"
 
-/* Apply a retained set/clear to this shard's replica. */
-static void retained_apply(struct broker *b, struct msg *m)
+/* Collects the expired messages of a replica (replica_sweep()). */
+struct sweep {
+    uint64_t now_ms;
+    struct msg **expired;
+    uint32_t count;
+    uint32_t cap;
+    bool expiring; /* a message that expires later is left */
+};
+
+static void sweep_cb(void *ctx, struct msg *m)
+{
+    struct sweep *sw = ctx;
+    if (!m->expiry_ms)
+        return;
+    if (m->expiry_ms > sw->now_ms) {
+        sw->expiring = true;
+        return;
+    }
+    if (sw->count == sw->cap) {
+        uint32_t ncap = sw->cap ? sw->cap * 2 : 64;
+        struct msg **n = realloc(sw->expired, ncap * sizeof(*n));
+        if (!n) {
+            sw->expiring = true; /* swept next time */
+            return;
+        }
+        sw->expired = n;
+        sw->cap = ncap;
+    }
+    sw->expired[sw->count++] = m;
+}
+
+/*
+ * Remove every expired message from this shard's replica [MQTT-3.3.2-5]:
+ * nobody can get them any more, and they count against retained_max. Each
+ * replica sweeps on its own; the content they show stays the same.
+ */
+static void replica_sweep(struct broker *b)
+{
+    struct sweep sw = {.now_ms = b->now_ms};
+    retained_each(b->retained, sweep_cb, &sw);
+    for (uint32_t i = 0; i < sw.count; i++)
+        outbox_msg_put(b, retained_take(b->retained, sw.expired[i]));
+    free(sw.expired);
+    b->stats.retained_expired += sw.count;
+    b->retained_expiring = sw.expiring;
+    b->retained_sweep_ms = b->now_ms + REPLICA_SWEEP_MS;
+}
+
+/*
+ * Apply a retained set/clear to this shard's replica, within @count_max
+ * retained messages. Returns what retained_swap() returns.
+ */
+static int retained_apply(struct broker *b, struct msg *m, size_t count_max)
 {
     struct msg *old = NULL;
-    /* A full store refuses the retain; the message is still forwarded. */
-    (void)retained_swap(b->retained, m, b->lim->retained_max, &old);
+    int rc = retained_swap(b->retained, m, count_max, &old);
     outbox_msg_put(b, old);
+    if (rc == 1 && m->expiry_ms)
+        b->retained_expiring = true;
+    return rc;
 }
 
 /*
@@ -38,9 +95,9 @@ static struct client *retain_applied(struct broker *b, uint64_t token, uint32_t 
 }
 
 static void send_retain(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m,
-                        uint64_t token, uint32_t origin)
+                        uint64_t token, uint32_t arg)
 {
-    struct xmsg x = {.kind = kind, .arg = origin};
+    struct xmsg x = {.kind = kind, .arg = arg};
     x.payload.retain.msg = msg_ref(m);
     x.payload.retain.token = token;
     outbox_push(b, dest, &x);
@@ -49,13 +106,29 @@ static void send_retain(struct broker *b, uint32_t dest, uint32_t kind, struct m
 void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t origin)
 {
     RM_ASSERT(home_shard(msg_topic(m), m->topic_len, b->shard_count) == b->shard_id);
-    retained_apply(b, m);
+    RM_ASSERT(origin < b->shard_count);
+    /*
+     * The home alone decides whether a new topic fits retained_max: the
+     * other replicas apply what it accepted, whatever their own count (sets
+     * of topics with different homes reach them in different orders, so
+     * each deciding for itself made replicas disagree).
+     */
+    int rc = retained_apply(b, m, b->lim->retained_max);
+    if (rc == -ENOSPC && b->retained_expiring) {
+        replica_sweep(b); /* expired ones first make room */
+        rc = retained_apply(b, m, b->lim->retained_max);
+    }
+    uint32_t arg = origin;
+    if (rc < 0) {
+        b->stats.retained_refused++; /* still forwarded to subscribers, not kept */
+        arg |= REPLICA_REFUSED;
+    }
     /* Never the last acknowledgement: every other replica still owes one. */
     struct client *released = retain_applied(b, token, origin);
     RM_ASSERT(released == NULL);
     for (uint32_t i = 0; i < b->shard_count; i++) {
         if (i != b->shard_id)
-            send_retain(b, i, XMSG_RETAIN_APPLY, m, token, origin);
+            send_retain(b, i, XMSG_RETAIN_APPLY, m, token, arg);
     }
 }
 
@@ -69,10 +142,19 @@ void replica_publish(struct broker *b, struct msg *m, uint64_t token)
         replica_home_apply(b, m, token, b->shard_id);
 }
 
-struct client *replica_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t origin)
+struct client *replica_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t arg)
 {
+    uint32_t origin = arg & ~REPLICA_REFUSED;
     RM_ASSERT(home_shard(msg_topic(m), m->topic_len, b->shard_count) != b->shard_id);
     RM_ASSERT(origin < b->shard_count);
-    retained_apply(b, m);
+    /* What the home accepted, without a limit of our own; out of memory is counted. */
+    if (!(arg & REPLICA_REFUSED) && retained_apply(b, m, SIZE_MAX) == -ENOMEM)
+        b->stats.retained_refused++;
     return retain_applied(b, token, origin);
+}
+
+void replica_tick(struct broker *b)
+{
+    if (b->retained_expiring && b->now_ms >= b->retained_sweep_ms)
+        replica_sweep(b);
 }

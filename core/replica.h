@@ -4,8 +4,10 @@
  * Each shard keeps a full replica of the retained store, so a SUBSCRIBE is
  * answered from local memory. Every replica must apply the sets of one
  * topic in the same order, so the topic's home shard orders them: it
- * applies each and broadcasts it to the others. A publish that waits (a
- * wait.h token) is acknowledged by every replica once applied.
+ * applies each and broadcasts it to the others, and it alone decides
+ * whether a new topic fits retained_max. A publish that waits (a wait.h
+ * token) is acknowledged by every replica once applied. Expired messages
+ * are swept out of each replica (REPLICA_SWEEP_MS, or when full).
  *
  * Calls retained, wait and outbox. Owned by one shard; single-threaded.
  */
@@ -13,6 +15,12 @@
 #define RINGMQ_REPLICA_H
 
 #include <stdint.h>
+
+/* XMSG_RETAIN_APPLY's arg: the origin shard, with this bit when the home refused to keep it. */
+#define REPLICA_REFUSED 0x80000000u
+
+/* Expired retained messages are swept out at most this often (and when the store is full). */
+#define REPLICA_SWEEP_MS 60000u
 
 struct broker;
 struct client;
@@ -32,10 +40,14 @@ void replica_publish(struct broker *b, struct msg *m, uint64_t token);
 void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t origin);
 
 /*
- * XMSG_RETAIN_APPLY: apply @m ordered by its home shard, and acknowledge
- * @token to @origin. Returns the client whose wait that completed when
- * @origin is this shard (see wait_done()), else NULL. Borrows @m.
+ * XMSG_RETAIN_APPLY: apply @m ordered by its home shard (unless @arg has
+ * REPLICA_REFUSED: the home kept no copy), and acknowledge @token to the
+ * origin in @arg. Returns the client whose wait that completed when the
+ * origin is this shard (see wait_done()), else NULL. Borrows @m.
  */
-struct client *replica_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t origin);
+struct client *replica_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t arg);
+
+/* The clock moved (b->now_ms): sweep expired retained messages when due. */
+void replica_tick(struct broker *b);
 
 #endif

@@ -355,3 +355,26 @@ size_t retained_count(const struct retained *r)
     RM_ASSERT(r->root != NULL);
     return r->count;
 }
+
+void retained_each(const struct retained *r, retained_match_cb cb, void *ctx)
+{
+    RM_ASSERT(r != NULL && cb != NULL);
+    match_subtree(r->root, false, cb, ctx);
+}
+
+struct msg *retained_take(struct retained *r, const struct msg *m)
+{
+    struct retained_node *n;
+    struct msg *taken;
+
+    RM_ASSERT(r != NULL && m != NULL);
+    n = node_of(r, msg_topic(m), m->topic_len, false);
+    if (!n || n->msg != m)
+        return NULL;
+    taken = n->msg;
+    n->msg = NULL;
+    RM_ASSERT(r->count > 0);
+    r->count--;
+    prune(r, n);
+    return taken;
+}

@@ -51,6 +51,15 @@ int retained_swap(struct retained *r, struct msg *m, size_t count_max, struct ms
 void retained_match(const struct retained *r, const uint8_t *filter, size_t len,
                     retained_match_cb cb, void *ctx);
 
+/* Call @cb for every retained message (any order). @cb must not modify the store. */
+void retained_each(const struct retained *r, retained_match_cb cb, void *ctx);
+
+/*
+ * Remove @m if it is still its topic's retained message: returns it with
+ * the store's reference (the caller drops it), else NULL.
+ */
+struct msg *retained_take(struct retained *r, const struct msg *m);
+
 /* Number of retained messages held. */
 size_t retained_count(const struct retained *r);
 

@@ -28,7 +28,7 @@ enum xmsg_kind {
     XMSG_INTEREST_ADD,  /* buf: filter the sender's sessions now subscribe to; XMSG_ACK if token */
     XMSG_INTEREST_DEL,  /* buf: filter the sender's sessions no longer subscribe to */
     XMSG_RETAIN_SET,    /* retain: set/clear, sent to the topic's home shard; arg = origin */
-    XMSG_RETAIN_APPLY,  /* retain: set/clear ordered by the topic's home; arg = origin */
+    XMSG_RETAIN_APPLY,  /* retain: set/clear the home ordered; arg = origin (replica.h) */
     XMSG_ACK,           /* retain.token: done (retained applied, interest added); to the origin */
     XMSG_SHARE_PUBLISH, /* retain: msg for one member of shared group token; arg = hops */
     /* net/ kinds */

@@ -536,3 +536,34 @@ Test(broker_v5, a_connack_over_the_clients_maximum_packet_size_closes_without_di
     drain_dirty();
     broker_client_gone(b, &sub, 0);
 }
+
+Test(broker_v5, expired_retained_messages_are_swept_and_make_room_when_full)
+{
+    /* [MQTT-3.3.2-5]: an expired retained message is gone, and no longer takes a place. */
+    lim.retained_max = 1;
+    struct client pub, sub;
+    connect5(&pub, "pub", NULL);
+    struct mqtt_pkt p = publish_pkt("r/old", "expires", 1, true, 1);
+    p.u.publish.props.has = MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
+    p.u.publish.props.message_expiry = 1;
+    pub5(&pub, &p);
+    broker_tick(b, 100); /* not expired yet: kept */
+    cr_assert_eq(broker_stats(b)->retained_expired, 0);
+    broker_tick(b, 2000);
+    p = publish_pkt("r/new", "stays", 1, true, 2); /* the store is full of an expired one */
+    pub5(&pub, &p);
+    cr_assert_eq(broker_stats(b)->retained_refused, 0);
+    cr_assert_eq(broker_stats(b)->retained_expired, 1);
+    connect5(&sub, "sub", NULL);
+    sub5(&sub, "r/#", 1, 0);
+    struct got g;
+    expect_publish(&sub, "r/new", "stays", 1, true, &g);
+    expect_none(&sub);
+    /* Without expiry in the way, a full store refuses (and counts) a new topic. */
+    p = publish_pkt("r/third", "x", 1, true, 3);
+    pub5(&pub, &p);
+    cr_assert_eq(broker_stats(b)->retained_refused, 1);
+    drain_dirty();
+    broker_client_gone(b, &pub, 0);
+    broker_client_gone(b, &sub, 0);
+}

@@ -477,3 +477,42 @@ Test(retained, random_names_and_filters_agree_with_topic_match)
         }
     }
 }
+
+Test(retained, each_visits_every_message_dollar_topics_too)
+{
+    struct retained *r = retained_new();
+    struct msg *m[4] = {mk("a", "1"), mk("a/b/c", "2"), mk("$SYS/x", "3"), mk("z", "4")};
+    struct found f = {0};
+    size_t i;
+
+    cr_assert_not_null(r);
+    for (i = 0; i < 4; i++)
+        cr_assert_eq(retained_set(r, m[i], 100), 1);
+    retained_each(r, on_msg, &f);
+    cr_assert_eq(f.n, 4);
+    for (i = 0; i < 4; i++)
+        cr_assert(found_has(&f, m[i]), "message %zu not visited", i);
+    retained_free(r);
+    for (i = 0; i < 4; i++)
+        msg_unref(m[i]);
+}
+
+Test(retained, take_removes_a_message_only_while_it_is_its_topics)
+{
+    struct retained *r = retained_new();
+    struct msg *old = mk("t/x", "old");
+    struct msg *cur = mk("t/x", "new");
+
+    cr_assert_not_null(r);
+    cr_assert_eq(retained_set(r, old, 100), 1);
+    cr_assert_eq(retained_set(r, cur, 100), 1); /* replaces: old is not its topic's any more */
+    cr_assert_null(retained_take(r, old));
+    cr_assert_eq(retained_count(r), 1);
+    cr_assert_eq(retained_take(r, cur), cur);
+    cr_assert_eq(retained_count(r), 0);
+    cr_assert_eq(match(r, "#").n, 0, "the emptied branch is gone");
+    msg_unref(cur); /* the store's reference, handed over by take */
+    retained_free(r);
+    msg_unref(old);
+    msg_unref(cur);
+}
