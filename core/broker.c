@@ -86,6 +86,7 @@ void broker_free(struct broker *b)
     if (b->share)
         share_table_free(b->share);
     free(b->picks);
+    free(b->keys);
     if (b->trie)
         trie_free(b->trie);
     if (b->interest)

@@ -183,6 +183,9 @@ struct broker {
     struct broker_share_pick *picks;
     uint32_t pick_count;
     uint32_t pick_cap;
+    /* route.c scratch: the group keys of one crossing to a shard. */
+    uint64_t *keys;
+    uint32_t keys_cap;
 
     /* route.c scratch: the session publishing (No Local), or NULL. */
     const struct session *publisher;

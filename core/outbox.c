@@ -24,6 +24,9 @@ void outbox_release(struct xmsg *m)
         msg_free(m->payload.msg);
         break;
     case XMSG_PUBLISH:
+        free(m->payload.publish.more);
+        msg_unref(m->payload.msg);
+        break;
     case XMSG_RETAIN_SET:
     case XMSG_RETAIN_APPLY:
     case XMSG_SHARE_PUBLISH:

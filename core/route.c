@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/broker_types.h"
 #include "core/msg.h"
@@ -20,6 +21,7 @@
 #include "core/session.h"
 #include "core/share.h"
 #include "core/trie.h"
+#include "core/xmsg.h"
 
 /* The PUBLISH properties a message carries to its subscribers unchanged [MQTT-3.3.2-4 etc.]. */
 #define FORWARDED_PROPS                                                                            \
@@ -137,21 +139,43 @@ static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
     }
 }
 
-/* Send @m (taking a new reference for it) to shard @dest as @kind. */
-static void send_msg(struct broker *b, uint32_t dest, uint32_t kind, struct msg *m)
-{
-    struct xmsg x = {.kind = kind};
-    x.payload.msg = msg_ref(m);
-    outbox_push(b, dest, &x);
-}
-
-/* Send @m to shard @dest for one member of shared group @key. */
+/* Send @m to shard @dest for one member of shared group @key, passed on @hops times. */
 static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key, uint32_t hops)
 {
     struct xmsg x = {.kind = XMSG_SHARE_PUBLISH, .arg = hops};
     x.payload.retain.msg = msg_ref(m);
     x.payload.retain.token = key;
     outbox_push(b, dest, &x);
+}
+
+/*
+ * The one crossing of @m to shard @dest (a new reference): for its plain
+ * subscribers if @plain, and for one member of each shared group @keys[0..@n)
+ * chosen there.
+ */
+static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool plain,
+                          const uint64_t *keys, uint32_t n)
+{
+    RM_ASSERT(plain || n > 0);
+    RM_ASSERT(keys != NULL || n == 0);
+    struct xmsg x = {.kind = XMSG_PUBLISH, .arg = plain ? XMSG_PUBLISH_PLAIN : 0};
+    x.payload.publish.msg = msg_ref(m);
+    x.payload.publish.key = n > 0 ? keys[0] : 0;
+    uint32_t more = n > 1 ? n - 1 : 0;
+    if (more > XMSG_PUBLISH_MORE)
+        more = XMSG_PUBLISH_MORE;
+    if (more > 0) {
+        x.payload.publish.more = malloc(more * sizeof(*keys));
+        if (x.payload.publish.more) {
+            memcpy(x.payload.publish.more, keys + 1, more * sizeof(*keys));
+            x.arg |= more;
+        }
+    }
+    outbox_push(b, dest, &x);
+    b->stats.xmsg_publish_out++;
+    /* Out of memory (or past 65536 groups): the rest cross on their own. */
+    for (uint32_t i = 1 + (x.payload.publish.more ? more : 0); i < n; i++)
+        send_share(b, dest, m, keys[i], 0);
 }
 
 /*
@@ -193,22 +217,67 @@ bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct sessi
     return false;
 }
 
+/*
+ * Shared groups chose members on other shards: cross to each shard once,
+ * for its plain subscribers (b->remote[0..remote_count)) and every group
+ * that chose it together.
+ */
+static void deliver_far(struct broker *b, struct msg *m)
+{
+    uint32_t plain = b->remote_count;
+    for (uint32_t r = 0; r < plain; r++)
+        b->shard_hit[b->remote[r] / 64] |= 1ull << (b->remote[r] % 64);
+    for (uint32_t i = 0; i < b->pick_count; i++) {
+        uint32_t d = b->picks[i].shard;
+        if (b->picks[i].member || (b->shard_hit[d / 64] & (1ull << (d % 64))))
+            continue;
+        b->shard_hit[d / 64] |= 1ull << (d % 64);
+        b->remote[b->remote_count++] = d;
+    }
+    if (b->keys_cap < b->pick_count) {
+        uint64_t *n = realloc(b->keys, b->pick_count * sizeof(*n));
+        if (n) {
+            b->keys = n;
+            b->keys_cap = b->pick_count;
+        }
+    }
+    for (uint32_t r = 0; r < b->remote_count; r++) {
+        uint32_t d = b->remote[r];
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < b->pick_count; i++) {
+            const struct broker_share_pick *p = &b->picks[i];
+            if (p->member || p->shard != d)
+                continue;
+            if (n < b->keys_cap)
+                b->keys[n++] = p->key;
+            else
+                send_share(b, d, m, p->key, 0); /* no memory for the scratch */
+        }
+        if (r < plain || n > 0)
+            send_crossing(b, d, m, r < plain, b->keys, n);
+        b->shard_hit[d / 64] = 0;
+    }
+}
+
 /* Deliver @m to what match() found, then reset the scratch. */
 static void deliver(struct broker *b, struct msg *m)
 {
+    bool far = false;
     for (uint32_t i = 0; i < b->pick_count; i++) {
         struct broker_share_pick *p = &b->picks[i];
         if (p->member)
             deliver_one(b, p->member, m, p->options, p->key);
         else
-            send_share(b, p->shard, m, p->key, 0);
+            far = true;
+    }
+    if (far) {
+        deliver_far(b, m);
+    } else {
+        /* One reference per interested shard, never one per subscriber. */
+        for (uint32_t i = 0; i < b->remote_count; i++)
+            send_crossing(b, b->remote[i], m, true, NULL, 0);
     }
     b->pick_count = 0;
-    for (uint32_t i = 0; i < b->remote_count; i++) {
-        /* One reference per interested shard, never one per subscriber. */
-        send_msg(b, b->remote[i], XMSG_PUBLISH, m);
-        b->stats.xmsg_publish_out++;
-    }
     b->remote_count = 0;
     for (uint32_t i = 0; i < b->match_count; i++)
         deliver_one(b, b->match[i], m, b->match[i]->_match_opts, 0);
@@ -280,10 +349,19 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
         b->stats.share_dropped++;
 }
 
-void route_remote(struct broker *b, struct msg *m)
+void route_remote(struct broker *b, uint32_t from, const struct xmsg *x)
 {
-    RM_ASSERT(m != NULL && m->home_shard != b->shard_id);
-    struct mqtt_str topic = {msg_topic(m), m->topic_len};
-    match(b, &topic, false);
-    deliver(b, m);
+    struct msg *m = x->payload.publish.msg;
+    RM_ASSERT(x->kind == XMSG_PUBLISH && m != NULL);
+    RM_ASSERT(m->home_shard != b->shard_id && from < b->shard_count);
+    if (x->arg & XMSG_PUBLISH_PLAIN) {
+        struct mqtt_str topic = {msg_topic(m), m->topic_len};
+        match(b, &topic, false);
+        deliver(b, m);
+    }
+    if (x->payload.publish.key)
+        route_share_received(b, from, m, x->payload.publish.key, 0);
+    for (uint32_t i = 0; i < (x->arg & XMSG_PUBLISH_MORE); i++)
+        route_share_received(b, from, m, x->payload.publish.more[i], 0);
+    free(x->payload.publish.more);
 }

@@ -1,9 +1,10 @@
 /*
  * route.h - where a message goes: this shard's matching sessions (one
  * delivery per session at the highest granted QoS [MQTT-3.3.5-1]), each
- * other shard with interest (one reference per shard, never one per
- * subscriber), and one member of each matching shared group, here or on
- * another shard. Builds the message only when somebody wants it.
+ * other shard with interest, and one member of each matching shared group,
+ * here or on another shard. A message crosses to each other shard once,
+ * with one reference, for its plain subscribers and the groups that chose
+ * a member there together. Builds the message only when somebody wants it.
  *
  * This is where a publish-side check that applies to every route (an ACL
  * on the topic, a WAL append of what was accepted) belongs, at
@@ -22,6 +23,7 @@ struct mqtt_props;
 struct mqtt_publish;
 struct mqtt_str;
 struct session;
+struct xmsg;
 
 /*
  * A message published on this shard, with the forwarded properties of
@@ -43,8 +45,12 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
 /* Publish a will built on this shard; takes the caller's (only) reference. */
 void route_will(struct broker *b, struct msg *m);
 
-/* XMSG_PUBLISH: deliver @m, routed here by its home shard, to this shard's sessions. Borrows @m. */
-void route_remote(struct broker *b, struct msg *m);
+/*
+ * XMSG_PUBLISH @x from shard @from, a message's one crossing to this shard:
+ * deliver it to this shard's plain subscribers and/or to one member of each
+ * shared group named. Frees what @x owns but its msg (the caller's).
+ */
+void route_remote(struct broker *b, uint32_t from, const struct xmsg *x);
 
 /*
  * XMSG_SHARE_PUBLISH: @m for one member of shared group @key, sent here by

@@ -20,10 +20,14 @@
 struct msg;
 struct xport;
 
+/* XMSG_PUBLISH's arg: deliver to the plain subscribers, and the count of more keys. */
+#define XMSG_PUBLISH_PLAIN 0x80000000u
+#define XMSG_PUBLISH_MORE 0x0000ffffu
+
 enum xmsg_kind {
     XMSG_NONE = 0,
     /* core/ routing kinds */
-    XMSG_PUBLISH,       /* msg: deliver to the receiver's local subscribers */
+    XMSG_PUBLISH,       /* publish: a message's one crossing to a shard (see below) */
     XMSG_MSG_FREE,      /* msg: the last reference was dropped remotely; free it */
     XMSG_INTEREST_ADD,  /* buf: filter the sender's sessions now subscribe to; XMSG_ACK if token */
     XMSG_INTEREST_DEL,  /* buf: filter the sender's sessions no longer subscribe to */
@@ -41,6 +45,17 @@ struct xmsg {
     uint32_t arg;  /* small kind-specific argument; 0 if unused */
     union {
         struct msg *msg;
+        /*
+         * XMSG_PUBLISH, the one crossing of a message to a shard: to its
+         * plain subscribers there (arg & XMSG_PUBLISH_PLAIN), and to one
+         * member of each shared group chosen there: @key, then the
+         * (arg & XMSG_PUBLISH_MORE) keys at @more.
+         */
+        struct {
+            struct msg *msg; /* first, so payload.msg reads it too */
+            uint64_t key;    /* a shared group's key (share_key()); 0 = none */
+            uint64_t *more;  /* malloc'd, the receiver frees it; NULL if none */
+        } publish;
         struct {
             struct msg *msg; /* first, so payload.msg reads it too */
             uint64_t token;  /* the origin's wait for every replica; 0 = none */

@@ -57,7 +57,7 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
     struct client *released = NULL;
     switch (x->kind) {
     case XMSG_PUBLISH:
-        route_remote(b, m);
+        route_remote(b, from, x);
         outbox_msg_put(b, m);
         break;
     case XMSG_MSG_FREE:

@@ -286,6 +286,7 @@ int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg 
         m->payload.msg->qos == 0) {
         /* The sender built the message (XMSG_PUBLISH goes out from home): free it here. */
         RM_ASSERT(m->payload.msg->home_shard == from);
+        free(m->payload.publish.more); /* its shared groups lose this QoS 0 too */
         if (msg_put(m->payload.msg)) {
             msg_free(m->payload.msg);
         }

@@ -1234,3 +1234,42 @@ Test(broker_shards, replicas_agree_when_the_retained_store_is_full)
     sgone(&p1);
     sgone(&p2);
 }
+
+Test(broker_shards, a_message_crosses_once_to_a_shard_for_plain_and_shared_subscribers)
+{
+    /* A plain subscriber and three shared groups, all on shard 1; the publisher on 2. */
+    const char *filters[4] = {"c/t", "$share/g1/c/t", "$share/g2/c/t", "$share/g3/c/+"};
+    struct sconn subs[4], pub;
+    char id[32];
+    for (int i = 0; i < 4; i++) {
+        char pfx[8];
+        snprintf(pfx, sizeof(pfx), "m%d-", i);
+        id_on(1, pfx, id, sizeof(id));
+        sconnect(&subs[i], 1, id, true);
+        ssub(&subs[i], filters[i], 0);
+    }
+    id_on(2, "p", id, sizeof(id));
+    sconnect(&pub, 2, id, true);
+    struct mqtt_pkt p = publish_pkt("c/t", "m", 0, false, 0);
+    uint8_t buf[64];
+    size_t n = mqtt_encode(&p, MQTT_V311, buf, sizeof(buf));
+    cr_assert_eq(broker_client_feed(sh[2], &pub.cl, buf, n), 0);
+    unsigned crossings = 0;
+    uint32_t dest;
+    struct xmsg x;
+    while (broker_next_xmsg(sh[2], &dest, &x)) {
+        cr_assert_eq(dest, 1);
+        crossings++;
+        broker_xmsg_receive(sh[1], 2, &x);
+    }
+    cr_assert_eq(crossings, 1, "crossed to shard 1 %u times", crossings);
+    pump();
+    for (int i = 0; i < 4; i++) {
+        struct got g;
+        expect_publish(&subs[i].cl, "c/t", "m", 0, false, &g);
+        expect_none(&subs[i].cl);
+    }
+    for (int i = 0; i < 4; i++)
+        sgone(&subs[i]);
+    sgone(&pub);
+}
