@@ -1,0 +1,292 @@
+/*
+ * test_alloc_fail.c - core/ under allocation failure: a scripted session
+ * over 4 shards (handoff, subscribe plain and shared, publish at QoS 0, 1
+ * and 2, retained, cross-shard, a will, a takeover) runs once with every
+ * allocation succeeding, counting them, then once per allocation with that
+ * one failing. Each run must end without a crash or assertion, and free
+ * everything (ASan's leak check over the whole process). Whatever failed,
+ * the affected client got an error, a close or nothing - never a crash.
+ *
+ * Built with -Wl,--wrap for malloc, calloc and realloc (CMakeLists.txt),
+ * so every allocation of core/ goes through the counters below.
+ */
+#include <criterion/criterion.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/broker.h"
+#include "core/limits.h"
+#include "core/mqtt_codec.h"
+#include "core/xmsg.h"
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t size);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t size);
+void *__wrap_realloc(void *p, size_t n);
+
+/* Allocations seen since the count began, and the one to fail (0: none). */
+static uint64_t allocs;
+static uint64_t fail_at;
+static bool failed;
+
+static bool fail_now(void)
+{
+    if (++allocs != fail_at)
+        return false;
+    failed = true;
+    return true;
+}
+
+void *__wrap_malloc(size_t n)
+{
+    return fail_now() ? NULL : __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t size)
+{
+    return fail_now() ? NULL : __real_calloc(n, size);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    return fail_now() ? NULL : __real_realloc(p, n);
+}
+
+#define NSHARDS 4
+#define CLIENTS 5
+
+static struct limits lim;
+static struct broker *sh[NSHARDS];
+
+struct conn {
+    struct client cl;
+    uint32_t shard;
+    bool live; /* known to its shard's broker */
+};
+
+static struct conn conns[CLIENTS];
+
+/* Deliver every cross-shard message (bounded). */
+static void pump(void)
+{
+    for (unsigned round = 0; round < 1000; round++) {
+        bool more = false;
+        for (uint32_t from = 0; from < NSHARDS; from++) {
+            uint32_t dest;
+            struct xmsg x;
+            while (broker_next_xmsg(sh[from], &dest, &x)) {
+                broker_xmsg_receive(sh[dest], from, &x);
+                more = true;
+            }
+        }
+        for (uint32_t i = 0; i < NSHARDS; i++)
+            while (broker_next_dirty(sh[i]))
+                ;
+        if (!more)
+            return;
+    }
+    cr_assert_fail("cross-shard messages never stop");
+}
+
+/* What a client was sent is read and dropped, as a connection would. */
+static void drain(struct conn *c)
+{
+    c->cl.out.len = 0;
+}
+
+/* Feed @pkt to @c, following a handoff; a client the broker closes is gone. */
+static void feed(struct conn *c, const struct mqtt_pkt *pkt, uint8_t version)
+{
+    uint8_t buf[512];
+    size_t n = mqtt_encoded_size(pkt, version);
+    if (!c->live || c->cl.state == CLIENT_CLOSING)
+        return;
+    cr_assert(n > 0 && n <= sizeof(buf));
+    mqtt_encode(pkt, version, buf, sizeof(buf));
+    int rc = broker_client_feed(sh[c->shard], &c->cl, buf, n);
+    if (rc == CLIENT_FEED_HANDOFF) {
+        uint8_t *kept;
+        uint32_t len;
+        uint32_t home = c->cl.handoff_shard;
+        if (broker_client_handoff_take(sh[c->shard], &c->cl, &kept, &len) < 0) {
+            c->live = false; /* net/ closes it */
+            return;
+        }
+        c->shard = home;
+        broker_client_init(sh[home], &c->cl);
+        rc = broker_client_feed(sh[home], &c->cl, kept, len);
+        free(kept);
+    }
+    pump();
+    drain(c);
+}
+
+static void gone(struct conn *c)
+{
+    if (!c->live)
+        return;
+    broker_client_gone(sh[c->shard], &c->cl, 0);
+    c->live = false;
+    pump();
+}
+
+static void open_conn(struct conn *c, uint32_t landed)
+{
+    c->shard = landed;
+    c->live = true;
+    broker_client_init(sh[landed], &c->cl);
+}
+
+static void connect_pkt_to(struct conn *c, const char *id, bool clean, uint8_t version,
+                           const char *will_topic)
+{
+    struct mqtt_pkt p = {.type = MQTT_CONNECT};
+    p.u.connect.version = version;
+    p.u.connect.clean_session = clean;
+    p.u.connect.keepalive_s = 60;
+    p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, (uint32_t)strlen(id)};
+    if (will_topic) {
+        p.u.connect.will = true;
+        p.u.connect.will_qos = 1;
+        p.u.connect.will_topic =
+            (struct mqtt_str){(const uint8_t *)will_topic, (uint32_t)strlen(will_topic)};
+        p.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"gone", 4};
+    }
+    feed(c, &p, version);
+}
+
+static void subscribe(struct conn *c, const char *filter, uint8_t qos, uint8_t version)
+{
+    struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, qos};
+    struct mqtt_pkt p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 1, .count = 1, .entries = &e};
+    feed(c, &p, version);
+}
+
+static void publish(struct conn *c, const char *topic, uint8_t qos, bool retain, uint16_t id,
+                    uint8_t version)
+{
+    struct mqtt_pkt p = {.type = MQTT_PUBLISH};
+    p.u.publish = (struct mqtt_publish){
+        .qos = qos,
+        .retain = retain,
+        .topic = {(const uint8_t *)topic, (uint32_t)strlen(topic)},
+        .pkt_id = id,
+        .payload = {(const uint8_t *)"payload", 7},
+    };
+    feed(c, &p, version);
+    if (qos == 2) {
+        struct mqtt_pkt rel = {.type = MQTT_PUBREL};
+        rel.u.ack.pkt_id = id;
+        feed(c, &rel, version);
+    }
+}
+
+/* The session under test, from brokers' creation to their end. */
+static void script(void)
+{
+    for (uint32_t i = 0; i < NSHARDS; i++) {
+        sh[i] = broker_new(&lim, i, NSHARDS);
+        if (!sh[i]) {
+            for (uint32_t j = 0; j < i; j++)
+                broker_free(sh[j]);
+            return; /* start-up: a broker that cannot be built is fatal there */
+        }
+    }
+    memset(conns, 0, sizeof(conns));
+    struct conn *sub = &conns[0], *pub = &conns[1], *mem = &conns[2], *wil = &conns[3],
+                *taker = &conns[4];
+    open_conn(sub, 0);
+    connect_pkt_to(sub, "subscriber-a", false, MQTT_V311, NULL);
+    subscribe(sub, "a/#", 2, MQTT_V311);
+    open_conn(mem, 3);
+    connect_pkt_to(mem, "member-b", true, MQTT_V5, NULL);
+    subscribe(mem, "$share/g/a/+", 1, MQTT_V5);
+    open_conn(pub, 2);
+    connect_pkt_to(pub, "publisher-c", true, MQTT_V5, NULL);
+    publish(pub, "a/b", 0, false, 0, MQTT_V5);
+    publish(pub, "a/b", 1, false, 1, MQTT_V5);
+    publish(pub, "a/c", 2, false, 2, MQTT_V5);
+    publish(pub, "a/r", 1, true, 3, MQTT_V5);
+    open_conn(wil, 1);
+    connect_pkt_to(wil, "will-d", false, MQTT_V311, "a/will");
+    open_conn(taker, 0);
+    connect_pkt_to(taker, "will-d", false, MQTT_V311, NULL); /* takes over: the will goes */
+    gone(wil);
+    gone(sub); /* persistent: messages now queue */
+    publish(pub, "a/b", 1, false, 4, MQTT_V5);
+    open_conn(sub, 1);
+    connect_pkt_to(sub, "subscriber-a", false, MQTT_V311, NULL); /* resumes */
+    for (int i = 0; i < CLIENTS; i++)
+        gone(&conns[i]);
+    if (fail_at == 0) {
+        /* Without failures the script covers what it claims to. */
+        struct broker_stats sum = {0};
+        for (uint32_t i = 0; i < NSHARDS; i++) {
+            const struct broker_stats *st = broker_stats(sh[i]);
+            sum.handoffs += st->handoffs;
+            sum.xmsg_publish_out += st->xmsg_publish_out;
+            sum.takeovers += st->takeovers;
+            sum.wills_sent += st->wills_sent;
+            sum.msgs_out += st->msgs_out;
+        }
+        cr_assert_geq(sum.handoffs, 3);
+        cr_assert_geq(sum.xmsg_publish_out, 3);
+        cr_assert_eq(sum.takeovers, 1);
+        cr_assert_eq(sum.wills_sent, 1);
+        cr_assert_geq(sum.msgs_out, 6);
+    }
+    for (uint32_t i = 0; i < NSHARDS; i++)
+        broker_free(sh[i]);
+}
+
+static void setup(void)
+{
+    lim = (struct limits){
+        .packet_bytes_max = 1 << 20,
+        .client_id_bytes_max = 64,
+        .topic_bytes_max = 65535,
+        .topic_levels_max = 128,
+        .subs_per_client_max = 100,
+        .inflight_max = 20,
+        .inflight_in_max = 16,
+        .queued_max = 100,
+        .output_bytes_max = 1 << 20,
+        .retained_max = 1000,
+        .connect_timeout_ms = 1000,
+        .connections_max = 1000,
+        .allow_zero_length_client_id = true,
+        .max_qos = 2,
+        .retain_available = true,
+        .wildcard_subscriptions = true,
+        .subscription_identifiers = true,
+        .shared_subscriptions = true,
+        .topic_alias_max = 10,
+    };
+}
+
+TestSuite(alloc_fail, .init = setup);
+
+Test(alloc_fail, every_allocation_of_a_scripted_session_may_fail_without_a_crash_or_leak)
+{
+    allocs = 0;
+    fail_at = 0;
+    script();
+    uint64_t total = allocs;
+    cr_log_info("%llu allocations in the script", (unsigned long long)total);
+    cr_assert_gt(total, 50, "the script made only %llu allocations", (unsigned long long)total);
+    for (uint64_t n = 1; n <= total; n++) {
+        allocs = 0;
+        failed = false;
+        fail_at = n;
+        script();
+        fail_at = 0;
+        cr_assert(failed, "allocation %llu of %llu was never reached", (unsigned long long)n,
+                  (unsigned long long)total);
+    }
+}
