@@ -29,23 +29,15 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
 {
     RM_ASSERT(len <= LIMITS_STRING_BYTES_MAX);
     RM_ASSERT(client_id != NULL || len == 0);
-    struct session *s = calloc(1, sizeof(*s));
+    size_t size = offsetof(struct session, client_id) + len;
+    struct session *s = calloc(1, size > sizeof(*s) ? size : sizeof(*s));
     if (!s)
-        goto out;
-    s->client_id = malloc(len ? len : 1);
-    if (!s->client_id)
-        goto out_free_sess;
+        return NULL;
     memcpy(s->client_id, client_id, len);
     s->client_id_len = (uint16_t)len;
     s->_hash = hash;
     s->expiry_s = expiry_s;
     s->next_pkt_id = 1;
-    return s;
-
-out_free_sess:
-    free(s);
-    s = NULL;
-out:
     return s;
 }
 
@@ -89,7 +81,6 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
     free(s->inflight);
     free(s->queue);
     free(s->qos2_in);
-    free(s->client_id);
     free(s);
 }
 

@@ -83,7 +83,6 @@ struct session {
     bool _timed;
     uint16_t next_pkt_id;
     uint16_t client_id_len;
-    uint8_t *client_id;
 
     struct session_sub *subs;
     uint32_t sub_count;
@@ -111,6 +110,9 @@ struct session {
     /* Routing scratch: dedupes a session matched through several filters. */
     uint32_t _match_epoch;
     uint8_t _match_opts; /* highest QoS | MQTT_SUBOPT_RAP of any matched filter */
+
+    /* client_id_len bytes, in the session's own allocation (no second chunk per session). */
+    uint8_t client_id[];
 };
 
 /*
