@@ -59,8 +59,10 @@ struct alias_out {
 #define BROKER__REDO 4
 
 /*
- * What a connection negotiated with MQTT 5.0, allocated only for v5 clients
- * (3.1.1 connections pay nothing for it).
+ * What a connection negotiated with MQTT 5.0, allocated only for a v5
+ * client that negotiated something, uses topic aliases or AUTH
+ * (output_v5_state()): a NULL client._v5 reads as the defaults of absent
+ * properties, so 3.1.1 and plain v5 connections pay nothing for it.
  */
 struct client_v5 {
     uint32_t max_packet;   /* the client's Maximum Packet Size (protocol maximum if none) */

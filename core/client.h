@@ -55,7 +55,7 @@ struct client {
     uint32_t _partial_need;
     struct msg *_will;     /* will of this connection, if any */
     struct obuf _held;     /* bytes received while held, handled after */
-    struct client_v5 *_v5; /* MQTT 5.0 connections only */
+    struct client_v5 *_v5;    /* MQTT 5.0 state, only once needed (output_v5_state()) */
 };
 
 #endif

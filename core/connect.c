@@ -74,26 +74,35 @@ static size_t assign_client_id(struct broker *b, uint8_t *buf, size_t cap)
     return n;
 }
 
-/* The client's MQTT 5.0 CONNECT properties; -ENOMEM. */
+/*
+ * The client's MQTT 5.0 CONNECT properties, kept only when one differs from
+ * its default (most clients send none: they pay nothing); -ENOMEM.
+ */
 static int connect_v5(struct client *cl, const struct mqtt_connect *c)
 {
     RM_ASSERT(c->version == MQTT_V5 && cl->_v5 == NULL);
     const struct mqtt_props *pr = &c->props;
-    struct client_v5 *v5 = calloc(1, sizeof(*v5));
-    if (!v5)
-        return -ENOMEM;
-    v5->max_packet =
+    uint32_t max_packet =
         (pr->has & MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE)) ? pr->max_packet_size : UINT32_MAX;
-    v5->recv_max = (pr->has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) ? pr->receive_max : 65535;
-    v5->alias_max = pr->topic_alias_max;
+    uint16_t recv_max = (pr->has & MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX)) ? pr->receive_max : 65535;
+    uint32_t will_delay_s = 0;
     /*
      * Request Problem Information 0 needs nothing: Reason Strings go only on
      * CONNACK and DISCONNECT, which it still allows [MQTT-3.1.2-29].
      */
     if (c->will && (c->will_props.has & MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY)))
-        v5->will_delay_s = c->will_props.will_delay;
-    RM_ASSERT(v5->recv_max > 0);
-    cl->_v5 = v5;
+        will_delay_s = c->will_props.will_delay;
+    RM_ASSERT(recv_max > 0);
+    if (max_packet == UINT32_MAX && recv_max == 65535 && pr->topic_alias_max == 0 &&
+        will_delay_s == 0)
+        return 0;
+    struct client_v5 *v5 = output_v5_state(cl);
+    if (!v5)
+        return -ENOMEM;
+    v5->max_packet = max_packet;
+    v5->recv_max = recv_max;
+    v5->alias_max = pr->topic_alias_max;
+    v5->will_delay_s = will_delay_s;
     return 0;
 }
 
@@ -131,7 +140,7 @@ static void connack_props(const struct broker *b, const struct client *cl, const
         pr->has |= MQTT_PROP_BIT(MQTT_PROP_SERVER_KEEPALIVE);
         pr->server_keepalive = cl->keepalive_s;
     }
-    if (cl->_v5->auth) {
+    if (cl->_v5 && cl->_v5->auth) {
         /* The method the exchange used (MQTT 5.0 section 3.2.2.3.17). */
         pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD);
         pr->auth_method = (struct mqtt_str){(const uint8_t *)cl->_v5->auth->name,
@@ -167,8 +176,10 @@ static int send_auth(struct broker *b, struct client *cl, uint8_t rc, const stru
 static int connect_auth(struct broker *b, struct client *cl, const struct mqtt_connect *c,
                         const uint8_t *raw, uint32_t raw_len)
 {
-    struct client_v5 *v5 = cl->_v5;
-    RM_ASSERT(v5 != NULL && c->version == MQTT_V5);
+    RM_ASSERT(c->version == MQTT_V5);
+    struct client_v5 *v5 = output_v5_state(cl);
+    if (!v5)
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     if (v5->auth_step == AUTH_STEP_DONE) {
         v5->auth_step = 0;
         return 1;

@@ -190,7 +190,7 @@ int output_close(struct broker *b, struct client *cl, int rc)
     RM_ASSERT(rc != 0);
     RM_ASSERT(cl != NULL);
     if (cl->state != CLIENT_CLOSING) {
-        if (rc < 0 && cl->_v5 && cl->state == CLIENT_CONNECTED) {
+        if (rc < 0 && cl->version == MQTT_V5 && cl->state == CLIENT_CONNECTED) {
             /* Say why before closing [MQTT-4.13.2-1]. */
             struct mqtt_pkt pkt = {.type = MQTT_DISCONNECT};
             pkt.u.ack.rc = disconnect_rc(rc);
@@ -204,4 +204,19 @@ int output_close(struct broker *b, struct client *cl, int rc)
     }
     output_mark_dirty(b, cl);
     return rc;
+}
+
+struct client_v5 *output_v5_state(struct client *cl)
+{
+    RM_ASSERT(cl != NULL);
+    RM_ASSERT(cl->version == MQTT_V5);
+    if (cl->_v5)
+        return cl->_v5;
+    struct client_v5 *v5 = calloc(1, sizeof(*v5));
+    if (!v5)
+        return NULL;
+    v5->max_packet = UINT32_MAX; /* the defaults of absent CONNECT properties */
+    v5->recv_max = 65535;
+    cl->_v5 = v5;
+    return v5;
 }

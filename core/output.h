@@ -61,6 +61,13 @@ int output_with_reason(struct broker *b, struct client *cl, struct mqtt_pkt *pkt
  */
 int output_close(struct broker *b, struct client *cl, int rc);
 
+/*
+ * @cl's MQTT 5.0 state, allocated with the defaults of absent CONNECT
+ * properties on first need (a v5 client that negotiates nothing has none:
+ * NULL cl->_v5 reads as the defaults everywhere). NULL on ENOMEM.
+ */
+struct client_v5 *output_v5_state(struct client *cl);
+
 /* The bound for packets that must not be shed: limits_output_hard_max(). */
 static inline size_t output_hard_max(const struct broker *b)
 {

@@ -23,12 +23,14 @@
  */
 static int alias_in(struct broker *b, struct client *cl, struct mqtt_publish *pub)
 {
-    struct client_v5 *v5 = cl->_v5;
     uint16_t alias = pub->props.topic_alias;
-    RM_ASSERT(v5 != NULL);
+    RM_ASSERT(cl->version == MQTT_V5);
     RM_ASSERT(pub->props.has & MQTT_PROP_BIT(MQTT_PROP_TOPIC_ALIAS));
     if (alias == 0 || alias > b->lim->topic_alias_max)
         return -MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-8, -9] */
+    struct client_v5 *v5 = output_v5_state(cl);
+    if (!v5)
+        return -MQTT_RC_SERVER_BUSY;
     if (!v5->alias_in) {
         v5->alias_in = calloc(b->lim->topic_alias_max, sizeof(*v5->alias_in));
         if (!v5->alias_in)

@@ -261,7 +261,7 @@ static int send_publish(struct broker *b, struct session *s, const struct msg *m
         b->stats.msgs_expired++;
         return 1;
     }
-    if (cl->_v5) {
+    if (cl->version == MQTT_V5) {
         struct mqtt_props *pr = &pub->props;
         pr->raw = (struct mqtt_str){msg_props(m), m->props_len};
         if (m->expiry_ms) {

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/broker.h"
+#include "core/broker_types.h"
 #include "core/mqtt_codec.h"
 
 #include "broker_helpers.h"
@@ -566,4 +567,19 @@ Test(broker_v5, expired_retained_messages_are_swept_and_make_room_when_full)
     drain_dirty();
     broker_client_gone(b, &pub, 0);
     broker_client_gone(b, &sub, 0);
+}
+
+Test(broker_v5, a_client_that_negotiates_nothing_holds_no_v5_state)
+{
+    /* Most clients send no CONNECT properties: their connections pay nothing for them. */
+    struct client plain, tuned;
+    connect5(&plain, "plain", NULL);
+    cr_assert_null(plain._v5);
+    struct mqtt_props pr = {.has = MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX), .receive_max = 5};
+    connect5(&tuned, "tuned", &pr);
+    cr_assert_not_null(tuned._v5);
+    cr_assert_eq(tuned._v5->recv_max, 5);
+    drain_dirty();
+    broker_client_gone(b, &plain, 0);
+    broker_client_gone(b, &tuned, 0);
 }
