@@ -56,7 +56,7 @@ static int arm_recv(struct shard *s, struct conn *c)
 {
     struct io_uring_sqe *sqe;
 
-    RM_ASSERT(!(c->flags & CONN_F_RECV));
+    RM_ASSERT(!(c->flags & (CONN_F_RECV | CONN_F_DEAD)));
     RM_ASSERT(!(c->flags & CONN_F_CLOSING) || (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN)));
     sqe = uring_get_sqe(&s->ring);
     if (sqe == NULL) {
@@ -213,7 +213,7 @@ static void retire(struct shard *s, struct conn *c)
         defer_remove(s, c);
         c->flags &= (uint16_t)~CONN_F_DEFERRED;
     }
-    c->flags |= CONN_F_DEAD;
+    c->flags = (uint16_t)((c->flags & ~(CONN_F_FLUSH | CONN_F_DRAIN)) | CONN_F_DEAD);
     c->fd = -1;
     timer_del(&s->timers, &c->timer);
     conn_send_free(&c->sending);
@@ -322,6 +322,8 @@ static void handoff_begin(struct shard *s, struct conn *c)
     if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL)) {
         if (cancel_op(s, c, URING_OP_RECV) == 0) {
             c->flags |= CONN_F_RECV_CANCEL;
+            /* The connect deadline again (the retry below replaced it). */
+            timer_set(&s->timers, &c->timer, s->now_ms + s->cfg->limits.connect_timeout_ms);
         } else {
             /* The socket is the home shard's to read: never shut it down; retry. */
             timer_set(&s->timers, &c->timer, s->now_ms + TIMER_TICK_MS);
@@ -337,8 +339,9 @@ static void stop_reading(struct shard *s, struct conn *c)
     }
     c->flags |= CONN_F_RECV_CANCEL;
     if (cancel_op(s, c, URING_OP_RECV) < 0) {
-        /* No SQE: end the recv from the socket's side; a flush still goes out. */
-        shutdown(c->fd, (c->flags & CONN_F_FLUSH) ? SHUT_RD : SHUT_RDWR);
+        /* No SQE: end the recv from the socket's side (nothing is flushing by now). */
+        RM_ASSERT(!(c->flags & CONN_F_FLUSH));
+        shutdown(c->fd, SHUT_RDWR);
     }
 }
 
@@ -639,9 +642,11 @@ int conn_adopt(struct shard *s, int fd, struct xport *xp, uint8_t *bytes, uint32
         handoff_progress(s, c);
         goto out_free;
     }
-    if (c->flags & CONN_F_CLOSING) {
+    if ((c->flags & CONN_F_DEAD) ||
+        ((c->flags & CONN_F_CLOSING) && !(c->flags & (CONN_F_FLUSH | CONN_F_DRAIN)))) {
         goto out_free;
     }
+    /* A refused CONNECT still reads, and drops, what follows: its CONNACK must arrive. */
     ret = arm_recv(s, c);
     if (ret < 0) {
         s->stats.conns_failed++;
@@ -685,6 +690,9 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         }
         bufring_cqe_done(&s->bufring, cqe);
     }
+    if (c->flags & CONN_F_DEAD) {
+        return; /* the feed closed it, and this was its recv's last completion */
+    }
 
     if (c->flags & CONN_F_HANDOFF) {
         /* EOF, ENOBUFS or the cancel: the home shard reads on (and sees an EOF itself). */
@@ -702,6 +710,9 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         } else if ((res > 0 || res == -ENOBUFS) && (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN)) &&
                    !(c->flags & (CONN_F_RECV | CONN_F_RECV_CANCEL))) {
             /* The multishot recv ended (no buffer): read on until the drain ends. */
+            if (res == -ENOBUFS) {
+                s->stats.recv_nobufs++;
+            }
             if (arm_recv(s, c) < 0) {
                 stop_reading(s, c);
             }
@@ -778,7 +789,8 @@ void conn_timer_expired(struct shard *s, struct conn *c)
 {
     RM_ASSERT(s != NULL && c != NULL);
     RM_ASSERT(!(c->flags & CONN_F_DEAD));
-    if (c->flags & CONN_F_HANDOFF) {
+    if ((c->flags & CONN_F_HANDOFF) && (c->flags & CONN_F_RECV) &&
+        !(c->flags & CONN_F_RECV_CANCEL)) {
         handoff_begin(s, c); /* its recv cancel found no SQE: again */
     } else if (c->flags & CONN_F_DRAIN) {
         /* The peer did not close within CONN_DRAIN_MS: stop waiting for it. */

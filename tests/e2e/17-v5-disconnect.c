@@ -246,3 +246,61 @@ E2E_TEST(v5_disconnect, a_client_still_writing_reads_its_disconnect_then_an_orde
     e2e_broker_check_alive(b);
     e2e_broker_stop(b);
 }
+
+/*
+ * The same for a CONNECT refused on its session's home shard after a
+ * handoff (most connections with 4 shards): the CONNACK 0x8C and an orderly
+ * end of stream, though the client sends more right behind the CONNECT.
+ */
+#define REFUSED_ROUNDS 8
+#define REFUSED_FLOOD_BYTES (4 * 1024 * 1024)
+
+E2E_TEST(v5_disconnect, a_refused_connect_is_heard_after_a_handoff_too)
+{
+    struct e2e_broker *b;
+    struct e2e_props pr = {.len = 0};
+    struct e2e_connect_opts o = {.version = E2E_V5, .clean = true, .props = &pr};
+    char id[32];
+    uint8_t *flood;
+    int rounds;
+
+    e2e_ringmq_only("the shard count is a ringmq setting");
+    b = e2e_broker_start_shards(4, NULL);
+    e2e_props_str(&pr, MQTT_PROP_AUTHENTICATION_METHOD, "no-such-method");
+    for (rounds = 0; rounds < REFUSED_ROUNDS; rounds++) {
+        struct e2e_v5pkt m;
+        struct pollfd pfd;
+        struct e2e_pkt p;
+        uint8_t byte;
+        ssize_t r;
+        int fd = e2e_raw_open(b);
+
+        snprintf(id, sizeof(id), "refused-%d", rounds);
+        o.id = id;
+        e2e_pkt_connect(&p, &o);
+        flood = malloc(p.len + REFUSED_FLOOD_BYTES);
+        cr_assert_not_null(flood);
+        memcpy(flood, p.buf, p.len);
+        for (size_t i = 0; i < REFUSED_FLOOD_BYTES; i += 2) {
+            flood[p.len + i] = 0xC0; /* PINGREQ */
+            flood[p.len + i + 1] = 0x00;
+        }
+        cr_assert(e2e_raw_send(fd, flood, p.len + REFUSED_FLOOD_BYTES),
+                  "round %d: the broker reset the connection", rounds);
+        e2e_pkt_free(&p);
+        free(flood);
+        cr_assert(e2e_raw_read5(fd, &m, E2E_WAIT_MS), "round %d: the CONNACK was lost", rounds);
+        cr_assert_eq(m.type, E2E_CONNACK);
+        cr_assert_eq(m.reason, MQTT_RC_BAD_AUTHENTICATION_METHOD);
+        e2e_v5pkt_free(&m);
+        cr_assert_eq(shutdown(fd, SHUT_WR), 0);
+        pfd = (struct pollfd){.fd = fd, .events = POLLIN};
+        cr_assert_eq(poll(&pfd, 1, E2E_WAIT_MS), 1, "round %d: no end of stream", rounds);
+        r = recv(fd, &byte, 1, 0);
+        cr_assert_eq(r, 0, "round %d: want an orderly close, got %s", rounds,
+                     r < 0 ? strerror(errno) : "data");
+        e2e_raw_close(fd);
+    }
+    e2e_broker_check_alive(b);
+    e2e_broker_stop(b);
+}
