@@ -62,6 +62,7 @@ struct broker *broker_new(const struct limits *lim, uint32_t shard_id, uint32_t 
     b->share = share_table_new(shard_id, shard_count, b->seed, lim->share_key_seed, share_online);
     if (!b->retained || !b->share)
         goto out_free;
+    b->retained_expire_ms = UINT64_MAX; /* nothing retained, nothing to expire */
     if (sess_table_init(b) < 0)
         goto out_free;
     return b;

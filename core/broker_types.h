@@ -116,7 +116,7 @@ struct broker {
     struct trie *interest;
     uint8_t *shard_marker; /* shard_count distinct addresses, one per shard */
     struct retained *retained; /* replica.c */
-    bool retained_expiring;     /* replica.c: the store may hold a message that expires */
+    uint64_t retained_expire_ms; /* replica.c: no retained message expires before */
     uint64_t retained_sweep_ms; /* replica.c: next sweep of expired retained messages */
     struct share_table *share; /* session.c, xrecv.c: shared groups ($share/g/f) */
 
@@ -170,7 +170,9 @@ struct broker {
     struct broker_wait *waits;
     uint32_t wait_cap;
     uint32_t wait_used;
-    uint64_t wait_scan_ms; /* wait_expire() looks again at this time */
+    uint64_t wait_scan_ms;  /* wait_expire() looks again at this time */
+    uint64_t wait_scan_min; /* the earliest deadline seen by the scan under way */
+    uint32_t wait_scan_from; /* where the scan under way resumes; 0: a new one */
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a

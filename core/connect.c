@@ -326,6 +326,35 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
     return s;
 }
 
+/*
+ * The keep alive @cl gets (Server Keep Alive [MQTT-3.2.2-21]) and, for v5,
+ * the CONNACK properties into @props (@assigned: an assigned client id, or
+ * NULL). Returns 0, or -EMSGSIZE when that CONNACK would pass the client's
+ * Maximum Packet Size.
+ */
+static int connack_prepare(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                           const uint8_t *assigned, size_t id_len, struct mqtt_props *props)
+{
+    const struct limits *lim = b->lim;
+    bool v5 = c->version == MQTT_V5;
+    bool keepalive_set = false;
+    cl->keepalive_s = c->keepalive_s;
+    if (v5 && lim->keepalive_max_s &&
+        (c->keepalive_s == 0 || c->keepalive_s > lim->keepalive_max_s)) {
+        /* Server Keep Alive: the client must use ours [MQTT-3.2.2-21]. */
+        cl->keepalive_s = lim->keepalive_max_s;
+        keepalive_set = true;
+    }
+    if (!v5)
+        return 0;
+    connack_props(b, cl, assigned, id_len, keepalive_set, props);
+    struct mqtt_pkt connack = {.type = MQTT_CONNACK};
+    connack.u.connack.props = *props;
+    if (cl->_v5 && mqtt_encoded_size(&connack, MQTT_V5) > cl->_v5->max_packet)
+        return -EMSGSIZE;
+    return 0;
+}
+
 int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_connect *c,
                        const uint8_t *raw, uint32_t raw_len)
 {
@@ -380,6 +409,18 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
     uint32_t expiry_s = c->clean_session ? 0 : SESSION_EXPIRY_NEVER;
     if (v5)
         expiry_s = c->props.session_expiry; /* absent: 0 [MQTT-3.1.2-11 (v5)] */
+    struct mqtt_props props = {0};
+    if (connack_prepare(b, cl, c, id_assigned ? id : NULL, id_len, &props) < 0) {
+        /*
+         * No CONNACK can reach it: refuse before any session is touched (no
+         * takeover, no Clean Start, no delayed will lost), silently
+         * [MQTT-3.14.0-1]; the will of a connection that never began is
+         * dropped.
+         */
+        outbox_msg_put(b, will);
+        b->stats.connects_refused++;
+        return output_close(b, cl, -MQTT_RC_PACKET_TOO_LARGE);
+    }
     bool present;
     struct session *s = session_bind(b, c, id, id_len, expiry_s, &present);
     if (!s) {
@@ -389,27 +430,12 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
     s->client = cl;
     cl->_sess = s;
     cl->_will = will;
-    cl->keepalive_s = c->keepalive_s;
-    bool keepalive_set = false;
-    if (v5 && lim->keepalive_max_s &&
-        (c->keepalive_s == 0 || c->keepalive_s > lim->keepalive_max_s)) {
-        /* Server Keep Alive: the client must use ours [MQTT-3.2.2-21]. */
-        cl->keepalive_s = lim->keepalive_max_s;
-        keepalive_set = true;
-    }
     b->stats.clients++;
 
-    struct mqtt_props props = {0};
-    if (v5)
-        connack_props(b, cl, id_assigned ? id : NULL, id_len, keepalive_set, &props);
     /* Session present is 0 for a clean session [MQTT-3.2.2-1], else [-2, -3]. */
     rc = send_connack(b, cl, present, MQTT_CONNACK_ACCEPTED, &props);
     if (rc < 0) {
-        /*
-         * Never told it is connected (its Maximum Packet Size is below our
-         * CONNACK, or no memory): no DISCONNECT may precede a CONNACK
-         * [MQTT-3.14.0-1], and a connection that never began leaves no will.
-         */
+        /* No memory for it: as above, but the session is bound by now (and stays). */
         outbox_msg_put(b, cl->_will);
         cl->_will = NULL;
         b->stats.connects_refused++;

@@ -22,7 +22,7 @@ struct sweep {
     struct msg **expired;
     uint32_t count;
     uint32_t cap;
-    bool expiring; /* a message that expires later is left */
+    uint64_t next_ms; /* the earliest expiry left; UINT64_MAX: none */
 };
 
 static void sweep_cb(void *ctx, struct msg *m)
@@ -31,14 +31,15 @@ static void sweep_cb(void *ctx, struct msg *m)
     if (!m->expiry_ms)
         return;
     if (m->expiry_ms > sw->now_ms) {
-        sw->expiring = true;
+        if (m->expiry_ms < sw->next_ms)
+            sw->next_ms = m->expiry_ms;
         return;
     }
     if (sw->count == sw->cap) {
         uint32_t ncap = sw->cap ? sw->cap * 2 : 64;
         struct msg **n = realloc(sw->expired, ncap * sizeof(*n));
         if (!n) {
-            sw->expiring = true; /* swept next time */
+            sw->next_ms = sw->now_ms; /* swept next time */
             return;
         }
         sw->expired = n;
@@ -54,13 +55,13 @@ static void sweep_cb(void *ctx, struct msg *m)
  */
 static void replica_sweep(struct broker *b)
 {
-    struct sweep sw = {.now_ms = b->now_ms};
+    struct sweep sw = {.now_ms = b->now_ms, .next_ms = UINT64_MAX};
     retained_each(b->retained, sweep_cb, &sw);
     for (uint32_t i = 0; i < sw.count; i++)
         outbox_msg_put(b, retained_take(b->retained, sw.expired[i]));
     free(sw.expired);
     b->stats.retained_expired += sw.count;
-    b->retained_expiring = sw.expiring;
+    b->retained_expire_ms = sw.next_ms;
     b->retained_sweep_ms = b->now_ms + REPLICA_SWEEP_MS;
 }
 
@@ -73,8 +74,8 @@ static int retained_apply(struct broker *b, struct msg *m, size_t count_max)
     struct msg *old = NULL;
     int rc = retained_swap(b->retained, m, count_max, &old);
     outbox_msg_put(b, old);
-    if (rc == 1 && m->expiry_ms)
-        b->retained_expiring = true;
+    if (rc == 1 && m->expiry_ms && m->expiry_ms < b->retained_expire_ms)
+        b->retained_expire_ms = m->expiry_ms;
     return rc;
 }
 
@@ -114,8 +115,8 @@ void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_
      * each deciding for itself made replicas disagree).
      */
     int rc = retained_apply(b, m, b->lim->retained_max);
-    if (rc == -ENOSPC && b->retained_expiring) {
-        replica_sweep(b); /* expired ones first make room */
+    if (rc == -ENOSPC && b->now_ms >= b->retained_expire_ms) {
+        replica_sweep(b); /* expired ones first make room (only if one has expired) */
         rc = retained_apply(b, m, b->lim->retained_max);
     }
     uint32_t arg = origin;
@@ -155,6 +156,6 @@ struct client *replica_apply(struct broker *b, struct msg *m, uint64_t token, ui
 
 void replica_tick(struct broker *b)
 {
-    if (b->retained_expiring && b->now_ms >= b->retained_sweep_ms)
+    if (b->now_ms >= b->retained_expire_ms && b->now_ms >= b->retained_sweep_ms)
         replica_sweep(b);
 }

@@ -131,22 +131,28 @@ struct client *wait_expire(struct broker *b, uint64_t now_ms)
 {
     if (b->wait_used == 0 || now_ms < b->wait_scan_ms)
         return NULL;
-    uint64_t next = UINT64_MAX;
-    for (uint32_t i = 0; i < b->wait_cap; i++) {
+    /* One pass over the slots per scan, resumed where the last call returned. */
+    if (b->wait_scan_from == 0)
+        b->wait_scan_min = UINT64_MAX;
+    for (uint32_t i = b->wait_scan_from; i < b->wait_cap; i++) {
         struct broker_wait *w = &b->waits[i];
         if (w->remaining == 0 && !w->cl)
             continue; /* free */
         if (w->expire_ms > now_ms) {
-            if (w->expire_ms < next)
-                next = w->expire_ms;
+            if (w->expire_ms < b->wait_scan_min)
+                b->wait_scan_min = w->expire_ms;
             continue;
         }
         b->stats.wait_timeouts++;
         struct client *cl = complete(b, w);
-        if (cl)
-            return cl; /* b->wait_scan_ms unchanged: the caller calls again */
+        if (cl) {
+            b->wait_scan_from = i + 1; /* the caller calls again */
+            return cl;
+        }
     }
     /* Not more often than once a second, however many waits begin. */
+    uint64_t next = b->wait_scan_min;
+    b->wait_scan_from = 0;
     b->wait_scan_ms = next > now_ms + 1000 ? next : now_ms + 1000;
     return NULL;
 }

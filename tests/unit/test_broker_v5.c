@@ -516,10 +516,15 @@ Test(broker_v5, skips_a_publish_over_the_clients_maximum_packet_size_and_sends_a
 
 Test(broker_v5, a_connack_over_the_clients_maximum_packet_size_closes_without_disconnect)
 {
-    /* [MQTT-3.14.0-1]: no DISCONNECT before a CONNACK; the will never began either. */
-    struct client sub, cl;
+    /*
+     * [MQTT-3.14.0-1]: no DISCONNECT before a CONNACK; the will never began
+     * either, and the session it names is not touched: its live connection
+     * is not taken over.
+     */
+    struct client sub, cl, live;
     connect5(&sub, "watcher", NULL);
     sub5(&sub, "will/t", 0, 0);
+    connect5(&live, "tiny", NULL);
     broker_client_init(b, &cl);
     struct mqtt_pkt p = connect_pkt("tiny", true, MQTT_V5);
     p.u.connect.props.has = MQTT_PROP_BIT(MQTT_PROP_MAX_PACKET_SIZE);
@@ -533,9 +538,13 @@ Test(broker_v5, a_connack_over_the_clients_maximum_packet_size_closes_without_di
     cr_assert_eq(cl.out.len, 0, "not a byte: no CONNACK fits, and no DISCONNECT may go");
     broker_client_gone(b, &cl, rc);
     expect_none(&sub);
+    cr_assert_eq(live.state, CLIENT_CONNECTED, "the refused CONNECT took the session over");
+    expect_none(&live);
     cr_assert_eq(broker_stats(b)->connects_refused, 1);
+    cr_assert_eq(broker_stats(b)->takeovers, 0);
     drain_dirty();
     broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &live, 0);
 }
 
 Test(broker_v5, expired_retained_messages_are_swept_and_make_room_when_full)
