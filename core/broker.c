@@ -79,6 +79,7 @@ void broker_free(struct broker *b)
     if (!b)
         return;
     RM_ASSERT(b->stats.clients == 0 || b->sess_buckets != NULL);
+    deadline_fini(b); /* before the sessions it points at */
     sess_table_fini(b);
     RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
     outbox_fini(b);

@@ -25,6 +25,7 @@ struct broker_stats {
     uint64_t msgs_expired;     /* v5 messages past their expiry, not delivered */
     uint64_t msgs_too_large;   /* not sent: over the client's Maximum Packet Size */
     uint64_t sessions_expired; /* v5 sessions ended by their expiry interval */
+    uint64_t deadline_nomem;   /* offline sessions left without expiry (will sent early): ENOMEM */
     uint64_t share_dropped;    /* shared-group messages with no member left to take them */
     uint64_t handoffs;         /* connections handed to their home shard */
     uint64_t xmsg_publish_out; /* messages sent to other shards (once per shard) */

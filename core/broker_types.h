@@ -38,6 +38,7 @@
 
 struct auth_method;
 struct mqtt_pkt;
+struct session_timed;
 struct share_table;
 struct trie;
 struct retained;
@@ -179,7 +180,7 @@ struct broker {
      * delayed will. Walked by broker_tick() at next_scan_ms: the earliest
      * deadline, at most once a second.
      */
-    struct session *timed_head;
+    struct session_timed *timed_head;
     uint64_t now_ms;      /* broker_tick()'s clock */
     uint64_t next_scan_ms;
 

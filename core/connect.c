@@ -313,10 +313,7 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
     *present = s != NULL;
     if (s) {
         /* Back in time: no expiry, no delayed will [MQTT-3.1.3-9]. */
-        deadline_unlink(b, s);
-        s->expire_at_ms = 0;
-        outbox_msg_put(b, s->will);
-        s->will = NULL;
+        deadline_cancel(b, s);
         s->expiry_s = expiry_s;
         return s;
     }
@@ -502,10 +499,12 @@ void connect_leave(struct broker *b, struct client *cl)
         s->client = NULL;
         cl->_sess = NULL;
         session_settle(s);
+        struct msg *delayed = NULL;
+        uint64_t will_at_ms = 0;
         if (will && cl->_v5 && cl->_v5->will_delay_s > 0 && s->expiry_s > 0) {
             /* Delayed: sent later unless the session resumes first [MQTT-3.1.3-9]. */
-            s->will = will;
-            s->will_at_ms = b->now_ms + (uint64_t)cl->_v5->will_delay_s * 1000;
+            delayed = will;
+            will_at_ms = b->now_ms + (uint64_t)cl->_v5->will_delay_s * 1000;
             will = NULL;
         }
         if (s->expiry_s == 0) {
@@ -513,7 +512,7 @@ void connect_leave(struct broker *b, struct client *cl)
         } else {
             /* Its unacknowledged shared-group messages go to other members. */
             session_share_redispatch(b, s, route_share_give, b);
-            deadline_arm(b, s);
+            deadline_arm(b, s, delayed, will_at_ms);
         }
     }
     if (will)

@@ -4,61 +4,71 @@
  */
 #include "core/deadline.h"
 
+#include <stdlib.h>
+
 #include "core/broker_types.h"
+#include "core/outbox.h"
 #include "core/route.h"
 #include "core/rm_assert.h"
 #include "core/sess_table.h"
 #include "core/session.h"
 
-void deadline_unlink(struct broker *b, struct session *s)
+/* Unlink and free @t; its session has no deadline any more. Returns its will (owned). */
+static struct msg *timed_free(struct broker *b, struct session_timed *t)
 {
-    if (!s->_timed)
-        return;
-    if (s->_tprev)
-        s->_tprev->_tnext = s->_tnext;
+    RM_ASSERT(t->sess->_timed == t);
+    if (t->prev)
+        t->prev->next = t->next;
     else
-        b->timed_head = s->_tnext;
-    if (s->_tnext)
-        s->_tnext->_tprev = s->_tprev;
-    s->_tnext = s->_tprev = NULL;
-    s->_timed = false;
+        b->timed_head = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    struct msg *will = t->will;
+    t->sess->_timed = NULL;
+    free(t);
+    return will;
 }
 
-static void deadline_link(struct broker *b, struct session *s)
+void deadline_arm(struct broker *b, struct session *s, struct msg *will, uint64_t will_at_ms)
 {
-    RM_ASSERT(s->client == NULL);
-    if (s->_timed)
-        return;
-    s->_tprev = NULL;
-    s->_tnext = b->timed_head;
-    if (b->timed_head)
-        b->timed_head->_tprev = s;
-    b->timed_head = s;
-    s->_timed = true;
-}
-
-void deadline_arm(struct broker *b, struct session *s)
-{
-    RM_ASSERT(s->client == NULL);
+    RM_ASSERT(s->client == NULL && s->_timed == NULL);
     RM_ASSERT(s->expiry_s > 0);
+    uint64_t expire_at_ms = 0;
     if (s->expiry_s != SESSION_EXPIRY_NEVER)
-        s->expire_at_ms = b->now_ms + (uint64_t)s->expiry_s * 1000;
-    uint64_t due = s->will ? s->will_at_ms : s->expire_at_ms;
-    if (s->expire_at_ms && s->expire_at_ms < due)
-        due = s->expire_at_ms;
-    if (!due)
+        expire_at_ms = b->now_ms + (uint64_t)s->expiry_s * 1000;
+    if (!will && !expire_at_ms)
+        return; /* nothing to wait for: nothing allocated */
+    struct session_timed *t = malloc(sizeof(*t));
+    if (!t) {
+        /* Early rather than never; the session stays, as if it never expired. */
+        b->stats.deadline_nomem++;
+        if (will)
+            route_will(b, will);
         return;
-    deadline_link(b, s);
+    }
+    *t = (struct session_timed){.next = b->timed_head, .sess = s, .expire_at_ms = expire_at_ms,
+                                .will_at_ms = will_at_ms, .will = will};
+    if (b->timed_head)
+        b->timed_head->prev = t;
+    b->timed_head = t;
+    s->_timed = t;
+    uint64_t due = will ? will_at_ms : expire_at_ms;
+    if (expire_at_ms && expire_at_ms < due)
+        due = expire_at_ms;
     if (due < b->next_scan_ms)
         b->next_scan_ms = due; /* a short delay is not late by a second */
+}
+
+void deadline_cancel(struct broker *b, struct session *s)
+{
+    if (s->_timed)
+        outbox_msg_put(b, timed_free(b, s->_timed));
 }
 
 void deadline_end(struct broker *b, struct session *s)
 {
     RM_ASSERT(s->client == NULL);
-    deadline_unlink(b, s);
-    struct msg *will = s->will;
-    s->will = NULL;
+    struct msg *will = s->_timed ? timed_free(b, s->_timed) : NULL;
     sess_table_remove(b, s);
     session_free(b, s, route_share_give, b);
     if (will)
@@ -78,28 +88,34 @@ void deadline_tick(struct broker *b, uint64_t now_ms)
      * them once, not every second.
      */
     uint64_t earliest = UINT64_MAX;
-    struct session *s = b->timed_head;
-    while (s) {
-        struct session *next = s->_tnext;
-        if (s->will && s->will_at_ms <= now_ms) {
-            struct msg *will = s->will;
-            s->will = NULL;
+    struct session_timed *t = b->timed_head;
+    while (t) {
+        struct session_timed *next = t->next;
+        if (t->will && t->will_at_ms <= now_ms) {
+            struct msg *will = t->will;
+            t->will = NULL;
             route_will(b, will);
         }
-        if (s->expire_at_ms && s->expire_at_ms <= now_ms) {
+        if (t->expire_at_ms && t->expire_at_ms <= now_ms) {
             b->stats.sessions_expired++;
-            deadline_end(b, s);
-        } else if (!s->will && !s->expire_at_ms) {
-            deadline_unlink(b, s);
+            deadline_end(b, t->sess);
+        } else if (!t->will && !t->expire_at_ms) {
+            (void)timed_free(b, t); /* the will went; the session never expires */
         } else {
-            if (s->will && s->will_at_ms < earliest)
-                earliest = s->will_at_ms;
-            if (s->expire_at_ms && s->expire_at_ms < earliest)
-                earliest = s->expire_at_ms;
+            if (t->will && t->will_at_ms < earliest)
+                earliest = t->will_at_ms;
+            if (t->expire_at_ms && t->expire_at_ms < earliest)
+                earliest = t->expire_at_ms;
         }
-        s = next;
+        t = next;
     }
     b->next_scan_ms = earliest > now_ms + 1000 ? earliest : now_ms + 1000;
+}
+
+void deadline_fini(struct broker *b)
+{
+    while (b->timed_head)
+        outbox_msg_put(b, timed_free(b, b->timed_head));
 }
 
 bool deadline_pending(const struct broker *b)

@@ -17,14 +17,32 @@ struct broker;
 struct session;
 
 /*
- * @s just went offline with a session that outlives its connection: start
- * its expiry (unless it never expires) and, with s->will set, its will
- * delay (s->will_at_ms), and watch them.
+ * What an offline session waits for: its expiry (0: never) and its delayed
+ * will. Allocated only while there is one (s->_timed), so a session that is
+ * online, or never expires and has no will, pays 8 bytes for it.
  */
-void deadline_arm(struct broker *b, struct session *s);
+struct session_timed {
+    struct session_timed *next; /* the shard's list of them (b->timed_head) */
+    struct session_timed *prev;
+    struct session *sess;
+    uint64_t expire_at_ms;
+    uint64_t will_at_ms;
+    struct msg *will; /* the delayed will, owned; NULL once sent */
+};
 
-/* @s is back online (or ends): no deadline watched any more. */
-void deadline_unlink(struct broker *b, struct session *s);
+/*
+ * @s just went offline with a session that outlives its connection: start
+ * its expiry (unless it never expires) and, with @will (owned from here),
+ * its will delay until @will_at_ms, and watch them. Without memory for that,
+ * the will goes out now and the session does not expire (counted).
+ */
+void deadline_arm(struct broker *b, struct session *s, struct msg *will, uint64_t will_at_ms);
+
+/* @s is back online: no expiry, and its delayed will is not sent [MQTT-3.1.3-9]. */
+void deadline_cancel(struct broker *b, struct session *s);
+
+/* Drop every record and delayed will (broker_free(), before the sessions). */
+void deadline_fini(struct broker *b);
 
 /*
  * End @s (offline): remove and free it; its delayed will, if any, goes out

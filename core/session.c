@@ -64,7 +64,7 @@ static void sub_drop(struct broker *b, struct session *s, const struct session_s
 void session_free(struct broker *b, struct session *s, session_give_fn give, void *give_ctx)
 {
     RM_ASSERT(s != NULL);
-    RM_ASSERT(s->client == NULL);
+    RM_ASSERT(s->client == NULL && s->_timed == NULL);
     for (uint32_t i = 0; i < s->sub_count; i++) {
         sub_drop(b, s, &s->subs[i]);
         free(s->subs[i].filter);
@@ -76,7 +76,6 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
     }
     for (uint32_t i = 0; i < s->queue_count; i++)
         outbox_msg_put(b, queue_at(s, i)->msg);
-    outbox_msg_put(b, s->will);
     free(s->subs);
     free(s->inflight);
     free(s->queue);

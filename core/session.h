@@ -30,6 +30,7 @@
 struct broker;
 struct client;
 struct msg;
+struct session_timed;
 
 /* One subscription, as the session remembers it (for unsubscribe/cleanup). */
 struct session_sub {
@@ -74,13 +75,8 @@ struct session {
     struct client *client; /* NULL while offline */
     uint32_t expiry_s;     /* Session Expiry Interval: 0 ends with its connection */
     uint32_t sub_id_count; /* subscriptions with a subscription identifier */
-    /* While offline: when it expires (0: never) and its delayed will, if any. */
-    uint64_t expire_at_ms;
-    uint64_t will_at_ms;
-    struct msg *will;
-    struct session *_tnext; /* broker's list of offline sessions with a deadline */
-    struct session *_tprev;
-    bool _timed;
+    /* deadline.c: while offline with an expiry or a delayed will, when; else NULL. */
+    struct session_timed *_timed;
     uint16_t next_pkt_id;
     uint16_t client_id_len;
 

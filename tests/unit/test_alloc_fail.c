@@ -162,6 +162,23 @@ static void connect_pkt_to(struct conn *c, const char *id, bool clean, uint8_t v
     feed_conn(c, &p, version);
 }
 
+/* A v5 CONNECT with a session that expires and a delayed will: what deadline.c tracks. */
+static void connect_expiring(struct conn *c, const char *id)
+{
+    struct mqtt_pkt p = {.type = MQTT_CONNECT};
+    p.u.connect.version = MQTT_V5;
+    p.u.connect.keepalive_s = 60;
+    p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, (uint32_t)strlen(id)};
+    p.u.connect.props.has = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+    p.u.connect.props.session_expiry = 30;
+    p.u.connect.will = true;
+    p.u.connect.will_topic = (struct mqtt_str){(const uint8_t *)"a/late", 6};
+    p.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"late", 4};
+    p.u.connect.will_props.has = MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY);
+    p.u.connect.will_props.will_delay = 5;
+    feed_conn(c, &p, MQTT_V5);
+}
+
 static void subscribe(struct conn *c, const char *filter, uint8_t qos, uint8_t version)
 {
     struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, qos};
@@ -224,6 +241,15 @@ static void script(void)
     publish(pub, "a/b", 1, false, 4, MQTT_V5);
     open_conn(sub, 1);
     connect_pkt_to(sub, "subscriber-a", false, MQTT_V311, NULL); /* resumes */
+    open_conn(wil, 2);
+    connect_expiring(wil, "expiring-e");
+    gone(wil); /* offline: its expiry and delayed will are watched */
+    for (uint32_t i = 0; i < NSHARDS; i++)
+        broker_tick(sh[i], 6000); /* the will goes */
+    pump();
+    open_conn(wil, 3);
+    connect_expiring(wil, "expiring-e"); /* back: the deadline is cancelled */
+    gone(wil);
     for (int i = 0; i < CLIENTS; i++)
         gone(&conns[i]);
     if (fail_at == 0) {
@@ -240,7 +266,7 @@ static void script(void)
         cr_assert_geq(sum.handoffs, 3);
         cr_assert_geq(sum.xmsg_publish_out, 3);
         cr_assert_eq(sum.takeovers, 1);
-        cr_assert_eq(sum.wills_sent, 1);
+        cr_assert_eq(sum.wills_sent, 2, "the takeover's will and the delayed one");
         cr_assert_geq(sum.msgs_out, 6);
     }
     for (uint32_t i = 0; i < NSHARDS; i++)
