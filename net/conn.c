@@ -658,15 +658,20 @@ out_free:
 }
 
 /*
- * @c's recv ended but the connection goes on: arm a new one. Its SQE is
- * submitted with the next wait, after the whole CQE batch was handled, so
- * buffers the batch gives back are in the ring by then (after -ENOBUFS).
+ * @c's recv ended but @c still reads (open, or flushing or draining a
+ * close): arm a new one. Its SQE is submitted with the next wait, after the
+ * whole CQE batch was handled, so buffers the batch gives back are in the
+ * ring by then (after -ENOBUFS). Without an SQE the connection closes (a
+ * drain ends).
  */
 static void rearm_recv(struct shard *s, struct conn *c)
 {
     int ret;
 
-    if (c->flags & (CONN_F_RECV | CONN_F_CLOSING | CONN_F_HANDOFF)) {
+    if (c->flags & (CONN_F_RECV | CONN_F_RECV_CANCEL | CONN_F_HANDOFF)) {
+        return;
+    }
+    if ((c->flags & CONN_F_CLOSING) && !(c->flags & (CONN_F_FLUSH | CONN_F_DRAIN))) {
         return;
     }
     ret = arm_recv(s, c);
@@ -703,27 +708,10 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         }
         return;
     }
-    if (c->flags & CONN_F_CLOSING) {
-        /* Flushing or draining: the peer's EOF ends the recv, not the flush. */
-        if (res < 0 && res != -ECANCELED && res != -ENOBUFS) {
-            conn_close(s, c, res, false);
-        } else if ((res > 0 || res == -ENOBUFS) && (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN)) &&
-                   !(c->flags & (CONN_F_RECV | CONN_F_RECV_CANCEL))) {
-            /* The multishot recv ended (no buffer): read on until the drain ends. */
-            if (res == -ENOBUFS) {
-                s->stats.recv_nobufs++;
-            }
-            if (arm_recv(s, c) < 0) {
-                stop_reading(s, c);
-            }
-        }
-        close_progress(s, c);
-        return;
-    }
     if (res == 0 && (c->flags & CONN_F_DEFERRED)) {
         c->flags |= CONN_F_EOF_HELD; /* its held input first: conn_run_deferred() */
-    } else if (res == 0) {
-        conn_close(s, c, 0, false);
+    } else if (res == 0 && !(c->flags & CONN_F_CLOSING)) {
+        conn_close(s, c, 0, false); /* (while closing, the peer's EOF ends the drain) */
     } else if (res == -ENOBUFS) {
         s->stats.recv_nobufs++;
         rearm_recv(s, c);
