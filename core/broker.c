@@ -94,7 +94,7 @@ void broker_free(struct broker *b)
     if (b->interest)
         trie_free(b->interest);
     free(b->shard_marker);
-    free(b->waits);
+    wait_fini(b);
     free(b->match);
     trie_name_fini(&b->split);
     free(b->sub_ids);
@@ -270,13 +270,20 @@ static int handoff_keep(struct broker *b, struct client *cl, const uint8_t *p, s
     return CLIENT_FEED_HANDOFF;
 }
 
-/* Keep bytes that arrive while @cl is held, bounded by output_bytes_max. */
+/*
+ * Keep bytes that arrive while @cl is held. net/ stops reading past
+ * BROKER_HELD_READ_MAX, but what the kernel had already read still comes:
+ * the bound is the larger of twice output_bytes_max and BROKER_HELD_MAX.
+ */
 static int held_keep(struct broker *b, struct client *cl, const uint8_t *p, size_t len)
 {
     RM_ASSERT(cl->_wait != 0);
     if (len == 0)
         return 0;
-    uint8_t *dst = obuf_reserve(&cl->_held, len, b->lim->output_bytes_max);
+    size_t max = limits_output_hard_max(b->lim);
+    if (max < BROKER_HELD_MAX)
+        max = BROKER_HELD_MAX;
+    uint8_t *dst = obuf_reserve(&cl->_held, len, max);
     if (!dst)
         return output_close(b, cl, -MQTT_RC_SERVER_BUSY);
     memcpy(dst, p, len);
@@ -432,6 +439,26 @@ static void held_resume(struct broker *b, struct client *cl)
     if (held.len > 0)
         (void)broker_client_feed(b, cl, held.data, held.len);
     obuf_free(&held);
+    /* net/ may have stopped reading it (broker_client_backlogged()): tell it. */
+    output_mark_dirty(b, cl);
+}
+
+bool broker_client_backlogged(const struct client *cl)
+{
+    RM_ASSERT(cl != NULL);
+    return cl->_wait != 0 && cl->_held.len >= BROKER_HELD_READ_MAX;
+}
+
+void broker_set_congested(struct broker *b, uint32_t dest, bool congested)
+{
+    RM_ASSERT(b != NULL && dest < b->shard_count && dest != b->shard_id);
+    wait_set_congested(b, dest, congested);
+    if (congested)
+        return;
+    /* Bounded: each call completes one hold for @dest or returns NULL. */
+    struct client *cl;
+    while ((cl = wait_link_drained(b, dest)) != NULL)
+        held_resume(b, cl);
 }
 
 void broker_xmsg_receive(struct broker *b, uint32_t from, const struct xmsg *x)

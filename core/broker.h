@@ -65,6 +65,30 @@ void broker_client_init(struct broker *b, struct client *cl);
 int broker_client_feed(struct broker *b, struct client *cl, const uint8_t *buf, size_t len);
 
 /*
+ * Input a held client sent (kept while its acknowledgement waits on other
+ * shards) beyond which net/ should stop reading its socket.
+ */
+#define BROKER_HELD_READ_MAX (64u * 1024)
+/* ... and the least a held client may send before it is closed (0x89). */
+#define BROKER_HELD_MAX (4u << 20)
+
+/*
+ * True when @cl is held and has sent BROKER_HELD_READ_MAX bytes or more
+ * meanwhile: stop reading it until it is next on the dirty list and no
+ * longer backlogged (a client leaving a hold is always put there).
+ */
+bool broker_client_backlogged(const struct client *cl);
+
+/*
+ * Back-pressure: the link from this shard to shard @dest is over its
+ * budget (@congested), or drained back under it. While it is over, a
+ * client whose QoS 1/2 publish crosses to @dest is held - not acknowledged
+ * and, past BROKER_HELD_READ_MAX, not read - until the link drains; the
+ * holds for @dest are released here when it does (see wait.h).
+ */
+void broker_set_congested(struct broker *b, uint32_t dest, bool congested);
+
+/*
  * Take the bytes a HANDOFF client kept (malloc'd; the caller owns them, and
  * passes them to the home shard, which feeds them to a fresh client), then
  * forget the client as broker_client_gone() would. Returns 0 or -ENOMEM

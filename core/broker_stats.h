@@ -34,6 +34,8 @@ struct broker_stats {
     uint64_t retained_refused; /* retained publishes not kept: store full (or no memory) */
     uint64_t retained_expired; /* retained messages swept out after their expiry */
     uint64_t wait_timeouts;    /* clients released without every shard's acknowledgement */
+    uint64_t publishers_held;  /* QoS 1/2 publishes held: they crossed to a congested shard */
+    uint64_t hold_nomem;       /* ... acknowledged at once instead: no memory to hold them */
     uint32_t sessions;         /* live session objects, online or not */
     uint32_t clients;          /* connected clients */
 };

@@ -107,6 +107,13 @@ struct broker_wait {
     uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
 };
 
+/* The waits held for one congested link (wait.c). */
+struct broker_link_holds {
+    uint64_t *tokens;
+    uint32_t count;
+    uint32_t cap;
+};
+
 struct broker {
     /* Set by broker.c (lim again on reload); read by every module. */
     const struct limits *lim;
@@ -174,6 +181,20 @@ struct broker {
     uint64_t wait_scan_ms;  /* wait_expire() looks again at this time */
     uint64_t wait_scan_min; /* the earliest deadline seen by the scan under way */
     uint32_t wait_scan_from; /* where the scan under way resumes; 0: a new one */
+
+    /*
+     * wait.c: back-pressure between shards. Bit d: net/ says the link to
+     * shard d is over its budget (broker_set_congested()). link_holds[d]:
+     * the waits of clients held until that link drains (allocated on the
+     * first hold).
+     */
+    uint64_t congested[LIMITS_SHARDS_MAX / 64];
+    uint32_t congested_count;
+    struct broker_link_holds *link_holds;
+    /* route.c scratch: congested shards the QoS 1/2 publish being routed crossed to. */
+    uint32_t hold[LIMITS_SHARDS_MAX];
+    uint32_t hold_count;
+    bool hold_on; /* routing a client's QoS 1/2 publish while a link is congested */
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a

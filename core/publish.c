@@ -112,6 +112,11 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
             wait_cancel(b, cl);
         goto out_fail;
     }
+    if (route && b->hold_count > 0) {
+        /* It crossed to a shard that is behind: no more from this client until it catches up. */
+        token = wait_link_hold(b, cl, ack, pub->pkt_id, token, b->hold, b->hold_count);
+        b->hold_count = 0;
+    }
     if (token)
         return BROKER__HOLD;
     rc = ack ? output_ack(b, cl, ack, pub->pkt_id) : 0;

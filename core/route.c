@@ -18,6 +18,7 @@
 #include "core/outbox.h"
 #include "core/replica.h"
 #include "core/rm_assert.h"
+#include "core/wait.h"
 #include "core/session.h"
 #include "core/share.h"
 #include "core/trie.h"
@@ -139,6 +140,23 @@ static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
     }
 }
 
+/*
+ * While a client's QoS 1/2 publish is routed (b->hold_on), remember each
+ * congested shard it crosses to: the publisher is held until those links
+ * drain (wait_link_hold()).
+ */
+static void note_crossing(struct broker *b, uint32_t dest)
+{
+    if (!b->hold_on || !wait_congested(b->congested, dest))
+        return;
+    for (uint32_t i = 0; i < b->hold_count; i++) {
+        if (b->hold[i] == dest)
+            return;
+    }
+    RM_ASSERT(b->hold_count < b->shard_count);
+    b->hold[b->hold_count++] = dest;
+}
+
 /* Send @m to shard @dest for one member of shared group @key, passed on @hops times. */
 static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key, uint32_t hops)
 {
@@ -146,6 +164,7 @@ static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t 
     x.payload.retain.msg = msg_ref(m);
     x.payload.retain.token = key;
     outbox_push(b, dest, &x);
+    note_crossing(b, dest);
 }
 
 /*
@@ -172,6 +191,7 @@ static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool p
         }
     }
     outbox_push(b, dest, &x);
+    note_crossing(b, dest);
     b->stats.xmsg_publish_out++;
     /* Out of memory (or past 65536 groups): the rest cross on their own. */
     for (uint32_t i = 1 + (x.payload.publish.more ? more : 0); i < n; i++)
@@ -290,6 +310,7 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
     RM_ASSERT(pub->qos <= 2);
     RM_ASSERT(pub->topic.len > 0);
     b->stats.msgs_in++;
+    b->hold_count = 0;
     b->publisher = from;
     match(b, &pub->topic, true);
     b->publisher = NULL;
@@ -304,7 +325,9 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
     }
     if (pub->retain)
         replica_publish(b, m, token);
+    b->hold_on = pub->qos > 0 && b->congested_count > 0;
     deliver(b, m);
+    b->hold_on = false;
     outbox_msg_put(b, m);
     return 0;
 }

@@ -38,6 +38,8 @@ struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
  * Route a PUBLISH received from @from's client on this shard (No Local
  * spares @from). A retained one carries @token, the client's wait for every
  * replica (0: nobody waits). Returns 0 or -ENOMEM (routed to nobody).
+ * A QoS 1/2 one that crossed to congested shards leaves them in
+ * b->hold[0..hold_count) for the caller to hold the client on.
  */
 int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
                   uint64_t token);

@@ -161,3 +161,88 @@ bool wait_pending(const struct broker *b)
 {
     return b->wait_used > 0;
 }
+
+void wait_set_congested(struct broker *b, uint32_t dest, bool on)
+{
+    RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
+    if (wait_congested(b->congested, dest) == on)
+        return;
+    b->congested[dest / 64] ^= 1ull << (dest % 64);
+    if (on)
+        b->congested_count++;
+    else
+        b->congested_count--;
+}
+
+/* Room for one more token in each of @dests' hold lists; false on ENOMEM. */
+static bool link_reserve(struct broker *b, const uint32_t *dests, uint32_t n)
+{
+    if (!b->link_holds) {
+        b->link_holds = calloc(b->shard_count, sizeof(*b->link_holds));
+        if (!b->link_holds)
+            return false;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct broker_link_holds *h = &b->link_holds[dests[i]];
+        if (h->count < h->cap)
+            continue;
+        uint32_t ncap = h->cap ? h->cap * 2 : 16;
+        uint64_t *t = realloc(h->tokens, ncap * sizeof(*t));
+        if (!t)
+            return false;
+        h->tokens = t;
+        h->cap = ncap;
+    }
+    return true;
+}
+
+uint64_t wait_link_hold(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                        uint64_t token, const uint32_t *dests, uint32_t n)
+{
+    RM_ASSERT(n > 0 && n < b->shard_count);
+    RM_ASSERT(token == 0 || cl->_wait != 0);
+    uint64_t held = token;
+    if (!link_reserve(b, dests, n))
+        goto nomem;
+    if (!held) {
+        held = wait_new(b, cl, ack_type, pkt_id, n);
+        if (!held)
+            goto nomem;
+    } else {
+        wait_add(b, held, n);
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        struct broker_link_holds *h = &b->link_holds[dests[i]];
+        h->tokens[h->count++] = held;
+    }
+    b->stats.publishers_held++;
+    return held;
+
+nomem:
+    b->stats.hold_nomem++;
+    return token;
+}
+
+struct client *wait_link_drained(struct broker *b, uint32_t dest)
+{
+    RM_ASSERT(dest < b->shard_count);
+    RM_ASSERT(!wait_congested(b->congested, dest));
+    struct broker_link_holds *h = b->link_holds ? &b->link_holds[dest] : NULL;
+    /* Bounded by the list: each pass takes one token off it. */
+    while (h && h->count > 0) {
+        struct client *cl = wait_done(b, h->tokens[--h->count]);
+        if (cl)
+            return cl;
+    }
+    return NULL;
+}
+
+void wait_fini(struct broker *b)
+{
+    for (uint32_t i = 0; b->link_holds && i < b->shard_count; i++)
+        free(b->link_holds[i].tokens);
+    free(b->link_holds);
+    b->link_holds = NULL;
+    free(b->waits);
+    b->waits = NULL;
+}

@@ -62,6 +62,45 @@ struct client *wait_done(struct broker *b, uint64_t token);
  */
 struct client *wait_expire(struct broker *b, uint64_t now_ms);
 
+/*
+ * Back-pressure between shards. net/ reports each link from this shard over
+ * or back under its budget; while the link to shard d is over it, a client
+ * whose QoS 1/2 publish crossed to d is held (its acknowledgement deferred,
+ * so it gets no more receive-maximum credit, and its input kept, then no
+ * longer read: broker_client_backlogged()) until the link drains. The
+ * message itself is queued: nothing acknowledged is dropped. A hold is a
+ * wait like the others, given up after WAIT_TIMEOUT_MS.
+ */
+
+/* Record that the link to shard @dest is (@on) or is no longer over its budget. */
+void wait_set_congested(struct broker *b, uint32_t dest, bool on);
+
+/* Whether the link to shard @dest is over its budget. */
+static inline bool wait_congested(const uint64_t *congested, uint32_t dest)
+{
+    return (congested[dest / 64] >> (dest % 64)) & 1u;
+}
+
+/*
+ * Hold @cl until each of the @n shards at @dests drains: on top of wait
+ * @token when it is not 0, else in a new wait answering @ack_type for
+ * @pkt_id (as wait_new()). Returns the token of the wait holding @cl, or
+ * @token unchanged when there was no memory for the hold (counted; the
+ * client is then not held for the links: the budget is soft).
+ */
+uint64_t wait_link_hold(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                        uint64_t token, const uint32_t *dests, uint32_t n);
+
+/*
+ * The link to @dest drained (after wait_set_congested(b, @dest, false)):
+ * complete the next hold for it whose client is now free, and return that
+ * client (as wait_done()); NULL when none is left (call until NULL).
+ */
+struct client *wait_link_drained(struct broker *b, uint32_t dest);
+
+/* Free the hold lists (broker_free()). */
+void wait_fini(struct broker *b);
+
 /* True while any client is held: the clock must keep ticking. */
 bool wait_pending(const struct broker *b);
 

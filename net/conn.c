@@ -346,6 +346,23 @@ static void stop_reading(struct shard *s, struct conn *c)
 }
 
 /*
+ * @c is held and has sent BROKER_HELD_READ_MAX meanwhile: stop reading it
+ * until the broker releases it (conn_dirty() resumes). Without an SQE for
+ * the cancel the recv goes on, and the next feed tries again.
+ */
+static void pause_reading(struct shard *s, struct conn *c)
+{
+    if (!(c->flags & CONN_F_PAUSED)) {
+        c->flags |= CONN_F_PAUSED;
+        s->stats.recv_paused++;
+    }
+    if ((c->flags & CONN_F_RECV) && !(c->flags & CONN_F_RECV_CANCEL) &&
+        cancel_op(s, c, URING_OP_RECV) == 0) {
+        c->flags |= CONN_F_RECV_CANCEL;
+    }
+}
+
+/*
  * A closing conn: send what is left if flushing; once all is sent, send FIN
  * and drain (below); finalise once idle. Draining: closing a socket with
  * unread input makes the kernel reset the connection, and a peer that still
@@ -514,6 +531,9 @@ static void feed_mqtt(struct shard *s, struct conn *c, const uint8_t *data, size
         return;
     }
     update_deadline(s, c);
+    if (broker_client_backlogged(&c->client)) {
+        pause_reading(s, c);
+    }
 }
 
 struct feed_arg {
@@ -674,6 +694,9 @@ static void rearm_recv(struct shard *s, struct conn *c)
     if ((c->flags & CONN_F_CLOSING) && !(c->flags & (CONN_F_FLUSH | CONN_F_DRAIN))) {
         return;
     }
+    if ((c->flags & CONN_F_PAUSED) && !(c->flags & CONN_F_CLOSING)) {
+        return; /* conn_dirty() re-arms it */
+    }
     ret = arm_recv(s, c);
     if (ret < 0) {
         conn_close(s, c, ret, false);
@@ -688,6 +711,9 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
     RM_ASSERT(!(c->flags & CONN_F_DEAD));
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         c->flags &= (uint16_t)~CONN_F_RECV;
+        if (!(c->flags & (CONN_F_CLOSING | CONN_F_HANDOFF))) {
+            c->flags &= (uint16_t)~CONN_F_RECV_CANCEL; /* a pause's: reading may resume */
+        }
     }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         if (res > 0 && !(c->flags & CONN_F_CLOSING)) {
@@ -715,7 +741,9 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
     } else if (res == -ENOBUFS) {
         s->stats.recv_nobufs++;
         rearm_recv(s, c);
-    } else if (res < 0 && res != -ECANCELED) {
+    } else if (res == -ECANCELED) {
+        rearm_recv(s, c); /* a pause's cancel: reads again if released meanwhile */
+    } else if (res < 0) {
         conn_close(s, c, res, false);
     } else if (res > 0) {
         /* The kernel may end a multishot recv without an error: re-arm. */
@@ -767,6 +795,13 @@ void conn_dirty(struct shard *s, struct conn *c)
         conn_close(s, c, c->client.close_rc, true);
         return;
     }
+    if ((c->flags & CONN_F_PAUSED) && !broker_client_backlogged(&c->client)) {
+        c->flags &= (uint16_t)~CONN_F_PAUSED;
+        rearm_recv(s, c);
+        if (c->flags & CONN_F_DEAD) {
+            return;
+        }
+    }
     ret = start_send(s, c);
     if (ret < 0) {
         conn_close(s, c, ret, false);
@@ -789,6 +824,8 @@ void conn_timer_expired(struct shard *s, struct conn *c)
         s->stats.linger_timeouts++;
         LOG_DEBUG("conn fd %d: output not flushed in %u ms, aborting", c->fd, CONN_LINGER_MS);
         conn_abort(s, c);
+    } else if (c->client.state == CLIENT_CONNECTED && (c->flags & CONN_F_PAUSED)) {
+        update_deadline(s, c); /* not read because we hold it: its pings wait unread */
     } else if (c->client.state == CLIENT_CONNECTED) {
         s->stats.keepalive_timeouts++;
         /* An MQTT 5.0 client is sent DISCONNECT 0x8D first: flush it. */

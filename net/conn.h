@@ -108,6 +108,7 @@ enum conn_flag {
     CONN_F_DEFERRED = 1u << 11,   /* TLS handshake input held for a later iteration */
     CONN_F_EOF_HELD = 1u << 12,   /* the peer closed while DEFERRED: close after the feed */
     CONN_F_DRAIN = 1u << 13,      /* closing, all sent and FIN out: reading until the peer's */
+    CONN_F_PAUSED = 1u << 14,     /* held and backlogged: not read until released */
 };
 
 /*

@@ -367,6 +367,39 @@ static void broadcast_shutdown(struct shard *s, uint32_t *next, uint32_t arg)
     }
 }
 
+/*
+ * Tell the broker which links went over their budget or drained since the
+ * last iteration (it holds or releases publishers). O(shards) while any link
+ * is or was congested, nothing otherwise.
+ */
+static void congestion_report(struct shard *s)
+{
+    uint32_t to;
+
+    if (xshard_congested_links(s->xshard, s->id) == 0 && s->congested_told == 0) {
+        return;
+    }
+    for (to = 0; to < s->shard_count; to++) {
+        bool now = xshard_congested(s->xshard, s->id, to);
+        uint64_t bit = 1ull << (to % 64);
+        bool told = (s->congested_bits[to / 64] & bit) != 0;
+
+        if (now == told) {
+            continue;
+        }
+        s->congested_bits[to / 64] ^= bit;
+        LOG_DEBUG("shard %u: link to shard %u %s", s->id, to,
+                  now ? "over its budget: holding QoS 1/2 publishers" : "drained");
+        if (now) {
+            s->congested_told++;
+        } else {
+            s->congested_told--;
+            s->more_work = true; /* released publishers have acks and input to handle */
+        }
+        broker_set_congested(s->broker, to, now);
+    }
+}
+
 /* Move the broker's outbox into the rings, then publish and ring (end of iteration). */
 static void outbox_flush(struct shard *s)
 {
@@ -398,6 +431,7 @@ static void outbox_flush(struct shard *s)
         s->more_work = true;
     }
     xshard_flush(s->xshard, s->id, &s->ring);
+    congestion_report(s);
 }
 
 static void stop_progress(struct shard *s)
@@ -646,29 +680,33 @@ void shard_free(struct shard *s)
         bs = broker_stats(s->broker);
         LOG_INFO("shard %u: %llu connections accepted, %llu refused, %llu closed "
                  "(%llu connect, %llu keepalive, %llu linger timeouts; %llu recv re-arms "
-                 "for lack of buffers); %llu publishes in, %llu out, %llu dropped",
+                 "for lack of buffers, %llu pauses); %llu publishes in, %llu out, %llu dropped",
                  s->id, (unsigned long long)s->stats.conns_accepted,
                  (unsigned long long)s->stats.conns_refused,
                  (unsigned long long)s->stats.conns_closed,
                  (unsigned long long)s->stats.connect_timeouts,
                  (unsigned long long)s->stats.keepalive_timeouts,
                  (unsigned long long)s->stats.linger_timeouts,
-                 (unsigned long long)s->stats.recv_nobufs, (unsigned long long)bs->msgs_in,
+                 (unsigned long long)s->stats.recv_nobufs,
+                 (unsigned long long)s->stats.recv_paused, (unsigned long long)bs->msgs_in,
                  (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped);
     }
     if (s->broker != NULL && s->shard_count > 1) {
+        bs = broker_stats(s->broker);
         xstats = xshard_stats(s->xshard, s->id);
         LOG_INFO(
             "shard %u: handoffs %llu out, %llu in, %llu refused, %llu failed; cross-shard "
             "%llu sent, %llu received, %llu overflowed (deepest %llu, %llu refused, "
-            "%llu QoS 0 shed), %llu doorbells (%llu failed)",
+            "%llu QoS 0 shed, %llu congestions; %llu publishers held, %llu not for memory), "
+            "%llu doorbells (%llu failed)",
             s->id, (unsigned long long)s->stats.handoffs_out,
             (unsigned long long)s->stats.handoffs_in, (unsigned long long)s->stats.handoffs_refused,
             (unsigned long long)s->stats.handoffs_failed, (unsigned long long)xstats->sent,
             (unsigned long long)xstats->received, (unsigned long long)xstats->overflow_events,
             (unsigned long long)xstats->overflow_max, (unsigned long long)xstats->overflow_nomem,
-            (unsigned long long)xstats->qos0_shed, (unsigned long long)xstats->doorbells,
-            (unsigned long long)xstats->doorbell_errors);
+            (unsigned long long)xstats->qos0_shed, (unsigned long long)xstats->congestions,
+            (unsigned long long)bs->publishers_held, (unsigned long long)bs->hold_nomem,
+            (unsigned long long)xstats->doorbells, (unsigned long long)xstats->doorbell_errors);
     }
     if (s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed + s->xport_stats.tls_failed +
             s->xport_stats.ws_upgrades + s->xport_stats.ws_refused >

@@ -44,6 +44,7 @@ struct shard_stats {
     uint64_t keepalive_timeouts;
     uint64_t linger_timeouts;  /* flush on close did not finish in time */
     uint64_t recv_nobufs;      /* multishot recv ended by an empty buffer ring */
+    uint64_t recv_paused;      /* held clients no longer read (broker_client_backlogged()) */
     uint64_t handoffs_out;     /* connections handed to their home shard */
     uint64_t handoffs_in;      /* connections taken from another shard */
     uint64_t handoffs_refused; /* taken while stopping or over the limit: closed */
@@ -69,6 +70,9 @@ struct shard {
     struct xmsg outbox_held;
     uint32_t outbox_held_dest;
     bool outbox_held_valid;
+    /* Links the broker was told are congested (broker_set_congested()), and how many. */
+    uint64_t congested_bits[LIMITS_SHARDS_MAX / 64];
+    uint32_t congested_told;
 
     /* Shard-wide stop being sent: XMSG_SHUTDOWN to shards [next, count), then aborts. */
     uint32_t shutdown_next;

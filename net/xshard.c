@@ -8,7 +8,9 @@
  *   The spsc field stays zero.
  * - The overflow is a per-link circular array that doubles when full and is
  *   never shrunk (it only grows under a burst that outran the consumer; the
- *   high-water mark is logged at exit). A send never waits and never drops.
+ *   high-water mark is logged at exit). A send never waits and drops only
+ *   QoS 0 publishes on a congested link; the budget bounds the rest through
+ *   the publishers the broker holds (see XSHARD_BUDGET_MSGS).
  * - Flushing walks every destination: O(shard count) per iteration, a few
  *   loads each, which is noise next to one io_uring wait.
  *
@@ -68,6 +70,40 @@ uint32_t xshard_capacity_for(uint32_t shard_count)
         slots = XSHARD_SLOTS_MIN;
     }
     return pow2_floor(slots);
+}
+
+/*
+ * What one waiting message costs: its slot, plus the message it references
+ * (read by the producer, which still owns its reference).
+ */
+static uint64_t xshard_msg_bytes(const struct xmsg *m)
+{
+    const struct msg *msg = m->payload.msg;
+
+    switch (m->kind) {
+    case XMSG_PUBLISH:
+    case XMSG_SHARE_PUBLISH:
+    case XMSG_RETAIN_SET:
+    case XMSG_RETAIN_APPLY:
+        if (msg != NULL) {
+            return sizeof(*m) + sizeof(*msg) + msg->topic_len + msg->props_len +
+                   msg->payload_len;
+        }
+        return sizeof(*m);
+    default:
+        return sizeof(*m);
+    }
+}
+
+static uint64_t budget_bytes_for(uint32_t shard_count)
+{
+    uint64_t links = (uint64_t)shard_count * (shard_count - 1);
+    uint64_t b = links > 0 ? XSHARD_BUDGET_BYTES_ALL / links : XSHARD_BUDGET_BYTES_MAX;
+
+    if (b < XSHARD_BUDGET_BYTES_MIN) {
+        b = XSHARD_BUDGET_BYTES_MIN;
+    }
+    return b > XSHARD_BUDGET_BYTES_MAX ? XSHARD_BUDGET_BYTES_MAX : b;
 }
 
 /* ---- the overflow FIFO ---- */
@@ -135,6 +171,7 @@ struct xshard *xshard_new(uint32_t shard_count)
     }
     x->shard_count = shard_count;
     x->capacity = xshard_capacity_for(shard_count);
+    x->budget_bytes = budget_bytes_for(shard_count);
 
     /* Both sizes are multiples of the line size (their members are line-aligned). */
     bytes = (size_t)shard_count * sizeof(struct xshard_peer);
@@ -282,8 +319,7 @@ int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg 
         p->stats.sent++;
         return 0;
     }
-    if (l->overflow.count >= XSHARD_SHED_DEPTH && m->kind == XMSG_PUBLISH &&
-        m->payload.msg->qos == 0) {
+    if (l->congested && m->kind == XMSG_PUBLISH && m->payload.msg->qos == 0) {
         /* The sender built the message (XMSG_PUBLISH goes out from home): free it here. */
         RM_ASSERT(m->payload.msg->home_shard == from);
         free(m->payload.publish.more); /* its shared groups lose this QoS 0 too */
@@ -300,6 +336,13 @@ int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg 
     }
     if (l->overflow.count == 1) {
         p->overflowing++;
+    }
+    l->overflow_bytes += xshard_msg_bytes(m);
+    if (!l->congested &&
+        (l->overflow.count >= XSHARD_BUDGET_MSGS || l->overflow_bytes >= x->budget_bytes)) {
+        l->congested = true;
+        p->congested++;
+        p->stats.congestions++;
     }
     if (l->overflow.count > p->stats.overflow_max) {
         p->stats.overflow_max = l->overflow.count;
@@ -319,11 +362,22 @@ static void overflow_retry(struct xshard *x, uint32_t from, uint32_t to)
 
     /* Bounded by the ring's capacity: each pass fills one slot. */
     for (i = 0; i < x->capacity && !fifo_empty(&l->overflow); i++) {
-        if (!spsc_push(q, fifo_front(&l->overflow))) {
+        const struct xmsg *m = fifo_front(&l->overflow);
+        uint64_t bytes = xshard_msg_bytes(m); /* before the consumer may free it */
+
+        if (!spsc_push(q, m)) {
             break;
         }
+        RM_ASSERT(l->overflow_bytes >= bytes);
+        l->overflow_bytes -= bytes;
         fifo_pop(&l->overflow);
         l->pushed++;
+    }
+    if (l->congested && l->overflow.count <= XSHARD_BUDGET_MSGS / 2 &&
+        l->overflow_bytes <= x->budget_bytes / 2) {
+        l->congested = false;
+        RM_ASSERT(p->congested > 0);
+        p->congested--;
     }
     if (fifo_empty(&l->overflow)) {
         RM_ASSERT(p->overflowing > 0);
@@ -399,6 +453,18 @@ uint32_t xshard_flush(struct xshard *x, uint32_t from, struct io_uring *ring)
         rung += l->ring_again ? 0 : 1;
     }
     return rung;
+}
+
+bool xshard_congested(const struct xshard *x, uint32_t from, uint32_t to)
+{
+    RM_ASSERT(x != NULL && from < x->shard_count && to < x->shard_count);
+    return to != from && x->peer[from].links[to].congested;
+}
+
+uint32_t xshard_congested_links(const struct xshard *x, uint32_t from)
+{
+    RM_ASSERT(x != NULL && from < x->shard_count);
+    return x->peer[from].congested;
 }
 
 bool xshard_pending(const struct xshard *x, uint32_t from)

@@ -92,18 +92,29 @@ struct xshard_stats {
     uint64_t overflow_events; /* messages that waited in an overflow */
     uint64_t overflow_max;    /* deepest any overflow of this shard got */
     uint64_t overflow_nomem;  /* sends refused: the overflow could not grow */
-    uint64_t qos0_shed;       /* QoS 0 publishes dropped: overflow past XSHARD_SHED_DEPTH */
+    uint64_t qos0_shed;       /* QoS 0 publishes dropped: their link was congested */
+    uint64_t congestions;     /* times a link went over its budget */
     uint64_t doorbells;       /* MSG_RINGs submitted */
     uint64_t doorbell_errors; /* MSG_RINGs that failed (rung again) */
 };
 
 /*
- * Sustained overload: once this many messages wait in one overflow, QoS 0
- * publishes for that destination are shed (and counted) instead of queued.
- * QoS 1/2 and every other kind still queue, so nothing that was promised is
- * lost; the bound only stops QoS 0 fan-out from growing memory without end.
+ * The budget of one link (q[from][to] and its overflow): past
+ * XSHARD_BUDGET_MSGS messages or the link's budget_bytes of message bytes
+ * waiting in the overflow, the link is congested. While it is, QoS 0
+ * publishes for it are shed (counted) instead of queued, and the sending
+ * shard holds the clients whose QoS 1/2 publishes cross it
+ * (broker_set_congested()): those still queue, so nothing acknowledged is
+ * lost, but their publishers send no more until the link drains to half
+ * the budget. Every other kind always queues. The bytes budget is
+ * XSHARD_BUDGET_BYTES_ALL shared by all links, within
+ * [XSHARD_BUDGET_BYTES_MIN, XSHARD_BUDGET_BYTES_MAX] per link; a message
+ * crossing to several shards counts once per link.
  */
-#define XSHARD_SHED_DEPTH 65536u
+#define XSHARD_BUDGET_MSGS 16384u
+#define XSHARD_BUDGET_BYTES_ALL (256ull << 20)
+#define XSHARD_BUDGET_BYTES_MIN (1ull << 20)
+#define XSHARD_BUDGET_BYTES_MAX (32ull << 20)
 
 /* A growable FIFO of messages (a circular array). */
 struct xshard_fifo {
@@ -116,7 +127,9 @@ struct xshard_fifo {
 /* Producer side of q[from][to]. THREADING: shard `from` only. */
 struct xshard_link {
     struct xshard_fifo overflow; /* waits for room in the ring, in order */
+    uint64_t overflow_bytes;     /* message bytes in the overflow (xshard_msg_bytes()) */
     uint32_t pushed;             /* pushed since the last publish */
+    bool congested;              /* over its budget, until it drains to half of it */
     bool ring_again;             /* the last doorbell failed: ring on the next flush */
     bool ring_ready;             /* q[from][to] was spsc_init()ed (start-up, shutdown) */
 };
@@ -137,6 +150,7 @@ struct xshard_peer {
     /* THREADING: the rest belongs to this shard (as producer and consumer). */
     alignas(SPSC_CACHELINE) struct xshard_link *links; /* [shard_count], indexed by `to` */
     uint32_t overflowing;                              /* links with a non-empty overflow */
+    uint32_t congested;                                /* links over their budget */
     struct xshard_stats stats;
 };
 
@@ -151,6 +165,7 @@ struct xshard {
     alignas(SPSC_CACHELINE) _Atomic uint32_t conns_open;
     alignas(SPSC_CACHELINE) uint32_t shard_count;
     uint32_t capacity;        /* slots per ring */
+    uint64_t budget_bytes;    /* per link (see XSHARD_BUDGET_MSGS) */
     struct spsc *q;           /* [from * shard_count + to]; the diagonal is unused */
     struct xshard_peer *peer; /* [shard_count] */
 };
@@ -203,6 +218,12 @@ void xshard_free(struct xshard *x);
  * pointers and must retry or release them).
  */
 int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg *m);
+
+/* Whether the link from shard @from to shard @to is over its budget (shard @from only). */
+bool xshard_congested(const struct xshard *x, uint32_t from, uint32_t to);
+
+/* How many of shard @from's links are over their budget (shard @from only). */
+uint32_t xshard_congested_links(const struct xshard *x, uint32_t from);
 
 /*
  * Shard @from, once per loop iteration after its last xshard_send(): move

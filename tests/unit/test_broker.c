@@ -744,6 +744,94 @@ Test(broker_shards, hands_a_connect_to_the_home_shard_and_delivers_across_shards
     sgone(&pub);
 }
 
+/* Feed @c a PUBLISH; expect no acknowledgement (it is held). */
+static void spub_held(struct sconn *c, const char *topic, const char *payload, uint16_t id)
+{
+    struct mqtt_pkt p = publish_pkt(topic, payload, 1, false, id);
+    cr_assert_eq(sfeed(c, &p), 0);
+    expect_none(&c->cl);
+    cr_assert(broker_client_backlogged(&c->cl) == false, "a few bytes are no backlog");
+}
+
+static void expect_ack(struct sconn *c, uint8_t type, uint16_t id)
+{
+    struct got g;
+    cr_assert(next_out(&c->cl, &g), "no ack %u", id);
+    cr_assert_eq(g.pkt.type, type);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, id);
+}
+
+Test(broker_shards, a_qos1_publisher_crossing_to_a_congested_shard_is_held_until_it_drains)
+{
+    char id[32];
+    struct sconn sub, far, pub;
+    struct got g;
+    id_on(1, "sub", id, sizeof(id));
+    sconnect(&sub, 1, id, true);
+    ssub(&sub, "c/#", 1);
+    id_on(2, "far", id, sizeof(id));
+    sconnect(&far, 2, id, true);
+    ssub(&far, "other", 1);
+    id_on(0, "pub", id, sizeof(id));
+    sconnect(&pub, 0, id, true);
+
+    broker_set_congested(sh[0], 1, true);
+    /* QoS 0 is never held (net/ sheds it on a congested link instead). */
+    spub(&pub, "c/0", "zero", 0, false, 0);
+    expect_publish(&sub.cl, "c/0", "zero", 0, false, &g);
+    /* A publish that crosses only to a shard keeping up is acknowledged at once. */
+    spub(&pub, "other", "o", 1, false, 1);
+    expect_publish(&far.cl, "other", "o", 1, false, &g);
+    cr_assert_eq(broker_stats(sh[0])->publishers_held, 0);
+
+    /* It crosses (queued, never dropped), but the publisher hears nothing. */
+    spub_held(&pub, "c/1", "one", 2);
+    expect_publish(&sub.cl, "c/1", "one", 1, false, &g);
+    cr_assert_eq(broker_stats(sh[0])->publishers_held, 1);
+    /* What it sends meanwhile waits unread, in order. */
+    spub_held(&pub, "c/2", "two", 3);
+    expect_none(&sub.cl);
+
+    broker_set_congested(sh[0], 1, false);
+    expect_ack(&pub, MQTT_PUBACK, 2);
+    expect_ack(&pub, MQTT_PUBACK, 3);
+    expect_none(&pub.cl);
+    pump();
+    expect_publish(&sub.cl, "c/2", "two", 1, false, &g);
+    cr_assert_eq(broker_stats(sh[0])->publishers_held, 1);
+    sgone(&sub);
+    sgone(&far);
+    sgone(&pub);
+}
+
+Test(broker_shards, a_held_publisher_that_leaves_is_forgotten_and_the_drain_finds_nobody)
+{
+    char id[32];
+    struct sconn sub, pub, pub2;
+    struct got g;
+    id_on(3, "sub", id, sizeof(id));
+    sconnect(&sub, 3, id, true);
+    ssub(&sub, "c/#", 2);
+    id_on(0, "pub", id, sizeof(id));
+    sconnect(&pub, 0, id, true);
+    id_on(0, "pubb", id, sizeof(id));
+    sconnect(&pub2, 0, id, true);
+
+    broker_set_congested(sh[0], 3, true);
+    spub_held(&pub, "c/1", "one", 1);
+    struct mqtt_pkt p = publish_pkt("c/2", "two", 2, false, 9);
+    cr_assert_eq(sfeed(&pub2, &p), 0);
+    expect_none(&pub2.cl); /* QoS 2: its PUBREC is held the same way */
+    sgone(&pub);
+    broker_set_congested(sh[0], 3, false);
+    expect_ack(&pub2, MQTT_PUBREC, 9);
+    expect_publish(&sub.cl, "c/1", "one", 1, false, &g);
+    expect_publish(&sub.cl, "c/2", "two", 2, false, &g);
+    cr_assert_eq(broker_stats(sh[0])->wait_timeouts, 0);
+    sgone(&sub);
+    sgone(&pub2);
+}
+
 Test(broker_shards, crosses_once_per_shard_never_once_per_subscriber)
 {
     char id[32];

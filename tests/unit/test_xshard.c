@@ -165,37 +165,114 @@ Test(xshard, overflow_keeps_fifo_order_across_a_full_ring_and_drops_nothing)
     uring_exit(&ring);
 }
 
-Test(xshard, sustained_overflow_sheds_qos0_publishes_only_and_counts_them)
+/* A QoS @qos XMSG_PUBLISH from shard 0 to 1 with a @payload_len-byte payload; refs it. */
+static int send_publish(struct xshard *x, uint8_t qos, size_t payload_len, struct msg **out)
+{
+    static const uint8_t payload[4096];
+    struct msg *msg;
+    struct xmsg m = {.kind = XMSG_PUBLISH};
+
+    cr_assert(payload_len <= sizeof(payload));
+    msg = msg_new((const uint8_t *)"t", 1, NULL, 0, payload, payload_len, qos, false);
+    cr_assert_not_null(msg);
+    m.payload.msg = msg_ref(msg); /* the reference the ring would carry */
+    *out = msg;
+    return xshard_send(x, 0, 1, &m);
+}
+
+/* Pop everything shard 1 has from shard 0, releasing it; how many. */
+static uint32_t consume(struct xshard *x)
+{
+    struct xmsg batch[XSHARD_RECV_BATCH];
+    uint32_t n, i, total = 0;
+
+    spsc_publish(&x->q[1]); /* q[0][1]: publish what the producer pushed */
+    while ((n = spsc_pop_batch(&x->q[1], batch, XSHARD_RECV_BATCH)) > 0) {
+        for (i = 0; i < n; i++) {
+            xshard_release(&batch[i]);
+        }
+        total += n;
+    }
+    return total;
+}
+
+Test(xshard, a_link_over_its_message_budget_sheds_qos0_until_it_drains_to_half)
 {
     struct xshard *x = xshard_new(2);
-    uint32_t cap;
+    struct io_uring ring;
     uint64_t seq, fill;
 
     cr_assert_not_null(x);
-    cap = x->capacity;
-    fill = (uint64_t)cap + XSHARD_SHED_DEPTH;
-    for (seq = 0; seq < fill; seq++) {           /* ring full, overflow at the shed depth */
-        struct xmsg m = {.kind = XMSG_SHUTDOWN}; /* owns nothing: xshard_free drops it */
+    ring_setup(&ring);
+    fill = (uint64_t)x->capacity + XSHARD_BUDGET_MSGS - 1;
+    for (seq = 0; seq < fill; seq++) {           /* ring full, overflow one short */
+        struct xmsg m = {.kind = XMSG_SHUTDOWN}; /* owns nothing */
 
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
     }
-    cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 0, "nothing is shed below the depth");
+    cr_assert_not(xshard_congested(x, 0, 1), "one short of the budget");
+    cr_assert_eq(xshard_congested_links(x, 0), 0);
     for (uint8_t qos = 0; qos <= 2; qos++) {
-        struct msg *msg =
-            msg_new((const uint8_t *)"t", 1, NULL, 0, (const uint8_t *)"p", 1, qos, false);
-        struct xmsg m = {.kind = XMSG_PUBLISH};
+        struct msg *msg;
 
-        cr_assert_not_null(msg);
-        m.payload.msg = msg_ref(msg); /* the reference the ring would carry */
-        cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
-        cr_assert_eq(atomic_load(&msg->refs), qos == 0 ? 1u : 2u,
-                     "qos %u: a shed message gives its reference back", qos);
+        cr_assert_eq(send_publish(x, qos, 1, &msg), 0);
+        cr_assert_eq(atomic_load(&msg->refs), 2u, "qos %u: queued (the QoS 0 reaches it)", qos);
         msg_unref(msg);
     }
-    cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 1);
-    cr_assert_eq(xshard_stats(x, 0)->overflow_events, XSHARD_SHED_DEPTH + 2,
-                 "QoS 1 and 2 still queue");
+    cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 0);
+    /* The QoS 0 filled the budget; QoS 1 and 2 still queued past it. */
+    cr_assert(xshard_congested(x, 0, 1));
+    cr_assert_not(xshard_congested(x, 1, 0), "the other direction is not");
+    cr_assert_eq(xshard_congested_links(x, 0), 1);
+    cr_assert_eq(xshard_stats(x, 0)->congestions, 1);
+    {
+        struct msg *msg;
+
+        cr_assert_eq(send_publish(x, 0, 1, &msg), 0);
+        cr_assert_eq(atomic_load(&msg->refs), 1u, "a QoS 0 on a congested link is shed");
+        msg_unref(msg);
+        cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 1);
+    }
+    /* The consumer takes one ring's worth at a time: congested until half the budget. */
+    for (int i = 0; i < 64 && xshard_congested(x, 0, 1); i++) {
+        cr_assert_gt(consume(x), 0);
+        xshard_flush(x, 0, &ring);
+        if (xshard_congested(x, 0, 1)) {
+            cr_assert_gt(x->peer[0].links[1].overflow.count, XSHARD_BUDGET_MSGS / 2,
+                         "still congested only above half the budget");
+        }
+    }
+    cr_assert_not(xshard_congested(x, 0, 1));
+    cr_assert_leq(x->peer[0].links[1].overflow.count, XSHARD_BUDGET_MSGS / 2);
+    cr_assert_eq(xshard_congested_links(x, 0), 0);
     xshard_free(x); /* releases the queued QoS 1/2 references */
+    uring_exit(&ring);
+}
+
+Test(xshard, a_link_over_its_byte_budget_is_congested_before_its_message_budget)
+{
+    struct xshard *x = xshard_new(2);
+    uint64_t seq, sent = 0;
+
+    cr_assert_not_null(x);
+    for (seq = 0; seq < x->capacity; seq++) { /* fill the ring: not counted */
+        struct xmsg m = {.kind = XMSG_SHUTDOWN};
+
+        cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
+    }
+    /* 4 KB messages: the byte budget is reached long before XSHARD_BUDGET_MSGS. */
+    while (!xshard_congested(x, 0, 1)) {
+        struct msg *msg;
+
+        cr_assert_lt(sent, XSHARD_BUDGET_MSGS, "never congested by bytes");
+        cr_assert_eq(send_publish(x, 1, 4096, &msg), 0);
+        msg_unref(msg);
+        sent++;
+    }
+    /* Each costs its payload plus under 256 bytes of message and slot. */
+    cr_assert_geq(sent, x->budget_bytes / (4096 + 256), "%" PRIu64 " sent", sent);
+    cr_assert_leq(sent, x->budget_bytes / 4096 + 1, "%" PRIu64 " sent", sent);
+    xshard_free(x);
 }
 
 Test(xshard, a_send_queues_behind_a_waiting_overflow_even_when_the_ring_has_room)
