@@ -74,6 +74,10 @@ static const struct config__key keys[] = {
     {CONFIG__SCOPE_LIMITS, "output_bytes_max", CONFIG__SIZE, 2, UINT32_MAX, "8m",
      LIM(output_bytes_max), NULL,
      "pending output per connection before QoS 0 messages are shed"},
+    {CONFIG__SCOPE_LIMITS, "slow_reader_grace", CONFIG__SECONDS, 0, 3600, "30",
+     LIM(slow_reader_grace_s), NULL,
+     "a client that messages keep being dropped for (output or queue full) this long is "
+     "closed; 0 = never"},
     {CONFIG__SCOPE_LIMITS, "retained_max", CONFIG__UINT, 0, 100000000, "1000000",
      LIM(retained_max), NULL, "retained messages held by the broker"},
     {CONFIG__SCOPE_LIMITS, "connect_timeout_ms", CONFIG__DURATION, 100, 3600000, "10000",

@@ -40,7 +40,18 @@ struct client {
     uint8_t version;        /* protocol level, 0 until CONNECT accepted */
     uint16_t keepalive_s;   /* from CONNECT; 0 = none */
     int close_rc;           /* when CLOSING: why (-MQTT_RC_*), for logs */
-    uint32_t handoff_shard; /* when HANDOFF: the session's home shard */
+    union {
+        uint32_t handoff_shard; /* when HANDOFF: the session's home shard */
+        /*
+         * Private to core/, when CONNECTED (output_overloaded()): the broker
+         * clock's second, mod 65536, when messages began to be dropped for
+         * it (0: they are not) and when the last one was.
+         */
+        struct {
+            uint16_t _over_since_s;
+            uint16_t _over_last_s;
+        };
+    };
 
     /* Private to core/. */
     uint32_t _wait; /* 1 + broker wait slot while held, else 0 */

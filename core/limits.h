@@ -29,6 +29,7 @@ struct limits {
     uint32_t inflight_in_max;        /* inbound QoS 2 awaiting PUBREL, per session */
     uint32_t queued_max;             /* messages queued per session (offline or over inflight) */
     uint32_t output_bytes_max;       /* pending output per connection before QoS 0 is shed */
+    uint32_t slow_reader_grace_s;    /* over a bound this long (drops): closed; 0 never */
     uint32_t retained_max;           /* retained messages held by the broker */
     uint32_t connect_timeout_ms;     /* from accept to a complete CONNECT */
     uint32_t connections_max;        /* connections per process (all listeners) */

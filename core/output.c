@@ -185,6 +185,28 @@ int output_with_reason(struct broker *b, struct client *cl, struct mqtt_pkt *pkt
     return ret;
 }
 
+void output_overloaded(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(cl->state == CLIENT_CONNECTED || cl->state == CLIENT_CLOSING);
+    uint32_t grace = b->lim->slow_reader_grace_s;
+    RM_ASSERT(grace <= UINT16_MAX);
+    if (cl->state != CLIENT_CONNECTED || grace == 0)
+        return;
+    /* Seconds mod 65536 (never 0): differences are right below the grace's maximum. */
+    uint16_t now = (uint16_t)(b->now_ms / 1000);
+    now = now ? now : 1;
+    if (!cl->_over_since_s || (uint16_t)(now - cl->_over_last_s) > grace) {
+        cl->_over_since_s = now; /* the first drop, or the first after a quiet grace */
+        cl->_over_last_s = now;
+        return;
+    }
+    cl->_over_last_s = now;
+    if ((uint16_t)(now - cl->_over_since_s) < grace)
+        return;
+    b->stats.slow_readers_closed++;
+    output_close(b, cl, -MQTT_RC_QUOTA_EXCEEDED);
+}
+
 int output_close(struct broker *b, struct client *cl, int rc)
 {
     RM_ASSERT(rc != 0);
@@ -199,7 +221,7 @@ int output_close(struct broker *b, struct client *cl, int rc)
         cl->state = CLIENT_CLOSING;
         cl->close_rc = rc < 0 ? rc : 0;
         if (rc < 0 && rc != -MQTT_RC_SESSION_TAKEN_OVER && rc != -MQTT_RC_KEEPALIVE_TIMEOUT &&
-            rc != -MQTT_RC_SERVER_SHUTTING_DOWN)
+            rc != -MQTT_RC_SERVER_SHUTTING_DOWN && rc != -MQTT_RC_QUOTA_EXCEEDED)
             b->stats.malformed++;
     }
     output_mark_dirty(b, cl);

@@ -62,6 +62,15 @@ int output_with_reason(struct broker *b, struct client *cl, struct mqtt_pkt *pkt
 int output_close(struct broker *b, struct client *cl, int rc);
 
 /*
+ * A message for connected @cl was dropped: its output is past
+ * output_bytes_max or its session queue is full. The first drop starts an
+ * episode, which more than slow_reader_grace_s without drops ends; a drop
+ * slow_reader_grace_s or more into an episode closes @cl with 0x97 Quota
+ * exceeded (v5 DISCONNECT).
+ */
+void output_overloaded(struct broker *b, struct client *cl);
+
+/*
  * @cl's MQTT 5.0 state, allocated with the defaults of absent CONNECT
  * properties on first need (a v5 client that negotiates nothing has none:
  * NULL cl->_v5 reads as the defaults everywhere). NULL on ENOMEM.

@@ -410,8 +410,10 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
         return;
     }
     if (qos == 0) {
-        if (send_publish(b, s, m, 0, retain, false, 0, share_key, b->lim->output_bytes_max) < 0)
+        if (send_publish(b, s, m, 0, retain, false, 0, share_key, b->lim->output_bytes_max) < 0) {
             b->stats.msgs_dropped++;
+            output_overloaded(b, s->client);
+        }
         return;
     }
     /* Keep order: nothing overtakes messages already waiting in the queue. */
@@ -419,8 +421,10 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
         if (inflight_send(b, s, m, qos, retain, share_key) == 0)
             return;
     }
-    if (!queue_push(b, s, m, qos, retain, share_key))
+    if (!queue_push(b, s, m, qos, retain, share_key)) {
         b->stats.queue_full++;
+        output_overloaded(b, s->client);
+    }
 }
 
 static struct session_inflight *inflight_find(struct session *s, uint16_t pkt_id, uint8_t state)

@@ -680,7 +680,8 @@ void shard_free(struct shard *s)
         bs = broker_stats(s->broker);
         LOG_INFO("shard %u: %llu connections accepted, %llu refused, %llu closed "
                  "(%llu connect, %llu keepalive, %llu linger timeouts; %llu recv re-arms "
-                 "for lack of buffers, %llu pauses); %llu publishes in, %llu out, %llu dropped",
+                 "for lack of buffers, %llu pauses); %llu publishes in, %llu out, %llu dropped, "
+                 "%llu slow readers closed",
                  s->id, (unsigned long long)s->stats.conns_accepted,
                  (unsigned long long)s->stats.conns_refused,
                  (unsigned long long)s->stats.conns_closed,
@@ -689,7 +690,8 @@ void shard_free(struct shard *s)
                  (unsigned long long)s->stats.linger_timeouts,
                  (unsigned long long)s->stats.recv_nobufs,
                  (unsigned long long)s->stats.recv_paused, (unsigned long long)bs->msgs_in,
-                 (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped);
+                 (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped,
+                 (unsigned long long)bs->slow_readers_closed);
     }
     if (s->broker != NULL && s->shard_count > 1) {
         bs = broker_stats(s->broker);

@@ -324,3 +324,49 @@ E2E_TEST(overload, a_qos1_publisher_outrunning_a_fan_out_shard_is_held_and_not_r
     free(subs);
     free(payload);
 }
+
+/*
+ * slow_reader_grace: a reader that stays over its output bound (its QoS 0
+ * shed) for the grace is disconnected (core tests check the v5 DISCONNECT
+ * 0x97 it is sent first), while a reader that keeps up is not.
+ */
+E2E_TEST(overload, a_reader_over_its_bound_past_slow_reader_grace_is_disconnected)
+{
+    enum { COUNT = 2500, SIZE = 4096 };
+    struct e2e_broker *b;
+    struct e2e_client *pub, *fast;
+    uint8_t *payload = calloc(1, SIZE);
+    size_t junk = 0;
+    int64_t until;
+    int stalled;
+
+    e2e_ringmq_only("slow_reader_grace is a ringmq limit key");
+    cr_assert_not_null(payload);
+    b = e2e_broker_start("[limits]\noutput_bytes_max = 65536\npacket_bytes_max = 16384\n"
+                         "slow_reader_grace = 1\n");
+    fast = e2e_client_connect(b, E2E_V311, "fast", true);
+    cr_assert_eq(e2e_client_subscribe(fast, "grace/tick", 0), 0);
+    stalled = stalled_reader(b, "stalled", "grace/#", 0);
+    pub = e2e_client_connect(b, E2E_V311, "pub", true);
+    for (int i = 0; i < COUNT; i++) { /* 10 MB: past what the socket buffers take */
+        e2e_client_publish_async(pub, "grace/data", payload, SIZE, 0, false);
+    }
+    /* Still over its bound 1 s later: what follows is shed for it, until it is closed. */
+    until = e2e_now_ms() + 2500;
+    while (e2e_now_ms() < until) {
+        for (int i = 0; i < 63; i++) { /* 256 KB: 4 times its bound */
+            e2e_client_publish_async(pub, "grace/data", payload, SIZE, 0, false);
+        }
+        e2e_client_publish(pub, "grace/data", payload, SIZE, 0, false);
+        e2e_client_publish(pub, "grace/tick", "t", 1, 0, false);
+        e2e_client_expect(fast, "grace/tick", "t", 0, false);
+        e2e_sleep_ms(100);
+    }
+    cr_assert(e2e_raw_wait_closed(stalled, E2E_WAIT_MS, &junk),
+              "the stalled reader was not disconnected (%zu bytes read)", junk);
+    e2e_broker_check_alive(b);
+    free(payload);
+    e2e_client_disconnect(pub);
+    e2e_client_disconnect(fast);
+    e2e_broker_stop(b);
+}

@@ -592,3 +592,85 @@ Test(broker_v5, a_client_that_negotiates_nothing_holds_no_v5_state)
     broker_client_gone(b, &plain, 0);
     broker_client_gone(b, &tuned, 0);
 }
+
+/*
+ * slow_reader_grace: a reader whose output stays past output_bytes_max (its
+ * QoS 0 shed) is closed once drops have gone on for the grace, none of them
+ * a whole grace after the one before: v5 hears DISCONNECT 0x97 Quota exceeded.
+ */
+Test(broker_v5, a_reader_over_its_output_bound_past_the_grace_gets_0x97)
+{
+    struct client sub, pub;
+    struct got g;
+    char payload[1000];
+    memset(payload, 'x', sizeof(payload));
+    payload[sizeof(payload) - 1] = '\0';
+    lim.output_bytes_max = 8192;
+    lim.slow_reader_grace_s = 5;
+    connect5(&sub, "slow", NULL);
+    sub5(&sub, "g/#", 0, 0);
+    broker_client_init(b, &pub);
+    do_connect(&pub, "pub", true);
+
+    /* Fill the reader's output past the bound: the 9th message is shed. */
+    for (int i = 0; i < 9; i++)
+        do_publish(&pub, "g/t", payload, 0, false, 0);
+    cr_assert_eq(broker_stats(b)->msgs_dropped, 1);
+    cr_assert_eq(sub.state, CLIENT_CONNECTED, "the grace begins");
+    /* It reads everything, and nothing is dropped for a whole grace: the episode ends. */
+    for (int i = 0; i < 8; i++)
+        expect_publish(&sub, "g/t", payload, 0, false, &g);
+    broker_tick(b, 10000);
+    do_publish(&pub, "g/t", payload, 0, false, 0);
+    expect_publish(&sub, "g/t", payload, 0, false, &g);
+    for (int i = 0; i < 9; i++)
+        do_publish(&pub, "g/t", payload, 0, false, 0);
+    cr_assert_eq(broker_stats(b)->msgs_dropped, 2);
+    cr_assert_eq(sub.state, CLIENT_CONNECTED, "a new grace, not the old one");
+    broker_tick(b, 14000);
+    do_publish(&pub, "g/t", payload, 0, false, 0);
+    cr_assert_eq(sub.state, CLIENT_CONNECTED, "4 s over: within the grace");
+    broker_tick(b, 15000);
+    do_publish(&pub, "g/t", payload, 0, false, 0);
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "5 s over: closed");
+    cr_assert_eq(broker_stats(b)->slow_readers_closed, 1);
+    for (int i = 0; i < 8; i++)
+        expect_publish(&sub, "g/t", payload, 0, false, &g);
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_DISCONNECT);
+    cr_assert_eq(g.pkt.u.ack.rc, MQTT_RC_QUOTA_EXCEEDED);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker_v5, a_queue_that_stays_full_past_the_grace_closes_and_grace_0_never_does)
+{
+    struct client sub, pub;
+    struct got g;
+    lim.queued_max = 2;
+    lim.inflight_max = 1;
+    lim.slow_reader_grace_s = 3;
+    broker_tick(b, 10000); /* the clock from 10 s */
+    connect5(&sub, "never-acks", NULL);
+    sub5(&sub, "q", 1, 0);
+    broker_client_init(b, &pub);
+    do_connect(&pub, "pub", true);
+    for (uint16_t i = 1; i <= 4; i++) /* 1 in flight, 2 queued, the 4th dropped */
+        do_publish(&pub, "q", "m", 1, false, i);
+    cr_assert_eq(broker_stats(b)->queue_full, 1);
+    broker_tick(b, 12000);
+    do_publish(&pub, "q", "m", 1, false, 5); /* dropped again: the same episode */
+    broker_tick(b, 13000);
+    lim.slow_reader_grace_s = 0;
+    do_publish(&pub, "q", "m", 1, false, 6);
+    cr_assert_eq(sub.state, CLIENT_CONNECTED, "slow_reader_grace = 0: never");
+    lim.slow_reader_grace_s = 3;
+    do_publish(&pub, "q", "m", 1, false, 7);
+    cr_assert_eq(sub.state, CLIENT_CLOSING);
+    expect_publish(&sub, "q", "m", 1, false, &g);
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_DISCONNECT);
+    cr_assert_eq(g.pkt.u.ack.rc, MQTT_RC_QUOTA_EXCEEDED);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
