@@ -98,6 +98,7 @@ void broker_free(struct broker *b)
     free(b->match);
     trie_name_fini(&b->split);
     free(b->sub_ids);
+    free(b->match_ids);
     free(b->rcs);
     free(b);
 }

@@ -88,7 +88,14 @@ struct broker_share_pick {
     uint64_t key;
     struct session *member; /* NULL: send to @shard */
     uint32_t shard;
+    uint32_t sub_id; /* @member's Subscription Identifier (0: none) */
     uint8_t options;
+};
+
+/* One Subscription Identifier of a session matched by the publish being routed. */
+struct broker_match_id {
+    uint32_t sub_id;
+    uint32_t next; /* the session's next one: index + 1 in broker.match_ids; 0: end */
 };
 
 /* A message waiting in the broker's outbox for another shard. */
@@ -160,9 +167,15 @@ struct broker {
     uint32_t match_cap;
     uint32_t match_epoch;
 
-    /* session.c scratch: the subscription identifiers of one PUBLISH. */
+    /*
+     * route.c scratch: the Subscription Identifiers reported with the
+     * matched sessions, a list per session (session._match_ids), and room
+     * (match_id_cap) to gather one session's for its PUBLISH.
+     */
+    struct broker_match_id *match_ids;
+    uint32_t match_id_count;
+    uint32_t match_id_cap;
     uint32_t *sub_ids;
-    uint32_t sub_ids_cap;
 
     /* subscribe.c scratch: SUBACK and UNSUBACK reason codes. */
     uint8_t *rcs;

@@ -3,8 +3,10 @@
  *
  * The topic is split and hashed once; the trie reports every matching
  * (session, filter), and the session's match epoch folds overlapping
- * filters into one delivery at the highest granted QoS. Owned by one shard;
- * single-threaded.
+ * filters into one delivery at the highest granted QoS, carrying the
+ * Subscription Identifiers the trie reported with them (a list per session
+ * in the broker's match_ids), so a delivery costs nothing per subscription
+ * that did not match. Owned by one shard; single-threaded.
  */
 #include "core/route.h"
 
@@ -57,7 +59,35 @@ struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
     return m;
 }
 
-static void match_cb(void *ctx, void *owner, uint8_t options)
+/* session._match_opts: an identifier of the session could not be kept; it misses the message. */
+#define MATCH_LOST 0x80u
+_Static_assert(((MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP) & MATCH_LOST) == 0, "a spare bit");
+
+/* Add @sub_id to the identifiers of @sess, matched by the publish being routed. */
+static void match_id_add(struct broker *b, struct session *sess, uint32_t sub_id)
+{
+    RM_ASSERT(sub_id != 0 && sess->_match_epoch == b->match_epoch);
+    RM_ASSERT(b->match_id_count <= b->match_id_cap);
+    if (b->match_id_count == b->match_id_cap) {
+        /* b->sub_ids has room for every identifier, to gather one session's. */
+        uint32_t ncap = b->match_id_cap ? b->match_id_cap * 2 : 16;
+        struct broker_match_id *n = realloc(b->match_ids, (size_t)ncap * sizeof(*n));
+        if (n)
+            b->match_ids = n;
+        uint32_t *ids = n ? realloc(b->sub_ids, (size_t)ncap * sizeof(*ids)) : NULL;
+        if (ids)
+            b->sub_ids = ids;
+        if (!ids) {
+            sess->_match_opts |= MATCH_LOST;
+            return;
+        }
+        b->match_id_cap = ncap;
+    }
+    b->match_ids[b->match_id_count] = (struct broker_match_id){sub_id, sess->_match_ids};
+    sess->_match_ids = ++b->match_id_count;
+}
+
+static void match_cb(void *ctx, void *owner, uint8_t options, uint32_t sub_id)
 {
     struct broker *b = ctx;
     struct session *sess = owner;
@@ -70,25 +100,29 @@ static void match_cb(void *ctx, void *owner, uint8_t options)
             sess->_match_opts =
                 (uint8_t)((sess->_match_opts & ~MQTT_SUBOPT_QOS) | (opts & MQTT_SUBOPT_QOS));
         sess->_match_opts |= opts & MQTT_SUBOPT_RAP;
-        return;
+    } else {
+        if (b->match_count == b->match_cap) {
+            uint32_t ncap = b->match_cap ? b->match_cap * 2 : 64;
+            struct session **n = realloc(b->match, ncap * sizeof(*n));
+            if (!n)
+                return; /* Out of memory: this subscriber misses the message. */
+            b->match = n;
+            b->match_cap = ncap;
+        }
+        sess->_match_epoch = b->match_epoch;
+        sess->_match_opts = opts;
+        sess->_match_ids = 0;
+        b->match[b->match_count++] = sess;
     }
-    if (b->match_count == b->match_cap) {
-        uint32_t ncap = b->match_cap ? b->match_cap * 2 : 64;
-        struct session **n = realloc(b->match, ncap * sizeof(*n));
-        if (!n)
-            return; /* Out of memory: this subscriber misses the message. */
-        b->match = n;
-        b->match_cap = ncap;
-    }
-    sess->_match_epoch = b->match_epoch;
-    sess->_match_opts = opts;
-    b->match[b->match_count++] = sess;
+    if (sub_id)
+        match_id_add(b, sess, sub_id);
 }
 
-static void interest_cb(void *ctx, void *owner, uint8_t options)
+static void interest_cb(void *ctx, void *owner, uint8_t options, uint32_t sub_id)
 {
     struct broker *b = ctx;
     (void)options;
+    (void)sub_id;
     uint32_t shard = (uint32_t)((uint8_t *)owner - b->shard_marker);
     RM_ASSERT(shard < b->shard_count && shard != b->shard_id);
     uint64_t bit = 1ull << (shard % 64);
@@ -98,7 +132,8 @@ static void interest_cb(void *ctx, void *owner, uint8_t options)
     b->remote[b->remote_count++] = shard;
 }
 
-static void pick_cb(void *ctx, uint64_t key, uint32_t shard, void *member, uint8_t options)
+static void pick_cb(void *ctx, uint64_t key, uint32_t shard, void *member, uint8_t options,
+                    uint32_t sub_id)
 {
     struct broker *b = ctx;
     RM_ASSERT(member != NULL || shard != b->shard_id);
@@ -112,7 +147,7 @@ static void pick_cb(void *ctx, uint64_t key, uint32_t shard, void *member, uint8
         b->picks = n;
         b->pick_cap = ncap;
     }
-    b->picks[b->pick_count++] = (struct broker_share_pick){key, member, shard, options};
+    b->picks[b->pick_count++] = (struct broker_share_pick){key, member, shard, sub_id, options};
 }
 
 /*
@@ -123,7 +158,7 @@ static void pick_cb(void *ctx, uint64_t key, uint32_t shard, void *member, uint8
 static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
 {
     RM_ASSERT(b->match_count == 0 && b->remote_count == 0 && b->pick_count == 0);
-    RM_ASSERT(topic->len > 0);
+    RM_ASSERT(topic->len > 0 && b->match_id_count == 0);
     if (++b->match_epoch == 0)
         b->match_epoch = 1; /* 0 is every session's initial epoch */
     if (trie_split(&b->split, b->seed, topic->ptr, topic->len) < 0) {
@@ -201,15 +236,16 @@ static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool p
 /*
  * Deliver @m to @s, subscribed with @options: at the lower of the two QoS,
  * RETAIN 0 unless Retain As Published [MQTT-3.3.1-12, -13]; through shared
- * group @key, or 0 for the session's own subscriptions.
+ * group @key, or 0 for the session's own subscriptions; with the @n
+ * Subscription Identifiers @ids of the subscriptions that matched.
  */
 static void deliver_one(struct broker *b, struct session *s, struct msg *m, uint8_t options,
-                        uint64_t key)
+                        uint64_t key, const uint32_t *ids, uint32_t n)
 {
     uint8_t qos = options & MQTT_SUBOPT_QOS;
     if (qos > m->qos)
         qos = m->qos;
-    session_deliver(b, s, m, qos, m->retain && (options & MQTT_SUBOPT_RAP), key);
+    session_deliver(b, s, m, qos, m->retain && (options & MQTT_SUBOPT_RAP), key, ids, n);
 }
 
 bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from)
@@ -219,9 +255,11 @@ bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct sessi
     RM_ASSERT(m != NULL);
     struct mqtt_str topic = {msg_topic(m), m->topic_len};
     uint8_t options = 0;
-    struct session *to = share_pick(b->share, key, topic.ptr, topic.len, (void *)from, &options);
+    uint32_t sub_id = 0;
+    struct session *to =
+        share_pick(b->share, key, topic.ptr, topic.len, (void *)from, &options, &sub_id);
     if (to && to != from && to->client) {
-        deliver_one(b, to, m, options, key);
+        deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
         return true;
     }
     /* No other member online here: another shard's, else an offline one here. */
@@ -231,7 +269,7 @@ bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct sessi
         return true;
     }
     if (to && to != from) {
-        deliver_one(b, to, m, options, key);
+        deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
         return true;
     }
     return false;
@@ -286,7 +324,7 @@ static void deliver(struct broker *b, struct msg *m)
     for (uint32_t i = 0; i < b->pick_count; i++) {
         struct broker_share_pick *p = &b->picks[i];
         if (p->member)
-            deliver_one(b, p->member, m, p->options, p->key);
+            deliver_one(b, p->member, m, p->options, p->key, &p->sub_id, p->sub_id != 0);
         else
             far = true;
     }
@@ -299,9 +337,21 @@ static void deliver(struct broker *b, struct msg *m)
     }
     b->pick_count = 0;
     b->remote_count = 0;
-    for (uint32_t i = 0; i < b->match_count; i++)
-        deliver_one(b, b->match[i], m, b->match[i]->_match_opts, 0);
+    for (uint32_t i = 0; i < b->match_count; i++) {
+        struct session *s = b->match[i];
+        uint32_t n = 0;
+        if (s->_match_opts & MATCH_LOST) {
+            b->stats.route_nomem++;
+            continue;
+        }
+        /* Its identifiers, gathered from its list: as many steps as it has. */
+        for (uint32_t j = s->_match_ids; j != 0; j = b->match_ids[j - 1].next)
+            b->sub_ids[n++] = b->match_ids[j - 1].sub_id;
+        RM_ASSERT(n <= b->match_id_count);
+        deliver_one(b, s, m, s->_match_opts, 0, b->sub_ids, n);
+    }
     b->match_count = 0;
+    b->match_id_count = 0;
 }
 
 int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
@@ -320,7 +370,7 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
     struct msg *m =
         route_msg_new(b, &pub->topic, &pub->payload, &pub->props, pub->qos, pub->retain, false);
     if (!m) {
-        b->match_count = b->remote_count = b->pick_count = 0;
+        b->match_count = b->remote_count = b->pick_count = b->match_id_count = 0;
         return -ENOMEM;
     }
     if (pub->retain)
@@ -353,7 +403,9 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
     RM_ASSERT(key != 0);
     RM_ASSERT(from < b->shard_count);
     uint8_t options = 0;
-    struct session *to = share_pick(b->share, key, msg_topic(m), m->topic_len, NULL, &options);
+    uint32_t sub_id = 0;
+    struct session *to =
+        share_pick(b->share, key, msg_topic(m), m->topic_len, NULL, &options, &sub_id);
     /*
      * Our members left while it travelled, or none of them is online (the
      * sender may have chosen us by turn): another shard may have someone
@@ -367,7 +419,7 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
         return;
     }
     if (to)
-        deliver_one(b, to, m, options, key);
+        deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
     else
         b->stats.share_dropped++;
 }

@@ -21,8 +21,12 @@
 #include "core/output.h"
 #include "core/rm_assert.h"
 #include "core/share.h"
-#include "core/topic.h"
 #include "core/trie.h"
+
+/* Identifiers ride in what was padding: a kept message costs no more than before. */
+_Static_assert(sizeof(void *) != 8 || (sizeof(struct session_inflight) == 24 &&
+                                       sizeof(struct session_queued) == 24),
+               "window and queue entries stay 24 bytes");
 
 struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
                             uint32_t expiry_s)
@@ -44,6 +48,64 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
 static struct session_queued *queue_at(struct session *s, uint32_t i)
 {
     return &s->queue[(s->queue_head + i) % s->queue_cap];
+}
+
+/*
+ * Keep a delivery's @n Subscription Identifiers @ids and shared group
+ * @share_key in the form the window and the queue hold (*@via, *@sub_id; see
+ * union session_via): allocates only for two or more. Returns 0, or -ENOMEM
+ * (nothing kept).
+ */
+static int via_keep(uint64_t share_key, const uint32_t *ids, uint32_t n, union session_via *via,
+                    uint32_t *sub_id)
+{
+    RM_ASSERT(ids != NULL || n == 0);
+    RM_ASSERT(n <= 1 || share_key == 0); /* a shared group is one subscription */
+    if (n <= 1) {
+        via->share_key = share_key;
+        *sub_id = n == 1 ? ids[0] : 0;
+        RM_ASSERT(*sub_id != SESSION_SUB_IDS_MANY);
+        return 0;
+    }
+    uint32_t *a = malloc(((size_t)n + 1) * sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    a[0] = n;
+    memcpy(a + 1, ids, (size_t)n * sizeof(*ids));
+    via->sub_ids = a;
+    *sub_id = SESSION_SUB_IDS_MANY;
+    return 0;
+}
+
+/* The identifiers via_keep() kept in (@via, *@sub_id): how many, at *@ids (borrowed). */
+static uint32_t via_ids(const union session_via *via, const uint32_t *sub_id,
+                        const uint32_t **ids)
+{
+    RM_ASSERT(sub_id != NULL && ids != NULL);
+    if (*sub_id == SESSION_SUB_IDS_MANY) {
+        RM_ASSERT(via->sub_ids != NULL && via->sub_ids[0] >= 2);
+        *ids = via->sub_ids + 1;
+        return via->sub_ids[0];
+    }
+    *ids = sub_id;
+    return *sub_id != 0;
+}
+
+/* The shared group a kept delivery came through, or 0. */
+static uint64_t via_share_key(const union session_via *via, uint32_t sub_id)
+{
+    RM_ASSERT(via != NULL);
+    return sub_id == SESSION_SUB_IDS_MANY ? 0 : via->share_key;
+}
+
+/* Free what via_keep() allocated; the kept delivery has no identifier and no group left. */
+static void via_drop(union session_via *via, uint32_t *sub_id)
+{
+    RM_ASSERT(via != NULL && sub_id != NULL);
+    if (*sub_id == SESSION_SUB_IDS_MANY)
+        free(via->sub_ids);
+    via->share_key = 0;
+    *sub_id = 0;
 }
 
 /* Take @s out of the trie or the shared group of @sub; tell other shards on 1->0. */
@@ -73,9 +135,14 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
     session_share_redispatch(b, s, give, give_ctx);
     for (uint32_t i = 0; i < s->inflight_count; i++) {
         outbox_msg_put(b, s->inflight[i].msg);
+        via_drop(&s->inflight[i].via, &s->inflight[i].sub_id);
     }
-    for (uint32_t i = 0; i < s->queue_count; i++)
-        outbox_msg_put(b, queue_at(s, i)->msg);
+    for (uint32_t i = 0; i < s->queue_count; i++) {
+        struct session_queued *q = queue_at(s, i);
+
+        outbox_msg_put(b, q->msg);
+        via_drop(&q->via, &q->sub_id);
+    }
     free(s->subs);
     free(s->inflight);
     free(s->queue);
@@ -130,12 +197,11 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
     if (sub) {
         /* Same filter again: replace the subscription [MQTT-3.8.4-3]. */
         if (sub->share_key)
-            rc = share_join(b->share, filter, len, s, options, NULL);
+            rc = share_join(b->share, filter, len, s, options, sub_id, NULL);
         else
-            rc = trie_insert(b->trie, filter, len, s, options, NULL);
+            rc = trie_insert(b->trie, filter, len, s, options, sub_id, NULL);
         RM_ASSERT(rc == 0);
         sub->options = options;
-        s->sub_id_count += (sub_id != 0) - (sub->sub_id != 0);
         sub->sub_id = sub_id;
         return sub->fresh ? 1 : 0;
     }
@@ -153,15 +219,14 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
     }
     memcpy(copy, filter, len);
     if (shared)
-        rc = share_join(b->share, filter, len, s, options, first);
+        rc = share_join(b->share, filter, len, s, options, sub_id, first);
     else
-        rc = trie_insert(b->trie, filter, len, s, options, first);
+        rc = trie_insert(b->trie, filter, len, s, options, sub_id, first);
     if (rc < 0)
         goto out_free_copy;
     RM_ASSERT(rc == 1);
     uint64_t key = shared ? share_key(b->lim->share_key_seed, filter, len) : 0;
     s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true, key};
-    s->sub_id_count += sub_id != 0;
     return 1;
 
 out_free_copy:
@@ -178,26 +243,8 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
         return false;
     sub_drop(b, s, sub);
     free(sub->filter);
-    s->sub_id_count -= sub->sub_id != 0;
     *sub = s->subs[--s->sub_count];
     return true;
-}
-
-uint32_t session_sub_ids(const struct session *s, const uint8_t *topic, size_t len,
-                         uint64_t key, uint32_t *out, uint32_t cap)
-{
-    RM_ASSERT(s != NULL && topic != NULL);
-    RM_ASSERT(out != NULL || cap == 0);
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < s->sub_count && n < cap && s->sub_id_count > 0; i++) {
-        const struct session_sub *sub = &s->subs[i];
-        if (!sub->sub_id)
-            continue;
-        if (key ? sub->share_key == key
-                : !sub->share_key && topic_match(sub->filter, sub->filter_len, topic, len))
-            out[n++] = sub->sub_id;
-    }
-    return n;
 }
 
 static bool pkt_id_in_use(const struct session *s, uint16_t id)
@@ -234,13 +281,14 @@ static uint32_t expiry_left_s(const struct broker *b, const struct msg *m)
 }
 
 /*
- * Encode PUBLISH @m for @s's client. Returns 0 when it was encoded; 1 when
- * it never will be and counts as delivered: it expired before delivery
- * started [MQTT-3.3.2-5], or it is larger than the client's Maximum Packet
- * Size [MQTT-3.1.2-25]; -ENOBUFS over @bytes_max; -ENOMEM.
+ * Encode PUBLISH @m for @s's client, with the @n Subscription Identifiers
+ * @ids (v5 only). Returns 0 when it was encoded; 1 when it never will be
+ * and counts as delivered: it expired before delivery started
+ * [MQTT-3.3.2-5], or it is larger than the client's Maximum Packet Size
+ * [MQTT-3.1.2-25]; -ENOBUFS over @bytes_max; -ENOMEM.
  */
 static int send_publish(struct broker *b, struct session *s, const struct msg *m, uint8_t qos,
-                        bool retain, bool dup, uint16_t pkt_id, uint64_t share_key,
+                        bool retain, bool dup, uint16_t pkt_id, const uint32_t *ids, uint32_t n,
                         size_t bytes_max)
 {
     struct client *cl = s->client;
@@ -268,19 +316,9 @@ static int send_publish(struct broker *b, struct session *s, const struct msg *m
             pr->has |= MQTT_PROP_BIT(MQTT_PROP_MESSAGE_EXPIRY);
             pr->message_expiry = expiry_left_s(b, m);
         }
-        if (s->sub_id_count > 0) {
-            /* Every matching subscription's identifier, in one copy [MQTT-3.3.4-4]. */
-            if (s->sub_id_count > b->sub_ids_cap) {
-                uint32_t *n = realloc(b->sub_ids, s->sub_id_count * sizeof(*n));
-                if (!n)
-                    return -ENOMEM;
-                b->sub_ids = n;
-                b->sub_ids_cap = s->sub_id_count;
-            }
-            pr->sub_id_count = session_sub_ids(s, msg_topic(m), m->topic_len, share_key,
-                                               b->sub_ids, s->sub_id_count);
-            pr->sub_ids = b->sub_ids;
-        }
+        /* Every matching subscription's identifier, in one copy [MQTT-3.3.4-4]. */
+        pr->sub_ids = ids;
+        pr->sub_id_count = n;
     }
     int rc = output_publish(b, cl, &pkt, bytes_max);
     if (rc == -EMSGSIZE) {
@@ -303,8 +341,21 @@ static uint32_t window(const struct broker *b, const struct session *s)
     return w;
 }
 
+/* The QoS an inflight PUBLISH was sent with. */
+static uint8_t inflight_qos(const struct session_inflight *e)
+{
+    RM_ASSERT(e->state == SESSION_WAIT_PUBACK || e->state == SESSION_WAIT_PUBREC);
+    return e->state == SESSION_WAIT_PUBACK ? 1 : 2;
+}
+
+/*
+ * Send @m and put it in the window with (@via, @sub_id) from via_keep().
+ * Returns 0 when it was sent, or dropped as if delivered (see
+ * send_publish()): (@via, @sub_id) are the window's or freed. Below 0 it
+ * was not sent and they are still the caller's.
+ */
 static int inflight_send(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
-                         bool retain, uint64_t share_key)
+                         bool retain, union session_via via, uint32_t sub_id)
 {
     RM_ASSERT(qos == 1 || qos == 2);
     RM_ASSERT(s->client != NULL);
@@ -313,22 +364,29 @@ static int inflight_send(struct broker *b, struct session *s, struct msg *m, uin
     if (rc < 0)
         return rc;
     uint16_t id = next_pkt_id(s);
-    rc = send_publish(b, s, m, qos, retain, false, id, share_key, output_hard_max(b));
-    if (rc != 0)
-        return rc < 0 ? rc : 0; /* 1: dropped as if delivered */
+    const uint32_t *ids;
+    uint32_t n = via_ids(&via, &sub_id, &ids);
+    rc = send_publish(b, s, m, qos, retain, false, id, ids, n, output_hard_max(b));
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        via_drop(&via, &sub_id); /* dropped as if delivered */
+        return 0;
+    }
     s->inflight[s->inflight_count++] = (struct session_inflight){
         .msg = msg_ref(m),
+        .via = via,
+        .sub_id = sub_id,
         .pkt_id = id,
-        .qos = qos,
         .state = qos == 1 ? SESSION_WAIT_PUBACK : SESSION_WAIT_PUBREC,
         .retain = retain,
-        .share_key = share_key,
     };
     return 0;
 }
 
+/* Queue @m with (@via, @sub_id) from via_keep(), which it takes; false (nothing taken) if full. */
 static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
-                       bool retain, uint64_t share_key)
+                       bool retain, union session_via via, uint32_t sub_id)
 {
     /* QoS 0 is never queued: it is sent at once or shed. */
     RM_ASSERT(qos == 1 || qos == 2);
@@ -348,7 +406,13 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
         s->queue_cap = ncap;
         s->queue_head = 0;
     }
-    *queue_at(s, s->queue_count++) = (struct session_queued){msg_ref(m), qos, retain, share_key};
+    *queue_at(s, s->queue_count++) = (struct session_queued){
+        .msg = msg_ref(m),
+        .via = via,
+        .sub_id = sub_id,
+        .qos = qos,
+        .retain = retain,
+    };
     RM_ASSERT(s->queue_count <= s->queue_cap);
     return true;
 }
@@ -359,7 +423,9 @@ static int resend(struct broker *b, struct session *s, const struct session_infl
     RM_ASSERT(s->client != NULL);
     if (e->state == SESSION_WAIT_PUBCOMP)
         return output_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
-    return send_publish(b, s, e->msg, e->qos, e->retain, true, e->pkt_id, e->share_key,
+    const uint32_t *ids;
+    uint32_t n = via_ids(&e->via, &e->sub_id, &ids);
+    return send_publish(b, s, e->msg, inflight_qos(e), e->retain, true, e->pkt_id, ids, n,
                         output_hard_max(b));
 }
 
@@ -386,7 +452,7 @@ static int pump(struct broker *b, struct session *s)
     }
     while (s->inflight_unsent == 0 && s->queue_count > 0 && s->inflight_count < window(b, s)) {
         struct session_queued q = *queue_at(s, 0);
-        rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.share_key);
+        rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id);
         if (rc < 0)
             break;
         s->queue_head = (s->queue_head + 1) % s->queue_cap;
@@ -397,33 +463,41 @@ static int pump(struct broker *b, struct session *s)
 }
 
 void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
-                     uint64_t share_key)
+                     uint64_t share_key, const uint32_t *sub_ids, uint32_t sub_id_count)
 {
     RM_ASSERT(qos <= 2);
     RM_ASSERT(m != NULL);
-    if (!s->client) {
-        /* Offline: keep QoS 1/2 for the next connection, drop QoS 0. */
-        if (qos == 0)
-            b->stats.msgs_dropped++;
-        else if (!queue_push(b, s, m, qos, retain, share_key))
-            b->stats.queue_full++;
-        return;
-    }
+    RM_ASSERT(sub_ids != NULL || sub_id_count == 0);
     if (qos == 0) {
-        if (send_publish(b, s, m, 0, retain, false, 0, share_key, b->lim->output_bytes_max) < 0) {
+        /* Offline: QoS 0 is not kept. */
+        if (!s->client || send_publish(b, s, m, 0, retain, false, 0, sub_ids, sub_id_count,
+                                       b->lim->output_bytes_max) < 0) {
             b->stats.msgs_dropped++;
-            output_overloaded(b, s->client);
+            if (s->client)
+                output_overloaded(b, s->client);
         }
         return;
     }
-    /* Keep order: nothing overtakes messages already waiting in the queue. */
-    if (s->queue_count == 0 && s->inflight_unsent == 0 && s->inflight_count < window(b, s)) {
-        if (inflight_send(b, s, m, qos, retain, share_key) == 0)
+    union session_via via;
+    uint32_t sub_id;
+    if (via_keep(share_key, sub_ids, sub_id_count, &via, &sub_id) < 0) {
+        b->stats.route_nomem++;
+        return;
+    }
+    /*
+     * Offline: keep it for the next connection. Online: keep order, nothing
+     * overtakes messages already waiting in the queue.
+     */
+    if (s->client && s->queue_count == 0 && s->inflight_unsent == 0 &&
+        s->inflight_count < window(b, s)) {
+        if (inflight_send(b, s, m, qos, retain, via, sub_id) == 0)
             return;
     }
-    if (!queue_push(b, s, m, qos, retain, share_key)) {
+    if (!queue_push(b, s, m, qos, retain, via, sub_id)) {
+        via_drop(&via, &sub_id);
         b->stats.queue_full++;
-        output_overloaded(b, s->client);
+        if (s->client)
+            output_overloaded(b, s->client);
     }
 }
 
@@ -442,6 +516,7 @@ static void inflight_remove(struct broker *b, struct session *s, struct session_
     if (e - s->inflight >= (ptrdiff_t)(s->inflight_count - s->inflight_unsent))
         s->inflight_unsent--; /* acknowledged before it was re-sent here */
     outbox_msg_put(b, e->msg);
+    via_drop(&e->via, &e->sub_id);
     size_t tail = (size_t)(s->inflight + s->inflight_count - (e + 1));
     memmove(e, e + 1, tail * sizeof(*e));
     s->inflight_count--;
@@ -470,6 +545,7 @@ int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint
         /* The receiver owns the message now [MQTT-4.3.3-1]: keep only the id. */
         outbox_msg_put(b, e->msg);
         e->msg = NULL;
+        via_drop(&e->via, &e->sub_id);
         e->state = SESSION_WAIT_PUBCOMP;
     } else if (!inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP)) {
         return 0;
@@ -542,8 +618,8 @@ void session_share_redispatch(struct broker *b, struct session *s, session_give_
          * session or not at all [MQTT-4.8.2-4, -5]. Queued ones were never
          * sent, so any QoS may go.
          */
-        if (e->share_key && e->state == SESSION_WAIT_PUBACK &&
-            give(give_ctx, e->msg, e->share_key, s)) {
+        uint64_t key = via_share_key(&e->via, e->sub_id);
+        if (key && e->state == SESSION_WAIT_PUBACK && give(give_ctx, e->msg, key, s)) {
             inflight_remove(b, s, e);
             continue;
         }
@@ -553,8 +629,10 @@ void session_share_redispatch(struct broker *b, struct session *s, session_give_
     uint32_t n = s->queue_count;
     for (uint32_t i = 0; i < n; i++) {
         struct session_queued q = *queue_at(s, i);
-        if (q.share_key && give(give_ctx, q.msg, q.share_key, s)) {
+        uint64_t key = via_share_key(&q.via, q.sub_id);
+        if (key && give(give_ctx, q.msg, key, s)) {
             outbox_msg_put(b, q.msg);
+            via_drop(&q.via, &q.sub_id);
             continue;
         }
         *queue_at(s, kept++) = q;

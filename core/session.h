@@ -10,6 +10,14 @@
  * sessions) and unacknowledged ones stay in the inflight window to be sent
  * again with DUP on reconnect [MQTT-4.4.0-1].
  *
+ * Subscription Identifiers [MQTT-3.3.4-3]: a delivery comes with the
+ * identifiers of exactly the subscriptions that matched it (the trie or the
+ * shared group reports them with the session), so its cost does not depend
+ * on how many other subscriptions the session has. A kept delivery (window
+ * or queue) keeps them: one in the entry itself, several in one small array
+ * allocated only for a message matched by several subscriptions with
+ * identifiers.
+ *
  * Below route and connect in core/'s layers (broker_types.h): it calls only
  * output (to encode for the attached client), outbox (to release messages
  * and tell other shards a filter is gone), the trie and shared groups.
@@ -51,22 +59,38 @@ enum session_out_state {
     SESSION_WAIT_PUBCOMP,    /* PUBREL sent; the message is released */
 };
 
+/* session_inflight.sub_id, session_queued.sub_id: several identifiers, at via.sub_ids. */
+#define SESSION_SUB_IDS_MANY UINT32_MAX
+
+/*
+ * How a kept delivery reached the session, read with the entry's sub_id:
+ * when sub_id is SESSION_SUB_IDS_MANY, @sub_ids; else @share_key. A
+ * message matched by several subscriptions with identifiers came through
+ * plain subscriptions (a shared group is one subscription), so the two
+ * never meet, and the window and queue entries stay 24 bytes.
+ */
+union session_via {
+    uint64_t share_key; /* the shared group it came through (share_key()), or 0 */
+    uint32_t *sub_ids;  /* owned, malloc'd: [0] the count (2 or more), then the identifiers */
+};
+
 /* An outbound QoS 1/2 message awaiting acknowledgement. */
 struct session_inflight {
     struct msg *msg; /* NULL once PUBREC arrived */
+    union session_via via;
+    uint32_t sub_id; /* its Subscription Identifier; 0: none; or SESSION_SUB_IDS_MANY */
     uint16_t pkt_id;
-    uint8_t qos;
-    uint8_t state; /* enum session_out_state */
+    uint8_t state; /* enum session_out_state; the QoS follows (WAIT_PUBACK: 1, else 2) */
     bool retain;   /* RETAIN flag it was sent with */
-    uint64_t share_key; /* the shared group it came through (share_key()), or 0 */
 };
 
 /* A message waiting for a free inflight slot (or for the client to return). */
 struct session_queued {
     struct msg *msg;
+    union session_via via;
+    uint32_t sub_id; /* as in struct session_inflight */
     uint8_t qos;
     bool retain;
-    uint64_t share_key; /* as in struct session_inflight */
 };
 
 struct session {
@@ -74,7 +98,7 @@ struct session {
     uint64_t _hash;
     struct client *client; /* NULL while offline */
     uint32_t expiry_s;     /* Session Expiry Interval: 0 ends with its connection */
-    uint32_t sub_id_count; /* subscriptions with a subscription identifier */
+    uint32_t _match_ids;   /* routing scratch (see _match_epoch), in a padding hole */
     /* deadline.c: while offline with an expiry or a delayed will, when; else NULL. */
     struct session_timed *_timed;
     uint16_t next_pkt_id;
@@ -103,7 +127,12 @@ struct session {
     uint32_t qos2_in_count;
     uint32_t qos2_in_cap;
 
-    /* Routing scratch: dedupes a session matched through several filters. */
+    /*
+     * Routing scratch (route.c): dedupes a session matched through several
+     * filters. With _match_ids, the head of the list of the matched
+     * filters' Subscription Identifiers in the broker's match_ids (index +
+     * 1; 0: none).
+     */
     uint32_t _match_epoch;
     uint8_t _match_opts; /* highest QoS | MQTT_SUBOPT_RAP of any matched filter */
 
@@ -147,14 +176,6 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
                       uint8_t options, uint32_t sub_id, bool *first);
 
-/*
- * The Subscription Identifiers of @s's subscriptions matching @topic, at
- * most @cap of them, into @out; returns how many [MQTT-3.3.4-3]. With a
- * @share_key (delivered through that shared group), only that group's.
- */
-uint32_t session_sub_ids(const struct session *s, const uint8_t *topic, size_t len,
-                         uint64_t share_key, uint32_t *out, uint32_t cap);
-
 /* A connection left @s: no subscription is fresh any more (see session_sub.fresh). */
 void session_settle(struct session *s);
 
@@ -172,10 +193,15 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
  * Deliver @m to @s at QoS @qos (already min(message, subscription)) with
  * RETAIN flag @retain: encoded to the attached client, put in the inflight
  * window, or queued. Takes its own references. Counts what it sheds.
- * @share_key: the shared group it was chosen through, or 0.
+ * @share_key: the shared group it was chosen through, or 0. @sub_ids
+ * (borrowed until return): the @sub_id_count Subscription Identifiers of
+ * the subscriptions it matched, all sent in this one copy [MQTT-3.3.4-3,
+ * -4] and kept with it if it waits; at most one with a @share_key. No
+ * allocation unless it waits with two or more.
  */
 void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
-                     bool retain, uint64_t share_key);
+                     bool retain, uint64_t share_key, const uint32_t *sub_ids,
+                     uint32_t sub_id_count);
 
 /*
  * @s just lost its connection, or ends: give the messages it got through

@@ -294,7 +294,7 @@ static struct share_group *group_new(struct share_table *t, uint64_t key, const 
     g->full_len = (uint32_t)len;
     g->filter_off = (uint32_t)(sn->filter - full);
     memcpy(g->full, full, len);
-    if (trie_insert(t->trie, g->full + g->filter_off, sn->filter_len, g, 0, NULL) < 0)
+    if (trie_insert(t->trie, g->full + g->filter_off, sn->filter_len, g, 0, 0, NULL) < 0)
         goto out_free;
     k = bucket_of(t, key);
     g->next = t->buckets[k];
@@ -391,7 +391,7 @@ out:
 }
 
 int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
-               uint8_t options, bool *first)
+               uint8_t options, uint32_t sub_id, bool *first)
 {
     struct share_name sn;
     struct share_group *g;
@@ -414,7 +414,7 @@ int share_join(struct share_table *t, const uint8_t *full, size_t len, void *mem
         created = true;
     }
     /* An update keeps the member's round-robin position. */
-    rc = subset_add(&g->mem, member, options);
+    rc = subset_add(&g->mem, member, options, sub_id);
     if (rc < 0)
         goto out_drop;
     if (rc == 0)
@@ -495,17 +495,18 @@ struct match_ctx {
     void *ctx;
 };
 
-static void match_one(void *ctx, void *owner, uint8_t unused)
+static void match_one(void *ctx, void *owner, uint8_t unused, uint32_t unused_id)
 {
     struct match_ctx *mc = ctx;
     struct share_table *t = mc->t;
     struct share_group *g = owner;
     void *member = NULL;
     uint8_t options = 0;
-    uint32_t s, i;
+    uint32_t s, i, sub_id = 0;
     bool online;
 
     (void)unused;
+    (void)unused_id;
     RM_ASSERT(g != NULL && g->shard_bits > 0);
     s = shard_next(t, g, g->shard_cursor, NONE, NONE);
     RM_ASSERT(s != NONE);
@@ -522,10 +523,11 @@ static void match_one(void *ctx, void *owner, uint8_t unused)
             mem_served(g, i);
             member = e->owner;
             options = e->options;
+            sub_id = e->sub_id;
         }
     }
     g->shard_cursor = s + 1 == t->shard_count ? 0 : s + 1;
-    mc->cb(mc->ctx, g->key, s, member, options);
+    mc->cb(mc->ctx, g->key, s, member, options, sub_id);
 }
 
 void share_match(struct share_table *t, const struct trie_name *topic, share_pick_cb cb, void *ctx)
@@ -541,7 +543,7 @@ out:
 }
 
 void *share_pick(struct share_table *t, uint64_t group_key, const uint8_t *topic, size_t topic_len,
-                 void *exclude, uint8_t *options)
+                 void *exclude, uint8_t *options, uint32_t *sub_id)
 {
     const struct subset_entry *e;
     struct share_group *g;
@@ -561,6 +563,8 @@ void *share_pick(struct share_table *t, uint64_t group_key, const uint8_t *topic
     member = e->owner;
     if (options != NULL)
         *options = e->options;
+    if (sub_id != NULL)
+        *sub_id = e->sub_id;
 out:
     return member;
 }

@@ -12,7 +12,8 @@
  * A struct share_table is one shard's table. For each group it holds:
  *  - the members homed on this shard (opaque pointers, compared by identity
  *    and never dereferenced; a struct session in the broker) with their
- *    subscription options byte;
+ *    subscription options byte and Subscription Identifier, which a pick
+ *    reports with the member;
  *  - a bitmap of the shards that have members: this shard's bit while it has
  *    local members, other shards' bits as their 0<->1 transitions arrive
  *    (the broker broadcasts them as interest messages carrying the full
@@ -67,14 +68,15 @@ struct share_name {
 
 /*
  * Called by share_match() once per matching group: the message goes to
- * @shard. For this shard, @member is the chosen local member and @options its
- * subscription options; for another shard @member is NULL and @options 0 (the
- * broker sends the message with @group_key to @shard, which calls
- * share_pick()). Runs synchronously; it must not call share_join(),
- * share_leave(), share_remote() or share_table_free() on the same table.
+ * @shard. For this shard, @member is the chosen local member, @options its
+ * subscription options and @sub_id its Subscription Identifier (0: none);
+ * for another shard @member is NULL and @options and @sub_id 0 (the broker
+ * sends the message with @group_key to @shard, which calls share_pick()).
+ * Runs synchronously; it must not call share_join(), share_leave(),
+ * share_remote() or share_table_free() on the same table.
  */
 typedef void (*share_pick_cb)(void *ctx, uint64_t group_key, uint32_t shard, void *member,
-                              uint8_t options);
+                              uint8_t options, uint32_t sub_id);
 
 /*
  * Split @f (@len bytes, borrowed): 0 if it is not a shared subscription (does
@@ -109,16 +111,17 @@ struct share_table *share_table_new(uint32_t shard_id, uint32_t shard_count, uin
 void share_table_free(struct share_table *t);
 
 /*
- * Add @member with subscription options @options to the group of full filter
- * @full (@len bytes, copied; share_parse() must have returned 1 for it and
- * its filter passed topic_filter_check()), or update @options if @member
+ * Add @member with subscription options @options and Subscription
+ * Identifier @sub_id (0: none) to the group of full filter @full (@len
+ * bytes, copied; share_parse() must have returned 1 for it and its filter
+ * passed topic_filter_check()), or update @options and @sub_id if @member
  * is already in it (its round-robin position is kept) [MQTT-3.8.4-3].
  * *@first (may be NULL) is set true when this shard's member count of the
  * group went 0->1: the broker then broadcasts XMSG_INTEREST_ADD with @full.
  * Returns 1 if added, 0 if updated, -ENOMEM (nothing changed).
  */
 int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
-               uint8_t options, bool *first);
+               uint8_t options, uint32_t sub_id, bool *first);
 
 /*
  * Remove @member from the group of @full. Returns true if it was a member.
@@ -153,12 +156,13 @@ void share_match(struct share_table *t, const struct trie_name *topic, share_pic
  * @topic (guards against key collisions), for a message another shard sent
  * here or for a re-dispatch. Order of preference: an online member other
  * than @exclude, an offline member other than @exclude (round-robin each),
- * @exclude itself when it is the only member. *@options (may be NULL) gets
- * the member's options. Returns NULL if this shard has no member in such a
- * group. @exclude may be NULL.
+ * @exclude itself when it is the only member. *@options and *@sub_id (each
+ * may be NULL) get the member's options and Subscription Identifier.
+ * Returns NULL if this shard has no member in such a group. @exclude may be
+ * NULL.
  */
 void *share_pick(struct share_table *t, uint64_t group_key, const uint8_t *topic, size_t topic_len,
-                 void *exclude, uint8_t *options);
+                 void *exclude, uint8_t *options, uint32_t *sub_id);
 
 /*
  * Choose another shard to forward a message for the group with key

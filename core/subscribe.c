@@ -24,14 +24,19 @@ struct retained_ctx {
     struct broker *b;
     struct session *s;
     uint8_t qos;
+    uint32_t sub_id; /* the subscription's identifier, 0: none */
 };
 
 static void retained_cb(void *ctx, struct msg *m)
 {
     struct retained_ctx *rc = ctx;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
-    /* Retained messages sent for a new subscription carry RETAIN 1 [MQTT-3.3.1-8]. */
-    session_deliver(rc->b, rc->s, m, qos, true, 0);
+    /*
+     * Retained messages sent for a new subscription carry RETAIN 1
+     * [MQTT-3.3.1-8], and that subscription's identifier: each is sent
+     * because of it alone [MQTT-3.3.4-5].
+     */
+    session_deliver(rc->b, rc->s, m, qos, true, 0, &rc->sub_id, rc->sub_id != 0);
 }
 
 /* Room for @n reason codes in b->rcs; false on ENOMEM. */
@@ -133,7 +138,7 @@ static int suback(struct broker *b, struct client *cl, const struct mqtt_pkt *pk
         uint8_t rh = (uint8_t)(ss->options >> MQTT_SUBOPT_RH_SHIFT) & 3;
         if (rh == 2 || (rh == 1 && !fresh))
             continue;
-        struct retained_ctx ctx = {b, s, ss->options & MQTT_SUBOPT_QOS};
+        struct retained_ctx ctx = {b, s, ss->options & MQTT_SUBOPT_QOS, ss->sub_id};
         retained_match(b->retained, e.filter.ptr, e.filter.len, retained_cb, &ctx);
     }
     return 0;

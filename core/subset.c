@@ -159,9 +159,10 @@ out:
     return rc;
 }
 
-int subset_add(struct subset *s, void *owner, uint8_t options)
+int subset_add(struct subset *s, void *owner, uint8_t options, uint32_t sub_id)
 {
     struct subset_block *b;
+    struct subset_entry *e;
     uint32_t i;
     int rc;
 
@@ -170,15 +171,14 @@ int subset_add(struct subset *s, void *owner, uint8_t options)
     i = subset_find(s, owner);
     if (i != SUBSET_NONE) {
         /* A subscription again replaces its options, keeping its turn. */
-        if (s->_count == 1)
-            s->_u.one.options = options;
-        else
-            s->_u.block->_arr[i].options = options;
+        e = s->_count == 1 ? &s->_u.one : &s->_u.block->_arr[i];
+        e->options = options;
+        e->sub_id = sub_id;
         rc = 0;
         goto out;
     }
     if (s->_count == 0) {
-        s->_u.one = (struct subset_entry){.owner = owner, .options = options};
+        s->_u.one = (struct subset_entry){.owner = owner, .sub_id = sub_id, .options = options};
         goto out_added;
     }
     b = s->_count == 1 ? NULL : s->_u.block;
@@ -190,7 +190,8 @@ int subset_add(struct subset *s, void *owner, uint8_t options)
             goto out;
         b = s->_u.block;
     }
-    b->_arr[s->_count] = (struct subset_entry){.owner = owner, .options = options};
+    b->_arr[s->_count] =
+        (struct subset_entry){.owner = owner, .sub_id = sub_id, .options = options};
     if (b->_idx)
         idx_put(b, s->_count);
 out_added:

@@ -1,6 +1,6 @@
 /*
- * subset.h - a subscriber set: the (owner, options) pairs of one trie node
- * or of one shared-subscription group.
+ * subset.h - a subscriber set: the (owner, options, sub_id) entries of one
+ * trie node or of one shared-subscription group.
  *
  * An owner is an opaque, non-NULL pointer compared by identity and never
  * dereferenced (a struct session, a struct share_group, a shard marker).
@@ -37,8 +37,17 @@
 
 struct subset_entry {
     void *owner;
+    /*
+     * The v5 Subscription Identifier of the owner's subscription (0: none),
+     * reported by the match that finds it, so a delivery never looks the
+     * identifiers up again. Opaque here. It sits in what was padding.
+     */
+    uint32_t sub_id;
     uint8_t options;
 };
+
+_Static_assert(sizeof(void *) != 8 || sizeof(struct subset_entry) == 16,
+               "a subscriber entry stays 16 bytes: sub_id fills the padding after owner");
 
 /* Two or more entries; private to subset.c but for subset_entries(). */
 struct subset_block {
@@ -84,12 +93,12 @@ void subset_fini(struct subset *s);
 uint32_t subset_find(const struct subset *s, const void *owner);
 
 /*
- * Add (@owner, @options), or set @options if @owner is already in @s (its
- * position is kept) [MQTT-3.8.4-3]. Returns 1 if added (at the end of the
- * rotation), 0 if updated, -ENOMEM (nothing changed; also past
- * SUBSET_COUNT_MAX). @owner is borrowed for as long as it is in @s.
+ * Add (@owner, @options, @sub_id), or set @options and @sub_id if @owner is
+ * already in @s (its position is kept) [MQTT-3.8.4-3]. Returns 1 if added
+ * (at the end of the rotation), 0 if updated, -ENOMEM (nothing changed;
+ * also past SUBSET_COUNT_MAX). @owner is borrowed for as long as it is in @s.
  */
-int subset_add(struct subset *s, void *owner, uint8_t options);
+int subset_add(struct subset *s, void *owner, uint8_t options, uint32_t sub_id);
 
 /*
  * Remove @owner. Returns true if it was in @s. The last entry takes its

@@ -214,7 +214,7 @@ void trie_free(struct trie *t)
 }
 
 int trie_insert(struct trie *t, const uint8_t *filter, size_t len, void *sess,
-                uint8_t options, bool *filter_first)
+                uint8_t options, uint32_t sub_id, bool *filter_first)
 {
     struct trie_node *n;
     int rc;
@@ -230,7 +230,7 @@ int trie_insert(struct trie *t, const uint8_t *filter, size_t len, void *sess,
         goto out;
     }
     /* [MQTT-3.8.4-3]: the same filter again replaces the subscription. */
-    rc = subset_add(&n->subs, sess, options);
+    rc = subset_add(&n->subs, sess, options, sub_id);
     if (rc < 0)
         goto out_prune;
     if (rc == 0)
@@ -280,7 +280,7 @@ static void report(const struct trie_node *n, trie_match_cb cb, void *ctx)
     RM_ASSERT(cb != NULL);
     RM_ASSERT(count == 0 || e[0].owner != NULL);
     for (i = 0; i < count; i++)
-        cb(ctx, e[i].owner, e[i].options);
+        cb(ctx, e[i].owner, e[i].options, e[i].sub_id);
 }
 
 int trie_split(struct trie_name *n, uint64_t seed, const uint8_t *name, size_t len)

@@ -5,9 +5,13 @@
  * (XXH3), so a level with a million siblings (device ids) is still O(1) per
  * step. '+' and '#' children are kept apart from the literal children so a
  * match walks at most three branches per level. A node holds the
- * subscriptions whose filter ends there: (owner, options) pairs. An owner
- * is an opaque pointer compared by identity: a struct session in a shard's
- * own trie, a remote shard's marker in its interest map (issue 3).
+ * subscriptions whose filter ends there: (owner, options, sub_id) entries.
+ * An owner is an opaque pointer compared by identity: a struct session in a
+ * shard's own trie, a remote shard's marker in its interest map (issue 3).
+ * @sub_id is the subscription's v5 Subscription Identifier (0: none), opaque
+ * here: a match reports it with its owner, so whoever delivers has the
+ * identifiers of exactly the subscriptions that matched, at no cost per
+ * subscription that did not (issue 13).
  *
  * Owned by one shard (the shard that homes the subscribing sessions); not
  * thread-safe. Filters must have passed topic_filter_check() first.
@@ -21,8 +25,8 @@
 
 struct trie;
 
-/* Called once per matching subscription; @options as given to trie_insert(). */
-typedef void (*trie_match_cb)(void *ctx, void *sess, uint8_t options);
+/* Called once per matching subscription; @options and @sub_id as given to trie_insert(). */
+typedef void (*trie_match_cb)(void *ctx, void *sess, uint8_t options, uint32_t sub_id);
 
 /*
  * A topic name split into its levels once, each level hashed under one seed
@@ -66,14 +70,14 @@ void trie_name_fini(struct trie_name *n);
 void trie_free(struct trie *t);
 
 /*
- * Add (@sess, @options) under @filter, or update @options if @sess already
- * subscribes with exactly this filter [MQTT-3.8.4-3].
- * Returns 1 if added, 0 if updated, -ENOMEM.
+ * Add (@sess, @options, @sub_id) under @filter, or update @options and
+ * @sub_id if @sess already subscribes with exactly this filter
+ * [MQTT-3.8.4-3]. Returns 1 if added, 0 if updated, -ENOMEM.
  * *@filter_first (may be NULL) is set true when this filter went from zero to
  * one subscriber (the interest-map transition of issue 3).
  */
 int trie_insert(struct trie *t, const uint8_t *filter, size_t len, void *sess,
-                uint8_t options, bool *filter_first);
+                uint8_t options, uint32_t sub_id, bool *filter_first);
 
 /*
  * Remove @sess's subscription to exactly @filter. Returns true if it existed.

@@ -27,7 +27,7 @@ static void interest(struct broker *b, uint32_t from, const struct xmsg *x, bool
         rc = share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, add);
     else if (add)
         rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
-                         &b->shard_marker[from], 0, NULL);
+                         &b->shard_marker[from], 0, 0, NULL);
     else
         rc = trie_remove(b->interest, x->payload.buf.ptr, x->payload.buf.len,
                          &b->shard_marker[from], NULL)

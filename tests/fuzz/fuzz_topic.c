@@ -56,7 +56,7 @@ static struct session *sess_of(size_t i)
     return (struct session *)(uintptr_t)(16 * (i + 1));
 }
 
-static void on_sub(void *ctx, void *sess, uint8_t options)
+static void on_sub(void *ctx, void *sess, uint8_t options, uint32_t sub_id)
 {
     struct fuzz *f = ctx;
     uintptr_t p = (uintptr_t)sess;
@@ -175,10 +175,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         bool first = false;
 
         if (l->filter_ok) {
-            check(trie_insert(t, l->s, l->len, sess_of(i), (uint8_t)(i % 3), &first) == 1);
+            check(trie_insert(t, l->s, l->len, sess_of(i), (uint8_t)(i % 3), 0, &first) == 1);
             /* The filter's first subscriber is its first line. */
             check(first == !same_filter_in(&f, i, 0, i));
-            check(trie_insert(t, l->s, l->len, sess_of(i), (uint8_t)(i % 3), &first) == 0);
+            check(trie_insert(t, l->s, l->len, sess_of(i), (uint8_t)(i % 3), 0, &first) == 0);
             check(!first);
             subs++;
         }

@@ -6,6 +6,7 @@
  * is the one broker_tick() advances.
  */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/broker.h"
@@ -247,6 +248,117 @@ Test(broker_v5, resubscribing_without_an_identifier_removes_it)
     uint32_t ids[2];
     expect_publish(&sub, "si/t", "x", 0, false, &g);
     cr_assert_eq(sub_ids_of(&g, ids, 2), 0);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+/*
+ * Every call of topic_match() made from another object file: CMake links
+ * this test with -Wl,--wrap=topic_match.
+ */
+static uint64_t topic_matches;
+bool __real_topic_match(const uint8_t *filter, size_t flen, const uint8_t *name, size_t nlen);
+bool __wrap_topic_match(const uint8_t *filter, size_t flen, const uint8_t *name, size_t nlen);
+bool __wrap_topic_match(const uint8_t *filter, size_t flen, const uint8_t *name, size_t nlen)
+{
+    topic_matches++;
+    return __real_topic_match(filter, flen, name, nlen);
+}
+
+Test(broker_v5, identifiers_cost_nothing_per_subscription_that_does_not_match)
+{
+    /*
+     * Issue 13: the identifiers come with the trie's match, so a delivery
+     * to a session with 10,000 other subscriptions (each with an
+     * identifier) matches no filter against the topic one by one (it was
+     * one topic_match() per subscription, 10,002 here), and still carries
+     * both identifiers that apply [MQTT-3.3.4-4].
+     */
+    enum { OTHERS = 10000 };
+    lim.subs_per_client_max = OTHERS + 2;
+    struct client sub, pub;
+    connect5(&sub, "sub", NULL);
+    connect5(&pub, "pub", NULL);
+    sub5(&sub, "cost/+", 1, 3);
+    for (uint32_t i = 0; i < OTHERS; i++) {
+        char f[32];
+        snprintf(f, sizeof(f), "other/%u/#", i);
+        sub5(&sub, f, 1, 100 + i);
+    }
+    sub5(&sub, "cost/#", 1, 268435455);
+    struct got g;
+    uint32_t ids[4];
+    for (int round = 0; round < 2; round++) {
+        uint64_t before = topic_matches;
+        do_publish(&pub, "cost/x", "x", 1, false, (uint16_t)(round + 1));
+        expect_publish(&sub, "cost/x", "x", 1, false, &g);
+        cr_assert_eq(topic_matches, before, "%llu filters matched one by one",
+                     (unsigned long long)(topic_matches - before));
+        cr_assert_eq(sub_ids_of(&g, ids, 4), 2);
+        cr_assert((ids[0] == 3 && ids[1] == 268435455) || (ids[0] == 268435455 && ids[1] == 3));
+        ack(&sub, MQTT_PUBACK, g.pkt.u.publish.pkt_id);
+    }
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker_v5, a_retained_message_on_subscribe_carries_that_subscriptions_identifier)
+{
+    /*
+     * Sent because of the new subscription alone, it carries its identifier
+     * only, not those of the session's other subscriptions that match the
+     * topic [MQTT-3.3.4-5]; later messages carry both [MQTT-3.3.4-4].
+     */
+    retain_one();
+    struct client sub, pub;
+    connect5(&sub, "sub", NULL);
+    connect5(&pub, "pub", NULL);
+    sub5(&sub, "rh/+", RH(2), 4);
+    expect_none(&sub);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"rh/#", 4}, 0};
+    struct mqtt_pkt p = {.type = MQTT_SUBSCRIBE};
+    uint32_t id = 6;
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 12, .count = 1, .entries = &e};
+    p.u.subscribe.props.has = MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID);
+    p.u.subscribe.props.sub_ids = &id;
+    p.u.subscribe.props.sub_id_count = 1;
+    cr_assert_eq(feed_pkt(&sub, &p, MQTT_V5), 0);
+    struct got g;
+    uint32_t ids[4];
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    expect_publish(&sub, "rh/t", "old", 0, true, &g);
+    cr_assert_eq(sub_ids_of(&g, ids, 4), 1);
+    cr_assert_eq(ids[0], 6);
+    do_publish(&pub, "rh/t", "new", 0, false, 0);
+    expect_publish(&sub, "rh/t", "new", 0, false, &g);
+    cr_assert_eq(sub_ids_of(&g, ids, 4), 2);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker_v5, a_shared_subscription_delivers_its_own_identifier)
+{
+    /* [MQTT-3.3.4-5]: the shared copy and the session's own copy, each with its identifier. */
+    struct client sub, pub;
+    connect5(&sub, "sub", NULL);
+    connect5(&pub, "pub", NULL);
+    sub5(&sub, "$share/g/sh/t", 0, 21);
+    sub5(&sub, "sh/+", 0, 22);
+    do_publish(&pub, "sh/t", "x", 0, false, 0);
+    struct got g;
+    uint32_t ids[4];
+    uint32_t seen = 0;
+    for (int i = 0; i < 2; i++) {
+        expect_publish(&sub, "sh/t", "x", 0, false, &g);
+        cr_assert_eq(sub_ids_of(&g, ids, 4), 1);
+        cr_assert(ids[0] == 21 || ids[0] == 22);
+        seen |= 1u << (ids[0] - 21);
+    }
+    cr_assert_eq(seen, 3);
+    expect_none(&sub);
     broker_client_gone(b, &sub, 0);
     broker_client_gone(b, &pub, 0);
 }

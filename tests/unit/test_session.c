@@ -80,7 +80,7 @@ static struct msg *mk(const char *topic, const char *payload, uint8_t qos)
 static void deliver(struct session *s, const char *topic, const char *payload, uint8_t qos)
 {
     struct msg *m = mk(topic, payload, qos);
-    session_deliver(b, s, m, qos, false, 0);
+    session_deliver(b, s, m, qos, false, 0, NULL, 0);
     outbox_msg_put(b, m);
 }
 
@@ -133,10 +133,10 @@ Test(session, same_filter_again_replaces_the_subscription)
     cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"t", 1, 2, 5, &first), 1);
     cr_assert_eq(s->sub_count, 1);
     cr_assert_eq(s->subs[0].options, 2);
-    cr_assert_eq(s->sub_id_count, 1);
+    cr_assert_eq(s->subs[0].sub_id, 5);
     session_settle(s);
     cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"t", 1, 1, 0, &first), 0);
-    cr_assert_eq(s->sub_id_count, 0);
+    cr_assert_eq(s->subs[0].sub_id, 0);
     sess_free(s);
 }
 
@@ -151,19 +151,85 @@ Test(session, subscriptions_are_bounded_by_subs_per_client_max)
     sess_free(s);
 }
 
-Test(session, subscription_identifiers_of_matching_filters_only)
+/* The next packet for @cl: a PUBLISH of @payload whose Subscription Identifiers are @want. */
+static uint16_t expect_pub_ids(struct client *cl, const char *payload, bool dup,
+                               const uint32_t *want, uint32_t n)
 {
-    /* [MQTT-3.3.4-3]: the identifiers of the subscriptions the topic matches. */
+    struct got g;
+    cr_assert(next_out(cl, &g), "no PUBLISH %s", payload);
+    cr_assert_eq(g.pkt.type, MQTT_PUBLISH);
+    cr_assert_eq(g.pkt.u.publish.payload.len, strlen(payload));
+    cr_assert(memcmp(g.pkt.u.publish.payload.ptr, payload, strlen(payload)) == 0);
+    cr_assert_eq(g.pkt.u.publish.dup, dup);
+    struct mqtt_prop_iter it;
+    struct mqtt_prop pr;
+    uint32_t got = 0;
+    mqtt_prop_iter_init(&it, &g.pkt.u.publish.props);
+    while (mqtt_prop_next(&it, &pr)) {
+        if (pr.id != MQTT_PROP_SUBSCRIPTION_ID)
+            continue;
+        cr_assert_lt(got, n, "%s: more identifiers than %u", payload, n);
+        cr_assert_eq(pr.num, want[got], "%s: identifier %u is %u, want %u", payload, got,
+                     (uint32_t)pr.num, want[got]);
+        got++;
+    }
+    cr_assert_eq(got, n, "%s: %u identifiers, want %u", payload, got, n);
+    return g.pkt.u.publish.pkt_id;
+}
+
+Test(session, identifiers_stay_with_a_message_that_waits_in_the_queue_or_window)
+{
+    /*
+     * [MQTT-3.3.4-3, -4]: the identifiers a delivery came with go out with
+     * it, also when it waited offline, and again on a DUP resend; two or
+     * more are kept in an array of their own (freed with it: ASan checks).
+     */
+    lim.inflight_max = 1;
     struct session *s = sess_new("a", NULL);
-    bool first;
-    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a/+", 3, 0, 7, &first), 1);
-    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a/#", 3, 0, 9, &first), 1);
-    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"b", 1, 0, 11, &first), 1);
-    uint32_t ids[4];
-    uint32_t n = session_sub_ids(s, (const uint8_t *)"a/x", 3, 0, ids, 4);
-    cr_assert_eq(n, 2);
-    cr_assert((ids[0] == 7 && ids[1] == 9) || (ids[0] == 9 && ids[1] == 7));
-    cr_assert_eq(session_sub_ids(s, (const uint8_t *)"c", 1, 0, ids, 4), 0);
+    static const uint32_t two[] = {7, 268435455};
+    static const uint32_t three[] = {1, 2, 3};
+    static const uint32_t one[] = {9};
+    struct msg *m1 = mk("t", "two", 1), *m2 = mk("t", "one", 1), *m3 = mk("t", "none", 2);
+    struct msg *m4 = mk("t", "three", 2), *m5 = mk("t", "lost", 1);
+    session_deliver(b, s, m1, 1, false, 0, two, 2);
+    session_deliver(b, s, m2, 1, false, 42, one, 1);
+    session_deliver(b, s, m3, 2, false, 0, NULL, 0);
+    session_deliver(b, s, m4, 2, false, 0, three, 3);
+    session_deliver(b, s, m5, 1, false, 0, three, 2);
+    cr_assert_eq(s->queue_count, 5);
+    cr_assert_eq(s->queue[s->queue_head].sub_id, SESSION_SUB_IDS_MANY);
+    cr_assert_eq(s->queue[(s->queue_head + 1) % s->queue_cap].sub_id, 9, "one: in the entry");
+    cr_assert_eq(s->queue[(s->queue_head + 1) % s->queue_cap].via.share_key, 42);
+
+    struct client cl;
+    attach_v5(s, &cl, UINT32_MAX, 1);
+    cr_assert_eq(session_resume(b, s), 0);
+    uint16_t id = expect_pub_ids(&cl, "two", false, two, 2);
+    expect_none(&cl);
+    /* The connection drops before the PUBACK: the DUP carries them again. */
+    detach(s, &cl);
+    struct client cl2;
+    attach_v5(s, &cl2, UINT32_MAX, 1);
+    cr_assert_eq(session_resume(b, s), 0);
+    cr_assert_eq(expect_pub_ids(&cl2, "two", true, two, 2), id);
+    cr_assert_eq(session_on_puback(b, s, id), 0);
+    id = expect_pub_ids(&cl2, "one", false, one, 1);
+    cr_assert_eq(session_on_puback(b, s, id), 0);
+    id = expect_pub_ids(&cl2, "none", false, NULL, 0);
+    cr_assert_eq(session_on_pubrec(b, s, id, 0), 0);
+    expect_ack(&cl2, MQTT_PUBREL, id);
+    cr_assert_eq(session_on_pubcomp(b, s, id), 0);
+    id = expect_pub_ids(&cl2, "three", false, three, 3);
+    /* PUBREC releases the message and its identifiers; the session ends holding the rest. */
+    cr_assert_eq(session_on_pubrec(b, s, id, 0), 0);
+    expect_ack(&cl2, MQTT_PUBREL, id);
+    cr_assert_eq(s->inflight[0].sub_id, 0);
+    detach(s, &cl2);
+    outbox_msg_put(b, m1);
+    outbox_msg_put(b, m2);
+    outbox_msg_put(b, m3);
+    outbox_msg_put(b, m4);
+    outbox_msg_put(b, m5);
     sess_free(s);
 }
 
@@ -293,7 +359,7 @@ Test(session, expired_messages_are_not_sent_and_expiry_counts_down)
     deliver(s, "t", "old", 1);
     struct msg *m = mk("t", "new", 1);
     m->expiry_ms = 10000 + 1;
-    session_deliver(b, s, m, 1, false, 0);
+    session_deliver(b, s, m, 1, false, 0, NULL, 0);
     outbox_msg_put(b, m);
     s->queue[0].msg->expiry_ms = 3000; /* "old" expires at 3 s */
     broker_tick(b, 4000);
@@ -355,9 +421,9 @@ Test(session, shared_messages_go_back_except_qos2_once_sent)
     struct client cl;
     struct session *s = sess_new("a", &cl);
     struct msg *m1 = mk("t", "1", 1), *m2 = mk("t", "2", 2), *m3 = mk("t", "3", 1);
-    session_deliver(b, s, m2, 2, false, 42);
-    session_deliver(b, s, m1, 1, false, 42);
-    session_deliver(b, s, m3, 1, false, 42);
+    session_deliver(b, s, m2, 2, false, 42, NULL, 0);
+    session_deliver(b, s, m1, 1, false, 42, NULL, 0);
+    session_deliver(b, s, m3, 1, false, 42, NULL, 0);
     deliver(s, "t", "own", 1); /* the session's own subscription: not given back */
     cr_assert_eq(s->inflight_count, 2);
     cr_assert_eq(s->queue_count, 2);
@@ -372,9 +438,9 @@ Test(session, shared_messages_go_back_except_qos2_once_sent)
     session_share_redispatch(b, s, give, &take);
     cr_assert_eq(take.given, 2, "the QoS 1 in flight and the queued shared one");
     cr_assert_eq(s->inflight_count, 1);
-    cr_assert_eq(s->inflight[0].qos, 2);
+    cr_assert_eq(s->inflight[0].state, SESSION_WAIT_PUBREC, "the QoS 2 one");
     cr_assert_eq(s->queue_count, 1);
-    cr_assert_eq(s->queue[(s->queue_head) % s->queue_cap].share_key, 0);
+    cr_assert_eq(s->queue[(s->queue_head) % s->queue_cap].via.share_key, 0);
     outbox_msg_put(b, m1);
     outbox_msg_put(b, m2);
     outbox_msg_put(b, m3);

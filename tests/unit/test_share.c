@@ -75,7 +75,7 @@ static int parse(const char *f, struct share_name *sn)
 
 static int join(struct share_table *t, const char *f, size_t m, uint8_t opt, bool *first)
 {
-    return share_join(t, u8(f), strlen(f), mem_n(m), opt, first);
+    return share_join(t, u8(f), strlen(f), mem_n(m), opt, 0, first);
 }
 
 static bool leave(struct share_table *t, const char *f, size_t m, bool *last)
@@ -97,9 +97,11 @@ struct picks {
     uint32_t last_shard;
     void *last_member;
     uint8_t last_options;
+    uint32_t last_sub_id;
 };
 
-static void record(void *ctx, uint64_t group_key, uint32_t shard, void *member, uint8_t options)
+static void record(void *ctx, uint64_t group_key, uint32_t shard, void *member, uint8_t options,
+                   uint32_t sub_id)
 {
     struct picks *p = ctx;
 
@@ -112,6 +114,7 @@ static void record(void *ctx, uint64_t group_key, uint32_t shard, void *member, 
     p->last_shard = shard;
     p->last_member = member;
     p->last_options = options;
+    p->last_sub_id = sub_id;
 }
 
 static void match(struct share_table *t, const char *topic, struct picks *p)
@@ -239,6 +242,30 @@ Test(share, join_reports_the_first_local_member_and_replace_keeps_one)
     match(t, "a", &p);
     cr_assert_eq(p.last_member, mem_n(1));
     cr_assert_eq(p.last_options, 2);
+    share_table_free(t);
+}
+
+Test(share, a_pick_reports_the_members_subscription_identifier)
+{
+    struct share_table *t = table1();
+    struct picks p = {0};
+    const char *f = "$share/g/a/+";
+    uint32_t id = 1;
+    uint8_t opt = 0;
+
+    cr_assert_eq(share_join(t, u8(f), strlen(f), mem_n(0), 1, 0, NULL), 1);
+    cr_assert_eq(share_join(t, u8(f), strlen(f), mem_n(1), 2, 268435455, NULL), 1);
+    match(t, "a/b", &p);
+    cr_assert_eq(p.last_member, mem_n(0));
+    cr_assert_eq(p.last_sub_id, 0);
+    match(t, "a/b", &p);
+    cr_assert_eq(p.last_member, mem_n(1));
+    cr_assert_eq(p.last_sub_id, 268435455);
+    /* A replace changes it [MQTT-3.8.4-3]; share_pick() reports it too. */
+    cr_assert_eq(share_join(t, u8(f), strlen(f), mem_n(0), 1, 5, NULL), 0);
+    cr_assert_eq(share_pick(t, key(f), u8("a/c"), 3, NULL, &opt, &id), mem_n(0));
+    cr_assert_eq(id, 5);
+    cr_assert_eq(opt, 1);
     share_table_free(t);
 }
 
@@ -402,13 +429,15 @@ struct route {
     size_t delivered;
 };
 
-static void route_cb(void *ctx, uint64_t group_key, uint32_t shard, void *member, uint8_t options)
+static void route_cb(void *ctx, uint64_t group_key, uint32_t shard, void *member, uint8_t options,
+                     uint32_t sub_id)
 {
     struct route *r = ctx;
 
-    record(&r->p, group_key, shard, member, options);
+    record(&r->p, group_key, shard, member, options, sub_id);
     if (member == NULL) {
-        member = share_pick(r->c->t[shard], group_key, u8(r->topic), strlen(r->topic), NULL, NULL);
+        member = share_pick(r->c->t[shard], group_key, u8(r->topic), strlen(r->topic), NULL, NULL,
+                            NULL);
         cr_assert_not_null(member, "the chosen shard has a member");
     }
     r->got[mem_index(member)]++;
@@ -591,7 +620,7 @@ Test(share, pick_never_returns_the_excluded_member_unless_it_is_alone)
     join(t, "$share/g/a/+", 1, 1, NULL);
     join(t, "$share/g/a/+", 2, 2, NULL);
     for (i = 0; i < 60; i++) {
-        void *m = share_pick(t, k, u8("a/b"), 3, mem_n(1), &opt);
+        void *m = share_pick(t, k, u8("a/b"), 3, mem_n(1), &opt, NULL);
 
         cr_assert_neq(m, mem_n(1));
         n[mem_index(m)]++;
@@ -601,16 +630,16 @@ Test(share, pick_never_returns_the_excluded_member_unless_it_is_alone)
     /* An offline member beats the excluded one. */
     online_flag[0] = false;
     online_flag[2] = false;
-    cr_assert_neq(share_pick(t, k, u8("a/b"), 3, mem_n(1), NULL), mem_n(1));
+    cr_assert_neq(share_pick(t, k, u8("a/b"), 3, mem_n(1), NULL, NULL), mem_n(1));
     leave(t, "$share/g/a/+", 0, NULL);
     leave(t, "$share/g/a/+", 2, NULL);
-    cr_assert_eq(share_pick(t, k, u8("a/b"), 3, mem_n(1), &opt), mem_n(1));
+    cr_assert_eq(share_pick(t, k, u8("a/b"), 3, mem_n(1), &opt, NULL), mem_n(1));
     cr_assert_eq(opt, 1);
     /* Wrong topic for the key, unknown key, no member: NULL. */
-    cr_assert_null(share_pick(t, k, u8("b/b"), 3, NULL, NULL));
-    cr_assert_null(share_pick(t, k ^ 1, u8("a/b"), 3, NULL, NULL));
+    cr_assert_null(share_pick(t, k, u8("b/b"), 3, NULL, NULL, NULL));
+    cr_assert_null(share_pick(t, k ^ 1, u8("a/b"), 3, NULL, NULL, NULL));
     leave(t, "$share/g/a/+", 1, NULL);
-    cr_assert_null(share_pick(t, k, u8("a/b"), 3, NULL, NULL));
+    cr_assert_null(share_pick(t, k, u8("a/b"), 3, NULL, NULL, NULL));
     share_table_free(t);
 }
 

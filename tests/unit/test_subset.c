@@ -59,23 +59,29 @@ Test(subset, zero_initialised_is_empty)
     subset_fini(&s);
 }
 
-Test(subset, adding_an_owner_again_updates_its_options_in_place)
+Test(subset, adding_an_owner_again_updates_its_options_and_identifier_in_place)
 {
     struct subset s = {0};
     size_t n, i;
 
+    /* The identifier rides in the entry's padding: no byte more per subscription. */
+    cr_assert_eq(sizeof(struct subset_entry), 2 * sizeof(void *));
     /* Inline (one), a block without index, a block with index. */
     for (n = 1; n <= 3 * SUBSET_SCAN_MAX; n = n * 2 + 1) {
         for (i = 0; i < n; i++)
-            cr_assert_eq(subset_add(&s, own(i), (uint8_t)i), 1);
-        cr_assert_eq(subset_add(&s, own(0), 7), 0, "n=%zu", n);
-        cr_assert_eq(subset_add(&s, own(n - 1), 9), 0, "n=%zu", n);
+            cr_assert_eq(subset_add(&s, own(i), (uint8_t)i, (uint32_t)i + 100), 1);
+        cr_assert_eq(subset_entries(&s)[n - 1].sub_id, n - 1 + 100);
+        cr_assert_eq(subset_add(&s, own(0), 7, 0), 0, "n=%zu", n);
+        cr_assert_eq(subset_add(&s, own(n - 1), 9, 268435455), 0, "n=%zu", n);
         cr_assert_eq(subset_count(&s), n, "no duplicate was added");
         cr_assert_eq(subset_entries(&s)[0].owner, own(0), "position kept");
         cr_assert_eq(subset_entries(&s)[n - 1].owner, own(n - 1), "position kept");
         cr_assert_eq(subset_entries(&s)[n - 1].options, 9);
-        if (n > 1)
+        cr_assert_eq(subset_entries(&s)[n - 1].sub_id, 268435455);
+        if (n > 1) {
             cr_assert_eq(subset_entries(&s)[0].options, 7);
+            cr_assert_eq(subset_entries(&s)[0].sub_id, 0);
+        }
         check_consistent(&s);
         subset_fini(&s);
         cr_assert_eq(subset_count(&s), 0);
@@ -88,7 +94,7 @@ Test(subset, entries_keep_insertion_order_until_a_removal)
     size_t i;
 
     for (i = 0; i < 20; i++) {
-        cr_assert_eq(subset_add(&s, own(i), (uint8_t)(i + 1)), 1);
+        cr_assert_eq(subset_add(&s, own(i), (uint8_t)(i + 1), 0), 1);
         cr_assert_eq(subset_count(&s), i + 1);
     }
     for (i = 0; i < 20; i++) {
@@ -104,7 +110,7 @@ Test(subset, removal_moves_the_last_entry_into_the_hole)
     size_t i;
 
     for (i = 0; i < 6; i++)
-        subset_add(&s, own(i), 0);
+        subset_add(&s, own(i), 0, 0);
     cr_assert(subset_remove(&s, own(1), NULL));
     cr_assert_not(subset_remove(&s, own(1), NULL), "already gone");
     cr_assert_not(subset_remove(&s, own(99), NULL), "never there");
@@ -125,7 +131,7 @@ Test(subset, the_cursor_follows_the_moved_entry_and_wraps_off_the_end)
     size_t i;
 
     for (i = 0; i < 5; i++)
-        subset_add(&s, own(i), 0);
+        subset_add(&s, own(i), 0, 0);
 
     /* The cursor is on the last entry, which moves into the hole. */
     cursor = 4;
@@ -165,10 +171,10 @@ Test(subset, the_block_doubles_and_halves_at_a_quarter_full)
     struct subset s = {0};
     size_t i;
 
-    cr_assert_eq(subset_add(&s, own(0), 0), 1);
+    cr_assert_eq(subset_add(&s, own(0), 0, 0), 1);
     cr_assert_eq(subset_capacity(&s), 0, "one entry is held inline");
     for (i = 1; i < 64; i++)
-        subset_add(&s, own(i), 0);
+        subset_add(&s, own(i), 0, 0);
     cr_assert_eq(subset_capacity(&s), 64);
 
     /* Down to 17 of 64: above a quarter, the block stays. */
@@ -206,7 +212,7 @@ Test(subset, emptying_a_large_set_frees_every_byte)
 
     before = heap_in_use();
     for (i = 0; i < N; i++)
-        cr_assert_eq(subset_add(&s, own(i), 0), 1);
+        cr_assert_eq(subset_add(&s, own(i), 0, 0), 1);
     cr_assert_gt(heap_in_use(), before + N * sizeof(struct subset_entry));
     for (i = 0; i < N; i++) {
         size_t j = (i * 7919) % N; /* a different order from the adds */
@@ -236,7 +242,7 @@ Test(subset, the_index_finds_every_owner_through_mixed_adds_and_removes)
             cr_assert(subset_remove(&s, own(i), NULL));
             live--;
         } else {
-            cr_assert_eq(subset_add(&s, own(i), (uint8_t)i), 1);
+            cr_assert_eq(subset_add(&s, own(i), (uint8_t)i, 0), 1);
             live++;
         }
         in[i] = !in[i];

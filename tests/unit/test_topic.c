@@ -253,7 +253,7 @@ static const struct match_case match_cases[] = {
     {"a/b/", "a/b", false},
 };
 
-static void count_sub(void *ctx, void *sess, uint8_t options)
+static void count_sub(void *ctx, void *sess, uint8_t options, uint32_t sub_id)
 {
     int *n = ctx;
 
@@ -291,7 +291,7 @@ Test(topic, spec_examples_match_reference_trie_and_retained)
         cr_expect_eq(topic_match(f, fl, n, nl), c->match, "topic_match(\"%s\", \"%s\")", c->filter,
                      c->name);
 
-        cr_assert_eq(trie_insert(t, f, fl, sess, 1, NULL), 1);
+        cr_assert_eq(trie_insert(t, f, fl, sess, 1, 0, NULL), 1);
         struct trie_name tn = {0};
         cr_assert_eq(trie_split(&tn, 0x5eed, n, nl), 0);
         trie_match(t, &tn, count_sub, &hits);

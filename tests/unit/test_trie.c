@@ -38,7 +38,7 @@ static size_t sess_index(struct session *s)
 
 static int ins(struct trie *t, const char *f, size_t sess, uint8_t opt, bool *first)
 {
-    return trie_insert(t, (const uint8_t *)f, strlen(f), sess_n(sess), opt, first);
+    return trie_insert(t, (const uint8_t *)f, strlen(f), sess_n(sess), opt, 0, first);
 }
 
 static bool rem(struct trie *t, const char *f, size_t sess, bool *last)
@@ -52,11 +52,13 @@ struct hits {
     size_t cap;      /* entries in per_sess */
     uint32_t *count; /* callbacks per session index */
     uint8_t *opt;    /* last options per session index */
+    uint64_t id_sum; /* sum of the Subscription Identifiers reported */
 };
 
 static void hits_init(struct hits *h, size_t cap)
 {
     h->n = 0;
+    h->id_sum = 0;
     h->cap = cap;
     h->count = calloc(cap, sizeof(*h->count));
     h->opt = calloc(cap, 1);
@@ -66,6 +68,7 @@ static void hits_init(struct hits *h, size_t cap)
 static void hits_reset(struct hits *h)
 {
     h->n = 0;
+    h->id_sum = 0;
     memset(h->count, 0, h->cap * sizeof(*h->count));
     memset(h->opt, 0, h->cap);
 }
@@ -76,7 +79,7 @@ static void hits_fini(struct hits *h)
     free(h->opt);
 }
 
-static void on_match(void *ctx, void *sess, uint8_t options)
+static void on_match(void *ctx, void *sess, uint8_t options, uint32_t sub_id)
 {
     struct hits *h = ctx;
     size_t i = sess_index(sess);
@@ -85,6 +88,7 @@ static void on_match(void *ctx, void *sess, uint8_t options)
     h->n++;
     h->count[i]++;
     h->opt[i] = options;
+    h->id_sum += sub_id;
 }
 
 /* Split @name under SEED and match it against @t. */
@@ -270,6 +274,46 @@ Test(trie, overlapping_filters_are_reported_once_per_filter)
     for (i = 0; i < RM_ARRAY_LEN(filters); i++)
         cr_assert_eq(h.count[2 + i], 1, "filter %s", filters[i]);
     cr_assert_eq(h.n, 2 * RM_ARRAY_LEN(filters));
+    hits_fini(&h);
+    trie_free(t);
+}
+
+Test(trie, a_match_reports_the_identifier_of_each_matching_filter_and_no_other)
+{
+    /*
+     * Issue 13: the identifiers of one session's matching subscriptions come
+     * with the match, one callback per matching filter, however many other
+     * filters the session has: the walk visits the name's levels, not them.
+     */
+    enum { OTHERS = 10000 };
+    struct trie *t = trie_new(SEED);
+    struct hits h;
+    char f[32];
+    uint32_t i;
+
+    cr_assert_not_null(t);
+    hits_init(&h, 4);
+    cr_assert_eq(trie_insert(t, (const uint8_t *)"s/+", 3, sess_n(1), 1, 7, NULL), 1);
+    cr_assert_eq(trie_insert(t, (const uint8_t *)"s/#", 3, sess_n(1), 1, 268435455, NULL), 1);
+    cr_assert_eq(trie_insert(t, (const uint8_t *)"s/x", 3, sess_n(1), 1, 0, NULL), 1);
+    for (i = 0; i < OTHERS; i++) {
+        int n = snprintf(f, sizeof(f), "o/%u/+", i);
+
+        cr_assert_eq(trie_insert(t, (const uint8_t *)f, (size_t)n, sess_n(1), 1, 100 + i, NULL),
+                     1);
+    }
+    match(t, "s/x", &h);
+    cr_assert_eq(h.n, 3, "one callback per matching filter, none for the %u others", OTHERS);
+    cr_assert_eq(h.id_sum, 7 + 268435455ull);
+    /* A replace updates the identifier [MQTT-3.8.4-3]. */
+    cr_assert_eq(trie_insert(t, (const uint8_t *)"s/+", 3, sess_n(1), 1, 8, NULL), 0);
+    hits_reset(&h);
+    match(t, "s/x", &h);
+    cr_assert_eq(h.id_sum, 8 + 268435455ull);
+    hits_reset(&h);
+    match(t, "o/77/x", &h);
+    cr_assert_eq(h.n, 1);
+    cr_assert_eq(h.id_sum, 177);
     hits_fini(&h);
     trie_free(t);
 }
@@ -477,11 +521,11 @@ Test(trie, deep_names_match_without_recursion)
         s[2 * i + 1] = '/';
     }
     /* "a/a/.../a" and "+/+/.../+" of LEVELS levels, and "#". */
-    cr_assert_eq(trie_insert(t, s, LEVELS * 2 - 1, sess_n(1), 0, NULL), 1);
+    cr_assert_eq(trie_insert(t, s, LEVELS * 2 - 1, sess_n(1), 0, 0, NULL), 1);
     for (i = 0; i < LEVELS; i++)
         s[2 * i] = '+';
-    cr_assert_eq(trie_insert(t, s, LEVELS * 2 - 1, sess_n(2), 0, NULL), 1);
-    cr_assert_eq(trie_insert(t, (const uint8_t *)"#", 1, sess_n(3), 0, NULL), 1);
+    cr_assert_eq(trie_insert(t, s, LEVELS * 2 - 1, sess_n(2), 0, 0, NULL), 1);
+    cr_assert_eq(trie_insert(t, (const uint8_t *)"#", 1, sess_n(3), 0, 0, NULL), 1);
     for (i = 0; i < LEVELS; i++)
         s[2 * i] = 'a';
     match_bytes(t, s, LEVELS * 2 - 1, &h);
