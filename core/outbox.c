@@ -97,16 +97,17 @@ void outbox_msg_put(struct broker *b, struct msg *m)
     outbox_push(b, m->home_shard, &x);
 }
 
-uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, bool add,
+uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, uint32_t members,
                          uint64_t token)
 {
     RM_ASSERT(len > 0 && len <= LIMITS_STRING_BYTES_MAX);
-    RM_ASSERT(b->shard_count >= 1 && (add || token == 0));
+    RM_ASSERT(b->shard_count >= 1 && (members > 0 || token == 0));
     uint32_t told = 0;
     for (uint32_t i = 0; i < b->shard_count; i++) {
         if (i == b->shard_id)
             continue;
-        struct xmsg x = {.kind = add ? XMSG_INTEREST_ADD : XMSG_INTEREST_DEL};
+        struct xmsg x = {.kind = members > 0 ? XMSG_INTEREST_ADD : XMSG_INTEREST_DEL,
+                         .arg = members};
         x.payload.buf.ptr = malloc(len);
         if (!x.payload.buf.ptr) {
             b->stats.xmsg_lost++;

@@ -34,13 +34,16 @@ bool outbox_next(struct broker *b, uint32_t *dest, struct xmsg *m);
 void outbox_msg_put(struct broker *b, struct msg *m);
 
 /*
- * Tell every other shard that this shard's sessions now subscribe (@add) or
- * no longer subscribe to @filter at all, so they forward matching messages
- * here. With a @token (add only), each receiver acknowledges with
- * XMSG_ACK(@token). Returns how many shards were told (those that will
- * acknowledge); the others are lost to allocation failure and counted.
+ * Tell every other shard that this shard's sessions now subscribe (@members
+ * > 0) or no longer subscribe to @filter at all (0), so they forward
+ * matching messages here. For a shared group "$share/g/f", @members is the
+ * group's member count here, by which the others weigh this shard; for
+ * other filters 1. With a @token (@members > 0 only), each receiver
+ * acknowledges with XMSG_ACK(@token). Returns how many shards were told
+ * (those that will acknowledge); the others are lost to allocation failure
+ * and counted.
  */
-uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, bool add,
+uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, uint32_t members,
                          uint64_t token);
 
 /*

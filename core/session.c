@@ -108,19 +108,25 @@ static void via_drop(union session_via *via, uint32_t *sub_id)
     *sub_id = 0;
 }
 
-/* Take @s out of the trie or the shared group of @sub; tell other shards on 1->0. */
+/*
+ * Take @s out of the trie or the shared group of @sub; tell other shards
+ * when the filter has no subscriber left here, or the group's member count
+ * here changed (they weigh this shard by it).
+ */
 static void sub_drop(struct broker *b, struct session *s, const struct session_sub *sub)
 {
-    bool last = false;
-    bool removed;
+    uint32_t members = 0;
+    bool tell;
     RM_ASSERT(sub->filter != NULL);
-    if (sub->share_key)
-        removed = share_leave(b->share, sub->filter, sub->filter_len, s, &last);
-    else
-        removed = trie_remove(b->trie, sub->filter, sub->filter_len, s, &last);
-    RM_ASSERT(removed);
-    if (last)
-        (void)outbox_interest(b, sub->filter, sub->filter_len, false, 0);
+    if (sub->share_key) {
+        tell = share_leave(b->share, sub->filter, sub->filter_len, s, &members);
+        RM_ASSERT(tell);
+    } else {
+        bool removed = trie_remove(b->trie, sub->filter, sub->filter_len, s, &tell);
+        RM_ASSERT(removed);
+    }
+    if (tell)
+        (void)outbox_interest(b, sub->filter, sub->filter_len, members, 0);
 }
 
 void session_free(struct broker *b, struct session *s, session_give_fn give, void *give_ctx)
@@ -187,9 +193,9 @@ struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, s
 }
 
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
-                      uint8_t options, uint32_t sub_id, bool *first)
+                      uint8_t options, uint32_t sub_id, uint32_t *announce)
 {
-    *first = false;
+    *announce = 0;
     RM_ASSERT(len > 0 && len <= LIMITS_STRING_BYTES_MAX);
     RM_ASSERT((options & MQTT_SUBOPT_QOS) <= 2 && sub_id <= MQTT_VARINT_MAX);
     int rc;
@@ -218,13 +224,16 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         goto out;
     }
     memcpy(copy, filter, len);
+    bool first = false;
     if (shared)
-        rc = share_join(b->share, filter, len, s, options, sub_id, first);
+        rc = share_join(b->share, filter, len, s, options, sub_id, announce);
     else
-        rc = trie_insert(b->trie, filter, len, s, options, sub_id, first);
+        rc = trie_insert(b->trie, filter, len, s, options, sub_id, &first);
     if (rc < 0)
         goto out_free_copy;
     RM_ASSERT(rc == 1);
+    if (!shared)
+        *announce = first;
     uint64_t key = shared ? share_key(b->lim->share_key_seed, filter, len) : 0;
     s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true, key};
     return 1;

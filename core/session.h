@@ -169,12 +169,13 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
  * Add or replace the subscription to @filter with subscription options
  * @options (MQTT_SUBOPT_*) and v5 Subscription Identifier @sub_id (0:
  * none). Returns 1 added (or replacing one still fresh), 0 replaced,
- * -ENOSPC over subs_per_client_max, -ENOMEM. *@first: no session on this
- * shard had @filter before - the caller tells the other shards
- * (outbox_interest()).
+ * -ENOSPC over subs_per_client_max, -ENOMEM. *@announce: what the caller
+ * tells the other shards (outbox_interest()), 0 for nothing: 1 when no
+ * session on this shard had @filter before, or a shared group's new member
+ * count on this shard (other shards weigh it by that count, see share.h).
  */
 int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter, size_t len,
-                      uint8_t options, uint32_t sub_id, bool *first);
+                      uint8_t options, uint32_t sub_id, uint32_t *announce);
 
 /* A connection left @s: no subscription is fresh any more (see session_sub.fresh). */
 void session_settle(struct session *s);
@@ -184,7 +185,8 @@ struct session_sub *session_sub_find(struct session *s, const uint8_t *filter, s
 
 /*
  * Remove the subscription to exactly @filter; true if there was one. When
- * it was this shard's last to @filter, the other shards are told.
+ * it was this shard's last to @filter, or it was a shared group's (whose
+ * member count changed), the other shards are told.
  */
 bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *filter,
                          size_t len);

@@ -16,8 +16,10 @@
  *    position, with a hash index by member past SUBSET_SCAN_MAX, so a group
  *    with 100k members on one shard still joins and leaves in O(1), and its
  *    block shrinks as members leave;
- *  - the shard bitmap holds SHARE_SHARDS_MAX bits; rotation scans it from a
- *    cursor, at most shard_count steps.
+ *  - the shards with members are a small array of (shard, member count,
+ *    credit), only as long as the number of such shards (16 bytes each);
+ *    choosing one is one pass over it (smooth weighted round-robin, see
+ *    shard_next()).
  * Choosing an online member scans the members from the cursor until one is
  * online: O(members) in the worst case (every member offline), bounded by
  * the number of sessions homed here.
@@ -39,23 +41,28 @@
 #include "core/topic.h"
 #include "core/trie.h"
 
-_Static_assert(SHARE_SHARDS_MAX == LIMITS_SHARDS_MAX, "share bitmap must cover every shard");
-_Static_assert(SHARE_SHARDS_MAX % 64 == 0, "shard bitmap is whole words");
+_Static_assert(SHARE_SHARDS_MAX == LIMITS_SHARDS_MAX, "a table must cover every shard");
 
 /* Bucket table sizes: grow past load 1, shrink below load 1/8. */
 #define BUCKETS_MIN 16u
 #define BUCKETS_MAX (1u << 30)
-#define SHARD_WORDS (SHARE_SHARDS_MAX / 64u)
 #define NONE UINT32_MAX
 
+/* A shard with members in a group: its weight in the group's rotation. */
+struct share_shard {
+    uint32_t shard;
+    uint32_t members; /* as it last announced; this shard's: subset_count() of the group's mem */
+    int64_t credit;   /* smooth weighted round-robin: the highest is served next */
+};
+
 struct share_group {
-    struct share_group *next; /* bucket chain */
-    uint64_t key;             /* share_key(full) */
-    struct subset mem;        /* the local members, in rotation order */
-    uint32_t mem_cursor;      /* the next local member in the rotation (< its count, or 0) */
-    uint32_t shard_cursor;    /* the next shard in the rotation (< shard_count) */
-    uint32_t shard_bits;      /* bits set in shards[] */
-    uint64_t shards[SHARD_WORDS];
+    struct share_group *next;  /* bucket chain */
+    uint64_t key;              /* share_key(full) */
+    struct share_shard *shards; /* the shards with members, in no order; NULL while none */
+    struct subset mem;         /* the local members, in rotation order */
+    uint32_t mem_cursor;       /* the next local member in the rotation (< its count, or 0) */
+    uint32_t shards_used;      /* entries in shards */
+    uint32_t shards_cap;
     uint32_t full_len;
     uint32_t filter_off; /* f starts at full + filter_off */
     uint8_t full[];      /* "$share/g/f" */
@@ -120,47 +127,108 @@ static uint32_t bucket_of(const struct share_table *t, uint64_t key)
     return (uint32_t)XXH3_64bits_withSeed(&key, sizeof(key), t->seed) & t->bucket_mask;
 }
 
-static bool bit_test(const struct share_group *g, uint32_t s)
+/* @g's entry for shard @s, or NULL when @s has no members in it. */
+static struct share_shard *shard_find(const struct share_group *g, uint32_t s)
 {
+    uint32_t i;
+
     RM_ASSERT(s < SHARE_SHARDS_MAX);
-    RM_ASSERT(g->shard_bits <= SHARE_SHARDS_MAX);
-    return (g->shards[s / 64u] >> (s % 64u)) & 1u;
+    RM_ASSERT(g->shards_used <= g->shards_cap);
+    for (i = 0; i < g->shards_used; i++) {
+        if (g->shards[i].shard == s)
+            return &g->shards[i];
+    }
+    return NULL;
 }
 
-static void bit_put(struct share_group *g, uint32_t s, bool on)
+/* Room for one more shard in @g: 0, or -ENOMEM (nothing changed). */
+static int shard_reserve(struct share_group *g)
 {
-    uint64_t b = 1ull << (s % 64u);
+    struct share_shard *n;
+    uint32_t cap;
 
-    RM_ASSERT(s < SHARE_SHARDS_MAX);
-    if (on && !(g->shards[s / 64u] & b)) {
-        g->shards[s / 64u] |= b;
-        g->shard_bits++;
-    } else if (!on && (g->shards[s / 64u] & b)) {
-        g->shards[s / 64u] &= ~b;
-        g->shard_bits--;
-    }
-    RM_ASSERT(g->shard_bits <= SHARE_SHARDS_MAX);
+    RM_ASSERT(g->shards_used <= g->shards_cap);
+    RM_ASSERT(g->shards_cap <= SHARE_SHARDS_MAX);
+    if (g->shards_used < g->shards_cap)
+        return 0;
+    cap = g->shards_cap != 0 ? g->shards_cap * 2 : 2;
+    n = realloc(g->shards, (size_t)cap * sizeof(*n));
+    if (n == NULL)
+        return -ENOMEM;
+    g->shards = n;
+    g->shards_cap = cap;
+    return 0;
 }
 
 /*
- * The first shard with a bit, from @from on (wrapping), that is neither
- * @skip_a nor @skip_b (NONE skips nothing); NONE if there is none.
+ * Shard @s now has @members members in @g (0: none, its entry goes).
+ * Returns 0, or -ENOMEM when a new entry found no room (nothing changed;
+ * never after shard_reserve()). The credits always sum to 0 (see
+ * shard_next()): a new shard starts at 0, and a leaving shard's credit is
+ * shared evenly among the others, so neither a newcomer nor anyone else
+ * gains or loses turns by membership changing, however often it does.
  */
-static uint32_t shard_next(const struct share_table *t, const struct share_group *g, uint32_t from,
-                           uint32_t skip_a, uint32_t skip_b)
+static int shard_set(struct share_group *g, uint32_t s, uint32_t members)
 {
-    uint32_t s = from, n, found = NONE;
+    struct share_shard *e = shard_find(g, s);
+    int64_t credit, each;
+    uint32_t i;
 
-    RM_ASSERT(from < t->shard_count);
-    RM_ASSERT(t->shard_count <= SHARE_SHARDS_MAX);
-    for (n = 0; n < t->shard_count; n++) {
-        if (s != skip_a && s != skip_b && bit_test(g, s)) {
-            found = s;
-            break;
+    RM_ASSERT(s < SHARE_SHARDS_MAX);
+    if (e != NULL && members > 0) {
+        e->members = members;
+    } else if (e != NULL) {
+        credit = e->credit;
+        *e = g->shards[--g->shards_used];
+        if (g->shards_used > 0) {
+            each = credit / (int64_t)g->shards_used;
+            for (i = 0; i < g->shards_used; i++)
+                g->shards[i].credit += each;
+            g->shards[0].credit += credit - each * (int64_t)g->shards_used;
         }
-        s = s + 1 == t->shard_count ? 0 : s + 1;
+    } else if (members > 0) {
+        if (shard_reserve(g) < 0)
+            return -ENOMEM;
+        g->shards[g->shards_used++] = (struct share_shard){s, members, 0};
     }
-    return found;
+    RM_ASSERT(g->shards_used <= g->shards_cap);
+    return 0;
+}
+
+/*
+ * The shard whose turn it is in @g, other than @skip_a and @skip_b (NONE
+ * skips nothing); NONE if there is none. Smooth weighted round-robin
+ * (nginx's): every candidate gains its member count in credit, the richest
+ * (the first of equals) is chosen and pays the candidates' total, so the
+ * credits keep summing to 0. From credits all 0 the choices repeat with a
+ * period of W (the total count), in which each shard is chosen exactly as
+ * many times as it has members, spread evenly; after a change of counts
+ * the shares converge to the new counts. So each member, wherever it is
+ * homed, gets the same share of the group's messages. One pass over the
+ * shards with members.
+ */
+static uint32_t shard_next(struct share_group *g, uint32_t skip_a, uint32_t skip_b)
+{
+    struct share_shard *best = NULL;
+    uint64_t total = 0;
+    uint32_t i;
+
+    RM_ASSERT(g->shards_used <= g->shards_cap);
+    RM_ASSERT(g->shards_used <= SHARE_SHARDS_MAX);
+    for (i = 0; i < g->shards_used; i++) {
+        struct share_shard *e = &g->shards[i];
+
+        if (e->shard == skip_a || e->shard == skip_b)
+            continue;
+        e->credit += e->members;
+        total += e->members;
+        if (best == NULL || e->credit > best->credit)
+            best = e;
+    }
+    if (best == NULL)
+        return NONE;
+    best->credit -= (int64_t)total;
+    return best->shard;
 }
 
 /*
@@ -276,7 +344,7 @@ out:
 }
 
 /*
- * A new group for @full (parsed as @sn), with no member and no shard bit,
+ * A new group for @full (parsed as @sn), with no member and no shard,
  * linked into the table and the trie; NULL on ENOMEM.
  */
 static struct share_group *group_new(struct share_table *t, uint64_t key, const uint8_t *full,
@@ -310,15 +378,15 @@ out:
     return g;
 }
 
-/* Free @g if it has neither local members nor shard bits. */
+/* Free @g if no shard has members in it, this one included. */
 static void group_maybe_free(struct share_table *t, struct share_group *g)
 {
     struct share_group **pp;
     bool removed;
 
-    RM_ASSERT(subset_count(&g->mem) > 0 || !bit_test(g, t->shard_id));
-    RM_ASSERT(subset_count(&g->mem) == 0 || bit_test(g, t->shard_id));
-    if (subset_count(&g->mem) > 0 || g->shard_bits > 0)
+    RM_ASSERT((subset_count(&g->mem) > 0) == (shard_find(g, t->shard_id) != NULL));
+    RM_ASSERT(g->shards_used > 0 || subset_count(&g->mem) == 0);
+    if (g->shards_used > 0)
         goto out;
     for (pp = &t->buckets[bucket_of(t, g->key)]; *pp != g; pp = &(*pp)->next)
         RM_ASSERT(*pp != NULL);
@@ -326,6 +394,7 @@ static void group_maybe_free(struct share_table *t, struct share_group *g)
     removed = trie_remove(t->trie, g->full + g->filter_off, g->full_len - g->filter_off, g, NULL);
     RM_ASSERT(removed);
     RM_ASSERT(subset_capacity(&g->mem) == 0);
+    free(g->shards);
     free(g);
     t->group_count--;
     if (t->group_count < ((size_t)t->bucket_mask + 1) / 8 && t->bucket_mask + 1 > BUCKETS_MIN)
@@ -380,6 +449,7 @@ void share_table_free(struct share_table *t)
 
             t->buckets[i] = g->next;
             subset_fini(&g->mem);
+            free(g->shards);
             free(g);
         }
     }
@@ -391,7 +461,7 @@ out:
 }
 
 int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
-               uint8_t options, uint32_t sub_id, bool *first)
+               uint8_t options, uint32_t sub_id, uint32_t *members)
 {
     struct share_name sn;
     struct share_group *g;
@@ -401,8 +471,6 @@ int share_join(struct share_table *t, const uint8_t *full, size_t len, void *mem
 
     RM_ASSERT(t != NULL && member != NULL);
     RM_ASSERT(rc == 1);
-    if (first != NULL)
-        *first = false;
     key = share_key(t->key_seed, full, len);
     g = group_find(t, key, full, len);
     if (g == NULL) {
@@ -413,52 +481,59 @@ int share_join(struct share_table *t, const uint8_t *full, size_t len, void *mem
         }
         created = true;
     }
+    /* This shard's entry in the rotation cannot fail once the member is in. */
+    rc = subset_count(&g->mem) == 0 ? shard_reserve(g) : 0;
     /* An update keeps the member's round-robin position. */
-    rc = subset_add(&g->mem, member, options, sub_id);
+    if (rc == 0)
+        rc = subset_add(&g->mem, member, options, sub_id);
     if (rc < 0)
         goto out_drop;
-    if (rc == 0)
-        goto out;
-    if (subset_count(&g->mem) == 1) {
-        bit_put(g, t->shard_id, true);
-        if (first != NULL)
-            *first = true;
+    if (rc == 1) {
+        rc = shard_set(g, t->shard_id, subset_count(&g->mem));
+        RM_ASSERT(rc == 0);
+        rc = 1;
     }
-    rc = 1;
     goto out;
 out_drop:
     if (created)
         group_maybe_free(t, g);
+    g = NULL;
 out:
+    if (members != NULL)
+        *members = g != NULL ? subset_count(&g->mem) : 0;
     return rc;
 }
 
-bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *member, bool *last)
+bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *member,
+                 uint32_t *members)
 {
     struct share_group *g;
+    uint32_t left = 0;
     bool found = false;
+    int rc;
 
     RM_ASSERT(t != NULL && member != NULL);
     RM_ASSERT(full != NULL);
-    if (last != NULL)
-        *last = false;
     g = group_find(t, share_key(t->key_seed, full, len), full, len);
     if (g == NULL)
         goto out;
+    left = subset_count(&g->mem);
     found = subset_remove(&g->mem, member, &g->mem_cursor);
     if (!found)
         goto out;
-    if (subset_count(&g->mem) == 0) {
-        bit_put(g, t->shard_id, false);
-        if (last != NULL)
-            *last = true;
+    left = subset_count(&g->mem);
+    rc = shard_set(g, t->shard_id, left); /* fewer, or none: never allocates */
+    RM_ASSERT(rc == 0);
+    if (left == 0)
         group_maybe_free(t, g);
-    }
 out:
+    if (members != NULL)
+        *members = left;
     return found;
 }
 
-int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_t shard, bool add)
+int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_t shard,
+                 uint32_t members)
 {
     struct share_name sn;
     struct share_group *g;
@@ -469,7 +544,7 @@ int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_
     RM_ASSERT(shard < t->shard_count && shard != t->shard_id);
     key = share_key(t->key_seed, full, len);
     g = group_find(t, key, full, len);
-    if (g == NULL && add) {
+    if (g == NULL && members > 0) {
         /* The origin shard parsed and checked it before announcing it. */
         rc = share_parse(full, len, &sn);
         RM_ASSERT(rc == 1);
@@ -482,9 +557,9 @@ int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_
     }
     if (g == NULL)
         goto out;
-    bit_put(g, shard, add);
-    if (!add)
-        group_maybe_free(t, g);
+    /* A new entry may find no memory: a group made for it goes again. */
+    rc = shard_set(g, shard, members);
+    group_maybe_free(t, g);
 out:
     return rc;
 }
@@ -507,15 +582,19 @@ static void match_one(void *ctx, void *owner, uint8_t unused, uint32_t unused_id
 
     (void)unused;
     (void)unused_id;
-    RM_ASSERT(g != NULL && g->shard_bits > 0);
-    s = shard_next(t, g, g->shard_cursor, NONE, NONE);
+    RM_ASSERT(g != NULL && g->shards_used > 0);
+    s = shard_next(g, NONE, NONE);
     RM_ASSERT(s != NONE);
     if (s == t->shard_id) {
         i = mem_choose(t, g, NULL, &online);
         RM_ASSERT(i != NONE);
-        if (!online && g->shard_bits > 1) {
-            /* Nobody here can take it now; another shard may have someone. */
-            s = shard_next(t, g, s + 1 == t->shard_count ? 0 : s + 1, t->shard_id, NONE);
+        if (!online && g->shards_used > 1) {
+            /*
+             * Nobody here can take it now; another shard may have someone:
+             * the turn among the others (this shard's is spent, so its
+             * offline members earn no backlog of turns).
+             */
+            s = shard_next(g, t->shard_id, NONE);
             RM_ASSERT(s != NONE);
         } else {
             const struct subset_entry *e = &subset_entries(&g->mem)[i];
@@ -526,7 +605,6 @@ static void match_one(void *ctx, void *owner, uint8_t unused, uint32_t unused_id
             sub_id = e->sub_id;
         }
     }
-    g->shard_cursor = s + 1 == t->shard_count ? 0 : s + 1;
     mc->cb(mc->ctx, g->key, s, member, options, sub_id);
 }
 
@@ -580,14 +658,12 @@ bool share_pick_shard(struct share_table *t, uint64_t group_key, const uint8_t *
     g = group_find_key(t, group_key, topic, topic_len, false);
     if (g == NULL)
         goto out;
-    s = shard_next(t, g, g->shard_cursor, t->shard_id, exclude_shard);
+    s = shard_next(g, t->shard_id, exclude_shard);
     if (s == NONE && exclude_shard != UINT32_MAX && exclude_shard != t->shard_id &&
-        bit_test(g, exclude_shard))
+        shard_find(g, exclude_shard) != NULL)
         s = exclude_shard;
-    if (s != NONE) {
-        g->shard_cursor = s + 1 == t->shard_count ? 0 : s + 1;
+    if (s != NONE)
         *shard = s;
-    }
 out:
     return s != NONE;
 }

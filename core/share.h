@@ -5,23 +5,32 @@
  * A group is identified by its full filter string "$share/g/f" (ShareName g,
  * filter f; MQTT 5.0 section 4.8.2, also honoured for 3.1.1 clients). Each
  * message matching f goes to exactly one member session of the group across
- * all shards: the publishing shard picks one member shard (round-robin over
- * the shards that have members, itself included), that shard picks one of
- * its own member sessions (round-robin, online sessions first).
+ * all shards, and each member gets the same share wherever it is homed
+ * (issue 13): the publishing shard picks one member shard, weighted by the
+ * shards' member counts (smooth weighted round-robin, itself included), that
+ * shard picks one of its own member sessions (round-robin, online sessions
+ * first). One member alone on its shard gets a quarter of the messages
+ * when three others share another shard, not a half.
  *
  * A struct share_table is one shard's table. For each group it holds:
  *  - the members homed on this shard (opaque pointers, compared by identity
  *    and never dereferenced; a struct session in the broker) with their
  *    subscription options byte and Subscription Identifier, which a pick
  *    reports with the member;
- *  - a bitmap of the shards that have members: this shard's bit while it has
- *    local members, other shards' bits as their 0<->1 transitions arrive
- *    (the broker broadcasts them as interest messages carrying the full
- *    "$share/g/f" string; the receiver calls share_remote());
- *  - round-robin cursors over shards and over local members.
+ *  - the shards that have members, with their member counts: this shard's
+ *    own, other shards' as they announce them (the broker broadcasts every
+ *    change of a shard's count, not only 0<->1, as interest messages
+ *    carrying the full "$share/g/f" string and the count; the receiver
+ *    calls share_remote()), and each shard's credit in the rotation;
+ *  - a round-robin cursor over local members.
  * Groups are found by their full string (hash table) and by topic (a trie
  * keyed by f whose owners are the groups). A group lives while it has a
- * local member or any remote shard bit.
+ * local member or any remote shard with members.
+ *
+ * Member counts include offline members (persistent sessions): a shard is
+ * weighed by the sessions that subscribed there, and the online-first rule
+ * passes a turn that falls on a shard with nobody online to another shard
+ * (share_match()) or forwards it (share_pick_shard()).
  *
  * A group's key, share_key(), is the XXH3 of the full string under the
  * process's secret seed: the same on every shard, so a shard can name the
@@ -31,8 +40,8 @@
  * no longer has a member (its members left while the message was in flight)
  * forwards it with share_pick_shard(); the broker carries a hop count and
  * forwards at most SHARE_HOPS_MAX times, then drops the message and counts
- * it. Stale bits exist only while a 1->0 transition is in flight, so a drop
- * needs membership to change during every hop.
+ * it. Stale entries exist only while a 1->0 transition is in flight, so a
+ * drop needs membership to change during every hop.
  *
  * Pure (core/): no syscalls, no clocks, no globals. Owned by one shard; every
  * function must be called on that shard's thread.
@@ -116,38 +125,45 @@ void share_table_free(struct share_table *t);
  * bytes, copied; share_parse() must have returned 1 for it and its filter
  * passed topic_filter_check()), or update @options and @sub_id if @member
  * is already in it (its round-robin position is kept) [MQTT-3.8.4-3].
- * *@first (may be NULL) is set true when this shard's member count of the
- * group went 0->1: the broker then broadcasts XMSG_INTEREST_ADD with @full.
- * Returns 1 if added, 0 if updated, -ENOMEM (nothing changed).
+ * *@members (may be NULL) gets this shard's member count of the group
+ * afterwards. Returns 1 if added: the count changed, and the broker
+ * broadcasts it (XMSG_INTEREST_ADD with @full and the count; a count of 1
+ * makes the group new to this shard); 0 if updated; -ENOMEM (nothing
+ * changed).
  */
 int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
-               uint8_t options, uint32_t sub_id, bool *first);
+               uint8_t options, uint32_t sub_id, uint32_t *members);
 
 /*
- * Remove @member from the group of @full. Returns true if it was a member.
- * *@last (may be NULL) is set true when this shard's member count went 1->0:
- * the broker then broadcasts XMSG_INTEREST_DEL with @full. The group is freed
- * once it has neither local members nor remote shard bits.
+ * Remove @member from the group of @full. Returns true if it was a member:
+ * the count changed, and the broker broadcasts it (XMSG_INTEREST_ADD with
+ * @full and the count, XMSG_INTEREST_DEL once it is 0). *@members (may be
+ * NULL) gets this shard's member count of the group afterwards. The group
+ * is freed once it has neither local members nor remote shards with
+ * members.
  */
-bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *member, bool *last);
+bool share_leave(struct share_table *t, const uint8_t *full, size_t len, void *member,
+                 uint32_t *members);
 
 /*
- * Record that shard @shard (another shard, < shard_count) now has (@add) or
- * no longer has members in the group of @full (share_parse() returned 1),
- * creating or freeing the group as needed. Idempotent.
- * Returns 0 or -ENOMEM (only when adding; nothing changed).
+ * Record that shard @shard (another shard, < shard_count) now has @members
+ * members in the group of @full (share_parse() returned 1; 0: none any
+ * more), creating or freeing the group as needed. Idempotent: the last
+ * count announced wins. Returns 0 or -ENOMEM (only for a shard new to the
+ * group; nothing changed).
  */
-int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_t shard, bool add);
+int share_remote(struct share_table *t, const uint8_t *full, size_t len, uint32_t shard,
+                 uint32_t members);
 
 /*
  * For each group whose filter matches topic name @topic (split by trie_split()
- * under the table's seed), with the '$' rule, choose one shard round-robin
- * among the group's shard bits and call @cb
- * (synchronously, once per group). When the turn falls on this shard but
- * none of its members is online and other shards have members, the next
- * shard in the rotation is chosen instead; with only this shard, an offline
- * member is chosen (round-robin) so a persistent session queues the message.
- * Advances the cursors.
+ * under the table's seed), with the '$' rule, choose one shard among those
+ * with members, each as often as it has members (smooth weighted
+ * round-robin), and call @cb (synchronously, once per group). When the turn
+ * falls on this shard but none of its members is online and other shards
+ * have members, the turn of the others is taken instead; with only this
+ * shard, an offline member is chosen (round-robin) so a persistent session
+ * queues the message. Advances the rotations.
  */
 void share_match(struct share_table *t, const struct trie_name *topic, share_pick_cb cb, void *ctx);
 
@@ -167,15 +183,16 @@ void *share_pick(struct share_table *t, uint64_t group_key, const uint8_t *topic
 /*
  * Choose another shard to forward a message for the group with key
  * @group_key (filter matching @topic) when share_pick() found no local
- * member: round-robin among the group's shard bits other than this shard,
- * avoiding @exclude_shard (the sender; UINT32_MAX for none) unless it is
- * the only one. Returns false when no other shard has members (drop the
- * message). The broker forwards at most SHARE_HOPS_MAX times per message.
+ * member: weighted by member count as share_match(), among the group's
+ * shards other than this shard, avoiding @exclude_shard (the sender;
+ * UINT32_MAX for none) unless it is the only one. Returns false when no
+ * other shard has members (drop the message). The broker forwards at most
+ * SHARE_HOPS_MAX times per message.
  */
 bool share_pick_shard(struct share_table *t, uint64_t group_key, const uint8_t *topic,
                       size_t topic_len, uint32_t exclude_shard, uint32_t *shard);
 
-/* Groups held (with local members or remote bits). */
+/* Groups held (with local members or remote shards with members). */
 size_t share_group_count(const struct share_table *t);
 
 /* Local members in the group of @full; 0 if there is no such group. */

@@ -62,17 +62,20 @@ static uint8_t suback_fail(const struct client *cl, uint8_t v5_rc)
 }
 
 /*
- * This shard's first subscription to @filter: tell the other shards, and
- * count their acknowledgements on @cl's wait *@token (made on the first
- * call; it stays 0 without memory, and the SUBACK then goes at once).
+ * This shard's first subscription to @filter, or a shared group's new
+ * member count here (@members, see session_subscribe()): tell the other
+ * shards, and count their acknowledgements on @cl's wait *@token (made on
+ * the first call; it stays 0 without memory, and the SUBACK then goes at
+ * once). So a publish made anywhere after the SUBACK reaches the
+ * subscriber, and a shared group's new member already gets its share.
  */
 static void announce(struct broker *b, struct client *cl, const uint8_t *filter, size_t len,
-                     uint64_t *token)
+                     uint32_t members, uint64_t *token)
 {
-    RM_ASSERT(len > 0);
+    RM_ASSERT(len > 0 && members > 0);
     if (b->shard_count > 1 && !*token)
         *token = wait_new(b, cl, 0, 0, 0);
-    uint32_t told = outbox_interest(b, filter, len, true, *token);
+    uint32_t told = outbox_interest(b, filter, len, members, *token);
     if (*token)
         wait_add(b, *token, told);
 }
@@ -99,14 +102,14 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
     /* No Local on a shared filter never gets here: the codec refuses it [MQTT-3.8.3-4]. */
     if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
         opts = (uint8_t)((opts & ~MQTT_SUBOPT_QOS) | lim->max_qos);
-    bool first;
-    int rc = session_subscribe(b, cl->_sess, e->filter.ptr, e->filter.len, opts, sub_id, &first);
+    uint32_t members;
+    int rc = session_subscribe(b, cl->_sess, e->filter.ptr, e->filter.len, opts, sub_id, &members);
     if (rc == -ENOSPC)
         return suback_fail(cl, MQTT_RC_QUOTA_EXCEEDED);
     if (rc < 0)
         return suback_fail(cl, MQTT_RC_UNSPECIFIED);
-    if (first)
-        announce(b, cl, e->filter.ptr, e->filter.len, token);
+    if (members)
+        announce(b, cl, e->filter.ptr, e->filter.len, members, token);
     return opts & MQTT_SUBOPT_QOS;
 }
 

@@ -29,8 +29,13 @@ enum xmsg_kind {
     /* core/ routing kinds */
     XMSG_PUBLISH,       /* publish: a message's one crossing to a shard (see below) */
     XMSG_MSG_FREE,      /* msg: the last reference was dropped remotely; free it */
-    XMSG_INTEREST_ADD,  /* buf: filter the sender's sessions now subscribe to; XMSG_ACK if token */
-    XMSG_INTEREST_DEL,  /* buf: filter the sender's sessions no longer subscribe to */
+    /*
+     * buf: filter the sender's sessions now subscribe to; arg: 1, or for a
+     * shared group "$share/g/f" its member count there, sent on every change
+     * (the group's shards are weighed by it); XMSG_ACK if token.
+     */
+    XMSG_INTEREST_ADD,
+    XMSG_INTEREST_DEL,  /* buf: filter the sender's sessions no longer subscribe to; arg 0 */
     XMSG_RETAIN_SET,    /* retain: set/clear, sent to the topic's home shard; arg = origin */
     XMSG_RETAIN_APPLY,  /* retain: set/clear the home ordered; arg = origin (replica.h) */
     XMSG_ACK,           /* retain.token: done (retained applied, interest added); to the origin */

@@ -18,13 +18,17 @@
 #include "core/wait.h"
 #include "core/xmsg.h"
 
-/* A filter @from's sessions gained (@add) or lost; an added one is acknowledged. */
+/*
+ * A filter @from's sessions gained (@add) or lost, or a shared group's new
+ * member count there (x->arg); an added one is acknowledged.
+ */
 static void interest(struct broker *b, uint32_t from, const struct xmsg *x, bool add)
 {
     struct share_name sn;
     int rc;
+    RM_ASSERT(add == (x->arg > 0));
     if (share_parse(x->payload.buf.ptr, x->payload.buf.len, &sn) == 1)
-        rc = share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, add);
+        rc = share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, x->arg);
     else if (add)
         rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
                          &b->shard_marker[from], 0, 0, NULL);

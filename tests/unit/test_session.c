@@ -15,6 +15,7 @@
 #include "core/outbox.h"
 #include "core/output.h"
 #include "core/session.h"
+#include "core/share.h"
 
 /* After core/ headers: it defines the global broker `b` their parameters would shadow. */
 #include "broker_helpers.h"
@@ -110,11 +111,11 @@ static void expect_ack(struct client *cl, uint8_t type, uint16_t id)
 Test(session, first_subscriber_of_a_filter_is_reported_for_other_shards)
 {
     struct session *s1 = sess_new("a", NULL), *s2 = sess_new("b", NULL);
-    bool first = false;
+    uint32_t first = 0;
     cr_assert_eq(session_subscribe(b, s1, (const uint8_t *)"x/+", 3, 1, 0, &first), 1);
-    cr_assert(first);
+    cr_assert_eq(first, 1);
     cr_assert_eq(session_subscribe(b, s2, (const uint8_t *)"x/+", 3, 1, 0, &first), 1);
-    cr_assert_not(first, "a second session's filter is not new to the shard");
+    cr_assert_eq(first, 0, "a second session's filter is not new to the shard");
     cr_assert_eq(trie_count(b->trie), 2);
     cr_assert(session_unsubscribe(b, s1, (const uint8_t *)"x/+", 3));
     cr_assert_not(session_unsubscribe(b, s1, (const uint8_t *)"x/+", 3));
@@ -124,11 +125,30 @@ Test(session, first_subscriber_of_a_filter_is_reported_for_other_shards)
     cr_assert_eq(trie_count(b->trie), 0, "freeing a session leaves the trie");
 }
 
+Test(session, a_shared_groups_member_count_is_reported_on_every_change)
+{
+    /* Other shards weigh this shard's members by their count (issue 13). */
+    struct session *s1 = sess_new("a", NULL), *s2 = sess_new("b", NULL);
+    const uint8_t *f = (const uint8_t *)"$share/g/t";
+    uint32_t members = 99;
+    cr_assert_eq(session_subscribe(b, s1, f, 10, 1, 0, &members), 1);
+    cr_assert_eq(members, 1);
+    cr_assert_eq(session_subscribe(b, s2, f, 10, 1, 0, &members), 1);
+    cr_assert_eq(members, 2, "a second member is news to the other shards");
+    cr_assert_eq(session_subscribe(b, s2, f, 10, 2, 0, &members), 1);
+    cr_assert_eq(members, 0, "a replace changes no count");
+    cr_assert(session_unsubscribe(b, s1, f, 10));
+    cr_assert_eq(share_member_count(b->share, f, 10), 1);
+    sess_free(s1);
+    sess_free(s2);
+    cr_assert_eq(share_group_count(b->share), 0);
+}
+
 Test(session, same_filter_again_replaces_the_subscription)
 {
     /* [MQTT-3.8.4-3]: replaced, not added; fresh until a connection settles it. */
     struct session *s = sess_new("a", NULL);
-    bool first;
+    uint32_t first;
     cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"t", 1, 0, 0, &first), 1);
     cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"t", 1, 2, 5, &first), 1);
     cr_assert_eq(s->sub_count, 1);
@@ -144,7 +164,7 @@ Test(session, subscriptions_are_bounded_by_subs_per_client_max)
 {
     lim.subs_per_client_max = 2;
     struct session *s = sess_new("a", NULL);
-    bool first;
+    uint32_t first;
     cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a", 1, 0, 0, &first), 1);
     cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"b", 1, 0, 0, &first), 1);
     cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"c", 1, 0, 0, &first), -ENOSPC);

@@ -73,14 +73,26 @@ static int parse(const char *f, struct share_name *sn)
     return share_parse(u8(f), strlen(f), sn);
 }
 
+/* share_join(); *@first (may be NULL): the group is new to the shard (a count of 1). */
 static int join(struct share_table *t, const char *f, size_t m, uint8_t opt, bool *first)
 {
-    return share_join(t, u8(f), strlen(f), mem_n(m), opt, 0, first);
+    uint32_t members = 0;
+    int rc = share_join(t, u8(f), strlen(f), mem_n(m), opt, 0, &members);
+
+    if (first != NULL)
+        *first = rc == 1 && members == 1;
+    return rc;
 }
 
+/* share_leave(); *@last (may be NULL): the shard's last member left. */
 static bool leave(struct share_table *t, const char *f, size_t m, bool *last)
 {
-    return share_leave(t, u8(f), strlen(f), mem_n(m), last);
+    uint32_t members = 1;
+    bool found = share_leave(t, u8(f), strlen(f), mem_n(m), &members);
+
+    if (last != NULL)
+        *last = found && members == 0;
+    return found;
 }
 
 static uint64_t key(const char *f)
@@ -391,33 +403,33 @@ static void cluster_free(struct cluster *c)
         share_table_free(c->t[s]);
 }
 
-/* Tell every other shard of @s's 0<->1 transition, as XMSG_INTEREST_* would. */
-static void announce(struct cluster *c, uint32_t s, const char *f, bool add)
+/* Tell every other shard @s's new member count, as XMSG_INTEREST_* would. */
+static void announce(struct cluster *c, uint32_t s, const char *f, uint32_t members)
 {
     uint32_t o;
 
     for (o = 0; o < SHARDS; o++) {
         if (o != s)
-            cr_assert_eq(share_remote(c->t[o], u8(f), strlen(f), s, add), 0);
+            cr_assert_eq(share_remote(c->t[o], u8(f), strlen(f), s, members), 0);
     }
 }
 
 static void cjoin(struct cluster *c, uint32_t s, const char *f, size_t m)
 {
-    bool first = false;
+    uint32_t members = 0;
+    int rc = share_join(c->t[s], u8(f), strlen(f), mem_n(m), 0, 0, &members);
 
-    cr_assert_geq(join(c->t[s], f, m, 0, &first), 0);
-    if (first)
-        announce(c, s, f, true);
+    cr_assert_geq(rc, 0);
+    if (rc == 1)
+        announce(c, s, f, members);
 }
 
 static void cleave(struct cluster *c, uint32_t s, const char *f, size_t m)
 {
-    bool last = false;
+    uint32_t members = 99;
 
-    cr_assert(leave(c->t[s], f, m, &last));
-    if (last)
-        announce(c, s, f, false);
+    cr_assert(share_leave(c->t[s], u8(f), strlen(f), mem_n(m), &members));
+    announce(c, s, f, members);
 }
 
 /* Publish on @s and deliver: remote picks go through share_pick() there. */
@@ -451,7 +463,7 @@ static void cpublish(struct cluster *c, uint32_t s, const char *topic, struct ro
     share_match_str(c->t[s], topic, route_cb, r);
 }
 
-Test(share, remote_shards_are_served_round_robin_then_their_members)
+Test(share, remote_shards_are_served_by_member_count_then_their_members)
 {
     static const size_t per_shard[SHARDS] = {1, 2, 4, 5};
     struct cluster c;
@@ -467,32 +479,30 @@ Test(share, remote_shards_are_served_round_robin_then_their_members)
     }
     for (s = 0; s < SHARDS; s++)
         cr_assert_eq(share_group_count(c.t[s]), 1);
-    for (i = 0; i < 4000; i++) {
+    for (i = 0; i < 4800; i++) {
         size_t before = r->delivered;
 
         cpublish(&c, 1, "t/x", r);
         cr_assert_eq(r->delivered, before + 1, "exactly one member per message");
     }
+    /* Each shard in proportion to its members: 12 members, 400 messages each. */
     for (s = 0; s < SHARDS; s++)
-        cr_assert_eq(r->p.shard[s], 1000, "shard %u: %u", s, r->p.shard[s]);
+        cr_assert_eq(r->p.shard[s], 400 * per_shard[s], "shard %u: %u", s, r->p.shard[s]);
     /* Local picks only for the publishing shard's own members (1 and 2). */
-    cr_assert_eq(r->p.local[1] + r->p.local[2], 1000);
-    m = 0;
-    for (s = 0; s < SHARDS; s++) {
-        for (i = 0; i < per_shard[s]; i++, m++)
-            cr_assert_eq(r->got[m], 1000 / per_shard[s], "member %zu", m);
-    }
+    cr_assert_eq(r->p.local[1] + r->p.local[2], 800);
+    for (m = 0; m < 12; m++)
+        cr_assert_eq(r->got[m], 400, "member %zu: %u", m, r->got[m]);
 
-    /* Shard 2's members leave: it is never chosen again. */
+    /* Shard 2's members leave: it is never chosen again; the others keep their weights. */
     for (m = 3; m < 7; m++)
         cleave(&c, 2, "$share/g/t/+", m);
     memset(r, 0, sizeof(*r));
-    for (i = 0; i < 300; i++)
+    for (i = 0; i < 800; i++)
         cpublish(&c, 0, "t/y", r);
     cr_assert_eq(r->p.shard[2], 0);
     cr_assert_eq(r->p.shard[0], 100);
-    cr_assert_eq(r->p.shard[1], 100);
-    cr_assert_eq(r->p.shard[3], 100);
+    cr_assert_eq(r->p.shard[1], 200);
+    cr_assert_eq(r->p.shard[3], 500);
     cr_assert_eq(share_group_count(c.t[2]), 1, "shard 2 still knows the group");
 
     /* Everyone leaves: every shard frees the group. */
@@ -507,6 +517,58 @@ Test(share, remote_shards_are_served_round_robin_then_their_members)
     free(r);
 }
 
+Test(share, a_member_alone_on_its_shard_gets_its_share_not_its_shards)
+{
+    /*
+     * Issue 13: one member on shard 0, three on shard 1. Whichever shard
+     * publishes, each member gets a quarter, and every run of four
+     * messages from one shard reaches each member once (before: the lone
+     * member got half, the three a sixth each).
+     */
+    const char *f = "$share/g/fair";
+    struct cluster c;
+    struct route *r = calloc(1, sizeof(*r));
+    size_t last[4] = {0}, i, m;
+    uint32_t from;
+
+    cr_assert_not_null(r);
+    cluster_init(&c);
+    cjoin(&c, 0, f, 0);
+    cjoin(&c, 1, f, 1);
+    cjoin(&c, 1, f, 2);
+    cjoin(&c, 1, f, 3);
+    for (from = 0; from < SHARDS; from++) {
+        memset(r, 0, sizeof(*r));
+        for (i = 0; i < 400; i++) {
+            uint32_t before[4];
+
+            memcpy(before, r->got, sizeof(before));
+            cpublish(&c, from, "fair", r);
+            for (m = 0; m < 4; m++) {
+                if (r->got[m] == before[m])
+                    continue;
+                /* Spread evenly: never twice within four messages. */
+                cr_assert(i < 4 || i - last[m] >= 4, "from %u: member %zu again after %zu", from,
+                          m, i - last[m]);
+                last[m] = i;
+            }
+        }
+        for (m = 0; m < 4; m++)
+            cr_assert_eq(r->got[m], 100, "from shard %u: member %zu got %u", from, m, r->got[m]);
+    }
+
+    /* Two of shard 1's members leave, and the counts follow: half each. */
+    cleave(&c, 1, f, 2);
+    cleave(&c, 1, f, 3);
+    memset(r, 0, sizeof(*r));
+    for (i = 0; i < 400; i++)
+        cpublish(&c, 2, "fair", r);
+    cr_assert_eq(r->got[0], 200);
+    cr_assert_eq(r->got[1], 200);
+    cluster_free(&c);
+    free(r);
+}
+
 Test(share, remote_add_and_remove_are_idempotent)
 {
     struct cluster c;
@@ -514,26 +576,26 @@ Test(share, remote_add_and_remove_are_idempotent)
     const char *f = "$share/g/a";
 
     cluster_init(&c);
-    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, true), 0);
-    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, true), 0);
+    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, 1), 0);
+    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, 1), 0);
     cr_assert_eq(share_group_count(c.t[0]), 1);
     for (int i = 0; i < 3; i++)
         match(c.t[0], "a", &p);
     cr_assert_eq(p.shard[2], 3);
     cr_assert_null(p.last_member);
-    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, false), 0);
+    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, 0), 0);
     cr_assert_eq(share_group_count(c.t[0]), 0);
-    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, false), 0);
+    cr_assert_eq(share_remote(c.t[0], u8(f), strlen(f), 2, 0), 0);
     cr_assert_eq(share_group_count(c.t[0]), 0);
     /* A group with a local member outlives remote bits, and the reverse. */
-    share_remote(c.t[0], u8(f), strlen(f), 3, true);
+    share_remote(c.t[0], u8(f), strlen(f), 3, 1);
     join(c.t[0], f, 1, 0, NULL);
-    share_remote(c.t[0], u8(f), strlen(f), 3, false);
+    share_remote(c.t[0], u8(f), strlen(f), 3, 0);
     cr_assert_eq(share_group_count(c.t[0]), 1);
-    share_remote(c.t[0], u8(f), strlen(f), 1, true);
+    share_remote(c.t[0], u8(f), strlen(f), 1, 1);
     leave(c.t[0], f, 1, NULL);
     cr_assert_eq(share_group_count(c.t[0]), 1);
-    share_remote(c.t[0], u8(f), strlen(f), 1, false);
+    share_remote(c.t[0], u8(f), strlen(f), 1, 0);
     cr_assert_eq(share_group_count(c.t[0]), 0);
     cluster_free(&c);
 }
@@ -767,6 +829,6 @@ Test(share, table_free_releases_live_groups)
     share_table_free(NULL);
     u = share_table_new(1, 2, SEED, SEED, member_online);
     cr_assert_not_null(u);
-    share_remote(u, u8("$share/g/a"), 10, 0, true);
+    share_remote(u, u8("$share/g/a"), 10, 0, 1);
     share_table_free(u);
 }
