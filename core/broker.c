@@ -117,6 +117,13 @@ void broker_set_limits(struct broker *b, const struct limits *lim)
     b->lim = lim;
 }
 
+void broker_set_memory_pressure(struct broker *b, bool on)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(b->lim != NULL);
+    b->memory_pressure = on;
+}
+
 const struct broker_stats *broker_stats(const struct broker *b)
 {
     RM_ASSERT(b != NULL);

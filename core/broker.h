@@ -156,6 +156,17 @@ bool broker_has_deadlines(const struct broker *b);
  */
 void broker_client_kick(struct broker *b, struct client *cl, int rc);
 
+/*
+ * The process is near its memory budget (@on) or back under it. While on,
+ * a QoS 0 PUBLISH from a client is dropped on arrival (counted in
+ * msgs_shed_memory; nothing is sent back, as nothing is owed for QoS 0),
+ * after the checks a malformed one must fail and after its topic alias is
+ * recorded; QoS 1/2 still flow, so nothing acknowledged is dropped. net/
+ * measures memory and calls this on each change (core/ reads no clock or
+ * /proc); every shard's broker is told.
+ */
+void broker_set_memory_pressure(struct broker *b, bool on);
+
 /* The broker's counters. */
 const struct broker_stats *broker_stats(const struct broker *b);
 

@@ -126,6 +126,7 @@ struct broker {
     const struct limits *lim;
     uint32_t shard_id;
     uint32_t shard_count;
+    bool memory_pressure; /* broker_set_memory_pressure(); publish.c sheds QoS 0 while set */
     struct trie *trie;     /* session.c: this shard's sessions' subscriptions */
     /* xrecv.c: filters other shards subscribe to; owner = &shard_marker[i] */
     struct trie *interest;

@@ -87,6 +87,15 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         rc = topic_name_check(pub->topic.ptr, pub->topic.len, b->lim);
     if (rc < 0)
         return output_close(b, cl, rc);
+    if (pub->qos == 0 && b->memory_pressure) {
+        /*
+         * Near the memory budget: QoS 0 goes first, before anything that
+         * was acknowledged. Only here, after the alias above is recorded,
+         * so later PUBLISHes that use it still resolve.
+         */
+        b->stats.msgs_shed_memory++;
+        return 0;
+    }
     bool route = true;
     if (pub->qos == 2) {
         rc = session_qos2_in_add(b, s, pub->pkt_id);

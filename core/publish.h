@@ -16,7 +16,12 @@ struct broker;
 struct client;
 struct mqtt_publish;
 
-/* PUBLISH @pub from @cl; @pub's topic may be replaced by an alias's. */
+/*
+ * PUBLISH @pub from @cl; @pub's topic may be replaced by an alias's. While
+ * the broker is under memory pressure (broker_set_memory_pressure()) a
+ * valid QoS 0 PUBLISH is dropped once its alias is recorded (counted in
+ * msgs_shed_memory; returns 0).
+ */
 int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish *pub);
 
 #endif

@@ -152,6 +152,51 @@ Test(broker, routes_each_qos_and_downgrades_to_the_subscription)
     cr_assert_eq(broker_stats(b)->sessions, 0);
 }
 
+Test(broker, sheds_qos0_publishes_under_memory_pressure_while_qos1_and_2_flow)
+{
+    struct client sub, pub, late;
+    struct got g;
+    do_connect(&sub, "sub", true);
+    do_connect(&pub, "pub", true);
+    do_subscribe(&sub, "m/#", 2, 2);
+
+    broker_set_memory_pressure(b, true);
+    do_publish(&pub, "m/0", "shed", 0, false, 0);
+    do_publish(&pub, "m/r", "shed", 0, true, 0); /* nor kept as retained */
+    expect_none(&pub);                           /* nothing is owed for QoS 0 */
+    do_publish(&pub, "m/1", "kept", 1, false, 1);
+    do_publish(&pub, "m/2", "kept", 2, false, 2);
+    expect_publish(&sub, "m/1", "kept", 1, false, &g);
+    expect_publish(&sub, "m/2", "kept", 2, false, &g);
+    expect_none(&sub);
+    cr_assert_eq(broker_stats(b)->msgs_shed_memory, 2);
+    cr_assert_eq(pub.state, CLIENT_CONNECTED, "shedding is not an error for the client");
+
+    broker_set_memory_pressure(b, false);
+    do_publish(&pub, "m/0", "again", 0, false, 0);
+    expect_publish(&sub, "m/0", "again", 0, false, &g);
+    expect_none(&sub);
+    cr_assert_eq(broker_stats(b)->msgs_shed_memory, 2);
+    do_connect(&late, "late", true);
+    do_subscribe(&late, "m/r", 0, 0);
+    expect_none(&late);
+    broker_client_gone(b, &late, 0);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, a_malformed_qos0_publish_still_closes_under_memory_pressure)
+{
+    struct client pub;
+    do_connect(&pub, "pub", true);
+    broker_set_memory_pressure(b, true);
+    struct mqtt_pkt p = publish_pkt("m/+", "x", 0, false, 0);
+    cr_assert_lt(feed_pkt(&pub, &p, MQTT_V311), 0, "the checks come before the shedding");
+    cr_assert_eq(pub.state, CLIENT_CLOSING);
+    cr_assert_eq(broker_stats(b)->msgs_shed_memory, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
 Test(broker, delivers_once_through_overlapping_filters_at_the_highest_qos)
 {
     struct client sub, pub;

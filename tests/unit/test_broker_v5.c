@@ -398,6 +398,28 @@ Test(broker_v5, accepts_a_topic_alias_a_client_sets_and_then_uses_alone)
     broker_client_gone(b, &pub, 0);
 }
 
+Test(broker_v5, a_topic_alias_set_by_a_publish_shed_for_memory_still_holds)
+{
+    struct client sub, pub;
+    connect5(&sub, "sub", NULL);
+    connect5(&pub, "pub", NULL);
+    sub5(&sub, "ta/#", 0, 0);
+    struct got g;
+
+    broker_set_memory_pressure(b, true);
+    cr_assert_eq(pub_alias(&pub, "ta/one", "shed", 3), 0);
+    expect_none(&sub);
+    cr_assert_eq(broker_stats(b)->msgs_shed_memory, 1);
+    broker_set_memory_pressure(b, false);
+    /* The alias alone resolves: the shed PUBLISH still set it [MQTT-3.3.2-12]. */
+    cr_assert_eq(pub_alias(&pub, "", "kept", 3), 0);
+    expect_publish(&sub, "ta/one", "kept", 0, false, &g);
+    expect_none(&sub);
+    expect_none(&pub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
 Test(broker_v5, closes_on_a_topic_alias_over_the_maximum_or_never_set)
 {
     struct {
