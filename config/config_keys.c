@@ -84,6 +84,17 @@ static const struct config__key keys[] = {
      LIM(connect_timeout_ms), NULL, "time from accept to a complete CONNECT"},
     {CONFIG__SCOPE_LIMITS, "connections_max", CONFIG__UINT, 1, 10000000, "100000",
      LIM(connections_max), NULL, "open client connections, all listeners and shards together"},
+    {CONFIG__SCOPE_LIMITS, "connections_per_address_max", CONFIG__UINT, 0, 10000000, "0",
+     LIM(connections_per_address_max), NULL,
+     "open connections from one source IP address; 0 = no limit"},
+    {CONFIG__SCOPE_LIMITS, "accept_rate_max", CONFIG__UINT, 0, 10000000, "10000",
+     LIM(accept_rate_max), NULL,
+     "new connections admitted per second, whole process (bursts up to a second's worth); "
+     "0 = no limit"},
+    {CONFIG__SCOPE_LIMITS, "memory_max", CONFIG__AUTO_SIZE, 0, CONFIG__MEMORY_MAX, "auto",
+     LIM(memory_max), NULL,
+     "memory budget (resident set): near it, new connections are refused and QoS 0 publishes "
+     "shed; auto = half of RAM (or of the cgroup limit); 0 = off"},
     {CONFIG__SCOPE_LIMITS, "allow_zero_length_client_id", CONFIG__BOOL, 0, 1, "true",
      LIM(allow_zero_length_client_id), NULL,
      "accept an empty client id (the broker assigns one) with clean session"},
@@ -216,7 +227,7 @@ static int parse_number(const struct config__key *k, const char *value, uint64_t
     if (!parse_digits(&p, &v, &overflow)) {
         goto out;
     }
-    if (k->type == CONFIG__SIZE && *p != '\0') {
+    if ((k->type == CONFIG__SIZE || k->type == CONFIG__AUTO_SIZE) && *p != '\0') {
         switch (*p) {
         case 'k':
         case 'K':
@@ -314,6 +325,11 @@ static void describe(const struct config__key *k, char *buf, size_t len)
     case CONFIG__AUTO_UINT:
         snprintf(buf, len, "auto or an integer %" PRIu64 "..%" PRIu64, k->min, k->max);
         break;
+    case CONFIG__AUTO_SIZE:
+        snprintf(buf, len,
+                 "auto or a size in bytes %" PRIu64 "..%" PRIu64 " (suffix k, m or g allowed)",
+                 k->min, k->max);
+        break;
     }
 }
 
@@ -367,6 +383,13 @@ int config_keys__store(const struct config__key *k, void *field, const char *val
     case CONFIG__AUTO_UINT:
         if (strcmp(value, "auto") == 0) {
             store_uint(field, k->size, 0);
+            break;
+        }
+        /* fall through */
+    case CONFIG__AUTO_SIZE:
+        if (k->type == CONFIG__AUTO_SIZE && strcmp(value, "auto") == 0) {
+            RM_ASSERT(k->size == sizeof(uint64_t) && k->max < UINT64_MAX);
+            store_uint(field, k->size, UINT64_MAX);
             break;
         }
         /* fall through */

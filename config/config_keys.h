@@ -33,7 +33,11 @@ enum config__type {
     CONFIG__STRING,    /* free text shorter than the field */
     CONFIG__ADDRESS,   /* numeric IPv4 or IPv6 address (inet_pton) */
     CONFIG__AUTO_UINT, /* "auto" (stored as 0) or a decimal integer in [min, max] */
+    CONFIG__AUTO_SIZE, /* "auto" (stored as UINT64_MAX, a 64-bit field) or a size in [min, max] */
 };
+
+/* The largest memory_max: 1 PiB, so that "auto" (UINT64_MAX) can never be a size. */
+#define CONFIG__MEMORY_MAX (1ull << 50)
 
 /* Which kind of section a key belongs to. */
 enum config__scope {

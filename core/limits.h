@@ -19,6 +19,12 @@
 /* Shards supported: the size of the per-publish shard bitmap (core/route.c). */
 #define LIMITS_SHARDS_MAX 256u
 
+/*
+ * memory_max = auto, until net/main.c resolves it at start-up (half of the
+ * physical memory or of the cgroup's limit, whichever is lower).
+ */
+#define LIMITS_MEMORY_AUTO UINT64_MAX
+
 struct limits {
     uint32_t packet_bytes_max;       /* whole packet, fixed header included */
     uint32_t client_id_bytes_max;    /* longer client ids are refused (0x02 / 0x85) */
@@ -33,6 +39,9 @@ struct limits {
     uint32_t retained_max;           /* retained messages held by the broker */
     uint32_t connect_timeout_ms;     /* from accept to a complete CONNECT */
     uint32_t connections_max;        /* connections per process (all listeners) */
+    uint32_t connections_per_address_max; /* open connections from one source address; 0: any */
+    uint32_t accept_rate_max;        /* connections admitted per second, per process; 0: any */
+    uint64_t memory_max;             /* RSS budget in bytes; 0: off; LIMITS_MEMORY_AUTO */
     bool allow_zero_length_client_id;
 
     /* MQTT 5.0 features, advertised in CONNACK ([mqtt] section). */

@@ -112,6 +112,9 @@ Test(config, defaults_match_the_documented_values)
     cr_assert_eq(c.limits.retained_max, 1000000);
     cr_assert_eq(c.limits.connect_timeout_ms, 10000);
     cr_assert_eq(c.limits.connections_max, 100000);
+    cr_assert_eq(c.limits.connections_per_address_max, 0, "no per-address limit");
+    cr_assert_eq(c.limits.accept_rate_max, 10000);
+    cr_assert_eq(c.limits.memory_max, LIMITS_MEMORY_AUTO, "resolved at start-up");
     cr_assert(c.limits.allow_zero_length_client_id);
     cr_assert_eq(c.limits.max_qos, 2);
     cr_assert(c.limits.retain_available);
@@ -316,6 +319,59 @@ Test(config, integer_out_of_range_is_an_error)
     expect_error("[limits]\nconnect_timeout_ms = 99\n", 2,
                  "[limits] connect_timeout_ms: out of range: expected a duration in "
                  "milliseconds 100..3600000, got \"99\"");
+}
+
+Test(config, admission_and_memory_keys_set_their_fields)
+{
+    cr_assert_eq(load("[limits]\n"
+                      "connections_per_address_max = 2\n"
+                      "accept_rate_max = 0\n"
+                      "memory_max = 512m\n"),
+                 0, "%s", err);
+    cr_assert_eq(cfg.limits.connections_per_address_max, 2);
+    cr_assert_eq(cfg.limits.accept_rate_max, 0, "0 = no limit");
+    cr_assert_eq(cfg.limits.memory_max, 512ull << 20);
+    cr_assert_eq(load("[limits]\nmemory_max = 0\n"), 0, "%s", err);
+    cr_assert_eq(cfg.limits.memory_max, 0, "0 = off");
+    cr_assert_eq(load("[limits]\nmemory_max = 64g\n"), 0, "%s", err);
+    cr_assert_eq(cfg.limits.memory_max, 64ull << 30, "sizes are 64-bit");
+    cr_assert_eq(load("[limits]\nmemory_max = auto\n"), 0, "%s", err);
+    cr_assert_eq(cfg.limits.memory_max, LIMITS_MEMORY_AUTO);
+    cr_assert_eq(load("[limits]\nmemory_max = 1125899906842624\n"), 0, "%s", err);
+    cr_assert_eq(cfg.limits.memory_max, 1ull << 50, "the largest size");
+}
+
+Test(config, admission_and_memory_errors_name_file_line_and_key)
+{
+    expect_error("[limits]\naccept_rate_max = 10000001\n", 2,
+                 "[limits] accept_rate_max: out of range: expected an integer 0..10000000, "
+                 "got \"10000001\"");
+    expect_error("[limits]\naccept_rate_max = 10k\n", 2,
+                 "[limits] accept_rate_max: expected an integer 0..10000000, got \"10k\"");
+    expect_error("[limits]\n\nconnections_per_address_max = -1\n", 3,
+                 "[limits] connections_per_address_max: expected an integer 0..10000000, "
+                 "got \"-1\"");
+    expect_error("[limits]\nconnections_per_address_max = 10000001\n", 2,
+                 "[limits] connections_per_address_max: out of range: expected an integer "
+                 "0..10000000, got \"10000001\"");
+    expect_error("[limits]\nmemory_max = lots\n", 2,
+                 "[limits] memory_max: expected auto or a size in bytes 0..1125899906842624 "
+                 "(suffix k, m or g allowed), got \"lots\"");
+    expect_error("[limits]\nmemory_max = Auto\n", 2,
+                 "[limits] memory_max: expected auto or a size in bytes 0..1125899906842624 "
+                 "(suffix k, m or g allowed), got \"Auto\"");
+    expect_error("[limits]\nmemory_max = 1048577g\n", 2,
+                 "[limits] memory_max: out of range: expected auto or a size in bytes "
+                 "0..1125899906842624 (suffix k, m or g allowed), got \"1048577g\"");
+    /* The stored value of auto is not a size one can write. */
+    expect_error("[limits]\nmemory_max = 18446744073709551615\n", 2,
+                 "[limits] memory_max: out of range: expected auto or a size in bytes "
+                 "0..1125899906842624 (suffix k, m or g allowed), "
+                 "got \"18446744073709551615\"");
+    expect_error("[limits]\nmemory_max = 1m\nmemory_max = 2m\n", 3,
+                 "[limits] memory_max: duplicate key (first set on line 2)");
+    expect_error("[broker]\nmemory_max = 1m\n", 2,
+                 "[broker] memory_max: unknown key (it belongs in [limits])");
 }
 
 Test(config, bad_bool_enum_and_address_say_what_was_expected)
