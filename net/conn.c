@@ -21,6 +21,7 @@
 
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
+#include "net/admit.h"
 #include "net/listener.h"
 #include "net/log.h"
 #include "net/shard_types.h"
@@ -246,8 +247,7 @@ static void finalise(struct shard *s, struct conn *c)
 
         setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     }
-    close(c->fd);
-    xshard_conn_closed(s->xshard);
+    admit_close(s->admit, c->fd);
     timer_del(&s->timers, &c->timer);
     broker_client_gone(s->broker, &c->client, c->close_reason);
     s->stats.conns_closed++;
@@ -285,8 +285,7 @@ static void handoff_finish(struct shard *s, struct conn *c)
         /* Allocation failure fails this one connection. */
         LOG_WARN("conn fd %d: handoff to shard %u failed: %s", c->fd, home, strerror(-ret));
         free(bytes);
-        close(c->fd);
-        xshard_conn_closed(s->xshard);
+        admit_close(s->admit, c->fd);
         s->stats.handoffs_failed++;
         s->stats.conns_closed++;
     } else {
@@ -442,9 +441,8 @@ static struct conn *conn_new(struct shard *s, int fd, struct xport *xp)
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         s->stats.conns_failed++;
-        close(fd);
+        admit_close(s->admit, fd);
         xport_free(xp);
-        xshard_conn_closed(s->xshard);
         return NULL;
     }
     c->fd = fd;
@@ -479,8 +477,7 @@ int conn_accept(struct shard *s, int fd, const struct listener *l)
                    limits_output_hard_max(&s->cfg->limits), &ret);
     if (ret < 0) {
         s->stats.conns_failed++;
-        close(fd);
-        xshard_conn_closed(s->xshard);
+        admit_close(s->admit, fd);
         return ret;
     }
     c = conn_new(s, fd, xp);

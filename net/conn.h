@@ -45,8 +45,10 @@
  * retired without closing the fd. EOF during the wait does not stop the
  * handoff (the home shard sees the EOF itself); an I/O error, a timeout or
  * a stop closes the connection instead, never flushing the kept bytes.
- * The home shard builds a conn for the fd with conn_adopt(): counted against
- * its own limit, fresh connect timeout, the bytes fed as if just received,
+ * The home shard builds a conn for the fd with conn_adopt(): still counted
+ * as the accepting shard admitted it (net/admit: the counts are
+ * process-wide and the home shard gives them back at the final close),
+ * fresh connect timeout, the bytes fed as if just received,
  * then its own multishot recv. No byte is ever read by two rings: the first
  * ring's recv has completed for good before the fd leaves its shard.
  *
@@ -148,11 +150,12 @@ struct conn {
 };
 
 /*
- * Take @fd (just accepted on @l; owned from here): set TCP_NODELAY unless
- * the listening socket's was inherited, allocate and initialise a conn
- * (with the listener's transport, if any), start its recv and connect
- * deadline. Returns 0, or a negative errno when the conn could not be
- * created (@fd is closed then).
+ * Take @fd (just accepted on @l and admitted by net/admit; owned from
+ * here): set TCP_NODELAY unless the listening socket's was inherited,
+ * allocate and initialise a conn (with the listener's transport, if any),
+ * start its recv and connect deadline. Returns 0, or a negative errno when
+ * the conn could not be created (@fd is closed and its admission given
+ * back then). Every close of the fd from here on goes through admit_close().
  */
 int conn_accept(struct shard *s, int fd, const struct listener *l);
 
@@ -162,8 +165,8 @@ int conn_accept(struct shard *s, int fd, const struct listener *l);
  * from here: freed before return), the MQTT bytes the other shard read from
  * the CONNECT on. Builds the conn as conn_accept() does, feeds it the bytes,
  * then starts its recv unless the feed closed it. Returns 0, or a negative
- * errno (@fd closed and @xp freed then). The caller has checked the
- * shard's connection limit.
+ * errno (@fd closed, its admission given back, and @xp freed then). The
+ * accepting shard admitted it.
  */
 int conn_adopt(struct shard *s, int fd, struct xport *xp, uint8_t *bytes, uint32_t len);
 

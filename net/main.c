@@ -32,15 +32,18 @@
  * still queued between shards (xshard_free) - in that order, so nothing is
  * freed while a shard might still ring another's ring.
  *
- * Connections: connections_max is split evenly, each shard accepting at
- * most ceil(connections_max / N) (a handed-over connection counts on the
- * shard that adopts it), so the process holds at most N - 1 more than
- * connections_max; a shard never asks another for room.
+ * Connections: connections_max, connections_per_address_max and
+ * accept_rate_max are process-wide (net/admit): every shard admits against
+ * the same atomic counts and rate, and a connection handed to its home
+ * shard gives its counts back there when it closes. memory_max = auto is
+ * resolved here, before any shard starts, to half of the physical memory
+ * or of the cgroup's memory.max (net/memwatch), and logged.
  *
  * Open files: the soft RLIMIT_NOFILE is raised to the hard limit. If
  * connections_max plus the reserve (listener sockets, rings and signalfd of
  * every shard, logs) does not fit, the effective maximum is lowered to fit
- * and a WARN says so.
+ * and a WARN says so. The per-address counts find an fd's address again
+ * by fd number, so they track fds below the (raised) soft limit.
  *
  * Start-up thread only (the shard threads run shard_new/shard_run).
  */
@@ -57,7 +60,9 @@
 
 #include "config/config.h"
 #include "core/broker.h"
+#include "net/admit.h"
 #include "net/log.h"
+#include "net/memwatch.h"
 #include "net/shard.h"
 #include "net/xshard.h"
 #include "tls/tls_ctx.h"
@@ -107,12 +112,16 @@ static int parse_port(const char *s, uint16_t *port)
     return 0;
 }
 
-/* Raise the open-file limit; return the connections that fit under it. */
-static uint32_t fit_nofile(uint32_t connections_max, uint64_t reserve)
+/*
+ * Raise the open-file limit; return the connections that fit under it.
+ * *@fd_cap gets the limit: no fd is numbered at or above it.
+ */
+static uint32_t fit_nofile(uint32_t connections_max, uint64_t reserve, uint32_t *fd_cap)
 {
     struct rlimit rl;
     uint64_t room;
 
+    *fd_cap = ADMIT_FD_CAP_MAX;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
         LOG_WARN("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
         return connections_max;
@@ -125,6 +134,9 @@ static uint32_t fit_nofile(uint32_t connections_max, uint64_t reserve)
             getrlimit(RLIMIT_NOFILE, &rl);
         }
     }
+    if (rl.rlim_cur < ADMIT_FD_CAP_MAX) {
+        *fd_cap = (uint32_t)rl.rlim_cur;
+    }
     room = rl.rlim_cur > reserve ? rl.rlim_cur - reserve : 1;
     if ((uint64_t)connections_max > room) {
         LOG_WARN("connections_max %u does not fit the open-file limit %llu: the effective "
@@ -133,6 +145,35 @@ static uint32_t fit_nofile(uint32_t connections_max, uint64_t reserve)
         return (uint32_t)room;
     }
     return connections_max;
+}
+
+/*
+ * memory_max = auto: half of the physical memory or of the cgroup limit
+ * (net/memwatch); logs the budget either way. 0, or -1 when auto finds no
+ * memory size (logged).
+ */
+static int resolve_memory_max(struct limits *lim)
+{
+    uint64_t phys = 0;
+    uint64_t cgroup = 0;
+
+    if (lim->memory_max == LIMITS_MEMORY_AUTO) {
+        lim->memory_max = memwatch_auto_budget(&phys, &cgroup);
+        if (lim->memory_max == 0) {
+            LOG_ERROR("memory_max = auto: cannot tell the physical memory size; set a size");
+            return -1;
+        }
+        LOG_INFO("memory budget %.1f MiB: half of the %s (%.1f MiB)",
+                 (double)lim->memory_max / (1024.0 * 1024.0),
+                 cgroup > 0 && cgroup < phys ? "cgroup's memory.max" : "physical memory",
+                 (double)(cgroup > 0 && cgroup < phys ? cgroup : phys) / (1024.0 * 1024.0));
+    } else if (lim->memory_max > 0) {
+        LOG_INFO("memory budget %.1f MiB (memory_max)",
+                 (double)lim->memory_max / (1024.0 * 1024.0));
+    } else {
+        LOG_INFO("no memory budget (memory_max = 0)");
+    }
+    return 0;
 }
 
 /* The CPUs this process may run on, in order; their count (0 if unknown). */
@@ -168,7 +209,7 @@ struct shard_thread {
     bool started;
     uint32_t id;
     uint32_t count;
-    uint32_t conn_max;
+    struct admit *admit;
     int cpu; /* -1: do not pin */
     const struct config *cfg;
     struct tls_ctx *const *tls;
@@ -221,7 +262,7 @@ static void *shard_thread_main(void *arg)
     struct shard_thread *t = arg;
 
     pin(t->id, t->cpu);
-    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->conn_max, t->xshard, t->ports);
+    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->admit, t->xshard, t->ports);
     if (start_wait(t->start, t->shard != NULL)) {
         t->ret = shard_run(t->shard);
     }
@@ -265,7 +306,7 @@ static uint32_t shard_count(const struct config *cfg, uint32_t cpus)
 
 /* Build and run @n shards; returns the exit status. */
 static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint32_t n,
-                      uint32_t conn_max, const int *cpus, uint32_t cpu_count)
+                      struct admit *admit, const int *cpus, uint32_t cpu_count)
 {
     static struct start st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false};
     uint16_t ports[CONFIG_LISTENERS_MAX];
@@ -284,12 +325,12 @@ static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint
         goto out_free;
     }
     LOG_INFO("%u shard%s, at most %u connections in all, %u-slot rings between shards", n,
-             n == 1 ? "" : "s", conn_max, xshard_capacity_for(n));
+             n == 1 ? "" : "s", admit->conns_max, xshard_capacity_for(n));
     for (i = 0; i < n; i++) {
         t[i] = (struct shard_thread){
             .id = i,
             .count = n,
-            .conn_max = conn_max,
+            .admit = admit,
             .cpu = cfg->pin_shards && cpu_count > 0 ? cpus[i % cpu_count] : -1,
             .cfg = cfg,
             .tls = tls,
@@ -300,7 +341,7 @@ static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint
     }
     t[0].ports = NULL;
     pin(0, t[0].cpu);
-    t[0].shard = shard_new(cfg, tls, 0, n, conn_max, xshard, NULL);
+    t[0].shard = shard_new(cfg, tls, 0, n, admit, xshard, NULL);
     if (t[0].shard == NULL) {
         goto out_free;
     }
@@ -388,8 +429,9 @@ int main(int argc, char **argv)
     bool port_set = false;
     uint16_t port = 0;
     int cpus[LIMITS_SHARDS_MAX];
+    struct admit_cfg acfg = {0};
+    struct admit *admit;
     uint32_t cpu_count;
-    uint32_t conn_max;
     uint32_t n;
     int opt;
     int ret;
@@ -468,10 +510,29 @@ int main(int argc, char **argv)
     }
     cpu_count = cpus_allowed(cpus, LIMITS_SHARDS_MAX);
     n = shard_count(&cfg, cpu_count);
-    conn_max = fit_nofile(cfg.limits.connections_max,
-                          MAIN_FD_RESERVE + (uint64_t)n * (MAIN_FD_PER_SHARD + cfg.listener_count));
+    acfg.conns_max = fit_nofile(
+        cfg.limits.connections_max,
+        MAIN_FD_RESERVE + (uint64_t)n * (MAIN_FD_PER_SHARD + cfg.listener_count), &acfg.fd_cap);
     LOG_INFO("ringmq %s starting", RINGMQ_VERSION);
-    ret = run_shards(&cfg, tls, n, conn_max, cpus, cpu_count);
+    if (resolve_memory_max(&cfg.limits) < 0) {
+        tls_free_all(tls);
+        return 1;
+    }
+    if (getrandom(&acfg.seed, sizeof(acfg.seed), 0) != (ssize_t)sizeof(acfg.seed)) {
+        LOG_ERROR("cannot draw a random seed: %s", strerror(errno));
+        tls_free_all(tls);
+        return 1;
+    }
+    acfg.per_address_max = cfg.limits.connections_per_address_max;
+    acfg.rate_max = cfg.limits.accept_rate_max;
+    acfg.memory_max = cfg.limits.memory_max;
+    admit = admit_new(&acfg);
+    if (admit == NULL) {
+        tls_free_all(tls);
+        return 1;
+    }
+    ret = run_shards(&cfg, tls, n, admit, cpus, cpu_count);
+    admit_free(admit);
     tls_free_all(tls);
     return ret;
 }

@@ -20,14 +20,21 @@
  * - A full destination ring never blocks: the overflow is retried every
  *   iteration, and while one waits the wait is bounded by XSHARD_RETRY_NS
  *   instead of spinning (the consumer makes room at its own pace).
- * - A connection handed over by another shard counts against this shard's
- *   limit like an accepted one; over it (or while stopping) it is closed.
+ * - Every accepted socket is admitted or refused by net/admit before it
+ *   reads a byte (memory, per address, connections_max, rate: all
+ *   process-wide); a refused one is reset at once and counted. A connection
+ *   handed over by another shard was admitted there; while stopping it is
+ *   closed.
+ * - The memory sample (net/admit) is taken right after the wait, before
+ *   the completions, so an accept or a publish in the same iteration sees
+ *   the flag it set.
  *
  * Owned by one shard; that thread only (shard_free: any thread once every
  * shard has stopped).
  */
 #include "net/shard.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -42,6 +49,7 @@
 #include "core/broker.h"
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
+#include "net/admit.h"
 #include "net/conn.h"
 #include "net/log.h"
 #include "net/uring.h"
@@ -82,7 +90,7 @@ static uint64_t clock_ms(void)
 }
 
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
-                        uint32_t shard_count, uint32_t conn_max, struct xshard *xshard,
+                        uint32_t shard_count, struct admit *admit, struct xshard *xshard,
                         const uint16_t *ports)
 {
     struct shard *s;
@@ -90,7 +98,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
     uint32_t i;
     int ret;
 
-    RM_ASSERT(cfg != NULL && xshard != NULL);
+    RM_ASSERT(cfg != NULL && xshard != NULL && admit != NULL);
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
     RM_ASSERT(id < shard_count && (id == 0) == (ports == NULL));
     s = calloc(1, sizeof(*s));
@@ -101,7 +109,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
     s->cfg = cfg;
     s->id = id;
     s->shard_count = shard_count;
-    s->conn_max = conn_max;
+    s->admit = admit;
     s->xshard = xshard;
     s->shutdown_next = shard_count;
     s->abort_next = shard_count;
@@ -230,13 +238,34 @@ static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
     }
 }
 
-/* A connection was refused for @why: count it and log, at most once a second. */
-static void log_refusal(struct shard *s, const char *why)
+/*
+ * A connection was refused for @why: count it and log, at most once a
+ * second, with its source address (@peer, or asked of @fd when NULL and
+ * @fd >= 0: one syscall per record, not per refusal).
+ */
+static void log_refusal(struct shard *s, const char *why, int fd,
+                        const struct sockaddr_storage *peer)
 {
+    char host[INET6_ADDRSTRLEN] = "";
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    const void *addr = NULL;
+
     s->stats.conns_refused++;
     if (s->now_ms - s->refuse_log_at_ms >= SHARD_LOG_INTERVAL_MS) {
-        LOG_WARN("refusing a connection: %s (%u more refused since the last record)", why,
-                 s->refused_quiet);
+        if (peer == NULL && fd >= 0 && getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+            peer = &ss;
+        }
+        if (peer != NULL && peer->ss_family == AF_INET) {
+            addr = &((const struct sockaddr_in *)peer)->sin_addr;
+        } else if (peer != NULL && peer->ss_family == AF_INET6) {
+            addr = &((const struct sockaddr_in6 *)peer)->sin6_addr;
+        }
+        if (addr == NULL || inet_ntop(peer->ss_family, addr, host, sizeof(host)) == NULL) {
+            host[0] = '\0';
+        }
+        LOG_WARN("refusing a connection%s%s: %s (%u more refused since the last record)",
+                 host[0] != '\0' ? " from " : "", host, why, s->refused_quiet);
         s->refuse_log_at_ms = s->now_ms;
         s->refused_quiet = 0;
     } else {
@@ -244,8 +273,25 @@ static void log_refusal(struct shard *s, const char *why)
     }
 }
 
+/*
+ * Close @fd, refused at accept before it read anything, with a reset
+ * (SO_LINGER 0): nothing is owed to a connection that sent nothing we read,
+ * and a flood of refusals leaves no TIME_WAIT sockets behind.
+ */
+static void refuse(int fd)
+{
+    const struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
 static void accept_done(struct shard *s, struct listener *l, const struct io_uring_cqe *cqe)
 {
+    struct sockaddr_storage peer;
+    socklen_t peer_len = sizeof(peer);
+    const struct sockaddr_storage *from = NULL;
+    enum admit_verdict v;
     int fd = listener_accept_done(l, cqe, s->now_ms);
 
     if (fd < 0) {
@@ -256,13 +302,27 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         s->stats.conns_refused++;
         return;
     }
-    if (!xshard_conn_admit(s->xshard, s->conn_max)) {
-        close(fd);
-        log_refusal(s, "connection limit reached");
+    if (admit_wants_peer(s->admit)) {
+        if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0) {
+            /* Reset before we got to it (ENOTCONN): nothing left to admit. */
+            LOG_DEBUG("conn fd %d: getpeername: %s", fd, strerror(errno));
+            close(fd);
+            s->stats.conns_refused++;
+            return;
+        }
+        from = &peer;
+    }
+    v = admit_check(s->admit, fd, from, s->now_ms);
+    if (v != ADMIT_OK) {
+        s->stats.refused_memory += v == ADMIT_MEMORY;
+        s->stats.refused_address += v == ADMIT_ADDRESS;
+        s->stats.refused_rate += v == ADMIT_RATE;
+        log_refusal(s, admit_verdict_str(v), fd, from);
+        refuse(fd);
         return;
     }
     if (conn_accept(s, fd, l) == -ENOMEM) {
-        log_refusal(s, "out of memory");
+        log_refusal(s, "out of memory", -1, NULL);
     }
 }
 
@@ -274,17 +334,16 @@ static void adopt(struct shard *s, uint32_t from, const struct xmsg *m)
     RM_ASSERT(fd >= 0);
     /* Admitted already, by the shard that accepted it. */
     if (s->stopping) {
-        close(fd);
-        xshard_conn_closed(s->xshard);
+        admit_close(s->admit, fd);
         free(m->payload.conn.bytes);
         xport_free(m->payload.conn.xport);
         s->stats.handoffs_refused++;
-        log_refusal(s, "stopping");
+        log_refusal(s, "stopping", -1, NULL);
         return;
     }
     if (conn_adopt(s, fd, m->payload.conn.xport, m->payload.conn.bytes, m->payload.conn.len) ==
         -ENOMEM) {
-        log_refusal(s, "out of memory");
+        log_refusal(s, "out of memory", -1, NULL);
     }
     (void)from;
 }
@@ -561,6 +620,23 @@ static bool needs_tick(const struct shard *s)
     return false;
 }
 
+/*
+ * Once per iteration, before any completion is handled: take the memory
+ * sample if this shard's turn came (net/admit), and tell the broker when
+ * the pressure flag changed, so this iteration's publishes see it.
+ */
+static void memory_progress(struct shard *s)
+{
+    bool on;
+
+    admit_memory_poll(s->admit, s->now_ms);
+    on = admit_pressure(s->admit);
+    if (on != s->memory_pressure) {
+        s->memory_pressure = on;
+        broker_set_memory_pressure(s->broker, on);
+    }
+}
+
 /* The ring failed: make sure the other shards stop too (best effort). */
 static void fail_all(struct shard *s)
 {
@@ -634,6 +710,7 @@ int shard_run(struct shard *s)
         ret = 0;
         s->now_ms = clock_ms();
         broker_tick(s->broker, s->now_ms);
+        memory_progress(s);
 
         if (s->shard_count > 1) {
             xshard_receive(s->xshard, s->id, &s->more_work, s, xmsg_received);
@@ -678,12 +755,16 @@ void shard_free(struct shard *s)
     }
     if (s->broker != NULL) {
         bs = broker_stats(s->broker);
-        LOG_INFO("shard %u: %llu connections accepted, %llu refused, %llu closed "
+        LOG_INFO("shard %u: %llu connections accepted, %llu refused (%llu near memory_max, "
+                 "%llu over connections_per_address_max, %llu over accept_rate_max), %llu closed "
                  "(%llu connect, %llu keepalive, %llu linger timeouts; %llu recv re-arms "
                  "for lack of buffers, %llu pauses); %llu publishes in, %llu out, %llu dropped, "
-                 "%llu slow readers closed",
+                 "%llu slow readers closed, %llu QoS 0 shed near memory_max",
                  s->id, (unsigned long long)s->stats.conns_accepted,
                  (unsigned long long)s->stats.conns_refused,
+                 (unsigned long long)s->stats.refused_memory,
+                 (unsigned long long)s->stats.refused_address,
+                 (unsigned long long)s->stats.refused_rate,
                  (unsigned long long)s->stats.conns_closed,
                  (unsigned long long)s->stats.connect_timeouts,
                  (unsigned long long)s->stats.keepalive_timeouts,
@@ -691,7 +772,8 @@ void shard_free(struct shard *s)
                  (unsigned long long)s->stats.recv_nobufs,
                  (unsigned long long)s->stats.recv_paused, (unsigned long long)bs->msgs_in,
                  (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped,
-                 (unsigned long long)bs->slow_readers_closed);
+                 (unsigned long long)bs->slow_readers_closed,
+                 (unsigned long long)bs->msgs_shed_memory);
     }
     if (s->broker != NULL && s->shard_count > 1) {
         bs = broker_stats(s->broker);
@@ -736,8 +818,7 @@ void shard_free(struct shard *s)
     while (s->conns != NULL) {
         c = s->conns;
         s->conns = c->next;
-        close(c->fd);
-        xshard_conn_closed(s->xshard);
+        admit_close(s->admit, c->fd);
         conn_send_free(&c->sending);
         xport_free(c->xp);
         c->xp = NULL;

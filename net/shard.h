@@ -65,14 +65,14 @@ int shard_signals_block(void);
  * configured ports and logs each listener's address; the other shards get
  * the ports shard 0 bound (@ports[i] for cfg->listeners[i]). @tls[i] is
  * listener i's TLS context (NULL without TLS; borrowed, process-wide,
- * read-only, must outlive the shard). At most
- * @conn_max connections are kept open at once in the whole process (counted
- * in @xshard; admitted by the accepting shard). @xshard is
- * borrowed and must outlive the shard. Returns NULL after logging the cause
- * at ERROR.
+ * read-only, must outlive the shard). Every accepted socket is admitted
+ * or refused by @admit (process-wide limits: connections, per address,
+ * rate, memory; net/admit.h) before it reads anything. @admit and @xshard
+ * are borrowed and must outlive the shard. Returns NULL after logging the
+ * cause at ERROR.
  */
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
-                        uint32_t shard_count, uint32_t conn_max, struct xshard *xshard,
+                        uint32_t shard_count, struct admit *admit, struct xshard *xshard,
                         const uint16_t *ports);
 
 /*

@@ -20,6 +20,7 @@
 #include "net/timer.h"
 #include "net/xport.h"
 
+struct admit;
 struct broker;
 struct conn;
 struct tls_ctx;
@@ -37,7 +38,10 @@ struct xshard;
 
 struct shard_stats {
     uint64_t conns_accepted;
-    uint64_t conns_refused; /* closed at accept: limit, stopping, out of memory */
+    uint64_t conns_refused; /* closed at accept: any limit, stopping, out of memory */
+    uint64_t refused_memory;  /* ... of which near memory_max */
+    uint64_t refused_address; /* ... of which over connections_per_address_max */
+    uint64_t refused_rate;    /* ... of which over accept_rate_max */
     uint64_t conns_failed;  /* allocation or setup failure (also refused) */
     uint64_t conns_closed;
     uint64_t connect_timeouts;
@@ -56,7 +60,6 @@ struct shard {
     const struct config *cfg; /* borrowed, read-only snapshot */
     uint32_t id;
     uint32_t shard_count;
-    uint32_t conn_max; /* connections_max, counted process-wide in xshard */
     uint64_t now_ms;   /* CLOCK_MONOTONIC, read once per iteration */
 
     struct io_uring ring;
@@ -65,6 +68,8 @@ struct shard {
     struct broker *broker;
     struct timer_wheel timers;
     struct xshard *xshard; /* borrowed: the shared matrix (THREADING in net/xshard.h) */
+    struct admit *admit;   /* borrowed: process-wide admission (THREADING in net/admit.h) */
+    bool memory_pressure;  /* what this shard's broker was last told */
 
     /* An outbox message the overflow could not take (ENOMEM): sent first next time. */
     struct xmsg outbox_held;

@@ -222,24 +222,6 @@ void xshard_set_ring_fd(struct xshard *x, uint32_t id, int ring_fd)
     x->peer[id].ring_fd = ring_fd;
 }
 
-bool xshard_conn_admit(struct xshard *x, uint32_t conns_max)
-{
-    RM_ASSERT(x != NULL && conns_max > 0);
-    /* Relaxed: a count, ordering nothing else. */
-    uint32_t before = atomic_fetch_add_explicit(&x->conns_open, 1, memory_order_relaxed);
-    if (before < conns_max)
-        return true;
-    atomic_fetch_sub_explicit(&x->conns_open, 1, memory_order_relaxed);
-    return false;
-}
-
-void xshard_conn_closed(struct xshard *x)
-{
-    RM_ASSERT(x != NULL);
-    uint32_t before = atomic_fetch_sub_explicit(&x->conns_open, 1, memory_order_relaxed);
-    RM_ASSERT(before > 0);
-}
-
 void xshard_release(struct xmsg *m)
 {
     RM_ASSERT(m != NULL);

@@ -155,29 +155,12 @@ struct xshard_peer {
 };
 
 struct xshard {
-    /*
-     * Connections open in the whole process, against connections_max. The
-     * one counter all shards write, because a connection is admitted by the
-     * shard that accepts it but lives on its session's home shard, so no
-     * per-shard share can be right. THREADING: any shard, atomically: +1 at
-     * accept (undone if over the limit), -1 when the fd is finally closed.
-     */
-    alignas(SPSC_CACHELINE) _Atomic uint32_t conns_open;
     alignas(SPSC_CACHELINE) uint32_t shard_count;
     uint32_t capacity;        /* slots per ring */
     uint64_t budget_bytes;    /* per link (see XSHARD_BUDGET_MSGS) */
     struct spsc *q;           /* [from * shard_count + to]; the diagonal is unused */
     struct xshard_peer *peer; /* [shard_count] */
 };
-
-/*
- * Admit one more connection if fewer than @conns_max are open process-wide.
- * Pair each true with one xshard_conn_closed() when its fd is closed.
- */
-bool xshard_conn_admit(struct xshard *x, uint32_t conns_max);
-
-/* An admitted connection's fd was closed (on whichever shard holds it). */
-void xshard_conn_closed(struct xshard *x);
 
 /* Slots per ring for @shard_count shards (pure; see "Ring size" above). */
 uint32_t xshard_capacity_for(uint32_t shard_count);

@@ -241,7 +241,8 @@ class Broker:
         ini = os.path.join(self.dir, "ringmq.ini")
         with open(ini, "w") as f:
             f.write(f"[broker]\nlog_level = {self.log_level}\nshards = {self.shards}\n\n"
-                    f"[limits]\nconnections_max = {self.conns_max}\n\n"
+                    # No admission rate: the connect scenarios measure the raw connect path.
+                    f"[limits]\nconnections_max = {self.conns_max}\naccept_rate_max = 0\n\n"
                     "[listener.default]\nbind = 127.0.0.1\nport = 0\nbacklog = 4096\n"
                     f"{self._ringmq_transport()}{self.extra_ini}")
         self._popen([self.binary, "-c", ini])
