@@ -171,6 +171,27 @@ def marginal_bytes_per_conn(points, lo, hi):
     return sum((f - mx) * (r - my) for f, r in pts) / sxx
 
 
+
+_ACCEPT_RATE_KNOWN = {}
+
+
+def _no_accept_rate(binary):
+    """'accept_rate_max = 0' for a ringmq that knows the key, else nothing.
+
+    The connect scenarios measure the raw connect path, so no admission
+    rate; a baseline built before the key existed refuses it, and has no
+    rate anyway. Asked once per binary with --test-config.
+    """
+    if binary not in _ACCEPT_RATE_KNOWN:
+        with tempfile.NamedTemporaryFile("w", suffix=".ini") as f:
+            f.write("[limits]\naccept_rate_max = 0\n")
+            f.flush()
+            r = subprocess.run([binary, "--test-config", "-c", f.name],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _ACCEPT_RATE_KNOWN[binary] = r.returncode == 0
+    return "accept_rate_max = 0\n" if _ACCEPT_RATE_KNOWN[binary] else ""
+
+
 class Sampler:
     """Samples a process's open files, RSS and CPU every @period s on a thread until stop()."""
 
@@ -241,8 +262,8 @@ class Broker:
         ini = os.path.join(self.dir, "ringmq.ini")
         with open(ini, "w") as f:
             f.write(f"[broker]\nlog_level = {self.log_level}\nshards = {self.shards}\n\n"
-                    # No admission rate: the connect scenarios measure the raw connect path.
-                    f"[limits]\nconnections_max = {self.conns_max}\naccept_rate_max = 0\n\n"
+                    f"[limits]\nconnections_max = {self.conns_max}\n"
+                    f"{_no_accept_rate(self.binary)}\n"
                     "[listener.default]\nbind = 127.0.0.1\nport = 0\nbacklog = 4096\n"
                     f"{self._ringmq_transport()}{self.extra_ini}")
         self._popen([self.binary, "-c", ini])
