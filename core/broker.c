@@ -286,6 +286,7 @@ static int handoff_keep(struct broker *b, struct client *cl, const uint8_t *p, s
 static int held_keep(struct broker *b, struct client *cl, const uint8_t *p, size_t len)
 {
     RM_ASSERT(cl->_wait != 0);
+    RM_ASSERT(cl->_partial_hdr_len == 0); /* nor a partial packet: they share a buffer */
     if (len == 0)
         return 0;
     size_t max = limits_output_hard_max(b->lim);
@@ -425,10 +426,9 @@ void broker_client_gone(struct broker *b, struct client *cl, int reason)
     connect_leave(b, cl);
     if (cl->_wait)
         wait_forget(b, cl); /* the wait completes without anyone to acknowledge */
-    obuf_free(&cl->_held);
     output_unlink(b, cl);
     obuf_free(&cl->out);
-    free(cl->_partial);
+    free(cl->_partial); /* or the held bytes: they share the buffer */
     cl->_partial = NULL;
     cl->_partial_len = cl->_partial_need = 0;
     cl->_partial_hdr_len = 0;

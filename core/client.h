@@ -9,6 +9,7 @@
 #define RINGMQ_CLIENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/obuf.h"
@@ -61,12 +62,24 @@ struct client {
     bool _dirty;
     uint8_t _partial_hdr_len;
     uint8_t _partial_hdr[5]; /* a fixed header split across reads */
-    uint8_t *_partial;       /* a packet split across reads, whole packet size */
-    uint32_t _partial_len;
-    uint32_t _partial_need;
+    /*
+     * A held client (_wait) has no partial packet: its input goes to _held
+     * unparsed, and a packet is whole before it can hold its client. So
+     * the two share their bytes; either pointer frees them.
+     */
+    union {
+        struct {
+            uint8_t *_partial; /* a packet split across reads, whole packet size */
+            uint32_t _partial_len;
+            uint32_t _partial_need;
+        };
+        struct obuf _held; /* bytes received while held, handled after */
+    };
     struct msg *_will;     /* will of this connection, if any */
-    struct obuf _held;     /* bytes received while held, handled after */
     struct client_v5 *_v5;    /* MQTT 5.0 state, only once needed (output_v5_state()) */
 };
+
+_Static_assert(offsetof(struct client, _partial) == offsetof(struct client, _held.data),
+               "_partial and _held share their buffer");
 
 #endif

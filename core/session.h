@@ -93,16 +93,28 @@ struct session_queued {
     bool retain;
 };
 
+/*
+ * Field order fills every padding hole: the client id starts at byte 121,
+ * so a session with an id of up to 27 bytes is one 160-byte malloc chunk
+ * (an idle connection's cost; see docs/architecture.md).
+ */
 struct session {
     struct session *_hnext; /* broker's client-id table chain */
     uint64_t _hash;
     struct client *client; /* NULL while offline */
     uint32_t expiry_s;     /* Session Expiry Interval: 0 ends with its connection */
-    uint32_t _match_ids;   /* routing scratch (see _match_epoch), in a padding hole */
+    uint32_t _match_ids;   /* routing scratch (see _match_epoch) */
     /* deadline.c: while offline with an expiry or a delayed will, when; else NULL. */
     struct session_timed *_timed;
     uint16_t next_pkt_id;
     uint16_t client_id_len;
+    /*
+     * Routing scratch (route.c): dedupes a session matched through several
+     * filters. With _match_ids, the head of the list of the matched
+     * filters' Subscription Identifiers in the broker's match_ids (index +
+     * 1; 0: none).
+     */
+    uint32_t _match_epoch;
 
     struct session_sub *subs;
     uint32_t sub_count;
@@ -118,8 +130,8 @@ struct session {
     uint32_t inflight_unsent;
     uint32_t inflight_cap;
 
-    struct session_queued *queue; /* ring buffer */
     uint32_t queue_head;
+    struct session_queued *queue; /* ring buffer */
     uint32_t queue_count;
     uint32_t queue_cap;
 
@@ -127,18 +139,13 @@ struct session {
     uint32_t qos2_in_count;
     uint32_t qos2_in_cap;
 
-    /*
-     * Routing scratch (route.c): dedupes a session matched through several
-     * filters. With _match_ids, the head of the list of the matched
-     * filters' Subscription Identifiers in the broker's match_ids (index +
-     * 1; 0: none).
-     */
-    uint32_t _match_epoch;
-    uint8_t _match_opts; /* highest QoS | MQTT_SUBOPT_RAP of any matched filter */
+    uint8_t _match_opts; /* routing scratch: highest QoS | MQTT_SUBOPT_RAP of any matched filter */
 
     /* client_id_len bytes, in the session's own allocation (no second chunk per session). */
     uint8_t client_id[];
 };
+
+_Static_assert(offsetof(struct session, client_id) == 121, "a hole came back into struct session");
 
 /*
  * A new offline session for @client_id (copied) with Session Expiry
