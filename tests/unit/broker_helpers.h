@@ -12,6 +12,7 @@
 #include <criterion/criterion.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/broker.h"
@@ -21,7 +22,8 @@
 static struct limits lim;
 static struct broker *b;
 
-static inline void setup(void)
+/* The limits every core/broker test starts from; a test may change them before use. */
+static inline void limits_defaults(void)
 {
     lim = (struct limits){
         .packet_bytes_max = 1 << 20,
@@ -44,6 +46,11 @@ static inline void setup(void)
         .shared_subscriptions = true,
         .topic_alias_max = 10,
     };
+}
+
+static inline void setup(void)
+{
+    limits_defaults();
     b = broker_new(&lim, 0, 1);
     cr_assert_not_null(b);
 }
@@ -51,6 +58,21 @@ static inline void setup(void)
 static inline void teardown(void)
 {
     broker_free(b);
+}
+
+/*
+ * The home shard's half of net/'s handoff: @cl, whose CONNECT another shard
+ * decoded and gave up (broker_client_handoff_take() there returned @kept,
+ * @len), starts afresh on @home, fed every byte that shard kept. Frees
+ * @kept; returns what broker_client_feed() returned.
+ */
+static inline int handoff_land(struct broker *home, struct client *cl, uint8_t *kept,
+                               uint32_t len)
+{
+    broker_client_init(home, cl);
+    int rc = broker_client_feed(home, cl, kept, len);
+    free(kept);
+    return rc;
 }
 
 /* A decoded packet with its bytes copied, so it outlives the client's buffer. */

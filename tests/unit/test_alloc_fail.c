@@ -120,9 +120,7 @@ static void feed_conn(struct conn *c, const struct mqtt_pkt *pkt, uint8_t versio
             return;
         }
         c->shard = home;
-        broker_client_init(sh[home], &c->cl);
-        rc = broker_client_feed(sh[home], &c->cl, kept, len);
-        free(kept);
+        rc = handoff_land(sh[home], &c->cl, kept, len);
     }
     pump();
     drain(c);
@@ -274,14 +272,7 @@ static void script(void)
 }
 
 /* broker_helpers.h's limits, without its single broker: the script makes its own. */
-static void limits_only(void)
-{
-    setup();
-    broker_free(b);
-    b = NULL;
-}
-
-TestSuite(alloc_fail, .init = limits_only);
+TestSuite(alloc_fail, .init = limits_defaults);
 
 Test(alloc_fail, every_allocation_of_a_scripted_session_may_fail_without_a_crash_or_leak)
 {

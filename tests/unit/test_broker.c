@@ -647,8 +647,7 @@ static struct broker *sh[NSHARDS];
 
 static void shards_setup(void)
 {
-    setup();
-    broker_free(b);
+    limits_defaults();
     for (uint32_t i = 0; i < NSHARDS; i++) {
         sh[i] = broker_new(&lim, i, NSHARDS);
         cr_assert_not_null(sh[i]);
@@ -703,9 +702,7 @@ static int sfeed(struct sconn *c, const struct mqtt_pkt *pkt)
         cr_assert_eq(kept_len, n, "every byte from the CONNECT on is handed over");
         c->shard = home;
         b = sh[home];
-        broker_client_init(b, &c->cl);
-        rc = broker_client_feed(b, &c->cl, kept, kept_len);
-        free(kept);
+        rc = handoff_land(b, &c->cl, kept, kept_len);
     }
     pump();
     b = sh[c->shard];
