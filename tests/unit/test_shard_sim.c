@@ -124,6 +124,7 @@
 #define SIM_QOS2_MAX 64u         /* QoS 2 ids a subscriber holds until PUBREL */
 #define SIM_ALIAS_MAX 8u         /* topic aliases a v5 client takes from the broker */
 #define SIM_ADDS_MAX 128u        /* INTEREST_ADDs of one filter from one shard, tracked */
+#define SIM_PINGS_MAX 4u         /* PINGREQs a client leaves unanswered */
 #define SIM_PKT_MAX 2048u        /* largest packet a client writes */
 #define SIM_BIG_PAYLOAD 700u     /* a payload over SIM_SMALL_MAX_PACKET */
 #define SIM_SMALL_MAX_PACKET 300u
@@ -380,15 +381,18 @@ struct sim_fstate {
 /* A session: one per connection of a clean client, one for all of a persistent one. */
 struct sim_inc {
     uint32_t client;
-    bool alive; /* clean: while its connection is the client's; persistent: always */
+    uint32_t shard;      /* where the session lives: its client id's home, or where it landed */
+    uint32_t live_reads; /* live PUBLISH packets read, the first of each message numbered */
+    bool alive;          /* clean: while its connection is the client's; persistent: always */
     struct sim_fstate f[F_COUNT];
 };
 
 /* What a session got of a message. */
 struct sim_dlv {
-    uint8_t got;  /* PUBLISH packets read, any kind */
-    uint8_t dup0; /* live ones without DUP */
-    uint8_t app2; /* live QoS 2 ones handed to the application */
+    uint8_t got;    /* PUBLISH packets read, any kind */
+    uint8_t dup0;   /* live ones without DUP */
+    uint8_t app2;   /* live QoS 2 ones handed to the application */
+    uint32_t first; /* 1 + its place among the session's first live reads; 0: none yet */
 };
 
 enum { MK_OTHER = 0, MK_PUBLISH, MK_SUBSCRIBE, MK_ID_DONE };
@@ -411,7 +415,9 @@ struct sim_subrec {
     uint8_t filter;
     bool unsub;
     bool announced; /* its shard sent INTEREST_ADDs for it, on its wait */
+    bool again;     /* its session had subscribed to that filter before */
     uint64_t t_fed;
+    uint64_t end; /* where it ends in the connection's bytes */
 };
 
 enum { CONN_SHARD = 0, CONN_TRANSIT, CONN_DEAD };
@@ -434,6 +440,15 @@ struct conn {
     bool disconnect_sent;
     bool kicked;
     uint32_t pings;
+    uint64_t ping_end[SIM_PINGS_MAX]; /* where each unanswered PINGREQ ends, oldest first */
+    uint32_t last_dup;                /* dlv.first of the last DUP PUBLISH read here */
+    uint64_t connect_end;
+    /*
+     * The broker surely handled the bytes before this (it answered a packet
+     * that ends there): the rest it may still keep (handoff, held client),
+     * within output_bytes_max, so the client writes no more (tx_fits()).
+     */
+    uint64_t done;
     uint8_t *tx; /* written by the client, not fed yet */
     uint32_t tx_len;
     uint32_t tx_cap;
@@ -459,6 +474,8 @@ struct sim_out {
     uint8_t state; /* OUT_ACK: PUBACK awaited; OUT_REC: PUBREC; OUT_COMP: PUBCOMP */
     uint32_t msg;
     uint32_t copy_conn; /* the connection its latest copy went out on */
+    uint32_t rel_conn;  /* OUT_COMP: the connection its latest PUBREL went out on */
+    uint64_t end;       /* where that copy (or PUBREL) ends in that connection's bytes */
     uint64_t t_fed;     /* when that copy was fed; 0: not yet */
 };
 
@@ -684,8 +701,25 @@ static void tx_put(struct conn *k, const struct mqtt_pkt *p, uint8_t kind, uint1
 
 static bool tx_room(const struct conn *k)
 {
-    /* Room for what one action writes: a packet and a resend of every publish in flight. */
-    return k->mark_count + SIM_OUT_MAX + 2 < SIM_MARKS_MAX;
+    return k->mark_count + 2 < SIM_MARKS_MAX;
+}
+
+/*
+ * Room for a packet of about @need bytes: what the broker may not have
+ * handled yet stays within output_bytes_max, which bounds what it keeps
+ * of a client it holds (a client that never hears back stops writing).
+ */
+static bool tx_fits(const struct conn *k, uint32_t need)
+{
+    return tx_room(k) && k->tx_written - k->done + need + 64 <= lim.output_bytes_max;
+}
+
+/* A response to the packet that ends at @end was read. */
+static void tx_done(struct conn *k, uint64_t end)
+{
+    RM_ASSERT(end <= k->tx_written);
+    if (end > k->done)
+        k->done = end;
 }
 
 static void ids_remove(struct conn *k, uint16_t id)
@@ -833,8 +867,13 @@ static void handoff_start(struct conn *k)
         uint32_t n = 1 + below(k->tx_len);
         uint64_t t = ++ev;
         int rc = broker_client_feed(sh[k->shard], &k->cl, k->tx, n);
-        CHECK(rc == CLIENT_FEED_HANDOFF, "bytes after a HANDOFF gave %d", rc);
         tx_consumed(k, n, t);
+        if (rc != CLIENT_FEED_HANDOFF) {
+            /* Over output_bytes_max behind the CONNECT: refused here (CLOSING). */
+            CHECK(rc == -MQTT_RC_SERVER_BUSY && k->cl.state == CLIENT_CLOSING,
+                  "bytes after a HANDOFF gave %d", rc);
+            return;
+        }
     }
     int rc = broker_client_handoff_take(sh[k->shard], &k->cl, &kept, &len);
     CHECK(rc == 0, "handoff_take failed: %d", rc);
@@ -883,10 +922,13 @@ static void item_deliver(uint32_t from, uint32_t to, struct sim_item *it)
             const struct msg *m = it->x.payload.msg;
             bool has_msg = it->x.kind == XMSG_PUBLISH || it->x.kind == XMSG_RETAIN_SET ||
                            it->x.kind == XMSG_RETAIN_APPLY || it->x.kind == XMSG_SHARE_PUBLISH;
-            trace_add("xmsg %u -> %u %s arg %#x %.*s", from, to,
+            bool has_buf = it->x.kind == XMSG_INTEREST_ADD || it->x.kind == XMSG_INTEREST_DEL;
+            trace_add("xmsg %u -> %u %s arg %#x %.*s%.*s", from, to,
                       it->x.kind < 9 ? kinds[it->x.kind] : "?", it->x.arg,
                       has_msg ? (int)(m->payload_len < 6 ? m->payload_len : 6) : 0,
-                      has_msg ? (const char *)msg_payload(m) : "");
+                      has_msg ? (const char *)msg_payload(m) : "",
+                      has_buf ? (int)it->x.payload.buf.len : 0,
+                      has_buf ? (const char *)it->x.payload.buf.ptr : "");
         }
         broker_xmsg_receive(sh[to], from, &it->x);
         return;
@@ -1051,6 +1093,15 @@ static void write_publish(struct conn *k, uint32_t idx, uint16_t id, bool dup, b
     tx_put(k, &p, MK_PUBLISH, id, idx);
 }
 
+static void write_ping(struct conn *k)
+{
+    if (!tx_room(k) || k->pings == SIM_PINGS_MAX)
+        return;
+    struct mqtt_pkt p = {.type = MQTT_PINGREQ};
+    tx_put(k, &p, MK_OTHER, 0, 0);
+    k->ping_end[k->pings++] = k->tx_written;
+}
+
 static void write_ack(struct conn *k, uint8_t type, uint16_t id)
 {
     struct mqtt_pkt p = {.type = type};
@@ -1082,6 +1133,7 @@ static void client_connect(struct sim_client *c)
         if (c->inc != SIM_NONE)
             incs[c->inc].alive = false;
         c->inc = inc_new(c);
+        incs[c->inc].shard = c->id_len ? home : landed; /* no handoff without an id */
     }
     k->inc = c->inc;
     c->conn = k;
@@ -1123,6 +1175,7 @@ static void client_connect(struct sim_client *c)
     TRACE("c%u conn%u connects v%u %s on shard %u (home %u)", c->idx, k->no, c->version,
           c->persistent ? "persistent" : "clean", landed, home);
     tx_put(k, &p, MK_OTHER, 0, 0);
+    k->connect_end = k->tx_written;
 }
 
 /* ---- clients: reading ---- */
@@ -1150,6 +1203,55 @@ static void pend_add(struct conn *k, uint8_t type, uint16_t id)
     k->pend[k->pend_count++] = (struct sim_pend){type, id};
 }
 
+static bool needs_resend(const struct sim_out *o, const struct conn *k)
+{
+    return (o->state == OUT_COMP ? o->rel_conn : o->copy_conn) != k->no;
+}
+
+static void write_pubrel(struct conn *k, struct sim_out *o)
+{
+    struct mqtt_pkt rel = {.type = MQTT_PUBREL};
+    rel.u.ack.pkt_id = o->id;
+    tx_put(k, &rel, MK_OTHER, o->id, 0);
+    o->rel_conn = k->no;
+    o->end = k->tx_written;
+}
+
+/*
+ * Resend on @k, in order and with the same ids, what is in flight from
+ * earlier connections [MQTT-4.4.0-1], as much as tx_fits() lets it; the
+ * rest at its next steps, before anything new.
+ */
+static void client_resend(struct conn *k)
+{
+    struct sim_client *c = k->c;
+    for (uint32_t i = 0; i < c->out_count; i++) {
+        struct sim_out *o = &c->out[i];
+        if (!needs_resend(o, k))
+            continue;
+        if (!tx_fits(k, msgs[o->msg].big ? SIM_BIG_PAYLOAD + 64 : 96))
+            return;
+        if (o->state == OUT_COMP) {
+            write_pubrel(k, o);
+            continue;
+        }
+        o->copy_conn = k->no;
+        o->t_fed = 0;
+        write_publish(k, o->msg, o->id, true, false);
+        o->end = k->tx_written;
+    }
+}
+
+static bool resend_pending(const struct conn *k)
+{
+    const struct sim_client *c = k->c;
+    for (uint32_t i = 0; i < c->out_count; i++) {
+        if (needs_resend(&c->out[i], k))
+            return true;
+    }
+    return false;
+}
+
 static void on_connack(struct conn *k, const struct mqtt_connack *ca)
 {
     struct sim_client *c = k->c;
@@ -1161,6 +1263,7 @@ static void on_connack(struct conn *k, const struct mqtt_connack *ca)
     else if (c->had_session)
         CHECK(ca->session_present, "c%u conn%u: persistent session lost", c->idx, k->no);
     k->up = true;
+    tx_done(k, k->connect_end);
     if (c->persistent)
         c->had_session = true;
     if (!ca->session_present) {
@@ -1174,19 +1277,7 @@ static void on_connack(struct conn *k, const struct mqtt_connack *ca)
         c->qos2_count = 0;
         return;
     }
-    /* Resend what is in flight, in order, with the same ids [MQTT-4.4.0-1]. */
-    for (uint32_t i = 0; i < c->out_count; i++) {
-        struct sim_out *o = &c->out[i];
-        if (o->state == OUT_COMP) {
-            struct mqtt_pkt rel = {.type = MQTT_PUBREL};
-            rel.u.ack.pkt_id = o->id;
-            tx_put(k, &rel, MK_OTHER, o->id, 0);
-            continue;
-        }
-        o->copy_conn = k->no;
-        o->t_fed = 0;
-        write_publish(k, o->msg, o->id, true, false);
-    }
+    client_resend(k);
 }
 
 /* The highest QoS a subscription of session @in that ever matched @topic was granted. */
@@ -1306,6 +1397,19 @@ static void on_publish(struct conn *k, struct mqtt_publish *pub)
     if (!pub->dup)
         CHECK(++d->dup0 <= m->copies, "c%u: m%u delivered %u times without DUP, published %u",
               c->idx, idx, d->dup0, m->copies);
+    if (m->copies == 1 && m->will_conn == SIM_NONE) {
+        /*
+         * Resent in the order first sent [MQTT-4.4.0-1, 4.6.0-1]: a DUP of
+         * a message read before comes after the DUPs of those read before it.
+         */
+        if (pub->dup && d->first) {
+            CHECK(d->first > k->last_dup, "c%u conn%u: m%u resent out of the order first sent",
+                  c->idx, k->no, idx);
+            k->last_dup = d->first;
+        }
+        if (!d->first && !pub->dup)
+            d->first = ++in->live_reads; /* a first send read: numbered in send order */
+    }
     if (app && pub->qos == 2)
         CHECK(++d->app2 == 1, "c%u: QoS 2 m%u handed to the application twice", c->idx, idx);
     if (m->will_conn != SIM_NONE || m->copies != 1 || pub->dup || !first)
@@ -1326,12 +1430,16 @@ static void on_publisher_ack(struct conn *k, uint8_t type, const struct mqtt_ack
     TRACE("c%u conn%u reads %s %u (m%u) rc %#x", c->idx, k->no, mqtt_type_name(type), a->pkt_id,
           o->msg, a->rc);
     if (type == MQTT_PUBCOMP) {
+        CHECK(o->rel_conn == k->no, "c%u conn%u: PUBCOMP %u before its PUBREL", c->idx, k->no,
+              a->pkt_id);
+        tx_done(k, o->end);
         out_remove(c, o);
         return;
     }
     CHECK(o->copy_conn == k->no && o->t_fed != 0,
           "c%u conn%u: %s for id %u before that PUBLISH was fed", c->idx, k->no,
           mqtt_type_name(type), a->pkt_id);
+    tx_done(k, o->end);
     if (a->rc >= 0x80) {
         out_remove(c, o); /* refused: not the broker's any more */
         return;
@@ -1344,9 +1452,7 @@ static void on_publisher_ack(struct conn *k, uint8_t type, const struct mqtt_ack
         return;
     }
     o->state = OUT_COMP;
-    struct mqtt_pkt rel = {.type = MQTT_PUBREL};
-    rel.u.ack.pkt_id = o->id;
-    tx_put(k, &rel, MK_OTHER, o->id, 0);
+    write_pubrel(k, o);
 }
 
 static void on_pubrel(struct conn *k, uint16_t id)
@@ -1368,6 +1474,16 @@ static void on_pubrel(struct conn *k, uint16_t id)
     pend_add(k, MQTT_PUBCOMP, id);
 }
 
+/* Another session of shard @shard than @inc may have subscribed to filter @f. */
+static bool filter_elsewhere(uint32_t inc, uint32_t shard, uint32_t f)
+{
+    for (uint32_t i = 0; i < sim.inc_count; i++) {
+        if (i != inc && incs[i].shard == shard && incs[i].f[f].ever)
+            return true;
+    }
+    return false;
+}
+
 static void on_suback(struct conn *k, uint8_t type, const struct mqtt_suback *sa)
 {
     struct sim_client *c = k->c;
@@ -1382,6 +1498,7 @@ static void on_suback(struct conn *k, uint8_t type, const struct mqtt_suback *sa
     k->subrecs[i] = k->subrecs[--k->subrec_count];
     struct sim_fstate *fs = &in->f[r.filter];
     fs->pending--;
+    tx_done(k, r.end);
     TRACE("c%u conn%u reads %s %u (%s)", c->idx, k->no, mqtt_type_name(type), sa->pkt_id,
           filters[r.filter].str);
     if (unsub) {
@@ -1396,7 +1513,7 @@ static void on_suback(struct conn *k, uint8_t type, const struct mqtt_suback *sa
         fs->st = F_OPEN;
         fs->t_open = ev;
         fs->t_sub = r.t_fed;
-        fs->piggy = !r.announced;
+        fs->piggy = !r.announced && (r.again || filter_elsewhere(k->inc, k->shard, r.filter));
         fs->shard = (uint8_t)k->shard;
         fs->barrier = add_count[k->shard][r.filter];
     }
@@ -1442,7 +1559,8 @@ static void on_packet(struct conn *k, struct mqtt_pkt *p)
         break;
     case MQTT_PINGRESP:
         CHECK(k->pings > 0, "c%u: PINGRESP for no PINGREQ", c->idx);
-        k->pings--;
+        tx_done(k, k->ping_end[0]);
+        memmove(k->ping_end, k->ping_end + 1, --k->pings * sizeof(k->ping_end[0]));
         break;
     case MQTT_DISCONNECT:
         on_disconnect(k, &p->u.ack);
@@ -1503,7 +1621,7 @@ static void act_publish(struct sim_client *c, struct conn *k)
     }
     if (qos > 0 && c->out_count >= out_max())
         return;
-    bool big = topic_names[topic][0] == 't' && chance(6);
+    bool big = topic_names[topic][0] == 't' && chance(6) && tx_fits(k, SIM_BIG_PAYLOAD + 64);
     uint32_t idx = msg_register(c, k->inc, topic, qos, retain, big ? SIM_BIG_PAYLOAD : below(24));
     struct sim_msg *m = &msgs[idx];
     m->big = big;
@@ -1511,11 +1629,16 @@ static void act_publish(struct sim_client *c, struct conn *k)
         m->expiry_s = !retain && chance(30) ? 1 : 3600;
     uint16_t id = qos ? pub_id_new(c) : 0;
     m->first_conn = k->no;
-    if (qos)
-        c->out[c->out_count++] = (struct sim_out){id, qos == 1 ? OUT_ACK : OUT_REC, idx, k->no, 0};
     TRACE("c%u conn%u publishes m%u (#%u %s q%u%s%s) id %u", c->idx, k->no, idx, m->seq,
           topic_names[topic], qos, retain ? " retained" : "", big ? " big" : "", id);
     write_publish(k, idx, id, false, c->version == MQTT_V5 && k->up && chance(30));
+    if (qos)
+        c->out[c->out_count++] = (struct sim_out){.id = id,
+                                                  .state = qos == 1 ? OUT_ACK : OUT_REC,
+                                                  .msg = idx,
+                                                  .copy_conn = k->no,
+                                                  .rel_conn = SIM_NONE,
+                                                  .end = k->tx_written};
 }
 
 static void act_subscribe(struct sim_client *c, struct conn *k)
@@ -1532,6 +1655,7 @@ static void act_subscribe(struct sim_client *c, struct conn *k)
     c->next_sub_id = (uint16_t)(c->next_sub_id < 30000 ? 30000 : c->next_sub_id);
     p.u.subscribe = (struct mqtt_subscribe){.pkt_id = id, .count = 1, .entries = &e};
     bool unsub = fs->st == F_OPEN && !c->anchor && chance(25);
+    bool again = fs->ever;
     uint32_t sid = f + 1; /* the identifier of each filter: its index + 1 */
     if (unsub) {
         p.type = MQTT_UNSUBSCRIBE;
@@ -1545,16 +1669,17 @@ static void act_subscribe(struct sim_client *c, struct conn *k)
         fs->ever = true;
     }
     fs->pending++;
-    k->subrecs[k->subrec_count++] = (struct sim_subrec){id, f, unsub, false, 0};
+    k->subrecs[k->subrec_count++] = (struct sim_subrec){id, f, unsub, false, again, 0, 0};
     TRACE("c%u conn%u %s %s q%u id %u", c->idx, k->no, unsub ? "unsubscribes" : "subscribes",
           filters[f].str, c->qos[f], id);
     tx_put(k, &p, unsub ? MK_OTHER : MK_SUBSCRIBE, id, 0);
+    k->subrecs[k->subrec_count - 1].end = k->tx_written;
 }
 
 static void act_ack(struct conn *k)
 {
     uint32_t n = 1 + below(k->pend_count);
-    for (uint32_t i = 0; i < n && k->pend_count > 0 && tx_room(k); i++) {
+    for (uint32_t i = 0; i < n && k->pend_count > 0 && tx_fits(k, 8); i++) {
         /* Mostly in order [MQTT-4.6.0-2]; now and then not, which the broker must take too. */
         uint32_t j = chance(85) ? 0 : below(k->pend_count);
         struct sim_pend pd = k->pend[j];
@@ -1597,6 +1722,10 @@ static void client_step(struct sim_client *c)
     }
     bool on_shard = k->where == CONN_SHARD && k->cl.state != CLIENT_HANDOFF;
     bool can_act = k->up || (!c->persistent && k->where != CONN_DEAD);
+    if (k->up)
+        client_resend(k);
+    if (k->up && !tx_fits(k, 256) && k->pings == 0)
+        write_ping(k); /* unheard for a while: how far did the broker get? */
     uint32_t r = below(100);
     if (r < c->read_pct) {
         if (on_shard && k->cl.out.len > 0) {
@@ -1609,17 +1738,15 @@ static void client_step(struct sim_client *c)
     } else if (r < c->read_pct + 45) {
         /* Now and then a burst, which fills queues between shards. */
         uint32_t n = chance(10) ? 1 + below(sim.burst_max) : 1;
-        for (uint32_t i = 0; i < n && c->publisher && can_act && tx_room(k); i++)
+        for (uint32_t i = 0;
+             i < n && c->publisher && can_act && tx_fits(k, 96) && !resend_pending(k); i++)
             act_publish(c, k);
     } else if (r < c->read_pct + 55) {
-        if (c->filter_count && can_act && tx_room(k))
+        if (c->filter_count && can_act && tx_fits(k, 64))
             act_subscribe(c, k);
     } else if (r < c->read_pct + 57) {
-        if (can_act && tx_room(k)) {
-            struct mqtt_pkt p = {.type = MQTT_PINGREQ};
-            tx_put(k, &p, MK_OTHER, 0, 0);
-            k->pings++;
-        }
+        if (can_act)
+            write_ping(k);
     } else if (r < c->read_pct + 57 + sim.churn_pct && spare) {
         uint32_t how = below(3);
         if (how == 0 && !tx_room(k))
@@ -1718,6 +1845,15 @@ static void world_init(void)
     limits_defaults();
     static const uint32_t inflight[] = {1, 2, 4, 20};
     lim.inflight_max = inflight[below(4)];
+    /* A small output bound now and then: QoS 0 is shed, QoS 1/2 wait in the queue. */
+    uint32_t out = below(100);
+    lim.output_bytes_max = out < 15 ? 1024 : out < 40 ? 4096 : 1u << 20;
+    if (!sim.strict && lim.output_bytes_max < 1u << 20) {
+        /* A window of large messages within the output bound (known_bug_resume_overflow). */
+        uint32_t w = (2 * lim.output_bytes_max - lim.output_bytes_max) / (SIM_BIG_PAYLOAD + 64);
+        if (lim.inflight_max > w)
+            lim.inflight_max = w;
+    }
     lim.inflight_in_max = chance(50) ? 4 : 16;
     lim.queued_max = 1000000; /* no queue may fill: SIM_MSGS_MAX are all there is */
     lim.retained_max = 1000000;
@@ -1883,8 +2019,12 @@ static void quiesce(void)
                 continue;
             if (k->cl.out.len > 0)
                 client_read(k);
-            while (k->pend_count > 0 && tx_room(k))
+            if (k->up)
+                client_resend(k);
+            while (k->pend_count > 0 && tx_fits(k, 8))
                 act_ack(k);
+            if (k->up && (k->pend_count > 0 || resend_pending(k)) && k->pings == 0)
+                write_ping(k); /* to hear how far the broker got */
             settle();
         }
         clock_advance(1);
@@ -2054,8 +2194,9 @@ static void run(uint64_t seed)
     }
     sim.start_ms = sim.now_ms = 1000;
     clock_advance(0);
-    TRACE("seed %llu: %u shards, %u clients, %u steps, inflight_max %u", (unsigned long long)seed,
-          sim.shards, sim.client_count, sim.steps, lim.inflight_max);
+    TRACE("seed %llu: %u shards, %u clients, %u steps, inflight_max %u, output_bytes_max %u",
+          (unsigned long long)seed, sim.shards, sim.client_count, sim.steps, lim.inflight_max,
+          lim.output_bytes_max);
     for (sim.step = 0; sim.step < sim.steps; sim.step++) {
         uint32_t r = below(100);
         if (r < sim.net_pct)
@@ -2212,6 +2353,17 @@ static void run_part(uint32_t part)
     count = SIM_SEEDS_DEFAULT / SIM_PARTS;
     run_seeds(1 + part * count, count);
     cover_report();
+    /* Each part covers what the header claims (a tenth of what it covered when written). */
+    cr_expect_geq(cover.must_live, 1500, "few live deliveries required");
+    cr_expect_geq(cover.must_retained, 300, "few retained deliveries required");
+    cr_expect_geq(cover.must_group, 800, "few shared-group deliveries required");
+    cr_expect_geq(cover.handoffs, 1000, "few handoffs");
+    cr_expect_geq(cover.takeovers, 800, "few takeovers");
+    cr_expect_geq(cover.wills, 600, "few wills");
+    cr_expect_geq(cover.fifo_max, 50, "no queue between shards grew long");
+    cr_expect_geq(cover.too_large, 20, "nothing over a Maximum Packet Size");
+    cr_expect_geq(cover.expired, 20, "no message expired");
+    cr_expect_geq(cover.shed, 200, "no QoS 0 shed");
 }
 
 TestSuite(shard_sim, .timeout = 300);
@@ -2266,6 +2418,19 @@ Test(shard_sim, last_quarter_of_the_seeds_loses_no_acknowledged_message_and_keep
  * [MQTT-3.3.1-6] as docs/architecture.md promises it. Strict seeds 2529
  * and 2974. Allowance: a retained message acknowledged by the PUBREC of a
  * resent copy is not held to the retained rule.
+ *
+ * known_bug_resume_overflow (found here). session_resume() re-sends the
+ * window at once, each PUBLISH within limits_output_hard_max(); when the
+ * window's messages do not fit there (inflight_max large messages against
+ * twice output_bytes_max: 4 of 700 bytes against 2 KiB here, 20 of 1 MiB
+ * against the default 16 MiB), pump() fails with -ENOBUFS, and the
+ * connection is closed right after its CONNACK (0x88, a v5 client
+ * DISCONNECT 0x80), on every reconnection: the session can never resume.
+ * An acknowledgement whose pump() meets a full output closes the
+ * connection the same way. Treating -ENOBUFS as "window full for now"
+ * would need net/ to tell core when the output drains. Strict seeds 6206
+ * and 14931. Allowance: with a small output bound, inflight_max is kept
+ * to what fits.
  *
  * known_bug_retained_race (known before). A SUBSCRIBE racing a retained
  * PUBLISH made on another shard can miss both the live message and the
