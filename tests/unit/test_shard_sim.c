@@ -130,7 +130,7 @@
 #define SIM_OUT_MAX 16u          /* a publisher's QoS 1/2 publishes in flight */
 #define SIM_QOS2_MAX 64u         /* QoS 2 ids a subscriber holds until PUBREL */
 #define SIM_ALIAS_MAX 8u         /* topic aliases a v5 client takes from the broker */
-#define SIM_ADDS_MAX 128u        /* INTEREST_ADDs of one filter from one shard, tracked */
+#define SIM_ADDS_MAX 1024u       /* INTEREST_ADDs of one filter from one shard, tracked */
 #define SIM_PINGS_MAX 4u         /* PINGREQs a client leaves unanswered */
 #define SIM_PKT_MAX 2048u        /* largest packet a client writes */
 #define SIM_BIG_PAYLOAD 700u     /* a payload over SIM_SMALL_MAX_PACKET */
