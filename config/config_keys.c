@@ -71,6 +71,10 @@ static const struct config__key keys[] = {
     {CONFIG__SCOPE_LIMITS, "queued_max", CONFIG__UINT, 0, 10000000, "1000",
      LIM(queued_max), NULL,
      "messages queued per session while offline or over inflight_max"},
+    {CONFIG__SCOPE_LIMITS, "queued_bytes_max", CONFIG__SIZE, 0, UINT32_MAX, "64m",
+     LIM(queued_bytes_max), NULL,
+     "payload bytes of the messages queued per session (mosquitto's max_queued_bytes); "
+     "0 = only queued_max bounds them"},
     {CONFIG__SCOPE_LIMITS, "output_bytes_max", CONFIG__SIZE, 2, UINT32_MAX, "8m",
      LIM(output_bytes_max), NULL,
      "pending output per connection before QoS 0 messages are shed"},

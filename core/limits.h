@@ -34,6 +34,7 @@ struct limits {
     uint32_t inflight_max;           /* outbound QoS 1/2 awaiting ack, per session */
     uint32_t inflight_in_max;        /* inbound QoS 2 awaiting PUBREL, per session */
     uint32_t queued_max;             /* messages queued per session (offline or over inflight) */
+    uint32_t queued_bytes_max;       /* their payload bytes; 0 = no bound but queued_max */
     uint32_t output_bytes_max;       /* pending output per connection before QoS 0 is shed */
     uint32_t slow_reader_grace_s;    /* over a bound this long (drops): closed; 0 never */
     uint32_t retained_max;           /* retained messages held by the broker */

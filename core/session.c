@@ -401,6 +401,8 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
     RM_ASSERT(qos == 1 || qos == 2);
     if (s->queue_count >= b->lim->queued_max)
         return false;
+    if (b->lim->queued_bytes_max && m->payload_len > b->lim->queued_bytes_max - s->queue_bytes)
+        return false;
     if (s->queue_count == s->queue_cap) {
         uint32_t ncap = s->queue_cap ? s->queue_cap * 2 : 8;
         if (ncap > b->lim->queued_max)
@@ -415,6 +417,7 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
         s->queue_cap = ncap;
         s->queue_head = 0;
     }
+    s->queue_bytes += m->payload_len;
     *queue_at(s, s->queue_count++) = (struct session_queued){
         .msg = msg_ref(m),
         .via = via,
@@ -466,6 +469,7 @@ static int pump(struct broker *b, struct session *s)
             break;
         s->queue_head = (s->queue_head + 1) % s->queue_cap;
         s->queue_count--;
+        s->queue_bytes -= q.msg->payload_len;
         outbox_msg_put(b, q.msg);
     }
     return rc;
@@ -640,6 +644,7 @@ void session_share_redispatch(struct broker *b, struct session *s, session_give_
         struct session_queued q = *queue_at(s, i);
         uint64_t key = via_share_key(&q.via, q.sub_id);
         if (key && give(give_ctx, q.msg, key, s)) {
+            s->queue_bytes -= q.msg->payload_len;
             outbox_msg_put(b, q.msg);
             via_drop(&q.via, &q.sub_id);
             continue;

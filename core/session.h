@@ -94,8 +94,8 @@ struct session_queued {
 };
 
 /*
- * Field order fills every padding hole: the client id starts at byte 121,
- * so a session with an id of up to 27 bytes is one 160-byte malloc chunk
+ * Field order fills every padding hole: the client id starts at byte 125,
+ * so a session with an id of up to 23 bytes is one 160-byte malloc chunk
  * (an idle connection's cost; see docs/architecture.md).
  */
 struct session {
@@ -139,13 +139,14 @@ struct session {
     uint32_t qos2_in_count;
     uint32_t qos2_in_cap;
 
+    uint32_t queue_bytes; /* payload bytes in the queue, against queued_bytes_max */
     uint8_t _match_opts; /* routing scratch: highest QoS | MQTT_SUBOPT_RAP of any matched filter */
 
     /* client_id_len bytes, in the session's own allocation (no second chunk per session). */
     uint8_t client_id[];
 };
 
-_Static_assert(offsetof(struct session, client_id) == 121, "a hole came back into struct session");
+_Static_assert(offsetof(struct session, client_id) == 125, "a hole came back into struct session");
 
 /*
  * A new offline session for @client_id (copied) with Session Expiry

@@ -406,6 +406,37 @@ Test(broker, offline_queue_is_bounded)
     broker_client_gone(b, &pub, 0);
 }
 
+/* queued_bytes_max bounds the queue's payload bytes as mosquitto's max_queued_bytes. */
+Test(broker, offline_queue_is_bounded_in_payload_bytes_too)
+{
+    lim.queued_max = 100;
+    lim.queued_bytes_max = 10;
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "p", false);
+    do_subscribe(&sub, "s", 1, 1);
+    broker_client_gone(b, &sub, 0);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s", "four", 1, false, 1);
+    do_publish(&pub, "s", "four", 1, false, 2);
+    do_publish(&pub, "s", "four", 1, false, 3); /* 12 > 10: dropped */
+    do_publish(&pub, "s", "tw", 1, false, 4);   /* 10: fits exactly */
+    do_publish(&pub, "s", "", 1, false, 5);     /* an empty payload always fits */
+    cr_assert_eq(broker_stats(b)->queue_full, 1);
+    do_connect(&sub, "p", false);
+    expect_publish(&sub, "s", "four", 1, false, &g);
+    expect_publish(&sub, "s", "four", 1, false, &g);
+    expect_publish(&sub, "s", "tw", 1, false, &g);
+    expect_publish(&sub, "s", "", 1, false, &g);
+    expect_none(&sub);
+    /* Sent from the queue, they no longer count: room again for 10 bytes. */
+    broker_client_gone(b, &sub, 0);
+    do_publish(&pub, "s", "0123456789", 1, false, 6);
+    do_publish(&pub, "s", "x", 1, false, 7);
+    cr_assert_eq(broker_stats(b)->queue_full, 2);
+    broker_client_gone(b, &pub, 0);
+}
+
 Test(broker, clean_session_discards_the_previous_session)
 {
     struct client c, pub;
