@@ -459,7 +459,8 @@ bool broker_client_backlogged(const struct client *cl)
 
 void broker_set_congested(struct broker *b, uint32_t dest, bool congested)
 {
-    RM_ASSERT(b != NULL && dest < b->shard_count && dest != b->shard_id);
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
     wait_set_congested(b, dest, congested);
     if (congested)
         return;

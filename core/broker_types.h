@@ -195,6 +195,7 @@ struct broker {
     uint64_t wait_scan_ms;  /* wait_expire() looks again at this time */
     uint64_t wait_scan_min; /* the earliest deadline seen by the scan under way */
     uint32_t wait_scan_from; /* where the scan under way resumes; 0: a new one */
+    uint32_t wait_next;      /* wait_new() looks for a free slot from here */
 
     /*
      * wait.c: back-pressure between shards. Bit d: net/ says the link to

@@ -190,9 +190,16 @@ void output_overloaded(struct broker *b, struct client *cl)
     RM_ASSERT(cl->state == CLIENT_CONNECTED || cl->state == CLIENT_CLOSING);
     uint32_t grace = b->lim->slow_reader_grace_s;
     RM_ASSERT(grace <= UINT16_MAX);
-    if (cl->state != CLIENT_CONNECTED || grace == 0)
+    /* A held client's acknowledgements wait unread by our choice: not its fault. */
+    if (cl->state != CLIENT_CONNECTED || grace == 0 || cl->_wait)
         return;
-    /* Seconds mod 65536 (never 0): differences are right below the grace's maximum. */
+    /*
+     * Seconds mod 65536 (never 0): differences are right below the grace's
+     * maximum. An episode is ended lazily, by the next drop more than a
+     * grace after the last; one that comes 65536 s after (18 h, +- the
+     * grace) reads as the same episode: accepted, it costs nothing per
+     * message.
+     */
     uint16_t now = (uint16_t)(b->now_ms / 1000);
     now = now ? now : 1;
     if (!cl->_over_since_s || (uint16_t)(now - cl->_over_last_s) > grace) {
@@ -201,7 +208,8 @@ void output_overloaded(struct broker *b, struct client *cl)
         return;
     }
     cl->_over_last_s = now;
-    if ((uint16_t)(now - cl->_over_since_s) < grace)
+    /* Whole seconds: the close comes between grace and grace + 1 s after the first drop. */
+    if ((uint16_t)(now - cl->_over_since_s) <= grace)
         return;
     b->stats.slow_readers_closed++;
     output_close(b, cl, -MQTT_RC_QUOTA_EXCEEDED);

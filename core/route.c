@@ -182,6 +182,8 @@ static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
  */
 static void note_crossing(struct broker *b, uint32_t dest)
 {
+    RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
+    RM_ASSERT(b->hold_count <= b->shard_count);
     if (!b->hold_on || !wait_congested(b->congested, dest))
         return;
     for (uint32_t i = 0; i < b->hold_count; i++) {

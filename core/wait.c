@@ -20,9 +20,15 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
 {
     RM_ASSERT(cl->_wait == 0);
     RM_ASSERT(b->shard_count > 1);
-    uint32_t slot = 0;
-    while (slot < b->wait_cap && (b->waits[slot].remaining != 0 || b->waits[slot].cl))
-        slot++;
+    /* Next fit from the last slot taken: holding N clients is O(N), not O(N^2). */
+    uint32_t slot = b->wait_cap;
+    for (uint32_t i = 0; i < b->wait_cap; i++) {
+        uint32_t k = (b->wait_next + i) % b->wait_cap;
+        if (b->waits[k].remaining == 0 && !b->waits[k].cl) {
+            slot = k;
+            break;
+        }
+    }
     if (slot == b->wait_cap) {
         uint32_t ncap = b->wait_cap ? b->wait_cap * 2 : 16;
         struct broker_wait *n = realloc(b->waits, ncap * sizeof(*n));
@@ -41,6 +47,7 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
     if (b->wait_used == 0 || w->expire_ms < b->wait_scan_ms)
         b->wait_scan_ms = w->expire_ms;
     b->wait_used++;
+    b->wait_next = slot + 1;
     cl->_wait = slot + 1;
     return (uint64_t)w->gen << 32 | (slot + 1);
 }
@@ -164,6 +171,7 @@ bool wait_pending(const struct broker *b)
 
 void wait_set_congested(struct broker *b, uint32_t dest, bool on)
 {
+    RM_ASSERT(b != NULL);
     RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
     if (wait_congested(b->congested, dest) == on)
         return;
@@ -177,6 +185,8 @@ void wait_set_congested(struct broker *b, uint32_t dest, bool on)
 /* Room for one more token in each of @dests' hold lists; false on ENOMEM. */
 static bool link_reserve(struct broker *b, const uint32_t *dests, uint32_t n)
 {
+    RM_ASSERT(dests != NULL && n > 0);
+    RM_ASSERT(n < b->shard_count);
     if (!b->link_holds) {
         b->link_holds = calloc(b->shard_count, sizeof(*b->link_holds));
         if (!b->link_holds)
@@ -239,6 +249,8 @@ struct client *wait_link_drained(struct broker *b, uint32_t dest)
 
 void wait_fini(struct broker *b)
 {
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(b->link_holds == NULL || b->shard_count > 1);
     for (uint32_t i = 0; b->link_holds && i < b->shard_count; i++)
         free(b->link_holds[i].tokens);
     free(b->link_holds);

@@ -344,6 +344,8 @@ static void stop_reading(struct shard *s, struct conn *c)
     }
 }
 
+static void rearm_recv(struct shard *s, struct conn *c);
+
 /*
  * @c is held and has sent BROKER_HELD_READ_MAX meanwhile: stop reading it
  * until the broker releases it (conn_dirty() resumes). Without an SQE for
@@ -416,6 +418,14 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
         timer_del(&s->timers, &c->timer);
     }
 
+    if ((c->flags & CONN_F_PAUSED) && (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN))) {
+        /* Paused input is unread input: drain it, or close() resets and the goodbye is lost. */
+        c->flags &= (uint16_t)~CONN_F_PAUSED;
+        rearm_recv(s, c); /* or, with the pause's cancel in flight, once it completes */
+        if (c->flags & CONN_F_DEAD) {
+            return;
+        }
+    }
     /* A flushing close reads on, dropping the input, until it drains (close_progress). */
     if (!(c->flags & (CONN_F_FLUSH | CONN_F_DRAIN))) {
         stop_reading(s, c);
@@ -708,8 +718,13 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
     RM_ASSERT(!(c->flags & CONN_F_DEAD));
     if (!(cqe->flags & IORING_CQE_F_MORE)) {
         c->flags &= (uint16_t)~CONN_F_RECV;
-        if (!(c->flags & (CONN_F_CLOSING | CONN_F_HANDOFF))) {
-            c->flags &= (uint16_t)~CONN_F_RECV_CANCEL; /* a pause's: reading may resume */
+        /*
+         * A cancel outstanding while open, flushing or draining was a
+         * pause's (stop_reading() runs only otherwise): reading may resume.
+         */
+        if (!(c->flags & CONN_F_HANDOFF) &&
+            (!(c->flags & CONN_F_CLOSING) || (c->flags & (CONN_F_FLUSH | CONN_F_DRAIN)))) {
+            c->flags &= (uint16_t)~CONN_F_RECV_CANCEL;
         }
     }
     if (cqe->flags & IORING_CQE_F_BUFFER) {

@@ -1434,3 +1434,54 @@ Test(broker_shards, a_message_crosses_once_to_a_shard_for_plain_and_shared_subsc
         sgone(&subs[i]);
     sgone(&pub);
 }
+
+/*
+ * A publisher held for back-pressure that also subscribes: the PUBACKs it
+ * sends for what it is sent wait unread with the rest of its input, so its
+ * window and queue fill and messages are dropped for it - by the broker's
+ * choice, not its own slowness: it is not shed as a slow reader for that.
+ */
+Test(broker_shards, a_held_publisher_that_subscribes_is_not_shed_as_a_slow_reader)
+{
+    char id[32];
+    struct sconn sub, self, other;
+    struct got g;
+    lim.inflight_max = 2;
+    lim.queued_max = 2;
+    lim.slow_reader_grace_s = 5;
+    for (uint32_t i = 0; i < NSHARDS; i++)
+        broker_tick(sh[i], 1000);
+    id_on(1, "sub", id, sizeof(id));
+    sconnect(&sub, 1, id, true);
+    ssub(&sub, "c/#", 1);
+    id_on(0, "self", id, sizeof(id));
+    sconnect(&self, 0, id, true);
+    ssub(&self, "s/#", 1);
+    id_on(0, "oth", id, sizeof(id));
+    sconnect(&other, 0, id, true);
+
+    broker_set_congested(sh[0], 1, true);
+    spub_held(&self, "c/1", "one", 1);
+    expect_publish(&sub.cl, "c/1", "one", 1, false, &g);
+    /* It reads and acknowledges everything it is sent, promptly. */
+    for (uint16_t i = 1; i <= 6; i++) {
+        spub(&other, "s/x", "m", 1, false, i);
+        while (next_out(&self.cl, &g)) {
+            if (g.pkt.type == MQTT_PUBLISH) {
+                struct mqtt_pkt a = {.type = MQTT_PUBACK};
+                a.u.ack.pkt_id = g.pkt.u.publish.pkt_id;
+                cr_assert_eq(sfeed(&self, &a), 0);
+            }
+        }
+    }
+    cr_assert_gt(broker_stats(sh[0])->queue_full, 0, "its acks were held: its queue filled");
+    broker_tick(sh[0], 4000);
+    spub(&other, "s/x", "m", 1, false, 7);
+    broker_tick(sh[0], 7500); /* past the grace, within the 10 s hold */
+    spub(&other, "s/x", "m", 1, false, 8);
+    cr_assert_eq(self.cl.state, CLIENT_CONNECTED, "shed for acks the broker held");
+    cr_assert_eq(broker_stats(sh[0])->slow_readers_closed, 0);
+    sgone(&sub);
+    sgone(&self);
+    sgone(&other);
+}
