@@ -456,7 +456,7 @@ static int pump(struct broker *b, struct session *s)
         struct session_inflight *e = &s->inflight[s->inflight_count - s->inflight_unsent];
         rc = resend(b, s, e);
         if (rc < 0)
-            return rc;
+            goto out;
         s->inflight_unsent--;
         if (rc == 1)
             inflight_remove(b, s, e); /* too large for this connection: as if delivered */
@@ -472,6 +472,15 @@ static int pump(struct broker *b, struct session *s)
         s->queue_bytes -= q.msg->payload_len;
         outbox_msg_put(b, q.msg);
     }
+out:
+    /*
+     * The output is full (a window of large messages resent on resume, or
+     * a backlog): stop here. What is already on its way to the client brings
+     * an acknowledgement, and each one pumps again. Only with nothing of
+     * this session's on the way is a full output the client's end.
+     */
+    if (rc == -ENOBUFS && s->inflight_count > s->inflight_unsent)
+        return 0;
     return rc;
 }
 

@@ -1485,3 +1485,49 @@ Test(broker_shards, a_held_publisher_that_subscribes_is_not_shed_as_a_slow_reade
     sgone(&self);
     sgone(&other);
 }
+
+/*
+ * A window that does not fit the output at once is resent as it is
+ * acknowledged, not refused: the session can always resume
+ * [MQTT-4.4.0-1]. Four 700-byte messages in flight against 2 KiB.
+ */
+Test(broker, a_resent_window_larger_than_the_output_bound_resumes_as_acks_come)
+{
+    char big[701];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    lim.output_bytes_max = 1024;
+    lim.packet_bytes_max = 1024;
+    lim.inflight_max = 4;
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "resume", false);
+    do_subscribe(&sub, "w", 1, 1);
+    do_connect(&pub, "pub", true);
+    for (uint16_t i = 1; i <= 4; i++) {
+        do_publish(&pub, "w", big, 1, false, i);
+        expect_publish(&sub, "w", big, 1, false, &g); /* read, never acknowledged */
+    }
+    broker_client_gone(b, &sub, 0);
+    cr_assert(do_connect(&sub, "resume", false), "session present");
+    cr_assert_eq(sub.state, CLIENT_CONNECTED, "not closed for a window that does not fit");
+    uint16_t ids[4];
+    int got = 0;
+    while (next_out(&sub, &g)) {
+        cr_assert_eq(g.pkt.type, MQTT_PUBLISH);
+        cr_assert(g.pkt.u.publish.dup, "resent with DUP [MQTT-3.3.1-1]");
+        ids[got++] = g.pkt.u.publish.pkt_id;
+    }
+    cr_assert(got > 0 && got < 4, "%d of 4 resent at once", got);
+    for (int i = 0; i < 4; i++) { /* each acknowledgement lets the next one out */
+        if (i >= got) {
+            cr_assert(next_out(&sub, &g), "message %d never resent", i + 1);
+            cr_assert(g.pkt.u.publish.dup);
+            ids[got++] = g.pkt.u.publish.pkt_id;
+        }
+        ack(&sub, MQTT_PUBACK, ids[i]);
+    }
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}

@@ -78,7 +78,7 @@
  * Reproducing: SHARD_SIM_SEEDS=N or =A-B runs those seeds (in the first
  * test; the others then run none); SHARD_SIM_TRACE=1 prints every event as
  * it happens; SHARD_SIM_ALL=1 goes on past a failing seed and lists each.
- * SHARD_SIM_STRICT=1 drops the allowances the default run makes for four
+ * SHARD_SIM_STRICT=1 drops the allowances the default run makes for three
  * known bugs (see the end of this file): each is excused only where it can
  * strike, and strict runs show them.
  *
@@ -1855,12 +1855,6 @@ static void world_init(void)
     /* A small output bound now and then: QoS 0 is shed, QoS 1/2 wait in the queue. */
     uint32_t out = below(100);
     lim.output_bytes_max = out < 15 ? 1024 : out < 40 ? 4096 : 1u << 20;
-    if (!sim.strict && lim.output_bytes_max < 1u << 20) {
-        /* A window of large messages within the output bound (known_bug_resume_overflow). */
-        uint32_t w = (2 * lim.output_bytes_max - lim.output_bytes_max) / (SIM_BIG_PAYLOAD + 64);
-        if (lim.inflight_max > w)
-            lim.inflight_max = w;
-    }
     lim.inflight_in_max = chance(50) ? 4 : 16;
     lim.queued_max = 1000000; /* no queue may fill: SIM_MSGS_MAX are all there is */
     lim.retained_max = 1000000;
@@ -2400,7 +2394,7 @@ Test(shard_sim, last_quarter_of_the_seeds_loses_no_acknowledged_message_and_keep
 
 /*
  * Known bugs this simulation found or was told of. The default run leaves
- * each out as narrowly as it can; SHARD_SIM_STRICT=1 puts them back (178
+ * each out as narrowly as it can; SHARD_SIM_STRICT=1 puts them back (176
  * of the 6000 default seeds fail then). The seeds named below fail under
  * SHARD_SIM_STRICT=1 as this is written; a change to the simulation or to
  * core/ may move them.
@@ -2431,18 +2425,14 @@ Test(shard_sim, last_quarter_of_the_seeds_loses_no_acknowledged_message_and_keep
  * and 5630. Allowance: a retained message acknowledged by the PUBREC of a
  * resent copy is not held to the retained rule.
  *
- * known_bug_resume_overflow (found here). session_resume() re-sends the
+ * resume_overflow (found here, fixed): session_resume() re-sent the
  * window at once, each PUBLISH within limits_output_hard_max(); when the
- * window's messages do not fit there (inflight_max large messages against
- * twice output_bytes_max: 4 of 700 bytes against 2 KiB here, 20 of 1 MiB
- * against the default 16 MiB), pump() fails with -ENOBUFS, and the
- * connection is closed right after its CONNACK (0x88, a v5 client
- * DISCONNECT 0x80), on every reconnection: the session can never resume.
- * An acknowledgement whose pump() meets a full output closes the
- * connection the same way. Treating -ENOBUFS as "window full for now"
- * would need net/ to tell core when the output drains. Strict seeds 6206
- * and 14931. Allowance: with a small output bound, inflight_max is kept
- * to what fits.
+ * window's messages did not fit there (20 of 1 MiB against the default
+ * 16 MiB), pump() failed with -ENOBUFS and the connection was closed right
+ * after its CONNACK, on every reconnection. pump() now stops at a full
+ * output while something of the session's is on its way (its
+ * acknowledgement pumps again). Strict seeds 6206 and 14931 found it; the
+ * default run no longer keeps inflight_max to what fits.
  *
  * known_bug_retained_race (known before). A SUBSCRIBE racing a retained
  * PUBLISH made on another shard can miss both the live message and the
