@@ -617,12 +617,13 @@ int session_resume(struct broker *b, struct session *s)
 {
     RM_ASSERT(s->client != NULL);
     RM_ASSERT(s->inflight_count <= s->inflight_cap);
+    RM_ASSERT(s->inflight_count <= UINT16_MAX); /* within inflight_max, at most 65535 */
     /*
      * Same order as first sent [MQTT-4.4.0-1], [MQTT-4.6.0-1..4], as many
      * as the new connection's Receive Maximum allows; pump() sends the rest
      * as acknowledgements free the window.
      */
-    s->inflight_unsent = s->inflight_count;
+    s->inflight_unsent = (uint16_t)s->inflight_count;
     return pump(b, s);
 }
 

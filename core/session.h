@@ -94,9 +94,10 @@ struct session_queued {
 };
 
 /*
- * Field order fills every padding hole: the client id starts at byte 125,
- * so a session with an id of up to 23 bytes is one 160-byte malloc chunk
- * (an idle connection's cost; see docs/architecture.md).
+ * Field order fills every padding hole: the client id starts at byte 121,
+ * so a session with a 12-byte client id is one 144-byte malloc chunk, with
+ * one of up to 27 bytes one of 160 (an idle connection's cost; see
+ * docs/architecture.md).
  */
 struct session {
     struct session *_hnext; /* broker's client-id table chain */
@@ -122,31 +123,32 @@ struct session {
 
     struct session_inflight *inflight; /* ordered by send time */
     uint32_t inflight_count;
+    uint32_t inflight_cap;
+
+    struct session_queued *queue; /* ring buffer */
+    uint32_t queue_head;
+    uint32_t queue_count;
+    uint32_t queue_cap;
+    uint32_t queue_bytes; /* payload bytes in the queue, against queued_bytes_max */
+
+    uint16_t *qos2_in; /* inbound QoS 2 packet ids awaiting PUBREL */
+    uint32_t qos2_in_cap;
+    uint16_t qos2_in_count; /* at most inflight_in_max, itself at most 65535 */
     /*
      * The last inflight_unsent entries are not re-sent on this connection
      * yet: a client's Receive Maximum may be smaller than what was in flight
-     * when it reconnected [MQTT-3.3.4-9]. pump() sends them first.
+     * when it reconnected [MQTT-3.3.4-9]. pump() sends them first. At most
+     * inflight_count, itself at most inflight_max (at most 65535).
      */
-    uint32_t inflight_unsent;
-    uint32_t inflight_cap;
+    uint16_t inflight_unsent;
 
-    uint32_t queue_head;
-    struct session_queued *queue; /* ring buffer */
-    uint32_t queue_count;
-    uint32_t queue_cap;
-
-    uint16_t *qos2_in; /* inbound QoS 2 packet ids awaiting PUBREL */
-    uint32_t qos2_in_count;
-    uint32_t qos2_in_cap;
-
-    uint32_t queue_bytes; /* payload bytes in the queue, against queued_bytes_max */
     uint8_t _match_opts; /* routing scratch: highest QoS | MQTT_SUBOPT_RAP of any matched filter */
 
     /* client_id_len bytes, in the session's own allocation (no second chunk per session). */
     uint8_t client_id[];
 };
 
-_Static_assert(offsetof(struct session, client_id) == 125, "a hole came back into struct session");
+_Static_assert(offsetof(struct session, client_id) == 121, "a hole came back into struct session");
 
 /*
  * A new offline session for @client_id (copied) with Session Expiry
