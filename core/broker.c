@@ -100,6 +100,7 @@ void broker_free(struct broker *b)
     free(b->sub_ids);
     free(b->match_ids);
     free(b->rcs);
+    free(b->announced);
     free(b);
 }
 

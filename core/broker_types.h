@@ -114,6 +114,12 @@ struct broker_wait {
     uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
 };
 
+/* A filter announced with a wait (subscribe.c): its hash, and the wait's token. */
+struct broker_announced {
+    uint64_t hash; /* 0: empty slot */
+    uint64_t token;
+};
+
 /* The waits held for one congested link (wait.c). */
 struct broker_link_holds {
     uint64_t *tokens;
@@ -177,6 +183,15 @@ struct broker {
     uint32_t match_id_count;
     uint32_t match_id_cap;
     uint32_t *sub_ids;
+
+    /*
+     * subscribe.c: filters this shard announced whose acknowledgements may
+     * still be due, by hash (open addressing, power-of-two capacity; entries
+     * whose wait is over are dropped when the table is rebuilt).
+     */
+    struct broker_announced *announced;
+    uint32_t announced_cap;
+    uint32_t announced_count;
 
     /* subscribe.c scratch: SUBACK and UNSUBACK reason codes. */
     uint8_t *rcs;

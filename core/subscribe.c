@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "core/broker_types.h"
 #include "core/msg.h"
 #include "core/mqtt_codec.h"
@@ -62,6 +65,87 @@ static uint8_t suback_fail(const struct client *cl, uint8_t v5_rc)
 }
 
 /*
+ * Announcements on their way. A SUBSCRIBE to a filter that is already on
+ * this shard needs no announcement of its own - unless the one that made
+ * it known is still on its way to some shard: then a publish made there
+ * after this SUBACK would be missed. So filters announced for the first
+ * time with a wait are remembered by hash with the wait's token while it
+ * lives, and such a SUBSCRIBE announces the filter again and waits too:
+ * the rings are FIFO per pair of shards, so its acknowledgements come after
+ * the first announcement's. A hash collision only costs an extra
+ * announcement.
+ */
+static uint64_t filter_hash(const struct broker *b, const uint8_t *filter, size_t len)
+{
+    uint64_t h = XXH3_64bits_withSeed(filter, len, b->seed);
+    return h ? h : 1; /* 0 marks an empty slot */
+}
+
+static struct broker_announced *announced_slot(const struct broker *b, uint64_t hash)
+{
+    RM_ASSERT(b->announced_cap > 0 && (b->announced_cap & (b->announced_cap - 1)) == 0);
+    uint32_t mask = b->announced_cap - 1;
+    /* Bounded: the table is at most half full. */
+    for (uint32_t i = (uint32_t)hash & mask;; i = (i + 1) & mask) {
+        struct broker_announced *e = &b->announced[i];
+        if (e->hash == 0 || e->hash == hash)
+            return e;
+    }
+}
+
+/* Keep only the entries whose wait lives, in a table of @cap slots; false on ENOMEM. */
+static bool announced_rebuild(struct broker *b, uint32_t cap)
+{
+    RM_ASSERT(cap >= 16 && (cap & (cap - 1)) == 0);
+    struct broker_announced *old = b->announced;
+    uint32_t old_cap = b->announced_cap;
+    struct broker_announced *n = calloc(cap, sizeof(*n));
+    if (!n)
+        return false;
+    b->announced = n;
+    b->announced_cap = cap;
+    b->announced_count = 0;
+    for (uint32_t i = 0; i < old_cap; i++) {
+        if (old[i].hash && wait_live(b, old[i].token)) {
+            *announced_slot(b, old[i].hash) = old[i];
+            b->announced_count++;
+        }
+    }
+    free(old);
+    return true;
+}
+
+/* Remember that @filter was announced on wait @token (best effort: without memory, not). */
+static void announced_put(struct broker *b, const uint8_t *filter, size_t len, uint64_t token)
+{
+    RM_ASSERT(token != 0);
+    if (b->announced_count + 1 > b->announced_cap / 2) {
+        uint32_t live = 0;
+        for (uint32_t i = 0; i < b->announced_cap; i++)
+            live += b->announced[i].hash && wait_live(b, b->announced[i].token);
+        uint32_t cap = b->announced_cap ? b->announced_cap : 16;
+        while (live + 1 > cap / 4)
+            cap *= 2;
+        if (!announced_rebuild(b, cap))
+            return;
+    }
+    uint64_t hash = filter_hash(b, filter, len);
+    struct broker_announced *e = announced_slot(b, hash);
+    if (e->hash == 0)
+        b->announced_count++;
+    *e = (struct broker_announced){hash, token};
+}
+
+/* True when @filter's announcement may still be on its way to some shard. */
+static bool announced_pending(const struct broker *b, const uint8_t *filter, size_t len)
+{
+    if (b->announced_count == 0)
+        return false;
+    const struct broker_announced *e = announced_slot(b, filter_hash(b, filter, len));
+    return e->hash != 0 && wait_live(b, e->token);
+}
+
+/*
  * This shard's first subscription to @filter, or a shared group's new
  * member count here (@members, see session_subscribe()): tell the other
  * shards, and count their acknowledgements on @cl's wait *@token (made on
@@ -108,8 +192,19 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
         return suback_fail(cl, MQTT_RC_QUOTA_EXCEEDED);
     if (rc < 0)
         return suback_fail(cl, MQTT_RC_UNSPECIFIED);
-    if (members)
+    if (members) {
         announce(b, cl, e->filter.ptr, e->filter.len, members, token);
+        if (*token)
+            announced_put(b, e->filter.ptr, e->filter.len, *token);
+    } else if (!shared && announced_pending(b, e->filter.ptr, e->filter.len)) {
+        /*
+         * Its first announcement is still on its way: again, and wait (see
+         * announced_put()). Only first announcements are remembered, so when
+         * this SUBSCRIBE is handled again after its wait, the first one has
+         * arrived everywhere (FIFO) and nothing is announced a third time.
+         */
+        announce(b, cl, e->filter.ptr, e->filter.len, 1, token);
+    }
     return opts & MQTT_SUBOPT_QOS;
 }
 

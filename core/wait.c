@@ -70,6 +70,15 @@ static struct broker_wait *wait_at(const struct broker *b, uint64_t token)
     return &b->waits[slot];
 }
 
+bool wait_live(const struct broker *b, uint64_t token)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(token != 0);
+    uint32_t slot = (uint32_t)token - 1;
+    return slot < b->wait_cap && b->waits[slot].gen == (uint32_t)(token >> 32) &&
+           b->waits[slot].remaining > 0;
+}
+
 void wait_add(struct broker *b, uint64_t token, uint32_t n)
 {
     struct broker_wait *w = wait_at(b, token);

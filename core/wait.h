@@ -31,6 +31,9 @@ struct client;
 uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
                   uint32_t remaining);
 
+/* True while @token's wait still counts acknowledgements (not completed nor given up). */
+bool wait_live(const struct broker *b, uint64_t token);
+
 /* @n more acknowledgements are due on @token's wait. */
 void wait_add(struct broker *b, uint64_t token, uint32_t n);
 

@@ -1531,3 +1531,52 @@ Test(broker, a_resent_window_larger_than_the_output_bound_resumes_as_acks_come)
     broker_client_gone(b, &sub, 0);
     broker_client_gone(b, &pub, 0);
 }
+
+/* SUBSCRIBE @c to @filter (QoS 1) on its shard without delivering anything between shards. */
+static void ssub_unpumped(struct sconn *c, const char *filter)
+{
+    struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, 1};
+    struct mqtt_pkt p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    b = sh[c->shard];
+    cr_assert_eq(feed_pkt(&c->cl, &p, MQTT_V311), 0);
+}
+
+/*
+ * A SUBSCRIBE to a filter already on its shard, while that filter's first
+ * announcement is still on its way to another shard, is not acknowledged
+ * before it has arrived: a publish made there after the SUBACK must reach
+ * it. (Found by test_shard_sim.)
+ */
+Test(broker_shards, a_second_subscriber_waits_for_the_first_announcement_still_on_its_way)
+{
+    char id[32];
+    struct sconn first, second, pub;
+    struct got g;
+    id_on(1, "first", id, sizeof(id));
+    sconnect(&first, 1, id, true);
+    id_on(1, "second", id, sizeof(id));
+    sconnect(&second, 1, id, true);
+    id_on(2, "pub", id, sizeof(id));
+    sconnect(&pub, 2, id, true);
+
+    ssub_unpumped(&first, "pa/#");
+    expect_none(&first.cl); /* held: its announcement is in shard 1's outbox */
+    ssub_unpumped(&second, "pa/#");
+    expect_none(&second.cl); /* the filter is on shard 1, but not yet known on shard 2 */
+    pump();
+    cr_assert(next_out(&second.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    cr_assert(next_out(&first.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    spub(&pub, "pa/x", "after", 1, false, 1);
+    expect_publish(&second.cl, "pa/x", "after", 1, false, &g);
+    expect_publish(&first.cl, "pa/x", "after", 1, false, &g);
+    /* Once it has arrived everywhere, a third SUBSCRIBE is answered at once. */
+    ssub_unpumped(&first, "pa/#");
+    cr_assert(next_out(&first.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    sgone(&first);
+    sgone(&second);
+    sgone(&pub);
+}
