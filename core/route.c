@@ -59,7 +59,7 @@ struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
     return m;
 }
 
-/* session._match_opts: an identifier of the session could not be kept; it misses the message. */
+/* session._match_opts: an identifier of the session could not be kept (it goes without). */
 #define MATCH_LOST 0x80u
 _Static_assert(((MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP) & MATCH_LOST) == 0, "a spare bit");
 
@@ -343,8 +343,9 @@ static void deliver(struct broker *b, struct msg *m)
         struct session *s = b->match[i];
         uint32_t n = 0;
         if (s->_match_opts & MATCH_LOST) {
+            /* Delivered with the identifiers kept: short of one beats losing the message. */
             b->stats.route_nomem++;
-            continue;
+            s->_match_opts &= (uint8_t)~MATCH_LOST;
         }
         /* Its identifiers, gathered from its list: as many steps as it has. */
         for (uint32_t j = s->_match_ids; j != 0; j = b->match_ids[j - 1].next)
