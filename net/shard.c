@@ -302,7 +302,9 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         s->stats.conns_refused++;
         return;
     }
-    if (admit_wants_peer(s->admit)) {
+    /* Memory first, as admit_check() does: a flood under pressure costs no getpeername(). */
+    v = admit_pressure(s->admit) ? ADMIT_MEMORY : ADMIT_OK;
+    if (v == ADMIT_OK && admit_wants_peer(s->admit)) {
         if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0) {
             /* Reset before we got to it (ENOTCONN): nothing left to admit. */
             LOG_DEBUG("conn fd %d: getpeername: %s", fd, strerror(errno));
@@ -312,7 +314,9 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         }
         from = &peer;
     }
-    v = admit_check(s->admit, fd, from, s->now_ms);
+    if (v == ADMIT_OK) {
+        v = admit_check(s->admit, fd, from, s->now_ms);
+    }
     if (v != ADMIT_OK) {
         s->stats.refused_memory += v == ADMIT_MEMORY;
         s->stats.refused_address += v == ADMIT_ADDRESS;
