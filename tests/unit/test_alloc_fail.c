@@ -188,14 +188,7 @@ static void subscribe(struct conn *c, const char *filter, uint8_t qos, uint8_t v
 static void publish(struct conn *c, const char *topic, uint8_t qos, bool retain, uint16_t id,
                     uint8_t version)
 {
-    struct mqtt_pkt p = {.type = MQTT_PUBLISH};
-    p.u.publish = (struct mqtt_publish){
-        .qos = qos,
-        .retain = retain,
-        .topic = {(const uint8_t *)topic, (uint32_t)strlen(topic)},
-        .pkt_id = id,
-        .payload = {(const uint8_t *)"payload", 7},
-    };
+    struct mqtt_pkt p = publish_pkt(topic, "payload", qos, retain, id);
     feed_conn(c, &p, version);
     if (qos == 2) {
         struct mqtt_pkt rel = {.type = MQTT_PUBREL};
