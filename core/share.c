@@ -460,6 +460,14 @@ out:
     return;
 }
 
+uint32_t share_members(const struct share_table *t, const uint8_t *full, size_t len)
+{
+    RM_ASSERT(t != NULL && full != NULL);
+    RM_ASSERT(len > 0);
+    const struct share_group *g = group_find(t, share_key(t->key_seed, full, len), full, len);
+    return g != NULL ? subset_count(&g->mem) : 0;
+}
+
 int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
                uint8_t options, uint32_t sub_id, uint32_t *members)
 {

@@ -134,6 +134,9 @@ void share_table_free(struct share_table *t);
 int share_join(struct share_table *t, const uint8_t *full, size_t len, void *member,
                uint8_t options, uint32_t sub_id, uint32_t *members);
 
+/* This shard's member count of the group of @full (0: none, or no such group). */
+uint32_t share_members(const struct share_table *t, const uint8_t *full, size_t len);
+
 /*
  * Remove @member from the group of @full. Returns true if it was a member:
  * the count changed, and the broker broadcasts it (XMSG_INTEREST_ADD with

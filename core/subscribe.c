@@ -196,14 +196,17 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
         announce(b, cl, e->filter.ptr, e->filter.len, members, token);
         if (*token)
             announced_put(b, e->filter.ptr, e->filter.len, *token);
-    } else if (!shared && announced_pending(b, e->filter.ptr, e->filter.len)) {
+    } else if (announced_pending(b, e->filter.ptr, e->filter.len)) {
         /*
-         * Its first announcement is still on its way: again, and wait (see
-         * announced_put()). Only first announcements are remembered, so when
-         * this SUBSCRIBE is handled again after its wait, the first one has
-         * arrived everywhere (FIFO) and nothing is announced a third time.
+         * Its first announcement (a shared group's: its latest count) is
+         * still on its way: again, and wait (see announced_put()). Only
+         * those are remembered, not this one, so when this SUBSCRIBE is
+         * handled again after its wait, they have arrived everywhere (FIFO)
+         * and nothing is announced a third time.
          */
-        announce(b, cl, e->filter.ptr, e->filter.len, 1, token);
+        uint32_t n = shared ? share_members(b->share, e->filter.ptr, e->filter.len) : 1;
+        if (n)
+            announce(b, cl, e->filter.ptr, e->filter.len, n, token);
     }
     return opts & MQTT_SUBOPT_QOS;
 }

@@ -1580,3 +1580,41 @@ Test(broker_shards, a_second_subscriber_waits_for_the_first_announcement_still_o
     sgone(&second);
     sgone(&pub);
 }
+
+/*
+ * The same for a shared subscription replaced by a later connection of its
+ * session while the group's count announcement is still on its way: the
+ * SUBACK waits for it. (Found by test_shard_sim.)
+ */
+Test(broker_shards, a_replaced_shared_subscription_waits_for_its_count_still_on_its_way)
+{
+    char id[32];
+    struct sconn c1, c2;
+    struct got g;
+    id_on(1, "ps", id, sizeof(id));
+    /* Both connections land on the session's home shard: nothing crosses to connect. */
+    c1.shard = 1;
+    broker_client_init(sh[1], &c1.cl);
+    struct mqtt_pkt p = connect_pkt(id, false, MQTT_V311);
+    b = sh[1];
+    cr_assert_eq(feed_pkt(&c1.cl, &p, MQTT_V311), 0);
+    cr_assert(next_out(&c1.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+    ssub_unpumped(&c1, "$share/g/ps/#");
+    expect_none(&c1.cl); /* held: the group's count is in shard 1's outbox */
+    broker_client_gone(sh[1], &c1.cl, 0);
+
+    c2.shard = 1;
+    broker_client_init(sh[1], &c2.cl);
+    b = sh[1];
+    cr_assert_eq(feed_pkt(&c2.cl, &p, MQTT_V311), 0);
+    cr_assert(next_out(&c2.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+    cr_assert(g.pkt.u.connack.session_present);
+    ssub_unpumped(&c2, "$share/g/ps/#"); /* a replace: the count has not changed */
+    expect_none(&c2.cl);
+    pump();
+    cr_assert(next_out(&c2.cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    sgone(&c2);
+}

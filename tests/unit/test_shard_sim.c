@@ -78,8 +78,8 @@
  * Reproducing: SHARD_SIM_SEEDS=N or =A-B runs those seeds (in the first
  * test; the others then run none); SHARD_SIM_TRACE=1 prints every event as
  * it happens; SHARD_SIM_ALL=1 goes on past a failing seed and lists each.
- * SHARD_SIM_STRICT=1 drops the allowances the default run makes for three
- * known bugs (see the end of this file): each is excused only where it can
+ * SHARD_SIM_STRICT=1 drops the allowances the default run makes for known
+ * bugs (see the end of this file): each is excused only where it can
  * strike, and strict runs show them.
  *
  * Built with -Wl,--wrap for malloc, calloc, realloc and free (leaks per
@@ -378,7 +378,7 @@ struct sim_fstate {
     /*
      * That SUBSCRIBE did not announce the filter (it was on its shard
      * already): the INTEREST_ADDs of it that shard sent before (the first
-     * @barrier) may still have been travelling (see known_bug_piggyback).
+     * @barrier) may still have been travelling (see "piggyback" at the end).
      */
     bool piggy;
     uint8_t shard;
@@ -2039,7 +2039,7 @@ static void quiesce(void)
  * its messages: when its SUBACK was read; for one whose SUBACK did not wait
  * for an announcement of its own, unless SHARD_SIM_STRICT, no earlier than
  * the announcements of its filter its shard had sent before arrived
- * (known_bug_piggyback).
+ * ("piggyback" at the end of this file).
  */
 static uint64_t window_open_at(const struct sim_fstate *fs, uint32_t f)
 {
@@ -2394,23 +2394,22 @@ Test(shard_sim, last_quarter_of_the_seeds_loses_no_acknowledged_message_and_keep
 
 /*
  * Known bugs this simulation found or was told of. The default run leaves
- * each out as narrowly as it can; SHARD_SIM_STRICT=1 puts them back (97
+ * each out as narrowly as it can; SHARD_SIM_STRICT=1 puts them back (35
  * of the 6000 default seeds fail then). The seeds named below fail under
  * SHARD_SIM_STRICT=1 as this is written; a change to the simulation or to
  * core/ may move them.
  *
- * known_bug_piggyback (found here; fixed for plain subscriptions). A
- * SUBSCRIBE to a filter that another session on the same shard (or an
- * earlier connection of the same session) subscribed to a moment before
- * was answered at once, while the first subscription's INTEREST_ADD could
- * still be on its way to the other shards: a publish made there after the
+ * piggyback (found here, fixed). A SUBSCRIBE to a filter that another
+ * session on the same shard (or an earlier connection of the same
+ * session) subscribed to a moment before was answered at once, while the
+ * first subscription's INTEREST_ADD (a shared group's count) could still
+ * be on its way to the other shards: a publish made there after the
  * second SUBACK was missed. core/subscribe.c now remembers first
  * announcements still acknowledged by nobody and announces again (strict
- * seeds 8 and 145 pass). Left: a shared group's subscription replaced
- * while its group's count announcement is on its way (strict seeds 51 and
- * 113: a group loses messages). Allowance: such a subscription's window
- * opens only once every INTEREST_ADD of its filter that its shard had sent
- * by its SUBACK has arrived (window_open_at()).
+ * seeds 8, 145, 51 and 113 pass). The allowance stays for what it still
+ * covers: a subscription's window opens only once every INTEREST_ADD of
+ * its filter that its shard had sent by its SUBACK has arrived
+ * (window_open_at()).
  *
  * known_bug_qos2_dup (found here). A retained QoS 2 PUBLISH whose
  * connection ended while it was held for the replicas, resent with DUP on
