@@ -107,6 +107,12 @@ struct broker_outbox_entry {
 /* A retained publish waiting for every replica (see broker.waits). */
 struct broker_wait {
     struct client *cl; /* NULL once the client is gone */
+    /*
+     * The client's session when the wait began: it stays after the client
+     * is gone (wait_adopt()); only compared, never
+     * dereferenced, as the session may have ended since.
+     */
+    const struct session *sess;
     uint32_t gen;      /* bumped when the slot is freed: stale tokens miss */
     uint32_t remaining; /* acknowledgements still to come (slot free: 0 and no cl) */
     uint16_t pkt_id;

@@ -106,6 +106,13 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
     }
     uint8_t ack = pub->qos == 2 ? MQTT_PUBREC : pub->qos == 1 ? MQTT_PUBACK : 0;
     uint64_t token = 0;
+    /*
+     * A duplicate whose first copy's PUBREC still waits for other shards
+     * (a retained one, its connection gone since): answered when that wait
+     * completes, not before - the replicas may not have it yet.
+     */
+    if (!route && b->shard_count > 1 && wait_adopt(b, cl, pub->pkt_id))
+        return BROKER__HOLD;
     if (route && pub->retain && b->shard_count > 1) {
         /*
          * Acknowledge (if QoS > 0) and read on only once every shard's

@@ -40,6 +40,7 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
     }
     struct broker_wait *w = &b->waits[slot];
     w->cl = cl;
+    w->sess = cl->_sess;
     w->remaining = remaining;
     w->pkt_id = pkt_id;
     w->ack_type = ack_type;
@@ -141,6 +142,22 @@ struct client *wait_done(struct broker *b, uint64_t token)
     if (--w->remaining > 0)
         return NULL;
     return complete(b, w);
+}
+
+uint64_t wait_adopt(struct broker *b, struct client *cl, uint16_t pkt_id)
+{
+    RM_ASSERT(cl->_wait == 0 && cl->_sess != NULL);
+    RM_ASSERT(pkt_id != 0);
+    for (uint32_t i = 0; i < b->wait_cap && b->wait_used > 0; i++) {
+        struct broker_wait *w = &b->waits[i];
+        if (w->cl || w->remaining == 0 || w->sess != cl->_sess || w->pkt_id != pkt_id ||
+            w->ack_type != MQTT_PUBREC)
+            continue;
+        w->cl = cl;
+        cl->_wait = i + 1;
+        return (uint64_t)w->gen << 32 | (i + 1);
+    }
+    return 0;
 }
 
 struct client *wait_expire(struct broker *b, uint64_t now_ms)

@@ -19,6 +19,7 @@
 
 struct broker;
 struct client;
+struct session;
 
 /* A wait is given up this long after it began (far beyond any healthy round trip). */
 #define WAIT_TIMEOUT_MS 10000u
@@ -103,6 +104,15 @@ struct client *wait_link_drained(struct broker *b, uint32_t dest);
 
 /* Free the hold lists (broker_free()). */
 void wait_fini(struct broker *b);
+
+/*
+ * @cl (not held) resent QoS 2 PUBLISH @pkt_id, a duplicate of one its
+ * session's earlier connection sent: if that one's PUBREC still waits on
+ * other shards (its client gone), @cl takes the wait over, so the resend is
+ * answered no sooner than the first would have been. Returns its token, or
+ * 0 when there is no such wait. Scans the slots: only for duplicates.
+ */
+uint64_t wait_adopt(struct broker *b, struct client *cl, uint16_t pkt_id);
 
 /* True while any client is held: the clock must keep ticking. */
 bool wait_pending(const struct broker *b);

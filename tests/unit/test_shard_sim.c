@@ -358,7 +358,7 @@ struct sim_msg {
     bool retain;
     bool big;
     bool acked;       /* PUBACK/PUBREC read, or a will surely published */
-    bool acked_dup;   /* QoS 2: by the PUBREC of a resent copy (known_bug_qos2_dup) */
+    bool acked_dup;   /* QoS 2: by the PUBREC of a resent copy (for the failure message) */
     uint64_t t_first; /* its first copy was fed */
     uint64_t t_last;  /* its latest copy was fed */
     uint64_t t_lb;    /* it was routed no earlier than this (see msg_acked()) */
@@ -2074,7 +2074,7 @@ static void check_delivered(uint32_t inc, uint32_t idx)
         uint8_t q = c->qos[f] < m->qos ? c->qos[f] : m->qos;
         if (q > 0 && window_open_at(fs, f) < m->t_lb)
             live = f;
-        if (m->retain && q > 0 && (sim.strict || (m->t_acked < fs->t_sub && !m->acked_dup)))
+        if (m->retain && q > 0 && (sim.strict || m->t_acked < fs->t_sub))
             retained = f;
     }
     cover.must_live += live != SIM_NONE;
@@ -2394,7 +2394,7 @@ Test(shard_sim, last_quarter_of_the_seeds_loses_no_acknowledged_message_and_keep
 
 /*
  * Known bugs this simulation found or was told of. The default run leaves
- * each out as narrowly as it can; SHARD_SIM_STRICT=1 puts them back (35
+ * each out as narrowly as it can; SHARD_SIM_STRICT=1 puts them back (36
  * of the 6000 default seeds fail then). The seeds named below fail under
  * SHARD_SIM_STRICT=1 as this is written; a change to the simulation or to
  * core/ may move them.
@@ -2411,16 +2411,15 @@ Test(shard_sim, last_quarter_of_the_seeds_loses_no_acknowledged_message_and_keep
  * its filter that its shard had sent by its SUBACK has arrived
  * (window_open_at()).
  *
- * known_bug_qos2_dup (found here). A retained QoS 2 PUBLISH whose
+ * qos2_dup (found here, fixed). A retained QoS 2 PUBLISH whose
  * connection ended while it was held for the replicas, resent with DUP on
  * the next connection, is a duplicate (its id is still in the session's
- * qos2_in): it is answered PUBREC at once, without the wait the first copy
- * had, and the RETAIN_SET/APPLY of that first copy may still be on their
- * way. A SUBSCRIBE after that PUBREC, on a shard the RETAIN_APPLY has not
- * reached, gets neither the message nor a later one, against
- * [MQTT-3.3.1-6] as docs/architecture.md promises it. Strict seeds 3015
- * and 5630. Allowance: a retained message acknowledged by the PUBREC of a
- * resent copy is not held to the retained rule.
+ * qos2_in): it was answered PUBREC at once, without the wait the first copy
+ * had, while its RETAIN_SET/APPLY could still be on their way; a SUBSCRIBE
+ * after that PUBREC, on a shard the RETAIN_APPLY had not reached, got
+ * neither the message nor a later one [MQTT-3.3.1-6]. The resend now takes
+ * the first copy's wait over (wait_adopt()). Strict seeds 3015 and 5630
+ * found it.
  *
  * resume_overflow (found here, fixed): session_resume() re-sent the
  * window at once, each PUBLISH within limits_output_hard_max(); when the
