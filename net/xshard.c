@@ -288,6 +288,20 @@ void xshard_free(struct xshard *x)
 
 /* ---- producer ---- */
 
+/*
+ * Whether @m may be dropped on a congested link from shard @from: a QoS 0
+ * message's crossing, plain or to a shared group's member, sent by the
+ * shard that built it (XMSG_PUBLISH always is; an XMSG_SHARE_PUBLISH
+ * passed on by another shard is not, and only the home may free it).
+ */
+static bool sheddable(const struct xmsg *m, uint32_t from)
+{
+    if (m->kind != XMSG_PUBLISH && m->kind != XMSG_SHARE_PUBLISH) {
+        return false;
+    }
+    return m->payload.msg->qos == 0 && m->payload.msg->home_shard == from;
+}
+
 int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg *m)
 {
     struct xshard_peer *p;
@@ -303,10 +317,12 @@ int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg 
         p->stats.sent++;
         return 0;
     }
-    if (l->congested && m->kind == XMSG_PUBLISH && m->payload.msg->qos == 0) {
-        /* The sender built the message (XMSG_PUBLISH goes out from home): free it here. */
+    if (l->congested && sheddable(m, from)) {
+        /* The sender built the message: free it here if this was the last reference. */
         RM_ASSERT(m->payload.msg->home_shard == from);
-        free(m->payload.publish.more); /* its shared groups lose this QoS 0 too */
+        if (m->kind == XMSG_PUBLISH) {
+            free(m->payload.publish.more); /* its shared groups lose this QoS 0 too */
+        }
         if (msg_put(m->payload.msg)) {
             msg_free(m->payload.msg);
         }

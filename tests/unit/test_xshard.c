@@ -233,6 +233,26 @@ Test(xshard, a_link_over_its_message_budget_sheds_qos0_until_it_drains_to_half)
         msg_unref(msg);
         cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 1);
     }
+    {
+        /* A shared group's QoS 0 crossing too, when its home sends it; not when passed on. */
+        struct msg *msg =
+            msg_new((const uint8_t *)"t", 1, NULL, 0, (const uint8_t *)"p", 1, 0, false);
+        struct xmsg m = {.kind = XMSG_SHARE_PUBLISH};
+
+        cr_assert_not_null(msg);
+        m.payload.retain.msg = msg_ref(msg);
+        m.payload.retain.token = 7;
+        cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
+        cr_assert_eq(atomic_load(&msg->refs), 1u, "a shared QoS 0 on a congested link is shed");
+        cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 2);
+        msg->home_shard = 1; /* built elsewhere, passed on by shard 0 */
+        m.payload.retain.msg = msg_ref(msg);
+        cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
+        cr_assert_eq(atomic_load(&msg->refs), 2u, "passed on: queued, not shed");
+        cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 2);
+        msg->home_shard = 0; /* the queued reference is released by xshard_free() */
+        msg_unref(msg);
+    }
     /* The consumer takes one ring's worth at a time: congested until half the budget. */
     for (int i = 0; i < 64 && xshard_congested(x, 0, 1); i++) {
         cr_assert_gt(consume(x), 0);
