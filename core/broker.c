@@ -27,6 +27,7 @@
 #include "core/replica.h"
 #include "core/retained.h"
 #include "core/rm_assert.h"
+#include "core/rpair.h"
 #include "core/sess_table.h"
 #include "core/session.h"
 #include "core/share.h"
@@ -95,6 +96,7 @@ void broker_free(struct broker *b)
         trie_free(b->interest);
     free(b->shard_marker);
     wait_fini(b);
+    rpair_fini(b);
     free(b->match);
     trie_name_fini(&b->split);
     free(b->sub_ids);
@@ -159,12 +161,13 @@ void broker_tick(struct broker *b, uint64_t now_ms)
     struct client *cl;
     for (uint32_t i = 0; i < b->wait_cap && (cl = wait_expire(b, now_ms)) != NULL; i++)
         held_resume(b, cl);
+    xrecv_tick(b);
 }
 
 bool broker_has_deadlines(const struct broker *b)
 {
     RM_ASSERT(b != NULL);
-    return deadline_pending(b) || wait_pending(b);
+    return deadline_pending(b) || wait_pending(b) || rpair_pending(b);
 }
 
 void broker_client_kick(struct broker *b, struct client *cl, int rc)

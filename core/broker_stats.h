@@ -35,6 +35,8 @@ struct broker_stats {
     uint64_t route_nomem;      /* messages routed to nobody: no memory to split the topic */
     uint64_t retained_refused; /* retained publishes not kept: store full (or no memory) */
     uint64_t retained_expired; /* retained messages swept out after their expiry */
+    uint64_t rpair_nomem;    /* retained messages delivered unpaired: no memory (rpair.h) */
+    uint64_t rpair_timeouts; /* a retained message's notice or apply never came */
     uint64_t wait_timeouts;    /* clients released without every shard's acknowledgement */
     uint64_t publishers_held;  /* QoS 1/2 publishes held: they crossed to a congested shard */
     uint64_t hold_nomem;       /* ... acknowledged at once instead: no memory to hold them */

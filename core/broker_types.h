@@ -109,7 +109,7 @@ struct broker_wait {
     struct client *cl; /* NULL once the client is gone */
     /*
      * The client's session when the wait began: it stays after the client
-     * is gone (wait_adopt()); only compared, never
+     * is gone (wait_adopt(), wait_publisher()); only compared, never
      * dereferenced, as the session may have ended since.
      */
     const struct session *sess;
@@ -118,6 +118,13 @@ struct broker_wait {
     uint16_t pkt_id;
     uint8_t ack_type;  /* MQTT_PUBACK, MQTT_PUBREC, or 0 (QoS 0: nothing to send) */
     uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
+};
+
+/* A retained message's first arrival here, waiting for its pair (rpair.c). */
+struct broker_rpair {
+    struct msg *m;      /* a reference of its own; NULL: empty slot */
+    uint64_t expire_ms; /* given up then (rpair_expire()) */
+    bool applied;       /* its apply came first (else its notice) */
 };
 
 /* A filter announced with a wait (subscribe.c): its hash, and the wait's token. */
@@ -146,6 +153,11 @@ struct broker {
     struct retained *retained; /* replica.c */
     uint64_t retained_expire_ms; /* replica.c: no retained message expires before */
     uint64_t retained_sweep_ms; /* replica.c: next sweep of expired retained messages */
+    /* rpair.c: retained messages whose notice or apply came, not both yet. */
+    struct broker_rpair *rpairs;
+    uint32_t rpair_cap; /* a power of two, or 0 */
+    uint32_t rpair_count;
+    uint64_t rpair_scan_ms; /* rpair_expire() looks again at this time */
     struct share_table *share; /* session.c, xrecv.c: shared groups ($share/g/f) */
 
     /* outbox.c: to other shards, a FIFO ring drained by net/ each iteration. */

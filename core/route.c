@@ -15,10 +15,12 @@
 #include <string.h>
 
 #include "core/broker_types.h"
+#include "core/home.h"
 #include "core/msg.h"
 #include "core/mqtt_codec.h"
 #include "core/outbox.h"
 #include "core/replica.h"
+#include "core/rpair.h"
 #include "core/rm_assert.h"
 #include "core/wait.h"
 #include "core/session.h"
@@ -357,6 +359,50 @@ static void deliver(struct broker *b, struct msg *m)
     b->match_id_count = 0;
 }
 
+/*
+ * Retained @m, published here and matched (match()): to its replicas
+ * (replica_publish(), @token as there), and its plain subscribers reached
+ * where each replica takes it, in the same step, so that a SUBSCRIBE on
+ * any shard either finds it in that shard's replica or gets it live:
+ *   - here, now if this is the topic's home shard, else when our replica
+ *     applies it (route_retained());
+ *   - on the home shard, when it applies it (its RETAIN_SET follows our
+ *     other messages to it);
+ *   - on every other shard, at the later of its apply and a notice sent
+ *     now - the plain crossing, to every shard, interested or not - which
+ *     follows our earlier messages there (core/rpair.h).
+ * Routed from here directly, as other messages are, a SUBSCRIBE elsewhere
+ * could be answered, and its replica read, between this routing (which its
+ * filter's announcement had not reached) and its replica's update. The
+ * publisher is held until every replica has it, so its next message comes
+ * after. Shared groups' members get no retained messages on subscribing:
+ * they are reached from here.
+ */
+static void retained_route(struct broker *b, struct msg *m, uint64_t token)
+{
+    RM_ASSERT(m->retain);
+    replica_publish(b, m, token);
+    uint32_t home = home_shard(msg_topic(m), m->topic_len, b->shard_count);
+    b->remote_count = 0;
+    if (home == b->shard_id)
+        return; /* applied here: ours now; the others when its RETAIN_APPLY comes */
+    b->match_count = b->match_id_count = 0; /* ours when our replica applies it */
+    for (uint32_t i = 0; i < b->shard_count; i++) {
+        if (i != b->shard_id && i != home)
+            b->remote[b->remote_count++] = i; /* notices */
+    }
+}
+
+void route_retained(struct broker *b, struct msg *m, const struct session *publisher)
+{
+    RM_ASSERT(m->retain);
+    struct mqtt_str topic = {msg_topic(m), m->topic_len};
+    b->publisher = publisher;
+    match(b, &topic, false);
+    b->publisher = NULL;
+    deliver(b, m);
+}
+
 int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
                   uint64_t token)
 {
@@ -377,7 +423,7 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
         return -ENOMEM;
     }
     if (pub->retain)
-        replica_publish(b, m, token);
+        retained_route(b, m, token);
     b->hold_on = pub->qos > 0 && b->congested_count > 0;
     deliver(b, m);
     b->hold_on = false;
@@ -393,9 +439,9 @@ void route_will(struct broker *b, struct msg *m)
         m->expiry_ms = b->now_ms + (uint64_t)m->will_expiry_s * 1000 + 1;
     b->stats.msgs_in++;
     b->stats.wills_sent++;
-    if (m->retain)
-        replica_publish(b, m, 0);
     match(b, &topic, true);
+    if (m->retain)
+        retained_route(b, m, 0);
     deliver(b, m);
     outbox_msg_put(b, m);
 }
@@ -432,7 +478,8 @@ void route_remote(struct broker *b, uint32_t from, const struct xmsg *x)
     struct msg *m = x->payload.publish.msg;
     RM_ASSERT(x->kind == XMSG_PUBLISH && m != NULL);
     RM_ASSERT(m->home_shard != b->shard_id && from < b->shard_count);
-    if (x->arg & XMSG_PUBLISH_PLAIN) {
+    /* A retained one's plain crossing is its notice: delivered once its apply came too. */
+    if ((x->arg & XMSG_PUBLISH_PLAIN) && (!m->retain || rpair_arrive(b, m, false))) {
         struct mqtt_str topic = {msg_topic(m), m->topic_len};
         match(b, &topic, false);
         deliver(b, m);

@@ -55,6 +55,14 @@ void route_will(struct broker *b, struct msg *m);
 void route_remote(struct broker *b, uint32_t from, const struct xmsg *x);
 
 /*
+ * Retained @m published elsewhere (or a will) reaches the plain subscribers
+ * here now (see retained_route() in route.c): its replica here has just
+ * taken it. @publisher: the publishing session when it is one of ours (its
+ * No Local subscriptions skip it), else NULL. Borrows @m.
+ */
+void route_retained(struct broker *b, struct msg *m, const struct session *publisher);
+
+/*
  * XMSG_SHARE_PUBLISH: @m for one member of shared group @key, sent here by
  * shard @from after @hops passes. Borrows @m.
  */

@@ -144,6 +144,12 @@ struct client *wait_done(struct broker *b, uint64_t token)
     return complete(b, w);
 }
 
+const struct session *wait_publisher(const struct broker *b, uint64_t token)
+{
+    RM_ASSERT(b != NULL);
+    return token && wait_live(b, token) ? b->waits[(uint32_t)token - 1].sess : NULL;
+}
+
 uint64_t wait_adopt(struct broker *b, struct client *cl, uint16_t pkt_id)
 {
     RM_ASSERT(cl->_wait == 0 && cl->_sess != NULL);

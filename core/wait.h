@@ -106,6 +106,13 @@ struct client *wait_link_drained(struct broker *b, uint32_t dest);
 void wait_fini(struct broker *b);
 
 /*
+ * The session of the client that began @token's wait, while the wait still
+ * counts acknowledgements; else NULL (also for @token 0). Only to compare:
+ * the session may have ended.
+ */
+const struct session *wait_publisher(const struct broker *b, uint64_t token);
+
+/*
  * @cl (not held) resent QoS 2 PUBLISH @pkt_id, a duplicate of one its
  * session's earlier connection sent: if that one's PUBREC still waits on
  * other shards (its client gone), @cl takes the wait over, so the resend is

@@ -13,6 +13,7 @@
 #include "core/replica.h"
 #include "core/rm_assert.h"
 #include "core/route.h"
+#include "core/rpair.h"
 #include "core/share.h"
 #include "core/trie.h"
 #include "core/wait.h"
@@ -69,13 +70,29 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
         msg_free(m);
         break;
     case XMSG_RETAIN_SET:
+        /* Its publisher's earlier messages here came before: its subscribers here now. */
         replica_home_apply(b, m, x->payload.retain.token, x->arg);
+        route_retained(b, m, NULL);
         outbox_msg_put(b, m);
         break;
-    case XMSG_RETAIN_APPLY:
+    case XMSG_RETAIN_APPLY: {
+        /*
+         * Published here: our subscribers now, skipping the publisher's No
+         * Local ones (its wait, ended by this apply, names it). Published
+         * on the home shard (@from): now, after the publisher's earlier
+         * messages on the same ring. Elsewhere: once the publisher's notice
+         * has come too (core/rpair.h).
+         */
+        uint32_t origin = x->arg & ~REPLICA_REFUSED;
+        bool ours = origin == b->shard_id;
+        const struct session *publisher =
+            ours ? wait_publisher(b, x->payload.retain.token) : NULL;
         released = replica_apply(b, m, x->payload.retain.token, x->arg);
+        if (ours || origin == from || rpair_arrive(b, m, true))
+            route_retained(b, m, publisher);
         outbox_msg_put(b, m);
         break;
+    }
     case XMSG_ACK:
         released = wait_done(b, x->payload.retain.token);
         break;
@@ -91,4 +108,15 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
         RM_ASSERT(!"not a routing message");
     }
     return released;
+}
+
+void xrecv_tick(struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    /* Bounded: each call takes one entry out. */
+    struct msg *m;
+    for (uint32_t i = 0, n = b->rpair_cap; i < n && (m = rpair_expire(b, b->now_ms)) != NULL; i++) {
+        route_retained(b, m, NULL); /* its notice was lost: delivered late, not never */
+        outbox_msg_put(b, m);
+    }
 }

@@ -4,7 +4,7 @@
  * shard's sessions gained or lost, an acknowledgement, or a message of ours
  * coming home to be freed.
  *
- * Calls route, replica, wait and outbox. Owned by one shard;
+ * Calls route, replica, rpair, wait and outbox. Owned by one shard;
  * single-threaded.
  */
 #ifndef RINGMQ_XRECV_H
@@ -22,5 +22,11 @@ struct xmsg;
  * handles what that client sent meanwhile. Else NULL.
  */
 struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg *x);
+
+/*
+ * The clock moved (b->now_ms): a retained message whose notice never came
+ * reaches its subscribers here anyway, after RPAIR_TIMEOUT_MS.
+ */
+void xrecv_tick(struct broker *b);
 
 #endif

@@ -78,9 +78,7 @@
  * Reproducing: SHARD_SIM_SEEDS=N or =A-B runs those seeds (in the first
  * test; the others then run none); SHARD_SIM_TRACE=1 prints every event as
  * it happens; SHARD_SIM_ALL=1 goes on past a failing seed and lists each.
- * SHARD_SIM_STRICT=1 drops the allowances the default run makes for known
- * bugs (see the end of this file): each is excused only where it can
- * strike, and strict runs show them.
+ * The bugs it found are listed at the end of this file.
  *
  * Built with -Wl,--wrap for malloc, calloc, realloc and free (leaks per
  * seed) and for lvlmap_seed (CMakeLists.txt), so that hash tables lay out
@@ -130,7 +128,6 @@
 #define SIM_OUT_MAX 16u          /* a publisher's QoS 1/2 publishes in flight */
 #define SIM_QOS2_MAX 64u         /* QoS 2 ids a subscriber holds until PUBREL */
 #define SIM_ALIAS_MAX 8u         /* topic aliases a v5 client takes from the broker */
-#define SIM_ADDS_MAX 1024u       /* INTEREST_ADDs of one filter from one shard, tracked */
 #define SIM_PINGS_MAX 4u         /* PINGREQs a client leaves unanswered */
 #define SIM_PKT_MAX 2048u        /* largest packet a client writes */
 #define SIM_BIG_PAYLOAD 700u     /* a payload over SIM_SMALL_MAX_PACKET */
@@ -377,12 +374,9 @@ struct sim_fstate {
     uint64_t t_sub;  /* the SUBSCRIBE that opened it was fed */
     /*
      * That SUBSCRIBE did not announce the filter (it was on its shard
-     * already): the INTEREST_ADDs of it that shard sent before (the first
-     * @barrier) may still have been travelling (see "piggyback" at the end).
+     * already): said when it fails ("piggyback" at the end of this file).
      */
     bool piggy;
-    uint8_t shard;
-    uint32_t barrier;
 };
 
 /* A session: one per connection of a clean client, one for all of a persistent one. */
@@ -523,7 +517,6 @@ struct sim_item {
     struct conn *conn; /* a handoff: the connection, with the bytes its shard kept */
     uint8_t *kept;
     uint32_t len;
-    uint32_t add; /* an INTEREST_ADD of one of our filters: its record; else SIM_NONE */
 };
 
 struct sim_fifo {
@@ -547,7 +540,6 @@ static struct {
     uint64_t now_ms;
     uint64_t start_ms;
     uint64_t acts; /* anything done: the final phase stops when it stays */
-    bool strict;   /* SHARD_SIM_STRICT */
     uint32_t net_pct, flush_pct, stall_pct, churn_pct, kick_pct;
     uint32_t stall_max;
     uint32_t burst_max;
@@ -584,8 +576,6 @@ static struct sim_dlv dlv[SIM_INCS_MAX][SIM_MSGS_MAX];
 static uint32_t last_seq[SIM_INCS_MAX][SIM_INCS_MAX][2];
 static uint8_t share_got[SIM_GROUPS][SIM_MSGS_MAX];
 /* When each INTEREST_ADD of a filter from a shard was delivered (0: not yet). */
-static uint64_t add_delivered[SIM_SHARDS_MAX][F_COUNT][SIM_ADDS_MAX];
-static uint32_t add_count[SIM_SHARDS_MAX][F_COUNT];
 static uint8_t share_app2[SIM_GROUPS][SIM_MSGS_MAX];
 
 static struct conn *conn_of(struct client *cl)
@@ -885,7 +875,7 @@ static void handoff_start(struct conn *k)
     int rc = broker_client_handoff_take(sh[k->shard], &k->cl, &kept, &len);
     CHECK(rc == 0, "handoff_take failed: %d", rc);
     TRACE("c%u conn%u handed off %u -> %u (%u bytes)", k->c->idx, k->no, k->shard, home, len);
-    struct sim_item it = {.conn = k, .kept = kept, .len = len, .add = SIM_NONE};
+    struct sim_item it = {.conn = k, .kept = kept, .len = len};
     fifo_push(k->shard, home, &it);
     k->where = CONN_TRANSIT;
     k->shard = home;
@@ -917,10 +907,6 @@ static void item_deliver(uint32_t from, uint32_t to, struct sim_item *it)
 {
     sim.acts++;
     ev++;
-    if (it->add != SIM_NONE) {
-        uint32_t f = filter_find(it->x.payload.buf.ptr, it->x.payload.buf.len);
-        add_delivered[from][f][it->add] = ev;
-    }
     if (!it->conn) {
         if (trace_level) {
             static const char *const kinds[] = {"NONE",         "PUBLISH",      "MSG_FREE",
@@ -967,17 +953,13 @@ static void fifo_deliver(uint32_t from, uint32_t to, uint32_t n)
 }
 
 /*
- * Shard @from announces a filter (@x, an INTEREST_ADD) to another: count it;
- * with a token, the SUBSCRIBE held on that wait announced it.
+ * Shard @from announces a filter (@x, an INTEREST_ADD) to another: with a
+ * token, the SUBSCRIBE held on that wait announced it.
  */
-static uint32_t add_record(uint32_t from, const struct xmsg *x)
+static void add_record(uint32_t from, const struct xmsg *x)
 {
     uint32_t f = filter_find(x->payload.buf.ptr, x->payload.buf.len);
     CHECK(f != SIM_NONE, "shard %u announces a filter nobody subscribed to", from);
-    CHECK(add_count[from][f] < SIM_ADDS_MAX, "more than %u INTEREST_ADDs of %s", SIM_ADDS_MAX,
-          filters[f].str);
-    uint32_t rec = add_count[from][f]++;
-    add_delivered[from][f][rec] = 0;
     uint32_t slot = (uint32_t)x->payload.buf.token; /* the wait's slot + 1, as client._wait */
     for (uint32_t i = 0; slot && i < sim.live_count; i++) {
         struct conn *k = &conns[sim.live[i]];
@@ -988,7 +970,6 @@ static uint32_t add_record(uint32_t from, const struct xmsg *x)
                 k->subrecs[j].announced = true;
         }
     }
-    return rec;
 }
 
 /* Move what the shards produced into the FIFOs; close the clients that are closing. */
@@ -1002,7 +983,8 @@ static void settle(void)
             struct sim_item it = {0};
             while (broker_next_xmsg(sh[i], &dest, &it.x)) {
                 CHECK(dest < sim.shards && dest != i, "xmsg from %u to %u", i, dest);
-                it.add = it.x.kind == XMSG_INTEREST_ADD ? add_record(i, &it.x) : SIM_NONE;
+                if (it.x.kind == XMSG_INTEREST_ADD)
+                    add_record(i, &it.x);
                 fifo_push(i, dest, &it);
                 more = true;
             }
@@ -1521,8 +1503,6 @@ static void on_suback(struct conn *k, uint8_t type, const struct mqtt_suback *sa
         fs->t_open = ev;
         fs->t_sub = r.t_fed;
         fs->piggy = !r.announced && (r.again || filter_elsewhere(k->inc, k->shard, r.filter));
-        fs->shard = (uint8_t)k->shard;
-        fs->barrier = add_count[k->shard][r.filter];
     }
 }
 
@@ -2034,28 +2014,6 @@ static void quiesce(void)
     }
 }
 
-/*
- * When subscription @fs (to filter @f) surely had every shard forwarding
- * its messages: when its SUBACK was read; for one whose SUBACK did not wait
- * for an announcement of its own, unless SHARD_SIM_STRICT, no earlier than
- * the announcements of its filter its shard had sent before arrived
- * ("piggyback" at the end of this file).
- */
-static uint64_t window_open_at(const struct sim_fstate *fs, uint32_t f)
-{
-    uint64_t t = fs->t_open;
-    if (!fs->piggy || sim.strict)
-        return t;
-    for (uint32_t i = 0; i < fs->barrier; i++) {
-        uint64_t d = add_delivered[fs->shard][f][i];
-        if (d == 0)
-            return UINT64_MAX;
-        if (d > t)
-            t = d;
-    }
-    return t;
-}
-
 /* Session @in got message @idx if it should have (see the header). */
 static void check_delivered(uint32_t inc, uint32_t idx)
 {
@@ -2072,9 +2030,9 @@ static void check_delivered(uint32_t inc, uint32_t idx)
         if (fs->st != F_OPEN || !filter_matches(f, m->topic))
             continue;
         uint8_t q = c->qos[f] < m->qos ? c->qos[f] : m->qos;
-        if (q > 0 && window_open_at(fs, f) < m->t_lb)
+        if (q > 0 && fs->t_open < m->t_lb)
             live = f;
-        if (m->retain && q > 0 && (sim.strict || m->t_acked < fs->t_sub))
+        if (m->retain && q > 0)
             retained = f;
     }
     cover.must_live += live != SIM_NONE;
@@ -2122,7 +2080,7 @@ static void check_group(uint32_t g)
     for (uint32_t idx = 0; idx < sim.msg_count; idx++) {
         const struct sim_msg *m = &msgs[idx];
         if (!m->acked || m->qos == 0 || m->expiry_s == 1 || !filter_matches(f, m->topic) ||
-            m->t_lb <= window_open_at(fs, f))
+            m->t_lb <= fs->t_open)
             continue;
         /*
          * A QoS 2 message once sent stays with its member, and goes with
@@ -2186,10 +2144,8 @@ static void run(uint64_t seed)
     ev = 0;
     trace_next = 0;
     memset(&sim, 0, sizeof(sim));
-    sim.strict = getenv("SHARD_SIM_STRICT") != NULL;
     memset(share_got, 0, sizeof(share_got));
     memset(share_app2, 0, sizeof(share_app2));
-    memset(add_count, 0, sizeof(add_count));
     memset(fifo, 0, sizeof(fifo)); /* what a failed run left is dropped */
     world_init();
     for (uint32_t i = 0; i < sim.shards; i++) {
@@ -2393,49 +2349,40 @@ Test(shard_sim, last_quarter_of_the_seeds_loses_no_acknowledged_message_and_keep
 }
 
 /*
- * Known bugs this simulation found or was told of. The default run leaves
- * each out as narrowly as it can; SHARD_SIM_STRICT=1 puts them back (36
- * of the 6000 default seeds fail then). The seeds named below fail under
- * SHARD_SIM_STRICT=1 as this is written; a change to the simulation or to
- * core/ may move them.
+ * Bugs this simulation found or was told of, all fixed; it makes no
+ * allowance for any (40,000 seeds passed when the last was fixed).
  *
- * piggyback (found here, fixed). A SUBSCRIBE to a filter that another
- * session on the same shard (or an earlier connection of the same
- * session) subscribed to a moment before was answered at once, while the
- * first subscription's INTEREST_ADD (a shared group's count) could still
- * be on its way to the other shards: a publish made there after the
- * second SUBACK was missed. core/subscribe.c now remembers first
- * announcements still acknowledged by nobody and announces again (strict
- * seeds 8, 145, 51 and 113 pass). The allowance stays for what it still
- * covers: a subscription's window opens only once every INTEREST_ADD of
- * its filter that its shard had sent by its SUBACK has arrived
- * (window_open_at()).
+ * piggyback (found here). A SUBSCRIBE to a filter that another session on
+ * the same shard (or an earlier connection of the same session) subscribed
+ * to a moment before was answered at once, while the first subscription's
+ * INTEREST_ADD (a shared group's count) could still be on its way to the
+ * other shards: a publish made there after the second SUBACK was missed.
+ * core/subscribe.c now remembers first announcements still acknowledged by
+ * nobody and announces again (seeds 8, 145, 51 and 113).
  *
- * qos2_dup (found here, fixed). A retained QoS 2 PUBLISH whose
- * connection ended while it was held for the replicas, resent with DUP on
- * the next connection, is a duplicate (its id is still in the session's
- * qos2_in): it was answered PUBREC at once, without the wait the first copy
- * had, while its RETAIN_SET/APPLY could still be on their way; a SUBSCRIBE
- * after that PUBREC, on a shard the RETAIN_APPLY had not reached, got
- * neither the message nor a later one [MQTT-3.3.1-6]. The resend now takes
- * the first copy's wait over (wait_adopt()). Strict seeds 3015 and 5630
- * found it.
+ * qos2_dup (found here). A retained QoS 2 PUBLISH whose connection ended
+ * while it was held for the replicas, resent with DUP on the next
+ * connection, is a duplicate (its id is still in the session's qos2_in):
+ * it was answered PUBREC at once, without the wait the first copy had,
+ * while its RETAIN_SET/APPLY could still be on their way; a SUBSCRIBE after
+ * that PUBREC, on a shard the RETAIN_APPLY had not reached, got neither
+ * the message nor a later one [MQTT-3.3.1-6]. The resend now takes the
+ * first copy's wait over (wait_adopt(); seeds 3015 and 5630).
  *
- * resume_overflow (found here, fixed): session_resume() re-sent the
- * window at once, each PUBLISH within limits_output_hard_max(); when the
- * window's messages did not fit there (20 of 1 MiB against the default
- * 16 MiB), pump() failed with -ENOBUFS and the connection was closed right
- * after its CONNACK, on every reconnection. pump() now stops at a full
- * output while something of the session's is on its way (its
- * acknowledgement pumps again). Strict seeds 6206 and 14931 found it; the
- * default run no longer keeps inflight_max to what fits.
+ * resume_overflow (found here): session_resume() re-sent the window at
+ * once, each PUBLISH within limits_output_hard_max(); when the window's
+ * messages did not fit there (20 of 1 MiB against the default 16 MiB),
+ * pump() failed with -ENOBUFS and the connection was closed right after
+ * its CONNACK, on every reconnection. pump() now stops at a full output
+ * while something of the session's is on its way (its acknowledgement
+ * pumps again; seeds 6206 and 14931).
  *
- * known_bug_retained_race (known before). A SUBSCRIBE racing a retained
- * PUBLISH made on another shard can miss both the live message and the
- * retained one: the publishing shard routed it before the new filter's
- * INTEREST_ADD arrived, and the subscriber's shard, its interest
- * acknowledged, answered SUBACK before the RETAIN_APPLY from the topic's
- * home reached its replica. Strict seeds 59, 392, 474, 677. Allowance: the
- * retained rule holds only for a publish acknowledged before the
- * SUBSCRIBE was fed.
+ * retained_race (known before). A SUBSCRIBE racing a retained PUBLISH made
+ * on another shard could miss both the live message and the retained one:
+ * the publishing shard routed it before the new filter's INTEREST_ADD
+ * arrived, and the subscriber's shard, its interest acknowledged, answered
+ * SUBACK before the RETAIN_APPLY from the topic's home reached its replica.
+ * A retained message's plain subscribers are now reached where each
+ * replica takes it (retained_route() in core/route.c, core/rpair.h; seeds
+ * 59, 392, 474, 677).
  */
