@@ -258,6 +258,42 @@ out:
     return rc;
 }
 
+/*
+ * Give each listener [auth]'s password_file, acl_file and allow_anonymous
+ * unless it set its own, then resolve allow_anonymous = auto: off where a
+ * password file applies, on elsewhere.
+ */
+static void inherit_auth(struct config__draft *d)
+{
+    const struct config_auth *a = &d->cfg.auth;
+    size_t pw = config_keys__index(CONFIG__SCOPE_LISTENER, "password_file");
+    size_t acl = config_keys__index(CONFIG__SCOPE_LISTENER, "acl_file");
+    size_t anon = config_keys__index(CONFIG__SCOPE_LISTENER, "allow_anonymous");
+    size_t count;
+    uint32_t i;
+
+    config_keys__table(&count);
+    RM_ASSERT(pw < count && acl < count && anon < count);
+    for (i = 0; i < d->cfg.listener_count; i++) {
+        struct config_listener *l = &d->cfg.listeners[i];
+        const unsigned *set = d->listener_key_line[i];
+
+        if (set[pw] == 0) {
+            memcpy(l->password_file, a->password_file, sizeof(l->password_file));
+        }
+        if (set[acl] == 0) {
+            memcpy(l->acl_file, a->acl_file, sizeof(l->acl_file));
+        }
+        if (set[anon] == 0) {
+            l->allow_anonymous = a->allow_anonymous;
+        }
+        if (l->allow_anonymous == CONFIG_AUTO) {
+            l->allow_anonymous = l->password_file[0] == '\0' ? CONFIG_ON : CONFIG_OFF;
+        }
+        RM_ASSERT(l->allow_anonymous == CONFIG_ON || l->allow_anonymous == CONFIG_OFF);
+    }
+}
+
 /* Parse @src, check, and publish the result into @cfg on success. */
 static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
 {
@@ -267,6 +303,7 @@ static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
     RM_ASSERT(cfg != NULL && ld != NULL && src != NULL);
     rc = config_ini__parse(src, &ld->diag, &cb);
     if (rc == 0) {
+        inherit_auth(&ld->draft);
         rc = config_check__run(&ld->draft, &ld->diag);
     }
     if (rc == 0) {

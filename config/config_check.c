@@ -15,6 +15,7 @@
 
 #include "config/config_diag.h"
 #include "config/config_keys.h"
+#include "config/pwfile.h"
 #include "core/rm_assert.h"
 
 /* A listener's address in binary form, for comparing "::1" with "0::1". */
@@ -295,6 +296,86 @@ static int check_listener_ws(const struct config__draft *d, struct config_diag *
     return 0;
 }
 
+/*
+ * Where listener @j's value of auth key @key came from: its own line, or
+ * [auth]'s (0 when neither set it), and that section's name into @sec.
+ */
+static unsigned auth_key_line(const struct config__draft *d, uint32_t j, const char *key,
+                              char *sec, size_t sec_len)
+{
+    unsigned line = d->listener_key_line[j][key_index(CONFIG__SCOPE_LISTENER, key)];
+
+    if (line != 0) {
+        snprintf(sec, sec_len, "listener.%s", d->cfg.listeners[j].name);
+        return line;
+    }
+    snprintf(sec, sec_len, "auth");
+    return d->key_line[key_index(CONFIG__SCOPE_AUTH, key)];
+}
+
+/* True when listener @j's @path was already checked for an earlier listener. */
+static bool auth_path_seen(const struct config *cfg, uint32_t j, size_t offset)
+{
+    const char *path = (const char *)&cfg->listeners[j] + offset;
+
+    for (uint32_t i = 0; i < j; i++) {
+        if (strcmp((const char *)&cfg->listeners[i] + offset, path) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/*
+ * Listener @j's password file must load (so --test-config reports its
+ * lines as PWFILE:LINE: problem) and its ACL file must be readable.
+ */
+static int check_listener_auth(const struct config__draft *d, struct config_diag *diag,
+                               uint32_t j)
+{
+    const struct config_listener *l = &d->cfg.listeners[j];
+    char sec[CONFIG_NAME_MAX + 16];
+    char err[CONFIG_ERR_MAX];
+    struct pwdb *db;
+    unsigned line;
+    int sys_errno;
+    FILE *f;
+
+    if (l->password_file[0] != '\0' &&
+        !auth_path_seen(&d->cfg, j, offsetof(struct config_listener, password_file))) {
+        db = pwfile_load(l->password_file, err, sizeof(err), &sys_errno);
+        if (db == NULL) {
+            line = auth_key_line(d, j, "password_file", sec, sizeof(sec));
+            if (sys_errno != 0) {
+                config_diag__fail(diag, line, "[%s] password_file: cannot read '%s': %s", sec,
+                                  l->password_file, strerror(sys_errno));
+            } else {
+                config_diag__fail_raw(diag, err);
+            }
+            return -1;
+        }
+        pwfile_free(db);
+    }
+    if (l->acl_file[0] != '\0' &&
+        !auth_path_seen(&d->cfg, j, offsetof(struct config_listener, acl_file))) {
+        f = fopen(l->acl_file, "re");
+        sys_errno = f == NULL ? errno : 0;
+        if (f != NULL && (getc(f), ferror(f))) {
+            sys_errno = errno; /* a directory opens, then fails with EISDIR */
+        }
+        if (f != NULL) {
+            fclose(f);
+        }
+        if (sys_errno != 0) {
+            line = auth_key_line(d, j, "acl_file", sec, sizeof(sec));
+            config_diag__fail(diag, line, "[%s] acl_file: cannot read '%s': %s", sec, l->acl_file,
+                              strerror(sys_errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_check__run(const struct config__draft *d, struct config_diag *diag)
 {
     uint32_t i;
@@ -310,6 +391,9 @@ int config_check__run(const struct config__draft *d, struct config_diag *diag)
         rc = check_listener_ws(d, diag, i);
         if (rc == 0) {
             rc = check_listener_tls(d, diag, i);
+        }
+        if (rc == 0) {
+            rc = check_listener_auth(d, diag, i);
         }
     }
     RM_ASSERT(rc == 0 || diag->failed);

@@ -78,3 +78,13 @@ void config_diag__fail(struct config_diag *d, unsigned line, const char *fmt, ..
         }
     }
 }
+
+void config_diag__fail_raw(struct config_diag *d, const char *msg)
+{
+    RM_ASSERT(d != NULL && msg != NULL);
+    RM_ASSERT(d->err != NULL && d->err_len >= 1);
+    if (!d->failed) {
+        d->failed = true;
+        snprintf(d->err, d->err_len, "%s", msg);
+    }
+}

@@ -40,6 +40,13 @@ void config_diag__fail(struct config_diag *d, unsigned line, const char *fmt, ..
     __attribute__((format(printf, 3, 4)));
 
 /*
+ * Record @msg (already "FILE:LINE: ...", about another file than the
+ * configuration: a password file's line) as the first error. Later calls
+ * do nothing. Always leaves d->failed set.
+ */
+void config_diag__fail_raw(struct config_diag *d, const char *msg);
+
+/*
  * Copy @s (at most @n bytes, stopping at NUL) into @dst for a message:
  * printable ASCII as is, anything else as \xNN, cut with "..." past
  * CONFIG_DIAG_ESC_INPUT_MAX characters. @dst is always NUL-terminated;

@@ -122,6 +122,17 @@ static const struct config__key keys[] = {
     {CONFIG__SCOPE_MQTT, "keepalive_max", CONFIG__SECONDS, 0, 65535, "0", LIM(keepalive_max_s),
      NULL, "longest keep alive allowed; 0 = the client's stands (CONNACK Server Keep Alive)"},
 
+    {CONFIG__SCOPE_AUTH, "allow_anonymous", CONFIG__AUTO_BOOL, 0, 1, "auto",
+     G(auth.allow_anonymous), NULL,
+     "accept clients without a user name; auto = off where a password_file applies, else on"},
+    {CONFIG__SCOPE_AUTH, "password_file", CONFIG__STRING, 0, 0, "", G(auth.password_file), NULL,
+     "mosquitto-format password file (ringmq-passwd or mosquitto_passwd makes one)"},
+    {CONFIG__SCOPE_AUTH, "acl_file", CONFIG__STRING, 0, 0, "", G(auth.acl_file), NULL,
+     "access control list file (must be readable)"},
+    {CONFIG__SCOPE_AUTH, "bind_client_id_to_user", CONFIG__BOOL, 0, 1, "true",
+     G(auth.bind_client_id_to_user), NULL,
+     "a client id's session belongs to the user that made it: another user's CONNECT with it "
+     "is refused"},
     {CONFIG__SCOPE_AUTH, "test_method", CONFIG__BOOL, 0, 1, "false", LIM(auth_test_method), NULL,
      "TESTS ONLY: accept the deterministic AUTH method ringmq-test; never in production"},
 
@@ -155,6 +166,12 @@ static const struct config__key keys[] = {
      "TLS 1.2 cipher list (OpenSSL names, ':'-separated); empty: wolfSSL's defaults"},
     {CONFIG__SCOPE_LISTENER, "ciphers_tls1.3", CONFIG__STRING, 0, 0, "", L(ciphers_tls13), NULL,
      "TLS 1.3 cipher suites (':'-separated); empty: wolfSSL's defaults"},
+    {CONFIG__SCOPE_LISTENER, "allow_anonymous", CONFIG__AUTO_BOOL, 0, 1, "auto",
+     L(allow_anonymous), NULL, "[auth] allow_anonymous for this listener"},
+    {CONFIG__SCOPE_LISTENER, "password_file", CONFIG__STRING, 0, 0, "", L(password_file), NULL,
+     "[auth] password_file for this listener (empty: none here)"},
+    {CONFIG__SCOPE_LISTENER, "acl_file", CONFIG__STRING, 0, 0, "", L(acl_file), NULL,
+     "[auth] acl_file for this listener (empty: none here)"},
 };
 /* clang-format on */
 
@@ -301,6 +318,9 @@ static void describe(const struct config__key *k, char *buf, size_t len)
     case CONFIG__BOOL:
         snprintf(buf, len, "true or false");
         break;
+    case CONFIG__AUTO_BOOL:
+        snprintf(buf, len, "auto, true or false");
+        break;
     case CONFIG__UINT:
         snprintf(buf, len, "an integer %" PRIu64 "..%" PRIu64, k->min, k->max);
         break;
@@ -383,6 +403,15 @@ int config_keys__store(const struct config__key *k, void *field, const char *val
         }
         RM_ASSERT(k->size == sizeof(bool));
         *(bool *)field = i == 1;
+        break;
+    case CONFIG__AUTO_BOOL:
+        i = strcmp(value, "auto") == 0 ? CONFIG_AUTO : parse_bool(value);
+        if (i < 0) {
+            rc = 0;
+            break;
+        }
+        RM_ASSERT(k->size == sizeof(uint8_t));
+        *(uint8_t *)field = (uint8_t)i;
         break;
     case CONFIG__AUTO_UINT:
         if (strcmp(value, "auto") == 0) {
@@ -496,6 +525,8 @@ void config_keys__defaults(struct config *cfg)
         }
     }
     config_keys__listener_defaults(cfg, 0, DEFAULT_LISTENER_NAME);
+    /* Resolved as a load resolves it: auto, and no password_file by default. */
+    cfg->listeners[0].allow_anonymous = CONFIG_ON;
     cfg->listener_count = 1;
 }
 

@@ -19,7 +19,7 @@
 #include "config/config_types.h"
 
 /* Upper bound on the table's length; config_keys.c checks it at compile time. */
-#define CONFIG__KEYS_MAX 48
+#define CONFIG__KEYS_MAX 56
 /* Every section a file may have, for messages; keep in step with config_keys.c. */
 #define CONFIG__SECTIONS_EXPECTED "[broker], [limits], [mqtt], [auth] or [listener.NAME]"
 
@@ -34,6 +34,7 @@ enum config__type {
     CONFIG__ADDRESS,   /* numeric IPv4 or IPv6 address (inet_pton) */
     CONFIG__AUTO_UINT, /* "auto" (stored as 0) or a decimal integer in [min, max] */
     CONFIG__AUTO_SIZE, /* "auto" (stored as UINT64_MAX, a 64-bit field) or a size in [min, max] */
+    CONFIG__AUTO_BOOL, /* "auto" or a bool, stored as enum config_tristate in a uint8_t */
 };
 
 /* The largest memory_max: 1 PiB, so that "auto" (UINT64_MAX) can never be a size. */

@@ -34,6 +34,17 @@ enum config_tls_version {
     CONFIG_TLS_13,
 };
 
+/*
+ * A three-way switch: an explicit on or off, or "auto" (the default, whose
+ * meaning each key states: allow_anonymous = auto is off where a
+ * password_file applies).
+ */
+enum config_tristate {
+    CONFIG_OFF = 0,
+    CONFIG_ON = 1,
+    CONFIG_AUTO = 2,
+};
+
 enum config_log_level {
     CONFIG_LOG_ERROR = 0,
     CONFIG_LOG_WARN,
@@ -61,6 +72,14 @@ struct config_listener {
     enum config_tls_version tls_version; /* minimum */
     char ciphers[CONFIG_CIPHERS_MAX];   /* TLS 1.2 cipher list (OpenSSL names) */
     char ciphers_tls13[CONFIG_CIPHERS_MAX]; /* TLS 1.3 suites */
+    /*
+     * Authentication. Each is [auth]'s unless the listener sets it; once
+     * loaded, allow_anonymous is resolved (CONFIG_ON or CONFIG_OFF, never
+     * CONFIG_AUTO) and the paths are the ones that apply here.
+     */
+    char password_file[CONFIG_PATH_MAX]; /* mosquitto-format password file; "": none */
+    char acl_file[CONFIG_PATH_MAX];      /* ACL file (parsed elsewhere); "": none */
+    uint8_t allow_anonymous;             /* enum config_tristate */
 };
 
 /* Whether listener @l speaks TLS. */
@@ -69,11 +88,20 @@ static inline bool config_listener_tls(const struct config_listener *l)
     return l->certfile[0] != '\0';
 }
 
+/* [auth]: the defaults every listener inherits, and what applies to all. */
+struct config_auth {
+    char password_file[CONFIG_PATH_MAX];
+    char acl_file[CONFIG_PATH_MAX];
+    uint8_t allow_anonymous;     /* enum config_tristate, as written (CONFIG_AUTO by default) */
+    bool bind_client_id_to_user; /* a client id's session belongs to the user that made it */
+};
+
 struct config {
     enum config_log_level log_level;
     uint32_t shards; /* 0 = auto: one per online CPU */
     bool pin_shards; /* pin shard i to the i-th allowed CPU */
     struct limits limits;
+    struct config_auth auth;
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];
 };

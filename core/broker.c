@@ -19,6 +19,7 @@
 #include "core/connect.h"
 #include "core/deadline.h"
 #include "core/home.h"
+#include "core/login.h"
 #include "core/lvlmap.h"
 #include "core/mqtt_codec.h"
 #include "core/outbox.h"
@@ -81,6 +82,7 @@ void broker_free(struct broker *b)
         return;
     RM_ASSERT(b->stats.clients == 0 || b->sess_buckets != NULL);
     deadline_fini(b); /* before the sessions it points at */
+    login_fini(b);
     sess_table_fini(b);
     RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
     outbox_fini(b);
@@ -118,6 +120,22 @@ void broker_set_limits(struct broker *b, const struct limits *lim)
     RM_ASSERT(b != NULL);
     RM_ASSERT(lim != NULL);
     b->lim = lim;
+}
+
+void broker_set_login(struct broker *b, const struct login_conf *login,
+                      const struct login_peer_ops *peer)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(login == NULL || login->listener_count <= LOGIN_LISTENERS_MAX);
+    b->login = login;
+    if (peer)
+        b->peer = *peer;
+}
+
+bool broker_busy(const struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    return login_backlog(b);
 }
 
 void broker_set_memory_pressure(struct broker *b, bool on)
@@ -162,12 +180,27 @@ void broker_tick(struct broker *b, uint64_t now_ms)
     for (uint32_t i = 0; i < b->wait_cap && (cl = wait_expire(b, now_ms)) != NULL; i++)
         held_resume(b, cl);
     xrecv_tick(b);
+    /*
+     * Held logins: refusals now due, then deferred CONNECTs while budget
+     * lasts. Bounded: each call takes one entry off a queue.
+     */
+    login_tick(b, now_ms);
+    int rc;
+    while ((cl = login_next(b, &rc)) != NULL) {
+        if (rc < 0) {
+            obuf_free(&cl->_held); /* the bytes after its CONNECT: never handled */
+            connect_refuse(b, cl, rc);
+        } else {
+            held_resume(b, cl);
+        }
+        b->login_pass = false;
+    }
 }
 
 bool broker_has_deadlines(const struct broker *b)
 {
     RM_ASSERT(b != NULL);
-    return deadline_pending(b) || wait_pending(b) || rpair_pending(b);
+    return deadline_pending(b) || wait_pending(b) || rpair_pending(b) || login_backlog(b);
 }
 
 void broker_client_kick(struct broker *b, struct client *cl, int rc)

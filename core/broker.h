@@ -25,6 +25,8 @@
 
 struct broker;
 struct limits;
+struct login_conf;
+struct login_peer_ops;
 struct msg;
 struct xmsg;
 
@@ -43,7 +45,22 @@ void broker_free(struct broker *b);
 /* Point the broker at a new limits snapshot (config reload). */
 void broker_set_limits(struct broker *b, const struct limits *lim);
 
-/* Initialise @cl for a newly accepted connection. */
+/*
+ * Point the broker at authentication snapshot @login (borrowed; NULL:
+ * anonymous everywhere) and, when @peer is not NULL, at net/'s answers
+ * about a connection (copied). Call it between loop iterations: it is
+ * also how a reload's new snapshot is swapped in (core/login.h).
+ */
+void broker_set_login(struct broker *b, const struct login_conf *login,
+                      const struct login_peer_ops *peer);
+
+/* True while the broker has work for the next loop iteration (logins held for budget). */
+bool broker_busy(const struct broker *b);
+
+/*
+ * Initialise @cl for a newly accepted connection. net/ then sets
+ * cl->listener (the index of its listener in the configuration).
+ */
 void broker_client_init(struct broker *b, struct client *cl);
 
 /*

@@ -23,6 +23,12 @@ struct broker_stats {
     uint64_t connects;
     uint64_t connects_refused;
     uint64_t takeovers;
+    uint64_t takeovers_refused; /* CONNECTs refused: the client id's session is another user's */
+    uint64_t logins_ok;         /* user names authenticated (password or certificate) */
+    uint64_t logins_failed;     /* unknown user or wrong password */
+    uint64_t logins_refused;    /* anonymous where not allowed, or no certificate identity */
+    uint64_t logins_delayed;    /* refusals answered late: their address failed before */
+    uint64_t logins_deferred;   /* password checks put off to a later loop iteration */
     uint64_t wills_sent;
     uint64_t msgs_expired;     /* v5 messages past their expiry, not delivered */
     uint64_t msgs_too_large;   /* not sent: over the client's Maximum Packet Size */

@@ -32,11 +32,15 @@
 #include "core/broker_stats.h"
 #include "core/client.h"
 #include "core/limits.h"
+#include "core/login_types.h"
 #include "core/mqtt_codec.h"
 #include "core/trie.h"
 #include "core/xmsg.h"
 
 struct auth_method;
+struct login_conf;
+struct login_fail;
+struct login_pending;
 struct mqtt_pkt;
 struct session_timed;
 struct share_table;
@@ -136,6 +140,14 @@ struct broker_announced {
 /* The waits held for one congested link (wait.c). */
 struct broker_link_holds {
     uint64_t *tokens;
+    uint32_t count;
+    uint32_t cap;
+};
+
+/* Held logins in order (login.c): a growable array used as a FIFO or a list. */
+struct broker_login_queue {
+    struct login_pending *items;
+    uint32_t head;
     uint32_t count;
     uint32_t cap;
 };
@@ -263,6 +275,18 @@ struct broker {
 
     /* route.c scratch: the session publishing (No Local), or NULL. */
     const struct session *publisher;
+
+    /* broker.c: the authentication snapshot (NULL: anonymous) and net/'s peer questions. */
+    const struct login_conf *login;
+    struct login_peer_ops peer;
+    /* login.c: the pacing of checks and refusals (core/login.h). */
+    int64_t login_budget;  /* PBKDF2 iterations left this loop iteration */
+    bool login_pass;       /* the CONNECT handled next was deferred: it goes first */
+    struct broker_login_queue login_deferred; /* CONNECTs waiting for budget, oldest first */
+    struct broker_login_queue login_delayed;  /* refusals waiting for their time */
+    uint64_t login_delayed_due;               /* the earliest of them (0: none) */
+    uint64_t login_fail_last_ms;              /* the last failure (succeed() looks up since) */
+    struct login_fail *login_fails;           /* [LOGIN_FAIL_SLOTS], on the first failure */
 
     uint64_t assigned_id_seq; /* connect.c */
     struct broker_stats stats; /* every module counts here */

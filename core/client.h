@@ -63,6 +63,12 @@ struct client {
     uint8_t _partial_hdr_len;
     uint8_t _partial_hdr[5]; /* a fixed header split across reads */
     /*
+     * Written by net/ after broker_client_init(), read by core/login: the
+     * index of the listener the connection came in on (it lives in what
+     * was padding: no byte more per connection).
+     */
+    uint8_t listener;
+    /*
      * A held client (_wait) has no partial packet: its input goes to _held
      * unparsed, and a packet is whole before it can hold its client. So
      * the two share their bytes; either pointer frees them.
@@ -81,5 +87,7 @@ struct client {
 
 _Static_assert(offsetof(struct client, _partial) == offsetof(struct client, _held.data),
                "_partial and _held share their buffer");
+_Static_assert(offsetof(struct client, listener) < offsetof(struct client, _partial),
+               "listener fills the padding before the union");
 
 #endif

@@ -17,6 +17,7 @@
 #include "core/broker_types.h"
 #include "core/deadline.h"
 #include "core/home.h"
+#include "core/login.h"
 #include "core/msg.h"
 #include "core/mqtt_codec.h"
 #include "core/outbox.h"
@@ -277,14 +278,15 @@ static int connect_will(struct broker *b, struct client *cl, const struct mqtt_c
 }
 
 /*
- * The session for client id @id that CONNECT @c attaches to, with Session
- * Expiry Interval @expiry_s: the existing one, whose connection (if any)
- * is taken over, unless Clean Start ends it; else a new one. *@present:
- * an existing one is resumed. NULL on ENOMEM.
+ * The session for client id @id that CONNECT @c of user @user (@user_len
+ * bytes; 0: anonymous) attaches to, with Session Expiry Interval
+ * @expiry_s: the existing one, whose connection (if any) is taken over,
+ * unless Clean Start ends it or it is another user's; else a new one.
+ * *@present: an existing one is resumed. NULL on ENOMEM.
  */
 static struct session *session_bind(struct broker *b, const struct mqtt_connect *c,
                                     const uint8_t *id, size_t id_len, uint32_t expiry_s,
-                                    bool *present)
+                                    const uint8_t *user, size_t user_len, bool *present)
 {
     RM_ASSERT(id_len > 0);
     uint64_t h = sess_table_hash(id, id_len);
@@ -305,8 +307,12 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
         b->stats.clients--;
         b->stats.takeovers++;
     }
-    if (s && (c->clean_session || s->expiry_s == 0)) {
-        /* Clean Start, or a session that ended with its connection. */
+    if (s && (c->clean_session || s->expiry_s == 0 || !session_owned_by(s, user, user_len))) {
+        /*
+         * Clean Start, a session that ended with its connection, or another
+         * user's (bind_client_id_to_user off): its subscriptions were made
+         * under that user's rights, so it is not handed to this one.
+         */
         deadline_end(b, s);
         s = NULL;
     }
@@ -317,7 +323,7 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
         s->expiry_s = expiry_s;
         return s;
     }
-    s = session_new(id, id_len, h, expiry_s);
+    s = session_new(id, id_len, h, expiry_s, user, user_len);
     if (s)
         sess_table_insert(b, s);
     return s;
@@ -389,6 +395,22 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
             return CLIENT_FEED_HANDOFF;
         }
     }
+    /* Who it is, before any session is touched (core/login.h). */
+    const uint8_t *user;
+    size_t user_len;
+    rc = login_check(b, cl, c, raw != NULL, &user, &user_len);
+    if (rc < 0)
+        return connect_refuse(b, cl, rc);
+    if (rc != LOGIN_OK)
+        return rc; /* held: checked, or refused, in a later loop iteration */
+    if (!id_assigned && b->login && b->login->bind_client_id_to_user) {
+        /* Not a takeover [MQTT-3.1.4-2] by another user: refused (section 3.1.4, authorize). */
+        const struct session *held = *sess_table_slot(b, id, id_len, sess_table_hash(id, id_len));
+        if (held && !session_owned_by(held, user, user_len)) {
+            b->stats.takeovers_refused++;
+            return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+        }
+    }
     if (v5 && !cl->_v5 && connect_v5(cl, c) < 0)
         return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     if (v5 && (c->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
@@ -419,7 +441,7 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
         return output_close(b, cl, -MQTT_RC_PACKET_TOO_LARGE);
     }
     bool present;
-    struct session *s = session_bind(b, c, id, id_len, expiry_s, &present);
+    struct session *s = session_bind(b, c, id, id_len, expiry_s, user, user_len, &present);
     if (!s) {
         outbox_msg_put(b, will);
         return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);

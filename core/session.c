@@ -29,16 +29,20 @@ _Static_assert(sizeof(void *) != 8 || (sizeof(struct session_inflight) == 24 &&
                "window and queue entries stay 24 bytes");
 
 struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
-                            uint32_t expiry_s)
+                            uint32_t expiry_s, const uint8_t *user, size_t user_len)
 {
     RM_ASSERT(len <= LIMITS_STRING_BYTES_MAX);
     RM_ASSERT(client_id != NULL || len == 0);
-    size_t size = offsetof(struct session, client_id) + len;
+    RM_ASSERT(user_len <= UINT8_MAX && (user != NULL || user_len == 0));
+    size_t size = offsetof(struct session, client_id) + len + user_len;
     struct session *s = calloc(1, size > sizeof(*s) ? size : sizeof(*s));
     if (!s)
         return NULL;
     memcpy(s->client_id, client_id, len);
+    if (user_len > 0)
+        memcpy(s->client_id + len, user, user_len);
     s->client_id_len = (uint16_t)len;
+    s->username_len = (uint8_t)user_len;
     s->_hash = hash;
     s->expiry_s = expiry_s;
     s->next_pkt_id = 1;

@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct broker;
 struct client;
@@ -143,17 +144,36 @@ struct session {
     uint16_t inflight_unsent;
 
     uint8_t _match_opts; /* routing scratch: highest QoS | MQTT_SUBOPT_RAP of any matched filter */
+    /*
+     * The authenticated user's name, after the client id (0: anonymous).
+     * Fixed for the session's life: a CONNECT by another user either is
+     * refused ([auth] bind_client_id_to_user) or starts a new session, so
+     * subscriptions made under one user's rights never deliver to another.
+     */
+    uint8_t username_len;
 
-    /* client_id_len bytes, in the session's own allocation (no second chunk per session). */
+    /*
+     * client_id_len bytes, then username_len bytes, in the session's own
+     * allocation (no second chunk per session).
+     */
     uint8_t client_id[];
 };
 
-_Static_assert(offsetof(struct session, client_id) == 121, "a hole came back into struct session");
+_Static_assert(offsetof(struct session, client_id) == 122, "a hole came back into struct session");
 
-/*
- * A new offline session for @client_id (copied) with Session Expiry
- * Interval @expiry_s (0: ends with its connection); NULL on ENOMEM.
- */
+/* @s's user name (session_username_len(s) bytes; not NUL-terminated). */
+static inline const uint8_t *session_username(const struct session *s)
+{
+    return s->client_id + s->client_id_len;
+}
+
+/* True when @s belongs to user @user (@len bytes; 0: anonymous). */
+static inline bool session_owned_by(const struct session *s, const uint8_t *user, size_t len)
+{
+    return s->username_len == len && (len == 0 || memcmp(session_username(s), user, len) == 0);
+}
+
+
 /*
  * Give @m, which member @from of shared group @share_key can no longer
  * take, to another member; false when @from is the only member left
@@ -163,8 +183,14 @@ _Static_assert(offsetof(struct session, client_id) == 121, "a hole came back int
 typedef bool (*session_give_fn)(void *ctx, struct msg *m, uint64_t share_key,
                                 const struct session *from);
 
+/*
+ * A new offline session for @client_id (copied) with Session Expiry
+ * Interval @expiry_s (0: ends with its connection), belonging to user
+ * @user (@user_len bytes, at most 255, copied; 0: anonymous); NULL on
+ * ENOMEM.
+ */
 struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
-                            uint32_t expiry_s);
+                            uint32_t expiry_s, const uint8_t *user, size_t user_len);
 
 /*
  * Free @s and everything it holds: removes its subscriptions from @b's trie

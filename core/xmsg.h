@@ -41,7 +41,7 @@ enum xmsg_kind {
     XMSG_ACK,           /* retain.token: done (retained applied, interest added); to the origin */
     XMSG_SHARE_PUBLISH, /* retain: msg for one member of shared group token; arg = hops */
     /* net/ kinds */
-    XMSG_CONN_HANDOFF, /* conn: a connection whose CONNECT belongs to the receiver */
+    XMSG_CONN_HANDOFF, /* conn: a connection whose CONNECT is the receiver's; arg: its listener */
     XMSG_SHUTDOWN,     /* stop: close connections and leave the loop */
 };
 

@@ -260,7 +260,7 @@ static void finalise(struct shard *s, struct conn *c)
  */
 static void handoff_finish(struct shard *s, struct conn *c)
 {
-    struct xmsg m = {.kind = XMSG_CONN_HANDOFF};
+    struct xmsg m = {.kind = XMSG_CONN_HANDOFF, .arg = c->client.listener};
     uint32_t home = c->client.handoff_shard;
     uint8_t *bytes = NULL;
     uint32_t len = 0;
@@ -494,6 +494,8 @@ int conn_accept(struct shard *s, int fd, const struct listener *l)
     if (c == NULL) {
         return -ENOMEM;
     }
+    RM_ASSERT(l >= s->listeners && l < s->listeners + s->listener_count);
+    c->client.listener = (uint8_t)(l - s->listeners);
     s->stats.conns_accepted++;
     ret = arm_recv(s, c);
     if (ret < 0) {
@@ -648,18 +650,21 @@ void conn_run_deferred(struct shard *s)
     }
 }
 
-int conn_adopt(struct shard *s, int fd, struct xport *xp, uint8_t *bytes, uint32_t len)
+int conn_adopt(struct shard *s, int fd, struct xport *xp, uint32_t listener, uint8_t *bytes,
+               uint32_t len)
 {
     struct conn *c;
     int ret = 0;
 
     RM_ASSERT(s != NULL && fd >= 0);
     RM_ASSERT(bytes != NULL || len == 0);
+    RM_ASSERT(listener < s->listener_count);
     c = conn_new(s, fd, xp);
     if (c == NULL) {
         ret = -ENOMEM;
         goto out_free;
     }
+    c->client.listener = (uint8_t)listener;
     s->stats.handoffs_in++;
     LOG_DEBUG("conn fd %d adopted (%u bytes)", fd, len);
     /* Plaintext MQTT: the transport already took these bytes on the other shard. */

@@ -161,14 +161,16 @@ int conn_accept(struct shard *s, int fd, const struct listener *l);
 
 /*
  * Take a connection handed over by another shard: @fd and @xp (NULL for
- * plain TCP; both owned from here) and @bytes[0..@len) (malloc'd, owned
+ * plain TCP; both owned from here), accepted on listener number @listener,
+ * and @bytes[0..@len) (malloc'd, owned
  * from here: freed before return), the MQTT bytes the other shard read from
  * the CONNECT on. Builds the conn as conn_accept() does, feeds it the bytes,
  * then starts its recv unless the feed closed it. Returns 0, or a negative
  * errno (@fd closed, its admission given back, and @xp freed then). The
  * accepting shard admitted it.
  */
-int conn_adopt(struct shard *s, int fd, struct xport *xp, uint8_t *bytes, uint32_t len);
+int conn_adopt(struct shard *s, int fd, struct xport *xp, uint32_t listener, uint8_t *bytes,
+               uint32_t len);
 
 /* Completion of @c's multishot recv. */
 void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *cqe);

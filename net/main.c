@@ -59,6 +59,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "config/config_login.h"
 #include "core/broker.h"
 #include "net/admit.h"
 #include "net/log.h"
@@ -215,6 +216,7 @@ struct shard_thread {
     struct tls_ctx *const *tls;
     struct xshard *xshard;
     const uint16_t *ports;
+    const struct login_conf *login;
     struct start *start;
     struct shard *shard; /* built by the thread; freed by main after the joins */
     int ret;
@@ -262,7 +264,8 @@ static void *shard_thread_main(void *arg)
     struct shard_thread *t = arg;
 
     pin(t->id, t->cpu);
-    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->admit, t->xshard, t->ports);
+    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->admit, t->xshard, t->ports,
+                         t->login);
     if (start_wait(t->start, t->shard != NULL)) {
         t->ret = shard_run(t->shard);
     }
@@ -305,8 +308,9 @@ static uint32_t shard_count(const struct config *cfg, uint32_t cpus)
 }
 
 /* Build and run @n shards; returns the exit status. */
-static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint32_t n,
-                      struct admit *admit, const int *cpus, uint32_t cpu_count)
+static int run_shards(const struct config *cfg, struct tls_ctx *const *tls,
+                      const struct login_conf *login, uint32_t n, struct admit *admit,
+                      const int *cpus, uint32_t cpu_count)
 {
     static struct start st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false};
     uint16_t ports[CONFIG_LISTENERS_MAX];
@@ -336,12 +340,13 @@ static int run_shards(const struct config *cfg, struct tls_ctx *const *tls, uint
             .tls = tls,
             .xshard = xshard,
             .ports = ports,
+            .login = login,
             .start = &st,
         };
     }
     t[0].ports = NULL;
     pin(0, t[0].cpu);
-    t[0].shard = shard_new(cfg, tls, 0, n, admit, xshard, NULL);
+    t[0].shard = shard_new(cfg, tls, 0, n, admit, xshard, NULL, login);
     if (t[0].shard == NULL) {
         goto out_free;
     }
@@ -422,6 +427,7 @@ static void tls_free_all(struct tls_ctx **tls)
 int main(int argc, char **argv)
 {
     struct tls_ctx *tls[CONFIG_LISTENERS_MAX] = {NULL};
+    struct login_conf *login;
     static struct config cfg; /* read-only snapshot once loaded; 8+ KiB */
     char err[CONFIG_ERR_MAX];
     const char *config_path = NULL;
@@ -484,7 +490,15 @@ int main(int argc, char **argv)
         tls_free_all(tls);
         return 1;
     }
+    /* The password files, read again: the snapshot the shards share (core/login.h). */
+    login = config_login_build(&cfg, err, sizeof(err));
+    if (login == NULL) {
+        fprintf(stderr, "%s\n", err);
+        tls_free_all(tls);
+        return 1;
+    }
     if (test_config) {
+        config_login_free(login);
         tls_free_all(tls);
         fprintf(stderr, "%s: OK\n", config_path != NULL ? config_path : "(defaults)");
         return 0;
@@ -515,11 +529,13 @@ int main(int argc, char **argv)
         MAIN_FD_RESERVE + (uint64_t)n * (MAIN_FD_PER_SHARD + cfg.listener_count), &acfg.fd_cap);
     LOG_INFO("ringmq %s starting", RINGMQ_VERSION);
     if (resolve_memory_max(&cfg.limits) < 0) {
+        config_login_free(login);
         tls_free_all(tls);
         return 1;
     }
     if (getrandom(&acfg.seed, sizeof(acfg.seed), 0) != (ssize_t)sizeof(acfg.seed)) {
         LOG_ERROR("cannot draw a random seed: %s", strerror(errno));
+        config_login_free(login);
         tls_free_all(tls);
         return 1;
     }
@@ -528,11 +544,13 @@ int main(int argc, char **argv)
     acfg.memory_max = cfg.limits.memory_max;
     admit = admit_new(&acfg);
     if (admit == NULL) {
+        config_login_free(login);
         tls_free_all(tls);
         return 1;
     }
-    ret = run_shards(&cfg, tls, n, admit, cpus, cpu_count);
+    ret = run_shards(&cfg, tls, login, n, admit, cpus, cpu_count);
     admit_free(admit);
+    config_login_free(login);
     tls_free_all(tls);
     return ret;
 }

@@ -44,9 +44,12 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <time.h>
+#include <sys/socket.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include "core/broker.h"
+#include "core/login.h"
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
 #include "net/admit.h"
@@ -89,10 +92,53 @@ static uint64_t clock_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* core/login asks: the verified certificate CN of @cl's connection (login_peer_ops). */
+static const char *peer_identity(void *ctx, const struct client *cl)
+{
+    const struct conn *c = conn_from_client((struct client *)cl);
+
+    (void)ctx;
+    return c->xp != NULL ? c->xp->identity : NULL;
+}
+
+/*
+ * core/login asks: a key for @cl's source address, to pace its failed
+ * logins (login_peer_ops). One getpeername(2), only after a failure; an
+ * IPv4 client over IPv6 (::ffff:a.b.c.d) counts as a.b.c.d.
+ */
+static uint64_t peer_address(void *ctx, const struct client *cl)
+{
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    const struct conn *c = conn_from_client((struct client *)cl);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    const void *a;
+    size_t n;
+
+    (void)ctx;
+    if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &len) < 0) {
+        return 0;
+    }
+    if (ss.ss_family == AF_INET) {
+        a = &((const struct sockaddr_in *)&ss)->sin_addr;
+        n = 4;
+    } else if (ss.ss_family == AF_INET6) {
+        const uint8_t *b = ((const struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+
+        a = memcmp(b, v4mapped, sizeof(v4mapped)) == 0 ? b + 12 : b;
+        n = a == b ? 16 : 4;
+    } else {
+        return 0;
+    }
+    return XXH3_64bits(a, n) | 1; /* never 0, "unknown" */
+}
+
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
                         uint32_t shard_count, struct admit *admit, struct xshard *xshard,
-                        const uint16_t *ports)
+                        const uint16_t *ports, const struct login_conf *login)
 {
+    const struct login_peer_ops peer = {
+        .identity = peer_identity, .address = peer_address, .ctx = NULL};
     struct shard *s;
     sigset_t set;
     uint32_t i;
@@ -135,6 +181,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
         LOG_ERROR("shard %u: cannot create the broker: out of memory", id);
         goto out_free;
     }
+    broker_set_login(s->broker, login, &peer);
     for (i = 0; i < cfg->listener_count; i++) {
         uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
 
@@ -345,8 +392,8 @@ static void adopt(struct shard *s, uint32_t from, const struct xmsg *m)
         log_refusal(s, "stopping", -1, NULL);
         return;
     }
-    if (conn_adopt(s, fd, m->payload.conn.xport, m->payload.conn.bytes, m->payload.conn.len) ==
-        -ENOMEM) {
+    if (conn_adopt(s, fd, m->payload.conn.xport, m->arg, m->payload.conn.bytes,
+                   m->payload.conn.len) == -ENOMEM) {
         log_refusal(s, "out of memory", -1, NULL);
     }
     (void)from;
@@ -680,6 +727,9 @@ int shard_run(struct shard *s)
         struct __kernel_timespec *tsp = NULL;
         bool sleeping = false;
 
+        if (broker_busy(s->broker)) {
+            s->more_work = true; /* logins held for this iteration's budget */
+        }
         if (s->more_work || needs_tick(s) || broker_has_deadlines(s->broker)) {
             ts.tv_sec = 0;
             ts.tv_nsec = s->more_work ? 0 : (long long)TIMER_TICK_MS * 1000000;
@@ -778,6 +828,21 @@ void shard_free(struct shard *s)
                  (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped,
                  (unsigned long long)bs->slow_readers_closed,
                  (unsigned long long)bs->msgs_shed_memory);
+    }
+    if (s->broker != NULL) {
+        bs = broker_stats(s->broker);
+        if (bs->logins_ok + bs->logins_failed + bs->logins_refused + bs->takeovers_refused > 0) {
+            LOG_INFO("shard %u: logins %llu ok, %llu failed (unknown user or wrong password), "
+                     "%llu refused (anonymous or no certificate identity), %llu refusals "
+                     "delayed, %llu checks deferred; %llu client id takeovers by another user "
+                     "refused",
+                     s->id, (unsigned long long)bs->logins_ok,
+                     (unsigned long long)bs->logins_failed,
+                     (unsigned long long)bs->logins_refused,
+                     (unsigned long long)bs->logins_delayed,
+                     (unsigned long long)bs->logins_deferred,
+                     (unsigned long long)bs->takeovers_refused);
+        }
     }
     if (s->broker != NULL && s->shard_count > 1) {
         bs = broker_stats(s->broker);

@@ -71,9 +71,11 @@ int shard_signals_block(void);
  * are borrowed and must outlive the shard. Returns NULL after logging the
  * cause at ERROR.
  */
+struct login_conf;
+
 struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
                         uint32_t shard_count, struct admit *admit, struct xshard *xshard,
-                        const uint16_t *ports);
+                        const uint16_t *ports, const struct login_conf *login);
 
 /*
  * Run the loop until a graceful stop completes. Returns 0, or a negative

@@ -442,7 +442,8 @@ Test(config, unknown_key_in_mqtt_and_auth_suggests_the_closest_known_key)
                  "[mqtt] topic_alias_maximum: unknown key");
     expect_error("[auth]\ntest_methods = true\n", 2,
                  "[auth] test_methods: unknown key (did you mean test_method?)");
-    expect_error("[auth]\npassword_file = x\n", 2, "[auth] password_file: unknown key");
+    expect_error("[auth]\npasword_file = x\n", 2,
+                 "[auth] pasword_file: unknown key (did you mean password_file?)");
 }
 
 Test(config, duplicate_key_names_both_lines)

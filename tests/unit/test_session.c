@@ -25,7 +25,8 @@ TestSuite(session, .init = setup, .fini = teardown);
 /* A session "id" with client @cl attached (NULL: offline). */
 static struct session *sess_new(const char *id, struct client *cl)
 {
-    struct session *s = session_new((const uint8_t *)id, strlen(id), 0, SESSION_EXPIRY_NEVER);
+    struct session *s =
+        session_new((const uint8_t *)id, strlen(id), 0, SESSION_EXPIRY_NEVER, NULL, 0);
     cr_assert_not_null(s);
     if (cl) {
         broker_client_init(b, cl);
