@@ -401,6 +401,8 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
     rc = login_check(b, cl, c, raw != NULL, &user, &user_len);
     if (rc < 0)
         return connect_refuse(b, cl, rc);
+    if (rc == BROKER__REDO)
+        cl->version = 0; /* its CONNECT comes again: still the first [MQTT-3.1.0-2] */
     if (rc != LOGIN_OK)
         return rc; /* held: checked, or refused, in a later loop iteration */
     if (!id_assigned && b->login && b->login->bind_client_id_to_user) {

@@ -357,6 +357,44 @@ static bool broker_exited(struct e2e_broker *b, int *status)
     return false;
 }
 
+/* The port of listener @n in the log so far, or 0. */
+static unsigned long listener_port_now(const struct e2e_broker *b, unsigned n)
+{
+    char *log = read_file(b->log_path, NULL);
+    const char *line = log;
+    const char *eol;
+    const char *colon = NULL;
+    unsigned long port = 0;
+
+    for (unsigned i = 0; line != NULL && i <= n; i++) {
+        line = strstr(i == 0 ? line : line + 1, "listening on ");
+    }
+    eol = line != NULL ? strchr(line, '\n') : NULL;
+    for (const char *q = line; eol != NULL && q < eol; q++) {
+        if (*q == ':') {
+            colon = q;
+        }
+    }
+    if (colon != NULL) {
+        port = strtoul(colon + 1, NULL, 10);
+    }
+    free(log);
+    return port;
+}
+
+uint16_t e2e_broker_listener_port(const struct e2e_broker *b, unsigned n)
+{
+    int64_t deadline = e2e_now_ms() + E2E_WAIT_MS;
+    unsigned long port;
+
+    /* Shard 0 logs its listeners one by one: the later ones may still come. */
+    while ((port = listener_port_now(b, n)) == 0 && e2e_now_ms() < deadline) {
+        e2e_sleep_ms(10);
+    }
+    cr_assert(port > 0 && port <= 65535, "listener %u has no port in the log", n);
+    return (uint16_t)port;
+}
+
 /* ringmq: parse the port from "listening on ADDR:PORT" in the log. */
 static bool parse_listen_port(struct e2e_broker *b)
 {
@@ -845,6 +883,10 @@ struct e2e_client *e2e_client_start(struct e2e_broker *b, const struct e2e_clien
         cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_will_set: %s", mosquitto_strerror(rc));
     } else {
         cr_assert_null(o->will_props, "will properties without a will");
+    }
+    if (o->username != NULL) {
+        rc = mosquitto_username_pw_set(c->m, o->username, o->password);
+        cr_assert(rc == MOSQ_ERR_SUCCESS, "mosquitto_username_pw_set: %s", mosquitto_strerror(rc));
     }
     /* Our own thread runs the loop; tell the library so it queues writes. */
     mosquitto_threaded_set(c->m, true);

@@ -141,6 +141,12 @@ void e2e_id_on(uint32_t want, uint32_t n, const char *prefix, char *out, size_t 
  */
 void e2e_broker_stop(struct e2e_broker *b);
 
+/*
+ * The port of the broker's @n-th listener (0: the first), from its log's
+ * "listening on ADDR:PORT" lines; asserts it is there.
+ */
+uint16_t e2e_broker_listener_port(const struct e2e_broker *b, unsigned n);
+
 /* True if the broker's log so far contains @needle. */
 bool e2e_broker_log_contains(const struct e2e_broker *b, const char *needle);
 
@@ -209,6 +215,8 @@ struct e2e_client_opts {
     const mosquitto_property *props;
     /* v5 only. Will properties: ownership passes to the harness. */
     mosquitto_property *will_props;
+    const char *username; /* NULL: none */
+    const char *password; /* NULL: none (needs @username) */
 };
 
 struct e2e_client;
