@@ -335,6 +335,14 @@ def case_mtls_identity(b, c):
     check(ok, why)
     check(wait_for(lambda: "client certificate identity 'alice' is the username"
                    in b.log_text()), "the certificate's CN was not taken as the username")
+    # The certificate is the login (issue 14, mosquitto's behaviour): a user
+    # name and password sent too are not checked, in 3.1.1 as in 5.0.
+    for version in ("mqttv311", "mqttv5"):
+        ok, why = cli_roundtrip(b, "mtls", version,
+                                ["--cafile", c["ca"], "--cert", c["client_crt"], "--key",
+                                 c["client_key"], "-u", "mallory", "-P", "not-checked"],
+                                "mtls/identity-" + version)
+        check(ok, "identity login with a user name and password (%s): %s" % (version, why))
 
 
 def mtls_refused(b, c, cert, key, what):
