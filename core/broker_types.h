@@ -121,6 +121,7 @@ struct broker_wait {
     uint32_t remaining; /* acknowledgements still to come (slot free: 0 and no cl) */
     uint16_t pkt_id;
     uint8_t ack_type;  /* MQTT_PUBACK, MQTT_PUBREC, or 0 (QoS 0: nothing to send) */
+    uint8_t ack_rc;    /* its v5 reason code (0x10: the message matched nobody) */
     uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
 };
 

@@ -268,6 +268,14 @@ static int connect_will(struct broker *b, struct client *cl, const struct mqtt_c
     if (topic_name_check(c->will_topic.ptr, c->will_topic.len, lim) < 0)
         return c->version == MQTT_V5 ? connect_refuse(b, cl, -MQTT_RC_TOPIC_NAME_INVALID)
                                      : output_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
+    /*
+     * '$' topics are the broker's (MQTT 5.0 section 4.7.2): a client may
+     * not publish there, so neither may its will. Refused at once (v5 0x87,
+     * 3.1.1 0x05), as mosquitto refuses a will its ACL denies, rather than
+     * accepted and dropped when the client is long gone.
+     */
+    if (c->will_topic.ptr[0] == '$')
+        return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
     if (c->will_qos > lim->max_qos) /* [MQTT-3.2.2-12] */
         return connect_refuse(b, cl, -MQTT_RC_QOS_NOT_SUPPORTED);
     if (c->will_retain && !lim->retain_available) /* [MQTT-3.2.2-13] */

@@ -150,9 +150,16 @@ int output_publish(struct broker *b, struct client *cl, struct mqtt_pkt *pkt, si
 
 int output_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id)
 {
+    return output_ack_rc(b, cl, type, pkt_id, 0);
+}
+
+int output_ack_rc(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id, uint8_t rc)
+{
     struct mqtt_pkt pkt = {.type = type};
     RM_ASSERT(type >= MQTT_PUBACK && type <= MQTT_PUBCOMP);
+    RM_ASSERT(rc == 0 || mqtt_rc_allowed(type, rc));
     pkt.u.ack.pkt_id = pkt_id;
+    pkt.u.ack.rc = cl->version == MQTT_V5 ? rc : 0; /* 0 before v5 (struct mqtt_ack) */
     return output_send(b, cl, &pkt, output_hard_max(b));
 }
 

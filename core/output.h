@@ -46,6 +46,13 @@ int output_publish(struct broker *b, struct client *cl, struct mqtt_pkt *pkt, si
 int output_ack(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id);
 
 /*
+ * As output_ack(), with reason code @rc for a v5 client (one @type may
+ * carry: 0x10 No matching subscribers, 0x87 Not authorized, ...); before v5
+ * @rc is not sent.
+ */
+int output_ack_rc(struct broker *b, struct client *cl, uint8_t type, uint16_t pkt_id, uint8_t rc);
+
+/*
  * Send @pkt, a v5 CONNACK or DISCONNECT carrying reason code @rc in @props,
  * with a Reason String naming @rc, or without it when that would pass the
  * client's Maximum Packet Size [MQTT-3.2.2-19, 3.14.2-3]. As output_send().

@@ -71,6 +71,36 @@ static int publish_v5_check(struct broker *b, struct client *cl, struct mqtt_pub
     return pub->topic.len == 0 ? -MQTT_RC_PROTOCOL_ERROR : 0;
 }
 
+/*
+ * A PUBLISH to a topic beginning with '$', which belongs to the broker
+ * (MQTT 5.0 section 4.7.2; $SYS): never routed, counted. A v5 QoS 1/2 one
+ * gets PUBACK/PUBREC 0x87 Not authorized, which ends a QoS 2 exchange (no
+ * PUBREL follows, the id is free again [MQTT-4.3.3-4]); QoS 0 is dropped
+ * silently. Before v5 an ack cannot refuse: it is acknowledged as usual
+ * and dropped, as 3.1.1 allows [MQTT-3.3.5-2 of 3.1.1] (QoS 2: the id is
+ * recorded, so its PUBREL gets PUBCOMP and a resend is a duplicate).
+ */
+static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt_publish *pub)
+{
+    RM_ASSERT(pub->topic.len > 0 && pub->topic.ptr[0] == '$');
+    RM_ASSERT(cl->_sess != NULL);
+    b->stats.msgs_refused++;
+    if (pub->qos == 0)
+        return 0;
+    uint8_t ack = pub->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK;
+    uint8_t rc = 0;
+    if (cl->version == MQTT_V5) {
+        rc = MQTT_RC_NOT_AUTHORIZED;
+    } else if (pub->qos == 2) {
+        int r = session_qos2_in_add(b, cl->_sess, pub->pkt_id);
+        if (r < 0)
+            return output_close(b, cl, r == -ENOMEM ? -MQTT_RC_SERVER_UNAVAILABLE : r);
+    }
+    if (output_ack_rc(b, cl, ack, pub->pkt_id, rc) < 0)
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    return 0;
+}
+
 int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish *pub)
 {
     struct session *s = cl->_sess;
@@ -87,6 +117,8 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         rc = topic_name_check(pub->topic.ptr, pub->topic.len, b->lim);
     if (rc < 0)
         return output_close(b, cl, rc);
+    if (pub->topic.ptr[0] == '$')
+        return publish_refuse(b, cl, pub);
     if (pub->qos == 0 && b->memory_pressure) {
         /*
          * Near the memory budget: QoS 0 goes first, before anything that
@@ -123,7 +155,8 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         if (!token)
             goto out_fail;
     }
-    if (route && route_publish(b, s, pub, token) < 0) {
+    int matched = route ? route_publish(b, s, pub, token) : 1;
+    if (matched < 0) {
         if (token)
             wait_cancel(b, cl);
         goto out_fail;
@@ -133,9 +166,18 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         token = wait_link_hold(b, cl, ack, pub->pkt_id, token, b->hold, b->hold_count);
         b->hold_count = 0;
     }
-    if (token)
+    /*
+     * v5: 0x10 when it matched nobody anywhere, retained or not (a
+     * retained one is still stored; mosquitto answers the same). A QoS 2
+     * duplicate (not routed again) gets 0x00.
+     */
+    uint8_t ack_rc = matched == 0 && ack ? MQTT_RC_NO_MATCHING_SUBSCRIBERS : 0;
+    if (token) {
+        if (ack_rc)
+            wait_set_ack_rc(b, token, ack_rc);
         return BROKER__HOLD;
-    rc = ack ? output_ack(b, cl, ack, pub->pkt_id) : 0;
+    }
+    rc = ack ? output_ack_rc(b, cl, ack, pub->pkt_id, ack_rc) : 0;
     return rc < 0 ? output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE) : 0;
 
 out_fail:

@@ -414,7 +414,8 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
     match(b, &pub->topic, true);
     b->publisher = NULL;
     /* Build the message only if somebody wants it. */
-    if (!pub->retain && b->match_count == 0 && b->remote_count == 0 && b->pick_count == 0)
+    int matched = b->match_count > 0 || b->remote_count > 0 || b->pick_count > 0;
+    if (!pub->retain && !matched)
         return 0;
     struct msg *m =
         route_msg_new(b, &pub->topic, &pub->payload, &pub->props, pub->qos, pub->retain, false);
@@ -428,7 +429,7 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
     deliver(b, m);
     b->hold_on = false;
     outbox_msg_put(b, m);
-    return 0;
+    return matched;
 }
 
 void route_will(struct broker *b, struct msg *m)

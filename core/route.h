@@ -37,8 +37,13 @@ struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
 /*
  * Route a PUBLISH received from @from's client on this shard (No Local
  * spares @from). A retained one carries @token, the client's wait for every
- * replica (0: nobody waits). Returns 0 or -ENOMEM (routed to nobody).
- * A QoS 1/2 one that crossed to congested shards leaves them in
+ * replica (0: nobody waits). Returns 1 when it matched a subscriber
+ * somewhere (a session here, another shard with interest in it, a shared
+ * group), 0 when it matched nobody (v5: PUBACK/PUBREC 0x10 No matching
+ * subscribers), or -ENOMEM (routed to nobody). What another shard's trie
+ * holds is known here only through the interest map, so 1 means "sent to
+ * somebody who subscribed", as the match itself already knows: no extra
+ * walk. A QoS 1/2 one that crossed to congested shards leaves them in
  * b->hold[0..hold_count) for the caller to hold the client on.
  */
 int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,

@@ -45,6 +45,7 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
     w->remaining = remaining;
     w->pkt_id = pkt_id;
     w->ack_type = ack_type;
+    w->ack_rc = 0;
     w->expire_ms = b->now_ms + WAIT_TIMEOUT_MS;
     if (b->wait_used == 0 || w->expire_ms < b->wait_scan_ms)
         b->wait_scan_ms = w->expire_ms;
@@ -70,6 +71,13 @@ static struct broker_wait *wait_at(const struct broker *b, uint64_t token)
     RM_ASSERT(slot < b->wait_cap);
     RM_ASSERT(b->waits[slot].gen == (uint32_t)(token >> 32));
     return &b->waits[slot];
+}
+
+void wait_set_ack_rc(struct broker *b, uint64_t token, uint8_t rc)
+{
+    struct broker_wait *w = wait_at(b, token);
+    RM_ASSERT(w->cl != NULL);
+    w->ack_rc = rc;
 }
 
 bool wait_live(const struct broker *b, uint64_t token)
@@ -121,12 +129,13 @@ static struct client *complete(struct broker *b, struct broker_wait *w)
 {
     struct client *cl = w->cl;
     uint8_t ack_type = w->ack_type;
+    uint8_t ack_rc = w->ack_rc;
     uint16_t pkt_id = w->pkt_id;
     wait_release(b, w);
     if (!cl)
         return NULL; /* The client went away; nobody to acknowledge. */
     cl->_wait = 0;
-    if (ack_type && output_ack(b, cl, ack_type, pkt_id) < 0) {
+    if (ack_type && output_ack_rc(b, cl, ack_type, pkt_id, ack_rc) < 0) {
         output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
         return NULL;
     }

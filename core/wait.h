@@ -32,6 +32,12 @@ struct session;
 uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
                   uint32_t remaining);
 
+/*
+ * The deferred acknowledgement of @token's wait (live) carries v5 reason
+ * code @rc (0 when never set: wait_new() clears it).
+ */
+void wait_set_ack_rc(struct broker *b, uint64_t token, uint8_t rc);
+
 /* True while @token's wait still counts acknowledgements (not completed nor given up). */
 bool wait_live(const struct broker *b, uint64_t token);
 

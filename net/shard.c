@@ -813,7 +813,8 @@ void shard_free(struct shard *s)
                  "%llu over connections_per_address_max, %llu over accept_rate_max), %llu closed "
                  "(%llu connect, %llu keepalive, %llu linger timeouts; %llu recv re-arms "
                  "for lack of buffers, %llu pauses); %llu publishes in, %llu out, %llu dropped, "
-                 "%llu slow readers closed, %llu QoS 0 shed near memory_max",
+                 "%llu slow readers closed, %llu QoS 0 shed near memory_max, %llu to '$' "
+                 "topics refused",
                  s->id, (unsigned long long)s->stats.conns_accepted,
                  (unsigned long long)s->stats.conns_refused,
                  (unsigned long long)s->stats.refused_memory,
@@ -827,7 +828,8 @@ void shard_free(struct shard *s)
                  (unsigned long long)s->stats.recv_paused, (unsigned long long)bs->msgs_in,
                  (unsigned long long)bs->msgs_out, (unsigned long long)bs->msgs_dropped,
                  (unsigned long long)bs->slow_readers_closed,
-                 (unsigned long long)bs->msgs_shed_memory);
+                 (unsigned long long)bs->msgs_shed_memory,
+                 (unsigned long long)bs->msgs_refused);
     }
     if (s->broker != NULL) {
         bs = broker_stats(s->broker);

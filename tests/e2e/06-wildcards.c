@@ -114,7 +114,11 @@ E2E_TEST_BOTH(wildcards, hash_matches_parent_and_all_descendants, hash)
 
 /*
  * Topics starting with '$' are not matched by filters starting with a
- * wildcard, but by filters naming the '$' level [MQTT-4.7.2-1].
+ * wildcard, but by filters naming the '$' level [MQTT-4.7.2-1]. Clients may
+ * not publish to '$' topics in ringmq (the broker's, MQTT 5.0 section
+ * 4.7.2; tests/e2e/22-publish-acks.c), so $test/x reaches nobody here and
+ * the '$' matching rule itself is covered by test_topic, test_trie and
+ * test_retained; mosquitto refuses only $SYS and delivers it to "$test/#".
  */
 static void dollar(int version)
 {
@@ -149,11 +153,11 @@ static void dollar(int version)
         }
         e2e_client_expect_no_message(plus, E2E_QUIET_MS);
     }
-    /* "$test/#" and "$test/+" overlap: $test/x arrives (once in ringmq). */
-    e2e_client_expect(dol, "$test/x", "dollar", 1, false);
-    if (!e2e_mosquitto_mode()) {
-        e2e_client_expect_no_message(dol, E2E_QUIET_MS);
+    /* "$test/#" and "$test/+" overlap: $test/x arrives in mosquitto, refused in ringmq. */
+    if (e2e_mosquitto_mode()) {
+        e2e_client_expect(dol, "$test/x", "dollar", 1, false);
     }
+    e2e_client_expect_no_message(dol, E2E_QUIET_MS);
     e2e_client_disconnect(all);
     e2e_client_disconnect(plus);
     e2e_client_disconnect(dol);

@@ -269,7 +269,7 @@ static void sim_fail(const char *fmt, ...)
 /* ---- topics and filters ---- */
 
 enum {
-    T_PLAIN = 0, /* t/... and $x/0: anyone publishes */
+    T_PLAIN = 0, /* t/... and x/0: anyone publishes (not "$x/0": "$" topics are the broker's) */
     T_PLAIN_N = 6,
     T_SHARED = 6, /* s/0..2: what the shared groups take */
     T_SHARED_N = 3,
@@ -291,7 +291,7 @@ static const struct sim_filter filters[] = {
     {"#", "#", -1},         {"t/#", "t/#", -1},          {"t/+/1", "t/+/1", -1},
     {"t/0/+", "t/0/+", -1}, {"t/2/2", "t/2/2", -1},      {"+/+/+", "+/+/+", -1},
     {"r/#", "r/#", -1},     {"r/+", "r/+", -1},          {"w/#", "w/#", -1},
-    {"$x/#", "$x/#", -1},   {"s/#", "s/#", -1},          {"+/0", "+/0", -1},
+    {"x/#", "x/#", -1},     {"s/#", "s/#", -1},          {"+/0", "+/0", -1},
     {"t/1/+", "t/1/+", -1}, {"$share/g0/s/+", "s/+", 0}, {"$share/g1/s/#", "s/#", 1},
 };
 
@@ -302,7 +302,7 @@ static const struct sim_filter filters[] = {
 static void topics_init(void)
 {
     static const char *const fixed[T_RETAINED] = {"t/0/0", "t/0/1", "t/1/1", "t/2/2", "t/1/0",
-                                                  "$x/0",  "s/0",   "s/1",   "s/2"};
+                                                  "x/0",   "s/0",   "s/1",   "s/2"};
     for (uint32_t i = 0; i < T_RETAINED; i++)
         snprintf(topic_names[i], sizeof(topic_names[i]), "%s", fixed[i]);
     for (uint32_t i = 0; i < SIM_CLIENTS_MAX; i++) {
