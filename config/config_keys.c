@@ -120,7 +120,9 @@ static const struct config__key keys[] = {
     {CONFIG__SCOPE_MQTT, "topic_alias_max", CONFIG__UINT, 0, 65535, "10", LIM(topic_alias_max),
      NULL, "topic aliases a client may set per connection; 0 = none (CONNACK Topic Alias Maximum)"},
     {CONFIG__SCOPE_MQTT, "keepalive_max", CONFIG__SECONDS, 0, 65535, "0", LIM(keepalive_max_s),
-     NULL, "longest keep alive allowed; 0 = the client's stands (CONNACK Server Keep Alive)"},
+     NULL,
+     "longest keep alive allowed (mosquitto's max_keepalive); 0 = the client's stands "
+     "(v5: CONNACK Server Keep Alive; 3.1.1 asking more: refused)"},
 
     {CONFIG__SCOPE_AUTH, "allow_anonymous", CONFIG__AUTO_BOOL, 0, 1, "auto",
      G(auth.allow_anonymous), NULL,

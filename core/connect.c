@@ -428,6 +428,16 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
         if (rc != 1)
             return rc;
     }
+    if (!v5 && lim->keepalive_max_s &&
+        (c->keepalive_s == 0 || c->keepalive_s > lim->keepalive_max_s)) {
+        /*
+         * 3.1/3.1.1 cannot be told a Server Keep Alive: refused with
+         * "identifier rejected", as mosquitto 2.0 refuses a keep alive over
+         * max_keepalive (or 0, no keep alive), rather than dropped later
+         * for keeping the keep alive it asked for.
+         */
+        return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
+    }
     struct msg *will = NULL;
     if (c->will) {
         rc = connect_will(b, cl, c, &will);

@@ -14,8 +14,9 @@ PR_SET_PDEATHSIG), and at the end sends that pid SIGTERM and requires exit
 status 0 within 10 s. It never signals any other process.
 
 The driver runs in its own process group with INTEROP_HOST, INTEROP_PORT and
-INTEROP_BROKER (ringmq or mosquitto) and INTEROP_TOPIC_ALIAS_MAX (the
-Topic Alias Maximum configured) in its environment, under --timeout
+INTEROP_BROKER (ringmq or mosquitto), INTEROP_TOPIC_ALIAS_MAX (the
+Topic Alias Maximum configured) and INTEROP_KEEPALIVE_MAX (the longest keep
+alive allowed: ringmq keepalive_max, mosquitto max_keepalive) in its environment, under --timeout
 (default 60 s; on expiry its group is killed). Exit status: 0 when the driver
 and the broker both ended well; 77 (CTest's skip) when a --needs program is
 missing or the driver itself exits 77; 1 otherwise, after printing why and
@@ -42,6 +43,9 @@ PR_SET_PDEATHSIG = 1
 # Not either broker's default (10), so a driver's exact check of CONNACK's
 # Topic Alias Maximum shows the configured value is the one advertised.
 TOPIC_ALIAS_MAX = 7
+# 60 s, as the Paho test suite's server keep-alive test expects (a client
+# asking 120 s is told Server Keep Alive 60); every driver asks 60 s or less.
+KEEPALIVE_MAX = 60
 
 
 def log(msg):
@@ -93,12 +97,13 @@ class Broker:
         if self.mosquitto:
             text = ("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "log_dest stderr\nlog_type all\nconnection_messages true\n"
-                    "max_topic_alias %d\n" % (self.port, self.topic_alias_max))
+                    "max_topic_alias %d\nmax_keepalive %d\n"
+                    % (self.port, self.topic_alias_max, KEEPALIVE_MAX))
         else:
             text = ("[broker]\nlog_level = debug\nshards = %d\n\n"
-                    "[mqtt]\ntopic_alias_max = %d\n\n"
+                    "[mqtt]\ntopic_alias_max = %d\nkeepalive_max = %d\n\n"
                     "[listener.default]\nbind = 127.0.0.1\nport = 0\n"
-                    % (self.shards, self.topic_alias_max))
+                    % (self.shards, self.topic_alias_max, KEEPALIVE_MAX))
         with open(self.conf_path, "w") as f:
             f.write(text)
 
@@ -229,6 +234,7 @@ def main():
         env["INTEROP_PORT"] = str(broker.port)
         env["INTEROP_BROKER"] = "mosquitto" if broker.mosquitto else "ringmq"
         env["INTEROP_TOPIC_ALIAS_MAX"] = str(args.topic_alias_max)
+        env["INTEROP_KEEPALIVE_MAX"] = str(KEEPALIVE_MAX)
         log("%s on 127.0.0.1:%d (%s), running %s" % (
             env["INTEROP_BROKER"], broker.port, broker.dir, " ".join(cmd)))
         drc = run_driver(cmd, env, args.timeout)

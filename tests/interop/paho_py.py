@@ -49,6 +49,11 @@ client and requires the sentinel alone. Cases:
                    granted and the connection stays up (ringmq's documented
                    choice; mosquitto closes the connection instead, which the
                    spec also allows for a malformed packet).
+  server_keep_alive  the broker's maximum keep alive is 60 s (INTEROP_KEEPALIVE_MAX):
+                   a client asking 120 s gets CONNACK Server Keep Alive 60 and
+                   must use it [MQTT-3.2.2-21] (the Paho test suite's
+                   test_server_keep_alive); one asking 30 s gets none and keeps
+                   its own [MQTT-3.2.2-22].
   will             will with properties (content type, user properties, message
                    expiry), sent on DISCONNECT 0x04 with its properties
                    [MQTT-3.14.4-3]; not sent on a normal DISCONNECT
@@ -149,10 +154,11 @@ class Client:
             if not self.cv.wait_for(pred, timeout):
                 raise RuntimeError("%s: %s within %.1f s" % (self.name, what, timeout))
 
-    def connect(self, clean_start=True, p=None, will=None):
+    def connect(self, clean_start=True, p=None, will=None, keepalive=30):
         if will is not None:
             self.m.will_set(*will[:4], properties=will[4])
-        self.m.connect(ic.host(), ic.port(), keepalive=30, clean_start=clean_start, properties=p)
+        self.m.connect(ic.host(), ic.port(), keepalive=keepalive, clean_start=clean_start,
+                       properties=p)
         self.m.loop_start()
         self.started = True
         self._wait(lambda: self.connack is not None or self.disconnected is not None,
@@ -549,6 +555,20 @@ def case_will(c):
         sentinel_only(c, "no will on a normal DISCONNECT", sub, cs.new("will-pub"), t + "/s")
 
 
+def case_server_keep_alive(c):
+    kmax = int(os.environ.get("INTEROP_KEEPALIVE_MAX", "60"))
+    with Clients() as cs:
+        cl = cs.new("ska-long", connect=False)
+        _, rc, ap = cl.connect(keepalive=2 * kmax)
+        c.eq("keep alive %d over the maximum: reason code" % (2 * kmax), rc, 0)
+        c.eq("CONNACK Server Keep Alive", prop(ap, "ServerKeepAlive"), kmax)
+        cl.close()
+        cl2 = cs.new("ska-short", connect=False)
+        _, rc, ap = cl2.connect(keepalive=30)
+        c.eq("keep alive 30 under the maximum: reason code", rc, 0)
+        c.eq("no Server Keep Alive when the client's stands", prop(ap, "ServerKeepAlive"), None)
+
+
 CASES = {
     "connect": case_connect,
     "properties": case_properties,
@@ -561,6 +581,7 @@ CASES = {
     "suback_codes": case_suback_codes,
     "suback_bad_filter": case_suback_bad_filter,
     "will": case_will,
+    "server_keep_alive": case_server_keep_alive,
 }
 
 
