@@ -16,13 +16,16 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/config_acl.h"
 #include "config/config_check.h"
 #include "config/config_diag.h"
 #include "config/config_ini.h"
 #include "config/config_keys.h"
+#include "core/acl.h"
 #include "core/rm_assert.h"
 
 #define LISTENER_PREFIX "listener."
+#define GROUP_PREFIX "group."
 #define LISTENER_NAME_LEN_MAX (CONFIG_NAME_MAX - 1)
 /* A section header longer than this is shown truncated and never matches. */
 #define SECTION_MAX 128
@@ -35,6 +38,7 @@ struct load {
     enum config__scope scope;  /* kind of the current section */
     uint32_t listener;         /* index in draft.cfg.listeners while in a listener */
     bool listeners_defined;    /* a [listener.*] header was seen */
+    struct config_acl acl;     /* the [acl] and [group.*] rules read so far */
 };
 
 const struct config__key *config__keys(size_t *count)
@@ -73,6 +77,14 @@ static void load_init(struct load *ld, const char *path, char *err, size_t err_l
     memset(ld, 0, sizeof(*ld));
     config_keys__defaults(&ld->draft.cfg);
     config_diag__init(&ld->diag, path, err, err_len);
+    ld->acl.group = -1;
+}
+
+void config_free(struct config *cfg)
+{
+    RM_ASSERT(cfg != NULL);
+    acl_free(cfg->acl);
+    cfg->acl = NULL;
 }
 
 static bool listener_name_valid(const char *name, size_t len)
@@ -176,7 +188,15 @@ static int load_section(void *user, unsigned line, const char *name, size_t len)
     config_diag__esc(shown, sizeof(shown), ld->section, len);
 
     scope = config_keys__scope(ld->section);
-    if (scope != CONFIG__SCOPE_NONE) {
+    if (strcmp(ld->section, "acl") == 0) {
+        ld->scope = CONFIG__SCOPE_ACL;
+        rc = config_acl__section(&ld->acl, &ld->diag, line, NULL, 0);
+    } else if (len > sizeof(GROUP_PREFIX) - 1 &&
+               memcmp(ld->section, GROUP_PREFIX, sizeof(GROUP_PREFIX) - 1) == 0) {
+        ld->scope = CONFIG__SCOPE_GROUP;
+        rc = config_acl__section(&ld->acl, &ld->diag, line, ld->section + sizeof(GROUP_PREFIX) - 1,
+                                 len - (sizeof(GROUP_PREFIX) - 1));
+    } else if (scope != CONFIG__SCOPE_NONE) {
         ld->scope = scope;
     } else {
         rc = listener_begin(ld, line, len, shown);
@@ -219,6 +239,12 @@ static int load_key(void *user, unsigned line, const char *name, const char *val
     config_diag__esc(shown_sec, sizeof(shown_sec), ld->section, sizeof(ld->section));
     if (name[0] == '\0') {
         config_diag__fail(&ld->diag, line, "[%s]: missing key name before '='", shown_sec);
+        goto out;
+    }
+    if (ld->scope == CONFIG__SCOPE_ACL || ld->scope == CONFIG__SCOPE_GROUP) {
+        /* Ordered, repeatable lines: not table keys. */
+        rc = config_acl__key(&ld->acl, &ld->diag, line, ld->scope == CONFIG__SCOPE_GROUP, name,
+                             value);
         goto out;
     }
     i = config_keys__index(ld->scope, name);
@@ -304,11 +330,17 @@ static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
     rc = config_ini__parse(src, &ld->diag, &cb);
     if (rc == 0) {
         inherit_auth(&ld->draft);
+        rc = config_acl__finish(&ld->acl, &ld->diag, &ld->draft.cfg.acl);
+    }
+    if (rc == 0) {
         rc = config_check__run(&ld->draft, &ld->diag);
     }
     if (rc == 0) {
         RM_ASSERT(!ld->diag.failed && ld->draft.cfg.listener_count >= 1);
         memcpy(cfg, &ld->draft.cfg, sizeof(*cfg));
+    } else {
+        config_acl__discard(&ld->acl);
+        config_free(&ld->draft.cfg);
     }
     RM_ASSERT(rc == 0 || ld->diag.failed);
     return rc == 0 ? 0 : -1;

@@ -21,7 +21,8 @@
 /* Upper bound on the table's length; config_keys.c checks it at compile time. */
 #define CONFIG__KEYS_MAX 56
 /* Every section a file may have, for messages; keep in step with config_keys.c. */
-#define CONFIG__SECTIONS_EXPECTED "[broker], [limits], [mqtt], [auth] or [listener.NAME]"
+#define CONFIG__SECTIONS_EXPECTED                                                                  \
+    "[broker], [limits], [mqtt], [auth], [acl], [group.NAME] or [listener.NAME]"
 
 enum config__type {
     CONFIG__BOOL,      /* true|false (also yes|no, on|off, 1|0) */
@@ -48,6 +49,8 @@ enum config__scope {
     CONFIG__SCOPE_MQTT,     /* [mqtt]: MQTT 5.0 features advertised in CONNACK */
     CONFIG__SCOPE_AUTH,     /* [auth] */
     CONFIG__SCOPE_LISTENER, /* [listener.NAME]; offsets are into struct config_listener */
+    CONFIG__SCOPE_ACL,      /* [acl]: ordered rules, not in the key table (config_acl) */
+    CONFIG__SCOPE_GROUP,    /* [group.NAME]: its users (config_acl) */
 };
 
 /* One row of the key table: the single list of configuration keys. */

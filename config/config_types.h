@@ -96,6 +96,8 @@ struct config_auth {
     bool bind_client_id_to_user; /* a client id's session belongs to the user that made it */
 };
 
+struct acl;
+
 struct config {
     enum config_log_level log_level;
     uint32_t shards; /* 0 = auto: one per online CPU */
@@ -104,6 +106,12 @@ struct config {
     struct config_auth auth;
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];
+    /*
+     * The [acl] and [group.NAME] rules (core/acl), owned by this snapshot
+     * and read-only, so every shard may read it; NULL: no rules, every
+     * access allowed. config_free() frees it.
+     */
+    struct acl *acl;
 };
 
 #endif

@@ -552,5 +552,6 @@ int main(int argc, char **argv)
     admit_free(admit);
     config_login_free(login);
     tls_free_all(tls);
+    config_free(&cfg);
     return ret;
 }

@@ -38,5 +38,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         RM_ASSERT(cfg.listeners[i].name[0] != '\0');
         RM_ASSERT(memchr(cfg.listeners[i].bind, '\0', CONFIG_NAME_MAX) != NULL);
     }
+    config_free(&cfg); /* the [acl] rules it owns */
     return 0;
 }

@@ -392,22 +392,19 @@ Test(config, bad_bool_enum_and_address_say_what_was_expected)
 
 Test(config, unknown_section_is_an_error_even_when_empty)
 {
+#define SECTIONS                                                                                   \
+    "(expected [broker], [limits], [mqtt], [auth], [acl], [group.NAME] or [listener.NAME])"
     expect_error("[broker]\nlog_level = info\n[brokers]\n", 3,
-                 "[brokers]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
-                 "[listener.NAME])");
-    expect_error("[listener]\nport = 1\n", 1,
-                 "[listener]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
-                 "[listener.NAME])");
+                 "[brokers]: unknown section " SECTIONS);
+    expect_error("[listener]\nport = 1\n", 1, "[listener]: unknown section " SECTIONS);
     /* Near misses of the new sections are not taken for them. */
-    expect_error("[mqtt5]\nmax_qos = 1\n", 1,
-                 "[mqtt5]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
-                 "[listener.NAME])");
-    expect_error("[MQTT]\n", 1,
-                 "[MQTT]: unknown section (expected [broker], [limits], [mqtt], [auth] or "
-                 "[listener.NAME])");
+    expect_error("[mqtt5]\nmax_qos = 1\n", 1, "[mqtt5]: unknown section " SECTIONS);
+    expect_error("[MQTT]\n", 1, "[MQTT]: unknown section " SECTIONS);
     expect_error("[limits]\n[authentication]\ntest_method = true\n", 2,
-                 "[authentication]: unknown section (expected [broker], [limits], [mqtt], "
-                 "[auth] or [listener.NAME])");
+                 "[authentication]: unknown section " SECTIONS);
+    expect_error("[acls]\n", 1, "[acls]: unknown section " SECTIONS);
+    expect_error("[group]\n", 1, "[group]: unknown section " SECTIONS);
+#undef SECTIONS
 }
 
 Test(config, unknown_key_suggests_the_closest_known_key)
@@ -488,7 +485,7 @@ Test(config, key_before_any_section_is_an_error)
 {
     expect_error("; top\ninflight_max = 5\n", 2,
                  "inflight_max: key outside any section (expected [broker], [limits], [mqtt], "
-                 "[auth] or [listener.NAME] above it)");
+                 "[auth], [acl], [group.NAME] or [listener.NAME] above it)");
 }
 
 Test(config, failure_leaves_the_callers_config_untouched)

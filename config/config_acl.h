@@ -1,0 +1,72 @@
+/*
+ * config_acl.h - access control from the configuration: the [acl] and
+ * [group.NAME] sections of ringmq.ini, and mosquitto's acl_file format
+ * (for migration), both into one core/acl rule list.
+ *
+ * Below the loader (config.c), above config_diag; builds a struct acl
+ * (core/acl) and knows no other key. Start-up (and reload) thread only.
+ */
+#ifndef RINGMQ_CONFIG_ACL_H
+#define RINGMQ_CONFIG_ACL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config_diag.h"
+
+struct acl;
+
+/* Group names: 1..63 of A-Z a-z 0-9 _ - (like listener names). */
+#define CONFIG_ACL_GROUP_NAME_MAX 63
+
+/* One load's ACL under construction; zero it before the first call. */
+struct config_acl {
+    struct acl *acl; /* owned until config_acl__finish() hands it over; NULL: none yet */
+    int group;       /* the [group.NAME] being read, or -1 */
+    char group_name[CONFIG_ACL_GROUP_NAME_MAX + 1]; /* its NAME, for messages */
+    unsigned default_line;                          /* line of [acl] default, 0: not set */
+    bool any;                                       /* an [acl] or [group.*] header was seen */
+};
+
+/*
+ * A header [acl] (@group NULL) or [group.@group] (@len bytes) on @line.
+ * Returns 0, or -1 after config_diag__fail() (bad or duplicate group name,
+ * too many groups, no memory).
+ */
+int config_acl__section(struct config_acl *ca, struct config_diag *diag, unsigned line,
+                        const char *group, size_t len);
+
+/*
+ * Key @name = @value on @line in [acl] (@in_group false) or the current
+ * [group.NAME]. Returns 0, or -1 after config_diag__fail(): for [acl],
+ * "publish"/"subscribe" = "FILTER allow|deny WHO" (repeatable, in order)
+ * and "default" = allow|deny; for a group "users" = "a, b, c" (repeatable).
+ */
+int config_acl__key(struct config_acl *ca, struct config_diag *diag, unsigned line, bool in_group,
+                    const char *name, const char *value);
+
+/*
+ * End of the file: resolve the groups rules name and hand the finished ACL
+ * to *@out (NULL when the file had no [acl] or [group.*] section). Returns
+ * 0, or -1 after config_diag__fail() (a rule naming an undefined group).
+ * Frees what it does not hand over.
+ */
+int config_acl__finish(struct config_acl *ca, struct config_diag *diag, struct acl **out);
+
+/* Free what a failed load left in @ca. */
+void config_acl__discard(struct config_acl *ca);
+
+/*
+ * Read mosquitto acl_file @path into a new finished ACL in *@out. The
+ * format (mosquitto.conf(5), acl_file): lines "user NAME", "topic
+ * [read|write|readwrite|deny] FILTER" and "pattern [...] FILTER" (%u the
+ * user name, %c the client id); '#' comment lines and blank lines; "topic"
+ * lines before any "user" line are for anonymous clients, "pattern" lines
+ * for everybody. Precedence as mosquitto's: the client's "topic deny" lines,
+ * its other "topic" lines, then "pattern deny", then other "pattern"
+ * lines; nothing matching denies. Returns 0, or -1 with "PATH:LINE:
+ * problem" (or "PATH: problem") in @err.
+ */
+int config_acl__file_load(const char *path, struct acl **out, char *err, size_t err_len);
+
+#endif
