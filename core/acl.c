@@ -33,6 +33,12 @@ struct acl_rule {
     uint32_t name_len;
     uint32_t group; /* ACL_WHO_GROUP, once resolved */
     unsigned line;
+    /*
+     * The filter's first level when it is plain (no wildcard, no %u/%c):
+     * a topic whose first level differs cannot match, so most rules cost
+     * a length and a byte compare, not a topic_match(). 0: no such level.
+     */
+    uint32_t first_len;
 };
 
 struct acl_group {
@@ -53,6 +59,7 @@ struct acl {
     bool default_allow;
     bool default_set;
     bool finished;
+    bool has_subst; /* a rule holds %u or %c */
 };
 
 struct acl *acl_new(void)
@@ -200,7 +207,14 @@ int acl_rule_add(struct acl *acl, const struct acl_rule_spec *spec)
     r->allow = spec->allow;
     r->who = (uint8_t)spec->who;
     r->subst = subst_flags(r->filter, r->filter_len);
+    acl->has_subst |= r->subst != 0;
     r->line = spec->line;
+    const uint8_t *slash = memchr(r->filter, '/', r->filter_len);
+    uint32_t first = slash ? (uint32_t)(slash - r->filter) : r->filter_len;
+    if (first > 0 && subst_flags(r->filter, first) == 0 &&
+        !((first == 1) && (r->filter[0] == '+' || r->filter[0] == '#')) &&
+        memchr(r->filter, '%', first) == NULL)
+        r->first_len = first;
     acl->rule_count++;
     return 0;
 }
@@ -244,6 +258,12 @@ bool acl_default_allows(const struct acl *acl)
     return !acl || acl->default_allow;
 }
 
+/* A value that would add wildcards to a rule's filter (mosquitto denies those too). */
+static bool dangerous(const uint8_t *v, size_t len)
+{
+    return len > 0 && (memchr(v, '+', len) != NULL || memchr(v, '#', len) != NULL);
+}
+
 void acl_who_init(const struct acl *acl, struct acl_who *who, const uint8_t *username,
                   size_t username_len, const uint8_t *client_id, size_t client_id_len)
 {
@@ -254,6 +274,8 @@ void acl_who_init(const struct acl *acl, struct acl_who *who, const uint8_t *use
     who->username_len = username ? username_len : 0;
     who->client_id = client_id;
     who->client_id_len = client_id_len;
+    who->wildcard_name =
+        dangerous(client_id, client_id_len) || (username && dangerous(username, username_len));
     if (!acl || !username)
         return;
     /* Once per client: each decision then tests one bit per group rule. */
@@ -288,16 +310,10 @@ static bool rule_applies(const struct acl_rule *r, const struct acl_who *who)
     return false;
 }
 
-/* A value that would add wildcards to a rule's filter (mosquitto denies those too). */
-static bool dangerous(const uint8_t *v, size_t len)
-{
-    return memchr(v, '+', len) != NULL || memchr(v, '#', len) != NULL;
-}
-
 /*
  * Rule @r's filter for @who: its own bytes, or substituted into @buf
  * (ACL_SUBST_BYTES_MAX). Returns the length, or -1 when the rule must deny
- * (a dangerous value, or too long).
+ * (too long).
  */
 static long rule_filter(const struct acl_rule *r, const struct acl_who *who, uint8_t *buf,
                         const uint8_t **out)
@@ -307,9 +323,7 @@ static long rule_filter(const struct acl_rule *r, const struct acl_who *who, uin
         *out = r->filter;
         return r->filter_len;
     }
-    if (((r->subst & SUBST_USER) && dangerous(who->username, who->username_len)) ||
-        ((r->subst & SUBST_CLIENT) && dangerous(who->client_id, who->client_id_len)))
-        return -1;
+    RM_ASSERT(!who->wildcard_name); /* refused before any rule (acl_check()) */
     size_t n = 0;
     for (uint32_t i = 0; i < r->filter_len; i++) {
         const uint8_t *v = &r->filter[i];
@@ -355,10 +369,18 @@ bool acl_check(const struct acl *acl, const struct acl_who *who, enum acl_access
     RM_ASSERT(acl->finished);
     if (access == ACL_SUBSCRIBE)
         return acl_subscribe_class(acl, who, topic, len) != ACL_SUB_NONE;
+    if (acl->has_subst && who->wildcard_name)
+        return false; /* a name that would widen %u / %c: denied outright, as mosquitto */
     uint8_t buf[ACL_SUBST_BYTES_MAX];
+    const uint8_t *slash = memchr(topic, '/', len);
+    size_t first = slash ? (size_t)(slash - topic) : len;
     for (uint32_t i = 0; i < acl->rule_count; i++) {
         const struct acl_rule *r = &acl->rules[i];
-        if (!(r->access & access) || !rule_applies(r, who))
+        if (!(r->access & access))
+            continue;
+        if (r->first_len && (r->first_len != first || memcmp(r->filter, topic, first) != 0))
+            continue;
+        if (!rule_applies(r, who))
             continue;
         const uint8_t *f;
         long flen = rule_filter(r, who, buf, &f);
@@ -450,9 +472,12 @@ enum acl_sub_class acl_subscribe_class(const struct acl *acl, const struct acl_w
     if (!acl)
         return ACL_SUB_ALL;
     RM_ASSERT(acl->finished);
-    if (!strip_share(&filter, &len))
+    if (!strip_share(&filter, &len) || (acl->has_subst && who->wildcard_name))
         return ACL_SUB_NONE;
     uint8_t buf[ACL_SUBST_BYTES_MAX];
+    const uint8_t *slash = memchr(filter, '/', len);
+    size_t first = slash ? (size_t)(slash - filter) : len;
+    bool first_wild = level_is(filter, first, '+') || level_is(filter, first, '#');
     bool some_allowed = false; /* an earlier rule allows part of it */
     bool some_denied = false;  /* an earlier rule denies part of it */
     /*
@@ -462,7 +487,13 @@ enum acl_sub_class acl_subscribe_class(const struct acl *acl, const struct acl_w
      */
     for (uint32_t i = 0; i < acl->rule_count; i++) {
         const struct acl_rule *r = &acl->rules[i];
-        if (!(r->access & ACL_READ) || !rule_applies(r, who))
+        if (!(r->access & ACL_READ))
+            continue;
+        /* A plain first level overlaps only the same level or a wildcard one. */
+        if (r->first_len && !first_wild &&
+            (r->first_len != first || memcmp(r->filter, filter, first) != 0))
+            continue;
+        if (!rule_applies(r, who))
             continue;
         const uint8_t *f;
         long flen = rule_filter(r, who, buf, &f);

@@ -87,6 +87,7 @@ struct acl_who {
     size_t username_len;
     const uint8_t *client_id;
     size_t client_id_len;
+    bool wildcard_name; /* the user name or client id holds '+' or '#' */
     uint64_t groups[ACL_GROUPS_MAX / 64];
 };
 
@@ -140,8 +141,10 @@ void acl_who_init(const struct acl *acl, struct acl_who *who, const uint8_t *use
  * a topic name; ACL_SUBSCRIBE a topic filter (allowed unless its class is
  * ACL_SUB_NONE; a "$share/GROUP/" prefix is judged by the filter after it).
  * A NULL @acl allows everything. A rule with %u never applies to an
- * anonymous client; a %u or %c whose value holds '+' or '#' denies, as does
- * a substituted filter over ACL_SUBST_BYTES_MAX (fail closed).
+ * anonymous client. When the ACL has %u or %c rules, a client whose user
+ * name or client id holds '+' or '#' is denied everything (it could widen
+ * them; mosquitto does the same), and a rule whose substituted filter
+ * would pass ACL_SUBST_BYTES_MAX denies when reached (fail closed).
  */
 bool acl_check(const struct acl *acl, const struct acl_who *who, enum acl_access access,
                const uint8_t *topic, size_t len);
