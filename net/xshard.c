@@ -292,14 +292,17 @@ void xshard_free(struct xshard *x)
  * Whether @m may be dropped on a congested link from shard @from: a QoS 0
  * message's crossing, plain or to a shared group's member, sent by the
  * shard that built it (XMSG_PUBLISH always is; an XMSG_SHARE_PUBLISH
- * passed on by another shard is not, and only the home may free it).
+ * passed on by another shard is not, and only the home may free it). Not
+ * a retained one: its crossing is the notice its RETAIN_APPLY waits for
+ * there (core/rpair.h), and its publisher is held until it is applied.
  */
 static bool sheddable(const struct xmsg *m, uint32_t from)
 {
     if (m->kind != XMSG_PUBLISH && m->kind != XMSG_SHARE_PUBLISH) {
         return false;
     }
-    return m->payload.msg->qos == 0 && m->payload.msg->home_shard == from;
+    return m->payload.msg->qos == 0 && !m->payload.msg->retain &&
+           m->payload.msg->home_shard == from;
 }
 
 int xshard_send(struct xshard *x, uint32_t from, uint32_t to, const struct xmsg *m)

@@ -253,6 +253,19 @@ Test(xshard, a_link_over_its_message_budget_sheds_qos0_until_it_drains_to_half)
         msg->home_shard = 0; /* the queued reference is released by xshard_free() */
         msg_unref(msg);
     }
+    {
+        /* A retained QoS 0 crossing is its shard's notice (core/rpair.h): queued. */
+        struct msg *msg =
+            msg_new((const uint8_t *)"t", 1, NULL, 0, (const uint8_t *)"p", 1, 0, true);
+        struct xmsg m = {.kind = XMSG_PUBLISH, .arg = XMSG_PUBLISH_PLAIN};
+
+        cr_assert_not_null(msg);
+        m.payload.publish.msg = msg_ref(msg);
+        cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
+        cr_assert_eq(atomic_load(&msg->refs), 2u, "a retained QoS 0 is not shed");
+        cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 2);
+        msg_unref(msg);
+    }
     /* The consumer takes one ring's worth at a time: congested until half the budget. */
     for (int i = 0; i < 64 && xshard_congested(x, 0, 1); i++) {
         cr_assert_gt(consume(x), 0);
