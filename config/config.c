@@ -320,6 +320,41 @@ static void inherit_auth(struct config__draft *d)
     }
 }
 
+/*
+ * Split [broker] hosts into d->cfg.hosts, each name checked (vhost_add()):
+ * 0, or -1 with the message against the key's line.
+ */
+static int build_hosts(struct config__draft *d, struct config_diag *diag)
+{
+    size_t key = config_keys__index(CONFIG__SCOPE_BROKER, "hosts");
+    const char *p = d->cfg.hosts_text;
+
+    memset(&d->cfg.hosts, 0, sizeof(d->cfg.hosts));
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *why = NULL;
+
+        while (len > 0 && (*p == ' ' || *p == '\t')) {
+            p++;
+            len--;
+        }
+        while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t')) {
+            len--;
+        }
+        if (vhost_add(&d->cfg.hosts, p, len, &why) < 0) {
+            config_diag__fail(diag, d->key_line[key], "[broker] hosts: %s: '%.*s'", why,
+                              (int)(len < 64 ? len : 64), p);
+            return -1;
+        }
+        if (end == NULL) {
+            break;
+        }
+        p = end + 1;
+    }
+    return 0;
+}
+
 /* Parse @src, check, and publish the result into @cfg on success. */
 static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
 {
@@ -330,6 +365,9 @@ static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
     rc = config_ini__parse(src, &ld->diag, &cb);
     if (rc == 0) {
         inherit_auth(&ld->draft);
+        rc = build_hosts(&ld->draft, &ld->diag);
+    }
+    if (rc == 0) {
         rc = config_acl__finish(&ld->acl, &ld->diag, &ld->draft.cfg.acl);
     }
     if (rc == 0) {

@@ -52,6 +52,8 @@ static const struct config__key keys[] = {
      "event-loop threads, one per core; auto = one per online CPU"},
     {CONFIG__SCOPE_BROKER, "pin_shards", CONFIG__BOOL, 0, 1, "false", G(pin_shards), NULL,
      "pin shard i to the i-th CPU: only where ringmq has those cores to itself"},
+    {CONFIG__SCOPE_BROKER, "hosts", CONFIG__STRING, 0, 0, "", G(hosts_text), NULL,
+     "virtual hosts, comma-separated: user@HOST belongs to HOST's own topics and sessions"},
 
     {CONFIG__SCOPE_LIMITS, "packet_bytes_max", CONFIG__SIZE, 2, 268435460, "1m",
      LIM(packet_bytes_max), NULL,

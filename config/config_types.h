@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "core/limits.h"
+#include "core/vhost.h"
 
 #define CONFIG_LISTENERS_MAX 16
 #define CONFIG_NAME_MAX 64
@@ -21,6 +22,7 @@
 #define CONFIG_WS_PATH_MAX 128 /* WebSocket request path */
 #define CONFIG_WS_PATH_DEFAULT "/mqtt"
 #define CONFIG_CIPHERS_MAX 512 /* one cipher list */
+#define CONFIG_HOSTS_TEXT_MAX 4096 /* [broker] hosts, the whole list */
 
 /* What a listener speaks on top of TCP (or TLS). */
 enum config_protocol {
@@ -104,6 +106,8 @@ struct config {
     bool pin_shards; /* pin shard i to the i-th allowed CPU */
     struct limits limits;
     struct config_auth auth;
+    char hosts_text[CONFIG_HOSTS_TEXT_MAX]; /* [broker] hosts, as written */
+    struct vhost_table hosts;               /* ... checked and split (core/vhost.h) */
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];
     /*

@@ -99,6 +99,8 @@ void broker_free(struct broker *b)
     free(b->shard_marker);
     wait_fini(b);
     rpair_fini(b);
+    vhost_buf_fini(&b->vhost_buf[0]);
+    vhost_buf_fini(&b->vhost_buf[1]);
     free(b->match);
     trie_name_fini(&b->split);
     free(b->sub_ids);
@@ -130,6 +132,13 @@ void broker_set_login(struct broker *b, const struct login_conf *login,
     b->login = login;
     if (peer)
         b->peer = *peer;
+}
+
+void broker_set_vhosts(struct broker *b, const struct vhost_table *vhosts)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(vhosts == NULL || vhosts->count <= VHOST_MAX);
+    b->vhosts = vhosts && vhosts->count > 0 ? vhosts : NULL;
 }
 
 bool broker_busy(const struct broker *b)

@@ -28,6 +28,7 @@ struct limits;
 struct login_conf;
 struct login_peer_ops;
 struct msg;
+struct vhost_table;
 struct xmsg;
 
 /*
@@ -53,6 +54,13 @@ void broker_set_limits(struct broker *b, const struct limits *lim);
  */
 void broker_set_login(struct broker *b, const struct login_conf *login,
                       const struct login_peer_ops *peer);
+
+/*
+ * Point the broker at the virtual hosts @vhosts (borrowed, read-only; NULL:
+ * none), before any client connects. They do not change on reload: their
+ * topic spaces and sessions live in the shards.
+ */
+void broker_set_vhosts(struct broker *b, const struct vhost_table *vhosts);
 
 /* True while the broker has work for the next loop iteration (logins held for budget). */
 bool broker_busy(const struct broker *b);

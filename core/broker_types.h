@@ -35,6 +35,7 @@
 #include "core/login_types.h"
 #include "core/mqtt_codec.h"
 #include "core/trie.h"
+#include "core/vhost.h"
 #include "core/xmsg.h"
 
 struct auth_method;
@@ -277,6 +278,9 @@ struct broker {
     /* route.c scratch: the session publishing (No Local), or NULL. */
     const struct session *publisher;
 
+    /* broker.c: the virtual hosts (NULL: none); room for host-prefixed ids [0], topics [1]. */
+    const struct vhost_table *vhosts;
+    struct vhost_buf vhost_buf[2];
     /* broker.c: the authentication snapshot (NULL: anonymous) and net/'s peer questions. */
     const struct login_conf *login;
     struct login_peer_ops peer;

@@ -27,6 +27,7 @@
 #include "core/sess_table.h"
 #include "core/session.h"
 #include "core/topic.h"
+#include "core/vhost.h"
 
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
@@ -60,18 +61,21 @@ int connect_refuse(struct broker *b, struct client *cl, int rc)
     return output_close(b, cl, rc);
 }
 
-/* A fresh id for a client that sent an empty one [MQTT-3.1.3-6]. */
-static size_t assign_client_id(struct broker *b, uint8_t *buf, size_t cap)
+/* A fresh id for a client of host @host that sent an empty one [MQTT-3.1.3-6]. */
+static size_t assign_client_id(struct broker *b, uint8_t host, uint8_t *buf, size_t cap)
 {
     RM_ASSERT(cap >= ASSIGNED_ID_BYTES_MAX);
-    size_t n;
-    /* Homed here, so a later CONNECT with this id lands on this shard too. */
+    uint8_t key[ASSIGNED_ID_BYTES_MAX + VHOST_ID_PREFIX];
+    size_t n, k;
+    /* Homed here (as its host's), so a later CONNECT with this id lands on this shard too. */
     do {
         n = (size_t)snprintf((char *)buf, cap, "ringmq-%u-%llu", (unsigned)b->shard_id,
                              (unsigned long long)++b->assigned_id_seq);
-    } while (home_shard(buf, n, b->shard_count) != b->shard_id ||
-             *sess_table_slot(b, buf, n, sess_table_hash(buf, n)) != NULL);
-    RM_ASSERT(n < cap);
+        RM_ASSERT(n < cap);
+        k = host ? vhost_prefix(host, false, buf, n, key) : n;
+    } while (home_shard(host ? key : buf, k, b->shard_count) != b->shard_id ||
+             *sess_table_slot(b, host ? key : buf, k, sess_table_hash(host ? key : buf, k)) !=
+                 NULL);
     return n;
 }
 
@@ -261,7 +265,7 @@ int connect_on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *
  * connect_refuse() or output_close() returned.
  */
 static int connect_will(struct broker *b, struct client *cl, const struct mqtt_connect *c,
-                        struct msg **will)
+                        uint8_t host, struct msg **will)
 {
     const struct limits *lim = b->lim;
     RM_ASSERT(c->will);
@@ -280,8 +284,14 @@ static int connect_will(struct broker *b, struct client *cl, const struct mqtt_c
         return connect_refuse(b, cl, -MQTT_RC_QOS_NOT_SUPPORTED);
     if (c->will_retain && !lim->retain_available) /* [MQTT-3.2.2-13] */
         return connect_refuse(b, cl, -MQTT_RC_RETAIN_NOT_SUPPORTED);
-    *will = route_msg_new(b, &c->will_topic, &c->will_payload, &c->will_props, c->will_qos,
-                          c->will_retain, true);
+    /* In its host's topic space (core/vhost.h). */
+    struct mqtt_str topic = c->will_topic;
+    size_t len;
+    topic.ptr = vhost_name(&b->vhost_buf[1], host, true, topic.ptr, topic.len, &len);
+    topic.len = (uint32_t)len;
+    *will = topic.ptr ? route_msg_new(b, &topic, &c->will_payload, &c->will_props, c->will_qos,
+                                      c->will_retain, true)
+                      : NULL;
     return *will ? 0 : connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
 }
 
@@ -378,6 +388,9 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
     size_t id_len = c->client_id.len;
     bool id_assigned = false;
     int rc;
+    /* Its virtual host, from the user name it gives (checked below once it is verified). */
+    uint8_t host =
+        c->has_username ? vhost_of_user(b->vhosts, c->username.ptr, c->username.len) : 0;
 
     cl->version = c->version;
     if (id_len == 0) {
@@ -388,12 +401,16 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
         if (c->version == MQTT_V31 || (!v5 && !c->clean_session) ||
             !lim->allow_zero_length_client_id)
             return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
-        id_len = assign_client_id(b, assigned, sizeof(assigned));
-        id = assigned;
+        id_len = assign_client_id(b, host, assigned, sizeof(assigned));
         id_assigned = true;
     } else if (id_len > lim->client_id_bytes_max) {
         return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
-    } else {
+    }
+    /* From here on the id as the session table knows it: with its host's prefix. */
+    id = vhost_name(&b->vhost_buf[0], host, false, id_assigned ? assigned : id, id_len, &id_len);
+    if (!id)
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    if (!id_assigned) {
         uint32_t home = home_shard(id, id_len, b->shard_count);
         if (home != b->shard_id) {
             /* The home shard decides takeover and owns the session. */
@@ -413,6 +430,10 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
         cl->version = 0; /* its CONNECT comes again: still the first [MQTT-3.1.0-2] */
     if (rc != LOGIN_OK)
         return rc; /* held: checked, or refused, in a later loop iteration */
+    if (user && vhost_of_user(b->vhosts, user, user_len) != host) {
+        /* A certificate's identity of another host than the user name it gave: not its host. */
+        return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    }
     if (!id_assigned && b->login && b->login->bind_client_id_to_user) {
         /* Not a takeover [MQTT-3.1.4-2] by another user: refused (section 3.1.4, authorize). */
         const struct session *held = *sess_table_slot(b, id, id_len, sess_table_hash(id, id_len));
@@ -440,7 +461,7 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
     }
     struct msg *will = NULL;
     if (c->will) {
-        rc = connect_will(b, cl, c, &will);
+        rc = connect_will(b, cl, c, host, &will);
         if (rc != 0)
             return rc;
     }
@@ -449,7 +470,8 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
     if (v5)
         expiry_s = c->props.session_expiry; /* absent: 0 [MQTT-3.1.2-11 (v5)] */
     struct mqtt_props props = {0};
-    if (connack_prepare(b, cl, c, id_assigned ? id : NULL, id_len, &props) < 0) {
+    if (connack_prepare(b, cl, c, id_assigned ? assigned : NULL,
+                        id_assigned ? id_len - (host ? VHOST_ID_PREFIX : 0) : 0, &props) < 0) {
         /*
          * No CONNACK can reach it: refuse before any session is touched (no
          * takeover, no Clean Start, no delayed will lost), silently

@@ -15,6 +15,7 @@
 #include "core/route.h"
 #include "core/session.h"
 #include "core/topic.h"
+#include "core/vhost.h"
 #include "core/wait.h"
 
 /*
@@ -145,6 +146,19 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
      */
     if (!route && b->shard_count > 1 && wait_adopt(b, cl, pub->pkt_id))
         return BROKER__HOLD;
+    /* A virtual host's client publishes in its host's topic space (core/vhost.h). */
+    struct mqtt_publish hosted;
+    uint8_t host = vhost_of_name(s->client_id, s->client_id_len);
+    if (route && host) {
+        size_t len;
+        hosted = *pub;
+        hosted.topic.ptr =
+            vhost_name(&b->vhost_buf[1], host, true, pub->topic.ptr, pub->topic.len, &len);
+        if (!hosted.topic.ptr)
+            goto out_fail;
+        hosted.topic.len = (uint32_t)len;
+        pub = &hosted;
+    }
     if (route && pub->retain && b->shard_count > 1) {
         /*
          * Acknowledge (if QoS > 0) and read on only once every shard's

@@ -128,7 +128,8 @@ static struct retained_node *node_of(struct retained *r, const uint8_t *name, si
 
 /*
  * The child of @n after @prev (the first if @prev is NULL), skipping levels
- * that start with '$' when @skip_dollar, or NULL.
+ * that start with '$' (or a virtual host's "\0" prefix level, vhost.h)
+ * when @skip_dollar, or NULL.
  */
 static const struct retained_node *child_next(const struct retained_node *n,
                                               const struct retained_node *prev, bool skip_dollar)
@@ -137,9 +138,20 @@ static const struct retained_node *child_next(const struct retained_node *n,
 
     for (;;) {
         k = lvlmap_next(&n->kids, k);
-        if (!k || !skip_dollar || k->len == 0 || lvlmap_key_bytes(k)[0] != '$')
+        if (!k || !skip_dollar || k->len == 0 ||
+            (lvlmap_key_bytes(k)[0] != '$' && lvlmap_key_bytes(k)[0] != 0))
             return (const struct retained_node *)k;
     }
+}
+
+/*
+ * Whether @n is a first level's parent, where '+' and '#' skip '$' levels
+ * [MQTT-4.7.2-1]: the root, or a virtual host's prefix level below it.
+ */
+static bool top(const struct retained_node *root, const struct retained_node *n)
+{
+    return n == root ||
+           (n->parent == root && n->key.len > 0 && lvlmap_key_bytes(&n->key)[0] == 0);
 }
 
 /* Report @top's message and every message below it (the '#' of a filter). */
@@ -302,7 +314,7 @@ void retained_match(const struct retained *r, const uint8_t *filter, size_t len,
      * matched the filter's levels before @pos (pos == len + 1: all of them).
      * A node is visited at most once. Climbing back recovers the position
      * from the node's level length, or 1 below a '+'. [MQTT-4.7.2-1]: at the
-     * first level, '+' and '#' skip the levels that start with '$'.
+     * first level, '+' and '#' skip the levels that start with '$' (top()).
      */
     for (;;) {
         const struct retained_node *c = NULL;
@@ -315,9 +327,9 @@ void retained_match(const struct retained *r, const uint8_t *filter, size_t len,
             size_t end = slash ? (size_t)(slash - filter) : len;
 
             if (end - pos == 1 && filter[pos] == '#')
-                match_subtree(n, n == root, cb, ctx);
+                match_subtree(n, top(root, n), cb, ctx);
             else if (end - pos == 1 && filter[pos] == '+')
-                c = child_next(n, NULL, n == root);
+                c = child_next(n, NULL, top(root, n));
             else
                 c = child_find(r, n, filter + pos, end - pos);
             if (c) {
@@ -335,7 +347,7 @@ void retained_match(const struct retained *r, const uint8_t *filter, size_t len,
                 return;
             p = n->parent;
             if (level_is_plus(filter, pos - 1)) {
-                c = child_next(p, n, p == root);
+                c = child_next(p, n, top(root, p));
                 if (c)
                     break;
                 pos -= 2;

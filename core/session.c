@@ -22,6 +22,7 @@
 #include "core/rm_assert.h"
 #include "core/share.h"
 #include "core/trie.h"
+#include "core/vhost.h"
 
 /* Identifiers ride in what was padding: a kept message costs no more than before. */
 _Static_assert(sizeof(void *) != 8 || (sizeof(struct session_inflight) == 24 &&
@@ -321,7 +322,9 @@ static int send_publish(struct broker *b, struct session *s, const struct msg *m
         .qos = qos,
         .dup = dup,
         .retain = retain,
-        .topic = {msg_topic(m), m->topic_len},
+        /* The client sees its host's topics without the prefix (core/vhost.h). */
+        .topic = {msg_topic(m) + vhost_topic_skip(msg_topic(m), m->topic_len),
+                  m->topic_len - (uint32_t)vhost_topic_skip(msg_topic(m), m->topic_len)},
         .pkt_id = pkt_id,
         .payload = {msg_payload(m), m->payload_len},
     };

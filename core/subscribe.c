@@ -21,6 +21,7 @@
 #include "core/session.h"
 #include "core/share.h"
 #include "core/topic.h"
+#include "core/vhost.h"
 #include "core/wait.h"
 
 struct retained_ctx {
@@ -40,6 +41,21 @@ static void retained_cb(void *ctx, struct msg *m)
      * because of it alone [MQTT-3.3.4-5].
      */
     session_deliver(rc->b, rc->s, m, qos, true, 0, &rc->sub_id, rc->sub_id != 0);
+}
+
+/*
+ * SUBSCRIBE/UNSUBSCRIBE entry @f (@len bytes) as @s's host knows it: a
+ * virtual host's prefix before its topic filter, after "$share/GROUP/" for
+ * a shared one (core/vhost.h); @f itself for the default host. Valid until
+ * the next call. NULL on ENOMEM.
+ */
+static const uint8_t *hosted_filter(struct broker *b, const struct session *s, const uint8_t *f,
+                                    size_t len, size_t *out_len)
+{
+    uint8_t host = vhost_of_name(s->client_id, s->client_id_len);
+    struct share_name sn = {.filter = f, .filter_len = len};
+    size_t at = host && share_parse(f, len, &sn) == 1 ? (size_t)(sn.filter - f) : 0;
+    return vhost_filter(&b->vhost_buf[1], host, f, len, at, out_len);
 }
 
 /* Room for @n reason codes in b->rcs; false on ENOMEM. */
@@ -187,16 +203,20 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
     if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
         opts = (uint8_t)((opts & ~MQTT_SUBOPT_QOS) | lim->max_qos);
     uint32_t members;
-    int rc = session_subscribe(b, cl->_sess, e->filter.ptr, e->filter.len, opts, sub_id, &members);
+    size_t flen;
+    const uint8_t *filter = hosted_filter(b, cl->_sess, e->filter.ptr, e->filter.len, &flen);
+    if (!filter)
+        return suback_fail(cl, MQTT_RC_UNSPECIFIED);
+    int rc = session_subscribe(b, cl->_sess, filter, flen, opts, sub_id, &members);
     if (rc == -ENOSPC)
         return suback_fail(cl, MQTT_RC_QUOTA_EXCEEDED);
     if (rc < 0)
         return suback_fail(cl, MQTT_RC_UNSPECIFIED);
     if (members) {
-        announce(b, cl, e->filter.ptr, e->filter.len, members, token);
+        announce(b, cl, filter, flen, members, token);
         if (*token)
-            announced_put(b, e->filter.ptr, e->filter.len, *token);
-    } else if (announced_pending(b, e->filter.ptr, e->filter.len)) {
+            announced_put(b, filter, flen, *token);
+    } else if (announced_pending(b, filter, flen)) {
         /*
          * Its first announcement (a shared group's: its latest count) is
          * still on its way: again, and wait (see announced_put()). Only
@@ -204,9 +224,9 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
          * handled again after its wait, they have arrived everywhere (FIFO)
          * and nothing is announced a third time.
          */
-        uint32_t n = shared ? share_members(b->share, e->filter.ptr, e->filter.len) : 1;
+        uint32_t n = shared ? share_members(b->share, filter, flen) : 1;
         if (n)
-            announce(b, cl, e->filter.ptr, e->filter.len, n, token);
+            announce(b, cl, filter, flen, n, token);
     }
     return opts & MQTT_SUBOPT_QOS;
 }
@@ -228,8 +248,11 @@ static int suback(struct broker *b, struct client *cl, const struct mqtt_pkt *pk
         RM_ASSERT(i < sub->count);
         if (b->rcs[i++] >= 0x80)
             continue;
-        struct session_sub *ss = session_sub_find(s, e.filter.ptr, e.filter.len);
-        RM_ASSERT(ss != NULL);
+        size_t flen;
+        const uint8_t *filter = hosted_filter(b, s, e.filter.ptr, e.filter.len, &flen);
+        struct session_sub *ss = filter ? session_sub_find(s, filter, flen) : NULL;
+        if (!ss)
+            continue; /* no memory for its name: no retained messages for it */
         bool fresh = ss->fresh;
         ss->fresh = false;
         /* A new shared subscription gets no retained messages (section 3.3.1.3). */
@@ -240,7 +263,7 @@ static int suback(struct broker *b, struct client *cl, const struct mqtt_pkt *pk
         if (rh == 2 || (rh == 1 && !fresh))
             continue;
         struct retained_ctx ctx = {b, s, ss->options & MQTT_SUBOPT_QOS, ss->sub_id};
-        retained_match(b->retained, e.filter.ptr, e.filter.len, retained_cb, &ctx);
+        retained_match(b->retained, filter, flen, retained_cb, &ctx);
     }
     return 0;
 }
@@ -300,7 +323,9 @@ int subscribe_on_unsubscribe(struct broker *b, struct client *cl, const struct m
     uint32_t i = 0;
     mqtt_sub_iter_init(&it, pkt);
     while (mqtt_sub_next(&it, &e)) {
-        bool had = session_unsubscribe(b, s, e.filter.ptr, e.filter.len);
+        size_t flen;
+        const uint8_t *filter = hosted_filter(b, s, e.filter.ptr, e.filter.len, &flen);
+        bool had = filter && session_unsubscribe(b, s, filter, flen);
         if (v5)
             b->rcs[i++] = had ? MQTT_RC_SUCCESS : MQTT_RC_NO_SUBSCRIPTION_EXISTED;
     }

@@ -104,10 +104,15 @@ bool topic_match(const uint8_t *filter, size_t flen, const uint8_t *name, size_t
         bool plus = level_is(f, fl, '+');
         bool hash = level_is(f, fl, '#');
 
-        /* [MQTT-4.7.2-1]: wildcards at the first level skip '$' topics. */
-        if (first && (plus || hash) && nlen > 0 && name[0] == '$')
+        /*
+         * [MQTT-4.7.2-1]: wildcards at the first level skip '$' topics -
+         * at a virtual host's own first level too - and never reach into a
+         * virtual host's topics (core/vhost.h: they start with "\0").
+         */
+        if (first && (plus || hash) && npos < nlen && (name[npos] == '$' || name[npos] == 0))
             return false;
-        first = false;
+        /* A host's prefix level: its own first level comes next. */
+        first = first && npos < nlen && name[npos] == 0;
         /* '#' matches the parent level too: "sport/#" matches "sport". */
         if (hash)
             return true;

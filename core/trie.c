@@ -320,15 +320,21 @@ void trie_name_fini(struct trie_name *n)
 void trie_match(const struct trie *t, const struct trie_name *nm, trie_match_cb cb, void *ctx)
 {
     const struct trie_node *root, *n;
-    bool dollar;
     uint32_t i = 0;
 
     RM_ASSERT(t != NULL && nm != NULL && cb != NULL);
     RM_ASSERT(nm->count > 0 && nm->seed == t->seed);
     root = t->root;
     n = root;
-    /* [MQTT-4.7.2-1]: '$' names skip the root's '+' and '#' children. */
-    dollar = nm->name[0] == '$';
+    /*
+     * [MQTT-4.7.2-1]: '$' names skip the '+' and '#' children of the root,
+     * or of a virtual host's prefix level (core/vhost.h), whose names skip
+     * the root's wildcards too (no default-host filter reaches them).
+     */
+    bool host = nm->name[0] == 0;
+    bool guard0 = host || nm->name[0] == '$';
+    bool guard1 = host && nm->count > 1 && nm->lvl[1].len > 0 && nm->name[nm->lvl[1].off] == '$';
+#define GUARDED(depth) ((depth) == 0 ? guard0 : (depth) == 1 && guard1)
 
     /*
      * Depth-first, with the level index as the only state: @n has matched
@@ -338,7 +344,7 @@ void trie_match(const struct trie *t, const struct trie_name *nm, trie_match_cb 
      */
     for (;;) {
         const struct trie_node *c = NULL;
-        bool wild = n != root || !dollar;
+        bool wild = !GUARDED(i);
 
         /* '#' matches what is left, even nothing: "sport/#" matches "sport". */
         if (wild && n->hash)
@@ -368,16 +374,17 @@ void trie_match(const struct trie *t, const struct trie_name *nm, trie_match_cb 
                 return;
             p = n->parent;
             /* A '+' sibling matches the same level as the literal child did. */
-            if (n != p->plus && p->plus && (p != root || !dollar)) {
+            RM_ASSERT(i > 0);
+            if (n != p->plus && p->plus && !GUARDED(i - 1)) {
                 c = p->plus;
                 break;
             }
-            RM_ASSERT(i > 0);
             i--;
             n = p;
         }
         n = c;
     }
+#undef GUARDED
 }
 
 size_t trie_count(const struct trie *t)

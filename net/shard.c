@@ -182,6 +182,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
         goto out_free;
     }
     broker_set_login(s->broker, login, &peer);
+    broker_set_vhosts(s->broker, &cfg->hosts);
     for (i = 0; i < cfg->listener_count; i++) {
         uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
 

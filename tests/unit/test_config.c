@@ -226,6 +226,25 @@ Test(config, shards_take_auto_or_a_count)
                  "[broker] shards: expected auto or an integer 1..256, got \"many\"");
 }
 
+Test(config, hosts_are_split_trimmed_and_checked)
+{
+    cr_assert_eq(load("[broker]\nhosts = a.example ,b.example,\tc\n"), 0, "%s", err);
+    cr_assert_eq(cfg.hosts.count, 3);
+    cr_assert_str_eq(cfg.hosts.name[0], "a.example");
+    cr_assert_str_eq(cfg.hosts.name[1], "b.example");
+    cr_assert_str_eq(cfg.hosts.name[2], "c");
+    cr_assert_eq(cfg.hosts.len[1], 9);
+    config_free(&cfg);
+    expect_error("[broker]\nhosts = a.example, b/c\n", 2,
+                 "[broker] hosts: a host name may not contain spaces, control bytes or any of "
+                 "@/+#$: 'b/c'");
+    expect_error("[broker]\nhosts = a, , b\n", 2, "[broker] hosts: an empty host name: ''");
+    expect_error("[broker]\nhosts = a, b, a\n", 2, "[broker] hosts: a host named twice: 'a'");
+    expect_error("[broker]\nhosts = x y\n", 2,
+                 "[broker] hosts: a host name may not contain spaces, control bytes or any of "
+                 "@/+#$: 'x y'");
+}
+
 Test(config, pin_shards_is_off_unless_asked)
 {
     cr_assert_eq(load("[broker]\nshards = 2\n"), 0, "%s", err);

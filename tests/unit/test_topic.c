@@ -14,6 +14,7 @@
 #include "core/rm_assert.h"
 #include "core/topic.h"
 #include "core/trie.h"
+#include "tests/unit/vhost_cases.h"
 
 static const struct limits lim = {
     .topic_bytes_max = 1024,
@@ -270,6 +271,33 @@ static void count_msg(void *ctx, struct msg *m)
     (*n)++;
 }
 
+/* What the virtual-host test's matches found. */
+struct vhost_found {
+    size_t n;
+    struct msg *m[16];
+};
+
+struct vhost_subs {
+    uint64_t mask; /* bit i: the session of filter i */
+};
+
+static void vhost_found_msg(void *ctx, struct msg *m)
+{
+    struct vhost_found *f = ctx;
+
+    cr_assert_lt(f->n, RM_ARRAY_LEN(f->m));
+    f->m[f->n++] = m;
+}
+
+static void vhost_found_sub(void *ctx, void *sess, uint8_t options, uint32_t sub_id)
+{
+    struct vhost_subs *s = ctx;
+    uintptr_t i = (uintptr_t)sess / 16 - 1;
+
+    cr_assert_lt(i, 64);
+    s->mask |= 1ull << i;
+}
+
 Test(topic, spec_examples_match_reference_trie_and_retained)
 {
     struct session *sess = (struct session *)&lim;
@@ -307,4 +335,64 @@ Test(topic, spec_examples_match_reference_trie_and_retained)
         retained_free(r);
         trie_free(t);
     }
+}
+
+/*
+ * Virtual hosts (core/vhost.h): topic_match(), the trie and the retained
+ * store agree with the table in vhost_cases.h, with every host's names in
+ * one trie and one store.
+ */
+Test(topic, virtual_hosts_keep_their_topics_apart_in_match_trie_and_retained)
+{
+    struct trie *t = trie_new(0x5eed);
+    struct retained *r = retained_new();
+    struct msg *msgs[VHOST_NAMES];
+    uint8_t nb[VHOST_NAMES][64], fb[64];
+    size_t nl[VHOST_NAMES];
+
+    cr_assert(t && r);
+    for (size_t j = 0; j < VHOST_NAMES; j++) {
+        nl[j] = vhost_case_bytes(vhost_names[j], nb[j]);
+        msgs[j] = msg_new(nb[j], nl[j], NULL, 0, (const uint8_t *)"x", 1, 0, true);
+        cr_assert_not_null(msgs[j]);
+        cr_assert_eq(retained_set(r, msgs[j], 64), 1);
+    }
+    /* Session i (a fake pointer) subscribes to filter i. */
+    for (size_t i = 0; i < VHOST_CASES; i++) {
+        size_t fl = vhost_case_bytes(vhost_cases[i].filter, fb);
+
+        cr_assert_eq(trie_insert(t, fb, fl, (struct session *)(uintptr_t)(16 * (i + 1)), 1, 0,
+                                 NULL),
+                     1);
+    }
+    for (size_t i = 0; i < VHOST_CASES; i++) {
+        size_t fl = vhost_case_bytes(vhost_cases[i].filter, fb);
+        struct vhost_found found = {0};
+
+        retained_match(r, fb, fl, vhost_found_msg, &found);
+        for (size_t j = 0; j < VHOST_NAMES; j++) {
+            bool want = vhost_cases[i].want[j] == '1';
+            bool got = false;
+
+            cr_expect_eq(topic_match(fb, fl, nb[j], nl[j]), want, "topic_match(%s, %s)",
+                         vhost_cases[i].filter, vhost_names[j]);
+            for (size_t k = 0; k < found.n; k++)
+                got = got || found.m[k] == msgs[j];
+            cr_expect_eq(got, want, "retained_match(%s) has %s", vhost_cases[i].filter,
+                         vhost_names[j]);
+
+            struct vhost_subs subs = {0};
+            struct trie_name tn = {0};
+
+            cr_assert_eq(trie_split(&tn, 0x5eed, nb[j], nl[j]), 0);
+            trie_match(t, &tn, vhost_found_sub, &subs);
+            trie_name_fini(&tn);
+            cr_expect_eq((subs.mask >> i) & 1, want ? 1u : 0u, "trie: %s gets %s",
+                         vhost_cases[i].filter, vhost_names[j]);
+        }
+    }
+    for (size_t j = 0; j < VHOST_NAMES; j++)
+        msg_unref(msgs[j]);
+    retained_free(r);
+    trie_free(t);
 }

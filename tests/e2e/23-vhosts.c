@@ -1,0 +1,189 @@
+/*
+ * 23-vhosts.c - e2e: virtual hosts ([broker] hosts, issue 14) with real
+ * libmosquitto clients. A client whose user name ends in "@a.example"
+ * belongs to host a.example, with its own topics, retained messages,
+ * client ids and shared groups; every other client to the default host.
+ * Two hosts never see each other's messages, on one shard or across four.
+ * All ringmq-only (mosquitto has no virtual hosts).
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "tests/e2e/harness.h"
+
+#define HOSTS "[broker]\nhosts = a.example, b.example\n"
+
+static struct e2e_broker *start(unsigned shards)
+{
+    e2e_ringmq_only("ringmq's virtual hosts");
+    return e2e_broker_start_shards(shards, HOSTS);
+}
+
+/* A connected client as @user (NULL: no user name) with id @id. */
+static struct e2e_client *as(struct e2e_broker *b, int version, const char *user, const char *id,
+                             bool clean, int want_present)
+{
+    struct e2e_client_opts o = {.version = version, .id = id, .clean = clean, .username = user};
+    struct e2e_client *c = e2e_client_start(b, &o);
+
+    cr_assert_eq(e2e_client_wait_connack(c, 0), want_present, "%s (%s): session present",
+                 id, user ? user : "no user");
+    return c;
+}
+
+/* The same topic published in each host reaches only that host's '#' subscriber. */
+static void topics_are_separate(unsigned shards)
+{
+    static const char *const users[] = {NULL, "alice@a.example", "bob@b.example"};
+    static const char *const ids[] = {"vh-sub-d", "vh-sub-a", "vh-sub-b"};
+    struct e2e_broker *b = start(shards);
+    struct e2e_client *sub[3], *pub[3];
+
+    for (int i = 0; i < 3; i++) {
+        sub[i] = as(b, E2E_V311, users[i], ids[i], true, 0);
+        cr_assert_eq(e2e_client_subscribe(sub[i], "#", 1), 1);
+    }
+    for (int i = 0; i < 3; i++) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "vh-pub-%d", i);
+        pub[i] = as(b, i == 2 ? E2E_V5 : E2E_V311, users[i], id, true, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        char payload[16];
+
+        snprintf(payload, sizeof(payload), "from-%d", i);
+        e2e_client_publish(pub[i], "t/1", payload, strlen(payload), 1, false);
+    }
+    for (int i = 0; i < 3; i++) {
+        char payload[16];
+
+        snprintf(payload, sizeof(payload), "from-%d", i);
+        /* Its own, under the topic it was published to (no prefix shows). */
+        e2e_client_expect(sub[i], "t/1", payload, 1, false);
+        e2e_client_expect_no_message(sub[i], E2E_QUIET_MS);
+    }
+    /* A host no configured host matches is the default host. */
+    struct e2e_client *other = as(b, E2E_V311, "x@c.example", "vh-pub-c", true, 0);
+
+    e2e_client_publish(other, "t/2", "from-c", 6, 1, false);
+    e2e_client_expect(sub[0], "t/2", "from-c", 1, false);
+    e2e_client_expect_no_message(sub[1], E2E_QUIET_MS);
+    e2e_client_expect_no_message(sub[2], 0);
+    e2e_client_disconnect(other);
+    for (int i = 0; i < 3; i++) {
+        e2e_client_disconnect(pub[i]);
+        e2e_client_disconnect(sub[i]);
+    }
+    e2e_broker_stop(b);
+}
+
+E2E_TEST_SHARDS(vhosts, each_host_sees_only_its_own_topics, topics_are_separate)
+
+/* A retained message is kept in its own host's store only. */
+static void retained_are_separate(unsigned shards)
+{
+    struct e2e_broker *b = start(shards);
+    struct e2e_client *pub = as(b, E2E_V311, "alice@a.example", "vh-rpub", true, 0);
+
+    e2e_client_publish(pub, "r/1", "kept-a", 6, 1, true);
+    e2e_client_disconnect(pub);
+
+    struct e2e_client *d = as(b, E2E_V311, NULL, "vh-rd", true, 0);
+    struct e2e_client *o = as(b, E2E_V5, "bob@b.example", "vh-rb", true, 0);
+    struct e2e_client *a = as(b, E2E_V311, "carol@a.example", "vh-ra", true, 0);
+
+    cr_assert_eq(e2e_client_subscribe(d, "r/#", 1), 1);
+    cr_assert_eq(e2e_client_subscribe(o, "r/#", 1), 1);
+    cr_assert_eq(e2e_client_subscribe(a, "r/#", 1), 1);
+    e2e_client_expect(a, "r/1", "kept-a", 1, true); /* [MQTT-3.3.1-6]: in its own host */
+    e2e_client_expect_no_message(d, E2E_QUIET_MS);
+    e2e_client_expect_no_message(o, 0);
+    e2e_client_disconnect(a);
+    e2e_client_disconnect(o);
+    e2e_client_disconnect(d);
+    e2e_broker_stop(b);
+}
+
+E2E_TEST_SHARDS(vhosts, each_host_keeps_its_own_retained_messages, retained_are_separate)
+
+/* The same client id in two hosts is two clients: neither takes the other over. */
+static void client_ids_are_separate(unsigned shards)
+{
+    struct e2e_broker *b = start(shards);
+    struct e2e_client *d = as(b, E2E_V311, NULL, "vh-same", false, 0);
+    struct e2e_client *a = as(b, E2E_V311, "alice@a.example", "vh-same", false, 0);
+
+    cr_assert_eq(e2e_client_subscribe(d, "s/d", 1), 1);
+    cr_assert_eq(e2e_client_subscribe(a, "s/a", 1), 1);
+    /* Both still connected: a takeover would have closed the first [MQTT-3.1.4-2]. */
+    cr_assert_not(e2e_client_wait_closed(d, E2E_QUIET_MS), "the default host's client was closed");
+    e2e_client_disconnect(a);
+    /* Its own persistent session comes back, in its own host. */
+    a = as(b, E2E_V311, "alice@a.example", "vh-same", false, 1);
+    struct e2e_client *p = as(b, E2E_V311, "dave@a.example", "vh-spub", true, 0);
+
+    e2e_client_publish(p, "s/a", "to-a", 4, 1, false);
+    e2e_client_expect(a, "s/a", "to-a", 1, false);
+    e2e_client_expect_no_message(d, E2E_QUIET_MS);
+    e2e_client_disconnect(p);
+    e2e_client_disconnect(a);
+    e2e_client_disconnect(d);
+    e2e_broker_stop(b);
+}
+
+E2E_TEST_SHARDS(vhosts, a_client_id_belongs_to_its_host, client_ids_are_separate)
+
+/* A shared group of one name in two hosts is two groups. */
+static void shared_groups_are_separate(unsigned shards)
+{
+    struct e2e_broker *b = start(shards);
+    struct e2e_client *a = as(b, E2E_V5, "alice@a.example", "vh-ga", true, 0);
+    struct e2e_client *o = as(b, E2E_V5, "bob@b.example", "vh-gb", true, 0);
+    struct e2e_client *d = as(b, E2E_V5, NULL, "vh-gd", true, 0);
+
+    cr_assert_eq(e2e_client_subscribe(a, "$share/g/q/+", 1), 1);
+    cr_assert_eq(e2e_client_subscribe(o, "$share/g/q/+", 1), 1);
+    cr_assert_eq(e2e_client_subscribe(d, "$share/g/q/+", 1), 1);
+    struct e2e_client *p = as(b, E2E_V311, "erin@b.example", "vh-gp", true, 0);
+
+    for (int i = 0; i < 4; i++)
+        e2e_client_publish(p, "q/1", "to-b", 4, 1, false);
+    for (int i = 0; i < 4; i++)
+        e2e_client_expect(o, "q/1", "to-b", 1, false); /* the only member in host b */
+    e2e_client_expect_no_message(a, E2E_QUIET_MS);
+    e2e_client_expect_no_message(d, 0);
+    e2e_client_disconnect(p);
+    e2e_client_disconnect(d);
+    e2e_client_disconnect(o);
+    e2e_client_disconnect(a);
+    e2e_broker_stop(b);
+}
+
+E2E_TEST_SHARDS(vhosts, a_shared_group_belongs_to_its_host, shared_groups_are_separate)
+
+/* A will goes out in its client's host. */
+E2E_TEST(vhosts, a_will_is_published_in_its_host)
+{
+    struct e2e_broker *b = start(4);
+    struct e2e_client *a = as(b, E2E_V311, "alice@a.example", "vh-wsa", true, 0);
+    struct e2e_client *d = as(b, E2E_V311, NULL, "vh-wsd", true, 0);
+    struct e2e_will w = {.topic = "w/gone", .payload = "bye", .payload_len = 3, .qos = 1};
+    struct e2e_client_opts o = {.version = E2E_V311,
+                                .id = "vh-w",
+                                .clean = true,
+                                .username = "carol@a.example",
+                                .will = &w};
+
+    cr_assert_eq(e2e_client_subscribe(a, "w/#", 1), 1);
+    cr_assert_eq(e2e_client_subscribe(d, "w/#", 1), 1);
+    struct e2e_client *c = e2e_client_start(b, &o);
+
+    cr_assert_eq(e2e_client_wait_connack(c, 0), 0);
+    e2e_client_abort(c); /* no DISCONNECT: the will goes [MQTT-3.1.2-8] */
+    e2e_client_expect(a, "w/gone", "bye", 1, false);
+    e2e_client_expect_no_message(d, E2E_QUIET_MS);
+    e2e_client_disconnect(d);
+    e2e_client_disconnect(a);
+    e2e_broker_stop(b);
+}
