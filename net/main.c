@@ -366,6 +366,8 @@ static int run_shards(const struct config *cfg, struct tls_ctx *const *tls,
     if (!start_release(&st, started, failed)) {
         goto out_join;
     }
+    /* Every shard is built and runs: what tests and service managers wait for. */
+    LOG_INFO("ready: %u shards running", n);
     t[0].ret = shard_run(t[0].shard);
 
 out_join:

@@ -71,7 +71,8 @@ protocol = websockets
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.ports = {}
         deadline = time.monotonic() + START_WAIT_S
-        while len(self.ports) < 2:
+        # Every shard built ("ready"): what fails from now on is the session's, not start-up's.
+        while len(self.ports) < 2 or "ready: " not in self.text():
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("ringmq did not start:\n" + self.text())
             for m in re.finditer(r"listener (\w+) listening on 127\.0\.0\.1:(\d+)",
