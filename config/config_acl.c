@@ -53,6 +53,8 @@ int config_acl__section(struct config_acl *ca, struct config_diag *diag, unsigne
     char shown[VALUE_SHOWN_MAX];
     RM_ASSERT(ca != NULL && diag != NULL);
     RM_ASSERT(!diag->failed);
+    if (!ca->any)
+        ca->first_line = line;
     ca->any = true;
     ca->group = -1;
     if (!acl_get(ca, diag, line))

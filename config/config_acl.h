@@ -26,6 +26,7 @@ struct config_acl {
     char group_name[CONFIG_ACL_GROUP_NAME_MAX + 1]; /* its NAME, for messages */
     unsigned default_line;                          /* line of [acl] default, 0: not set */
     bool any;                                       /* an [acl] or [group.*] header was seen */
+    unsigned first_line;                            /* the first such header's line */
 };
 
 /*

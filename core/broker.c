@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/acl.h"
 #include "core/broker_types.h"
 #include "core/connect.h"
 #include "core/deadline.h"
@@ -139,6 +140,27 @@ void broker_set_vhosts(struct broker *b, const struct vhost_table *vhosts)
     RM_ASSERT(b != NULL);
     RM_ASSERT(vhosts == NULL || vhosts->count <= VHOST_MAX);
     b->vhosts = vhosts && vhosts->count > 0 ? vhosts : NULL;
+}
+
+void broker_set_acl(struct broker *b, const struct acl *acl)
+{
+    RM_ASSERT(b != NULL);
+    if (acl && acl_rule_count(acl) == 0 && acl_default_allows(acl))
+        acl = NULL;
+    if (acl == b->acl)
+        return;
+    bool had = b->acl != NULL || b->sess_count > 0;
+    b->acl = acl;
+    if (++b->acl_gen == 0)
+        b->acl_gen = 1; /* 0: a session's state never built */
+    if (!had)
+        return;
+    /* A reload: subscriptions made under the old ACL are classed again. */
+    for (uint32_t i = 0; i < b->sess_bucket_count; i++) {
+        for (struct session *s = b->sess_buckets[i]; s; s = s->_hnext)
+            session_acl_reclass(b, s);
+    }
+    RM_ASSERT(b->acl_gen != 0);
 }
 
 bool broker_busy(const struct broker *b)

@@ -25,6 +25,7 @@
 
 struct broker;
 struct limits;
+struct acl;
 struct login_conf;
 struct login_peer_ops;
 struct msg;
@@ -61,6 +62,17 @@ void broker_set_login(struct broker *b, const struct login_conf *login,
  * topic spaces and sessions live in the shards.
  */
 void broker_set_vhosts(struct broker *b, const struct vhost_table *vhosts);
+
+/*
+ * Point the broker at access-control list @acl (borrowed from the config
+ * snapshot, read-only, shared by every shard; NULL: none). Call it between
+ * loop iterations: at start-up, and when a reload swaps a new ACL in. A
+ * new ACL gets a new generation, so sessions' cached verdicts are
+ * forgotten, and every subscription's ACL check bit is set again from its
+ * filter's class under @acl (one walk over this shard's sessions). An ACL
+ * without rules that allows by default is kept as NULL: nothing is checked.
+ */
+void broker_set_acl(struct broker *b, const struct acl *acl);
 
 /* True while the broker has work for the next loop iteration (logins held for budget). */
 bool broker_busy(const struct broker *b);

@@ -17,7 +17,10 @@ struct broker_stats {
     uint64_t msgs_out;     /* PUBLISH sent or queued to subscribers */
     uint64_t msgs_dropped; /* QoS 0 shed (slow or offline subscriber) */
     uint64_t msgs_shed_memory; /* QoS 0 PUBLISH dropped on arrival: memory pressure */
-    uint64_t msgs_refused;     /* PUBLISH to a '$' topic (the broker's): not routed */
+    uint64_t msgs_refused;     /* PUBLISH to a '$' topic (the broker's) or denied: not routed */
+    uint64_t acl_publish_denied;   /* PUBLISH (and wills) the ACL denied */
+    uint64_t acl_subscribe_denied; /* SUBSCRIBE filters the ACL refused (0x87 / 0x80) */
+    uint64_t acl_read_denied;      /* deliveries the ACL withheld from a subscriber */
     uint64_t queue_full;   /* QoS 1/2 refused by a full session queue */
     uint64_t slow_readers_closed; /* clients over their bounds past slow_reader_grace */
     uint64_t malformed;    /* connections closed for protocol errors */

@@ -38,6 +38,7 @@
 #include "core/vhost.h"
 #include "core/xmsg.h"
 
+struct acl;
 struct auth_method;
 struct login_conf;
 struct login_fail;
@@ -277,6 +278,18 @@ struct broker {
 
     /* route.c scratch: the session publishing (No Local), or NULL. */
     const struct session *publisher;
+    /* route.c scratch: the topic being matched, for ACL_READ checks. */
+    const uint8_t *match_topic;
+    size_t match_topic_len;
+
+    /*
+     * broker.c: the access-control list (core/acl.h), borrowed from the
+     * config snapshot; NULL when there is none or it allows everything
+     * (no rule, default allow), so nothing is checked. acl_gen changes
+     * with every new ACL: session.c's per-session caches compare it.
+     */
+    const struct acl *acl;
+    uint32_t acl_gen;
 
     /* broker.c: the virtual hosts (NULL: none); room for host-prefixed ids [0], topics [1]. */
     const struct vhost_table *vhosts;

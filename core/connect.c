@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/auth.h"
+#include "core/acl.h"
 #include "core/broker_types.h"
 #include "core/deadline.h"
 #include "core/home.h"
@@ -261,10 +262,13 @@ int connect_on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *
 }
 
 /*
- * Check and build the will of CONNECT @c into *@will. Returns 0, or what
+ * Check and build the will of CONNECT @c, by user @user (@user_len bytes;
+ * NULL: anonymous) with client id @id (as the client sent it) of virtual
+ * host @host, into *@will. Returns 0, or what
  * connect_refuse() or output_close() returned.
  */
 static int connect_will(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                        const uint8_t *user, size_t user_len, const uint8_t *id, size_t id_len,
                         uint8_t host, struct msg **will)
 {
     const struct limits *lim = b->lim;
@@ -280,6 +284,15 @@ static int connect_will(struct broker *b, struct client *cl, const struct mqtt_c
      */
     if (c->will_topic.ptr[0] == '$')
         return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    if (b->acl) {
+        /* The same rule as a PUBLISH there; once per CONNECT, so no cache. */
+        struct acl_who who;
+        acl_who_init(b->acl, &who, user_len ? user : NULL, user_len, id, id_len);
+        if (!acl_check(b->acl, &who, ACL_PUBLISH, c->will_topic.ptr, c->will_topic.len)) {
+            b->stats.acl_publish_denied++;
+            return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+        }
+    }
     if (c->will_qos > lim->max_qos) /* [MQTT-3.2.2-12] */
         return connect_refuse(b, cl, -MQTT_RC_QOS_NOT_SUPPORTED);
     if (c->will_retain && !lim->retain_available) /* [MQTT-3.2.2-13] */
@@ -341,7 +354,7 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
         s->expiry_s = expiry_s;
         return s;
     }
-    s = session_new(id, id_len, h, expiry_s, user, user_len);
+    s = session_new(id, id_len, h, expiry_s, user, user_len, b->acl != NULL);
     if (s)
         sess_table_insert(b, s);
     return s;
@@ -461,7 +474,10 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
     }
     struct msg *will = NULL;
     if (c->will) {
-        rc = connect_will(b, cl, c, host, &will);
+        /* The ACL's %c is the id the client knows, without its host's prefix. */
+        const uint8_t *own_id = id_assigned ? assigned : c->client_id.ptr;
+        size_t own_len = id_len - (host ? VHOST_ID_PREFIX : 0);
+        rc = connect_will(b, cl, c, user, user_len, own_id, own_len, host, &will);
         if (rc != 0)
             return rc;
     }

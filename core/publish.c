@@ -74,7 +74,8 @@ static int publish_v5_check(struct broker *b, struct client *cl, struct mqtt_pub
 
 /*
  * A PUBLISH to a topic beginning with '$', which belongs to the broker
- * (MQTT 5.0 section 4.7.2; $SYS): never routed, counted. A v5 QoS 1/2 one
+ * (MQTT 5.0 section 4.7.2; $SYS), or one the ACL denies: never routed,
+ * counted. A v5 QoS 1/2 one
  * gets PUBACK/PUBREC 0x87 Not authorized, which ends a QoS 2 exchange (no
  * PUBREL follows, the id is free again [MQTT-4.3.3-4]); QoS 0 is dropped
  * silently. Before v5 an ack cannot refuse: it is acknowledged as usual
@@ -83,7 +84,7 @@ static int publish_v5_check(struct broker *b, struct client *cl, struct mqtt_pub
  */
 static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt_publish *pub)
 {
-    RM_ASSERT(pub->topic.len > 0 && pub->topic.ptr[0] == '$');
+    RM_ASSERT(pub->topic.len > 0);
     RM_ASSERT(cl->_sess != NULL);
     b->stats.msgs_refused++;
     if (pub->qos == 0)
@@ -120,6 +121,10 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         return output_close(b, cl, rc);
     if (pub->topic.ptr[0] == '$')
         return publish_refuse(b, cl, pub);
+    if (b->acl && !session_acl_publish(b, s, pub->topic.ptr, pub->topic.len)) {
+        b->stats.acl_publish_denied++;
+        return publish_refuse(b, cl, pub);
+    }
     if (pub->qos == 0 && b->memory_pressure) {
         /*
          * Near the memory budget: QoS 0 goes first, before anything that

@@ -63,7 +63,12 @@ struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
 
 /* session._match_opts: an identifier of the session could not be kept (it goes without). */
 #define MATCH_LOST 0x80u
-_Static_assert(((MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP) & MATCH_LOST) == 0, "a spare bit");
+_Static_assert(((MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP | SESSION_ACL_INLINE) & MATCH_LOST) == 0,
+               "a spare bit");
+_Static_assert(((MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP) & SESSION_ACL_INLINE) == 0, "a spare bit");
+
+/* Members of a shared group tried for one message when the ACL denies the chosen one. */
+#define SHARE_ACL_TRIES 8u
 
 /* Add @sub_id to the identifiers of @sess, matched by the publish being routed. */
 static void match_id_add(struct broker *b, struct session *sess, uint32_t sub_id)
@@ -96,6 +101,15 @@ static void match_cb(void *ctx, void *owner, uint8_t options, uint32_t sub_id)
     /* No Local: not back to the publishing client [MQTT-3.8.3-3]. */
     if ((options & MQTT_SUBOPT_NO_LOCAL) && sess == b->publisher)
         return;
+    /*
+     * A subscription the ACL may deny some topics of: asked once per
+     * session and message (the verdict is kept for this match epoch). A
+     * topic it denies no fully allowed subscription can match, so the
+     * session gets nothing.
+     */
+    if ((options & SESSION_SUBOPT_ACL_CHECK) &&
+        !session_acl_read(b, sess, b->match_topic, b->match_topic_len, b->match_epoch))
+        return;
     uint8_t opts = options & (MQTT_SUBOPT_QOS | MQTT_SUBOPT_RAP);
     if (sess->_match_epoch == b->match_epoch) {
         if ((opts & MQTT_SUBOPT_QOS) > (sess->_match_opts & MQTT_SUBOPT_QOS))
@@ -112,7 +126,7 @@ static void match_cb(void *ctx, void *owner, uint8_t options, uint32_t sub_id)
             b->match_cap = ncap;
         }
         sess->_match_epoch = b->match_epoch;
-        sess->_match_opts = opts;
+        sess->_match_opts = (uint8_t)((sess->_match_opts & SESSION_ACL_INLINE) | opts);
         sess->_match_ids = 0;
         b->match[b->match_count++] = sess;
     }
@@ -163,6 +177,8 @@ static void match(struct broker *b, const struct mqtt_str *topic, bool remote)
     RM_ASSERT(topic->len > 0 && b->match_id_count == 0);
     if (++b->match_epoch == 0)
         b->match_epoch = 1; /* 0 is every session's initial epoch */
+    b->match_topic = topic->ptr;
+    b->match_topic_len = topic->len;
     if (trie_split(&b->split, b->seed, topic->ptr, topic->len) < 0) {
         b->stats.route_nomem++; /* out of memory: nobody gets this message */
         return;
@@ -252,6 +268,31 @@ static void deliver_one(struct broker *b, struct session *s, struct msg *m, uint
     session_deliver(b, s, m, qos, m->retain && (options & MQTT_SUBOPT_RAP), key, ids, n);
 }
 
+/*
+ * Member @to of shared group @key, chosen for @m with @options: itself when
+ * the ACL lets it read @m's topic, else another local member that may
+ * (round-robin, at most SHARE_ACL_TRIES tried), with *@options and
+ * *@sub_id its own; NULL when none of those may. @exclude: as share_pick().
+ */
+static struct session *share_allowed(struct broker *b, struct session *to, struct msg *m,
+                                     uint64_t key, void *exclude, uint8_t *options,
+                                     uint32_t *sub_id)
+{
+    RM_ASSERT(key != 0 && m != NULL);
+    for (uint32_t i = 0; to && i < SHARE_ACL_TRIES; i++) {
+        if (!(*options & SESSION_SUBOPT_ACL_CHECK) ||
+            session_acl_read(b, to, msg_topic(m), m->topic_len, 0))
+            return to;
+        struct session *next =
+            share_pick(b->share, key, msg_topic(m), m->topic_len, exclude ? exclude : to,
+                       options, sub_id);
+        if (next == to)
+            break; /* the only member left */
+        to = next;
+    }
+    return NULL;
+}
+
 bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from)
 {
     struct broker *b = ctx;
@@ -262,6 +303,8 @@ bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct sessi
     uint32_t sub_id = 0;
     struct session *to =
         share_pick(b->share, key, topic.ptr, topic.len, (void *)from, &options, &sub_id);
+    if (to && to != from)
+        to = share_allowed(b, to, m, key, (void *)from, &options, &sub_id);
     if (to && to != from && to->client) {
         deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
         return true;
@@ -291,7 +334,7 @@ static void deliver_far(struct broker *b, struct msg *m)
         b->shard_hit[b->remote[r] / 64] |= 1ull << (b->remote[r] % 64);
     for (uint32_t i = 0; i < b->pick_count; i++) {
         uint32_t d = b->picks[i].shard;
-        if (b->picks[i].member || (b->shard_hit[d / 64] & (1ull << (d % 64))))
+        if (b->picks[i].member || !b->picks[i].key || (b->shard_hit[d / 64] & (1ull << (d % 64))))
             continue;
         b->shard_hit[d / 64] |= 1ull << (d % 64);
         b->remote[b->remote_count++] = d;
@@ -308,7 +351,7 @@ static void deliver_far(struct broker *b, struct msg *m)
         uint32_t n = 0;
         for (uint32_t i = 0; i < b->pick_count; i++) {
             const struct broker_share_pick *p = &b->picks[i];
-            if (p->member || p->shard != d)
+            if (p->member || !p->key || p->shard != d)
                 continue;
             if (n < b->keys_cap)
                 b->keys[n++] = p->key;
@@ -327,6 +370,18 @@ static void deliver(struct broker *b, struct msg *m)
     bool far = false;
     for (uint32_t i = 0; i < b->pick_count; i++) {
         struct broker_share_pick *p = &b->picks[i];
+        if (p->member && (p->options & SESSION_SUBOPT_ACL_CHECK)) {
+            p->member =
+                share_allowed(b, p->member, m, p->key, NULL, &p->options, &p->sub_id);
+            uint32_t shard;
+            if (!p->member && share_pick_shard(b->share, p->key, msg_topic(m), m->topic_len,
+                                               UINT32_MAX, &shard))
+                p->shard = shard; /* nobody here may: one elsewhere may */
+            else if (!p->member) {
+                p->key = 0; /* nobody may: dropped (counted in acl_read_denied) */
+                continue;
+            }
+        }
         if (p->member)
             deliver_one(b, p->member, m, p->options, p->key, &p->sub_id, p->sub_id != 0);
         else
@@ -462,6 +517,8 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
      * online. Pass it on a bounded number of times; the last shard queues
      * it for an offline member of its own.
      */
+    if (to)
+        to = share_allowed(b, to, m, key, NULL, &options, &sub_id);
     uint32_t shard;
     if ((!to || !to->client) && hops < SHARE_HOPS_MAX &&
         share_pick_shard(b->share, key, msg_topic(m), m->topic_len, from, &shard)) {

@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "core/acl.h"
 #include "core/broker_types.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
@@ -29,13 +33,24 @@ _Static_assert(sizeof(void *) != 8 || (sizeof(struct session_inflight) == 24 &&
                                        sizeof(struct session_queued) == 24),
                "window and queue entries stay 24 bytes");
 
+/* Where @s's struct session_acl begins: after its names, aligned. */
+static size_t acl_offset(size_t id_len, size_t user_len)
+{
+    size_t end = offsetof(struct session, client_id) + id_len + user_len;
+    size_t align = _Alignof(struct session_acl);
+
+    return (end + align - 1) / align * align;
+}
+
 struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
-                            uint32_t expiry_s, const uint8_t *user, size_t user_len)
+                            uint32_t expiry_s, const uint8_t *user, size_t user_len, bool acl)
 {
     RM_ASSERT(len <= LIMITS_STRING_BYTES_MAX);
     RM_ASSERT(client_id != NULL || len == 0);
     RM_ASSERT(user_len <= UINT8_MAX && (user != NULL || user_len == 0));
     size_t size = offsetof(struct session, client_id) + len + user_len;
+    if (acl)
+        size = acl_offset(len, user_len) + sizeof(struct session_acl);
     struct session *s = calloc(1, size > sizeof(*s) ? size : sizeof(*s));
     if (!s)
         return NULL;
@@ -47,7 +62,138 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
     s->_hash = hash;
     s->expiry_s = expiry_s;
     s->next_pkt_id = 1;
+    if (acl)
+        s->_match_opts = SESSION_ACL_INLINE; /* gen 0: built on first use */
     return s;
+}
+
+/*
+ * @s as b->acl sees it: its own struct session_acl, rebuilt (and its
+ * verdicts forgotten) when the ACL changed since; or, for a session made
+ * while no ACL was in force, *@tmp filled now (no cache).
+ */
+static const struct acl_who *acl_who_of(struct broker *b, struct session *s,
+                                        struct session_acl **st, struct acl_who *tmp)
+{
+    RM_ASSERT(b->acl != NULL && b->acl_gen != 0);
+    const uint8_t *user = s->username_len ? session_username(s) : NULL;
+    /* %c is the id the client knows: without its virtual host's prefix. */
+    size_t skip = vhost_of_name(s->client_id, s->client_id_len) ? VHOST_ID_PREFIX : 0;
+    *st = NULL;
+    if (!(s->_match_opts & SESSION_ACL_INLINE)) {
+        acl_who_init(b->acl, tmp, user, s->username_len, s->client_id + skip,
+                     s->client_id_len - skip);
+        return tmp;
+    }
+    struct session_acl *a =
+        (struct session_acl *)((uint8_t *)s + acl_offset(s->client_id_len, s->username_len));
+    if (a->gen != b->acl_gen) {
+        acl_who_init(b->acl, &a->who, user, s->username_len, s->client_id + skip,
+                     s->client_id_len - skip);
+        memset(a->verdict, 0, sizeof(a->verdict));
+        a->read_epoch = 0;
+        a->gen = b->acl_gen;
+    }
+    *st = a;
+    return &a->who;
+}
+
+bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *topic, size_t len)
+{
+    RM_ASSERT(s != NULL && topic != NULL);
+    if (!b->acl)
+        return true;
+    /* Rules are host-relative: a virtual host's topic without its prefix (core/vhost.h). */
+    size_t skip = vhost_topic_skip(topic, len);
+    topic += skip;
+    len -= skip;
+    struct session_acl *st;
+    struct acl_who tmp;
+    const struct acl_who *who = acl_who_of(b, s, &st, &tmp);
+    if (!st)
+        return acl_check(b->acl, who, ACL_PUBLISH, topic, len);
+    /*
+     * The seed is the broker's random one, so a client cannot aim two of
+     * its topics at one tag (62 bits): a collision would reuse a verdict.
+     */
+    uint64_t key = XXH3_64bits_withSeed(topic, len, b->seed) | 2u;
+    uint64_t *slot = &st->verdict[(key >> 2) % SESSION_ACL_SLOTS];
+    if ((*slot | 1u) == (key | 1u))
+        return *slot & 1u;
+    bool ok = acl_check(b->acl, who, ACL_PUBLISH, topic, len);
+    *slot = key | ok;
+    RM_ASSERT(*slot != 0);
+    return ok;
+}
+
+bool session_acl_read(struct broker *b, struct session *s, const uint8_t *topic, size_t len,
+                      uint32_t epoch)
+{
+    RM_ASSERT(s != NULL && topic != NULL);
+    if (!b->acl)
+        return true;
+    size_t skip = vhost_topic_skip(topic, len); /* host-relative, as above */
+    topic += skip;
+    len -= skip;
+    struct session_acl *st;
+    struct acl_who tmp;
+    const struct acl_who *who = acl_who_of(b, s, &st, &tmp);
+    if (st && epoch && st->read_epoch == epoch)
+        return st->read_ok;
+    bool ok = acl_check(b->acl, who, ACL_READ, topic, len);
+    if (st && epoch) {
+        st->read_epoch = epoch;
+        st->read_ok = ok;
+    }
+    if (!ok)
+        b->stats.acl_read_denied++;
+    return ok;
+}
+
+enum acl_sub_class session_acl_class(struct broker *b, struct session *s, const uint8_t *filter,
+                                     size_t len)
+{
+    RM_ASSERT(s != NULL && filter != NULL);
+    if (!b->acl)
+        return ACL_SUB_ALL;
+    /*
+     * "$share/G/F" is judged by F, and F host-relative: a stored filter
+     * (a reload classing it again) carries its virtual host's prefix.
+     */
+    struct share_name sn = {.filter = filter, .filter_len = len};
+    if (share_parse(filter, len, &sn) == 1) {
+        filter = sn.filter;
+        len = sn.filter_len;
+    }
+    size_t skip = vhost_topic_skip(filter, len);
+    filter += skip;
+    len -= skip;
+    struct session_acl *st;
+    struct acl_who tmp;
+    const struct acl_who *who = acl_who_of(b, s, &st, &tmp);
+    return acl_subscribe_class(b->acl, who, filter, len);
+}
+
+void session_acl_reclass(struct broker *b, struct session *s)
+{
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(s->sub_count <= s->sub_cap);
+    for (uint32_t i = 0; i < s->sub_count; i++) {
+        struct session_sub *sub = &s->subs[i];
+        uint8_t opts = sub->options & (uint8_t)~SESSION_SUBOPT_ACL_CHECK;
+        if (session_acl_class(b, s, sub->filter, sub->filter_len) != ACL_SUB_ALL)
+            opts |= SESSION_SUBOPT_ACL_CHECK;
+        if (opts == sub->options)
+            continue;
+        /* An update of an entry that is there: no allocation, nothing to announce. */
+        int rc;
+        if (sub->share_key)
+            rc = share_join(b->share, sub->filter, sub->filter_len, s, opts, sub->sub_id, NULL);
+        else
+            rc = trie_insert(b->trie, sub->filter, sub->filter_len, s, opts, sub->sub_id, NULL);
+        RM_ASSERT(rc == 0);
+        sub->options = opts;
+    }
 }
 
 static struct session_queued *queue_at(struct session *s, uint32_t i)

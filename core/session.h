@@ -36,6 +36,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/acl.h"
+
 struct broker;
 struct client;
 struct msg;
@@ -143,7 +145,11 @@ struct session {
      */
     uint16_t inflight_unsent;
 
-    uint8_t _match_opts; /* routing scratch: highest QoS | MQTT_SUBOPT_RAP of any matched filter */
+    /*
+     * Routing scratch: highest QoS | MQTT_SUBOPT_RAP of any matched filter;
+     * and SESSION_ACL_INLINE, fixed for the session's life (route.c keeps it).
+     */
+    uint8_t _match_opts;
     /*
      * The authenticated user's name, after the client id (0: anonymous).
      * Fixed for the session's life: a CONNECT by another user either is
@@ -160,6 +166,39 @@ struct session {
 };
 
 _Static_assert(offsetof(struct session, client_id) == 122, "a hole came back into struct session");
+
+/*
+ * A subscription option bit of ringmq's own (bits 6-7 of the options byte
+ * are reserved on the wire and never stored from it): deliveries through
+ * this subscription are checked with acl_check(ACL_READ), its filter being
+ * classed ACL_SUB_SOME (or, after a reload, NONE). It rides in the options
+ * byte the trie and the shared groups keep, so it costs no memory.
+ */
+#define SESSION_SUBOPT_ACL_CHECK 0x40u
+
+/*
+ * session._match_opts: the session's allocation holds a struct session_acl
+ * after its names (it was made while an ACL with rules was in force).
+ */
+#define SESSION_ACL_INLINE 0x40u
+
+/* Publish verdicts a session remembers (direct mapped by topic hash). */
+#define SESSION_ACL_SLOTS 8u
+
+/*
+ * A session's access-control state, only in sessions made while an ACL
+ * with rules is in force (after its names, in the same allocation), so a
+ * broker without rules pays nothing. Rebuilt lazily when the broker's ACL
+ * generation differs from @gen (a reload).
+ */
+struct session_acl {
+    uint32_t gen;        /* broker.acl_gen @who and @verdict were made under; 0: never */
+    uint32_t read_epoch; /* broker.match_epoch @read_ok is for (0: none) */
+    bool read_ok;        /* the ACL_READ verdict on the topic being routed */
+    /* (topic hash | 2) with the PUBLISH verdict in bit 0; 0: empty. */
+    uint64_t verdict[SESSION_ACL_SLOTS];
+    struct acl_who who; /* points at the session's own names */
+};
 
 /* @s's user name (session_username_len(s) bytes; not NUL-terminated). */
 static inline const uint8_t *session_username(const struct session *s)
@@ -186,11 +225,40 @@ typedef bool (*session_give_fn)(void *ctx, struct msg *m, uint64_t share_key,
 /*
  * A new offline session for @client_id (copied) with Session Expiry
  * Interval @expiry_s (0: ends with its connection), belonging to user
- * @user (@user_len bytes, at most 255, copied; 0: anonymous); NULL on
- * ENOMEM.
+ * @user (@user_len bytes, at most 255, copied; 0: anonymous); with room
+ * for a struct session_acl when @acl (an ACL with rules is in force).
+ * NULL on ENOMEM.
  */
 struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
-                            uint32_t expiry_s, const uint8_t *user, size_t user_len);
+                            uint32_t expiry_s, const uint8_t *user, size_t user_len, bool acl);
+
+/*
+ * May @s publish to topic name @topic (@len bytes) under b->acl? Through
+ * the session's verdict cache (XXH3 of the topic under b->seed, tagged
+ * with the ACL generation): a publisher repeating a topic costs one hash
+ * and one compare. A NULL b->acl allows.
+ */
+bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *topic, size_t len);
+
+/*
+ * May @s receive a message on topic name @topic? When @epoch is not 0
+ * (broker.match_epoch of the message being routed), the verdict is kept
+ * for that epoch, so a session matched through several checked
+ * subscriptions is asked once. A NULL b->acl allows.
+ */
+bool session_acl_read(struct broker *b, struct session *s, const uint8_t *topic, size_t len,
+                      uint32_t epoch);
+
+/* The class of @s subscribing to @filter (a "$share/G/" prefix allowed); ALL without b->acl. */
+enum acl_sub_class session_acl_class(struct broker *b, struct session *s, const uint8_t *filter,
+                                     size_t len);
+
+/*
+ * b->acl changed (a reload): set or clear SESSION_SUBOPT_ACL_CHECK on each
+ * of @s's subscriptions as its filter's class now says, in the trie and
+ * the shared groups too. A subscription now classed NONE stays, checked.
+ */
+void session_acl_reclass(struct broker *b, struct session *s);
 
 /*
  * Free @s and everything it holds: removes its subscriptions from @b's trie

@@ -28,12 +28,15 @@ struct retained_ctx {
     struct broker *b;
     struct session *s;
     uint8_t qos;
+    bool check;      /* the subscription is classed ACL_SUB_SOME: each one is checked */
     uint32_t sub_id; /* the subscription's identifier, 0: none */
 };
 
 static void retained_cb(void *ctx, struct msg *m)
 {
     struct retained_ctx *rc = ctx;
+    if (rc->check && !session_acl_read(rc->b, rc->s, msg_topic(m), m->topic_len, 0))
+        return;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
     /*
      * Retained messages sent for a new subscription carry RETAIN 1
@@ -202,6 +205,22 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
     /* No Local on a shared filter never gets here: the codec refuses it [MQTT-3.8.3-4]. */
     if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
         opts = (uint8_t)((opts & ~MQTT_SUBOPT_QOS) | lim->max_qos);
+    RM_ASSERT((opts & SESSION_SUBOPT_ACL_CHECK) == 0); /* reserved bits never decode */
+    if (b->acl) {
+        /*
+         * A filter no rule lets any topic of through is refused now
+         * [MQTT-3.9.3-2]; one that some topics of may be denied is
+         * granted, marked, and each message through it checked (route.c).
+         * A "$share/G/F" is judged by F.
+         */
+        enum acl_sub_class cls = session_acl_class(b, cl->_sess, e->filter.ptr, e->filter.len);
+        if (cls == ACL_SUB_NONE) {
+            b->stats.acl_subscribe_denied++;
+            return suback_fail(cl, MQTT_RC_NOT_AUTHORIZED);
+        }
+        if (cls == ACL_SUB_SOME)
+            opts |= SESSION_SUBOPT_ACL_CHECK;
+    }
     uint32_t members;
     size_t flen;
     const uint8_t *filter = hosted_filter(b, cl->_sess, e->filter.ptr, e->filter.len, &flen);
@@ -262,7 +281,8 @@ static int suback(struct broker *b, struct client *cl, const struct mqtt_pkt *pk
         uint8_t rh = (uint8_t)(ss->options >> MQTT_SUBOPT_RH_SHIFT) & 3;
         if (rh == 2 || (rh == 1 && !fresh))
             continue;
-        struct retained_ctx ctx = {b, s, ss->options & MQTT_SUBOPT_QOS, ss->sub_id};
+        struct retained_ctx ctx = {b, s, ss->options & MQTT_SUBOPT_QOS,
+                                   (ss->options & SESSION_SUBOPT_ACL_CHECK) != 0, ss->sub_id};
         retained_match(b->retained, filter, flen, retained_cb, &ctx);
     }
     return 0;

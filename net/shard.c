@@ -183,6 +183,8 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
     }
     broker_set_login(s->broker, login, &peer);
     broker_set_vhosts(s->broker, &cfg->hosts);
+    /* The ACL is process-wide, in the config snapshot (a reload calls this again). */
+    broker_set_acl(s->broker, cfg->acl);
     for (i = 0; i < cfg->listener_count; i++) {
         uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
 
@@ -845,6 +847,13 @@ void shard_free(struct shard *s)
                      (unsigned long long)bs->logins_delayed,
                      (unsigned long long)bs->logins_deferred,
                      (unsigned long long)bs->takeovers_refused);
+        }
+        if (bs->acl_publish_denied + bs->acl_subscribe_denied + bs->acl_read_denied > 0) {
+            LOG_INFO("shard %u: ACL denied %llu publishes (and wills), %llu subscriptions, "
+                     "%llu deliveries",
+                     s->id, (unsigned long long)bs->acl_publish_denied,
+                     (unsigned long long)bs->acl_subscribe_denied,
+                     (unsigned long long)bs->acl_read_denied);
         }
     }
     if (s->broker != NULL && s->shard_count > 1) {

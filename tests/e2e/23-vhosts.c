@@ -4,11 +4,14 @@
  * belongs to host a.example, with its own topics, retained messages,
  * client ids and shared groups; every other client to the default host.
  * Two hosts never see each other's messages, on one shard or across four.
- * All ringmq-only (mosquitto has no virtual hosts).
+ * Password entries and ACL rules go by full user name (user@host). All
+ * ringmq-only (mosquitto has no virtual hosts).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/pwhash.h"
 #include "tests/e2e/harness.h"
 
 #define HOSTS "[broker]\nhosts = a.example, b.example\n"
@@ -184,6 +187,92 @@ E2E_TEST(vhosts, a_will_is_published_in_its_host)
     e2e_client_expect(a, "w/gone", "bye", 1, false);
     e2e_client_expect_no_message(d, E2E_QUIET_MS);
     e2e_client_disconnect(d);
+    e2e_client_disconnect(a);
+    e2e_broker_stop(b);
+}
+
+/*
+ * A password file (made with the broker's own core/pwhash) whose users are
+ * @users, each with password "pw"; its path in @path.
+ */
+static void make_pwfile(const char *const *users, size_t n, char *path, size_t cap)
+{
+    char dir[256];
+    FILE *f;
+
+    snprintf(dir, sizeof(dir), "%s/ringmq-e2e-vhosts-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(path, cap, "%s/passwd", dir);
+    f = fopen(path, "w");
+    cr_assert_not_null(f);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t salt[PWHASH_SALT_BYTES] = {(uint8_t)i, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1};
+        char text[PWHASH_TEXT_MAX];
+        struct pwhash h;
+
+        cr_assert_eq(pwhash_make(&h, (const uint8_t *)"pw", 2, salt, sizeof(salt), 101), 0);
+        cr_assert_gt(pwhash_format(&h, text, sizeof(text)), 0);
+        fprintf(f, "%s:%s\n", users[i], text);
+    }
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A connected v5 client logged in as @user with password "pw". */
+static struct e2e_client *login(struct e2e_broker *b, const char *user, const char *id)
+{
+    struct e2e_client_opts o = {
+        .version = E2E_V5, .id = id, .clean = true, .username = user, .password = "pw"};
+    struct e2e_client *c = e2e_client_start(b, &o);
+
+    cr_assert_eq(e2e_client_wait_connack(c, 0), 0, "%s logs in", user);
+    return c;
+}
+
+/*
+ * Password entries are per full user name, so per host; ACL rules name
+ * users by their full name, and their filters are host-relative.
+ */
+E2E_TEST(vhosts, passwords_and_acl_rules_belong_to_full_user_names)
+{
+    static const char *const users[] = {"alice@a.example", "bob@b.example", "carol@a.example",
+                                        "dave@b.example"};
+    char pw[300], ini[1024];
+
+    e2e_ringmq_only("ringmq's virtual hosts");
+    make_pwfile(users, 4, pw, sizeof(pw));
+    snprintf(ini, sizeof(ini),
+             HOSTS "[auth]\npassword_file = %s\n[acl]\npublish = t/# allow alice@a.example\n"
+                   "publish = # deny all\nsubscribe = # allow all\n",
+             pw);
+    struct e2e_broker *b = e2e_broker_start_shards(4, ini);
+    /* alice exists in a.example only: alice@b.example is an unknown user (0x86). */
+    struct e2e_client_opts wrong = {.version = E2E_V5,
+                                    .id = "vh-acl-x",
+                                    .clean = true,
+                                    .username = "alice@b.example",
+                                    .password = "pw"};
+    struct e2e_client *x = e2e_client_start(b, &wrong);
+
+    e2e_client_wait_connack(x, 0x86);
+    e2e_client_abort(x);
+    struct e2e_client *a = login(b, "carol@a.example", "vh-acl-sa");
+    struct e2e_client *o = login(b, "dave@b.example", "vh-acl-sb");
+
+    cr_assert_eq(e2e_client_subscribe(a, "t/#", 1), 1);
+    cr_assert_eq(e2e_client_subscribe(o, "t/#", 1), 1);
+    struct e2e_client *alice = login(b, "alice@a.example", "vh-acl-pa");
+    struct e2e_client *bob = login(b, "bob@b.example", "vh-acl-pb");
+
+    cr_assert_eq(e2e_client_publish5(alice, "t/1", "ok", 2, 1, false, NULL), 0);
+    cr_assert_eq(e2e_client_publish5(bob, "t/1", "no", 2, 1, false, NULL), 0x87,
+                 "bob@b.example may not publish: PUBACK 0x87 [MQTT-3.4.2-1]");
+    e2e_client_expect(a, "t/1", "ok", 1, false);
+    e2e_client_expect_no_message(a, E2E_QUIET_MS);
+    e2e_client_expect_no_message(o, 0);
+    e2e_client_disconnect(bob);
+    e2e_client_disconnect(alice);
+    e2e_client_disconnect(o);
     e2e_client_disconnect(a);
     e2e_broker_stop(b);
 }

@@ -313,3 +313,56 @@ Test(config_acl, mosquitto_file_that_cannot_be_opened_is_an_error, .fini = file_
     snprintf(want, sizeof(want), "%s: cannot open: No such file or directory", missing);
     cr_assert_str_eq(err, want);
 }
+
+/* ------------------------------------------------------------ [auth] acl_file */
+
+static char aclpath[256];
+
+static void write_acl(const char *text)
+{
+    snprintf(aclpath, sizeof(aclpath), "%s/acl", dir);
+    FILE *f = fopen(aclpath, "w");
+    cr_assert_not_null(f);
+    cr_assert_eq(fwrite(text, 1, strlen(text), f), strlen(text));
+    fclose(f);
+}
+
+static void acl_fini(void)
+{
+    unlink(aclpath);
+    teardown();
+}
+
+Test(config_acl, auth_acl_file_is_loaded_into_the_snapshot, .fini = acl_fini)
+{
+    char text[512];
+    write_acl("user alice\ntopic readwrite alice/#\npattern read in/%u\n");
+    snprintf(text, sizeof(text), "[auth]\nacl_file = %s\n", aclpath);
+    cr_assert_eq(load(text), 0, "%s", err);
+    cr_assert_not_null(cfg.acl);
+    cr_assert(can(cfg.acl, "alice", ACL_PUBLISH, "alice/x"));
+    cr_assert(can(cfg.acl, "alice", ACL_READ, "in/alice"));
+    cr_assert_not(can(cfg.acl, "bob", ACL_READ, "in/alice"));
+    cr_assert_not(can(cfg.acl, NULL, ACL_PUBLISH, "alice/x"));
+}
+
+Test(config_acl, acl_file_problems_read_as_acl_file_line, .fini = acl_fini)
+{
+    char text[512];
+    write_acl("user alice\ntopic readwrite alice/#\ntopic sometimes x\n");
+    snprintf(text, sizeof(text), "[auth]\nacl_file = %s\n", aclpath);
+    cr_assert_eq(load(text), -1);
+    snprintf(want, sizeof(want), "%s:3: ", aclpath);
+    cr_assert_eq(strncmp(err, want, strlen(want)), 0, "got %s", err);
+}
+
+Test(config_acl, acl_rules_and_an_acl_file_together_are_refused, .fini = acl_fini)
+{
+    char text[512];
+    write_acl("topic read #\n");
+    snprintf(text, sizeof(text),
+             "[acl]\nsubscribe = # allow all\n[auth]\n\nacl_file = %s\n", aclpath);
+    expect_error(text, 5,
+                 "[auth] acl_file: cannot be used with the [acl]/[group.*] rules of line 1; "
+                 "keep one of the two");
+}

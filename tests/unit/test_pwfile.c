@@ -365,10 +365,22 @@ Test(pwfile, unreadable_password_and_acl_files_point_at_the_key)
              dir);
     cr_assert_str_eq(err, want);
 
-    snprintf(text, sizeof(text), "[listener.a]\nport = 0\nacl_file = %s\n", dir);
+    snprintf(text, sizeof(text), "[auth]\nacl_file = %s\n", dir);
     cr_assert_eq(load_ini(&cfg, text), -1);
-    snprintf(want, sizeof(want), "%s:3: [listener.a] acl_file: cannot read '%s': Is a directory",
-             ini, dir);
+    snprintf(want, sizeof(want), "%s:2: [auth] acl_file: cannot read '%s': Is a directory", ini,
+             dir);
+    cr_assert_str_eq(err, want);
+}
+
+Test(pwfile, an_acl_file_is_process_wide_not_per_listener)
+{
+    static struct config cfg;
+    char text[1024];
+
+    snprintf(text, sizeof(text), "[listener.a]\nport = 0\nacl_file = %s/acl\n", dir);
+    cr_assert_eq(load_ini(&cfg, text), -1);
+    snprintf(want, sizeof(want),
+             "%s:3: [listener.a] acl_file: the ACL is process-wide; set acl_file in [auth]", ini);
     cr_assert_str_eq(err, want);
 }
 

@@ -26,7 +26,7 @@ TestSuite(session, .init = setup, .fini = teardown);
 static struct session *sess_new(const char *id, struct client *cl)
 {
     struct session *s =
-        session_new((const uint8_t *)id, strlen(id), 0, SESSION_EXPIRY_NEVER, NULL, 0);
+        session_new((const uint8_t *)id, strlen(id), 0, SESSION_EXPIRY_NEVER, NULL, 0, false);
     cr_assert_not_null(s);
     if (cl) {
         broker_client_init(b, cl);
