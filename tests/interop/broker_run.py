@@ -45,7 +45,11 @@ PR_SET_PDEATHSIG = 1
 TOPIC_ALIAS_MAX = 7
 # 60 s, as the Paho test suite's server keep-alive test expects (a client
 # asking 120 s is told Server Keep Alive 60); every driver asks 60 s or less.
-KEEPALIVE_MAX = 60
+KEEPALIVE_MAX = 60  # as tests/interop/ringmq-interop.ini says
+# ringmq's configuration (keepalive_max, the ACL denying test/nosubscribe).
+FIXTURE_INI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ringmq-interop.ini")
+# mosquitto's equivalent of the fixture's [acl] (anonymous clients' lines).
+MOSQUITTO_ACL = "topic deny test/nosubscribe\ntopic readwrite #\ntopic readwrite $SYS/#\n"
 
 
 def log(msg):
@@ -95,15 +99,27 @@ class Broker:
 
     def write_config(self):
         if self.mosquitto:
+            acl_path = os.path.join(self.dir, "acl")
+            with open(acl_path, "w") as f:
+                f.write(MOSQUITTO_ACL)
+            # Started as root, mosquitto reads it after dropping to its own user.
+            os.chmod(self.dir, 0o755)
+            os.chmod(acl_path, 0o644)
             text = ("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
                     "log_dest stderr\nlog_type all\nconnection_messages true\n"
-                    "max_topic_alias %d\nmax_keepalive %d\n"
-                    % (self.port, self.topic_alias_max, KEEPALIVE_MAX))
+                    "max_topic_alias %d\nmax_keepalive %d\nacl_file %s\n"
+                    % (self.port, self.topic_alias_max, KEEPALIVE_MAX, acl_path))
         else:
-            text = ("[broker]\nlog_level = debug\nshards = %d\n\n"
-                    "[mqtt]\ntopic_alias_max = %d\nkeepalive_max = %d\n\n"
+            with open(FIXTURE_INI) as f:
+                fixture = f.read()
+            if "keepalive_max = %d\n" % KEEPALIVE_MAX not in fixture:
+                raise RuntimeError("%s: expected keepalive_max = %d" % (FIXTURE_INI,
+                                                                        KEEPALIVE_MAX))
+            fixture = fixture.replace("\n[mqtt]\n", "\n[mqtt]\ntopic_alias_max = %d\n"
+                                      % self.topic_alias_max, 1)
+            text = ("[broker]\nlog_level = debug\nshards = %d\n\n%s\n"
                     "[listener.default]\nbind = 127.0.0.1\nport = 0\n"
-                    % (self.shards, self.topic_alias_max, KEEPALIVE_MAX))
+                    % (self.shards, fixture))
         with open(self.conf_path, "w") as f:
             f.write(text)
 

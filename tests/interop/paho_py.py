@@ -528,6 +528,20 @@ def case_suback_bad_filter(c):
              [b"still up"])
 
 
+def case_suback_not_authorized(c):
+    # The broker's config (tests/interop/ringmq-interop.ini; mosquitto: its
+    # acl_file) denies subscribing to test/nosubscribe, as the Eclipse Paho
+    # test suite's does: that filter alone gets 0x87 Not authorized.
+    c.ringmq_only("mosquitto 2.0 grants it and filters each message instead")
+    with Clients() as cs:
+        cl = cs.new("nosub")
+        ok = topic("codes/allowed")
+        c.eq("SUBACK granted and 0x87 Not authorized",
+             cl.subscribe([(ok, sub_opts(1)), ("test/nosubscribe", sub_opts(1))]), [1, 0x87])
+        cl.publish(ok, b"still up", qos=1)
+        c.eq("connection still up after the refusal", payloads(cl.wait_msgs(1)), [b"still up"])
+
+
 def case_will(c):
     with Clients() as cs:
         sub = cs.new("will-sub")
@@ -580,6 +594,7 @@ CASES = {
     "shared": case_shared,
     "suback_codes": case_suback_codes,
     "suback_bad_filter": case_suback_bad_filter,
+    "suback_not_authorized": case_suback_not_authorized,
     "will": case_will,
     "server_keep_alive": case_server_keep_alive,
 }
