@@ -7,6 +7,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -500,4 +501,88 @@ Test(session, resume_drops_what_the_new_connection_cannot_take)
     cr_assert_eq(b->stats.msgs_too_large, 1);
     detach(s, &cl2);
     sess_free(s);
+}
+
+/* ------------------------------------------------------------ access control */
+
+/* An ACL of one rule "@filter allow|deny all" for @access, then default @dflt. */
+static struct acl *acl_one(const char *filter, uint8_t access, bool allow, bool dflt)
+{
+    struct acl *a = acl_new();
+    unsigned bad_line;
+    const char *bad_name;
+    struct acl_rule_spec r = {.filter = filter, .filter_len = strlen(filter), .access = access,
+                              .allow = allow, .who = ACL_WHO_ALL};
+    cr_assert_not_null(a);
+    cr_assert_eq(acl_rule_add(a, &r), 0);
+    acl_set_default(a, dflt);
+    cr_assert_eq(acl_finish(a, &bad_line, &bad_name), 0);
+    return a;
+}
+
+static bool may_pub(struct session *s, const char *t)
+{
+    return session_acl_publish(b, s, (const uint8_t *)t, strlen(t));
+}
+
+Test(session, publish_verdict_cache_stays_right_past_its_slots_and_across_a_new_acl)
+{
+    struct acl *deny_x = acl_one("x/#", ACL_PUBLISH, false, true);
+    struct acl *deny_y = acl_one("y/#", ACL_PUBLISH, false, true);
+    struct session *s =
+        session_new((const uint8_t *)"c", 1, 0, SESSION_EXPIRY_NEVER, NULL, 0, true);
+    char t[32];
+
+    cr_assert_not_null(s);
+    broker_set_acl(b, deny_x);
+    /* Three rounds over 40 topics: 8 slots, so hits, misses and evictions all happen. */
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 40; i++) {
+            snprintf(t, sizeof(t), "%c/%d", i % 2 ? 'x' : 'y', i);
+            cr_assert_eq(may_pub(s, t), i % 2 == 0, "%s round %d", t, round);
+        }
+    }
+    /* A new ACL (a reload): a new generation, so no verdict of the old one is reused. */
+    broker_set_acl(b, deny_y);
+    cr_assert(may_pub(s, "x/1"));
+    cr_assert_not(may_pub(s, "y/0"));
+    /* A session made without room (no ACL then) is still checked, uncached. */
+    struct session *old =
+        session_new((const uint8_t *)"o", 1, 0, SESSION_EXPIRY_NEVER, NULL, 0, false);
+    cr_assert_not(may_pub(old, "y/0"));
+    cr_assert(may_pub(old, "x/0"));
+    broker_set_acl(b, NULL);
+    cr_assert(may_pub(s, "y/0"), "no ACL: everything allowed");
+    session_free(b, s, NULL, NULL);
+    session_free(b, old, NULL, NULL);
+    acl_free(deny_x);
+    acl_free(deny_y);
+}
+
+Test(session, a_new_acl_sets_and_clears_the_check_bit_of_each_subscription)
+{
+    struct acl *some = acl_one("a/secret", ACL_SUBSCRIBE | ACL_READ, false, true);
+    struct acl *open = acl_one("zzz", ACL_PUBLISH, false, true);
+    struct session *s =
+        session_new((const uint8_t *)"c", 1, 0, SESSION_EXPIRY_NEVER, NULL, 0, true);
+    uint32_t announce;
+
+    cr_assert_not_null(s);
+    broker_set_acl(b, open);
+    cr_assert_eq(session_acl_class(b, s, (const uint8_t *)"a/#", 3), ACL_SUB_ALL);
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a/#", 3, 1, 0, &announce), 1);
+    broker_set_acl(b, some); /* walks this shard's sessions: s is in no table, so by hand */
+    session_acl_reclass(b, s);
+    cr_assert_eq(session_acl_class(b, s, (const uint8_t *)"a/#", 3), ACL_SUB_SOME);
+    cr_assert(s->subs[0].options & SESSION_SUBOPT_ACL_CHECK);
+    cr_assert_eq(s->subs[0].options & MQTT_SUBOPT_QOS, 1, "the QoS is kept");
+    cr_assert_not(session_acl_read(b, s, (const uint8_t *)"a/secret", 8, 0));
+    cr_assert(session_acl_read(b, s, (const uint8_t *)"a/open", 6, 0));
+    broker_set_acl(b, open);
+    session_acl_reclass(b, s);
+    cr_assert_not(s->subs[0].options & SESSION_SUBOPT_ACL_CHECK);
+    broker_set_acl(b, NULL);
+    session_free(b, s, NULL, NULL);
+    acl_free(some);
+    acl_free(open);
 }
