@@ -53,6 +53,17 @@ enum config__scope {
     CONFIG__SCOPE_GROUP,    /* [group.NAME]: its users (config_acl) */
 };
 
+/*
+ * Whether a running broker can take a key's new value on reload (SIGHUP;
+ * config_reload.h). A key that cannot keeps its running value, and the
+ * reload says it needs a restart.
+ */
+enum config__reload {
+    CONFIG__RESTART = 0, /* sockets, threads, memory sizes: read once at start-up */
+    CONFIG__LIVE,        /* applied by a reload */
+    CONFIG__LIVE_TLS,    /* applied while the listener keeps TLS on (certfile before and after) */
+};
+
 /* One row of the key table: the single list of configuration keys. */
 struct config__key {
     enum config__scope scope;
@@ -65,6 +76,7 @@ struct config__key {
     size_t size;              /* sizeof the field */
     const char *const *names; /* CONFIG__ENUM: NULL-terminated value names */
     const char *doc;          /* one line: what the key means */
+    enum config__reload reload; /* what a reload does with a new value */
 };
 
 /*

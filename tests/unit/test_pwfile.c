@@ -384,6 +384,21 @@ Test(pwfile, an_acl_file_is_process_wide_not_per_listener)
     cr_assert_str_eq(err, want);
 }
 
+Test(pwfile, a_bad_acl_file_line_fails_the_load_with_its_line)
+{
+    static struct config cfg;
+    char acl[400];
+    char text[1024];
+
+    snprintf(acl, sizeof(acl), "%s/acl", dir);
+    write_file(acl, "user alice\ntopic read a/#\ntopic sometimes b\n");
+    snprintf(text, sizeof(text), "[auth]\nacl_file = %s\n", acl);
+    cr_assert_eq(load_ini(&cfg, text), -1, "the file is read, not just opened");
+    cr_assert(strncmp(err, acl, strlen(acl)) == 0 && strncmp(err + strlen(acl), ":3: ", 4) == 0,
+              "%s", err);
+    unlink(acl);
+}
+
 Test(pwfile, listeners_inherit_auth_unless_they_set_their_own)
 {
     static struct config cfg;
