@@ -11,6 +11,7 @@
 #include "core/pwdb.h"
 #include "core/pwhash.h"
 #include "core/rm_assert.h"
+#include "core/session.h"
 #include "core/wait.h"
 
 /* Checked for an unknown user, so that the time taken does not tell which names exist. */
@@ -222,6 +223,27 @@ int login_check(struct broker *b, struct client *cl, const struct mqtt_connect *
         return fail(b, cl, refusal(cl, -MQTT_RC_NOT_AUTHORIZED));
     }
     return LOGIN_OK;
+}
+
+bool login_still_allowed(const struct login_conf *lc, const struct client *cl)
+{
+    const struct login_listener *l;
+    const struct session *s;
+
+    RM_ASSERT(lc != NULL && cl != NULL);
+    RM_ASSERT(cl->listener < lc->listener_count);
+    s = cl->_sess;
+    if (cl->state != CLIENT_CONNECTED || s == NULL) {
+        return true;
+    }
+    l = &lc->listeners[cl->listener];
+    if (l->identity_as_username) {
+        return true;
+    }
+    if (s->username_len > 0 && l->db != NULL) {
+        return pwdb_find(l->db, session_username(s), s->username_len) != NULL;
+    }
+    return l->allow_anonymous;
 }
 
 void login_tick(struct broker *b, uint64_t now_ms)

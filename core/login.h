@@ -95,6 +95,19 @@ int login_check(struct broker *b, struct client *cl, const struct mqtt_connect *
                 bool may_defer, const uint8_t **user, size_t *user_len);
 
 /*
+ * Whether connected client @cl would still be let in under snapshot @lc
+ * (a reload's new one), as far as can be told without its password, which
+ * is not kept: a user with a name must still be in the listener's password
+ * file (or, where none applies any more, anonymous clients must be
+ * allowed); an anonymous client needs allow_anonymous; a certificate
+ * identity stands (the certificate was verified at its handshake). A
+ * changed password does not end a connection made with the old one, as
+ * in mosquitto. A client not connected yet (CONNECT not accepted) is
+ * always true: its CONNECT is checked against @lc. Pure; borrows both.
+ */
+bool login_still_allowed(const struct login_conf *lc, const struct client *cl);
+
+/*
  * Start of a loop iteration at @now_ms (broker_tick()): the budget is
  * full again. Then call login_next() until it returns NULL.
  */

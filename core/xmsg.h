@@ -43,6 +43,12 @@ enum xmsg_kind {
     /* net/ kinds */
     XMSG_CONN_HANDOFF, /* conn: a connection whose CONNECT is the receiver's; arg: its listener */
     XMSG_SHUTDOWN,     /* stop: close connections and leave the loop */
+    /*
+     * ptr[0]: a reload's new live snapshot (net/live.h), owned by shard 0:
+     * apply it, then answer XMSG_RELOAD_DONE; never free it.
+     */
+    XMSG_RELOAD,
+    XMSG_RELOAD_DONE, /* ptr[0]: the snapshot the sender now uses; to shard 0 */
 };
 
 struct xmsg {

@@ -4,7 +4,7 @@
  * The line is built on the stack and written with one write(2), so records
  * from several threads never interleave inside a line (writes to a pipe or
  * terminal of at most PIPE_BUF bytes are atomic; LOG_LINE_MAX is 1024).
- * Any thread; the level is read-only after start-up.
+ * Any thread; the level is an atomic (log.h).
  */
 #include "net/log.h"
 
@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum config_log_level log__level = CONFIG_LOG_INFO;
+_Atomic int log__level = CONFIG_LOG_INFO;
 
 static const char *const level_names[] = {
     [CONFIG_LOG_ERROR] = "ERROR",
@@ -26,7 +26,7 @@ static const char *const level_names[] = {
 
 void log_set_level(enum config_log_level level)
 {
-    log__level = level;
+    atomic_store_explicit(&log__level, (int)level, memory_order_relaxed);
 }
 
 void log_msg(enum config_log_level level, const char *fmt, ...)

@@ -4,13 +4,14 @@
  * Each call writes exactly one line with a single write(2):
  *   "2026-11-25T17:30:00.123Z INFO <message>\n"
  * (UTC, ISO-8601 with milliseconds). Lines longer than LOG_LINE_MAX are cut
- * and end in "...". The level filter is a process-wide value set once at
- * start-up by log_set_level() and only read afterwards, so any thread may
- * log (log_msg() touches only its stack and fd 2).
+ * and end in "...". The level filter is a process-wide value set at
+ * start-up and by a reload (log_set_level()); any thread may log
+ * (log_msg() touches only its stack and fd 2).
  */
 #ifndef RINGMQ_LOG_H
 #define RINGMQ_LOG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "config/config.h"
@@ -18,16 +19,21 @@
 /* Longest line written, newline included. */
 #define LOG_LINE_MAX 1024
 
-/* Read-only after start-up; use the macros below rather than this. */
-extern enum config_log_level log__level;
+/*
+ * The level filter; use the macros below rather than this. THREADING:
+ * stored by the start-up thread and by a reload (shard 0), loaded by every
+ * thread; relaxed, as it orders nothing else (a record logged while a
+ * reload changes it may go either way).
+ */
+extern _Atomic int log__level;
 
-/* Set the most verbose level that is written. Start-up thread only. */
+/* Set the most verbose level that is written. Any thread. */
 void log_set_level(enum config_log_level level);
 
 /* True when a record at @level would be written. */
 static inline bool log_enabled(enum config_log_level level)
 {
-    return level <= log__level;
+    return (int)level <= atomic_load_explicit(&log__level, memory_order_relaxed);
 }
 
 /*

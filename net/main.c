@@ -59,9 +59,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "config/config_login.h"
 #include "core/broker.h"
 #include "net/admit.h"
+#include "net/live.h"
 #include "net/log.h"
 #include "net/memwatch.h"
 #include "net/shard.h"
@@ -213,10 +213,9 @@ struct shard_thread {
     struct admit *admit;
     int cpu; /* -1: do not pin */
     const struct config *cfg;
-    struct tls_ctx *const *tls;
+    struct live_owner *owner;
     struct xshard *xshard;
     const uint16_t *ports;
-    const struct login_conf *login;
     struct start *start;
     struct shard *shard; /* built by the thread; freed by main after the joins */
     int ret;
@@ -264,8 +263,7 @@ static void *shard_thread_main(void *arg)
     struct shard_thread *t = arg;
 
     pin(t->id, t->cpu);
-    t->shard = shard_new(t->cfg, t->tls, t->id, t->count, t->admit, t->xshard, t->ports,
-                         t->login);
+    t->shard = shard_new(t->cfg, t->owner, t->id, t->count, t->admit, t->xshard, t->ports);
     if (start_wait(t->start, t->shard != NULL)) {
         t->ret = shard_run(t->shard);
     }
@@ -308,9 +306,8 @@ static uint32_t shard_count(const struct config *cfg, uint32_t cpus)
 }
 
 /* Build and run @n shards; returns the exit status. */
-static int run_shards(const struct config *cfg, struct tls_ctx *const *tls,
-                      const struct login_conf *login, uint32_t n, struct admit *admit,
-                      const int *cpus, uint32_t cpu_count)
+static int run_shards(const struct config *cfg, struct live_owner *owner, uint32_t n,
+                      struct admit *admit, const int *cpus, uint32_t cpu_count)
 {
     static struct start st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false};
     uint16_t ports[CONFIG_LISTENERS_MAX];
@@ -337,16 +334,15 @@ static int run_shards(const struct config *cfg, struct tls_ctx *const *tls,
             .admit = admit,
             .cpu = cfg->pin_shards && cpu_count > 0 ? cpus[i % cpu_count] : -1,
             .cfg = cfg,
-            .tls = tls,
+            .owner = owner,
             .xshard = xshard,
             .ports = ports,
-            .login = login,
             .start = &st,
         };
     }
     t[0].ports = NULL;
     pin(0, t[0].cpu);
-    t[0].shard = shard_new(cfg, tls, 0, n, admit, xshard, NULL, login);
+    t[0].shard = shard_new(cfg, owner, 0, n, admit, xshard, NULL);
     if (t[0].shard == NULL) {
         goto out_free;
     }
@@ -392,44 +388,19 @@ out_free:
     return status;
 }
 
-/*
- * Build the TLS context of every listener with a certfile into @tls (the
- * others NULL). 0, or -1 after printing which listener and file failed.
- */
-static int tls_build(const struct config *cfg, const char *path, struct tls_ctx **tls)
+/* Free what the shards left in @o (after they all stopped), then wolfSSL. */
+static void live_free_all(struct live_owner *o)
 {
-    char err[CONFIG_ERR_MAX];
-    uint32_t i;
-
-    for (i = 0; i < cfg->listener_count; i++) {
-        if (!config_listener_tls(&cfg->listeners[i])) {
-            continue;
-        }
-        tls[i] = tls_ctx_new(&cfg->listeners[i], err, sizeof(err));
-        if (tls[i] == NULL) {
-            fprintf(stderr, "%s: [listener.%s] %s\n", path != NULL ? path : "(defaults)",
-                    cfg->listeners[i].name, err);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static void tls_free_all(struct tls_ctx **tls)
-{
-    uint32_t i;
-
-    for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {
-        tls_ctx_free(tls[i]);
-        tls[i] = NULL;
-    }
+    live_free(o->old);
+    live_free(o->cur);
+    o->old = NULL;
+    o->cur = NULL;
     tls_cleanup();
 }
 
 int main(int argc, char **argv)
 {
-    struct tls_ctx *tls[CONFIG_LISTENERS_MAX] = {NULL};
-    struct login_conf *login;
+    struct live_owner owner = {NULL, NULL, NULL};
     static struct config cfg; /* read-only snapshot once loaded; 8+ KiB */
     char err[CONFIG_ERR_MAX];
     const char *config_path = NULL;
@@ -485,29 +456,30 @@ int main(int argc, char **argv)
     }
     if (tls_init() < 0) {
         fprintf(stderr, "%s: cannot initialise wolfSSL\n", argv[0]);
+        config_free(&cfg);
         return 1;
     }
-    /* Certificates and keys are loaded now, so --test-config checks them too. */
-    if (tls_build(&cfg, config_path, tls) < 0) {
-        tls_free_all(tls);
-        return 1;
-    }
-    /* The password files, read again: the snapshot the shards share (core/login.h). */
-    login = config_login_build(&cfg, err, sizeof(err));
-    if (login == NULL) {
+    /*
+     * Certificates, keys and password files are loaded now, so --test-config
+     * checks them too: the same live_build() a reload runs (net/live.h).
+     * It takes the ACL out of cfg.
+     */
+    owner.path = config_path;
+    owner.cur = live_build(&cfg, config_path, err, sizeof(err));
+    if (owner.cur == NULL) {
         fprintf(stderr, "%s\n", err);
-        tls_free_all(tls);
+        live_free_all(&owner);
         return 1;
     }
     if (test_config) {
-        config_login_free(login);
-        tls_free_all(tls);
+        live_free_all(&owner);
         fprintf(stderr, "%s: OK\n", config_path != NULL ? config_path : "(defaults)");
         return 0;
     }
     if (port_set) {
         if (cfg.listener_count == 0) {
             fprintf(stderr, "%s: -p given but no listener is configured\n", argv[0]);
+            live_free_all(&owner);
             return 1;
         }
         cfg.listeners[0].port = port;
@@ -531,14 +503,12 @@ int main(int argc, char **argv)
         MAIN_FD_RESERVE + (uint64_t)n * (MAIN_FD_PER_SHARD + cfg.listener_count), &acfg.fd_cap);
     LOG_INFO("ringmq %s starting", RINGMQ_VERSION);
     if (resolve_memory_max(&cfg.limits) < 0) {
-        config_login_free(login);
-        tls_free_all(tls);
+        live_free_all(&owner);
         return 1;
     }
     if (getrandom(&acfg.seed, sizeof(acfg.seed), 0) != (ssize_t)sizeof(acfg.seed)) {
         LOG_ERROR("cannot draw a random seed: %s", strerror(errno));
-        config_login_free(login);
-        tls_free_all(tls);
+        live_free_all(&owner);
         return 1;
     }
     acfg.per_address_max = cfg.limits.connections_per_address_max;
@@ -546,14 +516,12 @@ int main(int argc, char **argv)
     acfg.memory_max = cfg.limits.memory_max;
     admit = admit_new(&acfg);
     if (admit == NULL) {
-        config_login_free(login);
-        tls_free_all(tls);
+        live_free_all(&owner);
         return 1;
     }
-    ret = run_shards(&cfg, tls, login, n, admit, cpus, cpu_count);
+    ret = run_shards(&cfg, &owner, n, admit, cpus, cpu_count);
     admit_free(admit);
-    config_login_free(login);
-    tls_free_all(tls);
+    live_free_all(&owner);
     config_free(&cfg);
     return ret;
 }

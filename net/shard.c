@@ -54,6 +54,7 @@
 #include "core/rm_assert.h"
 #include "net/admit.h"
 #include "net/conn.h"
+#include "net/live.h"
 #include "net/log.h"
 #include "net/uring.h"
 #include "net/xport.h"
@@ -133,18 +134,22 @@ static uint64_t peer_address(void *ctx, const struct client *cl)
     return XXH3_64bits(a, n) | 1; /* never 0, "unknown" */
 }
 
-struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
+struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint32_t id,
                         uint32_t shard_count, struct admit *admit, struct xshard *xshard,
-                        const uint16_t *ports, const struct login_conf *login)
+                        const uint16_t *ports)
 {
     const struct login_peer_ops peer = {
         .identity = peer_identity, .address = peer_address, .ctx = NULL};
+    const struct live *lv;
     struct shard *s;
     sigset_t set;
     uint32_t i;
     int ret;
 
     RM_ASSERT(cfg != NULL && xshard != NULL && admit != NULL);
+    RM_ASSERT(owner != NULL && owner->cur != NULL);
+    lv = owner->cur;
+    RM_ASSERT(lv->cfg.listener_count == cfg->listener_count);
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
     RM_ASSERT(id < shard_count && (id == 0) == (ports == NULL));
     s = calloc(1, sizeof(*s));
@@ -159,6 +164,9 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
     s->xshard = xshard;
     s->shutdown_next = shard_count;
     s->abort_next = shard_count;
+    s->reload_next = shard_count;
+    s->live = lv;
+    s->owner = id == 0 ? owner : NULL;
     s->signal_fd = -1;
     for (i = 0; i < CONFIG_LISTENERS_MAX; i++) {
         s->listeners[i].fd = -1;
@@ -181,14 +189,14 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
         LOG_ERROR("shard %u: cannot create the broker: out of memory", id);
         goto out_free;
     }
-    broker_set_login(s->broker, login, &peer);
+    broker_set_login(s->broker, lv->login, &peer);
     broker_set_vhosts(s->broker, &cfg->hosts);
-    /* The ACL is process-wide, in the config snapshot (a reload calls this again). */
-    broker_set_acl(s->broker, cfg->acl);
+    /* The ACL is process-wide, in the snapshot (live_apply() swaps it on reload). */
+    broker_set_acl(s->broker, lv->acl);
     for (i = 0; i < cfg->listener_count; i++) {
         uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
 
-        RM_ASSERT((tls[i] != NULL) == config_listener_tls(&cfg->listeners[i]));
+        RM_ASSERT((lv->tls[i] != NULL) == config_listener_tls(&cfg->listeners[i]));
         if (config_listener_tls(&cfg->listeners[i]) && s->xport_scratch == NULL) {
             s->xport_scratch = malloc(XPORT_SCRATCH_BYTES);
             if (s->xport_scratch == NULL) {
@@ -196,7 +204,7 @@ struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, ui
                 goto out_free;
             }
         }
-        if (listener_open(&s->listeners[i], &cfg->listeners[i], tls[i], port, id == 0) < 0) {
+        if (listener_open(&s->listeners[i], &cfg->listeners[i], lv->tls[i], port, id == 0) < 0) {
             goto out_free;
         }
         s->listener_count++;
@@ -255,6 +263,117 @@ static void stop(struct shard *s, const char *why)
     }
 }
 
+/*
+ * From now on this shard uses snapshot @lv (between two loop iterations):
+ * its broker's login snapshot, its listeners' TLS contexts for the
+ * connections they accept next, and its connected clients checked again.
+ */
+static void live_apply(struct shard *s, const struct live *lv)
+{
+    uint32_t revoked = 0;
+    struct conn *c;
+    uint32_t i;
+
+    RM_ASSERT(lv != NULL && lv->login != NULL);
+    RM_ASSERT(lv->cfg.listener_count == s->listener_count);
+    s->live = lv;
+    broker_set_login(s->broker, lv->login, NULL);
+    /*
+     * The one place a shard takes a reload's new ACL (lv->acl, owned by the
+     * snapshot, freed only after every shard has answered): cached verdicts
+     * are forgotten and subscriptions classed again (broker_set_acl()).
+     */
+    broker_set_acl(s->broker, lv->acl);
+    for (i = 0; i < s->listener_count; i++) {
+        RM_ASSERT((lv->tls[i] != NULL) == (s->listeners[i].tls != NULL));
+        s->listeners[i].tls = lv->tls[i];
+    }
+    /* Kicking only marks the client closing: the list is not changed under us. */
+    for (c = s->conns; c != NULL; c = c->next) {
+        if (c->client.state == CLIENT_CONNECTED && !login_still_allowed(lv->login, &c->client)) {
+            broker_client_kick(s->broker, &c->client, -MQTT_RC_NOT_AUTHORIZED);
+            revoked++;
+        }
+    }
+    if (revoked > 0) {
+        LOG_INFO("shard %u: reload: disconnected %u client%s no longer allowed in", s->id,
+                 revoked, revoked == 1 ? "" : "s");
+    }
+}
+
+/* A key the reload cannot apply (config_reload_merge()). */
+static void reload_note(void *ctx, const char *msg)
+{
+    (void)ctx;
+    LOG_WARN("reload: %s", msg);
+}
+
+static void reload_start(struct shard *s);
+
+/* Shard 0: once every shard has answered, free the snapshot the reload retired. */
+static void reload_retire(struct shard *s)
+{
+    struct live_owner *o = s->owner;
+
+    RM_ASSERT(s->id == 0 && o != NULL);
+    if (s->reload_acks_due > 0 || o->old == NULL) {
+        return;
+    }
+    live_free(o->old);
+    o->old = NULL;
+    LOG_INFO("reload: every shard uses configuration generation %llu",
+             (unsigned long long)o->cur->generation);
+    if (s->reload_again) {
+        s->reload_again = false;
+        reload_start(s);
+    }
+}
+
+/*
+ * Shard 0, on SIGHUP: build the new snapshot (net/live: the same checks as
+ * --test-config), apply it here and start handing it out; a refused one
+ * changes nothing. One at a time: a SIGHUP while the last reload is still
+ * being handed out runs once it is done.
+ */
+static void reload_start(struct shard *s)
+{
+    struct live_owner *o = s->owner;
+    char err[CONFIG_ERR_MAX];
+    uint64_t start_ms;
+    struct live *lv;
+
+    RM_ASSERT(s->id == 0 && o != NULL && o->cur != NULL);
+    if (s->stopping) {
+        LOG_INFO("SIGHUP: stopping, not reloading");
+        return;
+    }
+    if (o->path == NULL) {
+        LOG_WARN("SIGHUP: no configuration file (-c) to reload");
+        return;
+    }
+    if (o->old != NULL) {
+        LOG_INFO("SIGHUP: the last reload is still being handed out; reloading after it");
+        s->reload_again = true;
+        return;
+    }
+    LOG_INFO("SIGHUP: reloading %s", o->path);
+    start_ms = clock_ms();
+    lv = live_reload(o->cur, o->path, err, sizeof(err), reload_note, NULL);
+    if (lv == NULL) {
+        LOG_ERROR("reload refused, the running configuration stays: %s", err);
+        return;
+    }
+    o->old = o->cur;
+    o->cur = lv;
+    log_set_level(lv->cfg.log_level);
+    live_apply(s, lv);
+    s->reload_next = 1;
+    s->reload_acks_due = s->shard_count - 1;
+    LOG_INFO("reload: %s applied as generation %llu (read in %llu ms)", o->path,
+             (unsigned long long)lv->generation, (unsigned long long)(clock_ms() - start_ms));
+    reload_retire(s);
+}
+
 static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
 {
     struct signalfd_siginfo si;
@@ -273,7 +392,7 @@ static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
             break;
         }
         if (si.ssi_signo == SIGHUP) {
-            LOG_WARN("SIGHUP: reload not implemented yet");
+            reload_start(s);
         } else if (!s->stopping) {
             stop(s, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
             s->shutdown_next = 0; /* and every other shard */
@@ -421,6 +540,17 @@ static void xmsg_received(void *ctx, uint32_t from, const struct xmsg *m)
     case XMSG_CONN_HANDOFF:
         adopt(s, from, m);
         break;
+    case XMSG_RELOAD:
+        RM_ASSERT(from == 0 && s->reload_ack == NULL);
+        live_apply(s, m->payload.ptr[0]);
+        s->reload_ack = s->live; /* answered at the end of this iteration */
+        break;
+    case XMSG_RELOAD_DONE:
+        RM_ASSERT(s->id == 0 && s->reload_acks_due > 0);
+        RM_ASSERT(m->payload.ptr[0] == s->owner->cur);
+        s->reload_acks_due--;
+        reload_retire(s);
+        break;
     case XMSG_SHUTDOWN:
         if (!s->stopping) {
             stop(s, "shutdown");
@@ -481,6 +611,38 @@ static void broadcast_shutdown(struct shard *s, uint32_t *next, uint32_t arg)
 }
 
 /*
+ * Reload messages: shard 0 hands the new snapshot to shards [reload_next,
+ * count); any other shard answers the one it applied. Like the stop, an
+ * allocation failure leaves the rest for the next iteration.
+ */
+static void reload_send(struct shard *s)
+{
+    struct xmsg m = {.kind = XMSG_RELOAD};
+
+    if (s->reload_ack != NULL) {
+        m.kind = XMSG_RELOAD_DONE;
+        m.payload.ptr[0] = (void *)s->reload_ack;
+        if (xshard_send(s->xshard, s->id, 0, &m) < 0) {
+            s->more_work = true;
+            return;
+        }
+        s->reload_ack = NULL;
+    }
+    if (s->reload_next >= s->shard_count) {
+        return;
+    }
+    RM_ASSERT(s->id == 0 && s->owner != NULL);
+    m.kind = XMSG_RELOAD;
+    m.payload.ptr[0] = s->owner->cur;
+    for (; s->reload_next < s->shard_count; s->reload_next++) {
+        if (xshard_send(s->xshard, s->id, s->reload_next, &m) < 0) {
+            s->more_work = true;
+            return;
+        }
+    }
+}
+
+/*
  * Tell the broker which links went over their budget or drained since the
  * last iteration (it holds or releases publishers). O(shards) while any link
  * is or was congested, nothing otherwise.
@@ -525,6 +687,7 @@ static void outbox_flush(struct shard *s)
     if (s->shard_count == 1) {
         return;
     }
+    reload_send(s);
     if (s->outbox_held_valid &&
         xshard_send(s->xshard, s->id, s->outbox_held_dest, &s->outbox_held) == 0) {
         s->outbox_held_valid = false;

@@ -36,9 +36,15 @@
  * SHARD_STOP_LINGER_MS; a second signal sends XMSG_SHUTDOWN with arg 1, which
  * aborts the flushes at once), waits for every operation to complete, makes
  * sure everything it still had to send to a running shard left its
- * overflow, and returns 0. SIGHUP logs "reload not implemented yet" for now.
- * SIGPIPE is ignored. A shard other than 0 whose ring fails raises SIGTERM
- * so that shard 0 stops the rest.
+ * overflow, and returns 0. SIGHUP reloads the configuration (net/live.h):
+ * shard 0 builds the new snapshot, applies it, hands it to every other
+ * shard (XMSG_RELOAD), each applies it between two iterations and answers
+ * (XMSG_RELOAD_DONE), and after the last answer shard 0 frees the old one.
+ * Applying a snapshot swaps the broker's login snapshot and the listeners'
+ * TLS contexts (connections keep the context they were made with) and
+ * disconnects the clients it no longer lets in (login_still_allowed():
+ * v5 DISCONNECT 0x87, 3.1.1 closed). SIGPIPE is ignored. A shard other
+ * than 0 whose ring fails raises SIGTERM so that shard 0 stops the rest.
  *
  * Threads: shard_new() must run on the thread that will run shard_run()
  * (the ring is set up IORING_SETUP_SINGLE_ISSUER, and the kernel binds it
@@ -63,19 +69,22 @@ int shard_signals_block(void);
  * as the doorbell target), buffer ring, broker, one socket per listener,
  * and for shard 0 the signalfd. @ports is NULL for shard 0, which binds the
  * configured ports and logs each listener's address; the other shards get
- * the ports shard 0 bound (@ports[i] for cfg->listeners[i]). @tls[i] is
- * listener i's TLS context (NULL without TLS; borrowed, process-wide,
- * read-only, must outlive the shard). Every accepted socket is admitted
+ * the ports shard 0 bound (@ports[i] for cfg->listeners[i]). @owner->cur is
+ * the live snapshot to start with (login snapshot, TLS context of listener
+ * i in tls[i]); shard 0 keeps @owner and replaces its snapshots on reload,
+ * the others only read cur here (before the start barrier). @owner must
+ * outlive every shard; what it holds after they stop is main's to free
+ * (live_free()). Every accepted socket is admitted
  * or refused by @admit (process-wide limits: connections, per address,
  * rate, memory; net/admit.h) before it reads anything. @admit and @xshard
  * are borrowed and must outlive the shard. Returns NULL after logging the
  * cause at ERROR.
  */
-struct login_conf;
+struct live_owner;
 
-struct shard *shard_new(const struct config *cfg, struct tls_ctx *const *tls, uint32_t id,
+struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint32_t id,
                         uint32_t shard_count, struct admit *admit, struct xshard *xshard,
-                        const uint16_t *ports, const struct login_conf *login);
+                        const uint16_t *ports);
 
 /*
  * Run the loop until a graceful stop completes. Returns 0, or a negative

@@ -22,6 +22,8 @@
 
 struct admit;
 struct broker;
+struct live;
+struct live_owner;
 struct conn;
 struct tls_ctx;
 struct xshard;
@@ -82,6 +84,21 @@ struct shard {
     /* Shard-wide stop being sent: XMSG_SHUTDOWN to shards [next, count), then aborts. */
     uint32_t shutdown_next;
     uint32_t abort_next;
+
+    /*
+     * Reload (net/live.h). Every shard: the snapshot it uses (its broker's
+     * login snapshot and its listeners' TLS contexts come from it), and an
+     * XMSG_RELOAD_DONE still to send to shard 0 (NULL: none). Shard 0: the
+     * owner of the snapshots, XMSG_RELOAD still to send to shards
+     * [reload_next, count), the answers still due, and a SIGHUP that came
+     * while a reload was being handed out.
+     */
+    const struct live *live;
+    const struct live *reload_ack;
+    struct live_owner *owner; /* shard 0 only; NULL elsewhere */
+    uint32_t reload_next;
+    uint32_t reload_acks_due;
+    bool reload_again;
 
     struct listener listeners[CONFIG_LISTENERS_MAX];
     uint32_t listener_count;

@@ -44,6 +44,8 @@ struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx
     xp->io.out_max = out_max + out_max / 256 + XPORT_TX_SLACK_BYTES;
     ws_rx_init(&xp->rx, frame_max);
     if (tls != NULL) {
+        /* The context's, not the listener's: a reload may have changed it since. */
+        xp->want_identity = tls_ctx_identity_as_username(tls);
         xp->ssl = tls_conn_new(tls, &xp->io);
         if (xp->ssl == NULL) {
             free(xp);
@@ -321,7 +323,7 @@ static int tls_established(struct xport *xp, struct xport_stats *st)
     } else {
         st->tls_handshakes++;
     }
-    if (xp->lcfg->use_identity_as_username) {
+    if (xp->want_identity) {
         if (tls_conn_identity(xp->ssl, cn, sizeof(cn)) < 0) {
             st->tls_failed++;
             LOG_DEBUG("tls: client certificate without a subject CN on listener %s",

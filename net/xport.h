@@ -96,6 +96,7 @@ struct xport {
     bool ws;                            /* WebSocket framing */
     bool tls_up;                        /* the TLS handshake completed */
     bool goodbye;                       /* the closing frame/alert is queued: nothing follows */
+    bool want_identity;                 /* the context's use_identity_as_username */
     struct ws_rx rx;                    /* ws: the frame decoder */
 };
 

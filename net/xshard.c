@@ -234,7 +234,9 @@ void xshard_release(struct xmsg *m)
         xport_free(m->payload.conn.xport);
         break;
     case XMSG_SHUTDOWN:
-        break;
+    case XMSG_RELOAD:
+    case XMSG_RELOAD_DONE:
+        break; /* the snapshot is shard 0's (net/live.h): main frees it */
     default:
         broker_xmsg_release(m); /* the routing kinds */
         break;

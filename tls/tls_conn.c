@@ -99,13 +99,21 @@ struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io)
     wolfSSL_SSLSetIOSend(ssl, io_send);
     wolfSSL_SetIOReadCtx(ssl, io);
     wolfSSL_SetIOWriteCtx(ssl, io);
+    tls_ctx__ref(t);
+    io->ctx = t;
     return ssl;
 }
 
 void tls_conn_free(struct WOLFSSL *ssl)
 {
+    struct tls_io *io;
+
     if (ssl != NULL) {
+        io = wolfSSL_GetIOReadCtx(ssl);
+        RM_ASSERT(io != NULL && io->ctx != NULL);
         wolfSSL_free(ssl);
+        tls_ctx__unref(io->ctx); /* after wolfSSL_free: the object used the context */
+        io->ctx = NULL;
     }
 }
 

@@ -46,15 +46,18 @@ struct tls_io {
     size_t in_len;
     struct obuf *out;  /* ciphertext to send; wolfSSL's writes append to it */
     size_t out_max;    /* bound on out->len: past it a write fails (-ENOMEM) */
+    const struct tls_ctx *ctx; /* the object's context: one reference, dropped by tls_conn_free */
 };
 
 /*
  * A new server-side WOLFSSL from @t, with @io (borrowed, must outlive the
- * object and keep its address) as its I/O. NULL on allocation failure.
+ * object and keep its address) as its I/O. Takes a reference to @t (in
+ * io->ctx) until tls_conn_free(), so the connection keeps its context
+ * across a reload. NULL on allocation failure.
  */
 struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io);
 
-/* Free @ssl (NULL is fine) without sending anything. */
+/* Free @ssl (NULL is fine) without sending anything; drops its context reference. */
 void tls_conn_free(struct WOLFSSL *ssl);
 
 /* Advance the handshake with io->in. > 0 complete, 0 need more, < 0 error. */

@@ -1,12 +1,14 @@
 /*
  * tls_ctx.c - listener TLS contexts and the session ticket key (see tls_ctx.h).
  *
- * Start-up thread builds; shards only read. The ticket callback runs on
- * whichever shard handshakes and reads nothing but the context's key.
+ * Start-up thread (or shard 0, for a reload) builds; shards only read, but
+ * for the reference count. The ticket callback runs on whichever shard
+ * handshakes and reads nothing but the context's key.
  */
 #include "tls/tls_ctx.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,9 @@
 
 struct tls_ctx {
     WOLFSSL_CTX *ctx;
+    /* The owner's reference plus one per connection. THREADING: any shard (atomic). */
+    _Atomic uint32_t refs;
+    bool identity_as_username; /* the listener's use_identity_as_username */
     /* Sealing key of session tickets, drawn at start-up; read-only after. */
     uint8_t ticket_name[WOLFSSL_TICKET_NAME_SZ];
     uint8_t ticket_key[CHACHA20_POLY1305_AEAD_KEYSIZE];
@@ -202,6 +207,8 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
         snprintf(err, err_len, "out of memory");
         goto out;
     }
+    atomic_init(&t->refs, 1);
+    t->identity_as_username = l->use_identity_as_username;
     if (getrandom(t->ticket_key, sizeof(t->ticket_key), 0) != sizeof(t->ticket_key) ||
         getrandom(t->ticket_name, sizeof(t->ticket_name), 0) != sizeof(t->ticket_name)) {
         snprintf(err, err_len, "getrandom: %s", strerror(errno));
@@ -274,15 +281,45 @@ out:
     return t;
 }
 
-void tls_ctx_free(struct tls_ctx *t)
+void tls_ctx__ref(const struct tls_ctx *t)
 {
-    if (t == NULL) {
+    struct tls_ctx *m = (struct tls_ctx *)t; /* the count is the one mutable field */
+
+    RM_ASSERT(t != NULL);
+    RM_ASSERT(atomic_load_explicit(&m->refs, memory_order_relaxed) > 0);
+    /* Relaxed: whoever takes a reference already holds one (a listener's, via its owner). */
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
+void tls_ctx__unref(const struct tls_ctx *t)
+{
+    struct tls_ctx *m = (struct tls_ctx *)t;
+    uint32_t was;
+
+    if (m == NULL) {
         return;
     }
-    if (t->ctx != NULL) {
-        wolfSSL_CTX_free(t->ctx);
+    /* Release, then acquire by the last: every use happens before the free. */
+    was = atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel);
+    RM_ASSERT(was > 0);
+    if (was != 1) {
+        return;
     }
-    free(t);
+    if (m->ctx != NULL) {
+        wolfSSL_CTX_free(m->ctx);
+    }
+    free(m);
+}
+
+void tls_ctx_free(struct tls_ctx *t)
+{
+    tls_ctx__unref(t);
+}
+
+bool tls_ctx_identity_as_username(const struct tls_ctx *t)
+{
+    RM_ASSERT(t != NULL);
+    return t->identity_as_username;
 }
 
 struct WOLFSSL_CTX *tls_ctx__wolfssl(const struct tls_ctx *t)

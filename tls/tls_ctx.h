@@ -2,8 +2,9 @@
  * tls_ctx.h - one listener's TLS server context (wolfSSL).
  *
  * tls_ctx_new() builds a WOLFSSL_CTX from a [listener.NAME] section at
- * start-up: server certificate chain and key (certfile may hold both, the
- * `cat server.crt server.key > mqtt.pem` habit), minimum protocol version
+ * start-up and at each reload (SIGHUP): server certificate chain and key
+ * (certfile may hold both, the `cat server.crt server.key > mqtt.pem`
+ * habit), minimum protocol version
  * (tls_version), cipher lists, and when require_certificate is on, the CA
  * certificates (cafile / capath) that client certificates must chain to.
  * After that the context is only read: every shard creates its
@@ -14,9 +15,9 @@
  * process. wolfSSL's own session cache is switched off: it is one table for
  * the whole process behind a mutex, and its default ticket callback takes a
  * mutex on every ticket too, so a handshake on one shard would wait for
- * another. Tickets from an earlier process are rejected (a full handshake);
- * the key lives as long as the process (rotation belongs with the reload of
- * issue 14, which builds new contexts). Listeners with
+ * another. Each context draws its own key, so a reload, which builds new
+ * contexts, rotates it: tickets sealed before the reload (or by an earlier
+ * process) are rejected, and that client does one full handshake. Listeners with
  * use_identity_as_username issue no tickets: a resumed TLS 1.2 session has
  * no peer certificate to take the identity from, so every client there does
  * a full handshake. wolfSSL_new()/wolfSSL_free() still take the context's
@@ -24,13 +25,23 @@
  * connection, shared by the shards.
  *
  * tls/tls_conn sets its I/O callbacks on each connection: wolfSSL never
- * touches a socket, and this context is never written after start-up.
+ * touches a socket, and a context is never written after it is built.
  *
- * Start-up thread builds and frees; any shard reads.
+ * Lifetime. A context is reference-counted: its owner (the live snapshot,
+ * net/live) holds one reference and every connection made from it
+ * another (tls_conn_new() takes it, tls_conn_free() drops it), so a
+ * reload can retire a context while connections made from it still run:
+ * they keep their context, and the last one to close frees it.
+ *
+ * THREADING: built on one thread (start-up, or shard 0 for a reload), then
+ * published to the shards over the cross-shard rings (release/acquire);
+ * after that only read, except the reference count (an atomic), which any
+ * shard changes. Whichever thread drops the last reference frees it.
  */
 #ifndef RINGMQ_TLS_CTX_H
 #define RINGMQ_TLS_CTX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,10 +71,22 @@ void tls_thread_done(void);
  */
 struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t err_len);
 
-/* Free @t (NULL is fine); no connection made from it may remain. */
+/*
+ * Drop the owner's reference to @t (NULL is fine): @t is freed now, or by
+ * the last connection made from it (tls_conn_free()). Any thread.
+ */
 void tls_ctx_free(struct tls_ctx *t);
+
+/* Whether @t's listener takes the certificate's CN as the user name (use_identity_as_username). */
+bool tls_ctx_identity_as_username(const struct tls_ctx *t);
 
 /* The wolfSSL context, for tls/tls_conn. */
 struct WOLFSSL_CTX *tls_ctx__wolfssl(const struct tls_ctx *t);
+
+/* tls/tls_conn: one more connection uses @t (any thread). */
+void tls_ctx__ref(const struct tls_ctx *t);
+
+/* tls/tls_conn: a connection made from @t is gone; the last reference frees @t (any thread). */
+void tls_ctx__unref(const struct tls_ctx *t);
 
 #endif
