@@ -163,6 +163,47 @@ bool e2e_broker_log_contains(const struct e2e_broker *b, const char *needle)
     return found;
 }
 
+size_t e2e_broker_log_size(const struct e2e_broker *b)
+{
+    size_t len = 0;
+
+    free(read_file(b->log_path, &len));
+    return len;
+}
+
+bool e2e_broker_log_contains_after(const struct e2e_broker *b, size_t from, const char *needle)
+{
+    size_t len = 0;
+    char *log = read_file(b->log_path, &len);
+    bool found = log != NULL && from <= len && strstr(log + from, needle) != NULL;
+
+    free(log);
+    return found;
+}
+
+void e2e_broker_write_config(struct e2e_broker *b, const char *ini)
+{
+    cr_assert_not(b->mosquitto, "a ringmq configuration file");
+    write_file(b->conf_path, ini);
+}
+
+size_t e2e_broker_reload(struct e2e_broker *b, bool ok)
+{
+    const char *needle = ok ? "reload: every shard uses configuration generation"
+                            : "reload refused, the running configuration stays";
+    size_t mark = e2e_broker_log_size(b);
+    int64_t until = e2e_now_ms() + E2E_WAIT_MS;
+
+    cr_assert_not(b->mosquitto, "SIGHUP reload is tested on ringmq");
+    cr_assert_gt(b->pid, 0, "the broker this test started");
+    cr_assert_eq(kill(b->pid, SIGHUP), 0, "kill(SIGHUP): %s", strerror(errno));
+    while (!e2e_broker_log_contains_after(b, mark, needle)) {
+        cr_assert_lt(e2e_now_ms(), until, "no \"%s\" in the log after SIGHUP", needle);
+        e2e_sleep_ms(10);
+    }
+    return mark;
+}
+
 static void dump_log_file(const char *path)
 {
     size_t len;

@@ -150,6 +150,26 @@ uint16_t e2e_broker_listener_port(const struct e2e_broker *b, unsigned n);
 /* True if the broker's log so far contains @needle. */
 bool e2e_broker_log_contains(const struct e2e_broker *b, const char *needle);
 
+/* The size of the broker's log so far: a mark to look only at what follows. */
+size_t e2e_broker_log_size(const struct e2e_broker *b);
+
+/* True if the broker's log past byte @from (an e2e_broker_log_size()) contains @needle. */
+bool e2e_broker_log_contains_after(const struct e2e_broker *b, size_t from, const char *needle);
+
+/*
+ * Replace the broker's configuration file with @ini, verbatim: the whole
+ * file, [listener.default] included (ringmq only), for a reload.
+ */
+void e2e_broker_write_config(struct e2e_broker *b, const char *ini);
+
+/*
+ * Send SIGHUP to the broker process the harness started (only that pid)
+ * and wait (E2E_WAIT_MS, asserted) for the reload's outcome in its log:
+ * handed to every shard (@ok) or refused (!@ok). Returns the log size from
+ * before the signal, for e2e_broker_log_contains_after(). ringmq only.
+ */
+size_t e2e_broker_reload(struct e2e_broker *b, bool ok);
+
 /* Print the broker's log to stderr (the runner also does it on failure). */
 void e2e_broker_dump_log(const struct e2e_broker *b);
 
