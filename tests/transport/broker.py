@@ -13,7 +13,8 @@ ADDR:PORT" lines of the log):
 
 It tracks the one pid it started (SIGKILLed with this process via PR_SET_PDEATHSIG),
 and stop() sends that pid SIGTERM and returns its exit status (None if it had to be
-killed after STOP_WAIT_S). It never signals any other process.
+killed after STOP_WAIT_S); reload() sends it SIGHUP and waits for the outcome in the
+log. It never signals any other process.
 
 started(shards) is how the drivers use it: throwaway certificates (certs.py) and a
 started Broker for the `with` block, both removed afterwards; stop_checked() stops the
@@ -101,6 +102,20 @@ keyfile = {c['server_key']}
 
     def alive(self):
         return self.proc.poll() is None
+
+    def reload(self, ok=True):
+        """SIGHUP the broker started here; wait for the reload's outcome (@ok: applied by
+        every shard, else refused). Returns the log text that came after the signal."""
+        needle = ("reload: every shard uses configuration generation" if ok
+                  else "reload refused, the running configuration stays")
+        mark = len(self.log_text())
+        self.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + START_WAIT_S
+        while needle not in self.log_text()[mark:]:
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"no '{needle}' after SIGHUP:\n" + self.log_text()[mark:])
+            time.sleep(0.02)
+        return self.log_text()[mark:]
 
     def stop(self):
         """SIGTERM the broker started here; its exit status, or None if it had to be killed."""

@@ -7,6 +7,8 @@ make(dir) writes into @dir (a fresh temp dir of the caller's) and returns a dict
   server_crt    server certificate for localhost / 127.0.0.1, signed by ca
   server_key    its key
   server_pem    server_crt + server_key in one file (the ejabberd habit)
+  server2_crt   another server certificate for the same names (a renewal), signed by ca
+  server2_pem   server2_crt + its key in one file
   client_crt    client certificate CN=alice, signed by ca
   client_key    its key
   expired_crt   client certificate CN=mallory, signed by ca, expired yesterday
@@ -82,18 +84,21 @@ def make(d):
     _ca(d, "ca")
     _ca(d, "other_ca")
     _leaf(d, "server", "localhost", "ca", ext="subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    _leaf(d, "server2", "localhost", "ca", ext="subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     _leaf(d, "client", "alice", "ca")
     _leaf(d, "expired", "mallory", "ca", expired=True)
     _leaf(d, "rogue", "eve", "other_ca")
-    with open(os.path.join(d, "server.pem"), "w") as out:
-        for part in ("server.crt", "server.key"):
-            with open(os.path.join(d, part)) as f:
-                out.write(f.read())
+    for name in ("server", "server2"):
+        with open(os.path.join(d, name + ".pem"), "w") as out:
+            for part in (name + ".crt", name + ".key"):
+                with open(os.path.join(d, part)) as f:
+                    out.write(f.read())
     p = lambda name: os.path.join(d, name)  # noqa: E731
     return {
         "ca": p("ca.crt"), "other_ca": p("other_ca.crt"),
         "server_crt": p("server.crt"), "server_key": p("server.key"),
         "server_pem": p("server.pem"),
+        "server2_crt": p("server2.crt"), "server2_pem": p("server2.pem"),
         "client_crt": p("client.crt"), "client_key": p("client.key"),
         "expired_crt": p("expired.crt"), "expired_key": p("expired.key"),
         "rogue_crt": p("rogue.crt"), "rogue_key": p("rogue.key"),

@@ -663,6 +663,59 @@ def case_handoff(b, c):
             cl.loop_stop()
 
 
+def case_tls_reload(b, c):
+    """SIGHUP with a new certificate: new connections get it, an open one keeps going;
+    a certificate that does not load is refused whole and the served one stays."""
+    with open(b.conf) as f:
+        conf = f.read()
+    line = f"certfile = {c['server_pem']}\n"
+    check(conf.count(line) == 1, "the tls listener's certfile line")
+    with open(c["server_crt"]) as f:
+        old_der = ssl.PEM_cert_to_DER_cert(f.read())
+    with open(c["server2_crt"]) as f:
+        new_der = ssl.PEM_cert_to_DER_cert(f.read())
+    ctx = client_ctx(c)
+
+    def served():
+        with socket.create_connection(("127.0.0.1", b.ports["tls"]), timeout=WAIT_S) as s:
+            with ctx.wrap_socket(s, server_hostname="localhost") as t:
+                t.sendall(connect_pkt("reload-probe"))
+                check(recv_exact(t, 4) == CONNACK_OK, "no CONNACK over TLS")
+                return t.getpeercert(binary_form=True)
+
+    s = socket.create_connection(("127.0.0.1", b.ports["tls"]), timeout=WAIT_S)
+    held = ctx.wrap_socket(s, server_hostname="localhost")
+    try:
+        held.sendall(connect_pkt("reload-held"))
+        check(recv_exact(held, 4) == CONNACK_OK, "no CONNACK over TLS")
+        check(held.getpeercert(binary_form=True) == old_der, "the first certificate")
+        try:
+            with open(b.conf, "w") as f:
+                f.write(conf.replace(line, f"certfile = {c['server2_pem']}\n"))
+            b.reload()
+            check(served() == new_der, "a new connection gets the new certificate")
+            held.sendall(b"\xc0\x00")  # PINGREQ on the connection made before
+            check(recv_exact(held, 2) == b"\xd0\x00", "the open connection still works")
+
+            # A key that does not match: refused whole, naming the listener and the file.
+            with open(b.conf, "w") as f:
+                f.write(conf.replace(line, f"certfile = {c['server_pem']}\n"
+                                           f"keyfile = {c['client_key']}\n"))
+            after = b.reload(ok=False)
+            check("[listener.tls] keyfile" in after and "does not match" in after,
+                  "the refusal names the listener and the key: " + after[-400:])
+            check(served() == new_der, "the refused reload left the certificate alone")
+        finally:
+            with open(b.conf, "w") as f:
+                f.write(conf)
+            b.reload()
+        check(served() == old_der, "and back")
+        held.sendall(b"\xc0\x00")
+        check(recv_exact(held, 2) == b"\xd0\x00", "the open connection outlives two reloads")
+    finally:
+        held.close()
+
+
 CASES = {
     "tls_cli_v311": lambda b, c: case_tls_cli(b, c, "mqttv311"),
     "tls_cli_v5": lambda b, c: case_tls_cli(b, c, "mqttv5"),
@@ -693,6 +746,7 @@ CASES = {
     "ws_too_big": case_ws_too_big,
     "ws_close_mid_packet": case_ws_close_mid_packet,
     "handoff": case_handoff,
+    "tls_reload": case_tls_reload,
 }
 
 
