@@ -2,7 +2,7 @@
  * config.h - ringmq's configuration: the struct, its defaults, loading.
  *
  * A struct config is a read-only snapshot once loaded: shards borrow it, a
- * reload (SIGHUP, later) builds a new one and hands it over. config.c is the
+ * reload (SIGHUP; net/live) builds a new one and hands it over. config.c is the
  * loader, the top of the module; below it, each calling only files further
  * down: config_check.c (cross-key rules), config_ini.c (the INI reader, which
  * reaches the loader only through callbacks), config_keys.c (the single

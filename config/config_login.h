@@ -3,7 +3,7 @@
  * login_conf) built from a loaded configuration: each listener's rules and
  * its password database, read from the files the configuration names.
  *
- * Start-up thread (a reload's builder, later). The snapshot is read-only
+ * Start-up thread (or shard 0, building a reload). The snapshot is read-only
  * once built and may then be read by every shard; it is freed with
  * config_login_free() once no shard points at it (see core/login.h,
  * Reload).

@@ -7,7 +7,7 @@
  * Empty lines and lines starting with '#' are skipped; CRLF line ends are
  * accepted. Anything else is an error naming the file and the line. The
  * broker (config_check, config_login) and tools/ringmq-passwd read files
- * only through here. Start-up thread (or a reload's builder, later); no
+ * only through here. Start-up thread (or shard 0, building a reload); no
  * state.
  */
 #ifndef RINGMQ_PWFILE_H

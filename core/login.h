@@ -20,7 +20,7 @@
  * are counted in struct broker_stats.
  *
  * Reload. A snapshot is never written after it is published. A reload
- * (SIGHUP, later) builds a new one (config_login_build()), sends each shard
+ * (SIGHUP) builds a new one (config_login_build(), net/live), sends each shard
  * a pointer to it (an xmsg), and each shard swaps b->login between two
  * loop iterations (broker_set_login()) and answers; the old snapshot is
  * freed once every shard has answered. Nothing else keeps a pointer into
