@@ -50,6 +50,18 @@ static void write_pwfile(const char *const (*users)[2], size_t n)
     cr_assert_eq(fclose(f), 0);
 }
 
+/* Remove the password file and its directory (end of a test). */
+static void remove_pwfile(void)
+{
+    char *slash = strrchr(pwfile, '/');
+
+    cr_assert_not_null(slash);
+    unlink(pwfile);
+    *slash = '\0';
+    rmdir(pwfile);
+    pwfile[0] = '\0';
+}
+
 static const char *const before[][2] = {{"alice", "secret"}, {"bob", "hunter2"}};
 static const char *const after[][2] = {{"alice", "changed"}, {"carol", "pw3"}};
 
@@ -123,6 +135,7 @@ static void password_file_reload(int version, unsigned shards)
     e2e_client_disconnect(alice);
     e2e_broker_stop(b);
     cr_assert(e2e_broker_log_contains(b, "reload: disconnected 1 client no longer allowed in"));
+    remove_pwfile();
 }
 
 E2E_TEST(reload, password_file_v5_on_four_shards)
@@ -191,6 +204,7 @@ E2E_TEST(reload, an_invalid_configuration_is_refused_and_the_old_one_stays)
     e2e_broker_reload(b, true);
     login_expect(b, E2E_V5, "alice-4", "alice", "changed", 0);
     e2e_broker_stop(b);
+    remove_pwfile();
 }
 
 E2E_TEST(reload, the_log_level_changes_and_a_restart_key_is_kept_and_named)
