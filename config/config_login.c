@@ -3,8 +3,10 @@
  */
 #include "config/config_login.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "config/config_types.h"
 #include "config/pwfile.h"
@@ -26,6 +28,12 @@ struct login_conf *config_login_build(const struct config *cfg, char *err, size_
     lc = calloc(1, sizeof(*lc));
     if (lc == NULL) {
         snprintf(err, err_len, "authentication: out of memory");
+        return NULL;
+    }
+    /* The per-process secret behind unknown users' SCRAM salts (core/scram.h). */
+    if (getrandom(lc->secret, sizeof(lc->secret), 0) != (ssize_t)sizeof(lc->secret)) {
+        snprintf(err, err_len, "authentication: getrandom: %s", strerror(errno));
+        free(lc);
         return NULL;
     }
     lc->listener_count = cfg->listener_count;

@@ -83,6 +83,7 @@ struct client_v5 {
     uint16_t alias_in_cap;       /* topic_alias_max when alias_in was allocated */
     /* Enhanced authentication in progress (core/auth.h). */
     const struct auth_method *auth;
+    void *auth_priv;             /* the method's state, only while an exchange runs */
     uint8_t *auth_connect;       /* the CONNECT packet, handled once authenticated */
     uint32_t auth_connect_len;
     uint8_t auth_step;

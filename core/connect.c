@@ -33,8 +33,8 @@
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
 
-/* auth_step while a CONNECT authenticated by its exchange is handled again. */
-#define AUTH_STEP_DONE 0xFF
+/* Steps of one enhanced authentication exchange, at most (auth_step is a byte). */
+#define AUTH_STEPS_MAX 0xFE
 
 static int send_connack(struct broker *b, struct client *cl, bool session_present, uint8_t rc,
                         const struct mqtt_props *props)
@@ -47,7 +47,8 @@ static int send_connack(struct broker *b, struct client *cl, bool session_presen
     return output_send(b, cl, &pkt, output_hard_max(b));
 }
 
-int connect_refuse(struct broker *b, struct client *cl, int rc)
+/* connect_refuse() with Reason String @why (NULL: the code's name). */
+static int refuse_why(struct broker *b, struct client *cl, int rc, const char *why)
 {
     RM_ASSERT(rc < 0);
     RM_ASSERT(cl->state == CLIENT_NEW);
@@ -55,11 +56,16 @@ int connect_refuse(struct broker *b, struct client *cl, int rc)
     if (cl->version == MQTT_V5) {
         struct mqtt_pkt pkt = {.type = MQTT_CONNACK};
         pkt.u.connack.rc = (uint8_t)-rc;
-        (void)output_with_reason(b, cl, &pkt, &pkt.u.connack.props, (uint8_t)-rc);
+        (void)output_with_reason(b, cl, &pkt, &pkt.u.connack.props, (uint8_t)-rc, why);
     } else {
         (void)send_connack(b, cl, false, mqtt_rc_to_connack_v3(rc), NULL);
     }
     return output_close(b, cl, rc);
+}
+
+int connect_refuse(struct broker *b, struct client *cl, int rc)
+{
+    return refuse_why(b, cl, rc, NULL);
 }
 
 /* A fresh id for a client of host @host that sent an empty one [MQTT-3.1.3-6]. */
@@ -114,7 +120,8 @@ static int connect_v5(struct client *cl, const struct mqtt_connect *c)
 
 /* CONNACK properties telling a v5 client what this server allows (section 3.2.2.3). */
 static void connack_props(const struct broker *b, const struct client *cl, const uint8_t *assigned,
-                          size_t assigned_len, bool keepalive_set, struct mqtt_props *pr)
+                          size_t assigned_len, bool keepalive_set, const struct auth_out *authed,
+                          struct mqtt_props *pr)
 {
     const struct limits *lim = b->lim;
     RM_ASSERT(cl->version == MQTT_V5);
@@ -151,6 +158,11 @@ static void connack_props(const struct broker *b, const struct client *cl, const
         pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD);
         pr->auth_method = (struct mqtt_str){(const uint8_t *)cl->_v5->auth->name,
                                             (uint32_t)strlen(cl->_v5->auth->name)};
+        if (authed && authed->data.len > 0) {
+            /* The method's last word (SCRAM's server-final) [MQTT-4.12.0-5]. */
+            pr->has |= MQTT_PROP_BIT(MQTT_PROP_AUTH_DATA);
+            pr->auth_data = authed->data;
+        }
     }
 }
 
@@ -173,60 +185,137 @@ static int send_auth(struct broker *b, struct client *cl, uint8_t rc, const stru
     return 0;
 }
 
+/* What the methods may use on @cl's listener, and the method named @name there (or NULL). */
+static const struct auth_method *method_find(const struct broker *b, const struct client *cl,
+                                             const struct mqtt_str *name, struct auth_ctx *ctx)
+{
+    RM_ASSERT(cl->version == MQTT_V5);
+    *ctx = (struct auth_ctx){
+        .db = login_method_db(b, cl),
+        .secret = b->login ? b->login->secret : NULL,
+        .random = b->peer.random,
+        .rctx = b->peer.ctx,
+    };
+    return auth_find(b->lim, ctx, name);
+}
+
+/* The exchange on @cl is over: the method's state goes (the method stays, for re-auth). */
+static void auth_end(struct client_v5 *v5)
+{
+    RM_ASSERT(v5 != NULL);
+    if (v5->auth && v5->auth->end)
+        v5->auth->end(v5->auth_priv);
+    v5->auth_priv = NULL;
+    v5->auth_step = 0;
+}
+
 /*
- * A CONNECT naming an Authentication Method (section 4.12): judge its data.
- * Returns 1 to go on connecting, 0 while an AUTH exchange goes on (the
- * CONNECT @raw is kept and handled again once it succeeds), or what
- * connect_refuse() returns.
+ * The exchange of a connecting @cl failed with @r (AUTH_FAIL: 0x87,
+ * AUTH_DENIED: 0x86): refused, with @why. When the method identifies the
+ * user it is counted, and a wrong proof is paced as a wrong password is
+ * (core/login.h); a malformed message guesses nothing, so it is answered
+ * at once, with its reason.
+ */
+static int auth_refuse(struct broker *b, struct client *cl, enum auth_result r, const char *why)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(v5 && v5->auth);
+    RM_ASSERT(r == AUTH_FAIL || r == AUTH_DENIED);
+    int rc = r == AUTH_DENIED ? -MQTT_RC_BAD_USERNAME_OR_PASSWORD : -MQTT_RC_NOT_AUTHORIZED;
+    bool identifies = v5->auth->identifies;
+    auth_end(v5);
+    if (identifies) {
+        rc = login_method_failed(b, cl, rc, r == AUTH_DENIED);
+        if (rc == BROKER__HOLD)
+            return rc;
+    }
+    return refuse_why(b, cl, rc, why);
+}
+
+/*
+ * A CONNECT naming Authentication Method @m (section 4.12): judge its
+ * data. Returns 1 to go on connecting (a method that needs no second
+ * step), 0 while an AUTH exchange goes on (the CONNECT @raw is kept and
+ * handled again once it succeeds), or what connect_refuse() returns.
  */
 static int connect_auth(struct broker *b, struct client *cl, const struct mqtt_connect *c,
-                        const uint8_t *raw, uint32_t raw_len)
+                        const struct auth_method *m, const uint8_t *raw, uint32_t raw_len)
 {
-    RM_ASSERT(c->version == MQTT_V5);
+    RM_ASSERT(c->version == MQTT_V5 && m != NULL);
     struct client_v5 *v5 = output_v5_state(cl);
     if (!v5)
         return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-    if (v5->auth_step == AUTH_STEP_DONE) {
-        v5->auth_step = 0;
+    RM_ASSERT(v5->auth_priv == NULL && v5->auth_connect == NULL);
+    struct auth_ctx ctx;
+    if (method_find(b, cl, &c->props.auth_method, &ctx) != m)
+        return connect_refuse(b, cl, -MQTT_RC_BAD_AUTH_METHOD);
+    v5->auth = m;
+    struct auth_out out = {0};
+    enum auth_result r = m->step(&ctx, &v5->auth_priv, 0, &c->props.auth_data, &out);
+    if (r == AUTH_OK) {
+        /* One step is all: nothing to carry (a method that identifies takes two or more). */
+        RM_ASSERT(!m->identifies);
+        auth_end(v5);
         return 1;
     }
-    v5->auth = auth_find(b->lim, &c->props.auth_method);
-    if (!v5->auth)
-        return connect_refuse(b, cl, -MQTT_RC_BAD_AUTH_METHOD); /* [MQTT-4.12.0-1] */
-    struct mqtt_str out;
-    enum auth_result r = v5->auth->step(0, &c->props.auth_data, &out);
-    if (r == AUTH_OK)
-        return 1;
-    if (r == AUTH_FAIL)
-        return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    if (r != AUTH_CONTINUE)
+        return auth_refuse(b, cl, r, out.why);
     RM_ASSERT(raw != NULL && raw_len > 0);
     v5->auth_connect = malloc(raw_len);
-    if (!v5->auth_connect)
+    if (!v5->auth_connect) {
+        auth_end(v5);
         return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    }
     memcpy(v5->auth_connect, raw, raw_len);
     v5->auth_connect_len = raw_len;
     v5->auth_step = 1;
     /* The connect timeout still runs: a client that stalls here is closed. */
-    return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out);
+    return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out.data);
 }
 
-/* The exchange for a pending CONNECT succeeded: handle the CONNECT now. */
-static int connect_resume(struct broker *b, struct client *cl)
+static int connect_handle(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                          const uint8_t *raw, uint32_t raw_len, const struct auth_out *authed);
+
+/*
+ * The exchange for a pending CONNECT succeeded with @out: handle the
+ * CONNECT now, then drop the method's state (@out borrows it).
+ */
+static int connect_resume(struct broker *b, struct client *cl, const struct auth_out *out)
 {
     struct client_v5 *v5 = cl->_v5;
     RM_ASSERT(v5 && v5->auth_connect);
     RM_ASSERT(cl->state == CLIENT_NEW);
     uint8_t *raw = v5->auth_connect;
+    void *priv = v5->auth_priv;
     struct mqtt_fixed fh;
     struct mqtt_pkt pkt;
     v5->auth_connect = NULL;
-    v5->auth_step = AUTH_STEP_DONE;
+    v5->auth_priv = NULL;
+    v5->auth_step = 0;
     int r = mqtt_fixed_parse(raw, v5->auth_connect_len, UINT32_MAX, &fh);
     RM_ASSERT(r > 0);
     int rc = mqtt_decode(&fh, raw + r, 0, &pkt);
     RM_ASSERT(rc == 0 && pkt.type == MQTT_CONNECT);
-    rc = connect_on_connect(b, cl, &pkt.u.connect, NULL, 0);
+    rc = connect_handle(b, cl, &pkt.u.connect, NULL, 0, out);
+    if (v5->auth->end)
+        v5->auth->end(priv);
     free(raw);
+    return rc;
+}
+
+/* A re-authentication of connected @cl succeeded with @out: the same user, or it ends. */
+static int reauth_done(struct broker *b, struct client *cl, const struct auth_out *out)
+{
+    struct client_v5 *v5 = cl->_v5;
+    RM_ASSERT(cl->state == CLIENT_CONNECTED && cl->_sess);
+    if (v5->auth->identifies && !session_owned_by(cl->_sess, out->user.ptr, out->user.len)) {
+        /* Another user: the session's subscriptions and client id were granted to the first. */
+        auth_end(v5);
+        b->stats.logins_refused++;
+        return output_close(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    }
+    int rc = send_auth(b, cl, MQTT_RC_SUCCESS, out->data.len > 0 ? &out->data : NULL);
+    auth_end(v5);
     return rc;
 }
 
@@ -235,9 +324,10 @@ int connect_on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *
     struct client_v5 *v5 = cl->_v5;
     RM_ASSERT(cl->version == MQTT_V5);
     bool connecting = cl->state == CLIENT_NEW;
+    struct auth_ctx ctx;
     /* Only within the method the CONNECT chose [MQTT-4.12.0-1, 4.12.1-1]. */
     if (!v5 || !v5->auth || !(a->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)) ||
-        auth_find(b->lim, &a->props.auth_method) != v5->auth)
+        method_find(b, cl, &a->props.auth_method, &ctx) != v5->auth)
         return output_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
     uint8_t step;
     if (a->rc == MQTT_RC_REAUTHENTICATE && !connecting && v5->auth_step == 0)
@@ -246,19 +336,27 @@ int connect_on_auth(struct broker *b, struct client *cl, const struct mqtt_ack *
         step = v5->auth_step;
     else
         return output_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
-    struct mqtt_str out;
-    enum auth_result r = v5->auth->step(step, &a->props.auth_data, &out);
+    struct auth_out out = {0};
+    enum auth_result r = v5->auth->step(&ctx, &v5->auth_priv, step, &a->props.auth_data, &out);
     if (r == AUTH_CONTINUE) {
         if (step == 0 && !connecting)
             v5->auth_deadline_ms = b->now_ms + b->lim->connect_timeout_ms;
-        v5->auth_step = (uint8_t)(step + 1 < AUTH_STEP_DONE ? step + 1 : AUTH_STEP_DONE - 1);
-        return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out);
+        v5->auth_step = (uint8_t)(step + 1 < AUTH_STEPS_MAX ? step + 1 : AUTH_STEPS_MAX);
+        return send_auth(b, cl, MQTT_RC_CONTINUE_AUTH, &out.data);
     }
-    v5->auth_step = 0;
-    if (r == AUTH_FAIL)
-        return connecting ? connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED)
-                          : output_close(b, cl, -MQTT_RC_NOT_AUTHORIZED);
-    return connecting ? connect_resume(b, cl) : send_auth(b, cl, MQTT_RC_SUCCESS, NULL);
+    if (r != AUTH_OK) {
+        if (connecting)
+            return auth_refuse(b, cl, r, out.why);
+        /* DISCONNECT has no 0x86: a failed re-authentication is 0x87 (section 4.12.1). */
+        if (v5->auth->identifies)
+            (void)login_method_failed(b, cl,
+                                      r == AUTH_DENIED ? -MQTT_RC_BAD_USERNAME_OR_PASSWORD
+                                                       : -MQTT_RC_NOT_AUTHORIZED,
+                                      false);
+        auth_end(v5);
+        return output_close(b, cl, -MQTT_RC_NOT_AUTHORIZED);
+    }
+    return connecting ? connect_resume(b, cl, &out) : reauth_done(b, cl, &out);
 }
 
 /*
@@ -367,7 +465,8 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
  * Maximum Packet Size.
  */
 static int connack_prepare(struct broker *b, struct client *cl, const struct mqtt_connect *c,
-                           const uint8_t *assigned, size_t id_len, struct mqtt_props *props)
+                           const uint8_t *assigned, size_t id_len, const struct auth_out *authed,
+                           struct mqtt_props *props)
 {
     const struct limits *lim = b->lim;
     bool v5 = c->version == MQTT_V5;
@@ -381,7 +480,7 @@ static int connack_prepare(struct broker *b, struct client *cl, const struct mqt
     }
     if (!v5)
         return 0;
-    connack_props(b, cl, assigned, id_len, keepalive_set, props);
+    connack_props(b, cl, assigned, id_len, keepalive_set, authed, props);
     struct mqtt_pkt connack = {.type = MQTT_CONNACK};
     connack.u.connack.props = *props;
     if (cl->_v5 && mqtt_encoded_size(&connack, MQTT_V5) > cl->_v5->max_packet)
@@ -391,6 +490,54 @@ static int connack_prepare(struct broker *b, struct client *cl, const struct mqt
 
 int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_connect *c,
                        const uint8_t *raw, uint32_t raw_len)
+{
+    return connect_handle(b, cl, c, raw, raw_len, NULL);
+}
+
+/*
+ * Who CONNECT @c is: the user an exchange named (@authed, from
+ * connect_resume()), or the one an exchange starting now will name, or
+ * login_check()'s answer. Returns 1 with *@user and *@user_len, or what
+ * connect_on_connect() returns at once (held, refused, an exchange begun).
+ */
+static int connect_who(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                       const uint8_t *raw, uint32_t raw_len, const struct auth_out *authed,
+                       const uint8_t **user, size_t *user_len)
+{
+    const struct auth_method *m = NULL;
+    struct auth_ctx ctx;
+    int rc;
+
+    RM_ASSERT(cl->state == CLIENT_NEW);
+    if (c->version == MQTT_V5 && !authed && (c->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
+        m = method_find(b, cl, &c->props.auth_method, &ctx);
+        if (!m)
+            return connect_refuse(b, cl, -MQTT_RC_BAD_AUTH_METHOD); /* [MQTT-4.12.0-1] */
+    }
+    if (authed && authed->user.len > 0) {
+        /* Named by the exchange (SCRAM): any user name and password in the CONNECT are not used. */
+        *user = authed->user.ptr;
+        *user_len = authed->user.len;
+        login_method_ok(b, cl);
+        return 1;
+    }
+    if (m && m->identifies) {
+        rc = connect_auth(b, cl, c, m, raw, raw_len);
+        RM_ASSERT(rc != 1);
+        return rc;
+    }
+    rc = login_check(b, cl, c, raw != NULL, user, user_len);
+    if (rc < 0)
+        return connect_refuse(b, cl, rc);
+    if (rc == BROKER__REDO)
+        cl->version = 0; /* its CONNECT comes again: still the first [MQTT-3.1.0-2] */
+    if (rc != LOGIN_OK)
+        return rc; /* held: checked, or refused, in a later loop iteration */
+    return m ? connect_auth(b, cl, c, m, raw, raw_len) : 1;
+}
+
+static int connect_handle(struct broker *b, struct client *cl, const struct mqtt_connect *c,
+                          const uint8_t *raw, uint32_t raw_len, const struct auth_out *authed)
 {
     RM_ASSERT(cl->state == CLIENT_NEW);
     RM_ASSERT(c->version == MQTT_V31 || c->version == MQTT_V311 || c->version == MQTT_V5);
@@ -433,16 +580,14 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
             return CLIENT_FEED_HANDOFF;
         }
     }
-    /* Who it is, before any session is touched (core/login.h). */
-    const uint8_t *user;
-    size_t user_len;
-    rc = login_check(b, cl, c, raw != NULL, &user, &user_len);
-    if (rc < 0)
-        return connect_refuse(b, cl, rc);
-    if (rc == BROKER__REDO)
-        cl->version = 0; /* its CONNECT comes again: still the first [MQTT-3.1.0-2] */
-    if (rc != LOGIN_OK)
-        return rc; /* held: checked, or refused, in a later loop iteration */
+    if (v5 && !cl->_v5 && connect_v5(cl, c) < 0)
+        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    /* Who it is, before any session is touched (core/login.h, core/auth.h). */
+    const uint8_t *user = NULL;
+    size_t user_len = 0;
+    rc = connect_who(b, cl, c, raw, raw_len, authed, &user, &user_len);
+    if (rc != 1)
+        return rc;
     if (user && vhost_of_user(b->vhosts, user, user_len) != host) {
         /* A certificate's identity of another host than the user name it gave: not its host. */
         return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
@@ -454,13 +599,6 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
             b->stats.takeovers_refused++;
             return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
         }
-    }
-    if (v5 && !cl->_v5 && connect_v5(cl, c) < 0)
-        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-    if (v5 && (c->props.has & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD))) {
-        rc = connect_auth(b, cl, c, raw, raw_len);
-        if (rc != 1)
-            return rc;
     }
     if (!v5 && lim->keepalive_max_s &&
         (c->keepalive_s == 0 || c->keepalive_s > lim->keepalive_max_s)) {
@@ -487,7 +625,8 @@ int connect_on_connect(struct broker *b, struct client *cl, const struct mqtt_co
         expiry_s = c->props.session_expiry; /* absent: 0 [MQTT-3.1.2-11 (v5)] */
     struct mqtt_props props = {0};
     if (connack_prepare(b, cl, c, id_assigned ? assigned : NULL,
-                        id_assigned ? id_len - (host ? VHOST_ID_PREFIX : 0) : 0, &props) < 0) {
+                        id_assigned ? id_len - (host ? VHOST_ID_PREFIX : 0) : 0, authed,
+                        &props) < 0) {
         /*
          * No CONNACK can reach it: refuse before any session is touched (no
          * takeover, no Clean Start, no delayed will lost), silently
@@ -562,6 +701,8 @@ static void client_v5_free(struct broker *b, struct client *cl)
         free(v5->alias_in);
     }
     free(v5->auth_connect);
+    if (v5->auth && v5->auth->end)
+        v5->auth->end(v5->auth_priv); /* closed mid-exchange */
     free(v5);
     cl->_v5 = NULL;
 }

@@ -246,6 +246,38 @@ bool login_still_allowed(const struct login_conf *lc, const struct client *cl)
     return l->allow_anonymous;
 }
 
+const struct pwdb *login_method_db(const struct broker *b, const struct client *cl)
+{
+    const struct login_listener *l;
+
+    RM_ASSERT(b != NULL && cl != NULL);
+    if (b->login == NULL) {
+        return NULL;
+    }
+    RM_ASSERT(cl->listener < b->login->listener_count);
+    l = &b->login->listeners[cl->listener];
+    return l->identity_as_username ? NULL : l->db;
+}
+
+void login_method_ok(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(b != NULL && cl != NULL);
+    RM_ASSERT(cl->state == CLIENT_NEW);
+    succeed(b, cl);
+}
+
+int login_method_failed(struct broker *b, struct client *cl, int rc, bool paced)
+{
+    RM_ASSERT(b != NULL && cl != NULL);
+    RM_ASSERT(rc < 0);
+    if (rc == -MQTT_RC_BAD_USERNAME_OR_PASSWORD) {
+        b->stats.logins_failed++;
+    } else {
+        b->stats.logins_refused++;
+    }
+    return paced ? fail(b, cl, rc) : rc;
+}
+
 void login_tick(struct broker *b, uint64_t now_ms)
 {
     RM_ASSERT(b != NULL);

@@ -57,6 +57,9 @@ struct pwdb;
 /* Addresses whose failures a shard remembers (a hash table; a collision overwrites). */
 #define LOGIN_FAIL_SLOTS 1024u
 
+/* Bytes of login_conf.secret (SCRAM_SECRET_BYTES). */
+#define LOGIN_SECRET_BYTES 32u
+
 /* One listener's rules. */
 struct login_listener {
     const struct pwdb *db;     /* NULL: no password file here */
@@ -72,6 +75,8 @@ struct login_listener {
 struct login_conf {
     uint32_t listener_count;
     bool bind_client_id_to_user; /* another user's CONNECT with a held client id: refused */
+    /* Per process, random: the fake SCRAM salts of unknown users (core/scram.h). */
+    uint8_t secret[LOGIN_SECRET_BYTES];
     struct login_listener listeners[LOGIN_LISTENERS_MAX];
 };
 
@@ -106,6 +111,29 @@ int login_check(struct broker *b, struct client *cl, const struct mqtt_connect *
  * always true: its CONNECT is checked against @lc. Pure; borrows both.
  */
 bool login_still_allowed(const struct login_conf *lc, const struct client *cl);
+
+/*
+ * The password database an enhanced authentication method (SCRAM) checks
+ * @cl against: its listener's, or NULL where none applies (no password
+ * file, the certificate is the login, or no snapshot). Borrowed from the
+ * current snapshot until the loop iteration ends.
+ */
+const struct pwdb *login_method_db(const struct broker *b, const struct client *cl);
+
+/*
+ * An enhanced authentication of a CONNECT on @cl succeeded: counted, and
+ * its address's failures forgotten, as for a password.
+ */
+void login_method_ok(struct broker *b, struct client *cl);
+
+/*
+ * An enhanced authentication on @cl failed with @rc (-MQTT_RC_*: 0x86 for
+ * a wrong proof, counted in logins_failed; else logins_refused). With
+ * @paced (a CONNECT's wrong proof), the refusal is paced as a password's:
+ * returns @rc to refuse now or BROKER__HOLD (login_next() hands it back
+ * later); else only counted: returns @rc.
+ */
+int login_method_failed(struct broker *b, struct client *cl, int rc, bool paced);
 
 /*
  * Start of a loop iteration at @now_ms (broker_tick()): the budget is

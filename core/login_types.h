@@ -7,6 +7,7 @@
 #ifndef RINGMQ_LOGIN_TYPES_H
 #define RINGMQ_LOGIN_TYPES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct client;
@@ -20,6 +21,11 @@ struct login_peer_ops {
     const char *(*identity)(void *ctx, const struct client *cl);
     /* A key for @cl's source address (a hash of it; 0 when unknown). May make a syscall. */
     uint64_t (*address)(void *ctx, const struct client *cl);
+    /*
+     * Fill @buf with @len unpredictable bytes (a SCRAM server nonce): 0, or
+     * negative. May make a syscall. NULL: SCRAM is not offered.
+     */
+    int (*random)(void *ctx, uint8_t *buf, size_t len);
     void *ctx;
 };
 

@@ -177,11 +177,12 @@ static uint8_t disconnect_rc(int rc)
 }
 
 int output_with_reason(struct broker *b, struct client *cl, struct mqtt_pkt *pkt,
-                       struct mqtt_props *props, uint8_t rc)
+                       struct mqtt_props *props, uint8_t rc, const char *why)
 {
     RM_ASSERT(cl->version == MQTT_V5);
     RM_ASSERT(pkt->type == MQTT_CONNACK || pkt->type == MQTT_DISCONNECT);
-    const char *why = mqtt_rc_name(rc);
+    if (!why)
+        why = mqtt_rc_name(rc);
     props->has |= MQTT_PROP_BIT(MQTT_PROP_REASON_STRING);
     props->reason_string = (struct mqtt_str){(const uint8_t *)why, (uint32_t)strlen(why)};
     int ret = output_send(b, cl, pkt, output_hard_max(b));
@@ -231,7 +232,7 @@ int output_close(struct broker *b, struct client *cl, int rc)
             /* Say why before closing [MQTT-4.13.2-1]. */
             struct mqtt_pkt pkt = {.type = MQTT_DISCONNECT};
             pkt.u.ack.rc = disconnect_rc(rc);
-            (void)output_with_reason(b, cl, &pkt, &pkt.u.ack.props, pkt.u.ack.rc);
+            (void)output_with_reason(b, cl, &pkt, &pkt.u.ack.props, pkt.u.ack.rc, NULL);
         }
         cl->state = CLIENT_CLOSING;
         cl->close_rc = rc < 0 ? rc : 0;

@@ -54,11 +54,12 @@ int output_ack_rc(struct broker *b, struct client *cl, uint8_t type, uint16_t pk
 
 /*
  * Send @pkt, a v5 CONNACK or DISCONNECT carrying reason code @rc in @props,
- * with a Reason String naming @rc, or without it when that would pass the
- * client's Maximum Packet Size [MQTT-3.2.2-19, 3.14.2-3]. As output_send().
+ * with Reason String @why (static; NULL: the name of @rc), or without it
+ * when that would pass the client's Maximum Packet Size [MQTT-3.2.2-19,
+ * 3.14.2-3]. As output_send().
  */
 int output_with_reason(struct broker *b, struct client *cl, struct mqtt_pkt *pkt,
-                       struct mqtt_props *props, uint8_t rc);
+                       struct mqtt_props *props, uint8_t rc, const char *why);
 
 /*
  * Stop serving @cl: a v5 client is told why with DISCONNECT when @rc < 0

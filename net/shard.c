@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -134,12 +135,34 @@ static uint64_t peer_address(void *ctx, const struct client *cl)
     return XXH3_64bits(a, n) | 1; /* never 0, "unknown" */
 }
 
+/*
+ * core/auth asks: unpredictable bytes for a SCRAM server nonce
+ * (login_peer_ops). The kernel's CSPRNG, once per exchange.
+ */
+static int peer_random(void *ctx, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+
+    (void)ctx;
+    /* Short reads happen only on a signal; a few tries at most. */
+    for (int tries = 0; got < len && tries < 4; tries++) {
+        ssize_t n = getrandom(buf + got, len - got, 0);
+
+        if (n > 0) {
+            got += (size_t)n;
+        } else if (n < 0 && errno != EINTR) {
+            return -errno;
+        }
+    }
+    return got == len ? 0 : -EIO;
+}
+
 struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint32_t id,
                         uint32_t shard_count, struct admit *admit, struct xshard *xshard,
                         const uint16_t *ports)
 {
     const struct login_peer_ops peer = {
-        .identity = peer_identity, .address = peer_address, .ctx = NULL};
+        .identity = peer_identity, .address = peer_address, .random = peer_random, .ctx = NULL};
     const struct live *lv;
     struct shard *s;
     sigset_t set;
