@@ -12,7 +12,9 @@ without one. Checks:
     CONNACK 0x00 with v=ServerSignature, verified here), then subscribes and
     publishes to herself, re-authenticates (AUTH 0x19 ... AUTH 0x00), and
     still works; the same file still serves a plain password login;
-  - a user whose name needs escaping (=2C, =3D) logs in;
+  - a wrong re-authentication ends the connection (DISCONNECT 0x87);
+  - a user whose name needs escaping (=2C, =3D) logs in; it cannot
+    re-authenticate as alice, nor take alice's client id (0x87);
   - a wrong password gets CONNACK 0x86; an unknown user gets a server-first
     like a real one (12-byte salt, the file's iteration count, the same salt
     every time) and then 0x86; a $6$ user cannot do SCRAM: 0x86 too;
@@ -155,7 +157,7 @@ class Conn:
         """A CONNACK or AUTH: (reason code, properties)."""
         ptype, _, body = self.read()
         assert ptype == want, "got packet type %d, expected %d" % (ptype, want)
-        i = 1 if ptype == CONNACK else 0  # CONNACK: acknowledge flags first
+        i = 1 if ptype == CONNACK else 0  # CONNACK: acknowledge flags first (AUTH, DISCONNECT: none)
         reason = body[i]
         plen, j = read_varint(body, i + 1)
         return reason, parse_props(body[j:j + plen])
@@ -286,6 +288,16 @@ def reauth(c, user, password):
     s.verify(props[PROP_AUTH_DATA])
 
 
+def reauth_wrong(c, user):
+    s = Scram(user, "wrong")
+    c.send(auth_pkt(0x19, s.first()))
+    reason, props = c.read_reasoned(AUTH)
+    assert reason == 0x18, "re-auth: AUTH 0x%02x" % reason
+    c.send(auth_pkt(0x18, s.final(props[PROP_AUTH_DATA])))
+    reason, _ = c.read_reasoned(DISCONNECT)
+    assert reason == 0x87, "wrong re-auth: DISCONNECT 0x%02x, expected 0x87" % reason
+
+
 def make_pwfile(path):
     for i, (user, pw) in enumerate([("alice", "secret"), ("ca,rol=", "pässwörd")]):
         args = [MOSQUITTO_PASSWD, "-b"] + (["-c"] if i == 0 else []) + [path, user, pw]
@@ -334,7 +346,8 @@ def run(port, open_port):
     print("alice re-authenticates, and the connection still works")
     reauth(c, "alice", "secret")
     pubsub_self(c, "scram/alice2")
-    c.send(packet(DISCONNECT, 0, b"\x00\x00"))
+    print("a wrong re-authentication ends the connection: DISCONNECT 0x87")
+    reauth_wrong(c, "alice")
     c.close()
 
     print("the same file serves a plain password login")
@@ -350,6 +363,38 @@ def run(port, open_port):
     s.verify(props[PROP_AUTH_DATA])
     pubsub_self(c, "scram/carol")
     c.close()
+
+    print("carol cannot re-authenticate as alice: DISCONNECT 0x87")
+    reason, props, c, s, _ = scram_connect(port, "ca,rol=", "pässwörd", "carol-2")
+    assert reason == 0, "CONNACK 0x%02x" % reason
+    other = Scram("alice", "secret")
+    c.send(auth_pkt(0x19, other.first()))
+    reason, props = c.read_reasoned(AUTH)
+    assert reason == 0x18
+    c.send(auth_pkt(0x18, other.final(props[PROP_AUTH_DATA])))
+    reason, _ = c.read_reasoned(DISCONNECT)
+    assert reason == 0x87, "re-auth as another user: DISCONNECT 0x%02x" % reason
+    c.close()
+
+    print("carol cannot take alice's client id: 0x87")
+    reason, _, c, _, _ = scram_connect(port, "alice", "secret", "alice-held")
+    assert reason == 0
+    reason, _, c2, _, _ = scram_connect(port, "ca,rol=", "pässwörd", "alice-held")
+    assert reason == 0x87, "takeover by another user: CONNACK 0x%02x" % reason
+    c2.close()
+    c.close()
+
+    print("server-first for a known and an unknown name take as long (medians, no assert)")
+    for user in ("alice", "mallory", "alice", "mallory"):
+        times = []
+        for _ in range(15):
+            conn = Conn(port)
+            t0 = time.perf_counter()
+            conn.send(connect_pkt("t", auth_props(Scram(user, "x").first())))
+            conn.read()
+            times.append(time.perf_counter() - t0)
+            conn.close()
+        print("  %-8s %.3f ms" % (user, sorted(times)[len(times) // 2] * 1000))
 
     print("wrong password: 0x86")
     expect_refused(port, "alice", "wrong", 0x86, "wrong password")
