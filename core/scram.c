@@ -92,6 +92,8 @@ static bool has_prefix(const uint8_t *p, const uint8_t *end, const char *lit)
 {
     size_t n = strlen(lit);
 
+    RM_ASSERT(p != NULL && lit != NULL);
+    RM_ASSERT(p <= end);
     return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
 }
 
@@ -309,6 +311,8 @@ static bool attr(const uint8_t **p, const uint8_t *end, char name, const uint8_t
     const uint8_t *q = *p;
     const uint8_t *comma;
 
+    RM_ASSERT(q != NULL && q <= end);
+    RM_ASSERT(val != NULL && val_len != NULL);
     if (end - q < 2 || q[0] != (uint8_t)name || q[1] != '=') {
         return false;
     }
@@ -369,6 +373,7 @@ int scram_finish(struct scram *s, const uint8_t *msg, size_t len, const char **w
     if (proof_at == NULL || p != end || vlen != B64_LEN(SCRAM_KEY_BYTES)) {
         return -1;
     }
+    RM_ASSERT(proof_at > msg && proof_at[-1] == ',');
     memcpy(proof_b64, v, vlen);
     if (Base64_Decode(proof_b64, (word32)vlen, proof, &n) != 0 || n != SCRAM_KEY_BYTES) {
         return -1;
