@@ -27,7 +27,7 @@ static struct client *connected(const char *user)
     size_t len = user != NULL ? strlen(user) : 0;
 
     cr_assert_not_null(cl);
-    cl->_sess = session_new((const uint8_t *)"id", 2, 1, 0, (const uint8_t *)user, len);
+    cl->_sess = session_new((const uint8_t *)"id", 2, 1, 0, (const uint8_t *)user, len, false);
     cr_assert_not_null(cl->_sess);
     cl->state = CLIENT_CONNECTED;
     cl->listener = 0;
