@@ -29,6 +29,7 @@
 #include "core/session.h"
 #include "core/topic.h"
 #include "core/vhost.h"
+#include "core/wait.h"
 
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
@@ -399,6 +400,9 @@ static int connect_will(struct broker *b, struct client *cl, const struct mqtt_c
     struct mqtt_str topic = c->will_topic;
     size_t len;
     topic.ptr = vhost_name(&b->vhost_buf[1], host, true, topic.ptr, topic.len, &len);
+    if (!topic.ptr && len == VHOST_TOO_LONG) /* past 65535 bytes with its host's prefix */
+        return c->version == MQTT_V5 ? connect_refuse(b, cl, -MQTT_RC_TOPIC_NAME_INVALID)
+                                     : output_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
     topic.len = (uint32_t)len;
     *will = topic.ptr ? route_msg_new(b, &topic, &c->will_payload, &c->will_props, c->will_qos,
                                       c->will_retain, true)
@@ -431,6 +435,16 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
             /* The session goes on: a delayed will is not sent [MQTT-3.1.3-9]. */
             outbox_msg_put(b, old->_will);
             old->_will = NULL;
+        }
+        if (old->_wait) {
+            /*
+             * Held (a retained publish waiting for the replicas, say): its
+             * wait goes on without it now, not when its socket finally
+             * closes, so a resend on the new connection can take it over
+             * (wait_adopt()). What it sent meanwhile is never handled.
+             */
+            wait_forget(b, old);
+            obuf_free(&old->_held);
         }
         output_close(b, old, -MQTT_RC_SESSION_TAKEN_OVER);
         b->stats.clients--;
@@ -536,6 +550,25 @@ static int connect_who(struct broker *b, struct client *cl, const struct mqtt_co
     return m ? connect_auth(b, cl, c, m, raw, raw_len) : 1;
 }
 
+/*
+ * The virtual host of CONNECT @c on @cl (core/vhost.h): from its
+ * certificate's identity on a listener where that is the user name, else
+ * from the user name it gives. Known before the handoff, so it decides the
+ * home shard; checked against the verified user once login has run.
+ */
+static uint8_t connect_host(struct broker *b, const struct client *cl,
+                            const struct mqtt_connect *c)
+{
+    if (!b->vhosts)
+        return 0;
+    if (b->login && cl->listener < b->login->listener_count &&
+        b->login->listeners[cl->listener].identity_as_username) {
+        const char *cn = b->peer.identity ? b->peer.identity(b->peer.ctx, cl) : NULL;
+        return cn ? vhost_of_user(b->vhosts, (const uint8_t *)cn, strlen(cn)) : 0;
+    }
+    return c->has_username ? vhost_of_user(b->vhosts, c->username.ptr, c->username.len) : 0;
+}
+
 static int connect_handle(struct broker *b, struct client *cl, const struct mqtt_connect *c,
                           const uint8_t *raw, uint32_t raw_len, const struct auth_out *authed)
 {
@@ -548,9 +581,7 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     size_t id_len = c->client_id.len;
     bool id_assigned = false;
     int rc;
-    /* Its virtual host, from the user name it gives (checked below once it is verified). */
-    uint8_t host =
-        c->has_username ? vhost_of_user(b->vhosts, c->username.ptr, c->username.len) : 0;
+    uint8_t host = connect_host(b, cl, c);
 
     cl->version = c->version;
     if (id_len == 0) {
@@ -569,7 +600,8 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     /* From here on the id as the session table knows it: with its host's prefix. */
     id = vhost_name(&b->vhost_buf[0], host, false, id_assigned ? assigned : id, id_len, &id_len);
     if (!id)
-        return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        return connect_refuse(b, cl, id_len == VHOST_TOO_LONG ? -MQTT_RC_CLIENT_ID_NOT_VALID
+                                                              : -MQTT_RC_SERVER_UNAVAILABLE);
     if (!id_assigned) {
         uint32_t home = home_shard(id, id_len, b->shard_count);
         if (home != b->shard_id) {
@@ -589,7 +621,7 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     if (rc != 1)
         return rc;
     if (user && vhost_of_user(b->vhosts, user, user_len) != host) {
-        /* A certificate's identity of another host than the user name it gave: not its host. */
+        /* Verified as a user of another host than it was homed for (SCRAM's name, say). */
         return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
     }
     if (!id_assigned && b->login && b->login->bind_client_id_to_user) {

@@ -159,6 +159,12 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         hosted = *pub;
         hosted.topic.ptr =
             vhost_name(&b->vhost_buf[1], host, true, pub->topic.ptr, pub->topic.len, &len);
+        if (!hosted.topic.ptr && len == VHOST_TOO_LONG) {
+            /* Past 65535 bytes with its host's prefix: as a topic over topic_bytes_max. */
+            if (pub->qos == 2)
+                session_on_pubrel(s, pub->pkt_id);
+            return output_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
+        }
         if (!hosted.topic.ptr)
             goto out_fail;
         hosted.topic.len = (uint32_t)len;

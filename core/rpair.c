@@ -88,8 +88,14 @@ bool rpair_arrive(struct broker *b, struct msg *m, bool applied)
         }
     }
     if (!reserve(b)) {
-        b->stats.rpair_nomem++; /* delivered now: perhaps out of order, never lost */
-        return true;
+        /*
+         * No room to wait: an apply is delivered now (perhaps ahead of the
+         * publisher's earlier messages, never lost); a notice is dropped,
+         * as its apply, finding no entry either, will be delivered then
+         * (delivering both would be twice).
+         */
+        b->stats.rpair_nomem++;
+        return applied;
     }
     struct broker_rpair *e = find(b, m);
     RM_ASSERT(e->m == NULL);
@@ -126,6 +132,15 @@ struct msg *rpair_expire(struct broker *b, uint64_t now_ms)
     /* Not more often than once a second. */
     b->rpair_scan_ms = next > now_ms + 1000 ? next : now_ms + 1000;
     return NULL;
+}
+
+bool rpair_awaits_notice(const struct broker *b, const struct msg *m)
+{
+    RM_ASSERT(b != NULL && m != NULL);
+    if (b->rpair_count == 0)
+        return false;
+    const struct broker_rpair *e = find(b, m);
+    return e->m == m && e->applied;
 }
 
 bool rpair_pending(const struct broker *b)

@@ -26,9 +26,10 @@ struct msg;
 
 /*
  * Retained @m arrived here: its notice (@applied false) or its apply
- * (@applied true). True when the other one came before (or cannot be
- * waited for: no memory, counted): deliver @m now. False: it is kept (a
- * reference of its own) until the other comes.
+ * (@applied true). True when the other one came before, or when it is the
+ * apply and there is no memory to wait (counted): deliver @m now. False:
+ * it is kept (a reference of its own) until the other comes, or, a notice
+ * without memory to wait, dropped (its apply is delivered then).
  */
 bool rpair_arrive(struct broker *b, struct msg *m, bool applied);
 
@@ -40,6 +41,13 @@ bool rpair_arrive(struct broker *b, struct msg *m, bool applied);
  * replicas never got the message either.
  */
 struct msg *rpair_expire(struct broker *b, uint64_t now_ms);
+
+/*
+ * True when @m was applied here and waits for its notice: it will reach
+ * this shard's subscribers live, so a SUBSCRIBE now must not also send it
+ * from the replica (a QoS 2 message delivered twice).
+ */
+bool rpair_awaits_notice(const struct broker *b, const struct msg *m);
 
 /* True while a first arrival waits for its pair: the clock must keep ticking. */
 bool rpair_pending(const struct broker *b);

@@ -18,6 +18,7 @@
 #include "core/output.h"
 #include "core/retained.h"
 #include "core/rm_assert.h"
+#include "core/rpair.h"
 #include "core/session.h"
 #include "core/share.h"
 #include "core/topic.h"
@@ -36,6 +37,9 @@ static void retained_cb(void *ctx, struct msg *m)
 {
     struct retained_ctx *rc = ctx;
     if (rc->check && !session_acl_read(rc->b, rc->s, msg_topic(m), m->topic_len, 0))
+        return;
+    /* Applied here, its notice still on its way: it comes live, through this subscription too. */
+    if (rpair_awaits_notice(rc->b, m))
         return;
     uint8_t qos = m->qos < rc->qos ? m->qos : rc->qos;
     /*
@@ -224,8 +228,9 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
     uint32_t members;
     size_t flen;
     const uint8_t *filter = hosted_filter(b, cl->_sess, e->filter.ptr, e->filter.len, &flen);
-    if (!filter)
-        return suback_fail(cl, MQTT_RC_UNSPECIFIED);
+    if (!filter) /* past 65535 bytes with its host's prefix, or no memory */
+        return suback_fail(cl, flen == VHOST_TOO_LONG ? MQTT_RC_TOPIC_FILTER_INVALID
+                                                      : MQTT_RC_UNSPECIFIED);
     int rc = session_subscribe(b, cl->_sess, filter, flen, opts, sub_id, &members);
     if (rc == -ENOSPC)
         return suback_fail(cl, MQTT_RC_QUOTA_EXCEEDED);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/limits.h"
 #include "core/rm_assert.h"
 
 uint8_t vhost_of_user(const struct vhost_table *t, const uint8_t *user, size_t len)
@@ -45,6 +46,10 @@ const uint8_t *vhost_name(struct vhost_buf *vb, uint8_t host, bool topic, const 
         *out_len = len;
         return name;
     }
+    if (len + (topic ? VHOST_TOPIC_PREFIX : VHOST_ID_PREFIX) > LIMITS_STRING_BYTES_MAX) {
+        *out_len = VHOST_TOO_LONG;
+        return NULL;
+    }
     size_t need = len + VHOST_TOPIC_PREFIX;
     if (vb->cap < need) {
         uint8_t *p = realloc(vb->p, need);
@@ -63,6 +68,10 @@ const uint8_t *vhost_filter(struct vhost_buf *vb, uint8_t host, const uint8_t *f
     RM_ASSERT(at <= len);
     if (host == 0 || at == 0)
         return vhost_name(vb, host, true, filter, len, out_len);
+    if (len + VHOST_TOPIC_PREFIX > LIMITS_STRING_BYTES_MAX) {
+        *out_len = VHOST_TOO_LONG;
+        return NULL;
+    }
     if (!vhost_name(vb, host, true, filter + at, len - at, out_len))
         return NULL;
     if (vb->cap < *out_len + at) {

@@ -46,10 +46,16 @@ struct vhost_buf {
     size_t cap;
 };
 
+/* *out_len of a NULL vhost_name()/vhost_filter(): the name is too long with its prefix. */
+#define VHOST_TOO_LONG SIZE_MAX
+
 /*
  * @name (@len bytes) as host @host's (a topic or filter if @topic, else a
  * client id), in @vb (valid until its next use): @name itself for the
- * default host. *@out_len: its length. NULL on ENOMEM.
+ * default host. *@out_len: its length. NULL on ENOMEM, or with *@out_len
+ * VHOST_TOO_LONG when the prefix would take it past MQTT's 65535 bytes
+ * (LIMITS_STRING_BYTES_MAX): a name the client may send in the default
+ * host is that much too long in another.
  */
 const uint8_t *vhost_name(struct vhost_buf *vb, uint8_t host, bool topic, const uint8_t *name,
                           size_t len, size_t *out_len);

@@ -276,3 +276,30 @@ E2E_TEST(vhosts, passwords_and_acl_rules_belong_to_full_user_names)
     e2e_client_disconnect(a);
     e2e_broker_stop(b);
 }
+
+/*
+ * A host's prefix takes 3 bytes of MQTT's 65535 [MQTT-1.5.3-1]: a name the
+ * default host accepts can be too long in a host, and is refused as too
+ * long, never a crash: SUBACK 0x8F for a filter, DISCONNECT 0x90 for a
+ * topic [MQTT-3.3.2-1].
+ */
+E2E_TEST(vhosts, names_too_long_with_the_host_prefix_are_refused)
+{
+    static char longest[65534];
+    struct e2e_broker *b = start(1);
+
+    memset(longest, 'x', sizeof(longest) - 1);
+    struct e2e_client *d = as(b, E2E_V5, NULL, "vh-long-d", true, 0);
+    struct e2e_client *a = as(b, E2E_V5, "alice@a.example", "vh-long-a", true, 0);
+
+    cr_assert_eq(e2e_client_subscribe5(d, longest, 1, NULL), 1, "fits in the default host");
+    cr_assert_eq(e2e_client_subscribe5(a, longest, 1, NULL), 0x8F, "too long in a host");
+    cr_assert_eq(e2e_client_subscribe5(a, "t/ok", 1, NULL), 1, "the client goes on");
+    (void)e2e_client_publish_async(a, longest, "x", 1, 1, false);
+    cr_assert_eq(e2e_client_wait_disconnect_reason(a, E2E_WAIT_MS), 0x90);
+    e2e_client_abort(a);
+    e2e_client_publish(d, longest, "x", 1, 1, false); /* the broker still serves */
+    e2e_client_expect(d, longest, "x", 1, false);
+    e2e_client_disconnect(d);
+    e2e_broker_stop(b);
+}
