@@ -116,7 +116,7 @@ E2E_TEST_BOTH(wildcards, hash_matches_parent_and_all_descendants, hash)
  * Topics starting with '$' are not matched by filters starting with a
  * wildcard, but by filters naming the '$' level [MQTT-4.7.2-1]. Clients may
  * not publish to '$' topics in ringmq (the broker's, MQTT 5.0 section
- * 4.7.2; tests/e2e/22-publish-acks.c), so $test/x reaches nobody here and
+ * 4.7.2; tests/e2e/24-publish-acks.c), so $test/x reaches nobody here and
  * the '$' matching rule itself is covered by test_topic, test_trie and
  * test_retained; mosquitto refuses only $SYS and delivers it to "$test/#".
  */

@@ -1,5 +1,5 @@
 /*
- * 23-vhosts.c - e2e: virtual hosts ([broker] hosts, issue 14) with real
+ * 27-vhosts.c - e2e: virtual hosts ([broker] hosts, issue 14) with real
  * libmosquitto clients. A client whose user name ends in "@a.example"
  * belongs to host a.example, with its own topics, retained messages,
  * client ids and shared groups; every other client to the default host.

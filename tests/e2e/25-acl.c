@@ -1,5 +1,5 @@
 /*
- * 23-acl.c - e2e: access control ([acl], [group.NAME], a mosquitto
+ * 25-acl.c - e2e: access control ([acl], [group.NAME], a mosquitto
  * acl_file; issue 14) with real libmosquitto clients, MQTT 3.1.1 and 5.0:
  * a denied PUBLISH is not delivered (v5 PUBACK 0x87; 3.1.1 acknowledged
  * and dropped), a SUBSCRIBE no rule allows is refused (0x87 / 0x80), a '#'

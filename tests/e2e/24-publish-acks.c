@@ -1,5 +1,5 @@
 /*
- * 22-publish-acks.c - e2e: what a PUBLISH's acknowledgement says (issue 14).
+ * 24-publish-acks.c - e2e: what a PUBLISH's acknowledgement says (issue 14).
  *
  *  - '$' topics are the broker's (MQTT 5.0 section 4.7.2): a client's
  *    PUBLISH to $SYS/... or any '$' topic reaches no subscriber; v5 QoS 1/2

@@ -1,5 +1,5 @@
 /*
- * 23-reload.c - e2e: SIGHUP reloads the configuration while clients stay
+ * 26-reload.c - e2e: SIGHUP reloads the configuration while clients stay
  * connected (issue 14), with real libmosquitto clients, MQTT 3.1.1 and 5.0:
  * a password file changed under a running broker (a new password and a
  * new user work for new logins, connected clients go on, a removed user is
