@@ -422,6 +422,7 @@ Test(pwfile, listeners_inherit_auth_unless_they_set_their_own)
     cr_assert_eq(cfg.listeners[1].allow_anonymous, CONFIG_OFF, "auto: a password file applies");
     cr_assert_eq(cfg.listeners[2].allow_anonymous, CONFIG_ON);
     cr_assert(cfg.auth.bind_client_id_to_user);
+    config_free(&cfg); /* the acl_file's ACL, loaded with it */
 
     snprintf(text, sizeof(text),
              "[auth]\nallow_anonymous = false\nbind_client_id_to_user = off\n"
