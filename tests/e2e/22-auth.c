@@ -32,26 +32,10 @@ static void make_pwfile(uint32_t iterations)
 {
     static const char *const users[][2] = {{"alice", "secret"}, {"bob", "hunter2"}};
     char dir[256];
-    FILE *f;
 
-    snprintf(dir, sizeof(dir), "%s/ringmq-e2e-auth-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR")
-                                                                             : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
+    e2e_tmpdir("auth", dir, sizeof(dir));
     snprintf(pwfile, sizeof(pwfile), "%s/passwd", dir);
-    f = fopen(pwfile, "w");
-    cr_assert_not_null(f);
-    for (size_t i = 0; i < 2; i++) {
-        const uint8_t salt[PWHASH_SALT_BYTES] = {(uint8_t)i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-        char text[PWHASH_TEXT_MAX];
-        struct pwhash h;
-
-        cr_assert_eq(pwhash_make(&h, (const uint8_t *)users[i][1], strlen(users[i][1]), salt,
-                                 sizeof(salt), iterations),
-                     0);
-        cr_assert_gt(pwhash_format(&h, text, sizeof(text)), 0);
-        fprintf(f, "%s:%s\n", users[i][0], text);
-    }
-    cr_assert_eq(fclose(f), 0);
+    e2e_pwfile_write(pwfile, users, 2, iterations);
 }
 
 static struct e2e_broker *start(const char *extra_fmt)

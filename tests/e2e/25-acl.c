@@ -14,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/pwhash.h"
 #include "tests/e2e/harness.h"
 
 #define RC_NOT_AUTHORIZED 0x87
@@ -28,25 +27,12 @@ static char aclfile[300];
 /* A password file with alice:secret and bob:secret. */
 static void make_files(const char *acl_text)
 {
-    static const char *const users[] = {"alice", "bob"};
+    static const char *const users[][2] = {{"alice", "secret"}, {"bob", "secret"}};
     FILE *f;
 
-    snprintf(dir, sizeof(dir), "%s/ringmq-e2e-acl-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
+    e2e_tmpdir("acl", dir, sizeof(dir));
     snprintf(pwfile, sizeof(pwfile), "%s/passwd", dir);
-    f = fopen(pwfile, "w");
-    cr_assert_not_null(f);
-    for (size_t i = 0; i < 2; i++) {
-        const uint8_t salt[PWHASH_SALT_BYTES] = {(uint8_t)i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-        char text[PWHASH_TEXT_MAX];
-        struct pwhash h;
-
-        cr_assert_eq(pwhash_make(&h, (const uint8_t *)"secret", 6, salt, sizeof(salt), 101), 0);
-        cr_assert_gt(pwhash_format(&h, text, sizeof(text)), 0);
-        fprintf(f, "%s:%s\n", users[i], text);
-    }
-    cr_assert_eq(fclose(f), 0);
+    e2e_pwfile_write(pwfile, users, 2, 101);
     if (acl_text) {
         snprintf(aclfile, sizeof(aclfile), "%s/acl", dir);
         f = fopen(aclfile, "w");

@@ -26,28 +26,12 @@ static char pwfile[300];
 static void write_pwfile(const char *const (*users)[2], size_t n)
 {
     char dir[256];
-    FILE *f;
 
     if (pwfile[0] == '\0') {
-        snprintf(dir, sizeof(dir), "%s/ringmq-e2e-reload-XXXXXX",
-                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-        cr_assert_not_null(mkdtemp(dir));
+        e2e_tmpdir("reload", dir, sizeof(dir));
         snprintf(pwfile, sizeof(pwfile), "%s/passwd", dir);
     }
-    f = fopen(pwfile, "w");
-    cr_assert_not_null(f);
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t salt[PWHASH_SALT_BYTES] = {(uint8_t)i, 7, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
-        char text[PWHASH_TEXT_MAX];
-        struct pwhash h;
-
-        cr_assert_eq(pwhash_make(&h, (const uint8_t *)users[i][1], strlen(users[i][1]), salt,
-                                 sizeof(salt), PWHASH_ITERATIONS),
-                     0);
-        cr_assert_gt(pwhash_format(&h, text, sizeof(text)), 0);
-        fprintf(f, "%s:%s\n", users[i][0], text);
-    }
-    cr_assert_eq(fclose(f), 0);
+    e2e_pwfile_write(pwfile, users, n, PWHASH_ITERATIONS);
 }
 
 /* Remove the password file and its directory (end of a test). */

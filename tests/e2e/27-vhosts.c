@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/pwhash.h"
 #include "tests/e2e/harness.h"
 
 #define HOSTS "[broker]\nhosts = a.example, b.example\n"
@@ -191,33 +190,6 @@ E2E_TEST(vhosts, a_will_is_published_in_its_host)
     e2e_broker_stop(b);
 }
 
-/*
- * A password file (made with the broker's own core/pwhash) whose users are
- * @users, each with password "pw"; its path in @path.
- */
-static void make_pwfile(const char *const *users, size_t n, char *path, size_t cap)
-{
-    char dir[256];
-    FILE *f;
-
-    snprintf(dir, sizeof(dir), "%s/ringmq-e2e-vhosts-XXXXXX",
-             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(path, cap, "%s/passwd", dir);
-    f = fopen(path, "w");
-    cr_assert_not_null(f);
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t salt[PWHASH_SALT_BYTES] = {(uint8_t)i, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 1};
-        char text[PWHASH_TEXT_MAX];
-        struct pwhash h;
-
-        cr_assert_eq(pwhash_make(&h, (const uint8_t *)"pw", 2, salt, sizeof(salt), 101), 0);
-        cr_assert_gt(pwhash_format(&h, text, sizeof(text)), 0);
-        fprintf(f, "%s:%s\n", users[i], text);
-    }
-    cr_assert_eq(fclose(f), 0);
-}
-
 /* A connected v5 client logged in as @user with password "pw". */
 static struct e2e_client *login(struct e2e_broker *b, const char *user, const char *id)
 {
@@ -235,12 +207,14 @@ static struct e2e_client *login(struct e2e_broker *b, const char *user, const ch
  */
 E2E_TEST(vhosts, passwords_and_acl_rules_belong_to_full_user_names)
 {
-    static const char *const users[] = {"alice@a.example", "bob@b.example", "carol@a.example",
-                                        "dave@b.example"};
-    char pw[300], ini[1024];
+    static const char *const users[][2] = {{"alice@a.example", "pw"}, {"bob@b.example", "pw"},
+                                           {"carol@a.example", "pw"}, {"dave@b.example", "pw"}};
+    char dir[256], pw[300], ini[1024];
 
     e2e_ringmq_only("ringmq's virtual hosts");
-    make_pwfile(users, 4, pw, sizeof(pw));
+    e2e_tmpdir("vhosts", dir, sizeof(dir));
+    snprintf(pw, sizeof(pw), "%s/passwd", dir);
+    e2e_pwfile_write(pw, users, 4, 101);
     snprintf(ini, sizeof(ini),
              HOSTS "[auth]\npassword_file = %s\n[acl]\npublish = t/# allow alice@a.example\n"
                    "publish = # deny all\nsubscribe = # allow all\n",

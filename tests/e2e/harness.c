@@ -32,6 +32,7 @@
 #include <criterion/hooks.h>
 
 #include "core/broker.h"
+#include "core/pwhash.h"
 
 #define MOSQUITTO_BIN "/usr/sbin/mosquitto"
 #define START_WAIT_MS 10000
@@ -221,6 +222,35 @@ static void dump_log_file(const char *path)
     fprintf(stderr, "---- broker log %s%s:\n%s\n---- end of broker log\n", path,
             start != log ? " (tail)" : "", start);
     free(log);
+}
+
+void e2e_tmpdir(const char *tag, char *dir, size_t cap)
+{
+    const char *tmp = getenv("TMPDIR");
+    int n = snprintf(dir, cap, "%s/ringmq-e2e-%s-XXXXXX", tmp ? tmp : "/tmp", tag);
+
+    cr_assert(n > 0 && (size_t)n < cap, "temporary directory name too long");
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp %s", dir);
+}
+
+void e2e_pwfile_write(const char *path, const char *const (*users)[2], size_t n,
+                      uint32_t iterations)
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert_not_null(f, "cannot write %s", path);
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t salt[PWHASH_SALT_BYTES] = {(uint8_t)i, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+        char text[PWHASH_TEXT_MAX];
+        struct pwhash h;
+
+        cr_assert_eq(pwhash_make(&h, (const uint8_t *)users[i][1], strlen(users[i][1]), salt,
+                                 sizeof(salt), iterations),
+                     0);
+        cr_assert_gt(pwhash_format(&h, text, sizeof(text)), 0);
+        fprintf(f, "%s:%s\n", users[i][0], text);
+    }
+    cr_assert_eq(fclose(f), 0);
 }
 
 void e2e_broker_dump_log(const struct e2e_broker *b)

@@ -147,6 +147,20 @@ void e2e_broker_stop(struct e2e_broker *b);
  */
 uint16_t e2e_broker_listener_port(const struct e2e_broker *b, unsigned n);
 
+/*
+ * A fresh directory for a test's own files (password and ACL files), made
+ * under $TMPDIR (or /tmp) with @tag in its name; its path into @dir.
+ */
+void e2e_tmpdir(const char *tag, char *dir, size_t cap);
+
+/*
+ * (Re)write password file @path in mosquitto's format with the broker's
+ * own core/pwhash: @n users @users[i][0] with passwords @users[i][1], each
+ * hashed with @iterations PBKDF2 rounds and a salt of its own.
+ */
+void e2e_pwfile_write(const char *path, const char *const (*users)[2], size_t n,
+                      uint32_t iterations);
+
 /* True if the broker's log so far contains @needle. */
 bool e2e_broker_log_contains(const struct e2e_broker *b, const char *needle);
 
