@@ -277,3 +277,72 @@ E2E_TEST(vhosts, names_too_long_with_the_host_prefix_are_refused)
     e2e_client_disconnect(d);
     e2e_broker_stop(b);
 }
+
+/*
+ * A host's client sees only its own names: its assigned client id, topics
+ * sent with Topic Aliases both ways [MQTT-3.3.2-12], UNSUBSCRIBE, and the
+ * '$' refusal, all without the host's prefix.
+ */
+E2E_TEST(vhosts, a_host_client_sees_only_its_own_names)
+{
+    struct e2e_broker *b = start(4);
+    struct e2e_props pr = {.len = 0}, ta = {.len = 0};
+    struct e2e_connect_opts o = {
+        .version = E2E_V5, .id = "", .clean = true, .username = "alice@a.example"};
+    struct e2e_v5pkt ack, m;
+    char map[3][64] = {{0}};
+
+    /* The subscriber takes aliases (at most 2) from the broker. */
+    e2e_props_u16(&pr, MQTT_PROP_TOPIC_ALIAS_MAXIMUM, 2);
+    o.props = &pr;
+    int sub = e2e_raw_connect5(b, &o, &ack);
+    cr_assert_eq(ack.reason, 0);
+    const struct e2e_prop *id = e2e_v5pkt_prop(&ack, MQTT_PROP_ASSIGNED_CLIENT_IDENTIFIER);
+
+    cr_assert_not_null(id, "no Assigned Client Identifier [MQTT-3.2.2-16]");
+    cr_assert(id->len > 7 && memcmp(id->data, "ringmq-", 7) == 0,
+              "the assigned id comes without the host's prefix");
+    e2e_v5pkt_free(&ack);
+    cr_assert_eq(e2e_raw_subscribe5(sub, 1, "al/#", 1, NULL), 1);
+
+    o.props = NULL;
+    int pub = e2e_raw_connect5(b, &o, &ack);
+    cr_assert_eq(ack.reason, 0);
+    e2e_v5pkt_free(&ack);
+    e2e_props_u16(&ta, MQTT_PROP_TOPIC_ALIAS, 1);
+    cr_assert_eq(e2e_raw_publish5(pub, "al/x", 1, false, 1, &ta, "one", 3), 0);
+    cr_assert_eq(e2e_raw_publish5(pub, "", 1, false, 2, &ta, "two", 3), 0, "alias 1 reused");
+    cr_assert_eq(e2e_raw_publish5(pub, "$SYS/x", 1, false, 3, NULL, "no", 2), 0x87,
+                 "a '$' topic is the broker's in a host too");
+    for (int i = 0; i < 2; i++) {
+        e2e_raw_expect5(sub, E2E_PUBLISH, &m);
+        const struct e2e_prop *a = e2e_v5pkt_prop(&m, MQTT_PROP_TOPIC_ALIAS);
+        const char *topic = m.topic;
+
+        if (a != NULL) {
+            cr_assert(a->value >= 1 && a->value <= 2);
+            if (m.topic[0] != '\0')
+                snprintf(map[a->value], sizeof(map[a->value]), "%s", m.topic);
+            topic = map[a->value];
+        }
+        cr_assert_str_eq(topic, "al/x", "message %d's topic, prefix-free", i);
+        e2e_v5pkt_free(&m);
+    }
+    e2e_raw_ping5(sub); /* nothing else: not the '$' one */
+    e2e_raw_disconnect5(pub);
+    e2e_raw_disconnect5(sub);
+
+    /* UNSUBSCRIBE in a host removes the host's subscription. */
+    struct e2e_client *u = as(b, E2E_V311, "carol@a.example", "vh-unsub", true, 0);
+    struct e2e_client *p = as(b, E2E_V311, "dave@a.example", "vh-unsub-p", true, 0);
+
+    cr_assert_eq(e2e_client_subscribe(u, "u/#", 1), 1);
+    e2e_client_publish(p, "u/1", "before", 6, 1, false);
+    e2e_client_expect(u, "u/1", "before", 1, false);
+    e2e_client_unsubscribe(u, "u/#");
+    e2e_client_publish(p, "u/1", "after", 5, 1, false);
+    e2e_client_expect_no_message(u, E2E_QUIET_MS);
+    e2e_client_disconnect(p);
+    e2e_client_disconnect(u);
+    e2e_broker_stop(b);
+}
