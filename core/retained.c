@@ -126,49 +126,57 @@ static struct retained_node *node_of(struct retained *r, const uint8_t *name, si
     return n;
 }
 
-/*
- * The child of @n after @prev (the first if @prev is NULL), skipping levels
- * that start with '$' (or a virtual host's "\0" prefix level, vhost.h)
- * when @skip_dollar, or NULL.
- */
+/* What a wildcard below a node skips [MQTT-4.7.2-1] (wild_skip()). */
+enum skip {
+    SKIP_NONE = 0,
+    SKIP_DOLLAR,      /* levels that start with '$': a virtual host's first level */
+    SKIP_DOLLAR_HOST, /* and a virtual host's "\0" prefix level (vhost.h): the root */
+};
+
+/* The child of @n after @prev (the first if @prev is NULL), skipping what @skip says, or NULL. */
 static const struct retained_node *child_next(const struct retained_node *n,
-                                              const struct retained_node *prev, bool skip_dollar)
+                                              const struct retained_node *prev, enum skip skip)
 {
     const struct lvlmap_key *k = prev ? &prev->key : NULL;
 
     for (;;) {
         k = lvlmap_next(&n->kids, k);
-        if (!k || !skip_dollar || k->len == 0 ||
-            (lvlmap_key_bytes(k)[0] != '$' && lvlmap_key_bytes(k)[0] != 0))
+        if (!k || skip == SKIP_NONE || k->len == 0)
+            return (const struct retained_node *)k;
+        uint8_t c = lvlmap_key_bytes(k)[0];
+        if (c != '$' && (c != 0 || skip != SKIP_DOLLAR_HOST))
             return (const struct retained_node *)k;
     }
 }
 
 /*
- * Whether @n is a first level's parent, where '+' and '#' skip '$' levels
- * [MQTT-4.7.2-1]: the root, or a virtual host's prefix level below it.
+ * What '+' and '#' skip below @n: '$' levels and hosts' prefixes at the
+ * root, '$' levels below a virtual host's prefix level, nothing elsewhere.
  */
-static bool top(const struct retained_node *root, const struct retained_node *n)
+static enum skip wild_skip(const struct retained_node *root, const struct retained_node *n)
 {
-    return n == root ||
-           (n->parent == root && n->key.len > 0 && lvlmap_key_bytes(&n->key)[0] == 0);
+    if (n == root)
+        return SKIP_DOLLAR_HOST;
+    if (n->parent == root && n->key.len > 0 && lvlmap_key_bytes(&n->key)[0] == 0)
+        return SKIP_DOLLAR;
+    return SKIP_NONE;
 }
 
 /* Report @top's message and every message below it (the '#' of a filter). */
-static void match_subtree(const struct retained_node *top, bool skip_dollar, retained_match_cb cb,
+static void match_subtree(const struct retained_node *top, enum skip skip, retained_match_cb cb,
                           void *ctx)
 {
     const struct retained_node *n;
 
     if (top->msg)
         cb(ctx, top->msg);
-    n = child_next(top, NULL, skip_dollar);
+    n = child_next(top, NULL, skip);
     while (n) {
         const struct retained_node *c;
 
         if (n->msg)
             cb(ctx, n->msg);
-        c = child_next(n, NULL, false);
+        c = child_next(n, NULL, SKIP_NONE);
         if (c) {
             n = c;
             continue;
@@ -177,7 +185,7 @@ static void match_subtree(const struct retained_node *top, bool skip_dollar, ret
         for (;;) {
             const struct retained_node *p = n->parent;
 
-            c = child_next(p, n, p == top && skip_dollar);
+            c = child_next(p, n, p == top ? skip : SKIP_NONE);
             if (c || p == top)
                 break;
             n = p;
@@ -314,7 +322,7 @@ void retained_match(const struct retained *r, const uint8_t *filter, size_t len,
      * matched the filter's levels before @pos (pos == len + 1: all of them).
      * A node is visited at most once. Climbing back recovers the position
      * from the node's level length, or 1 below a '+'. [MQTT-4.7.2-1]: at the
-     * first level, '+' and '#' skip the levels that start with '$' (top()).
+     * first level, '+' and '#' skip the levels that start with '$' (wild_skip()).
      */
     for (;;) {
         const struct retained_node *c = NULL;
@@ -327,9 +335,9 @@ void retained_match(const struct retained *r, const uint8_t *filter, size_t len,
             size_t end = slash ? (size_t)(slash - filter) : len;
 
             if (end - pos == 1 && filter[pos] == '#')
-                match_subtree(n, top(root, n), cb, ctx);
+                match_subtree(n, wild_skip(root, n), cb, ctx);
             else if (end - pos == 1 && filter[pos] == '+')
-                c = child_next(n, NULL, top(root, n));
+                c = child_next(n, NULL, wild_skip(root, n));
             else
                 c = child_find(r, n, filter + pos, end - pos);
             if (c) {
@@ -347,7 +355,7 @@ void retained_match(const struct retained *r, const uint8_t *filter, size_t len,
                 return;
             p = n->parent;
             if (level_is_plus(filter, pos - 1)) {
-                c = child_next(p, n, top(root, p));
+                c = child_next(p, n, wild_skip(root, p));
                 if (c)
                     break;
                 pos -= 2;
@@ -371,7 +379,7 @@ size_t retained_count(const struct retained *r)
 void retained_each(const struct retained *r, retained_match_cb cb, void *ctx)
 {
     RM_ASSERT(r != NULL && cb != NULL);
-    match_subtree(r->root, false, cb, ctx);
+    match_subtree(r->root, SKIP_NONE, cb, ctx);
 }
 
 struct msg *retained_take(struct retained *r, const struct msg *m)

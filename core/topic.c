@@ -94,7 +94,8 @@ bool topic_match(const uint8_t *filter, size_t flen, const uint8_t *name, size_t
     size_t fpos = 0, npos = 0;
     const uint8_t *f, *n;
     size_t fl, nl;
-    bool first = true;
+    size_t level = 0;
+    bool host = nlen > 0 && name[0] == 0; /* a virtual host's topic (core/vhost.h) */
 
     RM_ASSERT(filter != NULL || flen == 0);
     RM_ASSERT(name != NULL || nlen == 0);
@@ -106,13 +107,15 @@ bool topic_match(const uint8_t *filter, size_t flen, const uint8_t *name, size_t
 
         /*
          * [MQTT-4.7.2-1]: wildcards at the first level skip '$' topics -
-         * at a virtual host's own first level too - and never reach into a
-         * virtual host's topics (core/vhost.h: they start with "\0").
+         * at a virtual host's own first level (the one after its prefix)
+         * too - and never reach into a virtual host's topics (core/vhost.h:
+         * they start with "\0").
          */
-        if (first && (plus || hash) && npos < nlen && (name[npos] == '$' || name[npos] == 0))
+        bool guarded = level == 0 ? nlen > 0 && (name[0] == '$' || host)
+                                  : level == 1 && host && npos < nlen && name[npos] == '$';
+        if ((plus || hash) && guarded)
             return false;
-        /* A host's prefix level: its own first level comes next. */
-        first = first && npos < nlen && name[npos] == 0;
+        level++;
         /* '#' matches the parent level too: "sport/#" matches "sport". */
         if (hash)
             return true;
