@@ -56,6 +56,7 @@
 #include "net/admit.h"
 #include "net/conn.h"
 #include "net/live.h"
+#include "net/reload.h"
 #include "net/log.h"
 #include "net/uring.h"
 #include "net/xport.h"
@@ -214,7 +215,7 @@ struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint
     }
     broker_set_login(s->broker, lv->login, &peer);
     broker_set_vhosts(s->broker, &cfg->hosts);
-    /* The ACL is process-wide, in the snapshot (live_apply() swaps it on reload). */
+    /* The ACL is process-wide, in the snapshot (reload_apply() swaps it on reload). */
     broker_set_acl(s->broker, lv->acl);
     for (i = 0; i < cfg->listener_count; i++) {
         uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
@@ -284,117 +285,6 @@ static void stop(struct shard *s, const char *why)
         }
         conn_close(s, c, -MQTT_RC_SERVER_SHUTTING_DOWN, true);
     }
-}
-
-/*
- * From now on this shard uses snapshot @lv (between two loop iterations):
- * its broker's login snapshot, its listeners' TLS contexts for the
- * connections they accept next, and its connected clients checked again.
- */
-static void live_apply(struct shard *s, const struct live *lv)
-{
-    uint32_t revoked = 0;
-    struct conn *c;
-    uint32_t i;
-
-    RM_ASSERT(lv != NULL && lv->login != NULL);
-    RM_ASSERT(lv->cfg.listener_count == s->listener_count);
-    s->live = lv;
-    broker_set_login(s->broker, lv->login, NULL);
-    /*
-     * The one place a shard takes a reload's new ACL (lv->acl, owned by the
-     * snapshot, freed only after every shard has answered): cached verdicts
-     * are forgotten and subscriptions classed again (broker_set_acl()).
-     */
-    broker_set_acl(s->broker, lv->acl);
-    for (i = 0; i < s->listener_count; i++) {
-        RM_ASSERT((lv->tls[i] != NULL) == (s->listeners[i].tls != NULL));
-        s->listeners[i].tls = lv->tls[i];
-    }
-    /* Kicking only marks the client closing: the list is not changed under us. */
-    for (c = s->conns; c != NULL; c = c->next) {
-        if (c->client.state == CLIENT_CONNECTED && !login_still_allowed(lv->login, &c->client)) {
-            broker_client_kick(s->broker, &c->client, -MQTT_RC_NOT_AUTHORIZED);
-            revoked++;
-        }
-    }
-    if (revoked > 0) {
-        LOG_INFO("shard %u: reload: disconnected %u client%s no longer allowed in", s->id,
-                 revoked, revoked == 1 ? "" : "s");
-    }
-}
-
-/* A key the reload cannot apply (config_reload_merge()). */
-static void reload_note(void *ctx, const char *msg)
-{
-    (void)ctx;
-    LOG_WARN("reload: %s", msg);
-}
-
-static void reload_start(struct shard *s);
-
-/* Shard 0: once every shard has answered, free the snapshot the reload retired. */
-static void reload_retire(struct shard *s)
-{
-    struct live_owner *o = s->owner;
-
-    RM_ASSERT(s->id == 0 && o != NULL);
-    if (s->reload_acks_due > 0 || o->old == NULL) {
-        return;
-    }
-    live_free(o->old);
-    o->old = NULL;
-    LOG_INFO("reload: every shard uses configuration generation %llu",
-             (unsigned long long)o->cur->generation);
-    if (s->reload_again) {
-        s->reload_again = false;
-        reload_start(s);
-    }
-}
-
-/*
- * Shard 0, on SIGHUP: build the new snapshot (net/live: the same checks as
- * --test-config), apply it here and start handing it out; a refused one
- * changes nothing. One at a time: a SIGHUP while the last reload is still
- * being handed out runs once it is done.
- */
-static void reload_start(struct shard *s)
-{
-    struct live_owner *o = s->owner;
-    char err[CONFIG_ERR_MAX];
-    uint64_t start_ms;
-    struct live *lv;
-
-    RM_ASSERT(s->id == 0 && o != NULL && o->cur != NULL);
-    if (s->stopping) {
-        LOG_INFO("SIGHUP: stopping, not reloading");
-        return;
-    }
-    if (o->path == NULL) {
-        LOG_WARN("SIGHUP: no configuration file (-c) to reload");
-        return;
-    }
-    if (o->old != NULL) {
-        LOG_INFO("SIGHUP: the last reload is still being handed out; reloading after it");
-        s->reload_again = true;
-        return;
-    }
-    LOG_INFO("SIGHUP: reloading %s", o->path);
-    start_ms = clock_ms();
-    lv = live_reload(o->cur, o->path, err, sizeof(err), reload_note, NULL);
-    if (lv == NULL) {
-        LOG_ERROR("reload refused, the running configuration stays: %s", err);
-        return;
-    }
-    o->old = o->cur;
-    o->cur = lv;
-    log_set_level(lv->cfg.log_level);
-    live_apply(s, lv);
-    s->reload_next = 1;
-    s->reload_acks_due = s->shard_count - 1;
-    LOG_INFO("reload: %s applied as generation %llu (read in %llu ms)", o->path,
-             (unsigned long long)lv->generation, (unsigned long long)(clock_ms() - start_ms));
-    reload_retire(s);
 }
 
 static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
@@ -564,15 +454,8 @@ static void xmsg_received(void *ctx, uint32_t from, const struct xmsg *m)
         adopt(s, from, m);
         break;
     case XMSG_RELOAD:
-        RM_ASSERT(from == 0 && s->reload_ack == NULL);
-        live_apply(s, m->payload.ptr[0]);
-        s->reload_ack = s->live; /* answered at the end of this iteration */
-        break;
     case XMSG_RELOAD_DONE:
-        RM_ASSERT(s->id == 0 && s->reload_acks_due > 0);
-        RM_ASSERT(m->payload.ptr[0] == s->owner->cur);
-        s->reload_acks_due--;
-        reload_retire(s);
+        reload_received(s, from, m);
         break;
     case XMSG_SHUTDOWN:
         if (!s->stopping) {
@@ -627,38 +510,6 @@ static void broadcast_shutdown(struct shard *s, uint32_t *next, uint32_t arg)
 
     for (; *next < s->shard_count; (*next)++) {
         if (*next != s->id && xshard_send(s->xshard, s->id, *next, &m) < 0) {
-            s->more_work = true;
-            return;
-        }
-    }
-}
-
-/*
- * Reload messages: shard 0 hands the new snapshot to shards [reload_next,
- * count); any other shard answers the one it applied. Like the stop, an
- * allocation failure leaves the rest for the next iteration.
- */
-static void reload_send(struct shard *s)
-{
-    struct xmsg m = {.kind = XMSG_RELOAD};
-
-    if (s->reload_ack != NULL) {
-        m.kind = XMSG_RELOAD_DONE;
-        m.payload.ptr[0] = (void *)s->reload_ack;
-        if (xshard_send(s->xshard, s->id, 0, &m) < 0) {
-            s->more_work = true;
-            return;
-        }
-        s->reload_ack = NULL;
-    }
-    if (s->reload_next >= s->shard_count) {
-        return;
-    }
-    RM_ASSERT(s->id == 0 && s->owner != NULL);
-    m.kind = XMSG_RELOAD;
-    m.payload.ptr[0] = s->owner->cur;
-    for (; s->reload_next < s->shard_count; s->reload_next++) {
-        if (xshard_send(s->xshard, s->id, s->reload_next, &m) < 0) {
             s->more_work = true;
             return;
         }
