@@ -597,8 +597,11 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     } else if (id_len > lim->client_id_bytes_max) {
         return connect_refuse(b, cl, -MQTT_RC_CLIENT_ID_NOT_VALID);
     }
-    /* From here on the id as the session table knows it: with its host's prefix. */
-    id = vhost_name(&b->vhost_buf[0], host, false, id_assigned ? assigned : id, id_len, &id_len);
+    /* The id as the client knows it (the ACL's %c, an assigned id's CONNACK)... */
+    const uint8_t *own_id = id_assigned ? assigned : id;
+    size_t own_len = id_len;
+    /* ...and from here on as the session table knows it: with its host's prefix. */
+    id = vhost_name(&b->vhost_buf[0], host, false, own_id, own_len, &id_len);
     if (!id)
         return connect_refuse(b, cl, id_len == VHOST_TOO_LONG ? -MQTT_RC_CLIENT_ID_NOT_VALID
                                                               : -MQTT_RC_SERVER_UNAVAILABLE);
@@ -644,9 +647,6 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     }
     struct msg *will = NULL;
     if (c->will) {
-        /* The ACL's %c is the id the client knows, without its host's prefix. */
-        const uint8_t *own_id = id_assigned ? assigned : c->client_id.ptr;
-        size_t own_len = id_len - (host ? VHOST_ID_PREFIX : 0);
         rc = connect_will(b, cl, c, user, user_len, own_id, own_len, host, &will);
         if (rc != 0)
             return rc;
@@ -656,8 +656,7 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     if (v5)
         expiry_s = c->props.session_expiry; /* absent: 0 [MQTT-3.1.2-11 (v5)] */
     struct mqtt_props props = {0};
-    if (connack_prepare(b, cl, c, id_assigned ? assigned : NULL,
-                        id_assigned ? id_len - (host ? VHOST_ID_PREFIX : 0) : 0, authed,
+    if (connack_prepare(b, cl, c, id_assigned ? own_id : NULL, id_assigned ? own_len : 0, authed,
                         &props) < 0) {
         /*
          * No CONNACK can reach it: refuse before any session is touched (no
