@@ -1,0 +1,138 @@
+/*
+ * wal_format.h - the write-ahead log's records: framing, checksums, field
+ * encoding, and reading them back (torn tails and corrupt records found,
+ * never trusted).
+ *
+ * A record is a 16-byte header and a body:
+ *
+ *   u32 body length | u8 type | 3 bytes 0 | u64 XXH3-64 of the body,
+ *   seeded with (type << 32 | body length)
+ *
+ * all little-endian, so a flipped bit in the length, the type or the body
+ * fails the checksum. Bodies are sequences of fixed-width little-endian
+ * integers and length-prefixed byte strings (wal_put_*, wal_get_*); what
+ * each type holds is listed at enum wal_type. A segment file starts with
+ * one WAL_SEGMENT record.
+ *
+ * Pure: no allocation outside struct wal_out, no syscalls. Any thread, on
+ * its own buffers.
+ */
+#ifndef RINGMQ_WAL_FORMAT_H
+#define RINGMQ_WAL_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WAL_HDR_BYTES 16u
+/* The largest body a reader accepts: a maximal MQTT packet and its framing. */
+#define WAL_BODY_MAX ((uint32_t)(268435455u + 4096u))
+/* WAL_SEGMENT's magic: "RINGMQW1". */
+#define WAL_MAGIC 0x31574d51474e4952ull
+#define WAL_VERSION 1u
+
+/*
+ * Record types; "cid" is a session's client id as stored (a virtual host's
+ * prefix included), a u16-prefixed string; "str8" a u8-prefixed one.
+ */
+enum wal_type {
+    WAL_SEGMENT = 1, /* u64 magic, u32 version, u32 generation, u32 shard, u32 shard count, u32 seq */
+    WAL_SESSION,     /* cid, str8 user, u32 expiry_s: the session exists (created or changed) */
+    WAL_SESSION_END, /* cid: the session ended */
+    WAL_RESET,       /* cid: forget the session's subscriptions, messages and QoS 2 state */
+    WAL_SUB,         /* cid, u16 filter, u8 options, u32 subscription identifier */
+    WAL_UNSUB,       /* cid, u16 filter */
+    WAL_MSG,         /* u64 id, u8 qos, u8 retain, u64 expiry (wall ms, 0 never), topic, props, payload */
+    WAL_DELIVER,     /* cid, u64 msg id, u8 qos, u8 retain, u64 share key, u32 sub id, u16 pkt id */
+    WAL_SENT,        /* cid, u16 pkt id: the oldest queued message went out with it (0: dropped) */
+    WAL_DONE,        /* cid, u16 pkt id: that outbound flow ended (PUBACK, PUBCOMP, refused) */
+    WAL_PUBREC,      /* cid, u16 pkt id: outbound QoS 2 released, PUBREL sent */
+    WAL_DROPQ,       /* cid, u32 index: that queued message left (to another group member) */
+    WAL_QOS2_IN,     /* cid, u16 pkt id: inbound QoS 2 received, awaiting PUBREL */
+    WAL_QOS2_REL,    /* cid, u16 pkt id: its PUBREL came */
+    WAL_RETAIN,      /* u8 qos, u64 expiry, topic, props, payload (empty: cleared) */
+    WAL_TYPE_END
+};
+
+/* A growable output buffer; @nomem once an allocation failed (nothing more is added). */
+struct wal_out {
+    uint8_t *buf;
+    size_t len;
+    size_t cap;
+    bool nomem;
+};
+
+/* Start a record of @type in @o; returns its offset, for wal_end(). */
+size_t wal_begin(struct wal_out *o, enum wal_type type);
+
+/* Finish the record begun at @off: its length and checksum. */
+void wal_end(struct wal_out *o, size_t off);
+
+void wal_put_u8(struct wal_out *o, uint8_t v);
+void wal_put_u16(struct wal_out *o, uint16_t v);
+void wal_put_u32(struct wal_out *o, uint32_t v);
+void wal_put_u64(struct wal_out *o, uint64_t v);
+/* Raw bytes, no length. */
+void wal_put_raw(struct wal_out *o, const void *p, size_t len);
+/* A u16-prefixed string (@len <= 65535). */
+void wal_put_str16(struct wal_out *o, const uint8_t *p, size_t len);
+/* A u8-prefixed string (@len <= 255). */
+void wal_put_str8(struct wal_out *o, const uint8_t *p, size_t len);
+/* A u32-prefixed string. */
+void wal_put_str32(struct wal_out *o, const uint8_t *p, size_t len);
+
+/* Free @o's buffer and empty it. */
+void wal_out_free(struct wal_out *o);
+
+/* One record read back: its type and body (pointing into the reader's buffer). */
+struct wal_rec {
+    uint8_t type;
+    const uint8_t *body;
+    uint32_t len;
+};
+
+/*
+ * Read the record at *@off of @buf (@len bytes). Returns 1 and advances
+ * *@off past it; 0 at the clean end (*@off == @len); -EBADMSG when what is
+ * at *@off is not a whole record with a good checksum (torn or corrupt),
+ * *@off unchanged.
+ */
+int wal_read(const uint8_t *buf, size_t len, size_t *off, struct wal_rec *r);
+
+/*
+ * After a bad record at @off: the offset of the next good record (its
+ * length in bounds and its checksum right), or @len when there is none.
+ * Bounded by the bytes after @off.
+ */
+size_t wal_resync(const uint8_t *buf, size_t len, size_t off);
+
+/* A body being parsed; @bad once a field ran past its end. */
+struct wal_in {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool bad;
+};
+
+static inline struct wal_in wal_in_of(const struct wal_rec *r)
+{
+    return (struct wal_in){r->body, r->body + r->len, false};
+}
+
+uint8_t wal_get_u8(struct wal_in *in);
+uint16_t wal_get_u16(struct wal_in *in);
+uint32_t wal_get_u32(struct wal_in *in);
+uint64_t wal_get_u64(struct wal_in *in);
+/* A u16-prefixed string: its bytes (in the record) and *@len. */
+const uint8_t *wal_get_str16(struct wal_in *in, uint32_t *len);
+/* A u8-prefixed string. */
+const uint8_t *wal_get_str8(struct wal_in *in, uint32_t *len);
+/* A u32-prefixed string. */
+const uint8_t *wal_get_str32(struct wal_in *in, uint32_t *len);
+
+/* True when @in was read to its end exactly, nothing bad. */
+static inline bool wal_in_done(const struct wal_in *in)
+{
+    return !in->bad && in->p == in->end;
+}
+
+#endif
