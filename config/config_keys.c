@@ -27,6 +27,7 @@
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const protocol_names[] = {"mqtt", "websockets", NULL};
 static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
+static const char *const fsync_names[] = {"always", "interval", "off", NULL};
 
 /* The sections with a fixed name ([listener.NAME] is handled apart by the loader). */
 static const struct {
@@ -37,6 +38,7 @@ static const struct {
     {"limits", CONFIG__SCOPE_LIMITS},
     {"mqtt", CONFIG__SCOPE_MQTT},
     {"auth", CONFIG__SCOPE_AUTH},
+    {"persistence", CONFIG__SCOPE_PERSISTENCE},
 };
 
 #define G(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
@@ -54,6 +56,25 @@ static const struct config__key keys[] = {
      "pin shard i to the i-th CPU: only where ringmq has those cores to itself", CONFIG__RESTART},
     {CONFIG__SCOPE_BROKER, "hosts", CONFIG__STRING, 0, 0, "", G(hosts_text), NULL,
      "virtual hosts, comma-separated: user@HOST belongs to HOST's own topics and sessions",
+     CONFIG__RESTART},
+
+    {CONFIG__SCOPE_PERSISTENCE, "enabled", CONFIG__BOOL, 0, 1, "false", G(wal.enabled), NULL,
+     "write-ahead log: acknowledged messages, retained messages and sessions survive a crash",
+     CONFIG__RESTART},
+    {CONFIG__SCOPE_PERSISTENCE, "dir", CONFIG__STRING, 0, 0, "/var/lib/ringmq", G(wal.dir), NULL,
+     "directory of the log's segments (one stream per shard) and its lock file",
+     CONFIG__RESTART},
+    {CONFIG__SCOPE_PERSISTENCE, "fsync", CONFIG__ENUM, 0, 2, "always", G(wal.fsync), fsync_names,
+     "always: acknowledge only what is on disk; interval: sync every fsync_interval_ms; off",
+     CONFIG__RESTART},
+    {CONFIG__SCOPE_PERSISTENCE, "fsync_interval_ms", CONFIG__UINT, 1, 60000, "1000",
+     G(wal.fsync_interval_ms), NULL, "with fsync = interval: the longest a write waits for a sync",
+     CONFIG__RESTART},
+    {CONFIG__SCOPE_PERSISTENCE, "segment_mb", CONFIG__UINT, 1, 4096, "64", G(wal.segment_mb),
+     NULL, "a segment file is closed and a new one started past this size", CONFIG__RESTART},
+    {CONFIG__SCOPE_PERSISTENCE, "compact_ratio", CONFIG__UINT, 2, 1000, "4",
+     G(wal.compact_ratio), NULL,
+     "compact a shard's log once it is this many times the size of its live state",
      CONFIG__RESTART},
 
     {CONFIG__SCOPE_LIMITS, "packet_bytes_max", CONFIG__SIZE, 2, 268435460, "1m",

@@ -19,7 +19,7 @@
 #include "config/config_types.h"
 
 /* Upper bound on the table's length; config_keys.c checks it at compile time. */
-#define CONFIG__KEYS_MAX 56
+#define CONFIG__KEYS_MAX 80
 /* Every section a file may have, for messages; keep in step with config_keys.c. */
 #define CONFIG__SECTIONS_EXPECTED                                                                  \
     "[broker], [limits], [mqtt], [auth], [acl], [group.NAME] or [listener.NAME]"
@@ -48,6 +48,7 @@ enum config__scope {
     CONFIG__SCOPE_LIMITS,   /* [limits] */
     CONFIG__SCOPE_MQTT,     /* [mqtt]: MQTT 5.0 features advertised in CONNACK */
     CONFIG__SCOPE_AUTH,     /* [auth] */
+    CONFIG__SCOPE_PERSISTENCE, /* [persistence]: the write-ahead log */
     CONFIG__SCOPE_LISTENER, /* [listener.NAME]; offsets are into struct config_listener */
     CONFIG__SCOPE_ACL,      /* [acl]: ordered rules, not in the key table (config_acl) */
     CONFIG__SCOPE_GROUP,    /* [group.NAME]: its users (config_acl) */

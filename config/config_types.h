@@ -90,6 +90,22 @@ static inline bool config_listener_tls(const struct config_listener *l)
     return l->certfile[0] != '\0';
 }
 
+enum config_fsync {
+    CONFIG_FSYNC_ALWAYS = 0, /* acknowledgements wait for fdatasync */
+    CONFIG_FSYNC_INTERVAL,   /* synced every fsync_interval_ms; acknowledged when written */
+    CONFIG_FSYNC_OFF,        /* written, never synced by ringmq */
+};
+
+/* [persistence]: the write-ahead log (net/wal_io, core/wal). */
+struct config_wal {
+    bool enabled;
+    char dir[CONFIG_PATH_MAX];
+    enum config_fsync fsync;
+    uint32_t fsync_interval_ms;
+    uint32_t segment_mb;
+    uint32_t compact_ratio;
+};
+
 /* [auth]: the defaults every listener inherits, and what applies to all. */
 struct config_auth {
     char password_file[CONFIG_PATH_MAX];
@@ -106,6 +122,7 @@ struct config {
     bool pin_shards; /* pin shard i to the i-th allowed CPU */
     struct limits limits;
     struct config_auth auth;
+    struct config_wal wal;
     char hosts_text[CONFIG_HOSTS_TEXT_MAX]; /* [broker] hosts, as written */
     struct vhost_table hosts;               /* ... checked and split (core/vhost.h) */
     uint32_t listener_count;

@@ -23,6 +23,7 @@
 #include "core/login.h"
 #include "core/lvlmap.h"
 #include "core/mqtt_codec.h"
+#include "core/msg.h"
 #include "core/outbox.h"
 #include "core/output.h"
 #include "core/publish.h"
@@ -36,6 +37,8 @@
 #include "core/subscribe.h"
 #include "core/trie.h"
 #include "core/wait.h"
+#include "core/wal.h"
+#include "core/wal_replay.h"
 #include "core/xrecv.h"
 
 /* share_table's online test: a member session with a connection. */
@@ -84,6 +87,7 @@ void broker_free(struct broker *b)
     RM_ASSERT(b->stats.clients == 0 || b->sess_buckets != NULL);
     deadline_fini(b); /* before the sessions it points at */
     login_fini(b);
+    wal_fini(b); /* first: sessions freed at exit are not logged as ended */
     sess_table_fini(b);
     RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
     outbox_fini(b);
@@ -285,7 +289,7 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
         break;
     case MQTT_PUBREL:
         /* PUBCOMP even for an unknown id, so the sender can finish. */
-        session_on_pubrel(s, pkt.u.ack.pkt_id);
+        session_on_pubrel(b, s, pkt.u.ack.pkt_id);
         rc = output_ack(b, cl, MQTT_PUBCOMP, pkt.u.ack.pkt_id);
         break;
     case MQTT_PUBCOMP:
@@ -536,6 +540,77 @@ void broker_set_congested(struct broker *b, uint32_t dest, bool congested)
     struct client *cl;
     while ((cl = wait_link_drained(b, dest)) != NULL)
         held_resume(b, cl);
+}
+
+bool broker_wal_take(struct broker *b, const uint8_t **buf, size_t *len)
+{
+    RM_ASSERT(b != NULL && b->wal != NULL);
+    return wal_take(b, buf, len);
+}
+
+bool broker_wal_pending(const struct broker *b)
+{
+    RM_ASSERT(b != NULL && b->wal != NULL);
+    const struct wal_batch *bt = &b->wal->open;
+    return bt->out.len > 0 || bt->token_count > 0 || bt->ack_count > 0;
+}
+
+void broker_wal_durable(struct broker *b)
+{
+    RM_ASSERT(b != NULL && b->wal != NULL);
+    struct wal_batch *bt = &b->wal->flight;
+    /* Bounded: the tokens of one batch; what a resumed client logs goes to the open one. */
+    for (uint32_t i = 0; i < bt->token_count; i++) {
+        struct client *cl = wait_done(b, bt->tokens[i]);
+        if (cl)
+            held_resume(b, cl);
+    }
+    bt->token_count = 0;
+    wal_durable(b);
+}
+
+int broker_wal_replay(struct broker *b, const struct wal_seg *segs, size_t n,
+                      int64_t wall_offset_ms, wal_replay_problem_fn problem, void *ctx,
+                      struct wal_replay_report *rep)
+{
+    RM_ASSERT(b != NULL && b->wal == NULL);
+    return wal_replay(b, segs, n, wall_offset_ms, problem, ctx, rep);
+}
+
+int broker_wal_start(struct broker *b, bool sync, int64_t wall_offset_ms)
+{
+    return wal_init(b, sync, wall_offset_ms);
+}
+
+/* Collects the retained messages this shard orders (snapshot). */
+static void snap_retained(void *ctx, struct msg *m)
+{
+    struct broker *b = ctx;
+    if (home_shard(msg_topic(m), m->topic_len, b->shard_count) == b->shard_id)
+        wal_retain(b, m);
+}
+
+bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t max)
+{
+    RM_ASSERT(b != NULL && b->wal != NULL);
+    RM_ASSERT(max > 0);
+    if (c->buckets != b->sess_bucket_count) {
+        *c = (struct broker_wal_cursor){.buckets = b->sess_bucket_count};
+    }
+    /* Bounded: @max buckets, each a short chain. */
+    for (uint32_t n = 0; n < max && c->bucket < c->buckets; n++, c->bucket++) {
+        for (struct session *s = b->sess_buckets[c->bucket]; s; s = s->_hnext) {
+            if (s->expiry_s != 0)
+                session_wal_snapshot(b, s);
+        }
+    }
+    if (c->bucket < c->buckets)
+        return false;
+    if (!c->retained) {
+        retained_each(b->retained, snap_retained, b);
+        c->retained = true;
+    }
+    return true;
 }
 
 void broker_xmsg_receive(struct broker *b, uint32_t from, const struct xmsg *x)

@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/wal_replay.h"
+
 #include "core/broker_stats.h"
 #include "core/client.h"
 
@@ -158,6 +160,45 @@ struct client *broker_next_dirty(struct broker *b);
  * ring for (this shard, dest), in order.
  */
 bool broker_next_xmsg(struct broker *b, uint32_t *dest, struct xmsg *m);
+
+/*
+ * The write-ahead log (core/wal.h; b has one after wal_init()). Once per
+ * loop iteration, when no batch is being written, net/ takes the open
+ * batch: true with its records at *@buf (*@len bytes, possibly 0 when only
+ * acknowledgements wait), valid until broker_wal_durable(). net/ writes
+ * them (and syncs, with fsync = always), then calls broker_wal_durable():
+ * what waited for that batch is acknowledged and held clients resume.
+ */
+bool broker_wal_take(struct broker *b, const uint8_t **buf, size_t *len);
+/* True when records or acknowledgements wait in the open batch. */
+bool broker_wal_pending(const struct broker *b);
+void broker_wal_durable(struct broker *b);
+
+/*
+ * Start-up, before the loop: rebuild @b from the log's segments (see
+ * core/wal_replay.h; @b's clock must be set, broker_tick()), then start
+ * logging (@sync: acknowledgements wait for durability). Returns 0 or
+ * -ENOMEM.
+ */
+int broker_wal_replay(struct broker *b, const struct wal_seg *segs, size_t n,
+                      int64_t wall_offset_ms, wal_replay_problem_fn problem, void *ctx,
+                      struct wal_replay_report *rep);
+int broker_wal_start(struct broker *b, bool sync, int64_t wall_offset_ms);
+
+/* Where a snapshot of @b's live state has got to (broker_wal_snapshot()). */
+struct broker_wal_cursor {
+    uint32_t bucket;  /* next session bucket */
+    uint32_t buckets; /* the table's size when it began (a resize starts it again) */
+    bool retained;    /* sessions done, retained messages written */
+};
+
+/*
+ * Append a snapshot of @b's live state to the open batch: persistent
+ * sessions from @c->bucket on, at most @max buckets this call, then the
+ * retained messages this shard orders. Returns true when it is complete
+ * (from a zeroed cursor). For compaction and start-up.
+ */
+bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t max);
 
 /*
  * A routing message (XMSG_PUBLISH, XMSG_MSG_FREE, XMSG_INTEREST_*, XMSG_RETAIN_*)

@@ -48,6 +48,7 @@ struct session_timed;
 struct share_table;
 struct trie;
 struct retained;
+struct wal;
 
 /* An outbound topic alias (MQTT 5.0 section 3.3.2.3.4), least recently used first out. */
 struct alias_out {
@@ -259,6 +260,12 @@ struct broker {
     uint32_t hold[LIMITS_SHARDS_MAX];
     uint32_t hold_count;
     bool hold_on; /* routing a client's QoS 1/2 publish while a link is congested */
+    /*
+     * publish.c, read by route.c: the publisher's wait that each crossing
+     * to another shard adds an acknowledgement to, due once that shard has
+     * logged what it keeps of the message (fsync = always); 0: none.
+     */
+    uint64_t wal_token;
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a
@@ -308,6 +315,8 @@ struct broker {
     struct login_fail *login_fails;           /* [LOGIN_FAIL_SLOTS], on the first failure */
 
     uint64_t assigned_id_seq; /* connect.c */
+    /* wal.c: the write-ahead log's open batch and the one being written (NULL: off). */
+    struct wal *wal;
     struct broker_stats stats; /* every module counts here */
 };
 

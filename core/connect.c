@@ -30,6 +30,7 @@
 #include "core/topic.h"
 #include "core/vhost.h"
 #include "core/wait.h"
+#include "core/wal.h"
 
 /* MQTT 3.1 limits client ids to 23 bytes; we allow longer ones as 3.1.1 does. */
 #define ASSIGNED_ID_BYTES_MAX 40u
@@ -463,12 +464,16 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
     if (s) {
         /* Back in time: no expiry, no delayed will [MQTT-3.1.3-9]. */
         deadline_cancel(b, s);
+        if (b->wal && s->expiry_s != expiry_s)
+            wal_session(b, s->client_id, s->client_id_len, user, user_len, expiry_s);
         s->expiry_s = expiry_s;
         return s;
     }
     s = session_new(id, id_len, h, expiry_s, user, user_len, b->acl != NULL);
     if (s)
         sess_table_insert(b, s);
+    if (s && b->wal && expiry_s != 0)
+        wal_session(b, s->client_id, s->client_id_len, user, user_len, expiry_s); /* outlives it */
     return s;
 }
 
@@ -706,6 +711,9 @@ int connect_on_disconnect(struct broker *b, struct client *cl, const struct mqtt
         /* Not from 0 to more: the session is already bound to end [MQTT-3.14.2-2]. */
         if (s->expiry_s == 0 && d->props.session_expiry != 0)
             return output_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
+        if (b->wal && s->expiry_s != 0 && s->expiry_s != d->props.session_expiry)
+            wal_session(b, s->client_id, s->client_id_len, session_username(s), s->username_len,
+                        d->props.session_expiry);
         s->expiry_s = d->props.session_expiry;
     }
     /* Only 0x00 discards the will; 0x04 and errors publish it [MQTT-3.14.4-3, 3.1.2-8]. */

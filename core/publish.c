@@ -17,6 +17,7 @@
 #include "core/topic.h"
 #include "core/vhost.h"
 #include "core/wait.h"
+#include "core/wal.h"
 
 /*
  * Resolve an inbound Topic Alias (MQTT 5.0 section 3.3.2.3.4): a topic with
@@ -103,6 +104,36 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
     return 0;
 }
 
+/*
+ * fsync = always, after routing: the acknowledgement waits for this
+ * shard's log when the publish logged something here (@logged), on wait
+ * @token (made now if 0). A @guard acknowledgement (see above) is dropped;
+ * a wait left with nothing due is cancelled. Returns the token the client
+ * is held on, or 0 when the acknowledgement may go now.
+ */
+static uint64_t durable_after(struct broker *b, struct client *cl, uint8_t ack, uint16_t pkt_id,
+                              uint64_t token, bool guard, bool logged)
+{
+    RM_ASSERT(ack != 0);
+    RM_ASSERT(!guard || token != 0);
+    if (logged) {
+        if (!token)
+            token = wait_new(b, cl, ack, pkt_id, 1);
+        else if (!guard)
+            wait_add(b, token, 1);
+        guard = false;
+        if (token && wal_hold(b, token) < 0)
+            guard = true; /* no memory to wait on the log: only the crossings */
+    }
+    if (guard && wait_remaining(b, token) > 1) {
+        wait_drop(b, token);
+    } else if (guard) {
+        wait_cancel(b, cl); /* it crossed nowhere: nothing to wait for */
+        token = 0;
+    }
+    return token;
+}
+
 int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish *pub)
 {
     struct session *s = cl->_sess;
@@ -135,6 +166,7 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         return 0;
     }
     bool route = true;
+    size_t mark = wal_mark(b);
     if (pub->qos == 2) {
         rc = session_qos2_in_add(b, s, pub->pkt_id);
         if (rc < 0)
@@ -162,7 +194,7 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         if (!hosted.topic.ptr && len == VHOST_TOO_LONG) {
             /* Past 65535 bytes with its host's prefix: as a topic over topic_bytes_max. */
             if (pub->qos == 2)
-                session_on_pubrel(s, pub->pkt_id);
+                session_on_pubrel(b, s, pub->pkt_id);
             return output_close(b, cl, -MQTT_RC_TOPIC_NAME_INVALID);
         }
         if (!hosted.topic.ptr)
@@ -180,12 +212,28 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         if (!token)
             goto out_fail;
     }
+    /*
+     * fsync = always: a crossing to another shard owes an acknowledgement
+     * once that shard has logged what it keeps; a guard acknowledgement
+     * keeps the wait open until routing is done (durable_after()).
+     */
+    bool guard = false;
+    if (route && ack && wal_sync(b) && b->shard_count > 1 && !token) {
+        token = wait_new(b, cl, ack, pub->pkt_id, 1);
+        if (!token)
+            goto out_fail;
+        guard = true;
+    }
+    b->wal_token = ack && wal_sync(b) ? token : 0;
     int matched = route ? route_publish(b, s, pub, token) : 1;
+    b->wal_token = 0;
     if (matched < 0) {
         if (token)
             wait_cancel(b, cl);
         goto out_fail;
     }
+    if (ack && wal_sync(b))
+        token = durable_after(b, cl, ack, pub->pkt_id, token, guard, wal_since(b, mark));
     if (route && b->hold_count > 0) {
         /* It crossed to a shard that is behind: no more from this client until it catches up. */
         token = wait_link_hold(b, cl, ack, pub->pkt_id, token, b->hold, b->hold_count);
@@ -208,6 +256,6 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
 out_fail:
     /* Not routed: a resend of this QoS 2 id must not count as a duplicate. */
     if (route && pub->qos == 2)
-        session_on_pubrel(s, pub->pkt_id);
+        session_on_pubrel(b, s, pub->pkt_id);
     return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
 }

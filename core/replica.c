@@ -15,6 +15,7 @@
 #include "core/retained.h"
 #include "core/rm_assert.h"
 #include "core/wait.h"
+#include "core/wal.h"
 
 /* Collects the expired messages of a replica (replica_sweep()). */
 struct sweep {
@@ -123,9 +124,21 @@ void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_
     if (rc < 0) {
         b->stats.retained_refused++; /* still forwarded to subscribers, not kept */
         arg |= REPLICA_REFUSED;
+    } else if (b->wal) {
+        wal_retain(b, m); /* this shard orders the topic: its log keeps it */
+    }
+    uint64_t own = token;
+    if (token && rc >= 0 && wal_sync(b)) {
+        /* Acknowledged once logged; the other replicas still owe theirs. */
+        if (origin != b->shard_id)
+            wal_ack_later(b, origin, token);
+        else if (wal_hold(b, token) == 0)
+            own = 0;
+        if (origin != b->shard_id)
+            own = 0;
     }
     /* Never the last acknowledgement: every other replica still owes one. */
-    struct client *released = retain_applied(b, token, origin);
+    struct client *released = retain_applied(b, own, origin);
     RM_ASSERT(released == NULL);
     for (uint32_t i = 0; i < b->shard_count; i++) {
         if (i != b->shard_id)

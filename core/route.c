@@ -233,17 +233,28 @@ static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool p
     RM_ASSERT(plain || n > 0);
     RM_ASSERT(keys != NULL || n == 0);
     struct xmsg x = {.kind = XMSG_PUBLISH, .arg = plain ? XMSG_PUBLISH_PLAIN : 0};
+    /* The publisher's durability wait rides as the last key (XMSG_PUBLISH_TOKEN). */
+    uint64_t token = b->wal_token;
     x.payload.publish.msg = msg_ref(m);
-    x.payload.publish.key = n > 0 ? keys[0] : 0;
+    x.payload.publish.key = n > 0 ? keys[0] : token;
     uint32_t more = n > 1 ? n - 1 : 0;
-    if (more > XMSG_PUBLISH_MORE)
-        more = XMSG_PUBLISH_MORE;
-    if (more > 0) {
-        x.payload.publish.more = malloc(more * sizeof(*keys));
-        if (x.payload.publish.more) {
-            memcpy(x.payload.publish.more, keys + 1, more * sizeof(*keys));
-            x.arg |= more;
+    if (more > XMSG_PUBLISH_MORE - 1)
+        more = XMSG_PUBLISH_MORE - 1;
+    uint32_t slots = more + (token && n > 0);
+    if (slots > 0) {
+        uint64_t *list = malloc(slots * sizeof(*keys));
+        if (list) {
+            if (more)
+                memcpy(list, keys + 1, more * sizeof(*keys));
+            if (token && n > 0)
+                list[more] = token;
+            x.payload.publish.more = list;
+            x.arg |= slots;
         }
+    }
+    if (token && (n == 0 || x.payload.publish.more)) {
+        x.arg |= XMSG_PUBLISH_TOKEN;
+        wait_add(b, token, 1);
     }
     outbox_push(b, dest, &x);
     note_crossing(b, dest);
@@ -531,7 +542,7 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
         b->stats.share_dropped++;
 }
 
-void route_remote(struct broker *b, uint32_t from, const struct xmsg *x)
+uint64_t route_remote(struct broker *b, uint32_t from, const struct xmsg *x)
 {
     struct msg *m = x->payload.publish.msg;
     RM_ASSERT(x->kind == XMSG_PUBLISH && m != NULL);
@@ -542,9 +553,20 @@ void route_remote(struct broker *b, uint32_t from, const struct xmsg *x)
         match(b, &topic, false);
         deliver(b, m);
     }
-    if (x->payload.publish.key)
-        route_share_received(b, from, m, x->payload.publish.key, 0);
-    for (uint32_t i = 0; i < (x->arg & XMSG_PUBLISH_MORE); i++)
-        route_share_received(b, from, m, x->payload.publish.more[i], 0);
-    free(x->payload.publish.more);
+    uint64_t key = x->payload.publish.key;
+    uint64_t *more = x->payload.publish.more;
+    uint32_t count = x->arg & XMSG_PUBLISH_MORE;
+    uint64_t token = 0;
+    if ((x->arg & XMSG_PUBLISH_TOKEN) && count == 0) {
+        token = key;
+        key = 0;
+    } else if (x->arg & XMSG_PUBLISH_TOKEN) {
+        token = more[--count];
+    }
+    if (key)
+        route_share_received(b, from, m, key, 0);
+    for (uint32_t i = 0; i < count; i++)
+        route_share_received(b, from, m, more[i], 0);
+    free(more);
+    return token;
 }

@@ -56,8 +56,10 @@ void route_will(struct broker *b, struct msg *m);
  * XMSG_PUBLISH @x from shard @from, a message's one crossing to this shard:
  * deliver it to this shard's plain subscribers and/or to one member of each
  * shared group named. Frees what @x owns but its msg (the caller's).
+ * Returns the origin's durability wait token it carried (0: none): the
+ * caller acknowledges it once what this left in the log is durable.
  */
-void route_remote(struct broker *b, uint32_t from, const struct xmsg *x);
+uint64_t route_remote(struct broker *b, uint32_t from, const struct xmsg *x);
 
 /*
  * Retained @m published elsewhere (or a will) reaches the plain subscribers

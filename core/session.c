@@ -27,11 +27,25 @@
 #include "core/share.h"
 #include "core/trie.h"
 #include "core/vhost.h"
+#include "core/wal.h"
 
 /* Identifiers ride in what was padding: a kept message costs no more than before. */
 _Static_assert(sizeof(void *) != 8 || (sizeof(struct session_inflight) == 24 &&
                                        sizeof(struct session_queued) == 24),
                "window and queue entries stay 24 bytes");
+
+/* True when @s's changes go to the write-ahead log: a log, and a session that outlives its connection. */
+static bool logged(const struct broker *b, const struct session *s)
+{
+    return b->wal && s->expiry_s != 0;
+}
+
+/* A one-packet-id step of @s's, logged. */
+static void log_pkt(struct broker *b, const struct session *s, enum wal_type type, uint16_t id)
+{
+    if (logged(b, s))
+        wal_pkt(b, type, s->client_id, s->client_id_len, id);
+}
 
 /* Where @s's struct session_acl begins: after its names, aligned. */
 static size_t acl_offset(size_t id_len, size_t user_len)
@@ -292,6 +306,8 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
 {
     RM_ASSERT(s != NULL);
     RM_ASSERT(s->client == NULL && s->_timed == NULL);
+    if (logged(b, s))
+        wal_session_end(b, s->client_id, s->client_id_len);
     for (uint32_t i = 0; i < s->sub_count; i++) {
         sub_drop(b, s, &s->subs[i]);
         free(s->subs[i].filter);
@@ -366,8 +382,11 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         else
             rc = trie_insert(b->trie, filter, len, s, options, sub_id, NULL);
         RM_ASSERT(rc == 0);
+        bool changed = sub->options != options || sub->sub_id != sub_id;
         sub->options = options;
         sub->sub_id = sub_id;
+        if (changed && logged(b, s))
+            wal_sub(b, s->client_id, s->client_id_len, filter, len, options, sub_id);
         return sub->fresh ? 1 : 0;
     }
     if (s->sub_count >= b->lim->subs_per_client_max)
@@ -395,6 +414,8 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         *announce = first;
     uint64_t key = shared ? share_key(b->lim->share_key_seed, filter, len) : 0;
     s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true, key};
+    if (logged(b, s))
+        wal_sub(b, s->client_id, s->client_id_len, filter, len, options, sub_id);
     return 1;
 
 out_free_copy:
@@ -410,6 +431,8 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
     if (!sub)
         return false;
     sub_drop(b, s, sub);
+    if (logged(b, s))
+        wal_unsub(b, s->client_id, s->client_id_len, filter, len);
     free(sub->filter);
     *sub = s->subs[--s->sub_count];
     return true;
@@ -625,9 +648,12 @@ static int pump(struct broker *b, struct session *s)
     }
     while (s->inflight_unsent == 0 && s->queue_count > 0 && s->inflight_count < window(b, s)) {
         struct session_queued q = *queue_at(s, 0);
+        uint32_t before = s->inflight_count;
         rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id);
         if (rc < 0)
             break;
+        /* Sent with its packet id, or dropped as if delivered (0). */
+        log_pkt(b, s, WAL_SENT, s->inflight_count > before ? s->inflight[before].pkt_id : 0);
         s->queue_head = (s->queue_head + 1) % s->queue_cap;
         s->queue_count--;
         s->queue_bytes -= q.msg->payload_len;
@@ -669,17 +695,27 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
      * Offline: keep it for the next connection. Online: keep order, nothing
      * overtakes messages already waiting in the queue.
      */
+    uint64_t key = via_share_key(&via, sub_id);
+    uint32_t first_id = sub_id_count > 0 ? sub_ids[0] : 0;
     if (s->client && s->queue_count == 0 && s->inflight_unsent == 0 &&
         s->inflight_count < window(b, s)) {
-        if (inflight_send(b, s, m, qos, retain, via, sub_id) == 0)
+        uint32_t before = s->inflight_count;
+        if (inflight_send(b, s, m, qos, retain, via, sub_id) == 0) {
+            if (logged(b, s) && s->inflight_count > before)
+                wal_deliver(b, s->client_id, s->client_id_len, m, qos, retain, key, first_id,
+                            s->inflight[before].pkt_id);
             return;
+        }
     }
     if (!queue_push(b, s, m, qos, retain, via, sub_id)) {
         via_drop(&via, &sub_id);
         b->stats.queue_full++;
         if (s->client)
             output_overloaded(b, s->client);
+        return;
     }
+    if (logged(b, s))
+        wal_deliver(b, s->client_id, s->client_id_len, m, qos, retain, key, first_id, 0);
 }
 
 static struct session_inflight *inflight_find(struct session *s, uint16_t pkt_id, uint8_t state)
@@ -696,6 +732,7 @@ static void inflight_remove(struct broker *b, struct session *s, struct session_
     RM_ASSERT(e >= s->inflight && e < s->inflight + s->inflight_count);
     if (e - s->inflight >= (ptrdiff_t)(s->inflight_count - s->inflight_unsent))
         s->inflight_unsent--; /* acknowledged before it was re-sent here */
+    log_pkt(b, s, WAL_DONE, e->pkt_id);
     outbox_msg_put(b, e->msg);
     via_drop(&e->via, &e->sub_id);
     size_t tail = (size_t)(s->inflight + s->inflight_count - (e + 1));
@@ -728,6 +765,7 @@ int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint
         e->msg = NULL;
         via_drop(&e->via, &e->sub_id);
         e->state = SESSION_WAIT_PUBCOMP;
+        log_pkt(b, s, WAL_PUBREC, pkt_id);
     } else if (!inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP)) {
         return 0;
     }
@@ -758,15 +796,17 @@ int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id)
         return rc;
     s->qos2_in[s->qos2_in_count++] = pkt_id;
     RM_ASSERT(s->qos2_in_count <= s->qos2_in_cap);
+    log_pkt(b, s, WAL_QOS2_IN, pkt_id);
     return 1;
 }
 
-void session_on_pubrel(struct session *s, uint16_t pkt_id)
+void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id)
 {
     RM_ASSERT(s != NULL);
     for (uint32_t i = 0; i < s->qos2_in_count; i++) {
         if (s->qos2_in[i] == pkt_id) {
             s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
+            log_pkt(b, s, WAL_QOS2_REL, pkt_id);
             return;
         }
     }
@@ -813,6 +853,8 @@ void session_share_redispatch(struct broker *b, struct session *s, session_give_
         struct session_queued q = *queue_at(s, i);
         uint64_t key = via_share_key(&q.via, q.sub_id);
         if (key && give(give_ctx, q.msg, key, s)) {
+            if (logged(b, s))
+                wal_dropq(b, s->client_id, s->client_id_len, kept);
             s->queue_bytes -= q.msg->payload_len;
             outbox_msg_put(b, q.msg);
             via_drop(&q.via, &q.sub_id);
@@ -821,4 +863,71 @@ void session_share_redispatch(struct broker *b, struct session *s, session_give_
         *queue_at(s, kept++) = q;
     }
     s->queue_count = kept;
+}
+
+void session_wal_snapshot(struct broker *b, const struct session *s)
+{
+    RM_ASSERT(b->wal != NULL);
+    RM_ASSERT(s->expiry_s != 0);
+    const uint8_t *cid = s->client_id;
+    size_t cid_len = s->client_id_len;
+    wal_session(b, cid, cid_len, session_username(s), s->username_len, s->expiry_s);
+    wal_reset(b, cid, cid_len);
+    for (uint32_t i = 0; i < s->sub_count; i++) {
+        const struct session_sub *sub = &s->subs[i];
+        wal_sub(b, cid, cid_len, sub->filter, sub->filter_len, sub->options, sub->sub_id);
+    }
+    for (uint32_t i = 0; i < s->inflight_count; i++) {
+        const struct session_inflight *e = &s->inflight[i];
+        const uint32_t *ids;
+        uint32_t n = via_ids(&e->via, &e->sub_id, &ids);
+        if (e->state == SESSION_WAIT_PUBCOMP)
+            wal_pkt(b, WAL_PUBREC, cid, cid_len, e->pkt_id);
+        else
+            wal_deliver(b, cid, cid_len, e->msg, inflight_qos(e), e->retain,
+                        via_share_key(&e->via, e->sub_id), n ? ids[0] : 0, e->pkt_id);
+    }
+    for (uint32_t i = 0; i < s->queue_count; i++) {
+        const struct session_queued *q = queue_at((struct session *)s, i);
+        const uint32_t *ids;
+        uint32_t n = via_ids(&q->via, &q->sub_id, &ids);
+        wal_deliver(b, cid, cid_len, q->msg, q->qos, q->retain, via_share_key(&q->via, q->sub_id),
+                    n ? ids[0] : 0, 0);
+    }
+    for (uint32_t i = 0; i < s->qos2_in_count; i++)
+        wal_pkt(b, WAL_QOS2_IN, cid, cid_len, s->qos2_in[i]);
+}
+
+int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+                    uint64_t share_key, uint32_t sub_id, uint16_t pkt_id)
+{
+    RM_ASSERT(s->client == NULL);
+    RM_ASSERT(m != NULL || pkt_id != 0);
+    union session_via via;
+    uint32_t id = sub_id;
+    if (via_keep(share_key, &id, sub_id != 0, &via, &id) < 0)
+        return -ENOMEM;
+    if (pkt_id == 0) {
+        if (queue_push(b, s, m, qos, retain, via, id))
+            return 0;
+        via_drop(&via, &id);
+        b->stats.queue_full++;
+        return -ENOSPC;
+    }
+    int rc = grow((void **)&s->inflight, &s->inflight_cap, s->inflight_count,
+                  sizeof(*s->inflight));
+    if (rc < 0) {
+        via_drop(&via, &id);
+        return rc;
+    }
+    uint8_t state = !m ? SESSION_WAIT_PUBCOMP : qos == 1 ? SESSION_WAIT_PUBACK : SESSION_WAIT_PUBREC;
+    s->inflight[s->inflight_count++] = (struct session_inflight){
+        .msg = m ? msg_ref(m) : NULL,
+        .via = via,
+        .sub_id = id,
+        .pkt_id = pkt_id,
+        .state = state,
+        .retain = retain,
+    };
+    return 0;
 }

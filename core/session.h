@@ -337,7 +337,7 @@ int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id);
 int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id);
 
 /* Inbound QoS 2: PUBREL for @pkt_id releases it (no-op if unknown). */
-void session_on_pubrel(struct session *s, uint16_t pkt_id);
+void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id);
 
 /*
  * A client has just been attached to @s (after CONNACK was queued): send the
@@ -345,5 +345,22 @@ void session_on_pubrel(struct session *s, uint16_t pkt_id);
  * inflight window from the queue. Returns 0 or -ENOMEM.
  */
 int session_resume(struct broker *b, struct session *s);
+
+/*
+ * Append all of @s's state (a session that outlives its connection) to
+ * b->wal as a snapshot: WAL_SESSION, WAL_RESET, then its subscriptions,
+ * kept messages in order and inbound QoS 2 ids. For compaction.
+ */
+void session_wal_snapshot(struct broker *b, const struct session *s);
+
+/*
+ * Replay: put @m back into offline @s, sent before with @pkt_id (the
+ * window, to be re-sent with DUP), or queued when @pkt_id is 0; a NULL @m
+ * with @pkt_id is a QoS 2 flow whose PUBREC came (PUBREL due). Takes its
+ * own reference. Returns 0, -ENOSPC (the queue is full: counted) or
+ * -ENOMEM.
+ */
+int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
+                    uint64_t share_key, uint32_t sub_id, uint16_t pkt_id);
 
 #endif

@@ -24,6 +24,7 @@
 #include "core/topic.h"
 #include "core/vhost.h"
 #include "core/wait.h"
+#include "core/wal.h"
 
 struct retained_ctx {
     struct broker *b;
@@ -310,10 +311,31 @@ int subscribe_on_subscribe(struct broker *b, struct client *cl, const struct mqt
     struct mqtt_sub_entry e;
     uint32_t i = 0;
     uint64_t token = 0;
+    size_t mark = wal_mark(b);
     mqtt_sub_iter_init(&it, pkt);
     while (mqtt_sub_next(&it, &e) && cl->state != CLIENT_CLOSING) {
         RM_ASSERT(i < sub->count);
         b->rcs[i++] = subscribe_one(b, cl, &e, sub_id, &token);
+    }
+    if (cl->state != CLIENT_CLOSING && wal_sync(b) && wal_since(b, mark)) {
+        /*
+         * A persistent session's new subscriptions are logged: SUBACK once
+         * they are durable (the second pass logs nothing: no change).
+         */
+        if (!token)
+            token = wait_new(b, cl, 0, 0, 0);
+        if (token) {
+            wait_add(b, token, 1);
+            if (wal_hold(b, token) < 0) {
+                /* No memory to wait on the log: answered without it. */
+                if (wait_remaining(b, token) > 1) {
+                    wait_drop(b, token);
+                } else {
+                    wait_cancel(b, cl);
+                    token = 0;
+                }
+            }
+        }
     }
     if (cl->state == CLIENT_CLOSING) {
         if (token)

@@ -14,13 +14,17 @@
 #include "core/broker_types.h"
 #include "core/output.h"
 #include "core/rm_assert.h"
+#include "core/wal.h"
 
 uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
                   uint32_t remaining)
 {
     RM_ASSERT(cl->_wait == 0);
-    /* Other shards' acknowledgements, or a login's turn (core/login: any shard count). */
-    RM_ASSERT(b->shard_count > 1 || ack_type == 0);
+    /*
+     * Other shards' acknowledgements, a login's turn (core/login: any shard
+     * count), or the write-ahead log (core/wal: any shard count).
+     */
+    RM_ASSERT(b->shard_count > 1 || ack_type == 0 || b->wal != NULL);
     /* Next fit from the last slot taken: holding N clients is O(N), not O(N^2). */
     uint32_t slot = b->wait_cap;
     for (uint32_t i = 0; i < b->wait_cap; i++) {
@@ -46,7 +50,12 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
     w->pkt_id = pkt_id;
     w->ack_type = ack_type;
     w->ack_rc = 0;
-    w->expire_ms = b->now_ms + WAIT_TIMEOUT_MS;
+    /*
+     * A wait that may hold a durability promise (fsync = always) is never
+     * given up: a disk that stalls past the timeout must not turn into a
+     * PUBACK for what is not on disk. Its client waits, or disconnects.
+     */
+    w->expire_ms = wal_sync(b) ? UINT64_MAX : b->now_ms + WAIT_TIMEOUT_MS;
     if (b->wait_used == 0 || w->expire_ms < b->wait_scan_ms)
         b->wait_scan_ms = w->expire_ms;
     b->wait_used++;
@@ -94,6 +103,14 @@ void wait_add(struct broker *b, uint64_t token, uint32_t n)
     struct broker_wait *w = wait_at(b, token);
     RM_ASSERT(w->cl != NULL);
     w->remaining += n;
+}
+
+void wait_drop(struct broker *b, uint64_t token)
+{
+    struct broker_wait *w = wait_at(b, token);
+    RM_ASSERT(w->cl != NULL);
+    RM_ASSERT(w->remaining > 1);
+    w->remaining--;
 }
 
 uint32_t wait_remaining(const struct broker *b, uint64_t token)

@@ -8,8 +8,10 @@
  * count reaches 0, and the caller then handles what the client sent
  * meanwhile. An acknowledgement lost on the way (another shard out of
  * memory) must not hold a client forever: a wait gives up after
- * WAIT_TIMEOUT_MS, counted, and late acknowledgements for it are ignored.
- * Calls only output. Owned by one shard; single-threaded.
+ * WAIT_TIMEOUT_MS, counted, and late acknowledgements for it are ignored;
+ * except under a write-ahead log with fsync = always, where a wait may
+ * stand for a durability promise and is never given up.
+ * Calls output and wal. Owned by one shard; single-threaded.
  */
 #ifndef RINGMQ_WAIT_H
 #define RINGMQ_WAIT_H
@@ -43,6 +45,9 @@ bool wait_live(const struct broker *b, uint64_t token);
 
 /* @n more acknowledgements are due on @token's wait. */
 void wait_add(struct broker *b, uint64_t token, uint32_t n);
+
+/* One acknowledgement fewer is due on @token's wait (of @cl, more than one due). */
+void wait_drop(struct broker *b, uint64_t token);
 
 /* The acknowledgements still due on @token's wait. */
 uint32_t wait_remaining(const struct broker *b, uint64_t token);

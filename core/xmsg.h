@@ -22,6 +22,12 @@ struct xport;
 
 /* XMSG_PUBLISH's arg: deliver to the plain subscribers, and the count of more keys. */
 #define XMSG_PUBLISH_PLAIN 0x80000000u
+/*
+ * XMSG_PUBLISH's arg: the last of its keys (key, then more[]) is not a
+ * group's but the origin's wait token: acknowledge it (XMSG_ACK) once
+ * what this message left here is durable (core/wal.h).
+ */
+#define XMSG_PUBLISH_TOKEN 0x40000000u
 #define XMSG_PUBLISH_MORE 0x0000ffffu
 
 enum xmsg_kind {
@@ -49,6 +55,7 @@ enum xmsg_kind {
      */
     XMSG_RELOAD,
     XMSG_RELOAD_DONE, /* ptr[0]: the snapshot the sender now uses; to shard 0 */
+    XMSG_WAL_COMPACT, /* compact the write-ahead log now (SIGUSR1 on shard 0) */
 };
 
 struct xmsg {

@@ -17,6 +17,7 @@
 #include "core/share.h"
 #include "core/trie.h"
 #include "core/wait.h"
+#include "core/wal.h"
 #include "core/xmsg.h"
 
 /*
@@ -61,10 +62,19 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
     struct msg *m = x->payload.msg;
     struct client *released = NULL;
     switch (x->kind) {
-    case XMSG_PUBLISH:
-        route_remote(b, from, x);
+    case XMSG_PUBLISH: {
+        size_t mark = wal_mark(b);
+        uint64_t token = route_remote(b, from, x);
         outbox_msg_put(b, m);
+        if (token && wal_since(b, mark)) {
+            wal_ack_later(b, from, token); /* once what it left here is durable */
+        } else if (token) {
+            struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
+            ack.payload.retain.token = token;
+            outbox_push(b, from, &ack);
+        }
         break;
+    }
     case XMSG_MSG_FREE:
         RM_ASSERT(m->home_shard == b->shard_id);
         msg_free(m);

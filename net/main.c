@@ -65,6 +65,7 @@
 #include "net/log.h"
 #include "net/memwatch.h"
 #include "net/shard.h"
+#include "net/wal_io.h"
 #include "net/xshard.h"
 #include "tls/tls_ctx.h"
 
@@ -216,6 +217,7 @@ struct shard_thread {
     struct live_owner *owner;
     struct xshard *xshard;
     const uint16_t *ports;
+    const struct wal_dir *wal; /* the log to replay and write; NULL without persistence */
     struct start *start;
     struct shard *shard; /* built by the thread; freed by main after the joins */
     int ret;
@@ -263,7 +265,8 @@ static void *shard_thread_main(void *arg)
     struct shard_thread *t = arg;
 
     pin(t->id, t->cpu);
-    t->shard = shard_new(t->cfg, t->owner, t->id, t->count, t->admit, t->xshard, t->ports);
+    t->shard =
+        shard_new(t->cfg, t->owner, t->id, t->count, t->admit, t->xshard, t->ports, t->wal);
     if (start_wait(t->start, t->shard != NULL)) {
         t->ret = shard_run(t->shard);
     }
@@ -307,7 +310,8 @@ static uint32_t shard_count(const struct config *cfg, uint32_t cpus)
 
 /* Build and run @n shards; returns the exit status. */
 static int run_shards(const struct config *cfg, struct live_owner *owner, uint32_t n,
-                      struct admit *admit, const int *cpus, uint32_t cpu_count)
+                      struct admit *admit, const int *cpus, uint32_t cpu_count,
+                      struct wal_dir *wal)
 {
     static struct start st = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, false, false};
     uint16_t ports[CONFIG_LISTENERS_MAX];
@@ -337,12 +341,13 @@ static int run_shards(const struct config *cfg, struct live_owner *owner, uint32
             .owner = owner,
             .xshard = xshard,
             .ports = ports,
+            .wal = wal,
             .start = &st,
         };
     }
     t[0].ports = NULL;
     pin(0, t[0].cpu);
-    t[0].shard = shard_new(cfg, owner, 0, n, admit, xshard, NULL);
+    t[0].shard = shard_new(cfg, owner, 0, n, admit, xshard, NULL, wal);
     if (t[0].shard == NULL) {
         goto out_free;
     }
@@ -361,6 +366,9 @@ static int run_shards(const struct config *cfg, struct live_owner *owner, uint32
     }
     if (!start_release(&st, started, failed)) {
         goto out_join;
+    }
+    if (wal != NULL) {
+        wal_dir_retire(wal); /* every shard's snapshot is on disk: older generations go */
     }
     /* Every shard is built and runs: what tests and service managers wait for. */
     LOG_INFO("ready: %u shards running", n);
@@ -410,6 +418,7 @@ int main(int argc, char **argv)
     int cpus[LIMITS_SHARDS_MAX];
     struct admit_cfg acfg = {0};
     struct admit *admit;
+    struct wal_dir *wal = NULL;
     uint32_t cpu_count;
     uint32_t n;
     int opt;
@@ -519,7 +528,13 @@ int main(int argc, char **argv)
         live_free_all(&owner);
         return 1;
     }
-    ret = run_shards(&cfg, &owner, n, admit, cpus, cpu_count);
+    if (cfg.wal.enabled && wal_dir_open(&cfg.wal, &wal) < 0) {
+        admit_free(admit);
+        live_free_all(&owner);
+        return 1;
+    }
+    ret = run_shards(&cfg, &owner, n, admit, cpus, cpu_count, wal);
+    wal_dir_close(wal);
     admit_free(admit);
     live_free_all(&owner);
     config_free(&cfg);

@@ -59,6 +59,7 @@
 #include "net/reload.h"
 #include "net/log.h"
 #include "net/uring.h"
+#include "net/wal_io.h"
 #include "net/xport.h"
 #include "net/xshard.h"
 #include "tls/tls_ctx.h"
@@ -69,6 +70,7 @@ static void signal_set(sigset_t *set)
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGHUP);
+    sigaddset(set, SIGUSR1);
 }
 
 int shard_signals_block(void)
@@ -160,7 +162,7 @@ static int peer_random(void *ctx, uint8_t *buf, size_t len)
 
 struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint32_t id,
                         uint32_t shard_count, struct admit *admit, struct xshard *xshard,
-                        const uint16_t *ports)
+                        const uint16_t *ports, const struct wal_dir *wal)
 {
     const struct login_peer_ops peer = {
         .identity = peer_identity, .address = peer_address, .random = peer_random, .ctx = NULL};
@@ -217,6 +219,13 @@ struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint
     broker_set_vhosts(s->broker, &cfg->hosts);
     /* The ACL is process-wide, in the snapshot (reload_apply() swaps it on reload). */
     broker_set_acl(s->broker, lv->acl);
+    if (wal != NULL) {
+        /* Sessions and retained messages come back before any listener is armed. */
+        broker_tick(s->broker, s->now_ms);
+        if (wal_io_start(&s->wal, wal, &cfg->wal, id, shard_count, s->broker, s->now_ms) < 0) {
+            goto out_free;
+        }
+    }
     for (i = 0; i < cfg->listener_count; i++) {
         uint16_t port = ports != NULL ? ports[i] : cfg->listeners[i].port;
 
@@ -287,6 +296,25 @@ static void stop(struct shard *s, const char *why)
     }
 }
 
+/* SIGUSR1: every shard compacts its write-ahead log now (best effort across shards). */
+static void compact_all(struct shard *s)
+{
+    struct xmsg m = {.kind = XMSG_WAL_COMPACT};
+    uint32_t i;
+
+    if (s->wal == NULL) {
+        LOG_INFO("SIGUSR1: persistence is off, nothing to compact");
+        return;
+    }
+    LOG_INFO("SIGUSR1: compacting the write-ahead log");
+    wal_io_compact(s->wal);
+    for (i = 1; i < s->shard_count; i++) {
+        if (xshard_send(s->xshard, s->id, i, &m) < 0) {
+            LOG_WARN("SIGUSR1: shard %u not told (out of memory)", i);
+        }
+    }
+}
+
 static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
 {
     struct signalfd_siginfo si;
@@ -306,6 +334,8 @@ static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
         }
         if (si.ssi_signo == SIGHUP) {
             reload_start(s);
+        } else if (si.ssi_signo == SIGUSR1) {
+            compact_all(s);
         } else if (!s->stopping) {
             stop(s, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
             s->shutdown_next = 0; /* and every other shard */
@@ -457,6 +487,11 @@ static void xmsg_received(void *ctx, uint32_t from, const struct xmsg *m)
     case XMSG_RELOAD_DONE:
         reload_received(s, from, m);
         break;
+    case XMSG_WAL_COMPACT:
+        if (s->wal != NULL) {
+            wal_io_compact(s->wal);
+        }
+        break;
     case XMSG_SHUTDOWN:
         if (!s->stopping) {
             stop(s, "shutdown");
@@ -493,6 +528,9 @@ static void dispatch(struct shard *s, const struct io_uring_cqe *cqe)
         break;
     case URING_OP_DOORBELL:
         xshard_doorbell_done(s->xshard, s->id, cqe);
+        break;
+    case URING_OP_WAL:
+        wal_io_done(s->wal, s->broker, obj, cqe->res, s->now_ms);
         break;
     default:
         RM_ASSERT(!"unknown user_data op kind");
@@ -662,6 +700,11 @@ static void end_of_iteration(struct shard *s)
         conn_work(s, c);
     }
 
+    /* This iteration's log records: one write (and sync) for all of them. */
+    if (s->wal != NULL) {
+        wal_io_flush(s->wal, &s->ring, s->broker, s->now_ms);
+    }
+
     /* Closes since the first drain (stop progress) may have published wills. */
     for (i = 0; i < SHARD_DIRTY_PER_ITER_MAX; i++) {
         cl = broker_next_dirty(s->broker);
@@ -684,6 +727,9 @@ static bool finished(const struct shard *s)
     if (!s->stopping || s->conns != NULL || s->signal_armed || s->work != NULL || s->more_work) {
         return false;
     }
+    if (s->wal != NULL && wal_io_busy(s->wal, s->broker)) {
+        return false; /* SIGTERM flushes the log */
+    }
     if (s->outbox_held_valid || s->shutdown_next < s->shard_count ||
         s->abort_next < s->shard_count || xshard_pending(s->xshard, s->id)) {
         return false; /* something must still reach a running shard */
@@ -700,7 +746,7 @@ static bool needs_tick(const struct shard *s)
 {
     uint32_t i;
 
-    if (s->timers.count > 0 || s->stopping) {
+    if (s->timers.count > 0 || s->stopping || (s->wal != NULL && wal_io_needs_tick(s->wal))) {
         return true;
     }
     for (i = 0; i < s->listener_count; i++) {
@@ -962,6 +1008,7 @@ void shard_free(struct shard *s)
         xshard_release(&s->outbox_held);
     }
     if (s->broker != NULL) {
+        wal_io_close(s->wal, s->broker); /* what the last goodbyes logged */
         broker_free(s->broker);
     }
     bufring_free(&s->bufring, NULL);

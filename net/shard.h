@@ -81,10 +81,15 @@ int shard_signals_block(void);
  * cause at ERROR.
  */
 struct live_owner;
+struct wal_dir;
 
+/*
+ * @wal: the write-ahead log's directory (net/wal_io.h) when persistence is
+ * on, else NULL: the shard rebuilds its broker from it while built.
+ */
 struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint32_t id,
                         uint32_t shard_count, struct admit *admit, struct xshard *xshard,
-                        const uint16_t *ports);
+                        const uint16_t *ports, const struct wal_dir *wal);
 
 /*
  * Run the loop until a graceful stop completes. Returns 0, or a negative

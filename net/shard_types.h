@@ -129,6 +129,7 @@ struct shard {
 
     uint64_t refuse_log_at_ms;
     uint32_t refused_quiet;
+    struct wal_io *wal; /* the write-ahead log's writer; NULL without persistence */
     struct shard_stats stats;
     struct xport_stats xport_stats;
     uint8_t *xport_scratch; /* XPORT_SCRATCH_BYTES of TLS plaintext; NULL without TLS */

@@ -41,6 +41,7 @@ enum uring_op {
     URING_OP_SEND,       /* send of conn->sending; object: struct conn */
     URING_OP_SIGNAL,     /* multishot poll of the signalfd; object: struct shard */
     URING_OP_DOORBELL,   /* MSG_RING between shards; no object (net/xshard decodes it) */
+    URING_OP_WAL,        /* write or fdatasync of the log; object: one of struct wal_io's tags */
     URING_OP__COUNT,
 };
 

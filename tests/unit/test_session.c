@@ -343,7 +343,7 @@ Test(session, inbound_qos2_duplicates_and_bound)
     cr_assert_eq(session_qos2_in_add(b, s, 1), 0);
     cr_assert_eq(session_qos2_in_add(b, s, 2), 1);
     cr_assert_eq(session_qos2_in_add(b, s, 3), -MQTT_RC_RECEIVE_MAX_EXCEEDED);
-    session_on_pubrel(s, 1);
+    session_on_pubrel(b, s, 1);
     cr_assert_eq(session_qos2_in_add(b, s, 1), 1);
     sess_free(s);
 }

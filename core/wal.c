@@ -1,0 +1,294 @@
+/*
+ * wal.c - the records a shard's broker logs, and what waits for them (see wal.h).
+ * Owned by one shard; single-threaded.
+ */
+#include "core/wal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "core/broker_types.h"
+#include "core/msg.h"
+#include "core/outbox.h"
+#include "core/rm_assert.h"
+#include "core/xmsg.h"
+
+int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms)
+{
+    RM_ASSERT(b != NULL);
+    RM_ASSERT(b->wal == NULL);
+    b->wal = calloc(1, sizeof(*b->wal));
+    if (!b->wal)
+        return -ENOMEM;
+    b->wal->sync = sync;
+    b->wal->next_msg_id = 1;
+    b->wal->wall_offset_ms = wall_offset_ms;
+    return 0;
+}
+
+static void batch_free(struct wal_batch *bt)
+{
+    wal_out_free(&bt->out);
+    free(bt->tokens);
+    free(bt->acks);
+    *bt = (struct wal_batch){0};
+}
+
+void wal_fini(struct broker *b)
+{
+    if (!b->wal)
+        return;
+    if (b->wal->last_msg)
+        outbox_msg_put(b, b->wal->last_msg);
+    batch_free(&b->wal->open);
+    batch_free(&b->wal->flight);
+    free(b->wal);
+    b->wal = NULL;
+}
+
+bool wal_sync(const struct broker *b)
+{
+    return b->wal && b->wal->sync;
+}
+
+size_t wal_mark(const struct broker *b)
+{
+    return b->wal ? b->wal->open.out.len : 0;
+}
+
+bool wal_since(const struct broker *b, size_t mark)
+{
+    RM_ASSERT(!b->wal || mark <= b->wal->open.out.len);
+    return b->wal && b->wal->open.out.len > mark;
+}
+
+static int grow(void **arr, uint32_t *cap, uint32_t count, size_t elem)
+{
+    if (count < *cap)
+        return 0;
+    uint32_t ncap = *cap ? *cap * 2 : 16;
+    void *n = realloc(*arr, (size_t)ncap * elem);
+    if (!n)
+        return -ENOMEM;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+int wal_hold(struct broker *b, uint64_t token)
+{
+    RM_ASSERT(b->wal != NULL && token != 0);
+    struct wal_batch *bt = &b->wal->open;
+    if (grow((void **)&bt->tokens, &bt->token_cap, bt->token_count, sizeof(*bt->tokens)) < 0)
+        return -ENOMEM;
+    bt->tokens[bt->token_count++] = token;
+    return 0;
+}
+
+void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
+{
+    RM_ASSERT(b->wal != NULL && token != 0);
+    RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
+    struct wal_batch *bt = &b->wal->open;
+    if (grow((void **)&bt->acks, &bt->ack_cap, bt->ack_count, sizeof(*bt->acks)) == 0) {
+        bt->acks[bt->ack_count++] = (struct wal_ack){dest, token};
+        return;
+    }
+    /* No memory to defer it: acknowledged now rather than never (counted). */
+    b->wal->nomem++;
+    struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
+    ack.payload.retain.token = token;
+    outbox_push(b, dest, &ack);
+}
+
+/* The open batch's output, after counting a lost record if the last one failed. */
+static struct wal_out *out_of(struct broker *b)
+{
+    RM_ASSERT(b->wal != NULL);
+    return &b->wal->open.out;
+}
+
+/* Finish a record; an allocation failure drops the batch's tail: counted. */
+static void end(struct broker *b, size_t off)
+{
+    struct wal_out *o = out_of(b);
+    wal_end(o, off);
+    if (o->nomem) {
+        b->wal->nomem++;
+        o->nomem = false;
+        o->len = off;
+    }
+}
+
+static size_t begin_cid(struct broker *b, enum wal_type type, const uint8_t *cid, size_t cid_len)
+{
+    struct wal_out *o = out_of(b);
+    size_t off = wal_begin(o, type);
+    wal_put_str16(o, cid, cid_len);
+    return off;
+}
+
+void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *user,
+                 size_t user_len, uint32_t expiry_s)
+{
+    size_t off = begin_cid(b, WAL_SESSION, cid, cid_len);
+    wal_put_str8(out_of(b), user, user_len);
+    wal_put_u32(out_of(b), expiry_s);
+    end(b, off);
+}
+
+void wal_session_end(struct broker *b, const uint8_t *cid, size_t cid_len)
+{
+    end(b, begin_cid(b, WAL_SESSION_END, cid, cid_len));
+}
+
+void wal_reset(struct broker *b, const uint8_t *cid, size_t cid_len)
+{
+    end(b, begin_cid(b, WAL_RESET, cid, cid_len));
+}
+
+void wal_sub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *filter,
+             size_t len, uint8_t options, uint32_t sub_id)
+{
+    size_t off = begin_cid(b, WAL_SUB, cid, cid_len);
+    wal_put_str16(out_of(b), filter, len);
+    wal_put_u8(out_of(b), options);
+    wal_put_u32(out_of(b), sub_id);
+    end(b, off);
+}
+
+void wal_unsub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *filter,
+               size_t len)
+{
+    size_t off = begin_cid(b, WAL_UNSUB, cid, cid_len);
+    wal_put_str16(out_of(b), filter, len);
+    end(b, off);
+}
+
+/* A message's expiry in wall-clock ms (0: never). */
+static uint64_t wall_expiry(const struct broker *b, const struct msg *m)
+{
+    if (m->expiry_ms == 0 || m->expiry_ms == MSG_EXPIRY_AT_PUBLISH)
+        return 0;
+    return (uint64_t)((int64_t)m->expiry_ms + b->wal->wall_offset_ms);
+}
+
+/* @m's topic, properties and payload, as WAL_MSG and WAL_RETAIN end. */
+static void put_body(struct broker *b, const struct msg *m)
+{
+    struct wal_out *o = out_of(b);
+    wal_put_u64(o, wall_expiry(b, m));
+    wal_put_str16(o, msg_topic(m), m->topic_len);
+    wal_put_str32(o, msg_props(m), m->props_len);
+    wal_put_str32(o, msg_payload(m), m->payload_len);
+}
+
+/* The id of @m in the open batch, writing it first if it is not there yet. */
+static uint64_t msg_id(struct broker *b, const struct msg *m)
+{
+    struct wal *w = b->wal;
+    if (w->last_msg == m && w->last_msg_id != 0)
+        return w->last_msg_id;
+    uint64_t id = w->next_msg_id++;
+    struct wal_out *o = out_of(b);
+    size_t off = wal_begin(o, WAL_MSG);
+    wal_put_u64(o, id);
+    wal_put_u8(o, m->qos);
+    wal_put_u8(o, m->retain);
+    put_body(b, m);
+    end(b, off);
+    /*
+     * Remembered, with a reference (so its address is not reused), for
+     * the deliveries that follow in this batch only: wal_take() forgets it.
+     */
+    if (w->last_msg)
+        outbox_msg_put(b, w->last_msg);
+    w->last_msg = msg_ref((struct msg *)m);
+    w->last_msg_id = id;
+    return id;
+}
+
+void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
+                 uint8_t qos, bool retain, uint64_t share_key, uint32_t sub_id, uint16_t pkt_id)
+{
+    RM_ASSERT(qos == 1 || qos == 2);
+    uint64_t id = msg_id(b, m);
+    size_t off = begin_cid(b, WAL_DELIVER, cid, cid_len);
+    struct wal_out *o = out_of(b);
+    wal_put_u64(o, id);
+    wal_put_u8(o, qos);
+    wal_put_u8(o, retain);
+    wal_put_u64(o, share_key);
+    wal_put_u32(o, sub_id);
+    wal_put_u16(o, pkt_id);
+    end(b, off);
+}
+
+void wal_pkt(struct broker *b, enum wal_type type, const uint8_t *cid, size_t cid_len,
+             uint16_t pkt_id)
+{
+    RM_ASSERT(type == WAL_SENT || type == WAL_DONE || type == WAL_PUBREC ||
+              type == WAL_QOS2_IN || type == WAL_QOS2_REL);
+    size_t off = begin_cid(b, type, cid, cid_len);
+    wal_put_u16(out_of(b), pkt_id);
+    end(b, off);
+}
+
+void wal_dropq(struct broker *b, const uint8_t *cid, size_t cid_len, uint32_t index)
+{
+    size_t off = begin_cid(b, WAL_DROPQ, cid, cid_len);
+    wal_put_u32(out_of(b), index);
+    end(b, off);
+}
+
+void wal_retain(struct broker *b, const struct msg *m)
+{
+    RM_ASSERT(m != NULL && m->retain);
+    struct wal_out *o = out_of(b);
+    size_t off = wal_begin(o, WAL_RETAIN);
+    wal_put_u8(o, m->qos);
+    put_body(b, m);
+    end(b, off);
+}
+
+struct wal_out *wal_open_out(struct broker *b)
+{
+    return out_of(b);
+}
+
+bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
+{
+    struct wal *w = b->wal;
+    RM_ASSERT(w != NULL && !w->in_flight);
+    if (w->last_msg) {
+        outbox_msg_put(b, w->last_msg);
+        w->last_msg = NULL;
+        w->last_msg_id = 0;
+    }
+    if (w->open.out.len == 0 && w->open.token_count == 0 && w->open.ack_count == 0)
+        return false;
+    struct wal_batch t = w->flight;
+    w->flight = w->open;
+    w->open = t;
+    w->open.out.len = 0;
+    w->open.token_count = 0;
+    w->open.ack_count = 0;
+    w->in_flight = true;
+    *buf = w->flight.out.buf;
+    *len = w->flight.out.len;
+    return true;
+}
+
+void wal_durable(struct broker *b)
+{
+    struct wal *w = b->wal;
+    RM_ASSERT(w != NULL && w->in_flight);
+    for (uint32_t i = 0; i < w->flight.ack_count; i++) {
+        struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
+        ack.payload.retain.token = w->flight.acks[i].token;
+        outbox_push(b, w->flight.acks[i].dest, &ack);
+    }
+    w->flight.ack_count = 0;
+    w->flight.out.len = 0;
+    w->in_flight = false;
+}

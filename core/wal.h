@@ -1,0 +1,135 @@
+/*
+ * wal.h - what one shard's broker writes to its write-ahead log, and the
+ * acknowledgements that wait for it to be durable (group commit).
+ *
+ * Only sessions that outlive their connection are logged (expiry_s != 0):
+ * their existence, subscriptions, the QoS 1/2 messages kept for them
+ * (queued or in flight) with every step of those flows, and their inbound
+ * QoS 2 ids; and the retained messages whose home this shard is. Each
+ * change appends records (core/wal_format.h) to the open batch; net/
+ * takes the batch once per loop iteration (broker_wal_take()), writes it
+ * and, with fsync = always, syncs it, then reports it durable
+ * (broker_wal_durable()). Acknowledgements that promise durability
+ * (PUBACK/PUBREC of a message logged here or on another shard, SUBACK of
+ * a persistent session, a replica's acknowledgement of a retained set)
+ * wait for that: a wait token completed (wal_hold()) or an XMSG_ACK sent
+ * (wal_ack_later()) when their batch is durable. Without sync (fsync =
+ * interval or off) nothing waits.
+ *
+ * A message is written once per batch (WAL_MSG) and referenced by id from
+ * each delivery of it in that batch; replay (core/wal_replay.h) maps ids
+ * back. Calls wal_format and outbox. Owned by one shard; single-threaded.
+ */
+#ifndef RINGMQ_WAL_H
+#define RINGMQ_WAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/wal_format.h"
+
+struct broker;
+struct msg;
+
+/* An XMSG_ACK to send to @dest once the batch is durable. */
+struct wal_ack {
+    uint32_t dest;
+    uint64_t token;
+};
+
+/* Records and what waits for them. */
+struct wal_batch {
+    struct wal_out out;
+    uint64_t *tokens; /* waits on this shard to complete */
+    uint32_t token_count;
+    uint32_t token_cap;
+    struct wal_ack *acks;
+    uint32_t ack_count;
+    uint32_t ack_cap;
+};
+
+struct wal {
+    struct wal_batch open;   /* filled during this iteration */
+    struct wal_batch flight; /* with net/ until durable (broker_wal_take()) */
+    bool in_flight;
+    bool sync;               /* acknowledgements wait for durability */
+    uint64_t next_msg_id;
+    /* The message last written in the open batch (deliveries reference it). */
+    struct msg *last_msg; /* a reference of its own */
+    uint64_t last_msg_id;
+    /* Wall-clock ms minus broker ms: message expiry is logged in wall time. */
+    int64_t wall_offset_ms;
+    uint64_t nomem; /* records lost to allocation failure (counted, never silent) */
+};
+
+/*
+ * Start logging on @b (b->wal): @sync makes acknowledgements wait for
+ * durability; @wall_offset_ms is the wall clock minus b->now_ms. Returns
+ * 0 or -ENOMEM.
+ */
+int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms);
+
+/* Free b->wal (broker_free()). */
+void wal_fini(struct broker *b);
+
+/* True when acknowledgements wait for durability (never without a log). */
+bool wal_sync(const struct broker *b);
+
+/* The open batch's length: compare with wal_since() to see what a step logged. */
+size_t wal_mark(const struct broker *b);
+
+/* True when records were appended since @mark (0 without a log). */
+bool wal_since(const struct broker *b, size_t mark);
+
+/*
+ * Complete wait @token once what is in the open batch is durable. Returns
+ * 0 or -ENOMEM (the caller completes it now: nothing is held forever).
+ */
+int wal_hold(struct broker *b, uint64_t token);
+
+/* Send XMSG_ACK(@token) to @dest once the open batch is durable (now on ENOMEM). */
+void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token);
+
+/* Records; @cid is a session's client id as stored (host prefix included). */
+void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *user,
+                 size_t user_len, uint32_t expiry_s);
+void wal_session_end(struct broker *b, const uint8_t *cid, size_t cid_len);
+void wal_reset(struct broker *b, const uint8_t *cid, size_t cid_len);
+void wal_sub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *filter,
+             size_t len, uint8_t options, uint32_t sub_id);
+void wal_unsub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *filter,
+               size_t len);
+/*
+ * @m kept for the session at @qos (RETAIN @retain), through shared group
+ * @share_key (0: none) with Subscription Identifier @sub_id (0: none; the
+ * first when there were several); @pkt_id when it was sent at once, 0 when
+ * queued. Writes @m first unless the open batch already has it.
+ */
+void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
+                 uint8_t qos, bool retain, uint64_t share_key, uint32_t sub_id, uint16_t pkt_id);
+/* A one-packet-id step: WAL_SENT, WAL_DONE, WAL_PUBREC, WAL_QOS2_IN or WAL_QOS2_REL. */
+void wal_pkt(struct broker *b, enum wal_type type, const uint8_t *cid, size_t cid_len,
+             uint16_t pkt_id);
+void wal_dropq(struct broker *b, const uint8_t *cid, size_t cid_len, uint32_t index);
+/* A retained set (or clear: empty payload) ordered by this shard, its topic's home. */
+void wal_retain(struct broker *b, const struct msg *m);
+
+/*
+ * Hand the open batch to net/ (broker_wal_take()): its records at *@buf
+ * (*@len bytes, valid until wal_durable()). False when there is nothing
+ * to write or complete. Only while no batch is in flight.
+ */
+bool wal_take(struct broker *b, const uint8_t **buf, size_t *len);
+
+/*
+ * The batch in flight is durable: its deferred XMSG_ACKs go out. Its wait
+ * tokens (b->wal->flight.tokens) are the caller's to complete first
+ * (broker_wal_durable()).
+ */
+void wal_durable(struct broker *b);
+
+/* The open batch's records, for a snapshot written outside the loop (start-up). */
+struct wal_out *wal_open_out(struct broker *b);
+
+#endif

@@ -1,0 +1,659 @@
+/*
+ * wal_replay.c - a shard's broker rebuilt from the write-ahead log (see
+ * wal_replay.h).
+ *
+ * Two passes. The first folds the records into a model: per session its
+ * user, expiry, subscriptions, kept messages (pointing at their WAL_MSG
+ * records) and inbound QoS 2 ids; per retained topic its last set. Nothing
+ * is copied: the model points into the segments. The second builds
+ * sessions and messages from the model. Owned by one shard before its loop
+ * runs; single-threaded.
+ */
+#include "core/wal_replay.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <xxhash.h>
+
+#include "core/broker_types.h"
+#include "core/deadline.h"
+#include "core/home.h"
+#include "core/msg.h"
+#include "core/outbox.h"
+#include "core/replica.h"
+#include "core/rm_assert.h"
+#include "core/sess_table.h"
+#include "core/session.h"
+#include "core/wal_format.h"
+
+/* A WAL_MSG record: where its fields are, and the msg built from it (lazily). */
+struct rmsg {
+    uint64_t key; /* (stream << 40) | id */
+    uint64_t expiry_wall_ms;
+    const uint8_t *topic;
+    const uint8_t *props;
+    const uint8_t *payload;
+    uint32_t topic_len;
+    uint32_t props_len;
+    uint32_t payload_len;
+    uint8_t qos;
+    bool retain;
+    struct msg *m;
+};
+
+/* One kept message of a session. */
+struct rent {
+    uint32_t msg; /* index in replay.msgs + 1; 0: released QoS 2 (no message) */
+    uint32_t sub_id;
+    uint64_t share_key;
+    uint16_t pkt_id; /* 0: queued, never sent */
+    uint8_t qos;
+    bool retain;
+    bool gone;
+};
+
+struct rsub {
+    const uint8_t *filter;
+    uint32_t len;
+    uint32_t sub_id;
+    uint8_t options;
+};
+
+struct rsess {
+    const uint8_t *cid;
+    uint32_t cid_len;
+    const uint8_t *user;
+    uint32_t user_len;
+    uint32_t expiry_s;
+    struct rsub *subs;
+    uint32_t sub_count, sub_cap;
+    struct rent *ents;
+    uint32_t ent_head, ent_count, ent_cap;
+    uint32_t unsent; /* the first entry never sent (all before it were) */
+    uint16_t *q2;
+    uint32_t q2_count, q2_cap;
+};
+
+/* A retained topic's last set. */
+struct rret {
+    const uint8_t *topic;
+    uint32_t topic_len;
+    uint32_t props_len;
+    uint32_t payload_len;
+    const uint8_t *props;
+    const uint8_t *payload;
+    uint64_t expiry_wall_ms;
+    uint8_t qos;
+};
+
+/* Open addressing: slot -> index + 1 into an array, by 64-bit hash. */
+struct rtab {
+    uint32_t *slot;
+    uint64_t *hash;
+    uint32_t cap; /* a power of two, or 0 */
+    uint32_t count;
+};
+
+struct replay {
+    struct broker *b;
+    int64_t wall_offset_ms;
+    uint64_t now_wall_ms;
+    struct rmsg *msgs;
+    uint32_t msg_count, msg_cap;
+    struct rtab msg_tab;
+    struct rsess *sess;
+    uint32_t sess_count, sess_cap;
+    struct rtab sess_tab;
+    struct rret *ret;
+    uint32_t ret_count, ret_cap;
+    struct rtab ret_tab;
+    uint64_t stream; /* the segment stream being read (from 1) */
+    struct wal_replay_report *rep;
+    bool nomem;
+};
+
+static int grow(void **arr, uint32_t *cap, uint32_t count, size_t elem)
+{
+    if (count < *cap)
+        return 0;
+    uint32_t ncap = *cap ? *cap * 2 : 8;
+    void *n = realloc(*arr, (size_t)ncap * elem);
+    if (!n)
+        return -ENOMEM;
+    *arr = n;
+    *cap = ncap;
+    return 0;
+}
+
+static int tab_grow(struct rtab *t)
+{
+    if ((t->count + 1) * 2 <= t->cap)
+        return 0;
+    uint32_t ncap = t->cap ? t->cap * 2 : 64;
+    uint32_t *slot = calloc(ncap, sizeof(*slot));
+    uint64_t *hash = calloc(ncap, sizeof(*hash));
+    if (!slot || !hash) {
+        free(slot);
+        free(hash);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < t->cap; i++) {
+        if (!t->slot[i])
+            continue;
+        uint32_t j = (uint32_t)t->hash[i] & (ncap - 1);
+        while (slot[j])
+            j = (j + 1) & (ncap - 1);
+        slot[j] = t->slot[i];
+        hash[j] = t->hash[i];
+    }
+    free(t->slot);
+    free(t->hash);
+    t->slot = slot;
+    t->hash = hash;
+    t->cap = ncap;
+    return 0;
+}
+
+/*
+ * The slot for @h where @same(ctx, index) says the key matches: its index
+ * + 1 in *@found (0: free slot). Bounded by the capacity.
+ */
+static uint32_t tab_find(const struct rtab *t, uint64_t h, bool (*same)(const void *, uint32_t),
+                         const void *ctx, uint32_t *found)
+{
+    *found = 0;
+    if (!t->cap)
+        return 0;
+    uint32_t j = (uint32_t)h & (t->cap - 1);
+    for (uint32_t n = 0; n < t->cap && t->slot[j]; n++) {
+        if (t->hash[j] == h && same(ctx, t->slot[j] - 1)) {
+            *found = t->slot[j];
+            return j;
+        }
+        j = (j + 1) & (t->cap - 1);
+    }
+    return j;
+}
+
+struct key_ctx {
+    const struct replay *r;
+    const uint8_t *p;
+    uint32_t len;
+    uint64_t u;
+};
+
+static bool same_msg(const void *ctx, uint32_t i)
+{
+    const struct key_ctx *k = ctx;
+    return k->r->msgs[i].key == k->u;
+}
+
+static bool same_sess(const void *ctx, uint32_t i)
+{
+    const struct key_ctx *k = ctx;
+    const struct rsess *s = &k->r->sess[i];
+    return s->cid_len == k->len && memcmp(s->cid, k->p, k->len) == 0;
+}
+
+static bool same_ret(const void *ctx, uint32_t i)
+{
+    const struct key_ctx *k = ctx;
+    const struct rret *t = &k->r->ret[i];
+    return t->topic_len == k->len && memcmp(t->topic, k->p, k->len) == 0;
+}
+
+/* The session @cid if this shard homes it (created when @create), else NULL. */
+static struct rsess *sess_of(struct replay *r, const uint8_t *cid, uint32_t len, bool create)
+{
+    if (home_shard(cid, len, r->b->shard_count) != r->b->shard_id)
+        return NULL;
+    struct key_ctx k = {r, cid, len, 0};
+    uint64_t h = XXH3_64bits(cid, len);
+    uint32_t found;
+    uint32_t j = tab_find(&r->sess_tab, h, same_sess, &k, &found);
+    if (found)
+        return &r->sess[found - 1];
+    if (!create)
+        return NULL;
+    if (tab_grow(&r->sess_tab) < 0 ||
+        grow((void **)&r->sess, &r->sess_cap, r->sess_count, sizeof(*r->sess)) < 0) {
+        r->nomem = true;
+        return NULL;
+    }
+    j = tab_find(&r->sess_tab, h, same_sess, &k, &found);
+    RM_ASSERT(!found);
+    r->sess[r->sess_count] = (struct rsess){.cid = cid, .cid_len = len};
+    r->sess_tab.slot[j] = ++r->sess_count;
+    r->sess_tab.hash[j] = h;
+    r->sess_tab.count++;
+    return &r->sess[r->sess_count - 1];
+}
+
+/* Forget @s's state, keeping the session (WAL_RESET, WAL_SESSION_END). */
+static void sess_clear(struct rsess *s)
+{
+    s->sub_count = 0;
+    s->ent_head = s->ent_count = s->unsent = 0;
+    s->q2_count = 0;
+}
+
+/* The message body fields of WAL_MSG and WAL_RETAIN, after their own leading fields. */
+static void read_body(struct wal_in *in, uint64_t *expiry, const uint8_t **topic, uint32_t *tlen,
+                      const uint8_t **props, uint32_t *plen, const uint8_t **payload,
+                      uint32_t *paylen)
+{
+    *expiry = wal_get_u64(in);
+    *topic = wal_get_str16(in, tlen);
+    *props = wal_get_str32(in, plen);
+    *payload = wal_get_str32(in, paylen);
+}
+
+static int on_msg(struct replay *r, struct wal_in *in)
+{
+    struct rmsg m = {0};
+    uint64_t id = wal_get_u64(in);
+    m.qos = wal_get_u8(in);
+    m.retain = wal_get_u8(in) != 0;
+    read_body(in, &m.expiry_wall_ms, &m.topic, &m.topic_len, &m.props, &m.props_len, &m.payload,
+              &m.payload_len);
+    if (!wal_in_done(in) || m.qos == 0 || m.qos > 2 || m.topic_len == 0)
+        return -EBADMSG;
+    m.key = (r->stream << 40) | (id & ((1ull << 40) - 1));
+    struct key_ctx k = {r, NULL, 0, m.key};
+    uint64_t h = XXH3_64bits(&m.key, sizeof(m.key));
+    uint32_t found;
+    if (tab_grow(&r->msg_tab) < 0 ||
+        grow((void **)&r->msgs, &r->msg_cap, r->msg_count, sizeof(*r->msgs)) < 0)
+        return -ENOMEM;
+    uint32_t j = tab_find(&r->msg_tab, h, same_msg, &k, &found);
+    if (found)
+        return -EBADMSG; /* an id twice in one stream */
+    r->msgs[r->msg_count] = m;
+    r->msg_tab.slot[j] = ++r->msg_count;
+    r->msg_tab.hash[j] = h;
+    r->msg_tab.count++;
+    return 0;
+}
+
+static int on_deliver(struct replay *r, struct rsess *s, struct wal_in *in)
+{
+    uint64_t id = wal_get_u64(in);
+    struct rent e = {0};
+    e.qos = wal_get_u8(in);
+    e.retain = wal_get_u8(in) != 0;
+    e.share_key = wal_get_u64(in);
+    e.sub_id = wal_get_u32(in);
+    e.pkt_id = wal_get_u16(in);
+    if (!wal_in_done(in) || e.qos == 0 || e.qos > 2)
+        return -EBADMSG;
+    struct key_ctx k = {r, NULL, 0, (r->stream << 40) | (id & ((1ull << 40) - 1))};
+    uint32_t found;
+    tab_find(&r->msg_tab, XXH3_64bits(&k.u, sizeof(k.u)), same_msg, &k, &found);
+    if (!found)
+        return -EBADMSG; /* its WAL_MSG was lost to corruption */
+    if (!s)
+        return 0;
+    e.msg = found;
+    if (grow((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
+        return -ENOMEM;
+    s->ents[s->ent_count++] = e;
+    if (e.pkt_id != 0 && s->unsent == s->ent_count - 1)
+        s->unsent = s->ent_count; /* sent at once: nothing was queued before it */
+    return 0;
+}
+
+/* The live entry of @s with @pkt_id (sent ones come before s->unsent), or NULL. */
+static struct rent *ent_find(struct rsess *s, uint16_t pkt_id)
+{
+    for (uint32_t i = s->ent_head; i < s->unsent; i++) {
+        if (!s->ents[i].gone && s->ents[i].pkt_id == pkt_id)
+            return &s->ents[i];
+    }
+    return NULL;
+}
+
+static void ent_gone(struct rsess *s, struct rent *e)
+{
+    e->gone = true;
+    while (s->ent_head < s->ent_count && s->ents[s->ent_head].gone)
+        s->ent_head++;
+    if (s->unsent < s->ent_head)
+        s->unsent = s->ent_head;
+}
+
+static int on_pkt(struct replay *r, struct rsess *s, uint8_t type, uint16_t pkt_id)
+{
+    (void)r;
+    struct rent *e;
+    switch (type) {
+    case WAL_SENT:
+        while (s->unsent < s->ent_count && s->ents[s->unsent].gone)
+            s->unsent++;
+        if (s->unsent == s->ent_count)
+            return -EBADMSG; /* nothing was queued */
+        e = &s->ents[s->unsent++];
+        e->pkt_id = pkt_id;
+        if (pkt_id == 0)
+            ent_gone(s, e); /* dropped as if delivered */
+        return 0;
+    case WAL_DONE:
+        e = ent_find(s, pkt_id);
+        if (e)
+            ent_gone(s, e);
+        return 0;
+    case WAL_PUBREC:
+        e = ent_find(s, pkt_id);
+        if (e) {
+            e->msg = 0;
+            return 0;
+        }
+        /* A snapshot's released flow: a window entry of its own. */
+        if (grow((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
+            return -ENOMEM;
+        s->ents[s->ent_count++] = (struct rent){.pkt_id = pkt_id, .qos = 2};
+        if (s->unsent == s->ent_count - 1)
+            s->unsent = s->ent_count;
+        return 0;
+    case WAL_QOS2_IN:
+        for (uint32_t i = 0; i < s->q2_count; i++) {
+            if (s->q2[i] == pkt_id)
+                return 0;
+        }
+        if (grow((void **)&s->q2, &s->q2_cap, s->q2_count, sizeof(*s->q2)) < 0)
+            return -ENOMEM;
+        s->q2[s->q2_count++] = pkt_id;
+        return 0;
+    case WAL_QOS2_REL:
+        for (uint32_t i = 0; i < s->q2_count; i++) {
+            if (s->q2[i] == pkt_id) {
+                s->q2[i] = s->q2[--s->q2_count];
+                break;
+            }
+        }
+        return 0;
+    default:
+        RM_ASSERT(!"not a packet id record");
+        return -EBADMSG;
+    }
+}
+
+static int on_dropq(struct rsess *s, uint32_t index)
+{
+    uint32_t n = 0;
+    for (uint32_t i = s->unsent; i < s->ent_count; i++) {
+        if (s->ents[i].gone)
+            continue;
+        if (n++ == index) {
+            ent_gone(s, &s->ents[i]);
+            return 0;
+        }
+    }
+    return -EBADMSG;
+}
+
+static int on_sub(struct rsess *s, struct wal_in *in, bool add)
+{
+    struct rsub sub = {0};
+    sub.filter = wal_get_str16(in, &sub.len);
+    if (add) {
+        sub.options = wal_get_u8(in);
+        sub.sub_id = wal_get_u32(in);
+    }
+    if (!wal_in_done(in) || sub.len == 0)
+        return -EBADMSG;
+    for (uint32_t i = 0; i < s->sub_count; i++) {
+        if (s->subs[i].len == sub.len && memcmp(s->subs[i].filter, sub.filter, sub.len) == 0) {
+            if (add)
+                s->subs[i] = sub;
+            else
+                s->subs[i] = s->subs[--s->sub_count];
+            return 0;
+        }
+    }
+    if (!add)
+        return 0;
+    if (grow((void **)&s->subs, &s->sub_cap, s->sub_count, sizeof(*s->subs)) < 0)
+        return -ENOMEM;
+    s->subs[s->sub_count++] = sub;
+    return 0;
+}
+
+static int on_retain(struct replay *r, struct wal_in *in)
+{
+    struct rret t = {0};
+    t.qos = wal_get_u8(in);
+    read_body(in, &t.expiry_wall_ms, &t.topic, &t.topic_len, &t.props, &t.props_len, &t.payload,
+              &t.payload_len);
+    if (!wal_in_done(in) || t.qos > 2 || t.topic_len == 0)
+        return -EBADMSG;
+    if (home_shard(t.topic, t.topic_len, r->b->shard_count) != r->b->shard_id)
+        return 0;
+    struct key_ctx k = {r, t.topic, t.topic_len, 0};
+    uint64_t h = XXH3_64bits(t.topic, t.topic_len);
+    uint32_t found;
+    uint32_t j = tab_find(&r->ret_tab, h, same_ret, &k, &found);
+    if (found) {
+        r->ret[found - 1] = t; /* a clear too: an empty payload is dropped at the end */
+        return 0;
+    }
+    if (tab_grow(&r->ret_tab) < 0 ||
+        grow((void **)&r->ret, &r->ret_cap, r->ret_count, sizeof(*r->ret)) < 0)
+        return -ENOMEM;
+    j = tab_find(&r->ret_tab, h, same_ret, &k, &found);
+    r->ret[r->ret_count] = t;
+    r->ret_tab.slot[j] = ++r->ret_count;
+    r->ret_tab.hash[j] = h;
+    r->ret_tab.count++;
+    return 0;
+}
+
+/* Fold one record into the model: 0, -EBADMSG (its fields are wrong) or -ENOMEM. */
+static int apply(struct replay *r, const struct wal_rec *rec)
+{
+    struct wal_in in = wal_in_of(rec);
+    if (rec->type == WAL_SEGMENT)
+        return 0; /* read by net/ */
+    if (rec->type == WAL_MSG)
+        return on_msg(r, &in);
+    if (rec->type == WAL_RETAIN)
+        return on_retain(r, &in);
+    uint32_t cid_len;
+    const uint8_t *cid = wal_get_str16(&in, &cid_len);
+    if (in.bad || cid_len == 0)
+        return -EBADMSG;
+    struct rsess *s = sess_of(r, cid, cid_len, rec->type == WAL_SESSION);
+    if (r->nomem)
+        return -ENOMEM;
+    if (rec->type == WAL_DELIVER)
+        return on_deliver(r, s, &in); /* checks its message even when not ours */
+    if (!s)
+        return 0; /* another shard's session, or one that ended */
+    switch (rec->type) {
+    case WAL_SESSION:
+        s->user = wal_get_str8(&in, &s->user_len);
+        s->expiry_s = wal_get_u32(&in);
+        return wal_in_done(&in) ? 0 : -EBADMSG;
+    case WAL_SESSION_END:
+        sess_clear(s);
+        s->expiry_s = 0;
+        return wal_in_done(&in) ? 0 : -EBADMSG;
+    case WAL_RESET:
+        sess_clear(s);
+        return wal_in_done(&in) ? 0 : -EBADMSG;
+    case WAL_SUB:
+    case WAL_UNSUB:
+        return on_sub(s, &in, rec->type == WAL_SUB);
+    case WAL_DROPQ: {
+        uint32_t index = wal_get_u32(&in);
+        return wal_in_done(&in) ? on_dropq(s, index) : -EBADMSG;
+    }
+    default: {
+        uint16_t pkt_id = wal_get_u16(&in);
+        return wal_in_done(&in) ? on_pkt(r, s, rec->type, pkt_id) : -EBADMSG;
+    }
+    }
+}
+
+/* Read one segment into the model. */
+static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_problem_fn problem,
+                    void *ctx)
+{
+    size_t off = 0;
+    struct wal_rec rec;
+    /* Bounded: every step moves @off forward. */
+    for (;;) {
+        int rc = wal_read(seg->buf, seg->len, &off, &rec);
+        if (rc == 0)
+            return 0;
+        if (rc < 0) {
+            size_t next = wal_resync(seg->buf, seg->len, off);
+            if (next == seg->len && seg->last) {
+                r->rep->torn_bytes += seg->len - off;
+                if (problem)
+                    problem(ctx, seg->name, off, "torn tail (an unfinished write): ignored");
+                return 0;
+            }
+            r->rep->bad++;
+            r->rep->skipped_bytes += next - off;
+            if (problem)
+                problem(ctx, seg->name, off, "corrupt record: skipped");
+            off = next;
+            continue;
+        }
+        if (rec.type == WAL_SEGMENT)
+            r->stream++;
+        r->rep->records++;
+        rc = apply(r, &rec);
+        if (rc == -ENOMEM)
+            return rc;
+        if (rc < 0) {
+            r->rep->bad++;
+            if (problem)
+                problem(ctx, seg->name, off - WAL_HDR_BYTES - rec.len,
+                        "record does not fit its session's state: skipped");
+        }
+    }
+}
+
+/* The msg of model message @i + 1, built on first use; NULL when expired or no memory. */
+static struct msg *msg_of(struct replay *r, uint32_t i)
+{
+    struct rmsg *rm = &r->msgs[i - 1];
+    if (rm->m)
+        return rm->m;
+    if (rm->expiry_wall_ms && rm->expiry_wall_ms <= r->now_wall_ms)
+        return NULL;
+    rm->m = msg_new(rm->topic, rm->topic_len, rm->props, rm->props_len, rm->payload,
+                    rm->payload_len, rm->qos, rm->retain);
+    if (rm->m && rm->expiry_wall_ms)
+        rm->m->expiry_ms = (uint64_t)((int64_t)rm->expiry_wall_ms - r->wall_offset_ms);
+    if (rm->m)
+        rm->m->home_shard = r->b->shard_id;
+    return rm->m;
+}
+
+static int build_sess(struct replay *r, struct rsess *rs)
+{
+    struct broker *b = r->b;
+    uint64_t h = sess_table_hash(rs->cid, rs->cid_len);
+    struct session *s =
+        session_new(rs->cid, rs->cid_len, h, rs->expiry_s, rs->user, rs->user_len, b->acl != NULL);
+    if (!s)
+        return -ENOMEM;
+    sess_table_insert(b, s);
+    r->rep->sessions++;
+    for (uint32_t i = 0; i < rs->sub_count; i++) {
+        const struct rsub *sub = &rs->subs[i];
+        uint32_t announce;
+        uint8_t opts = sub->options & (uint8_t)~SESSION_SUBOPT_ACL_CHECK;
+        if (session_subscribe(b, s, sub->filter, sub->len, opts, sub->sub_id, &announce) < 0)
+            return -ENOMEM;
+        if (announce)
+            (void)outbox_interest(b, sub->filter, sub->len, announce, 0);
+    }
+    session_settle(s);
+    session_acl_reclass(b, s); /* today's rules decide which subscriptions are checked */
+    for (uint32_t i = rs->ent_head; i < rs->ent_count; i++) {
+        const struct rent *e = &rs->ents[i];
+        if (e->gone)
+            continue;
+        struct msg *m = e->msg ? msg_of(r, e->msg) : NULL;
+        if (e->msg && !m) {
+            r->rep->dropped++; /* expired while the broker was down (or no memory) */
+            continue;
+        }
+        if (session_restore(b, s, m, e->qos, e->retain, e->share_key, e->sub_id, e->pkt_id) < 0)
+            r->rep->dropped++;
+        else
+            r->rep->messages++;
+    }
+    for (uint32_t i = 0; i < rs->q2_count; i++) {
+        if (session_qos2_in_add(b, s, rs->q2[i]) < 0)
+            return -ENOMEM;
+    }
+    deadline_arm(b, s, NULL, 0); /* its expiry counts from now: it was offline */
+    return 0;
+}
+
+static int build_retained(struct replay *r, const struct rret *t)
+{
+    if (t->payload_len == 0)
+        return 0; /* cleared */
+    if (t->expiry_wall_ms && t->expiry_wall_ms <= r->now_wall_ms)
+        return 0;
+    struct msg *m = msg_new(t->topic, t->topic_len, t->props, t->props_len, t->payload,
+                            t->payload_len, t->qos, true);
+    if (!m)
+        return -ENOMEM;
+    m->home_shard = r->b->shard_id;
+    if (t->expiry_wall_ms)
+        m->expiry_ms = (uint64_t)((int64_t)t->expiry_wall_ms - r->wall_offset_ms);
+    /* Applied here (its home) and broadcast to every replica once the loops run. */
+    replica_publish(r->b, m, 0);
+    outbox_msg_put(r->b, m);
+    r->rep->retained++;
+    return 0;
+}
+
+static void replay_free(struct replay *r)
+{
+    for (uint32_t i = 0; i < r->msg_count; i++)
+        outbox_msg_put(r->b, r->msgs[i].m);
+    for (uint32_t i = 0; i < r->sess_count; i++) {
+        free(r->sess[i].subs);
+        free(r->sess[i].ents);
+        free(r->sess[i].q2);
+    }
+    free(r->msgs);
+    free(r->sess);
+    free(r->ret);
+    free(r->msg_tab.slot);
+    free(r->msg_tab.hash);
+    free(r->sess_tab.slot);
+    free(r->sess_tab.hash);
+    free(r->ret_tab.slot);
+    free(r->ret_tab.hash);
+}
+
+int wal_replay(struct broker *b, const struct wal_seg *segs, size_t n, int64_t wall_offset_ms,
+               wal_replay_problem_fn problem, void *ctx, struct wal_replay_report *rep)
+{
+    RM_ASSERT(b != NULL && rep != NULL);
+    RM_ASSERT(segs != NULL || n == 0);
+    *rep = (struct wal_replay_report){0};
+    struct replay r = {.b = b, .wall_offset_ms = wall_offset_ms, .rep = rep};
+    r.now_wall_ms = (uint64_t)((int64_t)b->now_ms + wall_offset_ms);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = read_seg(&r, &segs[i], problem, ctx);
+    for (uint32_t i = 0; i < r.sess_count && rc == 0; i++) {
+        if (r.sess[i].expiry_s != 0)
+            rc = build_sess(&r, &r.sess[i]);
+    }
+    for (uint32_t i = 0; i < r.ret_count && rc == 0; i++)
+        rc = build_retained(&r, &r.ret[i]);
+    replay_free(&r);
+    return rc;
+}

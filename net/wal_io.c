@@ -1,0 +1,739 @@
+/*
+ * wal_io.c - the write-ahead log's directory, segments, writes and syncs
+ * (see wal_io.h). The directory is the main thread's until the shards
+ * run; each struct wal_io is its shard's.
+ */
+#include "net/wal_io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/broker.h"
+#include "core/rm_assert.h"
+#include "core/wal_format.h"
+#include "net/log.h"
+#include "net/uring.h"
+
+/* Most segment files a directory may hold at start-up (a bound on the listing). */
+#define WAL_DIR_FILES_MAX 65536u
+#define SEG_NAME_MAX 32u
+
+struct seg_file {
+    char name[SEG_NAME_MAX];
+    uint32_t gen;
+    uint32_t shard;
+    uint32_t seq;
+    uint8_t *map; /* NULL for an empty file */
+    size_t len;
+};
+
+struct wal_dir {
+    char path[CONFIG_PATH_MAX];
+    int dir_fd;
+    int lock_fd;
+    uint32_t generation; /* this start-up's */
+    struct seg_file *files;
+    size_t count;
+    struct wal_seg *segs; /* the files in log order, for replay */
+    char (*names)[CONFIG_PATH_MAX + SEG_NAME_MAX];
+};
+
+/* The three operations a shard's log may have in flight, by tag. */
+enum { TAG_WRITE, TAG_SYNC, TAG_TICK_SYNC, TAG_COUNT };
+
+struct wal_io {
+    uint64_t tags[TAG_COUNT]; /* user_data objects (8-byte aligned) */
+    const struct config_wal *cfg;
+    int dir_fd;
+    int fd;
+    uint32_t generation;
+    uint32_t shard;
+    uint32_t shard_count;
+    uint32_t seq;     /* the current segment */
+    uint32_t min_seq; /* the oldest segment of this stream still on disk */
+    uint64_t seg_off; /* bytes in the current segment */
+    uint64_t stream_bytes; /* in all of this stream's segments */
+    uint64_t snap_bytes;   /* the stream's size when the last snapshot completed */
+
+    /* The batch being written (the broker's, until broker_wal_durable()). */
+    bool batch;
+    const uint8_t *buf;
+    size_t len;
+    size_t done;   /* bytes of it written */
+    uint32_t ops;  /* its operations still in flight */
+    int write_res;
+    int sync_res;
+    uint64_t sync_start_ns;
+
+    bool failed; /* the last attempt failed: retried at retry_at_ms */
+    int fail_err;
+    uint64_t retry_at_ms;
+    uint64_t failed_since_ms;
+
+    bool tick_syncing;      /* an interval sync is in flight */
+    uint64_t unsynced;      /* bytes written since the last sync (fsync = interval) */
+    uint64_t sync_due_ms;
+
+    bool compact_requested;
+    bool compacting;          /* a snapshot is being written into segment compact_seq */
+    bool compact_in_batch;    /* ... and its last records are in the open batch */
+    bool compact_flushing;    /* ... in the batch being written */
+    uint32_t compact_seq;
+    struct broker_wal_cursor cursor;
+
+    struct wal_io_stats stats;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void seg_name(char *out, uint32_t gen, uint32_t shard, uint32_t seq)
+{
+    snprintf(out, SEG_NAME_MAX, "%08" PRIx32 "-%03" PRIu32 "-%06" PRIu32 ".wal", gen, shard, seq);
+}
+
+/* Parse "GGGGGGGG-SSS-QQQQQQ.wal"; false for any other name. */
+static bool seg_parse(const char *name, uint32_t *gen, uint32_t *shard, uint32_t *seq)
+{
+    char *end;
+    if (strlen(name) != 23 || strcmp(name + 19, ".wal") != 0 || name[8] != '-' || name[12] != '-')
+        return false;
+    for (size_t i = 0; i < 19; i++) {
+        if (i != 8 && i != 12 && !((name[i] >= '0' && name[i] <= '9') ||
+                                   (i < 8 && name[i] >= 'a' && name[i] <= 'f')))
+            return false;
+    }
+    *gen = (uint32_t)strtoul(name, &end, 16);
+    *shard = (uint32_t)strtoul(name + 9, &end, 10);
+    *seq = (uint32_t)strtoul(name + 13, &end, 10);
+    return true;
+}
+
+static int seg_cmp(const void *a, const void *b)
+{
+    const struct seg_file *x = a;
+    const struct seg_file *y = b;
+    if (x->gen != y->gen)
+        return x->gen < y->gen ? -1 : 1;
+    if (x->shard != y->shard)
+        return x->shard < y->shard ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return 0;
+}
+
+/* Take the lock file, or say who holds it. */
+static int dir_lock(struct wal_dir *d)
+{
+    char pid[32];
+    d->lock_fd = openat(d->dir_fd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (d->lock_fd < 0) {
+        int err = errno;
+        LOG_ERROR("[persistence] dir %s: cannot open its lock file: %s", d->path, strerror(err));
+        return -err;
+    }
+    if (flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        ssize_t n = pread(d->lock_fd, pid, sizeof(pid) - 1, 0);
+        pid[n > 0 ? n : 0] = '\0';
+        pid[strcspn(pid, "\n")] = '\0';
+        if (err == EWOULDBLOCK)
+            LOG_ERROR("[persistence] dir %s is in use by another ringmq (pid %s): one broker per "
+                      "directory",
+                      d->path, pid[0] ? pid : "unknown");
+        else
+            LOG_ERROR("[persistence] dir %s: cannot lock it: %s", d->path, strerror(err));
+        return -(err == EWOULDBLOCK ? EBUSY : err);
+    }
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(d->lock_fd, 0) < 0 || pwrite(d->lock_fd, pid, (size_t)n, 0) != n)
+        LOG_WARN("[persistence] dir %s: cannot write our pid into its lock file", d->path);
+    return 0;
+}
+
+/* Map one segment file (empty ones stay unmapped). */
+static int seg_map(struct wal_dir *d, struct seg_file *f)
+{
+    int fd = openat(d->dir_fd, f->name, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0) {
+        int err = errno;
+        LOG_ERROR("[persistence] %s/%s: %s", d->path, f->name, strerror(err));
+        if (fd >= 0)
+            close(fd);
+        return -err;
+    }
+    f->len = (size_t)st.st_size;
+    if (f->len > 0) {
+        void *p = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            int err = errno;
+            LOG_ERROR("[persistence] %s/%s: cannot map it: %s", d->path, f->name, strerror(err));
+            close(fd);
+            return -err;
+        }
+        f->map = p;
+    }
+    close(fd);
+    return 0;
+}
+
+/* List and map the segments, in log order. */
+static int dir_scan(struct wal_dir *d)
+{
+    int fd = dup(d->dir_fd);
+    DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dir) {
+        int err = errno;
+        if (fd >= 0)
+            close(fd);
+        LOG_ERROR("[persistence] dir %s: cannot list it: %s", d->path, strerror(err));
+        return -err;
+    }
+    size_t cap = 0;
+    int rc = 0;
+    struct dirent *e;
+    uint32_t max_gen = 0;
+    while ((e = readdir(dir)) != NULL && rc == 0) {
+        struct seg_file f = {0};
+        if (!seg_parse(e->d_name, &f.gen, &f.shard, &f.seq))
+            continue;
+        if (d->count == WAL_DIR_FILES_MAX) {
+            LOG_ERROR("[persistence] dir %s: more than %u segments", d->path, WAL_DIR_FILES_MAX);
+            rc = -E2BIG;
+            break;
+        }
+        if (d->count == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct seg_file *n = realloc(d->files, ncap * sizeof(*n));
+            if (!n) {
+                rc = -ENOMEM;
+                break;
+            }
+            d->files = n;
+            cap = ncap;
+        }
+        memcpy(f.name, e->d_name, strlen(e->d_name) + 1);
+        d->files[d->count++] = f;
+        if (f.gen > max_gen)
+            max_gen = f.gen;
+    }
+    closedir(dir);
+    if (rc < 0)
+        return rc;
+    qsort(d->files, d->count, sizeof(*d->files), seg_cmp);
+    d->segs = calloc(d->count ? d->count : 1, sizeof(*d->segs));
+    d->names = calloc(d->count ? d->count : 1, sizeof(*d->names));
+    if (!d->segs || !d->names)
+        return -ENOMEM;
+    for (size_t i = 0; i < d->count; i++) {
+        struct seg_file *f = &d->files[i];
+        rc = seg_map(d, f);
+        if (rc < 0)
+            return rc;
+        snprintf(d->names[i], sizeof(d->names[i]), "%s/%s", d->path, f->name);
+        bool last = i + 1 == d->count || d->files[i + 1].gen != f->gen ||
+                    d->files[i + 1].shard != f->shard;
+        d->segs[i] = (struct wal_seg){f->map, f->len, d->names[i], last};
+    }
+    if (max_gen == UINT32_MAX) {
+        LOG_ERROR("[persistence] dir %s: generations exhausted", d->path);
+        return -EOVERFLOW;
+    }
+    d->generation = max_gen + 1;
+    return 0;
+}
+
+int wal_dir_open(const struct config_wal *cfg, struct wal_dir **out)
+{
+    RM_ASSERT(cfg != NULL && cfg->enabled);
+    struct wal_dir *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->dir_fd = d->lock_fd = -1;
+    memcpy(d->path, cfg->dir, sizeof(d->path));
+    int rc = 0;
+    if (mkdir(d->path, 0750) < 0 && errno != EEXIST) {
+        rc = -errno;
+        LOG_ERROR("[persistence] dir %s: cannot create it: %s", d->path, strerror(-rc));
+        goto out_free;
+    }
+    d->dir_fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (d->dir_fd < 0) {
+        rc = -errno;
+        LOG_ERROR("[persistence] dir %s: %s", d->path, strerror(-rc));
+        goto out_free;
+    }
+    rc = dir_lock(d);
+    if (rc == 0)
+        rc = dir_scan(d);
+    if (rc < 0)
+        goto out_free;
+    LOG_INFO("persistence: %s, %zu segment%s, generation %" PRIu32 ", fsync %s", d->path,
+             d->count, d->count == 1 ? "" : "s", d->generation,
+             cfg->fsync == CONFIG_FSYNC_ALWAYS     ? "always"
+             : cfg->fsync == CONFIG_FSYNC_INTERVAL ? "interval"
+                                                   : "off");
+    *out = d;
+    return 0;
+
+out_free:
+    wal_dir_close(d);
+    return rc;
+}
+
+static void dir_unmap(struct wal_dir *d)
+{
+    for (size_t i = 0; i < d->count; i++) {
+        if (d->files[i].map)
+            munmap(d->files[i].map, d->files[i].len);
+    }
+    free(d->files);
+    free(d->segs);
+    free(d->names);
+    d->files = NULL;
+    d->segs = NULL;
+    d->names = NULL;
+    d->count = 0;
+}
+
+void wal_dir_retire(struct wal_dir *d)
+{
+    RM_ASSERT(d != NULL);
+    size_t gone = 0;
+    for (size_t i = 0; i < d->count; i++) {
+        if (d->files[i].gen >= d->generation)
+            continue;
+        if (unlinkat(d->dir_fd, d->files[i].name, 0) < 0)
+            LOG_WARN("[persistence] cannot delete %s/%s: %s", d->path, d->files[i].name,
+                     strerror(errno));
+        else
+            gone++;
+    }
+    if (gone && fsync(d->dir_fd) < 0)
+        LOG_WARN("[persistence] dir %s: fsync: %s", d->path, strerror(errno));
+    dir_unmap(d);
+}
+
+void wal_dir_close(struct wal_dir *d)
+{
+    if (!d)
+        return;
+    dir_unmap(d);
+    if (d->lock_fd >= 0)
+        close(d->lock_fd); /* releases the flock */
+    if (d->dir_fd >= 0)
+        close(d->dir_fd);
+    free(d);
+}
+
+/* Write all of @buf at @off (blocking: start-up, rotation, the end). */
+static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+    size_t done = 0;
+    /* Bounded: each pass writes something or fails. */
+    while (done < len) {
+        ssize_t n = pwrite(fd, buf + done, len - done, (off_t)(off + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? -errno : -EIO;
+        done += (size_t)n;
+    }
+    return 0;
+}
+
+/* Begin segment @seq of this stream: created, its header written and synced, the dir synced. */
+static int seg_begin(struct wal_io *w, uint32_t seq)
+{
+    char name[SEG_NAME_MAX];
+    seg_name(name, w->generation, w->shard, seq);
+    int fd = openat(w->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        int err = errno;
+        LOG_ERROR("persistence: shard %" PRIu32 ": cannot create segment %s: %s", w->shard, name,
+                  strerror(err));
+        return -err;
+    }
+    struct wal_out o = {0};
+    size_t at = wal_begin(&o, WAL_SEGMENT);
+    wal_put_u64(&o, WAL_MAGIC);
+    wal_put_u32(&o, WAL_VERSION);
+    wal_put_u32(&o, w->generation);
+    wal_put_u32(&o, w->shard);
+    wal_put_u32(&o, w->shard_count);
+    wal_put_u32(&o, seq);
+    wal_end(&o, at);
+    int rc = o.nomem ? -ENOMEM : write_all(fd, o.buf, o.len, 0);
+    if (rc == 0 && (fdatasync(fd) < 0 || fsync(w->dir_fd) < 0))
+        rc = -errno;
+    if (rc < 0) {
+        LOG_ERROR("persistence: shard %" PRIu32 ": segment %s: %s", w->shard, name,
+                  strerror(-rc));
+        close(fd);
+        wal_out_free(&o);
+        return rc;
+    }
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = fd;
+    w->seq = seq;
+    w->seg_off = o.len;
+    w->stream_bytes += o.len;
+    wal_out_free(&o);
+    return 0;
+}
+
+static void replay_problem(void *ctx, const char *name, size_t off, const char *what)
+{
+    const struct wal_io *w = ctx;
+    /* Every shard reads every segment: one of them tells. */
+    if (w->shard == 0)
+        LOG_WARN("persistence: %s: offset %zu: %s", name, off, what);
+}
+
+int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct config_wal *cfg,
+                 uint32_t shard, uint32_t shard_count, struct broker *b, uint64_t now_ms)
+{
+    RM_ASSERT(d != NULL && cfg != NULL && b != NULL);
+    struct wal_io *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -ENOMEM;
+    w->cfg = cfg;
+    w->fd = -1;
+    w->dir_fd = d->dir_fd;
+    w->generation = d->generation;
+    w->shard = shard;
+    w->shard_count = shard_count;
+    int64_t wall_offset_ms = (int64_t)wall_ms() - (int64_t)now_ms;
+    struct wal_replay_report rep;
+    uint64_t t0 = mono_ns();
+    int rc = broker_wal_replay(b, d->segs, d->count, wall_offset_ms, replay_problem, w, &rep);
+    if (rc < 0) {
+        LOG_ERROR("persistence: shard %" PRIu32 ": out of memory replaying the log", shard);
+        goto out_free;
+    }
+    rc = broker_wal_start(b, cfg->fsync == CONFIG_FSYNC_ALWAYS, wall_offset_ms);
+    if (rc < 0)
+        goto out_free;
+    rc = seg_begin(w, 0);
+    if (rc < 0)
+        goto out_free;
+    w->min_seq = 0;
+    struct broker_wal_cursor cur = {0};
+    (void)broker_wal_snapshot(b, &cur, UINT32_MAX);
+    const uint8_t *buf;
+    size_t len = 0;
+    if (broker_wal_take(b, &buf, &len)) {
+        rc = write_all(w->fd, buf, len, w->seg_off);
+        if (rc == 0 && fdatasync(w->fd) < 0)
+            rc = -errno;
+        if (rc < 0) {
+            LOG_ERROR("persistence: shard %" PRIu32 ": cannot write its snapshot: %s", shard,
+                      strerror(-rc));
+            goto out_free;
+        }
+        broker_wal_durable(b);
+        w->seg_off += len;
+        w->stream_bytes += len;
+    }
+    w->snap_bytes = w->stream_bytes;
+    if (shard == 0 || rep.sessions || rep.retained || rep.dropped)
+        LOG_INFO("persistence: shard %" PRIu32 ": replayed %" PRIu64 " records in %" PRIu64
+                 " ms: %" PRIu64 " sessions, %" PRIu64 " kept messages, %" PRIu64
+                 " retained here (%" PRIu64 " not restored: expired or over limits); snapshot %zu "
+                 "bytes",
+                 shard, rep.records, (mono_ns() - t0) / 1000000u, rep.sessions, rep.messages,
+                 rep.retained, rep.dropped, len);
+    if (shard == 0 && (rep.bad || rep.torn_bytes))
+        LOG_WARN("persistence: %" PRIu64 " corrupt records skipped (%" PRIu64
+                 " bytes), %" PRIu64 " bytes of torn tails ignored",
+                 rep.bad, rep.skipped_bytes, rep.torn_bytes);
+    *out = w;
+    return 0;
+
+out_free:
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w);
+    return rc < 0 ? rc : -EIO;
+}
+
+static void submit_batch(struct wal_io *w, struct io_uring *ring)
+{
+    RM_ASSERT(w->batch && w->done < w->len && w->ops == 0);
+    bool sync = w->cfg->fsync == CONFIG_FSYNC_ALWAYS;
+    if (io_uring_sq_space_left(ring) < 2)
+        (void)io_uring_submit(ring);
+    if (io_uring_sq_space_left(ring) < 2)
+        return; /* the ring is full: the next flush tries again (ops is still 0) */
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    struct io_uring_sqe *sync_sqe = sync ? io_uring_get_sqe(ring) : NULL;
+    RM_ASSERT(sqe != NULL && (!sync || sync_sqe != NULL));
+    io_uring_prep_write(sqe, w->fd, w->buf + w->done, (unsigned)(w->len - w->done),
+                        w->seg_off + w->done);
+    io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE], URING_OP_WAL));
+    w->ops = 1;
+    w->write_res = w->sync_res = 0;
+    if (sync_sqe) {
+        sqe->flags |= IOSQE_IO_LINK;
+        io_uring_prep_fsync(sync_sqe, w->fd, IORING_FSYNC_DATASYNC);
+        io_uring_sqe_set_data64(sync_sqe, uring_ud(&w->tags[TAG_SYNC], URING_OP_WAL));
+        w->ops = 2;
+        w->sync_start_ns = mono_ns();
+    }
+}
+
+/* Delete this stream's segments older than the compacted one. */
+static void compact_finish(struct wal_io *w)
+{
+    char name[SEG_NAME_MAX];
+    if (w->cfg->fsync != CONFIG_FSYNC_ALWAYS && fdatasync(w->fd) < 0) {
+        LOG_WARN("persistence: shard %" PRIu32 ": fdatasync before deleting: %s", w->shard,
+                 strerror(errno));
+        return; /* the old segments stay; the next compaction tries again */
+    }
+    for (uint32_t seq = w->min_seq; seq < w->compact_seq; seq++) {
+        seg_name(name, w->generation, w->shard, seq);
+        if (unlinkat(w->dir_fd, name, 0) == 0)
+            w->stats.segments_deleted++;
+    }
+    (void)fsync(w->dir_fd);
+    w->min_seq = w->compact_seq;
+    w->stream_bytes = w->seg_off;
+    w->snap_bytes = w->seg_off;
+    w->stats.compactions++;
+    LOG_INFO("persistence: shard %" PRIu32 ": compacted into segment %" PRIu32 " (%" PRIu64
+             " bytes)",
+             w->shard, w->compact_seq, w->seg_off);
+}
+
+/* The batch is on disk (as far as this fsync mode promises): release what waited. */
+static void batch_done(struct wal_io *w, struct broker *b, uint64_t now_ms)
+{
+    w->seg_off += w->len;
+    w->stream_bytes += w->len;
+    w->stats.bytes += w->len;
+    w->stats.writes++;
+    if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL) {
+        if (w->unsynced == 0)
+            w->sync_due_ms = now_ms + w->cfg->fsync_interval_ms;
+        w->unsynced += w->len;
+    }
+    w->batch = false;
+    w->buf = NULL;
+    w->len = w->done = 0;
+    if (w->failed) {
+        LOG_INFO("persistence: shard %" PRIu32 ": log writes work again after %" PRIu64 " ms",
+                 w->shard, now_ms - w->failed_since_ms);
+        w->failed = false;
+        w->fail_err = 0;
+    }
+    broker_wal_durable(b);
+    if (w->compact_flushing) {
+        w->compact_flushing = false;
+        w->compacting = false;
+        compact_finish(w);
+    }
+}
+
+static void batch_failed(struct wal_io *w, int err, uint64_t now_ms)
+{
+    w->stats.errors++;
+    if (!w->failed || w->fail_err != err)
+        LOG_ERROR("persistence: shard %" PRIu32 ": writing the log failed: %s; nothing more is "
+                  "acknowledged until it works (retrying every %u ms)",
+                  w->shard, strerror(-err), WAL_IO_RETRY_MS);
+    if (!w->failed)
+        w->failed_since_ms = now_ms;
+    w->failed = true;
+    w->fail_err = err;
+    w->retry_at_ms = now_ms + WAL_IO_RETRY_MS;
+}
+
+void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_t now_ms)
+{
+    uint64_t *tag = obj;
+    RM_ASSERT(tag >= w->tags && tag < w->tags + TAG_COUNT);
+    if (tag == &w->tags[TAG_TICK_SYNC]) {
+        w->tick_syncing = false;
+        if (res < 0)
+            batch_failed(w, res, now_ms);
+        else
+            w->stats.syncs++;
+        return;
+    }
+    RM_ASSERT(w->batch && w->ops > 0);
+    if (tag == &w->tags[TAG_WRITE]) {
+        w->write_res = res;
+    } else {
+        w->sync_res = res;
+        uint64_t us = (mono_ns() - w->sync_start_ns) / 1000u;
+        if (res == 0) {
+            w->stats.syncs++;
+            w->stats.sync_us_sum += us;
+            if (us > w->stats.sync_us_max)
+                w->stats.sync_us_max = us;
+        }
+    }
+    if (--w->ops > 0)
+        return;
+    if (w->write_res < 0) {
+        batch_failed(w, w->write_res, now_ms);
+        return;
+    }
+    w->done += (size_t)w->write_res;
+    if (w->done < w->len) {
+        /* Short (its linked sync was cancelled): the rest goes at the next flush. */
+        if (w->write_res == 0)
+            batch_failed(w, -EIO, now_ms);
+        return;
+    }
+    if (w->cfg->fsync == CONFIG_FSYNC_ALWAYS && w->sync_res < 0) {
+        /* After a failed fdatasync the page cache may have dropped it: write it all again. */
+        w->done = 0;
+        batch_failed(w, w->sync_res, now_ms);
+        return;
+    }
+    batch_done(w, b, now_ms);
+}
+
+/* Close the current segment and begin the next (between batches). */
+static int rotate(struct wal_io *w)
+{
+    if (w->cfg->fsync != CONFIG_FSYNC_ALWAYS && fdatasync(w->fd) < 0)
+        return -errno;
+    w->unsynced = 0;
+    return seg_begin(w, w->seq + 1);
+}
+
+/* Compaction, when due: a new segment, then the snapshot a few buckets per call. */
+static void compact_step(struct wal_io *w, struct broker *b)
+{
+    uint64_t ratio_bytes = w->snap_bytes * w->cfg->compact_ratio;
+    uint64_t seg_bytes = (uint64_t)w->cfg->segment_mb << 20;
+    if (!w->compacting && (w->compact_requested ||
+                           (w->stream_bytes > ratio_bytes && w->stream_bytes > seg_bytes))) {
+        if (rotate(w) < 0)
+            return; /* logged; tried again later */
+        w->compact_requested = false;
+        w->compacting = true;
+        w->compact_in_batch = false;
+        w->compact_seq = w->seq;
+        w->cursor = (struct broker_wal_cursor){0};
+    }
+    if (w->compacting && !w->compact_in_batch &&
+        broker_wal_snapshot(b, &w->cursor, WAL_IO_SNAPSHOT_BUCKETS))
+        w->compact_in_batch = true;
+}
+
+void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uint64_t now_ms)
+{
+    if (w->failed && now_ms < w->retry_at_ms)
+        return;
+    if (w->batch) {
+        if (w->ops == 0 && w->done < w->len)
+            submit_batch(w, ring); /* a retry, or the rest of a short write */
+        return;
+    }
+    compact_step(w, b);
+    if (w->seg_off >= ((uint64_t)w->cfg->segment_mb << 20) && !w->compacting && rotate(w) < 0)
+        return;
+    const uint8_t *buf;
+    size_t len;
+    if (broker_wal_take(b, &buf, &len)) {
+        w->batch = true;
+        w->buf = buf;
+        w->len = len;
+        w->done = 0;
+        if (w->compact_in_batch) {
+            w->compact_in_batch = false;
+            w->compact_flushing = true;
+        }
+        if (len == 0)
+            batch_done(w, b, now_ms);
+        else
+            submit_batch(w, ring);
+        return;
+    }
+    if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL && w->unsynced && now_ms >= w->sync_due_ms &&
+        !w->tick_syncing) {
+        struct io_uring_sqe *sqe = uring_get_sqe(ring);
+        if (!sqe)
+            return;
+        io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
+        io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_TICK_SYNC], URING_OP_WAL));
+        w->tick_syncing = true;
+        w->unsynced = 0;
+    }
+}
+
+bool wal_io_busy(const struct wal_io *w, const struct broker *b)
+{
+    return w->batch || w->tick_syncing || broker_wal_pending(b);
+}
+
+bool wal_io_needs_tick(const struct wal_io *w)
+{
+    return w->failed || w->unsynced > 0 || w->compacting || w->compact_requested;
+}
+
+void wal_io_compact(struct wal_io *w)
+{
+    if (!w->compacting)
+        w->compact_requested = true;
+}
+
+const struct wal_io_stats *wal_io_stats(const struct wal_io *w)
+{
+    return &w->stats;
+}
+
+void wal_io_close(struct wal_io *w, struct broker *b)
+{
+    if (!w)
+        return;
+    const uint8_t *buf;
+    size_t len;
+    /* The loop has left: nothing is in flight any more (wal_io_busy() kept it running). */
+    if (!w->batch && broker_wal_take(b, &buf, &len)) {
+        int rc = write_all(w->fd, buf, len, w->seg_off);
+        if (rc < 0)
+            LOG_ERROR("persistence: shard %" PRIu32 ": last write: %s", w->shard, strerror(-rc));
+        else
+            broker_wal_durable(b);
+    }
+    if (w->fd >= 0 && fdatasync(w->fd) < 0)
+        LOG_ERROR("persistence: shard %" PRIu32 ": last fdatasync: %s", w->shard,
+                  strerror(errno));
+    LOG_INFO("persistence: shard %" PRIu32 ": %" PRIu64 " bytes in %" PRIu64 " writes, %" PRIu64
+             " syncs (mean %" PRIu64 " us, max %" PRIu64 " us), %" PRIu64 " errors, %" PRIu64
+             " compactions",
+             w->shard, w->stats.bytes, w->stats.writes, w->stats.syncs,
+             w->stats.syncs ? w->stats.sync_us_sum / w->stats.syncs : 0, w->stats.sync_us_max,
+             w->stats.errors, w->stats.compactions);
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w);
+}

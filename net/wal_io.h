@@ -1,0 +1,122 @@
+/*
+ * wal_io.h - the write-ahead log's files: the directory, its lock, the
+ * segments, and each shard's writes and syncs through its own ring.
+ *
+ * Layout of [persistence] dir:
+ *
+ *   lock                         flock()ed by the running broker
+ *   GGGGGGGG-SSS-QQQQQQ.wal      a segment: generation (hex, one per
+ *                                start-up), shard, sequence
+ *
+ * Start-up (main thread): wal_dir_open() takes the lock, maps every
+ * segment and picks the new generation. Each shard, while it is built
+ * (wal_io_start()), replays every segment into its broker
+ * (core/wal_replay.h), writes a snapshot of what it now holds as segment
+ * 0 of the new generation, synced. Once every shard has done so,
+ * wal_dir_retire() deletes the older generations: a crash at any point
+ * leaves either the old segments or the new snapshot complete (replaying
+ * both is harmless: a snapshot resets what it names).
+ *
+ * Running (shard loop): once per iteration wal_io_flush() takes the
+ * broker's open batch and writes it at the end of the current segment,
+ * linked with fdatasync when fsync = always; broker_wal_durable() runs
+ * when that completes, releasing the acknowledgements that waited. One
+ * batch in flight per shard; records of later iterations group into the
+ * next (group commit). A segment past segment_mb is closed and a new one
+ * begun between batches. When the shard's segments outgrow compact_ratio
+ * times the last snapshot (or on SIGUSR1: wal_io_compact()), a new
+ * segment starts with a snapshot written a bounded number of session
+ * buckets per iteration; once it is durable the older segments go.
+ *
+ * A write or sync error stops the acknowledgements (the batch is retried
+ * every WAL_IO_RETRY_MS, the clients wait), is logged once per condition
+ * and counted; the broker never pretends. At stop, wal_io_close() writes
+ * and syncs what is left.
+ *
+ * THREADING: a struct wal_dir is written by the main thread before the
+ * shards run and read-only while they are built; a struct wal_io belongs
+ * to its shard.
+ */
+#ifndef RINGMQ_WAL_IO_H
+#define RINGMQ_WAL_IO_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+
+struct broker;
+struct wal_dir;
+struct wal_io;
+
+/* A failed batch is written again this often. */
+#define WAL_IO_RETRY_MS 1000u
+/* Session buckets a compaction snapshots per loop iteration. */
+#define WAL_IO_SNAPSHOT_BUCKETS 64u
+
+/* What one shard's log did (logged at exit; metrics read it). */
+struct wal_io_stats {
+    uint64_t bytes;        /* written */
+    uint64_t writes;       /* batches written */
+    uint64_t syncs;        /* fdatasyncs completed */
+    uint64_t sync_us_sum;  /* their total latency, microseconds */
+    uint64_t sync_us_max;
+    uint64_t errors;       /* failed writes or syncs */
+    uint64_t compactions;
+    uint64_t segments_deleted;
+};
+
+/*
+ * Lock @cfg->dir (made if missing), map its segments and choose the new
+ * generation. Returns 0 and *@out, or -errno with the reason logged (a
+ * second ringmq on the same dir is refused, naming the holder's pid).
+ */
+int wal_dir_open(const struct config_wal *cfg, struct wal_dir **out);
+
+/*
+ * Every shard has written its start-up snapshot: delete the older
+ * generations' segments and unmap them. Main thread, once.
+ */
+void wal_dir_retire(struct wal_dir *d);
+
+/* Unlock and free (after every shard stopped). NULL is a no-op. */
+void wal_dir_close(struct wal_dir *d);
+
+/*
+ * Shard @shard of @shard_count, while it is built: replay @d into @b (its
+ * clock set to @now_ms, the loop's monotonic clock), start @b's log, write and sync its snapshot as the new
+ * generation's first segment. Returns 0 and *@out, or -errno (logged).
+ * Blocking: start-up only.
+ */
+int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct config_wal *cfg,
+                 uint32_t shard, uint32_t shard_count, struct broker *b, uint64_t now_ms);
+
+/*
+ * Once per loop iteration (end): submit the open batch if none is in
+ * flight, a due interval sync, the next compaction step. @now_ms: the
+ * loop's clock.
+ */
+void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uint64_t now_ms);
+
+/* A completion whose user_data op is URING_OP_WAL (@obj: its object). */
+void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_t now_ms);
+
+/* True while a write or sync is in flight, or records wait to be written. */
+bool wal_io_busy(const struct wal_io *w, const struct broker *b);
+
+/* Start a compaction now (SIGUSR1), unless one is under way. */
+void wal_io_compact(struct wal_io *w);
+
+/* True when the loop should not sleep long: a retry or an interval sync is due. */
+bool wal_io_needs_tick(const struct wal_io *w);
+
+const struct wal_io_stats *wal_io_stats(const struct wal_io *w);
+
+/*
+ * After the loop: write and sync what is left (blocking), close the
+ * segment, free. NULL is a no-op.
+ */
+void wal_io_close(struct wal_io *w, struct broker *b);
+
+#endif

@@ -1,0 +1,419 @@
+/*
+ * test_wal.c - core/wal and core/wal_replay: what a broker logs, and a
+ * broker rebuilt from it after a "crash" (the log taken so far, replayed
+ * into a new broker). Clients are fed packets as net/ would; the log is
+ * read back exactly as net/wal_io writes it (a WAL_SEGMENT header, then
+ * the batches).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/broker_types.h"
+#include "core/home.h"
+#include "core/wal_format.h"
+#include "core/wal_replay.h"
+
+#include "broker_helpers.h"
+
+/* The log so far: one segment per shard of the broker that wrote it. */
+#define SHARDS_MAX 4
+static struct wal_out seg[SHARDS_MAX];
+
+static void seg_start(struct wal_out *o, uint32_t shard, uint32_t count)
+{
+    size_t at = wal_begin(o, WAL_SEGMENT);
+    wal_put_u64(o, WAL_MAGIC);
+    wal_put_u32(o, WAL_VERSION);
+    wal_put_u32(o, 1);
+    wal_put_u32(o, shard);
+    wal_put_u32(o, count);
+    wal_put_u32(o, 0);
+    wal_end(o, at);
+}
+
+static void start_log(bool sync)
+{
+    cr_assert_eq(broker_wal_start(b, sync, 0), 0);
+    seg_start(&seg[0], 0, 1);
+}
+
+/* Write @br's open batch into segment @i, durable at once. */
+static void take(struct broker *br, int i)
+{
+    const uint8_t *p;
+    size_t n;
+    if (broker_wal_take(br, &p, &n)) {
+        wal_put_raw(&seg[i], p, n);
+        broker_wal_durable(br);
+    }
+}
+
+static struct wal_replay_report rep;
+static int problems;
+
+static void problem(void *ctx, const char *name, size_t off, const char *what)
+{
+    (void)ctx;
+    (void)name;
+    (void)off;
+    (void)what;
+    problems++;
+}
+
+/* A new broker @id of @count rebuilt from segments [0, @n). */
+static struct broker *rebuilt(uint32_t id, uint32_t count, int n)
+{
+    struct wal_seg segs[SHARDS_MAX];
+    for (int i = 0; i < n; i++)
+        segs[i] = (struct wal_seg){seg[i].buf, seg[i].len, "seg", true};
+    struct broker *nb = broker_new(&lim, id, count);
+    cr_assert_not_null(nb);
+    broker_tick(nb, 1000);
+    cr_assert_eq(broker_wal_replay(nb, segs, (size_t)n, 0, problem, NULL, &rep), 0);
+    cr_assert_eq(broker_wal_start(nb, false, 0), 0);
+    return nb;
+}
+
+/*
+ * The crash: what was taken survives; the broker and its connected clients
+ * @c1, @c2 (NULL: none) are gone. Their goodbyes are logged after the
+ * take, so they are lost with the broker, as a kill -9 would lose them.
+ */
+static void crash_and_restart(struct client *c1, struct client *c2)
+{
+    take(b, 0);
+    if (c1)
+        broker_client_gone(b, c1, 0);
+    if (c2)
+        broker_client_gone(b, c2, 0);
+    broker_free(b);
+    b = rebuilt(0, 1, 1);
+}
+
+static void fini(void)
+{
+    for (int i = 0; i < SHARDS_MAX; i++)
+        wal_out_free(&seg[i]);
+    teardown();
+}
+
+TestSuite(wal, .init = setup, .fini = fini);
+
+Test(wal, an_offline_persistent_session_keeps_its_messages_and_subscription)
+{
+    start_log(false);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    do_subscribe(&sub, "s/#", 2, 2);
+    broker_client_gone(b, &sub, 0);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s/1", "one", 1, false, 1);
+    do_publish(&pub, "s/2", "two", 2, false, 2);
+    do_publish(&pub, "s/3", "zero", 0, false, 0); /* QoS 0 is not kept offline */
+    broker_client_gone(b, &pub, 0);
+    crash_and_restart(NULL, NULL);
+    cr_assert_eq(rep.sessions, 1, "the clean publisher's session is not restored");
+    cr_assert_eq(rep.messages, 2);
+    cr_assert(do_connect(&sub, "sub", false), "session present after the restart");
+    struct got g;
+    expect_publish(&sub, "s/1", "one", 1, false, &g);
+    expect_publish(&sub, "s/2", "two", 2, false, &g);
+    expect_none(&sub);
+    /* Its subscription came back too: a new publish reaches it. */
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s/4", "four", 1, false, 3);
+    expect_publish(&sub, "s/4", "four", 1, false, &g);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, acknowledged_deliveries_are_not_sent_again)
+{
+    start_log(false);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    do_subscribe(&sub, "s", 1, 1);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s", "a", 1, false, 1);
+    do_publish(&pub, "s", "b", 1, false, 2);
+    struct got g;
+    expect_publish(&sub, "s", "a", 1, false, &g);
+    uint16_t first = g.pkt.u.publish.pkt_id;
+    expect_publish(&sub, "s", "b", 1, false, &g);
+    ack(&sub, MQTT_PUBACK, first); /* "a" done, "b" still in flight */
+    crash_and_restart(&sub, &pub);
+    cr_assert(do_connect(&sub, "sub", false));
+    expect_publish(&sub, "s", "b", 1, false, &g);
+    cr_assert(g.pkt.u.publish.dup, "resent with DUP [MQTT-4.4.0-1]");
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(wal, qos2_flows_resume_with_their_packet_ids)
+{
+    start_log(false);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    do_subscribe(&sub, "s", 2, 2);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s", "x", 2, false, 1);
+    do_publish(&pub, "s", "y", 2, false, 2);
+    struct got g;
+    expect_publish(&sub, "s", "x", 2, false, &g);
+    uint16_t x = g.pkt.u.publish.pkt_id;
+    expect_publish(&sub, "s", "y", 2, false, &g);
+    uint16_t y = g.pkt.u.publish.pkt_id;
+    ack(&sub, MQTT_PUBREC, x);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
+    crash_and_restart(&sub, &pub);
+    cr_assert(do_connect(&sub, "sub", false));
+    /* Same order, same ids [MQTT-4.4.0-1]: PUBREL for x, PUBLISH (DUP) for y. */
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_PUBREL);
+    cr_assert_eq(g.pkt.u.ack.pkt_id, x);
+    expect_publish(&sub, "s", "y", 2, false, &g);
+    cr_assert_eq(g.pkt.u.publish.pkt_id, y);
+    cr_assert(g.pkt.u.publish.dup);
+    ack(&sub, MQTT_PUBCOMP, x);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(wal, inbound_qos2_ids_survive_so_a_resend_is_not_routed_twice)
+{
+    start_log(false);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    do_subscribe(&sub, "s", 2, 2);
+    broker_client_gone(b, &sub, 0);
+    do_connect(&pub, "pub", false);
+    do_publish(&pub, "s", "once", 2, false, 9); /* PUBREC sent; PUBREL not yet */
+    crash_and_restart(&pub, NULL);
+    /* The publisher did not see the PUBREC: it sends the PUBLISH again [MQTT-4.3.3-2]. */
+    cr_assert(do_connect(&pub, "pub", false));
+    struct mqtt_pkt p = publish_pkt("s", "once", 2, false, 9);
+    p.u.publish.dup = true;
+    cr_assert_eq(feed_pkt(&pub, &p, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    ack(&pub, MQTT_PUBREL, 9);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBCOMP);
+    cr_assert(do_connect(&sub, "sub", false));
+    expect_publish(&sub, "s", "once", 2, false, &g);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, ended_sessions_and_clean_ones_are_not_restored)
+{
+    start_log(false);
+    struct client c;
+    do_connect(&c, "gone", false);
+    do_subscribe(&c, "s", 1, 1);
+    broker_client_gone(b, &c, 0);
+    do_connect(&c, "gone", true); /* Clean Session ends the old one */
+    broker_client_gone(b, &c, 0);
+    do_connect(&c, "clean", true);
+    do_subscribe(&c, "s", 1, 1);
+    crash_and_restart(&c, NULL);
+    cr_assert_eq(rep.sessions, 0);
+    cr_assert_not(do_connect(&c, "gone", false), "no session present [MQTT-3.2.2-3]");
+    broker_client_gone(b, &c, 0);
+}
+
+Test(wal, retained_sets_and_clears_survive)
+{
+    start_log(false);
+    struct client pub, sub;
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "r/1", "kept", 1, true, 1);
+    do_publish(&pub, "r/2", "cleared", 1, true, 2);
+    do_publish(&pub, "r/2", "", 1, true, 3);
+    do_publish(&pub, "r/3", "first", 0, true, 0);
+    do_publish(&pub, "r/3", "second", 0, true, 0);
+    broker_client_gone(b, &pub, 0);
+    crash_and_restart(NULL, NULL);
+    cr_assert_eq(rep.retained, 2);
+    do_connect(&sub, "sub", true);
+    do_subscribe(&sub, "r/#", 1, 1);
+    struct got g;
+    bool seen1 = false, seen3 = false;
+    for (int i = 0; i < 2; i++) {
+        cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBLISH);
+        cr_assert(g.pkt.u.publish.retain);
+        if (g.pkt.u.publish.topic.len == 3 && memcmp(g.pkt.u.publish.topic.ptr, "r/1", 3) == 0)
+            seen1 = g.pkt.u.publish.payload.len == 4;
+        else
+            seen3 = g.pkt.u.publish.payload.len == 6; /* "second": the last set wins */
+    }
+    cr_assert(seen1 && seen3);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(wal, with_sync_the_puback_waits_until_the_log_is_durable)
+{
+    start_log(true);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    /* SUBACK of a persistent session waits too. */
+    struct mqtt_sub_entry e = {{(const uint8_t *)"s", 1}, 1};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&sub, &sp, MQTT_V311);
+    expect_none(&sub);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_SUBACK, "SUBACK once durable");
+    broker_client_gone(b, &sub, 0);
+
+    do_connect(&pub, "pub", true);
+    struct mqtt_pkt p = publish_pkt("s", "m", 1, false, 5);
+    feed_pkt(&pub, &p, MQTT_V311);
+    expect_none(&pub);
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBACK, "PUBACK once durable");
+    /* A message that only online clean sessions get is not logged: acknowledged at once. */
+    struct client live;
+    do_connect(&live, "live", true);
+    do_subscribe(&live, "t", 1, 1);
+    p = publish_pkt("t", "m", 1, false, 6);
+    feed_pkt(&pub, &p, MQTT_V311);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBACK);
+    broker_client_gone(b, &live, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, a_snapshot_alone_rebuilds_the_same_state)
+{
+    start_log(false);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    do_subscribe(&sub, "s/#", 1, 1);
+    broker_client_gone(b, &sub, 0);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s/1", "one", 1, false, 1);
+    do_publish(&pub, "s/2", "two", 1, false, 2);
+    do_publish(&pub, "r", "ret", 1, true, 3);
+    broker_client_gone(b, &pub, 0);
+    take(b, 0);
+    /* Compaction: the live state written afresh, the older records dropped. */
+    wal_out_free(&seg[0]);
+    seg_start(&seg[0], 0, 1);
+    struct broker_wal_cursor cur = {0};
+    int steps = 0;
+    while (!broker_wal_snapshot(b, &cur, 1))
+        steps++;
+    cr_assert_gt(steps, 1, "a bounded amount per call");
+    crash_and_restart(NULL, NULL);
+    cr_assert_eq(rep.sessions, 1);
+    cr_assert_eq(rep.messages, 2);
+    cr_assert_eq(rep.retained, 1);
+    cr_assert(do_connect(&sub, "sub", false));
+    struct got g;
+    expect_publish(&sub, "s/1", "one", 1, false, &g);
+    expect_publish(&sub, "s/2", "two", 1, false, &g);
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(wal, corrupt_records_are_skipped_and_a_torn_tail_ignored)
+{
+    start_log(false);
+    struct client c;
+    do_connect(&c, "a", false);
+    do_subscribe(&c, "a", 1, 1);
+    broker_client_gone(b, &c, 0);
+    take(b, 0);
+    size_t mid = seg[0].len;
+    do_connect(&c, "b", false);
+    do_subscribe(&c, "b", 1, 1);
+    broker_client_gone(b, &c, 0);
+    take(b, 0);
+    size_t tail = seg[0].len;
+    do_connect(&c, "c", false);
+    broker_client_gone(b, &c, 0);
+    take(b, 0);
+    /* Damage b's records (the middle) and cut c's short (a torn tail). */
+    seg[0].buf[mid + WAL_HDR_BYTES + 3] ^= 0xff;
+    seg[0].len = tail + 5;
+    problems = 0;
+    broker_free(b);
+    b = rebuilt(0, 1, 1);
+    cr_assert_geq(rep.bad, 1);
+    cr_assert_eq(rep.torn_bytes, 5);
+    cr_assert_geq(problems, 2);
+    cr_assert(do_connect(&c, "a", false), "what is before the damage is served");
+    broker_client_gone(b, &c, 0);
+    cr_assert_not(do_connect(&c, "c", false), "the torn session is not invented");
+    broker_client_gone(b, &c, 0);
+}
+
+/* Hand every cross-shard message between @n brokers until none is left (bounded). */
+static void pump(struct broker **br, uint32_t n)
+{
+    struct xmsg x;
+    uint32_t dest;
+    for (int round = 0; round < 100; round++) {
+        bool any = false;
+        for (uint32_t i = 0; i < n; i++) {
+            while (broker_next_xmsg(br[i], &dest, &x)) {
+                broker_xmsg_receive(br[dest], i, &x);
+                any = true;
+            }
+        }
+        if (!any)
+            return;
+    }
+    cr_assert_fail("cross-shard messages never settled");
+}
+
+Test(wal, a_changed_shard_count_rehomes_every_session)
+{
+    /* Two shards wrote the log; three replay it: each session lands on its new home only. */
+    broker_free(b);
+    struct broker *two[2];
+    static const char *ids[] = {"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"};
+    for (uint32_t i = 0; i < 2; i++) {
+        two[i] = broker_new(&lim, i, 2);
+        broker_tick(two[i], 1000);
+        cr_assert_eq(broker_wal_start(two[i], false, 0), 0);
+        seg_start(&seg[i], i, 2);
+    }
+    for (size_t k = 0; k < 8; k++) {
+        const uint8_t *id = (const uint8_t *)ids[k];
+        b = two[home_shard(id, 2, 2)];
+        struct client c;
+        do_connect(&c, ids[k], false);
+        struct mqtt_sub_entry e = {{(const uint8_t *)"x", 1}, 1};
+        struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+        sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+        feed_pkt(&c, &sp, MQTT_V311);
+        pump(two, 2); /* the other shard learns of the filter; the SUBACK goes */
+        drain_dirty();
+        struct got g;
+        cr_assert(next_out(&c, &g) && g.pkt.type == MQTT_SUBACK);
+        broker_client_gone(b, &c, 0);
+    }
+    for (uint32_t i = 0; i < 2; i++)
+        take(two[i], (int)i);
+    pump(two, 2);
+    for (uint32_t i = 0; i < 2; i++)
+        broker_free(two[i]);
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < 3; i++) {
+        b = rebuilt(i, 3, 2);
+        total += rep.sessions;
+        for (size_t k = 0; k < 8; k++) {
+            if (home_shard((const uint8_t *)ids[k], 2, 3) != i)
+                continue;
+            struct client c;
+            cr_assert(do_connect(&c, ids[k], false), "%s's session on its new home %u", ids[k], i);
+            broker_client_gone(b, &c, 0);
+        }
+        broker_free(b);
+    }
+    cr_assert_eq(total, 8, "each session once");
+    b = broker_new(&lim, 0, 1); /* for teardown */
+}
