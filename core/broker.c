@@ -244,6 +244,26 @@ void broker_client_kick(struct broker *b, struct client *cl, int rc)
     RM_ASSERT(rc < 0);
     (void)output_close(b, cl, rc);
 }
+/*
+ * Send @ack for @pkt_id to @cl once what was logged since @mark is durable
+ * (fsync = always): a PUBREL lets the receiver forget a message, a PUBCOMP
+ * lets the sender reuse its packet id, so neither may outrun the record
+ * that a crash would otherwise lose.
+ */
+static int ack_logged(struct broker *b, struct client *cl, uint8_t ack, uint16_t pkt_id,
+                      size_t mark)
+{
+    if (wal_sync(b) && wal_since(b, mark)) {
+        uint64_t token = wait_new(b, cl, ack, pkt_id, 1);
+        if (token && wal_hold(b, token) == 0)
+            return BROKER__HOLD;
+        if (token)
+            wait_cancel(b, cl); /* no memory to wait: now rather than never */
+    }
+    return output_ack(b, cl, ack, pkt_id) < 0 ? output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE)
+                                               : 0;
+}
+
 
 /* ---- packets ---- */
 
@@ -284,14 +304,19 @@ static int on_packet(struct broker *b, struct client *cl, const struct mqtt_fixe
     case MQTT_PUBACK:
         rc = session_on_puback(b, s, pkt.u.ack.pkt_id);
         break;
-    case MQTT_PUBREC:
+    case MQTT_PUBREC: {
+        size_t mark = wal_mark(b);
         rc = session_on_pubrec(b, s, pkt.u.ack.pkt_id, pkt.u.ack.rc);
+        if (rc == 1)
+            return ack_logged(b, cl, MQTT_PUBREL, pkt.u.ack.pkt_id, mark);
         break;
-    case MQTT_PUBREL:
+    }
+    case MQTT_PUBREL: {
         /* PUBCOMP even for an unknown id, so the sender can finish. */
+        size_t mark = wal_mark(b);
         session_on_pubrel(b, s, pkt.u.ack.pkt_id);
-        rc = output_ack(b, cl, MQTT_PUBCOMP, pkt.u.ack.pkt_id);
-        break;
+        return ack_logged(b, cl, MQTT_PUBCOMP, pkt.u.ack.pkt_id, mark);
+    }
     case MQTT_PUBCOMP:
         rc = session_on_pubcomp(b, s, pkt.u.ack.pkt_id);
         break;

@@ -98,6 +98,7 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
         int r = session_qos2_in_add(b, cl->_sess, pub->pkt_id);
         if (r < 0)
             return output_close(b, cl, r == -ENOMEM ? -MQTT_RC_SERVER_UNAVAILABLE : r);
+        session_qos2_in_log(b, cl->_sess, pub->pkt_id);
     }
     if (output_ack_rc(b, cl, ack, pub->pkt_id, rc) < 0)
         return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
@@ -250,6 +251,8 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
             wait_set_ack_rc(b, token, ack_rc);
         return BROKER__HOLD;
     }
+    if (ack == MQTT_PUBREC)
+        session_qos2_in_log(b, s, pub->pkt_id);
     rc = ack ? output_ack_rc(b, cl, ack, pub->pkt_id, ack_rc) : 0;
     return rc < 0 ? output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE) : 0;
 

@@ -167,6 +167,15 @@ struct client *replica_apply(struct broker *b, struct msg *m, uint64_t token, ui
     return retain_applied(b, token, origin);
 }
 
+int replica_restore(struct broker *b, struct msg *m)
+{
+    RM_ASSERT(m->retain && b->wal == NULL);
+    int rc = retained_apply(b, m, b->lim->retained_max);
+    if (rc < 0)
+        b->stats.retained_refused++;
+    return rc < 0 ? rc : 0;
+}
+
 void replica_tick(struct broker *b)
 {
     if (b->now_ms >= b->retained_expire_ms && b->now_ms >= b->retained_sweep_ms)

@@ -47,6 +47,15 @@ void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_
  */
 struct client *replica_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t arg);
 
+/*
+ * Start-up: @m restored from the write-ahead log, applied to this replica
+ * alone. Every shard restores every retained message in the same (log)
+ * order, so each decides retained_max alike and no replica waits for a
+ * broadcast before its listeners serve. Borrows @m. Returns 0, -ENOSPC
+ * (over retained_max) or -ENOMEM (both counted).
+ */
+int replica_restore(struct broker *b, struct msg *m);
+
 /* The clock moved (b->now_ms): sweep expired retained messages when due. */
 void replica_tick(struct broker *b);
 

@@ -34,7 +34,10 @@ _Static_assert(sizeof(void *) != 8 || (sizeof(struct session_inflight) == 24 &&
                                        sizeof(struct session_queued) == 24),
                "window and queue entries stay 24 bytes");
 
-/* True when @s's changes go to the write-ahead log: a log, and a session that outlives its connection. */
+/*
+ * True when @s's changes go to the write-ahead log: a log, and a session
+ * that outlives its connection.
+ */
 static bool logged(const struct broker *b, const struct session *s)
 {
     return b->wal && s->expiry_s != 0;
@@ -769,7 +772,7 @@ int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint
     } else if (!inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP)) {
         return 0;
     }
-    return output_ack(b, s->client, MQTT_PUBREL, pkt_id);
+    return 1; /* PUBREL due */
 }
 
 int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id)
@@ -796,8 +799,12 @@ int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id)
         return rc;
     s->qos2_in[s->qos2_in_count++] = pkt_id;
     RM_ASSERT(s->qos2_in_count <= s->qos2_in_cap);
-    log_pkt(b, s, WAL_QOS2_IN, pkt_id);
     return 1;
+}
+
+void session_qos2_in_log(struct broker *b, const struct session *s, uint16_t pkt_id)
+{
+    log_pkt(b, s, WAL_QOS2_IN, pkt_id);
 }
 
 void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id)
@@ -920,7 +927,9 @@ int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t 
         via_drop(&via, &id);
         return rc;
     }
-    uint8_t state = !m ? SESSION_WAIT_PUBCOMP : qos == 1 ? SESSION_WAIT_PUBACK : SESSION_WAIT_PUBREC;
+    uint8_t state = !m         ? SESSION_WAIT_PUBCOMP
+                    : qos == 1 ? SESSION_WAIT_PUBACK
+                               : SESSION_WAIT_PUBREC;
     s->inflight[s->inflight_count++] = (struct session_inflight){
         .msg = m ? msg_ref(m) : NULL,
         .via = via,

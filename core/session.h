@@ -323,7 +323,10 @@ void session_share_redispatch(struct broker *b, struct session *s, session_give_
  * Outbound acknowledgements from the attached client. Unknown packet ids are
  * ignored (3.1.1 gives no way to answer them). A v5 PUBREC with reason
  * code @rc >= 0x80 ends that QoS 2 flow. Returns 0, or -ENOMEM when an
- * answer could not be queued (the caller closes the connection).
+ * answer could not be queued (the caller closes the connection);
+ * session_on_pubrec() returns 1 when a PUBREL is due, which the caller
+ * sends once what this logged is durable (the receiver may forget the
+ * message at PUBREL: the broker must not send it again after a crash).
  */
 int session_on_puback(struct broker *b, struct session *s, uint16_t pkt_id);
 int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint8_t rc);
@@ -335,6 +338,14 @@ int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id);
  * -MQTT_RC_RECEIVE_MAX_EXCEEDED past inflight_in_max, -ENOMEM.
  */
 int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id);
+
+/*
+ * Log inbound QoS 2 id @pkt_id (WAL_QOS2_IN) as its PUBREC goes out, not
+ * when it arrives: only once every delivery of the message is durable may
+ * a restarted broker treat a resend as a duplicate (else a crash between
+ * the two logs loses it for the shards whose deliveries were not).
+ */
+void session_qos2_in_log(struct broker *b, const struct session *s, uint16_t pkt_id);
 
 /* Inbound QoS 2: PUBREL for @pkt_id releases it (no-op if unknown). */
 void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id);

@@ -14,6 +14,7 @@
 #include "core/broker_types.h"
 #include "core/output.h"
 #include "core/rm_assert.h"
+#include "core/session.h"
 #include "core/wal.h"
 
 uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
@@ -152,6 +153,8 @@ static struct client *complete(struct broker *b, struct broker_wait *w)
     if (!cl)
         return NULL; /* The client went away; nobody to acknowledge. */
     cl->_wait = 0;
+    if (ack_type == MQTT_PUBREC && cl->_sess)
+        session_qos2_in_log(b, cl->_sess, pkt_id); /* every delivery is durable now */
     if (ack_type && output_ack_rc(b, cl, ack_type, pkt_id, ack_rc) < 0) {
         output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
         return NULL;

@@ -11,7 +11,7 @@
  * WAIT_TIMEOUT_MS, counted, and late acknowledgements for it are ignored;
  * except under a write-ahead log with fsync = always, where a wait may
  * stand for a durability promise and is never given up.
- * Calls output and wal. Owned by one shard; single-threaded.
+ * Calls output, session and wal. Owned by one shard; single-threaded.
  */
 #ifndef RINGMQ_WAIT_H
 #define RINGMQ_WAIT_H

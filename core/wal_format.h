@@ -36,13 +36,14 @@
  * prefix included), a u16-prefixed string; "str8" a u8-prefixed one.
  */
 enum wal_type {
-    WAL_SEGMENT = 1, /* u64 magic, u32 version, u32 generation, u32 shard, u32 shard count, u32 seq */
+    WAL_SEGMENT = 1, /* u64 magic, u32 version, u32 generation, u32 shard, u32 shards, u32 seq */
     WAL_SESSION,     /* cid, str8 user, u32 expiry_s: the session exists (created or changed) */
     WAL_SESSION_END, /* cid: the session ended */
     WAL_RESET,       /* cid: forget the session's subscriptions, messages and QoS 2 state */
     WAL_SUB,         /* cid, u16 filter, u8 options, u32 subscription identifier */
     WAL_UNSUB,       /* cid, u16 filter */
-    WAL_MSG,         /* u64 id, u8 qos, u8 retain, u64 expiry (wall ms, 0 never), topic, props, payload */
+    WAL_MSG,         /* u64 id, u8 qos, u8 retain, u64 expiry (wall ms, 0: never), topic,
+                        props, payload */
     WAL_DELIVER,     /* cid, u64 msg id, u8 qos, u8 retain, u64 share key, u32 sub id, u16 pkt id */
     WAL_SENT,        /* cid, u16 pkt id: the oldest queued message went out with it (0: dropped) */
     WAL_DONE,        /* cid, u16 pkt id: that outbound flow ended (PUBACK, PUBCOMP, refused) */

@@ -26,7 +26,9 @@
 #include "core/rm_assert.h"
 #include "core/sess_table.h"
 #include "core/session.h"
+#include "core/share.h"
 #include "core/wal_format.h"
+#include "core/xrecv.h"
 
 /* A WAL_MSG record: where its fields are, and the msg built from it (lazily). */
 struct rmsg {
@@ -74,6 +76,7 @@ struct rsess {
     uint32_t unsent; /* the first entry never sent (all before it were) */
     uint16_t *q2;
     uint32_t q2_count, q2_cap;
+    uint32_t home;  /* its home shard under today's count */
 };
 
 /* A retained topic's last set. */
@@ -204,11 +207,13 @@ static bool same_ret(const void *ctx, uint32_t i)
     return t->topic_len == k->len && memcmp(t->topic, k->p, k->len) == 0;
 }
 
-/* The session @cid if this shard homes it (created when @create), else NULL. */
+/*
+ * The session @cid (created when @create), else NULL. Every shard follows
+ * every session's subscriptions (another shard's are its interest here);
+ * only its home follows its messages.
+ */
 static struct rsess *sess_of(struct replay *r, const uint8_t *cid, uint32_t len, bool create)
 {
-    if (home_shard(cid, len, r->b->shard_count) != r->b->shard_id)
-        return NULL;
     struct key_ctx k = {r, cid, len, 0};
     uint64_t h = XXH3_64bits(cid, len);
     uint32_t found;
@@ -224,7 +229,8 @@ static struct rsess *sess_of(struct replay *r, const uint8_t *cid, uint32_t len,
     }
     j = tab_find(&r->sess_tab, h, same_sess, &k, &found);
     RM_ASSERT(!found);
-    r->sess[r->sess_count] = (struct rsess){.cid = cid, .cid_len = len};
+    r->sess[r->sess_count] =
+        (struct rsess){.cid = cid, .cid_len = len, .home = home_shard(cid, len, r->b->shard_count)};
     r->sess_tab.slot[j] = ++r->sess_count;
     r->sess_tab.hash[j] = h;
     r->sess_tab.count++;
@@ -428,8 +434,6 @@ static int on_retain(struct replay *r, struct wal_in *in)
               &t.payload_len);
     if (!wal_in_done(in) || t.qos > 2 || t.topic_len == 0)
         return -EBADMSG;
-    if (home_shard(t.topic, t.topic_len, r->b->shard_count) != r->b->shard_id)
-        return 0;
     struct key_ctx k = {r, t.topic, t.topic_len, 0};
     uint64_t h = XXH3_64bits(t.topic, t.topic_len);
     uint32_t found;
@@ -466,10 +470,14 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     struct rsess *s = sess_of(r, cid, cid_len, rec->type == WAL_SESSION);
     if (r->nomem)
         return -ENOMEM;
+    bool ours = s && s->home == r->b->shard_id;
     if (rec->type == WAL_DELIVER)
-        return on_deliver(r, s, &in); /* checks its message even when not ours */
+        return on_deliver(r, ours ? s : NULL, &in); /* checks its message even when not ours */
     if (!s)
-        return 0; /* another shard's session, or one that ended */
+        return 0; /* a session that ended */
+    if (!ours && rec->type != WAL_SESSION && rec->type != WAL_SESSION_END &&
+        rec->type != WAL_RESET && rec->type != WAL_SUB && rec->type != WAL_UNSUB)
+        return 0; /* another shard's message flow */
     switch (rec->type) {
     case WAL_SESSION:
         s->user = wal_get_str8(&in, &s->user_len);
@@ -566,12 +574,10 @@ static int build_sess(struct replay *r, struct rsess *rs)
     r->rep->sessions++;
     for (uint32_t i = 0; i < rs->sub_count; i++) {
         const struct rsub *sub = &rs->subs[i];
-        uint32_t announce;
+        uint32_t announce; /* not sent: every shard learns it from the log (interest()) */
         uint8_t opts = sub->options & (uint8_t)~SESSION_SUBOPT_ACL_CHECK;
         if (session_subscribe(b, s, sub->filter, sub->len, opts, sub->sub_id, &announce) < 0)
             return -ENOMEM;
-        if (announce)
-            (void)outbox_interest(b, sub->filter, sub->len, announce, 0);
     }
     session_settle(s);
     session_acl_reclass(b, s); /* today's rules decide which subscriptions are checked */
@@ -607,14 +613,77 @@ static int build_retained(struct replay *r, const struct rret *t)
                             t->payload_len, t->qos, true);
     if (!m)
         return -ENOMEM;
-    m->home_shard = r->b->shard_id;
+    uint32_t home = home_shard(t->topic, t->topic_len, r->b->shard_count);
+    m->home_shard = home;
     if (t->expiry_wall_ms)
         m->expiry_ms = (uint64_t)((int64_t)t->expiry_wall_ms - r->wall_offset_ms);
-    /* Applied here (its home) and broadcast to every replica once the loops run. */
-    replica_publish(r->b, m, 0);
+    /* Every replica restores it itself: none waits for a broadcast. */
+    int rc = replica_restore(r->b, m);
     outbox_msg_put(r->b, m);
-    r->rep->retained++;
+    if (rc == -ENOMEM)
+        return rc;
+    if (home == r->b->shard_id)
+        r->rep->retained += rc == 0;
     return 0;
+}
+
+/* A shared subscription of another shard's session: that shard's members are counted. */
+struct rshare {
+    const uint8_t *filter;
+    uint32_t len;
+    uint32_t home;
+};
+
+static int share_cmp(const void *pa, const void *pb)
+{
+    const struct rshare *a = pa;
+    const struct rshare *b = pb;
+    if (a->home != b->home)
+        return a->home < b->home ? -1 : 1;
+    if (a->len != b->len)
+        return a->len < b->len ? -1 : 1;
+    return memcmp(a->filter, b->filter, a->len);
+}
+
+/*
+ * Other shards' sessions' subscriptions become this shard's interest now,
+ * as their XMSG_INTEREST_ADDs would make them later: a publish here
+ * reaches a restored subscriber on another shard from the first packet
+ * any listener serves.
+ */
+static int learn_interest(struct replay *r)
+{
+    struct broker *b = r->b;
+    struct rshare *shares = NULL;
+    uint32_t count = 0;
+    uint32_t cap = 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < r->sess_count && rc == 0; i++) {
+        const struct rsess *s = &r->sess[i];
+        if (s->expiry_s == 0 || s->home == b->shard_id)
+            continue;
+        for (uint32_t j = 0; j < s->sub_count && rc == 0; j++) {
+            const struct rsub *sub = &s->subs[j];
+            struct share_name sn;
+            if (share_parse(sub->filter, sub->len, &sn) != 1) {
+                rc = xrecv_interest(b, s->home, sub->filter, sub->len, 1, true);
+                continue;
+            }
+            rc = grow((void **)&shares, &cap, count, sizeof(*shares));
+            if (rc == 0)
+                shares[count++] = (struct rshare){sub->filter, sub->len, s->home};
+        }
+    }
+    if (count > 1)
+        qsort(shares, count, sizeof(*shares), share_cmp);
+    /* Each run of one group on one shard is that shard's member count. */
+    for (uint32_t i = 0, n; i < count && rc == 0; i += n) {
+        for (n = 1; i + n < count && share_cmp(&shares[i], &shares[i + n]) == 0; n++)
+            ;
+        rc = xrecv_interest(b, shares[i].home, shares[i].filter, shares[i].len, n, true);
+    }
+    free(shares);
+    return rc < 0 ? -ENOMEM : 0;
 }
 
 static void replay_free(struct replay *r)
@@ -649,9 +718,11 @@ int wal_replay(struct broker *b, const struct wal_seg *segs, size_t n, int64_t w
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = read_seg(&r, &segs[i], problem, ctx);
     for (uint32_t i = 0; i < r.sess_count && rc == 0; i++) {
-        if (r.sess[i].expiry_s != 0)
+        if (r.sess[i].expiry_s != 0 && r.sess[i].home == b->shard_id)
             rc = build_sess(&r, &r.sess[i]);
     }
+    if (rc == 0)
+        rc = learn_interest(&r);
     for (uint32_t i = 0; i < r.ret_count && rc == 0; i++)
         rc = build_retained(&r, &r.ret[i]);
     replay_free(&r);

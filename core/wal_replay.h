@@ -5,9 +5,14 @@
  * Every shard reads every segment (they are few and read-only by then) and
  * takes what is its own under today's shard count: the sessions whose
  * client id it homes, with their subscriptions, kept messages and inbound
- * QoS 2 ids, and the retained messages whose topic it homes (set through
- * the replica, so every shard gets them). So a changed shard count
- * re-homes everything without a conversion step.
+ * QoS 2 ids. So a changed shard count re-homes everything without a
+ * conversion step. From the same records every shard also learns, before
+ * any listener serves, what it would otherwise hear from the others over
+ * the cross-shard queues after the loops start: the other shards' sessions'
+ * filters (their interest: xrecv_interest()) and every retained message
+ * (its replica: replica_restore()). A publish in the first packets after a
+ * restart so reaches every restored subscriber, and a SUBSCRIBE sees every
+ * restored retained message.
  *
  * Segments are given in log order: by generation (one per start-up), then
  * shard, then sequence. A record that fails its checksum is a torn tail
@@ -15,7 +20,7 @@
  * there), anywhere else corruption: reported, skipped to the next good
  * record, never trusted.
  *
- * Calls session, sess_table, deadline, replica, outbox, msg. Owned by the
+ * Calls session, sess_table, deadline, replica, xrecv, share, outbox, msg. Owned by the
  * shard being rebuilt, before its loop runs; the segments are shared
  * read-only.
  */

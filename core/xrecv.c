@@ -20,25 +20,28 @@
 #include "core/wal.h"
 #include "core/xmsg.h"
 
+int xrecv_interest(struct broker *b, uint32_t from, const uint8_t *filter, size_t len,
+                   uint32_t members, bool add)
+{
+    RM_ASSERT(from < b->shard_count && from != b->shard_id);
+    RM_ASSERT(add == (members > 0));
+    struct share_name sn;
+    if (share_parse(filter, len, &sn) == 1)
+        return share_remote(b->share, filter, len, from, members);
+    if (add)
+        return trie_insert(b->interest, filter, len, &b->shard_marker[from], 0, 0, NULL) < 0
+                   ? -ENOMEM
+                   : 0;
+    return trie_remove(b->interest, filter, len, &b->shard_marker[from], NULL) ? 0 : -ENOENT;
+}
+
 /*
  * A filter @from's sessions gained (@add) or lost, or a shared group's new
  * member count there (x->arg); an added one is acknowledged.
  */
 static void interest(struct broker *b, uint32_t from, const struct xmsg *x, bool add)
 {
-    struct share_name sn;
-    int rc;
-    RM_ASSERT(add == (x->arg > 0));
-    if (share_parse(x->payload.buf.ptr, x->payload.buf.len, &sn) == 1)
-        rc = share_remote(b->share, x->payload.buf.ptr, x->payload.buf.len, from, x->arg);
-    else if (add)
-        rc = trie_insert(b->interest, x->payload.buf.ptr, x->payload.buf.len,
-                         &b->shard_marker[from], 0, 0, NULL);
-    else
-        rc = trie_remove(b->interest, x->payload.buf.ptr, x->payload.buf.len,
-                         &b->shard_marker[from], NULL)
-                 ? 0
-                 : -ENOENT;
+    int rc = xrecv_interest(b, from, x->payload.buf.ptr, x->payload.buf.len, x->arg, add);
     /*
      * 0<->1 transitions arrive in order, so a duplicate only follows a DEL
      * lost to allocation failure: already interested, nothing to do.

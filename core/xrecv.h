@@ -10,6 +10,8 @@
 #ifndef RINGMQ_XRECV_H
 #define RINGMQ_XRECV_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct broker;
@@ -22,6 +24,17 @@ struct xmsg;
  * handles what that client sent meanwhile. Else NULL.
  */
 struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg *x);
+
+/*
+ * Shard @from's sessions gained (@add, @members > 0) or lost filter
+ * @filter: matching publishes here cross to @from from now on. For a
+ * shared group ("$share/g/f") @members is @from's member count. Used for
+ * XMSG_INTEREST_ADD/DEL and by the log's replay (core/wal_replay.h), which
+ * learns other shards' subscriptions from the log itself. Returns 0,
+ * -ENOMEM, or -ENOENT for a removal of what was not there.
+ */
+int xrecv_interest(struct broker *b, uint32_t from, const uint8_t *filter, size_t len,
+                   uint32_t members, bool add);
 
 /*
  * The clock moved (b->now_ms): a retained message whose notice never came

@@ -85,8 +85,9 @@ void wal_dir_close(struct wal_dir *d);
 
 /*
  * Shard @shard of @shard_count, while it is built: replay @d into @b (its
- * clock set to @now_ms, the loop's monotonic clock), start @b's log, write and sync its snapshot as the new
- * generation's first segment. Returns 0 and *@out, or -errno (logged).
+ * clock set to @now_ms, the loop's monotonic clock), start @b's log, write
+ * and sync its snapshot as the new generation's first segment. Returns 0
+ * and *@out, or -errno (logged).
  * Blocking: start-up only.
  */
 int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct config_wal *cfg,

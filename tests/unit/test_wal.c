@@ -11,6 +11,7 @@
 
 #include "core/broker_types.h"
 #include "core/home.h"
+#include "core/retained.h"
 #include "core/wal_format.h"
 #include "core/wal_replay.h"
 
@@ -416,4 +417,125 @@ Test(wal, a_changed_shard_count_rehomes_every_session)
     }
     cr_assert_eq(total, 8, "each session once");
     b = broker_new(&lim, 0, 1); /* for teardown */
+}
+
+Test(wal, with_sync_pubrel_and_pubcomp_wait_for_the_log)
+{
+    /*
+     * A PUBREL lets the receiver forget the message, a PUBCOMP lets the
+     * sender reuse its packet id: neither may go before the record that a
+     * crash would lose, or the restarted broker sends the message twice
+     * [MQTT-4.3.3-3] or takes a new one for a duplicate.
+     */
+    start_log(true);
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"s", 1}, 2};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&sub, &sp, MQTT_V311);
+    take(b, 0);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_SUBACK);
+    do_connect(&pub, "pub", false);
+    struct mqtt_pkt p = publish_pkt("s", "q2", 2, false, 4);
+    feed_pkt(&pub, &p, MQTT_V311);
+    expect_none(&pub);
+    expect_publish(&sub, "s", "q2", 2, false, &g);
+    uint16_t id = g.pkt.u.publish.pkt_id;
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC, "PUBREC once durable");
+    ack(&sub, MQTT_PUBREC, id);
+    expect_none(&sub);
+    take(b, 0);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL, "PUBREL once durable");
+    cr_assert_eq(g.pkt.u.ack.pkt_id, id);
+    ack(&pub, MQTT_PUBREL, 4);
+    expect_none(&pub);
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBCOMP, "PUBCOMP once durable");
+    ack(&sub, MQTT_PUBCOMP, id);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+/* The first of "name0", "name1"... that shard @shard of @count homes. */
+static const char *homed_on(char *buf, const char *name, uint32_t shard, uint32_t count)
+{
+    for (int i = 0; i < 1000; i++) {
+        snprintf(buf, 32, "%s%d", name, i);
+        if (home_shard((const uint8_t *)buf, strlen(buf), count) == shard)
+            return buf;
+    }
+    cr_assert_fail("no name homed on shard %u", shard);
+    return NULL;
+}
+
+Test(wal, replay_teaches_every_shard_the_others_filters_and_retained_messages)
+{
+    /*
+     * After a restart no shard may wait for the others' announcements: a
+     * publish in the first packet reaches a subscriber restored on another
+     * shard, and every replica holds every retained message.
+     */
+    broker_free(b);
+    struct broker *two[2];
+    char cid[32], topic[32];
+    homed_on(cid, "sub", 1, 2);
+    homed_on(topic, "r/", 1, 2);
+    for (uint32_t i = 0; i < 2; i++) {
+        two[i] = broker_new(&lim, i, 2);
+        broker_tick(two[i], 1000);
+        cr_assert_eq(broker_wal_start(two[i], false, 0), 0);
+        seg_start(&seg[i], i, 2);
+    }
+    struct client c;
+    struct got g;
+    b = two[1];
+    do_connect(&c, cid, false);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"x", 1}, 1};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&c, &sp, MQTT_V311);
+    pump(two, 2);
+    drain_dirty();
+    cr_assert(next_out(&c, &g) && g.pkt.type == MQTT_SUBACK);
+    broker_client_gone(b, &c, 0);
+    b = two[0];
+    do_connect(&c, "pub", true);
+    do_publish(&c, topic, "kept", 0, true, 0); /* ordered by shard 1, its home */
+    pump(two, 2);
+    broker_client_gone(b, &c, 0);
+    for (uint32_t i = 0; i < 2; i++)
+        take(two[i], (int)i);
+    pump(two, 2);
+    for (uint32_t i = 0; i < 2; i++)
+        broker_free(two[i]);
+
+    for (uint32_t i = 0; i < 2; i++) {
+        two[i] = b = rebuilt(i, 2, 2);
+        cr_assert_eq(retained_count(b->retained), 1, "shard %u holds the retained message", i);
+    }
+    /* Nothing was announced: shard 0 knows shard 1's filter from the log itself. */
+    uint32_t dest;
+    struct xmsg x;
+    cr_assert_not(broker_next_xmsg(two[0], &dest, &x));
+    cr_assert_not(broker_next_xmsg(two[1], &dest, &x));
+    b = two[0];
+    do_connect(&c, "pub", true);
+    do_publish(&c, "x", "first", 1, false, 1);
+    cr_assert(broker_next_xmsg(two[0], &dest, &x), "the publish crosses to the subscriber");
+    cr_assert_eq(x.kind, XMSG_PUBLISH);
+    cr_assert_eq(dest, 1);
+    broker_xmsg_receive(two[1], 0, &x);
+    broker_client_gone(b, &c, 0);
+    pump(two, 2);
+    b = two[1];
+    struct client s;
+    cr_assert(do_connect(&s, cid, false));
+    expect_publish(&s, "x", "first", 1, false, &g);
+    broker_client_gone(b, &s, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+    b = two[0]; /* for teardown */
 }
