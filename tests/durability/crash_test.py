@@ -1,0 +1,259 @@
+"""crash_test.py - no acknowledged message is lost when the broker is killed (issue 15).
+
+Persistent subscribers - two online all along (3.1.1 and v5), two offline until the
+end - subscribe to crash/#; two persistent publishers send numbered messages, one at
+QoS 1, one at QoS 2, with a retained message updated as they go. Meanwhile the broker
+is killed with SIGKILL at random points ROUNDS times and restarted on a random shard
+count (1 to 3: sessions are re-homed); the clients reconnect by themselves (paho). Then
+the publishers finish, the broker is killed once more and restarted, the offline
+subscribers come back, and for every subscriber:
+
+  - every message its publisher saw acknowledged arrived (QoS 1: at least once);
+  - where both sides are QoS 2, no message arrived twice [MQTT-4.3.3-2, -3];
+  - its subscription is intact: a message published after the last restart arrives;
+and the retained message is the last acknowledged one (or a later set). Order is not
+checked here: across a reconnect paho sends new messages before older ones it resends.
+
+The seed is printed (CRASH_SEED=N replays the kill points); exits 77 without paho.
+"""
+import os
+import random
+import sys
+import threading
+import time
+
+try:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+except ImportError:
+    print("SKIP: python3-paho-mqtt is missing")
+    sys.exit(77)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from wal_broker import WalBroker  # noqa: E402
+
+ROUNDS = 4
+PUBLISH_GAP_S = 0.004
+DRAIN_QUIET_S = 1.5
+DRAIN_MAX_S = 30.0
+ACK_WAIT_S = 20.0
+
+
+class Client:
+    """A persistent-session paho client that records what arrives on crash/p*."""
+
+    def __init__(self, cid, port, v5, qos):
+        self.cid = cid
+        self.qos = qos
+        self.got = []  # (publisher, n) in arrival order
+        self.last_at = time.monotonic()
+        self.lock = threading.Lock()
+        self.acked = set()
+        self.mids = {}
+        self.early = set()
+        self.at_kill = set()  # messages unacknowledged at some kill
+        if v5:
+            self.c = mqtt.Client(client_id=cid, protocol=mqtt.MQTTv5)
+        else:
+            self.c = mqtt.Client(client_id=cid, clean_session=False)
+        self.v5 = v5
+        self.port = port
+        self.c.reconnect_delay_set(0.05, 0.3)
+        self.c.on_message = self._on_message
+        self.c.on_publish = self._on_publish
+
+    def _on_message(self, c, u, msg):
+        if not msg.topic.startswith("crash/p"):
+            return
+        who, n = msg.payload.decode().split(":")
+        with self.lock:
+            self.got.append((who, int(n)))
+            self.last_at = time.monotonic()
+
+    def _on_publish(self, c, u, mid):
+        with self.lock:
+            n = self.mids.pop(mid, None)
+            if n is None:
+                self.early.add(mid)  # acknowledged before publish() recorded it
+            else:
+                self.acked.add(n)
+
+    def connect(self):
+        if self.v5:
+            p = Properties(PacketTypes.CONNECT)
+            p.SessionExpiryInterval = 3600
+            self.c.connect("127.0.0.1", self.port, clean_start=False, properties=p)
+        else:
+            self.c.connect("127.0.0.1", self.port)
+        self.c.loop_start()
+
+    def subscribe(self, flt):
+        ok = threading.Event()
+        self.c.on_subscribe = lambda *a: ok.set()
+        self.c.subscribe(flt, self.qos)
+        if not ok.wait(10):
+            raise RuntimeError(f"{self.cid}: no SUBACK")
+
+    def publish(self, topic, n, retain=False, payload=None):
+        # Not under self.lock: paho calls on_publish holding its own lock, which
+        # publish() takes too (lock order).
+        info = self.c.publish(topic, payload if payload is not None else f"{self.cid}:{n}",
+                              qos=self.qos, retain=retain)
+        with self.lock:
+            if info.mid in self.early:
+                self.early.remove(info.mid)
+                self.acked.add(n)
+            else:
+                self.mids[info.mid] = n
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+def check(subs, pubs, retained_seen, last_ret_acked):
+    ok = True
+    for s in subs:
+        with s.lock:
+            got = list(s.got)
+        for p in pubs:
+            ns = [n for who, n in got if who == p.cid]
+            missing = sorted(p.acked - set(ns))
+            if missing:
+                ok = False
+                print(f"FAIL {s.cid}: {len(missing)} acknowledged messages of {p.cid} lost, "
+                      f"first {missing[:10]}")
+            if min(s.qos, p.qos) == 2:
+                # A QoS 2 message in flight (no PUBREC yet) when the broker was killed may
+                # come twice: its subscriber's shard logged it, its publisher's shard had
+                # not yet logged the packet id, and the publisher sent it again (a known
+                # gap, docs/architecture.md). Any other message twice is a failure.
+                dups = sorted({n for n in ns if ns.count(n) > 1} - p.at_kill)
+                if dups:
+                    ok = False
+                    print(f"FAIL {s.cid}: QoS 2 messages of {p.cid} twice: {dups[:10]}")
+            print(f"{s.cid} <- {p.cid}: {len(ns)} arrivals, {len(set(ns))} distinct, "
+                  f"{len(p.acked)} acknowledged")
+    if retained_seen is None or retained_seen < last_ret_acked:
+        ok = False
+        print(f"FAIL retained: {retained_seen}, last acknowledged {last_ret_acked}")
+    return ok
+
+
+def main():
+    seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
+    print(f"seed {seed} (CRASH_SEED={seed} replays it)")
+    rnd = random.Random(seed)
+    b = WalBroker()
+    ok = True
+    try:
+        if not b.start(2):
+            print("FAIL: the broker did not start:\n" + b.log_text())
+            return 1
+        port = b.port
+        online = [Client("on311", port, False, 2), Client("on5", port, True, 1)]
+        offline = [Client("off311", port, False, 2), Client("off5", port, True, 2)]
+        pubs = [Client("p1", port, False, 1), Client("p2", port, False, 2)]
+        for s in online + offline:
+            s.connect()
+            s.subscribe("crash/#")
+        for s in offline:
+            s.close()
+        for p in pubs:
+            p.connect()
+        ret = Client("ret", port, False, 1)
+        ret.connect()
+
+        stop = threading.Event()
+
+        def publish_loop():
+            n = 0
+            while not stop.is_set():
+                n += 1
+                for p in pubs:
+                    p.publish(f"crash/{p.cid}", n)
+                if n % 25 == 0:
+                    ret.publish("crash/retained", n // 25, retain=True,
+                                payload=f"ret:{n // 25}")
+                time.sleep(PUBLISH_GAP_S)
+
+        t = threading.Thread(target=publish_loop)
+        t.start()
+        for r in range(ROUNDS):
+            time.sleep(rnd.uniform(0.3, 1.2))
+            b.kill9()
+            for p in pubs:
+                with p.lock:
+                    p.at_kill.update(p.mids.values())
+            time.sleep(rnd.uniform(0.0, 0.3))
+            shards = rnd.choice((1, 2, 3))
+            print(f"round {r + 1}: killed, restarting on {shards} shards")
+            if not b.start(shards):
+                print("FAIL: the broker did not restart:\n" + b.log_text())
+                return 1
+        time.sleep(rnd.uniform(0.3, 0.8))
+        stop.set()
+        t.join()
+        # Let the publishers' outstanding messages be acknowledged, then crash once more.
+        deadline = time.monotonic() + ACK_WAIT_S
+        while any(p.mids for p in pubs + [ret]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b.kill9()
+        if not b.start(rnd.choice((1, 2, 3))):
+            print("FAIL: the broker did not restart:\n" + b.log_text())
+            return 1
+        for s in offline:
+            s.connect()
+        # After the last restart, one more message each: every subscription is still there.
+        for p in pubs:
+            p.publish(f"crash/{p.cid}", 10 ** 6)
+        deadline = time.monotonic() + ACK_WAIT_S
+        while any(10 ** 6 not in p.acked for p in pubs) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for p in pubs:
+            if 10 ** 6 not in p.acked:
+                ok = False
+                print(f"FAIL: {p.cid}'s last message was never acknowledged")
+        deadline = time.monotonic() + DRAIN_MAX_S
+        subs = online + offline
+        while time.monotonic() < deadline:
+            if all(time.monotonic() - s.last_at > DRAIN_QUIET_S for s in subs):
+                break
+            time.sleep(0.1)
+        for s in subs:
+            if not any(n == 10 ** 6 for _, n in s.got):
+                ok = False
+                print(f"FAIL: {s.cid} lost its subscription (no message after the last restart)")
+        # The retained message: the last set acknowledged, or one after it.
+        got_ret = []
+        probe = mqtt.Client(client_id="probe", clean_session=True)
+        probe.on_message = lambda c, u, m: got_ret.append(m.payload.decode())
+        probe.connect("127.0.0.1", port)
+        probe.subscribe("crash/retained", 1)
+        probe.loop_start()
+        deadline = time.monotonic() + 5
+        while not got_ret and time.monotonic() < deadline:
+            time.sleep(0.05)
+        probe.disconnect()
+        probe.loop_stop()
+        retained_seen = int(got_ret[0].split(":")[1]) if got_ret else None
+        ok = check(subs, pubs, retained_seen, max(ret.acked, default=0)) and ok
+        for c in subs + pubs + [ret]:
+            c.close()
+        status = b.stop()
+        if status != 0:
+            ok = False
+            print(f"FAIL: exit status {status} after SIGTERM")
+        if not ok:
+            for n in range(1, b.starts + 1):
+                print(f"---- broker log {n} (tail) ----")
+                print(b.log_text(n)[-4000:])
+    finally:
+        b.close()
+    print("PASS" if ok else "FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""wal_broker.py - the ringmq built here with persistence on, restarted on one directory.
+
+WalBroker(shards) owns a temp dir: the log's directory (data/) and the config it writes
+before every start (shards may change between starts; the log must re-home sessions).
+The listener's port is picked once (a free loopback port) and kept across restarts, so
+clients reconnect to the same address. start() waits for "ready: N shards running";
+kill9() is the crash (SIGKILL, the log's only durability is what it synced); stop()
+sends SIGTERM and returns the exit status; close() kills it and removes the directory.
+It signals only the pid it started.
+"""
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+START_WAIT_S = 20.0
+STOP_WAIT_S = 20.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent():
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WalBroker:
+    def __init__(self, fsync="always"):
+        self.dir = tempfile.mkdtemp(prefix="ringmq-wal-")
+        self.data = os.path.join(self.dir, "data")
+        self.conf = os.path.join(self.dir, "ringmq.ini")
+        self.port = free_port()
+        self.fsync = fsync
+        self.proc = None
+        self.starts = 0
+
+    def log_path(self, n=None):
+        return os.path.join(self.dir, f"ringmq.{self.starts if n is None else n}.log")
+
+    def log_text(self, n=None):
+        with open(self.log_path(n), "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def start(self, shards):
+        """Start on @shards shards; True once ready, False when it exited or timed out."""
+        self.starts += 1
+        with open(self.conf, "w") as f:
+            f.write(f"""[broker]
+log_level = info
+shards = {shards}
+[limits]
+queued_max = 100000
+[persistence]
+enabled = true
+dir = {self.data}
+fsync = {self.fsync}
+[listener.default]
+bind = 127.0.0.1
+port = {self.port}
+""")
+        log = open(self.log_path(), "wb")
+        self.proc = subprocess.Popen([os.environ["RINGMQ_BIN"], "-c", self.conf], stdout=log,
+                                     stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        log.close()
+        deadline = time.monotonic() + START_WAIT_S
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if f"ready: {shards} shards running" in self.log_text():
+                return True
+            time.sleep(0.02)
+        return False
+
+    def kill9(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def close(self):
+        """Kill what still runs and remove the directory (logs and segments)."""
+        self.kill9()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def stop(self):
+        """SIGTERM; the exit status (None when it had to be killed)."""
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.kill9()
+            return None
