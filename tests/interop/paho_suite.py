@@ -61,27 +61,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from paho_suite_common import (  # noqa: E402
-    NOSUBSCRIBE_TOPICS, TOPICS, WILDTOPICS, Suite, Sub, rawmqtt)
+    NOSUBSCRIBE_TOPICS, TOPICS, WILDTOPICS, Suite, Sub, connect_fails, msgs)
 
 VERSION = 4  # MQTT 3.1.1
-
-
-def connect_fails(cl, **kw):
-    """Upstream's 'should fail' connect: None when it succeeded, else how it failed."""
-    try:
-        cl.connect(**kw)
-    except rawmqtt.Closed as e:
-        return "closed without CONNACK (%s)" % e
-    except rawmqtt.MQTTError as e:
-        return str(e)
-    except OSError as e:
-        return "socket error (%s)" % e
-    return None
-
-
-def msgs(cl):
-    with cl.cv:
-        return list(cl.messages)
 
 
 def testBasic(s, c):

@@ -45,6 +45,7 @@ NOSUBSCRIBE_TOPICS = ("test/nosubscribe",)
 CLIENT_IDS = ("myclientid", "myclientid2")
 # Matches "#" and "+/+" and no upstream topic: where settle() sends by default.
 SENTINEL_TOPIC = "paho_suite/sentinel"
+SENTINEL_PAYLOAD = b"sentinel "  # and a number; no upstream payload starts so
 
 PTYPES = {"CONNECT": PacketTypes.CONNECT, "PUBLISH": PacketTypes.PUBLISH,
           "SUBSCRIBE": PacketTypes.SUBSCRIBE, "DISCONNECT": PacketTypes.DISCONNECT,
@@ -247,6 +248,25 @@ class PahoClient:
         return self.m is not None and not self.gone
 
 
+def connect_fails(cl, **kw):
+    """Upstream's 'should fail' connect: None when it succeeded, else how it failed."""
+    try:
+        cl.connect(**kw)
+    except rawmqtt.Closed as e:
+        return "closed without CONNACK (%s)" % e
+    except rawmqtt.MQTTError as e:
+        return str(e)
+    except OSError as e:
+        return "socket error (%s)" % e
+    return None
+
+
+def msgs(cl):
+    """What @cl received, without settle()'s sentinels (a copy of one may come late)."""
+    with cl.cv:
+        return [m for m in cl.messages if not m.payload.startswith(SENTINEL_PAYLOAD)]
+
+
 class Suite:
     """One driver's cases: client factories, cleanup, bounded waits."""
 
@@ -319,7 +339,7 @@ class Suite:
         QoS 2 sentinel (on a subscription granting QoS 2) comes after every
         message sent before it, whatever their QoS."""
         self.sentinels += 1
-        payload = b"sentinel %d" % self.sentinels
+        payload = SENTINEL_PAYLOAD + b"%d" % self.sentinels
         pub.publish(topic, payload, qos)
         if not sub.wait(lambda: any(m.payload == payload for m in sub.messages)):
             raise rawmqtt.MQTTError("%s: sentinel on %s not received within %.1f s" % (
