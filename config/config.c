@@ -85,6 +85,12 @@ void config_free(struct config *cfg)
     RM_ASSERT(cfg != NULL);
     acl_free(cfg->acl);
     cfg->acl = NULL;
+    RM_ASSERT(cfg->acl_file_count <= CONFIG_LISTENERS_MAX);
+    for (uint32_t i = 0; i < cfg->acl_file_count; i++) {
+        acl_free(cfg->acl_files[i].acl);
+        cfg->acl_files[i].acl = NULL;
+    }
+    cfg->acl_file_count = 0;
 }
 
 static bool listener_name_valid(const char *name, size_t len)
@@ -356,61 +362,56 @@ static int build_hosts(struct config__draft *d, struct config_diag *diag)
 }
 
 /*
- * The ACL is process-wide (one struct acl in the snapshot, which every
- * shard reads): a listener cannot have an acl_file of its own. Returns 0
- * or -1 after config_diag__fail() at the listener's key.
+ * [auth] acl_file is every listener's ACL unless it sets its own, so it
+ * and the [acl]/[group.*] rules (the ACL of listeners without a file)
+ * cannot both be given. Returns 0 or -1 after config_diag__fail().
  */
-static int acl_file_global(struct load *ld)
+static int acl_sources_check(struct load *ld)
 {
     const struct config__draft *d = &ld->draft;
-    size_t lkey = config_keys__index(CONFIG__SCOPE_LISTENER, "acl_file");
-    size_t count;
-
-    config_keys__table(&count);
-    RM_ASSERT(lkey < count);
-    RM_ASSERT(d->cfg.listener_count <= CONFIG_LISTENERS_MAX);
-    for (uint32_t i = 0; i < d->cfg.listener_count; i++) {
-        if (d->listener_key_line[i][lkey] != 0) {
-            config_diag__fail(&ld->diag, d->listener_key_line[i][lkey],
-                              "[listener.%s] acl_file: the ACL is process-wide; set acl_file "
-                              "in [auth]",
-                              d->cfg.listeners[i].name);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/*
- * The rules come from [acl]/[group.*] or from [auth] acl_file, not both.
- * Load the acl_file (its problems read ACL_FILE:LINE: problem). Returns 0
- * or -1 after config_diag__fail().
- */
-static int acl_file_load(struct load *ld)
-{
-    struct config__draft *d = &ld->draft;
     size_t akey = config_keys__index(CONFIG__SCOPE_AUTH, "acl_file");
-    char err[CONFIG_ERR_MAX];
-    struct acl *acl = NULL;
     size_t count;
 
     config_keys__table(&count);
     RM_ASSERT(akey < count && !ld->diag.failed);
-    if (d->cfg.auth.acl_file[0] == '\0')
+    if (d->cfg.auth.acl_file[0] == '\0' || !ld->acl.any)
         return 0;
-    if (ld->acl.any) {
-        config_diag__fail(&ld->diag, d->key_line[akey],
-                          "[auth] acl_file: cannot be used with the [acl]/[group.*] rules of "
-                          "line %u; keep one of the two",
-                          ld->acl.first_line);
-        return -1;
+    config_diag__fail(&ld->diag, d->key_line[akey],
+                      "[auth] acl_file: cannot be used with the [acl]/[group.*] rules of "
+                      "line %u; keep one of the two",
+                      ld->acl.first_line);
+    return -1;
+}
+
+/*
+ * Load each distinct acl_file the listeners name (their own or [auth]'s)
+ * once into d->cfg.acl_files; its problems read ACL_FILE:LINE: problem.
+ * Returns 0 or -1 after config_diag__fail().
+ */
+static int acl_files_load(struct load *ld)
+{
+    struct config *cfg = &ld->draft.cfg;
+    char err[CONFIG_ERR_MAX];
+
+    RM_ASSERT(!ld->diag.failed && cfg->acl_file_count == 0);
+    RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
+    for (uint32_t i = 0; i < cfg->listener_count; i++) {
+        const char *path = cfg->listeners[i].acl_file;
+        bool seen = path[0] == '\0';
+        struct acl *acl = NULL;
+
+        for (uint32_t j = 0; !seen && j < cfg->acl_file_count; j++)
+            seen = strcmp(cfg->acl_files[j].path, path) == 0;
+        if (seen)
+            continue;
+        if (config_acl__file_load(path, &acl, err, sizeof(err)) < 0) {
+            config_diag__fail_raw(&ld->diag, err);
+            return -1;
+        }
+        RM_ASSERT(acl != NULL && cfg->acl_file_count < CONFIG_LISTENERS_MAX);
+        memcpy(cfg->acl_files[cfg->acl_file_count].path, path, CONFIG_PATH_MAX);
+        cfg->acl_files[cfg->acl_file_count++].acl = acl;
     }
-    if (config_acl__file_load(d->cfg.auth.acl_file, &acl, err, sizeof(err)) < 0) {
-        config_diag__fail_raw(&ld->diag, err);
-        return -1;
-    }
-    RM_ASSERT(d->cfg.acl == NULL && acl != NULL);
-    d->cfg.acl = acl;
     return 0;
 }
 
@@ -430,13 +431,13 @@ static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
         rc = config_acl__finish(&ld->acl, &ld->diag, &ld->draft.cfg.acl);
     }
     if (rc == 0) {
-        rc = acl_file_global(ld);
+        rc = acl_sources_check(ld);
     }
     if (rc == 0) {
         rc = config_check__run(&ld->draft, &ld->diag);
     }
     if (rc == 0) {
-        rc = acl_file_load(ld);
+        rc = acl_files_load(ld);
     }
     if (rc == 0) {
         RM_ASSERT(!ld->diag.failed && ld->draft.cfg.listener_count >= 1);

@@ -24,11 +24,11 @@ void config_defaults(struct config *cfg);
  * Load @path over the defaults and validate. Returns 0, or -1 with a message
  * in @err of the form "FILE:LINE: [SECTION] KEY: what is wrong" (or
  * "FILE: ..." for whole-file problems such as a missing file or no listener).
- * @cfg is only written on success; then it owns an ACL (config_free()).
+ * @cfg is only written on success; then it owns its ACLs (config_free()).
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t err_len);
 
-/* Free what a loaded @cfg owns (its ACL); @cfg is left with the defaults' NULLs. */
+/* Free what a loaded @cfg owns (its ACLs); @cfg is left with the defaults' NULLs. */
 void config_free(struct config *cfg);
 
 /* Parse a log level name ("error", "warn", "info", "debug"); -1 if unknown. */

@@ -13,11 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config/config_acl.h"
 #include "config/config_diag.h"
 #include "config/config_keys.h"
 #include "config/pwfile.h"
-#include "core/acl.h"
 #include "core/rm_assert.h"
 
 /* A listener's address in binary form, for comparing "::1" with "0::1". */
@@ -329,8 +327,9 @@ static bool auth_path_seen(const struct config *cfg, uint32_t j, size_t offset)
 }
 
 /*
- * Listener @j's password file and ACL file must load, so --test-config and
- * a reload report their lines as FILE:LINE: problem.
+ * Listener @j's password file must load, so --test-config and a reload
+ * report its lines as FILE:LINE: problem; its ACL file must be readable
+ * (the loader reads it).
  */
 static int check_listener_auth(const struct config__draft *d, struct config_diag *diag,
                                uint32_t j)
@@ -338,7 +337,6 @@ static int check_listener_auth(const struct config__draft *d, struct config_diag
     const struct config_listener *l = &d->cfg.listeners[j];
     char sec[CONFIG_NAME_MAX + 16];
     char err[CONFIG_ERR_MAX];
-    struct acl *acl;
     struct pwdb *db;
     unsigned line;
     int sys_errno;
@@ -375,12 +373,7 @@ static int check_listener_auth(const struct config__draft *d, struct config_diag
                               strerror(sys_errno));
             return -1;
         }
-        /* Read as the broker will, so --test-config and a reload report its lines. */
-        if (config_acl__file_load(l->acl_file, &acl, err, sizeof(err)) < 0) {
-            config_diag__fail_raw(diag, err);
-            return -1;
-        }
-        acl_free(acl);
+        /* Its lines are read once, by the loader (config.c), into the snapshot. */
     }
     return 0;
 }

@@ -116,6 +116,12 @@ struct config_auth {
 
 struct acl;
 
+/* A mosquitto-format acl_file some listener names, loaded (config_load()). */
+struct config_acl_file {
+    char path[CONFIG_PATH_MAX];
+    struct acl *acl; /* owned by the struct config that lists it */
+};
+
 struct config {
     enum config_log_level log_level;
     uint32_t shards; /* 0 = auto: one per online CPU */
@@ -128,11 +134,20 @@ struct config {
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];
     /*
-     * The [acl] and [group.NAME] rules (core/acl), owned by this snapshot
-     * and read-only, so every shard may read it; NULL: no rules, every
-     * access allowed. config_free() frees it.
+     * The [acl], [acl.HOST] and [group.NAME] rules (core/acl), owned by
+     * this snapshot and read-only, so every shard may read it; NULL: no
+     * rules. They apply on every listener where no acl_file does.
+     * config_free() frees it.
      */
     struct acl *acl;
+    /*
+     * Each distinct acl_file the listeners name ([auth]'s or their own),
+     * loaded once however many listeners share it; owned, read-only,
+     * freed by config_free(). A listener's ACL is the one whose path is
+     * its acl_file, else @acl (net/live resolves it per listener).
+     */
+    struct config_acl_file acl_files[CONFIG_LISTENERS_MAX];
+    uint32_t acl_file_count;
 };
 
 #endif

@@ -88,6 +88,7 @@ struct acl_who {
     const uint8_t *client_id;
     size_t client_id_len;
     bool wildcard_name; /* the user name or client id holds '+' or '#' */
+    uint8_t host;       /* its virtual host (core/vhost.h; 0: the default one), set by the caller */
     uint64_t groups[ACL_GROUPS_MAX / 64];
 };
 

@@ -146,15 +146,25 @@ void broker_set_vhosts(struct broker *b, const struct vhost_table *vhosts)
     b->vhosts = vhosts && vhosts->count > 0 ? vhosts : NULL;
 }
 
-void broker_set_acl(struct broker *b, const struct acl *acl)
+void broker_set_acls(struct broker *b, const struct acl *const *acls, uint32_t count)
 {
+    const struct acl *next[CLIENT_LISTENERS_MAX] = {0};
+    bool on = false;
+
     RM_ASSERT(b != NULL);
-    if (acl && acl_rule_count(acl) == 0 && acl_default_allows(acl))
-        acl = NULL;
-    if (acl == b->acl)
+    RM_ASSERT(count <= CLIENT_LISTENERS_MAX && (acls != NULL || count == 0));
+    for (uint32_t i = 0; i < count; i++) {
+        const struct acl *acl = acls[i];
+        if (acl && acl_rule_count(acl) == 0 && acl_default_allows(acl))
+            acl = NULL;
+        next[i] = acl;
+        on |= acl != NULL;
+    }
+    if (memcmp(next, b->acls, sizeof(next)) == 0)
         return;
-    bool had = b->acl != NULL || b->sess_count > 0;
-    b->acl = acl;
+    bool had = b->acl_on || b->sess_count > 0;
+    memcpy(b->acls, next, sizeof(next));
+    b->acl_on = on;
     if (++b->acl_gen == 0)
         b->acl_gen = 1; /* 0: a session's state never built */
     if (!had)
@@ -165,6 +175,16 @@ void broker_set_acl(struct broker *b, const struct acl *acl)
             session_acl_reclass(b, s);
     }
     RM_ASSERT(b->acl_gen != 0);
+}
+
+void broker_set_acl(struct broker *b, const struct acl *acl)
+{
+    const struct acl *all[CLIENT_LISTENERS_MAX];
+
+    RM_ASSERT(b != NULL);
+    for (uint32_t i = 0; i < CLIENT_LISTENERS_MAX; i++)
+        all[i] = acl;
+    broker_set_acls(b, all, CLIENT_LISTENERS_MAX);
 }
 
 bool broker_busy(const struct broker *b)

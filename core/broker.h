@@ -66,14 +66,20 @@ void broker_set_login(struct broker *b, const struct login_conf *login,
 void broker_set_vhosts(struct broker *b, const struct vhost_table *vhosts);
 
 /*
- * Point the broker at access-control list @acl (borrowed from the config
- * snapshot, read-only, shared by every shard; NULL: none). Call it between
- * loop iterations: at start-up, and when a reload swaps a new ACL in. A
- * new ACL gets a new generation, so sessions' cached verdicts are
- * forgotten, and every subscription's ACL check bit is set again from its
- * filter's class under @acl (one walk over this shard's sessions). An ACL
- * without rules that allows by default is kept as NULL: nothing is checked.
+ * Point the clients of listener i at access-control list @acls[i], for i
+ * below @count (at most CLIENT_LISTENERS_MAX; listeners past it get none),
+ * each borrowed from the config snapshot, read-only, shared by every shard
+ * (and by listeners whose ACL is the same; NULL: none). Call it between
+ * loop iterations: at start-up, and when a reload swaps new ACLs in. A new
+ * set gets a new generation, so sessions' cached verdicts are forgotten,
+ * and every subscription's ACL check bit is set again from its filter's
+ * class under its session's ACL (one walk over this shard's sessions). An
+ * ACL without rules that allows by default is kept as NULL: nothing is
+ * checked there.
  */
+void broker_set_acls(struct broker *b, const struct acl *const *acls, uint32_t count);
+
+/* broker_set_acls() with @acl for every listener (tests, and a broker with one ACL). */
 void broker_set_acl(struct broker *b, const struct acl *acl);
 
 /* True while the broker has work for the next loop iteration (logins held for budget). */

@@ -291,12 +291,16 @@ struct broker {
     size_t match_topic_len;
 
     /*
-     * broker.c: the access-control list (core/acl.h), borrowed from the
-     * config snapshot; NULL when there is none or it allows everything
-     * (no rule, default allow), so nothing is checked. acl_gen changes
-     * with every new ACL: session.c's per-session caches compare it.
+     * broker.c: the access-control list of each listener (core/acl.h),
+     * borrowed from the config snapshot (listeners with the same ACL share
+     * one); NULL where there is none or it allows everything (no rule,
+     * default allow), so nothing is checked there. A session is checked
+     * against its listener's (session.listener). acl_on: any is not NULL.
+     * acl_gen changes with every new set: session.c's per-session caches
+     * compare it, and the ACL they were built for.
      */
-    const struct acl *acl;
+    const struct acl *acls[CLIENT_LISTENERS_MAX];
+    bool acl_on;
     uint32_t acl_gen;
 
     /* broker.c: the virtual hosts (NULL: none); room for host-prefixed ids [0], topics [1]. */

@@ -14,6 +14,9 @@
 
 #include "core/obuf.h"
 
+/* Listeners a client may come in on (client.listener is below it). */
+#define CLIENT_LISTENERS_MAX 16u
+
 struct client_v5;
 struct msg;
 struct session;
@@ -65,7 +68,7 @@ struct client {
     /*
      * Written by net/ after broker_client_init(), read by core/login: the
      * index of the listener the connection came in on (it lives in what
-     * was padding: no byte more per connection).
+     * was padding: no byte more per connection); below CLIENT_LISTENERS_MAX.
      */
     uint8_t listener;
     /*

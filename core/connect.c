@@ -384,11 +384,13 @@ static int connect_will(struct broker *b, struct client *cl, const struct mqtt_c
      */
     if (c->will_topic.ptr[0] == '$')
         return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
-    if (b->acl) {
-        /* The same rule as a PUBLISH there; once per CONNECT, so no cache. */
+    const struct acl *acl = b->acls[cl->listener];
+    if (acl) {
+        /* The same rule as a PUBLISH there (its listener's ACL); once per CONNECT, so no cache. */
         struct acl_who who;
-        acl_who_init(b->acl, &who, user_len ? user : NULL, user_len, id, id_len);
-        if (!acl_check(b->acl, &who, ACL_PUBLISH, c->will_topic.ptr, c->will_topic.len)) {
+        acl_who_init(acl, &who, user_len ? user : NULL, user_len, id, id_len);
+        who.host = host;
+        if (!acl_check(acl, &who, ACL_PUBLISH, c->will_topic.ptr, c->will_topic.len)) {
             b->stats.acl_publish_denied++;
             return connect_refuse(b, cl, -MQTT_RC_NOT_AUTHORIZED);
         }
@@ -469,7 +471,7 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
         s->expiry_s = expiry_s;
         return s;
     }
-    s = session_new(id, id_len, h, expiry_s, user, user_len, b->acl != NULL);
+    s = session_new(id, id_len, h, expiry_s, user, user_len, b->acl_on);
     if (s)
         sess_table_insert(b, s);
     if (s && b->wal && expiry_s != 0)
@@ -683,6 +685,8 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     cl->_sess = s;
     cl->_will = will;
     b->stats.clients++;
+    /* Its listener's ACL applies (a session taken over from another listener takes this one's). */
+    session_acl_move(b, s, cl->listener);
 
     /* Session present is 0 for a clean session [MQTT-3.2.2-1], else [-2, -3]. */
     rc = send_connack(b, cl, present, MQTT_CONNACK_ACCEPTED, &props);

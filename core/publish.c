@@ -153,7 +153,7 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         return output_close(b, cl, rc);
     if (pub->topic.ptr[0] == '$')
         return publish_refuse(b, cl, pub);
-    if (b->acl && !session_acl_publish(b, s, pub->topic.ptr, pub->topic.len)) {
+    if (b->acl_on && !session_acl_publish(b, s, pub->topic.ptr, pub->topic.len)) {
         b->stats.acl_publish_denied++;
         return publish_refuse(b, cl, pub);
     }

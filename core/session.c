@@ -84,32 +84,46 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
     return s;
 }
 
-/*
- * @s as b->acl sees it: its own struct session_acl, rebuilt (and its
- * verdicts forgotten) when the ACL changed since; or, for a session made
- * while no ACL was in force, *@tmp filled now (no cache).
- */
-static const struct acl_who *acl_who_of(struct broker *b, struct session *s,
-                                        struct session_acl **st, struct acl_who *tmp)
+/* The ACL that applies to @s: its listener's; NULL: none (everything allowed). */
+static const struct acl *acl_of(const struct broker *b, const struct session *s)
 {
-    RM_ASSERT(b->acl != NULL && b->acl_gen != 0);
+    RM_ASSERT(s->listener < CLIENT_LISTENERS_MAX);
+    return b->acls[s->listener];
+}
+
+/*
+ * @s as @acl (its listener's) sees it: its own struct session_acl, rebuilt
+ * (and its verdicts forgotten) when the ACL or its generation changed
+ * since; or, for a session made while no ACL was in force, *@tmp filled
+ * now (no cache).
+ */
+static const struct acl_who *acl_who_of(struct broker *b, const struct acl *acl,
+                                        struct session *s, struct session_acl **st,
+                                        struct acl_who *tmp)
+{
+    RM_ASSERT(acl != NULL && b->acl_gen != 0);
+    RM_ASSERT(acl == acl_of(b, s));
     const uint8_t *user = s->username_len ? session_username(s) : NULL;
     /* %c is the id the client knows: without its virtual host's prefix. */
-    size_t skip = vhost_of_name(s->client_id, s->client_id_len) ? VHOST_ID_PREFIX : 0;
+    uint8_t host = vhost_of_name(s->client_id, s->client_id_len);
+    size_t skip = host ? VHOST_ID_PREFIX : 0;
     *st = NULL;
     if (!(s->_match_opts & SESSION_ACL_INLINE)) {
-        acl_who_init(b->acl, tmp, user, s->username_len, s->client_id + skip,
+        acl_who_init(acl, tmp, user, s->username_len, s->client_id + skip,
                      s->client_id_len - skip);
+        tmp->host = host;
         return tmp;
     }
     struct session_acl *a =
         (struct session_acl *)((uint8_t *)s + acl_offset(s->client_id_len, s->username_len));
-    if (a->gen != b->acl_gen) {
-        acl_who_init(b->acl, &a->who, user, s->username_len, s->client_id + skip,
+    if (a->gen != b->acl_gen || a->acl != acl) {
+        acl_who_init(acl, &a->who, user, s->username_len, s->client_id + skip,
                      s->client_id_len - skip);
+        a->who.host = host;
         memset(a->verdict, 0, sizeof(a->verdict));
         a->read_epoch = 0;
         a->gen = b->acl_gen;
+        a->acl = acl;
     }
     *st = a;
     return &a->who;
@@ -118,7 +132,8 @@ static const struct acl_who *acl_who_of(struct broker *b, struct session *s,
 bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *topic, size_t len)
 {
     RM_ASSERT(s != NULL && topic != NULL);
-    if (!b->acl)
+    const struct acl *acl = acl_of(b, s);
+    if (!acl)
         return true;
     /* Rules are host-relative: a virtual host's topic without its prefix (core/vhost.h). */
     size_t skip = vhost_topic_skip(topic, len);
@@ -126,9 +141,9 @@ bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *top
     len -= skip;
     struct session_acl *st;
     struct acl_who tmp;
-    const struct acl_who *who = acl_who_of(b, s, &st, &tmp);
+    const struct acl_who *who = acl_who_of(b, acl, s, &st, &tmp);
     if (!st)
-        return acl_check(b->acl, who, ACL_PUBLISH, topic, len);
+        return acl_check(acl, who, ACL_PUBLISH, topic, len);
     /*
      * The seed is the broker's random one, so a client cannot aim two of
      * its topics at one tag (62 bits): a collision would reuse a verdict.
@@ -137,7 +152,7 @@ bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *top
     uint64_t *slot = &st->verdict[(key >> 2) % SESSION_ACL_SLOTS];
     if ((*slot | 1u) == (key | 1u))
         return *slot & 1u;
-    bool ok = acl_check(b->acl, who, ACL_PUBLISH, topic, len);
+    bool ok = acl_check(acl, who, ACL_PUBLISH, topic, len);
     *slot = key | ok;
     RM_ASSERT(*slot != 0);
     return ok;
@@ -147,17 +162,18 @@ bool session_acl_read(struct broker *b, struct session *s, const uint8_t *topic,
                       uint32_t epoch)
 {
     RM_ASSERT(s != NULL && topic != NULL);
-    if (!b->acl)
+    const struct acl *acl = acl_of(b, s);
+    if (!acl)
         return true;
     size_t skip = vhost_topic_skip(topic, len); /* host-relative, as above */
     topic += skip;
     len -= skip;
     struct session_acl *st;
     struct acl_who tmp;
-    const struct acl_who *who = acl_who_of(b, s, &st, &tmp);
+    const struct acl_who *who = acl_who_of(b, acl, s, &st, &tmp);
     if (st && epoch && st->read_epoch == epoch)
         return st->read_ok;
-    bool ok = acl_check(b->acl, who, ACL_READ, topic, len);
+    bool ok = acl_check(acl, who, ACL_READ, topic, len);
     if (st && epoch) {
         st->read_epoch = epoch;
         st->read_ok = ok;
@@ -171,7 +187,8 @@ enum acl_sub_class session_acl_class(struct broker *b, struct session *s, const 
                                      size_t len)
 {
     RM_ASSERT(s != NULL && filter != NULL);
-    if (!b->acl)
+    const struct acl *acl = acl_of(b, s);
+    if (!acl)
         return ACL_SUB_ALL;
     /*
      * "$share/G/F" is judged by F, and F host-relative: a stored filter
@@ -187,8 +204,8 @@ enum acl_sub_class session_acl_class(struct broker *b, struct session *s, const 
     len -= skip;
     struct session_acl *st;
     struct acl_who tmp;
-    const struct acl_who *who = acl_who_of(b, s, &st, &tmp);
-    return acl_subscribe_class(b->acl, who, filter, len);
+    const struct acl_who *who = acl_who_of(b, acl, s, &st, &tmp);
+    return acl_subscribe_class(acl, who, filter, len);
 }
 
 void session_acl_reclass(struct broker *b, struct session *s)
@@ -211,6 +228,17 @@ void session_acl_reclass(struct broker *b, struct session *s)
         RM_ASSERT(rc == 0);
         sub->options = opts;
     }
+}
+
+void session_acl_move(struct broker *b, struct session *s, uint8_t listener)
+{
+    RM_ASSERT(s != NULL);
+    RM_ASSERT(listener < CLIENT_LISTENERS_MAX && s->listener < CLIENT_LISTENERS_MAX);
+    const struct acl *was = acl_of(b, s);
+    s->listener = listener;
+    /* Its verdicts are keyed by the ACL too (acl_who_of()): nothing to forget here. */
+    if (acl_of(b, s) != was)
+        session_acl_reclass(b, s);
 }
 
 static struct session_queued *queue_at(struct session *s, uint32_t i)

@@ -97,9 +97,9 @@ struct session_queued {
 };
 
 /*
- * Field order fills every padding hole: the client id starts at byte 121,
+ * Field order fills every padding hole: the client id starts at byte 123,
  * so a session with a 12-byte client id is one 144-byte malloc chunk, with
- * one of up to 27 bytes one of 160 (an idle connection's cost; see
+ * one of up to 28 bytes one of 160 (an idle connection's cost; see
  * docs/architecture.md).
  */
 struct session {
@@ -151,6 +151,12 @@ struct session {
      */
     uint8_t _match_opts;
     /*
+     * The listener of the connection that made it or last took it over
+     * (client.listener): whose ACL applies (broker.acls). Written by
+     * connect.c (session_acl_move()).
+     */
+    uint8_t listener;
+    /*
      * The authenticated user's name, after the client id (0: anonymous).
      * Fixed for the session's life: a CONNECT by another user either is
      * refused ([auth] bind_client_id_to_user) or starts a new session, so
@@ -165,7 +171,7 @@ struct session {
     uint8_t client_id[];
 };
 
-_Static_assert(offsetof(struct session, client_id) == 122, "a hole came back into struct session");
+_Static_assert(offsetof(struct session, client_id) == 123, "a hole came back into struct session");
 
 /*
  * A subscription option bit of ringmq's own (bits 6-7 of the options byte
@@ -189,9 +195,11 @@ _Static_assert(offsetof(struct session, client_id) == 122, "a hole came back int
  * A session's access-control state, only in sessions made while an ACL
  * with rules is in force (after its names, in the same allocation), so a
  * broker without rules pays nothing. Rebuilt lazily when the broker's ACL
- * generation differs from @gen (a reload).
+ * generation differs from @gen (a reload), or the session's ACL from @acl
+ * (a takeover from another listener): the verdicts are keyed by both.
  */
 struct session_acl {
+    const struct acl *acl; /* the ACL @who and @verdict were made under (compared only) */
     uint32_t gen;        /* broker.acl_gen @who and @verdict were made under; 0: never */
     uint32_t read_epoch; /* broker.match_epoch @read_ok is for (0: none) */
     bool read_ok;        /* the ACL_READ verdict on the topic being routed */
@@ -233,10 +241,11 @@ struct session *session_new(const uint8_t *client_id, size_t len, uint64_t hash,
                             uint32_t expiry_s, const uint8_t *user, size_t user_len, bool acl);
 
 /*
- * May @s publish to topic name @topic (@len bytes) under b->acl? Through
- * the session's verdict cache (XXH3 of the topic under b->seed, tagged
- * with the ACL generation): a publisher repeating a topic costs one hash
- * and one compare. A NULL b->acl allows.
+ * May @s publish to topic name @topic (@len bytes) under its listener's
+ * ACL (b->acls[s->listener])? Through the session's verdict cache (XXH3
+ * of the topic under b->seed, kept for one ACL and generation): a
+ * publisher repeating a topic costs one hash and one compare. No ACL
+ * there allows.
  */
 bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *topic, size_t len);
 
@@ -244,21 +253,29 @@ bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *top
  * May @s receive a message on topic name @topic? When @epoch is not 0
  * (broker.match_epoch of the message being routed), the verdict is kept
  * for that epoch, so a session matched through several checked
- * subscriptions is asked once. A NULL b->acl allows.
+ * subscriptions is asked once. No ACL on @s's listener allows.
  */
 bool session_acl_read(struct broker *b, struct session *s, const uint8_t *topic, size_t len,
                       uint32_t epoch);
 
-/* The class of @s subscribing to @filter (a "$share/G/" prefix allowed); ALL without b->acl. */
+/* The class of @s subscribing to @filter (a "$share/G/" prefix allowed); ALL without an ACL. */
 enum acl_sub_class session_acl_class(struct broker *b, struct session *s, const uint8_t *filter,
                                      size_t len);
 
 /*
- * b->acl changed (a reload): set or clear SESSION_SUBOPT_ACL_CHECK on each
+ * @s's ACL changed (a reload, a takeover from another listener): set or
+ * clear SESSION_SUBOPT_ACL_CHECK on each
  * of @s's subscriptions as its filter's class now says, in the trie and
  * the shared groups too. A subscription now classed NONE stays, checked.
  */
 void session_acl_reclass(struct broker *b, struct session *s);
+
+/*
+ * @s now belongs to a connection of listener @listener (a takeover): its
+ * listener's ACL applies from now on, and its subscriptions are classed
+ * again when that ACL is another one.
+ */
+void session_acl_move(struct broker *b, struct session *s, uint8_t listener);
 
 /*
  * Free @s and everything it holds: removes its subscriptions from @b's trie

@@ -211,7 +211,7 @@ static uint8_t subscribe_one(struct broker *b, struct client *cl, const struct m
     if ((opts & MQTT_SUBOPT_QOS) > lim->max_qos) /* granted lower [MQTT-3.2.2-9] */
         opts = (uint8_t)((opts & ~MQTT_SUBOPT_QOS) | lim->max_qos);
     RM_ASSERT((opts & SESSION_SUBOPT_ACL_CHECK) == 0); /* reserved bits never decode */
-    if (b->acl) {
+    if (b->acl_on) {
         /*
          * A filter no rule lets any topic of through is refused now
          * [MQTT-3.9.3-2]; one that some topics of may be denied is

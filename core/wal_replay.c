@@ -567,7 +567,7 @@ static int build_sess(struct replay *r, struct rsess *rs)
     struct broker *b = r->b;
     uint64_t h = sess_table_hash(rs->cid, rs->cid_len);
     struct session *s =
-        session_new(rs->cid, rs->cid_len, h, rs->expiry_s, rs->user, rs->user_len, b->acl != NULL);
+        session_new(rs->cid, rs->cid_len, h, rs->expiry_s, rs->user, rs->user_len, b->acl_on);
     if (!s)
         return -ENOMEM;
     sess_table_insert(b, s);

@@ -4,7 +4,8 @@
  * configuration as applied (the file as loaded, with the keys a running
  * broker cannot take put back: config/config_reload), the authentication
  * snapshot (core/login's struct login_conf, the password files read), the
- * ACL (core/acl, the [acl] rules) and one TLS context per TLS listener
+ * ACLs (core/acl: the [acl] rules and each distinct acl_file, and which
+ * one applies on each listener) and one TLS context per TLS listener
  * (tls/tls_ctx, certificates and keys read, a fresh session-ticket key).
  *
  * Built whole or not at all: live_build() is what start-up, --test-config
@@ -38,10 +39,14 @@ struct login_conf;
 struct tls_ctx;
 
 struct live {
-    /* As applied: the file's values (no -p, memory_max not resolved); acl is NULL here. */
+    /* As applied: the file's values (no -p, memory_max not resolved); no ACL here. */
     struct config cfg;
     struct login_conf *login; /* owned */
     struct acl *acl;          /* owned; NULL: no [acl] rules */
+    struct acl *acl_files[CONFIG_LISTENERS_MAX]; /* owned: one per distinct acl_file */
+    uint32_t acl_file_count;
+    /* Listener i's ACL: its acl_file's, else @acl (borrowed from the two above). */
+    const struct acl *listener_acl[CONFIG_LISTENERS_MAX];
     struct tls_ctx *tls[CONFIG_LISTENERS_MAX]; /* one reference each; NULL: no TLS there */
     uint64_t generation;                       /* 1 at start-up, +1 per applied reload */
 };
@@ -55,11 +60,13 @@ struct live_owner {
 
 /*
  * Build a snapshot from @cfg (loaded and validated by config_load(), or the
- * defaults): a TLS context for each TLS listener, the password files. It
- * takes @cfg->acl (left NULL) and copies the rest. @path names the file in
+ * defaults): a TLS context for each TLS listener, the password files, each
+ * listener's ACL. It takes @cfg's ACLs (left none; an acl_file a listener
+ * names that @cfg has not loaded, one config_reload_merge() kept, is read
+ * now) and copies the rest. @path names the file in
  * messages (NULL: "(defaults)"). Returns it (generation 1), or NULL with
  * the reason in @err ("PATH: [listener.NAME] certfile '...': ...",
- * "PWFILE:LINE: ..."); @cfg->acl is freed then.
+ * "PWFILE:LINE: ...", "ACLFILE:LINE: ..."); @cfg's ACLs are freed then.
  */
 struct live *live_build(struct config *cfg, const char *path, char *err, size_t err_len);
 

@@ -471,7 +471,7 @@ int main(int argc, char **argv)
     /*
      * Certificates, keys and password files are loaded now, so --test-config
      * checks them too: the same live_build() a reload runs (net/live.h).
-     * It takes the ACL out of cfg.
+     * It takes the ACLs out of cfg.
      */
     owner.path = config_path;
     owner.cur = live_build(&cfg, config_path, err, sizeof(err));

@@ -37,11 +37,11 @@ void reload_apply(struct shard *s, const struct live *lv)
     s->live = lv;
     broker_set_login(s->broker, lv->login, NULL);
     /*
-     * The one place a shard takes a reload's new ACL (lv->acl, owned by the
+     * The one place a shard takes a reload's new ACLs (owned by the
      * snapshot, freed only after every shard has answered): cached verdicts
-     * are forgotten and subscriptions classed again (broker_set_acl()).
+     * are forgotten and subscriptions classed again (broker_set_acls()).
      */
-    broker_set_acl(s->broker, lv->acl);
+    broker_set_acls(s->broker, lv->listener_acl, lv->cfg.listener_count);
     for (i = 0; i < s->listener_count; i++) {
         RM_ASSERT((lv->tls[i] != NULL) == (s->listeners[i].tls != NULL));
         s->listeners[i].tls = lv->tls[i];

@@ -217,8 +217,8 @@ struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint
     }
     broker_set_login(s->broker, lv->login, &peer);
     broker_set_vhosts(s->broker, &cfg->hosts);
-    /* The ACL is process-wide, in the snapshot (reload_apply() swaps it on reload). */
-    broker_set_acl(s->broker, lv->acl);
+    /* Each listener's ACL, in the snapshot (reload_apply() swaps them on reload). */
+    broker_set_acls(s->broker, lv->listener_acl, cfg->listener_count);
     if (wal != NULL) {
         /* Sessions and retained messages come back before any listener is armed. */
         broker_tick(s->broker, s->now_ms);

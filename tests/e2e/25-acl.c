@@ -254,6 +254,75 @@ static void mosquitto_patterns(int version)
     e2e_broker_stop(b);
 }
 
+/*
+ * Per-listener ACLs (issue 14): [listener.other] names its own acl_file,
+ * the default listener has the [acl] rules. The same topic is denied on
+ * one and allowed on the other, to clients connected at once; a reload
+ * that swaps which one denies applies to those same connections (their
+ * cached verdicts are forgotten).
+ */
+#define ZONE_ACL_DENY                                                                              \
+    "[acl]\n"                                                                                      \
+    "publish = zone/# deny all\n"                                                                 \
+    "publish = # allow all\n"                                                                      \
+    "subscribe = # allow all\n"                                                                    \
+    "subscribe = $e2e/sync allow all\n"
+#define ZONE_ACL_OPEN                                                                              \
+    "[acl]\n"                                                                                      \
+    "publish = # allow all\n"                                                                      \
+    "subscribe = # allow all\n"                                                                    \
+    "subscribe = $e2e/sync allow all\n"
+#define ZONE_LISTENER "[listener.other]\nbind = 127.0.0.1\nport = 0\nacl_file = %s\n"
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    cr_assert_not_null(f);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+static void per_listener_acl(int version)
+{
+    char ini[4096];
+    /* Anonymous clients (topic lines before any user line): everything. */
+    struct e2e_broker *b = start(1, ZONE_ACL_DENY "%.0s" ZONE_LISTENER,
+                                 "topic readwrite #\ntopic readwrite $e2e/sync\n");
+    uint16_t first = b->port;
+    uint16_t other = e2e_broker_listener_port(b, 1);
+
+    cr_assert_neq(first, other);
+    struct e2e_client *sub = e2e_client_connect(b, version, "sub", true);
+    struct e2e_client *here = e2e_client_connect(b, version, "here", true);
+    b->port = other;
+    struct e2e_client *there = e2e_client_connect(b, version, "there", true);
+    b->port = first;
+    cr_assert_eq(e2e_client_subscribe(sub, "zone/#", 1), 1);
+
+    publish_denied_q1(here, version, "zone/a");
+    e2e_client_publish(there, "zone/b", "b", 1, 1, false);
+    e2e_client_expect(sub, "zone/b", "b", 1, false);
+    e2e_client_expect_no_message(sub, 300);
+
+    /* Swapped by a reload: the file now denies zone/#, the [acl] rules do not. */
+    write_text(aclfile, "topic deny zone/#\ntopic readwrite #\ntopic readwrite $e2e/sync\n");
+    snprintf(ini, sizeof(ini),
+             "[broker]\nlog_level = debug\n\n[listener.default]\nbind = 127.0.0.1\nport = 0\n\n"
+             "[broker]\nshards = 1\n" ZONE_ACL_OPEN ZONE_LISTENER,
+             aclfile);
+    e2e_broker_write_config(b, ini);
+    e2e_broker_reload(b, true);
+    e2e_client_publish(here, "zone/a", "a", 1, 1, false);
+    e2e_client_expect(sub, "zone/a", "a", 1, false);
+    publish_denied_q1(there, version, "zone/b");
+    e2e_client_expect_no_message(sub, 300);
+    e2e_client_disconnect(here);
+    e2e_client_disconnect(there);
+    e2e_client_disconnect(sub);
+    e2e_broker_stop(b);
+}
+
 #define BOTH(name)                                                                                 \
     E2E_TEST(acl, name##_v311)                                                                     \
     {                                                                                              \
@@ -270,6 +339,7 @@ BOTH(shared_inner_filter)
 BOTH(will_denied)
 BOTH(group_rules)
 BOTH(mosquitto_patterns)
+BOTH(per_listener_acl)
 
 E2E_TEST(acl, hash_never_gets_denied_shards1)
 {

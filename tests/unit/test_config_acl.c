@@ -339,11 +339,45 @@ Test(config_acl, auth_acl_file_is_loaded_into_the_snapshot, .fini = acl_fini)
     write_acl("user alice\ntopic readwrite alice/#\npattern read in/%u\n");
     snprintf(text, sizeof(text), "[auth]\nacl_file = %s\n", aclpath);
     cr_assert_eq(load(text), 0, "%s", err);
+    cr_assert_null(cfg.acl, "no [acl] rules");
+    cr_assert_eq(cfg.acl_file_count, 1);
+    cr_assert_str_eq(cfg.acl_files[0].path, aclpath);
+    const struct acl *a = cfg.acl_files[0].acl;
+    cr_assert(can(a, "alice", ACL_PUBLISH, "alice/x"));
+    cr_assert(can(a, "alice", ACL_READ, "in/alice"));
+    cr_assert_not(can(a, "bob", ACL_READ, "in/alice"));
+    cr_assert_not(can(a, NULL, ACL_PUBLISH, "alice/x"));
+}
+
+Test(config_acl, a_listener_acl_file_overrides_and_each_file_is_loaded_once, .fini = acl_fini)
+{
+    char text[1024];
+    write_acl("topic read #\n");
+    /* a and c share [auth]'s file; b has its own (the same path: still one load); d has none. */
+    snprintf(text, sizeof(text),
+             "[auth]\nacl_file = %s\n[listener.a]\nport = 0\n[listener.b]\nport = 0\n"
+             "acl_file = %s\n[listener.c]\nport = 0\n[listener.d]\nport = 0\nacl_file =\n",
+             aclpath, aclpath);
+    cr_assert_eq(load(text), 0, "%s", err);
+    cr_assert_eq(cfg.acl_file_count, 1, "one load per distinct path");
+    cr_assert_str_eq(cfg.listeners[1].acl_file, aclpath);
+    cr_assert_str_eq(cfg.listeners[3].acl_file, "", "an empty acl_file = : none here");
+}
+
+Test(config_acl, a_listener_acl_file_goes_with_the_acl_sections, .fini = acl_fini)
+{
+    char text[1024];
+    write_acl("topic read #\n");
+    /* [acl] for every listener without a file, the file for the one that names it. */
+    snprintf(text, sizeof(text),
+             "[acl]\npublish = x allow all\n[listener.a]\nport = 0\n[listener.b]\nport = 0\n"
+             "acl_file = %s\n",
+             aclpath);
+    cr_assert_eq(load(text), 0, "%s", err);
     cr_assert_not_null(cfg.acl);
-    cr_assert(can(cfg.acl, "alice", ACL_PUBLISH, "alice/x"));
-    cr_assert(can(cfg.acl, "alice", ACL_READ, "in/alice"));
-    cr_assert_not(can(cfg.acl, "bob", ACL_READ, "in/alice"));
-    cr_assert_not(can(cfg.acl, NULL, ACL_PUBLISH, "alice/x"));
+    cr_assert_eq(cfg.acl_file_count, 1);
+    cr_assert(can(cfg.acl, "u", ACL_PUBLISH, "x"));
+    cr_assert_not(can(cfg.acl_files[0].acl, "u", ACL_PUBLISH, "x"));
 }
 
 Test(config_acl, acl_file_problems_read_as_acl_file_line, .fini = acl_fini)

@@ -372,15 +372,16 @@ Test(pwfile, unreadable_password_and_acl_files_point_at_the_key)
     cr_assert_str_eq(err, want);
 }
 
-Test(pwfile, an_acl_file_is_process_wide_not_per_listener)
+Test(pwfile, a_listener_acl_file_is_checked_against_its_own_key)
 {
     static struct config cfg;
     char text[1024];
 
-    snprintf(text, sizeof(text), "[listener.a]\nport = 0\nacl_file = %s/acl\n", dir);
+    snprintf(text, sizeof(text), "[listener.a]\nport = 0\nacl_file = %s/none\n", dir);
     cr_assert_eq(load_ini(&cfg, text), -1);
     snprintf(want, sizeof(want),
-             "%s:3: [listener.a] acl_file: the ACL is process-wide; set acl_file in [auth]", ini);
+             "%s:3: [listener.a] acl_file: cannot read '%s/none': No such file or directory", ini,
+             dir);
     cr_assert_str_eq(err, want);
 }
 

@@ -577,3 +577,52 @@ Test(session, a_new_acl_sets_and_clears_the_check_bit_of_each_subscription)
     acl_free(some);
     acl_free(open);
 }
+
+Test(session, each_listener_has_its_acl_and_a_move_or_reload_forgets_the_verdicts)
+{
+    /* Listener 0 denies publishing x/#, listener 1 allows it and denies reading a/secret. */
+    struct acl *deny_x = acl_one("x/#", ACL_PUBLISH, false, true);
+    struct acl *some = acl_one("a/secret", ACL_SUBSCRIBE | ACL_READ, false, true);
+    const struct acl *per[2] = {deny_x, some};
+    struct session *s =
+        session_new((const uint8_t *)"c", 1, 0, SESSION_EXPIRY_NEVER, NULL, 0, true);
+    struct session *t =
+        session_new((const uint8_t *)"d", 1, 0, SESSION_EXPIRY_NEVER, NULL, 0, true);
+    uint32_t announce;
+
+    cr_assert_not_null(s);
+    cr_assert_not_null(t);
+    broker_set_acls(b, per, 2);
+    t->listener = 1;
+    /* The same topic, the same moment: allowed on one listener, denied on the other. */
+    cr_assert_not(may_pub(s, "x/1"), "listener 0's ACL");
+    cr_assert(may_pub(t, "x/1"), "listener 1's ACL");
+    cr_assert_eq(session_subscribe(b, s, (const uint8_t *)"a/#", 3, 1, 0, &announce), 1);
+    cr_assert_not(s->subs[0].options & SESSION_SUBOPT_ACL_CHECK);
+    /* Taken over from listener 1: its verdict on x/1 (cached: denied) is not reused. */
+    session_acl_move(b, s, 1);
+    cr_assert(may_pub(s, "x/1"), "the cache is keyed by the ACL");
+    cr_assert(s->subs[0].options & SESSION_SUBOPT_ACL_CHECK, "classed under listener 1's ACL");
+    cr_assert_not(session_acl_read(b, s, (const uint8_t *)"a/secret", 8, 0));
+    /* Back, then a reload that swaps the two: the generation changes, verdicts go. */
+    session_acl_move(b, s, 0);
+    cr_assert_not(s->subs[0].options & SESSION_SUBOPT_ACL_CHECK);
+    cr_assert_not(may_pub(s, "x/1"));
+    const struct acl *swapped[2] = {some, deny_x};
+    broker_set_acls(b, swapped, 2);
+    session_acl_reclass(b, s); /* broker_set_acls() walks the table: s is in none */
+    cr_assert(may_pub(s, "x/1"), "listener 0 now has the other ACL");
+    cr_assert_not(may_pub(t, "x/1"));
+    cr_assert(s->subs[0].options & SESSION_SUBOPT_ACL_CHECK);
+    /* A listener with no ACL allows everything, whatever the others say. */
+    const struct acl *one[2] = {deny_x, NULL};
+    broker_set_acls(b, one, 2);
+    cr_assert(may_pub(t, "x/1"));
+    cr_assert(b->acl_on);
+    broker_set_acl(b, NULL);
+    cr_assert_not(b->acl_on);
+    session_free(b, s, NULL, NULL);
+    session_free(b, t, NULL, NULL);
+    acl_free(deny_x);
+    acl_free(some);
+}
