@@ -26,6 +26,7 @@
 
 #define LISTENER_PREFIX "listener."
 #define GROUP_PREFIX "group."
+#define ACL_HOST_PREFIX "acl."
 #define LISTENER_NAME_LEN_MAX (CONFIG_NAME_MAX - 1)
 /* A section header longer than this is shown truncated and never matches. */
 #define SECTION_MAX 128
@@ -197,6 +198,12 @@ static int load_section(void *user, unsigned line, const char *name, size_t len)
     if (strcmp(ld->section, "acl") == 0) {
         ld->scope = CONFIG__SCOPE_ACL;
         rc = config_acl__section(&ld->acl, &ld->diag, line, NULL, 0);
+    } else if (len >= sizeof(ACL_HOST_PREFIX) - 1 &&
+               memcmp(ld->section, ACL_HOST_PREFIX, sizeof(ACL_HOST_PREFIX) - 1) == 0) {
+        ld->scope = CONFIG__SCOPE_ACL;
+        rc = config_acl__host_section(&ld->acl, &ld->diag, line,
+                                      ld->section + sizeof(ACL_HOST_PREFIX) - 1,
+                                      len - (sizeof(ACL_HOST_PREFIX) - 1));
     } else if (len > sizeof(GROUP_PREFIX) - 1 &&
                memcmp(ld->section, GROUP_PREFIX, sizeof(GROUP_PREFIX) - 1) == 0) {
         ld->scope = CONFIG__SCOPE_GROUP;
@@ -428,7 +435,7 @@ static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
         rc = build_hosts(&ld->draft, &ld->diag);
     }
     if (rc == 0) {
-        rc = config_acl__finish(&ld->acl, &ld->diag, &ld->draft.cfg.acl);
+        rc = config_acl__finish(&ld->acl, &ld->diag, &ld->draft.cfg.hosts, &ld->draft.cfg.acl);
     }
     if (rc == 0) {
         rc = acl_sources_check(ld);

@@ -57,6 +57,7 @@ int config_acl__section(struct config_acl *ca, struct config_diag *diag, unsigne
         ca->first_line = line;
     ca->any = true;
     ca->group = -1;
+    ca->host = 0;
     if (!acl_get(ca, diag, line))
         return -1;
     if (!group)
@@ -83,6 +84,51 @@ int config_acl__section(struct config_acl *ca, struct config_diag *diag, unsigne
         ca->group_name[len] = '\0';
     }
     return g < 0 ? -1 : 0;
+}
+
+int config_acl__host_section(struct config_acl *ca, struct config_diag *diag, unsigned line,
+                             const char *host, size_t len)
+{
+    char shown[VALUE_SHOWN_MAX];
+    uint32_t h;
+
+    RM_ASSERT(ca != NULL && diag != NULL && host != NULL);
+    RM_ASSERT(ca->host_count <= VHOST_MAX);
+    if (config_acl__section(ca, diag, line, NULL, 0) < 0)
+        return -1;
+    config_diag__esc(shown, sizeof(shown), host, len);
+    if (len == 0 || len > VHOST_NAME_MAX) {
+        config_diag__fail(diag, line, "[acl.%s]: bad host name (expected 1..%u bytes)", shown,
+                          VHOST_NAME_MAX);
+        return -1;
+    }
+    for (h = 0; h < ca->host_count; h++) {
+        if (strlen(ca->host_name[h]) == len && memcmp(ca->host_name[h], host, len) == 0)
+            break;
+    }
+    if (h == ca->host_count) {
+        if (h == VHOST_MAX) {
+            config_diag__fail(diag, line, "[acl.%s]: too many hosts (at most %u)", shown,
+                              VHOST_MAX);
+            return -1;
+        }
+        memcpy(ca->host_name[h], host, len);
+        ca->host_name[h][len] = '\0';
+        ca->host_line[h] = line;
+        ca->host_count++;
+    }
+    ca->host = (uint8_t)(h + 1);
+    return 0;
+}
+
+/* The section a key is in, for messages: "acl" or "acl.HOST". */
+static const char *acl_scope(const struct config_acl *ca, char *buf, size_t len)
+{
+    RM_ASSERT(ca->host <= ca->host_count);
+    if (ca->host == 0)
+        return "acl";
+    snprintf(buf, len, "acl.%s", ca->host_name[ca->host - 1]);
+    return buf;
 }
 
 /* "users = a, b, c": each name, blanks around it trimmed; an empty one is an error. */
@@ -147,7 +193,9 @@ static int acl_line(struct config_acl *ca, struct config_diag *diag, unsigned li
                     const char *name, uint8_t access, const char *value)
 {
     char shown[VALUE_SHOWN_MAX];
-    struct acl_rule_spec spec = {.access = access, .line = line};
+    char sbuf[VHOST_NAME_MAX + 8];
+    const char *sec = acl_scope(ca, sbuf, sizeof(sbuf));
+    struct acl_rule_spec spec = {.access = access, .line = line, .host = ca->host};
     size_t len = strlen(value);
     size_t who_len, verdict_len;
     const char *who = last_word(value, &len, &who_len);
@@ -156,13 +204,14 @@ static int acl_line(struct config_acl *ca, struct config_diag *diag, unsigned li
         len--;
     config_diag__esc(shown, sizeof(shown), value, strlen(value));
     if (who_len == 0 || verdict_len == 0 || len == 0) {
-        config_diag__fail(diag, line, "[acl] %s: expected \"FILTER allow|deny WHO\", got \"%s\"",
-                          name, shown);
+        config_diag__fail(diag, line, "[%s] %s: expected \"FILTER allow|deny WHO\", got \"%s\"",
+                          sec, name, shown);
         return -1;
     }
     if (parse_verdict(verdict, verdict_len, &spec.allow) < 0) {
         config_diag__esc(shown, sizeof(shown), verdict, verdict_len);
-        config_diag__fail(diag, line, "[acl] %s: expected allow or deny, got \"%s\"", name, shown);
+        config_diag__fail(diag, line, "[%s] %s: expected allow or deny, got \"%s\"", sec, name,
+                          shown);
         return -1;
     }
     if (who_len == 3 && memcmp(who, "all", 3) == 0) {
@@ -176,9 +225,9 @@ static int acl_line(struct config_acl *ca, struct config_diag *diag, unsigned li
         if (!group_name_valid(spec.name, spec.name_len)) {
             config_diag__esc(shown, sizeof(shown), who, who_len);
             config_diag__fail(diag, line,
-                              "[acl] %s: bad group \"%s\" (expected @NAME, NAME 1..%d of "
+                              "[%s] %s: bad group \"%s\" (expected @NAME, NAME 1..%d of "
                               "A-Z a-z 0-9 _ -)",
-                              name, shown, CONFIG_ACL_GROUP_NAME_MAX);
+                              sec, name, shown, CONFIG_ACL_GROUP_NAME_MAX);
             return -1;
         }
     } else {
@@ -191,11 +240,13 @@ static int acl_line(struct config_acl *ca, struct config_diag *diag, unsigned li
     int rc = acl_rule_add(ca->acl, &spec);
     if (rc == -EINVAL) {
         config_diag__esc(shown, sizeof(shown), value, len);
-        config_diag__fail(diag, line, "[acl] %s: invalid topic filter \"%s\"", name, shown);
+        config_diag__fail(diag, line, "[%s] %s: invalid topic filter \"%s\"", sec, name,
+                          shown);
     } else if (rc == -E2BIG) {
-        config_diag__fail(diag, line, "[acl] %s: too many rules (at most %d)", name, ACL_RULES_MAX);
+        config_diag__fail(diag, line, "[%s] %s: too many rules (at most %d)", sec, name,
+                          ACL_RULES_MAX);
     } else if (rc < 0) {
-        config_diag__fail(diag, line, "[acl] %s: out of memory", name);
+        config_diag__fail(diag, line, "[%s] %s: out of memory", sec, name);
     }
     return rc < 0 ? -1 : 0;
 }
@@ -221,6 +272,12 @@ int config_acl__key(struct config_acl *ca, struct config_diag *diag, unsigned li
         return acl_line(ca, diag, line, name, ACL_SUBSCRIBE | ACL_READ, value);
     if (strcmp(name, "default") == 0) {
         bool allow;
+        if (ca->host != 0) {
+            config_diag__fail(diag, line,
+                              "[acl.%s] default: only in [acl] (one default for every host)",
+                              ca->host_name[ca->host - 1]);
+            return -1;
+        }
         if (ca->default_line) {
             config_diag__fail(diag, line, "[acl] default: duplicate key (first set on line %u)",
                               ca->default_line);
@@ -236,12 +293,48 @@ int config_acl__key(struct config_acl *ca, struct config_diag *diag, unsigned li
         ca->default_line = line;
         return 0;
     }
+    if (ca->host != 0) {
+        config_diag__fail(diag, line, "[acl.%s] %s: unknown key (expected publish or subscribe)",
+                          ca->host_name[ca->host - 1], shown);
+        return -1;
+    }
     config_diag__fail(diag, line, "[acl] %s: unknown key (expected publish, subscribe or default)",
                       shown);
     return -1;
 }
 
-int config_acl__finish(struct config_acl *ca, struct config_diag *diag, struct acl **out)
+/*
+ * Give each [acl.HOST] the number [broker] hosts gives HOST. Returns 0, or
+ * -1 after config_diag__fail() at the header of one it does not declare.
+ */
+static int hosts_resolve(struct config_acl *ca, struct config_diag *diag,
+                         const struct vhost_table *hosts)
+{
+    uint8_t map[VHOST_MAX + 1] = {0};
+    char shown[VALUE_SHOWN_MAX];
+
+    RM_ASSERT(ca->host_count <= VHOST_MAX);
+    RM_ASSERT(hosts == NULL || hosts->count <= VHOST_MAX);
+    for (uint32_t h = 0; h < ca->host_count; h++) {
+        size_t len = strlen(ca->host_name[h]);
+        for (uint32_t i = 0; hosts && i < hosts->count && !map[h + 1]; i++) {
+            if (hosts->len[i] == len && memcmp(hosts->name[i], ca->host_name[h], len) == 0)
+                map[h + 1] = (uint8_t)(i + 1); /* vhost_add()'s numbering */
+        }
+        if (!map[h + 1]) {
+            config_diag__esc(shown, sizeof(shown), ca->host_name[h], len);
+            config_diag__fail(diag, ca->host_line[h],
+                              "[acl.%s]: unknown host (not in [broker] hosts)", shown);
+            return -1;
+        }
+    }
+    int rc = acl_hosts_renumber(ca->acl, map, ca->host_count + 1);
+    RM_ASSERT(rc == 0); /* distinct names, each found once */
+    return rc;
+}
+
+int config_acl__finish(struct config_acl *ca, struct config_diag *diag,
+                       const struct vhost_table *hosts, struct acl **out)
 {
     unsigned bad_line = 0;
     const char *bad_name = NULL;
@@ -251,6 +344,10 @@ int config_acl__finish(struct config_acl *ca, struct config_diag *diag, struct a
     *out = NULL;
     if (!ca->acl)
         return 0;
+    if (hosts_resolve(ca, diag, hosts) < 0) {
+        config_acl__discard(ca);
+        return -1;
+    }
     if (acl_finish(ca->acl, &bad_line, &bad_name) < 0) {
         config_diag__esc(shown, sizeof(shown), bad_name, strlen(bad_name));
         config_diag__fail(diag, bad_line, "[acl] unknown group @%s (no [group.%s] section)", shown,

@@ -1,6 +1,6 @@
 /*
- * config_acl.h - access control from the configuration: the [acl] and
- * [group.NAME] sections of ringmq.ini, and mosquitto's acl_file format
+ * config_acl.h - access control from the configuration: the [acl],
+ * [acl.HOST] and [group.NAME] sections of ringmq.ini, and mosquitto's acl_file format
  * (for migration), both into one core/acl rule list.
  *
  * Below the loader (config.c), above config_diag; builds a struct acl
@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "config/config_diag.h"
+#include "core/vhost.h"
 
 struct acl;
 
@@ -25,8 +26,18 @@ struct config_acl {
     int group;       /* the [group.NAME] being read, or -1 */
     char group_name[CONFIG_ACL_GROUP_NAME_MAX + 1]; /* its NAME, for messages */
     unsigned default_line;                          /* line of [acl] default, 0: not set */
-    bool any;                                       /* an [acl] or [group.*] header was seen */
-    unsigned first_line;                            /* the first such header's line */
+    bool any;          /* an [acl], [acl.HOST] or [group.*] header was seen */
+    unsigned first_line; /* the first such header's line */
+    /*
+     * The [acl.HOST] sections, numbered here in the order first seen (the
+     * hosts are known only at the end of the file: config_acl__finish()
+     * renumbers them as [broker] hosts does); @host is the one being read
+     * (1-based), 0 in [acl].
+     */
+    uint8_t host;
+    uint32_t host_count;
+    char host_name[VHOST_MAX][VHOST_NAME_MAX + 1];
+    unsigned host_line[VHOST_MAX]; /* each one's first header */
 };
 
 /*
@@ -38,21 +49,36 @@ int config_acl__section(struct config_acl *ca, struct config_diag *diag, unsigne
                         const char *group, size_t len);
 
 /*
- * Key @name = @value on @line in [acl] (@in_group false) or the current
- * [group.NAME]. Returns 0, or -1 after config_diag__fail(): for [acl],
- * "publish"/"subscribe" = "FILTER allow|deny WHO" (repeatable, in order)
- * and "default" = allow|deny; for a group "users" = "a, b, c" (repeatable).
+ * A header [acl.@host] (@len bytes) on @line: the rules that follow are
+ * for that virtual host's clients alone. Returns 0, or -1 after
+ * config_diag__fail() (an empty or over-long name, more than VHOST_MAX
+ * hosts, no memory). Whether [broker] hosts declares it is checked by
+ * config_acl__finish().
+ */
+int config_acl__host_section(struct config_acl *ca, struct config_diag *diag, unsigned line,
+                             const char *host, size_t len);
+
+/*
+ * Key @name = @value on @line in [acl] or [acl.HOST] (@in_group false) or
+ * the current [group.NAME]. Returns 0, or -1 after config_diag__fail():
+ * for [acl], "publish"/"subscribe" = "FILTER allow|deny WHO" (repeatable,
+ * in order) and "default" = allow|deny ([acl] only); for a group "users" =
+ * "a, b, c" (repeatable).
  */
 int config_acl__key(struct config_acl *ca, struct config_diag *diag, unsigned line, bool in_group,
                     const char *name, const char *value);
 
 /*
- * End of the file: resolve the groups rules name and hand the finished ACL
- * to *@out (NULL when the file had no [acl] or [group.*] section). Returns
- * 0, or -1 after config_diag__fail() (a rule naming an undefined group).
- * Frees what it does not hand over.
+ * End of the file: give each [acl.HOST] its host's number in @hosts (the
+ * [broker] hosts; borrowed until return), resolve the groups rules name
+ * and hand the finished ACL to *@out (NULL when the file had no [acl],
+ * [acl.HOST] or [group.*] section). Returns 0, or -1 after
+ * config_diag__fail() (an [acl.HOST] for a host @hosts does not declare,
+ * at its header's line; a rule naming an undefined group). Frees what it
+ * does not hand over.
  */
-int config_acl__finish(struct config_acl *ca, struct config_diag *diag, struct acl **out);
+int config_acl__finish(struct config_acl *ca, struct config_diag *diag,
+                       const struct vhost_table *hosts, struct acl **out);
 
 /* Free what a failed load left in @ca. */
 void config_acl__discard(struct config_acl *ca);

@@ -17,6 +17,9 @@
 #include "core/limits.h"
 #include "core/rm_assert.h"
 #include "core/topic.h"
+#include "core/vhost.h"
+
+_Static_assert(ACL_HOSTS == VHOST_MAX + 1, "a rule scope per virtual host");
 
 #define SHARE_PREFIX "$share/"
 #define SUBST_USER 1u   /* the filter holds %u */
@@ -50,10 +53,17 @@ struct acl_group {
     uint32_t member_cap;
 };
 
-struct acl {
+/* The rules of one scope, in order: every host's ([acl]), or one host's ([acl.HOST]). */
+struct acl_list {
     struct acl_rule *rules;
-    uint32_t rule_count;
-    uint32_t rule_cap;
+    uint32_t count;
+    uint32_t cap;
+};
+
+struct acl {
+    /* [0]: the rules for every host; [h]: host h's own, asked before [0] for its clients. */
+    struct acl_list lists[ACL_HOSTS];
+    uint32_t rule_count; /* in all lists */
     struct acl_group groups[ACL_GROUPS_MAX];
     uint32_t group_count;
     bool default_allow;
@@ -71,11 +81,14 @@ void acl_free(struct acl *acl)
 {
     if (!acl)
         return;
-    for (uint32_t i = 0; i < acl->rule_count; i++) {
-        free(acl->rules[i].filter);
-        free(acl->rules[i].name);
+    for (uint32_t h = 0; h < ACL_HOSTS; h++) {
+        struct acl_list *l = &acl->lists[h];
+        for (uint32_t i = 0; i < l->count; i++) {
+            free(l->rules[i].filter);
+            free(l->rules[i].name);
+        }
+        free(l->rules);
     }
-    free(acl->rules);
     for (uint32_t g = 0; g < acl->group_count; g++) {
         struct acl_group *gr = &acl->groups[g];
         for (uint32_t m = 0; m < gr->member_count; m++)
@@ -176,17 +189,20 @@ int acl_rule_add(struct acl *acl, const struct acl_rule_spec *spec)
         return -EINVAL;
     if ((spec->who == ACL_WHO_USER || spec->who == ACL_WHO_GROUP) && spec->name_len == 0)
         return -EINVAL;
+    if (spec->host >= ACL_HOSTS)
+        return -EINVAL;
     if (acl->rule_count == ACL_RULES_MAX)
         return -E2BIG;
-    if (acl->rule_count == acl->rule_cap) {
-        uint32_t ncap = acl->rule_cap ? acl->rule_cap * 2 : 16;
-        struct acl_rule *n = realloc(acl->rules, ncap * sizeof(*n));
+    struct acl_list *l = &acl->lists[spec->host];
+    if (l->count == l->cap) {
+        uint32_t ncap = l->cap ? l->cap * 2 : 16;
+        struct acl_rule *n = realloc(l->rules, ncap * sizeof(*n));
         if (!n)
             return -ENOMEM;
-        acl->rules = n;
-        acl->rule_cap = ncap;
+        l->rules = n;
+        l->cap = ncap;
     }
-    struct acl_rule *r = &acl->rules[acl->rule_count];
+    struct acl_rule *r = &l->rules[l->count];
     memset(r, 0, sizeof(*r));
     r->filter = (uint8_t *)dup_bytes(spec->filter, spec->filter_len);
     if (!r->filter)
@@ -215,8 +231,34 @@ int acl_rule_add(struct acl *acl, const struct acl_rule_spec *spec)
         !((first == 1) && (r->filter[0] == '+' || r->filter[0] == '#')) &&
         memchr(r->filter, '%', first) == NULL)
         r->first_len = first;
+    l->count++;
     acl->rule_count++;
     return 0;
+}
+
+int acl_hosts_renumber(struct acl *acl, const uint8_t *map, uint32_t n)
+{
+    struct acl_list moved[ACL_HOSTS];
+
+    RM_ASSERT(acl != NULL && !acl->finished);
+    RM_ASSERT(map != NULL && n <= ACL_HOSTS);
+    memset(moved, 0, sizeof(moved));
+    moved[0] = acl->lists[0];
+    for (uint32_t h = 1; h < ACL_HOSTS; h++) {
+        if (acl->lists[h].count == 0 && acl->lists[h].rules == NULL)
+            continue;
+        if (h >= n || map[h] == 0 || map[h] >= ACL_HOSTS || moved[map[h]].rules != NULL)
+            return -EINVAL;
+        moved[map[h]] = acl->lists[h];
+    }
+    memcpy(acl->lists, moved, sizeof(moved));
+    return 0;
+}
+
+uint32_t acl_host_rule_count(const struct acl *acl, uint8_t host)
+{
+    RM_ASSERT(host < ACL_HOSTS);
+    return acl ? acl->lists[host].count : 0;
 }
 
 void acl_set_default(struct acl *acl, bool allow)
@@ -230,22 +272,35 @@ int acl_finish(struct acl *acl, unsigned *bad_line, const char **bad_name)
 {
     RM_ASSERT(acl != NULL && !acl->finished);
     RM_ASSERT(bad_line != NULL && bad_name != NULL);
-    for (uint32_t i = 0; i < acl->rule_count; i++) {
-        struct acl_rule *r = &acl->rules[i];
-        if (r->who != ACL_WHO_GROUP)
-            continue;
-        int g = group_find(acl, r->name, r->name_len);
-        if (g < 0) {
-            *bad_line = r->line;
-            *bad_name = r->name;
-            return -ENOENT;
+    for (uint32_t h = 0; h < ACL_HOSTS; h++) {
+        for (uint32_t i = 0; i < acl->lists[h].count; i++) {
+            struct acl_rule *r = &acl->lists[h].rules[i];
+            if (r->who != ACL_WHO_GROUP)
+                continue;
+            int g = group_find(acl, r->name, r->name_len);
+            if (g < 0) {
+                *bad_line = r->line;
+                *bad_name = r->name;
+                return -ENOENT;
+            }
+            r->group = (uint32_t)g;
         }
-        r->group = (uint32_t)g;
     }
-    if (!acl->default_set)
-        acl->default_allow = acl->rule_count == 0;
     acl->finished = true;
     return 0;
+}
+
+/*
+ * What decides when no rule does, for a client of @host: the default set,
+ * else deny when any rule can apply to it (every host's, or its host's
+ * own), allow when none can.
+ */
+static bool default_for(const struct acl *acl, uint8_t host)
+{
+    RM_ASSERT(host < ACL_HOSTS);
+    if (acl->default_set)
+        return acl->default_allow;
+    return acl->lists[0].count == 0 && (host == 0 || acl->lists[host].count == 0);
 }
 
 uint32_t acl_rule_count(const struct acl *acl)
@@ -255,7 +310,7 @@ uint32_t acl_rule_count(const struct acl *acl)
 
 bool acl_default_allows(const struct acl *acl)
 {
-    return !acl || acl->default_allow;
+    return !acl || (acl->default_set ? acl->default_allow : acl->rule_count == 0);
 }
 
 /* A value that would add wildcards to a rule's filter (mosquitto denies those too). */
@@ -374,22 +429,27 @@ bool acl_check(const struct acl *acl, const struct acl_who *who, enum acl_access
     uint8_t buf[ACL_SUBST_BYTES_MAX];
     const uint8_t *slash = memchr(topic, '/', len);
     size_t first = slash ? (size_t)(slash - topic) : len;
-    for (uint32_t i = 0; i < acl->rule_count; i++) {
-        const struct acl_rule *r = &acl->rules[i];
-        if (!(r->access & access))
-            continue;
-        if (r->first_len && (r->first_len != first || memcmp(r->filter, topic, first) != 0))
-            continue;
-        if (!rule_applies(r, who))
-            continue;
-        const uint8_t *f;
-        long flen = rule_filter(r, who, buf, &f);
-        if (flen < 0)
-            return false;
-        if (topic_match(f, (size_t)flen, topic, len))
-            return r->allow;
+    RM_ASSERT(who->host < ACL_HOSTS);
+    /* The client's host's own rules first, then every host's: one order, first match. */
+    for (uint32_t pass = who->host ? 0 : 1; pass < 2; pass++) {
+        const struct acl_list *l = &acl->lists[pass == 0 ? who->host : 0];
+        for (uint32_t i = 0; i < l->count; i++) {
+            const struct acl_rule *r = &l->rules[i];
+            if (!(r->access & access))
+                continue;
+            if (r->first_len && (r->first_len != first || memcmp(r->filter, topic, first) != 0))
+                continue;
+            if (!rule_applies(r, who))
+                continue;
+            const uint8_t *f;
+            long flen = rule_filter(r, who, buf, &f);
+            if (flen < 0)
+                return false;
+            if (topic_match(f, (size_t)flen, topic, len))
+                return r->allow;
+        }
     }
-    return acl->default_allow;
+    return default_for(acl, who->host);
 }
 
 /* The first level of @s and whether it is a lone wildcard or starts with '$'. */
@@ -485,36 +545,40 @@ enum acl_sub_class acl_subscribe_class(const struct acl *acl, const struct acl_w
      * every topic no earlier rule took; one that only overlaps it decides
      * some. Order is precedence, so one pass settles it.
      */
-    for (uint32_t i = 0; i < acl->rule_count; i++) {
-        const struct acl_rule *r = &acl->rules[i];
-        if (!(r->access & ACL_READ))
-            continue;
-        /* A plain first level overlaps only the same level or a wildcard one. */
-        if (r->first_len && !first_wild &&
-            (r->first_len != first || memcmp(r->filter, filter, first) != 0))
-            continue;
-        if (!rule_applies(r, who))
-            continue;
-        const uint8_t *f;
-        long flen = rule_filter(r, who, buf, &f);
-        if (flen < 0) {
-            /* The rule denies whatever it meets: treat it as a deny of everything. */
-            return some_allowed ? ACL_SUB_SOME : ACL_SUB_NONE;
-        }
-        if (!acl_filter_overlaps(f, (size_t)flen, filter, len))
-            continue;
-        bool whole = acl_filter_covers(f, (size_t)flen, filter, len);
-        if (r->allow) {
-            if (whole)
-                return some_denied ? ACL_SUB_SOME : ACL_SUB_ALL;
-            some_allowed = true;
-        } else {
-            if (whole)
+    RM_ASSERT(who->host < ACL_HOSTS);
+    for (uint32_t pass = who->host ? 0 : 1; pass < 2; pass++) {
+        const struct acl_list *l = &acl->lists[pass == 0 ? who->host : 0];
+        for (uint32_t i = 0; i < l->count; i++) {
+            const struct acl_rule *r = &l->rules[i];
+            if (!(r->access & ACL_READ))
+                continue;
+            /* A plain first level overlaps only the same level or a wildcard one. */
+            if (r->first_len && !first_wild &&
+                (r->first_len != first || memcmp(r->filter, filter, first) != 0))
+                continue;
+            if (!rule_applies(r, who))
+                continue;
+            const uint8_t *f;
+            long flen = rule_filter(r, who, buf, &f);
+            if (flen < 0) {
+                /* The rule denies whatever it meets: treat it as a deny of everything. */
                 return some_allowed ? ACL_SUB_SOME : ACL_SUB_NONE;
-            some_denied = true;
+            }
+            if (!acl_filter_overlaps(f, (size_t)flen, filter, len))
+                continue;
+            bool whole = acl_filter_covers(f, (size_t)flen, filter, len);
+            if (r->allow) {
+                if (whole)
+                    return some_denied ? ACL_SUB_SOME : ACL_SUB_ALL;
+                some_allowed = true;
+            } else {
+                if (whole)
+                    return some_allowed ? ACL_SUB_SOME : ACL_SUB_NONE;
+                some_denied = true;
+            }
         }
     }
-    if (acl->default_allow)
+    if (default_for(acl, who->host))
         return some_denied ? ACL_SUB_SOME : ACL_SUB_ALL;
     return some_allowed ? ACL_SUB_SOME : ACL_SUB_NONE;
 }

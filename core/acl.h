@@ -5,7 +5,9 @@
  * An ACL is an ordered list of rules, each (filter, access, allow or deny,
  * who); the first rule that applies to the client and the access and whose
  * filter matches decides; when none does, the ACL's default decides (see
- * acl_finish()). WHO is everybody, anonymous clients, one user name, or a
+ * acl_finish()). Rules are for every virtual host ([acl]) or for one
+ * ([acl.HOST]); a client of host H is judged by H's own rules first, then
+ * by every host's, as one list. WHO is everybody, anonymous clients, one user name, or a
  * group of user names. A rule's filter may hold %u (the user name) and %c
  * (the client id), substituted per client as mosquitto's `pattern` lines.
  *
@@ -48,6 +50,8 @@ enum acl_who_kind {
 #define ACL_GROUPS_MAX 256
 /* Rules an ACL may hold. */
 #define ACL_RULES_MAX 1000000
+/* Rule scopes: 0, every host; 1..ACL_HOSTS-1, one virtual host's id (core/vhost.h). */
+#define ACL_HOSTS 128u
 /* A rule filter after %u / %c substitution longer than this denies (fails closed). */
 #define ACL_SUBST_BYTES_MAX 1024
 
@@ -73,6 +77,7 @@ struct acl_rule_spec {
     const char *name; /* ACL_WHO_USER: the user name; ACL_WHO_GROUP: the group name */
     size_t name_len;
     unsigned line; /* where it was written, for messages (0: unknown) */
+    uint8_t host;  /* 0: for every host; else only for clients of that host (< ACL_HOSTS) */
 };
 
 struct acl;
@@ -111,28 +116,47 @@ int acl_group_add_member(struct acl *acl, int group, const char *user, size_t le
  * Append a rule (after those added before: order is precedence). Group
  * names are resolved by acl_finish(), so a group may be defined after the
  * rules that name it. Returns 0, -EINVAL for a filter that is not a valid
- * topic filter or an empty access mask, -E2BIG past ACL_RULES_MAX, -ENOMEM.
+ * topic filter, an empty access mask or a host past ACL_HOSTS, -E2BIG past
+ * ACL_RULES_MAX, -ENOMEM.
  */
 int acl_rule_add(struct acl *acl, const struct acl_rule_spec *spec);
+
+/*
+ * Before acl_finish(): the rules were added with the caller's own host
+ * numbers (config/ knows the hosts only once the file is read); move the
+ * rules of each host h (1 <= h < @n) to host @map[h]. Returns 0, or
+ * -EINVAL when a host with rules has no new number (0, past ACL_HOSTS,
+ * or past @n) or two share one.
+ */
+int acl_hosts_renumber(struct acl *acl, const uint8_t *map, uint32_t n);
+
+/* Rules for @host alone (0: the ones for every host). */
+uint32_t acl_host_rule_count(const struct acl *acl, uint8_t host);
 
 /* The default when no rule decides; without a call see acl_finish(). */
 void acl_set_default(struct acl *acl, bool allow);
 
 /*
- * End the build: resolve group names and settle the default (allow when
- * the ACL has no rule at all, deny otherwise, unless acl_set_default() said).
+ * End the build: resolve group names. The default, unless
+ * acl_set_default() said: for a client of host H, deny when any rule can
+ * apply to it (a rule for every host, or one of H's own), allow when none
+ * can.
  * Returns 0, or -ENOENT when a rule names an undefined group (*@bad_line:
  * that rule's line; *@bad_name its group name, borrowed from @acl).
  */
 int acl_finish(struct acl *acl, unsigned *bad_line, const char **bad_name);
 
-/* Number of rules, and whether the default allows (for logs and tests). */
+/*
+ * Number of rules (all hosts), and whether the default allows for the
+ * default host's clients (for logs and tests).
+ */
 uint32_t acl_rule_count(const struct acl *acl);
 bool acl_default_allows(const struct acl *acl);
 
 /*
  * Fill @who for a client with @username (NULL: anonymous) and @client_id,
- * both borrowed by @who; computes its groups in @acl (NULL: none).
+ * both borrowed by @who; computes its groups in @acl (NULL: none). Its
+ * host is 0 (the default one): the caller sets who->host for another.
  */
 void acl_who_init(const struct acl *acl, struct acl_who *who, const uint8_t *username,
                   size_t username_len, const uint8_t *client_id, size_t client_id_len);

@@ -252,6 +252,54 @@ E2E_TEST(vhosts, passwords_and_acl_rules_belong_to_full_user_names)
 }
 
 /*
+ * [acl.HOST] rules apply to that host's clients only, before the [acl]
+ * ones: b.example opens a topic [acl] closes, a.example closes one [acl]
+ * opens, the default host has [acl] alone. No password file: the host a
+ * user name names is taken as it is, and `all` rules apply in every host.
+ */
+static void host_acl_rules(unsigned shards)
+{
+    static const char *const users[] = {NULL, "alice@a.example", "bob@b.example"};
+    /* Per host (default, a, b): PUBACK for t/secret and t/extra. */
+    static const int secret_rc[] = {0x87, 0x87, 0};
+    static const int extra_rc[] = {0, 0x87, 0};
+    struct e2e_client *sub[3], *pub[3];
+    char id[32];
+
+    e2e_ringmq_only("ringmq's virtual hosts");
+    struct e2e_broker *b = e2e_broker_start_shards(
+        shards, HOSTS "[acl]\npublish = t/secret deny all\npublish = # allow all\n"
+                      "subscribe = # allow all\nsubscribe = $e2e/sync allow all\n"
+                      "[acl.a.example]\npublish = t/extra deny all\n"
+                      "[acl.b.example]\npublish = t/secret allow all\n");
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof(id), "vh-hacl-s%d", i);
+        sub[i] = as(b, E2E_V5, users[i], id, true, 0);
+        cr_assert_eq(e2e_client_subscribe(sub[i], "t/#", 1), 1);
+        snprintf(id, sizeof(id), "vh-hacl-p%d", i);
+        pub[i] = as(b, E2E_V5, users[i], id, true, 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(e2e_client_publish5(pub[i], "t/secret", "s", 1, 1, false, NULL),
+                     secret_rc[i], "host %d: t/secret", i);
+        cr_assert_eq(e2e_client_publish5(pub[i], "t/extra", "e", 1, 1, false, NULL),
+                     extra_rc[i], "host %d: t/extra", i);
+        if (secret_rc[i] == 0)
+            e2e_client_expect(sub[i], "t/secret", "s", 1, false);
+        if (extra_rc[i] == 0)
+            e2e_client_expect(sub[i], "t/extra", "e", 1, false);
+        e2e_client_expect_no_message(sub[i], i == 0 ? E2E_QUIET_MS : 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        e2e_client_disconnect(pub[i]);
+        e2e_client_disconnect(sub[i]);
+    }
+    e2e_broker_stop(b);
+}
+
+E2E_TEST_SHARDS(vhosts, acl_host_rules_apply_in_their_host_before_the_acl_ones, host_acl_rules)
+
+/*
  * A host's prefix takes 3 bytes of MQTT's 65535 [MQTT-1.5.3-1]: a name the
  * default host accepts can be too long in a host, and is refused as too
  * long, never a crash: SUBACK 0x8F for a filter, DISCONNECT 0x90 for a

@@ -304,6 +304,107 @@ Test(acl, a_substitution_over_the_bound_denies)
     acl_free(a);
 }
 
+/* A rule for host @host alone (0: every host). */
+static void host_rule(struct acl *a, uint8_t host, const char *filter, uint8_t access, bool allow)
+{
+    struct acl_rule_spec s = {.filter = filter,
+                              .filter_len = strlen(filter),
+                              .access = access,
+                              .allow = allow,
+                              .who = ACL_WHO_ALL,
+                              .host = host};
+    cr_assert_eq(acl_rule_add(a, &s), 0, "rule %s", filter);
+}
+
+static struct acl_who who_in(const struct acl *a, uint8_t host)
+{
+    struct acl_who w = who_of(a, "u", "c");
+    w.host = host;
+    return w;
+}
+
+Test(acl, a_host_s_own_rules_come_before_every_host_s)
+{
+    struct acl *a = acl_new();
+    cr_assert_not_null(a);
+    /* [acl]: deny x/secret, allow x/#. [acl.h1]: allow x/secret, deny x/closed. */
+    host_rule(a, 0, "x/secret", ACL_PUBLISH, false);
+    host_rule(a, 0, "x/#", ACL_PUBLISH, true);
+    host_rule(a, 1, "x/secret", ACL_PUBLISH, true);
+    host_rule(a, 1, "x/closed", ACL_PUBLISH, false);
+    host_rule(a, 2, "y/#", ACL_PUBLISH | RW, true);
+    finish(a);
+    struct acl_who d = who_in(a, 0), h1 = who_in(a, 1), h2 = who_in(a, 2), h3 = who_in(a, 3);
+    const struct {
+        const struct acl_who *w;
+        const char *topic;
+        bool pub;
+    } table[] = {
+        {&d, "x/secret", false},  {&d, "x/closed", true},  {&d, "x/a", true},
+        {&d, "y/a", false},       {&h1, "x/secret", true}, {&h1, "x/closed", false},
+        {&h1, "x/a", true},       {&h1, "y/a", false},     {&h2, "x/secret", false},
+        {&h2, "y/a", true},       {&h2, "x/a", true},      {&h3, "x/secret", false},
+        {&h3, "x/a", true},       {&h3, "y/a", false},
+    };
+    for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+        cr_assert_eq(can(a, table[i].w, ACL_PUBLISH, table[i].topic), table[i].pub,
+                     "host %u publish %s", table[i].w->host, table[i].topic);
+    /* Subscriptions are classed over the same order. */
+    cr_assert_eq(acl_subscribe_class(a, &h2, S("y/#")), ACL_SUB_ALL);
+    cr_assert_eq(acl_subscribe_class(a, &h1, S("y/#")), ACL_SUB_NONE);
+    cr_assert_eq(acl_rule_count(a), 5);
+    cr_assert_eq(acl_host_rule_count(a, 1), 2);
+    acl_free(a);
+}
+
+Test(acl, the_default_denies_where_any_rule_can_apply_to_the_client_s_host)
+{
+    /* Only [acl.h1] rules: its clients default to deny, everybody else's to allow. */
+    struct acl *a = acl_new();
+    cr_assert_not_null(a);
+    host_rule(a, 1, "only/#", ACL_PUBLISH, true);
+    finish(a);
+    struct acl_who d = who_in(a, 0), h1 = who_in(a, 1), h2 = who_in(a, 2);
+    cr_assert(can(a, &d, ACL_PUBLISH, "z"), "no rule can apply: allowed");
+    cr_assert(can(a, &h2, ACL_PUBLISH, "z"));
+    cr_assert_eq(acl_subscribe_class(a, &h2, S("#")), ACL_SUB_ALL);
+    cr_assert(can(a, &h1, ACL_PUBLISH, "only/z"));
+    cr_assert_not(can(a, &h1, ACL_PUBLISH, "z"), "h1 has rules: deny by default");
+    cr_assert_eq(acl_subscribe_class(a, &h1, S("#")), ACL_SUB_NONE);
+    acl_free(a);
+    /* An explicit default is every host's. */
+    a = acl_new();
+    host_rule(a, 1, "only/#", ACL_PUBLISH, false);
+    acl_set_default(a, false);
+    finish(a);
+    d = who_in(a, 0);
+    cr_assert_not(can(a, &d, ACL_PUBLISH, "z"));
+    acl_free(a);
+}
+
+Test(acl, host_rules_are_renumbered_before_the_build_ends)
+{
+    struct acl *a = acl_new();
+    cr_assert_not_null(a);
+    host_rule(a, 1, "a", ACL_PUBLISH, true); /* the caller's host 1 is host 5 */
+    host_rule(a, 2, "b", ACL_PUBLISH, true); /* its 2 is 3 */
+    uint8_t bad[3] = {0, 5, 0};
+    cr_assert_eq(acl_hosts_renumber(a, bad, 3), -EINVAL, "host 2 has rules and no number");
+    uint8_t map[3] = {0, 5, 3};
+    cr_assert_eq(acl_hosts_renumber(a, map, 3), 0);
+    finish(a);
+    struct acl_who h5 = who_in(a, 5), h3 = who_in(a, 3);
+    cr_assert(can(a, &h5, ACL_PUBLISH, "a"));
+    cr_assert_not(can(a, &h5, ACL_PUBLISH, "b"));
+    cr_assert(can(a, &h3, ACL_PUBLISH, "b"));
+    struct acl_rule_spec s = {.filter = "x", .filter_len = 1, .access = ACL_PUBLISH,
+                              .host = ACL_HOSTS};
+    struct acl *b = acl_new();
+    cr_assert_eq(acl_rule_add(b, &s), -EINVAL, "a host past ACL_HOSTS");
+    acl_free(b);
+    acl_free(a);
+}
+
 Test(acl, dollar_topics_are_readable_only_where_a_rule_names_them)
 {
     struct acl *a = acl_new();

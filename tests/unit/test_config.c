@@ -412,7 +412,8 @@ Test(config, bad_bool_enum_and_address_say_what_was_expected)
 Test(config, unknown_section_is_an_error_even_when_empty)
 {
 #define SECTIONS                                                                                   \
-    "(expected [broker], [limits], [mqtt], [auth], [acl], [group.NAME] or [listener.NAME])"
+    "(expected [broker], [limits], [mqtt], [auth], [acl], [acl.HOST], [group.NAME] or "            \
+    "[listener.NAME])"
     expect_error("[broker]\nlog_level = info\n[brokers]\n", 3,
                  "[brokers]: unknown section " SECTIONS);
     expect_error("[listener]\nport = 1\n", 1, "[listener]: unknown section " SECTIONS);
@@ -504,7 +505,7 @@ Test(config, key_before_any_section_is_an_error)
 {
     expect_error("; top\ninflight_max = 5\n", 2,
                  "inflight_max: key outside any section (expected [broker], [limits], [mqtt], "
-                 "[auth], [acl], [group.NAME] or [listener.NAME] above it)");
+                 "[auth], [acl], [acl.HOST], [group.NAME] or [listener.NAME] above it)");
 }
 
 Test(config, failure_leaves_the_callers_config_untouched)

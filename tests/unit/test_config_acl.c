@@ -132,6 +132,62 @@ Test(config_acl, default_can_be_set_either_way)
     cr_assert(acl_default_allows(cfg.acl), "an empty [acl]: no rules, allow");
 }
 
+/* A client of host @host (1-based, as [broker] hosts numbers them) as the ACL sees it. */
+static bool can_in(uint8_t host, const char *user, enum acl_access x, const char *t)
+{
+    struct acl_who w;
+    acl_who_init(cfg.acl, &w, (const uint8_t *)user, user ? strlen(user) : 0,
+                 (const uint8_t *)"cid", 3);
+    w.host = host;
+    return acl_check(cfg.acl, &w, x, (const uint8_t *)t, strlen(t));
+}
+
+Test(config_acl, acl_host_sections_hold_a_host_s_own_rules_asked_first)
+{
+    /* [acl.b.example] comes before [broker] hosts in the file: numbered at the end. */
+    cr_assert_eq(load("[acl.b.example]\n"
+                      "publish = shared/secret allow all\n"
+                      "[acl]\n"
+                      "publish = shared/secret deny all\n"
+                      "publish = shared/# allow all\n"
+                      "[acl.a.example]\n"
+                      "publish = shared/# deny all\n"
+                      "[acl.b.example]\n"
+                      "subscribe = b/# allow all\n"
+                      "[broker]\n"
+                      "hosts = a.example, b.example\n"),
+                 0, "%s", err);
+    cr_assert_eq(acl_host_rule_count(cfg.acl, 0), 2);
+    cr_assert_eq(acl_host_rule_count(cfg.acl, 1), 1, "a.example is host 1");
+    cr_assert_eq(acl_host_rule_count(cfg.acl, 2), 2, "both [acl.b.example] sections");
+    cr_assert_not(can_in(0, "u", ACL_PUBLISH, "shared/secret"));
+    cr_assert(can_in(0, "u", ACL_PUBLISH, "shared/x"));
+    cr_assert_not(can_in(1, "u", ACL_PUBLISH, "shared/x"), "a.example's own deny first");
+    cr_assert(can_in(2, "u", ACL_PUBLISH, "shared/secret"), "b.example's own allow first");
+    cr_assert(can_in(2, "u", ACL_SUBSCRIBE, "b/#"));
+    cr_assert_not(can_in(1, "u", ACL_SUBSCRIBE, "b/#"));
+}
+
+Test(config_acl, an_acl_host_section_for_an_undeclared_host_is_an_error)
+{
+    expect_error("[broker]\nhosts = a.example\n[acl]\npublish = x allow all\n"
+                 "[acl.c.example]\npublish = y allow all\n",
+                 5, "[acl.c.example]: unknown host (not in [broker] hosts)");
+    expect_error("[acl.a.example]\npublish = y allow all\n", 1,
+                 "[acl.a.example]: unknown host (not in [broker] hosts)");
+    expect_error("[acl.]\n", 1, "[acl.]: bad host name (expected 1..63 bytes)");
+}
+
+Test(config_acl, acl_host_sections_name_themselves_in_messages_and_take_no_default)
+{
+    expect_error("[broker]\nhosts = h\n[acl.h]\npublish = a/#/b allow all\n", 4,
+                 "[acl.h] publish: invalid topic filter \"a/#/b\"");
+    expect_error("[broker]\nhosts = h\n[acl.h]\ndefault = allow\n", 4,
+                 "[acl.h] default: only in [acl] (one default for every host)");
+    expect_error("[broker]\nhosts = h\n[acl.h]\nread = x\n", 4,
+                 "[acl.h] read: unknown key (expected publish or subscribe)");
+}
+
 Test(config_acl, malformed_rule_line_is_an_error)
 {
     expect_error("[acl]\npublish = a/b allow\n", 2,
