@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/config_acl.h"
@@ -31,7 +32,7 @@
 /* A section header longer than this is shown truncated and never matches. */
 #define SECTION_MAX 128
 
-/* The state of one load. Only the first error is kept; after it, parsing stops. */
+/* The state of one load. Every problem is recorded, and the load reads on past it. */
 struct load {
     struct config__draft draft; /* working copy; the caller's is written only on success */
     struct config_diag diag;
@@ -39,6 +40,7 @@ struct load {
     enum config__scope scope;  /* kind of the current section */
     uint32_t listener;         /* index in draft.cfg.listeners while in a listener */
     bool listeners_defined;    /* a [listener.*] header was seen */
+    bool skip;                 /* the current header was refused: its keys are not read */
     struct config_acl acl;     /* the [acl] and [group.*] rules read so far */
 };
 
@@ -178,7 +180,6 @@ static int load_section(void *user, unsigned line, const char *name, size_t len)
     int rc = 0;
 
     RM_ASSERT(ld != NULL && name != NULL);
-    RM_ASSERT(!ld->diag.failed);
     /* "[ limits ]" means [limits]: inih keeps the blanks, we do not. */
     while (len > 0 && is_blank(name[0])) {
         name++;
@@ -215,6 +216,8 @@ static int load_section(void *user, unsigned line, const char *name, size_t len)
         rc = listener_begin(ld, line, len, shown);
     }
     RM_ASSERT(rc == 0 || ld->diag.failed);
+    /* Its keys would only add problems that are this one. */
+    ld->skip = rc != 0;
     return rc;
 }
 
@@ -239,7 +242,9 @@ static int load_key(void *user, unsigned line, const char *name, const char *val
     int rc = -1;
 
     RM_ASSERT(ld != NULL && name != NULL && value != NULL);
-    RM_ASSERT(!ld->diag.failed);
+    if (ld->skip) {
+        return 0;
+    }
     keys = config_keys__table(&count);
     config_diag__esc(shown_key, sizeof(shown_key), name, strlen(name));
     if (ld->scope == CONFIG__SCOPE_NONE) {
@@ -341,6 +346,7 @@ static int build_hosts(struct config__draft *d, struct config_diag *diag)
 {
     size_t key = config_keys__index(CONFIG__SCOPE_BROKER, "hosts");
     const char *p = d->cfg.hosts_text;
+    int rc = 0;
 
     memset(&d->cfg.hosts, 0, sizeof(d->cfg.hosts));
     while (*p != '\0') {
@@ -358,14 +364,14 @@ static int build_hosts(struct config__draft *d, struct config_diag *diag)
         if (vhost_add(&d->cfg.hosts, p, len, &why) < 0) {
             config_diag__fail(diag, d->key_line[key], "[broker] hosts: %s: '%.*s'", why,
                               (int)(len < 64 ? len : 64), p);
-            return -1;
+            rc = -1; /* the others are still checked */
         }
         if (end == NULL) {
             break;
         }
         p = end + 1;
     }
-    return 0;
+    return rc;
 }
 
 /*
@@ -380,7 +386,7 @@ static int acl_sources_check(struct load *ld)
     size_t count;
 
     config_keys__table(&count);
-    RM_ASSERT(akey < count && !ld->diag.failed);
+    RM_ASSERT(akey < count);
     if (d->cfg.auth.acl_file[0] == '\0' || !ld->acl.any)
         return 0;
     config_diag__fail(&ld->diag, d->key_line[akey],
@@ -388,6 +394,18 @@ static int acl_sources_check(struct load *ld)
                       "line %u; keep one of the two",
                       ld->acl.first_line);
     return -1;
+}
+
+/* Whether @path opens and reads (a directory opens, then fails with EISDIR). */
+static bool readable(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    bool ok = f != NULL && (getc(f), !ferror(f));
+
+    if (f != NULL) {
+        fclose(f);
+    }
+    return ok;
 }
 
 /*
@@ -398,9 +416,11 @@ static int acl_sources_check(struct load *ld)
 static int acl_files_load(struct load *ld)
 {
     struct config *cfg = &ld->draft.cfg;
-    char err[CONFIG_ERR_MAX];
 
-    RM_ASSERT(!ld->diag.failed && cfg->acl_file_count == 0);
+    char *err = malloc(CONFIG_ERRS_MAX);
+    int rc = 0;
+
+    RM_ASSERT(cfg->acl_file_count == 0);
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
     for (uint32_t i = 0; i < cfg->listener_count; i++) {
         const char *path = cfg->listeners[i].acl_file;
@@ -409,17 +429,25 @@ static int acl_files_load(struct load *ld)
 
         for (uint32_t j = 0; !seen && j < cfg->acl_file_count; j++)
             seen = strcmp(cfg->acl_files[j].path, path) == 0;
-        if (seen)
+        /* One config_check found unreadable is reported there, at the key that names it. */
+        if (seen || !readable(path))
             continue;
-        if (config_acl__file_load(path, &acl, err, sizeof(err)) < 0) {
+        if (err == NULL) {
+            config_diag__fail(&ld->diag, 0, "%s: out of memory", path);
+            rc = -1;
+            break;
+        }
+        if (config_acl__file_load(path, &acl, err, CONFIG_ERRS_MAX) < 0) {
             config_diag__fail_raw(&ld->diag, err);
-            return -1;
+            rc = -1; /* the other files are read too */
+            continue;
         }
         RM_ASSERT(acl != NULL && cfg->acl_file_count < CONFIG_LISTENERS_MAX);
         memcpy(cfg->acl_files[cfg->acl_file_count].path, path, CONFIG_PATH_MAX);
         cfg->acl_files[cfg->acl_file_count++].acl = acl;
     }
-    return 0;
+    free(err);
+    return rc;
 }
 
 /* Parse @src, check, and publish the result into @cfg on success. */
@@ -429,22 +457,20 @@ static int load(struct config *cfg, struct load *ld, struct config_ini_src *src)
     int rc;
 
     RM_ASSERT(cfg != NULL && ld != NULL && src != NULL);
+    /*
+     * Every step runs, whatever the ones before found, so one load lists
+     * every problem (--test-config); a value in error kept its default, so
+     * the later steps see a complete configuration.
+     */
     rc = config_ini__parse(src, &ld->diag, &cb);
-    if (rc == 0) {
-        inherit_auth(&ld->draft);
-        rc = build_hosts(&ld->draft, &ld->diag);
-    }
-    if (rc == 0) {
-        rc = config_acl__finish(&ld->acl, &ld->diag, &ld->draft.cfg.hosts, &ld->draft.cfg.acl);
-    }
-    if (rc == 0) {
-        rc = acl_sources_check(ld);
-    }
-    if (rc == 0) {
-        rc = config_check__run(&ld->draft, &ld->diag);
-    }
-    if (rc == 0) {
-        rc = acl_files_load(ld);
+    inherit_auth(&ld->draft);
+    rc |= build_hosts(&ld->draft, &ld->diag);
+    rc |= config_acl__finish(&ld->acl, &ld->diag, &ld->draft.cfg.hosts, &ld->draft.cfg.acl);
+    rc |= acl_sources_check(ld);
+    rc |= config_check__run(&ld->draft, &ld->diag);
+    rc |= acl_files_load(ld);
+    if (ld->diag.failed) {
+        rc = -1;
     }
     if (rc == 0) {
         RM_ASSERT(!ld->diag.failed && ld->draft.cfg.listener_count >= 1);

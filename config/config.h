@@ -21,9 +21,13 @@
 void config_defaults(struct config *cfg);
 
 /*
- * Load @path over the defaults and validate. Returns 0, or -1 with a message
- * in @err of the form "FILE:LINE: [SECTION] KEY: what is wrong" (or
- * "FILE: ..." for whole-file problems such as a missing file or no listener).
+ * Load @path over the defaults and validate. Returns 0, or -1 with every
+ * problem in @err, one per line, each "FILE:LINE: [SECTION] KEY: what is
+ * wrong" (or "FILE: ..." for whole-file problems such as a missing file or
+ * no listener; a password or ACL file's lines name that file): the whole
+ * file is read, and every check run, whatever was found before. Give it
+ * CONFIG_ERRS_MAX bytes to see them all; what does not fit ends in
+ * CONFIG_DIAG_MORE.
  * @cfg is only written on success; then it owns its ACLs (config_free()).
  */
 int config_load(struct config *cfg, const char *path, char *err, size_t err_len);

@@ -14,7 +14,9 @@
 #include <string.h>
 
 #include "core/acl.h"
+#include "core/limits.h"
 #include "core/rm_assert.h"
+#include "core/topic.h"
 
 #define VALUE_SHOWN_MAX CONFIG_DIAG_ESC_MAX
 /* Entries of one mosquitto file, a bound on hostile input (as many as the rules allowed). */
@@ -52,7 +54,6 @@ int config_acl__section(struct config_acl *ca, struct config_diag *diag, unsigne
 {
     char shown[VALUE_SHOWN_MAX];
     RM_ASSERT(ca != NULL && diag != NULL);
-    RM_ASSERT(!diag->failed);
     if (!ca->any)
         ca->first_line = line;
     ca->any = true;
@@ -312,6 +313,7 @@ static int hosts_resolve(struct config_acl *ca, struct config_diag *diag,
 {
     uint8_t map[VHOST_MAX + 1] = {0};
     char shown[VALUE_SHOWN_MAX];
+    bool bad = false;
 
     RM_ASSERT(ca->host_count <= VHOST_MAX);
     RM_ASSERT(hosts == NULL || hosts->count <= VHOST_MAX);
@@ -325,12 +327,23 @@ static int hosts_resolve(struct config_acl *ca, struct config_diag *diag,
             config_diag__esc(shown, sizeof(shown), ca->host_name[h], len);
             config_diag__fail(diag, ca->host_line[h],
                               "[acl.%s]: unknown host (not in [broker] hosts)", shown);
-            return -1;
+            bad = true; /* each one is told */
         }
     }
+    if (bad)
+        return -1;
     int rc = acl_hosts_renumber(ca->acl, map, ca->host_count + 1);
     RM_ASSERT(rc == 0); /* distinct names, each found once */
     return rc;
+}
+
+/* acl_undefined_groups()'s report: one problem per rule naming an undefined group. */
+static void undefined_group(void *ctx, unsigned line, const char *name)
+{
+    char shown[VALUE_SHOWN_MAX];
+
+    config_diag__esc(shown, sizeof(shown), name, strlen(name));
+    config_diag__fail(ctx, line, "[acl] unknown group @%s (no [group.%s] section)", shown, shown);
 }
 
 int config_acl__finish(struct config_acl *ca, struct config_diag *diag,
@@ -338,20 +351,15 @@ int config_acl__finish(struct config_acl *ca, struct config_diag *diag,
 {
     unsigned bad_line = 0;
     const char *bad_name = NULL;
-    char shown[VALUE_SHOWN_MAX];
     RM_ASSERT(ca != NULL && out != NULL);
-    RM_ASSERT(!diag->failed);
+    RM_ASSERT(diag != NULL);
     *out = NULL;
     if (!ca->acl)
         return 0;
-    if (hosts_resolve(ca, diag, hosts) < 0) {
-        config_acl__discard(ca);
-        return -1;
-    }
-    if (acl_finish(ca->acl, &bad_line, &bad_name) < 0) {
-        config_diag__esc(shown, sizeof(shown), bad_name, strlen(bad_name));
-        config_diag__fail(diag, bad_line, "[acl] unknown group @%s (no [group.%s] section)", shown,
-                          shown);
+    int rc = hosts_resolve(ca, diag, hosts);
+    /* Every rule naming an undefined group is told, not only the first. */
+    acl_undefined_groups(ca->acl, undefined_group, diag);
+    if (rc < 0 || acl_finish(ca->acl, &bad_line, &bad_name) < 0) {
         config_acl__discard(ca);
         return -1;
     }
@@ -420,7 +428,7 @@ static const char *next_word(const char **p, const char *end, size_t *len)
 
 /* "topic|pattern [ACCESS] FILTER" after its first word (@p..@end). */
 static int file_rule(struct file_entries *es, struct config_diag *diag, unsigned line,
-                     const char *p, const char *end, const char *user, bool pattern)
+                     const char *p, const char *end, const char *user, bool pattern, bool *fatal)
 {
     char shown[VALUE_SHOWN_MAX];
     size_t alen;
@@ -457,8 +465,16 @@ static int file_rule(struct file_entries *es, struct config_diag *diag, unsigned
                           pattern ? "pattern" : "topic", shown);
         return -1;
     }
+    /* Checked here, in line order, as acl_rule_add() will (filters as MQTT allows them). */
+    struct limits lim = {.topic_bytes_max = 65535, .topic_levels_max = 65535};
+    if (topic_filter_check((const uint8_t *)filter, (size_t)(fend - filter), &lim) < 0) {
+        config_diag__esc(shown, sizeof(shown), filter, (size_t)(fend - filter));
+        config_diag__fail(diag, line, "invalid topic filter \"%s\"", shown);
+        return -1;
+    }
     if (es->n == FILE_ENTRIES_MAX) {
         config_diag__fail(diag, line, "too many rules (at most %d)", FILE_ENTRIES_MAX);
+        *fatal = true;
         return -1;
     }
     if (es->n == es->cap) {
@@ -480,6 +496,7 @@ static int file_rule(struct file_entries *es, struct config_diag *diag, unsigned
     return 0;
 nomem:
     config_diag__fail(diag, line, "out of memory");
+    *fatal = true;
     return -1;
 }
 
@@ -488,6 +505,7 @@ static int file_add_class(struct acl *acl, const struct file_entries *es, struct
                           bool pattern, bool allow)
 {
     char shown[VALUE_SHOWN_MAX];
+    int bad = 0;
     for (size_t i = 0; i < es->n; i++) {
         const struct file_entry *e = &es->v[i];
         if (e->pattern != pattern || e->allow != allow)
@@ -506,15 +524,16 @@ static int file_add_class(struct acl *acl, const struct file_entries *es, struct
         };
         int rc = acl_rule_add(acl, &spec);
         if (rc == -EINVAL) {
+            /* Told, and the other lines still read: every bad filter is told. */
             config_diag__esc(shown, sizeof(shown), e->filter, strlen(e->filter));
             config_diag__fail(diag, e->line, "invalid topic filter \"%s\"", shown);
+            bad = -1;
         } else if (rc < 0) {
             config_diag__fail(diag, e->line, rc == -E2BIG ? "too many rules" : "out of memory");
-        }
-        if (rc < 0)
             return -1;
+        }
     }
-    return 0;
+    return bad;
 }
 
 /* Parse every line of @f into @es (user lines set the owner of later topic lines). */
@@ -527,8 +546,10 @@ static int file_parse(FILE *f, struct config_diag *diag, struct file_entries *es
     unsigned line = 0;
     ssize_t n;
     int rc = 0;
+    bool fatal = false;
 
-    while (rc == 0 && (n = getline(&buf, &cap, f)) >= 0) {
+    /* Every line is read: each bad one is told (fatal: out of memory, too many rules). */
+    while (!fatal && (n = getline(&buf, &cap, f)) >= 0) {
         const char *p = buf;
         const char *end = buf + n;
         size_t wlen;
@@ -536,30 +557,33 @@ static int file_parse(FILE *f, struct config_diag *diag, struct file_entries *es
         if (memchr(buf, '\0', (size_t)n)) {
             config_diag__fail(diag, line, "NUL byte in the line");
             rc = -1;
-            break;
+            continue;
         }
         const char *word = next_word(&p, end, &wlen);
         if (wlen == 0 || word[0] == '#')
             continue; /* blank line, or a comment */
         if (wlen == 5 && memcmp(word, "topic", 5) == 0) {
-            rc = file_rule(es, diag, line, p, end, user, false);
+            rc |= file_rule(es, diag, line, p, end, user, false, &fatal);
         } else if (wlen == 7 && memcmp(word, "pattern", 7) == 0) {
-            rc = file_rule(es, diag, line, p, end, NULL, true);
+            rc |= file_rule(es, diag, line, p, end, NULL, true, &fatal);
         } else if (wlen == 4 && memcmp(word, "user", 4) == 0) {
             while (p < end && is_blank(*p))
                 p++;
             while (end > p && is_blank(end[-1]))
                 end--;
+            free(user);
+            user = NULL;
             if (p == end) {
+                /* Its topic lines are read as anonymous ones: the load fails anyway. */
                 config_diag__fail(diag, line, "user: missing user name");
                 rc = -1;
-                break;
+                continue;
             }
-            free(user);
             user = copy_str(p, (size_t)(end - p));
             if (!user) {
                 config_diag__fail(diag, line, "out of memory");
                 rc = -1;
+                fatal = true;
             }
         } else {
             config_diag__esc(shown, sizeof(shown), word, wlen);
@@ -570,7 +594,7 @@ static int file_parse(FILE *f, struct config_diag *diag, struct file_entries *es
             rc = -1;
         }
     }
-    if (rc == 0 && ferror(f)) {
+    if (!fatal && ferror(f)) {
         config_diag__fail(diag, 0, "read error");
         rc = -1;
     }
@@ -594,9 +618,10 @@ int config_acl__file_load(const char *path, struct acl **out, char *err, size_t 
     config_diag__init(&diag, path, err, err_len);
     FILE *f = fopen(path, "re");
     if (!f) {
-        snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        config_diag__fail(&diag, 0, "cannot open: %s", strerror(errno));
         return -1;
     }
+    /* Every line is read and told before the rules are built. */
     if (file_parse(f, &diag, &es) < 0)
         goto out;
     acl = acl_new();

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/config_diag.h"
@@ -336,26 +337,32 @@ static int check_listener_auth(const struct config__draft *d, struct config_diag
 {
     const struct config_listener *l = &d->cfg.listeners[j];
     char sec[CONFIG_NAME_MAX + 16];
-    char err[CONFIG_ERR_MAX];
     struct pwdb *db;
     unsigned line;
     int sys_errno;
+    int rc = 0;
     FILE *f;
 
     if (l->password_file[0] != '\0' &&
         !auth_path_seen(&d->cfg, j, offsetof(struct config_listener, password_file))) {
-        db = pwfile_load(l->password_file, err, sizeof(err), &sys_errno);
+        /* Every line in error, one per line (pwfile_load() reads on past each). */
+        char *err = malloc(CONFIG_ERRS_MAX);
+
+        db = err != NULL ? pwfile_load(l->password_file, err, CONFIG_ERRS_MAX, &sys_errno) : NULL;
         if (db == NULL) {
             line = auth_key_line(d, j, "password_file", sec, sizeof(sec));
-            if (sys_errno != 0) {
+            if (err == NULL) {
+                config_diag__fail(diag, line, "[%s] password_file: out of memory", sec);
+            } else if (sys_errno != 0) {
                 config_diag__fail(diag, line, "[%s] password_file: cannot read '%s': %s", sec,
                                   l->password_file, strerror(sys_errno));
             } else {
                 config_diag__fail_raw(diag, err);
             }
-            return -1;
+            rc = -1;
         }
         pwfile_free(db);
+        free(err);
     }
     if (l->acl_file[0] != '\0' &&
         !auth_path_seen(&d->cfg, j, offsetof(struct config_listener, acl_file))) {
@@ -371,11 +378,11 @@ static int check_listener_auth(const struct config__draft *d, struct config_diag
             line = auth_key_line(d, j, "acl_file", sec, sizeof(sec));
             config_diag__fail(diag, line, "[%s] acl_file: cannot read '%s': %s", sec, l->acl_file,
                               strerror(sys_errno));
-            return -1;
+            rc = -1;
         }
         /* Its lines are read once, by the loader (config.c), into the snapshot. */
     }
-    return 0;
+    return rc;
 }
 
 int config_check__run(const struct config__draft *d, struct config_diag *diag)
@@ -384,20 +391,15 @@ int config_check__run(const struct config__draft *d, struct config_diag *diag)
     int rc;
 
     RM_ASSERT(d != NULL && diag != NULL);
-    RM_ASSERT(!diag->failed);
+    RM_ASSERT(d->cfg.listener_count <= CONFIG_LISTENERS_MAX);
+    /* Every rule runs, whatever the others found: one load lists every problem. */
     rc = check_limits(d, diag);
-    if (rc == 0) {
-        rc = check_listeners(d, diag);
-    }
-    for (i = 0; rc == 0 && i < d->cfg.listener_count; i++) {
-        rc = check_listener_ws(d, diag, i);
-        if (rc == 0) {
-            rc = check_listener_tls(d, diag, i);
-        }
-        if (rc == 0) {
-            rc = check_listener_auth(d, diag, i);
-        }
+    rc |= check_listeners(d, diag);
+    for (i = 0; i < d->cfg.listener_count; i++) {
+        rc |= check_listener_ws(d, diag, i);
+        rc |= check_listener_tls(d, diag, i);
+        rc |= check_listener_auth(d, diag, i);
     }
     RM_ASSERT(rc == 0 || diag->failed);
-    return rc;
+    return rc == 0 ? 0 : -1;
 }

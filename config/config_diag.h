@@ -1,10 +1,12 @@
 /*
- * config_diag.h - the first error of one config load, and input escaping.
+ * config_diag.h - the problems of one config load, and input escaping.
  *
  * The bottom of the config module: it knows nothing of keys, sections or
- * inih, only how a message is laid out ("PATH:LINE: ...") and that only the
- * first one is kept. Every other config file reports through it. Start-up
- * thread only; a struct config_diag lives for one load.
+ * inih, only how a message is laid out ("PATH:LINE: ...") and that every
+ * problem is kept, one per line, in the order found (a load goes on past
+ * a problem, so --test-config can list them all). Every other config file
+ * reports through it. Start-up thread only; a struct config_diag lives for
+ * one load.
  */
 #ifndef RINGMQ_CONFIG_DIAG_H
 #define RINGMQ_CONFIG_DIAG_H
@@ -17,12 +19,20 @@
 /* A buffer that holds any config_diag__esc() of CONFIG_DIAG_ESC_INPUT_MAX bytes. */
 #define CONFIG_DIAG_ESC_MAX (CONFIG_DIAG_ESC_INPUT_MAX * 4 + 8)
 
-/* Where one load's first error goes. */
+/* One problem's text, at most (longer ones are cut). */
+#define CONFIG_DIAG_LINE_MAX 1024
+/* What is shown when the problems no longer fit the caller's buffer. */
+#define CONFIG_DIAG_MORE "(more problems not shown)"
+
+/* Where one load's problems go. */
 struct config_diag {
     const char *path; /* borrowed; names the input in messages */
-    char *err;        /* borrowed; the caller's message buffer */
+    char *err;        /* borrowed; the caller's message buffer, lines separated by '\n' */
     size_t err_len;
-    bool failed; /* an error was recorded; the load stops */
+    size_t used;     /* bytes of @err written, without its NUL */
+    unsigned count;  /* problems recorded (shown or not) */
+    bool failed;     /* a problem was recorded: the load fails, though it reads on */
+    bool full;       /* a problem did not fit; CONFIG_DIAG_MORE ends @err */
 };
 
 /*
@@ -33,16 +43,19 @@ struct config_diag {
 void config_diag__init(struct config_diag *d, const char *path, char *err, size_t err_len);
 
 /*
- * Record the first error, "PATH:LINE: " then @fmt (LINE omitted when @line
- * is 0). Later calls do nothing. Always leaves d->failed set.
+ * Record a problem, "PATH:LINE: " then @fmt (LINE omitted when @line is
+ * 0), as a new line of d->err (which stays NUL-terminated; a problem that
+ * does not fit is counted, and CONFIG_DIAG_MORE ends the text once).
+ * Always leaves d->failed set.
  */
 void config_diag__fail(struct config_diag *d, unsigned line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /*
  * Record @msg (already "FILE:LINE: ...", about another file than the
- * configuration: a password file's line) as the first error. Later calls
- * do nothing. Always leaves d->failed set.
+ * configuration: a password file's lines, one or more, '\n'-separated)
+ * as config_diag__fail() does, one problem per line. Always leaves
+ * d->failed set.
  */
 void config_diag__fail_raw(struct config_diag *d, const char *msg);
 

@@ -13,7 +13,11 @@
  *    inih split them; comment lines never reach inih, so they may be longer
  *    (up to LINE_BYTES_MAX, which also bounds what a file without newlines
  *    can cost);
- *  - stops inih (returns NULL) after the first error.
+ *  - finds the lines inih would call malformed itself, since inih reports
+ *    only the first; each problem is reported and the line handed to inih
+ *    as a blank one, so the parse goes on and every problem is seen
+ *    (--test-config lists them all); it stops only when the file cannot be
+ *    read on.
  * Headers and keys go to the caller's callbacks (struct config_ini_parse_cb),
  * never to a config file by name; errors go to config_diag, the only config
  * file this one calls.
@@ -38,6 +42,8 @@ struct parse {
     struct config_diag *diag;
     const struct config_ini_parse_cb *cb;
     unsigned lineno; /* line being parsed, 1-based */
+    bool stop;       /* the input ended, or cannot be read on */
+    bool bad_header; /* the last header was malformed: its keys are not passed on */
 };
 
 /*
@@ -99,6 +105,30 @@ static bool is_blank(char c)
 }
 
 /*
+ * Whether inih would call @line (@len bytes, leading blanks gone, not a
+ * comment) malformed: a header without ']', or a line with no '=' or ':'
+ * before an inline comment (" ;"), as its ini_parse_stream() decides
+ * (built without INI_ALLOW_NO_VALUE, with inline comments).
+ */
+static bool malformed(const char *line, size_t len)
+{
+    bool was_blank = false;
+    bool header = line[0] == '[';
+    size_t i;
+
+    for (i = header ? 1 : 0; i < len; i++) {
+        if (was_blank && line[i] == ';') {
+            break;
+        }
+        if (header ? line[i] == ']' : (line[i] == '=' || line[i] == ':')) {
+            return false;
+        }
+        was_blank = is_blank(line[i]);
+    }
+    return true;
+}
+
+/*
  * If @line is a section header as inih sees it ("[" then text up to "]",
  * where an inline comment " ;" ends the search first), tell the caller.
  * Returns -1 if the caller refused the section. Without a closing bracket
@@ -115,6 +145,7 @@ static int maybe_section(struct parse *ps, const char *line, size_t len)
     }
     for (i = 1; i < len; i++) {
         if (line[i] == ']') {
+            ps->bad_header = false;
             rc = ps->cb->section(ps->cb->user, ps->lineno, line + 1, i - 1);
             break;
         }
@@ -137,11 +168,12 @@ static char *reader(char *str, int num, void *stream)
 
     RM_ASSERT(ps != NULL && str != NULL);
     RM_ASSERT(num >= 4);
-    if (ps->diag->failed) {
+    if (ps->stop) {
         goto out;
     }
     line = next_line(ps, &len);
     if (line == NULL) {
+        ps->stop = true; /* the end, or no way to read on */
         goto out;
     }
     ps->lineno++;
@@ -153,26 +185,32 @@ static char *reader(char *str, int num, void *stream)
         line++;
         len--;
     }
+    /* A line in error reaches inih as a blank one: reported once, here. */
+    memcpy(str, "\n", 2);
+    ret = str;
     if (memchr(line, '\0', len) != NULL) {
         config_diag__fail(ps->diag, ps->lineno, "NUL byte in line");
         goto out;
     }
     if (len == 0 || line[0] == ';' || line[0] == '#') {
         /* Blank or comment: any length is fine, inih needs to see none of it. */
-        memcpy(str, "\n", 2);
-        ret = str;
         goto out;
     }
     if (len + 2 > (size_t)num) {
         config_diag__fail(ps->diag, ps->lineno, "line too long (at most %d characters)", num - 2);
         goto out;
     }
+    if (malformed(line, len)) {
+        config_diag__fail(ps->diag, ps->lineno,
+                          "malformed line (expected [section], key = value or a ; comment)");
+        /* Keys under a header that is not one would only repeat this problem. */
+        ps->bad_header |= line[0] == '[';
+        goto out;
+    }
     memcpy(str, line, len);
     str[len] = '\n';
     str[len + 1] = '\0';
-    if (maybe_section(ps, line, len) == 0) {
-        ret = str;
-    }
+    (void)maybe_section(ps, line, len); /* a refused header: its keys are the caller's to skip */
 out:
     return ret;
 }
@@ -188,9 +226,11 @@ static int handler(void *user, const char *section, const char *name, const char
     (void)section;
     RM_ASSERT(ps != NULL && name != NULL);
     RM_ASSERT(value != NULL); /* inih is built without INI_ALLOW_NO_VALUE */
-    /* After an error the reader stops inih, so this call is never the second. */
-    RM_ASSERT(!ps->diag->failed);
-    return ps->cb->key(ps->cb->user, ps->lineno, name, value) == 0;
+    /* A key in error is reported by the callback; the parse goes on past it. */
+    if (!ps->bad_header) {
+        (void)ps->cb->key(ps->cb->user, ps->lineno, name, value);
+    }
+    return 1;
 }
 
 int config_ini__parse(struct config_ini_src *src, struct config_diag *diag,
@@ -205,14 +245,8 @@ int config_ini__parse(struct config_ini_src *src, struct config_diag *diag,
     rc = ini_parse_stream(reader, &ps, handler, &ps);
     free(src->_line);
     src->_line = NULL;
-    if (rc > 0 && (!diag->failed || (unsigned)rc < ps.lineno)) {
-        /*
-         * inih found a line it cannot parse before (or without) any error of
-         * ours. Ours stops the reader on its own line, so an earlier inih
-         * error always has a smaller number. Only the first message is kept,
-         * so overwrite ours by clearing the flag first.
-         */
-        diag->failed = false;
+    if (rc > 0) {
+        /* A line inih cannot parse that malformed() let through. */
         config_diag__fail(diag, (unsigned)rc,
                           "malformed line (expected [section], key = value or a ; comment)");
     } else if (rc < 0 && !diag->failed) {

@@ -27,8 +27,9 @@ struct config_ini_src {
 
 /*
  * What config_ini__parse() found, one event at a time, called synchronously
- * from within it in file order. Each returns 0 to go on, or -1 after
- * config_diag__fail() to stop the parse. @line is 1-based; strings are
+ * from within it in file order. Each returns 0, or -1 after
+ * config_diag__fail(); the parse goes on either way (the caller decides
+ * what a refused header means for the keys under it). @line is 1-based; strings are
  * borrowed until the callback returns.
  */
 struct config_ini_parse_cb {
@@ -40,9 +41,9 @@ struct config_ini_parse_cb {
 };
 
 /*
- * Read @src to the end, or to the first error, feeding @cb. Returns 0, or -1
- * with the first error recorded in @diag (malformed line, line too long, NUL
- * byte, read error, or whatever a callback reported). Borrows all three
+ * Read @src to the end (or to a read error), feeding @cb. Returns 0, or -1
+ * with every problem recorded in @diag (malformed lines, lines too long,
+ * NUL bytes, a read error, whatever the callbacks reported). Borrows all three
  * until return; @diag must not have failed yet; frees @src's line buffer.
  */
 int config_ini__parse(struct config_ini_src *src, struct config_diag *diag,

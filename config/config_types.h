@@ -18,6 +18,8 @@
 #define CONFIG_LISTENERS_MAX 16
 #define CONFIG_NAME_MAX 64
 #define CONFIG_ERR_MAX 512
+/* Every problem of one load, a line each (config_load()'s @err for --test-config). */
+#define CONFIG_ERRS_MAX (16 * 1024)
 #define CONFIG_PATH_MAX 256    /* certificate, key and CA file paths */
 #define CONFIG_WS_PATH_MAX 128 /* WebSocket request path */
 #define CONFIG_WS_PATH_DEFAULT "/mqtt"

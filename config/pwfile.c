@@ -105,16 +105,16 @@ static int reader_add(struct reader *r, const char *user, size_t ulen, uint32_t 
     return 0;
 }
 
-/* Lay the sorted entries out as a database; NULL with @err on a duplicate name or ENOMEM. */
-static struct pwdb *reader_finish(struct reader *r, const char *path, char *err, size_t err_len)
+/*
+ * Lay the sorted entries out as a database; NULL after config_diag__fail()
+ * for each duplicate name (every one is told), or on ENOMEM.
+ */
+static struct pwdb *reader_finish(struct reader *r, struct config_diag *diag)
 {
     char shown[CONFIG_DIAG_ESC_MAX];
-    struct pwdb *db = calloc(1, sizeof(*db));
+    struct pwdb *db = NULL;
     uint32_t i;
 
-    if (db == NULL) {
-        goto out_nomem;
-    }
     if (r->count > 0) {
         qsort_r(r->entries, r->count, sizeof(*r->entries), entry_cmp, r->names);
     }
@@ -125,16 +125,21 @@ static struct pwdb *reader_finish(struct reader *r, const char *path, char *err,
             const struct entry *later = a->line > b->line ? a : b;
             const struct entry *first = a->line > b->line ? b : a;
 
-            snprintf(err, err_len, "%s:%u: user '%s' is already defined on line %u", path,
-                     later->line,
-                     config_diag__esc(shown, sizeof(shown),
-                                      (const char *)r->names + later->name_off, later->name_len),
-                     first->line);
-            free(db);
-            return NULL;
+            config_diag__fail(diag, later->line, "user '%s' is already defined on line %u",
+                              config_diag__esc(shown, sizeof(shown),
+                                               (const char *)r->names + later->name_off,
+                                               later->name_len),
+                              first->line);
         }
     }
-    db->path = strdup(path);
+    if (diag->failed) {
+        return NULL;
+    }
+    db = calloc(1, sizeof(*db));
+    if (db == NULL) {
+        goto out_nomem;
+    }
+    db->path = strdup(diag->path);
     db->users = calloc(r->count ? r->count : 1, sizeof(*db->users));
     if (db->path == NULL || db->users == NULL) {
         pwfile_free(db);
@@ -157,13 +162,16 @@ static struct pwdb *reader_finish(struct reader *r, const char *path, char *err,
     }
     return db;
 out_nomem:
-    snprintf(err, err_len, "%s: out of memory", path);
+    config_diag__fail(diag, 0, "out of memory");
     return NULL;
 }
 
-/* One line (@len bytes, line end cut) of @path: 0, or -1 with @err. */
-static int read_line(struct reader *r, const char *path, uint32_t lineno, const char *line,
-                     size_t len, char *err, size_t err_len)
+/*
+ * One line (@len bytes, line end cut): 0, or -1 after config_diag__fail()
+ * (-ENOMEM-like problems too: the caller stops only on those, see @fatal).
+ */
+static int read_line(struct reader *r, struct config_diag *diag, uint32_t lineno,
+                     const char *line, size_t len, bool *fatal)
 {
     char shown[CONFIG_DIAG_ESC_MAX];
     const char *user;
@@ -175,35 +183,37 @@ static int read_line(struct reader *r, const char *path, uint32_t lineno, const 
     int rc;
 
     if (memchr(line, '\0', len) != NULL) {
-        snprintf(err, err_len, "%s:%u: NUL byte in the line", path, lineno);
+        config_diag__fail(diag, lineno, "NUL byte in the line");
         return -1;
     }
     rc = pwfile_split(line, len, &user, &ulen, &rest, &rlen, &why);
     if (rc <= 0) {
         if (rc < 0) {
-            snprintf(err, err_len, "%s:%u: %s", path, lineno, why);
+            config_diag__fail(diag, lineno, "%s", why);
         }
         return rc;
     }
     config_diag__esc(shown, sizeof(shown), user, ulen);
     if (ulen > PWDB_USERNAME_BYTES_MAX) {
-        snprintf(err, err_len, "%s:%u: user '%s': name longer than %u bytes", path, lineno, shown,
-                 PWDB_USERNAME_BYTES_MAX);
+        config_diag__fail(diag, lineno, "user '%s': name longer than %u bytes", shown,
+                          PWDB_USERNAME_BYTES_MAX);
         return -1;
     }
     if (pwhash_parse(rest, rlen, &h, &why) < 0) {
-        snprintf(err, err_len, "%s:%u: user '%s': %s%s", path, lineno, shown, why,
-                 rlen > 0 && rest[0] != '$' ? " (a plaintext password? ringmq-passwd -U hashes "
-                                             "a file)"
-                                           : "");
+        config_diag__fail(diag, lineno, "user '%s': %s%s", shown, why,
+                          rlen > 0 && rest[0] != '$' ? " (a plaintext password? ringmq-passwd -U "
+                                                       "hashes a file)"
+                                                     : "");
         return -1;
     }
     if (r->count == PWFILE_USERS_MAX) {
-        snprintf(err, err_len, "%s:%u: more than %u users", path, lineno, PWFILE_USERS_MAX);
+        config_diag__fail(diag, lineno, "more than %u users", PWFILE_USERS_MAX);
+        *fatal = true;
         return -1;
     }
     if (reader_add(r, user, ulen, lineno, &h) < 0) {
-        snprintf(err, err_len, "%s: out of memory", path);
+        config_diag__fail(diag, 0, "out of memory");
+        *fatal = true;
         return -1;
     }
     return 0;
@@ -211,26 +221,28 @@ static int read_line(struct reader *r, const char *path, uint32_t lineno, const 
 
 struct pwdb *pwfile_load(const char *path, char *err, size_t err_len, int *sys_errno)
 {
+    struct config_diag diag;
     struct reader r = {0};
     struct pwdb *db = NULL;
     char *line = NULL;
     size_t line_cap = 0;
     uint32_t lineno = 0;
+    bool fatal = false;
     ssize_t n;
     FILE *f;
 
     RM_ASSERT(path != NULL && err != NULL && sys_errno != NULL);
     RM_ASSERT(err_len > 0);
     *sys_errno = 0;
-    err[0] = '\0';
+    config_diag__init(&diag, path, err, err_len);
     f = fopen(path, "re");
     if (f == NULL) {
         *sys_errno = errno;
-        snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        config_diag__fail(&diag, 0, "cannot open: %s", strerror(errno));
         return NULL;
     }
-    /* One line per pass; the file's length bounds the passes. */
-    while ((n = getline(&line, &line_cap, f)) >= 0) {
+    /* One line per pass; the file's length bounds the passes. Every bad line is told. */
+    while (!fatal && (n = getline(&line, &line_cap, f)) >= 0) {
         size_t len = (size_t)n;
 
         lineno++;
@@ -241,21 +253,18 @@ struct pwdb *pwfile_load(const char *path, char *err, size_t err_len, int *sys_e
             len--;
         }
         if (len > PWFILE_LINE_MAX) {
-            snprintf(err, err_len, "%s:%u: line longer than %u bytes", path, lineno,
-                     PWFILE_LINE_MAX);
-            goto out;
+            config_diag__fail(&diag, lineno, "line longer than %u bytes", PWFILE_LINE_MAX);
+            continue;
         }
-        if (read_line(&r, path, lineno, line, len, err, err_len) < 0) {
-            goto out;
-        }
+        (void)read_line(&r, &diag, lineno, line, len, &fatal);
     }
-    if (ferror(f)) {
+    if (!fatal && ferror(f)) {
         *sys_errno = errno ? errno : EIO;
-        snprintf(err, err_len, "%s: cannot read: %s", path, strerror(*sys_errno));
-        goto out;
+        config_diag__fail(&diag, 0, "cannot read: %s", strerror(*sys_errno));
     }
-    db = reader_finish(&r, path, err, err_len);
-out:
+    if (!fatal) {
+        db = reader_finish(&r, &diag);
+    }
     fclose(f);
     free(line);
     free(r.entries);

@@ -34,8 +34,9 @@ int pwfile_split(const char *line, size_t len, const char **user, size_t *user_l
 
 /*
  * Read password file @path. Returns the database (free with pwfile_free()),
- * or NULL with a message in @err: "PATH:LINE: problem" for what a line
- * holds, "PATH: problem" for the whole file. *@sys_errno is the errno when
+ * or NULL with every problem in @err, one per line, in file order:
+ * "PATH:LINE: problem" for what a line holds (the file is read to its end,
+ * so each bad line is told), "PATH: problem" for the whole file. *@sys_errno is the errno when
  * the file could not be opened or read (the caller may then point at the
  * configuration line that named it), else 0.
  */

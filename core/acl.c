@@ -290,6 +290,25 @@ int acl_finish(struct acl *acl, unsigned *bad_line, const char **bad_name)
     return 0;
 }
 
+uint32_t acl_undefined_groups(const struct acl *acl,
+                              void (*each)(void *ctx, unsigned line, const char *name), void *ctx)
+{
+    uint32_t n = 0;
+
+    RM_ASSERT(acl != NULL && !acl->finished);
+    RM_ASSERT(each != NULL);
+    for (uint32_t h = 0; h < ACL_HOSTS; h++) {
+        for (uint32_t i = 0; i < acl->lists[h].count; i++) {
+            const struct acl_rule *r = &acl->lists[h].rules[i];
+            if (r->who == ACL_WHO_GROUP && group_find(acl, r->name, r->name_len) < 0) {
+                each(ctx, r->line, r->name);
+                n++;
+            }
+        }
+    }
+    return n;
+}
+
 /*
  * What decides when no rule does, for a client of @host: the default set,
  * else deny when any rule can apply to it (every host's, or its host's

@@ -147,6 +147,15 @@ void acl_set_default(struct acl *acl, bool allow);
 int acl_finish(struct acl *acl, unsigned *bad_line, const char **bad_name);
 
 /*
+ * Before acl_finish(): call @each(@ctx, line, group name) for every rule
+ * naming a group not defined (the name borrowed until it returns), in
+ * rule order; returns how many. For a configuration check that lists
+ * every problem, where acl_finish() stops at the first.
+ */
+uint32_t acl_undefined_groups(const struct acl *acl,
+                              void (*each)(void *ctx, unsigned line, const char *name), void *ctx);
+
+/*
  * Number of rules (all hosts), and whether the default allows for the
  * default host's clients (for logs and tests).
  */

@@ -410,7 +410,7 @@ int main(int argc, char **argv)
 {
     struct live_owner owner = {NULL, NULL, NULL};
     static struct config cfg; /* read-only snapshot once loaded; 8+ KiB */
-    char err[CONFIG_ERR_MAX];
+    char err[CONFIG_ERRS_MAX]; /* every problem of the file, a line each */
     const char *config_path = NULL;
     bool test_config = false;
     bool port_set = false;

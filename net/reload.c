@@ -6,6 +6,7 @@
 #include "net/reload.h"
 
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 #include "core/broker.h"
@@ -88,7 +89,7 @@ static void reload_retire(struct shard *s)
 void reload_start(struct shard *s)
 {
     struct live_owner *o = s->owner;
-    char err[CONFIG_ERR_MAX];
+    char err[CONFIG_ERRS_MAX]; /* every problem, a line each: 16 KiB of shard 0's stack */
     uint64_t start_ms;
     struct live *lv;
 
@@ -110,7 +111,14 @@ void reload_start(struct shard *s)
     start_ms = reload_clock_ms();
     lv = live_reload(o->cur, o->path, err, sizeof(err), reload_note, NULL);
     if (lv == NULL) {
-        LOG_ERROR("reload refused, the running configuration stays: %s", err);
+        /* One log line per problem, each as --test-config prints it. */
+        for (char *p = err, *nl; p != NULL; p = nl != NULL ? nl + 1 : NULL) {
+            nl = strchr(p, '\n');
+            if (nl != NULL) {
+                *nl = '\0';
+            }
+            LOG_ERROR("reload refused, the running configuration stays: %s", p);
+        }
         return;
     }
     o->old = o->cur;

@@ -146,11 +146,11 @@ E2E_TEST(reload, an_invalid_configuration_is_refused_and_the_old_one_stays)
 
     login_expect(b, E2E_V5, "alice-1", "alice", "secret", 0);
 
-    /* A bad value: the message --test-config prints, and nothing changes. */
+    /* Two bad values: the messages --test-config prints, a line each; nothing changes. */
     snprintf(ini, sizeof(ini),
              "[broker]\nlog_level = debug\nshards = 2\n\n[listener.default]\nbind = 127.0.0.1\n"
              "port = 0\n\n[auth]\npassword_file = %s\nallow_anonymous = true\n"
-             "[limits]\ninflight_max = many\n",
+             "[limits]\ninflight_max = many\nqueued_max = lots\n",
              pwfile);
     e2e_broker_write_config(b, ini);
     write_pwfile(after, 2);
@@ -160,6 +160,14 @@ E2E_TEST(reload, an_invalid_configuration_is_refused_and_the_old_one_stays)
              "expected an integer 1..65535, got \"many\"",
              b->conf_path);
     cr_assert(e2e_broker_log_contains_after(b, mark, want), "the log names the problem");
+    snprintf(want, sizeof(want),
+             "reload refused, the running configuration stays: %s:14: [limits] queued_max: "
+             "expected an integer 0..10000000, got \"lots\"",
+             b->conf_path);
+    /* Logged right after the first; allow for the log's writes (bounded). */
+    for (int i = 0; i < 100 && !e2e_broker_log_contains_after(b, mark, want); i++)
+        e2e_sleep_ms(10);
+    cr_assert(e2e_broker_log_contains_after(b, mark, want), "and the next one");
     login_expect(b, E2E_V5, "alice-2", "alice", "secret", 0);
     login_expect(b, E2E_V5, "anon-1", NULL, NULL, RC_NOT_AUTHORIZED);
 

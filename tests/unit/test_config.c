@@ -490,15 +490,62 @@ Test(config, malformed_lines_are_reported_by_line)
     expect_error("[limits]\n= 5\n", 2, "[limits]: missing key name before '='");
 }
 
-Test(config, first_error_wins)
+/* Load @text, expect failure with exactly @n lines "PATH:@lines[i]: @msgs[i]", in order. */
+static void expect_errors(const char *text, size_t n, const unsigned *lines,
+                          const char *const *msgs)
 {
-    /* A malformed line (inih's report) before one of ours. */
-    expect_error("[limits]\ngarbage\ninflight_max = 0\n", 2,
-                 "malformed line (expected [section], key = value or a ; comment)");
-    /* One of ours before a malformed line: parsing stops at ours. */
-    expect_error("[limits]\ninflight_max = 0\ngarbage\n", 2,
-                 "[limits] inflight_max: out of range: expected an integer 1..65535, "
-                 "got \"0\"");
+    char all[4096] = "";
+    size_t used = 0;
+
+    cr_assert_eq(load(text), -1, "loaded:\n%s", text);
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(all + used, sizeof(all) - used, "%s%s:%u: %s", i ? "\n" : "", path,
+                         lines[i], msgs[i]);
+        cr_assert(k > 0 && (size_t)k < sizeof(all) - used);
+        used += (size_t)k;
+    }
+    cr_assert_str_eq(err, all);
+}
+
+Test(config, every_problem_is_reported_in_line_order)
+{
+    /* A malformed line (inih's kind) and one of ours, either way round: both told. */
+    static const unsigned l1[] = {2, 3};
+    static const char *const m1[] = {
+        "malformed line (expected [section], key = value or a ; comment)",
+        "[limits] inflight_max: out of range: expected an integer 1..65535, got \"0\""};
+    expect_errors("[limits]\ngarbage\ninflight_max = 0\n", 2, l1, m1);
+    static const unsigned l2[] = {2, 3};
+    static const char *const m2[] = {
+        "[limits] inflight_max: out of range: expected an integer 1..65535, got \"0\"",
+        "malformed line (expected [section], key = value or a ; comment)"};
+    expect_errors("[limits]\ninflight_max = 0\ngarbage\n", 2, l2, m2);
+}
+
+Test(config, three_independent_mistakes_give_three_lines)
+{
+    /* A bad value, an unknown key, a cross-key rule: each its own line, and nothing else. */
+    static const unsigned lines[] = {2, 4, 7};
+    static const char *const msgs[] = {
+        "[mqtt] max_qos: out of range: expected an integer 0..2, got \"3\"",
+        "[limits] packet_byte_max: unknown key (did you mean packet_bytes_max?)",
+        "[listener.b] port: 127.0.0.1:1883 is already used by [listener.a] (line 5)"};
+    expect_errors("[mqtt]\nmax_qos = 3\n[limits]\npacket_byte_max = 5\n"
+                  "[listener.a]\n[listener.b]\nport = 1883\n",
+                  3, lines, msgs);
+}
+
+Test(config, keys_under_a_refused_header_add_no_problem)
+{
+    /* An unknown section, a malformed header: their keys are not told again. */
+    static const unsigned lines[] = {1, 3, 6};
+    static const char *const msgs[] = {
+        "[brokers]: unknown section (expected [broker], [limits], [mqtt], [auth], [acl], "
+        "[acl.HOST], [group.NAME] or [listener.NAME])",
+        "malformed line (expected [section], key = value or a ; comment)",
+        "[limits] inflight_max: expected an integer 1..65535, got \"x\""};
+    expect_errors("[brokers]\nshards = 2\n[mqtt\nmax_qos = 9\n[limits]\ninflight_max = x\n", 3,
+                  lines, msgs);
 }
 
 Test(config, key_before_any_section_is_an_error)

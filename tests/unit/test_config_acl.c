@@ -370,6 +370,21 @@ Test(config_acl, mosquitto_file_that_cannot_be_opened_is_an_error, .fini = file_
     cr_assert_str_eq(err, want);
 }
 
+Test(config_acl, every_bad_line_of_an_acl_file_is_told)
+{
+    char two[1024];
+
+    cr_assert_eq(load_file("user alice\ntopic sometimes x\ntopic read ok/#\n"
+                           "topic read a/#/b\n"),
+                 -1);
+    cr_assert_null(file_acl);
+    snprintf(two, sizeof(two),
+             "%s:2: topic: invalid access \"sometimes\" (expected read, write, readwrite or "
+             "deny)\n%s:4: invalid topic filter \"a/#/b\"",
+             path, path);
+    cr_assert_str_eq(err, two);
+}
+
 /* ------------------------------------------------------------ [auth] acl_file */
 
 static char aclpath[256];
@@ -444,6 +459,22 @@ Test(config_acl, acl_file_problems_read_as_acl_file_line, .fini = acl_fini)
     cr_assert_eq(load(text), -1);
     snprintf(want, sizeof(want), "%s:3: ", aclpath);
     cr_assert_eq(strncmp(err, want, strlen(want)), 0, "got %s", err);
+}
+
+Test(config_acl, a_load_tells_the_configuration_s_problems_and_each_bad_acl_file_line,
+     .fini = acl_fini)
+{
+    char text[512];
+    char all[1024];
+    write_acl("topic readwrite alice/#\nuser\ntopic maybe x\n");
+    snprintf(text, sizeof(text), "[auth]\nacl_file = %s\n[mqtt]\nmax_qos = 3\n", aclpath);
+    cr_assert_eq(load(text), -1);
+    snprintf(all, sizeof(all),
+             "%s:4: [mqtt] max_qos: out of range: expected an integer 0..2, got \"3\"\n"
+             "%s:2: user: missing user name\n"
+             "%s:3: topic: invalid access \"maybe\" (expected read, write, readwrite or deny)",
+             path, aclpath, aclpath);
+    cr_assert_str_eq(err, all);
 }
 
 Test(config_acl, acl_rules_and_an_acl_file_together_are_refused, .fini = acl_fini)

@@ -565,3 +565,30 @@ Test(pwfile, mosquitto_passwd_reads_what_ringmq_passwd_writes)
     cr_assert(verifies(db, "bob", "two"));
     pwfile_free(db);
 }
+
+/* --test-config lists every problem: each bad line of a password file, one line each. */
+Test(pwfile, every_bad_line_of_a_password_file_is_told_by_the_load)
+{
+    static struct config cfg;
+    char text[1024];
+    char two[2 * 400];
+
+    write_file(pwpath, "alice:" VEC6 "\nbob\ncarol:" VEC6 "\ndave:plaintext\n");
+    snprintf(text, sizeof(text), "[auth]\npassword_file = %s\n", pwpath);
+    cr_assert_eq(load_ini(&cfg, text), -1);
+    snprintf(two, sizeof(two),
+             "%s:2: expected NAME:HASH (no ':' on the line)\n"
+             "%s:4: user 'dave': unknown hash type (expected $6$ or $7$ as mosquitto_passwd "
+             "writes) (a plaintext password? ringmq-passwd -U hashes a file)",
+             pwpath, pwpath);
+    cr_assert_str_eq(err, two);
+    /* And by pwfile_load() itself, with duplicates too. */
+    int sys_errno = -1;
+    write_file(pwpath, "alice:" VEC6 "\nbob\nalice:" VEC6 "\n");
+    cr_assert_null(pwfile_load(pwpath, err, sizeof(err), &sys_errno));
+    snprintf(two, sizeof(two),
+             "%s:2: expected NAME:HASH (no ':' on the line)\n"
+             "%s:3: user 'alice' is already defined on line 1",
+             pwpath, pwpath);
+    cr_assert_str_eq(err, two);
+}
