@@ -11,8 +11,12 @@
 #include "core/pwdb.h"
 #include "core/pwhash.h"
 #include "core/rm_assert.h"
+#include "core/saslprep.h"
 #include "core/session.h"
 #include "core/wait.h"
+
+/* A password longer than this once prepared is checked only as sent (a bound on the copy). */
+#define LOGIN_PASSWORD_PREP_MAX 1024
 
 /* Checked for an unknown user, so that the time taken does not tell which names exist. */
 static const struct pwhash dummy_hash = {
@@ -168,6 +172,27 @@ static int check_password(struct broker *b, struct client *cl, const struct mqtt
     b->login_pass = false;
     b->login_budget -= (int64_t)pwhash_cost(h);
     bool ok = pwhash_verify(h, c->password.ptr, c->has_password ? c->password.len : 0);
+    if (!ok && c->has_password) {
+        /*
+         * A file made for SCRAM (ringmq-passwd) holds the hash of
+         * SASLprep(password) (RFC 5802's Normalize()); mosquitto_passwd's
+         * holds the raw bytes'. Try the prepared form too, only where it
+         * differs (non-ASCII UTF-8 that SASLprep changes): one more hash,
+         * charged like the first, for an unknown user too (against the
+         * dummy), so that the time taken still does not tell which names
+         * exist.
+         */
+        uint8_t prep[LOGIN_PASSWORD_PREP_MAX];
+        const char *why;
+        int n = saslprep_prepare(c->password.ptr, c->password.len, prep, sizeof(prep), true,
+                                 &why);
+        if (n >= 0 && ((uint32_t)n != c->password.len ||
+                       memcmp(prep, c->password.ptr, c->password.len) != 0)) {
+            b->login_budget -= (int64_t)pwhash_cost(h);
+            ok = pwhash_verify(h, prep, (size_t)n);
+        }
+        memset(prep, 0, sizeof(prep));
+    }
     if (u == NULL || !c->has_password || !ok) {
         b->stats.logins_failed++;
         return fail(b, cl, refusal(cl, -MQTT_RC_BAD_USERNAME_OR_PASSWORD));

@@ -3,6 +3,7 @@
  */
 #include "core/scram.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <wolfssl/wolfcrypt/sha512.h>
 
 #include "core/rm_assert.h"
+#include "core/saslprep.h"
 
 /* base64 of @n bytes, with padding. */
 #define B64_LEN(n) ((((n) + 2) / 3) * 4)
@@ -104,15 +106,20 @@ static bool nonce_char(uint8_t c)
 }
 
 /*
- * Decode saslname @p..@end (up to the next ',') into @f->user; the end of
- * it in *@stop. 0, or -1 with *@why.
+ * Decode saslname @p..@end (up to the next ',') and prepare it with
+ * SASLprep as a query string into @f->user, as RFC 5802 section 5.1 has
+ * the server do with the name it receives; the end of it in *@stop. 0, or
+ * -1 with *@why.
  */
 static int parse_user(const uint8_t *p, const uint8_t *end, struct scram_first *f,
                       const uint8_t **stop, const char **why)
 {
+    uint8_t raw[SCRAM_MSG_BYTES_MAX];
     uint32_t n = 0;
+    int prepared;
 
     RM_ASSERT(p <= end);
+    RM_ASSERT((size_t)(end - p) <= SCRAM_MSG_BYTES_MAX);
     /* Each pass consumes at least one byte of the message (at most SCRAM_MSG_BYTES_MAX). */
     while (p < end && *p != ',') {
         uint8_t c = *p++;
@@ -127,21 +134,30 @@ static int parse_user(const uint8_t *p, const uint8_t *end, struct scram_first *
                 return -1;
             }
             p += 2;
-        } else if (c < 0x20 || c > 0x7e) {
-            *why = "SCRAM user name is not printable ASCII (SASLprep is not supported)";
-            return -1;
         }
-        if (n == SCRAM_USER_BYTES_MAX) {
-            *why = "SCRAM user name too long";
-            return -1;
-        }
-        f->user[n++] = c;
+        RM_ASSERT(n < sizeof(raw)); /* a decoded name is never longer than its message */
+        raw[n++] = c;
     }
     if (n == 0) {
         *why = "empty SCRAM user name";
         return -1;
     }
-    f->user_len = n;
+    prepared = saslprep_prepare(raw, n, f->user, sizeof(f->user), false, why);
+    if (prepared < 0) {
+        /* Not UTF-8, a control or other prohibited character, bad bidi, too long. */
+        if (prepared == -ENOSPC) {
+            *why = "SCRAM user name too long";
+        } else {
+            *why = "SCRAM user name refused by SASLprep (RFC 4013): not UTF-8, or a "
+                   "prohibited character";
+        }
+        return -1;
+    }
+    if (prepared == 0) {
+        *why = "empty SCRAM user name once prepared (SASLprep)";
+        return -1;
+    }
+    f->user_len = (uint32_t)prepared;
     *stop = p;
     return 0;
 }
@@ -157,8 +173,14 @@ int scram_parse_first(const uint8_t *msg, size_t len, struct scram_first *f, con
     if (len < 3 || len > SCRAM_MSG_BYTES_MAX) {
         return -1;
     }
-    if (msg[0] == 'p') {
-        *why = "SCRAM channel binding is not supported (use n,, or y,,)";
+    if (msg[0] == 'p' && msg[1] == '=') {
+        /*
+         * The client requires channel binding ("p=" cb-name): no -PLUS
+         * mechanism is offered, so none can be, and the exchange fails
+         * (RFC 5802 section 6; its server-error "channel-binding-not-supported").
+         */
+        *why = "SCRAM channel binding is not supported (channel-binding-not-supported; use n,, "
+               "or y,,)";
         return -1;
     }
     if ((msg[0] != 'n' && msg[0] != 'y') || msg[1] != ',') {

@@ -16,11 +16,13 @@
  * file serves both plain and SCRAM logins. The server keeps only StoredKey
  * and ServerKey, derived from it, for the length of one exchange.
  *
- * SASLprep (RFC 4013) is not implemented: a user name must be printable
- * ASCII, where SASLprep changes nothing, with ',' and '=' escaped as "=2C"
- * and "=3D"; anything else is refused as malformed. The password never
- * reaches the server, so its normalization is the client's: a client must
- * use the bytes the password file was made from (for ASCII, the same).
+ * The user name (',' and '=' escaped as "=2C" and "=3D") is prepared
+ * with SASLprep (RFC 4013, core/saslprep) as a query string; one that
+ * SASLprep refuses is refused as malformed. The password never reaches
+ * the server: the client hashes SASLprep(password), so the file must hold
+ * the hash of that (ringmq-passwd stores it; for ASCII, the same bytes).
+ * Channel binding: no -PLUS mechanism, so "n" and "y" gs2 flags are
+ * accepted and "p=" refused (RFC 5802 section 6).
  *
  * Pure computation, no state of its own; any thread.
  */

@@ -32,6 +32,7 @@
 #include "config/pwfile.h"
 #include "core/pwdb.h"
 #include "core/pwhash.h"
+#include "core/saslprep.h"
 
 /* Longest password read from the terminal. */
 #define PASS_MAX 512
@@ -147,19 +148,39 @@ static char *hashed_line(const char *user, size_t ulen, const char *pw, size_t p
                          uint32_t iterations)
 {
     uint8_t salt[PWHASH_SALT_BYTES];
+    uint8_t prep[SASLPREP_IN_BYTES_MAX];
     char text[PWHASH_TEXT_MAX];
     struct pwhash h;
+    const char *why;
     char *out;
+    int n;
 
     if (getrandom(salt, sizeof(salt), 0) != (ssize_t)sizeof(salt)) {
         fprintf(stderr, "ringmq-passwd: cannot draw a salt: %s\n", strerror(errno));
         return NULL;
     }
+    /*
+     * The hash of SASLprep(password), as SCRAM-SHA-512 clients compute it
+     * (RFC 5802's Normalize()); the broker's plain logins try that form
+     * too. The same bytes for ASCII and already prepared passwords.
+     */
+    n = saslprep_prepare((const uint8_t *)pw, pwlen, prep, sizeof(prep), true, &why);
+    if (n < 0) {
+        fprintf(stderr,
+                "ringmq-passwd: warning: user '%.*s': the password is kept as typed (SASLprep: "
+                "%s), so SCRAM-SHA-512 logins will not work for it; plain logins will\n",
+                (int)ulen, user, why);
+    } else {
+        pw = (const char *)prep;
+        pwlen = (size_t)n;
+    }
     if (pwhash_make(&h, (const uint8_t *)pw, pwlen, salt, sizeof(salt), iterations) < 0 ||
         pwhash_format(&h, text, sizeof(text)) < 0) {
+        memset(prep, 0, sizeof(prep));
         fprintf(stderr, "ringmq-passwd: cannot hash the password\n");
         return NULL;
     }
+    memset(prep, 0, sizeof(prep));
     if (asprintf(&out, "%.*s:%s", (int)ulen, user, text) < 0) {
         fprintf(stderr, "ringmq-passwd: out of memory\n");
         return NULL;

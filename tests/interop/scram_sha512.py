@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """scram_sha512.py - MQTT 5.0 enhanced authentication with SCRAM-SHA-512 (issue 14).
 
-    RINGMQ_BIN=build/ringmq python3 tests/interop/scram_sha512.py
+    RINGMQ_BIN=build/ringmq RINGMQ_PASSWD=build/ringmq-passwd \
+        /usr/bin/python3 tests/interop/scram_sha512.py
 
 An independent SCRAM-SHA-512 client (RFC 5802 with SHA-512; Python's
 hashlib and hmac) over raw MQTT 5.0 packets (paho-mqtt 1.6 cannot send or
@@ -18,6 +19,12 @@ without one. Checks:
   - a wrong password gets CONNACK 0x86; an unknown user gets a server-first
     like a real one (12-byte salt, the file's iteration count, the same salt
     every time) and then 0x86; a $6$ user cannot do SCRAM: 0x86 too;
+  - SASLprep (RFC 4013; the client side from Python's stringprep tables):
+    a user added by ringmq-passwd with a non-ASCII name and a password
+    SASLprep changes logs in with SCRAM under the decomposed (NFD) form of
+    its name, and with a plain login under the password as typed or as
+    prepared; a wrong password gets 0x86;
+  - the gs2 flag "y" (client could bind, no -PLUS offered) is accepted;
   - channel binding (p=) and a bad escape get 0x87 with a Reason String;
   - the "open" listener does not offer the method: 0x8C.
 Exit 0 on success, 77 when mosquitto_passwd is missing, 1 otherwise.
@@ -29,10 +36,12 @@ import os
 import secrets
 import shutil
 import socket
+import stringprep
 import struct
 import subprocess
 import sys
 import time
+import unicodedata
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import broker_run  # noqa: E402  (the interop broker starter, reused)
@@ -40,6 +49,9 @@ import broker_run  # noqa: E402  (the interop broker starter, reused)
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 METHOD = "SCRAM-SHA-512"
 SKIP = 77
+JOERG = "J\u00f6rg"          # NFC
+JOERG_NFD = "Jo\u0308rg"     # the same name decomposed: SASLprep (NFKC) makes it JOERG
+JOERG_PW = "I\u00adX"        # SASLprep maps U+00AD SOFT HYPHEN to nothing: "IX"
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, DISCONNECT, AUTH = (
     1, 2, 3, 4, 8, 9, 14, 15)
@@ -186,9 +198,26 @@ def HMAC(key, msg):
     return hmac.new(key, msg, hashlib.sha512).digest()
 
 
+def saslprep(s):
+    """RFC 4013 SASLprep of a stored string, from Python's stringprep tables (RFC 3454)."""
+    s = "".join(" " if stringprep.in_table_c12(ch) else ch
+                for ch in s if not stringprep.in_table_b1(ch))
+    s = unicodedata.ucd_3_2_0.normalize("NFKC", s)
+    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21, stringprep.in_table_c22,
+                  stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
+                  stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8,
+                  stringprep.in_table_c9, stringprep.in_table_a1)
+    assert not any(t(ch) for ch in s for t in prohibited), "SASLprep refuses %r" % s
+    if any(stringprep.in_table_d1(ch) for ch in s):
+        assert not any(stringprep.in_table_d2(ch) for ch in s)
+        assert stringprep.in_table_d1(s[0]) and stringprep.in_table_d1(s[-1])
+    return s
+
+
 class Scram:
     def __init__(self, user, password, gs2="n,,"):
-        self.password = password.encode()
+        # RFC 5802's Hi(Normalize(password), ...); the name goes as given (the broker prepares it).
+        self.password = saslprep(password).encode()
         self.gs2 = gs2
         self.cnonce = base64.b64encode(secrets.token_bytes(18)).decode()
         self.bare = "n=%s,r=%s" % (saslname(user), self.cnonce)
@@ -302,6 +331,10 @@ def make_pwfile(path):
     for i, (user, pw) in enumerate([("alice", "secret"), ("ca,rol=", "pässwörd")]):
         args = [MOSQUITTO_PASSWD, "-b"] + (["-c"] if i == 0 else []) + [path, user, pw]
         subprocess.run(args, check=True, stdin=subprocess.DEVNULL)
+    # Non-ASCII: the name in NFC, the password as typed; ringmq-passwd stores
+    # the hash of SASLprep("I<SOFT HYPHEN>X"), that is of "IX".
+    subprocess.run([os.environ["RINGMQ_PASSWD"], "-b", path, JOERG, JOERG_PW], check=True,
+                   stdin=subprocess.DEVNULL)
     # A $6$ entry (SHA-512 of password then salt), as older mosquitto_passwd wrote.
     salt = b"0123456789ab"
     with open(path, "a") as f:
@@ -411,6 +444,33 @@ def run(port, open_port):
     assert salt_of(first_a) == salt_of(first_b), "an unknown user's salt changes between tries"
     print("$6$ user: cannot do SCRAM, 0x86")
     expect_refused(port, "sixer", "six", 0x86, "$6$ user")
+
+    print("SASLprep: a decomposed name and a password SASLprep changes, through SCRAM")
+    reason, props, c, s, _ = scram_connect(port, JOERG_NFD, JOERG_PW, "joerg-1")
+    assert reason == 0, "SCRAM with SASLprep: CONNACK 0x%02x" % reason
+    s.verify(props[PROP_AUTH_DATA])
+    pubsub_self(c, "scram/joerg")
+    c.close()
+    expect_refused(port, JOERG_NFD, "IY", 0x86, "SASLprep user, wrong password")
+    print("... and as a plain login: the password as typed, or already prepared")
+    for pw, want in ((JOERG_PW, 0), ("IX", 0), ("I\u00adY", 0x86)):
+        c = Conn(port)
+        c.send(connect_pkt("joerg-plain", user=JOERG, password=pw))
+        reason, _ = c.read_reasoned(CONNACK)
+        assert reason == want, "plain %r: CONNACK 0x%02x, expected 0x%02x" % (pw, reason, want)
+        c.close()
+
+    print("gs2 flag y (the client could bind, and sees no -PLUS offered): accepted")
+    s = Scram("alice", "secret", gs2="y,,")
+    c = Conn(port)
+    c.send(connect_pkt("alice-y", auth_props(s.first())))
+    reason, props = c.read_reasoned(AUTH)
+    assert reason == 0x18, "y,,: AUTH 0x%02x" % reason
+    c.send(auth_pkt(0x18, s.final(props[PROP_AUTH_DATA])))
+    reason, props = c.read_reasoned(CONNACK)
+    assert reason == 0, "y,,: CONNACK 0x%02x" % reason
+    s.verify(props[PROP_AUTH_DATA])
+    c.close()
 
     print("malformed or unsupported client-first: 0x87 with a reason")
     why = raw_first_refused(port, b"p=tls-unique,,n=alice,r=abc", 0x87, "channel binding")

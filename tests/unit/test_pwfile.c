@@ -592,3 +592,25 @@ Test(pwfile, every_bad_line_of_a_password_file_is_told_by_the_load)
              pwpath, pwpath);
     cr_assert_str_eq(err, two);
 }
+
+Test(pwfile, ringmq_passwd_stores_the_saslprep_form_of_a_password)
+{
+    char cmd[4096];
+    struct pwdb *db;
+
+    /*
+     * "I<U+00AD>X" prepares to "IX" (RFC 4013 section 3), what a SCRAM
+     * client hashes; an ASCII password is stored as typed. A password
+     * SASLprep refuses (U+0007) is kept as typed, with a warning.
+     */
+    snprintf(cmd, sizeof(cmd),
+             "'%s' -c -b '%s' ix \"$(printf 'I\\302\\255X')\" && '%s' -b '%s' bell "
+             "\"$(printf 'a\\007b')\" 2>'%s/warn' && grep -q SASLprep '%s/warn'",
+             RINGMQ_PASSWD, pwpath, RINGMQ_PASSWD, pwpath, dir, dir);
+    cr_assert_eq(run(cmd), 0);
+    db = load_ok(pwpath);
+    cr_assert(verifies(db, "ix", "IX"));
+    cr_assert_not(verifies(db, "ix", "I\xc2\xadX"));
+    cr_assert(verifies(db, "bell", "a\ab"));
+    pwfile_free(db);
+}

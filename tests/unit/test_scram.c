@@ -173,13 +173,19 @@ static void bad_first(const char *m, const char *frag)
 
 Test(scram, client_first_errors_say_why)
 {
-    bad_first("p=tls-unique,,n=user,r=abc", "channel binding");
+    /* p=: the client requires channel binding, which no -PLUS mechanism offers (RFC 5802 s6). */
+    bad_first("p=tls-unique,,n=user,r=abc", "channel-binding-not-supported");
+    bad_first("p=tls-server-end-point,,n=user,r=abc", "channel binding");
+    bad_first("p,,n=user,r=abc", "malformed"); /* gs2-cbind-flag "p" needs "=" cb-name */
     bad_first("n,a=admin,n=user,r=abc", "authorization identity");
     bad_first("n,,m=ext,n=user,r=abc", "mandatory extension");
     bad_first("n,,n=us=2Xer,r=abc", "escape");
     bad_first("n,,n=us=2,r=abc", "escape");
-    bad_first("n,,n=us\xc3\xa9r,r=abc", "ASCII");
-    bad_first("n,,n=us\x01r,r=abc", "ASCII");
+    /* SASLprep (RFC 4013) refuses: a control character, bytes that are not UTF-8. */
+    bad_first("n,,n=us\x01r,r=abc", "SASLprep");
+    bad_first("n,,n=us\xc3r,r=abc", "SASLprep");
+    bad_first("n,,n=\xe2\x80\xae\xd8\xa7,r=abc", "SASLprep"); /* U+202E: prohibited */
+    bad_first("n,,n=\xc2\xad,r=abc", "empty"); /* U+00AD alone maps to nothing */
     bad_first("n,,n=,r=abc", "empty");
     bad_first("n,,n=user,r=", "nonce");
     bad_first("n,,n=user,r=a b", "nonce");
@@ -268,5 +274,104 @@ Test(scram, a_finished_exchange_takes_no_second_final)
 
     cr_assert_eq(finish(s, CFINAL_NOPROOF ",p=" PROOF, &why), 1);
     cr_assert_eq(finish(s, CFINAL_NOPROOF ",p=" PROOF, &why), -1);
+    scram_free(s);
+}
+
+/* ------------------------------------------------------------ SASLprep, channel binding */
+
+Test(scram, user_names_are_prepared_with_saslprep_as_queries)
+{
+    /* RFC 4013 section 3's examples, through the name a client-first carries. */
+    static const struct {
+        const char *sent;
+        const char *prepared;
+    } cases[] = {
+        {"I\xc2\xadX", "IX"},   /* U+00AD SOFT HYPHEN: mapped to nothing */
+        {"user", "user"},       /* no transformation */
+        {"USER", "USER"},       /* case preserved */
+        {"\xc2\xaa", "a"},      /* U+00AA: NFKC */
+        {"\xe2\x85\xa8", "IX"}, /* U+2168 ROMAN NUMERAL NINE: NFKC */
+        {"a\xe2\x80\x80" "b", "a b"}, /* U+2000 EN QUAD: a non-ASCII space becomes U+0020 */
+        {"J\xc3\xb6" "rg", "J\xc3\xb6" "rg"}, /* already NFKC: unchanged */
+        {"\xf3\xa0\x80\x80x", NULL},  /* U+E0000 unassigned: a query may hold it */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char m[128];
+        struct scram_first f;
+        const char *why = NULL;
+
+        snprintf(m, sizeof(m), "n,,n=%s,r=abc", cases[i].sent);
+        cr_assert_eq(scram_parse_first(u8(m), strlen(m), &f, &why), 0, "%s: %s", m, why);
+        if (cases[i].prepared) {
+            cr_assert_eq(f.user_len, strlen(cases[i].prepared), "%s", m);
+            cr_assert_eq(memcmp(f.user, cases[i].prepared, f.user_len), 0, "%s", m);
+        }
+        cr_assert_eq(f.bare_len, strlen(m) - 3, "the message as sent stays for AuthMessage");
+    }
+    /* RFC 4013's other two examples fail: U+0007 prohibited, U+0627 U+0031 bad bidi. */
+    bad_first("n,,n=\x07,r=abc", "SASLprep");
+    bad_first("n,,n=\xd8\xa7\x31,r=abc", "SASLprep");
+}
+
+Test(scram, a_client_that_did_not_prepare_its_name_still_logs_in_as_the_prepared_one)
+{
+    /* Client-first names "I<U+00AD>X" (not prepared); the file's user is "IX", password "IX"
+     * (what RFC 5802's Normalize() makes of U+2168). Vector from Python's hmac/hashlib. */
+    const char *cfirst = "n,,n=I\xc2\xadX,r=rOprNGfwEbeRWgbNEkqO";
+    uint8_t rnd[SCRAM_SNONCE_RANDOM_BYTES];
+    struct scram_first f;
+    struct scram_keys k;
+    struct pwhash h;
+    const uint8_t *sf;
+    uint32_t sf_len, n;
+    const char *why = NULL;
+
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        rnd[i] = (uint8_t)(i + 1);
+    cr_assert_eq(scram_parse_first(u8(cfirst), strlen(cfirst), &f, &why), 0, "%s", why);
+    cr_assert(f.user_len == 2 && memcmp(f.user, "IX", 2) == 0);
+    cr_assert_eq(pwhash_make(&h, u8("IX"), 2, salt, sizeof(salt), 4096), 0);
+    cr_assert_eq(scram_keys_from_salted(&k, h.hash, h.salt, h.salt_len, h.iterations), 0);
+    struct scram *s = scram_start(&f, &k, true, rnd, &sf, &sf_len);
+    cr_assert_not_null(s);
+    cr_assert_eq(finish(s,
+                        CFINAL_NOPROOF ",p=R+tkr4lWWyOU/ZkkQYlvS6LHx3xv6hDC0E8A8GZ5mbeYsewfutXNhi"
+                                       "mJVXjo7pcz0OnJQfYb1G7oEiB/X63QXA==",
+                        &why),
+                 1, "%s", why);
+    const uint8_t *v = scram_server_final(s, &n);
+    const char *want = "v=a0ynwDofxYwFAcMsCnmsRE0Z1Ro37ZdW6hcvqrba3L0I6+o4EimDtoXukKu7M+XNPJlK4Kl"
+                       "dQ8AYzYoYhPNt1w==";
+    cr_assert(n == strlen(want) && memcmp(v, want, n) == 0, "%.*s", (int)n, v);
+    const uint8_t *user = scram_user(s, &n);
+    cr_assert(n == 2 && memcmp(user, "IX", 2) == 0, "the session's user is the prepared name");
+    scram_free(s);
+}
+
+Test(scram, gs2_flag_y_is_accepted_and_its_header_must_come_back_in_c)
+{
+    /*
+     * "y,,": the client supports channel binding and thinks the server does
+     * not. No -PLUS mechanism is offered, so that is right, and the
+     * exchange goes on (RFC 5802 section 6); client-final's c= is then the
+     * base64 of "y,," ("eSws"), and "biws" ("n,,") is a mismatch.
+     */
+    const uint8_t *sf;
+    uint32_t sf_len, n;
+    const char *why = NULL;
+    const char *cfinal = "c=eSws,r=rOprNGfwEbeRWgbNEkqOAQIDBAUGBwgJCgsMDQ4PEBES,p=zR/Li9afkLVvKdkX"
+                         "zuz24BClBRDvMfdxnH6CiaTqWYq8GF1bv3iwNRCgIknTMYnAPWZk+jsnDMLetnkYvDHU2w==";
+    struct scram *s = start("y,,n=user,r=rOprNGfwEbeRWgbNEkqO", true, &sf, &sf_len);
+
+    cr_assert_eq(finish(s, cfinal, &why), 1, "%s", why);
+    const uint8_t *v = scram_server_final(s, &n);
+    const char *want = "v=e8LlI7ij6gF/6sspDc7R3KoPaWdt9viXmDRzAgFYpQjadFtka2eqqtDVA8AR67KDIcSI2tu"
+                       "v0D3Xf8onzdJMRw==";
+    cr_assert(n == strlen(want) && memcmp(v, want, n) == 0, "%.*s", (int)n, v);
+    scram_free(s);
+
+    s = start("y,,n=user,r=rOprNGfwEbeRWgbNEkqO", true, &sf, &sf_len);
+    cr_assert_eq(finish(s, CFINAL_NOPROOF ",p=" PROOF, &why), -1, "c=biws after y,,");
+    cr_assert_not_null(strstr(why, "channel binding data"), "%s", why);
     scram_free(s);
 }
