@@ -645,8 +645,12 @@ bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t
     /* Bounded: @max buckets, each a short chain. */
     for (uint32_t n = 0; n < max && c->bucket < c->buckets; n++, c->bucket++) {
         for (struct session *s = b->sess_buckets[c->bucket]; s; s = s->_hnext) {
-            if (s->expiry_s != 0)
-                session_wal_snapshot(b, s);
+            if (s->expiry_s == 0)
+                continue;
+            session_wal_snapshot(b, s);
+            if (s->_timed && s->_timed->will)
+                wal_will(b, s->client_id, s->client_id_len, s->_timed->will,
+                         s->_timed->will_at_ms);
         }
     }
     if (c->bucket < c->buckets)

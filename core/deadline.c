@@ -12,6 +12,7 @@
 #include "core/rm_assert.h"
 #include "core/sess_table.h"
 #include "core/session.h"
+#include "core/wal.h"
 
 /* Unlink and free @t; its session has no deadline any more. Returns its will (owned). */
 static struct msg *timed_free(struct broker *b, struct session_timed *t)
@@ -48,6 +49,8 @@ void deadline_arm(struct broker *b, struct session *s, struct msg *will, uint64_
     }
     *t = (struct session_timed){.next = b->timed_head, .sess = s, .expire_at_ms = expire_at_ms,
                                 .will_at_ms = will_at_ms, .will = will};
+    if (will && b->wal)
+        wal_will(b, s->client_id, s->client_id_len, will, will_at_ms);
     if (b->timed_head)
         b->timed_head->prev = t;
     b->timed_head = t;
@@ -59,10 +62,20 @@ void deadline_arm(struct broker *b, struct session *s, struct msg *will, uint64_
         b->next_scan_ms = due; /* a short delay is not late by a second */
 }
 
+/* @s's delayed will is gone (sent or cancelled): so the log says. */
+static void will_gone(struct broker *b, const struct session *s)
+{
+    if (b->wal)
+        wal_will(b, s->client_id, s->client_id_len, NULL, 0);
+}
+
 void deadline_cancel(struct broker *b, struct session *s)
 {
-    if (s->_timed)
-        outbox_msg_put(b, timed_free(b, s->_timed));
+    if (!s->_timed)
+        return;
+    if (s->_timed->will)
+        will_gone(b, s);
+    outbox_msg_put(b, timed_free(b, s->_timed));
 }
 
 void deadline_end(struct broker *b, struct session *s)
@@ -94,6 +107,7 @@ void deadline_tick(struct broker *b, uint64_t now_ms)
         if (t->will && t->will_at_ms <= now_ms) {
             struct msg *will = t->will;
             t->will = NULL;
+            will_gone(b, t->sess);
             route_will(b, will);
         }
         if (t->expire_at_ms && t->expire_at_ms <= now_ms) {

@@ -241,6 +241,23 @@ void wal_dropq(struct broker *b, const uint8_t *cid, size_t cid_len, uint32_t in
     end(b, off);
 }
 
+void wal_will(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
+              uint64_t due_ms)
+{
+    size_t off = begin_cid(b, m ? WAL_WILL : WAL_WILL_GONE, cid, cid_len);
+    if (m) {
+        struct wal_out *o = out_of(b);
+        wal_put_u64(o, (uint64_t)((int64_t)due_ms + b->wal->wall_offset_ms));
+        wal_put_u8(o, m->qos);
+        wal_put_u8(o, m->retain);
+        wal_put_u32(o, m->expiry_ms == MSG_EXPIRY_AT_PUBLISH ? m->will_expiry_s : 0);
+        wal_put_str16(o, msg_topic(m), m->topic_len);
+        wal_put_str32(o, msg_props(m), m->props_len);
+        wal_put_str32(o, msg_payload(m), m->payload_len);
+    }
+    end(b, off);
+}
+
 void wal_retain(struct broker *b, const struct msg *m)
 {
     RM_ASSERT(m != NULL && m->retain);

@@ -4,8 +4,9 @@
  *
  * Only sessions that outlive their connection are logged (expiry_s != 0):
  * their existence, subscriptions, the QoS 1/2 messages kept for them
- * (queued or in flight) with every step of those flows, and their inbound
- * QoS 2 ids; and the retained messages whose home this shard is. Each
+ * (queued or in flight) with every step of those flows, their inbound
+ * QoS 2 ids and delayed wills; and the retained messages whose home this
+ * shard is. Each
  * change appends records (core/wal_format.h) to the open batch; net/
  * takes the batch once per loop iteration (broker_wal_take()), writes it
  * and, with fsync = always, syncs it, then reports it durable
@@ -112,6 +113,12 @@ void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const str
 void wal_pkt(struct broker *b, enum wal_type type, const uint8_t *cid, size_t cid_len,
              uint16_t pkt_id);
 void wal_dropq(struct broker *b, const uint8_t *cid, size_t cid_len, uint32_t index);
+/*
+ * The session's delayed will @m, due at broker time @due_ms (logged in wall
+ * time), or (@m NULL) its delayed will is gone: sent, or the session resumed.
+ */
+void wal_will(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
+              uint64_t due_ms);
 /* A retained set (or clear: empty payload) ordered by this shard, its topic's home. */
 void wal_retain(struct broker *b, const struct msg *m);
 

@@ -52,6 +52,9 @@ enum wal_type {
     WAL_QOS2_IN,     /* cid, u16 pkt id: inbound QoS 2 received, awaiting PUBREL */
     WAL_QOS2_REL,    /* cid, u16 pkt id: its PUBREL came */
     WAL_RETAIN,      /* u8 qos, u64 expiry, topic, props, payload (empty: cleared) */
+    WAL_WILL,        /* cid, u64 due (wall ms), u8 qos, u8 retain, u32 expiry s (from its
+                        publish; 0 none), topic, props, payload: a delayed will [MQTT-3.1.3-9] */
+    WAL_WILL_GONE,   /* cid: its delayed will was sent or cancelled (the session resumed) */
     WAL_TYPE_END
 };
 

@@ -63,6 +63,18 @@ struct rsub {
     uint8_t options;
 };
 
+/* A retained topic's last set (or a delayed will: struct rsess). */
+struct rret {
+    const uint8_t *topic;
+    uint32_t topic_len;
+    uint32_t props_len;
+    uint32_t payload_len;
+    const uint8_t *props;
+    const uint8_t *payload;
+    uint64_t expiry_wall_ms;
+    uint8_t qos;
+};
+
 struct rsess {
     const uint8_t *cid;
     uint32_t cid_len;
@@ -77,19 +89,11 @@ struct rsess {
     uint16_t *q2;
     uint32_t q2_count, q2_cap;
     uint32_t home;  /* its home shard under today's count */
+    struct rret will; /* its delayed will when will_due_wall_ms != 0 (expiry: seconds) */
+    bool will_retain;
+    uint64_t will_due_wall_ms;
 };
 
-/* A retained topic's last set. */
-struct rret {
-    const uint8_t *topic;
-    uint32_t topic_len;
-    uint32_t props_len;
-    uint32_t payload_len;
-    const uint8_t *props;
-    const uint8_t *payload;
-    uint64_t expiry_wall_ms;
-    uint8_t qos;
-};
 
 /* Open addressing: slot -> index + 1 into an array, by 64-bit hash. */
 struct rtab {
@@ -240,6 +244,7 @@ static struct rsess *sess_of(struct replay *r, const uint8_t *cid, uint32_t len,
 /* Forget @s's state, keeping the session (WAL_RESET, WAL_SESSION_END). */
 static void sess_clear(struct rsess *s)
 {
+    s->will_due_wall_ms = 0;
     s->sub_count = 0;
     s->ent_head = s->ent_count = s->unsent = 0;
     s->q2_count = 0;
@@ -493,6 +498,23 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     case WAL_SUB:
     case WAL_UNSUB:
         return on_sub(s, &in, rec->type == WAL_SUB);
+    case WAL_WILL:
+        s->will_due_wall_ms = wal_get_u64(&in);
+        s->will.qos = wal_get_u8(&in);
+        s->will_retain = wal_get_u8(&in) != 0;
+        s->will.expiry_wall_ms = wal_get_u32(&in); /* seconds from its publish, here */
+        s->will.topic = wal_get_str16(&in, &s->will.topic_len);
+        s->will.props = wal_get_str32(&in, &s->will.props_len);
+        s->will.payload = wal_get_str32(&in, &s->will.payload_len);
+        if (!wal_in_done(&in) || s->will.qos > 2 || s->will.topic_len == 0 ||
+            s->will_due_wall_ms == 0) {
+            s->will_due_wall_ms = 0;
+            return -EBADMSG;
+        }
+        return 0;
+    case WAL_WILL_GONE:
+        s->will_due_wall_ms = 0;
+        return wal_in_done(&in) ? 0 : -EBADMSG;
     case WAL_DROPQ: {
         uint32_t index = wal_get_u32(&in);
         return wal_in_done(&in) ? on_dropq(s, index) : -EBADMSG;
@@ -599,7 +621,26 @@ static int build_sess(struct replay *r, struct rsess *rs)
         if (session_qos2_in_add(b, s, rs->q2[i]) < 0)
             return -ENOMEM;
     }
-    deadline_arm(b, s, NULL, 0); /* its expiry counts from now: it was offline */
+    struct msg *will = NULL;
+    uint64_t will_at_ms = 0;
+    if (rs->will_due_wall_ms) {
+        const struct rret *w = &rs->will;
+        will = msg_new(w->topic, w->topic_len, w->props, w->props_len, w->payload,
+                       w->payload_len, w->qos, rs->will_retain);
+        if (!will)
+            return -ENOMEM;
+        will->home_shard = b->shard_id;
+        if (w->expiry_wall_ms) {
+            will->expiry_ms = MSG_EXPIRY_AT_PUBLISH;
+            will->will_expiry_s = (uint32_t)w->expiry_wall_ms;
+        }
+        /* Due while the broker was down: at the first tick. */
+        will_at_ms = rs->will_due_wall_ms > r->now_wall_ms
+                         ? (uint64_t)((int64_t)rs->will_due_wall_ms - r->wall_offset_ms)
+                         : b->now_ms;
+    }
+    /* Its expiry counts from now (it was offline); its delayed will keeps its time. */
+    deadline_arm(b, s, will, will_at_ms);
     return 0;
 }
 

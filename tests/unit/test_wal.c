@@ -539,3 +539,51 @@ Test(wal, replay_teaches_every_shard_the_others_filters_and_retained_messages)
     broker_free(two[1]);
     b = two[0]; /* for teardown */
 }
+
+/* A v5 CONNECT of @id: a session that outlives it and a will delayed @delay_s. */
+static void connect_will(struct client *cl, const char *id, uint32_t delay_s)
+{
+    broker_client_init(b, cl);
+    struct mqtt_pkt p = {.type = MQTT_CONNECT};
+    p.u.connect.version = MQTT_V5;
+    p.u.connect.keepalive_s = 60;
+    p.u.connect.client_id = (struct mqtt_str){(const uint8_t *)id, (uint32_t)strlen(id)};
+    p.u.connect.props.has = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+    p.u.connect.props.session_expiry = 3600;
+    p.u.connect.will = true;
+    p.u.connect.will_topic = (struct mqtt_str){(const uint8_t *)"w/late", 6};
+    p.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"late", 4};
+    p.u.connect.will_props.has = MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY);
+    p.u.connect.will_props.will_delay = delay_s;
+    cr_assert_eq(feed_pkt(cl, &p, MQTT_V5), 0);
+    struct got g;
+    cr_assert(next_out(cl, &g) && g.pkt.type == MQTT_CONNACK);
+}
+
+Test(wal, a_delayed_will_survives_a_restart_and_goes_out_when_due)
+{
+    /* [MQTT-3.1.3-9]: the will waits its delay; a crash in between must not forget it. */
+    start_log(false);
+    struct client sub, w, back;
+    struct got g;
+    do_connect(&sub, "watcher", true);
+    do_subscribe(&sub, "w/#", 0, 0);
+    connect_will(&w, "willer", 5);
+    uint64_t due = b->now_ms + 5000;
+    cr_assert_gt(due, 1001, "due after the restart's clock");
+    broker_client_gone(b, &w, 0); /* no DISCONNECT: the will is armed for 5 s */
+    connect_will(&back, "back", 5);
+    broker_client_gone(b, &back, 0);
+    cr_assert(do_connect(&back, "back", false), "its session is there");
+    broker_client_gone(b, &back, 0); /* resumed, then a plain clean close: no will */
+    expect_none(&sub);
+    crash_and_restart(&sub, NULL);
+    do_connect(&sub, "watcher", true);
+    do_subscribe(&sub, "w/#", 0, 0);
+    broker_tick(b, due - 1); /* the log keeps its time (wall clock; here the same clock) */
+    expect_none(&sub);
+    broker_tick(b, due);
+    expect_publish(&sub, "w/late", "late", 0, false, &g);
+    expect_none(&sub); /* "back" resumed before the crash: its will was cancelled */
+    broker_client_gone(b, &sub, 0);
+}
