@@ -821,6 +821,12 @@ int shard_run(struct shard *s)
             ts.tv_nsec = s->more_work ? 0 : (long long)TIMER_TICK_MS * 1000000;
             tsp = &ts;
         }
+        if (s->wal != NULL && wal_io_gathering(s->wal, s->broker) &&
+            (tsp == NULL || ts.tv_nsec > (long long)WAL_IO_COALESCE_MS * 1000000)) {
+            ts.tv_sec = 0;
+            ts.tv_nsec = (long long)WAL_IO_COALESCE_MS * 1000000;
+            tsp = &ts;
+        }
         if (s->outbox_held_valid || xshard_pending(s->xshard, s->id)) {
             if (tsp == NULL || ts.tv_nsec > XSHARD_RETRY_NS) {
                 ts.tv_sec = 0;

@@ -83,6 +83,7 @@ struct wal_io {
     bool tick_syncing;      /* an interval sync is in flight */
     uint64_t unsynced;      /* bytes written since the last sync (fsync = interval) */
     uint64_t sync_due_ms;
+    uint64_t taken_ms;      /* when the last batch was taken (WAL_IO_COALESCE_MS) */
 
     bool compact_requested;
     bool compacting;          /* a snapshot is being written into segment compact_seq */
@@ -662,7 +663,11 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
         return;
     const uint8_t *buf;
     size_t len;
-    if (broker_wal_take(b, &buf, &len)) {
+    /* Nothing waits on a write without sync: fewer, larger ones cost less (io-wq). */
+    bool gather = w->cfg->fsync != CONFIG_FSYNC_ALWAYS && !w->compacting &&
+                  now_ms < w->taken_ms + WAL_IO_COALESCE_MS;
+    if (!gather && broker_wal_take(b, &buf, &len)) {
+        w->taken_ms = now_ms;
         w->batch = true;
         w->buf = buf;
         w->len = len;
@@ -692,6 +697,11 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
 bool wal_io_busy(const struct wal_io *w, const struct broker *b)
 {
     return w->batch || w->tick_syncing || broker_wal_pending(b);
+}
+
+bool wal_io_gathering(const struct wal_io *w, const struct broker *b)
+{
+    return w->cfg->fsync != CONFIG_FSYNC_ALWAYS && !w->batch && broker_wal_pending(b);
 }
 
 bool wal_io_needs_tick(const struct wal_io *w)

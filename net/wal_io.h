@@ -52,6 +52,12 @@ struct wal_io;
 
 /* A failed batch is written again this often. */
 #define WAL_IO_RETRY_MS 1000u
+/*
+ * Without fsync = always nothing waits on a write, so a batch is taken at
+ * most this often: fewer, larger writes (each is an io-wq hand-off in the
+ * kernel). What a kill -9 can lose grows by as much.
+ */
+#define WAL_IO_COALESCE_MS 1u
 /* Session buckets a compaction snapshots per loop iteration. */
 #define WAL_IO_SNAPSHOT_BUCKETS 64u
 
@@ -111,6 +117,9 @@ void wal_io_compact(struct wal_io *w);
 
 /* True when the loop should not sleep long: a retry or an interval sync is due. */
 bool wal_io_needs_tick(const struct wal_io *w);
+
+/* True when records wait to be written (WAL_IO_COALESCE_MS): wake within that. */
+bool wal_io_gathering(const struct wal_io *w, const struct broker *b);
 
 const struct wal_io_stats *wal_io_stats(const struct wal_io *w);
 
