@@ -149,20 +149,20 @@ static void send_connect(struct lg_worker *w, struct lg_conn *c)
     n = snprintf(id, sizeof(id), "lg%d-%u", (int)getpid() % 100000000, c->client_idx);
     RM_ASSERT(n > 0 && n <= 23);
     pkt.u.connect.version = o->mqtt_version;
-    pkt.u.connect.clean_session = true;
+    pkt.u.connect.clean_session = !o->persistent;
     pkt.u.connect.keepalive_s = o->keepalive_s;
     pkt.u.connect.client_id.ptr = (const uint8_t *)id;
     pkt.u.connect.client_id.len = (uint32_t)n;
     if (o->mqtt_version == MQTT_V5) {
         /*
          * Session Expiry 0: the session ends with the connection, as clean
-         * session does before 5.0. Receive Maximum: let the broker have as
+         * session does before 5.0 (--persistent: it outlives it). Receive Maximum: let the broker have as
          * many QoS 1/2 deliveries in flight to us as it likes (the window
          * bounds what the publishers send).
          */
         pkt.u.connect.props.has =
             MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY) | MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX);
-        pkt.u.connect.props.session_expiry = 0;
+        pkt.u.connect.props.session_expiry = o->persistent ? LG_PERSISTENT_EXPIRY_S : 0;
         pkt.u.connect.props.receive_max = RECEIVE_MAX_V5;
     }
     c->keepalive_s = o->keepalive_s;

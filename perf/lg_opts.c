@@ -52,6 +52,7 @@ enum {
     OPT_CONNECT_ATTEMPTS,
     OPT_CONNECT_TIMEOUT,
     OPT_KEEPALIVE,
+    OPT_PERSISTENT,
     OPT_THREADS,
     OPT_BROKER_PID,
     OPT_QUIET,
@@ -90,6 +91,7 @@ static const struct option long_opts[] = {
     {"connect-attempts", required_argument, NULL, OPT_CONNECT_ATTEMPTS},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT},
     {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"persistent", no_argument, NULL, OPT_PERSISTENT},
     {"threads", required_argument, NULL, OPT_THREADS},
     {"broker-pid", required_argument, NULL, OPT_BROKER_PID},
     {"quiet", no_argument, NULL, OPT_QUIET},
@@ -151,6 +153,9 @@ void lg_opts_usage(FILE *f)
           "  --connect-attempts N    tries per client before it counts as failed (3)\n"
           "  --connect-timeout S     per try, TCP connect to CONNACK (10)\n"
           "  --keepalive S           MQTT keepalive; PINGREQ when idle (60)\n"
+          "  --persistent            sessions outlive their connection (clean session 0;\n"
+          "                          5.0: session expiry 300 s), so a broker with a\n"
+          "                          write-ahead log logs their messages (off: clean)\n"
           "\n"
           "process:\n"
           "  --threads T             worker threads, each its own epoll loop (1)\n"
@@ -543,6 +548,9 @@ static int parse_one(struct lg_opts *o, int c, const char *arg, bool *subs_given
     case OPT_KEEPALIVE:
         ret = parse_u32("--keepalive", arg, 0, 65535, &v);
         o->keepalive_s = (uint16_t)v;
+        break;
+    case OPT_PERSISTENT:
+        o->persistent = true;
         break;
     case OPT_THREADS:
         ret = parse_u32("--threads", arg, 1, LG_OPTS_THREADS_MAX, &o->threads);

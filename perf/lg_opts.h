@@ -22,6 +22,8 @@
 #define LG_OPTS_PAYLOAD_MAX (256u * 1024u)
 #define LG_OPTS_TOPIC_PREFIX_MAX 96u
 #define LG_OPTS_CLIENTS_MAX 1000000u
+/* --persistent 5.0 sessions outlive their connection this long. */
+#define LG_PERSISTENT_EXPIRY_S 300u
 #define LG_OPTS_WINDOW_MAX 65535u
 #define LG_OPTS_WS_PATH_MAX 256u
 #define LG_OPTS_WS_HOST_MAX 80u /* "[" ::1 "]:" port, or an IPv4 host and port */
@@ -75,6 +77,7 @@ struct lg_opts {
     uint32_t connect_attempts;    /* per client */
     double connect_timeout_s;     /* per attempt, TCP connect to CONNACK */
     uint16_t keepalive_s;
+    bool persistent; /* clean session 0 (5.0: session expiry LG_PERSISTENT_EXPIRY_S) */
 
     /* Process. */
     uint32_t threads;

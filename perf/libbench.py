@@ -222,8 +222,10 @@ class Broker:
     """One broker process started by us on 127.0.0.1; stop() it when done."""
 
     def __init__(self, kind, binary, workdir, shards="auto", conns_max=100000,
-                 log_level="info", extra_ini="", transport="tcp", certs=None):
-        """@transport: tcp, tls, ws or wss; tls and wss need @certs (make_certs())."""
+                 log_level="info", extra_ini="", transport="tcp", certs=None, wal="none"):
+        """@transport: tcp, tls, ws or wss; tls and wss need @certs (make_certs()).
+        @wal: none, or ringmq's write-ahead log with fsync always, interval or off in the
+        broker's own directory; any but none gives mosquitto its persistence (autosave)."""
         self.kind = kind
         self.transport = transport
         self.certs = certs
@@ -232,6 +234,7 @@ class Broker:
         self.conns_max = conns_max
         self.log_level = log_level
         self.extra_ini = extra_ini
+        self.wal = wal
         self.dir = tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir)
         self.log_path = os.path.join(self.dir, f"{kind}.log")
         self.proc = None
@@ -265,7 +268,7 @@ class Broker:
                     f"[limits]\nconnections_max = {self.conns_max}\n"
                     f"{_no_accept_rate(self.binary)}\n"
                     "[listener.default]\nbind = 127.0.0.1\nport = 0\nbacklog = 4096\n"
-                    f"{self._ringmq_transport()}{self.extra_ini}")
+                    f"{self._ringmq_transport()}{self._ringmq_wal()}{self.extra_ini}")
         self._popen([self.binary, "-c", ini])
         pattern = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -282,6 +285,12 @@ class Broker:
         raise RuntimeError(f"ringmq did not start listening; log: {self.log_path}\n"
                            + self.log_tail())
 
+    def _ringmq_wal(self):
+        if self.wal == "none":
+            return ""
+        return (f"\n[persistence]\nenabled = true\ndir = {os.path.join(self.dir, 'wal')}\n"
+                f"fsync = {self.wal}\n")
+
     def _start_mosquitto(self):
         self.port = free_port()
         conf = os.path.join(self.dir, "mosquitto.conf")
@@ -290,7 +299,8 @@ class Broker:
             f.write((transport if self.transport in ("ws", "wss")
                      else f"listener {self.port} 127.0.0.1\n{transport}") +
                     "allow_anonymous true\n"
-                    "persistence false\n"
+                    + (f"persistence true\npersistence_location {self.dir}/\n"
+                       if self.wal != "none" else "persistence false\n") +
                     "set_tcp_nodelay true\n"
                     "max_queued_messages 1000000\n"
                     "max_inflight_messages 20\n"
