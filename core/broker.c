@@ -258,6 +258,19 @@ bool broker_has_deadlines(const struct broker *b)
     return deadline_pending(b) || wait_pending(b) || rpair_pending(b) || login_backlog(b);
 }
 
+bool broker_client_will_now(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(b != NULL && cl != NULL);
+    RM_ASSERT(cl->state != CLIENT_NEW || !cl->_will);
+    return connect_will_now(b, cl);
+}
+
+uint32_t broker_delayed_wills_now(struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    return deadline_wills_now(b);
+}
+
 void broker_client_kick(struct broker *b, struct client *cl, int rc)
 {
     RM_ASSERT(b != NULL && cl != NULL);

@@ -233,6 +233,19 @@ void broker_tick(struct broker *b, uint64_t now_ms);
 bool broker_has_deadlines(const struct broker *b);
 
 /*
+ * The process is stopping (SIGTERM): sessions live in memory, so each one
+ * ends with it and its will is due now, delay or not [MQTT-3.1.2-8,
+ * MQTT-3.1.3-9]. broker_client_will_now() publishes connected @cl's will
+ * (true if it had one); broker_delayed_wills_now() those of offline
+ * sessions still in their Will Delay Interval (returns how many). net/
+ * calls both before it sends anyone DISCONNECT 0x8B, so subscribers on
+ * this shard get the wills first. (When a write-ahead log keeps sessions
+ * across a restart, a delayed will may rather stay with its session.)
+ */
+bool broker_client_will_now(struct broker *b, struct client *cl);
+uint32_t broker_delayed_wills_now(struct broker *b);
+
+/*
  * The server ends @cl's connection for reason @rc (-MQTT_RC_KEEPALIVE_TIMEOUT,
  * -MQTT_RC_SERVER_SHUTTING_DOWN, ...): an MQTT 5.0 client is sent DISCONNECT
  * with that reason code first [MQTT-4.13.2-1]. The client becomes CLOSING;

@@ -783,3 +783,15 @@ void connect_leave(struct broker *b, struct client *cl)
         route_will(b, will); /* on every other end [MQTT-3.1.2-8] */
     client_v5_free(b, cl);
 }
+
+bool connect_will_now(struct broker *b, struct client *cl)
+{
+    RM_ASSERT(b != NULL && cl != NULL);
+    RM_ASSERT(!cl->_will || cl->_sess);
+    struct msg *will = cl->_will;
+    if (!will)
+        return false;
+    cl->_will = NULL;
+    route_will(b, will);
+    return true;
+}

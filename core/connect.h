@@ -13,6 +13,7 @@
 #ifndef RINGMQ_CONNECT_H
 #define RINGMQ_CONNECT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct broker;
@@ -42,5 +43,14 @@ int connect_refuse(struct broker *b, struct client *cl, int rc);
  * connection negotiated. The caller frees the client's buffers.
  */
 void connect_leave(struct broker *b, struct client *cl);
+
+/*
+ * The process is stopping and @cl's session ends with it (sessions live in
+ * memory): publish @cl's will now, whatever its delay [MQTT-3.1.2-8,
+ * MQTT-3.1.3-9], so subscribers still connected get it before the server
+ * closes them. True if there was one; the later connect_leave() then has
+ * none to send.
+ */
+bool connect_will_now(struct broker *b, struct client *cl);
 
 #endif

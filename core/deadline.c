@@ -126,6 +126,23 @@ void deadline_tick(struct broker *b, uint64_t now_ms)
     b->next_scan_ms = earliest > now_ms + 1000 ? earliest : now_ms + 1000;
 }
 
+uint32_t deadline_wills_now(struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    uint32_t sent = 0;
+    /* Bounded by the list, which only shrinks here (route_will() arms nothing). */
+    for (struct session_timed *t = b->timed_head; t; t = t->next) {
+        RM_ASSERT(t->sess->_timed == t);
+        if (t->will) {
+            struct msg *will = t->will;
+            t->will = NULL;
+            route_will(b, will);
+            sent++;
+        }
+    }
+    return sent;
+}
+
 void deadline_fini(struct broker *b)
 {
     while (b->timed_head)

@@ -50,6 +50,13 @@ void deadline_fini(struct broker *b);
  */
 void deadline_end(struct broker *b, struct session *s);
 
+/*
+ * The process is stopping and every session ends with it (sessions live in
+ * memory): publish every delayed will now [MQTT-3.1.3-9]; the sessions and
+ * their expiry stay until broker_free(). Returns how many went.
+ */
+uint32_t deadline_wills_now(struct broker *b);
+
 /* Advance the clock to @now_ms and run what is due (see broker_tick()). */
 void deadline_tick(struct broker *b, uint64_t now_ms);
 

@@ -166,8 +166,8 @@ int listener_accept_done(struct listener *l, const struct io_uring_cqe *cqe, uin
         l->armed = false;
         l->retry_at_ms = now_ms;
     }
-    if (res >= 0 || res == -ECANCELED) {
-        return res;
+    if (res >= 0 || res == -ECANCELED || l->stopped) {
+        return res; /* a stopped socket's accept ends with an error: expected */
     }
     if (is_resource_error(res)) {
         l->retry_at_ms = now_ms + LISTENER_RETRY_MS;
@@ -185,6 +185,19 @@ int listener_accept_done(struct listener *l, const struct io_uring_cqe *cqe, uin
         l->errors_quiet++;
     }
     return res;
+}
+
+void listener_stop(struct listener *l)
+{
+    RM_ASSERT(l != NULL);
+    if (l->fd < 0 || l->stopped) {
+        return;
+    }
+    l->stopped = true;
+    if (shutdown(l->fd, SHUT_RD) < 0) {
+        /* Not fatal: the cancel and the close that follow stop it too, a moment later. */
+        LOG_DEBUG("listener %s: shutdown: %s", l->cfg->name, strerror(errno));
+    }
 }
 
 void listener_close(struct listener *l)

@@ -54,6 +54,7 @@ struct listener {
     uint16_t port;         /* bound port (ephemeral resolved) */
     bool armed;            /* a multishot accept is in flight */
     bool cancel_sent;      /* stopping: its cancel is queued */
+    bool stopped;          /* listener_stop(): no longer listening, fd still open */
     bool nodelay;          /* TCP_NODELAY set: accepted sockets inherit it */
     uint64_t retry_at_ms;  /* when not armed: re-arm at or after this */
     uint64_t log_at_ms;    /* last error record */
@@ -83,6 +84,15 @@ int listener_arm(struct listener *l, struct io_uring *ring);
  * negative error.
  */
 int listener_accept_done(struct listener *l, const struct io_uring_cqe *cqe, uint64_t now_ms);
+
+/*
+ * Stop listening now (the shard is stopping): shutdown(2) with SHUT_RD on
+ * a listening socket takes it out of the listening state, so new
+ * connections are refused and those still in its accept queue are reset,
+ * and the accept in flight ends; its error is not logged. The fd stays
+ * open until listener_close(). Idempotent.
+ */
+void listener_stop(struct listener *l);
 
 /* Close the socket (no accept may be in flight). No-op when closed. */
 void listener_close(struct listener *l);

@@ -55,6 +55,7 @@
 #include "core/rm_assert.h"
 #include "net/admit.h"
 #include "net/conn.h"
+#include "net/drain.h"
 #include "net/live.h"
 #include "net/reload.h"
 #include "net/log.h"
@@ -270,32 +271,6 @@ static int arm_signal(struct shard *s)
     return 0;
 }
 
-static void stop(struct shard *s, const char *why)
-{
-    struct conn *c;
-    struct conn *next;
-    uint32_t i;
-
-    LOG_INFO("shard %u: %s: stopping (closing %u connections)", s->id, why, s->conn_count);
-    s->stopping = true;
-    s->stop_at_ms = s->now_ms + SHARD_STOP_LINGER_MS;
-    for (i = 0; i < s->listener_count; i++) {
-        struct listener *l = &s->listeners[i];
-
-        if (l->armed && !l->cancel_sent) {
-            l->cancel_sent = uring_cancel(&s->ring, uring_ud(l, URING_OP_ACCEPT)) == 0;
-        }
-    }
-    for (c = s->conns; c != NULL; c = next) {
-        next = c->next; /* finalising unlinks c, never another conn */
-        if (c->client.state == CLIENT_CONNECTED) {
-            /* An MQTT 5.0 client is told why: DISCONNECT 0x8B, then the flush. */
-            broker_client_kick(s->broker, &c->client, -MQTT_RC_SERVER_SHUTTING_DOWN);
-        }
-        conn_close(s, c, -MQTT_RC_SERVER_SHUTTING_DOWN, true);
-    }
-}
-
 /* SIGUSR1: every shard compacts its write-ahead log now (best effort across shards). */
 static void compact_all(struct shard *s)
 {
@@ -337,7 +312,7 @@ static void signal_done(struct shard *s, const struct io_uring_cqe *cqe)
         } else if (si.ssi_signo == SIGUSR1) {
             compact_all(s);
         } else if (!s->stopping) {
-            stop(s, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+            drain_start(s, si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
             s->shutdown_next = 0; /* and every other shard */
         } else {
             LOG_INFO("second stop signal: abandoning output flushes");
@@ -494,7 +469,7 @@ static void xmsg_received(void *ctx, uint32_t from, const struct xmsg *m)
         break;
     case XMSG_SHUTDOWN:
         if (!s->stopping) {
-            stop(s, "shutdown");
+            drain_start(s, "shutdown");
         }
         if (m->arg != 0 && s->stop_at_ms > s->now_ms) {
             LOG_INFO("shard %u: abandoning output flushes", s->id);
@@ -594,9 +569,9 @@ static void outbox_flush(struct shard *s)
     struct xmsg m;
     uint32_t i;
 
-    broadcast_shutdown(s, &s->shutdown_next, 0);
-    broadcast_shutdown(s, &s->abort_next, 1);
     if (s->shard_count == 1) {
+        broadcast_shutdown(s, &s->shutdown_next, 0);
+        broadcast_shutdown(s, &s->abort_next, 1);
         return;
     }
     reload_send(s);
@@ -618,6 +593,9 @@ static void outbox_flush(struct shard *s)
     if (i == SHARD_OUTBOX_PER_ITER_MAX) {
         s->more_work = true;
     }
+    /* After the outbox: the wills a stop published reach each shard before its stop (FIFO). */
+    broadcast_shutdown(s, &s->shutdown_next, 0);
+    broadcast_shutdown(s, &s->abort_next, 1);
     xshard_flush(s->xshard, s->id, &s->ring);
     congestion_report(s);
 }
@@ -880,6 +858,7 @@ int shard_run(struct shard *s)
             goto out;
         }
     }
+    ret = drain_wal_flush(s);
     LOG_INFO("shard %u: stopped", s->id);
 out:
     xshard_done(s->xshard, s->id);

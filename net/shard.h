@@ -32,11 +32,13 @@
  * ring read would be handed to an io-wq worker thread; polling keeps the
  * work on the shard thread). SIGINT/SIGTERM start a graceful stop of every
  * shard: shard 0 stops and sends XMSG_SHUTDOWN to each other shard; each then
- * stops accepting, closes every connection flushing its output (bounded by
+ * (net/drain) stops listening, publishes the wills of the sessions that end
+ * with the process, closes every connection flushing its output (bounded by
  * SHARD_STOP_LINGER_MS; a second signal sends XMSG_SHUTDOWN with arg 1, which
  * aborts the flushes at once), waits for every operation to complete, makes
  * sure everything it still had to send to a running shard left its
- * overflow, and returns 0. SIGHUP reloads the configuration (net/live.h):
+ * overflow, flushes its write-ahead log (drain_wal_flush()) and returns 0.
+ * SIGHUP reloads the configuration (net/live.h):
  * shard 0 builds the new snapshot, applies it, hands it to every other
  * shard (XMSG_RELOAD), each applies it between two iterations and answers
  * (XMSG_RELOAD_DONE), and after the last answer shard 0 frees the old one.

@@ -613,12 +613,18 @@ void e2e_id_on(uint32_t want, uint32_t n, const char *prefix, char *out, size_t 
 
 void e2e_broker_stop(struct e2e_broker *b)
 {
+    cr_assert(b->pid > 0, "broker not running (it died during the test?)");
+    cr_assert(kill(b->pid, SIGTERM) == 0, "kill: %s", strerror(errno));
+    e2e_broker_wait_exit(b);
+}
+
+void e2e_broker_wait_exit(struct e2e_broker *b)
+{
     int64_t deadline = e2e_now_ms() + STOP_WAIT_MS;
     int status = 0;
     bool exited = false;
 
     cr_assert(b->pid > 0, "broker not running (it died during the test?)");
-    cr_assert(kill(b->pid, SIGTERM) == 0, "kill: %s", strerror(errno));
     while (e2e_now_ms() < deadline) {
         if (broker_exited(b, &status)) {
             exited = true;

@@ -142,6 +142,12 @@ void e2e_id_on(uint32_t want, uint32_t n, const char *prefix, char *out, size_t 
 void e2e_broker_stop(struct e2e_broker *b);
 
 /*
+ * Wait (bounded, then SIGKILL) for a broker already told to stop (the test
+ * sent the signal itself) to exit, sending nothing; assert status 0.
+ */
+void e2e_broker_wait_exit(struct e2e_broker *b);
+
+/*
  * The port of the broker's @n-th listener (0: the first), from its log's
  * "listening on ADDR:PORT" lines; asserts it is there.
  */
