@@ -19,6 +19,7 @@
 #include "net/conn.h"
 #include "net/listener.h"
 #include "net/log.h"
+#include "net/sdnotify.h"
 #include "net/shard_types.h"
 #include "net/uring.h"
 
@@ -32,6 +33,9 @@ void drain_start(struct shard *s, const char *why)
 
     RM_ASSERT(s != NULL && why != NULL);
     RM_ASSERT(!s->stopping);
+    if (s->id == 0) {
+        sdnotify_sendf("STOPPING=1\nSTATUS=Stopping (%s): closing connections", why);
+    }
     s->stopping = true;
     s->stop_at_ms = s->now_ms + SHARD_STOP_LINGER_MS;
     for (i = 0; i < s->listener_count; i++) {

@@ -4,16 +4,17 @@
  * point where the shard's write-ahead log is flushed when it ends.
  *
  * drain_start():
- *  1. every listener of the shard stops listening at once
+ *  1. shard 0 tells the service manager STOPPING=1 (net/sdnotify);
+ *  2. every listener of the shard stops listening at once
  *     (listener_stop(): new connections are refused, not accepted and
  *     then closed);
- *  2. wills: sessions live in memory, so each ends with the process, and
+ *  3. wills: sessions live in memory, so each ends with the process, and
  *     its will is due now [MQTT-3.1.2-8, MQTT-3.1.3-9]: the will of every
  *     connected client (the server closing a connection is not the
  *     client's DISCONNECT 0x00) and every delayed will of an offline
  *     session are published, before anyone is told to go, so the
  *     subscribers on this shard receive them ahead of their DISCONNECT;
- *  3. connected MQTT 5.0 clients are sent DISCONNECT 0x8B (Server shutting
+ *  4. connected MQTT 5.0 clients are sent DISCONNECT 0x8B (Server shutting
  *     down) [MQTT-4.13.2-1], 3.1/3.1.1 clients get nothing (their
  *     protocol has no server DISCONNECT), and every connection is closed
  *     after its output is flushed (bounded by SHARD_STOP_LINGER_MS).

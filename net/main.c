@@ -64,6 +64,7 @@
 #include "net/live.h"
 #include "net/log.h"
 #include "net/memwatch.h"
+#include "net/sdnotify.h"
 #include "net/shard.h"
 #include "net/wal_io.h"
 #include "net/xshard.h"
@@ -372,6 +373,10 @@ static int run_shards(const struct config *cfg, struct live_owner *owner, uint32
     }
     /* Every shard is built and runs: what tests and service managers wait for. */
     LOG_INFO("ready: %u shards running", n);
+    sdnotify_sendf("READY=1\nMAINPID=%ld\nSTATUS=Running: %u shard%s, listening on %s%s",
+                   (long)getpid(), n, n == 1 ? "" : "s",
+                   cfg->listener_count > 0 ? t[0].shard->listeners[0].addr : "nothing",
+                   cfg->listener_count > 1 ? " and more" : "");
     t[0].ret = shard_run(t[0].shard);
 
 out_join:
@@ -533,7 +538,9 @@ int main(int argc, char **argv)
         live_free_all(&owner);
         return 1;
     }
+    (void)sdnotify_init(); /* systemd's Type=notify; nothing without $NOTIFY_SOCKET */
     ret = run_shards(&cfg, &owner, n, admit, cpus, cpu_count, wal);
+    sdnotify_close();
     wal_dir_close(wal);
     admit_free(admit);
     live_free_all(&owner);

@@ -16,6 +16,7 @@
 #include "net/conn.h"
 #include "net/live.h"
 #include "net/log.h"
+#include "net/sdnotify.h"
 #include "net/xshard.h"
 
 /* Milliseconds on the monotonic clock: how long a reload took to read its files. */
@@ -80,6 +81,8 @@ static void reload_retire(struct shard *s)
     o->old = NULL;
     LOG_INFO("reload: every shard uses configuration generation %llu",
              (unsigned long long)o->cur->generation);
+    sdnotify_sendf("READY=1\nSTATUS=Running: configuration generation %llu",
+                   (unsigned long long)o->cur->generation);
     if (s->reload_again) {
         s->reload_again = false;
         reload_start(s);
@@ -109,6 +112,9 @@ void reload_start(struct shard *s)
     }
     LOG_INFO("SIGHUP: reloading %s", o->path);
     start_ms = reload_clock_ms();
+    /* systemd wants the monotonic time of the request with RELOADING=1 (systemd 253+). */
+    sdnotify_sendf("RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=Reloading %s",
+                   (unsigned long long)start_ms * 1000u, o->path);
     lv = live_reload(o->cur, o->path, err, sizeof(err), reload_note, NULL);
     if (lv == NULL) {
         /* One log line per problem, each as --test-config prints it. */
@@ -119,6 +125,8 @@ void reload_start(struct shard *s)
             }
             LOG_ERROR("reload refused, the running configuration stays: %s", p);
         }
+        /* The first problem (the loop cut @err at its first newline). */
+        sdnotify_sendf("READY=1\nSTATUS=Running; the last reload was refused: %s", err);
         return;
     }
     o->old = o->cur;
