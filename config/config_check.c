@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config/config_diag.h"
 #include "config/config_keys.h"
@@ -385,6 +386,49 @@ static int check_listener_auth(const struct config__draft *d, struct config_diag
     return rc;
 }
 
+/*
+ * [broker] log_dest: one of its three forms, and a file the broker can
+ * append to (an existing one writable, or a new one's directory), so that
+ * --test-config says so rather than the start-up.
+ */
+static int check_log_dest(const struct config__draft *d, struct config_diag *diag)
+{
+    unsigned line = d->key_line[key_index(CONFIG__SCOPE_BROKER, "log_dest")];
+    char dir[CONFIG_LOG_DEST_MAX];
+    const char *path;
+    const char *slash;
+    int dest = config_log_dest_parse(d->cfg.log_dest, &path);
+
+    if (dest < 0) {
+        config_diag__fail(diag, line,
+                          "[broker] log_dest: expected stderr, syslog or file PATH, got \"%s\"",
+                          d->cfg.log_dest);
+        return -1;
+    }
+    if (dest != CONFIG_LOG_FILE) {
+        return 0;
+    }
+    if (access(path, F_OK) == 0) {
+        if (access(path, W_OK) < 0) {
+            goto out_fail;
+        }
+        return 0;
+    }
+    slash = strrchr(path, '/');
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else {
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    }
+    if (access(dir, W_OK | X_OK) == 0) {
+        return 0;
+    }
+out_fail:
+    config_diag__fail(diag, line, "[broker] log_dest: cannot write '%s': %s", path,
+                      strerror(errno));
+    return -1;
+}
+
 int config_check__run(const struct config__draft *d, struct config_diag *diag)
 {
     uint32_t i;
@@ -394,6 +438,7 @@ int config_check__run(const struct config__draft *d, struct config_diag *diag)
     RM_ASSERT(d->cfg.listener_count <= CONFIG_LISTENERS_MAX);
     /* Every rule runs, whatever the others found: one load lists every problem. */
     rc = check_limits(d, diag);
+    rc |= check_log_dest(d, diag);
     rc |= check_listeners(d, diag);
     for (i = 0; i < d->cfg.listener_count; i++) {
         rc |= check_listener_ws(d, diag, i);

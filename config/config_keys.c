@@ -25,6 +25,7 @@
 #define SUGGEST_NAME_MAX 64
 
 static const char *const log_level_names[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const protocol_names[] = {"mqtt", "websockets", NULL};
 static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
 static const char *const fsync_names[] = {"always", "interval", "off", NULL};
@@ -50,6 +51,12 @@ static const struct {
 static const struct config__key keys[] = {
     {CONFIG__SCOPE_BROKER, "log_level", CONFIG__ENUM, 0, 3, "info", G(log_level),
      log_level_names, "least severe message logged: error, warn, info or debug", CONFIG__LIVE},
+    {CONFIG__SCOPE_BROKER, "log_format", CONFIG__ENUM, 0, 1, "text", G(log_format),
+     log_format_names, "text, or json: one object per line (ts, level, shard, client_id, addr, "
+     "msg)", CONFIG__LIVE},
+    {CONFIG__SCOPE_BROKER, "log_dest", CONFIG__STRING, 0, 0, "stderr", G(log_dest), NULL,
+     "stderr, syslog, or file PATH (appended to; reopened on SIGHUP, for logrotate)",
+     CONFIG__RESTART},
     {CONFIG__SCOPE_BROKER, "shards", CONFIG__AUTO_UINT, 1, 256, "auto", G(shards), NULL,
      "event-loop threads, one per core; auto = one per online CPU", CONFIG__RESTART},
     {CONFIG__SCOPE_BROKER, "pin_shards", CONFIG__BOOL, 0, 1, "false", G(pin_shards), NULL,
@@ -217,6 +224,30 @@ static const struct config__key keys[] = {
 
 _Static_assert(RM_ARRAY_LEN(keys) <= CONFIG__KEYS_MAX, "raise CONFIG__KEYS_MAX");
 _Static_assert(sizeof(enum config_log_level) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum config_log_format) == sizeof(int), "enum stored as int");
+
+int config_log_dest_parse(const char *s, const char **path)
+{
+    RM_ASSERT(s != NULL && path != NULL);
+    *path = NULL;
+    if (strcmp(s, "stderr") == 0) {
+        return CONFIG_LOG_STDERR;
+    }
+    if (strcmp(s, "syslog") == 0) {
+        return CONFIG_LOG_SYSLOG;
+    }
+    if (strncmp(s, "file", 4) == 0 && (s[4] == ' ' || s[4] == '\t')) {
+        s += 4;
+        while (*s == ' ' || *s == '\t') {
+            s++;
+        }
+        if (*s != '\0') {
+            *path = s;
+            return CONFIG_LOG_FILE;
+        }
+    }
+    return -1;
+}
 
 const struct config__key *config_keys__table(size_t *count)
 {

@@ -93,6 +93,13 @@ struct config__draft {
 };
 
 /* The key table and its length (static storage, never NULL). */
+/*
+ * Parse [broker] log_dest @s: "stderr", "syslog" or "file PATH" (blanks
+ * after "file"; *@path then points at PATH inside @s, else NULL). Returns
+ * the enum config_log_dest, or -1 when @s is none of them.
+ */
+int config_log_dest_parse(const char *s, const char **path);
+
 const struct config__key *config_keys__table(size_t *count);
 
 /* The index in the table of key @name of @scope, or the table's length if none. */

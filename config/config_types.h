@@ -56,6 +56,21 @@ enum config_log_level {
     CONFIG_LOG_DEBUG,
 };
 
+/* [broker] log_format: how a record is written. */
+enum config_log_format {
+    CONFIG_LOG_TEXT = 0, /* "TS LEVEL message | shard=N client_id=... addr=..." */
+    CONFIG_LOG_JSON,     /* one JSON object per line */
+};
+
+/* [broker] log_dest, parsed (config_log_dest_parse()). */
+enum config_log_dest {
+    CONFIG_LOG_STDERR = 0,
+    CONFIG_LOG_FILE, /* "file PATH": opened O_APPEND, reopened on SIGHUP */
+    CONFIG_LOG_SYSLOG,
+};
+
+#define CONFIG_LOG_DEST_MAX (CONFIG_PATH_MAX + 8) /* "file " and a path */
+
 /*
  * One [listener.NAME] section. TLS is on when certfile is set; the other
  * TLS keys need it (config_check). Empty strings mean "not set".
@@ -126,6 +141,8 @@ struct config_acl_file {
 
 struct config {
     enum config_log_level log_level;
+    enum config_log_format log_format;
+    char log_dest[CONFIG_LOG_DEST_MAX]; /* as written: stderr, syslog or file PATH */
     uint32_t shards; /* 0 = auto: one per online CPU */
     bool pin_shards; /* pin shard i to the i-th allowed CPU */
     struct limits limits;

@@ -258,6 +258,14 @@ bool broker_has_deadlines(const struct broker *b)
     return deadline_pending(b) || wait_pending(b) || rpair_pending(b) || login_backlog(b);
 }
 
+const uint8_t *broker_client_id(const struct client *cl, size_t *len)
+{
+    RM_ASSERT(cl != NULL && len != NULL);
+    RM_ASSERT(!cl->_sess || cl->_sess->client_id_len <= UINT16_MAX);
+    *len = cl->_sess ? cl->_sess->client_id_len : 0;
+    return cl->_sess ? cl->_sess->client_id : NULL;
+}
+
 bool broker_client_will_now(struct broker *b, struct client *cl)
 {
     RM_ASSERT(b != NULL && cl != NULL);

@@ -233,6 +233,13 @@ void broker_tick(struct broker *b, uint64_t now_ms);
 bool broker_has_deadlines(const struct broker *b);
 
 /*
+ * The client id of @cl's session (*@len bytes, not NUL-terminated; borrowed
+ * while the session lives), or NULL before a CONNECT made it one. For log
+ * lines about the client.
+ */
+const uint8_t *broker_client_id(const struct client *cl, size_t *len);
+
+/*
  * The process is stopping (SIGTERM): sessions live in memory, so each one
  * ends with it and its will is due now, delay or not [MQTT-3.1.2-8,
  * MQTT-3.1.3-9]. broker_client_will_now() publishes connected @cl's will

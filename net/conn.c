@@ -240,7 +240,7 @@ static void finalise(struct shard *s, struct conn *c)
     RM_ASSERT(!(c->flags & CONN_F_HANDOFF));
     if (log_enabled(CONFIG_LOG_DEBUG)) {
         reason_str(c->close_reason, why, sizeof(why));
-        LOG_DEBUG("conn fd %d closed: %s", c->fd, why);
+        LOG_WHO(CONFIG_LOG_DEBUG, conn_who(c), "conn fd %d closed: %s", c->fd, why);
     }
     if (c->flags & CONN_F_RESET) {
         const struct linger lg = {.l_onoff = 1, .l_linger = 0};
@@ -283,13 +283,15 @@ static void handoff_finish(struct shard *s, struct conn *c)
     }
     if (ret < 0) {
         /* Allocation failure fails this one connection. */
-        LOG_WARN("conn fd %d: handoff to shard %u failed: %s", c->fd, home, strerror(-ret));
+        LOG_WHO(CONFIG_LOG_WARN, conn_who(c), "conn fd %d: handoff to shard %u failed: %s", c->fd,
+                home, strerror(-ret));
         free(bytes);
         admit_close(s->admit, c->fd);
         s->stats.handoffs_failed++;
         s->stats.conns_closed++;
     } else {
-        LOG_DEBUG("conn fd %d handed to shard %u (%u bytes)", c->fd, home, len);
+        LOG_WHO(CONFIG_LOG_DEBUG, conn_who(c), "conn fd %d handed to shard %u (%u bytes)", c->fd,
+                home, len);
         s->stats.handoffs_out++;
     }
     retire(s, c);
@@ -407,6 +409,13 @@ void conn_close(struct shard *s, struct conn *c, int reason, bool flush)
         RM_ASSERT(reason <= 0 && reason > INT16_MIN);
         c->flags |= CONN_F_CLOSING;
         c->close_reason = (int16_t)reason;
+        if (log_enabled(CONFIG_LOG_DEBUG)) {
+            char why[64];
+
+            /* Here, not at the close: a socket both ends have shut has no peer address. */
+            reason_str(reason, why, sizeof(why));
+            LOG_WHO(CONFIG_LOG_DEBUG, conn_who(c), "conn fd %d closing: %s", c->fd, why);
+        }
         if (flush) {
             c->flags |= CONN_F_FLUSH;
             timer_set(&s->timers, &c->timer, s->now_ms + CONN_LINGER_MS);
@@ -481,10 +490,14 @@ int conn_accept(struct shard *s, int fd, const struct listener *l)
 
     RM_ASSERT(s != NULL && fd >= 0 && l != NULL);
     if (!l->nodelay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
-        LOG_DEBUG("conn fd %d: TCP_NODELAY: %s", fd, strerror(errno));
+        LOG_WHO(CONFIG_LOG_DEBUG, ((struct log_who){.fd = fd}), "conn fd %d: TCP_NODELAY: %s", fd,
+                strerror(errno));
     }
     xp = xport_new(l->cfg, l->tls, s->cfg->limits.packet_bytes_max,
                    limits_output_hard_max(&s->cfg->limits), &ret);
+    if (xp != NULL) {
+        xp->fd = fd; /* never read from or written to through it */
+    }
     if (ret < 0) {
         s->stats.conns_failed++;
         admit_close(s->admit, fd);
@@ -503,7 +516,7 @@ int conn_accept(struct shard *s, int fd, const struct listener *l)
         conn_close(s, c, ret, false);
         return ret;
     }
-    LOG_DEBUG("conn fd %d accepted", fd);
+    LOG_WHO(CONFIG_LOG_DEBUG, ((struct log_who){.fd = fd}), "conn fd %d accepted", fd);
     return 0;
 }
 
@@ -666,7 +679,8 @@ int conn_adopt(struct shard *s, int fd, struct xport *xp, uint32_t listener, uin
     }
     c->client.listener = (uint8_t)listener;
     s->stats.handoffs_in++;
-    LOG_DEBUG("conn fd %d adopted (%u bytes)", fd, len);
+    LOG_WHO(CONFIG_LOG_DEBUG, ((struct log_who){.fd = fd}), "conn fd %d adopted (%u bytes)", fd,
+            len);
     /* Plaintext MQTT: the transport already took these bytes on the other shard. */
     feed_mqtt(s, c, bytes, len);
     if (c->flags & CONN_F_HANDOFF) {
@@ -839,7 +853,8 @@ void conn_timer_expired(struct shard *s, struct conn *c)
         close_progress(s, c);
     } else if (c->flags & CONN_F_CLOSING) {
         s->stats.linger_timeouts++;
-        LOG_DEBUG("conn fd %d: output not flushed in %u ms, aborting", c->fd, CONN_LINGER_MS);
+        LOG_WHO(CONFIG_LOG_DEBUG, conn_who(c), "conn fd %d: output not flushed in %u ms, aborting",
+                c->fd, CONN_LINGER_MS);
         conn_abort(s, c);
     } else if (c->client.state == CLIENT_CONNECTED && (c->flags & CONN_F_PAUSED)) {
         update_deadline(s, c); /* not read because we hold it: its pings wait unread */

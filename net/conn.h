@@ -85,6 +85,7 @@
 
 #include "core/broker.h"
 #include "core/obuf.h"
+#include "net/log.h"
 #include "net/timer.h"
 
 struct listener;
@@ -148,6 +149,18 @@ struct conn {
     int16_t close_reason;    /* when closing: 0 or -errno / -MQTT_RC_* */
     uint16_t flags;          /* enum conn_flag */
 };
+
+/*
+ * Who @c is, for a LOG_WHO() line about it: its client id (once a CONNECT
+ * made one) and its socket (the address is asked of it only when logged).
+ */
+static inline struct log_who conn_who(const struct conn *c)
+{
+    struct log_who w = {.fd = c->fd};
+
+    w.id = broker_client_id(&c->client, &w.id_len);
+    return w;
+}
 
 /*
  * Take @fd (just accepted on @l and admitted by net/admit; owned from

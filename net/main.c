@@ -500,6 +500,12 @@ int main(int argc, char **argv)
     }
 
     log_set_level(cfg.log_level);
+    log_set_format(cfg.log_format);
+    if (log_open(cfg.log_dest, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: %s\n", config_path != NULL ? config_path : "(defaults)", err);
+        live_free_all(&owner);
+        return 1;
+    }
     if (getrandom(&cfg.limits.share_key_seed, sizeof(cfg.limits.share_key_seed), 0) !=
         (ssize_t)sizeof(cfg.limits.share_key_seed)) {
         LOG_ERROR("cannot draw a random seed: %s", strerror(errno));
@@ -542,6 +548,7 @@ int main(int argc, char **argv)
     ret = run_shards(&cfg, &owner, n, admit, cpus, cpu_count, wal);
     sdnotify_close();
     wal_dir_close(wal);
+    log_close();
     admit_free(admit);
     live_free_all(&owner);
     config_free(&cfg);

@@ -97,6 +97,8 @@ void reload_start(struct shard *s)
     struct live *lv;
 
     RM_ASSERT(s->id == 0 && o != NULL && o->cur != NULL);
+    /* logrotate renamed the file and sent SIGHUP: reopen it, whatever the reload does. */
+    log_reopen();
     if (s->stopping) {
         LOG_INFO("SIGHUP: stopping, not reloading");
         return;
@@ -132,6 +134,7 @@ void reload_start(struct shard *s)
     o->old = o->cur;
     o->cur = lv;
     log_set_level(lv->cfg.log_level);
+    log_set_format(lv->cfg.log_format);
     reload_apply(s, lv);
     s->reload_next = 1;
     s->reload_acks_due = s->shard_count - 1;

@@ -179,6 +179,7 @@ struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint
     RM_ASSERT(lv->cfg.listener_count == cfg->listener_count);
     RM_ASSERT(cfg->listener_count <= CONFIG_LISTENERS_MAX);
     RM_ASSERT(id < shard_count && (id == 0) == (ports == NULL));
+    log_set_shard((int)id); /* this thread runs shard @id from here on */
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
         LOG_ERROR("shard %u: out of memory", id);

@@ -13,6 +13,9 @@
 #include "net/log.h"
 #include "tls/tls_ctx.h"
 
+/* Who a line is about: the connection (no client id before its CONNECT). */
+#define XP_WHO(xp) ((struct log_who){.fd = (xp)->fd})
+
 /*
  * Records decrypted per feed, at most: a bound on the loop over peer data.
  * A record takes at least 22 bytes on the wire and a feed is one receive
@@ -39,6 +42,7 @@ struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx
         return NULL;
     }
     xp->lcfg = lcfg;
+    xp->fd = -1; /* the caller sets it (conn_accept) */
     xp->ws = lcfg->protocol == CONFIG_PROTO_WEBSOCKETS;
     xp->io.out = &xp->tx;
     xp->io.out_max = out_max + out_max / 256 + XPORT_TX_SLACK_BYTES;
@@ -196,7 +200,8 @@ static int ws_frames(struct xport *xp, uint8_t *data, size_t len, const struct x
         used = ws_rx_next(&xp->rx, data, len, &ev);
         if (used < 0) {
             st->ws_protocol_errors++;
-            LOG_DEBUG("websocket: protocol violation, closing with %ld", -used);
+            LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp), "websocket: protocol violation, closing with %ld",
+                    -used);
             (void)ws_close(xp, (uint16_t)-used);
             return -XPORT_E_WS_PROTOCOL;
         }
@@ -248,7 +253,8 @@ static int ws_answer(struct xport *xp, uint8_t *req, size_t head, size_t len,
     }
     if (up.status != 101) {
         st->ws_refused++;
-        LOG_DEBUG("websocket: upgrade refused with %d: %s", up.status, up.why);
+        LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp), "websocket: upgrade refused with %d: %s", up.status,
+                up.why);
         xp->state = XPORT_CLOSED;
         return -XPORT_E_WS_REFUSED;
     }
@@ -276,7 +282,7 @@ static int ws_upgrade(struct xport *xp, uint8_t *data, size_t len, const struct 
         char answer[WS_HTTP_RESPONSE_MAX];
 
         st->ws_refused++;
-        LOG_DEBUG("websocket: upgrade refused with 431: %s", up.why);
+        LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp), "websocket: upgrade refused with 431: %s", up.why);
         xp->state = XPORT_CLOSED;
         (void)wire_write(xp, (const uint8_t *)answer, ws_upgrade_response(&up, answer,
                                                                            sizeof(answer)));
@@ -326,17 +332,18 @@ static int tls_established(struct xport *xp, struct xport_stats *st)
     if (xp->want_identity) {
         if (tls_conn_identity(xp->ssl, cn, sizeof(cn)) < 0) {
             st->tls_failed++;
-            LOG_DEBUG("tls: client certificate without a subject CN on listener %s",
-                      xp->lcfg->name);
+            LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp),
+                    "tls: client certificate without a subject CN on listener %s", xp->lcfg->name);
             return -XPORT_E_TLS;
         }
-        LOG_DEBUG("tls: client certificate identity '%s' is the username", cn);
+        LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp),
+                "tls: client certificate identity '%s' is the username", cn);
         xp->identity = strdup(cn);
         if (xp->identity == NULL) {
             return -ENOMEM;
         }
     }
-    LOG_DEBUG("tls: %s handshake done (%s)", tls_conn_version(xp->ssl),
+    LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp), "tls: %s handshake done (%s)", tls_conn_version(xp->ssl),
               tls_conn_resumed(xp->ssl) ? "resumed" : "full");
     tls_conn_idle(xp->ssl);
     xp->tls_up = true;

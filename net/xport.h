@@ -85,6 +85,7 @@ struct xport_stats {
 
 struct xport {
     const struct config_listener *lcfg; /* borrowed from the config snapshot */
+    int fd;                             /* the connection's socket, for log lines only */
     struct WOLFSSL *ssl;                /* NULL: no TLS */
     struct tls_io io;                   /* ssl's I/O; io.out == &tx */
     struct obuf tx;                     /* bytes for the wire, in order */

@@ -25,6 +25,7 @@ the broker log's tail.
 import argparse
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
@@ -139,12 +140,10 @@ class Broker:
 
     def parse_port(self):
         for line in self.read_log().splitlines(keepends=True):
-            i = line.find("listening on ")
-            if i >= 0 and line.endswith("\n"):
-                try:
-                    port = int(line.rstrip().rsplit(":", 1)[1])
-                except (IndexError, ValueError):
-                    return False
+            # The text log puts "| shard=N ..." after the message.
+            m = re.search(r"listening on \S*:(\d+)", line)
+            if m is not None and line.endswith("\n"):
+                port = int(m.group(1))
                 if 0 < port < 65536:
                     self.port = port
                     return True

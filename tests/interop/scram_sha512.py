@@ -33,6 +33,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -359,8 +360,9 @@ class ScramBroker(broker_run.Broker):
     def parse_port(self):
         for line in self.read_log().splitlines():
             for name in ("locked", "open"):
-                if "listener %s listening on " % name in line:
-                    self.ports[name] = int(line.rsplit(":", 1)[1])
+                m = re.search(r"listener %s listening on \S*:(\d+)" % name, line)
+                if m is not None:
+                    self.ports[name] = int(m.group(1))
         if len(self.ports) == 2:
             self.port = self.ports["locked"]
             return True

@@ -255,6 +255,29 @@ Test(config, pin_shards_is_off_unless_asked)
                  "[broker] pin_shards: expected true or false, got \"2\"");
 }
 
+Test(config, log_format_and_log_dest_are_checked_with_their_line)
+{
+    char text[600];
+
+    cr_assert_eq(load("[broker]\nlog_format = json\nlog_dest = syslog\n"), 0, "%s", err);
+    cr_assert_eq(cfg.log_format, CONFIG_LOG_JSON);
+    cr_assert_str_eq(cfg.log_dest, "syslog");
+    snprintf(text, sizeof(text), "[broker]\nlog_dest = file   %s/ringmq.log\n", dir);
+    cr_assert_eq(load(text), 0, "%s", err);
+    expect_error("[broker]\nlog_format = xml\n", 2,
+                 "[broker] log_format: expected one of text, json, got \"xml\"");
+    expect_error("[broker]\n\nlog_dest = journal\n", 3,
+                 "[broker] log_dest: expected stderr, syslog or file PATH, got \"journal\"");
+    expect_error("[broker]\nlog_dest = file\n", 2,
+                 "[broker] log_dest: expected stderr, syslog or file PATH, got \"file\"");
+    snprintf(text, sizeof(text), "[broker]\nlog_dest = file %s/no/such/dir/ringmq.log\n", dir);
+    snprintf(msgbuf, sizeof(msgbuf),
+             "[broker] log_dest: cannot write '%s/no/such/dir/ringmq.log': No such file or "
+             "directory",
+             dir);
+    expect_error(text, 2, msgbuf);
+}
+
 Test(config, booleans_accept_true_false_yes_no_on_off_1_0)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
