@@ -15,6 +15,7 @@
 
 #include "core/rm_assert.h"
 #include "net/log.h"
+#include "net/port_owner.h"
 #include "net/uring.h"
 
 static int set_int_opt(int fd, int level, int name, int value)
@@ -64,6 +65,30 @@ static void format_addr(struct listener *l, const struct sockaddr_storage *ss)
     }
 }
 
+/*
+ * bind(2) said EADDRINUSE: say which process holds the port (best effort,
+ * net/port_owner) and how to choose another, rather than only the errno.
+ */
+static void log_port_in_use(const struct config_listener *cfg, uint16_t port)
+{
+    char name[64];
+    char who[128];
+    pid_t pid = port_owner_find(port, name, sizeof(name));
+
+    if (pid > 0) {
+        snprintf(who, sizeof(who), "in use by %s (pid %ld)", name[0] != '\0' ? name : "a process",
+                 (long)pid);
+    } else {
+        snprintf(who, sizeof(who),
+                 "in use by another process (one this user cannot see; `sudo ss -ltnp "
+                 "'sport = :%u'` names it)",
+                 port);
+    }
+    LOG_ERROR("listener %s: port %u on %s is %s; choose another port with `ringmq -p PORT` "
+              "(the first listener) or `port =` in [listener.%s], or stop that process",
+              cfg->name, port, cfg->bind, who, cfg->name);
+}
+
 int listener_open(struct listener *l, const struct config_listener *cfg,
                   const struct tls_ctx *tls, uint16_t port, bool announce)
 {
@@ -104,7 +129,12 @@ int listener_open(struct listener *l, const struct config_listener *cfg,
     l->nodelay = set_int_opt(l->fd, IPPROTO_TCP, TCP_NODELAY, 1) == 0;
     if (bind(l->fd, (struct sockaddr *)&ss, len) < 0) {
         ret = -errno;
-        LOG_ERROR("listener %s: bind %s port %u: %s", cfg->name, cfg->bind, port, strerror(-ret));
+        if (ret == -EADDRINUSE) {
+            log_port_in_use(cfg, port);
+        } else {
+            LOG_ERROR("listener %s: bind %s port %u: %s", cfg->name, cfg->bind, port,
+                      strerror(-ret));
+        }
         goto out_close;
     }
     if (listen(l->fd, (int)(cfg->backlog > 65535 ? 65535 : cfg->backlog)) < 0) {
