@@ -4,9 +4,10 @@
  *
  *   ringmq [-c FILE] [-p PORT] [--test-config] [--version] [--help]
  *
- * Without -c the built-in defaults are used (one listener "default" on
- * 127.0.0.1:1883). -p overrides the first listener's port (0: ephemeral,
- * for tests; the bound port is logged). --test-config loads and validates,
+ * Without -c, RINGMQ_DEFAULT_CONFIG (/etc/ringmq/ringmq.ini, set by the
+ * build) is loaded when it exists, else the built-in defaults are used (one
+ * listener "default" on 127.0.0.1:1883). -p overrides the first listener's
+ * port (0: ephemeral, for tests; the bound port is logged). --test-config loads and validates,
  * prints "FILE: OK" or the error to stderr, exits 0 or 1. Bad options print
  * the usage to stderr and exit 2; a configuration or start-up error exits
  * 1; a graceful stop (SIGINT, SIGTERM) exits 0 (1 if a shard failed or its
@@ -93,7 +94,8 @@ static void usage(FILE *out, const char *prog)
 {
     fprintf(out,
             "usage: %s [-c FILE] [-p PORT] [--test-config] [--version] [--help]\n"
-            "  -c, --config FILE   load FILE (default: built-in defaults)\n"
+            "  -c, --config FILE   load FILE (default: " RINGMQ_DEFAULT_CONFIG "\n"
+            "                      when it exists, else the built-in defaults)\n"
             "  -p, --port PORT     override the first listener's port (0: ephemeral)\n"
             "      --test-config   validate the configuration and exit\n"
             "      --version       print the version and exit\n"
@@ -462,6 +464,9 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (config_path == NULL && access(RINGMQ_DEFAULT_CONFIG, F_OK) == 0) {
+        config_path = RINGMQ_DEFAULT_CONFIG; /* the installed file, as the service uses */
+    }
     if (config_path == NULL) {
         config_defaults(&cfg);
     } else if (config_load(&cfg, config_path, err, sizeof(err)) < 0) {
