@@ -787,7 +787,8 @@ void connect_leave(struct broker *b, struct client *cl)
 bool connect_will_now(struct broker *b, struct client *cl)
 {
     RM_ASSERT(b != NULL && cl != NULL);
-    RM_ASSERT(!cl->_will || cl->_sess);
+    /* A client taken over keeps its will, without a session, until its close. */
+    RM_ASSERT(!cl->_will || cl->state == CLIENT_CONNECTED || cl->state == CLIENT_CLOSING);
     struct msg *will = cl->_will;
     if (!will)
         return false;

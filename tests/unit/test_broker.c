@@ -1618,3 +1618,20 @@ Test(broker_shards, a_replaced_shared_subscription_waits_for_its_count_still_on_
     cr_assert_eq(g.pkt.type, MQTT_SUBACK);
     sgone(&c2);
 }
+
+Test(broker, stopping_publishes_a_connected_clients_will_once)
+{
+    /* The server closing the connection is not a DISCONNECT 0x00 [MQTT-3.1.2-8]. */
+    struct client w, sub;
+    connect_with_will(&w, "w");
+    do_connect(&sub, "sub", true);
+    do_subscribe(&sub, "w/#", 1, 1);
+    cr_assert(broker_client_will_now(b, &w));
+    struct got g;
+    expect_publish(&sub, "w/status", "gone", 1, false, &g);
+    cr_assert_not(broker_client_will_now(b, &w), "a will goes once");
+    cr_assert_not(broker_client_will_now(b, &sub), "no will, nothing to send");
+    broker_client_gone(b, &w, 0);
+    expect_none(&sub); /* not again at the close */
+    broker_client_gone(b, &sub, 0);
+}

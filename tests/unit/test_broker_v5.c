@@ -811,3 +811,42 @@ Test(broker_v5, a_queue_that_stays_full_past_the_grace_closes_and_grace_0_never_
     broker_client_gone(b, &sub, 0);
     broker_client_gone(b, &pub, 0);
 }
+
+Test(broker_v5, stopping_publishes_delayed_wills_of_connected_and_offline_sessions)
+{
+    /* Each session ends with the process: its will is due now [MQTT-3.1.3-9]. */
+    struct client sub, on, off;
+    struct mqtt_pkt p;
+    struct got g;
+    connect5(&sub, "watcher", NULL);
+    sub5(&sub, "will/#", 0, 0);
+    for (int i = 0; i < 2; i++) {
+        struct client *cl = i == 0 ? &on : &off;
+        broker_client_init(b, cl);
+        p = connect_pkt(i == 0 ? "on" : "off", true, MQTT_V5);
+        p.u.connect.props.has = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+        p.u.connect.props.session_expiry = 600;
+        p.u.connect.will = true;
+        const char *topic = i == 0 ? "will/on" : "will/off";
+        p.u.connect.will_topic = (struct mqtt_str){(const uint8_t *)topic, (uint32_t)strlen(topic)};
+        p.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"w", 1};
+        p.u.connect.will_props.has = MQTT_PROP_BIT(MQTT_PROP_WILL_DELAY);
+        p.u.connect.will_props.will_delay = 300;
+        cr_assert_eq(feed_pkt(cl, &p, MQTT_V5), 0);
+        cr_assert(next_out(cl, &g));
+        cr_assert_eq(g.pkt.u.connack.rc, 0);
+    }
+    broker_client_gone(b, &off, -104); /* offline now, its will delayed by 300 s */
+    expect_none(&sub);
+    cr_assert(broker_has_deadlines(b));
+    cr_assert_eq(broker_delayed_wills_now(b), 1);
+    expect_publish(&sub, "will/off", "w", 0, false, &g);
+    cr_assert(broker_client_will_now(b, &on), "a connected client's delayed will too");
+    expect_publish(&sub, "will/on", "w", 0, false, &g);
+    cr_assert_eq(broker_delayed_wills_now(b), 0, "each goes once");
+    broker_tick(b, 400 * 1000);
+    broker_client_gone(b, &on, 0);
+    expect_none(&sub);
+    drain_dirty();
+    broker_client_gone(b, &sub, 0);
+}
