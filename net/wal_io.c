@@ -243,7 +243,8 @@ static int dir_scan(struct wal_dir *d)
     closedir(dir);
     if (rc < 0)
         return rc;
-    qsort(d->files, d->count, sizeof(*d->files), seg_cmp);
+    if (d->count > 1) /* files is NULL in an empty directory: qsort(NULL, 0) is UB */
+        qsort(d->files, d->count, sizeof(*d->files), seg_cmp);
     d->segs = calloc(d->count ? d->count : 1, sizeof(*d->segs));
     d->names = calloc(d->count ? d->count : 1, sizeof(*d->names));
     if (!d->segs || !d->names)
