@@ -240,14 +240,14 @@ bool broker_has_deadlines(const struct broker *b);
 const uint8_t *broker_client_id(const struct client *cl, size_t *len);
 
 /*
- * The process is stopping (SIGTERM): sessions live in memory, so each one
- * ends with it and its will is due now, delay or not [MQTT-3.1.2-8,
+ * The process is stopping (SIGTERM): a session ends with it, or with
+ * [persistence] survives it without its will (the write-ahead log keeps no
+ * wills), so every will is due now, delay or not, or lost [MQTT-3.1.2-8,
  * MQTT-3.1.3-9]. broker_client_will_now() publishes connected @cl's will
  * (true if it had one); broker_delayed_wills_now() those of offline
  * sessions still in their Will Delay Interval (returns how many). net/
  * calls both before it sends anyone DISCONNECT 0x8B, so subscribers on
- * this shard get the wills first. (When a write-ahead log keeps sessions
- * across a restart, a delayed will may rather stay with its session.)
+ * this shard get the wills first.
  */
 bool broker_client_will_now(struct broker *b, struct client *cl);
 uint32_t broker_delayed_wills_now(struct broker *b);

@@ -63,16 +63,3 @@ void drain_start(struct shard *s, const char *why)
         conn_close(s, c, -MQTT_RC_SERVER_SHUTTING_DOWN, true);
     }
 }
-
-int drain_wal_flush(struct shard *s)
-{
-    RM_ASSERT(s != NULL);
-    RM_ASSERT(s->stopping && s->conns == NULL);
-    /*
-     * The write-ahead log (issue 16, persistence) is flushed and synced
-     * here: every session change, queued message and retained set/clear of
-     * this shard, the wills published by drain_start() included, has been
-     * appended by now, and nothing more will be.
-     */
-    return 0;
-}

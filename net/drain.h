@@ -1,14 +1,14 @@
 /*
  * drain.h - a shard's graceful stop (SIGTERM, SIGINT, or XMSG_SHUTDOWN
- * from shard 0): what happens once, in this order, when it begins, and the
- * point where the shard's write-ahead log is flushed when it ends.
+ * from shard 0): what happens once, in this order, when it begins.
  *
  * drain_start():
  *  1. shard 0 tells the service manager STOPPING=1 (net/sdnotify);
  *  2. every listener of the shard stops listening at once
  *     (listener_stop(): new connections are refused, not accepted and
  *     then closed);
- *  3. wills: sessions live in memory, so each ends with the process, and
+ *  3. wills: a session ends with the process, or with [persistence]
+ *     survives it without its will (the write-ahead log keeps none), so
  *     its will is due now [MQTT-3.1.2-8, MQTT-3.1.3-9]: the will of every
  *     connected client (the server closing a connection is not the
  *     client's DISCONNECT 0x00) and every delayed will of an offline
@@ -19,9 +19,10 @@
  *     protocol has no server DISCONNECT), and every connection is closed
  *     after its output is flushed (bounded by SHARD_STOP_LINGER_MS).
  *
- * drain_wal_flush(): called once the shard's loop has finished (every
- * connection closed, every cross-shard message sent), before the shard
- * returns: where the shard's write-ahead log is made durable.
+ * The records these steps append to the write-ahead log (the wills queued
+ * for persistent sessions, their sessions' last state) are made durable by
+ * the log itself: the shard's loop does not finish while wal_io_busy(), and
+ * shard_free()'s wal_io_close() writes and syncs what is left.
  *
  * Owned by one shard; that thread only.
  */
@@ -32,11 +33,5 @@ struct shard;
 
 /* Begin the graceful stop of @s (not yet stopping) for @why ("SIGTERM", ...; borrowed). */
 void drain_start(struct shard *s, const char *why);
-
-/*
- * The shard's loop has ended after a graceful stop: flush its write-ahead
- * log. Returns 0 or a negative errno (the process then exits 1).
- */
-int drain_wal_flush(struct shard *s);
 
 #endif

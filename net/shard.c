@@ -859,7 +859,6 @@ int shard_run(struct shard *s)
             goto out;
         }
     }
-    ret = drain_wal_flush(s);
     LOG_INFO("shard %u: stopped", s->id);
 out:
     xshard_done(s->xshard, s->id);

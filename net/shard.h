@@ -37,7 +37,7 @@
  * SHARD_STOP_LINGER_MS; a second signal sends XMSG_SHUTDOWN with arg 1, which
  * aborts the flushes at once), waits for every operation to complete, makes
  * sure everything it still had to send to a running shard left its
- * overflow, flushes its write-ahead log (drain_wal_flush()) and returns 0.
+ * overflow, waits for its write-ahead log to be written and returns 0.
  * SIGHUP reloads the configuration (net/live.h):
  * shard 0 builds the new snapshot, applies it, hands it to every other
  * shard (XMSG_RELOAD), each applies it between two iterations and answers

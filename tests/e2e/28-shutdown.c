@@ -5,11 +5,14 @@
  * connections are refused as soon as the stop began, the wills of the
  * sessions that end with the process - connected clients' and delayed ones
  * - reach a subscriber before its DISCONNECT [MQTT-3.1.2-8, MQTT-3.1.3-9],
- * and the broker exits 0 on the one signal. ringmq-only: mosquitto 2.0.11
- * closes without DISCONNECT.
+ * and the broker exits 0 on the one signal; with [persistence], a will
+ * queued at the stop for an offline session is there after a restart.
+ * ringmq-only: mosquitto 2.0.11 closes without DISCONNECT.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <glob.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -180,4 +183,66 @@ E2E_TEST(shutdown, wills_of_ending_sessions_reach_subscribers_before_0x8b)
     e2e_raw_close(fa);
     e2e_raw_close(fc);
     e2e_broker_wait_exit(b);
+}
+
+/* Remove the write-ahead log directory @dir (its files, then itself). */
+static void wal_dir_remove(const char *dir)
+{
+    char pattern[PATH_MAX];
+    glob_t g;
+    size_t i;
+
+    snprintf(pattern, sizeof(pattern), "%s/*", dir);
+    if (glob(pattern, 0, NULL, &g) == 0) {
+        for (i = 0; i < g.gl_pathc; i++) {
+            unlink(g.gl_pathv[i]);
+        }
+        globfree(&g);
+    }
+    rmdir(dir);
+}
+
+/*
+ * With [persistence], a persistent session survives the restart but the log
+ * keeps no will: the stop publishes a connected client's will, the offline
+ * persistent subscriber's session queues it, the log has it on disk before
+ * the process exits 0, and the subscriber receives it from the next broker
+ * on the same directory [MQTT-3.1.2-8].
+ */
+E2E_TEST(shutdown, will_published_at_stop_survives_restart_with_persistence)
+{
+    static const struct e2e_will will = {
+        .topic = "w/gone", .payload = "gone", .payload_len = 4, .qos = 1};
+    struct e2e_client_opts wo = {.version = E2E_V311, .id = "wal-will", .clean = true,
+                                 .will = &will};
+    struct e2e_client_opts so = {.version = E2E_V311, .id = "wal-sub", .clean = false};
+    char dir[256];
+    char ini[sizeof(dir) + 64];
+    struct e2e_broker *b;
+    struct e2e_client *sub;
+    struct e2e_client *wc;
+
+    e2e_ringmq_only("the [persistence] section is ringmq's");
+    e2e_tmpdir("shutdown-wal", dir, sizeof(dir));
+    snprintf(ini, sizeof(ini), "[persistence]\nenabled = true\ndir = %s\n", dir);
+
+    b = e2e_broker_start_shards(1, ini);
+    sub = e2e_client_connect(b, E2E_V311, "wal-sub", false);
+    cr_assert_eq(e2e_client_subscribe(sub, "w/#", 1), 1);
+    e2e_client_disconnect(sub); /* offline; its session persists */
+    wc = e2e_client_start(b, &wo);
+    cr_assert_eq(e2e_client_wait_connack(wc, 0), 0);
+    e2e_client_sync(wc);
+    cr_assert(kill(b->pid, SIGTERM) == 0);
+    cr_assert(e2e_client_wait_closed(wc, E2E_WAIT_MS), "the will's client was not closed");
+    e2e_broker_wait_exit(b);
+    e2e_client_abort(wc);
+
+    b = e2e_broker_start_shards(1, ini);
+    sub = e2e_client_start(b, &so);
+    cr_assert_eq(e2e_client_wait_connack(sub, 0), 1, "the session did not survive the restart");
+    e2e_client_expect(sub, "w/gone", "gone", 1, false);
+    e2e_client_disconnect(sub);
+    e2e_broker_stop(b);
+    wal_dir_remove(dir);
 }
