@@ -270,13 +270,17 @@ bool broker_client_will_now(struct broker *b, struct client *cl)
 {
     RM_ASSERT(b != NULL && cl != NULL);
     RM_ASSERT(cl->state != CLIENT_NEW || !cl->_will);
+    /* With a log, a delayed will of a session that outlives us waits out its delay. */
+    if (b->wal && cl->_will && cl->_v5 && cl->_v5->will_delay_s > 0 && cl->_sess &&
+        cl->_sess->expiry_s > 0)
+        return false; /* armed and logged when its connection closes */
     return connect_will_now(b, cl);
 }
 
 uint32_t broker_delayed_wills_now(struct broker *b)
 {
     RM_ASSERT(b != NULL);
-    return deadline_wills_now(b);
+    return b->wal ? 0 : deadline_wills_now(b); /* logged: due after the restart */
 }
 
 void broker_client_kick(struct broker *b, struct client *cl, int rc)

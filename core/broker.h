@@ -240,12 +240,14 @@ bool broker_has_deadlines(const struct broker *b);
 const uint8_t *broker_client_id(const struct client *cl, size_t *len);
 
 /*
- * The process is stopping (SIGTERM): a session ends with it, or with
- * [persistence] survives it without its will (the write-ahead log keeps no
- * wills), so every will is due now, delay or not, or lost [MQTT-3.1.2-8,
- * MQTT-3.1.3-9]. broker_client_will_now() publishes connected @cl's will
- * (true if it had one); broker_delayed_wills_now() those of offline
- * sessions still in their Will Delay Interval (returns how many). net/
+ * The process is stopping (SIGTERM). Without [persistence] every session
+ * ends with it, so every will is due now, delay or not [MQTT-3.1.2-8,
+ * MQTT-3.1.3-9]. With it, a session that outlives its connection survives
+ * the restart, and so does its delayed will (the log keeps it): that one
+ * waits out its delay; every other will is due now.
+ * broker_client_will_now() publishes connected @cl's will when due (true
+ * if it did); broker_delayed_wills_now() those of offline sessions still
+ * in their Will Delay Interval, without a log (returns how many). net/
  * calls both before it sends anyone DISCONNECT 0x8B, so subscribers on
  * this shard get the wills first.
  */

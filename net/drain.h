@@ -7,13 +7,14 @@
  *  2. every listener of the shard stops listening at once
  *     (listener_stop(): new connections are refused, not accepted and
  *     then closed);
- *  3. wills: a session ends with the process, or with [persistence]
- *     survives it without its will (the write-ahead log keeps none), so
+ *  3. wills: without [persistence] a session ends with the process, so
  *     its will is due now [MQTT-3.1.2-8, MQTT-3.1.3-9]: the will of every
  *     connected client (the server closing a connection is not the
  *     client's DISCONNECT 0x00) and every delayed will of an offline
  *     session are published, before anyone is told to go, so the
- *     subscribers on this shard receive them ahead of their DISCONNECT;
+ *     subscribers on this shard receive them ahead of their DISCONNECT.
+ *     With it, a delayed will of a session that survives the restart is
+ *     logged instead and goes out when due (broker_client_will_now());
  *  4. connected MQTT 5.0 clients are sent DISCONNECT 0x8B (Server shutting
  *     down) [MQTT-4.13.2-1], 3.1/3.1.1 clients get nothing (their
  *     protocol has no server DISCONNECT), and every connection is closed

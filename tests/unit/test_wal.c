@@ -587,3 +587,34 @@ Test(wal, a_delayed_will_survives_a_restart_and_goes_out_when_due)
     expect_none(&sub); /* "back" resumed before the crash: its will was cancelled */
     broker_client_gone(b, &sub, 0);
 }
+
+Test(wal, with_a_log_a_stop_keeps_delayed_wills_for_after_the_restart)
+{
+    /*
+     * A session that survives the restart keeps its delayed will: it goes
+     * when due, not at the stop, and not if the client is back in time
+     * [MQTT-3.1.3-9].
+     */
+    start_log(false);
+    struct client sub, on, off;
+    struct got g;
+    do_connect(&sub, "watcher", true);
+    do_subscribe(&sub, "w/#", 0, 0);
+    connect_will(&off, "off", 5);
+    uint64_t due = b->now_ms + 5000;
+    broker_client_gone(b, &off, 0);
+    connect_will(&on, "on", 5);
+    cr_assert_eq(broker_delayed_wills_now(b), 0, "logged, not sent at the stop");
+    cr_assert_not(broker_client_will_now(b, &on), "a connected client's delayed will waits too");
+    expect_none(&sub);
+    broker_client_gone(b, &on, 0); /* the stop closes it: its will is armed and logged */
+    expect_none(&sub);
+    crash_and_restart(&sub, NULL);
+    do_connect(&sub, "watcher", true);
+    do_subscribe(&sub, "w/#", 0, 0);
+    broker_tick(b, due + 1000);
+    expect_publish(&sub, "w/late", "late", 0, false, &g);
+    expect_publish(&sub, "w/late", "late", 0, false, &g);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+}
