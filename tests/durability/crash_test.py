@@ -9,10 +9,12 @@ the publishers finish, the broker is killed once more and restarted, the offline
 subscribers come back, and for every subscriber:
 
   - every message its publisher saw acknowledged arrived (QoS 1: at least once);
-  - where both sides are QoS 2, no message arrived twice [MQTT-4.3.3-2, -3];
+  - where both sides are QoS 2, no message arrived twice [MQTT-4.3.3-2, -3], save one
+    unacknowledged at a kill (a known gap across shards, docs/architecture.md);
   - its subscription is intact: a message published after the last restart arrives;
-and the retained message is the last acknowledged one (or a later set). Order is not
-checked here: across a reconnect paho sends new messages before older ones it resends.
+  - per publisher, first arrivals are in publish order [MQTT-4.6.0-2], leaving out the
+    messages unacknowledged at a kill (paho resends those after newer ones);
+and the retained message is the last acknowledged one (or a later set).
 
 The seed is printed (CRASH_SEED=N replays the kill points); exits 77 without paho.
 """
@@ -133,6 +135,20 @@ def check(subs, pubs, retained_seen, last_ret_acked):
                 if dups:
                     ok = False
                     print(f"FAIL {s.cid}: QoS 2 messages of {p.cid} twice: {dups[:10]}")
+            # [MQTT-4.6.0-2]: in publish order - except messages unacknowledged at a kill,
+            # which paho sends again after newer ones once it has reconnected.
+            firsts = []
+            seen = set()
+            for n in ns:
+                if n not in p.at_kill and n not in seen:
+                    seen.add(n)
+                    firsts.append(n)
+            bad = [i for i in range(1, len(firsts)) if firsts[i] < firsts[i - 1]]
+            if bad:
+                ok = False
+                i = bad[0]
+                print(f"FAIL {s.cid}: {p.cid}'s messages out of order near "
+                      f"{firsts[max(0, i - 3):i + 3]}")
             print(f"{s.cid} <- {p.cid}: {len(ns)} arrivals, {len(set(ns))} distinct, "
                   f"{len(p.acked)} acknowledged")
     if retained_seen is None or retained_seen < last_ret_acked:
