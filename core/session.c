@@ -18,6 +18,7 @@
 
 #include "core/acl.h"
 #include "core/broker_types.h"
+#include "core/grow.h"
 #include "core/limits.h"
 #include "core/mqtt_codec.h"
 #include "core/msg.h"
@@ -363,21 +364,6 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
 }
 
 /* Grow an array of @elem-byte items to hold one more than @count. */
-static int grow(void **arr, uint32_t *cap, uint32_t count, size_t elem)
-{
-    RM_ASSERT(count <= *cap);
-    RM_ASSERT(elem > 0);
-    if (count < *cap)
-        return 0;
-    uint32_t ncap = *cap ? *cap * 2 : 4;
-    void *n = realloc(*arr, (size_t)ncap * elem);
-    if (!n)
-        return -ENOMEM;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 void session_settle(struct session *s)
 {
     RM_ASSERT(s != NULL);
@@ -424,7 +410,7 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         return -ENOSPC;
     struct share_name sn;
     bool shared = share_parse(filter, len, &sn) == 1;
-    rc = grow((void **)&s->subs, &s->sub_cap, s->sub_count, sizeof(*s->subs));
+    rc = grow_array((void **)&s->subs, &s->sub_cap, s->sub_count, sizeof(*s->subs));
     if (rc < 0)
         goto out;
     uint8_t *copy = malloc(len);
@@ -583,7 +569,7 @@ static int inflight_send(struct broker *b, struct session *s, struct msg *m, uin
 {
     RM_ASSERT(qos == 1 || qos == 2);
     RM_ASSERT(s->client != NULL);
-    int rc = grow((void **)&s->inflight, &s->inflight_cap, s->inflight_count,
+    int rc = grow_array((void **)&s->inflight, &s->inflight_cap, s->inflight_count,
                   sizeof(*s->inflight));
     if (rc < 0)
         return rc;
@@ -822,7 +808,7 @@ int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id)
     }
     if (s->qos2_in_count >= b->lim->inflight_in_max)
         return -MQTT_RC_RECEIVE_MAX_EXCEEDED;
-    int rc = grow((void **)&s->qos2_in, &s->qos2_in_cap, s->qos2_in_count, sizeof(uint16_t));
+    int rc = grow_array((void **)&s->qos2_in, &s->qos2_in_cap, s->qos2_in_count, sizeof(uint16_t));
     if (rc < 0)
         return rc;
     s->qos2_in[s->qos2_in_count++] = pkt_id;
@@ -949,7 +935,7 @@ int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t 
         b->stats.queue_full++;
         return -ENOSPC;
     }
-    int rc = grow((void **)&s->inflight, &s->inflight_cap, s->inflight_count,
+    int rc = grow_array((void **)&s->inflight, &s->inflight_cap, s->inflight_count,
                   sizeof(*s->inflight));
     if (rc < 0) {
         via_drop(&via, &id);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "core/broker_types.h"
+#include "core/grow.h"
 #include "core/msg.h"
 #include "core/outbox.h"
 #include "core/rm_assert.h"
@@ -62,24 +63,11 @@ bool wal_since(const struct broker *b, size_t mark)
     return b->wal && b->wal->open.out.len > mark;
 }
 
-static int grow(void **arr, uint32_t *cap, uint32_t count, size_t elem)
-{
-    if (count < *cap)
-        return 0;
-    uint32_t ncap = *cap ? *cap * 2 : 16;
-    void *n = realloc(*arr, (size_t)ncap * elem);
-    if (!n)
-        return -ENOMEM;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 int wal_hold(struct broker *b, uint64_t token)
 {
     RM_ASSERT(b->wal != NULL && token != 0);
     struct wal_batch *bt = &b->wal->open;
-    if (grow((void **)&bt->tokens, &bt->token_cap, bt->token_count, sizeof(*bt->tokens)) < 0)
+    if (grow_array((void **)&bt->tokens, &bt->token_cap, bt->token_count, sizeof(*bt->tokens)) < 0)
         return -ENOMEM;
     bt->tokens[bt->token_count++] = token;
     return 0;
@@ -90,7 +78,7 @@ void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
     RM_ASSERT(b->wal != NULL && token != 0);
     RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
     struct wal_batch *bt = &b->wal->open;
-    if (grow((void **)&bt->acks, &bt->ack_cap, bt->ack_count, sizeof(*bt->acks)) == 0) {
+    if (grow_array((void **)&bt->acks, &bt->ack_cap, bt->ack_count, sizeof(*bt->acks)) == 0) {
         bt->acks[bt->ack_count++] = (struct wal_ack){dest, token};
         return;
     }

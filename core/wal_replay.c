@@ -19,6 +19,7 @@
 
 #include "core/broker_types.h"
 #include "core/deadline.h"
+#include "core/grow.h"
 #include "core/home.h"
 #include "core/msg.h"
 #include "core/outbox.h"
@@ -121,19 +122,6 @@ struct replay {
     bool nomem;
 };
 
-static int grow(void **arr, uint32_t *cap, uint32_t count, size_t elem)
-{
-    if (count < *cap)
-        return 0;
-    uint32_t ncap = *cap ? *cap * 2 : 8;
-    void *n = realloc(*arr, (size_t)ncap * elem);
-    if (!n)
-        return -ENOMEM;
-    *arr = n;
-    *cap = ncap;
-    return 0;
-}
-
 static int tab_grow(struct rtab *t)
 {
     if ((t->count + 1) * 2 <= t->cap)
@@ -227,7 +215,7 @@ static struct rsess *sess_of(struct replay *r, const uint8_t *cid, uint32_t len,
     if (!create)
         return NULL;
     if (tab_grow(&r->sess_tab) < 0 ||
-        grow((void **)&r->sess, &r->sess_cap, r->sess_count, sizeof(*r->sess)) < 0) {
+        grow_array((void **)&r->sess, &r->sess_cap, r->sess_count, sizeof(*r->sess)) < 0) {
         r->nomem = true;
         return NULL;
     }
@@ -276,7 +264,7 @@ static int on_msg(struct replay *r, struct wal_in *in)
     uint64_t h = XXH3_64bits(&m.key, sizeof(m.key));
     uint32_t found;
     if (tab_grow(&r->msg_tab) < 0 ||
-        grow((void **)&r->msgs, &r->msg_cap, r->msg_count, sizeof(*r->msgs)) < 0)
+        grow_array((void **)&r->msgs, &r->msg_cap, r->msg_count, sizeof(*r->msgs)) < 0)
         return -ENOMEM;
     uint32_t j = tab_find(&r->msg_tab, h, same_msg, &k, &found);
     if (found)
@@ -307,7 +295,7 @@ static int on_deliver(struct replay *r, struct rsess *s, struct wal_in *in)
     if (!s)
         return 0;
     e.msg = found;
-    if (grow((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
+    if (grow_array((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
         return -ENOMEM;
     s->ents[s->ent_count++] = e;
     if (e.pkt_id != 0 && s->unsent == s->ent_count - 1)
@@ -361,7 +349,7 @@ static int on_pkt(struct replay *r, struct rsess *s, uint8_t type, uint16_t pkt_
             return 0;
         }
         /* A snapshot's released flow: a window entry of its own. */
-        if (grow((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
+        if (grow_array((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
             return -ENOMEM;
         s->ents[s->ent_count++] = (struct rent){.pkt_id = pkt_id, .qos = 2};
         if (s->unsent == s->ent_count - 1)
@@ -372,7 +360,7 @@ static int on_pkt(struct replay *r, struct rsess *s, uint8_t type, uint16_t pkt_
             if (s->q2[i] == pkt_id)
                 return 0;
         }
-        if (grow((void **)&s->q2, &s->q2_cap, s->q2_count, sizeof(*s->q2)) < 0)
+        if (grow_array((void **)&s->q2, &s->q2_cap, s->q2_count, sizeof(*s->q2)) < 0)
             return -ENOMEM;
         s->q2[s->q2_count++] = pkt_id;
         return 0;
@@ -425,7 +413,7 @@ static int on_sub(struct rsess *s, struct wal_in *in, bool add)
     }
     if (!add)
         return 0;
-    if (grow((void **)&s->subs, &s->sub_cap, s->sub_count, sizeof(*s->subs)) < 0)
+    if (grow_array((void **)&s->subs, &s->sub_cap, s->sub_count, sizeof(*s->subs)) < 0)
         return -ENOMEM;
     s->subs[s->sub_count++] = sub;
     return 0;
@@ -448,7 +436,7 @@ static int on_retain(struct replay *r, struct wal_in *in)
         return 0;
     }
     if (tab_grow(&r->ret_tab) < 0 ||
-        grow((void **)&r->ret, &r->ret_cap, r->ret_count, sizeof(*r->ret)) < 0)
+        grow_array((void **)&r->ret, &r->ret_cap, r->ret_count, sizeof(*r->ret)) < 0)
         return -ENOMEM;
     j = tab_find(&r->ret_tab, h, same_ret, &k, &found);
     r->ret[r->ret_count] = t;
@@ -710,7 +698,7 @@ static int learn_interest(struct replay *r)
                 rc = xrecv_interest(b, s->home, sub->filter, sub->len, 1, true);
                 continue;
             }
-            rc = grow((void **)&shares, &cap, count, sizeof(*shares));
+            rc = grow_array((void **)&shares, &cap, count, sizeof(*shares));
             if (rc == 0)
                 shares[count++] = (struct rshare){sub->filter, sub->len, s->home};
         }

@@ -156,13 +156,13 @@ static void send_connect(struct lg_worker *w, struct lg_conn *c)
     if (o->mqtt_version == MQTT_V5) {
         /*
          * Session Expiry 0: the session ends with the connection, as clean
-         * session does before 5.0 (--persistent: it outlives it). Receive Maximum: let the broker have as
-         * many QoS 1/2 deliveries in flight to us as it likes (the window
-         * bounds what the publishers send).
+         * session does before 5.0 (--persistent: it outlives it). Receive
+         * Maximum: let the broker have as many QoS 1/2 deliveries in flight
+         * to us as it likes (the window bounds what the publishers send).
          */
         pkt.u.connect.props.has =
             MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY) | MQTT_PROP_BIT(MQTT_PROP_RECEIVE_MAX);
-        pkt.u.connect.props.session_expiry = o->persistent ? LG_PERSISTENT_EXPIRY_S : 0;
+        pkt.u.connect.props.session_expiry = o->persistent ? LG_PERSISTENT_EXPIRY_S : 0u;
         pkt.u.connect.props.receive_max = RECEIVE_MAX_V5;
     }
     c->keepalive_s = o->keepalive_s;
