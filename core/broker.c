@@ -293,12 +293,15 @@ void broker_client_kick(struct broker *b, struct client *cl, int rc)
  * Send @ack for @pkt_id to @cl once what was logged since @mark is durable
  * (fsync = always): a PUBREL lets the receiver forget a message, a PUBCOMP
  * lets the sender reuse its packet id, so neither may outrun the record
- * that a crash would otherwise lose.
+ * that a crash would otherwise lose. A persistent session's ack that logged
+ * nothing (a PUBREL resent after a reconnect) waits for whatever is not
+ * durable yet: its first copy's record may be among it.
  */
 static int ack_logged(struct broker *b, struct client *cl, uint8_t ack, uint16_t pkt_id,
                       size_t mark)
 {
-    if (wal_sync(b) && wal_since(b, mark)) {
+    const struct session *s = cl->_sess;
+    if (wal_sync(b) && (wal_since(b, mark) || (s && s->expiry_s != 0 && wal_unsettled(b)))) {
         uint64_t token = wait_new(b, cl, ack, pkt_id, 1);
         if (token && wal_hold(b, token) == 0)
             return BROKER__HOLD;

@@ -107,8 +107,8 @@ void deadline_tick(struct broker *b, uint64_t now_ms)
         if (t->will && t->will_at_ms <= now_ms) {
             struct msg *will = t->will;
             t->will = NULL;
+            route_will(b, will); /* its deliveries logged before its end */
             will_gone(b, t->sess);
-            route_will(b, will);
         }
         if (t->expire_at_ms && t->expire_at_ms <= now_ms) {
             b->stats.sessions_expired++;

@@ -179,10 +179,11 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
     uint64_t token = 0;
     /*
      * A duplicate whose first copy's PUBREC still waits for other shards
-     * (a retained one, its connection gone since): answered when that wait
-     * completes, not before - the replicas may not have it yet.
+     * (a retained one, its connection gone since) or for the log: answered
+     * when that wait completes, not before - the replicas or the disk may
+     * not have it yet.
      */
-    if (!route && b->shard_count > 1 && wait_adopt(b, cl, pub->pkt_id))
+    if (!route && (b->shard_count > 1 || wal_sync(b)) && wait_adopt(b, cl, pub->pkt_id))
         return BROKER__HOLD;
     /* A virtual host's client publishes in its host's topic space (core/vhost.h). */
     struct mqtt_publish hosted;

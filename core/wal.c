@@ -63,6 +63,11 @@ bool wal_since(const struct broker *b, size_t mark)
     return b->wal && b->wal->open.out.len > mark;
 }
 
+bool wal_unsettled(const struct broker *b)
+{
+    return b->wal && (b->wal->in_flight || b->wal->open.out.len > 0);
+}
+
 int wal_hold(struct broker *b, uint64_t token)
 {
     RM_ASSERT(b->wal != NULL && token != 0);

@@ -83,6 +83,9 @@ size_t wal_mark(const struct broker *b);
 /* True when records were appended since @mark (0 without a log). */
 bool wal_since(const struct broker *b, size_t mark);
 
+/* True when some records are not durable yet (the open batch, or one in flight). */
+bool wal_unsettled(const struct broker *b);
+
 /*
  * Complete wait @token once what is in the open batch is durable. Returns
  * 0 or -ENOMEM (the caller completes it now: nothing is held forever).

@@ -276,6 +276,21 @@ static int on_msg(struct replay *r, struct wal_in *in)
     return 0;
 }
 
+/*
+ * The entry just added went out at once. The broker sends at once only
+ * with nothing queued, so whatever lies between s->unsent and it has left
+ * the queue (WAL_DROPQ leaves its entries in place, marked gone).
+ */
+static void sent_at_once(struct rsess *s)
+{
+    RM_ASSERT(s->ent_count > 0);
+    for (uint32_t i = s->unsent; i + 1 < s->ent_count; i++) {
+        if (!s->ents[i].gone)
+            return; /* not what the broker writes (a damaged log): left queued */
+    }
+    s->unsent = s->ent_count;
+}
+
 static int on_deliver(struct replay *r, struct rsess *s, struct wal_in *in)
 {
     uint64_t id = wal_get_u64(in);
@@ -298,8 +313,8 @@ static int on_deliver(struct replay *r, struct rsess *s, struct wal_in *in)
     if (grow_array((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
         return -ENOMEM;
     s->ents[s->ent_count++] = e;
-    if (e.pkt_id != 0 && s->unsent == s->ent_count - 1)
-        s->unsent = s->ent_count; /* sent at once: nothing was queued before it */
+    if (e.pkt_id != 0)
+        sent_at_once(s);
     return 0;
 }
 
@@ -352,8 +367,7 @@ static int on_pkt(struct replay *r, struct rsess *s, uint8_t type, uint16_t pkt_
         if (grow_array((void **)&s->ents, &s->ent_cap, s->ent_count, sizeof(*s->ents)) < 0)
             return -ENOMEM;
         s->ents[s->ent_count++] = (struct rent){.pkt_id = pkt_id, .qos = 2};
-        if (s->unsent == s->ent_count - 1)
-            s->unsent = s->ent_count;
+        sent_at_once(s);
         return 0;
     case WAL_QOS2_IN:
         for (uint32_t i = 0; i < s->q2_count; i++) {
@@ -475,6 +489,8 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     case WAL_SESSION:
         s->user = wal_get_str8(&in, &s->user_len);
         s->expiry_s = wal_get_u32(&in);
+        if (s->expiry_s == 0)
+            sess_clear(s); /* it ends with its connection: a later one starts afresh */
         return wal_in_done(&in) ? 0 : -EBADMSG;
     case WAL_SESSION_END:
         sess_clear(s);
@@ -520,7 +536,7 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
 {
     size_t off = 0;
     struct wal_rec rec;
-    /* Bounded: every step moves @off forward. */
+    r->stream++; /* message ids are per segment file, even if its header is damaged */
     for (;;) {
         int rc = wal_read(seg->buf, seg->len, &off, &rec);
         if (rc == 0)
@@ -540,8 +556,6 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
             off = next;
             continue;
         }
-        if (rec.type == WAL_SEGMENT)
-            r->stream++;
         r->rep->records++;
         rc = apply(r, &rec);
         if (rc == -ENOMEM)

@@ -98,11 +98,21 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
          */
         uint32_t origin = x->arg & ~REPLICA_REFUSED;
         bool ours = origin == b->shard_id;
-        const struct session *publisher =
-            ours ? wait_publisher(b, x->payload.retain.token) : NULL;
-        released = replica_apply(b, m, x->payload.retain.token, x->arg);
+        uint64_t token = x->payload.retain.token;
+        const struct session *publisher = ours ? wait_publisher(b, token) : NULL;
+        size_t mark = wal_mark(b);
         if (ours || origin == from || rpair_arrive(b, m, true))
             route_retained(b, m, publisher);
+        if (token && wal_sync(b) && wal_since(b, mark)) {
+            /* Its deliveries here are logged: acknowledged once they are durable. */
+            released = replica_apply(b, m, 0, x->arg);
+            if (!ours)
+                wal_ack_later(b, origin, token);
+            else if (wal_hold(b, token) < 0)
+                released = wait_done(b, token); /* no memory to wait: now, not never */
+        } else {
+            released = replica_apply(b, m, token, x->arg);
+        }
         outbox_msg_put(b, m);
         break;
     }

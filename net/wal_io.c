@@ -111,23 +111,28 @@ static uint64_t wall_ms(void)
 
 static void seg_name(char *out, uint32_t gen, uint32_t shard, uint32_t seq)
 {
-    snprintf(out, SEG_NAME_MAX, "%08" PRIx32 "-%03" PRIu32 "-%06" PRIu32 ".wal", gen, shard, seq);
+    /* Every uint32_t fits its field: a name never outgrows what seg_parse() reads. */
+    snprintf(out, SEG_NAME_MAX, "%08" PRIx32 "-%03" PRIu32 "-%010" PRIu32 ".wal", gen, shard, seq);
 }
 
-/* Parse "GGGGGGGG-SSS-QQQQQQ.wal"; false for any other name. */
+/* Parse "GGGGGGGG-SSS-QQQQQQQQQQ.wal"; false for any other name. */
 static bool seg_parse(const char *name, uint32_t *gen, uint32_t *shard, uint32_t *seq)
 {
     char *end;
-    if (strlen(name) != 23 || strcmp(name + 19, ".wal") != 0 || name[8] != '-' || name[12] != '-')
+    if (strlen(name) != 27 || strcmp(name + 23, ".wal") != 0 || name[8] != '-' || name[12] != '-')
         return false;
-    for (size_t i = 0; i < 19; i++) {
+    for (size_t i = 0; i < 23; i++) {
         if (i != 8 && i != 12 && !((name[i] >= '0' && name[i] <= '9') ||
                                    (i < 8 && name[i] >= 'a' && name[i] <= 'f')))
             return false;
     }
     *gen = (uint32_t)strtoul(name, &end, 16);
     *shard = (uint32_t)strtoul(name + 9, &end, 10);
-    *seq = (uint32_t)strtoul(name + 13, &end, 10);
+    errno = 0;
+    unsigned long q = strtoul(name + 13, &end, 10);
+    if (errno != 0 || q > UINT32_MAX)
+        return false;
+    *seq = (uint32_t)q;
     return true;
 }
 

@@ -4,9 +4,9 @@
  *
  * Layout of [persistence] dir:
  *
- *   lock                         flock()ed by the running broker
- *   GGGGGGGG-SSS-QQQQQQ.wal      a segment: generation (hex, one per
- *                                start-up), shard, sequence
+ *   lock                             flock()ed by the running broker
+ *   GGGGGGGG-SSS-QQQQQQQQQQ.wal      a segment: generation (hex, one per
+ *                                    start-up), shard, sequence
  *
  * Start-up (main thread): wal_dir_open() takes the lock, maps every
  * segment and picks the new generation. Each shard, while it is built

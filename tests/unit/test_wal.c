@@ -618,3 +618,208 @@ Test(wal, with_a_log_a_stop_keeps_delayed_wills_for_after_the_restart)
     expect_none(&sub);
     broker_client_gone(b, &sub, 0);
 }
+
+static uint16_t got_publish(struct client *cl, const char *payload)
+{
+    struct got g;
+    cr_assert(next_out(cl, &g), "no PUBLISH %s", payload);
+    cr_assert_eq(g.pkt.type, MQTT_PUBLISH, "type %d want PUBLISH %s", g.pkt.type, payload);
+    cr_assert_eq(g.pkt.u.publish.payload.len, strlen(payload));
+    cr_assert(memcmp(g.pkt.u.publish.payload.ptr, payload, strlen(payload)) == 0, "payload != %s",
+              payload);
+    return g.pkt.u.publish.pkt_id;
+}
+
+Test(wal, a_delivery_sent_at_once_after_a_dropped_queue_entry_stays_in_flight)
+{
+    /* WAL_DROPQ leaves its entry in place: replay must still see C as sent, not queued. */
+    lim.inflight_max = 2;
+    start_log(false);
+    struct client sub, pub, m2;
+    do_connect(&sub, "sub", false);
+    do_subscribe(&sub, "t", 1, 1);
+    do_subscribe(&sub, "$share/g/s", 1, 1);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "t", "A", 1, false, 1);
+    do_publish(&pub, "t", "X", 1, false, 2);
+    do_publish(&pub, "s", "B", 1, false, 3); /* queued: window full */
+    uint16_t pa = got_publish(&sub, "A");
+    uint16_t px = got_publish(&sub, "X");
+    expect_none(&sub);
+    do_connect(&m2, "m2", true);
+    do_subscribe(&m2, "$share/g/s", 1, 1);
+    broker_client_gone(b, &sub, 0); /* B goes to m2: WAL_DROPQ 0 */
+    got_publish(&m2, "B");
+    cr_assert(do_connect(&sub, "sub", false));
+    cr_assert_eq(got_publish(&sub, "A"), pa);
+    cr_assert_eq(got_publish(&sub, "X"), px);
+    ack(&sub, MQTT_PUBACK, px);
+    do_publish(&pub, "t", "C", 1, false, 4); /* sent at once */
+    uint16_t pc = got_publish(&sub, "C");
+    do_publish(&pub, "t", "D", 1, false, 5); /* queued */
+    expect_none(&sub);
+    ack(&sub, MQTT_PUBACK, pa); /* D goes: WAL_SENT */
+    uint16_t pd = got_publish(&sub, "D");
+    ack(&sub, MQTT_PUBACK, pd); /* D done; C still unacknowledged */
+    broker_client_gone(b, &pub, 0);
+    broker_client_gone(b, &m2, 0);
+    crash_and_restart(&sub, NULL);
+    /*
+     * C is unacknowledged: it comes again, with its id [MQTT-4.4.0-1]; D
+     * does not. B too: m2 left without acknowledging it, so it came back
+     * to the group's other member, sent at once behind C.
+     */
+    cr_assert(do_connect(&sub, "sub", false));
+    cr_assert_eq(got_publish(&sub, "C"), pc);
+    got_publish(&sub, "B");
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(wal, a_qos2_resend_after_a_reconnect_waits_for_the_first_copys_records)
+{
+    /* [MQTT-4.3.3-2] with one shard: the duplicate adopts the first copy's pending PUBREC. */
+    start_log(true);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"q", 1}, 2};
+    struct mqtt_pkt p = {.type = MQTT_SUBSCRIBE};
+    p.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&sub, &p, ver(&sub));
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(&sub, &g));
+    cr_assert_eq(g.pkt.type, MQTT_SUBACK);
+    broker_client_gone(b, &sub, 0);
+    take(b, 0);
+    do_connect(&pub, "pub", false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("q", "M", 2, false, 5);
+    feed_pkt(&pub, &pp, ver(&pub));
+    expect_none(&pub); /* held on the log */
+    broker_client_gone(b, &pub, 0); /* connection lost while held */
+    cr_assert(do_connect(&pub, "pub", false));
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, ver(&pub));
+    bool early = next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC;
+    cr_assert_not(early, "PUBREC for a duplicate before the first copy's records are durable");
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC, "PUBREC once durable");
+    broker_client_gone(b, &pub, 0);
+}
+
+static void connect_v5(struct client *cl, const char *id, bool clean, uint32_t expiry)
+{
+    broker_client_init(b, cl);
+    struct mqtt_pkt p = connect_pkt(id, clean, MQTT_V5);
+    p.u.connect.props.has = MQTT_PROP_BIT(MQTT_PROP_SESSION_EXPIRY);
+    p.u.connect.props.session_expiry = expiry;
+    cr_assert_eq(feed_pkt(cl, &p, MQTT_V5), 0);
+    struct got g;
+    cr_assert(next_out(cl, &g));
+    cr_assert_eq(g.pkt.type, MQTT_CONNACK);
+}
+
+Test(wal, a_session_that_ended_does_not_come_back_from_the_log)
+{
+    /* Expiry set to 0 [MQTT-3.1.2-23 (v5)]: its end is not logged, its WAL_SESSION says it. */
+    start_log(false);
+    struct client c;
+    connect_v5(&c, "c", false, 3600);
+    do_subscribe(&c, "old/#", 1, 1);
+    broker_client_gone(b, &c, 0);
+    connect_v5(&c, "c", false, 0); /* resumed; from now on ends with its connection */
+    broker_client_gone(b, &c, 0);  /* the session ends: nothing logged */
+    connect_v5(&c, "c", false, 3600); /* a new session */
+    broker_client_gone(b, &c, 0);
+    crash_and_restart(NULL, NULL);
+    /* The new session has no subscription: a publish to old/x must not be kept for it. */
+    struct client pub;
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "old/x", "ghost", 1, false, 1);
+    broker_client_gone(b, &pub, 0);
+    connect_v5(&c, "c", false, 3600);
+    struct got g;
+    bool ghost = next_out(&c, &g) && g.pkt.type == MQTT_PUBLISH;
+    cr_assert_not(ghost, "the ended session's subscription came back from the log");
+    broker_client_gone(b, &c, 0);
+}
+
+Test(wal, a_pubrel_resent_after_a_reconnect_gets_pubcomp_once_durable)
+{
+    /* PUBCOMP frees the id for reuse: not before WAL_QOS2_REL is on disk. */
+    start_log(true);
+    struct client pub;
+    do_connect(&pub, "pub", false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("nobody", "M", 2, false, 5);
+    feed_pkt(&pub, &pp, ver(&pub));
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    take(b, 0); /* WAL_QOS2_IN durable */
+    ack(&pub, MQTT_PUBREL, 5); /* WAL_QOS2_REL in the open batch; PUBCOMP held */
+    expect_none(&pub);
+    broker_client_gone(b, &pub, 0);
+    cr_assert(do_connect(&pub, "pub", false));
+    ack(&pub, MQTT_PUBREL, 5);
+    bool early = next_out(&pub, &g) && g.pkt.type == MQTT_PUBCOMP;
+    cr_assert_not(early, "PUBCOMP before WAL_QOS2_REL is durable");
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBCOMP, "PUBCOMP once durable");
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, a_retained_puback_waits_for_other_shards_deliveries)
+{
+    /* Its home's WAL_RETAIN durable is not enough: shard 0 logged a delivery too. */
+    broker_free(b);
+    struct broker *two[2];
+    for (uint32_t i = 0; i < 2; i++) {
+        two[i] = broker_new(&lim, i, 2);
+        broker_tick(two[i], 1000);
+        cr_assert_eq(broker_wal_start(two[i], true, 0), 0);
+        seg_start(&seg[i], i, 2);
+    }
+    char tb[32], sb[32], pb[32];
+    const char *topic = homed_on(tb, "t", 1, 2);
+    const char *sid = homed_on(sb, "s", 0, 2);
+    const char *pid = homed_on(pb, "p", 0, 2);
+    b = two[0];
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, sid, false);
+    struct mqtt_sub_entry e = {{(const uint8_t *)topic, (uint32_t)strlen(topic)}, 1};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&sub, &sp, MQTT_V311);
+    pump(two, 2);
+    take(two[0], 0);
+    take(two[1], 1);
+    pump(two, 2);
+    drain_dirty();
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_SUBACK);
+    broker_client_gone(b, &sub, 0);
+    take(two[0], 0);
+    do_connect(&pub, pid, true);
+    take(two[0], 0);
+    struct mqtt_pkt pp = publish_pkt(topic, "R", 1, true, 1);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    expect_none(&pub);
+    pump(two, 2);     /* RETAIN_SET to the home, RETAIN_APPLY back: sub's delivery logged on 0 */
+    take(two[1], 1);  /* the home's WAL_RETAIN durable: its ACK goes */
+    pump(two, 2);
+    drain_dirty();
+    bool pending = broker_wal_pending(two[0]);
+    bool acked = next_out(&pub, &g) && g.pkt.type == MQTT_PUBACK;
+    cr_assert(pending, "shard 0 logged the subscriber's delivery");
+    cr_assert_not(acked, "PUBACK before the subscriber's delivery on shard 0 is durable");
+    take(two[0], 0);
+    pump(two, 2);
+    drain_dirty();
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBACK, "PUBACK once durable");
+    broker_client_gone(b, &pub, 0);
+    for (uint32_t i = 0; i < 2; i++)
+        broker_free(two[i]);
+    b = broker_new(&lim, 0, 1);
+}
