@@ -679,6 +679,7 @@ bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t
             if (s->_timed && s->_timed->will)
                 wal_will(b, s->client_id, s->client_id_len, s->_timed->will,
                          s->_timed->will_at_ms);
+            wal_snap_end(b, s->client_id, s->client_id_len);
         }
     }
     if (c->bucket < c->buckets)

@@ -140,6 +140,11 @@ void wal_reset(struct broker *b, const uint8_t *cid, size_t cid_len)
     end(b, begin_cid(b, WAL_RESET, cid, cid_len));
 }
 
+void wal_snap_end(struct broker *b, const uint8_t *cid, size_t cid_len)
+{
+    end(b, begin_cid(b, WAL_SNAP_END, cid, cid_len));
+}
+
 void wal_sub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *filter,
              size_t len, uint8_t options, uint32_t sub_id)
 {

@@ -100,6 +100,8 @@ void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uin
                  size_t user_len, uint32_t expiry_s);
 void wal_session_end(struct broker *b, const uint8_t *cid, size_t cid_len);
 void wal_reset(struct broker *b, const uint8_t *cid, size_t cid_len);
+/* The end of a session's snapshot: replay trusts its WAL_RESET only with this after it. */
+void wal_snap_end(struct broker *b, const uint8_t *cid, size_t cid_len);
 void wal_sub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *filter,
              size_t len, uint8_t options, uint32_t sub_id);
 void wal_unsub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *filter,

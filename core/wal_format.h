@@ -55,6 +55,7 @@ enum wal_type {
     WAL_WILL,        /* cid, u64 due (wall ms), u8 qos, u8 retain, u32 expiry s (from its
                         publish; 0 none), topic, props, payload: a delayed will [MQTT-3.1.3-9] */
     WAL_WILL_GONE,   /* cid: its delayed will was sent or cancelled (the session resumed) */
+    WAL_SNAP_END,    /* cid: its snapshot (from its WAL_RESET on) is complete */
     WAL_TYPE_END
 };
 

@@ -499,6 +499,8 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     case WAL_RESET:
         sess_clear(s);
         return wal_in_done(&in) ? 0 : -EBADMSG;
+    case WAL_SNAP_END:
+        return wal_in_done(&in) ? 0 : -EBADMSG;
     case WAL_SUB:
     case WAL_UNSUB:
         return on_sub(s, &in, rec->type == WAL_SUB);
@@ -530,6 +532,46 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     }
 }
 
+/* @rec's client id, if it is a session's record (all but WAL_SEGMENT, WAL_MSG, WAL_RETAIN). */
+static bool rec_cid(const struct wal_rec *rec, const uint8_t **cid, uint32_t *len)
+{
+    if (rec->type == WAL_SEGMENT || rec->type == WAL_MSG || rec->type == WAL_RETAIN)
+        return false;
+    struct wal_in in = wal_in_of(rec);
+    *cid = wal_get_str16(&in, len);
+    return !in.bad;
+}
+
+/*
+ * The WAL_RESET @reset (just read; @off is past it) starts a session's
+ * snapshot: true if its WAL_SNAP_END follows, with only that session's
+ * records and messages between. Else *@stop is where it broke off (a torn
+ * tail, damage): the snapshot is not trusted, the state before it stays.
+ */
+static bool snapshot_whole(const uint8_t *buf, size_t len, size_t off, const struct wal_rec *reset,
+                           size_t *stop)
+{
+    const uint8_t *cid;
+    uint32_t cid_len;
+    if (!rec_cid(reset, &cid, &cid_len))
+        return true; /* a malformed RESET: apply() reports it */
+    struct wal_rec rec;
+    /* Bounded: every step moves @off forward. */
+    for (;;) {
+        *stop = off;
+        if (wal_read(buf, len, &off, &rec) != 1)
+            return false;
+        const uint8_t *c;
+        uint32_t n;
+        if (!rec_cid(&rec, &c, &n))
+            continue; /* its messages */
+        if (n != cid_len || memcmp(c, cid, n) != 0)
+            return false;
+        if (rec.type == WAL_SNAP_END)
+            return true;
+    }
+}
+
 /* Read one segment into the model. */
 static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_problem_fn problem,
                     void *ctx)
@@ -537,6 +579,9 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
     size_t off = 0;
     struct wal_rec rec;
     r->stream++; /* message ids are per segment file, even if its header is damaged */
+    size_t skip_until = 0; /* a broken snapshot's records, up to here, are not applied */
+    const uint8_t *skip_cid = NULL;
+    uint32_t skip_len = 0;
     for (;;) {
         int rc = wal_read(seg->buf, seg->len, &off, &rec);
         if (rc == 0)
@@ -557,6 +602,23 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
             continue;
         }
         r->rep->records++;
+        const uint8_t *cid;
+        uint32_t cid_len;
+        size_t at = off - WAL_HDR_BYTES - rec.len;
+        if (skip_cid && at < skip_until && rec_cid(&rec, &cid, &cid_len) && cid_len == skip_len &&
+            memcmp(cid, skip_cid, cid_len) == 0)
+            continue;
+        size_t stop;
+        if (rec.type == WAL_RESET && !snapshot_whole(seg->buf, seg->len, off, &rec, &stop)) {
+            /* A snapshot cut short (a tear mid-compaction): the older segments' state stays. */
+            r->rep->bad++;
+            if (problem)
+                problem(ctx, seg->name, at,
+                        "a session's snapshot without its end: the state before it kept");
+            (void)rec_cid(&rec, &skip_cid, &skip_len);
+            skip_until = stop;
+            continue;
+        }
         rc = apply(r, &rec);
         if (rc == -ENOMEM)
             return rc;
