@@ -81,6 +81,7 @@ struct wal_io {
     uint64_t failed_since_ms;
 
     bool tick_syncing;      /* an interval sync is in flight */
+    bool sync_ok;           /* the batch's linked sync succeeded */
     uint64_t unsynced;      /* bytes written since the last sync (fsync = interval) */
     uint64_t sync_due_ms;
     uint64_t taken_ms;      /* when the last batch was taken (WAL_IO_COALESCE_MS) */
@@ -490,7 +491,8 @@ out_free:
 static void submit_batch(struct wal_io *w, struct io_uring *ring)
 {
     RM_ASSERT(w->batch && w->done < w->len && w->ops == 0);
-    bool sync = w->cfg->fsync == CONFIG_FSYNC_ALWAYS;
+    /* A compaction's last batch is synced in any mode: the older segments go after it. */
+    bool sync = w->cfg->fsync == CONFIG_FSYNC_ALWAYS || w->compact_flushing;
     if (io_uring_sq_space_left(ring) < 2)
         (void)io_uring_submit(ring);
     if (io_uring_sq_space_left(ring) < 2)
@@ -503,6 +505,7 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring)
     io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE], URING_OP_WAL));
     w->ops = 1;
     w->write_res = w->sync_res = 0;
+    w->sync_ok = false;
     if (sync_sqe) {
         sqe->flags |= IOSQE_IO_LINK;
         io_uring_prep_fsync(sync_sqe, w->fd, IORING_FSYNC_DATASYNC);
@@ -516,9 +519,9 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring)
 static void compact_finish(struct wal_io *w)
 {
     char name[SEG_NAME_MAX];
-    if (w->cfg->fsync != CONFIG_FSYNC_ALWAYS && fdatasync(w->fd) < 0) {
-        LOG_WARN("persistence: shard %" PRIu32 ": fdatasync before deleting: %s", w->shard,
-                 strerror(errno));
+    if (!w->sync_ok) {
+        LOG_WARN("persistence: shard %" PRIu32 ": the compaction's sync failed: %s", w->shard,
+                 strerror(-w->sync_res));
         return; /* the old segments stay; the next compaction tries again */
     }
     for (uint32_t seq = w->min_seq; seq < w->compact_seq; seq++) {
@@ -596,6 +599,7 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
         w->write_res = res;
     } else {
         w->sync_res = res;
+        w->sync_ok = res == 0;
         uint64_t us = (mono_ns() - w->sync_start_ns) / 1000u;
         if (res == 0) {
             w->stats.syncs++;
@@ -627,23 +631,42 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
 }
 
 /* Close the current segment and begin the next (between batches). */
-static int rotate(struct wal_io *w)
+/* An interval sync of the current segment through the ring (not blocking the shard). */
+static void tick_sync(struct wal_io *w, struct io_uring *ring)
 {
-    if (w->cfg->fsync != CONFIG_FSYNC_ALWAYS && fdatasync(w->fd) < 0)
-        return -errno;
+    struct io_uring_sqe *sqe = uring_get_sqe(ring);
+    if (!sqe)
+        return;
+    io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
+    io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_TICK_SYNC], URING_OP_WAL));
+    w->tick_syncing = true;
     w->unsynced = 0;
-    return seg_begin(w, w->seq + 1);
+}
+
+/*
+ * Close the current segment and begin the next. With fsync = interval what
+ * the old one holds is synced first, through the ring: false (try again
+ * later) while that sync is due or in flight. Never a blocking sync here.
+ */
+static bool rotate(struct wal_io *w, struct io_uring *ring)
+{
+    if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL && (w->unsynced > 0 || w->tick_syncing)) {
+        if (!w->tick_syncing)
+            tick_sync(w, ring);
+        return false;
+    }
+    return seg_begin(w, w->seq + 1) == 0;
 }
 
 /* Compaction, when due: a new segment, then the snapshot a few buckets per call. */
-static void compact_step(struct wal_io *w, struct broker *b)
+static void compact_step(struct wal_io *w, struct io_uring *ring, struct broker *b)
 {
     uint64_t ratio_bytes = w->snap_bytes * w->cfg->compact_ratio;
     uint64_t seg_bytes = (uint64_t)w->cfg->segment_mb << 20;
     if (!w->compacting && (w->compact_requested ||
                            (w->stream_bytes > ratio_bytes && w->stream_bytes > seg_bytes))) {
-        if (rotate(w) < 0)
-            return; /* logged; tried again later */
+        if (!rotate(w, ring))
+            return; /* tried again later */
         w->compact_requested = false;
         w->compacting = true;
         w->compact_in_batch = false;
@@ -664,8 +687,8 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
             submit_batch(w, ring); /* a retry, or the rest of a short write */
         return;
     }
-    compact_step(w, b);
-    if (w->seg_off >= ((uint64_t)w->cfg->segment_mb << 20) && !w->compacting && rotate(w) < 0)
+    compact_step(w, ring, b);
+    if (w->seg_off >= ((uint64_t)w->cfg->segment_mb << 20) && !w->compacting && !rotate(w, ring))
         return;
     const uint8_t *buf;
     size_t len;
@@ -689,15 +712,8 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
         return;
     }
     if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL && w->unsynced && now_ms >= w->sync_due_ms &&
-        !w->tick_syncing) {
-        struct io_uring_sqe *sqe = uring_get_sqe(ring);
-        if (!sqe)
-            return;
-        io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
-        io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_TICK_SYNC], URING_OP_WAL));
-        w->tick_syncing = true;
-        w->unsynced = 0;
-    }
+        !w->tick_syncing)
+        tick_sync(w, ring);
 }
 
 bool wal_io_busy(const struct wal_io *w, const struct broker *b)
