@@ -30,6 +30,7 @@
 #include "core/replica.h"
 #include "core/retained.h"
 #include "core/rm_assert.h"
+#include "core/route.h"
 #include "core/rpair.h"
 #include "core/sess_table.h"
 #include "core/session.h"
@@ -204,6 +205,37 @@ const struct broker_stats *broker_stats(const struct broker *b)
 {
     RM_ASSERT(b != NULL);
     return &b->stats;
+}
+
+size_t broker_subscription_count(const struct broker *b)
+{
+    RM_ASSERT(b != NULL && b->trie != NULL);
+    return trie_count(b->trie);
+}
+
+size_t broker_retained_count(const struct broker *b)
+{
+    RM_ASSERT(b != NULL && b->retained != NULL);
+    return retained_count(b->retained);
+}
+
+int broker_sys_publish(struct broker *b, const char *topic, size_t topic_len,
+                       const uint8_t *payload, size_t len)
+{
+    struct mqtt_str t = {(const uint8_t *)topic, (uint32_t)topic_len};
+    struct mqtt_str p = {payload, (uint32_t)len};
+    struct mqtt_props props;
+    struct msg *m;
+
+    RM_ASSERT(b != NULL && topic != NULL && topic_len > 0 && topic[0] == '$');
+    RM_ASSERT(topic_len <= LIMITS_STRING_BYTES_MAX && len <= LIMITS_STRING_BYTES_MAX);
+    memset(&props, 0, sizeof(props));
+    m = route_msg_new(b, &t, &p, &props, 0, true, false);
+    if (m == NULL) {
+        return -ENOMEM;
+    }
+    route_own(b, m);
+    return 0;
 }
 
 struct client *broker_next_dirty(struct broker *b)

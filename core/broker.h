@@ -276,4 +276,20 @@ void broker_set_memory_pressure(struct broker *b, bool on);
 /* The broker's counters. */
 const struct broker_stats *broker_stats(const struct broker *b);
 
+/* (filter, session) subscriptions of this shard's sessions (shared groups not counted). */
+size_t broker_subscription_count(const struct broker *b);
+
+/* Retained messages in this shard's replica (every replica holds the same set). */
+size_t broker_retained_count(const struct broker *b);
+
+/*
+ * Publish a retained QoS 0 message from the broker itself on @topic (the
+ * default host's, @topic_len bytes; a '$SYS/...' name) with @payload
+ * (@len bytes; both borrowed until return): to this shard's subscribers,
+ * the interested shards and every retained replica, like a client's.
+ * Counts nothing in the message counters. Returns 0 or -ENOMEM.
+ */
+int broker_sys_publish(struct broker *b, const char *topic, size_t topic_len,
+                       const uint8_t *payload, size_t len);
+
 #endif

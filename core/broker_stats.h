@@ -50,6 +50,14 @@ struct broker_stats {
     uint64_t wait_timeouts;    /* clients released without every shard's acknowledgement */
     uint64_t publishers_held;  /* QoS 1/2 publishes held: they crossed to a congested shard */
     uint64_t hold_nomem;       /* ... acknowledged at once instead: no memory to hold them */
+    /* By QoS (index 0..2): PUBLISH received and sent, and their payload bytes. */
+    uint64_t msgs_in_qos[3];
+    uint64_t bytes_in_qos[3];
+    uint64_t msgs_out_qos[3];
+    uint64_t bytes_out_qos[3];
+    uint64_t connects_proto[3]; /* connects by protocol: [0] 3.1, [1] 3.1.1, [2] 5.0 */
+    uint64_t queued;           /* QoS 1/2 messages waiting in session queues (a gauge) */
+    uint64_t inflight;         /* messages in sessions' inflight windows (a gauge) */
     uint32_t sessions;         /* live session objects, online or not */
     uint32_t clients;          /* connected clients */
 };

@@ -701,6 +701,7 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
     /* Connected only now that the CONNACK is on its way: what follows may close with DISCONNECT. */
     cl->state = CLIENT_CONNECTED;
     b->stats.connects++;
+    b->stats.connects_proto[cl->version >= 5 ? 2 : cl->version == 4 ? 1 : 0]++;
     if (present && session_resume(b, s) < 0)
         return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
     return 0;

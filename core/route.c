@@ -475,6 +475,8 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
     RM_ASSERT(pub->qos <= 2);
     RM_ASSERT(pub->topic.len > 0);
     b->stats.msgs_in++;
+    b->stats.msgs_in_qos[pub->qos]++;
+    b->stats.bytes_in_qos[pub->qos] += pub->payload.len;
     b->hold_count = 0;
     b->publisher = from;
     match(b, &pub->topic, true);
@@ -500,12 +502,21 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
 
 void route_will(struct broker *b, struct msg *m)
 {
-    struct mqtt_str topic = {msg_topic(m), m->topic_len};
     RM_ASSERT(m->home_shard == b->shard_id && atomic_load(&m->refs) == 1);
     if (m->expiry_ms == MSG_EXPIRY_AT_PUBLISH) /* still ours alone: may change */
         m->expiry_ms = b->now_ms + (uint64_t)m->will_expiry_s * 1000 + 1;
     b->stats.msgs_in++;
+    b->stats.msgs_in_qos[m->qos]++;
+    b->stats.bytes_in_qos[m->qos] += m->payload_len;
     b->stats.wills_sent++;
+    route_own(b, m);
+}
+
+void route_own(struct broker *b, struct msg *m)
+{
+    struct mqtt_str topic = {msg_topic(m), m->topic_len};
+    RM_ASSERT(m->home_shard == b->shard_id && atomic_load(&m->refs) == 1);
+    RM_ASSERT(m->expiry_ms != MSG_EXPIRY_AT_PUBLISH);
     match(b, &topic, true);
     if (m->retain)
         retained_route(b, m, 0);

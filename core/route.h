@@ -53,6 +53,14 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
 void route_will(struct broker *b, struct msg *m);
 
 /*
+ * Publish @m, built on this shard by the broker itself (a will once its
+ * expiry is set, or a $SYS message), to every matching session and, if
+ * retained, to every replica; counts nothing. Takes the caller's (only)
+ * reference.
+ */
+void route_own(struct broker *b, struct msg *m);
+
+/*
  * XMSG_PUBLISH @x from shard @from, a message's one crossing to this shard:
  * deliver it to this shard's plain subscribers and/or to one member of each
  * shared group named. Frees what @x owns but its msg (the caller's).

@@ -350,6 +350,8 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
         outbox_msg_put(b, s->inflight[i].msg);
         via_drop(&s->inflight[i].via, &s->inflight[i].sub_id);
     }
+    b->stats.inflight -= s->inflight_count;
+    b->stats.queued -= s->queue_count;
     for (uint32_t i = 0; i < s->queue_count; i++) {
         struct session_queued *q = queue_at(s, i);
 
@@ -535,8 +537,11 @@ static int send_publish(struct broker *b, struct session *s, const struct msg *m
         b->stats.msgs_too_large++;
         return 1;
     }
-    if (rc == 0)
+    if (rc == 0) {
         b->stats.msgs_out++;
+        b->stats.msgs_out_qos[qos]++;
+        b->stats.bytes_out_qos[qos] += m->payload_len;
+    }
     return rc;
 }
 
@@ -583,6 +588,7 @@ static int inflight_send(struct broker *b, struct session *s, struct msg *m, uin
         via_drop(&via, &sub_id); /* dropped as if delivered */
         return 0;
     }
+    b->stats.inflight++;
     s->inflight[s->inflight_count++] = (struct session_inflight){
         .msg = msg_ref(m),
         .via = via,
@@ -619,6 +625,7 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
         s->queue_head = 0;
     }
     s->queue_bytes += m->payload_len;
+    b->stats.queued++;
     *queue_at(s, s->queue_count++) = (struct session_queued){
         .msg = msg_ref(m),
         .via = via,
@@ -673,6 +680,7 @@ static int pump(struct broker *b, struct session *s)
         log_pkt(b, s, WAL_SENT, s->inflight_count > before ? s->inflight[before].pkt_id : 0);
         s->queue_head = (s->queue_head + 1) % s->queue_cap;
         s->queue_count--;
+        b->stats.queued--;
         s->queue_bytes -= q.msg->payload_len;
         outbox_msg_put(b, q.msg);
     }
@@ -755,6 +763,7 @@ static void inflight_remove(struct broker *b, struct session *s, struct session_
     size_t tail = (size_t)(s->inflight + s->inflight_count - (e + 1));
     memmove(e, e + 1, tail * sizeof(*e));
     s->inflight_count--;
+    b->stats.inflight--;
 }
 
 int session_on_puback(struct broker *b, struct session *s, uint16_t pkt_id)
@@ -877,6 +886,7 @@ void session_share_redispatch(struct broker *b, struct session *s, session_give_
             if (logged(b, s))
                 wal_dropq(b, s->client_id, s->client_id_len, kept);
             s->queue_bytes -= q.msg->payload_len;
+            b->stats.queued--;
             outbox_msg_put(b, q.msg);
             via_drop(&q.via, &q.sub_id);
             continue;

@@ -1635,3 +1635,48 @@ Test(broker, stopping_publishes_a_connected_clients_will_once)
     expect_none(&sub); /* not again at the close */
     broker_client_gone(b, &sub, 0);
 }
+
+Test(broker, counts_messages_and_payload_bytes_by_qos_and_queued_as_a_gauge)
+{
+    struct client sub, pub;
+    do_connect(&sub, "p", false);
+    do_subscribe(&sub, "s", 2, 2);
+    broker_client_gone(b, &sub, 0);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s", "abc", 1, false, 1);
+    do_publish(&pub, "s", "de", 2, false, 2);
+    do_publish(&pub, "s", "f", 0, false, 0);
+    const struct broker_stats *st = broker_stats(b);
+    cr_assert_eq(st->msgs_in_qos[0], 1);
+    cr_assert_eq(st->msgs_in_qos[1], 1);
+    cr_assert_eq(st->msgs_in_qos[2], 1);
+    cr_assert_eq(st->bytes_in_qos[1], 3);
+    cr_assert_eq(st->bytes_in_qos[2], 2);
+    cr_assert_eq(st->queued, 2, "QoS 1 and 2 queued for the offline session");
+    cr_assert_eq(st->connects_proto[1], 2, "3.1.1 CONNECTs");
+
+    do_connect(&sub, "p", false);
+    struct got g;
+    expect_publish(&sub, "s", "abc", 1, false, &g);
+    expect_publish(&sub, "s", "de", 2, false, &g);
+    cr_assert_eq(st->queued, 0);
+    cr_assert_eq(st->inflight, 2);
+    cr_assert_eq(st->msgs_out_qos[1], 1);
+    cr_assert_eq(st->bytes_out_qos[2], 2);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(broker, publishes_a_retained_sys_message_to_a_sys_subscriber)
+{
+    struct client sub;
+    do_connect(&sub, "s", true);
+    do_subscribe(&sub, "$SYS/#", 0, 0);
+    cr_assert_eq(broker_sys_publish(b, "$SYS/broker/x", 13, (const uint8_t *)"42", 2), 0);
+    drain_dirty();
+    struct got g;
+    expect_publish(&sub, "$SYS/broker/x", "42", 0, false, &g);
+    cr_assert_eq(broker_retained_count(b), 1);
+    cr_assert_eq(broker_stats(b)->msgs_in, 0, "the broker's own messages are not counted in");
+    broker_client_gone(b, &sub, 0);
+}
