@@ -429,6 +429,24 @@ out_fail:
     return -1;
 }
 
+/* [metrics]: bind, when set (the endpoint is off until it is), is a numeric address. */
+static int check_metrics(const struct config__draft *d, struct config_diag *diag)
+{
+    unsigned bind_line = d->key_line[key_index(CONFIG__SCOPE_METRICS, "bind")];
+    const char *bind = d->cfg.metrics_bind;
+    unsigned char buf[sizeof(struct in6_addr)];
+    char esc[4 * CONFIG_NAME_MAX];
+
+    if (bind[0] != '\0' && inet_pton(AF_INET, bind, buf) != 1 &&
+        inet_pton(AF_INET6, bind, buf) != 1) {
+        config_diag__fail(diag, bind_line,
+                          "[metrics] bind: expected a numeric IPv4 or IPv6 address, got '%s'",
+                          config_diag__esc(esc, sizeof(esc), bind, strlen(bind)));
+        return -1;
+    }
+    return 0;
+}
+
 int config_check__run(const struct config__draft *d, struct config_diag *diag)
 {
     uint32_t i;
@@ -439,6 +457,7 @@ int config_check__run(const struct config__draft *d, struct config_diag *diag)
     /* Every rule runs, whatever the others found: one load lists every problem. */
     rc = check_limits(d, diag);
     rc |= check_log_dest(d, diag);
+    rc |= check_metrics(d, diag);
     rc |= check_listeners(d, diag);
     for (i = 0; i < d->cfg.listener_count; i++) {
         rc |= check_listener_ws(d, diag, i);

@@ -40,6 +40,7 @@ static const struct {
     {"mqtt", CONFIG__SCOPE_MQTT},
     {"auth", CONFIG__SCOPE_AUTH},
     {"persistence", CONFIG__SCOPE_PERSISTENCE},
+    {"metrics", CONFIG__SCOPE_METRICS},
 };
 
 #define G(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
@@ -64,6 +65,8 @@ static const struct config__key keys[] = {
     {CONFIG__SCOPE_BROKER, "hosts", CONFIG__STRING, 0, 0, "", G(hosts_text), NULL,
      "virtual hosts, comma-separated: user@HOST belongs to HOST's own topics and sessions",
      CONFIG__RESTART},
+    {CONFIG__SCOPE_BROKER, "sys_interval", CONFIG__SECONDS, 0, 86400, "10", G(sys_interval_s),
+     NULL, "seconds between updates of the $SYS/broker/... topics; 0 = none", CONFIG__RESTART},
 
     {CONFIG__SCOPE_PERSISTENCE, "enabled", CONFIG__BOOL, 0, 1, "false", G(wal.enabled), NULL,
      "write-ahead log: acknowledged messages, retained messages and sessions survive a crash",
@@ -219,6 +222,13 @@ static const struct config__key keys[] = {
      "[auth] password_file for this listener (empty: none here)", CONFIG__LIVE},
     {CONFIG__SCOPE_LISTENER, "acl_file", CONFIG__STRING, 0, 0, "", L(acl_file), NULL,
      "[auth] acl_file for this listener (empty: none here)", CONFIG__LIVE},
+
+    /* After the listener's: an unknown "bind" or "port" is hinted to [listener.NAME]. */
+    {CONFIG__SCOPE_METRICS, "bind", CONFIG__STRING, 0, 0, "", G(metrics_bind), NULL,
+     "numeric IPv4 or IPv6 address of the Prometheus endpoint (GET /metrics); empty = off",
+     CONFIG__RESTART},
+    {CONFIG__SCOPE_METRICS, "port", CONFIG__UINT, 0, 65535, "9883", G(metrics_port), NULL,
+     "TCP port of the Prometheus endpoint; 0 picks a free one", CONFIG__RESTART},
 };
 /* clang-format on */
 

@@ -150,6 +150,9 @@ struct config {
     struct config_wal wal;
     char hosts_text[CONFIG_HOSTS_TEXT_MAX]; /* [broker] hosts, as written */
     struct vhost_table hosts;               /* ... checked and split (core/vhost.h) */
+    uint32_t sys_interval_s;                /* [broker] sys_interval; 0: no $SYS topics */
+    char metrics_bind[CONFIG_NAME_MAX];     /* [metrics] bind; "": no endpoint */
+    uint32_t metrics_port;                  /* [metrics] port */
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];
     /*

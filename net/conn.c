@@ -746,6 +746,9 @@ void conn_recv_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
             c->flags &= (uint16_t)~CONN_F_RECV_CANCEL;
         }
     }
+    if (res > 0) {
+        s->stats.bytes_in += (uint64_t)res;
+    }
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         if (res > 0 && !(c->flags & CONN_F_CLOSING)) {
             feed(s, c, bufring_cqe_data(&s->bufring, cqe), (size_t)res);
@@ -797,6 +800,7 @@ void conn_send_done(struct shard *s, struct conn *c, const struct io_uring_cqe *
         return;
     }
     RM_ASSERT((uint32_t)res <= c->sending.len - c->sending.off);
+    s->stats.bytes_out += (uint64_t)res;
     c->sending.off += (uint32_t)res;
     if (c->sending.off == c->sending.len) {
         conn_send_free(&c->sending);

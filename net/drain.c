@@ -19,6 +19,7 @@
 #include "net/conn.h"
 #include "net/listener.h"
 #include "net/log.h"
+#include "net/obs.h"
 #include "net/sdnotify.h"
 #include "net/shard_types.h"
 #include "net/uring.h"
@@ -38,6 +39,7 @@ void drain_start(struct shard *s, const char *why)
     }
     s->stopping = true;
     s->stop_at_ms = s->now_ms + SHARD_STOP_LINGER_MS;
+    obs_stop(s); /* /metrics and the admin socket close too */
     for (i = 0; i < s->listener_count; i++) {
         struct listener *l = &s->listeners[i];
 

@@ -62,9 +62,11 @@
 #include "config/config.h"
 #include "core/broker.h"
 #include "net/admit.h"
+#include "net/board.h"
 #include "net/live.h"
 #include "net/log.h"
 #include "net/memwatch.h"
+#include "net/obs.h"
 #include "net/sdnotify.h"
 #include "net/shard.h"
 #include "net/wal_io.h"
@@ -219,6 +221,7 @@ struct shard_thread {
     const struct config *cfg;
     struct live_owner *owner;
     struct xshard *xshard;
+    struct board *board; /* where the shard publishes its counters (net/board.h) */
     const uint16_t *ports;
     const struct wal_dir *wal; /* the log to replay and write; NULL without persistence */
     struct start *start;
@@ -270,6 +273,9 @@ static void *shard_thread_main(void *arg)
     pin(t->id, t->cpu);
     t->shard =
         shard_new(t->cfg, t->owner, t->id, t->count, t->admit, t->xshard, t->ports, t->wal);
+    if (t->shard != NULL) {
+        t->shard->board = t->board;
+    }
     if (start_wait(t->start, t->shard != NULL)) {
         t->ret = shard_run(t->shard);
     }
@@ -320,6 +326,8 @@ static int run_shards(const struct config *cfg, struct live_owner *owner, uint32
     uint16_t ports[CONFIG_LISTENERS_MAX];
     struct shard_thread *t;
     struct xshard *xshard;
+    struct board *board;
+    struct obs *obs = NULL;
     uint32_t started = 0;
     bool failed = false;
     int status = 1;
@@ -327,9 +335,15 @@ static int run_shards(const struct config *cfg, struct live_owner *owner, uint32
     int ret;
 
     xshard = xshard_new(n);
+    board = board_new(n);
     t = calloc(n, sizeof(*t));
-    if (xshard == NULL || t == NULL) {
+    if (xshard == NULL || board == NULL || t == NULL) {
         LOG_ERROR("cannot set up %u shards: out of memory", n);
+        goto out_free;
+    }
+    /* $SYS and /metrics, served by shard 0 (net/obs.h); binds the metrics socket. */
+    obs = obs_new(cfg, board, RINGMQ_VERSION, obs_clock_ns() / 1000000u);
+    if (obs == NULL) {
         goto out_free;
     }
     LOG_INFO("%u shard%s, at most %u connections in all, %u-slot rings between shards", n,
@@ -343,6 +357,7 @@ static int run_shards(const struct config *cfg, struct live_owner *owner, uint32
             .cfg = cfg,
             .owner = owner,
             .xshard = xshard,
+            .board = board,
             .ports = ports,
             .wal = wal,
             .start = &st,
@@ -354,6 +369,8 @@ static int run_shards(const struct config *cfg, struct live_owner *owner, uint32
     if (t[0].shard == NULL) {
         goto out_free;
     }
+    t[0].shard->board = board;
+    t[0].shard->obs = obs;
     for (i = 0; i < cfg->listener_count; i++) {
         ports[i] = t[0].shard->listeners[i].port;
     }
@@ -399,6 +416,8 @@ out_free:
         shard_free(t[i].shard);
     }
     free(t);
+    obs_free(obs);
+    board_free(board);
     xshard_free(xshard);
     return status;
 }

@@ -59,6 +59,7 @@
 #include "net/live.h"
 #include "net/reload.h"
 #include "net/log.h"
+#include "net/obs.h"
 #include "net/uring.h"
 #include "net/wal_io.h"
 #include "net/xport.h"
@@ -413,6 +414,7 @@ static void accept_done(struct shard *s, struct listener *l, const struct io_uri
         refuse(fd);
         return;
     }
+    s->stats.accepted_by_listener[l - s->listeners]++;
     if (conn_accept(s, fd, l) == -ENOMEM) {
         log_refusal(s, "out of memory", -1, NULL);
     }
@@ -507,6 +509,9 @@ static void dispatch(struct shard *s, const struct io_uring_cqe *cqe)
         break;
     case URING_OP_WAL:
         wal_io_done(s->wal, s->broker, obj, cqe->res, s->now_ms);
+        break;
+    case URING_OP_OBS:
+        obs_done(s, obj, cqe);
         break;
     default:
         RM_ASSERT(!"unknown user_data op kind");
@@ -725,7 +730,8 @@ static bool needs_tick(const struct shard *s)
 {
     uint32_t i;
 
-    if (s->timers.count > 0 || s->stopping || (s->wal != NULL && wal_io_needs_tick(s->wal))) {
+    if (s->timers.count > 0 || s->stopping || obs_wants_tick(s) ||
+        (s->wal != NULL && wal_io_needs_tick(s->wal))) {
         return true;
     }
     for (i = 0; i < s->listener_count; i++) {
@@ -787,10 +793,15 @@ int shard_run(struct shard *s)
         ret = -EBUSY;
         goto out;
     }
+    if (obs_start(s) < 0) {
+        ret = -EBUSY;
+        goto out;
+    }
 
     while (!finished(s)) {
         struct __kernel_timespec *tsp = NULL;
         bool sleeping = false;
+        uint64_t wait_ns;
 
         if (broker_busy(s->broker)) {
             s->more_work = true; /* logins held for this iteration's budget */
@@ -821,9 +832,14 @@ int shard_run(struct shard *s)
                 tsp = &ts;
             }
         }
+        if (tsp == NULL) {
+            obs_idle(s);
+        }
         s->more_work = false;
         s->handshakes_left = SHARD_HANDSHAKES_PER_ITER_MAX;
+        wait_ns = obs_clock_ns();
         ret = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+        obs_waited(s, wait_ns);
         if (sleeping) {
             xshard_woke(s->xshard, s->id);
         }
@@ -850,6 +866,7 @@ int shard_run(struct shard *s)
             }
         }
         io_uring_cq_advance(&s->ring, n);
+        obs_tick(s);
         end_of_iteration(s);
 
         if (s->stopping && s->now_ms >= s->stop_at_ms + SHARD_STOP_FORCE_MS) {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/hist.h"
 #include "core/xmsg.h"
 #include "net/bufring.h"
 #include "net/listener.h"
@@ -21,6 +22,8 @@
 #include "net/xport.h"
 
 struct admit;
+struct board;
+struct obs;
 struct broker;
 struct live;
 struct live_owner;
@@ -56,6 +59,12 @@ struct shard_stats {
     uint64_t handoffs_refused; /* taken while stopping or over the limit: closed */
     uint64_t handoffs_failed;  /* could not be handed over (allocation): closed */
     uint64_t handshakes_deferred; /* TLS handshake input held past an iteration's budget */
+    uint64_t bytes_in;            /* bytes read from client sockets (after TLS: on the wire) */
+    uint64_t bytes_out;           /* bytes written to client sockets */
+    uint64_t busy_ns;             /* loop time outside the ring wait */
+    uint64_t wait_ns;             /* loop time inside it (asleep or not) */
+    uint64_t iterations;          /* loop iterations */
+    uint64_t accepted_by_listener[CONFIG_LISTENERS_MAX]; /* conns_accepted, by listener */
 };
 
 struct shard {
@@ -132,6 +141,18 @@ struct shard {
     struct wal_io *wal; /* the write-ahead log's writer; NULL without persistence */
     struct shard_stats stats;
     struct xport_stats xport_stats;
+    struct hist wal_fsync; /* fsync latency of this shard's WAL (the WAL records it) */
+
+    /*
+     * Observability (net/obs.h): where this shard publishes its counters
+     * (borrowed; THREADING in net/board.h) and when it last did, the clock
+     * (ns) at the end of the last wait; on shard 0 only, the $SYS and
+     * /metrics services (NULL elsewhere and when off).
+     */
+    struct board *board;
+    uint64_t board_at_ms;
+    uint64_t loop_at_ns;
+    struct obs *obs;
     uint8_t *xport_scratch; /* XPORT_SCRATCH_BYTES of TLS plaintext; NULL without TLS */
 };
 

@@ -175,6 +175,16 @@ out:
     return n;
 }
 
+uint32_t spsc_used(const struct spsc *q)
+{
+    uint32_t head = atomic_load_explicit(&q->_head, memory_order_relaxed);
+    uint32_t used = q->_tail_pending - head;
+
+    RM_ASSERT(q->_slots != NULL);
+    RM_ASSERT(used <= q->_capacity);
+    return used;
+}
+
 bool spsc_empty(struct spsc *q)
 {
     uint32_t head = atomic_load_explicit(&q->_head, memory_order_relaxed);

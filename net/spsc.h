@@ -174,6 +174,13 @@ uint32_t spsc_pop_batch(struct spsc *q, struct xmsg *out, uint32_t max);
  */
 bool spsc_empty(struct spsc *q);
 
+/*
+ * Producer only: items pushed and not yet popped (pushed but unpublished
+ * ones included), for metrics. One relaxed load of the consumer's head:
+ * may be a little high, never over capacity.
+ */
+uint32_t spsc_used(const struct spsc *q);
+
 /* Any thread: the slot count given to spsc_init(). */
 static inline uint32_t spsc_capacity(const struct spsc *q)
 {

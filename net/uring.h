@@ -42,6 +42,7 @@ enum uring_op {
     URING_OP_SIGNAL,     /* multishot poll of the signalfd; object: struct shard */
     URING_OP_DOORBELL,   /* MSG_RING between shards; no object (net/xshard decodes it) */
     URING_OP_WAL,        /* write or fdatasync of the log; object: one of struct wal_io's tags */
+    URING_OP_OBS,        /* metrics and admin services; object: starts with struct obs_io */
     URING_OP__COUNT,
 };
 

@@ -472,6 +472,22 @@ uint32_t xshard_congested_links(const struct xshard *x, uint32_t from)
     return x->peer[from].congested;
 }
 
+uint64_t xshard_waiting(const struct xshard *x, uint32_t from)
+{
+    const struct xshard_peer *p;
+    uint64_t n = 0;
+    uint32_t to;
+
+    RM_ASSERT(x != NULL && from < x->shard_count);
+    p = &x->peer[from];
+    for (to = 0; to < x->shard_count; to++) {
+        if (to != from && p->links[to].ring_ready) {
+            n += spsc_used(&x->q[from * x->shard_count + to]) + p->links[to].overflow.count;
+        }
+    }
+    return n;
+}
+
 bool xshard_pending(const struct xshard *x, uint32_t from)
 {
     const struct xshard_peer *p;

@@ -223,6 +223,12 @@ uint32_t xshard_flush(struct xshard *x, uint32_t from, struct io_uring *ring);
 bool xshard_pending(const struct xshard *x, uint32_t from);
 
 /*
+ * Shard @from only: messages it sent that no other shard has taken yet (in
+ * its rings, unread, and in its overflows), for metrics. O(shards).
+ */
+uint64_t xshard_waiting(const struct xshard *x, uint32_t from);
+
+/*
  * Shard @me: a CQE of op URING_OP_DOORBELL arrived on its ring: either a
  * wake-up (user_data XSHARD_DOORBELL_USERDATA: nothing to do, the loop
  * drains its rings every iteration) or the failure of one of @me's own

@@ -1074,3 +1074,22 @@ Test(config, ws_path_needs_websockets_and_a_leading_slash)
     cr_assert_eq(load("[listener.a]\nprotocol = websockets\nws_path = /\n"), 0, "%s", err);
     cr_assert_str_eq(cfg.listeners[0].ws_path, "/");
 }
+
+Test(config, metrics_and_sys_interval_keys_set_their_fields)
+{
+    cr_assert_eq(load("[broker]\nsys_interval = 1\n[metrics]\nbind = ::1\nport = 0\n"), 0, "%s",
+                 err);
+    cr_assert_eq(cfg.sys_interval_s, 1);
+    cr_assert_str_eq(cfg.metrics_bind, "::1");
+    cr_assert_eq(cfg.metrics_port, 0);
+    cr_assert_eq(load("[broker]\nlog_level = info\n"), 0, "%s", err);
+    cr_assert_eq(cfg.sys_interval_s, 10, "mosquitto's default");
+    cr_assert_str_eq(cfg.metrics_bind, "", "off unless set");
+}
+
+Test(config, metrics_bind_must_be_a_numeric_address)
+{
+    expect_error("[metrics]\nport = 9100\nbind = localhost\n", 3,
+                 "[metrics] bind: expected a numeric IPv4 or IPv6 address, got 'localhost'");
+    expect_error("[metrics]\nbogus = 1\n", 2, "[metrics] bogus: unknown key");
+}
