@@ -339,14 +339,14 @@ static int answer(struct metrics_http *h, struct http_conn *c, size_t end)
     if (path_len != 8 || memcmp(sp1 + 1, "/metrics", 8) != 0) {
         return respond_text(c, "404 Not Found", "", "not found: try /metrics\n", head);
     }
-    struct prom_text t;
+    struct text t;
 
     memset(&t, 0, sizeof(t));
     ret = prom_render(h->board, h->cfg, h->version, &t);
     if (ret == 0) {
         ret = respond(c, "200 OK", "", t.p, t.len, head);
     }
-    prom_text_free(&t);
+    text_free(&t);
     return ret;
 }
 

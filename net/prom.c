@@ -10,71 +10,22 @@
 #include "net/prom.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/rm_assert.h"
 
-#define PROM_TEXT_MIN 16384u
-
-static void append(struct prom_text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void append(struct prom_text *t, const char *fmt, ...)
+static void family(struct text *t, const char *name, const char *type, const char *help)
 {
-    va_list ap;
-    int n;
-
-    if (t->err != 0) {
-        return;
-    }
-    for (int tries = 0; tries < 2; tries++) {
-        size_t room = t->cap - t->len;
-
-        va_start(ap, fmt);
-        n = vsnprintf(t->p != NULL ? t->p + t->len : NULL, room, fmt, ap);
-        va_end(ap);
-        RM_ASSERT(n >= 0);
-        if ((size_t)n < room) {
-            t->len += (size_t)n;
-            return;
-        }
-        /* Grow to fit (the second try always fits). */
-        size_t cap = t->cap != 0 ? t->cap : PROM_TEXT_MIN;
-
-        while (cap - t->len <= (size_t)n) {
-            cap *= 2;
-        }
-        char *p = realloc(t->p, cap);
-
-        if (p == NULL) {
-            t->err = -ENOMEM;
-            return;
-        }
-        t->p = p;
-        t->cap = cap;
-    }
-    RM_ASSERT(!"unreachable: the second try fits");
-}
-
-void prom_text_free(struct prom_text *t)
-{
-    free(t->p);
-    memset(t, 0, sizeof(*t));
-}
-
-static void family(struct prom_text *t, const char *name, const char *type, const char *help)
-{
-    append(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    text_printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* What renders one family: the snapshots and how many. */
 struct view {
     const struct board_snap *snap;
     uint32_t n;
-    struct prom_text *t;
+    struct text *t;
 };
 
 /* One sample per shard of a field read by @get. */
@@ -83,7 +34,7 @@ static void per_shard(const struct view *v, const char *name, const char *type,
 {
     family(v->t, name, type, help);
     for (uint32_t i = 0; i < v->n; i++) {
-        append(v->t, "%s{shard=\"%u\"} %llu\n", name, i, (unsigned long long)get(&v->snap[i]));
+        text_printf(v->t, "%s{shard=\"%u\"} %llu\n", name, i, (unsigned long long)get(&v->snap[i]));
     }
 }
 
@@ -95,7 +46,7 @@ static void per_label(const struct view *v, const char *name, const char *type,
     family(v->t, name, type, help);
     for (uint32_t i = 0; i < v->n; i++) {
         for (uint32_t k = 0; k < count; k++) {
-            append(v->t, "%s{shard=\"%u\",%s=\"%s\"} %llu\n", name, i, label, values[k],
+            text_printf(v->t, "%s{shard=\"%u\",%s=\"%s\"} %llu\n", name, i, label, values[k],
                    (unsigned long long)vals[(size_t)i * count + k]);
         }
     }
@@ -106,7 +57,7 @@ static void seconds(const struct view *v, const char *name, const char *help,
 {
     family(v->t, name, "counter", help);
     for (uint32_t i = 0; i < v->n; i++) {
-        append(v->t, "%s{shard=\"%u\"} %.9f\n", name, i, (double)get(&v->snap[i]) / 1e9);
+        text_printf(v->t, "%s{shard=\"%u\"} %.9f\n", name, i, (double)get(&v->snap[i]) / 1e9);
     }
 }
 
@@ -259,7 +210,7 @@ static void listeners(const struct view *v, const struct config *cfg)
     for (uint32_t i = 0; i < v->n; i++) {
         for (uint32_t l = 0; l < cfg->listener_count; l++) {
             /* Listener names are [listener.NAME] section names: no quote or backslash. */
-            append(v->t, "%s{shard=\"%u\",listener=\"%s\"} %llu\n", name, i,
+            text_printf(v->t, "%s{shard=\"%u\",listener=\"%s\"} %llu\n", name, i,
                    cfg->listeners[l].name,
                    (unsigned long long)v->snap[i].shard.accepted_by_listener[l]);
         }
@@ -278,20 +229,20 @@ static void fsync_histogram(const struct view *v)
         for (uint32_t k = 0; k < HIST_BUCKETS; k++) {
             cum += h->bucket[k];
             if (k + 1 < HIST_BUCKETS) {
-                append(v->t, "%s_bucket{shard=\"%u\",le=\"%g\"} %llu\n", name, i,
+                text_printf(v->t, "%s_bucket{shard=\"%u\",le=\"%g\"} %llu\n", name, i,
                        (double)hist_bound_ns(k) / 1e9, (unsigned long long)cum);
             } else {
-                append(v->t, "%s_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", name, i,
+                text_printf(v->t, "%s_bucket{shard=\"%u\",le=\"+Inf\"} %llu\n", name, i,
                        (unsigned long long)cum);
             }
         }
-        append(v->t, "%s_sum{shard=\"%u\"} %.9f\n", name, i, (double)h->sum_ns / 1e9);
-        append(v->t, "%s_count{shard=\"%u\"} %llu\n", name, i, (unsigned long long)h->count);
+        text_printf(v->t, "%s_sum{shard=\"%u\"} %.9f\n", name, i, (double)h->sum_ns / 1e9);
+        text_printf(v->t, "%s_count{shard=\"%u\"} %llu\n", name, i, (unsigned long long)h->count);
     }
 }
 
 int prom_render(const struct board *b, const struct config *cfg, const char *version,
-                struct prom_text *t)
+                struct text *t)
 {
     uint32_t n = board_shard_count(b);
     struct board_snap *snap = calloc(n, sizeof(*snap));
@@ -308,7 +259,7 @@ int prom_render(const struct board *b, const struct config *cfg, const char *ver
         board_read(b, i, &snap[i]);
     }
     family(t, "ringmq_build_info", "gauge", "Always 1; the version label says which ringmq.");
-    append(t, "ringmq_build_info{version=\"%s\"} 1\n", version);
+    text_printf(t, "ringmq_build_info{version=\"%s\"} 1\n", version);
 
     listeners(&v, cfg);
     ret = labelled(&v, "ringmq_connections_refused_total",

@@ -13,23 +13,14 @@
 
 #include "config/config.h"
 #include "net/board.h"
-
-/* Growable text; free with prom_text_free(). */
-struct prom_text {
-    char *p;
-    size_t len;
-    size_t cap;
-    int err; /* 0, or -ENOMEM once an append failed (the text is then incomplete) */
-};
+#include "net/text.h"
 
 /*
  * Render every shard's snapshot on @b into @t (zeroed before), with the
  * listener names of @cfg (borrowed) and the broker's @version. Returns 0
- * or -ENOMEM (then free @t anyway).
+ * or -ENOMEM (free @t with text_free() either way).
  */
 int prom_render(const struct board *b, const struct config *cfg, const char *version,
-                struct prom_text *t);
-
-void prom_text_free(struct prom_text *t);
+                struct text *t);
 
 #endif
