@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "config/config_diag.h"
@@ -447,6 +448,21 @@ static int check_metrics(const struct config__draft *d, struct config_diag *diag
     return 0;
 }
 
+/* [admin] socket: a path that fits a sockaddr_un. */
+static int check_admin(const struct config__draft *d, struct config_diag *diag)
+{
+    unsigned line = d->key_line[key_index(CONFIG__SCOPE_ADMIN, "socket")];
+    size_t len = strlen(d->cfg.admin_socket);
+
+    if (len >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        config_diag__fail(diag, line, "[admin] socket: path too long for a socket (%zu bytes, "
+                                      "at most %zu)",
+                          len, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+        return -1;
+    }
+    return 0;
+}
+
 int config_check__run(const struct config__draft *d, struct config_diag *diag)
 {
     uint32_t i;
@@ -458,6 +474,7 @@ int config_check__run(const struct config__draft *d, struct config_diag *diag)
     rc = check_limits(d, diag);
     rc |= check_log_dest(d, diag);
     rc |= check_metrics(d, diag);
+    rc |= check_admin(d, diag);
     rc |= check_listeners(d, diag);
     for (i = 0; i < d->cfg.listener_count; i++) {
         rc |= check_listener_ws(d, diag, i);

@@ -29,6 +29,7 @@ static const char *const log_format_names[] = {"text", "json", NULL};
 static const char *const protocol_names[] = {"mqtt", "websockets", NULL};
 static const char *const tls_version_names[] = {"tlsv1.2", "tlsv1.3", NULL};
 static const char *const fsync_names[] = {"always", "interval", "off", NULL};
+static const char *const admin_mode_names[] = {"0600", "0660", NULL};
 
 /* The sections with a fixed name ([listener.NAME] is handled apart by the loader). */
 static const struct {
@@ -41,6 +42,7 @@ static const struct {
     {"auth", CONFIG__SCOPE_AUTH},
     {"persistence", CONFIG__SCOPE_PERSISTENCE},
     {"metrics", CONFIG__SCOPE_METRICS},
+    {"admin", CONFIG__SCOPE_ADMIN},
 };
 
 #define G(field) offsetof(struct config, field), sizeof(((struct config *)0)->field)
@@ -229,6 +231,10 @@ static const struct config__key keys[] = {
      CONFIG__RESTART},
     {CONFIG__SCOPE_METRICS, "port", CONFIG__UINT, 0, 65535, "9883", G(metrics_port), NULL,
      "TCP port of the Prometheus endpoint; 0 picks a free one", CONFIG__RESTART},
+    {CONFIG__SCOPE_ADMIN, "socket", CONFIG__STRING, 0, 0, "", G(admin_socket), NULL,
+     "path of the admin socket (AF_UNIX; tools/ringmq-ctl); empty = none", CONFIG__RESTART},
+    {CONFIG__SCOPE_ADMIN, "mode", CONFIG__ENUM, 0, 1, "0600", G(admin_mode), admin_mode_names,
+     "permissions of the admin socket: 0600 (owner) or 0660 (and group)", CONFIG__RESTART},
 };
 /* clang-format on */
 

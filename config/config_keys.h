@@ -51,6 +51,7 @@ enum config__scope {
     CONFIG__SCOPE_AUTH,     /* [auth] */
     CONFIG__SCOPE_PERSISTENCE, /* [persistence]: the write-ahead log */
     CONFIG__SCOPE_METRICS,  /* [metrics]: the Prometheus endpoint */
+    CONFIG__SCOPE_ADMIN,    /* [admin]: the admin socket */
     CONFIG__SCOPE_LISTENER, /* [listener.NAME]; offsets are into struct config_listener */
     CONFIG__SCOPE_ACL,      /* [acl]: ordered rules, not in the key table (config_acl) */
     CONFIG__SCOPE_GROUP,    /* [group.NAME]: its users (config_acl) */

@@ -153,6 +153,8 @@ struct config {
     uint32_t sys_interval_s;                /* [broker] sys_interval; 0: no $SYS topics */
     char metrics_bind[CONFIG_NAME_MAX];     /* [metrics] bind; "": no endpoint */
     uint32_t metrics_port;                  /* [metrics] port */
+    char admin_socket[CONFIG_PATH_MAX];     /* [admin] socket; "": no admin socket */
+    int admin_mode;                         /* [admin] mode: 0 = 0600, 1 = 0660 */
     uint32_t listener_count;
     struct config_listener listeners[CONFIG_LISTENERS_MAX];
     /*

@@ -219,6 +219,53 @@ size_t broker_retained_count(const struct broker *b)
     return retained_count(b->retained);
 }
 
+void broker_sessions_each(struct broker *b, broker_session_fn fn, void *ctx)
+{
+    RM_ASSERT(b != NULL && fn != NULL);
+    RM_ASSERT(b->sess_buckets != NULL || b->sess_count == 0);
+    for (uint32_t i = 0; i < b->sess_bucket_count; i++) {
+        for (const struct session *s = b->sess_buckets[i]; s; s = s->_hnext) {
+            struct broker_session_info si = {
+                .id = s->client_id,
+                .id_len = s->client_id_len,
+                .user = s->username_len ? session_username(s) : NULL,
+                .user_len = s->username_len,
+                .client = s->client,
+                .queued = s->queue_count,
+                .inflight = s->inflight_count,
+                .subs = s->sub_count,
+            };
+            fn(ctx, &si);
+        }
+    }
+}
+
+static struct session *session_by_id(struct broker *b, const uint8_t *id, size_t len)
+{
+    RM_ASSERT(b != NULL && (id != NULL || len == 0));
+    if (len > UINT16_MAX || b->sess_buckets == NULL)
+        return NULL;
+    return *sess_table_slot(b, id, len, sess_table_hash(id, len));
+}
+
+int broker_session_subs(struct broker *b, const uint8_t *id, size_t len, broker_sub_fn fn,
+                        void *ctx)
+{
+    const struct session *s = session_by_id(b, id, len);
+    RM_ASSERT(fn != NULL);
+    if (s == NULL)
+        return -ENOENT;
+    for (uint32_t i = 0; i < s->sub_count; i++)
+        fn(ctx, s->subs[i].filter, s->subs[i].filter_len, s->subs[i].options & MQTT_SUBOPT_QOS);
+    return 0;
+}
+
+struct client *broker_session_client(struct broker *b, const uint8_t *id, size_t len)
+{
+    struct session *s = session_by_id(b, id, len);
+    return s != NULL ? s->client : NULL;
+}
+
 int broker_sys_publish(struct broker *b, const char *topic, size_t topic_len,
                        const uint8_t *payload, size_t len)
 {

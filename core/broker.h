@@ -282,6 +282,34 @@ size_t broker_subscription_count(const struct broker *b);
 /* Retained messages in this shard's replica (every replica holds the same set). */
 size_t broker_retained_count(const struct broker *b);
 
+/* One session as the admin socket lists it (broker_sessions_each()); borrowed. */
+struct broker_session_info {
+    const uint8_t *id; /* client id as stored (a virtual host's carries its prefix) */
+    size_t id_len;
+    const uint8_t *user; /* NULL: anonymous */
+    size_t user_len;
+    const struct client *client; /* NULL: offline */
+    uint32_t queued;
+    uint32_t inflight;
+    uint32_t subs;
+};
+
+typedef void (*broker_session_fn)(void *ctx, const struct broker_session_info *si);
+typedef void (*broker_sub_fn)(void *ctx, const uint8_t *filter, size_t len, uint8_t qos);
+
+/* Call @fn for every session homed on this shard (online or not), in no order. */
+void broker_sessions_each(struct broker *b, broker_session_fn fn, void *ctx);
+
+/*
+ * Call @fn for each subscription of the session with client id @id (@len
+ * bytes, as stored) homed here. Returns 0, or -ENOENT: no such session.
+ */
+int broker_session_subs(struct broker *b, const uint8_t *id, size_t len, broker_sub_fn fn,
+                        void *ctx);
+
+/* The connected client of the session @id (@len bytes) homed here; NULL: none or offline. */
+struct client *broker_session_client(struct broker *b, const uint8_t *id, size_t len);
+
 /*
  * Publish a retained QoS 0 message from the broker itself on @topic (the
  * default host's, @topic_len bytes; a '$SYS/...' name) with @payload

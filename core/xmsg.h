@@ -56,6 +56,13 @@ enum xmsg_kind {
     XMSG_RELOAD,
     XMSG_RELOAD_DONE, /* ptr[0]: the snapshot the sender now uses; to shard 0 */
     XMSG_WAL_COMPACT, /* compact the write-ahead log now (SIGUSR1 on shard 0) */
+    /*
+     * ptr[0]: an admin socket command (struct admin_job, net/admin_job.h)
+     * for the receiver to run; it answers XMSG_ADMIN_DONE with the same
+     * job, filled in. The job belongs to whoever holds the message.
+     */
+    XMSG_ADMIN,
+    XMSG_ADMIN_DONE, /* ptr[0]: the job, answered; to shard 0 */
 };
 
 struct xmsg {

@@ -5,10 +5,12 @@
  */
 #include "net/obs.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "core/rm_assert.h"
+#include "net/admin.h"
 #include "net/board.h"
 #include "net/log.h"
 #include "net/metrics_http.h"
@@ -23,6 +25,7 @@ struct obs {
     uint64_t sys_next_ms;
     struct sys_topics sys;
     struct metrics_http *http; /* NULL: no /metrics */
+    struct admin *admin;       /* NULL: no admin socket */
 };
 
 struct obs *obs_new(const struct config *cfg, struct board *board, const char *version,
@@ -44,11 +47,20 @@ struct obs *obs_new(const struct config *cfg, struct board *board, const char *v
         o->http = metrics_http_open(cfg->metrics_bind, (uint16_t)cfg->metrics_port, board, cfg,
                                     version);
         if (o->http == NULL) {
-            free(o);
-            return NULL;
+            goto out_free;
+        }
+    }
+    if (cfg->admin_socket[0] != '\0') {
+        o->admin = admin_open(cfg->admin_socket, cfg->admin_mode == 1 ? 0660 : 0600, board);
+        if (o->admin == NULL) {
+            goto out_free;
         }
     }
     return o;
+
+out_free:
+    obs_free(o);
+    return NULL;
 }
 
 void obs_free(struct obs *o)
@@ -57,6 +69,7 @@ void obs_free(struct obs *o)
         return;
     }
     metrics_http_free(o->http);
+    admin_free(o->admin);
     free(o);
 }
 
@@ -98,6 +111,9 @@ void obs_tick(struct shard *s)
     if (s->now_ms - s->board_at_ms >= OBS_PUBLISH_MS) {
         publish(s);
     }
+    if (o != NULL && o->admin != NULL) {
+        admin_tick(o->admin, s);
+    }
     if (o == NULL || o->sys_interval_ms == 0 || s->now_ms < o->sys_next_ms || s->stopping) {
         return;
     }
@@ -118,15 +134,19 @@ void obs_idle(struct shard *s)
 
 bool obs_wants_tick(const struct shard *s)
 {
-    return s->obs != NULL && s->obs->sys_interval_ms > 0;
+    return s->obs != NULL && (s->obs->sys_interval_ms > 0 ||
+                              (s->obs->admin != NULL && admin_waiting(s->obs->admin)));
 }
 
 int obs_start(struct shard *s)
 {
-    if (s->obs == NULL || s->obs->http == NULL) {
-        return 0;
+    if (s->obs != NULL && s->obs->http != NULL && metrics_http_start(s->obs->http, &s->ring) < 0) {
+        return -EBUSY;
     }
-    return metrics_http_start(s->obs->http, &s->ring);
+    if (s->obs != NULL && s->obs->admin != NULL && admin_start(s->obs->admin, s) < 0) {
+        return -EBUSY;
+    }
+    return 0;
 }
 
 void obs_stop(struct shard *s)
@@ -134,6 +154,18 @@ void obs_stop(struct shard *s)
     if (s->obs != NULL && s->obs->http != NULL) {
         metrics_http_stop(s->obs->http, &s->ring);
     }
+    if (s->obs != NULL && s->obs->admin != NULL) {
+        admin_stop(s->obs->admin, s);
+    }
+}
+
+void obs_admin_job_done(struct shard *s, struct admin_job *j)
+{
+    if (s->obs == NULL || s->obs->admin == NULL) {
+        admin_job_free(j);
+        return;
+    }
+    admin_job_done(s->obs->admin, s, j);
 }
 
 void obs_done(struct shard *s, void *obj, const struct io_uring_cqe *cqe)
@@ -146,6 +178,11 @@ void obs_done(struct shard *s, void *obj, const struct io_uring_cqe *cqe)
     case OBS_IO_HTTP_CONN:
         RM_ASSERT(s->obs->http != NULL);
         metrics_http_done(s->obs->http, &s->ring, obj, cqe);
+        break;
+    case OBS_IO_ADMIN_LISTEN:
+    case OBS_IO_ADMIN_CONN:
+        RM_ASSERT(s->obs->admin != NULL);
+        admin_done(s->obs->admin, s, obj, cqe);
         break;
     default:
         RM_ASSERT(!"unknown observability object");

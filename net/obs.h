@@ -1,8 +1,8 @@
 /*
  * obs.h - a shard's observability duties in its loop: time the loop, put
  * the shard's counters on the board (net/board.h) now and then, and on
- * shard 0 run the $SYS topics (net/sys_topics.h) and the /metrics server
- * (net/metrics_http.h).
+ * shard 0 run the $SYS topics (net/sys_topics.h), the /metrics server
+ * (net/metrics_http.h) and the admin socket (net/admin.h).
  *
  * Every shard publishes its snapshot at most every OBS_PUBLISH_MS while it
  * works, and before each wait without a timeout (so an idle shard's last
@@ -23,6 +23,7 @@
 
 #define OBS_PUBLISH_MS 250u
 
+struct admin_job;
 struct board;
 struct obs;
 struct shard;
@@ -30,9 +31,10 @@ struct shard;
 /*
  * Shard 0's services for @cfg (borrowed) over @board (borrowed): $SYS
  * every cfg->sys_interval_s seconds (0: none), /metrics when
- * cfg->metrics_bind is set (its socket is bound here). @version is static.
- * NULL after logging why at ERROR (the HTTP socket could not be bound, or
- * no memory).
+ * cfg->metrics_bind is set, the admin socket when cfg->admin_socket is
+ * (their sockets are bound here, before any shard thread exists). @version
+ * is static. NULL after logging why at ERROR (a socket could not be bound,
+ * or no memory).
  */
 struct obs *obs_new(const struct config *cfg, struct board *board, const char *version,
                     uint64_t now_ms);
@@ -60,6 +62,9 @@ int obs_start(struct shard *s);
 
 /* The shard stops: stop the services (their last completions still come). */
 void obs_stop(struct shard *s);
+
+/* XMSG_ADMIN_DONE on shard 0: job @j (owned from here) came back answered. */
+void obs_admin_job_done(struct shard *s, struct admin_job *j);
 
 /* A URING_OP_OBS completion on @s for object @obj. */
 void obs_done(struct shard *s, void *obj, const struct io_uring_cqe *cqe);

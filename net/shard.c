@@ -53,6 +53,7 @@
 #include "core/login.h"
 #include "core/mqtt_codec.h"
 #include "core/rm_assert.h"
+#include "net/admin_exec.h"
 #include "net/admit.h"
 #include "net/conn.h"
 #include "net/drain.h"
@@ -469,6 +470,12 @@ static void xmsg_received(void *ctx, uint32_t from, const struct xmsg *m)
         if (s->wal != NULL) {
             wal_io_compact(s->wal);
         }
+        break;
+    case XMSG_ADMIN:
+        admin_exec_received(s, m);
+        break;
+    case XMSG_ADMIN_DONE:
+        obs_admin_job_done(s, m->payload.ptr[0]);
         break;
     case XMSG_SHUTDOWN:
         if (!s->stopping) {

@@ -26,6 +26,7 @@
 #include "core/broker.h"
 #include "core/msg.h"
 #include "core/rm_assert.h"
+#include "net/admin_job.h"
 #include "net/log.h"
 #include "net/xport.h"
 
@@ -237,6 +238,10 @@ void xshard_release(struct xmsg *m)
     case XMSG_RELOAD:
     case XMSG_RELOAD_DONE:
         break; /* the snapshot is shard 0's (net/live.h): main frees it */
+    case XMSG_ADMIN:
+    case XMSG_ADMIN_DONE:
+        admin_job_free(m->payload.ptr[0]);
+        break;
     default:
         broker_xmsg_release(m); /* the routing kinds */
         break;

@@ -17,9 +17,16 @@ STOP_WAIT_S = 10.0
 
 
 class Broker:
-    def __init__(self, ini):
+    def __init__(self, ini, admin=False):
         self.dir = tempfile.mkdtemp(prefix="ringmq-ops-")
         self.ini = os.path.join(self.dir, "ringmq.ini")
+        self.admin_path = os.path.join(self.dir, "admin.sock")
+        if admin:
+            # An [admin] section of the INI, if any, gets the socket key first.
+            if "[admin]\n" in ini:
+                ini = ini.replace("[admin]\n", "[admin]\nsocket = %s\n" % self.admin_path)
+            else:
+                ini += "[admin]\nsocket = %s\n" % self.admin_path
         with open(self.ini, "w") as f:
             f.write(ini)
         self.log_path = os.path.join(self.dir, "ringmq.log")

@@ -1093,3 +1093,16 @@ Test(config, metrics_bind_must_be_a_numeric_address)
                  "[metrics] bind: expected a numeric IPv4 or IPv6 address, got 'localhost'");
     expect_error("[metrics]\nbogus = 1\n", 2, "[metrics] bogus: unknown key");
 }
+
+Test(config, admin_socket_path_must_fit_a_socket_address)
+{
+    char text[400];
+
+    cr_assert_eq(load("[admin]\nsocket = /run/ringmq/admin.sock\nmode = 0660\n"), 0, "%s", err);
+    cr_assert_str_eq(cfg.admin_socket, "/run/ringmq/admin.sock");
+    cr_assert_eq(cfg.admin_mode, 1);
+    snprintf(text, sizeof(text), "[admin]\nsocket = /%0150d\n", 0);
+    expect_error(text, 2, "[admin] socket: path too long for a socket (151 bytes, at most 107)");
+    expect_error("[admin]\nmode = 0644\n", 2,
+                 "[admin] mode: expected one of 0600, 0660, got \"0644\"");
+}
