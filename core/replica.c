@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/broker_types.h"
 #include "core/home.h"
@@ -105,6 +106,17 @@ static void send_retain(struct broker *b, uint32_t dest, uint32_t kind, struct m
     outbox_push(b, dest, &x);
 }
 
+/*
+ * The broker's own $SYS messages (broker_sys_publish()) are not logged, as
+ * mosquitto does not persist them: they are rebuilt every sys_interval, a
+ * log would gain dozens of records per interval, and a restart would replay
+ * stale figures.
+ */
+static bool logged(const struct msg *m)
+{
+    return !(m->topic_len >= 5 && memcmp(msg_topic(m), "$SYS/", 5) == 0);
+}
+
 void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_t origin)
 {
     RM_ASSERT(home_shard(msg_topic(m), m->topic_len, b->shard_count) == b->shard_id);
@@ -124,7 +136,7 @@ void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_
     if (rc < 0) {
         b->stats.retained_refused++; /* still forwarded to subscribers, not kept */
         arg |= REPLICA_REFUSED;
-    } else if (b->wal) {
+    } else if (b->wal && logged(m)) {
         wal_retain(b, m); /* this shard orders the topic: its log keeps it */
     }
     uint64_t own = token;

@@ -13,6 +13,7 @@
 
 #include "core/broker.h"
 #include "core/rm_assert.h"
+#include "net/wal_io.h"
 
 #define BOARD_WORDS (sizeof(struct board_snap) / sizeof(uint64_t))
 #define BOARD_CACHELINE 64u
@@ -78,7 +79,9 @@ void board_publish(struct board *b, const struct shard *s)
     snap.shard = s->stats;
     snap.xport = s->xport_stats;
     snap.xshard = *xshard_stats(s->xshard, s->id);
-    snap.wal_fsync = s->wal_fsync;
+    if (s->wal != NULL) {
+        snap.wal_fsync = wal_io_stats(s->wal)->sync_hist;
+    }
     board_store(b, s->id, &snap);
 }
 

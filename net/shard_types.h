@@ -14,7 +14,6 @@
 #include <stdint.h>
 
 #include "config/config.h"
-#include "core/hist.h"
 #include "core/xmsg.h"
 #include "net/bufring.h"
 #include "net/listener.h"
@@ -141,7 +140,6 @@ struct shard {
     struct wal_io *wal; /* the write-ahead log's writer; NULL without persistence */
     struct shard_stats stats;
     struct xport_stats xport_stats;
-    struct hist wal_fsync; /* fsync latency of this shard's WAL (the WAL records it) */
 
     /*
      * Observability (net/obs.h): where this shard publishes its counters

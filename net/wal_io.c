@@ -74,6 +74,7 @@ struct wal_io {
     int write_res;
     int sync_res;
     uint64_t sync_start_ns;
+    uint64_t tick_sync_start_ns; /* when the interval sync in flight was submitted */
 
     bool failed; /* the last attempt failed: retried at retry_at_ms */
     int fail_err;
@@ -588,10 +589,12 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
     RM_ASSERT(tag >= w->tags && tag < w->tags + TAG_COUNT);
     if (tag == &w->tags[TAG_TICK_SYNC]) {
         w->tick_syncing = false;
-        if (res < 0)
+        if (res < 0) {
             batch_failed(w, res, now_ms);
-        else
+        } else {
             w->stats.syncs++;
+            hist_record(&w->stats.sync_hist, mono_ns() - w->tick_sync_start_ns);
+        }
         return;
     }
     RM_ASSERT(w->batch && w->ops > 0);
@@ -600,9 +603,11 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
     } else {
         w->sync_res = res;
         w->sync_ok = res == 0;
-        uint64_t us = (mono_ns() - w->sync_start_ns) / 1000u;
+        uint64_t ns = mono_ns() - w->sync_start_ns;
+        uint64_t us = ns / 1000u;
         if (res == 0) {
             w->stats.syncs++;
+            hist_record(&w->stats.sync_hist, ns);
             w->stats.sync_us_sum += us;
             if (us > w->stats.sync_us_max)
                 w->stats.sync_us_max = us;
@@ -640,6 +645,7 @@ static void tick_sync(struct wal_io *w, struct io_uring *ring)
     io_uring_prep_fsync(sqe, w->fd, IORING_FSYNC_DATASYNC);
     io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_TICK_SYNC], URING_OP_WAL));
     w->tick_syncing = true;
+    w->tick_sync_start_ns = mono_ns();
     w->unsynced = 0;
 }
 

@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/hist.h"
 
 struct broker;
 struct wal_dir;
@@ -71,6 +72,7 @@ struct wal_io_stats {
     uint64_t errors;       /* failed writes or syncs */
     uint64_t compactions;
     uint64_t segments_deleted;
+    struct hist sync_hist; /* every completed fdatasync's latency (/metrics) */
 };
 
 /*

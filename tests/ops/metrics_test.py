@@ -4,7 +4,8 @@
 A 2-shard ringmq with /metrics on an ephemeral port: the text parses with
 prometheus_client's parser (Debian python3-prometheus-client), has HELP
 and TYPE for every family, counters rise with mosquitto_pub traffic and
-never fall between scrapes; HTTP: 404 for another path, 405 for another
+never fall between scrapes, the write-ahead log's fsync latency histogram
+([persistence] on, fsync = always) counts the sync of a retained publish; HTTP: 404 for another path, 405 for another
 method, keep-alive (two requests on one connection, pipelined too),
 HTTP/1.0 and "Connection: close" close, a request sent a byte at a time is
 answered, an oversized one gets 431, and a client that sends nothing does
@@ -17,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -32,6 +34,9 @@ shards = 2
 [metrics]
 bind = 127.0.0.1
 port = 0
+[persistence]
+enabled = true
+fsync = always
 [listener.default]
 bind = 127.0.0.1
 port = 0
@@ -127,7 +132,8 @@ def main():
     if shutil.which("mosquitto_pub") is None:
         print("SKIP: mosquitto_pub missing")
         return 77
-    b = Broker(INI)
+    wal_dir = tempfile.mkdtemp(prefix="ringmq-ops-wal-")
+    b = Broker(INI.replace("[persistence]\n", "[persistence]\ndir = %s\n" % wal_dir))
     try:
         if b.metrics_port is None:
             fail("no 'metrics listening on' line in the log")
@@ -151,18 +157,23 @@ def main():
         n = 6
         for i in range(n):
             subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(b.port), "-t",
-                            "ops/m", "-m", "payload", "-q", str(i % 3)], check=True, timeout=10)
+                            "ops/m", "-m", "payload", "-q", str(i % 3)] + (["-r"] if i == 0 else []),
+                           check=True, timeout=10)
         # The shards publish their counters every 250 ms: wait (bounded) to see the traffic.
         deadline = time.monotonic() + SETTLE_WAIT_S
         while True:
             v2, _ = samples(scrape(p))
             got = total(v2, "ringmq_messages_received_total") - \
                 total(v1, "ringmq_messages_received_total")
-            if got >= n or time.monotonic() > deadline:
+            synced = total(v2, "ringmq_wal_fsync_seconds_count")
+            if (got >= n and synced >= 1) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         if got < n:
             fail("messages_received_total rose by %d, want %d" % (got, n))
+        if synced < 1 or total(v2, "ringmq_wal_fsync_seconds_bucket", le="+Inf") != synced:
+            fail("wal_fsync_seconds: count %d, +Inf bucket %d" % (
+                synced, total(v2, "ringmq_wal_fsync_seconds_bucket", le="+Inf")))
         for q in ("0", "1", "2"):
             if total(v2, "ringmq_messages_received_total", qos=q) < 2:
                 fail("qos %s: fewer than 2 messages counted" % q)
@@ -222,6 +233,7 @@ def main():
         print("ok: %d samples; messages_received_total +%d" % (len(v2), n))
     finally:
         b.stop()
+        shutil.rmtree(wal_dir, ignore_errors=True)
     return 0
 
 

@@ -254,6 +254,21 @@ Test(wal, retained_sets_and_clears_survive)
     broker_client_gone(b, &sub, 0);
 }
 
+Test(wal, the_brokers_own_sys_messages_are_not_logged)
+{
+    start_log(false);
+    struct client pub;
+    static const char up[] = "12 seconds";
+    do_connect(&pub, "pub", true);
+    cr_assert_eq(broker_sys_publish(b, "$SYS/broker/uptime", 18, (const uint8_t *)up,
+                                    sizeof(up) - 1),
+                 0);
+    do_publish(&pub, "r/1", "kept", 1, true, 1);
+    broker_client_gone(b, &pub, 0);
+    crash_and_restart(NULL, NULL);
+    cr_assert_eq(rep.retained, 1, "only the client's retained message is replayed");
+}
+
 Test(wal, with_sync_the_puback_waits_until_the_log_is_durable)
 {
     start_log(true);
