@@ -2,7 +2,9 @@
 """admin_test.py - the admin socket ([admin] socket, mode) and tools/ringmq-ctl.
 
 A 3-shard ringmq with an admin socket: the socket file has the configured
-mode (0600, then 0660 on a second start); ringmq-ctl lists connected paho
+mode (0600, then 0660 on a second start), and when run as root with
+setpriv another uid (nobody) is refused by that mode and let in once the
+file is made 0666 (so the refusal is the mode's); ringmq-ctl lists connected paho
 clients (3.1.1 and 5.0, on whatever shards they are homed) with their
 subscriptions, disconnects them (the v5 client is told 0x98
 Administrative action, the 3.1.1 one loses its connection), answers ERR
@@ -10,6 +12,7 @@ for an unknown client; a second broker refuses a socket in use; the file
 is removed at exit. Exit 0, 1 on failure, 77 when paho is missing.
 """
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -30,6 +33,34 @@ WAIT_S = 10
 
 def fail(msg):
     raise AssertionError(msg)
+
+
+NOBODY = "65534"
+
+
+def check_other_user(sock):
+    """Another uid is refused by the socket's 0600 and let in by 0666 (root + setpriv only)."""
+    setpriv = shutil.which("setpriv")
+    as_nobody = [setpriv, "--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"] if setpriv \
+        else None
+    if os.geteuid() != 0 or as_nobody is None or \
+            subprocess.run(as_nobody + ["true"], capture_output=True).returncode != 0:
+        print("note: not root or no working setpriv; only the socket mode is checked")
+        return
+    d = os.path.dirname(sock)
+    os.chmod(d, 0o755)  # our temp dir: let nobody reach the socket, its mode decides
+    ctl_copy = os.path.join(d, "ringmq-ctl")
+    shutil.copy(CTL, ctl_copy)
+    os.chmod(ctl_copy, 0o755)
+    cmd = as_nobody + ["/usr/bin/python3", ctl_copy, "-s", sock, "stats"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S + 5)
+    if r.returncode == 0 or "ermission denied" not in r.stderr:
+        fail("another user was not refused by mode 0600: %d %r" % (r.returncode, r.stderr))
+    os.chmod(sock, 0o666)
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S + 5)
+    os.chmod(sock, 0o600)
+    if r.returncode != 0:
+        fail("another user was refused with mode 0666 too: %d %r" % (r.returncode, r.stderr))
 
 
 def ctl(sock, *args):
@@ -75,7 +106,6 @@ def main():
     if mqtt is None:
         print("SKIP: python3-paho-mqtt missing")
         return 77
-    d = None
     b = None
     try:
         b = Broker("[broker]\nshards = 3\nsys_interval = 0\n"
@@ -84,6 +114,7 @@ def main():
         mode = stat.S_IMODE(os.stat(sock).st_mode)
         if mode != 0o600 or not stat.S_ISSOCK(os.stat(sock).st_mode):
             fail("socket mode %o, want 0600" % mode)
+        check_other_user(sock)
         v5 = Client(b.port, "ops-v5", True)
         v3 = Client(b.port, "ops-v3", False)
         v5.subscribe("ops/a/#")
