@@ -4,12 +4,14 @@
 A 3-shard ringmq with an admin socket: the socket file has the configured
 mode (0600, then 0660 on a second start), and when run as root with
 setpriv another uid (nobody) is refused by that mode and let in once the
-file is made 0666 (so the refusal is the mode's); ringmq-ctl lists connected paho
-clients (3.1.1 and 5.0, on whatever shards they are homed) with their
-subscriptions, disconnects them (the v5 client is told 0x98
-Administrative action, the 3.1.1 one loses its connection), answers ERR
-for an unknown client; a second broker refuses a socket in use; the file
-is removed at exit. Exit 0, 1 on failure, 77 when paho is missing.
+file is made 0666 (so the refusal is the mode's); ringmq-ctl lists
+connected paho clients (3.1.1 and 5.0, on whatever shards they are homed)
+with their subscriptions, shows the counters, reloads the configuration
+(the log says every shard took the new generation), disconnects them (the
+v5 client is told 0x98 Administrative action, the 3.1.1 one loses its
+connection), answers ERR for an unknown client; a second broker refuses a
+socket in use; the file is removed at exit. Exit 0, 1 on failure, 77 when
+paho is missing.
 """
 import os
 import shutil
@@ -140,6 +142,14 @@ def main():
             time.sleep(0.1)
         if rc != 0 or "clients_connected 2" not in out:
             fail("stats: %d %r" % (rc, out))
+        rc, out, err = ctl(sock, "reload")
+        if rc != 0 or "reload started" not in out:
+            fail("reload: %d %r %r" % (rc, out, err))
+        deadline = time.monotonic() + WAIT_S  # as SIGHUP: read, checked, handed to each shard
+        while "uses configuration generation" not in b.log_text():
+            if time.monotonic() > deadline:
+                fail("reload by the admin socket was not applied; log:\n%s" % b.log_text())
+            time.sleep(0.1)
         rc, _, err = ctl(sock, "disconnect", "ops-v5")
         if rc != 0:
             fail("disconnect ops-v5: %d %s" % (rc, err))
