@@ -7,14 +7,14 @@
  * answer (one send in flight, linked to a timeout too) and goes on with
  * the next line. Every command has a serial number; an answer from
  * another shard finds its connection by it, so a connection may go away
- * while its jobs travel (their answers are then freed on arrival).
+ * while its jobs travel (their answers are then freed on arrival). What a
+ * line means and the answers' wording are net/admin_proto's.
  *
  * Shard 0's thread only.
  */
 #include "net/admin.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,6 +25,7 @@
 #include "core/broker.h"
 #include "core/rm_assert.h"
 #include "net/admin_exec.h"
+#include "net/admin_proto.h"
 #include "net/board.h"
 #include "net/log.h"
 #include "net/obs_io.h"
@@ -63,15 +64,6 @@ struct admin {
     struct admin_conn *conns;
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
-
-static const char help_text[] =
-    "clients                 ID USER ADDRESS SHARD PROTOCOL QUEUED INFLIGHT SUBS per session\n"
-    "subscriptions ID        FILTER QOS per subscription of session ID\n"
-    "disconnect ID           disconnect ID's client (MQTT 5.0: reason 0x98)\n"
-    "stats                   NAME VALUE per counter, summed over shards\n"
-    "reload                  reload the configuration (as SIGHUP)\n"
-    "help                    this list\n"
-    "IDs and user names are escaped: bytes outside '!'..'~', and '%', as %XX\n";
 
 /* Whether something accepts on the socket file @path (a live broker). */
 static bool in_use(const char *path)
@@ -246,78 +238,6 @@ static void conn_answer(struct admin *a, struct io_uring *ring, struct admin_con
     conn_next(a, ring, c);
 }
 
-static void stats(struct admin *a, struct text *t)
-{
-    struct board_snap s;
-    const struct broker_stats *b = &s.broker;
-    uint64_t busy;
-
-    board_sum(a->board, &s);
-    busy = s.shard.busy_ns + s.shard.wait_ns;
-    text_printf(t,
-                "clients_connected %u\nsessions %u\nconnections_accepted %llu\n"
-                "connections_refused %llu\nmessages_received %llu\nmessages_sent %llu\n"
-                "messages_dropped %llu\nmessages_queued %llu\nmessages_inflight %llu\n"
-                "subscriptions %llu\nretained_messages %llu\nbytes_received %llu\n"
-                "bytes_sent %llu\nauth_failures %llu\ntls_handshakes_failed %llu\n"
-                "shard_link_waiting %llu\nloop_busy_percent %.1f\n",
-                b->clients, b->sessions, (unsigned long long)s.shard.conns_accepted,
-                (unsigned long long)s.shard.conns_refused, (unsigned long long)b->msgs_in,
-                (unsigned long long)b->msgs_out,
-                (unsigned long long)(b->msgs_dropped + b->queue_full + b->msgs_shed_memory +
-                                     s.xshard.qos0_shed),
-                (unsigned long long)b->queued, (unsigned long long)b->inflight,
-                (unsigned long long)s.subscriptions, (unsigned long long)s.retained,
-                (unsigned long long)s.shard.bytes_in, (unsigned long long)s.shard.bytes_out,
-                (unsigned long long)(b->logins_failed + b->logins_refused),
-                (unsigned long long)s.xport.tls_failed, (unsigned long long)s.xshard_waiting,
-                busy > 0 ? 100.0 * (double)s.shard.busy_ns / (double)busy : 0.0);
-}
-
-/* Decode the escaped @arg into a new job's id. -EINVAL: bad escape. */
-static int job_id(struct admin_job *j, const char *arg)
-{
-    size_t n = strlen(arg);
-    size_t k = 0;
-
-    j->id = malloc(n + 1);
-    if (j->id == NULL) {
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-
-        if (arg[i] != '%') {
-            j->id[k++] = (uint8_t)arg[i];
-        } else if (i + 2 < n + 1 && sscanf(arg + i + 1, "%2x", &v) == 1 && arg[i + 1] != '\0' &&
-                   arg[i + 2] != '\0') {
-            j->id[k++] = (uint8_t)v;
-            i += 2;
-        } else {
-            return -EINVAL;
-        }
-    }
-    j->id_len = (uint32_t)k;
-    return k > 0 ? 0 : -EINVAL;
-}
-
-/* Append @j's answer to @c's output; frees @j. */
-static void job_answer(struct admin_conn *c, struct admin_job *j)
-{
-    if (j->text != NULL) {
-        text_printf(&c->out, "%.*s", (int)j->text_len, j->text);
-    }
-    if (j->rc == -ENOMEM) {
-        text_printf(&c->out, "ERR out of memory on a shard\n");
-    } else if (j->rc == -ENOENT) {
-        text_printf(&c->out, "ERR %s\n",
-                    j->cmd == ADMIN_KICK ? "no such client connected" : "no such session");
-    } else if (j->cmd != ADMIN_CLIENTS) {
-        text_printf(&c->out, "OK\n");
-    }
-    admin_job_free(j);
-}
-
 /* Send job @j to shard @to for @c, or run it here (@to 0). False: could not send. */
 static bool job_send(struct admin *a, struct shard *s, struct admin_conn *c,
                      struct admin_job *j, uint32_t to)
@@ -327,7 +247,7 @@ static bool job_send(struct admin *a, struct shard *s, struct admin_conn *c,
     j->serial = c->serial;
     if (to == 0) {
         admin_exec_run(s, j);
-        job_answer(c, j);
+        admin_proto_job_answer(&c->out, j);
         return true;
     }
     m.payload.ptr[0] = j;
@@ -345,66 +265,40 @@ static bool job_send(struct admin *a, struct shard *s, struct admin_conn *c,
 /* Run the command @line (NUL-terminated) for @c. */
 static void command(struct admin *a, struct shard *s, struct admin_conn *c, char *line)
 {
-    char *arg = strchr(line, ' ');
-    struct admin_job *j;
+    const char *arg = NULL;
     uint32_t cmd = 0;
 
-    if (arg != NULL) {
-        *arg++ = '\0';
-    }
     c->serial = a->next_serial++;
     if (a->next_serial == 0) {
         a->next_serial = 1;
     }
-    if (strcmp(line, "help") == 0) {
-        text_printf(&c->out, "%sOK\n", help_text);
+    switch (admin_proto_parse(line, &cmd, &arg, &c->out)) {
+    case ADMIN_PROTO_BAD:
         return;
-    }
-    if (strcmp(line, "stats") == 0) {
-        stats(a, &c->out);
-        text_printf(&c->out, "OK\n");
+    case ADMIN_PROTO_HELP:
+        admin_proto_help(&c->out);
         return;
-    }
-    if (strcmp(line, "reload") == 0) {
+    case ADMIN_PROTO_STATS:
+        admin_proto_stats(a->board, &c->out);
+        return;
+    case ADMIN_PROTO_RELOAD:
         LOG_INFO("admin socket: reload requested");
         reload_start(s);
         text_printf(&c->out, "OK reload started: the log says how it went\n");
         return;
-    }
-    if (strcmp(line, "clients") == 0) {
-        cmd = ADMIN_CLIENTS;
-    } else if (strcmp(line, "subscriptions") == 0) {
-        cmd = ADMIN_SUBS;
-    } else if (strcmp(line, "disconnect") == 0) {
-        cmd = ADMIN_KICK;
-    } else {
-        text_printf(&c->out, "ERR unknown command: ");
-        text_escaped(&c->out, line, strlen(line));
-        text_printf(&c->out, " (try help)\n");
-        return;
-    }
-    if ((cmd == ADMIN_CLIENTS) != (arg == NULL)) {
-        text_printf(&c->out, "ERR %s\n", cmd == ADMIN_CLIENTS ? "clients takes no argument"
-                                                              : "usage: COMMAND CLIENT_ID");
-        return;
+    case ADMIN_PROTO_JOB:
+        break;
     }
     for (uint32_t to = 0; to < (cmd == ADMIN_CLIENTS ? s->shard_count : 1); to++) {
-        int rc;
+        struct admin_job *j;
+        int rc = admin_proto_job_new(cmd, arg, &j);
 
-        j = calloc(1, sizeof(*j));
-        if (j == NULL) {
-            text_printf(&c->out, "ERR out of memory\n");
+        if (rc < 0) {
+            text_printf(&c->out, "ERR %s\n",
+                        rc == -ENOMEM ? "out of memory" : "bad client id escape");
             return;
         }
-        j->cmd = cmd;
         if (cmd != ADMIN_CLIENTS) {
-            rc = job_id(j, arg);
-            if (rc < 0) {
-                admin_job_free(j);
-                text_printf(&c->out, "ERR %s\n",
-                            rc == -ENOMEM ? "out of memory" : "bad client id escape");
-                return;
-            }
             to = broker_home_shard(j->id, j->id_len, s->shard_count);
         }
         if (!job_send(a, s, c, j, to)) {
@@ -551,7 +445,7 @@ void admin_job_done(struct admin *a, struct shard *s, struct admin_job *j)
         admin_job_free(j); /* its connection went away, or gave up on it */
         return;
     }
-    job_answer(c, j);
+    admin_proto_job_answer(&c->out, j);
     if (--c->waiting > 0) {
         return;
     }
