@@ -954,6 +954,7 @@ int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t 
     uint8_t state = !m         ? SESSION_WAIT_PUBCOMP
                     : qos == 1 ? SESSION_WAIT_PUBACK
                                : SESSION_WAIT_PUBREC;
+    b->stats.inflight++;
     s->inflight[s->inflight_count++] = (struct session_inflight){
         .msg = m ? msg_ref(m) : NULL,
         .via = via,

@@ -168,6 +168,7 @@ Test(wal, qos2_flows_resume_with_their_packet_ids)
     ack(&sub, MQTT_PUBREC, x);
     cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
     crash_and_restart(&sub, &pub);
+    cr_assert_eq(broker_stats(b)->inflight, 2, "the inflight gauge counts replayed flows");
     cr_assert(do_connect(&sub, "sub", false));
     /* Same order, same ids [MQTT-4.4.0-1]: PUBREL for x, PUBLISH (DUP) for y. */
     cr_assert(next_out(&sub, &g));
@@ -178,6 +179,7 @@ Test(wal, qos2_flows_resume_with_their_packet_ids)
     cr_assert(g.pkt.u.publish.dup);
     ack(&sub, MQTT_PUBCOMP, x);
     expect_none(&sub);
+    cr_assert_eq(broker_stats(b)->inflight, 1, "y is still in flight");
     broker_client_gone(b, &sub, 0);
 }
 
