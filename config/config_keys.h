@@ -22,8 +22,8 @@
 #define CONFIG__KEYS_MAX 80
 /* Every section a file may have, for messages; keep in step with config_keys.c. */
 #define CONFIG__SECTIONS_EXPECTED                                                                  \
-    "[broker], [limits], [mqtt], [auth], [acl], [acl.HOST], [group.NAME], [persistence] or "       \
-    "[listener.NAME]"
+    "[broker], [limits], [mqtt], [auth], [acl], [acl.HOST], [group.NAME], [persistence], "         \
+    "[metrics], [admin] or [listener.NAME]"
 
 enum config__type {
     CONFIG__BOOL,      /* true|false (also yes|no, on|off, 1|0) */

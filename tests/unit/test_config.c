@@ -436,7 +436,7 @@ Test(config, unknown_section_is_an_error_even_when_empty)
 {
 #define SECTIONS                                                                                   \
     "(expected [broker], [limits], [mqtt], [auth], [acl], [acl.HOST], [group.NAME], "              \
-    "[persistence] or [listener.NAME])"
+    "[persistence], [metrics], [admin] or [listener.NAME])"
     expect_error("[broker]\nlog_level = info\n[brokers]\n", 3,
                  "[brokers]: unknown section " SECTIONS);
     expect_error("[listener]\nport = 1\n", 1, "[listener]: unknown section " SECTIONS);
@@ -564,7 +564,7 @@ Test(config, keys_under_a_refused_header_add_no_problem)
     static const unsigned lines[] = {1, 3, 6};
     static const char *const msgs[] = {
         ("[brokers]: unknown section (expected [broker], [limits], [mqtt], [auth], [acl], "
-         "[acl.HOST], [group.NAME], [persistence] or [listener.NAME])"),
+         "[acl.HOST], [group.NAME], [persistence], [metrics], [admin] or [listener.NAME])"),
         "malformed line (expected [section], key = value or a ; comment)",
         "[limits] inflight_max: expected an integer 1..65535, got \"x\""};
     expect_errors("[brokers]\nshards = 2\n[mqtt\nmax_qos = 9\n[limits]\ninflight_max = x\n", 3,
@@ -575,8 +575,8 @@ Test(config, key_before_any_section_is_an_error)
 {
     expect_error("; top\ninflight_max = 5\n", 2,
                  "inflight_max: key outside any section (expected [broker], [limits], [mqtt], "
-                 "[auth], [acl], [acl.HOST], [group.NAME], [persistence] or [listener.NAME] "
-                 "above it)");
+                 "[auth], [acl], [acl.HOST], [group.NAME], [persistence], [metrics], [admin] "
+                 "or [listener.NAME] above it)");
 }
 
 Test(config, failure_leaves_the_callers_config_untouched)
