@@ -23,8 +23,7 @@ static int set_int_opt(int fd, int level, int name, int value)
     return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
 }
 
-/* Fill @ss from a numeric address; 0 or -EINVAL. */
-static int parse_addr(const char *bind_addr, uint16_t port, struct sockaddr_storage *ss,
+int listener_parse_addr(const char *bind_addr, uint16_t port, struct sockaddr_storage *ss,
                       socklen_t *len)
 {
     struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
@@ -102,7 +101,7 @@ int listener_open(struct listener *l, const struct config_listener *cfg,
     l->cfg = cfg;
     l->tls = tls;
 
-    ret = parse_addr(cfg->bind, port, &ss, &len);
+    ret = listener_parse_addr(cfg->bind, port, &ss, &len);
     if (ret < 0) {
         LOG_ERROR("listener %s: bind address '%s' is not a numeric IPv4 or IPv6 address", cfg->name,
                   cfg->bind);

@@ -62,6 +62,10 @@ struct listener {
     char addr[LISTENER_ADDR_MAX];
 };
 
+/* Fill @ss (*@len bytes) from numeric address @bind_addr and @port; 0 or -EINVAL. */
+int listener_parse_addr(const char *bind_addr, uint16_t port, struct sockaddr_storage *ss,
+                        socklen_t *len);
+
 /*
  * Open, bind and listen per @cfg (borrowed for the listener's life: the name
  * is kept), with TLS context @tls (borrowed; NULL when @cfg has no

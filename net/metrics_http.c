@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/rm_assert.h"
+#include "net/listener.h"
 #include "net/log.h"
 #include "net/obs_io.h"
 #include "net/prom.h"
@@ -66,28 +67,6 @@ struct metrics_http {
     uint32_t conn_count;
 };
 
-static int parse_addr(const char *bind_addr, uint16_t port, struct sockaddr_storage *ss,
-                      socklen_t *len)
-{
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-
-    memset(ss, 0, sizeof(*ss));
-    if (inet_pton(AF_INET, bind_addr, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons(port);
-        *len = sizeof(*in4);
-        return 0;
-    }
-    if (inet_pton(AF_INET6, bind_addr, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons(port);
-        *len = sizeof(*in6);
-        return 0;
-    }
-    return -EINVAL;
-}
-
 struct metrics_http *metrics_http_open(const char *bind_addr, uint16_t port,
                                        const struct board *board, const struct config *cfg,
                                        const char *version)
@@ -109,7 +88,7 @@ struct metrics_http *metrics_http_open(const char *bind_addr, uint16_t port,
     h->cfg = cfg;
     h->version = version;
     h->fd = -1;
-    if (parse_addr(bind_addr, port, &ss, &len) < 0) {
+    if (listener_parse_addr(bind_addr, port, &ss, &len) < 0) {
         LOG_ERROR("metrics: bind: not a numeric IPv4 or IPv6 address: %s", bind_addr);
         goto out_free;
     }
