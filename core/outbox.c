@@ -97,6 +97,14 @@ void outbox_msg_put(struct broker *b, struct msg *m)
     outbox_push(b, m->home_shard, &x);
 }
 
+void outbox_ack(struct broker *b, uint32_t dest, uint64_t token)
+{
+    RM_ASSERT(token != 0 && dest < b->shard_count && dest != b->shard_id);
+    struct xmsg x = {.kind = XMSG_ACK, .arg = b->shard_id};
+    x.payload.retain.token = token;
+    outbox_push(b, dest, &x);
+}
+
 uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, uint32_t members,
                          uint64_t token)
 {

@@ -33,6 +33,9 @@ bool outbox_next(struct broker *b, uint32_t *dest, struct xmsg *m);
  */
 void outbox_msg_put(struct broker *b, struct msg *m);
 
+/* XMSG_ACK(@token) to shard @dest: one of the acknowledgements a wait there counts. */
+void outbox_ack(struct broker *b, uint32_t dest, uint64_t token);
+
 /*
  * Tell every other shard that this shard's sessions now subscribe (@members
  * > 0) or no longer subscribe to @filter at all (0), so they forward

@@ -91,9 +91,7 @@ static struct client *retain_applied(struct broker *b, uint64_t token, uint32_t 
         return NULL;
     if (origin == b->shard_id)
         return wait_done(b, token);
-    struct xmsg x = {.kind = XMSG_ACK, .arg = b->shard_id};
-    x.payload.retain.token = token;
-    outbox_push(b, origin, &x);
+    outbox_ack(b, origin, token);
     return NULL;
 }
 

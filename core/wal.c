@@ -89,9 +89,15 @@ void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
     }
     /* No memory to defer it: acknowledged now rather than never (counted). */
     b->wal->nomem++;
-    struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
-    ack.payload.retain.token = token;
-    outbox_push(b, dest, &ack);
+    outbox_ack(b, dest, token);
+}
+
+void wal_ack_after(struct broker *b, size_t mark, uint32_t dest, uint64_t token)
+{
+    if (wal_since(b, mark))
+        wal_ack_later(b, dest, token);
+    else
+        outbox_ack(b, dest, token);
 }
 
 /* The open batch's output, after counting a lost record if the last one failed. */
@@ -298,11 +304,8 @@ void wal_durable(struct broker *b)
 {
     struct wal *w = b->wal;
     RM_ASSERT(w != NULL && w->in_flight);
-    for (uint32_t i = 0; i < w->flight.ack_count; i++) {
-        struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
-        ack.payload.retain.token = w->flight.acks[i].token;
-        outbox_push(b, w->flight.acks[i].dest, &ack);
-    }
+    for (uint32_t i = 0; i < w->flight.ack_count; i++)
+        outbox_ack(b, w->flight.acks[i].dest, w->flight.acks[i].token);
     w->flight.ack_count = 0;
     w->flight.out.len = 0;
     w->in_flight = false;

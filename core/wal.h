@@ -95,6 +95,9 @@ int wal_hold(struct broker *b, uint64_t token);
 /* Send XMSG_ACK(@token) to @dest once the open batch is durable (now on ENOMEM). */
 void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token);
 
+/* XMSG_ACK(@token) to @dest once what was logged since @mark is durable; now if nothing was. */
+void wal_ack_after(struct broker *b, size_t mark, uint32_t dest, uint64_t token);
+
 /* Records; @cid is a session's client id as stored (host prefix included). */
 void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *user,
                  size_t user_len, uint32_t expiry_s);

@@ -52,9 +52,7 @@ static void interest(struct broker *b, uint32_t from, const struct xmsg *x, bool
     if (x->payload.buf.token) {
         RM_ASSERT(add);
         /* Matching publishes here are now forwarded: the SUBACK may go. */
-        struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
-        ack.payload.retain.token = x->payload.buf.token;
-        outbox_push(b, from, &ack);
+        outbox_ack(b, from, x->payload.buf.token);
     }
 }
 
@@ -69,13 +67,8 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
         size_t mark = wal_mark(b);
         uint64_t token = route_remote(b, from, x);
         outbox_msg_put(b, m);
-        if (token && wal_since(b, mark)) {
-            wal_ack_later(b, from, token); /* once what it left here is durable */
-        } else if (token) {
-            struct xmsg ack = {.kind = XMSG_ACK, .arg = b->shard_id};
-            ack.payload.retain.token = token;
-            outbox_push(b, from, &ack);
-        }
+        if (token)
+            wal_ack_after(b, mark, from, token); /* once what it left here is durable */
         break;
     }
     case XMSG_MSG_FREE:
