@@ -711,6 +711,9 @@ void broker_wal_durable(struct broker *b)
 {
     RM_ASSERT(b != NULL && b->wal != NULL);
     struct wal_batch *bt = &b->wal->flight;
+    /* Its subscription changes are durable for the SUBSCRIBEs handled again below. */
+    bt->sub_count = 0;
+    bt->subs_lost = false;
     /* Bounded: the tokens of one batch; what a resumed client logs goes to the open one. */
     for (uint32_t i = 0; i < bt->token_count; i++) {
         struct client *cl = wait_done(b, bt->tokens[i]);

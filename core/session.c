@@ -44,6 +44,14 @@ static bool logged(const struct broker *b, const struct session *s)
     return b->wal && s->expiry_s != 0;
 }
 
+/* @s's subscription to @filter, logged (and noted: its SUBACK waits for it). */
+static void log_sub(struct broker *b, const struct session *s, const uint8_t *filter, size_t len,
+                    uint8_t options, uint32_t sub_id)
+{
+    wal_sub(b, s->client_id, s->client_id_len, filter, len, options, sub_id);
+    wal_subs_changed(b, s->_hash);
+}
+
 /* A one-packet-id step of @s's, logged. */
 static void log_pkt(struct broker *b, const struct session *s, enum wal_type type, uint16_t id)
 {
@@ -405,7 +413,7 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
         sub->options = options;
         sub->sub_id = sub_id;
         if (changed && logged(b, s))
-            wal_sub(b, s->client_id, s->client_id_len, filter, len, options, sub_id);
+            log_sub(b, s, filter, len, options, sub_id);
         return sub->fresh ? 1 : 0;
     }
     if (s->sub_count >= b->lim->subs_per_client_max)
@@ -434,7 +442,7 @@ int session_subscribe(struct broker *b, struct session *s, const uint8_t *filter
     uint64_t key = shared ? share_key(b->lim->share_key_seed, filter, len) : 0;
     s->subs[s->sub_count++] = (struct session_sub){copy, (uint16_t)len, options, sub_id, true, key};
     if (logged(b, s))
-        wal_sub(b, s->client_id, s->client_id_len, filter, len, options, sub_id);
+        log_sub(b, s, filter, len, options, sub_id);
     return 1;
 
 out_free_copy:
@@ -450,8 +458,10 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
     if (!sub)
         return false;
     sub_drop(b, s, sub);
-    if (logged(b, s))
+    if (logged(b, s)) {
         wal_unsub(b, s->client_id, s->client_id_len, filter, len);
+        wal_subs_changed(b, s->_hash);
+    }
     free(sub->filter);
     *sub = s->subs[--s->sub_count];
     return true;

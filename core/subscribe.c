@@ -317,10 +317,13 @@ int subscribe_on_subscribe(struct broker *b, struct client *cl, const struct mqt
         RM_ASSERT(i < sub->count);
         b->rcs[i++] = subscribe_one(b, cl, &e, sub_id, &token);
     }
-    if (cl->state != CLIENT_CLOSING && wal_sync(b) && wal_since(b, mark)) {
+    if (cl->state != CLIENT_CLOSING && wal_sync(b) &&
+        (wal_since(b, mark) || wal_subs_pending(b, cl->_sess->_hash))) {
         /*
          * A persistent session's new subscriptions are logged: SUBACK once
-         * they are durable (the second pass logs nothing: no change).
+         * they are durable. The same SUBSCRIBE again (after a takeover)
+         * logs nothing but promises as much: it waits for the first's
+         * records. The second pass finds them durable: nothing to wait for.
          */
         if (!token)
             token = wait_new(b, cl, 0, 0, 0);

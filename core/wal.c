@@ -32,6 +32,7 @@ static void batch_free(struct wal_batch *bt)
     wal_out_free(&bt->out);
     free(bt->tokens);
     free(bt->acks);
+    free(bt->subs);
     *bt = (struct wal_batch){0};
 }
 
@@ -76,6 +77,38 @@ int wal_hold(struct broker *b, uint64_t token)
         return -ENOMEM;
     bt->tokens[bt->token_count++] = token;
     return 0;
+}
+
+void wal_subs_changed(struct broker *b, uint64_t hash)
+{
+    if (!wal_sync(b))
+        return;
+    struct wal_batch *bt = &b->wal->open;
+    if (grow_array((void **)&bt->subs, &bt->sub_cap, bt->sub_count, sizeof(*bt->subs)) < 0) {
+        bt->subs_lost = true;
+        return;
+    }
+    bt->subs[bt->sub_count++] = hash;
+}
+
+/* True when @bt changes session @hash's subscriptions (a short list: one batch's). */
+static bool batch_subs(const struct wal_batch *bt, uint64_t hash)
+{
+    if (bt->subs_lost)
+        return true;
+    for (uint32_t i = 0; i < bt->sub_count; i++) {
+        if (bt->subs[i] == hash)
+            return true;
+    }
+    return false;
+}
+
+bool wal_subs_pending(const struct broker *b, uint64_t hash)
+{
+    const struct wal *w = b->wal;
+    if (!wal_sync(b))
+        return false;
+    return batch_subs(&w->open, hash) || (w->in_flight && batch_subs(&w->flight, hash));
 }
 
 void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
@@ -294,6 +327,8 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
     w->open.out.len = 0;
     w->open.token_count = 0;
     w->open.ack_count = 0;
+    w->open.sub_count = 0;
+    w->open.subs_lost = false;
     w->in_flight = true;
     *buf = w->flight.out.buf;
     *len = w->flight.out.len;

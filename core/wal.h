@@ -48,6 +48,11 @@ struct wal_batch {
     struct wal_ack *acks;
     uint32_t ack_count;
     uint32_t ack_cap;
+    /* fsync = always: the sessions (their _hash) whose subscriptions changed in it. */
+    uint64_t *subs;
+    uint32_t sub_count;
+    uint32_t sub_cap;
+    bool subs_lost; /* one could not be noted: every session counts as changed */
 };
 
 struct wal {
@@ -98,6 +103,19 @@ void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token);
 /* XMSG_ACK(@token) to @dest once what was logged since @mark is durable; now if nothing was. */
 void wal_ack_after(struct broker *b, size_t mark, uint32_t dest, uint64_t token);
 
+/*
+ * Session @hash (session._hash) changed its subscriptions in the open batch
+ * (WAL_SUB, WAL_UNSUB): noted with fsync = always only.
+ */
+void wal_subs_changed(struct broker *b, uint64_t hash);
+
+/*
+ * True while a change to session @hash's subscriptions is not durable: a
+ * SUBSCRIBE that changes nothing (the same again, after a takeover) still
+ * promises it. Never without sync.
+ */
+bool wal_subs_pending(const struct broker *b, uint64_t hash);
+
 /* Records; @cid is a session's client id as stored (host prefix included). */
 void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *user,
                  size_t user_len, uint32_t expiry_s);
@@ -139,8 +157,8 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len);
 
 /*
  * The batch in flight is durable: its deferred XMSG_ACKs go out. Its wait
- * tokens (b->wal->flight.tokens) are the caller's to complete first
- * (broker_wal_durable()).
+ * tokens (b->wal->flight.tokens) are the caller's to complete first, and
+ * its subs the caller's to clear before that (broker_wal_durable()).
  */
 void wal_durable(struct broker *b);
 

@@ -725,6 +725,36 @@ Test(wal, a_qos2_resend_after_a_reconnect_waits_for_the_first_copys_records)
     broker_client_gone(b, &pub, 0);
 }
 
+Test(wal, a_subscribe_repeated_after_a_takeover_waits_for_the_first_ones_record)
+{
+    /*
+     * The first SUBSCRIBE's record is not durable when another connection
+     * takes the session over and subscribes the same again: nothing new is
+     * logged, but its SUBACK promises the same subscription.
+     */
+    start_log(true);
+    struct client c1, c2;
+    do_connect(&c1, "sub", false);
+    take(b, 0);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"s", 1}, 1};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&c1, &sp, MQTT_V311);
+    expect_none(&c1); /* held on the log */
+    cr_assert(do_connect(&c2, "sub", false));
+    broker_client_gone(b, &c1, 0);
+    feed_pkt(&c2, &sp, MQTT_V311);
+    struct got g;
+    bool early = next_out(&c2, &g) && g.pkt.type == MQTT_SUBACK;
+    cr_assert_not(early, "SUBACK before the subscription's record is durable");
+    take(b, 0);
+    cr_assert(next_out(&c2, &g) && g.pkt.type == MQTT_SUBACK, "SUBACK once durable");
+    /* Once durable, the same SUBSCRIBE again is answered at once. */
+    feed_pkt(&c2, &sp, MQTT_V311);
+    cr_assert(next_out(&c2, &g) && g.pkt.type == MQTT_SUBACK);
+    broker_client_gone(b, &c2, 0);
+}
+
 static void connect_v5(struct client *cl, const char *id, bool clean, uint32_t expiry)
 {
     broker_client_init(b, cl);
