@@ -91,7 +91,9 @@ struct wal_io {
     bool compacting;          /* a snapshot is being written into segment compact_seq */
     bool compact_in_batch;    /* ... and its last records are in the open batch */
     bool compact_flushing;    /* ... in the batch being written */
+    bool compact_failed;      /* its segment could not be begun: tried at compact_retry_ms */
     uint32_t compact_seq;
+    uint64_t compact_retry_ms;
     struct broker_wal_cursor cursor;
 
     struct wal_io_stats stats;
@@ -373,18 +375,17 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
-/* Begin segment @seq of this stream: created, its header written and synced, the dir synced. */
+/*
+ * Begin segment @seq of this stream: created, its header written and
+ * synced, the dir synced. Returns 0 or -errno (the caller says so).
+ */
 static int seg_begin(struct wal_io *w, uint32_t seq)
 {
     char name[SEG_NAME_MAX];
     seg_name(name, w->generation, w->shard, seq);
     int fd = openat(w->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) {
-        int err = errno;
-        LOG_ERROR("persistence: shard %" PRIu32 ": cannot create segment %s: %s", w->shard, name,
-                  strerror(err));
-        return -err;
-    }
+    if (fd < 0)
+        return -errno;
     struct wal_out o = {0};
     size_t at = wal_begin(&o, WAL_SEGMENT);
     wal_put_u64(&o, WAL_MAGIC);
@@ -398,8 +399,6 @@ static int seg_begin(struct wal_io *w, uint32_t seq)
     if (rc == 0 && (fdatasync(fd) < 0 || fsync(w->dir_fd) < 0))
         rc = -errno;
     if (rc < 0) {
-        LOG_ERROR("persistence: shard %" PRIu32 ": segment %s: %s", w->shard, name,
-                  strerror(-rc));
         close(fd);
         wal_out_free(&o);
         return rc;
@@ -447,8 +446,11 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
     if (rc < 0)
         goto out_free;
     rc = seg_begin(w, 0);
-    if (rc < 0)
+    if (rc < 0) {
+        LOG_ERROR("persistence: shard %" PRIu32 ": cannot begin its first segment: %s", shard,
+                  strerror(-rc));
         goto out_free;
+    }
     w->min_seq = 0;
     struct broker_wal_cursor cur = {0};
     (void)broker_wal_snapshot(b, &cur, UINT32_MAX);
@@ -569,13 +571,18 @@ static void batch_done(struct wal_io *w, struct broker *b, uint64_t now_ms)
     }
 }
 
-static void batch_failed(struct wal_io *w, int err, uint64_t now_ms)
+/*
+ * @what (writing the log, beginning a segment) failed with @err: counted,
+ * said once per condition, tried again in WAL_IO_RETRY_MS; until then
+ * nothing more is taken, so nothing more is acknowledged.
+ */
+static void batch_failed(struct wal_io *w, const char *what, int err, uint64_t now_ms)
 {
     w->stats.errors++;
     if (!w->failed || w->fail_err != err)
-        LOG_ERROR("persistence: shard %" PRIu32 ": writing the log failed: %s; nothing more is "
+        LOG_ERROR("persistence: shard %" PRIu32 ": %s failed: %s; nothing more is "
                   "acknowledged until it works (retrying every %u ms)",
-                  w->shard, strerror(-err), WAL_IO_RETRY_MS);
+                  w->shard, what, strerror(-err), WAL_IO_RETRY_MS);
     if (!w->failed)
         w->failed_since_ms = now_ms;
     w->failed = true;
@@ -590,7 +597,7 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
     if (tag == &w->tags[TAG_TICK_SYNC]) {
         w->tick_syncing = false;
         if (res < 0) {
-            batch_failed(w, res, now_ms);
+            batch_failed(w, "syncing the log", res, now_ms);
         } else {
             w->stats.syncs++;
             hist_record(&w->stats.sync_hist, mono_ns() - w->tick_sync_start_ns);
@@ -616,26 +623,25 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
     if (--w->ops > 0)
         return;
     if (w->write_res < 0) {
-        batch_failed(w, w->write_res, now_ms);
+        batch_failed(w, "writing the log", w->write_res, now_ms);
         return;
     }
     w->done += (size_t)w->write_res;
     if (w->done < w->len) {
         /* Short (its linked sync was cancelled): the rest goes at the next flush. */
         if (w->write_res == 0)
-            batch_failed(w, -EIO, now_ms);
+            batch_failed(w, "writing the log", -EIO, now_ms);
         return;
     }
     if (w->cfg->fsync == CONFIG_FSYNC_ALWAYS && w->sync_res < 0) {
         /* After a failed fdatasync the page cache may have dropped it: write it all again. */
         w->done = 0;
-        batch_failed(w, w->sync_res, now_ms);
+        batch_failed(w, "syncing the log", w->sync_res, now_ms);
         return;
     }
     batch_done(w, b, now_ms);
 }
 
-/* Close the current segment and begin the next (between batches). */
 /* An interval sync of the current segment through the ring (not blocking the shard). */
 static void tick_sync(struct wal_io *w, struct io_uring *ring)
 {
@@ -651,28 +657,46 @@ static void tick_sync(struct wal_io *w, struct io_uring *ring)
 
 /*
  * Close the current segment and begin the next. With fsync = interval what
- * the old one holds is synced first, through the ring: false (try again
- * later) while that sync is due or in flight. Never a blocking sync here.
+ * the old one holds is synced first, through the ring: 0 (try again later)
+ * while that sync is due or in flight. Never a blocking sync here. Returns
+ * 1 when the next segment is begun, or -errno.
  */
-static bool rotate(struct wal_io *w, struct io_uring *ring)
+static int rotate(struct wal_io *w, struct io_uring *ring)
 {
     if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL && (w->unsynced > 0 || w->tick_syncing)) {
         if (!w->tick_syncing)
             tick_sync(w, ring);
-        return false;
+        return 0;
     }
-    return seg_begin(w, w->seq + 1) == 0;
+    int rc = seg_begin(w, w->seq + 1);
+    return rc < 0 ? rc : 1;
 }
 
 /* Compaction, when due: a new segment, then the snapshot a few buckets per call. */
-static void compact_step(struct wal_io *w, struct io_uring *ring, struct broker *b)
+static void compact_step(struct wal_io *w, struct io_uring *ring, struct broker *b,
+                         uint64_t now_ms)
 {
     uint64_t ratio_bytes = w->snap_bytes * w->cfg->compact_ratio;
     uint64_t seg_bytes = (uint64_t)w->cfg->segment_mb << 20;
-    if (!w->compacting && (w->compact_requested ||
-                           (w->stream_bytes > ratio_bytes && w->stream_bytes > seg_bytes))) {
-        if (!rotate(w, ring))
+    if (!w->compacting && now_ms >= w->compact_retry_ms &&
+        (w->compact_requested || (w->stream_bytes > ratio_bytes && w->stream_bytes > seg_bytes))) {
+        int rc = rotate(w, ring);
+        if (rc < 0) {
+            /* The log goes on in the current segment; said once, tried again later. */
+            w->stats.errors++;
+            if (!w->compact_failed)
+                LOG_WARN("persistence: shard %" PRIu32 ": cannot begin a segment to compact "
+                         "into: %s (trying again every %u ms)",
+                         w->shard, strerror(-rc), WAL_IO_RETRY_MS);
+            w->compact_failed = true;
+            w->compact_retry_ms = now_ms + WAL_IO_RETRY_MS;
+            return;
+        }
+        if (rc == 0)
             return; /* tried again later */
+        if (w->compact_failed)
+            LOG_INFO("persistence: shard %" PRIu32 ": compacting again", w->shard);
+        w->compact_failed = false;
         w->compact_requested = false;
         w->compacting = true;
         w->compact_in_batch = false;
@@ -693,9 +717,14 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
             submit_batch(w, ring); /* a retry, or the rest of a short write */
         return;
     }
-    compact_step(w, ring, b);
-    if (w->seg_off >= ((uint64_t)w->cfg->segment_mb << 20) && !w->compacting && !rotate(w, ring))
-        return;
+    compact_step(w, ring, b, now_ms);
+    if (w->seg_off >= ((uint64_t)w->cfg->segment_mb << 20) && !w->compacting) {
+        int rc = rotate(w, ring);
+        if (rc < 0)
+            batch_failed(w, "beginning a new segment", rc, now_ms);
+        if (rc <= 0)
+            return;
+    }
     const uint8_t *buf;
     size_t len;
     /* Nothing waits on a write without sync: fewer, larger ones cost less (io-wq). */

@@ -1,6 +1,6 @@
 """wal_broker.py - the ringmq built here with persistence on, restarted on one directory.
 
-WalBroker(shards) owns a temp dir: the log's directory (data/) and the config it writes
+WalBroker(fsync, persistence) owns a temp dir: the log's directory (data/) and the config it writes
 before every start (shards may change between starts; the log must re-home sessions).
 The listener's port is picked once (a free loopback port) and kept across restarts, so
 clients reconnect to the same address. start() waits for "ready: N shards running";
@@ -34,12 +34,13 @@ def free_port():
 
 
 class WalBroker:
-    def __init__(self, fsync="always"):
+    def __init__(self, fsync="always", persistence=""):
         self.dir = tempfile.mkdtemp(prefix="ringmq-wal-")
         self.data = os.path.join(self.dir, "data")
         self.conf = os.path.join(self.dir, "ringmq.ini")
         self.port = free_port()
         self.fsync = fsync
+        self.persistence = persistence  # more [persistence] lines
         self.proc = None
         self.starts = 0
 
@@ -63,6 +64,7 @@ queued_max = 100000
 enabled = true
 dir = {self.data}
 fsync = {self.fsync}
+{self.persistence}
 [listener.default]
 bind = 127.0.0.1
 port = {self.port}
