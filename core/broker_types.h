@@ -126,7 +126,10 @@ struct broker_wait {
     uint16_t pkt_id;
     uint8_t ack_type;  /* MQTT_PUBACK, MQTT_PUBREC, or 0 (QoS 0: nothing to send) */
     uint8_t ack_rc;    /* its v5 reason code (0x10: the message matched nobody) */
+    /* A relay (wait_relay(), no client): XMSG_ACK(relay_token) to relay_dest when done. */
+    uint32_t relay_dest;
     uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
+    uint64_t relay_token; /* 0: not a relay */
 };
 
 /* A retained message's first arrival here, waiting for its pair (rpair.c). */
@@ -266,6 +269,15 @@ struct broker {
      * logged what it keeps of the message (fsync = always); 0: none.
      */
     uint64_t wal_token;
+    /*
+     * xrecv.c and route.c: while a crossing that carries another shard's
+     * wait (relay_token, of shard relay_dest) is routed here, a shared
+     * group's message passed on from it owes that wait through relay_wait,
+     * a relay made for the first one (0: none yet).
+     */
+    uint64_t relay_token;
+    uint64_t relay_wait;
+    uint32_t relay_dest;
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a

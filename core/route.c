@@ -212,12 +212,30 @@ static void note_crossing(struct broker *b, uint32_t dest)
     b->hold[b->hold_count++] = dest;
 }
 
+/*
+ * The wait on this shard that a shared group's message sent on now owes an
+ * acknowledgement (fsync = always): the publisher's (b->wal_token), or, for
+ * a crossing from another shard that carried its wait (b->relay_token), a
+ * relay made once per crossing. 0: none (no sync, or out of memory).
+ */
+static uint64_t share_token(struct broker *b)
+{
+    if (b->wal_token)
+        return b->wal_token;
+    if (b->relay_token && !b->relay_wait)
+        b->relay_wait = wait_relay(b, b->relay_dest, b->relay_token, 1); /* 1: ours */
+    return b->relay_token ? b->relay_wait : 0;
+}
+
 /* Send @m to shard @dest for one member of shared group @key, passed on @hops times. */
 static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key, uint32_t hops)
 {
     struct xmsg x = {.kind = XMSG_SHARE_PUBLISH, .arg = hops};
-    x.payload.retain.msg = msg_ref(m);
-    x.payload.retain.token = key;
+    x.payload.share.msg = msg_ref(m);
+    x.payload.share.key = key;
+    x.payload.share.token = share_token(b);
+    if (x.payload.share.token)
+        wait_add(b, x.payload.share.token, 1);
     outbox_push(b, dest, &x);
     note_crossing(b, dest);
 }
@@ -525,10 +543,12 @@ void route_own(struct broker *b, struct msg *m)
 }
 
 void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64_t key,
-                          uint32_t hops)
+                          uint32_t hops, uint64_t token)
 {
     RM_ASSERT(key != 0);
     RM_ASSERT(from < b->shard_count);
+    b->relay_dest = from;
+    b->relay_token = token; /* what passing it on owes (share_token()) */
     uint8_t options = 0;
     uint32_t sub_id = 0;
     struct session *to =
@@ -545,12 +565,12 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
     if ((!to || !to->client) && hops < SHARE_HOPS_MAX &&
         share_pick_shard(b->share, key, msg_topic(m), m->topic_len, from, &shard)) {
         send_share(b, shard, m, key, hops + 1);
-        return;
-    }
-    if (to)
+    } else if (to) {
         deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
-    else
+    } else {
         b->stats.share_dropped++;
+    }
+    b->relay_token = 0;
 }
 
 uint64_t route_remote(struct broker *b, uint32_t from, const struct xmsg *x)
@@ -575,9 +595,9 @@ uint64_t route_remote(struct broker *b, uint32_t from, const struct xmsg *x)
         token = more[--count];
     }
     if (key)
-        route_share_received(b, from, m, key, 0);
+        route_share_received(b, from, m, key, 0, token);
     for (uint32_t i = 0; i < count; i++)
-        route_share_received(b, from, m, more[i], 0);
+        route_share_received(b, from, m, more[i], 0, token);
     free(more);
     return token;
 }

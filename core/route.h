@@ -79,10 +79,12 @@ void route_retained(struct broker *b, struct msg *m, const struct session *publi
 
 /*
  * XMSG_SHARE_PUBLISH: @m for one member of shared group @key, sent here by
- * shard @from after @hops passes. Borrows @m.
+ * shard @from after @hops passes, carrying @from's wait @token (0: none):
+ * passed on from here, it leaves b->relay_wait for the caller to settle
+ * (xrecv.c). Borrows @m.
  */
 void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64_t key,
-                          uint32_t hops);
+                          uint32_t hops, uint64_t token);
 
 /*
  * Give @m, which a shared group @key member @from can no longer take, to

@@ -12,20 +12,15 @@
 #include <string.h>
 
 #include "core/broker_types.h"
+#include "core/outbox.h"
 #include "core/output.h"
 #include "core/rm_assert.h"
 #include "core/session.h"
 #include "core/wal.h"
 
-uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
-                  uint32_t remaining)
+/* A free slot, taken for @remaining acknowledgements; NULL on ENOMEM. */
+static struct broker_wait *slot_take(struct broker *b, uint32_t remaining)
 {
-    RM_ASSERT(cl->_wait == 0);
-    /*
-     * Other shards' acknowledgements, a login's turn (core/login: any shard
-     * count), or the write-ahead log (core/wal: any shard count).
-     */
-    RM_ASSERT(b->shard_count > 1 || ack_type == 0 || b->wal != NULL);
     /* Next fit from the last slot taken: holding N clients is O(N), not O(N^2). */
     uint32_t slot = b->wait_cap;
     for (uint32_t i = 0; i < b->wait_cap; i++) {
@@ -39,18 +34,19 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
         uint32_t ncap = b->wait_cap ? b->wait_cap * 2 : 16;
         struct broker_wait *n = realloc(b->waits, ncap * sizeof(*n));
         if (!n)
-            return 0;
+            return NULL;
         memset(n + b->wait_cap, 0, (ncap - b->wait_cap) * sizeof(*n));
         b->waits = n;
         b->wait_cap = ncap;
     }
     struct broker_wait *w = &b->waits[slot];
-    w->cl = cl;
-    w->sess = cl->_sess;
+    w->cl = NULL;
+    w->sess = NULL;
     w->remaining = remaining;
-    w->pkt_id = pkt_id;
-    w->ack_type = ack_type;
+    w->pkt_id = 0;
+    w->ack_type = 0;
     w->ack_rc = 0;
+    w->relay_token = 0;
     /*
      * A wait that may hold a durability promise (fsync = always) is never
      * given up: a disk that stalls past the timeout must not turn into a
@@ -61,8 +57,46 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
         b->wait_scan_ms = w->expire_ms;
     b->wait_used++;
     b->wait_next = slot + 1;
-    cl->_wait = slot + 1;
+    return w;
+}
+
+static uint64_t token_of(const struct broker *b, const struct broker_wait *w)
+{
+    uint32_t slot = (uint32_t)(w - b->waits);
     return (uint64_t)w->gen << 32 | (slot + 1);
+}
+
+uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                  uint32_t remaining)
+{
+    RM_ASSERT(cl->_wait == 0);
+    /*
+     * Other shards' acknowledgements, a login's turn (core/login: any shard
+     * count), or the write-ahead log (core/wal: any shard count).
+     */
+    RM_ASSERT(b->shard_count > 1 || ack_type == 0 || b->wal != NULL);
+    struct broker_wait *w = slot_take(b, remaining);
+    if (!w)
+        return 0;
+    w->cl = cl;
+    w->sess = cl->_sess;
+    w->pkt_id = pkt_id;
+    w->ack_type = ack_type;
+    uint64_t token = token_of(b, w);
+    cl->_wait = (uint32_t)token;
+    return token;
+}
+
+uint64_t wait_relay(struct broker *b, uint32_t dest, uint64_t token, uint32_t remaining)
+{
+    RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
+    RM_ASSERT(token != 0 && remaining > 0);
+    struct broker_wait *w = slot_take(b, remaining);
+    if (!w)
+        return 0;
+    w->relay_dest = dest;
+    w->relay_token = token;
+    return token_of(b, w);
 }
 
 /* Free @w's slot; stale tokens for it miss from now on (gen). */
@@ -102,7 +136,7 @@ bool wait_live(const struct broker *b, uint64_t token)
 void wait_add(struct broker *b, uint64_t token, uint32_t n)
 {
     struct broker_wait *w = wait_at(b, token);
-    RM_ASSERT(w->cl != NULL);
+    RM_ASSERT(w->cl != NULL || w->relay_token != 0);
     w->remaining += n;
 }
 
@@ -149,7 +183,10 @@ static struct client *complete(struct broker *b, struct broker_wait *w)
     uint8_t ack_type = w->ack_type;
     uint8_t ack_rc = w->ack_rc;
     uint16_t pkt_id = w->pkt_id;
+    uint64_t relay = w->relay_token;
     wait_release(b, w);
+    if (relay)
+        outbox_ack(b, w->relay_dest, relay); /* the shard whose wait it stood for */
     if (!cl)
         return NULL; /* The client went away; nobody to acknowledge. */
     cl->_wait = 0;

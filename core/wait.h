@@ -10,8 +10,9 @@
  * memory) must not hold a client forever: a wait gives up after
  * WAIT_TIMEOUT_MS, counted, and late acknowledgements for it are ignored;
  * except under a write-ahead log with fsync = always, where a wait may
- * stand for a durability promise and is never given up.
- * Calls output, session and wal. Owned by one shard; single-threaded.
+ * stand for a durability promise and is never given up. A relay is a wait
+ * with no client that, when done, acknowledges another shard's wait.
+ * Calls output, outbox, session and wal. Owned by one shard; single-threaded.
  */
 #ifndef RINGMQ_WAIT_H
 #define RINGMQ_WAIT_H
@@ -33,6 +34,14 @@ struct session;
  */
 uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
                   uint32_t remaining);
+
+/*
+ * A wait with no client, for @remaining acknowledgements: when they are in,
+ * XMSG_ACK(@token) goes to shard @dest (a wait of its own, which a shared
+ * group's message passed on from here owes an acknowledgement). Returns
+ * its token, or 0 on ENOMEM.
+ */
+uint64_t wait_relay(struct broker *b, uint32_t dest, uint64_t token, uint32_t remaining);
 
 /*
  * The deferred acknowledgement of @token's wait (live) carries v5 reason

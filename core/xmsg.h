@@ -45,7 +45,7 @@ enum xmsg_kind {
     XMSG_RETAIN_SET,    /* retain: set/clear, sent to the topic's home shard; arg = origin */
     XMSG_RETAIN_APPLY,  /* retain: set/clear the home ordered; arg = origin (replica.h) */
     XMSG_ACK,           /* retain.token: done (retained applied, interest added); to the origin */
-    XMSG_SHARE_PUBLISH, /* retain: msg for one member of shared group token; arg = hops */
+    XMSG_SHARE_PUBLISH, /* share: msg for one member of shared group key; arg = hops */
     /* net/ kinds */
     XMSG_CONN_HANDOFF, /* conn: a connection whose CONNECT is the receiver's; arg: its listener */
     XMSG_SHUTDOWN,     /* stop: close connections and leave the loop */
@@ -85,6 +85,16 @@ struct xmsg {
             struct msg *msg; /* first, so payload.msg reads it too */
             uint64_t token;  /* the origin's wait for every replica; 0 = none */
         } retain;
+        struct {
+            struct msg *msg; /* first, so payload.msg reads it too */
+            uint64_t key;    /* the shared group's key (share_key()) */
+            /*
+             * The sender's wait (fsync = always): acknowledge it (XMSG_ACK)
+             * once what this message left here, and wherever it was passed
+             * on from here, is durable; 0 = none.
+             */
+            uint64_t token;
+        } share;
         struct {
             uint8_t *ptr; /* malloc'd; the receiver frees it */
             uint32_t len;

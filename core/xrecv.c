@@ -56,6 +56,25 @@ static void interest(struct broker *b, uint32_t from, const struct xmsg *x, bool
     }
 }
 
+/*
+ * A crossing from @from that carried its wait @token (0: none) is routed:
+ * acknowledged once what it logged here since @mark is durable; when it
+ * passed a shared group's message on (b->relay_wait), that relay stands
+ * for it, and this shard's own part of it completes the same way.
+ */
+static void crossing_done(struct broker *b, size_t mark, uint32_t from, uint64_t token)
+{
+    uint64_t relay = b->relay_wait;
+    b->relay_wait = 0;
+    if (!relay) {
+        if (token)
+            wal_ack_after(b, mark, from, token); /* once what it left here is durable */
+        return;
+    }
+    if (!wal_since(b, mark) || wal_hold(b, relay) < 0)
+        (void)wait_done(b, relay); /* nothing of ours to wait for (or no memory to) */
+}
+
 struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg *x)
 {
     RM_ASSERT(b != NULL && x != NULL);
@@ -67,8 +86,7 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
         size_t mark = wal_mark(b);
         uint64_t token = route_remote(b, from, x);
         outbox_msg_put(b, m);
-        if (token)
-            wal_ack_after(b, mark, from, token); /* once what it left here is durable */
+        crossing_done(b, mark, from, token);
         break;
     }
     case XMSG_MSG_FREE:
@@ -112,10 +130,14 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
     case XMSG_ACK:
         released = wait_done(b, x->payload.retain.token);
         break;
-    case XMSG_SHARE_PUBLISH:
-        route_share_received(b, from, m, x->payload.retain.token, x->arg);
+    case XMSG_SHARE_PUBLISH: {
+        size_t mark = wal_mark(b);
+        uint64_t token = x->payload.share.token;
+        route_share_received(b, from, m, x->payload.share.key, x->arg, token);
         outbox_msg_put(b, m);
+        crossing_done(b, mark, from, token);
         break;
+    }
     case XMSG_INTEREST_ADD:
     case XMSG_INTEREST_DEL:
         interest(b, from, x, x->kind == XMSG_INTEREST_ADD);

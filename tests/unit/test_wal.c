@@ -557,6 +557,78 @@ Test(wal, replay_teaches_every_shard_the_others_filters_and_retained_messages)
     b = two[0]; /* for teardown */
 }
 
+Test(wal, a_shared_message_passed_on_is_acknowledged_once_its_last_shard_has_it)
+{
+    /*
+     * A shared group's message crosses to a shard whose member is offline,
+     * which passes it on to the shard with an online member: the PUBACK
+     * waits for that last shard's log too, not only for the first one's.
+     */
+    broker_free(b);
+    struct broker *three[3];
+    char pid[32], m1[32], m2[32];
+    homed_on(pid, "pub", 0, 3);
+    homed_on(m1, "member", 1, 3);
+    homed_on(m2, "member", 2, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        three[i] = broker_new(&lim, i, 3);
+        broker_tick(three[i], 1000);
+        cr_assert_eq(broker_wal_start(three[i], true, 0), 0);
+        seg_start(&seg[i], i, 3);
+    }
+    struct client c1, c2, p;
+    struct got g;
+    const char *ids[2] = {m1, m2};
+    struct client *cs[2] = {&c1, &c2};
+    for (int k = 0; k < 2; k++) {
+        b = three[k + 1];
+        do_connect(cs[k], ids[k], false);
+        struct mqtt_sub_entry e = {{(const uint8_t *)"$share/g/t", 10}, 1};
+        struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+        sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+        feed_pkt(cs[k], &sp, MQTT_V311);
+        pump(three, 3);
+        take(three[k + 1], k + 1);
+        pump(three, 3);
+        cr_assert(next_out(cs[k], &g) && g.pkt.type == MQTT_SUBACK);
+    }
+    b = three[1];
+    broker_client_gone(b, &c1, 0); /* offline: shard 1 passes the group's messages on */
+    b = three[0];
+    do_connect(&p, pid, true);
+    /* The group's shards take turns: one of the two goes through shard 1. */
+    for (uint16_t n = 1; n <= 2; n++) {
+        struct mqtt_pkt pp = publish_pkt("t", "m", 1, false, n);
+        feed_pkt(&p, &pp, MQTT_V311);
+        for (int round = 0; round < 3; round++) {
+            pump(three, 3);
+            take(three[0], 0);
+            take(three[1], 1);
+        }
+        pump(three, 3);
+        b = three[0];
+        bool early = next_out(&p, &g) && g.pkt.type == MQTT_PUBACK;
+        cr_assert_not(early, "PUBACK %u before the member's shard logged the message", n);
+        take(three[2], 2);
+        pump(three, 3);
+        cr_assert(next_out(&p, &g) && g.pkt.type == MQTT_PUBACK, "PUBACK %u once durable", n);
+        b = three[2];
+        expect_publish(&c2, "t", "m", 1, false, &g);
+        ack(&c2, MQTT_PUBACK, g.pkt.u.publish.pkt_id);
+        b = three[0];
+    }
+    broker_client_gone(b, &p, 0);
+    b = three[2];
+    broker_client_gone(b, &c2, 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        take(three[i], (int)i);
+        pump(three, 3);
+    }
+    broker_free(three[1]);
+    broker_free(three[2]);
+    b = three[0]; /* for teardown */
+}
+
 /* A v5 CONNECT of @id: a session that outlives it and a will delayed @delay_s. */
 static void connect_will(struct client *cl, const char *id, uint32_t delay_s)
 {

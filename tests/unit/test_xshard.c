@@ -240,13 +240,13 @@ Test(xshard, a_link_over_its_message_budget_sheds_qos0_until_it_drains_to_half)
         struct xmsg m = {.kind = XMSG_SHARE_PUBLISH};
 
         cr_assert_not_null(msg);
-        m.payload.retain.msg = msg_ref(msg);
-        m.payload.retain.token = 7;
+        m.payload.share.msg = msg_ref(msg);
+        m.payload.share.key = 7;
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
         cr_assert_eq(atomic_load(&msg->refs), 1u, "a shared QoS 0 on a congested link is shed");
         cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 2);
         msg->home_shard = 1; /* built elsewhere, passed on by shard 0 */
-        m.payload.retain.msg = msg_ref(msg);
+        m.payload.share.msg = msg_ref(msg);
         cr_assert_eq(xshard_send(x, 0, 1, &m), 0);
         cr_assert_eq(atomic_load(&msg->refs), 2u, "passed on: queued, not shed");
         cr_assert_eq(xshard_stats(x, 0)->qos0_shed, 2);
