@@ -161,6 +161,7 @@ void broker_set_acls(struct broker *b, const struct acl *const *acls, uint32_t c
         next[i] = acl;
         on |= acl != NULL;
     }
+    b->acl_count = count;
     if (memcmp(next, b->acls, sizeof(next)) == 0)
         return;
     bool had = b->acl_on || b->sess_count > 0;

@@ -312,6 +312,7 @@ struct broker {
      * compare it, and the ACL they were built for.
      */
     const struct acl *acls[CLIENT_LISTENERS_MAX];
+    uint32_t acl_count; /* the listeners configured (acls[] past it: none) */
     bool acl_on;
     uint32_t acl_gen;
 

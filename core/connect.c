@@ -422,7 +422,8 @@ static int connect_will(struct broker *b, struct client *cl, const struct mqtt_c
  */
 static struct session *session_bind(struct broker *b, const struct mqtt_connect *c,
                                     const uint8_t *id, size_t id_len, uint32_t expiry_s,
-                                    const uint8_t *user, size_t user_len, bool *present)
+                                    const uint8_t *user, size_t user_len, uint8_t listener,
+                                    bool *present)
 {
     RM_ASSERT(id_len > 0);
     uint64_t h = sess_table_hash(id, id_len);
@@ -467,15 +468,17 @@ static struct session *session_bind(struct broker *b, const struct mqtt_connect 
         /* Back in time: no expiry, no delayed will [MQTT-3.1.3-9]. */
         deadline_cancel(b, s);
         if (b->wal && s->expiry_s != expiry_s)
-            wal_session(b, s->client_id, s->client_id_len, user, user_len, expiry_s);
+            wal_session(b, s->client_id, s->client_id_len, user, user_len, expiry_s, listener);
         s->expiry_s = expiry_s;
         return s;
     }
     s = session_new(id, id_len, h, expiry_s, user, user_len, b->acl_on);
-    if (s)
+    if (s) {
+        s->listener = listener; /* a new session: nothing to class again */
         sess_table_insert(b, s);
-    if (s && b->wal && expiry_s != 0)
-        wal_session(b, s->client_id, s->client_id_len, user, user_len, expiry_s); /* outlives it */
+    }
+    if (s && b->wal && expiry_s != 0) /* outlives it */
+        wal_session(b, s->client_id, s->client_id_len, user, user_len, expiry_s, listener);
     return s;
 }
 
@@ -676,7 +679,8 @@ static int connect_handle(struct broker *b, struct client *cl, const struct mqtt
         return output_close(b, cl, -MQTT_RC_PACKET_TOO_LARGE);
     }
     bool present;
-    struct session *s = session_bind(b, c, id, id_len, expiry_s, user, user_len, &present);
+    struct session *s =
+        session_bind(b, c, id, id_len, expiry_s, user, user_len, cl->listener, &present);
     if (!s) {
         outbox_msg_put(b, will);
         return connect_refuse(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
@@ -718,7 +722,7 @@ int connect_on_disconnect(struct broker *b, struct client *cl, const struct mqtt
             return output_close(b, cl, -MQTT_RC_PROTOCOL_ERROR);
         if (b->wal && s->expiry_s != 0 && s->expiry_s != d->props.session_expiry)
             wal_session(b, s->client_id, s->client_id_len, session_username(s), s->username_len,
-                        d->props.session_expiry);
+                        d->props.session_expiry, s->listener);
         s->expiry_s = d->props.session_expiry;
     }
     /* Only 0x00 discards the will; 0x04 and errors publish it [MQTT-3.14.4-3, 3.1.2-8]. */

@@ -244,6 +244,9 @@ void session_acl_move(struct broker *b, struct session *s, uint8_t listener)
     RM_ASSERT(s != NULL);
     RM_ASSERT(listener < CLIENT_LISTENERS_MAX && s->listener < CLIENT_LISTENERS_MAX);
     const struct acl *was = acl_of(b, s);
+    if (s->listener != listener && logged(b, s)) /* restored under its listener's rules */
+        wal_session(b, s->client_id, s->client_id_len, session_username(s), s->username_len,
+                    s->expiry_s, listener);
     s->listener = listener;
     /* Its verdicts are keyed by the ACL too (acl_who_of()): nothing to forget here. */
     if (acl_of(b, s) != was)
@@ -912,7 +915,7 @@ void session_wal_snapshot(struct broker *b, const struct session *s)
     RM_ASSERT(s->expiry_s != 0);
     const uint8_t *cid = s->client_id;
     size_t cid_len = s->client_id_len;
-    wal_session(b, cid, cid_len, session_username(s), s->username_len, s->expiry_s);
+    wal_session(b, cid, cid_len, session_username(s), s->username_len, s->expiry_s, s->listener);
     wal_reset(b, cid, cid_len);
     for (uint32_t i = 0; i < s->sub_count; i++) {
         const struct session_sub *sub = &s->subs[i];

@@ -161,11 +161,12 @@ static size_t begin_cid(struct broker *b, enum wal_type type, const uint8_t *cid
 }
 
 void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *user,
-                 size_t user_len, uint32_t expiry_s)
+                 size_t user_len, uint32_t expiry_s, uint8_t listener)
 {
     size_t off = begin_cid(b, WAL_SESSION, cid, cid_len);
     wal_put_str8(out_of(b), user, user_len);
     wal_put_u32(out_of(b), expiry_s);
+    wal_put_u8(out_of(b), listener);
     end(b, off);
 }
 

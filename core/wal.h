@@ -117,8 +117,9 @@ void wal_subs_changed(struct broker *b, uint64_t hash);
 bool wal_subs_pending(const struct broker *b, uint64_t hash);
 
 /* Records; @cid is a session's client id as stored (host prefix included). */
+/* The session exists, with @expiry_s, through @listener (whose ACL applies). */
 void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *user,
-                 size_t user_len, uint32_t expiry_s);
+                 size_t user_len, uint32_t expiry_s, uint8_t listener);
 void wal_session_end(struct broker *b, const uint8_t *cid, size_t cid_len);
 void wal_reset(struct broker *b, const uint8_t *cid, size_t cid_len);
 /* The end of a session's snapshot: replay trusts its WAL_RESET only with this after it. */

@@ -37,7 +37,11 @@
  */
 enum wal_type {
     WAL_SEGMENT = 1, /* u64 magic, u32 version, u32 generation, u32 shard, u32 shards, u32 seq */
-    WAL_SESSION,     /* cid, str8 user, u32 expiry_s: the session exists (created or changed) */
+    /*
+     * cid, str8 user, u32 expiry_s, u8 listener (whose ACL applies; absent
+     * in older logs: 0): the session exists (created or changed)
+     */
+    WAL_SESSION,
     WAL_SESSION_END, /* cid: the session ended */
     WAL_RESET,       /* cid: forget the session's subscriptions, messages and QoS 2 state */
     WAL_SUB,         /* cid, u16 filter, u8 options, u32 subscription identifier */

@@ -82,6 +82,7 @@ struct rsess {
     const uint8_t *user;
     uint32_t user_len;
     uint32_t expiry_s;
+    uint8_t listener; /* whose ACL applies */
     struct rsub *subs;
     uint32_t sub_count, sub_cap;
     struct rent *ents;
@@ -489,6 +490,7 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     case WAL_SESSION:
         s->user = wal_get_str8(&in, &s->user_len);
         s->expiry_s = wal_get_u32(&in);
+        s->listener = wal_in_done(&in) ? 0 : wal_get_u8(&in); /* older logs: no listener */
         if (s->expiry_s == 0)
             sess_clear(s); /* it ends with its connection: a later one starts afresh */
         return wal_in_done(&in) ? 0 : -EBADMSG;
@@ -658,6 +660,8 @@ static int build_sess(struct replay *r, struct rsess *rs)
         return -ENOMEM;
     sess_table_insert(b, s);
     r->rep->sessions++;
+    /* Its listener's ACL applies (a listener no longer configured: the first one's). */
+    s->listener = rs->listener < b->acl_count ? rs->listener : 0;
     for (uint32_t i = 0; i < rs->sub_count; i++) {
         const struct rsub *sub = &rs->subs[i];
         uint32_t announce; /* not sent: every shard learns it from the log (interest()) */
