@@ -568,6 +568,8 @@ int main(int argc, char **argv)
         live_free_all(&owner);
         return 1;
     }
+    if (wal) /* the groups' keys in the log mean the same after a restart */
+        cfg.limits.share_key_seed = wal_dir_seed(wal);
     (void)sdnotify_init(); /* systemd's Type=notify; nothing without $NOTIFY_SOCKET */
     ret = run_shards(&cfg, &owner, n, admit, cpus, cpu_count, wal);
     sdnotify_close();

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,6 +43,7 @@ struct wal_dir {
     int dir_fd;
     int lock_fd;
     uint32_t generation; /* this start-up's */
+    uint64_t seed;       /* the file "seed" */
     struct seg_file *files;
     size_t count;
     struct wal_seg *segs; /* the files in log order, for replay */
@@ -151,6 +153,52 @@ static int seg_cmp(const void *a, const void *b)
     if (x->seq != y->seq)
         return x->seq < y->seq ? -1 : 1;
     return 0;
+}
+
+/*
+ * The shared groups' key seed: read from "seed", or drawn and written there
+ * (through a synced temporary file renamed into place) the first time.
+ */
+static int dir_seed(struct wal_dir *d)
+{
+    int fd = openat(d->dir_fd, "seed", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, &d->seed, sizeof(d->seed));
+        int err = errno;
+        close(fd);
+        if (n == (ssize_t)sizeof(d->seed))
+            return 0;
+        LOG_ERROR("[persistence] dir %s: its seed file is unreadable or short: %s", d->path,
+                  n < 0 ? strerror(err) : "fewer than 8 bytes");
+        return n < 0 ? -err : -EIO;
+    }
+    if (errno != ENOENT) {
+        int err = errno;
+        LOG_ERROR("[persistence] dir %s: seed: %s", d->path, strerror(err));
+        return -err;
+    }
+    if (getrandom(&d->seed, sizeof(d->seed), 0) != (ssize_t)sizeof(d->seed))
+        return -errno;
+    fd = openat(d->dir_fd, "seed.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -errno : 0;
+    if (rc == 0 && write(fd, &d->seed, sizeof(d->seed)) != (ssize_t)sizeof(d->seed))
+        rc = -EIO;
+    if (rc == 0 && fdatasync(fd) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc == 0 && renameat(d->dir_fd, "seed.tmp", d->dir_fd, "seed") < 0)
+        rc = -errno;
+    if (rc == 0 && fsync(d->dir_fd) < 0)
+        rc = -errno;
+    if (rc < 0)
+        LOG_ERROR("[persistence] dir %s: cannot write its seed file: %s", d->path, strerror(-rc));
+    return rc;
+}
+
+uint64_t wal_dir_seed(const struct wal_dir *d)
+{
+    return d->seed;
 }
 
 /* Take the lock file, or say who holds it. */
@@ -297,6 +345,8 @@ int wal_dir_open(const struct config_wal *cfg, struct wal_dir **out)
         goto out_free;
     }
     rc = dir_lock(d);
+    if (rc == 0)
+        rc = dir_seed(d);
     if (rc == 0)
         rc = dir_scan(d);
     if (rc < 0)

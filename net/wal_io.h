@@ -5,6 +5,9 @@
  * Layout of [persistence] dir:
  *
  *   lock                             flock()ed by the running broker
+ *   seed                             8 random bytes drawn once: the shared
+ *                                    groups' key seed, so that the keys the
+ *                                    log holds mean the same after a restart
  *   GGGGGGGG-SSS-QQQQQQQQQQ.wal      a segment: generation (hex, one per
  *                                    start-up), shard, sequence
  *
@@ -81,6 +84,9 @@ struct wal_io_stats {
  * second ringmq on the same dir is refused, naming the holder's pid).
  */
 int wal_dir_open(const struct config_wal *cfg, struct wal_dir **out);
+
+/* The shared groups' key seed kept in @d (limits.share_key_seed). */
+uint64_t wal_dir_seed(const struct wal_dir *d);
 
 /*
  * Every shard has written its start-up snapshot: delete the older

@@ -8,9 +8,10 @@
 3. kill -9. In the segment, one byte of message 17's payload is flipped (its record
    fails its checksum: corruption in the middle) and half a record is appended (a
    torn tail, what a crash mid-write leaves).
-4. Restart: the log names the segment and offset of both; the subscriber comes back
-   and gets exactly the 39 other messages, each once, untouched; the retained
-   message is intact.
+   The directory keeps an 8-byte seed file (the shared groups' key seed).
+4. Restart: the seed is the same; the log names the segment and offset of both; the
+   subscriber comes back and gets exactly the 39 other messages, each once,
+   untouched; the retained message is intact.
 
 Exits 77 without paho.
 """
@@ -29,20 +30,11 @@ except ImportError:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker, free_port  # noqa: E402
+from wal_broker import WalBroker, free_port, wait_for  # noqa: E402
 
 COUNT = 40
 DAMAGED = 17
 WAIT_S = 10.0
-
-
-def wait_for(pred, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def client(cid, port, clean, on_message=None):
@@ -105,6 +97,10 @@ def main():
             fail("the refusal does not name the running broker:\n" + err)
 
         b.kill9()
+        seed_path = os.path.join(b.data, "seed")
+        seed = open(seed_path, "rb").read() if os.path.exists(seed_path) else b""
+        if len(seed) != 8:
+            fail("no 8-byte seed file for the shared groups' keys in " + b.data)
         segs = sorted(glob.glob(os.path.join(b.data, "*.wal")))
         if not segs:
             fail("no segment in " + b.data)
@@ -129,6 +125,8 @@ def main():
             print("FAIL: the broker did not restart on the damaged log:\n" + b.log_text())
             return 1
         log = b.log_text()
+        if open(seed_path, "rb").read() != seed:
+            fail("the seed changed across a restart: the log's group keys mean nothing now")
         name = os.path.basename(damaged_seg or "")
         if not any(name in l and "corrupt record: skipped" in l for l in log.splitlines()):
             fail("the corrupt record is not reported with its segment:\n" + log)

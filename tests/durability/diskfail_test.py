@@ -28,19 +28,10 @@ except ImportError:
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker  # noqa: E402
+from wal_broker import WalBroker, wait_for  # noqa: E402
 
 WAIT_S = 10.0
 PAYLOAD = b"x" * 65536
-
-
-def wait_for(pred, timeout=WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return pred()
 
 
 def segments(b):

@@ -6,7 +6,7 @@ The listener's port is picked once (a free loopback port) and kept across restar
 clients reconnect to the same address. start() waits for "ready: N shards running";
 kill9() is the crash (SIGKILL, the log's only durability is what it synced); stop()
 sends SIGTERM and returns the exit status; close() kills it and removes the directory.
-It signals only the pid it started.
+It signals only the pid it started. wait_for() polls a condition for the tests.
 """
 import ctypes
 import os
@@ -25,6 +25,16 @@ PR_SET_PDEATHSIG = 1
 def _die_with_parent():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def wait_for(pred, timeout=10.0):
+    """True once @pred() is (polled every 20 ms), or its last answer after @timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
 
 
 def free_port():
