@@ -89,6 +89,7 @@ void broker_free(struct broker *b)
     deadline_fini(b); /* before the sessions it points at */
     login_fini(b);
     wal_fini(b); /* first: sessions freed at exit are not logged as ended */
+    free(b->origin_has);
     sess_table_fini(b);
     RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
     outbox_fini(b);
@@ -752,6 +753,10 @@ bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t
     RM_ASSERT(max > 0);
     if (c->buckets != b->sess_bucket_count) {
         *c = (struct broker_wal_cursor){.buckets = b->sess_bucket_count};
+    }
+    if (!c->has) {
+        wal_snap_has(b); /* before the sessions: their old tagged deliveries go with the segments */
+        c->has = true;
     }
     /* Bounded: @max buckets, each a short chain. */
     for (uint32_t n = 0; n < max && c->bucket < c->buckets; n++, c->bucket++) {

@@ -195,6 +195,7 @@ int broker_wal_start(struct broker *b, bool sync, int64_t wall_offset_ms);
 struct broker_wal_cursor {
     uint32_t bucket;  /* next session bucket */
     uint32_t buckets; /* the table's size when it began (a resize starts it again) */
+    bool has;         /* who had which QoS 2 origin written (wal_snap_has()) */
     bool retained;    /* sessions done, retained messages written */
 };
 

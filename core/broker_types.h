@@ -112,6 +112,13 @@ struct broker_outbox_entry {
     struct xmsg m;
 };
 
+/* Messages held back until a batch of the write-ahead log is durable (outbox_hold_*()). */
+struct broker_outbox_hold {
+    struct broker_outbox_entry *e;
+    uint32_t count;
+    uint32_t cap;
+};
+
 /* A retained publish waiting for every replica (see broker.waits). */
 struct broker_wait {
     struct client *cl; /* NULL once the client is gone */
@@ -185,6 +192,9 @@ struct broker {
     uint32_t outbox_head;
     uint32_t outbox_count;
     uint32_t outbox_cap;
+    /* ... and what waits for the log's open batch, and for the one in flight. */
+    struct broker_outbox_hold hold_open;
+    struct broker_outbox_hold hold_flight;
 
     /* route.c scratch: shards with interest in the publish being routed. */
     uint64_t shard_hit[LIMITS_SHARDS_MAX / 64];
@@ -278,6 +288,19 @@ struct broker {
     uint64_t relay_token;
     uint64_t relay_wait;
     uint32_t relay_dest;
+    /*
+     * publish.c, read by outbox.c: routing a tagged QoS 2 message (msg.origin):
+     * what it sends other shards waits for the open batch (outbox_hold_*()).
+     */
+    bool xmsg_defer;
+    /*
+     * wal_replay.c: who had which uncommitted origin when the log was
+     * replayed, sorted by (origin, who) (wal_origin_had()); and the highest
+     * origin the log held (wal_origin_new() starts above it).
+     */
+    struct wal_has *origin_has;
+    uint32_t origin_has_count;
+    uint64_t origin_floor;
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a

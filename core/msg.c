@@ -37,6 +37,7 @@ struct msg *msg_new(const uint8_t *topic, size_t topic_len, const uint8_t *props
     m->props_len = (uint32_t)props_len;
     m->expiry_ms = 0;
     m->will_expiry_s = 0;
+    m->origin = 0;
     if (topic_len > 0)
         memcpy(m->data, topic, topic_len);
     if (props != NULL && props_len > 0)

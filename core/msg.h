@@ -30,6 +30,13 @@ struct msg {
     uint32_t props_len;  /* encoded v5 properties forwarded to subscribers */
     uint32_t will_expiry_s; /* a will's Message Expiry Interval, while MSG_EXPIRY_AT_PUBLISH */
     uint64_t expiry_ms;  /* v5 message expiry, broker clock; 0 = never */
+    /*
+     * A persistent publisher's QoS 2 message under fsync = always: the
+     * instance its shard numbered (wal_origin_new()), logged with every
+     * delivery so a restart knows who already has it; 0: none. Set before
+     * the message is shared.
+     */
+    uint64_t origin;
     uint8_t data[];      /* topic bytes, property bytes, then payload bytes */
 };
 

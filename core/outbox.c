@@ -11,6 +11,7 @@
 
 #include "core/broker_types.h"
 #include "core/msg.h"
+#include "core/grow.h"
 #include "core/rm_assert.h"
 #include "core/xmsg.h"
 
@@ -44,10 +45,54 @@ void outbox_release(struct xmsg *m)
     m->kind = XMSG_NONE;
 }
 
+/* Keep @m for @dest until the log's open batch is durable (outbox_hold_*()). */
+static int hold(struct broker *b, uint32_t dest, const struct xmsg *m)
+{
+    struct broker_outbox_hold *h = &b->hold_open;
+    if (grow_array((void **)&h->e, &h->cap, h->count, sizeof(*h->e)) < 0) {
+        b->stats.route_nomem++; /* sent now: a crash before its origin is durable may repeat it */
+        return -ENOMEM;
+    }
+    h->e[h->count++] = (struct broker_outbox_entry){dest, *m};
+    return 0;
+}
+
+bool outbox_holding(const struct broker *b)
+{
+    return b->hold_open.count > 0;
+}
+
+void outbox_hold_take(struct broker *b)
+{
+    RM_ASSERT(b->hold_flight.count == 0);
+    struct broker_outbox_hold t = b->hold_flight;
+    b->hold_flight = b->hold_open;
+    b->hold_open = t;
+}
+
+void outbox_hold_release(struct broker *b)
+{
+    RM_ASSERT(!b->xmsg_defer);
+    struct broker_outbox_hold *h = &b->hold_flight;
+    for (uint32_t i = 0; i < h->count; i++)
+        outbox_push(b, h->e[i].dest, &h->e[i].m);
+    h->count = 0;
+}
+
+static void hold_fini(struct broker_outbox_hold *h)
+{
+    for (uint32_t i = 0; i < h->count; i++)
+        outbox_release(&h->e[i].m);
+    free(h->e);
+    *h = (struct broker_outbox_hold){0};
+}
+
 void outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m)
 {
     RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
     RM_ASSERT(m->kind != XMSG_NONE);
+    if (b->xmsg_defer && hold(b, dest, m) == 0)
+        return; /* a tagged QoS 2 message's crossing: once its origin is durable */
     if (b->outbox_count == b->outbox_cap) {
         uint32_t ncap = b->outbox_cap ? b->outbox_cap * 2 : OUTBOX_MIN;
         struct broker_outbox_entry *n = malloc((size_t)ncap * sizeof(*n));
@@ -138,4 +183,6 @@ void outbox_fini(struct broker *b)
     free(b->outbox);
     b->outbox = NULL;
     b->outbox_count = b->outbox_cap = b->outbox_head = 0;
+    hold_fini(&b->hold_open);
+    hold_fini(&b->hold_flight);
 }

@@ -3,7 +3,7 @@
  * net/ moves them into the SPSC rings, and the one place a message
  * reference is released (freed here, or sent home to be freed).
  *
- * Calls nothing in core/ but msg. Owned by one shard; every function runs
+ * Calls nothing in core/ but msg and grow. Owned by one shard; every function runs
  * on that shard's thread, except outbox_release() (see there).
  */
 #ifndef RINGMQ_OUTBOX_H
@@ -23,6 +23,17 @@ struct xmsg;
  * possible when the process is out of memory).
  */
 void outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m);
+
+/*
+ * While broker.xmsg_defer (a tagged QoS 2 message routed: core/wal.h),
+ * outbox_push() holds what it is given until the write-ahead log's open
+ * batch is durable. The log calls these: the open batch is taken (what
+ * it held now waits for that batch in flight), and that batch is durable
+ * (what it held is queued now). True while the open batch holds some.
+ */
+void outbox_hold_take(struct broker *b);
+void outbox_hold_release(struct broker *b);
+bool outbox_holding(const struct broker *b);
 
 /* Pop the oldest queued message into *@dest and *@m; false when none. */
 bool outbox_next(struct broker *b, uint32_t *dest, struct xmsg *m);

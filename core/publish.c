@@ -168,12 +168,22 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
     }
     bool route = true;
     size_t mark = wal_mark(b);
+    uint64_t origin = 0;
     if (pub->qos == 2) {
         rc = session_qos2_in_add(b, s, pub->pkt_id);
         if (rc < 0)
             return output_close(b, cl, rc == -ENOMEM ? -MQTT_RC_SERVER_UNAVAILABLE : rc);
         /* A duplicate is acknowledged again but not routed again [MQTT-4.3.3-2]. */
         route = rc == 1;
+        if (route && wal_sync(b) && s->expiry_s != 0) {
+            /* Tagged, so that a crash before its PUBREC cannot deliver it twice (core/wal.h). */
+            origin = wal_origin_new(b);
+            session_qos2_in_pend(b, s, pub->pkt_id, origin);
+        } else if (!route) {
+            /* Uncommitted at a crash: routed again, past whoever had it then. */
+            origin = session_qos2_in_resume(s, pub->pkt_id);
+            route = origin != 0;
+        }
     }
     uint8_t ack = pub->qos == 2 ? MQTT_PUBREC : pub->qos == 1 ? MQTT_PUBACK : 0;
     uint64_t token = 0;
@@ -227,7 +237,9 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         guard = true;
     }
     b->wal_token = ack && wal_sync(b) ? token : 0;
-    int matched = route ? route_publish(b, s, pub, token) : 1;
+    b->xmsg_defer = origin != 0; /* its crossings wait for its WAL_QOS2_PEND (core/wal.h) */
+    int matched = route ? route_publish(b, s, pub, token, origin) : 1;
+    b->xmsg_defer = false;
     b->wal_token = 0;
     if (matched < 0) {
         if (token)

@@ -488,7 +488,7 @@ void route_retained(struct broker *b, struct msg *m, const struct session *publi
 }
 
 int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
-                  uint64_t token)
+                  uint64_t token, uint64_t origin)
 {
     RM_ASSERT(pub->qos <= 2);
     RM_ASSERT(pub->topic.len > 0);
@@ -509,6 +509,7 @@ int route_publish(struct broker *b, const struct session *from, const struct mqt
         b->match_count = b->remote_count = b->pick_count = b->match_id_count = 0;
         return -ENOMEM;
     }
+    m->origin = origin;
     if (pub->retain)
         retained_route(b, m, token);
     b->hold_on = pub->qos > 0 && b->congested_count > 0;

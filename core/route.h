@@ -37,7 +37,9 @@ struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
 /*
  * Route a PUBLISH received from @from's client on this shard (No Local
  * spares @from). A retained one carries @token, the client's wait for every
- * replica (0: nobody waits). Returns 1 when it matched a subscriber
+ * replica (0: nobody waits). A QoS 2 one of a persistent publisher under
+ * fsync = always carries its @origin (msg.origin, core/wal.h; 0: none).
+ * Returns 1 when it matched a subscriber
  * somewhere (a session here, another shard with interest in it, a shared
  * group), 0 when it matched nobody (v5: PUBACK/PUBREC 0x10 No matching
  * subscribers), or -ENOMEM (routed to nobody). What another shard's trie
@@ -47,7 +49,7 @@ struct msg *route_msg_new(struct broker *b, const struct mqtt_str *topic,
  * b->hold[0..hold_count) for the caller to hold the client on.
  */
 int route_publish(struct broker *b, const struct session *from, const struct mqtt_publish *pub,
-                  uint64_t token);
+                  uint64_t token, uint64_t origin);
 
 /* Publish a will built on this shard; takes the caller's (only) reference. */
 void route_will(struct broker *b, struct msg *m);

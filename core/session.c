@@ -52,6 +52,20 @@ static void log_sub(struct broker *b, const struct session *s, const uint8_t *fi
     wal_subs_changed(b, s->_hash);
 }
 
+/*
+ * @m kept for @s (see wal_deliver()), logged; a tagged message's
+ * recipient is noted (wal_has()): a compaction keeps who had it.
+ */
+static void log_deliver(struct broker *b, const struct session *s, const struct msg *m,
+                        uint8_t qos, bool retain, uint64_t key, uint32_t sub_id, uint16_t pkt_id)
+{
+    if (!logged(b, s))
+        return;
+    wal_deliver(b, s->client_id, s->client_id_len, m, qos, retain, key, sub_id, pkt_id);
+    if (m->origin)
+        wal_has(b, m->origin, key ? key : s->_hash);
+}
+
 /* A one-packet-id step of @s's, logged. */
 static void log_pkt(struct broker *b, const struct session *s, enum wal_type type, uint16_t id)
 {
@@ -715,6 +729,10 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
     RM_ASSERT(qos <= 2);
     RM_ASSERT(m != NULL);
     RM_ASSERT(sub_ids != NULL || sub_id_count == 0);
+    /* A resend after a crash of what this session (or its group) already had: not again. */
+    if (m->origin && b->origin_has_count &&
+        wal_origin_had(b, m->origin, share_key ? share_key : s->_hash))
+        return;
     if (qos == 0) {
         /* Offline: QoS 0 is not kept. */
         if (!s->client || send_publish(b, s, m, 0, retain, false, 0, sub_ids, sub_id_count,
@@ -739,9 +757,8 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
         s->inflight_count < window(b, s)) {
         uint32_t before = s->inflight_count;
         if (inflight_send(b, s, m, qos, retain, via, sub_id) == 0) {
-            if (logged(b, s) && s->inflight_count > before)
-                wal_deliver(b, s->client_id, s->client_id_len, m, qos, retain, key, first_id,
-                            s->inflight[before].pkt_id);
+            if (s->inflight_count > before)
+                log_deliver(b, s, m, qos, retain, key, first_id, s->inflight[before].pkt_id);
             return;
         }
     }
@@ -752,8 +769,7 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
             output_overloaded(b, s->client);
         return;
     }
-    if (logged(b, s))
-        wal_deliver(b, s->client_id, s->client_id_len, m, qos, retain, key, first_id, 0);
+    log_deliver(b, s, m, qos, retain, key, first_id, 0);
 }
 
 static struct session_inflight *inflight_find(struct session *s, uint16_t pkt_id, uint8_t state)
@@ -821,33 +837,74 @@ int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id)
     return pump(b, s);
 }
 
+static struct session_qos2 *qos2_find(struct session *s, uint16_t pkt_id)
+{
+    for (uint32_t i = 0; i < s->qos2_in_count; i++) {
+        if (s->qos2_in[i].pkt_id == pkt_id)
+            return &s->qos2_in[i];
+    }
+    return NULL;
+}
+
 int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id)
 {
     RM_ASSERT(pkt_id != 0);
-    for (uint32_t i = 0; i < s->qos2_in_count; i++) {
-        if (s->qos2_in[i] == pkt_id)
-            return 0;
-    }
+    if (qos2_find(s, pkt_id))
+        return 0;
     if (s->qos2_in_count >= b->lim->inflight_in_max)
         return -MQTT_RC_RECEIVE_MAX_EXCEEDED;
-    int rc = grow_array((void **)&s->qos2_in, &s->qos2_in_cap, s->qos2_in_count, sizeof(uint16_t));
+    int rc = grow_array((void **)&s->qos2_in, &s->qos2_in_cap, s->qos2_in_count,
+                        sizeof(*s->qos2_in));
     if (rc < 0)
         return rc;
-    s->qos2_in[s->qos2_in_count++] = pkt_id;
+    s->qos2_in[s->qos2_in_count++] = (struct session_qos2){.pkt_id = pkt_id};
     RM_ASSERT(s->qos2_in_count <= s->qos2_in_cap);
     return 1;
 }
 
-void session_qos2_in_log(struct broker *b, const struct session *s, uint16_t pkt_id)
+void session_qos2_in_log(struct broker *b, struct session *s, uint16_t pkt_id)
 {
+    struct session_qos2 *q = qos2_find(s, pkt_id);
+    if (q)
+        q->origin = 0; /* committed: a resend is a duplicate from now on */
     log_pkt(b, s, WAL_QOS2_IN, pkt_id);
+}
+
+void session_qos2_in_pend(struct broker *b, struct session *s, uint16_t pkt_id, uint64_t origin)
+{
+    struct session_qos2 *q = qos2_find(s, pkt_id);
+    RM_ASSERT(q != NULL && origin != 0);
+    q->origin = origin;
+    if (logged(b, s))
+        wal_qos2_pend(b, s->client_id, s->client_id_len, pkt_id, origin);
+}
+
+uint64_t session_qos2_in_resume(struct session *s, uint16_t pkt_id)
+{
+    struct session_qos2 *q = qos2_find(s, pkt_id);
+    if (!q || !q->recovered)
+        return 0;
+    q->recovered = false;
+    return q->origin;
+}
+
+int session_qos2_in_restore(struct broker *b, struct session *s, uint16_t pkt_id,
+                            uint64_t origin)
+{
+    int rc = session_qos2_in_add(b, s, pkt_id);
+    if (rc < 0)
+        return rc;
+    struct session_qos2 *q = qos2_find(s, pkt_id);
+    q->origin = origin;
+    q->recovered = origin != 0;
+    return 0;
 }
 
 void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id)
 {
     RM_ASSERT(s != NULL);
     for (uint32_t i = 0; i < s->qos2_in_count; i++) {
-        if (s->qos2_in[i] == pkt_id) {
+        if (s->qos2_in[i].pkt_id == pkt_id) {
             s->qos2_in[i] = s->qos2_in[--s->qos2_in_count];
             log_pkt(b, s, WAL_QOS2_REL, pkt_id);
             return;
@@ -938,8 +995,13 @@ void session_wal_snapshot(struct broker *b, const struct session *s)
         wal_deliver(b, cid, cid_len, q->msg, q->qos, q->retain, via_share_key(&q->via, q->sub_id),
                     n ? ids[0] : 0, 0);
     }
-    for (uint32_t i = 0; i < s->qos2_in_count; i++)
-        wal_pkt(b, WAL_QOS2_IN, cid, cid_len, s->qos2_in[i]);
+    for (uint32_t i = 0; i < s->qos2_in_count; i++) {
+        const struct session_qos2 *q = &s->qos2_in[i];
+        if (q->origin) /* not committed yet: a crash must not take a resend for a duplicate */
+            wal_qos2_pend(b, cid, cid_len, q->pkt_id, q->origin);
+        else
+            wal_pkt(b, WAL_QOS2_IN, cid, cid_len, q->pkt_id);
+    }
 }
 
 int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,

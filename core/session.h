@@ -102,6 +102,13 @@ struct session_queued {
  * one of up to 28 bytes one of 160 (an idle connection's cost; see
  * docs/architecture.md).
  */
+/* An inbound QoS 2 id awaiting PUBREL (session.qos2_in). */
+struct session_qos2 {
+    uint64_t origin; /* its message's tag until committed (core/wal.h); 0: committed, or none */
+    uint16_t pkt_id;
+    bool recovered;  /* restored uncommitted from the log: its resend is routed again */
+};
+
 struct session {
     struct session *_hnext; /* broker's client-id table chain */
     uint64_t _hash;
@@ -134,7 +141,7 @@ struct session {
     uint32_t queue_cap;
     uint32_t queue_bytes; /* payload bytes in the queue, against queued_bytes_max */
 
-    uint16_t *qos2_in; /* inbound QoS 2 packet ids awaiting PUBREL */
+    struct session_qos2 *qos2_in; /* inbound QoS 2 packet ids awaiting PUBREL */
     uint32_t qos2_in_cap;
     uint16_t qos2_in_count; /* at most inflight_in_max, itself at most 65535 */
     /*
@@ -357,12 +364,29 @@ int session_on_pubcomp(struct broker *b, struct session *s, uint16_t pkt_id);
 int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id);
 
 /*
- * Log inbound QoS 2 id @pkt_id (WAL_QOS2_IN) as its PUBREC goes out, not
+ * Commit inbound QoS 2 id @pkt_id (WAL_QOS2_IN) as its PUBREC goes out, not
  * when it arrives: only once every delivery of the message is durable may
  * a restarted broker treat a resend as a duplicate (else a crash between
  * the two logs loses it for the shards whose deliveries were not).
  */
-void session_qos2_in_log(struct broker *b, const struct session *s, uint16_t pkt_id);
+void session_qos2_in_log(struct broker *b, struct session *s, uint16_t pkt_id);
+
+/*
+ * Inbound QoS 2 id @pkt_id (just added) is routed as the message tagged
+ * @origin: logged (WAL_QOS2_PEND) before its deliveries, uncommitted
+ * until session_qos2_in_log().
+ */
+void session_qos2_in_pend(struct broker *b, struct session *s, uint16_t pkt_id, uint64_t origin);
+
+/*
+ * A PUBLISH of @pkt_id, already known: when it was restored uncommitted
+ * from the log, its tag (it is routed again, once); else 0 (a duplicate).
+ */
+uint64_t session_qos2_in_resume(struct session *s, uint16_t pkt_id);
+
+/* Replay: inbound QoS 2 id @pkt_id, uncommitted with tag @origin (0: committed). */
+int session_qos2_in_restore(struct broker *b, struct session *s, uint16_t pkt_id,
+                            uint64_t origin);
 
 /* Inbound QoS 2: PUBREL for @pkt_id releases it (no-op if unknown). */
 void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id);

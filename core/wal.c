@@ -9,10 +9,13 @@
 
 #include "core/broker_types.h"
 #include "core/grow.h"
+#include "core/limits.h"
 #include "core/msg.h"
 #include "core/outbox.h"
 #include "core/rm_assert.h"
 #include "core/xmsg.h"
+
+static void end(struct broker *b, size_t off);
 
 int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms)
 {
@@ -24,6 +27,9 @@ int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms)
     b->wal->sync = sync;
     b->wal->next_msg_id = 1;
     b->wal->wall_offset_ms = wall_offset_ms;
+    /* Origins are shard + a multiple of LIMITS_SHARDS_MAX: unique across shards. */
+    b->wal->next_origin =
+        (b->origin_floor / LIMITS_SHARDS_MAX + 1) * LIMITS_SHARDS_MAX + b->shard_id;
     return 0;
 }
 
@@ -44,9 +50,70 @@ void wal_fini(struct broker *b)
         outbox_msg_put(b, b->wal->last_msg);
     batch_free(&b->wal->open);
     batch_free(&b->wal->flight);
+    free(b->wal->has);
     free(b->wal);
     b->wal = NULL;
 }
+
+uint64_t wal_origin_new(struct broker *b)
+{
+    RM_ASSERT(wal_sync(b));
+    uint64_t n = b->wal->next_origin;
+    b->wal->next_origin += LIMITS_SHARDS_MAX;
+    return n;
+}
+
+void wal_has(struct broker *b, uint64_t origin, uint64_t who)
+{
+    RM_ASSERT(origin != 0);
+    struct wal *w = b->wal;
+    if (!wal_sync(b))
+        return;
+    if (grow_array((void **)&w->has, &w->has_cap, w->has_count, sizeof(*w->has)) < 0) {
+        w->nomem++; /* a resend after a crash may reach this one twice */
+        return;
+    }
+    w->has[w->has_count++] = (struct wal_has){origin, who};
+}
+
+bool wal_origin_had(const struct broker *b, uint64_t origin, uint64_t who)
+{
+    /* Sorted by (origin, who) at replay: a binary search. */
+    uint32_t lo = 0;
+    uint32_t hi = b->origin_has_count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const struct wal_has *h = &b->origin_has[mid];
+        if (h->origin == origin && h->who == who)
+            return true;
+        if (h->origin < origin || (h->origin == origin && h->who < who))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return false;
+}
+
+static void put_has(struct broker *b, const struct wal_has *h)
+{
+    struct wal_out *o = &b->wal->open.out;
+    size_t off = wal_begin(o, WAL_HAS);
+    wal_put_u64(o, h->origin);
+    wal_put_u64(o, h->who);
+    end(b, off);
+}
+
+void wal_snap_has(struct broker *b)
+{
+    struct wal *w = b->wal;
+    for (uint32_t i = 0; i < w->has_count; i++)
+        put_has(b, &w->has[i]);
+    w->has_count = 0;
+    for (uint32_t i = 0; i < b->origin_has_count; i++)
+        put_has(b, &b->origin_has[i]);
+}
+
+
 
 bool wal_sync(const struct broker *b)
 {
@@ -234,6 +301,8 @@ static uint64_t msg_id(struct broker *b, const struct msg *m)
     wal_put_u8(o, m->qos);
     wal_put_u8(o, m->retain);
     put_body(b, m);
+    if (m->origin)
+        wal_put_u64(o, m->origin);
     end(b, off);
     /*
      * Remembered, with a reference (so its address is not reused), for
@@ -269,6 +338,15 @@ void wal_pkt(struct broker *b, enum wal_type type, const uint8_t *cid, size_t ci
               type == WAL_QOS2_IN || type == WAL_QOS2_REL);
     size_t off = begin_cid(b, type, cid, cid_len);
     wal_put_u16(out_of(b), pkt_id);
+    end(b, off);
+}
+
+void wal_qos2_pend(struct broker *b, const uint8_t *cid, size_t cid_len, uint16_t pkt_id,
+                   uint64_t origin)
+{
+    size_t off = begin_cid(b, WAL_QOS2_PEND, cid, cid_len);
+    wal_put_u16(out_of(b), pkt_id);
+    wal_put_u64(out_of(b), origin);
     end(b, off);
 }
 
@@ -320,7 +398,8 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
         w->last_msg = NULL;
         w->last_msg_id = 0;
     }
-    if (w->open.out.len == 0 && w->open.token_count == 0 && w->open.ack_count == 0)
+    if (w->open.out.len == 0 && w->open.token_count == 0 && w->open.ack_count == 0 &&
+        !outbox_holding(b))
         return false;
     struct wal_batch t = w->flight;
     w->flight = w->open;
@@ -330,6 +409,7 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
     w->open.ack_count = 0;
     w->open.sub_count = 0;
     w->open.subs_lost = false;
+    outbox_hold_take(b); /* what the open batch held back now waits for it in flight */
     w->in_flight = true;
     *buf = w->flight.out.buf;
     *len = w->flight.out.len;
@@ -343,6 +423,7 @@ void wal_durable(struct broker *b)
     for (uint32_t i = 0; i < w->flight.ack_count; i++)
         outbox_ack(b, w->flight.acks[i].dest, w->flight.acks[i].token);
     w->flight.ack_count = 0;
+    outbox_hold_release(b);
     w->flight.out.len = 0;
     w->in_flight = false;
 }

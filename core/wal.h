@@ -33,6 +33,24 @@
 struct broker;
 struct msg;
 
+/*
+ * Exactly once across a crash (fsync = always). A persistent publisher's
+ * QoS 2 message is tagged with an origin (msg.origin) when it arrives and
+ * WAL_QOS2_PEND names it; WAL_QOS2_IN commits it once every delivery is
+ * durable (its PUBREC). What the message crosses to other shards leaves
+ * only once the WAL_QOS2_PEND is durable (outbox_hold_*()), so no shard
+ * logs a tagged delivery whose origin a restart cannot find. After a crash
+ * an uncommitted origin is recovered: its publisher's resend is routed
+ * again with the same origin, and skips every session and shared group
+ * that the log says already had it (wal_origin_had()). Who had what
+ * survives a compaction as WAL_HAS records: the deliveries since the last
+ * snapshot began, and what the last restart recovered.
+ */
+struct wal_has {
+    uint64_t origin;
+    uint64_t who; /* a session's client-id hash (session._hash), or a shared group's key */
+};
+
 /* An XMSG_ACK to send to @dest once the batch is durable. */
 struct wal_ack {
     uint32_t dest;
@@ -67,6 +85,11 @@ struct wal {
     /* Wall-clock ms minus broker ms: message expiry is logged in wall time. */
     int64_t wall_offset_ms;
     uint64_t nomem; /* records lost to allocation failure (counted, never silent) */
+    uint64_t next_origin; /* wal_origin_new() */
+    /* Tagged deliveries since the last snapshot began (fsync = always). */
+    struct wal_has *has;
+    uint32_t has_count;
+    uint32_t has_cap;
 };
 
 /*
@@ -116,6 +139,25 @@ void wal_subs_changed(struct broker *b, uint64_t hash);
  */
 bool wal_subs_pending(const struct broker *b, uint64_t hash);
 
+/*
+ * A new origin for a tagged QoS 2 message: unique across shards, and above
+ * every origin the log held at start-up (b->origin_floor).
+ */
+uint64_t wal_origin_new(struct broker *b);
+
+/* @who (see struct wal_has) was given the message tagged @origin: kept for the next snapshot. */
+void wal_has(struct broker *b, uint64_t origin, uint64_t who);
+
+/* True when @who had the message tagged @origin before the last restart (a resend skips it). */
+bool wal_origin_had(const struct broker *b, uint64_t origin, uint64_t who);
+
+/*
+ * A snapshot's WAL_HAS records: wal_has()'s since the last snapshot began
+ * (forgotten now: their own records stay until the next compaction) and
+ * the ones the last restart recovered.
+ */
+void wal_snap_has(struct broker *b);
+
 /* Records; @cid is a session's client id as stored (host prefix included). */
 /* The session exists, with @expiry_s, through @listener (whose ACL applies). */
 void wal_session(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8_t *user,
@@ -136,6 +178,9 @@ void wal_unsub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8
  */
 void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
                  uint8_t qos, bool retain, uint64_t share_key, uint32_t sub_id, uint16_t pkt_id);
+/* Inbound QoS 2 @pkt_id arrived and was tagged @origin, not committed yet. */
+void wal_qos2_pend(struct broker *b, const uint8_t *cid, size_t cid_len, uint16_t pkt_id,
+                   uint64_t origin);
 /* A one-packet-id step: WAL_SENT, WAL_DONE, WAL_PUBREC, WAL_QOS2_IN or WAL_QOS2_REL. */
 void wal_pkt(struct broker *b, enum wal_type type, const uint8_t *cid, size_t cid_len,
              uint16_t pkt_id);
@@ -157,9 +202,10 @@ void wal_retain(struct broker *b, const struct msg *m);
 bool wal_take(struct broker *b, const uint8_t **buf, size_t *len);
 
 /*
- * The batch in flight is durable: its deferred XMSG_ACKs go out. Its wait
- * tokens (b->wal->flight.tokens) are the caller's to complete first, and
- * its subs the caller's to clear before that (broker_wal_durable()).
+ * The batch in flight is durable: its deferred XMSG_ACKs and crossings go
+ * out. Its wait tokens (b->wal->flight.tokens) are the caller's to complete
+ * first, and its subs the caller's to clear before that
+ * (broker_wal_durable()).
  */
 void wal_durable(struct broker *b);
 

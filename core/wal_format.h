@@ -47,19 +47,30 @@ enum wal_type {
     WAL_SUB,         /* cid, u16 filter, u8 options, u32 subscription identifier */
     WAL_UNSUB,       /* cid, u16 filter */
     WAL_MSG,         /* u64 id, u8 qos, u8 retain, u64 expiry (wall ms, 0: never), topic,
-                        props, payload */
+                        props, payload, then for a tagged QoS 2 message its u64 origin */
     WAL_DELIVER,     /* cid, u64 msg id, u8 qos, u8 retain, u64 share key, u32 sub id, u16 pkt id */
     WAL_SENT,        /* cid, u16 pkt id: the oldest queued message went out with it (0: dropped) */
     WAL_DONE,        /* cid, u16 pkt id: that outbound flow ended (PUBACK, PUBCOMP, refused) */
     WAL_PUBREC,      /* cid, u16 pkt id: outbound QoS 2 released, PUBREL sent */
     WAL_DROPQ,       /* cid, u32 index: that queued message left (to another group member) */
-    WAL_QOS2_IN,     /* cid, u16 pkt id: inbound QoS 2 received, awaiting PUBREL */
+    WAL_QOS2_IN,     /* cid, u16 pkt id: inbound QoS 2 committed (PUBREC), awaiting PUBREL */
     WAL_QOS2_REL,    /* cid, u16 pkt id: its PUBREL came */
     WAL_RETAIN,      /* u8 qos, u64 expiry, topic, props, payload (empty: cleared) */
     WAL_WILL,        /* cid, u64 due (wall ms), u8 qos, u8 retain, u32 expiry s (from its
                         publish; 0 none), topic, props, payload: a delayed will [MQTT-3.1.3-9] */
     WAL_WILL_GONE,   /* cid: its delayed will was sent or cancelled (the session resumed) */
     WAL_SNAP_END,    /* cid: its snapshot (from its WAL_RESET on) is complete */
+    /*
+     * cid, u16 pkt id, u64 origin: inbound QoS 2 arrived, routed as the
+     * message tagged @origin, not committed yet (WAL_QOS2_IN commits it)
+     */
+    WAL_QOS2_PEND,
+    /*
+     * u64 origin, u64 who: a session (its client id's hash) or a shared
+     * group (its key) was given the QoS 2 message tagged @origin (kept
+     * across compactions and restarts while it may be uncommitted)
+     */
+    WAL_HAS,
     WAL_TYPE_END
 };
 

@@ -28,12 +28,14 @@
 #include "core/sess_table.h"
 #include "core/session.h"
 #include "core/share.h"
+#include "core/wal.h"
 #include "core/wal_format.h"
 #include "core/xrecv.h"
 
 /* A WAL_MSG record: where its fields are, and the msg built from it (lazily). */
 struct rmsg {
     uint64_t key; /* (stream << 40) | id */
+    uint64_t origin; /* its QoS 2 tag (core/wal.h); 0: none */
     uint64_t expiry_wall_ms;
     const uint8_t *topic;
     const uint8_t *props;
@@ -76,6 +78,12 @@ struct rret {
     uint8_t qos;
 };
 
+/* An inbound QoS 2 id of a session: uncommitted with its tag, or committed (origin 0). */
+struct rq2 {
+    uint64_t origin;
+    uint16_t pkt_id;
+};
+
 struct rsess {
     const uint8_t *cid;
     uint32_t cid_len;
@@ -88,7 +96,7 @@ struct rsess {
     struct rent *ents;
     uint32_t ent_head, ent_count, ent_cap;
     uint32_t unsent; /* the first entry never sent (all before it were) */
-    uint16_t *q2;
+    struct rq2 *q2; /* followed for every session: any shard may hold who had an origin */
     uint32_t q2_count, q2_cap;
     uint32_t home;  /* its home shard under today's count */
     struct rret will; /* its delayed will when will_due_wall_ms != 0 (expiry: seconds) */
@@ -119,6 +127,9 @@ struct replay {
     uint32_t ret_count, ret_cap;
     struct rtab ret_tab;
     uint64_t stream; /* the segment stream being read (from 1) */
+    struct wal_has *has; /* who had which origin (tagged deliveries, WAL_HAS) */
+    uint32_t has_count, has_cap;
+    uint64_t origin_max;
     struct wal_replay_report *rep;
     bool nomem;
 };
@@ -258,8 +269,12 @@ static int on_msg(struct replay *r, struct wal_in *in)
     m.retain = wal_get_u8(in) != 0;
     read_body(in, &m.expiry_wall_ms, &m.topic, &m.topic_len, &m.props, &m.props_len, &m.payload,
               &m.payload_len);
+    if (!in->bad && !wal_in_done(in))
+        m.origin = wal_get_u64(in);
     if (!wal_in_done(in) || m.qos == 0 || m.qos > 2 || m.topic_len == 0)
         return -EBADMSG;
+    if (m.origin > r->origin_max)
+        r->origin_max = m.origin;
     m.key = (r->stream << 40) | (id & ((1ull << 40) - 1));
     struct key_ctx k = {r, NULL, 0, m.key};
     uint64_t h = XXH3_64bits(&m.key, sizeof(m.key));
@@ -292,7 +307,24 @@ static void sent_at_once(struct rsess *s)
     s->unsent = s->ent_count;
 }
 
-static int on_deliver(struct replay *r, struct rsess *s, struct wal_in *in)
+/* @who had the message tagged @origin (kept if that origin turns out uncommitted). */
+static int has_add(struct replay *r, uint64_t origin, uint64_t who)
+{
+    if (origin > r->origin_max)
+        r->origin_max = origin;
+    if (grow_array((void **)&r->has, &r->has_cap, r->has_count, sizeof(*r->has)) < 0)
+        return -ENOMEM;
+    r->has[r->has_count++] = (struct wal_has){origin, who};
+    return 0;
+}
+
+/*
+ * WAL_DELIVER of session @cid: kept for @s when it is ours (else NULL).
+ * A tagged message's recipient is noted: a shared group's wherever its
+ * member lives, a session's on its home.
+ */
+static int on_deliver(struct replay *r, struct rsess *s, const uint8_t *cid, uint32_t cid_len,
+                      struct wal_in *in)
 {
     uint64_t id = wal_get_u64(in);
     struct rent e = {0};
@@ -308,6 +340,10 @@ static int on_deliver(struct replay *r, struct rsess *s, struct wal_in *in)
     tab_find(&r->msg_tab, XXH3_64bits(&k.u, sizeof(k.u)), same_msg, &k, &found);
     if (!found)
         return -EBADMSG; /* its WAL_MSG was lost to corruption */
+    uint64_t origin = r->msgs[found - 1].origin;
+    if (origin && (e.share_key || s) &&
+        has_add(r, origin, e.share_key ? e.share_key : sess_table_hash(cid, cid_len)) < 0)
+        return -ENOMEM;
     if (!s)
         return 0;
     e.msg = found;
@@ -336,6 +372,21 @@ static void ent_gone(struct rsess *s, struct rent *e)
         s->ent_head++;
     if (s->unsent < s->ent_head)
         s->unsent = s->ent_head;
+}
+
+/* Inbound QoS 2 @pkt_id of @s: uncommitted with tag @origin, or committed (0). */
+static int q2_set(struct rsess *s, uint16_t pkt_id, uint64_t origin)
+{
+    for (uint32_t i = 0; i < s->q2_count; i++) {
+        if (s->q2[i].pkt_id == pkt_id) {
+            s->q2[i].origin = origin;
+            return 0;
+        }
+    }
+    if (grow_array((void **)&s->q2, &s->q2_cap, s->q2_count, sizeof(*s->q2)) < 0)
+        return -ENOMEM;
+    s->q2[s->q2_count++] = (struct rq2){origin, pkt_id};
+    return 0;
 }
 
 static int on_pkt(struct replay *r, struct rsess *s, uint8_t type, uint16_t pkt_id)
@@ -371,17 +422,10 @@ static int on_pkt(struct replay *r, struct rsess *s, uint8_t type, uint16_t pkt_
         sent_at_once(s);
         return 0;
     case WAL_QOS2_IN:
-        for (uint32_t i = 0; i < s->q2_count; i++) {
-            if (s->q2[i] == pkt_id)
-                return 0;
-        }
-        if (grow_array((void **)&s->q2, &s->q2_cap, s->q2_count, sizeof(*s->q2)) < 0)
-            return -ENOMEM;
-        s->q2[s->q2_count++] = pkt_id;
-        return 0;
+        return q2_set(s, pkt_id, 0); /* committed */
     case WAL_QOS2_REL:
         for (uint32_t i = 0; i < s->q2_count; i++) {
-            if (s->q2[i] == pkt_id) {
+            if (s->q2[i].pkt_id == pkt_id) {
                 s->q2[i] = s->q2[--s->q2_count];
                 break;
             }
@@ -471,6 +515,11 @@ static int apply(struct replay *r, const struct wal_rec *rec)
         return on_msg(r, &in);
     if (rec->type == WAL_RETAIN)
         return on_retain(r, &in);
+    if (rec->type == WAL_HAS) {
+        uint64_t origin = wal_get_u64(&in);
+        uint64_t who = wal_get_u64(&in);
+        return !wal_in_done(&in) || origin == 0 ? -EBADMSG : has_add(r, origin, who);
+    }
     uint32_t cid_len;
     const uint8_t *cid = wal_get_str16(&in, &cid_len);
     if (in.bad || cid_len == 0)
@@ -480,11 +529,13 @@ static int apply(struct replay *r, const struct wal_rec *rec)
         return -ENOMEM;
     bool ours = s && s->home == r->b->shard_id;
     if (rec->type == WAL_DELIVER)
-        return on_deliver(r, ours ? s : NULL, &in); /* checks its message even when not ours */
+        return on_deliver(r, ours ? s : NULL, cid, cid_len, &in); /* checks its message */
     if (!s)
         return 0; /* a session that ended */
+    /* Inbound QoS 2 state too: every shard learns which origins are uncommitted. */
     if (!ours && rec->type != WAL_SESSION && rec->type != WAL_SESSION_END &&
-        rec->type != WAL_RESET && rec->type != WAL_SUB && rec->type != WAL_UNSUB)
+        rec->type != WAL_RESET && rec->type != WAL_SUB && rec->type != WAL_UNSUB &&
+        rec->type != WAL_QOS2_IN && rec->type != WAL_QOS2_REL && rec->type != WAL_QOS2_PEND)
         return 0; /* another shard's message flow */
     switch (rec->type) {
     case WAL_SESSION:
@@ -527,6 +578,15 @@ static int apply(struct replay *r, const struct wal_rec *rec)
         uint32_t index = wal_get_u32(&in);
         return wal_in_done(&in) ? on_dropq(s, index) : -EBADMSG;
     }
+    case WAL_QOS2_PEND: {
+        uint16_t pkt_id = wal_get_u16(&in);
+        uint64_t origin = wal_get_u64(&in);
+        if (!wal_in_done(&in) || origin == 0)
+            return -EBADMSG;
+        if (origin > r->origin_max)
+            r->origin_max = origin;
+        return q2_set(s, pkt_id, origin);
+    }
     default: {
         uint16_t pkt_id = wal_get_u16(&in);
         return wal_in_done(&in) ? on_pkt(r, s, rec->type, pkt_id) : -EBADMSG;
@@ -534,10 +594,11 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     }
 }
 
-/* @rec's client id, if it is a session's record (all but WAL_SEGMENT, WAL_MSG, WAL_RETAIN). */
+/* @rec's client id, if it is a session's record (all but WAL_SEGMENT, _MSG, _RETAIN, _HAS). */
 static bool rec_cid(const struct wal_rec *rec, const uint8_t **cid, uint32_t *len)
 {
-    if (rec->type == WAL_SEGMENT || rec->type == WAL_MSG || rec->type == WAL_RETAIN)
+    if (rec->type == WAL_SEGMENT || rec->type == WAL_MSG || rec->type == WAL_RETAIN ||
+        rec->type == WAL_HAS)
         return false;
     struct wal_in in = wal_in_of(rec);
     *cid = wal_get_str16(&in, len);
@@ -647,6 +708,11 @@ static struct msg *msg_of(struct replay *r, uint32_t i)
         rm->m->expiry_ms = (uint64_t)((int64_t)rm->expiry_wall_ms - r->wall_offset_ms);
     if (rm->m)
         rm->m->home_shard = r->b->shard_id;
+    /*
+     * Not rm->origin: who had an uncommitted one is in b->origin_has (and
+     * every snapshot); a restored copy passed on to another group member
+     * (a redispatch) must not be taken for the resend that skips its group.
+     */
     return rm->m;
 }
 
@@ -686,7 +752,7 @@ static int build_sess(struct replay *r, struct rsess *rs)
             r->rep->messages++;
     }
     for (uint32_t i = 0; i < rs->q2_count; i++) {
-        if (session_qos2_in_add(b, s, rs->q2[i]) < 0)
+        if (session_qos2_in_restore(b, s, rs->q2[i].pkt_id, rs->q2[i].origin) < 0)
             return -ENOMEM;
     }
     struct msg *will = NULL;
@@ -795,6 +861,75 @@ static int learn_interest(struct replay *r)
     return rc < 0 ? -ENOMEM : 0;
 }
 
+static int u64_cmp(const void *pa, const void *pb)
+{
+    uint64_t a = *(const uint64_t *)pa;
+    uint64_t b = *(const uint64_t *)pb;
+    return a < b ? -1 : a > b;
+}
+
+static int has_cmp(const void *pa, const void *pb)
+{
+    const struct wal_has *a = pa;
+    const struct wal_has *b = pb;
+    if (a->origin != b->origin)
+        return a->origin < b->origin ? -1 : 1;
+    return a->who < b->who ? -1 : a->who > b->who;
+}
+
+/*
+ * Who had which uncommitted origin (some session's inbound QoS 2 whose
+ * PUBREC never went out): kept in b->origin_has for the resends
+ * (wal_origin_had()), sorted, once each; the rest is forgotten. And the
+ * highest origin the log held: new ones start above it.
+ */
+static int keep_uncommitted(struct replay *r)
+{
+    struct broker *b = r->b;
+    b->origin_floor = r->origin_max;
+    uint64_t *open = NULL;
+    uint32_t count = 0;
+    uint32_t cap = 0;
+    for (uint32_t i = 0; i < r->sess_count; i++) {
+        const struct rsess *s = &r->sess[i];
+        for (uint32_t j = 0; s->expiry_s != 0 && j < s->q2_count; j++) {
+            if (!s->q2[j].origin)
+                continue;
+            if (grow_array((void **)&open, &cap, count, sizeof(*open)) < 0) {
+                free(open);
+                return -ENOMEM;
+            }
+            open[count++] = s->q2[j].origin;
+        }
+    }
+    if (count > 1)
+        qsort(open, count, sizeof(*open), u64_cmp);
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < r->has_count; i++) {
+        if (count && bsearch(&r->has[i].origin, open, count, sizeof(*open), u64_cmp))
+            r->has[kept++] = r->has[i];
+    }
+    free(open);
+    if (kept > 1)
+        qsort(r->has, kept, sizeof(*r->has), has_cmp);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < kept; i++) {
+        if (n == 0 || has_cmp(&r->has[n - 1], &r->has[i]) != 0)
+            r->has[n++] = r->has[i];
+    }
+    free(b->origin_has);
+    b->origin_has = NULL;
+    b->origin_has_count = 0;
+    if (n == 0)
+        return 0;
+    b->origin_has = malloc(n * sizeof(*b->origin_has));
+    if (!b->origin_has)
+        return -ENOMEM;
+    memcpy(b->origin_has, r->has, n * sizeof(*b->origin_has));
+    b->origin_has_count = n;
+    return 0;
+}
+
 static void replay_free(struct replay *r)
 {
     for (uint32_t i = 0; i < r->msg_count; i++)
@@ -805,6 +940,7 @@ static void replay_free(struct replay *r)
         free(r->sess[i].q2);
     }
     free(r->msgs);
+    free(r->has);
     free(r->sess);
     free(r->ret);
     free(r->msg_tab.slot);
@@ -826,6 +962,8 @@ int wal_replay(struct broker *b, const struct wal_seg *segs, size_t n, int64_t w
     int rc = 0;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = read_seg(&r, &segs[i], problem, ctx);
+    if (rc == 0)
+        rc = keep_uncommitted(&r);
     for (uint32_t i = 0; i < r.sess_count && rc == 0; i++) {
         if (r.sess[i].expiry_s != 0 && r.sess[i].home == b->shard_id)
             rc = build_sess(&r, &r.sess[i]);

@@ -9,8 +9,9 @@ the publishers finish, the broker is killed once more and restarted, the offline
 subscribers come back, and for every subscriber:
 
   - every message its publisher saw acknowledged arrived (QoS 1: at least once);
-  - where both sides are QoS 2, no message arrived twice [MQTT-4.3.3-2, -3], save one
-    unacknowledged at a kill (a known gap across shards, docs/architecture.md);
+  - where both sides are QoS 2, no message arrived twice [MQTT-4.3.3-2, -3], not even
+    one in flight at a kill (its resend skips whoever the log says had it); except one
+    that paho itself sent again as a new message after releasing it (seen in its log);
   - its subscription is intact: a message published after the last restart arrives;
   - per publisher, first arrivals are in publish order [MQTT-4.6.0-2], leaving out the
     messages a kill disturbed (unacknowledged at it, or published before paho was
@@ -70,6 +71,17 @@ class Client:
         self.c.on_message = self._on_message
         self.c.on_publish = self._on_publish
         self.c.on_connect = self._on_connect
+        # paho 1.6 sends a QoS 2 message it had already released (PUBREL sent) again as a
+        # new PUBLISH (DUP 0) when a reconnect needed more than one attempt: each attempt
+        # resets its outgoing messages, and the second turns "resend PUBREL" into "publish"
+        # (_messages_reconnect_reset_out()). To the broker that is a new message with a
+        # free packet id, delivered again. Those are the client's duplicates, seen in
+        # paho's own log and left out of the exactly-once check.
+        self.mid_n = {}
+        self.released = set()  # mids whose PUBREL paho sent
+        self.resent_new = set()  # message numbers paho sent again as new after their PUBREL
+        if qos == 2:
+            self.c.on_log = self._on_log
 
     def _on_message(self, c, u, msg):
         if not msg.topic.startswith("crash/p"):
@@ -78,6 +90,16 @@ class Client:
         with self.lock:
             self.got.append((who, int(n)))
             self.last_at = time.monotonic()
+
+    def _on_log(self, c, u, level, buf):
+        if buf.startswith("Sending PUBREL (Mid: "):
+            with self.lock:
+                self.released.add(int(buf[len("Sending PUBREL (Mid: "):].rstrip(")")))
+        elif buf.startswith("Sending PUBLISH (d0, q2") and ", m" in buf:
+            mid = int(buf.split(", m", 1)[1].split(")", 1)[0])
+            with self.lock:
+                if mid in self.released and mid in self.mid_n:
+                    self.resent_new.add(self.mid_n[mid])
 
     def _on_connect(self, *args):
         with self.lock:
@@ -124,6 +146,7 @@ class Client:
         with self.lock:
             if not retain:
                 self.last_n = n
+                self.mid_n[info.mid] = n
             if info.mid in self.early:
                 self.early.remove(info.mid)
                 self.acked.add(n)
@@ -148,11 +171,10 @@ def check(subs, pubs, retained_seen, last_ret_acked):
                 print(f"FAIL {s.cid}: {len(missing)} acknowledged messages of {p.cid} lost, "
                       f"first {missing[:10]}")
             if min(s.qos, p.qos) == 2:
-                # A QoS 2 message in flight (no PUBREC yet) when the broker was killed may
-                # come twice: its subscriber's shard logged it, its publisher's shard had
-                # not yet logged the packet id, and the publisher sent it again (a known
-                # gap, docs/architecture.md). Any other message twice is a failure.
-                dups = sorted({n for n in ns if ns.count(n) > 1} - p.at_kill)
+                # Exactly once, kills or not: a message in flight at a kill (no PUBREC
+                # yet) is sent again by its publisher, and the broker routes it again
+                # past every subscriber that its log says had it (core/wal.h).
+                dups = sorted({n for n in ns if ns.count(n) > 1} - p.resent_new)
                 if dups:
                     ok = False
                     print(f"FAIL {s.cid}: QoS 2 messages of {p.cid} twice: {dups[:10]}")
@@ -171,7 +193,7 @@ def check(subs, pubs, retained_seen, last_ret_acked):
                 print(f"FAIL {s.cid}: {p.cid}'s messages out of order near "
                       f"{firsts[max(0, i - 3):i + 3]}")
             print(f"{s.cid} <- {p.cid}: {len(ns)} arrivals, {len(set(ns))} distinct, "
-                  f"{len(p.acked)} acknowledged")
+                  f"{len(p.acked)} acknowledged, {len(p.resent_new)} sent again as new by paho")
     if retained_seen is None or retained_seen < last_ret_acked:
         ok = False
         print(f"FAIL retained: {retained_seen}, last acknowledged {last_ret_acked}")

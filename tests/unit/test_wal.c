@@ -1035,3 +1035,263 @@ Test(wal, a_snapshot_torn_in_the_middle_keeps_the_state_before_it)
     expect_none(&sub);
     broker_client_gone(b, &sub, 0);
 }
+
+/* ---- QoS 2 exactly once across a crash (msg.origin, core/wal.h) ---- */
+
+/* @c (id @id) subscribes to @filter at QoS 2 on @br and gets its SUBACK once @br's log has it. */
+static void subscribe_q2(struct broker **br, uint32_t n, struct broker *home, int segi,
+                         struct client *c, const char *filter)
+{
+    b = home;
+    struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, 2};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(c, &sp, MQTT_V311);
+    pump(br, n);
+    take(home, segi);
+    pump(br, n);
+    struct got g;
+    cr_assert(next_out(c, &g) && g.pkt.type == MQTT_SUBACK);
+}
+
+/* How many PUBLISHes of @payload @c has been sent (acknowledging none). */
+static int copies(struct client *c, const char *payload)
+{
+    int n = 0;
+    struct got g;
+    while (next_out(c, &g)) {
+        if (g.pkt.type == MQTT_PUBLISH && g.pkt.u.publish.payload.len == strlen(payload) &&
+            memcmp(g.pkt.u.publish.payload.ptr, payload, strlen(payload)) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* @n brokers of @n shards, each with a log (sync) in its own segment. */
+static void brokers_new(struct broker **br, uint32_t n)
+{
+    broker_free(b);
+    for (uint32_t i = 0; i < n; i++) {
+        br[i] = broker_new(&lim, i, n);
+        broker_tick(br[i], 1000);
+        cr_assert_eq(broker_wal_start(br[i], true, 0), 0);
+        seg_start(&seg[i], i, n);
+    }
+}
+
+/*
+ * A kill -9 of all @n: what their logs took survives, nothing else. Their
+ * clients @sub (on @br[@sub_at]) and @pub (on @br[0]), when not NULL, go
+ * with them: their goodbyes reach only the open batches, lost.
+ */
+static void brokers_crash(struct broker **br, uint32_t n, struct client *sub, uint32_t sub_at,
+                          struct client *pub)
+{
+    if (sub)
+        broker_client_gone(br[sub_at], sub, 0);
+    if (pub)
+        broker_client_gone(br[0], pub, 0);
+    for (uint32_t i = 0; i < n; i++)
+        broker_free(br[i]);
+    for (uint32_t i = 0; i < n; i++)
+        br[i] = rebuilt(i, n, (int)n);
+}
+
+/*
+ * After a crash: @pub (id @pid, homed on @br[0]) comes back and sends @pp
+ * again (DUP, as it never got PUBREC); its PUBREC comes once the @n shards
+ * have settled.
+ */
+static void resend_after_crash(struct broker **br, uint32_t n, struct client *pub,
+                               const char *pid, struct mqtt_pkt *pp)
+{
+    b = br[0];
+    cr_assert(do_connect(pub, pid, false));
+    pp->u.publish.dup = true;
+    feed_pkt(pub, pp, MQTT_V311);
+    for (int i = 0; i < 3; i++) {
+        for (uint32_t k = 0; k < n; k++) {
+            take(br[k], (int)k);
+            pump(br, n);
+        }
+    }
+    struct got g;
+    cr_assert(next_out(pub, &g) && g.pkt.type == MQTT_PUBREC, "the resend is acknowledged");
+}
+
+Test(wal, a_qos2_message_uncommitted_at_a_crash_is_not_delivered_twice_one_shard)
+{
+    /*
+     * Its delivery is durable and its PUBREC was on its way when the broker
+     * died (the commit, WAL_QOS2_IN, was not): the publisher resends it
+     * [MQTT-4.3.3-2 of 3.1.1's receiver side, MQTT-4.4.0-1]; the
+     * subscriber that had it must not get it again [MQTT-4.3.3-3 (v5)].
+     */
+    struct broker *one[1];
+    brokers_new(one, 1);
+    struct client sub, pub;
+    b = one[0];
+    do_connect(&sub, "sub", false);
+    subscribe_q2(one, 1, one[0], 0, &sub, "q");
+    do_connect(&pub, "pub", false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    take(b, 0); /* the delivery and WAL_QOS2_PEND */
+    cr_assert_eq(copies(&sub, "once"), 1);
+    /* PUBREC 5 is out, its commit only in the open batch: lost with the broker. */
+    brokers_crash(one, 1, &sub, 0, &pub);
+    resend_after_crash(one, 1, &pub, "pub", &pp);
+    cr_assert(do_connect(&sub, "sub", false));
+    cr_assert_eq(copies(&sub, "once"), 1, "exactly once: the restored copy only");
+    /* A new message with the same id afterwards is a new message. */
+    ack(&pub, MQTT_PUBREL, 5);
+    take(b, 0);
+    pp = publish_pkt("q", "next", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    take(b, 0);
+    cr_assert_eq(copies(&sub, "next"), 1);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, a_qos2_message_uncommitted_at_a_crash_is_not_delivered_twice_across_shards)
+{
+    struct broker *two[2];
+    char pid[32], sid[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(sid, "sub", 1, 2);
+    brokers_new(two, 2);
+    struct client sub, pub;
+    b = two[1];
+    do_connect(&sub, sid, false);
+    subscribe_q2(two, 2, two[1], 1, &sub, "q");
+    b = two[0];
+    do_connect(&pub, pid, false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    pump(two, 2);
+    cr_assert_eq(copies(&sub, "once"), 0, "the crossing waits for WAL_QOS2_PEND");
+    take(two[0], 0);
+    pump(two, 2);
+    cr_assert_eq(copies(&sub, "once"), 1);
+    take(two[1], 1); /* the delivery is durable: shard 1 acknowledges */
+    pump(two, 2);
+    struct got g;
+    b = two[0];
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    /* Shard 0's commit is not taken: the crash loses it. */
+    brokers_crash(two, 2, &sub, 1, &pub);
+    resend_after_crash(two, 2, &pub, pid, &pp);
+    b = two[1];
+    cr_assert(do_connect(&sub, sid, false));
+    cr_assert_eq(copies(&sub, "once"), 1, "exactly once across the shards");
+    broker_client_gone(b, &sub, 0);
+    b = two[0];
+    broker_client_gone(b, &pub, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+}
+
+Test(wal, who_had_an_uncommitted_qos2_message_survives_a_compaction_and_a_second_crash)
+{
+    /*
+     * The subscriber completes the message and its shard compacts before
+     * the publisher's shard commits it: the snapshot keeps who had it
+     * (WAL_HAS). After the crash, the restart's own snapshot keeps it too,
+     * through a second crash before the publisher resends.
+     */
+    struct broker *two[2];
+    char pid[32], sid[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(sid, "sub", 1, 2);
+    brokers_new(two, 2);
+    struct client sub, pub;
+    b = two[1];
+    do_connect(&sub, sid, false);
+    subscribe_q2(two, 2, two[1], 1, &sub, "q");
+    b = two[0];
+    do_connect(&pub, pid, false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    take(two[0], 0);
+    pump(two, 2);
+    b = two[1];
+    uint16_t id = got_publish(&sub, "once");
+    take(two[1], 1);
+    pump(two, 2); /* shard 0 commits: in its open batch only */
+    ack(&sub, MQTT_PUBREC, id);
+    take(two[1], 1);
+    struct got g;
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
+    ack(&sub, MQTT_PUBCOMP, id); /* done: the session keeps nothing of it */
+    take(two[1], 1);
+    /* Shard 1 compacts: its segment is replaced by a snapshot. */
+    wal_out_free(&seg[1]);
+    seg_start(&seg[1], 1, 2);
+    struct broker_wal_cursor cur = {0};
+    cr_assert(broker_wal_snapshot(two[1], &cur, UINT32_MAX));
+    take(two[1], 1);
+    brokers_crash(two, 2, &sub, 1, &pub);
+    /* The restart writes its own snapshots (net/wal_io does at start-up); a second crash. */
+    for (uint32_t i = 0; i < 2; i++) {
+        wal_out_free(&seg[i]);
+        seg_start(&seg[i], i, 2);
+        cur = (struct broker_wal_cursor){0};
+        cr_assert(broker_wal_snapshot(two[i], &cur, UINT32_MAX));
+        take(two[i], (int)i);
+    }
+    brokers_crash(two, 2, NULL, 0, NULL);
+    resend_after_crash(two, 2, &pub, pid, &pp);
+    b = two[1];
+    cr_assert(do_connect(&sub, sid, false));
+    cr_assert_eq(copies(&sub, "once"), 0, "it completed before the crash: never again");
+    broker_client_gone(b, &sub, 0);
+    b = two[0];
+    broker_client_gone(b, &pub, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+}
+
+Test(wal, a_qos2_message_uncommitted_at_a_crash_reaches_a_shared_group_once)
+{
+    /* The group had it through one member: the resend goes to none of its members. */
+    struct broker *two[2];
+    char pid[32], m1[32], m2[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(m1, "ma", 1, 2);
+    homed_on(m2, "mb", 1, 2);
+    brokers_new(two, 2);
+    struct client a, c, pub;
+    b = two[1];
+    do_connect(&a, m1, false);
+    subscribe_q2(two, 2, two[1], 1, &a, "$share/g/q");
+    do_connect(&c, m2, false);
+    subscribe_q2(two, 2, two[1], 1, &c, "$share/g/q");
+    b = two[0];
+    do_connect(&pub, pid, false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    take(two[0], 0);
+    pump(two, 2);
+    take(two[1], 1);
+    pump(two, 2);
+    cr_assert_eq(copies(&a, "once") + copies(&c, "once"), 1);
+    b = two[1];
+    broker_client_gone(b, &c, 0);
+    brokers_crash(two, 2, &a, 1, &pub);
+    resend_after_crash(two, 2, &pub, pid, &pp);
+    b = two[1];
+    cr_assert(do_connect(&a, m1, false));
+    cr_assert(do_connect(&c, m2, false));
+    cr_assert_eq(copies(&a, "once") + copies(&c, "once"), 1, "the group gets it once");
+    broker_client_gone(b, &a, 0);
+    broker_client_gone(b, &c, 0);
+    b = two[0];
+    broker_client_gone(b, &pub, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+}
