@@ -780,7 +780,8 @@ void connect_leave(struct broker *b, struct client *cl)
             deadline_end(b, s); /* its shared-group messages go to others there */
         } else {
             /* Its unacknowledged shared-group messages go to other members. */
-            session_share_redispatch(b, s, route_share_give, b);
+            session_share_redispatch(b, s, wal_sync(b) ? route_share_give_here : route_share_give,
+                                     b);
             deadline_arm(b, s, delayed, will_at_ms);
         }
     }

@@ -322,9 +322,10 @@ static struct session *share_allowed(struct broker *b, struct session *to, struc
     return NULL;
 }
 
-bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from)
+/* route_share_give(), and to another shard only when @far. */
+static bool share_give(struct broker *b, struct msg *m, uint64_t key, const struct session *from,
+                       bool far)
 {
-    struct broker *b = ctx;
     RM_ASSERT(key != 0);
     RM_ASSERT(m != NULL);
     struct mqtt_str topic = {msg_topic(m), m->topic_len};
@@ -340,7 +341,7 @@ bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct sessi
     }
     /* No other member online here: another shard's, else an offline one here. */
     uint32_t shard;
-    if (share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, &shard)) {
+    if (far && share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, &shard)) {
         send_share(b, shard, m, key, 0);
         return true;
     }
@@ -349,6 +350,16 @@ bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct sessi
         return true;
     }
     return false;
+}
+
+bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from)
+{
+    return share_give(ctx, m, key, from, true);
+}
+
+bool route_share_give_here(void *ctx, struct msg *m, uint64_t key, const struct session *from)
+{
+    return share_give(ctx, m, key, from, false);
 }
 
 /*

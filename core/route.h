@@ -97,4 +97,14 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
  */
 bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from);
 
+/*
+ * As route_share_give(), but only to a member on this shard: the messages
+ * of a member that disconnected while its session goes on, under fsync =
+ * always. Handed to another shard, one would leave this shard's log before
+ * that shard had logged it, and a crash between the two would lose it;
+ * without a member here it waits for its own member's return instead
+ * (which MQTT 5.0 section 4.8.2 allows).
+ */
+bool route_share_give_here(void *ctx, struct msg *m, uint64_t key, const struct session *from);
+
 #endif

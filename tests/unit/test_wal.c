@@ -1054,14 +1054,18 @@ static void subscribe_q2(struct broker **br, uint32_t n, struct broker *home, in
     cr_assert(next_out(c, &g) && g.pkt.type == MQTT_SUBACK);
 }
 
-/* How many PUBLISHes of @payload @c has been sent (acknowledging none). */
+/*
+ * How many PUBLISHes of @payload (NULL: any) @c has been sent, reading all
+ * it was sent (acknowledging none).
+ */
 static int copies(struct client *c, const char *payload)
 {
     int n = 0;
     struct got g;
     while (next_out(c, &g)) {
-        if (g.pkt.type == MQTT_PUBLISH && g.pkt.u.publish.payload.len == strlen(payload) &&
-            memcmp(g.pkt.u.publish.payload.ptr, payload, strlen(payload)) == 0)
+        if (g.pkt.type == MQTT_PUBLISH &&
+            (!payload || (g.pkt.u.publish.payload.len == strlen(payload) &&
+                          memcmp(g.pkt.u.publish.payload.ptr, payload, strlen(payload)) == 0)))
             n++;
     }
     return n;
@@ -1291,6 +1295,73 @@ Test(wal, a_qos2_message_uncommitted_at_a_crash_reaches_a_shared_group_once)
     broker_client_gone(b, &a, 0);
     broker_client_gone(b, &c, 0);
     b = two[0];
+    broker_client_gone(b, &pub, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+}
+
+Test(wal, with_sync_a_disconnected_members_messages_stay_on_its_shard)
+{
+    /*
+     * A member of a shared group goes away with messages unacknowledged;
+     * its session goes on. Under fsync = always they are not handed to a
+     * member on another shard (a crash between the two shards' logs would
+     * lose them): they wait for their member's return [MQTT 5.0 4.8.2].
+     */
+    struct broker *two[2];
+    char pid[32], xid[32], yid[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(xid, "x", 1, 2);
+    homed_on(yid, "y", 0, 2);
+    lim.inflight_max = 10; /* all four go out at once: nothing waits in a queue */
+    brokers_new(two, 2);
+    struct client x, y, pub;
+    b = two[1];
+    do_connect(&x, xid, false);
+    subscribe_q2(two, 2, two[1], 1, &x, "$share/g/t");
+    b = two[0];
+    do_connect(&y, yid, false);
+    subscribe_q2(two, 2, two[0], 0, &y, "$share/g/t");
+    do_connect(&pub, pid, true);
+    static const char *const pay[4] = {"m1", "m2", "m3", "m4"};
+    for (uint16_t n = 0; n < 4; n++) {
+        b = two[0];
+        struct mqtt_pkt pp = publish_pkt("t", pay[n], 1, false, (uint16_t)(n + 1));
+        feed_pkt(&pub, &pp, MQTT_V311);
+        for (int i = 0; i < 2; i++) {
+            take(two[0], 0);
+            pump(two, 2);
+            take(two[1], 1);
+            pump(two, 2);
+        }
+    }
+    b = two[0];
+    int at_y = copies(&y, NULL);
+    cr_assert(at_y < 4, "x was given some");
+    b = two[1];
+    broker_client_gone(b, &x, 0); /* unacknowledged; the session goes on */
+    for (int i = 0; i < 2; i++) {
+        take(two[1], 1);
+        pump(two, 2);
+        take(two[0], 0);
+        pump(two, 2);
+    }
+    b = two[0];
+    cr_assert_eq(copies(&y, NULL), 0, "handed to a member on another shard");
+    b = two[1];
+    cr_assert(do_connect(&x, xid, false));
+    int at_x = 0;
+    struct got g;
+    while (next_out(&x, &g)) { /* each acknowledged: the window lets the next one out */
+        cr_assert_eq(g.pkt.type, MQTT_PUBLISH);
+        at_x++;
+        ack(&x, MQTT_PUBACK, g.pkt.u.publish.pkt_id);
+        take(two[1], 1);
+    }
+    cr_assert_eq(at_x + at_y, 4, "x gets its own again, once each: %d + %d", at_x, at_y);
+    broker_client_gone(b, &x, 0);
+    b = two[0];
+    broker_client_gone(b, &y, 0);
     broker_client_gone(b, &pub, 0);
     pump(two, 2);
     broker_free(two[1]);
