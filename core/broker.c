@@ -706,7 +706,7 @@ bool broker_wal_pending(const struct broker *b)
 {
     RM_ASSERT(b != NULL && b->wal != NULL);
     const struct wal_batch *bt = &b->wal->open;
-    return bt->out.len > 0 || bt->token_count > 0 || bt->ack_count > 0;
+    return bt->out.len > 0 || bt->token_count > 0 || bt->ack_count > 0 || outbox_holding(b);
 }
 
 void broker_wal_durable(struct broker *b)
@@ -752,7 +752,8 @@ bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t
     RM_ASSERT(b != NULL && b->wal != NULL);
     RM_ASSERT(max > 0);
     if (c->buckets != b->sess_bucket_count) {
-        *c = (struct broker_wal_cursor){.buckets = b->sess_bucket_count};
+        /* The table grew: its sessions again, but who had what was written once already. */
+        *c = (struct broker_wal_cursor){.buckets = b->sess_bucket_count, .has = c->has};
     }
     if (!c->has) {
         wal_snap_has(b); /* before the sessions: their old tagged deliveries go with the segments */

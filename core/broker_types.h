@@ -137,6 +137,13 @@ struct broker_wait {
     uint32_t relay_dest;
     uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
     uint64_t relay_token; /* 0: not a relay */
+    /*
+     * A tagged QoS 2 publish's PUBREC wait (wait_set_origin()): its origin
+     * and its session's hash, so that it commits even when its client has
+     * gone (the session looked up again: it may have ended since).
+     */
+    uint64_t origin;
+    uint64_t sess_hash;
 };
 
 /* A retained message's first arrival here, waiting for its pair (rpair.c). */
@@ -195,6 +202,7 @@ struct broker {
     /* ... and what waits for the log's open batch, and for the one in flight. */
     struct broker_outbox_hold hold_open;
     struct broker_outbox_hold hold_flight;
+    uint32_t held_to[LIMITS_SHARDS_MAX]; /* held messages by destination (kept in order) */
 
     /* route.c scratch: shards with interest in the publish being routed. */
     uint64_t shard_hit[LIMITS_SHARDS_MAX / 64];
@@ -289,10 +297,11 @@ struct broker {
     uint64_t relay_wait;
     uint32_t relay_dest;
     /*
-     * publish.c, read by outbox.c: routing a tagged QoS 2 message (msg.origin):
-     * what it sends other shards waits for the open batch (outbox_hold_*()).
+     * wal.c, read by outbox.c: this shard's origins up to this one are
+     * durable (their WAL_QOS2_PEND); a message with a later one of ours
+     * leaves for another shard only once it is (outbox_hold_*()).
      */
-    bool xmsg_defer;
+    uint64_t origin_durable;
     /*
      * wal_replay.c: who had which uncommitted origin when the log was
      * replayed, sorted by (origin, who) (wal_origin_had()); and the highest

@@ -12,6 +12,7 @@
 #include "core/broker_types.h"
 #include "core/msg.h"
 #include "core/grow.h"
+#include "core/limits.h"
 #include "core/rm_assert.h"
 #include "core/xmsg.h"
 
@@ -45,6 +46,25 @@ void outbox_release(struct xmsg *m)
     m->kind = XMSG_NONE;
 }
 
+static void enqueue(struct broker *b, uint32_t dest, const struct xmsg *m);
+
+/*
+ * @m carries a message whose origin (core/wal.h) this shard gave it and
+ * whose WAL_QOS2_PEND is not durable yet, or follows a held message to
+ * @dest (messages to a shard keep their order: a retained set after a
+ * held one, say).
+ */
+static bool must_hold(const struct broker *b, uint32_t dest, const struct xmsg *m)
+{
+    if (m->kind != XMSG_PUBLISH && m->kind != XMSG_SHARE_PUBLISH && m->kind != XMSG_RETAIN_SET &&
+        m->kind != XMSG_RETAIN_APPLY)
+        return false;
+    if (b->held_to[dest] > 0)
+        return true;
+    uint64_t origin = m->payload.msg->origin;
+    return origin > b->origin_durable && origin % LIMITS_SHARDS_MAX == b->shard_id;
+}
+
 /* Keep @m for @dest until the log's open batch is durable (outbox_hold_*()). */
 static int hold(struct broker *b, uint32_t dest, const struct xmsg *m)
 {
@@ -54,6 +74,7 @@ static int hold(struct broker *b, uint32_t dest, const struct xmsg *m)
         return -ENOMEM;
     }
     h->e[h->count++] = (struct broker_outbox_entry){dest, *m};
+    b->held_to[dest]++;
     return 0;
 }
 
@@ -72,10 +93,12 @@ void outbox_hold_take(struct broker *b)
 
 void outbox_hold_release(struct broker *b)
 {
-    RM_ASSERT(!b->xmsg_defer);
     struct broker_outbox_hold *h = &b->hold_flight;
-    for (uint32_t i = 0; i < h->count; i++)
-        outbox_push(b, h->e[i].dest, &h->e[i].m);
+    for (uint32_t i = 0; i < h->count; i++) {
+        RM_ASSERT(b->held_to[h->e[i].dest] > 0);
+        b->held_to[h->e[i].dest]--;
+        enqueue(b, h->e[i].dest, &h->e[i].m); /* ahead of what is still held for it */
+    }
     h->count = 0;
 }
 
@@ -91,8 +114,13 @@ void outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m)
 {
     RM_ASSERT(dest < b->shard_count && dest != b->shard_id);
     RM_ASSERT(m->kind != XMSG_NONE);
-    if (b->xmsg_defer && hold(b, dest, m) == 0)
-        return; /* a tagged QoS 2 message's crossing: once its origin is durable */
+    if (!must_hold(b, dest, m) || hold(b, dest, m) < 0)
+        enqueue(b, dest, m);
+}
+
+/* Queue @m for @dest now. */
+static void enqueue(struct broker *b, uint32_t dest, const struct xmsg *m)
+{
     if (b->outbox_count == b->outbox_cap) {
         uint32_t ncap = b->outbox_cap ? b->outbox_cap * 2 : OUTBOX_MIN;
         struct broker_outbox_entry *n = malloc((size_t)ncap * sizeof(*n));

@@ -25,11 +25,13 @@ struct xmsg;
 void outbox_push(struct broker *b, uint32_t dest, const struct xmsg *m);
 
 /*
- * While broker.xmsg_defer (a tagged QoS 2 message routed: core/wal.h),
- * outbox_push() holds what it is given until the write-ahead log's open
- * batch is durable. The log calls these: the open batch is taken (what
- * it held now waits for that batch in flight), and that batch is durable
- * (what it held is queued now). True while the open batch holds some.
+ * A message whose origin (core/wal.h) this shard gave it leaves for another
+ * shard only once its WAL_QOS2_PEND is durable (broker.origin_durable):
+ * outbox_push() holds it, and every message to the same shard after it,
+ * until the write-ahead log's open batch is durable. The log calls these:
+ * the open batch is taken (what it held now waits for that batch in
+ * flight), and that batch is durable (what it held is queued now, in
+ * order). True while the open batch holds some.
  */
 void outbox_hold_take(struct broker *b);
 void outbox_hold_release(struct broker *b);

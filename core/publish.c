@@ -94,6 +94,9 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
     uint8_t rc = 0;
     if (cl->version == MQTT_V5) {
         rc = MQTT_RC_NOT_AUTHORIZED;
+        /* The exchange ends: an id restored uncommitted is free again, its origin gone. */
+        if (pub->qos == 2 && session_qos2_in_resume(cl->_sess, pub->pkt_id))
+            session_on_pubrel(b, cl->_sess, pub->pkt_id);
     } else if (pub->qos == 2) {
         int r = session_qos2_in_add(b, cl->_sess, pub->pkt_id);
         if (r < 0)
@@ -237,9 +240,7 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
         guard = true;
     }
     b->wal_token = ack && wal_sync(b) ? token : 0;
-    b->xmsg_defer = origin != 0; /* its crossings wait for its WAL_QOS2_PEND (core/wal.h) */
     int matched = route ? route_publish(b, s, pub, token, origin) : 1;
-    b->xmsg_defer = false;
     b->wal_token = 0;
     if (matched < 0) {
         if (token)
@@ -262,6 +263,8 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
     if (token) {
         if (ack_rc)
             wait_set_ack_rc(b, token, ack_rc);
+        if (origin)
+            wait_set_origin(b, token, origin);
         return BROKER__HOLD;
     }
     if (ack == MQTT_PUBREC)

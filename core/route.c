@@ -26,6 +26,7 @@
 #include "core/session.h"
 #include "core/share.h"
 #include "core/trie.h"
+#include "core/wal.h"
 #include "core/xmsg.h"
 
 /* The PUBLISH properties a message carries to its subscribers unchanged [MQTT-3.3.2-4 etc.]. */
@@ -291,6 +292,13 @@ static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool p
 static void deliver_one(struct broker *b, struct session *s, struct msg *m, uint8_t options,
                         uint64_t key, const uint32_t *ids, uint32_t n)
 {
+    /*
+     * A resend after a crash of what this session (or its group) already
+     * had (core/wal.h): not again. Routing only: a retained copy sent for
+     * a later SUBSCRIBE is another matter.
+     */
+    if (m->origin && b->origin_has_count && wal_origin_had(b, m->origin, key ? key : s->_hash))
+        return;
     uint8_t qos = options & MQTT_SUBOPT_QOS;
     if (qos > m->qos)
         qos = m->qos;

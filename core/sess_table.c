@@ -56,6 +56,14 @@ static void sess_table_grow(struct broker *b)
     b->sess_bucket_count = ncount;
 }
 
+struct session *sess_table_by_hash(struct broker *b, uint64_t h)
+{
+    struct session *s = b->sess_buckets[h & (b->sess_bucket_count - 1)];
+    while (s && s->_hash != h) /* bounded by the chain */
+        s = s->_hnext;
+    return s;
+}
+
 void sess_table_insert(struct broker *b, struct session *s)
 {
     RM_ASSERT(*sess_table_slot(b, s->client_id, s->client_id_len, s->_hash) == NULL);

@@ -31,6 +31,12 @@ int sess_table_init(struct broker *b);
  */
 struct session **sess_table_slot(struct broker *b, const uint8_t *id, size_t len, uint64_t h);
 
+/*
+ * The session whose client id hashes to @h (session._hash), or NULL: the
+ * first such, so the caller rules out a collision by what it expects.
+ */
+struct session *sess_table_by_hash(struct broker *b, uint64_t h);
+
 /* Add @s, whose client id is not in the table. */
 void sess_table_insert(struct broker *b, struct session *s);
 

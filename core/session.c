@@ -729,10 +729,6 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
     RM_ASSERT(qos <= 2);
     RM_ASSERT(m != NULL);
     RM_ASSERT(sub_ids != NULL || sub_id_count == 0);
-    /* A resend after a crash of what this session (or its group) already had: not again. */
-    if (m->origin && b->origin_has_count &&
-        wal_origin_had(b, m->origin, share_key ? share_key : s->_hash))
-        return;
     if (qos == 0) {
         /* Offline: QoS 0 is not kept. */
         if (!s->client || send_publish(b, s, m, 0, retain, false, 0, sub_ids, sub_id_count,
@@ -868,6 +864,14 @@ void session_qos2_in_log(struct broker *b, struct session *s, uint16_t pkt_id)
     if (q)
         q->origin = 0; /* committed: a resend is a duplicate from now on */
     log_pkt(b, s, WAL_QOS2_IN, pkt_id);
+}
+
+void session_qos2_in_commit(struct broker *b, struct session *s, uint16_t pkt_id,
+                            uint64_t origin)
+{
+    const struct session_qos2 *q = qos2_find(s, pkt_id);
+    if (q && q->origin == origin)
+        session_qos2_in_log(b, s, pkt_id);
 }
 
 void session_qos2_in_pend(struct broker *b, struct session *s, uint16_t pkt_id, uint64_t origin)

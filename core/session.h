@@ -371,6 +371,10 @@ int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id);
  */
 void session_qos2_in_log(struct broker *b, struct session *s, uint16_t pkt_id);
 
+/* As session_qos2_in_log(), only while @pkt_id is still the message tagged @origin. */
+void session_qos2_in_commit(struct broker *b, struct session *s, uint16_t pkt_id,
+                            uint64_t origin);
+
 /*
  * Inbound QoS 2 id @pkt_id (just added) is routed as the message tagged
  * @origin: logged (WAL_QOS2_PEND) before its deliveries, uncommitted

@@ -15,6 +15,7 @@
 #include "core/outbox.h"
 #include "core/output.h"
 #include "core/rm_assert.h"
+#include "core/sess_table.h"
 #include "core/session.h"
 #include "core/wal.h"
 
@@ -47,6 +48,7 @@ static struct broker_wait *slot_take(struct broker *b, uint32_t remaining)
     w->ack_type = 0;
     w->ack_rc = 0;
     w->relay_token = 0;
+    w->origin = 0;
     /*
      * A wait that may hold a durability promise (fsync = always) is never
      * given up: a disk that stalls past the timeout must not turn into a
@@ -117,6 +119,14 @@ static struct broker_wait *wait_at(const struct broker *b, uint64_t token)
     return &b->waits[slot];
 }
 
+void wait_set_origin(struct broker *b, uint64_t token, uint64_t origin)
+{
+    struct broker_wait *w = wait_at(b, token);
+    RM_ASSERT(w->cl != NULL && w->cl->_sess != NULL && w->ack_type == MQTT_PUBREC);
+    w->origin = origin;
+    w->sess_hash = w->cl->_sess->_hash;
+}
+
 void wait_set_ack_rc(struct broker *b, uint64_t token, uint8_t rc)
 {
     struct broker_wait *w = wait_at(b, token);
@@ -184,11 +194,21 @@ static struct client *complete(struct broker *b, struct broker_wait *w)
     uint8_t ack_rc = w->ack_rc;
     uint16_t pkt_id = w->pkt_id;
     uint64_t relay = w->relay_token;
+    uint64_t origin = w->origin;
     wait_release(b, w);
     if (relay)
         outbox_ack(b, w->relay_dest, relay); /* the shard whose wait it stood for */
-    if (!cl)
-        return NULL; /* The client went away; nobody to acknowledge. */
+    if (!cl) {
+        /*
+         * The client went away; nobody to acknowledge. A tagged QoS 2
+         * message is committed all the same: every delivery is durable,
+         * and a resend is a duplicate from now on (core/wal.h).
+         */
+        struct session *s = origin ? sess_table_by_hash(b, w->sess_hash) : NULL;
+        if (s)
+            session_qos2_in_commit(b, s, pkt_id, origin);
+        return NULL;
+    }
     cl->_wait = 0;
     if (ack_type == MQTT_PUBREC && cl->_sess)
         session_qos2_in_log(b, cl->_sess, pkt_id); /* every delivery is durable now */

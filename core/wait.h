@@ -44,6 +44,13 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
 uint64_t wait_relay(struct broker *b, uint32_t dest, uint64_t token, uint32_t remaining);
 
 /*
+ * @token's wait (live, a PUBREC's) is for the QoS 2 message tagged
+ * @origin (core/wal.h): if its client is gone when it completes, the
+ * message is committed all the same.
+ */
+void wait_set_origin(struct broker *b, uint64_t token, uint64_t origin);
+
+/*
  * The deferred acknowledgement of @token's wait (live) carries v5 reason
  * code @rc (0 when never set: wait_new() clears it).
  */

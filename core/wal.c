@@ -30,6 +30,8 @@ int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms)
     /* Origins are shard + a multiple of LIMITS_SHARDS_MAX: unique across shards. */
     b->wal->next_origin =
         (b->origin_floor / LIMITS_SHARDS_MAX + 1) * LIMITS_SHARDS_MAX + b->shard_id;
+    b->origin_durable = b->wal->next_origin - LIMITS_SHARDS_MAX; /* none of ours yet */
+    b->wal->flight_origin = b->origin_durable;
     return 0;
 }
 
@@ -410,6 +412,7 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
     w->open.sub_count = 0;
     w->open.subs_lost = false;
     outbox_hold_take(b); /* what the open batch held back now waits for it in flight */
+    w->flight_origin = w->next_origin - LIMITS_SHARDS_MAX; /* the last one given out */
     w->in_flight = true;
     *buf = w->flight.out.buf;
     *len = w->flight.out.len;
@@ -423,6 +426,7 @@ void wal_durable(struct broker *b)
     for (uint32_t i = 0; i < w->flight.ack_count; i++)
         outbox_ack(b, w->flight.acks[i].dest, w->flight.acks[i].token);
     w->flight.ack_count = 0;
+    b->origin_durable = w->flight_origin;
     outbox_hold_release(b);
     w->flight.out.len = 0;
     w->in_flight = false;

@@ -85,7 +85,8 @@ struct wal {
     /* Wall-clock ms minus broker ms: message expiry is logged in wall time. */
     int64_t wall_offset_ms;
     uint64_t nomem; /* records lost to allocation failure (counted, never silent) */
-    uint64_t next_origin; /* wal_origin_new() */
+    uint64_t next_origin;   /* wal_origin_new() */
+    uint64_t flight_origin; /* the last origin given out before the batch in flight was taken */
     /* Tagged deliveries since the last snapshot began (fsync = always). */
     struct wal_has *has;
     uint32_t has_count;

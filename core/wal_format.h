@@ -29,7 +29,11 @@
 #define WAL_BODY_MAX ((uint32_t)(268435455u + 4096u))
 /* WAL_SEGMENT's magic: "RINGMQW1". */
 #define WAL_MAGIC 0x31574d51474e4952ull
-#define WAL_VERSION 1u
+/*
+ * 2: WAL_QOS2_PEND, WAL_HAS, WAL_MSG's origin, WAL_SESSION's listener. A
+ * reader takes every version up to its own and refuses a later one.
+ */
+#define WAL_VERSION 2u
 
 /*
  * Record types; "cid" is a session's client id as stored (a virtual host's

@@ -509,8 +509,11 @@ static int on_retain(struct replay *r, struct wal_in *in)
 static int apply(struct replay *r, const struct wal_rec *rec)
 {
     struct wal_in in = wal_in_of(rec);
-    if (rec->type == WAL_SEGMENT)
-        return 0; /* read by net/ */
+    if (rec->type == WAL_SEGMENT) {
+        (void)wal_get_u64(&in); /* magic: net/ named the file after the rest */
+        /* A later version's records would be misread: refused whole (wal_replay()). */
+        return wal_get_u32(&in) > WAL_VERSION ? -EPROTONOSUPPORT : 0;
+    }
     if (rec->type == WAL_MSG)
         return on_msg(r, &in);
     if (rec->type == WAL_RETAIN)
@@ -683,7 +686,9 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
             continue;
         }
         rc = apply(r, &rec);
-        if (rc == -ENOMEM)
+        if (rc == -EPROTONOSUPPORT && problem)
+            problem(ctx, seg->name, at, "written by a later ringmq (a newer log version)");
+        if (rc == -ENOMEM || rc == -EPROTONOSUPPORT)
             return rc;
         if (rc < 0) {
             r->rep->bad++;

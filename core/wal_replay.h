@@ -59,7 +59,8 @@ typedef void (*wal_replay_problem_fn)(void *ctx, const char *name, size_t off, c
 /*
  * Rebuild @b (no sessions yet, its loop not running) from @segs[0..@n).
  * @wall_offset_ms: wall-clock ms minus b->now_ms (expiry is logged in wall
- * time). Problems go to @problem (may be NULL). Returns 0, or -ENOMEM
+ * time). Problems go to @problem (may be NULL). Returns 0, -ENOMEM, or
+ * -EPROTONOSUPPORT for a segment of a later log version (WAL_VERSION)
  * (what was rebuilt stays; the caller gives up starting).
  */
 int wal_replay(struct broker *b, const struct wal_seg *segs, size_t n, int64_t wall_offset_ms,

@@ -488,6 +488,12 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
     struct wal_replay_report rep;
     uint64_t t0 = mono_ns();
     int rc = broker_wal_replay(b, d->segs, d->count, wall_offset_ms, replay_problem, w, &rep);
+    if (rc == -EPROTONOSUPPORT) {
+        LOG_ERROR("persistence: %s holds a log written by a later ringmq (log version above %u): "
+                  "not starting, rather than misreading it",
+                  d->path, WAL_VERSION);
+        goto out_free;
+    }
     if (rc < 0) {
         LOG_ERROR("persistence: shard %" PRIu32 ": out of memory replaying the log", shard);
         goto out_free;

@@ -60,6 +60,16 @@ SCENARIOS = [
                      "better": "higher", "target": ("ratio", 10.0)}],
     },
     {
+        # Issue 15: QoS 2's four packets (and, with --wal always and persistent
+        # sessions, its tagged crossings and commit). No issue-4 target: information.
+        "name": "p2p-q2-w10",
+        "title": "p2p QoS 2, 100 pairs, 64 B",
+        "window": 10,
+        "args": ["p2p", "--pairs", 100, "--qos", 2, "--payload", 64, "--window", 10],
+        "metrics": [{"key": "msgs_per_broker_cpu_s", "label": "msgs/broker CPU s",
+                     "better": "higher", "target": None}],
+    },
+    {
         "name": "lat-50k",
         "title": "p2p QoS 0, 100 pairs x 500 msg/s = 50k msg/s, 64 B",
         "window": 10,

@@ -6,6 +6,7 @@
  * the batches).
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1365,4 +1366,433 @@ Test(wal, with_sync_a_disconnected_members_messages_stay_on_its_shard)
     broker_client_gone(b, &pub, 0);
     pump(two, 2);
     broker_free(two[1]);
+}
+
+/* ---- found by an independent review of the above ---- */
+
+/* Shard @i of one compacts with nothing else in flight: its stream is replaced by a snapshot. */
+static void compact_all(struct broker *br, uint32_t i, uint32_t n)
+{
+    wal_out_free(&seg[i]);
+    seg_start(&seg[i], i, n);
+    struct broker_wal_cursor cur = {0};
+    cr_assert(broker_wal_snapshot(br, &cur, UINT32_MAX));
+    take(br, (int)i);
+}
+
+Test(wal, a_qos2_message_whose_publisher_left_before_its_pubrec_is_committed)
+{
+    struct broker *one[1];
+    brokers_new(one, 1);
+    struct client sub, pub;
+    b = one[0];
+    do_connect(&sub, "sub", false);
+    subscribe_q2(one, 1, one[0], 0, &sub, "q");
+    do_connect(&pub, "pub", false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    uint16_t id = got_publish(&sub, "once");
+    /* The publisher's connection drops before its PUBREC: its wait completes with nobody. */
+    broker_client_gone(b, &pub, 0);
+    take(b, 0);
+    ack(&sub, MQTT_PUBREC, id);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
+    ack(&sub, MQTT_PUBCOMP, id);
+    take(b, 0);
+    /* Two compactions (e.g. the publisher stays away for a while). */
+    compact_all(b, 0, 1);
+    compact_all(b, 0, 1);
+    brokers_crash(one, 1, &sub, 0, NULL);
+    b = one[0];
+    cr_assert(do_connect(&pub, "pub", false));
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, MQTT_V311);
+    take(b, 0);
+    cr_assert(do_connect(&sub, "sub", false));
+    int n = copies(&sub, "once");
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    cr_assert_eq(n, 0, "the subscriber completed it before the crash, yet got it %d more time(s)",
+                 n);
+}
+
+Test(wal, a_retained_resend_still_goes_to_a_later_subscribe)
+{
+    struct broker *one[1];
+    brokers_new(one, 1);
+    struct client sub, pub;
+    b = one[0];
+    do_connect(&sub, "sub", false);
+    subscribe_q2(one, 1, one[0], 0, &sub, "r");
+    do_connect(&pub, "pub", false);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("r", "v1", 2, true, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    uint16_t id = got_publish(&sub, "v1");
+    broker_client_gone(b, &pub, 0); /* no commit */
+    take(b, 0);
+    ack(&sub, MQTT_PUBREC, id);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
+    ack(&sub, MQTT_PUBCOMP, id);
+    take(b, 0);
+    brokers_crash(one, 1, &sub, 0, NULL);
+    b = one[0];
+    cr_assert(do_connect(&pub, "pub", false));
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, MQTT_V311);
+    take(b, 0);
+    cr_assert(do_connect(&sub, "sub", false));
+    cr_assert_eq(copies(&sub, "v1"), 0, "not again live: correct");
+    /* A new subscription: its retained message is due [MQTT-3.3.1-6, MQTT-3.8.4-3 (3.1.1)]. */
+    struct mqtt_sub_entry e = {{(const uint8_t *)"r", 1}, 2};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 8, .count = 1, .entries = &e};
+    feed_pkt(&sub, &sp, MQTT_V311);
+    take(b, 0);
+    int n = copies(&sub, "v1");
+    /* a fresh session gets it, for comparison */
+    struct client other;
+    do_connect(&other, "other", true);
+    do_subscribe(&other, "r", 0, 0);
+    int m = copies(&other, "v1");
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    broker_client_gone(b, &other, 0);
+    cr_assert_eq(m, 1, "another session gets the retained message (%d)", m);
+    cr_assert_eq(n, 1, "re-subscribing session got its retained message %d times", n);
+}
+
+/* The payload of the first retained PUBLISH @c was sent, copied into @out. */
+static bool retained_payload(struct client *c, char *out, size_t cap)
+{
+    struct got g;
+    while (next_out(c, &g)) {
+        if (g.pkt.type == MQTT_PUBLISH && g.pkt.u.publish.retain) {
+            size_t n = g.pkt.u.publish.payload.len;
+            if (n > cap - 1)
+                n = cap - 1;
+            memcpy(out, g.pkt.u.publish.payload.ptr, n);
+            out[n] = 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+Test(wal, replicas_agree_when_a_tagged_retained_set_is_followed_by_an_untagged_one)
+{
+    struct broker *two[2];
+    char pid[32], cid[32], topic[32], s0[32], s1[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(cid, "cc", 0, 2);
+    homed_on(topic, "t", 0, 2); /* shard 0 orders the topic */
+    homed_on(s0, "sa", 0, 2);
+    homed_on(s1, "sb", 1, 2);
+    brokers_new(two, 2);
+    struct client pub, c, a, z;
+    b = two[0];
+    do_connect(&pub, pid, false);
+    take(two[0], 0);
+    do_connect(&c, cid, true);
+    struct mqtt_pkt p1 = publish_pkt(topic, "A", 2, true, 5);
+    feed_pkt(&pub, &p1, MQTT_V311); /* tagged: its RETAIN_APPLYs wait for the batch */
+    struct mqtt_pkt p2 = publish_pkt(topic, "B", 1, true, 6);
+    feed_pkt(&c, &p2, MQTT_V311); /* untagged: its RETAIN_APPLYs go now */
+    pump(two, 2);
+    for (int i = 0; i < 4; i++) {
+        take(two[0], 0);
+        pump(two, 2);
+        take(two[1], 1);
+        pump(two, 2);
+    }
+    /* Clean subscribers on each shard ask for the retained message. */
+    char r0[16] = "", r1[16] = "";
+    struct mqtt_sub_entry e = {{(const uint8_t *)topic, (uint32_t)strlen(topic)}, 0};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 9, .count = 1, .entries = &e};
+    b = two[0];
+    do_connect(&a, s0, true);
+    feed_pkt(&a, &sp, MQTT_V311);
+    pump(two, 2);
+    b = two[1];
+    do_connect(&z, s1, true);
+    feed_pkt(&z, &sp, MQTT_V311);
+    pump(two, 2);
+    bool g0 = retained_payload(&a, r0, sizeof(r0));
+    bool g1 = retained_payload(&z, r1, sizeof(r1));
+    b = two[1];
+    broker_client_gone(b, &z, 0);
+    b = two[0];
+    broker_client_gone(b, &a, 0);
+    broker_client_gone(b, &c, 0);
+    broker_client_gone(b, &pub, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+    cr_assert(g0 && g1, "both got a retained message (%d %d)", g0, g1);
+    cr_assert_str_eq(r0, r1, "shard 0's replica has %s, shard 1's %s", r0, r1);
+}
+
+Test(wal, a_birth_then_its_will_leave_the_will_retained)
+{
+    /*
+     * The status pattern: retained QoS 2 "online", then the connection
+     * drops and its will says "offline": the will is what stays retained.
+     */
+    struct broker *two[2];
+    char pid[32], topic[32], s0[32], s1[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(topic, "st", 1, 2); /* shard 1 orders the topic */
+    homed_on(s0, "sa", 0, 2);
+    homed_on(s1, "sb", 1, 2);
+    brokers_new(two, 2);
+    struct client pub, a, z;
+    b = two[0];
+    broker_client_init(b, &pub);
+    struct mqtt_pkt cp = connect_pkt(pid, false, MQTT_V311);
+    cp.u.connect.will = true;
+    cp.u.connect.will_qos = 1;
+    cp.u.connect.will_retain = true;
+    cp.u.connect.will_topic = (struct mqtt_str){(const uint8_t *)topic, (uint32_t)strlen(topic)};
+    cp.u.connect.will_payload = (struct mqtt_str){(const uint8_t *)"offline", 7};
+    cr_assert_eq(feed_pkt(&pub, &cp, MQTT_V311), 0);
+    struct got g;
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_CONNACK);
+    take(two[0], 0);
+    struct mqtt_pkt p1 = publish_pkt(topic, "online", 2, true, 5);
+    feed_pkt(&pub, &p1, MQTT_V311);
+    /* Its connection drops: the will goes now. */
+    broker_client_will_now(b, &pub);
+    broker_client_gone(b, &pub, 0);
+    pump(two, 2);
+    for (int i = 0; i < 4; i++) {
+        take(two[0], 0);
+        pump(two, 2);
+        take(two[1], 1);
+        pump(two, 2);
+    }
+    char r0[16] = "", r1[16] = "";
+    struct mqtt_sub_entry e = {{(const uint8_t *)topic, (uint32_t)strlen(topic)}, 0};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 9, .count = 1, .entries = &e};
+    b = two[0];
+    do_connect(&a, s0, true);
+    feed_pkt(&a, &sp, MQTT_V311);
+    pump(two, 2);
+    b = two[1];
+    do_connect(&z, s1, true);
+    feed_pkt(&z, &sp, MQTT_V311);
+    pump(two, 2);
+    bool g0 = retained_payload(&a, r0, sizeof(r0));
+    bool g1 = retained_payload(&z, r1, sizeof(r1));
+    b = two[1];
+    broker_client_gone(b, &z, 0);
+    b = two[0];
+    broker_client_gone(b, &a, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+    cr_assert(g0 && g1, "both got a retained message (%d %d)", g0, g1);
+    cr_assert_str_eq(r0, "offline", "shard 0 retains %s", r0);
+    cr_assert_str_eq(r1, "offline", "shard 1 retains %s", r1);
+}
+
+/* Complete every QoS 2 PUBLISH @c is sent (window by window); how many carried @payload. */
+static int drain_count(struct client *c, const char *payload)
+{
+    int n = 0;
+    for (int round = 0; round < 50; round++) {
+        struct got g;
+        bool any = false;
+        while (next_out(c, &g)) {
+            if (g.pkt.type == MQTT_PUBLISH) {
+                any = true;
+                if (g.pkt.u.publish.payload.len == strlen(payload) &&
+                    memcmp(g.pkt.u.publish.payload.ptr, payload, strlen(payload)) == 0)
+                    n++;
+                ack(c, MQTT_PUBREC, g.pkt.u.publish.pkt_id);
+            } else if (g.pkt.type == MQTT_PUBREL) {
+                any = true;
+                ack(c, MQTT_PUBCOMP, g.pkt.u.ack.pkt_id);
+            }
+        }
+        if (!any)
+            break;
+    }
+    return n;
+}
+
+Test(wal, a_tagged_message_passed_on_before_its_pend_is_durable_reaches_its_group_once)
+{
+    /*
+     * X (shard 0, window full) has the tagged message queued when it leaves
+     * its group in the same iteration: the message is passed to Y on shard 1
+     * at once, while its WAL_QOS2_PEND is still in shard 0's open batch.
+     */
+    lim.inflight_max = 1;
+    struct broker *two[2];
+    char pid[32], xid[32], yid[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(xid, "xx", 0, 2);
+    homed_on(yid, "yy", 1, 2);
+    brokers_new(two, 2);
+    struct client x, y, pub;
+    b = two[1];
+    do_connect(&y, yid, false);
+    subscribe_q2(two, 2, two[1], 1, &y, "$share/g/q");
+    take(two[1], 1);
+    b = two[0];
+    do_connect(&x, xid, false);
+    subscribe_q2(two, 2, two[0], 0, &x, "$share/g/q");
+    b = two[0];
+    do_connect(&pub, pid, false);
+    take(two[0], 0);
+    char payload[16] = "";
+    struct mqtt_pkt pp;
+    bool queued_at_x = false;
+    for (int k = 1; k < 12 && !queued_at_x; k++) {
+        snprintf(payload, sizeof(payload), "m%d", k);
+        uint64_t before = broker_stats(two[0])->queued;
+        pp = publish_pkt("q", payload, 2, false, (uint16_t)k);
+        b = two[0];
+        feed_pkt(&pub, &pp, MQTT_V311);
+        if (broker_stats(two[0])->queued > before) {
+            queued_at_x = true;
+            break;
+        }
+        for (int i = 0; i < 3; i++) {
+            take(two[0], 0);
+            pump(two, 2);
+            take(two[1], 1);
+            pump(two, 2);
+        }
+        struct got g;
+        while (next_out(&pub, &g))
+            if (g.pkt.type == MQTT_PUBREC) {
+                ack(&pub, MQTT_PUBREL, g.pkt.u.ack.pkt_id);
+            }
+        for (int i = 0; i < 2; i++) {
+            take(two[0], 0);
+            pump(two, 2);
+        }
+        while (next_out(&pub, &g))
+            ;
+    }
+    cr_assert(queued_at_x, "a message queued at X");
+    /* Same iteration: X leaves the group; its queued message goes to Y on shard 1. */
+    b = two[0];
+    broker_client_gone(two[0], &x, 0); /* X's connection drops: its group messages go to others */
+    pump(two, 2);
+    take(two[1], 1); /* Y's delivery is durable; shard 0's batch (the PEND) is not */
+    /* kill -9 */
+    b = two[0];
+    broker_client_gone(two[0], &pub, 0);
+    broker_client_gone(two[1], &y, 0);
+    for (uint32_t i = 0; i < 2; i++)
+        broker_free(two[i]);
+    /* Y's goodbye is lost with its broker too. */
+    for (uint32_t i = 0; i < 2; i++)
+        two[i] = rebuilt(i, 2, 2);
+    b = two[0];
+    cr_assert(do_connect(&pub, pid, false));
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, MQTT_V311);
+    for (int i = 0; i < 4; i++) {
+        take(two[0], 0);
+        pump(two, 2);
+        take(two[1], 1);
+        pump(two, 2);
+    }
+    b = two[0];
+    cr_assert(do_connect(&x, xid, false));
+    int nx = drain_count(&x, payload);
+    b = two[1];
+    cr_assert(do_connect(&y, yid, false));
+    int ny = drain_count(&y, payload);
+    broker_client_gone(two[1], &y, 0);
+    broker_client_gone(two[0], &x, 0);
+    broker_client_gone(two[0], &pub, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+    b = two[0];
+    cr_assert_eq(nx + ny, 1, "group g got %s %d times after the restart (x %d, y %d)", payload,
+                 nx + ny, nx, ny);
+}
+
+Test(wal, a_log_of_a_later_version_is_refused_not_misread)
+{
+    struct wal_out o = {0};
+    size_t at = wal_begin(&o, WAL_SEGMENT);
+    wal_put_u64(&o, WAL_MAGIC);
+    wal_put_u32(&o, WAL_VERSION + 1);
+    wal_put_u32(&o, 1);
+    wal_put_u32(&o, 0);
+    wal_put_u32(&o, 1);
+    wal_put_u32(&o, 0);
+    wal_end(&o, at);
+    struct wal_seg s = {o.buf, o.len, "later", true};
+    struct broker *nb = broker_new(&lim, 0, 1);
+    cr_assert_not_null(nb);
+    problems = 0;
+    cr_assert_eq(broker_wal_replay(nb, &s, 1, 0, problem, NULL, &rep), -EPROTONOSUPPORT);
+    cr_assert_eq(problems, 1, "the segment is named");
+    broker_free(nb);
+    wal_out_free(&o);
+}
+
+Test(wal, a_recovered_id_refused_by_the_acl_is_free_again_for_a_new_message)
+{
+    /*
+     * The resend of a message uncommitted at the crash is refused (v5:
+     * PUBREC 0x87 ends the exchange [MQTT-4.3.3-4 (v5)]): the id is free, so
+     * the next message with it is new and reaches everyone, also those
+     * that had the refused one.
+     */
+    struct broker *one[1];
+    brokers_new(one, 1);
+    struct client sub, pub;
+    b = one[0];
+    do_connect(&sub, "sub", false);
+    subscribe_q2(one, 1, one[0], 0, &sub, "#");
+    connect_v5(&pub, "pub", false, 3600);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("a/x", "first", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V5);
+    take(b, 0);
+    cr_assert_eq(copies(&sub, "first"), 1);
+    brokers_crash(one, 1, &sub, 0, &pub); /* its commit was in the open batch */
+    b = one[0];
+    struct acl *deny = acl_new();
+    unsigned bad_line;
+    const char *bad_name;
+    struct acl_rule_spec r = {.filter = "a/#", .filter_len = 3, .access = ACL_PUBLISH,
+                              .allow = false, .who = ACL_WHO_ALL};
+    cr_assert_eq(acl_rule_add(deny, &r), 0);
+    acl_set_default(deny, true);
+    cr_assert_eq(acl_finish(deny, &bad_line, &bad_name), 0);
+    broker_set_acl(b, deny);
+    connect_v5(&pub, "pub", false, 3600);
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, MQTT_V5);
+    struct got g;
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    cr_assert_eq(g.pkt.u.ack.rc, MQTT_RC_NOT_AUTHORIZED);
+    pp = publish_pkt("b/y", "second", 2, false, 5); /* a new message, the same id */
+    feed_pkt(&pub, &pp, MQTT_V5);
+    take(b, 0);
+    cr_assert(do_connect(&sub, "sub", false));
+    int second = 0;
+    while (next_out(&sub, &g)) { /* "first" (restored), then "second" */
+        if (g.pkt.type == MQTT_PUBLISH && g.pkt.u.publish.payload.len == 6 &&
+            memcmp(g.pkt.u.publish.payload.ptr, "second", 6) == 0)
+            second++;
+    }
+    cr_assert_eq(second, 1, "the new message reaches the one that had the old");
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    broker_set_acl(b, NULL);
+    acl_free(deny);
 }
