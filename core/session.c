@@ -57,11 +57,12 @@ static void log_sub(struct broker *b, const struct session *s, const uint8_t *fi
  * recipient is noted (wal_has()): a compaction keeps who had it.
  */
 static void log_deliver(struct broker *b, const struct session *s, const struct msg *m,
-                        uint8_t qos, bool retain, uint64_t key, uint32_t sub_id, uint16_t pkt_id)
+                        uint8_t qos, bool retain, uint64_t key, const uint32_t *ids, uint32_t n,
+                        uint16_t pkt_id)
 {
     if (!logged(b, s))
         return;
-    wal_deliver(b, s->client_id, s->client_id_len, m, qos, retain, key, sub_id, pkt_id);
+    wal_deliver(b, s->client_id, s->client_id_len, m, qos, retain, key, ids, n, pkt_id);
     if (m->origin)
         wal_has(b, m->origin, key ? key : s->_hash);
 }
@@ -748,13 +749,14 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
      * overtakes messages already waiting in the queue.
      */
     uint64_t key = via_share_key(&via, sub_id);
-    uint32_t first_id = sub_id_count > 0 ? sub_ids[0] : 0;
+    const uint32_t *ids; /* what was kept (all, or the first when out of memory) */
+    uint32_t n = via_ids(&via, &sub_id, &ids);
     if (s->client && s->queue_count == 0 && s->inflight_unsent == 0 &&
         s->inflight_count < window(b, s)) {
         uint32_t before = s->inflight_count;
         if (inflight_send(b, s, m, qos, retain, via, sub_id) == 0) {
             if (s->inflight_count > before)
-                log_deliver(b, s, m, qos, retain, key, first_id, s->inflight[before].pkt_id);
+                log_deliver(b, s, m, qos, retain, key, ids, n, s->inflight[before].pkt_id);
             return;
         }
     }
@@ -765,7 +767,7 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
             output_overloaded(b, s->client);
         return;
     }
-    log_deliver(b, s, m, qos, retain, key, first_id, 0);
+    log_deliver(b, s, m, qos, retain, key, ids, n, 0);
 }
 
 static struct session_inflight *inflight_find(struct session *s, uint16_t pkt_id, uint8_t state)
@@ -990,14 +992,14 @@ void session_wal_snapshot(struct broker *b, const struct session *s)
             wal_pkt(b, WAL_PUBREC, cid, cid_len, e->pkt_id);
         else
             wal_deliver(b, cid, cid_len, e->msg, inflight_qos(e), e->retain,
-                        via_share_key(&e->via, e->sub_id), n ? ids[0] : 0, e->pkt_id);
+                        via_share_key(&e->via, e->sub_id), ids, n, e->pkt_id);
     }
     for (uint32_t i = 0; i < s->queue_count; i++) {
         const struct session_queued *q = queue_at((struct session *)s, i);
         const uint32_t *ids;
         uint32_t n = via_ids(&q->via, &q->sub_id, &ids);
         wal_deliver(b, cid, cid_len, q->msg, q->qos, q->retain, via_share_key(&q->via, q->sub_id),
-                    n ? ids[0] : 0, 0);
+                    ids, n, 0);
     }
     for (uint32_t i = 0; i < s->qos2_in_count; i++) {
         const struct session_qos2 *q = &s->qos2_in[i];
@@ -1009,13 +1011,14 @@ void session_wal_snapshot(struct broker *b, const struct session *s)
 }
 
 int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
-                    uint64_t share_key, uint32_t sub_id, uint16_t pkt_id)
+                    uint64_t share_key, const uint32_t *ids, uint32_t n, uint16_t pkt_id)
 {
     RM_ASSERT(s->client == NULL);
     RM_ASSERT(m != NULL || pkt_id != 0);
+    RM_ASSERT(ids != NULL || n == 0);
     union session_via via;
-    uint32_t id = sub_id;
-    if (via_keep(share_key, &id, sub_id != 0, &via, &id) < 0)
+    uint32_t id;
+    if (via_keep(share_key, ids, n, &via, &id) < 0)
         return -ENOMEM;
     if (pkt_id == 0) {
         if (queue_push(b, s, m, qos, retain, via, id))

@@ -412,11 +412,13 @@ void session_wal_snapshot(struct broker *b, const struct session *s);
 /*
  * Replay: put @m back into offline @s, sent before with @pkt_id (the
  * window, to be re-sent with DUP), or queued when @pkt_id is 0; a NULL @m
- * with @pkt_id is a QoS 2 flow whose PUBREC came (PUBREL due). Takes its
+ * with @pkt_id is a QoS 2 flow whose PUBREC came (PUBREL due); through
+ * shared group @share_key (0: none), with the @n Subscription Identifiers
+ * @ids. Takes its
  * own reference. Returns 0, -ENOSPC (the queue is full: counted) or
  * -ENOMEM.
  */
 int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t qos, bool retain,
-                    uint64_t share_key, uint32_t sub_id, uint16_t pkt_id);
+                    uint64_t share_key, const uint32_t *ids, uint32_t n, uint16_t pkt_id);
 
 #endif

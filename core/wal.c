@@ -318,8 +318,10 @@ static uint64_t msg_id(struct broker *b, const struct msg *m)
 }
 
 void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
-                 uint8_t qos, bool retain, uint64_t share_key, uint32_t sub_id, uint16_t pkt_id)
+                 uint8_t qos, bool retain, uint64_t share_key, const uint32_t *ids, uint32_t n,
+                 uint16_t pkt_id)
 {
+    RM_ASSERT(ids != NULL || n == 0);
     RM_ASSERT(qos == 1 || qos == 2);
     uint64_t id = msg_id(b, m);
     size_t off = begin_cid(b, WAL_DELIVER, cid, cid_len);
@@ -328,8 +330,15 @@ void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const str
     wal_put_u8(o, qos);
     wal_put_u8(o, retain);
     wal_put_u64(o, share_key);
-    wal_put_u32(o, sub_id);
+    wal_put_u32(o, n ? ids[0] : 0);
     wal_put_u16(o, pkt_id);
+    if (n > 1) {
+        /* Several subscriptions matched, each with its identifier [MQTT-3.3.4-3]. */
+        uint32_t more = n - 1 > UINT16_MAX ? UINT16_MAX : n - 1;
+        wal_put_u16(o, (uint16_t)more);
+        for (uint32_t i = 1; i <= more; i++)
+            wal_put_u32(o, ids[i]);
+    }
     end(b, off);
 }
 

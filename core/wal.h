@@ -173,12 +173,13 @@ void wal_unsub(struct broker *b, const uint8_t *cid, size_t cid_len, const uint8
                size_t len);
 /*
  * @m kept for the session at @qos (RETAIN @retain), through shared group
- * @share_key (0: none) with Subscription Identifier @sub_id (0: none; the
- * first when there were several); @pkt_id when it was sent at once, 0 when
- * queued. Writes @m first unless the open batch already has it.
+ * @share_key (0: none) with the @n Subscription Identifiers @ids; @pkt_id
+ * when it was sent at once, 0 when queued. Writes @m first unless the open
+ * batch already has it.
  */
 void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
-                 uint8_t qos, bool retain, uint64_t share_key, uint32_t sub_id, uint16_t pkt_id);
+                 uint8_t qos, bool retain, uint64_t share_key, const uint32_t *ids, uint32_t n,
+                 uint16_t pkt_id);
 /* Inbound QoS 2 @pkt_id arrived and was tagged @origin, not committed yet. */
 void wal_qos2_pend(struct broker *b, const uint8_t *cid, size_t cid_len, uint16_t pkt_id,
                    uint64_t origin);

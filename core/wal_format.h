@@ -52,7 +52,11 @@ enum wal_type {
     WAL_UNSUB,       /* cid, u16 filter */
     WAL_MSG,         /* u64 id, u8 qos, u8 retain, u64 expiry (wall ms, 0: never), topic,
                         props, payload, then for a tagged QoS 2 message its u64 origin */
-    WAL_DELIVER,     /* cid, u64 msg id, u8 qos, u8 retain, u64 share key, u32 sub id, u16 pkt id */
+    /*
+     * cid, u64 msg id, u8 qos, u8 retain, u64 share key, u32 sub id, u16 pkt
+     * id, then with several subscription identifiers: u16 n, n u32 more
+     */
+    WAL_DELIVER,
     WAL_SENT,        /* cid, u16 pkt id: the oldest queued message went out with it (0: dropped) */
     WAL_DONE,        /* cid, u16 pkt id: that outbound flow ended (PUBACK, PUBCOMP, refused) */
     WAL_PUBREC,      /* cid, u16 pkt id: outbound QoS 2 released, PUBREL sent */

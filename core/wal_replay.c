@@ -52,6 +52,8 @@ struct rmsg {
 struct rent {
     uint32_t msg; /* index in replay.msgs + 1; 0: released QoS 2 (no message) */
     uint32_t sub_id;
+    const uint8_t *more_ids; /* more_n more identifiers, u32 little-endian, in the segment */
+    uint16_t more_n;
     uint64_t share_key;
     uint16_t pkt_id; /* 0: queued, never sent */
     uint8_t qos;
@@ -333,7 +335,13 @@ static int on_deliver(struct replay *r, struct rsess *s, const uint8_t *cid, uin
     e.share_key = wal_get_u64(in);
     e.sub_id = wal_get_u32(in);
     e.pkt_id = wal_get_u16(in);
-    if (!wal_in_done(in) || e.qos == 0 || e.qos > 2)
+    if (!in->bad && !wal_in_done(in)) {
+        e.more_n = wal_get_u16(in);
+        e.more_ids = in->p;
+        for (uint32_t i = 0; i < e.more_n; i++)
+            (void)wal_get_u32(in); /* checked here, read at the end */
+    }
+    if (!wal_in_done(in) || e.qos == 0 || e.qos > 2 || (e.more_n && !e.sub_id))
         return -EBADMSG;
     struct key_ctx k = {r, NULL, 0, (r->stream << 40) | (id & ((1ull << 40) - 1))};
     uint32_t found;
@@ -721,6 +729,26 @@ static struct msg *msg_of(struct replay *r, uint32_t i)
     return rm->m;
 }
 
+/* Kept entry @e of @s with message @m (NULL: a released QoS 2 flow), its identifiers too. */
+static int restore_ent(struct broker *b, struct session *s, struct msg *m, const struct rent *e)
+{
+    uint32_t one = e->sub_id;
+    if (!e->more_n)
+        return session_restore(b, s, m, e->qos, e->retain, e->share_key, &one, one != 0,
+                               e->pkt_id);
+    uint32_t *ids = malloc(((size_t)e->more_n + 1) * sizeof(*ids));
+    if (!ids)
+        return -ENOMEM;
+    ids[0] = e->sub_id;
+    struct wal_in in = {e->more_ids, e->more_ids + (size_t)e->more_n * 4, false};
+    for (uint32_t i = 1; i <= e->more_n; i++)
+        ids[i] = wal_get_u32(&in);
+    int rc = session_restore(b, s, m, e->qos, e->retain, e->share_key, ids, e->more_n + 1u,
+                             e->pkt_id);
+    free(ids);
+    return rc;
+}
+
 static int build_sess(struct replay *r, struct rsess *rs)
 {
     struct broker *b = r->b;
@@ -751,7 +779,7 @@ static int build_sess(struct replay *r, struct rsess *rs)
             r->rep->dropped++; /* expired while the broker was down (or no memory) */
             continue;
         }
-        if (session_restore(b, s, m, e->qos, e->retain, e->share_key, e->sub_id, e->pkt_id) < 0)
+        if (restore_ent(b, s, m, e) < 0)
             r->rep->dropped++;
         else
             r->rep->messages++;

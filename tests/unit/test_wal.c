@@ -1796,3 +1796,42 @@ Test(wal, a_recovered_id_refused_by_the_acl_is_free_again_for_a_new_message)
     broker_set_acl(b, NULL);
     acl_free(deny);
 }
+
+Test(wal, a_kept_message_keeps_every_subscription_identifier_across_a_restart)
+{
+    /* Two subscriptions match, each with its identifier: both come back [MQTT-3.3.4-3]. */
+    start_log(false);
+    struct client c, pub;
+    connect_v5(&c, "c", false, 3600);
+    static const char *const filters[2] = {"a/#", "a/b"};
+    for (uint32_t k = 0; k < 2; k++) {
+        uint32_t id = 7 + k;
+        struct mqtt_sub_entry e = {{(const uint8_t *)filters[k], 3}, 1};
+        struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+        sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 11, .count = 1, .entries = &e};
+        sp.u.subscribe.props.has = MQTT_PROP_BIT(MQTT_PROP_SUBSCRIPTION_ID);
+        sp.u.subscribe.props.sub_ids = &id;
+        sp.u.subscribe.props.sub_id_count = 1;
+        feed_pkt(&c, &sp, MQTT_V5);
+        struct got g;
+        cr_assert(next_out(&c, &g) && g.pkt.type == MQTT_SUBACK);
+    }
+    broker_client_gone(b, &c, 0);
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "a/b", "both", 1, false, 1);
+    broker_client_gone(b, &pub, 0);
+    crash_and_restart(NULL, NULL);
+    connect_v5(&c, "c", false, 3600);
+    struct got g;
+    cr_assert(next_out(&c, &g) && g.pkt.type == MQTT_PUBLISH);
+    uint32_t seen = 0;
+    struct mqtt_prop_iter it;
+    struct mqtt_prop pr;
+    mqtt_prop_iter_init(&it, &g.pkt.u.publish.props);
+    while (mqtt_prop_next(&it, &pr)) {
+        if (pr.id == MQTT_PROP_SUBSCRIPTION_ID)
+            seen |= 1u << (pr.num - 7);
+    }
+    cr_assert_eq(seen, 3u, "identifiers 7 and 8 (seen mask %u)", seen);
+    broker_client_gone(b, &c, 0);
+}
