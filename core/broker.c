@@ -713,9 +713,8 @@ void broker_wal_durable(struct broker *b)
 {
     RM_ASSERT(b != NULL && b->wal != NULL);
     struct wal_batch *bt = &b->wal->flight;
-    /* Its subscription changes are durable for the SUBSCRIBEs handled again below. */
-    bt->sub_count = 0;
-    bt->subs_lost = false;
+    /* Its notes are durable for the packets handled again below. */
+    wal_notes_settled(b);
     /* Bounded: the tokens of one batch; what a resumed client logs goes to the open one. */
     for (uint32_t i = 0; i < bt->token_count; i++) {
         struct client *cl = wait_done(b, bt->tokens[i]);
@@ -723,6 +722,12 @@ void broker_wal_durable(struct broker *b)
             held_resume(b, cl);
     }
     bt->token_count = 0;
+    /* Sessions that held back a PUBREL for this batch (wal_pump_later()): found again by hash. */
+    for (uint32_t i = 0; i < bt->pump.count; i++) {
+        struct session *s = sess_table_by_hash(b, bt->pump.hash[i]);
+        if (s && s->client && session_pump(b, s) < 0)
+            output_close(b, s->client, -MQTT_RC_SERVER_UNAVAILABLE);
+    }
     wal_durable(b);
 }
 

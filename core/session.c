@@ -49,7 +49,7 @@ static void log_sub(struct broker *b, const struct session *s, const uint8_t *fi
                     uint8_t options, uint32_t sub_id)
 {
     wal_sub(b, s->client_id, s->client_id_len, filter, len, options, sub_id);
-    wal_subs_changed(b, s->_hash);
+    wal_note(b, WAL_NOTE_SUBS, s->_hash);
 }
 
 /*
@@ -478,7 +478,7 @@ bool session_unsubscribe(struct broker *b, struct session *s, const uint8_t *fil
     sub_drop(b, s, sub);
     if (logged(b, s)) {
         wal_unsub(b, s->client_id, s->client_id_len, filter, len);
-        wal_subs_changed(b, s->_hash);
+        wal_note(b, WAL_NOTE_SUBS, s->_hash);
     }
     free(sub->filter);
     *sub = s->subs[--s->sub_count];
@@ -690,6 +690,15 @@ static int pump(struct broker *b, struct session *s)
     int rc = 0;
     while (s->inflight_unsent > 0 && s->inflight_count - s->inflight_unsent < window(b, s)) {
         struct session_inflight *e = &s->inflight[s->inflight_count - s->inflight_unsent];
+        /*
+         * A PUBREL resent on a resume whose PUBREC record may not be durable
+         * yet (the wait of the connection that logged it was cut short): it
+         * lets the receiver forget the message, so it waits for that record
+         * (fsync = always), and the rest behind it in order.
+         */
+        if (e->state == SESSION_WAIT_PUBCOMP && wal_noted(b, WAL_NOTE_PUBREC, s->_hash) &&
+            wal_pump_later(b, s->_hash))
+            break;
         rc = resend(b, s, e);
         if (rc < 0)
             goto out;
@@ -819,6 +828,8 @@ int session_on_pubrec(struct broker *b, struct session *s, uint16_t pkt_id, uint
         via_drop(&e->via, &e->sub_id);
         e->state = SESSION_WAIT_PUBCOMP;
         log_pkt(b, s, WAL_PUBREC, pkt_id);
+        if (logged(b, s))
+            wal_note(b, WAL_NOTE_PUBREC, s->_hash);
     } else if (!inflight_find(s, pkt_id, SESSION_WAIT_PUBCOMP)) {
         return 0;
     }
@@ -916,6 +927,11 @@ void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id)
             return;
         }
     }
+}
+
+int session_pump(struct broker *b, struct session *s)
+{
+    return pump(b, s);
 }
 
 int session_resume(struct broker *b, struct session *s)

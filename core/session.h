@@ -392,6 +392,12 @@ uint64_t session_qos2_in_resume(struct session *s, uint16_t pkt_id);
 int session_qos2_in_restore(struct broker *b, struct session *s, uint16_t pkt_id,
                             uint64_t origin);
 
+/*
+ * Send what @s (connected) can send now: the window's resends, then the
+ * queue (after a PUBREL held back on the log, core/wal.h). 0 or negative.
+ */
+int session_pump(struct broker *b, struct session *s);
+
 /* Inbound QoS 2: PUBREL for @pkt_id releases it (no-op if unknown). */
 void session_on_pubrel(struct broker *b, struct session *s, uint16_t pkt_id);
 

@@ -318,7 +318,7 @@ int subscribe_on_subscribe(struct broker *b, struct client *cl, const struct mqt
         b->rcs[i++] = subscribe_one(b, cl, &e, sub_id, &token);
     }
     if (cl->state != CLIENT_CLOSING && wal_sync(b) &&
-        (wal_since(b, mark) || wal_subs_pending(b, cl->_sess->_hash))) {
+        (wal_since(b, mark) || wal_noted(b, WAL_NOTE_SUBS, cl->_sess->_hash))) {
         /*
          * A persistent session's new subscriptions are logged: SUBACK once
          * they are durable. The same SUBSCRIBE again (after a takeover)

@@ -40,7 +40,9 @@ static void batch_free(struct wal_batch *bt)
     wal_out_free(&bt->out);
     free(bt->tokens);
     free(bt->acks);
-    free(bt->subs);
+    for (int k = 0; k < WAL_NOTE_KINDS; k++)
+        free(bt->notes[k].hash);
+    free(bt->pump.hash);
     *bt = (struct wal_batch){0};
 }
 
@@ -148,36 +150,59 @@ int wal_hold(struct broker *b, uint64_t token)
     return 0;
 }
 
-void wal_subs_changed(struct broker *b, uint64_t hash)
+void wal_note(struct broker *b, enum wal_note kind, uint64_t hash)
 {
     if (!wal_sync(b))
         return;
-    struct wal_batch *bt = &b->wal->open;
-    if (grow_array((void **)&bt->subs, &bt->sub_cap, bt->sub_count, sizeof(*bt->subs)) < 0) {
-        bt->subs_lost = true;
+    struct wal_notes *n = &b->wal->open.notes[kind];
+    if (grow_array((void **)&n->hash, &n->cap, n->count, sizeof(*n->hash)) < 0) {
+        n->lost = true;
         return;
     }
-    bt->subs[bt->sub_count++] = hash;
+    n->hash[n->count++] = hash;
 }
 
-/* True when @bt changes session @hash's subscriptions (a short list: one batch's). */
-static bool batch_subs(const struct wal_batch *bt, uint64_t hash)
+bool wal_pump_later(struct broker *b, uint64_t hash)
 {
-    if (bt->subs_lost)
+    struct wal_notes *n = &b->wal->open.pump;
+    if (grow_array((void **)&n->hash, &n->cap, n->count, sizeof(*n->hash)) < 0)
+        return false;
+    n->hash[n->count++] = hash;
+    return true;
+}
+
+/* True when @n names session @hash (a short list: one batch's). */
+static bool notes_name(const struct wal_notes *n, uint64_t hash)
+{
+    if (n->lost)
         return true;
-    for (uint32_t i = 0; i < bt->sub_count; i++) {
-        if (bt->subs[i] == hash)
+    for (uint32_t i = 0; i < n->count; i++) {
+        if (n->hash[i] == hash)
             return true;
     }
     return false;
 }
 
-bool wal_subs_pending(const struct broker *b, uint64_t hash)
+bool wal_noted(const struct broker *b, enum wal_note kind, uint64_t hash)
 {
     const struct wal *w = b->wal;
     if (!wal_sync(b))
         return false;
-    return batch_subs(&w->open, hash) || (w->in_flight && batch_subs(&w->flight, hash));
+    return notes_name(&w->open.notes[kind], hash) ||
+           (w->in_flight && notes_name(&w->flight.notes[kind], hash));
+}
+
+static void notes_clear(struct wal_batch *bt)
+{
+    for (int k = 0; k < WAL_NOTE_KINDS; k++) {
+        bt->notes[k].count = 0;
+        bt->notes[k].lost = false;
+    }
+}
+
+void wal_notes_settled(struct broker *b)
+{
+    notes_clear(&b->wal->flight);
 }
 
 void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
@@ -410,7 +435,7 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
         w->last_msg_id = 0;
     }
     if (w->open.out.len == 0 && w->open.token_count == 0 && w->open.ack_count == 0 &&
-        !outbox_holding(b))
+        w->open.pump.count == 0 && !outbox_holding(b))
         return false;
     struct wal_batch t = w->flight;
     w->flight = w->open;
@@ -418,8 +443,8 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
     w->open.out.len = 0;
     w->open.token_count = 0;
     w->open.ack_count = 0;
-    w->open.sub_count = 0;
-    w->open.subs_lost = false;
+    notes_clear(&w->open);
+    w->open.pump.count = 0;
     outbox_hold_take(b); /* what the open batch held back now waits for it in flight */
     w->flight_origin = w->next_origin - LIMITS_SHARDS_MAX; /* the last one given out */
     w->in_flight = true;
@@ -435,6 +460,7 @@ void wal_durable(struct broker *b)
     for (uint32_t i = 0; i < w->flight.ack_count; i++)
         outbox_ack(b, w->flight.acks[i].dest, w->flight.acks[i].token);
     w->flight.ack_count = 0;
+    w->flight.pump.count = 0;
     b->origin_durable = w->flight_origin;
     outbox_hold_release(b);
     w->flight.out.len = 0;

@@ -57,6 +57,23 @@ struct wal_ack {
     uint64_t token;
 };
 
+/*
+ * Sessions (their _hash) with records of a kind in a batch, fsync = always
+ * only: a packet that logs nothing may still promise what they say.
+ */
+enum wal_note {
+    WAL_NOTE_SUBS,   /* its subscriptions changed: a SUBSCRIBE repeated after a takeover */
+    WAL_NOTE_PUBREC, /* an outbound QoS 2 released: a PUBREL resent on a resume */
+    WAL_NOTE_KINDS
+};
+
+struct wal_notes {
+    uint64_t *hash;
+    uint32_t count;
+    uint32_t cap;
+    bool lost; /* one could not be noted: every session counts as noted */
+};
+
 /* Records and what waits for them. */
 struct wal_batch {
     struct wal_out out;
@@ -66,11 +83,8 @@ struct wal_batch {
     struct wal_ack *acks;
     uint32_t ack_count;
     uint32_t ack_cap;
-    /* fsync = always: the sessions (their _hash) whose subscriptions changed in it. */
-    uint64_t *subs;
-    uint32_t sub_count;
-    uint32_t sub_cap;
-    bool subs_lost; /* one could not be noted: every session counts as changed */
+    struct wal_notes notes[WAL_NOTE_KINDS];
+    struct wal_notes pump; /* sessions to pump again once it is durable (wal_pump_later()) */
 };
 
 struct wal {
@@ -127,18 +141,24 @@ void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token);
 /* XMSG_ACK(@token) to @dest once what was logged since @mark is durable; now if nothing was. */
 void wal_ack_after(struct broker *b, size_t mark, uint32_t dest, uint64_t token);
 
-/*
- * Session @hash (session._hash) changed its subscriptions in the open batch
- * (WAL_SUB, WAL_UNSUB): noted with fsync = always only.
- */
-void wal_subs_changed(struct broker *b, uint64_t hash);
+/* Session @hash (session._hash) has a record of kind @kind in the open batch (sync only). */
+void wal_note(struct broker *b, enum wal_note kind, uint64_t hash);
+
+/* True while a record of kind @kind of session @hash is not durable (never without sync). */
+bool wal_noted(const struct broker *b, enum wal_note kind, uint64_t hash);
 
 /*
- * True while a change to session @hash's subscriptions is not durable: a
- * SUBSCRIBE that changes nothing (the same again, after a takeover) still
- * promises it. Never without sync.
+ * Session @hash waits for the open batch to send what it holds back (a
+ * PUBREL whose PUBREC record is noted): broker_wal_durable() pumps it
+ * (session_pump()) once that is durable. False on ENOMEM (send it now).
  */
-bool wal_subs_pending(const struct broker *b, uint64_t hash);
+bool wal_pump_later(struct broker *b, uint64_t hash);
+
+/*
+ * The batch in flight is durable: forget its notes, before the waits it
+ * completes run their clients again (broker_wal_durable()).
+ */
+void wal_notes_settled(struct broker *b);
 
 /*
  * A new origin for a tagged QoS 2 message: unique across shards, and above
@@ -206,8 +226,7 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len);
 /*
  * The batch in flight is durable: its deferred XMSG_ACKs and crossings go
  * out. Its wait tokens (b->wal->flight.tokens) are the caller's to complete
- * first, and its subs the caller's to clear before that
- * (broker_wal_durable()).
+ * first, after wal_notes_settled() (broker_wal_durable()).
  */
 void wal_durable(struct broker *b);
 

@@ -1835,3 +1835,41 @@ Test(wal, a_kept_message_keeps_every_subscription_identifier_across_a_restart)
     cr_assert_eq(seen, 3u, "identifiers 7 and 8 (seen mask %u)", seen);
     broker_client_gone(b, &c, 0);
 }
+
+Test(wal, a_pubrel_resent_on_a_resume_waits_for_its_pubrec_record)
+{
+    /*
+     * The subscriber's PUBREC is logged; before it is durable the session
+     * is taken over. The PUBREL resent on the new connection lets the
+     * receiver forget the message, so it waits for that record: a crash
+     * first would send the message again to a receiver done with it.
+     */
+    start_log(true);
+    struct client sub, sub2, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"s", 1}, 2};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&sub, &sp, MQTT_V311);
+    take(b, 0);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_SUBACK);
+    do_connect(&pub, "pub", true);
+    struct mqtt_pkt p = publish_pkt("s", "q2", 2, false, 4);
+    feed_pkt(&pub, &p, MQTT_V311);
+    take(b, 0);
+    uint16_t id = got_publish(&sub, "q2");
+    ack(&sub, MQTT_PUBREC, id); /* WAL_PUBREC in the open batch; its PUBREL waits */
+    expect_none(&sub);
+    cr_assert(do_connect(&sub2, "sub", false)); /* taken over before the record is durable */
+    broker_client_gone(b, &sub, 0);
+    bool early = next_out(&sub2, &g) && g.pkt.type == MQTT_PUBREL;
+    cr_assert_not(early, "PUBREL resent before its PUBREC record is durable");
+    take(b, 0);
+    cr_assert(next_out(&sub2, &g) && g.pkt.type == MQTT_PUBREL, "PUBREL once durable");
+    cr_assert_eq(g.pkt.u.ack.pkt_id, id);
+    ack(&sub2, MQTT_PUBCOMP, id);
+    take(b, 0);
+    broker_client_gone(b, &sub2, 0);
+    broker_client_gone(b, &pub, 0);
+}
