@@ -50,8 +50,17 @@ struct wal_dir {
     char (*names)[CONFIG_PATH_MAX + SEG_NAME_MAX];
 };
 
-/* The three operations a shard's log may have in flight, by tag. */
-enum { TAG_WRITE, TAG_SYNC, TAG_TICK_SYNC, TAG_COUNT };
+/*
+ * The operations a shard's log may have in flight, by tag: a batch's write
+ * and sync, an interval sync, a new segment's open and its header's
+ * write and syncs (rotate()), and an old segment's deletion (retire_step()).
+ */
+enum { TAG_WRITE, TAG_SYNC, TAG_TICK_SYNC, TAG_ROT_OPEN, TAG_ROT, TAG_RETIRE, TAG_COUNT };
+
+/* Beginning the next segment through the ring (rotate()). */
+enum { ROT_IDLE, ROT_OPENING, ROT_OPENED, ROT_WRITING, ROT_DONE };
+/* Deleting old segments through the ring (retire_step()). */
+enum { RETIRE_NONE, RETIRE_UNLINK, RETIRE_DIRSYNC };
 
 struct wal_io {
     uint64_t tags[TAG_COUNT]; /* user_data objects (8-byte aligned) */
@@ -96,6 +105,20 @@ struct wal_io {
     bool compact_failed;      /* its segment could not be begun: tried at compact_retry_ms */
     uint32_t compact_seq;
     uint64_t compact_retry_ms;
+
+    /* The next segment being begun (rotate()): opened, then its header written and synced. */
+    uint8_t rot;          /* ROT_* */
+    int rot_fd;
+    int rot_res;          /* its steps' first failure */
+    uint32_t rot_ops;     /* its linked write, fdatasync and directory fsync in flight */
+    char rot_name[SEG_NAME_MAX];
+    struct wal_out rot_hdr;
+    /* Segments a compaction left behind, deleted one at a time (retire_step()). */
+    uint32_t retire_next;
+    uint32_t retire_end;
+    uint8_t retire_op;    /* RETIRE_*: what is in flight */
+    bool retire_dirty;    /* names deleted since the directory's last fsync */
+    char retire_name[SEG_NAME_MAX];
     struct broker_wal_cursor cursor;
 
     struct wal_io_stats stats;
@@ -425,9 +448,24 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* The new segment's header: the WAL_SEGMENT record (into @o). */
+static void seg_header(const struct wal_io *w, struct wal_out *o, uint32_t seq)
+{
+    size_t at = wal_begin(o, WAL_SEGMENT);
+    wal_put_u64(o, WAL_MAGIC);
+    wal_put_u32(o, WAL_VERSION);
+    wal_put_u32(o, w->generation);
+    wal_put_u32(o, w->shard);
+    wal_put_u32(o, w->shard_count);
+    wal_put_u32(o, seq);
+    wal_end(o, at);
+}
+
 /*
- * Begin segment @seq of this stream: created, its header written and
- * synced, the dir synced. Returns 0 or -errno (the caller says so).
+ * Begin segment @seq of this stream at start-up (before the loop runs):
+ * created, its header written and synced, the dir synced, blocking.
+ * Returns 0 or -errno (the caller says so). Running, rotate() does the same
+ * through the ring.
  */
 static int seg_begin(struct wal_io *w, uint32_t seq)
 {
@@ -437,14 +475,7 @@ static int seg_begin(struct wal_io *w, uint32_t seq)
     if (fd < 0)
         return -errno;
     struct wal_out o = {0};
-    size_t at = wal_begin(&o, WAL_SEGMENT);
-    wal_put_u64(&o, WAL_MAGIC);
-    wal_put_u32(&o, WAL_VERSION);
-    wal_put_u32(&o, w->generation);
-    wal_put_u32(&o, w->shard);
-    wal_put_u32(&o, w->shard_count);
-    wal_put_u32(&o, seq);
-    wal_end(&o, at);
+    seg_header(w, &o, seq);
     int rc = o.nomem ? -ENOMEM : write_all(fd, o.buf, o.len, 0);
     if (rc == 0 && (fdatasync(fd) < 0 || fsync(w->dir_fd) < 0))
         rc = -errno;
@@ -480,6 +511,7 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
         return -ENOMEM;
     w->cfg = cfg;
     w->fd = -1;
+    w->rot_fd = -1;
     w->dir_fd = d->dir_fd;
     w->generation = d->generation;
     w->shard = shard;
@@ -574,21 +606,18 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring)
     }
 }
 
-/* Delete this stream's segments older than the compacted one. */
+/* Delete this stream's segments older than the compacted one (retire_step()). */
 static void compact_finish(struct wal_io *w)
 {
-    char name[SEG_NAME_MAX];
     if (!w->sync_ok) {
         LOG_WARN("persistence: shard %" PRIu32 ": the compaction's sync failed: %s", w->shard,
                  strerror(-w->sync_res));
         return; /* the old segments stay; the next compaction tries again */
     }
-    for (uint32_t seq = w->min_seq; seq < w->compact_seq; seq++) {
-        seg_name(name, w->generation, w->shard, seq);
-        if (unlinkat(w->dir_fd, name, 0) == 0)
-            w->stats.segments_deleted++;
-    }
-    (void)fsync(w->dir_fd);
+    /* The older segments go one at a time through the ring (retire_step()). */
+    if (w->retire_next == w->retire_end)
+        w->retire_next = w->min_seq;
+    w->retire_end = w->compact_seq;
     w->min_seq = w->compact_seq;
     w->stream_bytes = w->seg_off;
     w->snap_bytes = w->seg_off;
@@ -646,10 +675,21 @@ static void batch_failed(struct wal_io *w, const char *what, int err, uint64_t n
     w->retry_at_ms = now_ms + WAL_IO_RETRY_MS;
 }
 
+static void rotate_done(struct wal_io *w, uint64_t *tag, int res);
+static void retire_done(struct wal_io *w, int res);
+
 void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_t now_ms)
 {
     uint64_t *tag = obj;
     RM_ASSERT(tag >= w->tags && tag < w->tags + TAG_COUNT);
+    if (tag == &w->tags[TAG_ROT_OPEN] || tag == &w->tags[TAG_ROT]) {
+        rotate_done(w, tag, res);
+        return;
+    }
+    if (tag == &w->tags[TAG_RETIRE]) {
+        retire_done(w, res);
+        return;
+    }
     if (tag == &w->tags[TAG_TICK_SYNC]) {
         w->tick_syncing = false;
         if (res < 0) {
@@ -711,21 +751,150 @@ static void tick_sync(struct wal_io *w, struct io_uring *ring)
     w->unsynced = 0;
 }
 
+
+/* Submit the rotation's next step; false when the ring has no room (tried again later). */
+static bool rotate_submit(struct wal_io *w, struct io_uring *ring)
+{
+    if (w->rot == ROT_IDLE) {
+        struct io_uring_sqe *sqe = uring_get_sqe(ring);
+        if (!sqe)
+            return false;
+        seg_name(w->rot_name, w->generation, w->shard, w->seq + 1);
+        io_uring_prep_openat(sqe, w->dir_fd, w->rot_name,
+                             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_ROT_OPEN], URING_OP_WAL));
+        w->rot = ROT_OPENING;
+        return true;
+    }
+    RM_ASSERT(w->rot == ROT_OPENED);
+    if (io_uring_sq_space_left(ring) < 3)
+        (void)io_uring_submit(ring);
+    if (io_uring_sq_space_left(ring) < 3)
+        return false;
+    w->rot_hdr.len = 0;
+    seg_header(w, &w->rot_hdr, w->seq + 1);
+    if (w->rot_hdr.nomem) {
+        w->rot_res = -ENOMEM;
+        w->rot = ROT_DONE;
+        return true;
+    }
+    /* Header, then its sync, then the directory's (the new name): one linked chain. */
+    struct io_uring_sqe *wr = io_uring_get_sqe(ring);
+    struct io_uring_sqe *fs = io_uring_get_sqe(ring);
+    struct io_uring_sqe *ds = io_uring_get_sqe(ring);
+    RM_ASSERT(wr != NULL && fs != NULL && ds != NULL);
+    io_uring_prep_write(wr, w->rot_fd, w->rot_hdr.buf, (unsigned)w->rot_hdr.len, 0);
+    io_uring_prep_fsync(fs, w->rot_fd, IORING_FSYNC_DATASYNC);
+    io_uring_prep_fsync(ds, w->dir_fd, 0);
+    wr->flags |= IOSQE_IO_LINK;
+    fs->flags |= IOSQE_IO_LINK;
+    uint64_t ud = uring_ud(&w->tags[TAG_ROT], URING_OP_WAL);
+    io_uring_sqe_set_data64(wr, ud);
+    io_uring_sqe_set_data64(fs, ud);
+    io_uring_sqe_set_data64(ds, ud);
+    w->rot_ops = 3;
+    w->rot = ROT_WRITING;
+    return true;
+}
+
+/* A rotation step completed (TAG_ROT_OPEN or TAG_ROT). */
+static void rotate_done(struct wal_io *w, uint64_t *tag, int res)
+{
+    if (tag == &w->tags[TAG_ROT_OPEN]) {
+        RM_ASSERT(w->rot == ROT_OPENING);
+        w->rot_fd = res;
+        w->rot_res = res < 0 ? res : 0;
+        w->rot = res < 0 ? ROT_DONE : ROT_OPENED;
+        return;
+    }
+    RM_ASSERT(w->rot == ROT_WRITING && w->rot_ops > 0);
+    if (res < 0 && w->rot_res == 0)
+        w->rot_res = res; /* a failed step cancels the rest of the chain */
+    else if (res >= 0 && w->rot_ops == 3 && (size_t)res != w->rot_hdr.len && w->rot_res == 0)
+        w->rot_res = -EIO; /* a short header */
+    if (--w->rot_ops == 0)
+        w->rot = ROT_DONE;
+}
+
 /*
- * Close the current segment and begin the next. With fsync = interval what
- * the old one holds is synced first, through the ring: 0 (try again later)
- * while that sync is due or in flight. Never a blocking sync here. Returns
- * 1 when the next segment is begun, or -errno.
+ * Close the current segment and begin the next, through the ring: the
+ * shard never waits on the disk for it. With fsync = interval what the
+ * old one holds is synced first. Returns 1 when the next segment is begun
+ * (the batches go there from now on), 0 while that is under way (call
+ * again later), or -errno (it failed; the next call starts over).
  */
 static int rotate(struct wal_io *w, struct io_uring *ring)
 {
-    if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL && (w->unsynced > 0 || w->tick_syncing)) {
+    if (w->rot == ROT_IDLE && w->cfg->fsync == CONFIG_FSYNC_INTERVAL &&
+        (w->unsynced > 0 || w->tick_syncing)) {
         if (!w->tick_syncing)
             tick_sync(w, ring);
         return 0;
     }
-    int rc = seg_begin(w, w->seq + 1);
-    return rc < 0 ? rc : 1;
+    if (w->rot == ROT_IDLE || w->rot == ROT_OPENED) {
+        (void)rotate_submit(w, ring);
+        return 0;
+    }
+    if (w->rot != ROT_DONE)
+        return 0;
+    w->rot = ROT_IDLE;
+    if (w->rot_res < 0) {
+        if (w->rot_fd >= 0)
+            close(w->rot_fd);
+        w->rot_fd = -1;
+        return w->rot_res;
+    }
+    if (w->fd >= 0)
+        close(w->fd);
+    w->fd = w->rot_fd;
+    w->rot_fd = -1;
+    w->seq++;
+    w->seg_off = w->rot_hdr.len;
+    w->stream_bytes += w->rot_hdr.len;
+    return 1;
+}
+
+/*
+ * Delete the segments a compaction left behind, one at a time through the
+ * ring (an unlink of a large file may wait on the disk), then fsync the
+ * directory so their names are gone for good. One operation in flight.
+ */
+static void retire_step(struct wal_io *w, struct io_uring *ring)
+{
+    if (w->retire_op != RETIRE_NONE)
+        return;
+    bool unlink = w->retire_next != w->retire_end;
+    if (!unlink && !w->retire_dirty)
+        return;
+    struct io_uring_sqe *sqe = uring_get_sqe(ring);
+    if (!sqe)
+        return;
+    if (unlink) {
+        seg_name(w->retire_name, w->generation, w->shard, w->retire_next);
+        io_uring_prep_unlinkat(sqe, w->dir_fd, w->retire_name, 0);
+        w->retire_op = RETIRE_UNLINK;
+    } else {
+        io_uring_prep_fsync(sqe, w->dir_fd, 0);
+        w->retire_op = RETIRE_DIRSYNC;
+        w->retire_dirty = false;
+    }
+    io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_RETIRE], URING_OP_WAL));
+}
+
+static void retire_done(struct wal_io *w, int res)
+{
+    RM_ASSERT(w->retire_op != RETIRE_NONE);
+    bool unlink = w->retire_op == RETIRE_UNLINK;
+    w->retire_op = RETIRE_NONE;
+    if (!unlink)
+        return;
+    if (res == 0)
+        w->stats.segments_deleted++;
+    else if (res != -ENOENT) /* it stays: replay reads it again, harmlessly */
+        LOG_WARN("persistence: shard %" PRIu32 ": cannot delete segment %s: %s", w->shard,
+                 w->retire_name, strerror(-res));
+    w->retire_next++;
+    w->retire_dirty = true;
 }
 
 /* Compaction, when due: a new segment, then the snapshot a few buckets per call. */
@@ -773,6 +942,7 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
             submit_batch(w, ring); /* a retry, or the rest of a short write */
         return;
     }
+    retire_step(w, ring);
     compact_step(w, ring, b, now_ms);
     if (w->seg_off >= ((uint64_t)w->cfg->segment_mb << 20) && !w->compacting) {
         int rc = rotate(w, ring);
@@ -809,7 +979,8 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
 
 bool wal_io_busy(const struct wal_io *w, const struct broker *b)
 {
-    return w->batch || w->tick_syncing || broker_wal_pending(b);
+    return w->batch || w->tick_syncing || w->rot == ROT_OPENING || w->rot == ROT_WRITING ||
+           w->retire_op != RETIRE_NONE || broker_wal_pending(b);
 }
 
 bool wal_io_gathering(const struct wal_io *w, const struct broker *b)
@@ -819,7 +990,8 @@ bool wal_io_gathering(const struct wal_io *w, const struct broker *b)
 
 bool wal_io_needs_tick(const struct wal_io *w)
 {
-    return w->failed || w->unsynced > 0 || w->compacting || w->compact_requested;
+    return w->failed || w->unsynced > 0 || w->compacting || w->compact_requested ||
+           w->rot != ROT_IDLE || w->retire_next != w->retire_end || w->retire_dirty;
 }
 
 void wal_io_compact(struct wal_io *w)
@@ -858,5 +1030,8 @@ void wal_io_close(struct wal_io *w, struct broker *b)
              w->stats.errors, w->stats.compactions);
     if (w->fd >= 0)
         close(w->fd);
+    if (w->rot_fd >= 0)
+        close(w->rot_fd); /* a segment begun but never used: replay reads its header only */
+    wal_out_free(&w->rot_hdr);
     free(w);
 }

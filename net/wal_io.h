@@ -26,10 +26,13 @@
  * when that completes, releasing the acknowledgements that waited. One
  * batch in flight per shard; records of later iterations group into the
  * next (group commit). A segment past segment_mb is closed and a new one
- * begun between batches. When the shard's segments outgrow compact_ratio
- * times the last snapshot (or on SIGUSR1: wal_io_compact()), a new
+ * begun between batches, through the ring (opened, its header written and
+ * synced, the directory synced: the shard never waits on the disk). When
+ * the shard's segments outgrow compact_ratio times the last snapshot (or
+ * on SIGUSR1: wal_io_compact()), a new
  * segment starts with a snapshot written a bounded number of session
- * buckets per iteration; once it is durable the older segments go.
+ * buckets per iteration; once it is durable the older segments are
+ * unlinked, one at a time through the ring.
  *
  * A write or sync error stops the acknowledgements (the batch is retried
  * every WAL_IO_RETRY_MS, the clients wait), is logged once per condition

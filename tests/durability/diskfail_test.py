@@ -11,7 +11,9 @@ disk or a lost permission would make it fail.
    the log says writes work again.
 2. Compaction (SIGUSR1) into a segment that cannot be begun: logged once, and the log
    goes on in the current segment (PUBACKs keep coming). Once the way is clear it
-   compacts.
+   compacts, and the older segments are deleted.
+Beginning and deleting segments go through the shard's ring (the shard never waits on
+the disk): these are the paths that exercise it.
 
 Exits 77 without paho.
 """
@@ -105,6 +107,14 @@ def main():
         os.rmdir(blocker)
         if not wait_for(lambda: count(b, "compacted into segment", since) >= 1):
             fail("no compaction once the way was clear:\n" + b.log_text())
+        # The older segments go once the snapshot is durable: none before it is left.
+        into = [int(line.rsplit("compacted into segment ", 1)[1].split()[0])
+                for line in b.log_text().splitlines() if "compacted into segment" in line][-1]
+
+        def older_gone():
+            return all(int(os.path.basename(p)[:-4].split("-")[2]) >= into for p in segments(b))
+        if not wait_for(older_gone):
+            fail(f"segments before {into} were not deleted: {segments(b)}")
         pub.disconnect()
         pub.loop_stop()
         if b.stop() != 0:
