@@ -94,9 +94,25 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
     uint8_t rc = 0;
     if (cl->version == MQTT_V5) {
         rc = MQTT_RC_NOT_AUTHORIZED;
-        /* The exchange ends: an id restored uncommitted is free again, its origin gone. */
-        if (pub->qos == 2 && session_qos2_in_resume(cl->_sess, pub->pkt_id))
+        /*
+         * The exchange ends and the id is free again, whatever it held (a
+         * resend of one committed, or restored uncommitted: its origin goes
+         * too). Its release is logged and, under fsync = always, the 0x87
+         * waits for it as a PUBCOMP would: else a crash brings the id back
+         * and the client's next message with it is taken for the old one.
+         */
+        size_t mark = wal_mark(b);
+        if (pub->qos == 2)
             session_on_pubrel(b, cl->_sess, pub->pkt_id);
+        if (wal_sync(b) && wal_since(b, mark)) {
+            uint64_t token = wait_new(b, cl, ack, pub->pkt_id, 1);
+            if (token) {
+                wait_set_ack_rc(b, token, rc);
+                if (wal_hold(b, token) == 0)
+                    return BROKER__HOLD;
+                wait_cancel(b, cl); /* no memory to wait: now rather than never */
+            }
+        }
     } else if (pub->qos == 2) {
         int r = session_qos2_in_add(b, cl->_sess, pub->pkt_id);
         if (r < 0)

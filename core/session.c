@@ -874,8 +874,9 @@ int session_qos2_in_add(struct broker *b, struct session *s, uint16_t pkt_id)
 void session_qos2_in_log(struct broker *b, struct session *s, uint16_t pkt_id)
 {
     struct session_qos2 *q = qos2_find(s, pkt_id);
-    if (q)
-        q->origin = 0; /* committed: a resend is a duplicate from now on */
+    if (!q)
+        return; /* released meanwhile (a v5 refusal of its resend): nothing to commit */
+    q->origin = 0; /* committed: a resend is a duplicate from now on */
     log_pkt(b, s, WAL_QOS2_IN, pkt_id);
 }
 
@@ -1036,6 +1037,15 @@ int session_restore(struct broker *b, struct session *s, struct msg *m, uint8_t 
     uint32_t id;
     if (via_keep(share_key, ids, n, &via, &id) < 0)
         return -ENOMEM;
+    if (pkt_id != 0) {
+        /*
+         * Ids go on from the last one sent, as before the restart: one freed
+         * in this run is not handed out again before its release is durable
+         * (a receiver that still holds it would take the new message for
+         * the old one's PUBREL).
+         */
+        s->next_pkt_id = (uint16_t)(pkt_id == 65535 ? 1 : pkt_id + 1);
+    }
     if (pkt_id == 0) {
         if (queue_push(b, s, m, qos, retain, via, id))
             return 0;

@@ -64,8 +64,8 @@ static void problem(void *ctx, const char *name, size_t off, const char *what)
     problems++;
 }
 
-/* A new broker @id of @count rebuilt from segments [0, @n). */
-static struct broker *rebuilt(uint32_t id, uint32_t count, int n)
+/* A new broker @id of @count rebuilt from segments [0, @n), logging with @sync. */
+static struct broker *rebuilt_with(uint32_t id, uint32_t count, int n, bool sync)
 {
     struct wal_seg segs[SHARDS_MAX];
     for (int i = 0; i < n; i++)
@@ -74,8 +74,13 @@ static struct broker *rebuilt(uint32_t id, uint32_t count, int n)
     cr_assert_not_null(nb);
     broker_tick(nb, 1000);
     cr_assert_eq(broker_wal_replay(nb, segs, (size_t)n, 0, problem, NULL, &rep), 0);
-    cr_assert_eq(broker_wal_start(nb, false, 0), 0);
+    cr_assert_eq(broker_wal_start(nb, sync, 0), 0);
     return nb;
+}
+
+static struct broker *rebuilt(uint32_t id, uint32_t count, int n)
+{
+    return rebuilt_with(id, count, n, false);
 }
 
 /*
@@ -1099,7 +1104,7 @@ static void brokers_crash(struct broker **br, uint32_t n, struct client *sub, ui
     for (uint32_t i = 0; i < n; i++)
         broker_free(br[i]);
     for (uint32_t i = 0; i < n; i++)
-        br[i] = rebuilt(i, n, (int)n);
+        br[i] = rebuilt_with(i, n, (int)n, true); /* fsync = always again, as it was */
 }
 
 /*
@@ -1778,6 +1783,9 @@ Test(wal, a_recovered_id_refused_by_the_acl_is_free_again_for_a_new_message)
     pp.u.publish.dup = true;
     feed_pkt(&pub, &pp, MQTT_V5);
     struct got g;
+    bool early = next_out(&pub, &g);
+    cr_assert_not(early, "0x87 frees the id: it waits for the id's release to be durable");
+    take(b, 0);
     cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
     cr_assert_eq(g.pkt.u.ack.rc, MQTT_RC_NOT_AUTHORIZED);
     pp = publish_pkt("b/y", "second", 2, false, 5); /* a new message, the same id */
@@ -1872,4 +1880,219 @@ Test(wal, a_pubrel_resent_on_a_resume_waits_for_its_pubrec_record)
     take(b, 0);
     broker_client_gone(b, &sub2, 0);
     broker_client_gone(b, &pub, 0);
+}
+
+/* ---- found by a second review ---- */
+
+/* A deny-publish ACL on @filter (3 bytes) for everyone; acl_free() it. */
+static struct acl *deny_publish(const char *filter)
+{
+    struct acl *a = acl_new();
+    unsigned bad_line;
+    const char *bad_name;
+    struct acl_rule_spec r = {.filter = filter, .filter_len = strlen(filter),
+                              .access = ACL_PUBLISH, .allow = false, .who = ACL_WHO_ALL};
+    cr_assert_not_null(a);
+    cr_assert_eq(acl_rule_add(a, &r), 0);
+    acl_set_default(a, true);
+    cr_assert_eq(acl_finish(a, &bad_line, &bad_name), 0);
+    return a;
+}
+
+Test(wal, a_v5_refusal_of_a_recovered_id_survives_a_crash_before_it_is_durable)
+{
+    /* The id's release must be durable before the 0x87, or a crash brings the origin back. */
+    struct broker *one[1];
+    brokers_new(one, 1);
+    struct client sub, pub;
+    struct got g;
+    b = one[0];
+    do_connect(&sub, "sub", false);
+    subscribe_q2(one, 1, one[0], 0, &sub, "#");
+    connect_v5(&pub, "pub", false, 3600);
+    take(b, 0);
+    struct mqtt_pkt pp = publish_pkt("a/x", "first", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V5);
+    take(b, 0);
+    cr_assert_eq(copies(&sub, "first"), 1);
+    brokers_crash(one, 1, &sub, 0, &pub); /* the commit is lost */
+    b = one[0];
+    struct acl *deny = deny_publish("a/#");
+    broker_set_acl(b, deny);
+    connect_v5(&pub, "pub", false, 3600);
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, MQTT_V5); /* refused: its 0x87 waits for the release */
+    cr_assert_not(next_out(&pub, &g));
+    broker_set_acl(b, NULL);
+    brokers_crash(one, 1, NULL, 0, &pub); /* the release is lost, and no 0x87 went out */
+    b = one[0];
+    broker_set_acl(b, deny);
+    connect_v5(&pub, "pub", false, 3600);
+    feed_pkt(&pub, &pp, MQTT_V5); /* the client resends again: refused again */
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    cr_assert_eq(g.pkt.u.ack.rc, MQTT_RC_NOT_AUTHORIZED);
+    broker_set_acl(b, NULL);
+    acl_free(deny);
+    brokers_crash(one, 1, NULL, 0, &pub); /* now the release was durable */
+    b = one[0];
+    connect_v5(&pub, "pub", false, 3600);
+    pp = publish_pkt("b/y", "second", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V5);
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC && g.pkt.u.ack.rc == 0);
+    cr_assert(do_connect(&sub, "sub", false));
+    int second = copies(&sub, "second");
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    cr_assert_eq(second, 1, "an acknowledged message reached its subscriber %d times", second);
+}
+
+Test(wal, a_v5_refusal_of_a_committed_duplicate_frees_its_id_too)
+{
+    /* 0x87 ends the exchange [MQTT-4.3.3-4 (v5)]: the next message with the id is new. */
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    do_subscribe(&sub, "#", 2, 2);
+    connect_v5(&pub, "pub", false, 3600);
+    struct mqtt_pkt pp = publish_pkt("a/x", "first", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V5);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC); /* lost on the way */
+    broker_client_gone(b, &pub, 0);
+    struct acl *deny = deny_publish("a/#");
+    broker_set_acl(b, deny);
+    connect_v5(&pub, "pub", false, 3600);
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, MQTT_V5);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    cr_assert_eq(g.pkt.u.ack.rc, MQTT_RC_NOT_AUTHORIZED);
+    pp = publish_pkt("b/y", "second", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V5);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    int second = copies(&sub, "second");
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    broker_set_acl(b, NULL);
+    acl_free(deny);
+    cr_assert_eq(second, 1, "an acknowledged message reached its subscriber %d times", second);
+}
+
+/* Restarts as net/wal_io does them: each a new segment that begins with the snapshot. */
+#define GENS_MAX 4
+static struct wal_out gen_seg[GENS_MAX];
+static int gen_now;
+
+static void gen_take(struct broker *br)
+{
+    const uint8_t *p;
+    size_t n;
+    if (broker_wal_take(br, &p, &n)) {
+        wal_put_raw(&gen_seg[gen_now], p, n);
+        broker_wal_durable(br);
+    }
+}
+
+/* A broker rebuilt (fsync = always) from every segment so far, its snapshot in a new one. */
+static struct broker *gen_restart(void)
+{
+    struct wal_seg segs[GENS_MAX];
+    for (int g = 0; g <= gen_now; g++)
+        segs[g] = (struct wal_seg){gen_seg[g].buf, gen_seg[g].len, "seg", true};
+    struct broker *nb = broker_new(&lim, 0, 1);
+    cr_assert_not_null(nb);
+    broker_tick(nb, 1000);
+    cr_assert_eq(broker_wal_replay(nb, segs, (size_t)gen_now + 1, 0, problem, NULL, &rep), 0);
+    cr_assert_eq(broker_wal_start(nb, true, 0), 0);
+    cr_assert_lt(gen_now + 1, GENS_MAX);
+    gen_now++;
+    seg_start(&gen_seg[gen_now], 0, 1);
+    struct broker_wal_cursor cur = {0};
+    cr_assert(broker_wal_snapshot(nb, &cur, UINT32_MAX));
+    gen_take(nb);
+    return nb;
+}
+
+Test(wal, a_packet_id_freed_by_pubcomp_is_not_reused_before_its_release_is_durable)
+{
+    /*
+     * After a restart the subscriber completes the restored message (its
+     * WAL_DONE in the open batch) and the queued one goes out. Under the
+     * id just freed, a crash would make the restart's PUBREL for the old
+     * flow release the new message at a receiver that delivers on PUBREL,
+     * and then the broker would send it again as new: twice.
+     */
+    lim.inflight_max = 1; /* one in flight: the second waits in the queue */
+    broker_free(b);
+    b = broker_new(&lim, 0, 1);
+    broker_tick(b, 1000);
+    cr_assert_eq(broker_wal_start(b, true, 0), 0);
+    gen_now = 0;
+    seg_start(&gen_seg[0], 0, 1);
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"t", 1}, 2};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&sub, &sp, MQTT_V311);
+    gen_take(b);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_SUBACK);
+    do_connect(&pub, "pub", true);
+    struct mqtt_pkt p1 = publish_pkt("t", "m1", 2, false, 1);
+    feed_pkt(&pub, &p1, MQTT_V311);
+    gen_take(b);
+    struct mqtt_pkt p2 = publish_pkt("t", "m2", 2, false, 2);
+    feed_pkt(&pub, &p2, MQTT_V311);
+    gen_take(b);
+    uint16_t id1 = got_publish(&sub, "m1");
+    expect_none(&sub); /* m2 is queued */
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    broker_free(b);
+    b = gen_restart();
+    cr_assert(do_connect(&sub, "sub", false));
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBLISH && g.pkt.u.publish.dup);
+    cr_assert_eq(g.pkt.u.publish.pkt_id, id1);
+    ack(&sub, MQTT_PUBREC, id1);
+    gen_take(b);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
+    ack(&sub, MQTT_PUBCOMP, id1); /* the receiver delivered m1 on the PUBREL */
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBLISH);
+    uint16_t held_id = g.pkt.u.publish.pkt_id; /* the receiver holds m2 under it */
+    cr_assert_neq(held_id, id1, "m2 under the id whose release is not durable yet");
+    ack(&sub, MQTT_PUBREC, held_id);
+    /* A crash before the next take; the restart resends what its log says. */
+    broker_client_gone(b, &sub, 0);
+    broker_free(b);
+    b = gen_restart();
+    cr_assert(do_connect(&sub, "sub", false));
+    int delivered_m2 = 0;
+    bool holding = true; /* a receiver that delivers on PUBREL, holding m2 under held_id */
+    for (int round = 0; round < 10; round++) {
+        bool any = false;
+        while (next_out(&sub, &g)) {
+            any = true;
+            if (g.pkt.type == MQTT_PUBREL) {
+                if (holding && g.pkt.u.ack.pkt_id == held_id) {
+                    delivered_m2++;
+                    holding = false;
+                }
+                ack(&sub, MQTT_PUBCOMP, g.pkt.u.ack.pkt_id);
+            } else if (g.pkt.type == MQTT_PUBLISH) {
+                if (!holding || g.pkt.u.publish.pkt_id != held_id) {
+                    held_id = g.pkt.u.publish.pkt_id;
+                    holding = true;
+                }
+                ack(&sub, MQTT_PUBREC, g.pkt.u.publish.pkt_id);
+            }
+        }
+        gen_take(b);
+        if (!any)
+            break;
+    }
+    broker_client_gone(b, &sub, 0);
+    for (int i = 0; i <= gen_now; i++)
+        wal_out_free(&gen_seg[i]);
+    cr_assert_eq(delivered_m2, 1, "m2 reached the QoS 2 subscriber %d times", delivered_m2);
 }
