@@ -394,6 +394,17 @@ static void pump(struct broker **br, uint32_t n)
     cr_assert_fail("cross-shard messages never settled");
 }
 
+/* @rounds times: each of the @n shards makes its batch durable, and the messages go across. */
+static void settle(struct broker **br, uint32_t n, int rounds)
+{
+    for (int r = 0; r < rounds; r++) {
+        for (uint32_t i = 0; i < n; i++) {
+            take(br[i], (int)i);
+            pump(br, n);
+        }
+    }
+}
+
 Test(wal, a_changed_shard_count_rehomes_every_session)
 {
     /* Two shards wrote the log; three replay it: each session lands on its new home only. */
@@ -1119,12 +1130,7 @@ static void resend_after_crash(struct broker **br, uint32_t n, struct client *pu
     cr_assert(do_connect(pub, pid, false));
     pp->u.publish.dup = true;
     feed_pkt(pub, pp, MQTT_V311);
-    for (int i = 0; i < 3; i++) {
-        for (uint32_t k = 0; k < n; k++) {
-            take(br[k], (int)k);
-            pump(br, n);
-        }
-    }
+    settle(br, n, 3);
     struct got g;
     cr_assert(next_out(pub, &g) && g.pkt.type == MQTT_PUBREC, "the resend is acknowledged");
 }
@@ -1334,24 +1340,14 @@ Test(wal, with_sync_a_disconnected_members_messages_stay_on_its_shard)
         b = two[0];
         struct mqtt_pkt pp = publish_pkt("t", pay[n], 1, false, (uint16_t)(n + 1));
         feed_pkt(&pub, &pp, MQTT_V311);
-        for (int i = 0; i < 2; i++) {
-            take(two[0], 0);
-            pump(two, 2);
-            take(two[1], 1);
-            pump(two, 2);
-        }
+        settle(two, 2, 2);
     }
     b = two[0];
     int at_y = copies(&y, NULL);
     cr_assert(at_y < 4, "x was given some");
     b = two[1];
     broker_client_gone(b, &x, 0); /* unacknowledged; the session goes on */
-    for (int i = 0; i < 2; i++) {
-        take(two[1], 1);
-        pump(two, 2);
-        take(two[0], 0);
-        pump(two, 2);
-    }
+    settle(two, 2, 2);
     b = two[0];
     cr_assert_eq(copies(&y, NULL), 0, "handed to a member on another shard");
     b = two[1];
@@ -1489,6 +1485,26 @@ static bool retained_payload(struct client *c, char *out, size_t cap)
     return false;
 }
 
+/*
+ * A clean client @id on @br[@i] (of two) subscribes to @topic: the payload
+ * of the retained message it is sent, into @out; false when none.
+ */
+static bool retained_at(struct broker **br, uint32_t i, const char *id, const char *topic,
+                        char *out, size_t cap)
+{
+    struct client c;
+    struct mqtt_sub_entry e = {{(const uint8_t *)topic, (uint32_t)strlen(topic)}, 0};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 9, .count = 1, .entries = &e};
+    b = br[i];
+    do_connect(&c, id, true);
+    feed_pkt(&c, &sp, MQTT_V311);
+    pump(br, 2);
+    bool got = retained_payload(&c, out, cap);
+    broker_client_gone(br[i], &c, 0);
+    return got;
+}
+
 Test(wal, replicas_agree_when_a_tagged_retained_set_is_followed_by_an_untagged_one)
 {
     struct broker *two[2];
@@ -1499,7 +1515,7 @@ Test(wal, replicas_agree_when_a_tagged_retained_set_is_followed_by_an_untagged_o
     homed_on(s0, "sa", 0, 2);
     homed_on(s1, "sb", 1, 2);
     brokers_new(two, 2);
-    struct client pub, c, a, z;
+    struct client pub, c;
     b = two[0];
     do_connect(&pub, pid, false);
     take(two[0], 0);
@@ -1509,31 +1525,12 @@ Test(wal, replicas_agree_when_a_tagged_retained_set_is_followed_by_an_untagged_o
     struct mqtt_pkt p2 = publish_pkt(topic, "B", 1, true, 6);
     feed_pkt(&c, &p2, MQTT_V311); /* untagged: its RETAIN_APPLYs go now */
     pump(two, 2);
-    for (int i = 0; i < 4; i++) {
-        take(two[0], 0);
-        pump(two, 2);
-        take(two[1], 1);
-        pump(two, 2);
-    }
+    settle(two, 2, 4);
     /* Clean subscribers on each shard ask for the retained message. */
     char r0[16] = "", r1[16] = "";
-    struct mqtt_sub_entry e = {{(const uint8_t *)topic, (uint32_t)strlen(topic)}, 0};
-    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
-    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 9, .count = 1, .entries = &e};
+    bool g0 = retained_at(two, 0, s0, topic, r0, sizeof(r0));
+    bool g1 = retained_at(two, 1, s1, topic, r1, sizeof(r1));
     b = two[0];
-    do_connect(&a, s0, true);
-    feed_pkt(&a, &sp, MQTT_V311);
-    pump(two, 2);
-    b = two[1];
-    do_connect(&z, s1, true);
-    feed_pkt(&z, &sp, MQTT_V311);
-    pump(two, 2);
-    bool g0 = retained_payload(&a, r0, sizeof(r0));
-    bool g1 = retained_payload(&z, r1, sizeof(r1));
-    b = two[1];
-    broker_client_gone(b, &z, 0);
-    b = two[0];
-    broker_client_gone(b, &a, 0);
     broker_client_gone(b, &c, 0);
     broker_client_gone(b, &pub, 0);
     pump(two, 2);
@@ -1555,7 +1552,7 @@ Test(wal, a_birth_then_its_will_leave_the_will_retained)
     homed_on(s0, "sa", 0, 2);
     homed_on(s1, "sb", 1, 2);
     brokers_new(two, 2);
-    struct client pub, a, z;
+    struct client pub;
     b = two[0];
     broker_client_init(b, &pub);
     struct mqtt_pkt cp = connect_pkt(pid, false, MQTT_V311);
@@ -1574,30 +1571,12 @@ Test(wal, a_birth_then_its_will_leave_the_will_retained)
     broker_client_will_now(b, &pub);
     broker_client_gone(b, &pub, 0);
     pump(two, 2);
-    for (int i = 0; i < 4; i++) {
-        take(two[0], 0);
-        pump(two, 2);
-        take(two[1], 1);
-        pump(two, 2);
-    }
+    settle(two, 2, 4);
+    /* Clean subscribers on each shard ask for the retained message. */
     char r0[16] = "", r1[16] = "";
-    struct mqtt_sub_entry e = {{(const uint8_t *)topic, (uint32_t)strlen(topic)}, 0};
-    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
-    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 9, .count = 1, .entries = &e};
+    bool g0 = retained_at(two, 0, s0, topic, r0, sizeof(r0));
+    bool g1 = retained_at(two, 1, s1, topic, r1, sizeof(r1));
     b = two[0];
-    do_connect(&a, s0, true);
-    feed_pkt(&a, &sp, MQTT_V311);
-    pump(two, 2);
-    b = two[1];
-    do_connect(&z, s1, true);
-    feed_pkt(&z, &sp, MQTT_V311);
-    pump(two, 2);
-    bool g0 = retained_payload(&a, r0, sizeof(r0));
-    bool g1 = retained_payload(&z, r1, sizeof(r1));
-    b = two[1];
-    broker_client_gone(b, &z, 0);
-    b = two[0];
-    broker_client_gone(b, &a, 0);
     pump(two, 2);
     broker_free(two[1]);
     cr_assert(g0 && g1, "both got a retained message (%d %d)", g0, g1);
@@ -1668,12 +1647,7 @@ Test(wal, a_tagged_message_passed_on_before_its_pend_is_durable_reaches_its_grou
             queued_at_x = true;
             break;
         }
-        for (int i = 0; i < 3; i++) {
-            take(two[0], 0);
-            pump(two, 2);
-            take(two[1], 1);
-            pump(two, 2);
-        }
+        settle(two, 2, 3);
         struct got g;
         while (next_out(&pub, &g))
             if (g.pkt.type == MQTT_PUBREC) {
@@ -1705,12 +1679,7 @@ Test(wal, a_tagged_message_passed_on_before_its_pend_is_durable_reaches_its_grou
     cr_assert(do_connect(&pub, pid, false));
     pp.u.publish.dup = true;
     feed_pkt(&pub, &pp, MQTT_V311);
-    for (int i = 0; i < 4; i++) {
-        take(two[0], 0);
-        pump(two, 2);
-        take(two[1], 1);
-        pump(two, 2);
-    }
+    settle(two, 2, 4);
     b = two[0];
     cr_assert(do_connect(&x, xid, false));
     int nx = drain_count(&x, payload);
