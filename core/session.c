@@ -171,8 +171,10 @@ bool session_acl_publish(struct broker *b, struct session *s, const uint8_t *top
     /*
      * The seed is the broker's random one, so a client cannot aim two of
      * its topics at one tag (62 bits): a collision would reuse a verdict.
+     * Bit 0 is the verdict's alone (a hash's own bit 0 left there read as
+     * "allowed" on the next hit); bit 1 keeps a tag from being 0 (empty).
      */
-    uint64_t key = XXH3_64bits_withSeed(topic, len, b->seed) | 2u;
+    uint64_t key = (XXH3_64bits_withSeed(topic, len, b->seed) & ~(uint64_t)3) | 2u;
     uint64_t *slot = &st->verdict[(key >> 2) % SESSION_ACL_SLOTS];
     if ((*slot | 1u) == (key | 1u))
         return *slot & 1u;
