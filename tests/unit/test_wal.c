@@ -1171,20 +1171,31 @@ Test(wal, a_qos2_message_uncommitted_at_a_crash_is_not_delivered_twice_one_shard
     broker_client_gone(b, &pub, 0);
 }
 
+/*
+ * Two shards with a log (fsync = always): a persistent QoS 2 subscriber
+ * @sub (its id into @sid, homed on shard 1) of "q", and a persistent
+ * publisher @pub (@pid, homed on shard 0), connected; b is shard 0.
+ */
+static void pub_and_sub(struct broker **two, char *pid, struct client *pub, char *sid,
+                        struct client *sub)
+{
+    homed_on(pid, "pub", 0, 2);
+    homed_on(sid, "sub", 1, 2);
+    brokers_new(two, 2);
+    b = two[1];
+    do_connect(sub, sid, false);
+    subscribe_q2(two, 2, two[1], 1, sub, "q");
+    b = two[0];
+    do_connect(pub, pid, false);
+    take(b, 0);
+}
+
 Test(wal, a_qos2_message_uncommitted_at_a_crash_is_not_delivered_twice_across_shards)
 {
     struct broker *two[2];
     char pid[32], sid[32];
-    homed_on(pid, "pub", 0, 2);
-    homed_on(sid, "sub", 1, 2);
-    brokers_new(two, 2);
     struct client sub, pub;
-    b = two[1];
-    do_connect(&sub, sid, false);
-    subscribe_q2(two, 2, two[1], 1, &sub, "q");
-    b = two[0];
-    do_connect(&pub, pid, false);
-    take(b, 0);
+    pub_and_sub(two, pid, &pub, sid, &sub);
     struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
     feed_pkt(&pub, &pp, MQTT_V311);
     pump(two, 2);
@@ -1220,16 +1231,8 @@ Test(wal, who_had_an_uncommitted_qos2_message_survives_a_compaction_and_a_second
      */
     struct broker *two[2];
     char pid[32], sid[32];
-    homed_on(pid, "pub", 0, 2);
-    homed_on(sid, "sub", 1, 2);
-    brokers_new(two, 2);
     struct client sub, pub;
-    b = two[1];
-    do_connect(&sub, sid, false);
-    subscribe_q2(two, 2, two[1], 1, &sub, "q");
-    b = two[0];
-    do_connect(&pub, pid, false);
-    take(b, 0);
+    pub_and_sub(two, pid, &pub, sid, &sub);
     struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
     feed_pkt(&pub, &pp, MQTT_V311);
     take(two[0], 0);
