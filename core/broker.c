@@ -382,13 +382,9 @@ static int ack_logged(struct broker *b, struct client *cl, uint8_t ack, uint16_t
                       size_t mark)
 {
     const struct session *s = cl->_sess;
-    if (wal_sync(b) && (wal_since(b, mark) || (s && s->expiry_s != 0 && wal_unsettled(b)))) {
-        uint64_t token = wait_new(b, cl, ack, pkt_id, 1);
-        if (token && wal_hold(b, token) == 0)
-            return BROKER__HOLD;
-        if (token)
-            wait_cancel(b, cl); /* no memory to wait: now rather than never */
-    }
+    if (wal_sync(b) && (wal_since(b, mark) || (s && s->expiry_s != 0 && wal_unsettled(b))) &&
+        wait_for_log(b, cl, ack, pkt_id, 0))
+        return BROKER__HOLD;
     return output_ack(b, cl, ack, pkt_id) < 0 ? output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE)
                                                : 0;
 }

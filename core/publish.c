@@ -104,15 +104,8 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
         size_t mark = wal_mark(b);
         if (pub->qos == 2)
             session_on_pubrel(b, cl->_sess, pub->pkt_id);
-        if (wal_sync(b) && wal_since(b, mark)) {
-            uint64_t token = wait_new(b, cl, ack, pub->pkt_id, 1);
-            if (token) {
-                wait_set_ack_rc(b, token, rc);
-                if (wal_hold(b, token) == 0)
-                    return BROKER__HOLD;
-                wait_cancel(b, cl); /* no memory to wait: now rather than never */
-            }
-        }
+        if (wal_sync(b) && wal_since(b, mark) && wait_for_log(b, cl, ack, pub->pkt_id, rc))
+            return BROKER__HOLD;
     } else if (pub->qos == 2) {
         int r = session_qos2_in_add(b, cl->_sess, pub->pkt_id);
         if (r < 0)

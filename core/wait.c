@@ -119,6 +119,19 @@ static struct broker_wait *wait_at(const struct broker *b, uint64_t token)
     return &b->waits[slot];
 }
 
+bool wait_for_log(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                  uint8_t rc)
+{
+    uint64_t token = wait_new(b, cl, ack_type, pkt_id, 1);
+    if (!token)
+        return false;
+    b->waits[(uint32_t)token - 1].ack_rc = rc;
+    if (wal_hold(b, token) == 0)
+        return true;
+    wait_cancel(b, cl);
+    return false;
+}
+
 void wait_set_origin(struct broker *b, uint64_t token, uint64_t origin)
 {
     struct broker_wait *w = wait_at(b, token);

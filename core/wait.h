@@ -44,6 +44,14 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
 uint64_t wait_relay(struct broker *b, uint32_t dest, uint64_t token, uint32_t remaining);
 
 /*
+ * Hold @cl (not held yet) until what the log's open batch holds is durable,
+ * then send it @ack_type for @pkt_id with v5 reason code @rc. False on
+ * ENOMEM: nothing held, the caller answers now rather than never.
+ */
+bool wait_for_log(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                  uint8_t rc);
+
+/*
  * @token's wait (live, a PUBREC's) is for the QoS 2 message tagged
  * @origin (core/wal.h): if its client is gone when it completes, the
  * message is committed all the same.
