@@ -69,7 +69,7 @@
 #include "net/obs.h"
 #include "net/sdnotify.h"
 #include "net/shard.h"
-#include "net/wal_io.h"
+#include "net/wal_dir.h"
 #include "net/xshard.h"
 #include "tls/tls_ctx.h"
 

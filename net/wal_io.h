@@ -1,24 +1,9 @@
 /*
- * wal_io.h - the write-ahead log's files: the directory, its lock, the
- * segments, and each shard's writes and syncs through its own ring.
+ * wal_io.h - each shard's write-ahead log: its writes and syncs through its
+ * own ring, segment rotation, compaction, start-up replay and snapshot.
  *
- * Layout of [persistence] dir:
- *
- *   lock                             flock()ed by the running broker
- *   seed                             8 random bytes drawn once: the shared
- *                                    groups' key seed, so that the keys the
- *                                    log holds mean the same after a restart
- *   GGGGGGGG-SSS-QQQQQQQQQQ.wal      a segment: generation (hex, one per
- *                                    start-up), shard, sequence
- *
- * Start-up (main thread): wal_dir_open() takes the lock, maps every
- * segment and picks the new generation. Each shard, while it is built
- * (wal_io_start()), replays every segment into its broker
- * (core/wal_replay.h), writes a snapshot of what it now holds as segment
- * 0 of the new generation, synced. Once every shard has done so,
- * wal_dir_retire() deletes the older generations: a crash at any point
- * leaves either the old segments or the new snapshot complete (replaying
- * both is harmless: a snapshot resets what it names).
+ * The directory itself (its lock, seed and segment files, start-up and
+ * retirement of old generations) is net/wal_dir.h's.
  *
  * Running (shard loop): once per iteration wal_io_flush() takes the
  * broker's open batch and writes it at the end of the current segment,
@@ -39,9 +24,7 @@
  * and counted; the broker never pretends. At stop, wal_io_close() writes
  * and syncs what is left.
  *
- * THREADING: a struct wal_dir is written by the main thread before the
- * shards run and read-only while they are built; a struct wal_io belongs
- * to its shard.
+ * THREADING: a struct wal_io belongs to its shard.
  */
 #ifndef RINGMQ_WAL_IO_H
 #define RINGMQ_WAL_IO_H
@@ -80,25 +63,6 @@ struct wal_io_stats {
     uint64_t segments_deleted;
     struct hist sync_hist; /* every completed fdatasync's latency (/metrics) */
 };
-
-/*
- * Lock @cfg->dir (made if missing), map its segments and choose the new
- * generation. Returns 0 and *@out, or -errno with the reason logged (a
- * second ringmq on the same dir is refused, naming the holder's pid).
- */
-int wal_dir_open(const struct config_wal *cfg, struct wal_dir **out);
-
-/* The shared groups' key seed kept in @d (limits.share_key_seed). */
-uint64_t wal_dir_seed(const struct wal_dir *d);
-
-/*
- * Every shard has written its start-up snapshot: delete the older
- * generations' segments and unmap them. Main thread, once.
- */
-void wal_dir_retire(struct wal_dir *d);
-
-/* Unlock and free (after every shard stopped). NULL is a no-op. */
-void wal_dir_close(struct wal_dir *d);
 
 /*
  * Shard @shard of @shard_count, while it is built: replay @d into @b (its
