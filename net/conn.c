@@ -92,6 +92,7 @@ static int xport_out(struct shard *s, struct conn *c)
     if (ret < 0) {
         return ret;
     }
+    xport_used(&s->xport_naps, c->xp, s->now_ms);
     if ((c->flags & CONN_F_CLOSING) && (c->flags & CONN_F_FLUSH)) {
         xport_goodbye(c->xp);
     }
@@ -275,6 +276,9 @@ static void handoff_finish(struct shard *s, struct conn *c)
         m.payload.conn.bytes = bytes;
         m.payload.conn.len = len;
         m.payload.conn.fd = c->fd;
+        if (c->xp != NULL) {
+            xport_nap_leave(c->xp); /* the home shard's list takes it at its first use */
+        }
         m.payload.conn.xport = c->xp;
         ret = xshard_send(s->xshard, s->id, home, &m);
     }
@@ -580,6 +584,7 @@ static void feed_xport(struct shard *s, struct conn *c, uint8_t *data, size_t le
     int ret;
 
     ret = xport_recv(c->xp, data, len, &sink, &s->xport_stats);
+    xport_used(&s->xport_naps, c->xp, s->now_ms);
     if (ret < 0 && ret != -XPORT_E_SINK) {
         /* Flush what the transport answered: an HTTP refusal, a close frame, an alert. */
         conn_close(s, c, ret, true);

@@ -203,6 +203,7 @@ struct shard *shard_new(const struct config *cfg, struct live_owner *owner, uint
     }
     s->now_ms = clock_ms();
     timer_wheel_init(&s->timers, s->now_ms);
+    xport_naps_init(&s->xport_naps);
 
     if (uring_init(&s->ring) < 0) {
         goto out_free;
@@ -658,6 +659,7 @@ static void end_of_iteration(struct shard *s)
     if (i == SHARD_TIMERS_PER_ITER_MAX) {
         s->more_work = true;
     }
+    xport_naps_sweep(&s->xport_naps, s->now_ms);
 
     for (i = 0; i < SHARD_DIRTY_PER_ITER_MAX; i++) {
         cl = broker_next_dirty(s->broker);
@@ -969,11 +971,12 @@ void shard_free(struct shard *s)
             s->xport_stats.ws_upgrades + s->xport_stats.ws_refused >
         0) {
         LOG_INFO("shard %u: TLS handshakes %llu full, %llu resumed, %llu failed, %llu deferred; "
-                 "WebSocket upgrades %llu, %llu refused, %llu protocol errors",
+                 "%llu idle sleeps; WebSocket upgrades %llu, %llu refused, %llu protocol errors",
                  s->id, (unsigned long long)s->xport_stats.tls_handshakes,
                  (unsigned long long)s->xport_stats.tls_resumed,
                  (unsigned long long)s->xport_stats.tls_failed,
                  (unsigned long long)s->stats.handshakes_deferred,
+                 (unsigned long long)s->xport_naps.sleeps,
                  (unsigned long long)s->xport_stats.ws_upgrades,
                  (unsigned long long)s->xport_stats.ws_refused,
                  (unsigned long long)s->xport_stats.ws_protocol_errors);

@@ -140,6 +140,7 @@ struct shard {
     struct wal_io *wal; /* the write-ahead log's writer; NULL without persistence */
     struct shard_stats stats;
     struct xport_stats xport_stats;
+    struct xport_naps xport_naps; /* TLS connections awake, least recently used first */
 
     /*
      * Observability (net/obs.h): where this shard publishes its counters

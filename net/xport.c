@@ -68,7 +68,8 @@ void xport_free(struct xport *xp)
     if (xp == NULL) {
         return;
     }
-    tls_conn_free(xp->ssl);
+    xport_nap_leave(xp);
+    tls_conn_free(xp->ssl, &xp->io);
     obuf_free(&xp->tx);
     obuf_free(&xp->held);
     free(xp->http);
@@ -345,7 +346,7 @@ static int tls_established(struct xport *xp, struct xport_stats *st)
     }
     LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp), "tls: %s handshake done (%s)", tls_conn_version(xp->ssl),
               tls_conn_resumed(xp->ssl) ? "resumed" : "full");
-    tls_conn_idle(xp->ssl);
+    tls_conn_handshake_over(xp->ssl);
     xp->tls_up = true;
     xp->state = xp->ws ? XPORT_WS_UPGRADE : XPORT_OPEN;
     return 0;
@@ -410,6 +411,67 @@ out:
     return ret;
 }
 
+void xport_naps_init(struct xport_naps *naps)
+{
+    RM_ASSERT(naps != NULL);
+    memset(naps, 0, sizeof(*naps));
+    naps->head.prev = &naps->head;
+    naps->head.next = &naps->head;
+}
+
+void xport_nap_leave(struct xport *xp)
+{
+    RM_ASSERT(xp != NULL);
+    if (xp->nap.next != NULL) {
+        xp->nap.prev->next = xp->nap.next;
+        xp->nap.next->prev = xp->nap.prev;
+        xp->nap.prev = NULL;
+        xp->nap.next = NULL;
+    }
+}
+
+void xport_used(struct xport_naps *naps, struct xport *xp, uint64_t now_ms)
+{
+    RM_ASSERT(naps != NULL && xp != NULL);
+    if (xp->ssl == NULL || !xp->tls_up || xp->state != XPORT_OPEN) {
+        return;
+    }
+    xport_nap_leave(xp);
+    xp->nap.used_ms = now_ms;
+    xp->nap.prev = naps->head.prev;
+    xp->nap.next = &naps->head;
+    naps->head.prev->next = &xp->nap;
+    naps->head.prev = &xp->nap;
+}
+
+void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms)
+{
+    struct xport *xp;
+
+    RM_ASSERT(naps != NULL);
+    while (naps->head.next != &naps->head) {
+        xp = (struct xport *)(void *)naps->head.next; /* the node is the first member */
+        if (xp->nap.used_ms + XPORT_SLEEP_AFTER_MS > now_ms) {
+            return;
+        }
+        xport_nap_leave(xp);
+        if (xp->state == XPORT_OPEN && tls_conn_sleep(&xp->io) == 0) {
+            naps->sleeps++;
+            LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp), "tls: idle, its wolfSSL state asleep in %u bytes",
+                    xp->io.mem.nap_len);
+        }
+    }
+}
+
+/* Before any TLS call on @xp: its wolfSSL object may sleep (xport_naps). */
+static void wake(struct xport *xp)
+{
+    if (xp->ssl != NULL && tls_mem_asleep(&xp->io.mem)) {
+        tls_conn_wake(&xp->io);
+        LOG_WHO(CONFIG_LOG_DEBUG, XP_WHO(xp), "tls: awake");
+    }
+}
+
 int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_sink *sink,
                struct xport_stats *st)
 {
@@ -419,6 +481,7 @@ int xport_recv(struct xport *xp, uint8_t *data, size_t len, const struct xport_s
         return -XPORT_E_SINK; /* refused or closed: input after that is dropped */
     }
     if (xp->ssl != NULL) {
+        wake(xp);
         return tls_recv(xp, data, len, sink, st);
     }
     return above_tls(xp, data, len, sink, st);
@@ -451,6 +514,7 @@ int xport_send(struct xport *xp, struct obuf *mqtt, uint8_t *scratch)
     if (mqtt->len == 0) {
         return 0;
     }
+    wake(xp);
     if (xp->ws) {
         ret = ws_write_data(xp, mqtt->data, mqtt->len, scratch);
     } else {
@@ -466,6 +530,7 @@ void xport_goodbye(struct xport *xp)
     if (xp->goodbye) {
         return;
     }
+    wake(xp);
     if (xp->ws && xp->state == XPORT_OPEN) {
         (void)ws_close(xp, WS_STATUS_NORMAL);
         return;

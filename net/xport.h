@@ -83,7 +83,28 @@ struct xport_stats {
     uint64_t ws_protocol_errors;     /* closed with 1002/1003/1009/1007 */
 };
 
+/*
+ * A shard's TLS connections that are awake and open, least recently used
+ * first (intrusive, circular). A connection left alone for
+ * XPORT_SLEEP_AFTER_MS puts its wolfSSL object to sleep (tls_conn_sleep())
+ * and leaves the list; the next byte in or out wakes it.
+ */
+struct xport_nap {
+    struct xport_nap *prev; /* unlinked: both NULL */
+    struct xport_nap *next;
+    uint64_t used_ms; /* last use */
+};
+
+struct xport_naps {
+    struct xport_nap head;
+    uint64_t sleeps; /* connections put to sleep, ever */
+};
+
+/* How long a TLS connection goes unused before its wolfSSL object sleeps. */
+#define XPORT_SLEEP_AFTER_MS 2000u
+
 struct xport {
+    struct xport_nap nap;               /* first: the list's node (xport_naps) */
     const struct config_listener *lcfg; /* borrowed from the config snapshot */
     int fd;                             /* the connection's socket, for log lines only */
     struct WOLFSSL *ssl;                /* NULL: no TLS */
@@ -124,8 +145,23 @@ struct xport_sink {
 struct xport *xport_new(const struct config_listener *lcfg, const struct tls_ctx *tls,
                         uint64_t frame_max, size_t out_max, int *err);
 
-/* Free @xp (NULL is fine) and everything it holds. */
+/* Free @xp (NULL is fine) and everything it holds; it leaves its shard's naps. */
 void xport_free(struct xport *xp);
+
+/* An empty list. */
+void xport_naps_init(struct xport_naps *naps);
+
+/*
+ * @xp (a TLS connection past its handshake; others are ignored) was used at
+ * @now_ms: to the end of @naps, its owning shard's list.
+ */
+void xport_used(struct xport_naps *naps, struct xport *xp, uint64_t now_ms);
+
+/* @xp leaves its shard's list (it is handed to another shard). */
+void xport_nap_leave(struct xport *xp);
+
+/* Put to sleep every connection of @naps unused for XPORT_SLEEP_AFTER_MS at @now_ms. */
+void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms);
 
 /*
  * Feed @data[0..@len) (writable, borrowed until return) as received from

@@ -11,6 +11,7 @@
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
 #include <wolfssl/error-ssl.h>
+#include <wolfssl/wolfcrypt/aes.h>
 
 #include "core/rm_assert.h"
 #include "net/log.h"
@@ -90,8 +91,11 @@ struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io)
     WOLFSSL *ssl;
 
     RM_ASSERT(t != NULL && io != NULL);
+    tls_mem_begin(&io->mem, 0);
     ssl = wolfSSL_new(tls_ctx__wolfssl(t));
+    tls_mem_end();
     if (ssl == NULL) {
+        tls_mem_release(&io->mem);
         return NULL;
     }
     /* Per connection, so the shared WOLFSSL_CTX stays read-only after tls_ctx_new(). */
@@ -104,23 +108,43 @@ struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io)
     return ssl;
 }
 
-void tls_conn_free(struct WOLFSSL *ssl)
+void tls_conn_free(struct WOLFSSL *ssl, struct tls_io *io)
 {
-    struct tls_io *io;
-
     if (ssl != NULL) {
-        io = wolfSSL_GetIOReadCtx(ssl);
         RM_ASSERT(io != NULL && io->ctx != NULL);
+        tls_mem_wake(&io->mem);
+        RM_ASSERT(wolfSSL_GetIOReadCtx(ssl) == io);
         wolfSSL_free(ssl);
+        tls_mem_release(&io->mem);
         tls_ctx__unref(io->ctx); /* after wolfSSL_free: the object used the context */
         io->ctx = NULL;
     }
 }
 
+int tls_conn_sleep(struct tls_io *io)
+{
+    RM_ASSERT(io != NULL && io->ctx != NULL);
+    return tls_mem_sleep(&io->mem);
+}
+
+void tls_conn_wake(struct tls_io *io)
+{
+    RM_ASSERT(io != NULL);
+    tls_mem_wake(&io->mem);
+}
+
 int tls_conn_handshake(struct WOLFSSL *ssl)
 {
+    struct tls_io *io;
+    int ret;
+
     RM_ASSERT(ssl != NULL);
-    return (int)status(ssl, wolfSSL_accept(ssl), "handshake");
+    io = wolfSSL_GetIOReadCtx(ssl);
+    RM_ASSERT(io != NULL);
+    tls_mem_begin(&io->mem, sizeof(Aes)); /* the cipher state joins the object (tls_mem.h) */
+    ret = wolfSSL_accept(ssl);
+    tls_mem_end();
+    return (int)status(ssl, ret, "handshake");
 }
 
 bool tls_conn_resumed(struct WOLFSSL *ssl)
@@ -182,7 +206,7 @@ int tls_conn_identity(struct WOLFSSL *ssl, char *cn, size_t cap)
     return n > 0 ? 0 : -ENOENT;
 }
 
-void tls_conn_idle(struct WOLFSSL *ssl)
+void tls_conn_handshake_over(struct WOLFSSL *ssl)
 {
     RM_ASSERT(ssl != NULL);
     wolfSSL_FreeArrays(ssl);

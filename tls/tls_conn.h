@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "core/obuf.h"
+#include "tls/tls_mem.h"
 
 struct tls_ctx;
 struct WOLFSSL;
@@ -47,6 +48,7 @@ struct tls_io {
     struct obuf *out;  /* ciphertext to send; wolfSSL's writes append to it */
     size_t out_max;    /* bound on out->len: past it a write fails (-ENOMEM) */
     const struct tls_ctx *ctx; /* the object's context: one reference, dropped by tls_conn_free */
+    struct tls_mem mem;        /* the object's own memory (tls/tls_mem) */
 };
 
 /*
@@ -57,8 +59,21 @@ struct tls_io {
  */
 struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io);
 
-/* Free @ssl (NULL is fine) without sending anything; drops its context reference. */
-void tls_conn_free(struct WOLFSSL *ssl);
+/*
+ * Free @ssl (NULL is fine) without sending anything; drops its context
+ * reference and gives its memory back. Wakes it first if it sleeps.
+ */
+void tls_conn_free(struct WOLFSSL *ssl, struct tls_io *io);
+
+/*
+ * The connection is idle: put its WOLFSSL object's memory to sleep
+ * (tls/tls_mem), from ~54 KB to ~2 KB. 0 or -ENOMEM (it stays awake).
+ * Until tls_conn_wake(), no other tls_conn call may be made on it.
+ */
+int tls_conn_sleep(struct tls_io *io);
+
+/* Wake the object of @io (no-op when awake): call before any other tls_conn call. */
+void tls_conn_wake(struct tls_io *io);
 
 /* Advance the handshake with io->in. > 0 complete, 0 need more, < 0 error. */
 int tls_conn_handshake(struct WOLFSSL *ssl);
@@ -91,6 +106,6 @@ void tls_conn_close_notify(struct WOLFSSL *ssl);
 int tls_conn_identity(struct WOLFSSL *ssl, char *cn, size_t cap);
 
 /* The handshake is over: free what only the handshake needed. */
-void tls_conn_idle(struct WOLFSSL *ssl);
+void tls_conn_handshake_over(struct WOLFSSL *ssl);
 
 #endif

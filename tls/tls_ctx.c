@@ -22,6 +22,7 @@
 #include <wolfssl/wolfcrypt/ecc.h>
 
 #include "core/rm_assert.h"
+#include "tls/tls_mem.h"
 
 /* TLS 1.3 suites kept when only `ciphers` (the TLS 1.2 list) is configured. */
 #define TLS13_DEFAULT_SUITES                                                                      \
@@ -50,6 +51,9 @@ _Static_assert(CHACHA20_POLY1305_AEAD_AUTHTAG_SIZE <= WOLFSSL_TICKET_MAC_SZ, "ta
 
 int tls_init(void)
 {
+    if (tls_mem_init() < 0) {
+        return -1;
+    }
     return wolfSSL_Init() == WOLFSSL_SUCCESS ? 0 : -1;
 }
 
@@ -61,6 +65,7 @@ void tls_cleanup(void)
 void tls_thread_done(void)
 {
     wc_ecc_fp_free();
+    tls_mem_thread_done();
 }
 
 /*

@@ -50,8 +50,8 @@
 struct tls_ctx;
 
 /*
- * Initialise wolfSSL once for the process (before any tls_ctx_new()).
- * Returns 0 or -1.
+ * Initialise wolfSSL once for the process (before any tls_ctx_new()), its
+ * allocations going through tls/tls_mem. Returns 0 or -1.
  */
 int tls_init(void);
 
@@ -60,7 +60,8 @@ void tls_cleanup(void);
 
 /*
  * Free the calling thread's wolfSSL caches (the fixed-point ECC cache is
- * thread-local). Each shard thread calls it when its loop ends.
+ * thread-local) and its free connection regions (tls/tls_mem). Each shard
+ * thread calls it when its loop ends.
  */
 void tls_thread_done(void);
 

@@ -47,6 +47,10 @@ WebSocket (paho-mqtt's websockets transport; raw sockets for exact bytes):
   ws_text                    a text frame -> close 1003 [MQTT-6.0.0-1]
   ws_too_big                 a frame over packet_bytes_max -> close 1009
   ws_close_mid_packet        half a CONNECT, then a close frame -> the close is echoed
+Both:
+  tls_idle_sleep             a wss subscriber and a tls publisher left idle: both connections'
+                             wolfSSL state goes to sleep (logged), then a publish wakes both
+                             and the message arrives; both go on working
 Both, across shards:
   handoff                    24 clients with distinct ids over tls and wss subscribe and
                              publish; with several shards most connections are handed to
@@ -663,6 +667,36 @@ def case_handoff(b, c):
             cl.loop_stop()
 
 
+def case_tls_idle_sleep(b, c):
+    mark = len(b.log_text())
+    got = []
+    sub = paho_client("sleepy-sub", 5, "websockets", b.ports["wss"], c["ca"], got)
+    pub = paho_client("sleepy-pub", 4, "tcp", b.ports["tls"], c["ca"])
+    try:
+        sub.subscribe("sleepy/t", qos=1)
+        check(sub._test_subscribed.wait(WAIT_S), "no SUBACK")
+        # Idle for XPORT_SLEEP_AFTER_MS (2 s): both objects sleep.
+        check(wait_for(lambda: b.log_text()[mark:].count("wolfSSL state asleep") >= 2,
+                       timeout=WAIT_S + 3), "the idle connections did not sleep")
+        asleep = re.findall(r"asleep in (\d+) bytes", b.log_text()[mark:])
+        check(all(int(n) < 5000 for n in asleep), f"asleep in too many bytes: {asleep}")
+        woken = b.log_text()[mark:].count("tls: awake")
+        pub.publish("sleepy/t", b"wake up", qos=1)
+        check(wait_for(lambda: got == [("sleepy/t", b"wake up")]), f"after sleep got {got!r}")
+        check(b.log_text()[mark:].count("tls: awake") >= woken + 2, "no connection woke")
+        # Asleep again, and a second round trip.
+        n = b.log_text()[mark:].count("wolfSSL state asleep")
+        check(wait_for(lambda: b.log_text()[mark:].count("wolfSSL state asleep") >= n + 2,
+                       timeout=WAIT_S + 3), "the connections did not sleep again")
+        pub.publish("sleepy/t", b"again", qos=1)
+        check(wait_for(lambda: len(got) == 2), f"second message missing: {got!r}")
+        check(got[1] == ("sleepy/t", b"again"), f"got {got!r}")
+    finally:
+        for cl in (sub, pub):
+            cl.disconnect()
+            cl.loop_stop()
+
+
 def case_tls_reload(b, c):
     """SIGHUP with a new certificate: new connections get it, an open one keeps going;
     a certificate that does not load is refused whole and the served one stays."""
@@ -745,6 +779,7 @@ CASES = {
     "ws_text": case_ws_text,
     "ws_too_big": case_ws_too_big,
     "ws_close_mid_packet": case_ws_close_mid_packet,
+    "tls_idle_sleep": case_tls_idle_sleep,
     "handoff": case_handoff,
     "tls_reload": case_tls_reload,
 }
