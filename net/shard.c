@@ -11,9 +11,10 @@
  *   dirty other clients), then the dirty drain, then listener re-arms, stop
  *   progress, the work list, which frees finalised conns after everything
  *   else that could name them has run, a second dirty drain for wills
- *   published by closes after the first (stop progress), and last the
- *   cross-shard flush, so everything the iteration produced leaves in one
- *   batch per destination.
+ *   published by closes after the first (stop progress), the cross-shard
+ *   flush, so everything the iteration produced leaves in one batch per
+ *   destination, and last the sweep that puts idle TLS connections to sleep
+ *   (a bounded number; the shard ticks while any is awake).
  * - Inbound cross-shard messages are drained right after the wait, before
  *   the CQEs, so a publish from another shard and a local one reach the
  *   dirty drain of the same iteration.
@@ -659,7 +660,6 @@ static void end_of_iteration(struct shard *s)
     if (i == SHARD_TIMERS_PER_ITER_MAX) {
         s->more_work = true;
     }
-    xport_naps_sweep(&s->xport_naps, s->now_ms);
 
     for (i = 0; i < SHARD_DIRTY_PER_ITER_MAX; i++) {
         cl = broker_next_dirty(s->broker);
@@ -711,6 +711,8 @@ static void end_of_iteration(struct shard *s)
     }
 
     outbox_flush(s);
+    /* Last: a connection this iteration gave output to is not put to sleep first. */
+    xport_naps_sweep(&s->xport_naps, s->now_ms);
 }
 
 static bool finished(const struct shard *s)
@@ -740,6 +742,7 @@ static bool needs_tick(const struct shard *s)
     uint32_t i;
 
     if (s->timers.count > 0 || s->stopping || obs_wants_tick(s) ||
+        xport_naps_awake(&s->xport_naps) ||
         (s->wal != NULL && wal_io_needs_tick(s->wal))) {
         return true;
     }

@@ -433,8 +433,9 @@ void xport_nap_leave(struct xport *xp)
 void xport_used(struct xport_naps *naps, struct xport *xp, uint64_t now_ms)
 {
     RM_ASSERT(naps != NULL && xp != NULL);
-    if (xp->ssl == NULL || !xp->tls_up || xp->state != XPORT_OPEN) {
-        return;
+    if (xp->ssl == NULL || !xp->tls_up || xp->state != XPORT_OPEN ||
+        tls_mem_asleep(&xp->io.mem)) {
+        return; /* asleep: not used after all (xport_send() had nothing to send) */
     }
     xport_nap_leave(xp);
     xp->nap.used_ms = now_ms;
@@ -447,9 +448,10 @@ void xport_used(struct xport_naps *naps, struct xport *xp, uint64_t now_ms)
 void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms)
 {
     struct xport *xp;
+    uint32_t n = 0;
 
     RM_ASSERT(naps != NULL);
-    while (naps->head.next != &naps->head) {
+    while (xport_naps_awake(naps) && n++ < XPORT_SLEEPS_PER_SWEEP_MAX) {
         xp = (struct xport *)(void *)naps->head.next; /* the node is the first member */
         if (xp->nap.used_ms + XPORT_SLEEP_AFTER_MS > now_ms) {
             return;

@@ -102,6 +102,12 @@ struct xport_naps {
 
 /* How long a TLS connection goes unused before its wolfSSL object sleeps. */
 #define XPORT_SLEEP_AFTER_MS 2000u
+/*
+ * Connections put to sleep per sweep, at most: a sleep copies the object's
+ * nonzero words and returns its pages (madvise), tens of microseconds on a
+ * VM, so a crowd that went quiet together sleeps over several iterations.
+ */
+#define XPORT_SLEEPS_PER_SWEEP_MAX 32u
 
 struct xport {
     struct xport_nap nap;               /* first: the list's node (xport_naps) */
@@ -160,8 +166,17 @@ void xport_used(struct xport_naps *naps, struct xport *xp, uint64_t now_ms);
 /* @xp leaves its shard's list (it is handed to another shard). */
 void xport_nap_leave(struct xport *xp);
 
-/* Put to sleep every connection of @naps unused for XPORT_SLEEP_AFTER_MS at @now_ms. */
+/*
+ * Put to sleep the connections of @naps unused for XPORT_SLEEP_AFTER_MS at
+ * @now_ms, at most XPORT_SLEEPS_PER_SWEEP_MAX of them.
+ */
 void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms);
+
+/* Whether any connection of @naps is awake (the shard keeps ticking to sweep it). */
+static inline bool xport_naps_awake(const struct xport_naps *naps)
+{
+    return naps->head.next != &naps->head;
+}
 
 /*
  * Feed @data[0..@len) (writable, borrowed until return) as received from

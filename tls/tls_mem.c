@@ -1,12 +1,14 @@
 /*
  * tls_mem.c - regions for wolfSSL objects, and their sleep (see tls_mem.h).
  *
- * Each thread: its own cache of free regions and its own current region.
- * Counters: process-wide relaxed atomics.
+ * Each thread: its own cache of free regions and its own current region;
+ * the pool of free regions behind it is shared (a mutex). Counters:
+ * process-wide relaxed atomics.
  */
 #include "tls/tls_mem.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +45,26 @@ struct run {
 };
 _Static_assert(TLS_MEM_REGION_BYTES / 8 <= UINT16_MAX, "word offsets fit a run");
 
+/* A thread's free regions, taken and given back without a lock. */
 struct cache {
-    uint8_t **v;
+    uint8_t *v[TLS_MEM_WARM_REGIONS];
     uint32_t n;
-    uint32_t cap;
+};
+
+/*
+ * Free regions shared by all threads: where a thread's full cache spills and
+ * an empty one refills (a connection is often freed on another shard than
+ * the one that made it). Up to TLS_MEM_POOL_WARM of them keep their pages
+ * (warm); the rest are cold: new mappings' regions, and those given back
+ * past that count, whose pages went back to the kernel.
+ */
+struct pool {
+    pthread_mutex_t lock;
+    uint8_t *warm[TLS_MEM_POOL_WARM]; /* THREADING: all under lock */
+    uint32_t warm_n;
+    uint8_t **cold;
+    uint32_t cold_n;
+    uint32_t cold_cap;
 };
 
 static __thread struct tls_mem *current;
@@ -54,6 +72,7 @@ static __thread size_t current_only; /* 0: every block; else only blocks of this
 /* The owner of blocks left in a released region: their frees only zero them. */
 static struct tls_mem orphans;
 static __thread struct cache cache;
+static struct pool pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static _Atomic uint64_t regions_mapped;
 static _Atomic uint64_t regions_lost;
@@ -77,47 +96,81 @@ static void count(_Atomic uint64_t *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-static int cache_reserve(uint32_t more)
+/* Room for @more cold regions. Under pool.lock. 0 or -ENOMEM. */
+static int cold_reserve(uint32_t more)
 {
     uint8_t **v;
     uint32_t cap;
 
-    if (cache.n + more <= cache.cap) {
+    if (pool.cold_n + more <= pool.cold_cap) {
         return 0;
     }
-    cap = cache.cap == 0 ? TLS_MEM_CHUNK_REGIONS : cache.cap;
-    while (cap < cache.n + more) {
+    cap = pool.cold_cap == 0 ? TLS_MEM_CHUNK_REGIONS : pool.cold_cap;
+    while (cap < pool.cold_n + more) {
         cap *= 2;
     }
-    v = realloc(cache.v, cap * sizeof(*v));
+    v = realloc(pool.cold, cap * sizeof(*v));
     if (v == NULL) {
         return -ENOMEM;
     }
-    cache.v = v;
-    cache.cap = cap;
+    pool.cold = v;
+    pool.cold_cap = cap;
     return 0;
 }
 
-/* A new mapping's regions into the cache. 0 or -ENOMEM. */
-static int map_chunk(void)
+/* A region from the pool, warm first, mapping more when empty; NULL when it cannot. */
+static uint8_t *pool_take(void)
 {
     size_t bytes = (size_t)TLS_MEM_CHUNK_REGIONS * TLS_MEM_REGION_BYTES;
+    uint8_t *region = NULL;
     uint8_t *p;
 
-    if (cache_reserve(TLS_MEM_CHUNK_REGIONS) < 0) {
-        return -ENOMEM;
+    pthread_mutex_lock(&pool.lock);
+    if (pool.warm_n > 0) {
+        region = pool.warm[--pool.warm_n];
+        goto out;
     }
-    p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1,
-             0);
-    if (p == MAP_FAILED) {
-        return -ENOMEM;
+    if (pool.cold_n == 0 && cold_reserve(TLS_MEM_CHUNK_REGIONS) == 0) {
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p != MAP_FAILED) {
+            /* Last first, so regions are handed out in address order. */
+            for (uint32_t i = TLS_MEM_CHUNK_REGIONS; i > 0; i--) {
+                pool.cold[pool.cold_n++] = p + (size_t)(i - 1) * TLS_MEM_REGION_BYTES;
+            }
+            count(&regions_mapped, TLS_MEM_CHUNK_REGIONS);
+        }
     }
-    /* Last first, so regions are handed out in address order. */
-    for (uint32_t i = TLS_MEM_CHUNK_REGIONS; i > 0; i--) {
-        cache.v[cache.n++] = p + (size_t)(i - 1) * TLS_MEM_REGION_BYTES;
+    if (pool.cold_n > 0) {
+        region = pool.cold[--pool.cold_n];
     }
-    count(&regions_mapped, TLS_MEM_CHUNK_REGIONS);
-    return 0;
+out:
+    pthread_mutex_unlock(&pool.lock);
+    return region;
+}
+
+/* Give a clean @region to the pool: warm while there is room, else cold. */
+static void pool_give(uint8_t *region)
+{
+    bool kept;
+
+    pthread_mutex_lock(&pool.lock);
+    kept = pool.warm_n < TLS_MEM_POOL_WARM;
+    if (kept) {
+        pool.warm[pool.warm_n++] = region;
+    }
+    pthread_mutex_unlock(&pool.lock);
+    if (kept) {
+        return;
+    }
+    (void)madvise(region, TLS_MEM_REGION_BYTES, MADV_DONTNEED); /* outside the lock */
+    pthread_mutex_lock(&pool.lock);
+    if (cold_reserve(1) == 0) {
+        pool.cold[pool.cold_n++] = region;
+    } else {
+        count(&regions_lost, 1); /* no room to remember it: its address space stays unused */
+    }
+    pthread_mutex_unlock(&pool.lock);
 }
 
 static void *mem_malloc(size_t size)
@@ -216,11 +269,9 @@ int tls_mem_init(void)
 
 void tls_mem_thread_done(void)
 {
-    for (uint32_t i = 0; i < cache.n; i++) {
-        (void)madvise(cache.v[i], TLS_MEM_REGION_BYTES, MADV_DONTNEED);
+    while (cache.n > 0) {
+        pool_give(cache.v[--cache.n]);
     }
-    free(cache.v);
-    memset(&cache, 0, sizeof(cache));
 }
 
 void tls_mem_begin(struct tls_mem *m, size_t only)
@@ -228,9 +279,7 @@ void tls_mem_begin(struct tls_mem *m, size_t only)
     RM_ASSERT(m != NULL && current == NULL && !tls_mem_asleep(m));
     if (m->base == NULL) {
         RM_ASSERT(m->used == 0 && m->live == 0);
-        if (cache.n > 0 || map_chunk() == 0) {
-            m->base = cache.v[--cache.n];
-        }
+        m->base = cache.n > 0 ? cache.v[--cache.n] : pool_take();
     }
     current = m;
     current_only = only;
@@ -281,15 +330,11 @@ void tls_mem_release(struct tls_mem *m)
         memset(m, 0, sizeof(*m));
         return;
     }
-    walk(m, false);
-    if (cache_reserve(1) < 0) {
-        (void)madvise(m->base, TLS_MEM_REGION_BYTES, MADV_DONTNEED);
-        count(&regions_lost, 1);
+    walk(m, false); /* all zeros now: blocks when freed, headers here */
+    if (cache.n < TLS_MEM_WARM_REGIONS) {
+        cache.v[cache.n++] = m->base;
     } else {
-        if (cache.n >= TLS_MEM_WARM_REGIONS) {
-            (void)madvise(m->base, page_round(m->used), MADV_DONTNEED);
-        }
-        cache.v[cache.n++] = m->base; /* all zeros: blocks when freed, headers by walk() */
+        pool_give(m->base);
     }
     memset(m, 0, sizeof(*m));
 }

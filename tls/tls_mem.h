@@ -11,7 +11,8 @@
  * - Everything wolfSSL_new() allocates for a connection (between
  *   tls_mem_begin() and tls_mem_end(), on that thread) is placed in the
  *   connection's own region: page-aligned memory of its own, taken from a
- *   per-thread cache of regions carved from large anonymous mappings. So
+ *   per-thread cache of free regions, refilled from (and spilling into) a
+ *   shared pool of regions carved from large anonymous mappings. So
  *   is, during the handshake, each block of exactly sizeof(Aes): the
  *   connection's AES-GCM cipher state (one per direction, 1104 bytes each),
  *   allocated when the handshake sets the traffic keys. The handshake's
@@ -36,7 +37,10 @@
  * THREADING: a region is used by the thread that owns its connection; it
  * moves with the connection (the handoff hands over one owner at a time).
  * The cache of free regions is per thread; a region freed on another
- * thread than the one that took it joins that thread's cache.
+ * thread than the one that took it joins that thread's cache, and a full
+ * cache spills into the shared pool (a mutex), which an empty one refills
+ * from, so regions flow back from the shards that close connections to
+ * the ones that accept them.
  */
 #ifndef RINGMQ_TLS_MEM_H
 #define RINGMQ_TLS_MEM_H
@@ -47,8 +51,10 @@
 
 /* One region's bytes: wolfSSL_new() needs ~56 KB in Debian's 5.5.4 build. */
 #define TLS_MEM_REGION_BYTES (64u << 10)
-/* Free regions a thread keeps resident for the next connections; more are released. */
-#define TLS_MEM_WARM_REGIONS 32u
+/* Free regions a thread keeps for its next connections, without a lock. */
+#define TLS_MEM_WARM_REGIONS 16u
+/* Free regions the shared pool keeps with their pages; past that, the pages go back. */
+#define TLS_MEM_POOL_WARM 64u
 
 /* One connection's region, embedded in its owner (a stable address while in use). */
 struct tls_mem {
@@ -70,7 +76,7 @@ struct tls_mem_stats {
 /* Route wolfSSL's allocations through this module. Before wolfSSL_Init(). 0 or -1. */
 int tls_mem_init(void);
 
-/* This thread ends: release its cache of free regions (their pages, not the mappings). */
+/* This thread ends: its cache of free regions goes to the shared pool. */
 void tls_mem_thread_done(void);
 
 /*

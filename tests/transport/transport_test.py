@@ -48,9 +48,11 @@ WebSocket (paho-mqtt's websockets transport; raw sockets for exact bytes):
   ws_too_big                 a frame over packet_bytes_max -> close 1009
   ws_close_mid_packet        half a CONNECT, then a close frame -> the close is echoed
 Both:
-  tls_idle_sleep             a wss subscriber and a tls publisher left idle: both connections'
-                             wolfSSL state goes to sleep (logged), then a publish wakes both
-                             and the message arrives; both go on working
+  tls_idle_sleep             a wss subscriber and a tls publisher left idle: each
+                             connection's wolfSSL state sleeps once (logged with its port),
+                             a publish wakes each once and arrives; twice. Then a raw TLS
+                             client alone with keepalive 0 sleeps and closes its socket:
+                             woken, freed
 Both, across shards:
   handoff                    24 clients with distinct ids over tls and wss subscribe and
                              publish; with several shards most connections are handed to
@@ -667,34 +669,69 @@ def case_handoff(b, c):
             cl.loop_stop()
 
 
+def local_port(cl):
+    """The local port of paho client @cl's connection (its TCP socket, under TLS or ws)."""
+    sock = cl.socket()
+    return getattr(sock, "_socket", sock).getsockname()[1]
+
+
+def sleeps_of(b, mark, port):
+    """How often the connection from @port was put to sleep / woken since log offset @mark."""
+    lines = [ln for ln in b.log_text()[mark:].splitlines() if f"addr=127.0.0.1:{port}" in ln]
+    return (sum("wolfSSL state asleep" in ln for ln in lines),
+            sum("tls: awake" in ln for ln in lines))
+
+
 def case_tls_idle_sleep(b, c):
     mark = len(b.log_text())
     got = []
     sub = paho_client("sleepy-sub", 5, "websockets", b.ports["wss"], c["ca"], got)
     pub = paho_client("sleepy-pub", 4, "tcp", b.ports["tls"], c["ca"])
+    ports = (local_port(sub), local_port(pub))
+    raw = None
     try:
         sub.subscribe("sleepy/t", qos=1)
         check(sub._test_subscribed.wait(WAIT_S), "no SUBACK")
-        # Idle for XPORT_SLEEP_AFTER_MS (2 s): both objects sleep.
-        check(wait_for(lambda: b.log_text()[mark:].count("wolfSSL state asleep") >= 2,
-                       timeout=WAIT_S + 3), "the idle connections did not sleep")
-        asleep = re.findall(r"asleep in (\d+) bytes", b.log_text()[mark:])
-        check(all(int(n) < 5000 for n in asleep), f"asleep in too many bytes: {asleep}")
-        woken = b.log_text()[mark:].count("tls: awake")
-        pub.publish("sleepy/t", b"wake up", qos=1)
-        check(wait_for(lambda: got == [("sleepy/t", b"wake up")]), f"after sleep got {got!r}")
-        check(b.log_text()[mark:].count("tls: awake") >= woken + 2, "no connection woke")
-        # Asleep again, and a second round trip.
-        n = b.log_text()[mark:].count("wolfSSL state asleep")
-        check(wait_for(lambda: b.log_text()[mark:].count("wolfSSL state asleep") >= n + 2,
-                       timeout=WAIT_S + 3), "the connections did not sleep again")
-        pub.publish("sleepy/t", b"again", qos=1)
-        check(wait_for(lambda: len(got) == 2), f"second message missing: {got!r}")
-        check(got[1] == ("sleepy/t", b"again"), f"got {got!r}")
-    finally:
+        for rnd, payload in enumerate((b"wake up", b"again")):
+            # Idle for XPORT_SLEEP_AFTER_MS (2 s): both objects sleep, once per round.
+            check(wait_for(lambda: all(sleeps_of(b, mark, p)[0] == rnd + 1 for p in ports),
+                           timeout=WAIT_S + 3),
+                  f"round {rnd}: (sleeps, wakes) {[sleeps_of(b, mark, p) for p in ports]}")
+            asleep = re.findall(r"asleep in (\d+) bytes", b.log_text()[mark:])
+            check(all(int(n) < 5000 for n in asleep), f"asleep in too many bytes: {asleep}")
+            pub.publish("sleepy/t", payload, qos=1)
+            check(wait_for(lambda: len(got) == rnd + 1), f"round {rnd}: got {got!r}")
+            check(got[rnd] == ("sleepy/t", payload), f"got {got!r}")
+            check(wait_for(lambda: all(sleeps_of(b, mark, p)[1] == rnd + 1 for p in ports)),
+                  f"round {rnd}: not woken once each: {[sleeps_of(b, mark, p) for p in ports]}")
         for cl in (sub, pub):
             cl.disconnect()
             cl.loop_stop()
+        sub = pub = None
+        # Alone, with keepalive 0 (no timer keeps its shard ticking; the sweep must), then
+        # gone while asleep (no DISCONNECT, no close_notify): woken to be freed.
+        raw = client_ctx(c).wrap_socket(socket.create_connection(("127.0.0.1", b.ports["tls"]),
+                                                                 timeout=WAIT_S),
+                                        server_hostname="localhost")
+        raw.sendall(connect_pkt("sleepy-raw", keepalive=0))
+        check(recv_exact(raw, 4) == CONNACK_OK, "raw client: no CONNACK")
+        rport = raw.getsockname()[1]
+        check(wait_for(lambda: sleeps_of(b, mark, rport)[0] == 1, timeout=WAIT_S + 3),
+              "the raw client's connection did not sleep")
+        raw.close()
+        raw = None
+        check(wait_for(lambda: any(f"addr=127.0.0.1:{rport}" in ln and " closed: " in ln
+                                   for ln in b.log_text()[mark:].splitlines())),
+              "the raw client's sleeping connection was not closed")
+        # tls_conn_free() wakes it first: else wolfSSL_free() sees zeros and frees nothing.
+        check("wolfSSL kept" not in b.log_text()[mark:], "a freed connection kept blocks")
+    finally:
+        if raw is not None:
+            raw.close()
+        for cl in (sub, pub):
+            if cl is not None:
+                cl.disconnect()
+                cl.loop_stop()
 
 
 def case_tls_reload(b, c):
