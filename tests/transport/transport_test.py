@@ -52,7 +52,8 @@ Both:
                              connection's wolfSSL state sleeps once (logged with its port),
                              a publish wakes each once and arrives; twice. Then a raw TLS
                              client alone with keepalive 0 sleeps and closes its socket:
-                             woken, freed
+                             woken, freed; one with keepalive 2 sleeps and is closed by the
+                             broker at 3 s: woken for its close_notify
 Both, across shards:
   handoff                    24 clients with distinct ids over tls and wss subscribe and
                              publish; with several shards most connections are handed to
@@ -723,6 +724,19 @@ def case_tls_idle_sleep(b, c):
         check(wait_for(lambda: any(f"addr=127.0.0.1:{rport}" in ln and " closed: " in ln
                                    for ln in b.log_text()[mark:].splitlines())),
               "the raw client's sleeping connection was not closed")
+        # Keepalive 2 s: asleep after 2 s unused, closed by the broker at 3 s (1.5 x keepalive),
+        # which wakes it to send close_notify.
+        raw = client_ctx(c).wrap_socket(socket.create_connection(("127.0.0.1", b.ports["tls"]),
+                                                                 timeout=WAIT_S),
+                                        server_hostname="localhost")
+        raw.sendall(connect_pkt("sleepy-keepalive", keepalive=2))
+        check(recv_exact(raw, 4) == CONNACK_OK, "keepalive client: no CONNACK")
+        kport = raw.getsockname()[1]
+        check(wait_for(lambda: sleeps_of(b, mark, kport)[0] == 1, timeout=WAIT_S),
+              "the keepalive client's connection did not sleep")
+        check(closed_without_data(raw), "the broker did not close the expired connection")
+        check(wait_for(lambda: sleeps_of(b, mark, kport)[1] == 1),
+              "the keepalive close did not wake the connection for its close_notify")
         # tls_conn_free() wakes it first: else wolfSSL_free() sees zeros and frees nothing.
         check("wolfSSL kept" not in b.log_text()[mark:], "a freed connection kept blocks")
     finally:
