@@ -134,6 +134,11 @@ static uint8_t *pool_take(void)
         p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (p != MAP_FAILED) {
+            /*
+             * No transparent huge pages: a region's pages go back one by one
+             * (a DONTNEED inside a huge page frees nothing until it is split).
+             */
+            (void)madvise(p, bytes, MADV_NOHUGEPAGE);
             /* Last first, so regions are handed out in address order. */
             for (uint32_t i = TLS_MEM_CHUNK_REGIONS; i > 0; i--) {
                 pool.cold[pool.cold_n++] = p + (size_t)(i - 1) * TLS_MEM_REGION_BYTES;
