@@ -683,6 +683,20 @@ def sleeps_of(b, mark, port):
             sum("tls: awake" in ln for ln in lines))
 
 
+def asleep_raw_client(b, c, mark, cid, keepalive):
+    """A raw TLS client @cid connected (MQTT 3.1.1, @keepalive) and left until its connection
+    sleeps. Returns (socket, local port)."""
+    raw = client_ctx(c).wrap_socket(socket.create_connection(("127.0.0.1", b.ports["tls"]),
+                                                             timeout=WAIT_S),
+                                    server_hostname="localhost")
+    raw.sendall(connect_pkt(cid, keepalive=keepalive))
+    check(recv_exact(raw, 4) == CONNACK_OK, f"{cid}: no CONNACK")
+    port = raw.getsockname()[1]
+    check(wait_for(lambda: sleeps_of(b, mark, port)[0] == 1, timeout=WAIT_S),
+          f"{cid}: its connection did not sleep")
+    return raw, port
+
+
 def case_tls_idle_sleep(b, c):
     mark = len(b.log_text())
     got = []
@@ -711,14 +725,7 @@ def case_tls_idle_sleep(b, c):
         sub = pub = None
         # Alone, with keepalive 0 (no timer keeps its shard ticking; the sweep must), then
         # gone while asleep (no DISCONNECT, no close_notify): woken to be freed.
-        raw = client_ctx(c).wrap_socket(socket.create_connection(("127.0.0.1", b.ports["tls"]),
-                                                                 timeout=WAIT_S),
-                                        server_hostname="localhost")
-        raw.sendall(connect_pkt("sleepy-raw", keepalive=0))
-        check(recv_exact(raw, 4) == CONNACK_OK, "raw client: no CONNACK")
-        rport = raw.getsockname()[1]
-        check(wait_for(lambda: sleeps_of(b, mark, rport)[0] == 1, timeout=WAIT_S + 3),
-              "the raw client's connection did not sleep")
+        raw, rport = asleep_raw_client(b, c, mark, "sleepy-raw", 0)
         raw.close()
         raw = None
         check(wait_for(lambda: any(f"addr=127.0.0.1:{rport}" in ln and " closed: " in ln
@@ -726,14 +733,7 @@ def case_tls_idle_sleep(b, c):
               "the raw client's sleeping connection was not closed")
         # Keepalive 2 s: asleep after 2 s unused, closed by the broker at 3 s (1.5 x keepalive),
         # which wakes it to send close_notify.
-        raw = client_ctx(c).wrap_socket(socket.create_connection(("127.0.0.1", b.ports["tls"]),
-                                                                 timeout=WAIT_S),
-                                        server_hostname="localhost")
-        raw.sendall(connect_pkt("sleepy-keepalive", keepalive=2))
-        check(recv_exact(raw, 4) == CONNACK_OK, "keepalive client: no CONNACK")
-        kport = raw.getsockname()[1]
-        check(wait_for(lambda: sleeps_of(b, mark, kport)[0] == 1, timeout=WAIT_S),
-              "the keepalive client's connection did not sleep")
+        raw, kport = asleep_raw_client(b, c, mark, "sleepy-keepalive", 2)
         check(closed_without_data(raw), "the broker did not close the expired connection")
         check(wait_for(lambda: sleeps_of(b, mark, kport)[1] == 1),
               "the keepalive close did not wake the connection for its close_notify")
