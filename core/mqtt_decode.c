@@ -277,7 +277,12 @@ static int decode_publish(struct rd *r, uint8_t flags, uint8_t version, bool to_
         return -MQTT_RC_MALFORMED_PACKET; /* [MQTT-2.3.1-1] */
     }
     if (version == MQTT_V5) {
-        ret = mqtt_props__decode(r, MQTT_PROPS_IN(MQTT_PUBLISH), !to_server, &p->props);
+        /*
+         * Repeats allowed in both directions, so a client's PUBLISH gets the
+         * same reason code as from mqtt_decode_any() for any other fault in
+         * its properties; any subscription identifier is refused just below.
+         */
+        ret = mqtt_props__decode(r, MQTT_PROPS_IN(MQTT_PUBLISH), true, &p->props);
         if (ret != 0) {
             return ret;
         }

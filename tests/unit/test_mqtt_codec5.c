@@ -1011,6 +1011,27 @@ Test(mqtt_codec5, rejects_a_repeated_property_as_a_protocol_error_per_section_2_
     }
 }
 
+/*
+ * A client's PUBLISH with a subscription identifier twice and a Topic Alias
+ * of 0: the server decoder gives the same reason code as mqtt_decode_any()
+ * (0x94, the alias), not an earlier one for the repeat; with the alias
+ * fixed, the identifier alone is a Protocol Error [MQTT-3.3.4-6]. (Found by
+ * fuzz_mqtt_decode.)
+ */
+Test(mqtt_codec5, a_client_publish_with_repeated_subscription_ids_fails_as_decode_any_does)
+{
+    const uint8_t bad_alias[] = {0x0b, 0x01, 0x0b, 0x02, 0x23, 0x00, 0x00};
+    const uint8_t good_alias[] = {0x0b, 0x01, 0x0b, 0x02, 0x23, 0x00, 0x01};
+
+    cr_assert_eq(dec_props(MQTT_PUBLISH, false, false, bad_alias, sizeof(bad_alias)),
+                 -MQTT_RC_TOPIC_ALIAS_INVALID);
+    cr_assert_eq(dec_props(MQTT_PUBLISH, false, true, bad_alias, sizeof(bad_alias)),
+                 -MQTT_RC_TOPIC_ALIAS_INVALID);
+    cr_assert_eq(dec_props(MQTT_PUBLISH, false, false, good_alias, sizeof(good_alias)), 0);
+    cr_assert_eq(dec_props(MQTT_PUBLISH, false, true, good_alias, sizeof(good_alias)),
+                 -MQTT_RC_PROTOCOL_ERROR); /* [MQTT-3.3.4-6] */
+}
+
 Test(mqtt_codec5, keeps_user_properties_in_order_per_mqtt_3_3_2_18)
 {
     /* user b=1, payload format 0, user a=22, user ""="" */
