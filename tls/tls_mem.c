@@ -16,34 +16,39 @@
 #include <unistd.h>
 
 #include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/aes.h>
 #include <wolfssl/wolfcrypt/memory.h>
 
 #include "core/rm_assert.h"
 #include "net/log.h"
+#include "tls/tls_nap.h"
 
 /* Regions carved from one mapping (virtual memory only until used). */
 #define TLS_MEM_CHUNK_REGIONS 256u
+/* A mapping of regions: 16 MB, aligned to its size, so its address names it. */
+#define CHUNK_SHIFT 24u
+#define CHUNK_BYTES ((size_t)1 << CHUNK_SHIFT)
+_Static_assert(TLS_MEM_CHUNK_REGIONS *(size_t)TLS_MEM_REGION_BYTES == CHUNK_BYTES, "one chunk");
+/* User addresses below this: where mmap places mappings without a hint (47 bits on x86-64). */
+#define ADDR_SHIFT 47u
 #define BLK_LIVE 0x544c534du  /* "TLSM" */
 #define BLK_FREED 0x46524545u /* "FREE": a region's block, its bytes zeroed */
 
 /*
- * Every block's header: who holds it. 16 bytes keep wolfSSL's 16-byte
- * alignment. In a region the headers follow each other (each block takes
- * 16 + round16(size) bytes), freed ones too, so a region can be walked.
+ * A region block's header: who holds it. 16 bytes keep wolfSSL's 16-byte
+ * alignment. The headers follow each other (each block takes 16 +
+ * round16(size) bytes), freed ones too, so a region can be walked. Blocks
+ * from malloc have none: a pointer is a region's when its chunk is marked
+ * in chunk_bits.
  */
 struct blk {
-    struct tls_mem *owner; /* NULL: malloc; &orphans: a lost region's */
+    struct tls_mem *owner; /* &orphans: a lost region's */
     uint32_t size;         /* bytes asked for */
     uint32_t magic;
 };
 _Static_assert(sizeof(struct blk) == 16, "a header keeps 16-byte alignment");
 
-/* A sleeping region's run of nonzero words: skip words, then count words follow. */
-struct run {
-    uint16_t skip;
-    uint16_t count;
-};
-_Static_assert(TLS_MEM_REGION_BYTES / 8 <= UINT16_MAX, "word offsets fit a run");
+_Static_assert(TLS_MEM_REGION_BYTES / 8 <= UINT16_MAX, "word offsets fit a nap's run");
 
 /* A thread's free regions, taken and given back without a lock. */
 struct cache {
@@ -73,6 +78,12 @@ static __thread size_t current_only; /* 0: every block; else only blocks of this
 static struct tls_mem orphans;
 static __thread struct cache cache;
 static struct pool pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+/*
+ * One bit per 16 MB of the address space: set when a chunk of regions is
+ * mapped there, before any of its regions is handed out; never cleared
+ * (chunks stay mapped). 1 MB of address space, a few pages of it touched.
+ */
+static _Atomic uint64_t chunk_bits[((size_t)1 << (ADDR_SHIFT - CHUNK_SHIFT)) / 64];
 
 static _Atomic uint64_t regions_mapped;
 static _Atomic uint64_t regions_lost;
@@ -94,6 +105,54 @@ static size_t page_round(size_t n)
 static void count(_Atomic uint64_t *c, uint64_t n)
 {
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
+/* Whether @p lies in a chunk of regions (then a header precedes it). */
+static bool in_region(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    uint64_t bit;
+
+    if ((a >> ADDR_SHIFT) != 0) {
+        return false;
+    }
+    a >>= CHUNK_SHIFT;
+    bit = atomic_load_explicit(&chunk_bits[a / 64], memory_order_acquire);
+    return (bit >> (a % 64)) & 1u;
+}
+
+/* A new chunk of regions, aligned to its size and marked in chunk_bits; NULL when it cannot. */
+static uint8_t *chunk_map(void)
+{
+    uint8_t *p;
+    uint8_t *chunk;
+    uintptr_t a;
+    size_t head;
+
+    p = mmap(NULL, 2 * CHUNK_BYTES, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        return NULL;
+    }
+    chunk = (uint8_t *)(((uintptr_t)p + CHUNK_BYTES - 1) & ~(uintptr_t)(CHUNK_BYTES - 1));
+    head = (size_t)(chunk - p);
+    if (head > 0) {
+        (void)munmap(p, head);
+    }
+    (void)munmap(chunk + CHUNK_BYTES, CHUNK_BYTES - head);
+    a = (uintptr_t)chunk;
+    if ((a >> ADDR_SHIFT) != 0) {
+        (void)munmap(chunk, CHUNK_BYTES); /* out of the bitmap's reach: no regions then */
+        return NULL;
+    }
+    /*
+     * No transparent huge pages: a region's pages go back one by one
+     * (a DONTNEED inside a huge page frees nothing until it is split).
+     */
+    (void)madvise(chunk, CHUNK_BYTES, MADV_NOHUGEPAGE);
+    a >>= CHUNK_SHIFT;
+    atomic_fetch_or_explicit(&chunk_bits[a / 64], (uint64_t)1 << (a % 64), memory_order_release);
+    return chunk;
 }
 
 /* Room for @more cold regions. Under pool.lock. 0 or -ENOMEM. */
@@ -121,7 +180,6 @@ static int cold_reserve(uint32_t more)
 /* A region from the pool, warm first, mapping more when empty; NULL when it cannot. */
 static uint8_t *pool_take(void)
 {
-    size_t bytes = (size_t)TLS_MEM_CHUNK_REGIONS * TLS_MEM_REGION_BYTES;
     uint8_t *region = NULL;
     uint8_t *p;
 
@@ -131,14 +189,8 @@ static uint8_t *pool_take(void)
         goto out;
     }
     if (pool.cold_n == 0 && cold_reserve(TLS_MEM_CHUNK_REGIONS) == 0) {
-        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p != MAP_FAILED) {
-            /*
-             * No transparent huge pages: a region's pages go back one by one
-             * (a DONTNEED inside a huge page frees nothing until it is split).
-             */
-            (void)madvise(p, bytes, MADV_NOHUGEPAGE);
+        p = chunk_map();
+        if (p != NULL) {
             /* Last first, so regions are handed out in address order. */
             for (uint32_t i = TLS_MEM_CHUNK_REGIONS; i > 0; i--) {
                 pool.cold[pool.cold_n++] = p + (size_t)(i - 1) * TLS_MEM_REGION_BYTES;
@@ -195,15 +247,7 @@ static void *mem_malloc(size_t size)
             return b + 1;
         }
     }
-    if (size > UINT32_MAX - sizeof(*b)) {
-        return NULL;
-    }
-    b = malloc(sizeof(*b) + size);
-    if (b == NULL) {
-        return NULL;
-    }
-    *b = (struct blk){.owner = NULL, .size = (uint32_t)size, .magic = BLK_LIVE};
-    return b + 1;
+    return malloc(size);
 }
 
 static struct blk *blk_of(void *p)
@@ -219,15 +263,12 @@ static void mem_free(void *p)
     struct blk *b;
     struct tls_mem *m;
 
-    if (p == NULL) {
+    if (!in_region(p)) {
+        free(p); /* NULL too */
         return;
     }
     b = blk_of(p);
     m = b->owner;
-    if (m == NULL) {
-        free(b);
-        return;
-    }
     if (m != &orphans) {
         RM_ASSERT(!tls_mem_asleep(m) && m->live > 0);
         m->live--;
@@ -244,18 +285,10 @@ static void *mem_realloc(void *p, size_t size)
     if (p == NULL) {
         return mem_malloc(size);
     }
-    b = blk_of(p);
-    if (b->owner == NULL) {
-        if (size > UINT32_MAX - sizeof(*b)) {
-            return NULL;
-        }
-        b = realloc(b, sizeof(*b) + size);
-        if (b == NULL) {
-            return NULL;
-        }
-        b->size = (uint32_t)size;
-        return b + 1;
+    if (!in_region(p)) {
+        return realloc(p, size);
     }
+    b = blk_of(p);
     if (size <= b->size) {
         return p; /* the block keeps its size: its free zeroes all of it */
     }
@@ -344,38 +377,28 @@ void tls_mem_release(struct tls_mem *m)
     memset(m, 0, sizeof(*m));
 }
 
-/* Encode the nonzero words of @w[0..@n) into @out (NULL: only measure). Returns the length. */
-static size_t encode(const uint64_t *w, uint32_t n, uint8_t *out)
+/* Offsets of @m's live blocks that may be cipher states (sizeof(Aes)), at most @cap. */
+static uint32_t ciphers(const struct tls_mem *m, uint32_t *off, uint32_t cap)
 {
-    struct run r;
-    size_t len = 0;
-    uint32_t i = 0;
-    uint32_t last = 0;
-    uint32_t start;
+    const struct blk *b;
+    uint32_t n = 0;
+    uint32_t at = 0;
 
-    while (i < n) {
-        if (w[i] == 0) {
-            i++;
-            continue;
+    while (at < m->used && n < cap) {
+        b = (const struct blk *)(const void *)(m->base + at);
+        if (b->magic == BLK_LIVE && b->size == sizeof(Aes)) {
+            off[n++] = at + (uint32_t)sizeof(*b);
         }
-        for (start = i; i < n && w[i] != 0; i++) {
-        }
-        r = (struct run){.skip = (uint16_t)(start - last), .count = (uint16_t)(i - start)};
-        if (out != NULL) {
-            memcpy(out + len, &r, sizeof(r));
-            memcpy(out + len + sizeof(r), w + start, (size_t)r.count * 8);
-        }
-        len += sizeof(r) + (size_t)r.count * 8;
-        last = i;
+        at += (uint32_t)(sizeof(*b) + round16(b->size));
     }
-    return len;
+    return n;
 }
 
 int tls_mem_sleep(struct tls_mem *m)
 {
-    const uint64_t *w;
+    uint32_t off[TLS_NAP_CIPHERS_MAX];
     uint8_t *nap;
-    size_t len;
+    uint32_t len;
 
     RM_ASSERT(m != NULL && current == NULL);
     if (tls_mem_asleep(m)) {
@@ -384,43 +407,28 @@ int tls_mem_sleep(struct tls_mem *m)
     if (m->base == NULL || m->used == 0) {
         return -ENOMEM;
     }
-    w = (const uint64_t *)(const void *)m->base;
-    len = encode(w, m->used / 8, NULL);
-    nap = malloc(len > 0 ? len : 1);
+    nap = tls_nap_encode(m->base, m->used, off, ciphers(m, off, TLS_NAP_CIPHERS_MAX), &len);
     if (nap == NULL) {
         return -ENOMEM;
     }
-    encode(w, m->used / 8, nap);
     if (madvise(m->base, page_round(m->used), MADV_DONTNEED) != 0) {
-        free(nap);
+        tls_nap_free(nap, len);
         return -errno;
     }
     m->nap = nap;
-    m->nap_len = (uint32_t)len;
+    m->nap_len = len;
     count(&sleeps, 1);
     return 0;
 }
 
 void tls_mem_wake(struct tls_mem *m)
 {
-    struct run r;
-    size_t pos = 0;
-    size_t word = 0;
-
     RM_ASSERT(m != NULL);
     if (!tls_mem_asleep(m)) {
         return;
     }
-    while (pos < m->nap_len) {
-        memcpy(&r, m->nap + pos, sizeof(r));
-        pos += sizeof(r);
-        word += r.skip;
-        RM_ASSERT((word + r.count) * 8 <= m->used && pos + (size_t)r.count * 8 <= m->nap_len);
-        memcpy(m->base + word * 8, m->nap + pos, (size_t)r.count * 8);
-        pos += (size_t)r.count * 8;
-        word += r.count;
-    }
-    free(m->nap);
+    tls_nap_decode(m->base, m->used, m->nap, m->nap_len);
+    tls_nap_free(m->nap, m->nap_len);
     m->nap = NULL;
     m->nap_len = 0;
     count(&wakes, 1);

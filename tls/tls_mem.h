@@ -20,19 +20,23 @@
  *   fixed-point ECC tables, the error queue), which must not live in a
  *   region that sleeps or is reused: they, what does not fit, and
  *   everything allocated at other times come from malloc as before.
- * - tls_mem_sleep() encodes the region's nonzero 8-byte words (skip and
- *   length, then the words) into a small heap buffer and hands the region's
- *   pages back to the kernel (MADV_DONTNEED: they read as zeros again).
- *   tls_mem_wake() writes the words back at the same addresses, so every
- *   pointer into the region stays valid. Only wolfSSL calls on the
- *   connection's own object touch its region, so the owner wakes it
+ * - tls_mem_sleep() encodes the region into a small heap buffer (a nap,
+ *   tls_nap.h: the words that are neither zero nor part of a cipher state
+ *   wolfCrypt can rebuild from its key) and hands the region's pages back
+ *   to the kernel (MADV_DONTNEED: they read as zeros again).
+ *   tls_mem_wake() rebuilds the region word for word at the same
+ *   addresses, so every pointer into it stays valid. Only wolfSSL calls on
+ *   the connection's own object touch its region, so the owner wakes it
  *   before any of them.
  * - A block freed inside a region is zeroed, so a region stays compressible
  *   and one whose blocks were all freed goes back to the cache clean.
  *
  * wolfSSL's allocation callbacks are process-wide (tls_mem_init(), before
- * wolfSSL_Init()); each block carries a 16-byte header that says whether a
- * region or malloc holds it (16 keeps wolfSSL's alignment).
+ * wolfSSL_Init()). A block in a region carries a 16-byte header (its owner
+ * and size; 16 keeps wolfSSL's alignment); one from malloc is malloc's own,
+ * with nothing added. Regions are carved from 16 MB mappings aligned to
+ * their size, marked in a bitmap of the address space, so a free knows in
+ * one load which kind of block it holds.
  *
  * THREADING: a region is used by the thread that owns its connection; it
  * moves with the connection (the handoff hands over one owner at a time).
@@ -61,7 +65,7 @@ struct tls_mem {
     uint8_t *base;    /* the region; NULL: none (every block came from malloc) */
     uint32_t used;    /* bytes handed out, from base; a multiple of 16 */
     uint32_t live;    /* blocks in the region not yet freed */
-    uint8_t *nap;     /* asleep: the region's nonzero words, encoded; NULL when awake */
+    uint8_t *nap;     /* asleep: the region, encoded (tls_nap.h); NULL when awake */
     uint32_t nap_len; /* bytes at nap */
 };
 
@@ -97,7 +101,7 @@ void tls_mem_end(void);
 void tls_mem_release(struct tls_mem *m);
 
 /*
- * Put @m to sleep: its nonzero words go to a heap buffer and its pages to
+ * Put @m to sleep: its contents go to a nap (tls_nap.h) and its pages to
  * the kernel. 0, or -ENOMEM (nothing changed: no buffer, or no region).
  * Already asleep: 0.
  */

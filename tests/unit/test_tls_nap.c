@@ -1,0 +1,147 @@
+/*
+ * test_tls_nap.c - a sleeping region's encoding: word for word back, and
+ * small because cipher states are rebuilt from their keys, not copied.
+ *
+ * The regions here are built by hand: zeros, some live words, and real
+ * AES-GCM states made and used through wolfCrypt the way wolfSSL does.
+ * test_tls_mem covers the same code under a real handshake.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/aes.h>
+
+#include "tls/tls_nap.h"
+
+#define REGION_BYTES (16u << 10)
+#define LIVE_WORDS 32u /* the region's other nonzero words */
+
+static uint8_t *region_new(void)
+{
+    uint8_t *r = aligned_alloc(4096, REGION_BYTES);
+
+    cr_assert_not_null(r);
+    memset(r, 0, REGION_BYTES);
+    for (uint32_t i = 0; i < LIVE_WORDS; i++) {
+        uint64_t v = 0x9e3779b97f4a7c15ull * (i + 1);
+
+        memcpy(r + 64 + i * 8, &v, 8);
+    }
+    return r;
+}
+
+/* A cipher state at @r + @off keyed with @key_len bytes, then used once. */
+static void cipher_put(uint8_t *r, uint32_t off, uint32_t key_len)
+{
+    Aes *aes = (Aes *)(void *)(r + off);
+    uint8_t key[32];
+    uint8_t iv[12] = {1, 2, 3};
+    uint8_t in[40] = "a record's worth of plaintext";
+    uint8_t out[40];
+    uint8_t tag[16];
+
+    for (uint32_t i = 0; i < sizeof(key); i++) {
+        key[i] = (uint8_t)(i * 7 + off);
+    }
+    cr_assert_eq(wc_AesInit(aes, NULL, INVALID_DEVID), 0);
+    cr_assert_eq(wc_AesGcmSetKey(aes, key, key_len), 0);
+    cr_assert_eq(
+        wc_AesGcmEncrypt(aes, out, in, sizeof(in), iv, sizeof(iv), tag, sizeof(tag), NULL, 0), 0);
+}
+
+/* Encode @r, decode into a zeroed copy, and check it reads the same. Returns the nap's length. */
+static uint32_t round_trip(const uint8_t *r, const uint32_t *aes_off, uint32_t n_aes)
+{
+    uint8_t *back = aligned_alloc(4096, REGION_BYTES);
+    uint32_t len = 0;
+    uint8_t *nap;
+
+    cr_assert_not_null(back);
+    nap = tls_nap_encode(r, REGION_BYTES, aes_off, n_aes, &len);
+    cr_assert_not_null(nap);
+    cr_assert_geq(len, 1u);
+    memset(back, 0, REGION_BYTES);
+    tls_nap_decode(back, REGION_BYTES, nap, len);
+    cr_assert_arr_eq(back, r, REGION_BYTES, "the region did not come back word for word");
+    tls_nap_free(nap, len);
+    free(back);
+    return len;
+}
+
+Test(tls_nap, a_region_of_zeros_naps_in_one_byte)
+{
+    uint8_t *r = aligned_alloc(4096, REGION_BYTES);
+
+    cr_assert_not_null(r);
+    memset(r, 0, REGION_BYTES);
+    cr_assert_eq(round_trip(r, NULL, 0), 1u);
+    free(r);
+}
+
+Test(tls_nap, cipher_states_are_rebuilt_from_their_keys_not_copied)
+{
+    uint32_t off[2] = {2048, 2048 + 2 * (uint32_t)sizeof(Aes)};
+    uint32_t copied;
+    uint32_t rebuilt;
+    uint8_t *r = region_new();
+
+    cipher_put(r, off[0], 16);
+    cipher_put(r, off[1], 32);
+    copied = round_trip(r, NULL, 0); /* told of no state: every nonzero word copied */
+    rebuilt = round_trip(r, off, 2);
+    /* Each state has hundreds of nonzero bytes (its key schedule, its GHASH table). */
+    cr_assert_gt(copied, LIVE_WORDS * 8 + 2 * 400u, "copied: %u bytes", copied);
+    /* Rebuilt: the live words, two keys, and the few words a use changes. */
+    cr_assert_lt(rebuilt, LIVE_WORDS * 8 + 2 * 160u, "rebuilt: %u bytes", rebuilt);
+    free(r);
+}
+
+Test(tls_nap, a_rebuilt_state_still_decrypts_what_the_original_encrypted)
+{
+    uint32_t off = 4096;
+    uint8_t *r = region_new();
+    uint8_t *back = aligned_alloc(4096, REGION_BYTES);
+    uint8_t iv[12] = {9};
+    uint8_t in[24] = "sealed before the sleep";
+    uint8_t sealed[24];
+    uint8_t opened[24];
+    uint8_t tag[16];
+    uint8_t *nap;
+    uint32_t len;
+
+    cr_assert_not_null(back);
+    cipher_put(r, off, 16);
+    cr_assert_eq(wc_AesGcmEncrypt((Aes *)(void *)(r + off), sealed, in, sizeof(in), iv, sizeof(iv),
+                                  tag, sizeof(tag), NULL, 0),
+                 0);
+    nap = tls_nap_encode(r, REGION_BYTES, &off, 1, &len);
+    cr_assert_not_null(nap);
+    memset(back, 0, REGION_BYTES);
+    tls_nap_decode(back, REGION_BYTES, nap, len);
+    tls_nap_free(nap, len);
+    cr_assert_eq(wc_AesGcmDecrypt((Aes *)(void *)(back + off), opened, sealed, sizeof(sealed), iv,
+                                  sizeof(iv), tag, sizeof(tag), NULL, 0),
+                 0);
+    cr_assert_arr_eq(opened, in, sizeof(in));
+    free(back);
+    free(r);
+}
+
+Test(tls_nap, a_wrong_guess_of_where_a_state_is_costs_bytes_not_correctness)
+{
+    uint32_t off[3] = {1024, 4096, 8192};
+    uint8_t *r = region_new();
+    Aes *fake = (Aes *)(void *)(r + off[1]);
+
+    /* off[0]: zeros (no key length); off[1]: noise with a valid key length; off[2]: a real state.
+     */
+    for (uint32_t i = 0; i < sizeof(Aes); i++) {
+        r[off[1] + i] = (uint8_t)(i * 131 + 17);
+    }
+    fake->keylen = 16;
+    cipher_put(r, off[2], 24);
+    (void)round_trip(r, off, 3);
+    free(r);
+}

@@ -1,0 +1,244 @@
+/*
+ * tls_nap.c - a sleeping region's encoding (see tls_nap.h).
+ *
+ * Layout: one byte, the count of rebuilt cipher states; per state its byte
+ * offset (4 bytes), its key length (1) and key; then runs: skip words that
+ * equal the expected region, then count words that follow literally.
+ */
+#include "tls/tls_nap.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <wolfssl/options.h>
+#include <wolfssl/wolfcrypt/aes.h>
+
+#include "core/rm_assert.h"
+
+#define AES_WORDS (sizeof(Aes) / 8)
+#define KEY_MAX 32u
+
+_Static_assert(sizeof(Aes) % 8 == 0, "a cipher state is whole words");
+
+struct run {
+    uint16_t skip;
+    uint16_t count;
+};
+
+/* A cipher state rebuilt from its key: where it is and what it reads as. */
+struct cipher {
+    uint32_t word; /* its first word in the region */
+    uint8_t key_len;
+    uint8_t key[KEY_MAX];
+    Aes img;
+};
+
+/* What wolfSSL's own wc_AesInit + wc_AesGcmSetKey leave in a zeroed state. */
+static bool rebuild(Aes *img, const uint8_t *key, uint32_t key_len)
+{
+    memset(img, 0, sizeof(*img));
+    return wc_AesInit(img, NULL, INVALID_DEVID) == 0 &&
+           wc_AesGcmSetKey(img, key, (word32)key_len) == 0;
+}
+
+static void forget(Aes *img)
+{
+    wc_AesFree(img);
+    explicit_bzero(img, sizeof(*img));
+}
+
+static uint32_t differing(const uint64_t *a, const uint64_t *b, uint32_t n)
+{
+    uint32_t d = 0;
+
+    for (uint32_t i = 0; i < n; i++) {
+        d += a[i] != b[i];
+    }
+    return d;
+}
+
+/*
+ * Whether the state at @live can be rebuilt into most of its words: its key
+ * is its first round key, as bytes (AES-NI) or as big-endian words (the C
+ * code). On success @c holds the key and the rebuilt image.
+ */
+static bool guess(struct cipher *c, const Aes *live)
+{
+    uint8_t key[KEY_MAX];
+    uint32_t key_len;
+    uint32_t best = AES_WORDS / 2; /* worth it only when it rebuilds half or more */
+    bool found = false;
+    Aes img;
+
+    if (live->keylen != 16 && live->keylen != 24 && live->keylen != 32) {
+        return false;
+    }
+    key_len = (uint32_t)live->keylen;
+    for (int swapped = 0; swapped <= 1; swapped++) {
+        memcpy(key, live->key, key_len);
+        for (uint32_t i = 0; swapped && i < key_len; i += 4) {
+            uint8_t t0 = key[i];
+            uint8_t t1 = key[i + 1];
+
+            key[i] = key[i + 3];
+            key[i + 1] = key[i + 2];
+            key[i + 2] = t1;
+            key[i + 3] = t0;
+        }
+        if (rebuild(&img, key, key_len)) {
+            uint32_t d = differing((const uint64_t *)(const void *)&img,
+                                   (const uint64_t *)(const void *)live, AES_WORDS);
+            if (d < best) {
+                best = d;
+                found = true;
+                c->key_len = (uint8_t)key_len;
+                memcpy(c->key, key, key_len);
+                memcpy(&c->img, &img, sizeof(img));
+            }
+        }
+        forget(&img);
+    }
+    explicit_bzero(key, sizeof(key));
+    return found;
+}
+
+/* The expected value of word @i: the rebuilt state covering it, else zero. */
+static uint64_t expected(const struct cipher *c, uint32_t n, uint32_t i)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        if (i >= c[k].word && i < c[k].word + AES_WORDS) {
+            return ((const uint64_t *)(const void *)&c[k].img)[i - c[k].word];
+        }
+    }
+    return 0;
+}
+
+/* Runs of @w[0..@n) that differ from the expected region, into @out (NULL: only measure). */
+static size_t encode_runs(const uint64_t *w, uint32_t n, const struct cipher *c, uint32_t nc,
+                          uint8_t *out)
+{
+    struct run r;
+    size_t len = 0;
+    uint32_t i = 0;
+    uint32_t last = 0;
+    uint32_t start;
+
+    while (i < n) {
+        if (w[i] == expected(c, nc, i)) {
+            i++;
+            continue;
+        }
+        for (start = i; i < n && w[i] != expected(c, nc, i) && i - start < UINT16_MAX; i++) {
+        }
+        RM_ASSERT(start - last <= UINT16_MAX);
+        r = (struct run){.skip = (uint16_t)(start - last), .count = (uint16_t)(i - start)};
+        if (out != NULL) {
+            memcpy(out + len, &r, sizeof(r));
+            memcpy(out + len + sizeof(r), w + start, (size_t)r.count * 8);
+        }
+        len += sizeof(r) + (size_t)r.count * 8;
+        last = i;
+    }
+    return len;
+}
+
+static size_t header_len(const struct cipher *c, uint32_t nc)
+{
+    size_t len = 1;
+
+    for (uint32_t k = 0; k < nc; k++) {
+        len += 4 + 1 + c[k].key_len;
+    }
+    return len;
+}
+
+uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const uint32_t *aes_off, uint32_t n_aes,
+                        uint32_t *out_len)
+{
+    struct cipher c[TLS_NAP_CIPHERS_MAX] = {0};
+    const uint64_t *w = (const uint64_t *)(const void *)base;
+    uint32_t nc = 0;
+    uint8_t *nap = NULL;
+    size_t head;
+    size_t pos;
+
+    RM_ASSERT(base != NULL && len % 8 == 0 && out_len != NULL);
+    RM_ASSERT(len / 8 <= UINT16_MAX); /* every skip fits a run */
+    for (uint32_t k = 0; k < n_aes && nc < TLS_NAP_CIPHERS_MAX; k++) {
+        RM_ASSERT(aes_off[k] % 8 == 0 && aes_off[k] + sizeof(Aes) <= len);
+        RM_ASSERT(nc == 0 || aes_off[k] / 8 >= c[nc - 1].word + AES_WORDS);
+        c[nc].word = aes_off[k] / 8;
+        if (guess(&c[nc], (const Aes *)(const void *)(base + aes_off[k]))) {
+            nc++;
+        }
+    }
+    head = header_len(c, nc);
+    pos = head + encode_runs(w, len / 8, c, nc, NULL);
+    nap = malloc(pos);
+    if (nap == NULL) {
+        goto out;
+    }
+    nap[0] = (uint8_t)nc;
+    pos = 1;
+    for (uint32_t k = 0; k < nc; k++) {
+        uint32_t off = c[k].word * 8;
+
+        memcpy(nap + pos, &off, 4);
+        nap[pos + 4] = c[k].key_len;
+        memcpy(nap + pos + 5, c[k].key, c[k].key_len);
+        pos += 5 + (size_t)c[k].key_len;
+    }
+    RM_ASSERT(pos == head);
+    pos += encode_runs(w, len / 8, c, nc, nap + head);
+    *out_len = (uint32_t)pos;
+out:
+    for (uint32_t k = 0; k < nc; k++) {
+        explicit_bzero(&c[k], sizeof(c[k]));
+    }
+    return nap;
+}
+
+void tls_nap_decode(uint8_t *base, uint32_t len, const uint8_t *nap, uint32_t nap_len)
+{
+    struct run r;
+    Aes img;
+    size_t pos = 1;
+    size_t word = 0;
+    uint32_t off;
+    uint32_t key_len;
+    bool ok;
+
+    RM_ASSERT(base != NULL && nap != NULL && nap_len >= 1 && nap[0] <= TLS_NAP_CIPHERS_MAX);
+    for (uint32_t k = 0; k < nap[0]; k++) {
+        RM_ASSERT(pos + 5 <= nap_len);
+        memcpy(&off, nap + pos, 4);
+        key_len = nap[pos + 4];
+        RM_ASSERT(key_len <= KEY_MAX && pos + 5 + key_len <= nap_len);
+        RM_ASSERT(off % 8 == 0 && off + sizeof(Aes) <= len);
+        /* Rebuilt exactly as tls_nap_encode() did: it cannot fail where that did not. */
+        ok = rebuild(&img, nap + pos + 5, key_len);
+        RM_ASSERT(ok);
+        memcpy(base + off, &img, sizeof(img));
+        forget(&img);
+        pos += 5 + (size_t)key_len;
+    }
+    while (pos < nap_len) {
+        RM_ASSERT(pos + sizeof(r) <= nap_len);
+        memcpy(&r, nap + pos, sizeof(r));
+        pos += sizeof(r);
+        word += r.skip;
+        RM_ASSERT((word + r.count) * 8 <= len && pos + (size_t)r.count * 8 <= nap_len);
+        memcpy(base + word * 8, nap + pos, (size_t)r.count * 8);
+        pos += (size_t)r.count * 8;
+        word += r.count;
+    }
+}
+
+void tls_nap_free(uint8_t *nap, uint32_t nap_len)
+{
+    if (nap != NULL) {
+        explicit_bzero(nap, nap_len);
+        free(nap);
+    }
+}
