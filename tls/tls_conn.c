@@ -105,6 +105,7 @@ struct WOLFSSL *tls_conn_new(const struct tls_ctx *t, struct tls_io *io)
     wolfSSL_SetIOWriteCtx(ssl, io);
     tls_ctx__ref(t);
     io->ctx = t;
+    io->mem.ref = tls_ctx__reference(t); /* lives while io->ctx's reference does */
     return ssl;
 }
 

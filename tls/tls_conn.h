@@ -45,8 +45,8 @@ struct WOLFSSL_CTX;
 struct tls_io {
     const uint8_t *in; /* ciphertext not yet taken by wolfSSL (borrowed during a feed) */
     size_t in_len;
-    struct obuf *out;  /* ciphertext to send; wolfSSL's writes append to it */
-    size_t out_max;    /* bound on out->len: past it a write fails (-ENOMEM) */
+    struct obuf *out;          /* ciphertext to send; wolfSSL's writes append to it */
+    size_t out_max;            /* bound on out->len: past it a write fails (-ENOMEM) */
     const struct tls_ctx *ctx; /* the object's context: one reference, dropped by tls_conn_free */
     struct tls_mem mem;        /* the object's own memory (tls/tls_mem) */
 };

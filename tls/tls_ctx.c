@@ -25,11 +25,11 @@
 #include "tls/tls_mem.h"
 
 /* TLS 1.3 suites kept when only `ciphers` (the TLS 1.2 list) is configured. */
-#define TLS13_DEFAULT_SUITES                                                                      \
+#define TLS13_DEFAULT_SUITES                                                                       \
     "TLS13-AES128-GCM-SHA256:TLS13-AES256-GCM-SHA384:TLS13-CHACHA20-POLY1305-SHA256"
 /* TLS 1.2 suites kept when only `ciphers_tls1.3` is configured: forward-secret AEADs. */
-#define TLS12_DEFAULT_SUITES                                                                      \
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"    \
+#define TLS12_DEFAULT_SUITES                                                                       \
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define TLS_CIPHERS_MAX (2 * CONFIG_CIPHERS_MAX + 2)
 #define TLS_ERR_TEXT_BYTES 160u
@@ -44,6 +44,13 @@ struct tls_ctx {
     /* Sealing key of session tickets, drawn at start-up; read-only after. */
     uint8_t ticket_name[WOLFSSL_TICKET_NAME_SZ];
     uint8_t ticket_key[CHACHA20_POLY1305_AEAD_KEYSIZE];
+    /*
+     * A fresh object of this context, never used: what its connections'
+     * sleeping regions are encoded against (tls_nap.h). Read-only after
+     * tls_ctx_new(); NULL when it could not be made (naps are larger then).
+     */
+    WOLFSSL *ref_ssl;
+    struct tls_mem ref_mem;
 };
 
 _Static_assert(CHACHA20_POLY1305_AEAD_IV_SIZE <= WOLFSSL_TICKET_IV_SZ, "nonce fits the iv");
@@ -96,8 +103,8 @@ static int ticket_cb(WOLFSSL *ssl, unsigned char key_name[WOLFSSL_TICKET_NAME_SZ
     memcpy(aad, key_name, WOLFSSL_TICKET_NAME_SZ);
     memcpy(aad + WOLFSSL_TICKET_NAME_SZ, iv, WOLFSSL_TICKET_IV_SZ);
     if (enc) {
-        if (wc_ChaCha20Poly1305_Encrypt(t->ticket_key, iv, aad, sizeof(aad), ticket,
-                                        (word32)in_len, ticket, mac) == 0) {
+        if (wc_ChaCha20Poly1305_Encrypt(t->ticket_key, iv, aad, sizeof(aad), ticket, (word32)in_len,
+                                        ticket, mac) == 0) {
             *out_len = in_len;
             rc = WOLFSSL_TICKET_RET_OK;
         } else {
@@ -170,8 +177,7 @@ out:
  * the one not configured keeps its defaults, so naming one list never turns
  * the other protocol version off.
  */
-static int set_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *l, char *err,
-                       size_t err_len)
+static int set_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *l, char *err, size_t err_len)
 {
     char list[TLS_CIPHERS_MAX];
     int i;
@@ -189,8 +195,7 @@ static int set_ciphers(WOLFSSL_CTX *ctx, const struct config_listener *l, char *
             return -1;
         }
     }
-    snprintf(list, sizeof(list), "%s:%s",
-             l->ciphers[0] != '\0' ? l->ciphers : TLS12_DEFAULT_SUITES,
+    snprintf(list, sizeof(list), "%s:%s", l->ciphers[0] != '\0' ? l->ciphers : TLS12_DEFAULT_SUITES,
              l->ciphers_tls13[0] != '\0' ? l->ciphers_tls13 : TLS13_DEFAULT_SUITES);
     if (wolfSSL_CTX_set_cipher_list(ctx, list) != WOLFSSL_SUCCESS) {
         snprintf(err, err_len, "ciphers: wolfSSL refused the combined list '%s'", list);
@@ -225,7 +230,7 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
         goto out_free;
     }
     ret = wolfSSL_CTX_SetMinVersion(t->ctx, l->tls_version == CONFIG_TLS_13 ? WOLFSSL_TLSV1_3
-                                                                           : WOLFSSL_TLSV1_2);
+                                                                            : WOLFSSL_TLSV1_2);
     if (ret != WOLFSSL_SUCCESS) {
         snprintf(err, err_len, "tls_version: this wolfSSL cannot require it");
         goto out_free;
@@ -277,6 +282,13 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
         snprintf(err, err_len, "cannot turn session tickets off");
         goto out_free;
     }
+    /* Last: the object copies the context's settings. */
+    tls_mem_begin(&t->ref_mem, 0);
+    t->ref_ssl = wolfSSL_new(t->ctx);
+    tls_mem_end();
+    if (t->ref_ssl == NULL) {
+        tls_mem_release(&t->ref_mem);
+    }
     return t;
 
 out_free:
@@ -310,6 +322,10 @@ void tls_ctx__unref(const struct tls_ctx *t)
     if (was != 1) {
         return;
     }
+    if (m->ref_ssl != NULL) {
+        wolfSSL_free(m->ref_ssl);
+        tls_mem_release(&m->ref_mem);
+    }
     if (m->ctx != NULL) {
         wolfSSL_CTX_free(m->ctx);
     }
@@ -325,6 +341,12 @@ bool tls_ctx_identity_as_username(const struct tls_ctx *t)
 {
     RM_ASSERT(t != NULL);
     return t->identity_as_username;
+}
+
+const struct tls_mem *tls_ctx__reference(const struct tls_ctx *t)
+{
+    RM_ASSERT(t != NULL);
+    return t->ref_ssl != NULL ? &t->ref_mem : NULL;
 }
 
 struct WOLFSSL_CTX *tls_ctx__wolfssl(const struct tls_ctx *t)

@@ -84,6 +84,14 @@ bool tls_ctx_identity_as_username(const struct tls_ctx *t);
 /* The wolfSSL context, for tls/tls_conn. */
 struct WOLFSSL_CTX *tls_ctx__wolfssl(const struct tls_ctx *t);
 
+struct tls_mem;
+/*
+ * For tls/tls_conn: the region of a fresh, never used object of @t, which
+ * its connections' sleeping regions are encoded against (tls_mem.h's ref);
+ * NULL: none. Lives as long as @t.
+ */
+const struct tls_mem *tls_ctx__reference(const struct tls_ctx *t);
+
 /* tls/tls_conn: one more connection uses @t (any thread). */
 void tls_ctx__ref(const struct tls_ctx *t);
 

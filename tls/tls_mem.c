@@ -394,8 +394,19 @@ static uint32_t ciphers(const struct tls_mem *m, uint32_t *off, uint32_t cap)
     return n;
 }
 
+/* @m's reference, as the nap sees it (same at sleep and wake). */
+static struct tls_nap_ref reference(const struct tls_mem *m)
+{
+    if (m->ref == NULL || m->ref->base == NULL) {
+        return (struct tls_nap_ref){.base = NULL, .len = 0};
+    }
+    RM_ASSERT(m->ref != m && !tls_mem_asleep(m->ref));
+    return (struct tls_nap_ref){.base = m->ref->base, .len = m->ref->used};
+}
+
 int tls_mem_sleep(struct tls_mem *m)
 {
+    struct tls_nap_ref ref;
     uint32_t off[TLS_NAP_CIPHERS_MAX];
     uint8_t *nap;
     uint32_t len;
@@ -407,7 +418,8 @@ int tls_mem_sleep(struct tls_mem *m)
     if (m->base == NULL || m->used == 0) {
         return -ENOMEM;
     }
-    nap = tls_nap_encode(m->base, m->used, off, ciphers(m, off, TLS_NAP_CIPHERS_MAX), &len);
+    ref = reference(m);
+    nap = tls_nap_encode(m->base, m->used, &ref, off, ciphers(m, off, TLS_NAP_CIPHERS_MAX), &len);
     if (nap == NULL) {
         return -ENOMEM;
     }
@@ -423,11 +435,14 @@ int tls_mem_sleep(struct tls_mem *m)
 
 void tls_mem_wake(struct tls_mem *m)
 {
+    struct tls_nap_ref ref;
+
     RM_ASSERT(m != NULL);
     if (!tls_mem_asleep(m)) {
         return;
     }
-    tls_nap_decode(m->base, m->used, m->nap, m->nap_len);
+    ref = reference(m);
+    tls_nap_decode(m->base, m->used, &ref, m->nap, m->nap_len);
     tls_nap_free(m->nap, m->nap_len);
     m->nap = NULL;
     m->nap_len = 0;

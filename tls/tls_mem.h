@@ -67,6 +67,12 @@ struct tls_mem {
     uint32_t live;    /* blocks in the region not yet freed */
     uint8_t *nap;     /* asleep: the region, encoded (tls_nap.h); NULL when awake */
     uint32_t nap_len; /* bytes at nap */
+    /*
+     * A region laid out alike that never changes (a fresh object of the
+     * same context, tls_ctx.h), which the nap is encoded against; NULL:
+     * none. Set by the owner; it must outlive this region's sleeps.
+     */
+    const struct tls_mem *ref;
 };
 
 /* Process-wide counters (relaxed atomics): what tls_mem_stats() reads. */

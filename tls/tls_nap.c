@@ -4,6 +4,10 @@
  * Layout: one byte, the count of rebuilt cipher states; per state its byte
  * offset (4 bytes), its key length (1) and key; then runs: skip words that
  * equal the expected region, then count words that follow literally.
+ *
+ * The expected word i: the rebuilt state covering it; else the
+ * reference's word i, moved by (base - ref) when it points into the
+ * reference; else zero.
  */
 #include "tls/tls_nap.h"
 
@@ -103,20 +107,40 @@ static bool guess(struct cipher *c, const Aes *live)
     return found;
 }
 
-/* The expected value of word @i: the rebuilt state covering it, else zero. */
-static uint64_t expected(const struct cipher *c, uint32_t n, uint32_t i)
+/* What the region is expected to read as, word by word, while encoding. */
+struct expect {
+    const uint64_t *ref; /* NULL: none */
+    uint32_t ref_words;
+    uintptr_t ref_at; /* the reference's address */
+    uintptr_t at;     /* the region's */
+    const struct cipher *c;
+    uint32_t nc;
+};
+
+/* @v, a word of the reference: moved to the region when it points into the reference. */
+static uint64_t moved(uint64_t v, uintptr_t ref_at, uint32_t ref_len, uintptr_t at)
 {
-    for (uint32_t k = 0; k < n; k++) {
-        if (i >= c[k].word && i < c[k].word + AES_WORDS) {
-            return ((const uint64_t *)(const void *)&c[k].img)[i - c[k].word];
+    if (v >= ref_at && v - ref_at <= ref_len) {
+        return v - ref_at + at;
+    }
+    return v;
+}
+
+static uint64_t expected(const struct expect *e, uint32_t i)
+{
+    for (uint32_t k = 0; k < e->nc; k++) {
+        if (i >= e->c[k].word && i < e->c[k].word + AES_WORDS) {
+            return ((const uint64_t *)(const void *)&e->c[k].img)[i - e->c[k].word];
         }
+    }
+    if (i < e->ref_words) {
+        return moved(e->ref[i], e->ref_at, e->ref_words * 8, e->at);
     }
     return 0;
 }
 
-/* Runs of @w[0..@n) that differ from the expected region, into @out (NULL: only measure). */
-static size_t encode_runs(const uint64_t *w, uint32_t n, const struct cipher *c, uint32_t nc,
-                          uint8_t *out)
+/* Runs of @w[0..@n) that differ from @e, into @out (NULL: only measure). */
+static size_t encode_runs(const uint64_t *w, uint32_t n, const struct expect *e, uint8_t *out)
 {
     struct run r;
     size_t len = 0;
@@ -125,11 +149,11 @@ static size_t encode_runs(const uint64_t *w, uint32_t n, const struct cipher *c,
     uint32_t start;
 
     while (i < n) {
-        if (w[i] == expected(c, nc, i)) {
+        if (w[i] == expected(e, i)) {
             i++;
             continue;
         }
-        for (start = i; i < n && w[i] != expected(c, nc, i) && i - start < UINT16_MAX; i++) {
+        for (start = i; i < n && w[i] != expected(e, i) && i - start < UINT16_MAX; i++) {
         }
         RM_ASSERT(start - last <= UINT16_MAX);
         r = (struct run){.skip = (uint16_t)(start - last), .count = (uint16_t)(i - start)};
@@ -153,11 +177,12 @@ static size_t header_len(const struct cipher *c, uint32_t nc)
     return len;
 }
 
-uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const uint32_t *aes_off, uint32_t n_aes,
-                        uint32_t *out_len)
+uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const struct tls_nap_ref *ref,
+                        const uint32_t *aes_off, uint32_t n_aes, uint32_t *out_len)
 {
     struct cipher c[TLS_NAP_CIPHERS_MAX] = {0};
     const uint64_t *w = (const uint64_t *)(const void *)base;
+    struct expect e = {.at = (uintptr_t)base, .c = c};
     uint32_t nc = 0;
     uint8_t *nap = NULL;
     size_t head;
@@ -173,8 +198,15 @@ uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const uint32_t *aes_o
             nc++;
         }
     }
+    if (ref != NULL && ref->base != NULL) {
+        RM_ASSERT(ref->len % 8 == 0);
+        e.ref = (const uint64_t *)(const void *)ref->base;
+        e.ref_words = (ref->len < len ? ref->len : len) / 8;
+        e.ref_at = (uintptr_t)ref->base;
+    }
+    e.nc = nc;
     head = header_len(c, nc);
-    pos = head + encode_runs(w, len / 8, c, nc, NULL);
+    pos = head + encode_runs(w, len / 8, &e, NULL);
     nap = malloc(pos);
     if (nap == NULL) {
         goto out;
@@ -190,7 +222,7 @@ uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const uint32_t *aes_o
         pos += 5 + (size_t)c[k].key_len;
     }
     RM_ASSERT(pos == head);
-    pos += encode_runs(w, len / 8, c, nc, nap + head);
+    pos += encode_runs(w, len / 8, &e, nap + head);
     *out_len = (uint32_t)pos;
 out:
     for (uint32_t k = 0; k < nc; k++) {
@@ -199,7 +231,21 @@ out:
     return nap;
 }
 
-void tls_nap_decode(uint8_t *base, uint32_t len, const uint8_t *nap, uint32_t nap_len)
+/* The reference's nonzero words, moved, into the region @w (zeros) of @n words. */
+static void decode_ref(uint64_t *w, uint32_t n, const struct tls_nap_ref *ref)
+{
+    const uint64_t *r = (const uint64_t *)(const void *)ref->base;
+    uint32_t words = (ref->len < n * 8 ? ref->len : n * 8) / 8;
+
+    for (uint32_t i = 0; i < words; i++) {
+        if (r[i] != 0) {
+            w[i] = moved(r[i], (uintptr_t)ref->base, words * 8, (uintptr_t)w);
+        }
+    }
+}
+
+void tls_nap_decode(uint8_t *base, uint32_t len, const struct tls_nap_ref *ref, const uint8_t *nap,
+                    uint32_t nap_len)
 {
     struct run r;
     Aes img;
@@ -210,6 +256,9 @@ void tls_nap_decode(uint8_t *base, uint32_t len, const uint8_t *nap, uint32_t na
     bool ok;
 
     RM_ASSERT(base != NULL && nap != NULL && nap_len >= 1 && nap[0] <= TLS_NAP_CIPHERS_MAX);
+    if (ref != NULL && ref->base != NULL) {
+        decode_ref((uint64_t *)(void *)base, len / 8, ref);
+    }
     for (uint32_t k = 0; k < nap[0]; k++) {
         RM_ASSERT(pos + 5 <= nap_len);
         memcpy(&off, nap + pos, 4);

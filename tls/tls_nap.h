@@ -11,8 +11,12 @@
  * - the keys of the cipher states it can rebuild: each key is read from the
  *   state's own key schedule (its first round key is the key) and kept only
  *   where rebuilding it gives back most of the state's words;
- * - runs of the words that differ from the "expected" region: zeros,
- *   except the rebuilt cipher states at their offsets.
+ * - runs of the words that differ from the "expected" region: a reference
+ *   region, a fresh object from the same context that is never used
+ *   (wolfSSL_new() lays out every object of a context alike, so what never
+ *   changes after it, the suites, options and callbacks, reads the same),
+ *   its pointers into itself moved to the sleeper's base; zeros past its
+ *   end; the rebuilt cipher states at their offsets.
  *
  * tls_nap_decode() writes the expected region (rebuilding each state the
  * same way) and then the runs, so it gives back the region word for word
@@ -34,16 +38,24 @@
 /* Cipher states one nap rebuilds, at most (a connection has two). */
 #define TLS_NAP_CIPHERS_MAX 4u
 
+/* A reference region: the same bytes at encode and at decode. */
+struct tls_nap_ref {
+    const uint8_t *base; /* NULL: none (zeros expected) */
+    uint32_t len;        /* a multiple of 8 */
+};
+
 /*
  * Encode @len bytes at @base (8-byte aligned, @len a multiple of 8) into a
- * new heap buffer; @aes_off[0..@n_aes) are the byte offsets of blocks that
- * may be AES cipher states (sizeof(Aes) each, ascending, inside @len).
- * Returns the buffer and its length in @out_len, or NULL (no memory).
+ * new heap buffer, against @ref (NULL: none); @aes_off[0..@n_aes) are the
+ * byte offsets of blocks that may be AES cipher states (sizeof(Aes) each,
+ * ascending, inside @len). Returns the buffer and its length in @out_len,
+ * or NULL (no memory).
  */
-uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const uint32_t *aes_off, uint32_t n_aes,
-                        uint32_t *out_len);
-/* Write @nap back into @base (@len bytes that read as zeros). */
-void tls_nap_decode(uint8_t *base, uint32_t len, const uint8_t *nap, uint32_t nap_len);
+uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const struct tls_nap_ref *ref,
+                        const uint32_t *aes_off, uint32_t n_aes, uint32_t *out_len);
+/* Write @nap back into @base (@len bytes that read as zeros), against the same @ref. */
+void tls_nap_decode(uint8_t *base, uint32_t len, const struct tls_nap_ref *ref, const uint8_t *nap,
+                    uint32_t nap_len);
 /* Zero and free a nap. */
 void tls_nap_free(uint8_t *nap, uint32_t nap_len);
 

@@ -51,22 +51,28 @@ static void cipher_put(uint8_t *r, uint32_t off, uint32_t key_len)
         wc_AesGcmEncrypt(aes, out, in, sizeof(in), iv, sizeof(iv), tag, sizeof(tag), NULL, 0), 0);
 }
 
-/* Encode @r, decode into a zeroed copy, and check it reads the same. Returns the nap's length. */
-static uint32_t round_trip(const uint8_t *r, const uint32_t *aes_off, uint32_t n_aes)
+/*
+ * Encode @r against @ref (NULL: none), zero it, decode it in place (where
+ * a region wakes: its pointers into itself are only valid there), and
+ * check it reads as before. Returns the nap's length.
+ */
+static uint32_t round_trip(uint8_t *r, const struct tls_nap_ref *ref, const uint32_t *aes_off,
+                           uint32_t n_aes)
 {
-    uint8_t *back = aligned_alloc(4096, REGION_BYTES);
+    uint8_t *before = malloc(REGION_BYTES);
     uint32_t len = 0;
     uint8_t *nap;
 
-    cr_assert_not_null(back);
-    nap = tls_nap_encode(r, REGION_BYTES, aes_off, n_aes, &len);
+    cr_assert_not_null(before);
+    memcpy(before, r, REGION_BYTES);
+    nap = tls_nap_encode(r, REGION_BYTES, ref, aes_off, n_aes, &len);
     cr_assert_not_null(nap);
     cr_assert_geq(len, 1u);
-    memset(back, 0, REGION_BYTES);
-    tls_nap_decode(back, REGION_BYTES, nap, len);
-    cr_assert_arr_eq(back, r, REGION_BYTES, "the region did not come back word for word");
+    memset(r, 0, REGION_BYTES);
+    tls_nap_decode(r, REGION_BYTES, ref, nap, len);
+    cr_assert_arr_eq(r, before, REGION_BYTES, "the region did not come back word for word");
     tls_nap_free(nap, len);
-    free(back);
+    free(before);
     return len;
 }
 
@@ -76,7 +82,7 @@ Test(tls_nap, a_region_of_zeros_naps_in_one_byte)
 
     cr_assert_not_null(r);
     memset(r, 0, REGION_BYTES);
-    cr_assert_eq(round_trip(r, NULL, 0), 1u);
+    cr_assert_eq(round_trip(r, NULL, NULL, 0), 1u);
     free(r);
 }
 
@@ -89,8 +95,8 @@ Test(tls_nap, cipher_states_are_rebuilt_from_their_keys_not_copied)
 
     cipher_put(r, off[0], 16);
     cipher_put(r, off[1], 32);
-    copied = round_trip(r, NULL, 0); /* told of no state: every nonzero word copied */
-    rebuilt = round_trip(r, off, 2);
+    copied = round_trip(r, NULL, NULL, 0); /* told of no state: every nonzero word copied */
+    rebuilt = round_trip(r, NULL, off, 2);
     /* Each state has hundreds of nonzero bytes (its key schedule, its GHASH table). */
     cr_assert_gt(copied, LIVE_WORDS * 8 + 2 * 400u, "copied: %u bytes", copied);
     /* Rebuilt: the live words, two keys, and the few words a use changes. */
@@ -116,10 +122,10 @@ Test(tls_nap, a_rebuilt_state_still_decrypts_what_the_original_encrypted)
     cr_assert_eq(wc_AesGcmEncrypt((Aes *)(void *)(r + off), sealed, in, sizeof(in), iv, sizeof(iv),
                                   tag, sizeof(tag), NULL, 0),
                  0);
-    nap = tls_nap_encode(r, REGION_BYTES, &off, 1, &len);
+    nap = tls_nap_encode(r, REGION_BYTES, NULL, &off, 1, &len);
     cr_assert_not_null(nap);
     memset(back, 0, REGION_BYTES);
-    tls_nap_decode(back, REGION_BYTES, nap, len);
+    tls_nap_decode(back, REGION_BYTES, NULL, nap, len);
     tls_nap_free(nap, len);
     cr_assert_eq(wc_AesGcmDecrypt((Aes *)(void *)(back + off), opened, sealed, sizeof(sealed), iv,
                                   sizeof(iv), tag, sizeof(tag), NULL, 0),
@@ -142,6 +148,43 @@ Test(tls_nap, a_wrong_guess_of_where_a_state_is_costs_bytes_not_correctness)
     }
     fake->keylen = 16;
     cipher_put(r, off[2], 24);
-    (void)round_trip(r, off, 3);
+    (void)round_trip(r, NULL, off, 3);
     free(r);
+}
+
+/* @ref's word @i, as a pointer into @base at byte @to. */
+static void point(uint8_t *base, uint32_t i, uint32_t to)
+{
+    uint64_t v = (uint64_t)(uintptr_t)(base + to);
+
+    memcpy(base + i * 8, &v, 8);
+}
+
+Test(tls_nap, what_a_region_shares_with_its_reference_is_not_copied_pointers_included)
+{
+    struct tls_nap_ref ref;
+    uint8_t *old = region_new(); /* the reference: live words, and pointers into itself */
+    uint8_t *r = aligned_alloc(4096, REGION_BYTES);
+    uint32_t alone;
+    uint32_t against;
+    uint64_t v = 0x1234;
+
+    cr_assert_not_null(r);
+    point(old, 600, 4096);
+    point(old, 601, REGION_BYTES / 2); /* half: the reference is shorter than the region */
+    point(old, 602, REGION_BYTES / 2 - 8);
+    ref = (struct tls_nap_ref){.base = old, .len = REGION_BYTES / 2};
+    /* The sleeper: the same words, its pointers into itself, and two words of its own. */
+    memcpy(r, old, REGION_BYTES);
+    point(r, 600, 4096);
+    point(r, 601, REGION_BYTES / 2);
+    point(r, 602, REGION_BYTES / 2 - 8);
+    memcpy(r + 80, &v, 8);
+    memcpy(r + REGION_BYTES - 8, &v, 8); /* past the reference's end: expected zero */
+    alone = round_trip(r, NULL, NULL, 0);
+    against = round_trip(r, &ref, NULL, 0);
+    cr_assert_gt(alone, LIVE_WORDS * 8, "alone: %u bytes", alone);
+    cr_assert_eq(against, 1u + 2 * (4u + 8u), "against the reference: %u bytes", against);
+    free(r);
+    free(old);
 }
