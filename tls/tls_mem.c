@@ -48,7 +48,7 @@ struct blk {
 };
 _Static_assert(sizeof(struct blk) == 16, "a header keeps 16-byte alignment");
 
-_Static_assert(TLS_MEM_REGION_BYTES / 8 <= UINT16_MAX, "word offsets fit a nap's run");
+_Static_assert(TLS_MEM_REGION_BYTES / 8 < (1u << 14), "word offsets fit a nap's run");
 
 /* A thread's free regions, taken and given back without a lock. */
 struct cache {

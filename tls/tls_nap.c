@@ -3,7 +3,8 @@
  *
  * Layout: one byte, the count of rebuilt cipher states; per state its byte
  * offset (4 bytes), its key length (1) and key; then runs: skip words that
- * equal the expected region, then count words that follow literally.
+ * equal the expected region, then count words that follow literally (skip
+ * and count in one byte each below 128, else two).
  *
  * The expected word i: the rebuilt state covering it; else the
  * reference's word i, moved by (base - ref) when it points into the
@@ -25,10 +26,38 @@
 
 _Static_assert(sizeof(Aes) % 8 == 0, "a cipher state is whole words");
 
-struct run {
-    uint16_t skip;
-    uint16_t count;
-};
+/* A run's skip and count: 7 bits a byte, low first, at most two bytes (14 bits). */
+#define VAR_MAX ((1u << 14) - 1)
+
+static size_t var_put(uint8_t *out, uint32_t v)
+{
+    RM_ASSERT(v <= VAR_MAX);
+    if (v < 0x80) {
+        if (out != NULL) {
+            out[0] = (uint8_t)v;
+        }
+        return 1;
+    }
+    if (out != NULL) {
+        out[0] = (uint8_t)(0x80u | (v & 0x7fu));
+        out[1] = (uint8_t)(v >> 7);
+    }
+    return 2;
+}
+
+/* The number at @nap[*pos], bounded by @len; *pos moves past it. */
+static uint32_t var_get(const uint8_t *nap, size_t len, size_t *pos)
+{
+    uint32_t v;
+
+    RM_ASSERT(*pos < len);
+    v = nap[*pos] & 0x7fu;
+    if (nap[(*pos)++] & 0x80u) {
+        RM_ASSERT(*pos < len && nap[*pos] < 0x80u);
+        v |= (uint32_t)nap[(*pos)++] << 7;
+    }
+    return v;
+}
 
 /* A cipher state rebuilt from its key: where it is and what it reads as. */
 struct cipher {
@@ -142,7 +171,6 @@ static uint64_t expected(const struct expect *e, uint32_t i)
 /* Runs of @w[0..@n) that differ from @e, into @out (NULL: only measure). */
 static size_t encode_runs(const uint64_t *w, uint32_t n, const struct expect *e, uint8_t *out)
 {
-    struct run r;
     size_t len = 0;
     uint32_t i = 0;
     uint32_t last = 0;
@@ -153,15 +181,14 @@ static size_t encode_runs(const uint64_t *w, uint32_t n, const struct expect *e,
             i++;
             continue;
         }
-        for (start = i; i < n && w[i] != expected(e, i) && i - start < UINT16_MAX; i++) {
+        for (start = i; i < n && w[i] != expected(e, i) && i - start < VAR_MAX; i++) {
         }
-        RM_ASSERT(start - last <= UINT16_MAX);
-        r = (struct run){.skip = (uint16_t)(start - last), .count = (uint16_t)(i - start)};
+        len += var_put(out != NULL ? out + len : NULL, start - last);
+        len += var_put(out != NULL ? out + len : NULL, i - start);
         if (out != NULL) {
-            memcpy(out + len, &r, sizeof(r));
-            memcpy(out + len + sizeof(r), w + start, (size_t)r.count * 8);
+            memcpy(out + len, w + start, (size_t)(i - start) * 8);
         }
-        len += sizeof(r) + (size_t)r.count * 8;
+        len += (size_t)(i - start) * 8;
         last = i;
     }
     return len;
@@ -189,7 +216,7 @@ uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const struct tls_nap_
     size_t pos;
 
     RM_ASSERT(base != NULL && len % 8 == 0 && out_len != NULL);
-    RM_ASSERT(len / 8 <= UINT16_MAX); /* every skip fits a run */
+    RM_ASSERT(len / 8 <= VAR_MAX); /* every skip fits a run */
     for (uint32_t k = 0; k < n_aes && nc < TLS_NAP_CIPHERS_MAX; k++) {
         RM_ASSERT(aes_off[k] % 8 == 0 && aes_off[k] + sizeof(Aes) <= len);
         RM_ASSERT(nc == 0 || aes_off[k] / 8 >= c[nc - 1].word + AES_WORDS);
@@ -247,9 +274,9 @@ static void decode_ref(uint64_t *w, uint32_t n, const struct tls_nap_ref *ref)
 void tls_nap_decode(uint8_t *base, uint32_t len, const struct tls_nap_ref *ref, const uint8_t *nap,
                     uint32_t nap_len)
 {
-    struct run r;
     Aes img;
     size_t pos = 1;
+    uint32_t count;
     size_t word = 0;
     uint32_t off;
     uint32_t key_len;
@@ -273,14 +300,12 @@ void tls_nap_decode(uint8_t *base, uint32_t len, const struct tls_nap_ref *ref, 
         pos += 5 + (size_t)key_len;
     }
     while (pos < nap_len) {
-        RM_ASSERT(pos + sizeof(r) <= nap_len);
-        memcpy(&r, nap + pos, sizeof(r));
-        pos += sizeof(r);
-        word += r.skip;
-        RM_ASSERT((word + r.count) * 8 <= len && pos + (size_t)r.count * 8 <= nap_len);
-        memcpy(base + word * 8, nap + pos, (size_t)r.count * 8);
-        pos += (size_t)r.count * 8;
-        word += r.count;
+        word += var_get(nap, nap_len, &pos);
+        count = var_get(nap, nap_len, &pos);
+        RM_ASSERT((word + count) * 8 <= len && pos + (size_t)count * 8 <= nap_len);
+        memcpy(base + word * 8, nap + pos, (size_t)count * 8);
+        pos += (size_t)count * 8;
+        word += count;
     }
 }
 

@@ -184,7 +184,26 @@ Test(tls_nap, what_a_region_shares_with_its_reference_is_not_copied_pointers_inc
     alone = round_trip(r, NULL, NULL, 0);
     against = round_trip(r, &ref, NULL, 0);
     cr_assert_gt(alone, LIVE_WORDS * 8, "alone: %u bytes", alone);
-    cr_assert_eq(against, 1u + 2 * (4u + 8u), "against the reference: %u bytes", against);
+    /* Two runs of a word each: skip 10 words (1 byte), then skip ~2,000 (2 bytes). */
+    cr_assert_eq(against, 1u + (1u + 1u + 8u) + (2u + 1u + 8u), "against the reference: %u bytes",
+                 against);
     free(r);
     free(old);
+}
+
+Test(tls_nap, long_runs_and_long_skips_round_trip)
+{
+    uint8_t *r = aligned_alloc(4096, REGION_BYTES);
+    uint32_t words = 1500; /* a count past one byte */
+
+    cr_assert_not_null(r);
+    memset(r, 0, REGION_BYTES);
+    for (uint32_t i = 0; i < words; i++) {
+        uint64_t v = i + 1;
+
+        memcpy(r + 8 * 300 + 8 * i, &v, 8); /* after a skip past one byte */
+    }
+    r[REGION_BYTES - 1] = 7; /* the last word, after another long skip */
+    cr_assert_eq(round_trip(r, NULL, NULL, 0), 1u + (2u + 2u + words * 8) + (2u + 1u + 8u));
+    free(r);
 }
