@@ -66,21 +66,21 @@ enum xport_state {
 
 /* Why xport_recv() stopped a connection (negative returns). */
 enum xport_err {
-    XPORT_E_TLS = 1000,   /* TLS failure (handshake, bad record, alert) */
-    XPORT_E_WS_REFUSED,   /* the upgrade request was refused (answered with 4xx) */
-    XPORT_E_WS_PROTOCOL,  /* a WebSocket violation (answered with a close frame) */
-    XPORT_E_PEER_CLOSED,  /* the peer closed (WebSocket close or TLS close_notify) */
-    XPORT_E_SINK,         /* the sink stopped the feed (the connection is closing) */
+    XPORT_E_TLS = 1000,  /* TLS failure (handshake, bad record, alert) */
+    XPORT_E_WS_REFUSED,  /* the upgrade request was refused (answered with 4xx) */
+    XPORT_E_WS_PROTOCOL, /* a WebSocket violation (answered with a close frame) */
+    XPORT_E_PEER_CLOSED, /* the peer closed (WebSocket close or TLS close_notify) */
+    XPORT_E_SINK,        /* the sink stopped the feed (the connection is closing) */
 };
 
 /* Counters a shard keeps for its transports (read for logs, $SYS later). */
 struct xport_stats {
-    uint64_t tls_handshakes;         /* completed, full */
-    uint64_t tls_resumed;            /* completed by a session ticket */
-    uint64_t tls_failed;             /* failed handshakes and TLS errors */
-    uint64_t ws_upgrades;            /* accepted */
-    uint64_t ws_refused;             /* answered 4xx */
-    uint64_t ws_protocol_errors;     /* closed with 1002/1003/1009/1007 */
+    uint64_t tls_handshakes;     /* completed, full */
+    uint64_t tls_resumed;        /* completed by a session ticket */
+    uint64_t tls_failed;         /* failed handshakes and TLS errors */
+    uint64_t ws_upgrades;        /* accepted */
+    uint64_t ws_refused;         /* answered 4xx */
+    uint64_t ws_protocol_errors; /* closed with 1002/1003/1009/1007 */
 };
 
 /*
@@ -119,13 +119,13 @@ struct xport {
     struct obuf held;                   /* handshake input waiting for the shard's budget */
     uint8_t *http;                      /* an upgrade request split across reads */
     uint32_t http_len;
-    char *identity;                     /* use_identity_as_username: the certificate's CN */
-    uint8_t state;                      /* enum xport_state */
-    bool ws;                            /* WebSocket framing */
-    bool tls_up;                        /* the TLS handshake completed */
-    bool goodbye;                       /* the closing frame/alert is queued: nothing follows */
-    bool want_identity;                 /* the context's use_identity_as_username */
-    struct ws_rx rx;                    /* ws: the frame decoder */
+    char *identity;     /* use_identity_as_username: the certificate's CN */
+    uint8_t state;      /* enum xport_state */
+    bool ws;            /* WebSocket framing */
+    bool tls_up;        /* the TLS handshake completed */
+    bool goodbye;       /* the closing frame/alert is queued: nothing follows */
+    bool want_identity; /* the context's use_identity_as_username */
+    struct ws_rx rx[];  /* ws only (allocated with it): the frame decoder */
 };
 
 /*
