@@ -329,6 +329,7 @@ void tls_ctx__unref(const struct tls_ctx *t)
     if (m->ctx != NULL) {
         wolfSSL_CTX_free(m->ctx);
     }
+    explicit_bzero(m->ticket_key, sizeof(m->ticket_key));
     free(m);
 }
 

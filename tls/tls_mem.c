@@ -29,8 +29,11 @@
 #define CHUNK_SHIFT 24u
 #define CHUNK_BYTES ((size_t)1 << CHUNK_SHIFT)
 _Static_assert(TLS_MEM_CHUNK_REGIONS *(size_t)TLS_MEM_REGION_BYTES == CHUNK_BYTES, "one chunk");
-/* User addresses below this: where mmap places mappings without a hint (47 bits on x86-64). */
-#define ADDR_SHIFT 47u
+/*
+ * User addresses below this: where mmap places mappings without a hint
+ * (47 bits on x86-64, 4- or 5-level paging; 48 on arm64).
+ */
+#define ADDR_SHIFT 48u
 #define BLK_LIVE 0x544c534du  /* "TLSM" */
 #define BLK_FREED 0x46524545u /* "FREE": a region's block, its bytes zeroed */
 
@@ -81,9 +84,11 @@ static struct pool pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
 /*
  * One bit per 16 MB of the address space: set when a chunk of regions is
  * mapped there, before any of its regions is handed out; never cleared
- * (chunks stay mapped). 1 MB of address space, a few pages of it touched.
+ * (chunks stay mapped). 2 MB of address space, a few pages of it touched.
  */
 static _Atomic uint64_t chunk_bits[((size_t)1 << (ADDR_SHIFT - CHUNK_SHIFT)) / 64];
+/* A mapping landed beyond the bitmap: regions are off for good (chunk_map()). */
+static _Atomic bool beyond_reach;
 
 static _Atomic uint64_t regions_mapped;
 static _Atomic uint64_t regions_lost;
@@ -142,7 +147,13 @@ static uint8_t *chunk_map(void)
     (void)munmap(chunk + CHUNK_BYTES, CHUNK_BYTES - head);
     a = (uintptr_t)chunk;
     if ((a >> ADDR_SHIFT) != 0) {
-        (void)munmap(chunk, CHUNK_BYTES); /* out of the bitmap's reach: no regions then */
+        /* Out of the bitmap's reach: no regions on this system, said once, never tried again. */
+        (void)munmap(chunk, CHUNK_BYTES);
+        if (!atomic_exchange_explicit(&beyond_reach, true, memory_order_relaxed)) {
+            LOG_WARN("tls: mappings at %p are beyond %u-bit addresses: idle TLS connections "
+                     "keep their memory",
+                     (void *)chunk, ADDR_SHIFT);
+        }
         return NULL;
     }
     /*
@@ -188,7 +199,8 @@ static uint8_t *pool_take(void)
         region = pool.warm[--pool.warm_n];
         goto out;
     }
-    if (pool.cold_n == 0 && cold_reserve(TLS_MEM_CHUNK_REGIONS) == 0) {
+    if (pool.cold_n == 0 && !atomic_load_explicit(&beyond_reach, memory_order_relaxed) &&
+        cold_reserve(TLS_MEM_CHUNK_REGIONS) == 0) {
         p = chunk_map();
         if (p != NULL) {
             /* Last first, so regions are handed out in address order. */
@@ -401,7 +413,11 @@ static struct tls_nap_ref reference(const struct tls_mem *m)
         return (struct tls_nap_ref){.base = NULL, .len = 0};
     }
     RM_ASSERT(m->ref != m && !tls_mem_asleep(m->ref));
-    return (struct tls_nap_ref){.base = m->ref->base, .len = m->ref->used};
+    /* Its block headers name their owner: the reference's reads as @m. */
+    return (struct tls_nap_ref){.base = m->ref->base,
+                                .len = m->ref->used,
+                                .owner = (uintptr_t)m->ref,
+                                .owner_as = (uintptr_t)m};
 }
 
 int tls_mem_sleep(struct tls_mem *m)
@@ -424,8 +440,10 @@ int tls_mem_sleep(struct tls_mem *m)
         return -ENOMEM;
     }
     if (madvise(m->base, page_round(m->used), MADV_DONTNEED) != 0) {
+        int err = errno;
+
         tls_nap_free(nap, len);
-        return -errno;
+        return -err;
     }
     m->nap = nap;
     m->nap_len = len;

@@ -22,6 +22,9 @@
 #include "core/rm_assert.h"
 
 #define AES_WORDS (sizeof(Aes) / 8)
+
+/* A region's (or a cipher state's) words, read whatever they were stored as. */
+typedef uint64_t __attribute__((may_alias)) word64;
 #define KEY_MAX 32u
 
 _Static_assert(sizeof(Aes) % 8 == 0, "a cipher state is whole words");
@@ -81,7 +84,7 @@ static void forget(Aes *img)
     explicit_bzero(img, sizeof(*img));
 }
 
-static uint32_t differing(const uint64_t *a, const uint64_t *b, uint32_t n)
+static uint32_t differing(const word64 *a, const word64 *b, uint32_t n)
 {
     uint32_t d = 0;
 
@@ -120,8 +123,8 @@ static bool guess(struct cipher *c, const Aes *live)
             key[i + 3] = t0;
         }
         if (rebuild(&img, key, key_len)) {
-            uint32_t d = differing((const uint64_t *)(const void *)&img,
-                                   (const uint64_t *)(const void *)live, AES_WORDS);
+            uint32_t d = differing((const word64 *)(const void *)&img,
+                                   (const word64 *)(const void *)live, AES_WORDS);
             if (d < best) {
                 best = d;
                 found = true;
@@ -138,18 +141,27 @@ static bool guess(struct cipher *c, const Aes *live)
 
 /* What the region is expected to read as, word by word, while encoding. */
 struct expect {
-    const uint64_t *ref; /* NULL: none */
+    const word64 *ref; /* NULL: none */
     uint32_t ref_words;
-    uintptr_t ref_at; /* the reference's address */
-    uintptr_t at;     /* the region's */
+    const struct tls_nap_ref *r;
+    uintptr_t at; /* the region's address */
     const struct cipher *c;
     uint32_t nc;
 };
 
-/* @v, a word of the reference: moved to the region when it points into the reference. */
-static uint64_t moved(uint64_t v, uintptr_t ref_at, uint32_t ref_len, uintptr_t at)
+/*
+ * @v, a word of reference @r (of @len bytes looked at), as the region at
+ * @at is expected to hold it: moved there when it points into the
+ * reference, its owner's address read as the region's.
+ */
+static uint64_t moved(uint64_t v, const struct tls_nap_ref *r, uint32_t len, uintptr_t at)
 {
-    if (v >= ref_at && v - ref_at <= ref_len) {
+    uintptr_t ref_at = (uintptr_t)r->base;
+
+    if (r->owner != 0 && v == r->owner) {
+        return r->owner_as;
+    }
+    if (v >= ref_at && v - ref_at <= len) {
         return v - ref_at + at;
     }
     return v;
@@ -159,17 +171,17 @@ static uint64_t expected(const struct expect *e, uint32_t i)
 {
     for (uint32_t k = 0; k < e->nc; k++) {
         if (i >= e->c[k].word && i < e->c[k].word + AES_WORDS) {
-            return ((const uint64_t *)(const void *)&e->c[k].img)[i - e->c[k].word];
+            return ((const word64 *)(const void *)&e->c[k].img)[i - e->c[k].word];
         }
     }
     if (i < e->ref_words) {
-        return moved(e->ref[i], e->ref_at, e->ref_words * 8, e->at);
+        return moved(e->ref[i], e->r, e->ref_words * 8, e->at);
     }
     return 0;
 }
 
 /* Runs of @w[0..@n) that differ from @e, into @out (NULL: only measure). */
-static size_t encode_runs(const uint64_t *w, uint32_t n, const struct expect *e, uint8_t *out)
+static size_t encode_runs(const word64 *w, uint32_t n, const struct expect *e, uint8_t *out)
 {
     size_t len = 0;
     uint32_t i = 0;
@@ -208,7 +220,7 @@ uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const struct tls_nap_
                         const uint32_t *aes_off, uint32_t n_aes, uint32_t *out_len)
 {
     struct cipher c[TLS_NAP_CIPHERS_MAX] = {0};
-    const uint64_t *w = (const uint64_t *)(const void *)base;
+    const word64 *w = (const word64 *)(const void *)base;
     struct expect e = {.at = (uintptr_t)base, .c = c};
     uint32_t nc = 0;
     uint8_t *nap = NULL;
@@ -227,9 +239,9 @@ uint8_t *tls_nap_encode(const uint8_t *base, uint32_t len, const struct tls_nap_
     }
     if (ref != NULL && ref->base != NULL) {
         RM_ASSERT(ref->len % 8 == 0);
-        e.ref = (const uint64_t *)(const void *)ref->base;
+        e.ref = (const word64 *)(const void *)ref->base;
+        e.r = ref;
         e.ref_words = (ref->len < len ? ref->len : len) / 8;
-        e.ref_at = (uintptr_t)ref->base;
     }
     e.nc = nc;
     head = header_len(c, nc);
@@ -259,14 +271,14 @@ out:
 }
 
 /* The reference's nonzero words, moved, into the region @w (zeros) of @n words. */
-static void decode_ref(uint64_t *w, uint32_t n, const struct tls_nap_ref *ref)
+static void decode_ref(word64 *w, uint32_t n, const struct tls_nap_ref *ref)
 {
-    const uint64_t *r = (const uint64_t *)(const void *)ref->base;
+    const word64 *r = (const word64 *)(const void *)ref->base;
     uint32_t words = (ref->len < n * 8 ? ref->len : n * 8) / 8;
 
     for (uint32_t i = 0; i < words; i++) {
         if (r[i] != 0) {
-            w[i] = moved(r[i], (uintptr_t)ref->base, words * 8, (uintptr_t)w);
+            w[i] = moved(r[i], ref, words * 8, (uintptr_t)w);
         }
     }
 }
@@ -284,7 +296,7 @@ void tls_nap_decode(uint8_t *base, uint32_t len, const struct tls_nap_ref *ref, 
 
     RM_ASSERT(base != NULL && nap != NULL && nap_len >= 1 && nap[0] <= TLS_NAP_CIPHERS_MAX);
     if (ref != NULL && ref->base != NULL) {
-        decode_ref((uint64_t *)(void *)base, len / 8, ref);
+        decode_ref((word64 *)(void *)base, len / 8, ref);
     }
     for (uint32_t k = 0; k < nap[0]; k++) {
         RM_ASSERT(pos + 5 <= nap_len);

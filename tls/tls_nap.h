@@ -15,7 +15,8 @@
  *   region, a fresh object from the same context that is never used
  *   (wolfSSL_new() lays out every object of a context alike, so what never
  *   changes after it, the suites, options and callbacks, reads the same),
- *   its pointers into itself moved to the sleeper's base; zeros past its
+ *   its pointers into itself moved to the sleeper's base, and its owner's
+ *   address (in each block header) read as the sleeper's; zeros past its
  *   end; the rebuilt cipher states at their offsets.
  *
  * tls_nap_decode() writes the expected region (rebuilding each state the
@@ -42,6 +43,8 @@
 struct tls_nap_ref {
     const uint8_t *base; /* NULL: none (zeros expected) */
     uint32_t len;        /* a multiple of 8 */
+    uint64_t owner;      /* a word of the reference that reads as owner_as (0: none) */
+    uint64_t owner_as;
 };
 
 /*

@@ -173,12 +173,16 @@ Test(tls_nap, what_a_region_shares_with_its_reference_is_not_copied_pointers_inc
     point(old, 600, 4096);
     point(old, 601, REGION_BYTES / 2); /* half: the reference is shorter than the region */
     point(old, 602, REGION_BYTES / 2 - 8);
-    ref = (struct tls_nap_ref){.base = old, .len = REGION_BYTES / 2};
+    /* Its block headers name their owner, which the sleeper's name as theirs. */
+    ref = (struct tls_nap_ref){
+        .base = old, .len = REGION_BYTES / 2, .owner = 0xa11ce, .owner_as = 0xb0b};
+    memcpy(old + 700 * 8, &ref.owner, 8);
     /* The sleeper: the same words, its pointers into itself, and two words of its own. */
     memcpy(r, old, REGION_BYTES);
     point(r, 600, 4096);
     point(r, 601, REGION_BYTES / 2);
     point(r, 602, REGION_BYTES / 2 - 8);
+    memcpy(r + 700 * 8, &ref.owner_as, 8);
     memcpy(r + 80, &v, 8);
     memcpy(r + REGION_BYTES - 8, &v, 8); /* past the reference's end: expected zero */
     alone = round_trip(r, NULL, NULL, 0);
@@ -206,4 +210,58 @@ Test(tls_nap, long_runs_and_long_skips_round_trip)
     r[REGION_BYTES - 1] = 7; /* the last word, after another long skip */
     cr_assert_eq(round_trip(r, NULL, NULL, 0), 1u + (2u + 2u + words * 8) + (2u + 1u + 8u));
     free(r);
+}
+
+/* A deterministic generator (xorshift64), so a failure repeats. */
+static uint64_t rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+Test(tls_nap, random_regions_against_random_references_come_back_word_for_word)
+{
+    uint8_t *mem =
+        aligned_alloc(4096, 3 * REGION_BYTES); /* the reference right before the region */
+    uint8_t *old = mem + REGION_BYTES;
+    uint8_t *r = mem + 2 * REGION_BYTES;
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+
+    cr_assert_not_null(mem);
+    for (int round = 0; round < 300; round++) {
+        uint32_t ref_len = (uint32_t)(rnd(&seed) % (REGION_BYTES / 8 + 1)) * 8;
+        struct tls_nap_ref ref = {
+            .base = old, .len = ref_len, .owner = rnd(&seed) % 2 ? 0 : 42, .owner_as = 43};
+        /* Pointers at and around the reference's ends and the region's, as words. */
+        uintptr_t edges[] = {(uintptr_t)old - 8,
+                             (uintptr_t)old,
+                             (uintptr_t)old + ref_len,
+                             (uintptr_t)old + ref_len + 8,
+                             (uintptr_t)r,
+                             (uintptr_t)r + REGION_BYTES,
+                             42,
+                             43};
+        uint32_t off[2] = {1024, 8192};
+
+        memset(mem, 0, 3 * REGION_BYTES);
+        for (uint32_t i = 0; i < REGION_BYTES / 8; i++) {
+            uint64_t kind = rnd(&seed) % 8;
+            uint64_t v = kind < 5 ? 0 : kind == 5 ? rnd(&seed) : edges[rnd(&seed) % 8];
+
+            memcpy(old + i * 8, &v, 8);
+            /* The sleeper: mostly the reference's words, some of its own. */
+            if (rnd(&seed) % 4 == 0) {
+                v = rnd(&seed) % 2 ? 0 : edges[rnd(&seed) % 8];
+            }
+            memcpy(r + i * 8, &v, 8);
+        }
+        if (round % 3 == 0) {
+            cipher_put(r, off[0], 16);
+            cipher_put(r, off[1], 32);
+        }
+        (void)round_trip(r, round % 5 == 0 ? NULL : &ref, off, 2);
+    }
+    free(mem);
 }
