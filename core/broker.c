@@ -382,9 +382,10 @@ static int ack_logged(struct broker *b, struct client *cl, uint8_t ack, uint16_t
                       size_t mark)
 {
     const struct session *s = cl->_sess;
-    if (wal_sync(b) && (wal_since(b, mark) || (s && s->expiry_s != 0 && wal_unsettled(b))) &&
-        wait_for_log(b, cl, ack, pkt_id, 0))
-        return BROKER__HOLD;
+    if (wal_sync(b) && (wal_since(b, mark) || (s && s->expiry_s != 0 && wal_unsettled(b)))) {
+        int held = wait_for_log(b, cl, ack, pkt_id, 0);
+        return held > 0 ? BROKER__HOLD : held;
+    }
     return output_ack(b, cl, ack, pkt_id) < 0 ? output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE)
                                                : 0;
 }
@@ -711,20 +712,49 @@ void broker_wal_durable(struct broker *b)
     struct wal_batch *bt = &b->wal->flight;
     /* Its notes are durable for the packets handled again below. */
     wal_notes_settled(b);
-    /* Bounded: the tokens of one batch; what a resumed client logs goes to the open one. */
+    /*
+     * Bounded: the tokens of one batch; what a resumed client logs goes to
+     * the open one. Taken while the log was degraded: they fail instead.
+     */
     for (uint32_t i = 0; i < bt->token_count; i++) {
+        if (bt->lossy) {
+            wait_fail(b, bt->tokens[i]);
+            continue;
+        }
         struct client *cl = wait_done(b, bt->tokens[i]);
         if (cl)
             held_resume(b, cl);
     }
     bt->token_count = 0;
-    /* Sessions that held back a PUBREL for this batch (wal_pump_later()): found again by hash. */
+    /*
+     * Sessions that held back a PUBREL for this batch (wal_pump_later()):
+     * found again by hash. Degraded, the PUBREC record it waits on may be
+     * what was lost: the client goes, and resumes once the log is whole.
+     */
     for (uint32_t i = 0; i < bt->pump.count; i++) {
         struct session *s = sess_table_by_hash(b, bt->pump.hash[i]);
-        if (s && s->client && session_pump(b, s) < 0)
+        if (s && s->client && (bt->lossy || session_pump(b, s) < 0))
             output_close(b, s->client, -MQTT_RC_SERVER_UNAVAILABLE);
     }
     wal_durable(b);
+}
+
+bool broker_wal_repair_wanted(const struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    return wal_repair_wanted(b);
+}
+
+bool broker_wal_compacted(struct broker *b)
+{
+    RM_ASSERT(b != NULL && b->wal != NULL);
+    return wal_snap_durable(b);
+}
+
+uint64_t broker_wal_lost(const struct broker *b)
+{
+    RM_ASSERT(b != NULL);
+    return b->wal ? b->wal->nomem : 0;
 }
 
 int broker_wal_replay(struct broker *b, const struct wal_seg *segs, size_t n,
@@ -755,6 +785,7 @@ bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t
     if (c->buckets != b->sess_bucket_count) {
         /* The table grew: its sessions again, but who had what was written once already. */
         *c = (struct broker_wal_cursor){.buckets = b->sess_bucket_count, .has = c->has};
+        wal_snap_begin(b); /* it begins again: what it wrote so far may miss a loss since */
     }
     if (!c->has) {
         wal_snap_has(b); /* before the sessions: their old tagged deliveries go with the segments */

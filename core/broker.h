@@ -181,6 +181,24 @@ bool broker_wal_pending(const struct broker *b);
 void broker_wal_durable(struct broker *b);
 
 /*
+ * The log lost a promise to allocation failure (core/wal.h, struct wal):
+ * until a snapshot begun after the loss is durable, what it promised fails
+ * (clients closed, never acknowledged). True while no compaction has begun
+ * since the loss: net/ begins one.
+ */
+bool broker_wal_repair_wanted(const struct broker *b);
+
+/*
+ * net/: a compaction's snapshot is complete and durable. True when that
+ * repaired a degraded log: acknowledgements that promise durability go
+ * again.
+ */
+bool broker_wal_compacted(struct broker *b);
+
+/* Promises the log lost to allocation failure, ever (counted, never silent). */
+uint64_t broker_wal_lost(const struct broker *b);
+
+/*
  * Start-up, before the loop: rebuild @b from the log's segments (see
  * core/wal_replay.h; @b's clock must be set, broker_tick()), then start
  * logging (@sync: acknowledgements wait for durability). Returns 0 or

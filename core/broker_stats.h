@@ -48,6 +48,7 @@ struct broker_stats {
     uint64_t rpair_nomem;    /* retained messages delivered unpaired: no memory (rpair.h) */
     uint64_t rpair_timeouts; /* a retained message's notice or apply never came */
     uint64_t wait_timeouts;    /* clients released without every shard's acknowledgement */
+    uint64_t wait_failed;      /* durability promises the log could not keep: closed, never acked */
     uint64_t publishers_held;  /* QoS 1/2 publishes held: they crossed to a congested shard */
     uint64_t hold_nomem;       /* ... acknowledged at once instead: no memory to hold them */
     /* By QoS (index 0..2): PUBLISH received and sent, and their payload bytes. */

@@ -39,6 +39,7 @@ void outbox_release(struct xmsg *m)
         free(m->payload.buf.ptr);
         break;
     case XMSG_ACK:
+    case XMSG_NACK:
         break;
     default:
         RM_ASSERT(!"not a routing message");
@@ -170,12 +171,22 @@ void outbox_msg_put(struct broker *b, struct msg *m)
     outbox_push(b, m->home_shard, &x);
 }
 
-void outbox_ack(struct broker *b, uint32_t dest, uint64_t token)
+static void ack_to(struct broker *b, uint32_t dest, uint64_t token, enum xmsg_kind kind)
 {
     RM_ASSERT(token != 0 && dest < b->shard_count && dest != b->shard_id);
-    struct xmsg x = {.kind = XMSG_ACK, .arg = b->shard_id};
+    struct xmsg x = {.kind = kind, .arg = b->shard_id};
     x.payload.retain.token = token;
     outbox_push(b, dest, &x);
+}
+
+void outbox_ack(struct broker *b, uint32_t dest, uint64_t token)
+{
+    ack_to(b, dest, token, XMSG_ACK);
+}
+
+void outbox_nack(struct broker *b, uint32_t dest, uint64_t token)
+{
+    ack_to(b, dest, token, XMSG_NACK);
 }
 
 uint32_t outbox_interest(struct broker *b, const uint8_t *filter, size_t len, uint32_t members,

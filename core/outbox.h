@@ -49,6 +49,9 @@ void outbox_msg_put(struct broker *b, struct msg *m);
 /* XMSG_ACK(@token) to shard @dest: one of the acknowledgements a wait there counts. */
 void outbox_ack(struct broker *b, uint32_t dest, uint64_t token);
 
+/* XMSG_NACK(@token) to shard @dest: the wait there fails (wait_fail()). */
+void outbox_nack(struct broker *b, uint32_t dest, uint64_t token);
+
 /*
  * Tell every other shard that this shard's sessions now subscribe (@members
  * > 0) or no longer subscribe to @filter at all (0), so they forward

@@ -104,8 +104,10 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
         size_t mark = wal_mark(b);
         if (pub->qos == 2)
             session_on_pubrel(b, cl->_sess, pub->pkt_id);
-        if (wal_sync(b) && wal_since(b, mark) && wait_for_log(b, cl, ack, pub->pkt_id, rc))
-            return BROKER__HOLD;
+        if (wal_sync(b) && wal_since(b, mark)) {
+            int held = wait_for_log(b, cl, ack, pub->pkt_id, rc);
+            return held > 0 ? BROKER__HOLD : held;
+        }
     } else if (pub->qos == 2) {
         int r = session_qos2_in_add(b, cl->_sess, pub->pkt_id);
         if (r < 0)
@@ -122,7 +124,9 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
  * shard's log when the publish logged something here (@logged), on wait
  * @token (made now if 0). A @guard acknowledgement (see above) is dropped;
  * a wait left with nothing due is cancelled. Returns the token the client
- * is held on, or 0 when the acknowledgement may go now.
+ * is held on, or 0 when the acknowledgement may go now; or 0 with @cl
+ * closing, never acknowledged (no wait could be made, or the log is
+ * degraded: wait_on_log()).
  */
 static uint64_t durable_after(struct broker *b, struct client *cl, uint8_t ack, uint16_t pkt_id,
                               uint64_t token, bool guard, bool logged)
@@ -130,13 +134,19 @@ static uint64_t durable_after(struct broker *b, struct client *cl, uint8_t ack, 
     RM_ASSERT(ack != 0);
     RM_ASSERT(!guard || token != 0);
     if (logged) {
-        if (!token)
+        if (!token) {
             token = wait_new(b, cl, ack, pkt_id, 1);
-        else if (!guard)
+            if (!token) {
+                /* No wait, no acknowledgement before it is durable: the client goes. */
+                (void)output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+                return 0;
+            }
+        } else if (!guard) {
             wait_add(b, token, 1);
+        }
+        if (!wait_on_log(b, token))
+            return 0; /* the log is degraded: the wait failed, @cl is closing */
         guard = false;
-        if (token && wal_hold(b, token) < 0)
-            guard = true; /* no memory to wait on the log: only the crossings */
     }
     if (guard && wait_remaining(b, token) > 1) {
         wait_drop(b, token);
@@ -256,8 +266,13 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
             wait_cancel(b, cl);
         goto out_fail;
     }
-    if (ack && wal_sync(b))
+    if (ack && wal_sync(b)) {
         token = durable_after(b, cl, ack, pub->pkt_id, token, guard, wal_since(b, mark));
+        if (cl->state == CLIENT_CLOSING) {
+            b->hold_count = 0;
+            return cl->close_rc < 0 ? cl->close_rc : -MQTT_RC_SERVER_UNAVAILABLE;
+        }
+    }
     if (route && b->hold_count > 0) {
         /* It crossed to a shard that is behind: no more from this client until it catches up. */
         token = wait_link_hold(b, cl, ack, pub->pkt_id, token, b->hold, b->hold_count);

@@ -142,10 +142,9 @@ void replica_home_apply(struct broker *b, struct msg *m, uint64_t token, uint32_
         /* Acknowledged once logged; the other replicas still owe theirs. */
         if (origin != b->shard_id)
             wal_ack_later(b, origin, token);
-        else if (wal_hold(b, token) == 0)
-            own = 0;
-        if (origin != b->shard_id)
-            own = 0;
+        else
+            (void)wait_on_log(b, token); /* or it failed: nothing more to count either way */
+        own = 0;
     }
     /* Never the last acknowledgement: every other replica still owes one. */
     struct client *released = retain_applied(b, own, origin);

@@ -698,9 +698,13 @@ static int pump(struct broker *b, struct session *s)
          * lets the receiver forget the message, so it waits for that record
          * (fsync = always), and the rest behind it in order.
          */
-        if (e->state == SESSION_WAIT_PUBCOMP && wal_noted(b, WAL_NOTE_PUBREC, s->_hash) &&
-            wal_pump_later(b, s->_hash))
-            break;
+        if (e->state == SESSION_WAIT_PUBCOMP && wal_noted(b, WAL_NOTE_PUBREC, s->_hash)) {
+            if (wal_pump_later(b, s->_hash))
+                break;
+            /* No memory to hold it back: the client goes, rather than the PUBREL outrun it. */
+            rc = -MQTT_RC_SERVER_UNAVAILABLE;
+            goto out;
+        }
         rc = resend(b, s, e);
         if (rc < 0)
             goto out;

@@ -327,17 +327,13 @@ int subscribe_on_subscribe(struct broker *b, struct client *cl, const struct mqt
          */
         if (!token)
             token = wait_new(b, cl, 0, 0, 0);
-        if (token) {
+        if (!token) {
+            /* No wait, no SUBACK before the subscriptions are durable: the client goes. */
+            (void)output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+        } else {
             wait_add(b, token, 1);
-            if (wal_hold(b, token) < 0) {
-                /* No memory to wait on the log: answered without it. */
-                if (wait_remaining(b, token) > 1) {
-                    wait_drop(b, token);
-                } else {
-                    wait_cancel(b, cl);
-                    token = 0;
-                }
-            }
+            if (!wait_on_log(b, token))
+                token = 0; /* the log is degraded: the wait failed, the client is closing */
         }
     }
     if (cl->state == CLIENT_CLOSING) {

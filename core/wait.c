@@ -119,16 +119,24 @@ static struct broker_wait *wait_at(const struct broker *b, uint64_t token)
     return &b->waits[slot];
 }
 
-bool wait_for_log(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
-                  uint8_t rc)
+int wait_for_log(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                 uint8_t rc)
 {
     uint64_t token = wait_new(b, cl, ack_type, pkt_id, 1);
     if (!token)
-        return false;
+        return output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE); /* never acked before durable */
     b->waits[(uint32_t)token - 1].ack_rc = rc;
+    if (wait_on_log(b, token))
+        return 1;
+    RM_ASSERT(cl->state == CLIENT_CLOSING);
+    return cl->close_rc < 0 ? cl->close_rc : -MQTT_RC_SERVER_UNAVAILABLE;
+}
+
+bool wait_on_log(struct broker *b, uint64_t token)
+{
     if (wal_hold(b, token) == 0)
         return true;
-    wait_cancel(b, cl);
+    wait_fail(b, token);
     return false;
 }
 
@@ -230,6 +238,26 @@ static struct client *complete(struct broker *b, struct broker_wait *w)
         return NULL;
     }
     return cl;
+}
+
+void wait_fail(struct broker *b, uint64_t token)
+{
+    uint32_t slot = (uint32_t)token - 1;
+    RM_ASSERT(slot < b->wait_cap);
+    struct broker_wait *w = &b->waits[slot];
+    if (w->gen != (uint32_t)(token >> 32) || w->remaining == 0)
+        return; /* it ended already */
+    struct client *cl = w->cl;
+    uint64_t relay = w->relay_token;
+    uint32_t relay_dest = w->relay_dest;
+    wait_release(b, w);
+    b->stats.wait_failed++;
+    if (relay)
+        outbox_nack(b, relay_dest, relay);
+    if (cl) {
+        cl->_wait = 0;
+        (void)output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
+    }
 }
 
 struct client *wait_done(struct broker *b, uint64_t token)

@@ -45,11 +45,20 @@ uint64_t wait_relay(struct broker *b, uint32_t dest, uint64_t token, uint32_t re
 
 /*
  * Hold @cl (not held yet) until what the log's open batch holds is durable,
- * then send it @ack_type for @pkt_id with v5 reason code @rc. False on
- * ENOMEM: nothing held, the caller answers now rather than never.
+ * then send it @ack_type for @pkt_id with v5 reason code @rc. Returns 1
+ * (held) or, when no wait can be made or the log cannot take it (ENOMEM),
+ * a negative close code: @cl is closed, never acknowledged before what it
+ * is promised is durable.
  */
-bool wait_for_log(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
-                  uint8_t rc);
+int wait_for_log(struct broker *b, struct client *cl, uint8_t ack_type, uint16_t pkt_id,
+                 uint8_t rc);
+
+/*
+ * One of @token's acknowledgements is the log's open batch becoming
+ * durable (wal_hold()). False when the log cannot take it (ENOMEM, the log
+ * is degraded): the wait has failed (wait_fail(); its client is closing).
+ */
+bool wait_on_log(struct broker *b, uint64_t token);
 
 /*
  * @token's wait (live, a PUBREC's) is for the QoS 2 message tagged
@@ -93,6 +102,16 @@ void wait_forget(struct broker *b, struct client *cl);
  * client is now closing, or the wait was given up) NULL.
  */
 struct client *wait_done(struct broker *b, uint64_t token);
+
+/*
+ * @token's wait stands for a promise the log cannot keep (a record lost to
+ * allocation failure, core/wal.h): it ends now, failed. Its client is
+ * closed without its acknowledgement (it sends again when it comes back),
+ * a relay tells its shard the same (XMSG_NACK), a tagged QoS 2 message is
+ * not committed; late acknowledgements are ignored. Counted. A wait that
+ * already ended: nothing.
+ */
+void wait_fail(struct broker *b, uint64_t token);
 
 /*
  * Give up one wait older than WAIT_TIMEOUT_MS at @now_ms (looking at most

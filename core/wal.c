@@ -17,6 +17,38 @@
 
 static void end(struct broker *b, size_t off);
 
+/* A promise is lost (see struct wal): counted; waits fail until a snapshot repairs the log. */
+static void degrade(struct broker *b)
+{
+    struct wal *w = b->wal;
+    w->nomem++;
+    w->degraded = true;
+    w->repair_wanted = true;
+    w->repair_after = w->snaps_begun; /* one already running may have passed what was lost */
+}
+
+bool wal_repair_wanted(const struct broker *b)
+{
+    return b->wal && b->wal->repair_wanted;
+}
+
+void wal_snap_begin(struct broker *b)
+{
+    struct wal *w = b->wal;
+    w->snap_running = ++w->snaps_begun;
+    if (w->degraded && w->snap_running > w->repair_after)
+        w->repair_wanted = false; /* this one repairs it, once durable */
+}
+
+bool wal_snap_durable(struct broker *b)
+{
+    struct wal *w = b->wal;
+    if (!w->degraded || w->snap_running <= w->repair_after)
+        return false;
+    w->degraded = false;
+    return true;
+}
+
 int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms)
 {
     RM_ASSERT(b != NULL);
@@ -74,7 +106,7 @@ void wal_has(struct broker *b, uint64_t origin, uint64_t who)
     if (!wal_sync(b))
         return;
     if (grow_array((void **)&w->has, &w->has_cap, w->has_count, sizeof(*w->has)) < 0) {
-        w->nomem++; /* a resend after a crash may reach this one twice */
+        degrade(b); /* a resend after a crash may reach this one twice */
         return;
     }
     w->has[w->has_count++] = (struct wal_has){origin, who};
@@ -144,8 +176,11 @@ int wal_hold(struct broker *b, uint64_t token)
 {
     RM_ASSERT(b->wal != NULL && token != 0);
     struct wal_batch *bt = &b->wal->open;
-    if (grow_array((void **)&bt->tokens, &bt->token_cap, bt->token_count, sizeof(*bt->tokens)) < 0)
+    if (grow_array((void **)&bt->tokens, &bt->token_cap, bt->token_count, sizeof(*bt->tokens)) <
+        0) {
+        degrade(b);
         return -ENOMEM;
+    }
     bt->tokens[bt->token_count++] = token;
     return 0;
 }
@@ -214,9 +249,9 @@ void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
         bt->acks[bt->ack_count++] = (struct wal_ack){dest, token};
         return;
     }
-    /* No memory to defer it: acknowledged now rather than never (counted). */
-    b->wal->nomem++;
-    outbox_ack(b, dest, token);
+    /* No memory to defer it: never acknowledged as if durable; the wait there fails. */
+    degrade(b);
+    outbox_nack(b, dest, token);
 }
 
 void wal_ack_after(struct broker *b, size_t mark, uint32_t dest, uint64_t token)
@@ -234,13 +269,13 @@ static struct wal_out *out_of(struct broker *b)
     return &b->wal->open.out;
 }
 
-/* Finish a record; an allocation failure drops the batch's tail: counted. */
+/* Finish a record; an allocation failure drops the record: the log is degraded. */
 static void end(struct broker *b, size_t off)
 {
     struct wal_out *o = out_of(b);
     wal_end(o, off);
     if (o->nomem) {
-        b->wal->nomem++;
+        degrade(b);
         o->nomem = false;
         o->len = off;
     }
@@ -439,6 +474,7 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
         return false;
     struct wal_batch t = w->flight;
     w->flight = w->open;
+    w->flight.lossy = w->degraded;
     w->open = t;
     w->open.out.len = 0;
     w->open.token_count = 0;
@@ -457,8 +493,12 @@ void wal_durable(struct broker *b)
 {
     struct wal *w = b->wal;
     RM_ASSERT(w != NULL && w->in_flight);
-    for (uint32_t i = 0; i < w->flight.ack_count; i++)
-        outbox_ack(b, w->flight.acks[i].dest, w->flight.acks[i].token);
+    for (uint32_t i = 0; i < w->flight.ack_count; i++) {
+        if (w->flight.lossy)
+            outbox_nack(b, w->flight.acks[i].dest, w->flight.acks[i].token);
+        else
+            outbox_ack(b, w->flight.acks[i].dest, w->flight.acks[i].token);
+    }
     w->flight.ack_count = 0;
     w->flight.pump.count = 0;
     b->origin_durable = w->flight_origin;

@@ -77,6 +77,7 @@ struct wal_notes {
 /* Records and what waits for them. */
 struct wal_batch {
     struct wal_out out;
+    bool lossy; /* taken while the log was degraded: its waits fail, its acks are NACKs */
     uint64_t *tokens; /* waits on this shard to complete */
     uint32_t token_count;
     uint32_t token_cap;
@@ -98,7 +99,19 @@ struct wal {
     uint64_t last_msg_id;
     /* Wall-clock ms minus broker ms: message expiry is logged in wall time. */
     int64_t wall_offset_ms;
-    uint64_t nomem; /* records lost to allocation failure (counted, never silent) */
+    uint64_t nomem; /* promises lost to allocation failure (counted, never silent) */
+    /*
+     * The log lost a promise: a record, a wait or an acknowledgement it
+     * could not keep (allocation failure). Until a snapshot begun after the
+     * last loss is durable, what a taken batch promised fails instead of
+     * completing (wait_fail(), XMSG_NACK): a client is closed rather than
+     * acknowledged. A compaction repairs it (wal_repair_wanted()).
+     */
+    bool degraded;
+    bool repair_wanted;    /* degraded, and no snapshot has begun since the last loss */
+    uint64_t snaps_begun;  /* snapshots begun, ever (wal_snap_begin()) */
+    uint64_t snap_running; /* the number of the last one begun */
+    uint64_t repair_after; /* a snapshot numbered above this one repairs the last loss */
     uint64_t next_origin;   /* wal_origin_new() */
     uint64_t flight_origin; /* the last origin given out before the batch in flight was taken */
     /* Tagged deliveries since the last snapshot began (fsync = always). */
@@ -131,11 +144,12 @@ bool wal_unsettled(const struct broker *b);
 
 /*
  * Complete wait @token once what is in the open batch is durable. Returns
- * 0 or -ENOMEM (the caller completes it now: nothing is held forever).
+ * 0, or -ENOMEM: the log is degraded and the caller fails the wait now
+ * (wait_fail(); never completed as if durable).
  */
 int wal_hold(struct broker *b, uint64_t token);
 
-/* Send XMSG_ACK(@token) to @dest once the open batch is durable (now on ENOMEM). */
+/* Send XMSG_ACK(@token) to @dest once the open batch is durable (XMSG_NACK now on ENOMEM). */
 void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token);
 
 /* XMSG_ACK(@token) to @dest once what was logged since @mark is durable; now if nothing was. */
@@ -150,7 +164,8 @@ bool wal_noted(const struct broker *b, enum wal_note kind, uint64_t hash);
 /*
  * Session @hash waits for the open batch to send what it holds back (a
  * PUBREL whose PUBREC record is noted): broker_wal_durable() pumps it
- * (session_pump()) once that is durable. False on ENOMEM (send it now).
+ * (session_pump()) once that is durable. False on ENOMEM: not before it is
+ * durable, so the caller closes the client.
  */
 bool wal_pump_later(struct broker *b, uint64_t hash);
 
@@ -159,6 +174,21 @@ bool wal_pump_later(struct broker *b, uint64_t hash);
  * completes run their clients again (broker_wal_durable()).
  */
 void wal_notes_settled(struct broker *b);
+
+/*
+ * Degraded (see struct wal): a compaction should begin, the first since the
+ * last loss; net/ starts one (broker_wal_repair_wanted()).
+ */
+bool wal_repair_wanted(const struct broker *b);
+
+/* A snapshot begins (or begins again from its first bucket): broker_wal_snapshot(). */
+void wal_snap_begin(struct broker *b);
+
+/*
+ * The snapshot last begun is complete and durable (a compaction's last
+ * batch synced). True when that repaired the log: waits complete again.
+ */
+bool wal_snap_durable(struct broker *b);
 
 /*
  * A new origin for a tagged QoS 2 message: unique across shards, and above

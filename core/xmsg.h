@@ -45,6 +45,7 @@ enum xmsg_kind {
     XMSG_RETAIN_SET,    /* retain: set/clear, sent to the topic's home shard; arg = origin */
     XMSG_RETAIN_APPLY,  /* retain: set/clear the home ordered; arg = origin (replica.h) */
     XMSG_ACK,           /* retain.token: done (retained applied, interest added); to the origin */
+    XMSG_NACK,          /* retain.token: its promise cannot be kept (wait_fail()); to the origin */
     XMSG_SHARE_PUBLISH, /* share: msg for one member of shared group key; arg = hops */
     /* net/ kinds */
     XMSG_CONN_HANDOFF, /* conn: a connection whose CONNECT is the receiver's; arg: its listener */

@@ -71,8 +71,10 @@ static void crossing_done(struct broker *b, size_t mark, uint32_t from, uint64_t
             wal_ack_after(b, mark, from, token); /* once what it left here is durable */
         return;
     }
-    if (!wal_since(b, mark) || wal_hold(b, relay) < 0)
-        (void)wait_done(b, relay); /* nothing of ours to wait for (or no memory to) */
+    if (!wal_since(b, mark))
+        (void)wait_done(b, relay); /* nothing of ours to wait for */
+    else
+        (void)wait_on_log(b, relay); /* or it failed: the shard it stands for hears so */
 }
 
 struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg *x)
@@ -119,8 +121,8 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
             released = replica_apply(b, m, 0, x->arg);
             if (!ours)
                 wal_ack_later(b, origin, token);
-            else if (wal_hold(b, token) < 0)
-                released = wait_done(b, token); /* no memory to wait: now, not never */
+            else
+                (void)wait_on_log(b, token); /* or it failed: its client is closing */
         } else {
             released = replica_apply(b, m, token, x->arg);
         }
@@ -129,6 +131,9 @@ struct client *xrecv_receive(struct broker *b, uint32_t from, const struct xmsg 
     }
     case XMSG_ACK:
         released = wait_done(b, x->payload.retain.token);
+        break;
+    case XMSG_NACK:
+        wait_fail(b, x->payload.retain.token);
         break;
     case XMSG_SHARE_PUBLISH: {
         size_t mark = wal_mark(b);

@@ -458,6 +458,7 @@ static void xmsg_received(void *ctx, uint32_t from, const struct xmsg *m)
     case XMSG_RETAIN_SET:
     case XMSG_RETAIN_APPLY:
     case XMSG_ACK:
+    case XMSG_NACK:
     case XMSG_SHARE_PUBLISH:
         broker_xmsg_receive(s->broker, from, m);
         break;

@@ -284,7 +284,7 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring)
 }
 
 /* Delete this stream's segments older than the compacted one (retire_step()). */
-static void compact_finish(struct wal_io *w)
+static void compact_finish(struct wal_io *w, struct broker *b)
 {
     if (!w->sync_ok) {
         LOG_WARN("persistence: shard %" PRIu32 ": the compaction's sync failed: %s", w->shard,
@@ -302,6 +302,10 @@ static void compact_finish(struct wal_io *w)
     LOG_INFO("persistence: shard %" PRIu32 ": compacted into segment %" PRIu32 " (%" PRIu64
              " bytes)",
              w->shard, w->compact_seq, w->seg_off);
+    if (broker_wal_compacted(b))
+        LOG_INFO("persistence: shard %" PRIu32 ": the log is whole again: acknowledgements "
+                 "that promise durability go out again",
+                 w->shard);
 }
 
 /* The batch is on disk (as far as this fsync mode promises): release what waited. */
@@ -329,7 +333,7 @@ static void batch_done(struct wal_io *w, struct broker *b, uint64_t now_ms)
     if (w->compact_flushing) {
         w->compact_flushing = false;
         w->compacting = false;
-        compact_finish(w);
+        compact_finish(w, b);
     }
 }
 
@@ -580,6 +584,10 @@ static void compact_step(struct wal_io *w, struct io_uring *ring, struct broker 
 {
     uint64_t ratio_bytes = w->snap_bytes * w->cfg->compact_ratio;
     uint64_t seg_bytes = (uint64_t)w->cfg->segment_mb << 20;
+    /* The log lost what it promised: a snapshot begun after that repairs it (core/wal.h). */
+    bool repair = broker_wal_repair_wanted(b);
+    if (repair && !w->compacting)
+        w->compact_requested = true; /* kept until one begins: the loop ticks meanwhile */
     if (!w->compacting && now_ms >= w->compact_retry_ms &&
         (w->compact_requested || (w->stream_bytes > ratio_bytes && w->stream_bytes > seg_bytes))) {
         int rc = rotate(w, ring);
@@ -600,6 +608,11 @@ static void compact_step(struct wal_io *w, struct io_uring *ring, struct broker 
             LOG_INFO("persistence: shard %" PRIu32 ": compacting again", w->shard);
         w->compact_failed = false;
         w->compact_requested = false;
+        if (repair)
+            LOG_WARN("persistence: shard %" PRIu32 ": the log lost what it promised to "
+                     "allocation failure (%" PRIu64 " times so far): clients waiting on it are "
+                     "closed, never acknowledged, until this compaction is durable",
+                     w->shard, broker_wal_lost(b));
         w->compacting = true;
         w->compact_in_batch = false;
         w->compact_seq = w->seq;
@@ -701,10 +714,10 @@ void wal_io_close(struct wal_io *w, struct broker *b)
                   strerror(errno));
     LOG_INFO("persistence: shard %" PRIu32 ": %" PRIu64 " bytes in %" PRIu64 " writes, %" PRIu64
              " syncs (mean %" PRIu64 " us, max %" PRIu64 " us), %" PRIu64 " errors, %" PRIu64
-             " compactions",
+             " compactions, %" PRIu64 " promises lost to allocation failure",
              w->shard, w->stats.bytes, w->stats.writes, w->stats.syncs,
              w->stats.syncs ? w->stats.sync_us_sum / w->stats.syncs : 0, w->stats.sync_us_max,
-             w->stats.errors, w->stats.compactions);
+             w->stats.errors, w->stats.compactions, broker_wal_lost(b));
     if (w->fd >= 0)
         close(w->fd);
     if (w->rot_fd >= 0)

@@ -19,6 +19,27 @@
 
 #include "broker_helpers.h"
 
+#include "core/wait.h"
+#include "core/wal.h"
+
+/*
+ * Reallocations to fail from now on (linked with --wrap=realloc): the
+ * log's arrays of waits and acknowledgements grow with realloc
+ * (core/grow.h), so a test fails exactly the one it means to.
+ */
+static int fail_reallocs;
+void *__real_realloc(void *p, size_t n);
+void *__wrap_realloc(void *p, size_t n);
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (fail_reallocs > 0) {
+        fail_reallocs--;
+        return NULL;
+    }
+    return __real_realloc(p, n);
+}
+
 /* The log so far: one segment per shard of the broker that wrote it. */
 #define SHARDS_MAX 4
 static struct wal_out seg[SHARDS_MAX];
@@ -2067,4 +2088,168 @@ Test(wal, a_packet_id_freed_by_pubcomp_is_not_reused_before_its_release_is_durab
     for (int i = 0; i <= gen_now; i++)
         wal_out_free(&gen_seg[i]);
     cr_assert_eq(delivered_m2, 1, "m2 reached the QoS 2 subscriber %d times", delivered_m2);
+}
+
+/* ---- promises the log cannot keep (allocation failure): fail, never acknowledge ---- */
+
+/* @cl (a persistent session) subscribes to @filter at QoS 1: SUBACK once durable. */
+static void subscribe_durable(struct client *cl, const char *filter)
+{
+    struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, 1};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(cl, &sp, MQTT_V311);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(cl, &g) && g.pkt.type == MQTT_SUBACK);
+}
+
+/* A QoS 1 PUBLISH of @topic from @cl (id @id), under fsync = always: held for the log. */
+static void publish_held(struct client *cl, const char *topic, const char *payload, uint16_t id)
+{
+    struct mqtt_pkt p = publish_pkt(topic, payload, 1, false, id);
+    feed_pkt(cl, &p, MQTT_V311);
+    expect_none(cl);
+}
+
+Test(wal, a_record_lost_to_allocation_failure_fails_pubacks_until_a_snapshot_repairs_the_log)
+{
+    start_log(true);
+    struct client sub, p1, p2, p3;
+    do_connect(&sub, "sub", false);
+    subscribe_durable(&sub, "s");
+    broker_client_gone(b, &sub, 0);
+    take(b, 0);
+
+    /* The WAL_MSG of the first message cannot be written (its buffer cannot grow). */
+    do_connect(&p1, "p1", true);
+    wal_open_out(b)->nomem = true;
+    publish_held(&p1, "s", "one", 1);
+    cr_assert_eq(broker_wal_lost(b), 1u, "the lost record is counted");
+    cr_assert(broker_wal_repair_wanted(b), "a compaction is wanted");
+    take(b, 0);
+    expect_none(&p1); /* never a PUBACK for what the log does not hold */
+    cr_assert_eq(p1.state, CLIENT_CLOSING, "its publisher is closed instead");
+
+    /* Until the log is repaired, a later message's PUBACK fails too: it may depend on the loss. */
+    do_connect(&p2, "p2", true);
+    publish_held(&p2, "s", "two", 2);
+    take(b, 0);
+    expect_none(&p2);
+    cr_assert_eq(p2.state, CLIENT_CLOSING);
+    cr_assert_eq(b->stats.wait_failed, 2u);
+
+    /* A compaction's snapshot (begun after the loss) is durable: the log is whole again. */
+    struct broker_wal_cursor c = {0};
+    cr_assert(broker_wal_snapshot(b, &c, UINT32_MAX));
+    cr_assert_not(broker_wal_repair_wanted(b), "a snapshot began after the loss");
+    take(b, 0);
+    cr_assert(broker_wal_compacted(b), "its snapshot repairs the log");
+    do_connect(&p3, "p3", true);
+    publish_held(&p3, "s", "three", 3);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(&p3, &g) && g.pkt.type == MQTT_PUBACK, "PUBACK again once repaired");
+    broker_client_gone(b, &p1, 0);
+    broker_client_gone(b, &p2, 0);
+    broker_client_gone(b, &p3, 0);
+
+    /* After a crash: the acknowledged message, and the two the snapshot kept. */
+    crash_and_restart(NULL, NULL);
+    cr_assert(do_connect(&sub, "sub", false));
+    expect_publish(&sub, "s", "one", 1, false, &g);
+    expect_publish(&sub, "s", "two", 1, false, &g);
+    expect_publish(&sub, "s", "three", 1, false, &g);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(wal, a_loss_while_a_snapshot_runs_needs_the_next_one)
+{
+    start_log(true);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    subscribe_durable(&sub, "s");
+    broker_client_gone(b, &sub, 0);
+    take(b, 0);
+    struct broker_wal_cursor c = {0};
+    cr_assert(broker_wal_snapshot(b, &c, UINT32_MAX)); /* begun before the loss */
+    do_connect(&pub, "pub", true);
+    wal_open_out(b)->nomem = true;
+    publish_held(&pub, "s", "lost", 1);
+    cr_assert(broker_wal_repair_wanted(b));
+    take(b, 0);
+    cr_assert_not(broker_wal_compacted(b), "a snapshot begun before the loss cannot repair it");
+    cr_assert(broker_wal_repair_wanted(b));
+    cr_assert_eq(pub.state, CLIENT_CLOSING);
+    c = (struct broker_wal_cursor){0};
+    cr_assert(broker_wal_snapshot(b, &c, UINT32_MAX));
+    take(b, 0);
+    cr_assert(broker_wal_compacted(b));
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, a_wait_the_log_cannot_take_closes_its_client_without_an_acknowledgement)
+{
+    start_log(true);
+    struct client pub;
+    do_connect(&pub, "pub", false);
+    take(b, 0);
+    wait_new(b, &pub, MQTT_PUBACK, 8, 1); /* the shard's wait slots exist */
+    wait_cancel(b, &pub);
+    /* The batch's array of waits cannot grow [wal_hold()]: the wait fails at once. */
+    fail_reallocs = 1;
+    int r = wait_for_log(b, &pub, MQTT_PUBACK, 9, 0);
+    fail_reallocs = 0;
+    cr_assert_lt(r, 0, "the client is closed");
+    cr_assert_eq(pub.state, CLIENT_CLOSING);
+    cr_assert_eq(pub._wait, 0u, "no longer held");
+    take(b, 0);
+    expect_none(&pub);
+    cr_assert_eq(b->stats.wait_failed, 1u);
+    cr_assert_eq(broker_wal_lost(b), 1u);
+    cr_assert(broker_wal_repair_wanted(b));
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, an_acknowledgement_another_shard_cannot_defer_fails_the_wait_there)
+{
+    broker_free(b);
+    struct broker *two[2];
+    for (uint32_t i = 0; i < 2; i++) {
+        two[i] = broker_new(&lim, i, 2);
+        broker_tick(two[i], 1000);
+        cr_assert_eq(broker_wal_start(two[i], true, 0), 0);
+        seg_start(&seg[i], i, 2);
+    }
+    b = two[0];
+    char pb[32];
+    struct client pub;
+    do_connect(&pub, homed_on(pb, "p", 0, 2), true);
+    /* Shard 0 waits for shard 1's durable acknowledgement of what it logged for it. */
+    uint64_t token = wait_new(two[0], &pub, MQTT_PUBACK, 3, 1);
+    cr_assert_neq(token, 0u);
+    fail_reallocs = 1; /* shard 1's array of deferred acknowledgements cannot grow */
+    wal_ack_later(two[1], 0, token);
+    fail_reallocs = 0;
+    cr_assert_eq(broker_wal_lost(two[1]), 1u);
+    pump(two, 2); /* an XMSG_NACK, not an XMSG_ACK */
+    drain_dirty();
+    expect_none(&pub);
+    cr_assert_eq(pub.state, CLIENT_CLOSING, "the wait failed: its client is closed");
+    cr_assert_eq(two[0]->stats.wait_failed, 1u);
+
+    /* Still degraded, shard 1 defers the next one, and its batch's NACK fails that wait too. */
+    struct client pub2;
+    do_connect(&pub2, homed_on(pb, "q", 0, 2), true);
+    token = wait_new(two[0], &pub2, MQTT_PUBACK, 4, 1);
+    wal_ack_later(two[1], 0, token);
+    take(two[1], 1);
+    pump(two, 2);
+    drain_dirty();
+    expect_none(&pub2);
+    cr_assert_eq(pub2.state, CLIENT_CLOSING);
+    broker_client_gone(two[0], &pub, 0);
+    broker_client_gone(two[0], &pub2, 0);
+    broker_free(two[1]);
 }
