@@ -189,13 +189,15 @@ void broker_wal_durable(struct broker *b);
 bool broker_wal_repair_wanted(const struct broker *b);
 
 /*
- * net/: a compaction's snapshot is complete and durable. True when that
- * repaired a degraded log: acknowledgements that promise durability go
- * again.
+ * net/: a compaction's snapshot is complete, and @durable (its last batch
+ * synced) or not. True when it is whole (nothing lost since it began): the
+ * older segments may go. *@repaired: it made a degraded log whole again,
+ * acknowledgements that promise durability go again. Not durable, or not
+ * whole, a degraded log wants another compaction.
  */
-bool broker_wal_compacted(struct broker *b);
+bool broker_wal_compacted(struct broker *b, bool durable, bool *repaired);
 
-/* Promises the log lost to allocation failure, ever (counted, never silent). */
+/* Records, waits and acknowledgements the log lost to allocation failure, ever (counted). */
 uint64_t broker_wal_lost(const struct broker *b);
 
 /*

@@ -122,39 +122,55 @@ static int publish_refuse(struct broker *b, struct client *cl, const struct mqtt
 /*
  * fsync = always, after routing: the acknowledgement waits for this
  * shard's log when the publish logged something here (@logged), on wait
- * @token (made now if 0). A @guard acknowledgement (see above) is dropped;
- * a wait left with nothing due is cancelled. Returns the token the client
- * is held on, or 0 when the acknowledgement may go now; or 0 with @cl
- * closing, never acknowledged (no wait could be made, or the log is
- * degraded: wait_on_log()).
+ * *@token (made now if 0). A @guard acknowledgement (see above) is dropped;
+ * a wait left with nothing due is cancelled. *@token: the wait the client
+ * is held on, or 0 when the acknowledgement may go now. Returns 0, or -1
+ * when @cl is closed instead, never acknowledged: no wait could be made,
+ * or the log could not take it (wait_on_log()).
  */
-static uint64_t durable_after(struct broker *b, struct client *cl, uint8_t ack, uint16_t pkt_id,
-                              uint64_t token, bool guard, bool logged)
+static int durable_after(struct broker *b, struct client *cl, uint8_t ack, uint16_t pkt_id,
+                         uint64_t *token, bool guard, bool logged)
 {
     RM_ASSERT(ack != 0);
-    RM_ASSERT(!guard || token != 0);
+    RM_ASSERT(!guard || *token != 0);
     if (logged) {
-        if (!token) {
-            token = wait_new(b, cl, ack, pkt_id, 1);
-            if (!token) {
-                /* No wait, no acknowledgement before it is durable: the client goes. */
+        if (!*token) {
+            *token = wait_new(b, cl, ack, pkt_id, 1);
+            if (!*token) {
                 (void)output_close(b, cl, -MQTT_RC_SERVER_UNAVAILABLE);
-                return 0;
+                return -1;
             }
         } else if (!guard) {
-            wait_add(b, token, 1);
+            wait_add(b, *token, 1);
         }
-        if (!wait_on_log(b, token))
-            return 0; /* the log is degraded: the wait failed, @cl is closing */
+        if (!wait_on_log(b, *token)) {
+            *token = 0;
+            return -1;
+        }
         guard = false;
     }
-    if (guard && wait_remaining(b, token) > 1) {
-        wait_drop(b, token);
+    if (guard && wait_remaining(b, *token) > 1) {
+        wait_drop(b, *token);
     } else if (guard) {
         wait_cancel(b, cl); /* it crossed nowhere: nothing to wait for */
-        token = 0;
+        *token = 0;
     }
-    return token;
+    return 0;
+}
+
+/*
+ * @cl is closed instead of acknowledged (its wait failed): the publish
+ * leaves nothing behind. A QoS 2 id is released, so that the client's
+ * resend is routed again: delivered twice, perhaps, never lost.
+ */
+static int unacknowledged(struct broker *b, struct client *cl, struct session *s,
+                          const struct mqtt_publish *pub, bool route)
+{
+    RM_ASSERT(cl->state == CLIENT_CLOSING);
+    b->hold_count = 0;
+    if (route && pub->qos == 2)
+        session_on_pubrel(b, s, pub->pkt_id);
+    return cl->close_rc < 0 ? cl->close_rc : -MQTT_RC_SERVER_UNAVAILABLE;
 }
 
 int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish *pub)
@@ -261,18 +277,16 @@ int publish_on_publish(struct broker *b, struct client *cl, struct mqtt_publish 
     b->wal_token = ack && wal_sync(b) ? token : 0;
     int matched = route ? route_publish(b, s, pub, token, origin) : 1;
     b->wal_token = 0;
+    if (token && !wait_live(b, token))
+        return unacknowledged(b, cl, s, pub, route); /* its wait failed while routing */
     if (matched < 0) {
         if (token)
             wait_cancel(b, cl);
         goto out_fail;
     }
-    if (ack && wal_sync(b)) {
-        token = durable_after(b, cl, ack, pub->pkt_id, token, guard, wal_since(b, mark));
-        if (cl->state == CLIENT_CLOSING) {
-            b->hold_count = 0;
-            return cl->close_rc < 0 ? cl->close_rc : -MQTT_RC_SERVER_UNAVAILABLE;
-        }
-    }
+    if (ack && wal_sync(b) &&
+        durable_after(b, cl, ack, pub->pkt_id, &token, guard, wal_since(b, mark)) < 0)
+        return unacknowledged(b, cl, s, pub, route);
     if (route && b->hold_count > 0) {
         /* It crossed to a shard that is behind: no more from this client until it catches up. */
         token = wait_link_hold(b, cl, ack, pub->pkt_id, token, b->hold, b->hold_count);

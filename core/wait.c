@@ -250,8 +250,17 @@ void wait_fail(struct broker *b, uint64_t token)
     struct client *cl = w->cl;
     uint64_t relay = w->relay_token;
     uint32_t relay_dest = w->relay_dest;
+    uint16_t pkt_id = w->pkt_id;
+    struct session *s = w->origin ? sess_table_by_hash(b, w->sess_hash) : NULL;
     wait_release(b, w);
     b->stats.wait_failed++;
+    /*
+     * A tagged QoS 2 message (its PUBREC's wait): its id is released, so the
+     * client's resend is routed again rather than taken for a duplicate of
+     * what no log may hold. Delivered twice, perhaps; never lost.
+     */
+    if (s)
+        session_on_pubrel(b, s, pkt_id);
     if (relay)
         outbox_nack(b, relay_dest, relay);
     if (cl) {

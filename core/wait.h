@@ -108,8 +108,9 @@ struct client *wait_done(struct broker *b, uint64_t token);
  * allocation failure, core/wal.h): it ends now, failed. Its client is
  * closed without its acknowledgement (it sends again when it comes back),
  * a relay tells its shard the same (XMSG_NACK), a tagged QoS 2 message is
- * not committed; late acknowledgements are ignored. Counted. A wait that
- * already ended: nothing.
+ * not committed and its id is released (the resend is routed again); late
+ * acknowledgements are ignored. Counted. A wait that already ended:
+ * nothing.
  */
 void wait_fail(struct broker *b, uint64_t token);
 

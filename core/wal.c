@@ -40,6 +40,12 @@ void wal_snap_begin(struct broker *b)
         w->repair_wanted = false; /* this one repairs it, once durable */
 }
 
+bool wal_snap_whole(const struct broker *b)
+{
+    const struct wal *w = b->wal;
+    return !w->degraded || w->snap_running > w->repair_after;
+}
+
 bool wal_snap_durable(struct broker *b)
 {
     struct wal *w = b->wal;
@@ -47,6 +53,15 @@ bool wal_snap_durable(struct broker *b)
         return false;
     w->degraded = false;
     return true;
+}
+
+void wal_snap_failed(struct broker *b)
+{
+    struct wal *w = b->wal;
+    if (w->degraded) {
+        w->repair_wanted = true; /* the next snapshot, begun after this one */
+        w->repair_after = w->snaps_begun;
+    }
 }
 
 int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms)
@@ -164,7 +179,8 @@ size_t wal_mark(const struct broker *b)
 bool wal_since(const struct broker *b, size_t mark)
 {
     RM_ASSERT(!b->wal || mark <= b->wal->open.out.len);
-    return b->wal && b->wal->open.out.len > mark;
+    /* Degraded, what a step logged may be the record that was lost: it waits (and fails). */
+    return b->wal && (b->wal->open.out.len > mark || (b->wal->sync && b->wal->degraded));
 }
 
 bool wal_unsettled(const struct broker *b)
@@ -178,7 +194,7 @@ int wal_hold(struct broker *b, uint64_t token)
     struct wal_batch *bt = &b->wal->open;
     if (grow_array((void **)&bt->tokens, &bt->token_cap, bt->token_count, sizeof(*bt->tokens)) <
         0) {
-        degrade(b);
+        b->wal->nomem++; /* no record is lost: only this wait fails (the caller) */
         return -ENOMEM;
     }
     bt->tokens[bt->token_count++] = token;
@@ -223,6 +239,8 @@ bool wal_noted(const struct broker *b, enum wal_note kind, uint64_t hash)
     const struct wal *w = b->wal;
     if (!wal_sync(b))
         return false;
+    if (w->degraded)
+        return true; /* the record a packet would wait for may be the one lost */
     return notes_name(&w->open.notes[kind], hash) ||
            (w->in_flight && notes_name(&w->flight.notes[kind], hash));
 }
@@ -250,7 +268,7 @@ void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
         return;
     }
     /* No memory to defer it: never acknowledged as if durable; the wait there fails. */
-    degrade(b);
+    b->wal->nomem++;
     outbox_nack(b, dest, token);
 }
 

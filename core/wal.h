@@ -101,11 +101,11 @@ struct wal {
     int64_t wall_offset_ms;
     uint64_t nomem; /* promises lost to allocation failure (counted, never silent) */
     /*
-     * The log lost a promise: a record, a wait or an acknowledgement it
-     * could not keep (allocation failure). Until a snapshot begun after the
-     * last loss is durable, what a taken batch promised fails instead of
-     * completing (wait_fail(), XMSG_NACK): a client is closed rather than
-     * acknowledged. A compaction repairs it (wal_repair_wanted()).
+     * The log lost a record to allocation failure (end(), wal_has()).
+     * Until a snapshot begun after the last loss is durable, what a taken
+     * batch promised fails instead of completing (wait_fail(), XMSG_NACK):
+     * a client is closed rather than acknowledged. A compaction repairs it
+     * (wal_repair_wanted()).
      */
     bool degraded;
     bool repair_wanted;    /* degraded, and no snapshot has begun since the last loss */
@@ -136,7 +136,10 @@ bool wal_sync(const struct broker *b);
 /* The open batch's length: compare with wal_since() to see what a step logged. */
 size_t wal_mark(const struct broker *b);
 
-/* True when records were appended since @mark (0 without a log). */
+/*
+ * True when records were appended since @mark (0 without a log); with
+ * sync, always while the log is degraded (what was logged may be lost).
+ */
 bool wal_since(const struct broker *b, size_t mark);
 
 /* True when some records are not durable yet (the open batch, or one in flight). */
@@ -144,8 +147,8 @@ bool wal_unsettled(const struct broker *b);
 
 /*
  * Complete wait @token once what is in the open batch is durable. Returns
- * 0, or -ENOMEM: the log is degraded and the caller fails the wait now
- * (wait_fail(); never completed as if durable).
+ * 0, or -ENOMEM (counted): the caller fails the wait now (wait_fail();
+ * never completed as if durable).
  */
 int wal_hold(struct broker *b, uint64_t token);
 
@@ -158,7 +161,10 @@ void wal_ack_after(struct broker *b, size_t mark, uint32_t dest, uint64_t token)
 /* Session @hash (session._hash) has a record of kind @kind in the open batch (sync only). */
 void wal_note(struct broker *b, enum wal_note kind, uint64_t hash);
 
-/* True while a record of kind @kind of session @hash is not durable (never without sync). */
+/*
+ * True while a record of kind @kind of session @hash is not durable (never
+ * without sync; always while the log is degraded).
+ */
 bool wal_noted(const struct broker *b, enum wal_note kind, uint64_t hash);
 
 /*
@@ -185,10 +191,19 @@ bool wal_repair_wanted(const struct broker *b);
 void wal_snap_begin(struct broker *b);
 
 /*
+ * True when nothing was lost since the snapshot last begun began: with it
+ * durable, the log's older segments may go.
+ */
+bool wal_snap_whole(const struct broker *b);
+
+/*
  * The snapshot last begun is complete and durable (a compaction's last
  * batch synced). True when that repaired the log: waits complete again.
  */
 bool wal_snap_durable(struct broker *b);
+
+/* The snapshot last begun could not be made durable: a degraded log wants another. */
+void wal_snap_failed(struct broker *b);
 
 /*
  * A new origin for a tagged QoS 2 message: unique across shards, and above

@@ -961,7 +961,7 @@ void shard_free(struct shard *s)
             "shard %u: handoffs %llu out, %llu in, %llu refused, %llu failed; cross-shard "
             "%llu sent, %llu received, %llu overflowed (deepest %llu, %llu refused, "
             "%llu QoS 0 shed, %llu congestions; %llu publishers held, %llu not for memory), "
-            "%llu doorbells (%llu failed)",
+            "%llu doorbells (%llu failed); %llu acknowledgements failed (the log out of memory)",
             s->id, (unsigned long long)s->stats.handoffs_out,
             (unsigned long long)s->stats.handoffs_in, (unsigned long long)s->stats.handoffs_refused,
             (unsigned long long)s->stats.handoffs_failed, (unsigned long long)xstats->sent,
@@ -969,7 +969,8 @@ void shard_free(struct shard *s)
             (unsigned long long)xstats->overflow_max, (unsigned long long)xstats->overflow_nomem,
             (unsigned long long)xstats->qos0_shed, (unsigned long long)xstats->congestions,
             (unsigned long long)bs->publishers_held, (unsigned long long)bs->hold_nomem,
-            (unsigned long long)xstats->doorbells, (unsigned long long)xstats->doorbell_errors);
+            (unsigned long long)xstats->doorbells, (unsigned long long)xstats->doorbell_errors,
+            (unsigned long long)bs->wait_failed);
     }
     if (s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed + s->xport_stats.tls_failed +
             s->xport_stats.ws_upgrades + s->xport_stats.ws_refused >

@@ -219,6 +219,12 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
     w->min_seq = 0;
     struct broker_wal_cursor cur = {0};
     (void)broker_wal_snapshot(b, &cur, UINT32_MAX);
+    if (broker_wal_lost(b) > 0) {
+        /* Not whole: the older generations must not go (main's wal_dir_retire()). */
+        LOG_ERROR("persistence: shard %" PRIu32 ": out of memory writing its snapshot", shard);
+        rc = -ENOMEM;
+        goto out_free;
+    }
     const uint8_t *buf;
     size_t len = 0;
     if (broker_wal_take(b, &buf, &len)) {
@@ -286,10 +292,19 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring)
 /* Delete this stream's segments older than the compacted one (retire_step()). */
 static void compact_finish(struct wal_io *w, struct broker *b)
 {
+    bool repaired;
+
     if (!w->sync_ok) {
         LOG_WARN("persistence: shard %" PRIu32 ": the compaction's sync failed: %s", w->shard,
                  strerror(-w->sync_res));
+        (void)broker_wal_compacted(b, false, &repaired);
         return; /* the old segments stay; the next compaction tries again */
+    }
+    if (!broker_wal_compacted(b, true, &repaired)) {
+        LOG_WARN("persistence: shard %" PRIu32 ": the compaction's snapshot lost records to "
+                 "allocation failure: the older segments stay, another compaction follows",
+                 w->shard);
+        return;
     }
     /* The older segments go one at a time through the ring (retire_step()). */
     if (w->retire_next == w->retire_end)
@@ -302,7 +317,7 @@ static void compact_finish(struct wal_io *w, struct broker *b)
     LOG_INFO("persistence: shard %" PRIu32 ": compacted into segment %" PRIu32 " (%" PRIu64
              " bytes)",
              w->shard, w->compact_seq, w->seg_off);
-    if (broker_wal_compacted(b))
+    if (repaired)
         LOG_INFO("persistence: shard %" PRIu32 ": the log is whole again: acknowledgements "
                  "that promise durability go out again",
                  w->shard);

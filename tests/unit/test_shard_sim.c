@@ -909,15 +909,24 @@ static void item_deliver(uint32_t from, uint32_t to, struct sim_item *it)
     ev++;
     if (!it->conn) {
         if (trace_level) {
-            static const char *const kinds[] = {"NONE",         "PUBLISH",      "MSG_FREE",
-                                                "INTEREST_ADD", "INTEREST_DEL", "RETAIN_SET",
-                                                "RETAIN_APPLY", "ACK",          "SHARE_PUBLISH"};
+            static const char *const kinds[] = {
+                [XMSG_NONE] = "NONE",
+                [XMSG_PUBLISH] = "PUBLISH",
+                [XMSG_MSG_FREE] = "MSG_FREE",
+                [XMSG_INTEREST_ADD] = "INTEREST_ADD",
+                [XMSG_INTEREST_DEL] = "INTEREST_DEL",
+                [XMSG_RETAIN_SET] = "RETAIN_SET",
+                [XMSG_RETAIN_APPLY] = "RETAIN_APPLY",
+                [XMSG_ACK] = "ACK",
+                [XMSG_NACK] = "NACK",
+                [XMSG_SHARE_PUBLISH] = "SHARE_PUBLISH"};
             const struct msg *m = it->x.payload.msg;
             bool has_msg = it->x.kind == XMSG_PUBLISH || it->x.kind == XMSG_RETAIN_SET ||
                            it->x.kind == XMSG_RETAIN_APPLY || it->x.kind == XMSG_SHARE_PUBLISH;
             bool has_buf = it->x.kind == XMSG_INTEREST_ADD || it->x.kind == XMSG_INTEREST_DEL;
             trace_add("xmsg %u -> %u %s arg %#x %.*s%.*s", from, to,
-                      it->x.kind < 9 ? kinds[it->x.kind] : "?", it->x.arg,
+                      it->x.kind < sizeof(kinds) / sizeof(kinds[0]) ? kinds[it->x.kind] : "?",
+                      it->x.arg,
                       has_msg ? (int)(m->payload_len < 6 ? m->payload_len : 6) : 0,
                       has_msg ? (const char *)msg_payload(m) : "",
                       has_buf ? (int)it->x.payload.buf.len : 0,

@@ -28,11 +28,16 @@
  * (core/grow.h), so a test fails exactly the one it means to.
  */
 static int fail_reallocs;
+static void *fail_realloc_of; /* fail the next realloc of this block */
 void *__real_realloc(void *p, size_t n);
 void *__wrap_realloc(void *p, size_t n);
 
 void *__wrap_realloc(void *p, size_t n)
 {
+    if (fail_realloc_of && p == fail_realloc_of) {
+        fail_realloc_of = NULL;
+        return NULL;
+    }
     if (fail_reallocs > 0) {
         fail_reallocs--;
         return NULL;
@@ -2144,7 +2149,9 @@ Test(wal, a_record_lost_to_allocation_failure_fails_pubacks_until_a_snapshot_rep
     cr_assert(broker_wal_snapshot(b, &c, UINT32_MAX));
     cr_assert_not(broker_wal_repair_wanted(b), "a snapshot began after the loss");
     take(b, 0);
-    cr_assert(broker_wal_compacted(b), "its snapshot repairs the log");
+    bool repaired;
+    cr_assert(broker_wal_compacted(b, true, &repaired), "its snapshot is whole");
+    cr_assert(repaired, "and it repairs the log");
     do_connect(&p3, "p3", true);
     publish_held(&p3, "s", "three", 3);
     take(b, 0);
@@ -2179,13 +2186,17 @@ Test(wal, a_loss_while_a_snapshot_runs_needs_the_next_one)
     publish_held(&pub, "s", "lost", 1);
     cr_assert(broker_wal_repair_wanted(b));
     take(b, 0);
-    cr_assert_not(broker_wal_compacted(b), "a snapshot begun before the loss cannot repair it");
+    bool repaired;
+    cr_assert_not(broker_wal_compacted(b, true, &repaired),
+                  "a snapshot begun before the loss is not whole: the older segments stay");
+    cr_assert_not(repaired, "nor does it repair the log");
     cr_assert(broker_wal_repair_wanted(b));
     cr_assert_eq(pub.state, CLIENT_CLOSING);
     c = (struct broker_wal_cursor){0};
     cr_assert(broker_wal_snapshot(b, &c, UINT32_MAX));
     take(b, 0);
-    cr_assert(broker_wal_compacted(b));
+    cr_assert(broker_wal_compacted(b, true, &repaired));
+    cr_assert(repaired);
     broker_client_gone(b, &pub, 0);
 }
 
@@ -2207,8 +2218,8 @@ Test(wal, a_wait_the_log_cannot_take_closes_its_client_without_an_acknowledgemen
     take(b, 0);
     expect_none(&pub);
     cr_assert_eq(b->stats.wait_failed, 1u);
-    cr_assert_eq(broker_wal_lost(b), 1u);
-    cr_assert(broker_wal_repair_wanted(b));
+    cr_assert_eq(broker_wal_lost(b), 1u, "counted");
+    cr_assert_not(broker_wal_repair_wanted(b), "no record was lost: nothing to repair");
     broker_client_gone(b, &pub, 0);
 }
 
@@ -2239,10 +2250,13 @@ Test(wal, an_acknowledgement_another_shard_cannot_defer_fails_the_wait_there)
     cr_assert_eq(pub.state, CLIENT_CLOSING, "the wait failed: its client is closed");
     cr_assert_eq(two[0]->stats.wait_failed, 1u);
 
-    /* Still degraded, shard 1 defers the next one, and its batch's NACK fails that wait too. */
+    /* Shard 1 loses a record: the acknowledgement it defers next goes as a NACK too. */
     struct client pub2;
     do_connect(&pub2, homed_on(pb, "q", 0, 2), true);
     token = wait_new(two[0], &pub2, MQTT_PUBACK, 4, 1);
+    wal_open_out(two[1])->nomem = true;
+    wal_session_end(two[1], (const uint8_t *)"gone", 4);
+    cr_assert(broker_wal_repair_wanted(two[1]));
     wal_ack_later(two[1], 0, token);
     take(two[1], 1);
     pump(two, 2);
@@ -2252,4 +2266,203 @@ Test(wal, an_acknowledgement_another_shard_cannot_defer_fails_the_wait_there)
     broker_client_gone(two[0], &pub, 0);
     broker_client_gone(two[0], &pub2, 0);
     broker_free(two[1]);
+}
+
+/* Fill @br's open batch's array of waits (with a stale token): its next growth fails. */
+static void tokens_full_then_fail(struct broker *br, struct client *cl)
+{
+    uint64_t stale = wait_new(br, cl, MQTT_PUBACK, 99, 1);
+    cr_assert_neq(stale, 0u);
+    wait_cancel(br, cl);
+    cr_assert_eq(wal_hold(br, stale), 0);
+    while (br->wal->open.token_count < br->wal->open.token_cap)
+        cr_assert_eq(wal_hold(br, stale), 0);
+    fail_realloc_of = br->wal->open.tokens;
+}
+
+/* A retained publish on its topic's home shard whose wait the log cannot take: no crash, no ack. */
+static void retained_home_wal_hold_fails(uint8_t qos)
+{
+    struct broker *two[2];
+    brokers_new(two, 2);
+    b = two[0];
+    char pb[32], tb[32];
+    struct client pub;
+    do_connect(&pub, homed_on(pb, "p", 0, 2), true);
+    const char *topic = homed_on(tb, "t", 0, 2);
+    take(b, 0);
+    tokens_full_then_fail(two[0], &pub);
+    struct mqtt_pkt p = publish_pkt(topic, "r", qos, true, qos ? 3 : 0);
+    cr_assert_lt(feed_pkt(&pub, &p, MQTT_V311), 0, "the publisher is closed");
+    fail_realloc_of = NULL;
+    pump(two, 2);
+    take(two[0], 0);
+    take(two[1], 1);
+    pump(two, 2);
+    expect_none(&pub);
+    cr_assert_eq(pub.state, CLIENT_CLOSING);
+    broker_client_gone(two[0], &pub, 0);
+    broker_free(two[1]);
+}
+
+Test(wal, a_retained_qos1_publish_whose_wait_the_log_cannot_take_closes_its_client)
+{
+    retained_home_wal_hold_fails(1);
+}
+
+Test(wal, a_retained_qos0_publish_whose_wait_the_log_cannot_take_closes_its_client)
+{
+    retained_home_wal_hold_fails(0);
+}
+
+Test(wal, a_subscribe_repeated_while_the_log_is_degraded_gets_no_early_suback)
+{
+    start_log(true);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    take(b, 0);
+    wal_open_out(b)->nomem = true; /* the WAL_SUB is lost */
+    struct mqtt_sub_entry e = {{(const uint8_t *)"s", 1}, 1};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(&sub, &sp, MQTT_V311);
+    take(b, 0);
+    expect_none(&sub);
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "its SUBACK failed");
+    broker_client_gone(b, &sub, 0);
+    /* It comes back and subscribes again: the log is still degraded. */
+    cr_assert(do_connect(&sub, "sub", false));
+    feed_pkt(&sub, &sp, MQTT_V311);
+    expect_none(&sub);
+    take(b, 0);
+    expect_none(&sub);
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "no SUBACK before the log is whole");
+    broker_client_gone(b, &sub, 0);
+    /* Repaired, the same SUBSCRIBE gets its SUBACK, and the subscription survives a crash. */
+    struct broker_wal_cursor c = {0};
+    cr_assert(broker_wal_snapshot(b, &c, UINT32_MAX));
+    take(b, 0);
+    bool repaired;
+    cr_assert(broker_wal_compacted(b, true, &repaired) && repaired);
+    cr_assert(do_connect(&sub, "sub", false));
+    feed_pkt(&sub, &sp, MQTT_V311);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_SUBACK);
+    crash_and_restart(&sub, NULL);
+    cr_assert(do_connect(&sub, "sub", false));
+    do_connect(&pub, "pub", true);
+    do_publish(&pub, "s", "m", 1, false, 1);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBLISH, "the subscription came back");
+    broker_client_gone(b, &pub, 0);
+    broker_client_gone(b, &sub, 0);
+}
+
+/* A persistent QoS 2 subscriber "sub" of "q" with "x" in flight; returns its id. */
+static uint16_t sub_with_x(struct client *sub)
+{
+    struct client pub;
+    do_connect(sub, "sub", false);
+    struct mqtt_sub_entry e = {{(const uint8_t *)"q", 1}, 2};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(sub, &sp, MQTT_V311);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(sub, &g) && g.pkt.type == MQTT_SUBACK);
+    do_connect(&pub, "pub", true);
+    struct mqtt_pkt pp = publish_pkt("q", "x", 2, false, 1);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    broker_client_gone(b, &pub, 0);
+    take(b, 0);
+    return got_publish(sub, "x");
+}
+
+Test(wal, a_pubrel_whose_own_pubrec_record_was_lost_is_not_sent)
+{
+    start_log(true);
+    struct client sub;
+    uint16_t id = sub_with_x(&sub);
+    wal_open_out(b)->nomem = true; /* the WAL_PUBREC is lost; nothing else is open */
+    ack(&sub, MQTT_PUBREC, id);
+    expect_none(&sub);
+    take(b, 0);
+    expect_none(&sub); /* a PUBREL lets the receiver forget the message */
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "the client goes instead");
+    crash_and_restart(&sub, NULL);
+    cr_assert(do_connect(&sub, "sub", false));
+    cr_assert_eq(copies(&sub, "x"), 1, "the message is sent again: it was never released");
+    broker_client_gone(b, &sub, 0);
+}
+
+Test(wal, a_pubrel_resent_on_resume_waits_for_the_repair)
+{
+    start_log(true);
+    struct client sub, other;
+    uint16_t id = sub_with_x(&sub);
+    do_connect(&other, "other", false); /* logs WAL_SESSION: the open batch is unsettled */
+    wal_open_out(b)->nomem = true;      /* the WAL_PUBREC is lost */
+    ack(&sub, MQTT_PUBREC, id);
+    expect_none(&sub);
+    take(b, 0);
+    expect_none(&sub);
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "the PUBREL was not sent: the client goes");
+    broker_client_gone(b, &sub, 0);
+    /* It comes back while the log is still degraded: no PUBREL yet. */
+    cr_assert(do_connect(&sub, "sub", false));
+    struct got g;
+    bool pubrel = next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL;
+    take(b, 0);
+    pubrel = pubrel || (next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
+    cr_assert_not(pubrel, "a PUBREL went out before its PUBREC record is in a whole log");
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &other, 0);
+}
+
+Test(wal, a_qos2_resend_after_a_nack_is_routed_again_never_acknowledged_early)
+{
+    struct broker *two[2];
+    char pid[32], sid[32];
+    struct client sub, pub;
+    pub_and_sub(two, pid, &pub, sid, &sub);
+    struct mqtt_pkt pp = publish_pkt("q", "lost", 2, false, 5);
+    feed_pkt(&pub, &pp, MQTT_V311);
+    pump(two, 2);
+    take(two[0], 0);                    /* WAL_QOS2_PEND durable: the crossing leaves */
+    wal_open_out(two[1])->nomem = true; /* shard 1 loses the WAL_MSG */
+    pump(two, 2);
+    b = two[1];
+    cr_assert_eq(copies(&sub, "lost"), 1);
+    take(two[1], 1); /* lossy: XMSG_NACK */
+    pump(two, 2);
+    b = two[0];
+    drain_dirty();
+    expect_none(&pub);
+    cr_assert_eq(pub.state, CLIENT_CLOSING, "the wait failed");
+    broker_client_gone(two[0], &pub, 0);
+    /* The publisher comes back and resends (DUP) while shard 1 is still degraded. */
+    cr_assert(do_connect(&pub, pid, false));
+    pp.u.publish.dup = true;
+    feed_pkt(&pub, &pp, MQTT_V311);
+    expect_none(&pub);
+    pump(two, 2);
+    take(two[0], 0);
+    take(two[1], 1);
+    pump(two, 2);
+    drain_dirty();
+    expect_none(&pub); /* no PUBREC for a message no whole log holds */
+    take(two[1], 1); /* the resend's delivery there is written (still lossy: NACK again) */
+    pump(two, 2);
+    drain_dirty();
+    expect_none(&pub);
+    /* Crash: the subscriber gets the message again (its resend's copy), not none. */
+    brokers_crash(two, 2, &sub, 1, &pub);
+    b = two[1];
+    cr_assert(do_connect(&sub, sid, false));
+    cr_assert_geq(copies(&sub, "lost"), 1);
+    broker_client_gone(b, &sub, 0);
+    broker_free(two[1]);
+    b = two[0];
 }
