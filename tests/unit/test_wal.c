@@ -2225,14 +2225,8 @@ Test(wal, a_wait_the_log_cannot_take_closes_its_client_without_an_acknowledgemen
 
 Test(wal, an_acknowledgement_another_shard_cannot_defer_fails_the_wait_there)
 {
-    broker_free(b);
     struct broker *two[2];
-    for (uint32_t i = 0; i < 2; i++) {
-        two[i] = broker_new(&lim, i, 2);
-        broker_tick(two[i], 1000);
-        cr_assert_eq(broker_wal_start(two[i], true, 0), 0);
-        seg_start(&seg[i], i, 2);
-    }
+    brokers_new(two, 2);
     b = two[0];
     char pb[32];
     struct client pub;
