@@ -747,16 +747,8 @@ bool broker_wal_repair_wanted(const struct broker *b)
 
 bool broker_wal_compacted(struct broker *b, bool durable, bool *repaired)
 {
-    RM_ASSERT(b != NULL && b->wal != NULL && repaired != NULL);
-    *repaired = false;
-    if (!durable) {
-        wal_snap_failed(b);
-        return false;
-    }
-    if (!wal_snap_whole(b))
-        return false;
-    *repaired = wal_snap_durable(b);
-    return true;
+    RM_ASSERT(b != NULL && b->wal != NULL);
+    return wal_snap_done(b, durable, repaired);
 }
 
 uint64_t broker_wal_lost(const struct broker *b)

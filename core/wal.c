@@ -40,28 +40,23 @@ void wal_snap_begin(struct broker *b)
         w->repair_wanted = false; /* this one repairs it, once durable */
 }
 
-bool wal_snap_whole(const struct broker *b)
-{
-    const struct wal *w = b->wal;
-    return !w->degraded || w->snap_running > w->repair_after;
-}
-
-bool wal_snap_durable(struct broker *b)
+bool wal_snap_done(struct broker *b, bool durable, bool *repaired)
 {
     struct wal *w = b->wal;
-    if (!w->degraded || w->snap_running <= w->repair_after)
+    RM_ASSERT(w != NULL && repaired != NULL);
+    *repaired = false;
+    if (!durable) {
+        if (w->degraded) {
+            w->repair_wanted = true; /* the next snapshot, begun after this one */
+            w->repair_after = w->snaps_begun;
+        }
         return false;
+    }
+    if (w->degraded && w->snap_running <= w->repair_after)
+        return false; /* something was lost since it began: not whole */
+    *repaired = w->degraded;
     w->degraded = false;
     return true;
-}
-
-void wal_snap_failed(struct broker *b)
-{
-    struct wal *w = b->wal;
-    if (w->degraded) {
-        w->repair_wanted = true; /* the next snapshot, begun after this one */
-        w->repair_after = w->snaps_begun;
-    }
 }
 
 int wal_init(struct broker *b, bool sync, int64_t wall_offset_ms)

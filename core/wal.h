@@ -191,19 +191,13 @@ bool wal_repair_wanted(const struct broker *b);
 void wal_snap_begin(struct broker *b);
 
 /*
- * True when nothing was lost since the snapshot last begun began: with it
- * durable, the log's older segments may go.
+ * The snapshot last begun is complete, and @durable (a compaction's last
+ * batch synced) or not. True when it is whole (nothing lost since it
+ * began): the log's older segments may go. *@repaired: that made a
+ * degraded log whole again, waits complete again. Not durable, or not
+ * whole, a degraded log wants another snapshot.
  */
-bool wal_snap_whole(const struct broker *b);
-
-/*
- * The snapshot last begun is complete and durable (a compaction's last
- * batch synced). True when that repaired the log: waits complete again.
- */
-bool wal_snap_durable(struct broker *b);
-
-/* The snapshot last begun could not be made durable: a degraded log wants another. */
-void wal_snap_failed(struct broker *b);
+bool wal_snap_done(struct broker *b, bool durable, bool *repaired);
 
 /*
  * A new origin for a tagged QoS 2 message: unique across shards, and above
