@@ -114,13 +114,11 @@ static bool guess(struct cipher *c, const Aes *live)
     for (int swapped = 0; swapped <= 1; swapped++) {
         memcpy(key, live->key, key_len);
         for (uint32_t i = 0; swapped && i < key_len; i += 4) {
-            uint8_t t0 = key[i];
-            uint8_t t1 = key[i + 1];
+            uint32_t v;
 
-            key[i] = key[i + 3];
-            key[i + 1] = key[i + 2];
-            key[i + 2] = t1;
-            key[i + 3] = t0;
+            memcpy(&v, key + i, 4);
+            v = __builtin_bswap32(v);
+            memcpy(key + i, &v, 4);
         }
         if (rebuild(&img, key, key_len)) {
             uint32_t d = differing((const word64 *)(const void *)&img,
