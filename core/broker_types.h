@@ -291,11 +291,13 @@ struct broker {
      * xrecv.c and route.c: while a crossing that carries another shard's
      * wait (relay_token, of shard relay_dest) is routed here, a shared
      * group's message passed on from it owes that wait through relay_wait,
-     * a relay made for the first one (0: none yet).
+     * a relay made for the first one (0: none yet); relay_failed when
+     * none could be made, and that wait was told it failed (XMSG_NACK).
      */
     uint64_t relay_token;
     uint64_t relay_wait;
     uint32_t relay_dest;
+    bool relay_failed;
     /*
      * wal.c, read by outbox.c: this shard's origins up to this one are
      * durable (their WAL_QOS2_PEND); a message with a later one of ours

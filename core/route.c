@@ -217,14 +217,21 @@ static void note_crossing(struct broker *b, uint32_t dest)
  * The wait on this shard that a shared group's message sent on now owes an
  * acknowledgement (fsync = always): the publisher's (b->wal_token), or, for
  * a crossing from another shard that carried its wait (b->relay_token), a
- * relay made once per crossing. 0: none (no sync, or out of memory).
+ * relay made once per crossing. 0: none (no sync, or no memory for the
+ * relay: the wait it would stand for fails instead, never acknowledged
+ * before the shard it goes to has logged it).
  */
 static uint64_t share_token(struct broker *b)
 {
     if (b->wal_token)
         return b->wal_token;
-    if (b->relay_token && !b->relay_wait)
+    if (b->relay_token && !b->relay_wait && !b->relay_failed) {
         b->relay_wait = wait_relay(b, b->relay_dest, b->relay_token, 1); /* 1: ours */
+        if (!b->relay_wait) {
+            b->relay_failed = true; /* settled by the caller (xrecv.c) */
+            outbox_nack(b, b->relay_dest, b->relay_token);
+        }
+    }
     return b->relay_token ? b->relay_wait : 0;
 }
 
@@ -251,35 +258,42 @@ static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool p
 {
     RM_ASSERT(plain || n > 0);
     RM_ASSERT(keys != NULL || n == 0);
-    struct xmsg x = {.kind = XMSG_PUBLISH, .arg = plain ? XMSG_PUBLISH_PLAIN : 0};
     /* The publisher's durability wait rides as the last key (XMSG_PUBLISH_TOKEN). */
     uint64_t token = b->wal_token;
-    x.payload.publish.msg = msg_ref(m);
-    x.payload.publish.key = n > 0 ? keys[0] : token;
     uint32_t more = n > 1 ? n - 1 : 0;
     if (more > XMSG_PUBLISH_MORE - 1)
         more = XMSG_PUBLISH_MORE - 1;
     uint32_t slots = more + (token && n > 0);
-    if (slots > 0) {
-        uint64_t *list = malloc(slots * sizeof(*keys));
-        if (list) {
-            if (more)
-                memcpy(list, keys + 1, more * sizeof(*keys));
-            if (token && n > 0)
-                list[more] = token;
-            x.payload.publish.more = list;
-            x.arg |= slots;
-        }
+    uint64_t *list = NULL;
+    if (slots > 0 && !(list = malloc(slots * sizeof(*list)))) {
+        /* Out of memory: each group crosses on its own, with the publisher's wait. */
+        b->stats.route_nomem++;
+        if (plain)
+            send_crossing(b, dest, m, true, NULL, 0);
+        for (uint32_t i = 0; i < n; i++)
+            send_share(b, dest, m, keys[i], 0);
+        return;
     }
-    if (token && (n == 0 || x.payload.publish.more)) {
+    struct xmsg x = {.kind = XMSG_PUBLISH, .arg = plain ? XMSG_PUBLISH_PLAIN : 0};
+    x.payload.publish.msg = msg_ref(m);
+    x.payload.publish.key = n > 0 ? keys[0] : token;
+    if (list) {
+        if (more)
+            memcpy(list, keys + 1, more * sizeof(*keys));
+        if (token && n > 0)
+            list[more] = token;
+        x.payload.publish.more = list;
+        x.arg |= slots;
+    }
+    if (token) {
         x.arg |= XMSG_PUBLISH_TOKEN;
         wait_add(b, token, 1);
     }
     outbox_push(b, dest, &x);
     note_crossing(b, dest);
     b->stats.xmsg_publish_out++;
-    /* Out of memory (or past 65536 groups): the rest cross on their own. */
-    for (uint32_t i = 1 + (x.payload.publish.more ? more : 0); i < n; i++)
+    /* Past 65536 groups: the rest cross on their own. */
+    for (uint32_t i = 1 + more; i < n; i++)
         send_share(b, dest, m, keys[i], 0);
 }
 

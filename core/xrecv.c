@@ -66,6 +66,11 @@ static void crossing_done(struct broker *b, size_t mark, uint32_t from, uint64_t
 {
     uint64_t relay = b->relay_wait;
     b->relay_wait = 0;
+    if (b->relay_failed) {
+        RM_ASSERT(relay == 0);
+        b->relay_failed = false; /* @token's wait was told it failed (share_token() in route.c) */
+        return;
+    }
     if (!relay) {
         if (token)
             wal_ack_after(b, mark, from, token); /* once what it left here is durable */

@@ -45,6 +45,20 @@ void *__wrap_realloc(void *p, size_t n)
     return __real_realloc(p, n);
 }
 
+/* Fail the next malloc of exactly this many bytes (linked with --wrap=malloc); 0: none. */
+static size_t fail_malloc_size;
+void *__real_malloc(size_t n);
+void *__wrap_malloc(size_t n);
+
+void *__wrap_malloc(size_t n)
+{
+    if (fail_malloc_size && n == fail_malloc_size) {
+        fail_malloc_size = 0;
+        return NULL;
+    }
+    return __real_malloc(n);
+}
+
 /* The log so far: one segment per shard of the broker that wrote it. */
 #define SHARDS_MAX 4
 static struct wal_out seg[SHARDS_MAX];
@@ -601,15 +615,15 @@ Test(wal, replay_teaches_every_shard_the_others_filters_and_retained_messages)
     b = two[0]; /* for teardown */
 }
 
-Test(wal, a_shared_message_passed_on_is_acknowledged_once_its_last_shard_has_it)
+/*
+ * Three shards with logs (sync): @p, homed on shard 0, connected; members
+ * of $share/g/t @c1 on shard 1, gone offline (shard 1 passes the group's
+ * messages on), and @c2 on shard 2, online.
+ */
+static void three_with_a_member_passing_on(struct broker **three, struct client *c1,
+                                           struct client *c2, struct client *p)
 {
-    /*
-     * A shared group's message crosses to a shard whose member is offline,
-     * which passes it on to the shard with an online member: the PUBACK
-     * waits for that last shard's log too, not only for the first one's.
-     */
     broker_free(b);
-    struct broker *three[3];
     char pid[32], m1[32], m2[32];
     homed_on(pid, "pub", 0, 3);
     homed_on(m1, "member", 1, 3);
@@ -620,10 +634,9 @@ Test(wal, a_shared_message_passed_on_is_acknowledged_once_its_last_shard_has_it)
         cr_assert_eq(broker_wal_start(three[i], true, 0), 0);
         seg_start(&seg[i], i, 3);
     }
-    struct client c1, c2, p;
     struct got g;
     const char *ids[2] = {m1, m2};
-    struct client *cs[2] = {&c1, &c2};
+    struct client *cs[2] = {c1, c2};
     for (int k = 0; k < 2; k++) {
         b = three[k + 1];
         do_connect(cs[k], ids[k], false);
@@ -637,9 +650,36 @@ Test(wal, a_shared_message_passed_on_is_acknowledged_once_its_last_shard_has_it)
         cr_assert(next_out(cs[k], &g) && g.pkt.type == MQTT_SUBACK);
     }
     b = three[1];
-    broker_client_gone(b, &c1, 0); /* offline: shard 1 passes the group's messages on */
+    broker_client_gone(b, c1, 0);
     b = three[0];
-    do_connect(&p, pid, true);
+    do_connect(p, pid, true);
+}
+
+/* The end of three_with_a_member_passing_on(): @p (shard 0) and @c2 (shard 2) go. */
+static void three_free(struct broker **three, struct client *c2, struct client *p)
+{
+    broker_client_gone(three[0], p, 0);
+    broker_client_gone(three[2], c2, 0);
+    for (uint32_t i = 0; i < 3; i++) {
+        take(three[i], (int)i);
+        pump(three, 3);
+    }
+    broker_free(three[1]);
+    broker_free(three[2]);
+    b = three[0]; /* for teardown */
+}
+
+Test(wal, a_shared_message_passed_on_is_acknowledged_once_its_last_shard_has_it)
+{
+    /*
+     * A shared group's message crosses to a shard whose member is offline,
+     * which passes it on to the shard with an online member: the PUBACK
+     * waits for that last shard's log too, not only for the first one's.
+     */
+    struct broker *three[3];
+    struct client c1, c2, p;
+    struct got g;
+    three_with_a_member_passing_on(three, &c1, &c2, &p);
     /* The group's shards take turns: one of the two goes through shard 1. */
     for (uint16_t n = 1; n <= 2; n++) {
         struct mqtt_pkt pp = publish_pkt("t", "m", 1, false, n);
@@ -661,16 +701,7 @@ Test(wal, a_shared_message_passed_on_is_acknowledged_once_its_last_shard_has_it)
         ack(&c2, MQTT_PUBACK, g.pkt.u.publish.pkt_id);
         b = three[0];
     }
-    broker_client_gone(b, &p, 0);
-    b = three[2];
-    broker_client_gone(b, &c2, 0);
-    for (uint32_t i = 0; i < 3; i++) {
-        take(three[i], (int)i);
-        pump(three, 3);
-    }
-    broker_free(three[1]);
-    broker_free(three[2]);
-    b = three[0]; /* for teardown */
+    three_free(three, &c2, &p);
 }
 
 Test(wal, a_restored_session_is_judged_by_its_own_listeners_acl)
@@ -2459,4 +2490,116 @@ Test(wal, a_qos2_resend_after_a_nack_is_routed_again_never_acknowledged_early)
     broker_client_gone(b, &sub, 0);
     broker_free(two[1]);
     b = two[0];
+}
+
+Test(wal, a_crossing_whose_list_of_groups_cannot_be_made_still_waits_for_that_shard)
+{
+    /*
+     * A QoS 1 message crosses to shard 1 for a plain subscriber and a
+     * shared group's member there. The crossing's list of groups, which
+     * carries the publisher's wait, cannot be allocated: the PUBACK still
+     * waits for shard 1's log.
+     */
+    struct broker *two[2];
+    char pid[32], sid[32], mid[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(sid, "sub", 1, 2);
+    homed_on(mid, "member", 1, 2);
+    brokers_new(two, 2);
+    struct client sub, member, pub;
+    b = two[1];
+    do_connect(&sub, sid, false);
+    subscribe_q2(two, 2, two[1], 1, &sub, "t");
+    b = two[1];
+    do_connect(&member, mid, false);
+    subscribe_q2(two, 2, two[1], 1, &member, "$share/g/t");
+    b = two[0];
+    do_connect(&pub, pid, true);
+    uint64_t nomem = two[0]->stats.route_nomem;
+    struct mqtt_pkt pp = publish_pkt("t", "m", 1, false, 3);
+    fail_malloc_size = sizeof(uint64_t); /* the list: the publisher's wait alone */
+    feed_pkt(&pub, &pp, MQTT_V311);
+    fail_malloc_size = 0;
+    pump(two, 2);
+    take(two[0], 0);
+    pump(two, 2);
+    drain_dirty();
+    expect_none(&pub); /* not before shard 1 logged its deliveries */
+    take(two[1], 1);
+    pump(two, 2);
+    drain_dirty();
+    struct got g;
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBACK, "once shard 1 logged them");
+    cr_assert_eq(two[0]->stats.route_nomem, nomem + 1, "the list was not made");
+    b = two[1];
+    cr_assert_eq(copies(&sub, "m"), 1);
+    cr_assert_eq(copies(&member, "m"), 1);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &member, 0);
+    b = two[0];
+    broker_client_gone(b, &pub, 0);
+    pump(two, 2);
+    broker_free(two[1]);
+}
+
+Test(wal, a_shared_message_passed_on_without_a_relay_fails_its_publishers_wait)
+{
+    /*
+     * Shard 1 passes a shared group's message on to shard 2 but has no
+     * memory for the relay that would wait for shard 2's log: the
+     * publisher's wait fails (closed, never acknowledged), not acknowledged
+     * before shard 2 has logged the message.
+     */
+    struct broker *three[3];
+    struct client c1, c2, p;
+    three_with_a_member_passing_on(three, &c1, &c2, &p);
+    /* Shard 1's wait slots are full, and the next growth fails. */
+    struct broker *one = three[1];
+    uint64_t fillers[64];
+    uint32_t filled = 0;
+    do {
+        cr_assert_lt(filled, 64u);
+        fillers[filled] = wait_relay(one, 0, 0xdead00000001ull, 1); /* stale at shard 0 */
+        cr_assert_neq(fillers[filled++], 0u);
+    } while (one->wait_used < one->wait_cap);
+    fail_realloc_of = one->waits;
+    /* The group's shards take turns: one of the two goes through shard 1. */
+    bool passed = false;
+    for (uint16_t n = 1; n <= 2 && !passed; n++) {
+        b = three[0];
+        struct mqtt_pkt pp = publish_pkt("t", "m", 1, false, n);
+        feed_pkt(&p, &pp, MQTT_V311);
+        pump(three, 3);
+        passed = fail_realloc_of == NULL;
+        for (int round = 0; round < 3; round++) {
+            take(three[0], 0);
+            take(three[1], 1);
+            pump(three, 3);
+        }
+        b = three[0];
+        drain_dirty();
+        struct got g;
+        if (!passed) {
+            take(three[2], 2);
+            pump(three, 3);
+            cr_assert(next_out(&p, &g) && g.pkt.type == MQTT_PUBACK, "PUBACK %u", n);
+            b = three[2];
+            expect_publish(&c2, "t", "m", 1, false, &g);
+            ack(&c2, MQTT_PUBACK, g.pkt.u.publish.pkt_id);
+            continue;
+        }
+        expect_none(&p); /* before shard 2 logged it */
+        take(three[2], 2);
+        pump(three, 3);
+        drain_dirty();
+        expect_none(&p); /* nor after: no relay could count shard 2's acknowledgement */
+        cr_assert_eq(p.state, CLIENT_CLOSING, "the wait failed: the publisher is closed");
+        cr_assert_eq(three[0]->stats.wait_failed, 1u);
+    }
+    fail_realloc_of = NULL;
+    cr_assert(passed, "one of the two went through shard 1");
+    for (uint32_t i = 0; i < filled; i++)
+        (void)wait_done(one, fillers[i]);
+    pump(three, 3);
+    three_free(three, &c2, &p);
 }
