@@ -19,6 +19,7 @@
 #include "core/broker_types.h"
 #include "core/connect.h"
 #include "core/deadline.h"
+#include "core/give.h"
 #include "core/home.h"
 #include "core/login.h"
 #include "core/lvlmap.h"
@@ -91,6 +92,7 @@ void broker_free(struct broker *b)
     wal_fini(b); /* first: sessions freed at exit are not logged as ended */
     free(b->origin_has);
     sess_table_fini(b);
+    give_fini(b); /* still open in the log: sent again after a restart */
     RM_ASSERT(!b->trie || trie_count(b->trie) == 0);
     outbox_fini(b);
     if (b->retained)
@@ -310,6 +312,7 @@ void broker_tick(struct broker *b, uint64_t now_ms)
 {
     RM_ASSERT(b != NULL);
     deadline_tick(b, now_ms);
+    give_tick(b);
     replica_tick(b);
     /* Bounded: each call frees one wait slot or returns NULL. */
     struct client *cl;
@@ -336,7 +339,8 @@ void broker_tick(struct broker *b, uint64_t now_ms)
 bool broker_has_deadlines(const struct broker *b)
 {
     RM_ASSERT(b != NULL);
-    return deadline_pending(b) || wait_pending(b) || rpair_pending(b) || login_backlog(b);
+    return deadline_pending(b) || wait_pending(b) || rpair_pending(b) || login_backlog(b) ||
+           give_pending(b);
 }
 
 const uint8_t *broker_client_id(const struct client *cl, size_t *len)
@@ -789,6 +793,7 @@ bool broker_wal_snapshot(struct broker *b, struct broker_wal_cursor *c, uint32_t
     }
     if (!c->has) {
         wal_snap_has(b); /* before the sessions: their old tagged deliveries go with the segments */
+        give_snapshot(b);
         c->has = true;
     }
     /* Bounded: @max buckets, each a short chain. */

@@ -120,6 +120,10 @@ struct broker_outbox_hold {
 };
 
 /* A retained publish waiting for every replica (see broker.waits). */
+/* How a wait_callback() wait ended: @done (all acknowledged), else failed. */
+struct broker;
+typedef void (*broker_wait_end_fn)(struct broker *b, uint64_t arg, bool done);
+
 struct broker_wait {
     struct client *cl; /* NULL once the client is gone */
     /*
@@ -137,6 +141,9 @@ struct broker_wait {
     uint32_t relay_dest;
     uint64_t expire_ms; /* given up then (wait_expire()): an acknowledgement was lost */
     uint64_t relay_token; /* 0: not a relay */
+    /* A wait with no client that tells its owner (wait_callback()): NULL: not one. */
+    broker_wait_end_fn end_fn;
+    uint64_t end_arg;
     /*
      * A tagged QoS 2 publish's PUBREC wait (wait_set_origin()): its origin
      * and its session's hash, so that it commits even when its client has
@@ -144,6 +151,16 @@ struct broker_wait {
      */
     uint64_t origin;
     uint64_t sess_hash;
+};
+
+/* A message an ended session handed on, until it is logged where it went (give.c). */
+struct broker_give {
+    struct msg *m;  /* a reference of its own */
+    uint64_t key;   /* its shared group */
+    uint64_t id;    /* WAL_GIVE's (wal_origin_new()) */
+    uint64_t token; /* its wait; 0: to be sent again (give_tick()) */
+    uint8_t *cid;   /* the session that gave it: its home replays it */
+    uint16_t cid_len;
 };
 
 /* A retained message's first arrival here, waiting for its pair (rpair.c). */
@@ -312,6 +329,15 @@ struct broker {
     struct wal_has *origin_has;
     uint32_t origin_has_count;
     uint64_t origin_floor;
+    /*
+     * give.c: messages ended sessions handed on, not yet logged where they
+     * went; give_retry when some wait to be sent again, at give_retry_ms.
+     */
+    struct broker_give *gives;
+    uint32_t give_count;
+    uint32_t give_cap;
+    bool give_retry;
+    uint64_t give_retry_ms;
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a

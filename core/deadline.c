@@ -7,6 +7,7 @@
 #include <stdlib.h>
 
 #include "core/broker_types.h"
+#include "core/give.h"
 #include "core/outbox.h"
 #include "core/route.h"
 #include "core/rm_assert.h"
@@ -83,7 +84,7 @@ void deadline_end(struct broker *b, struct session *s)
     RM_ASSERT(s->client == NULL);
     struct msg *will = s->_timed ? timed_free(b, s->_timed) : NULL;
     sess_table_remove(b, s);
-    session_free(b, s, route_share_give, b);
+    session_free(b, s, give_share, b);
     if (will)
         route_will(b, will);
 }

@@ -5,7 +5,7 @@
  * Sessions with a deadline are on one list, walked at the earliest
  * deadline but at most once a second. (Keep alive and connect timeouts
  * are net/'s timers; message expiry is checked when a message is sent.)
- * Calls route, sess_table, session and wal. Owned by one shard;
+ * Calls give, route, sess_table, session and wal. Owned by one shard;
  * single-threaded.
  */
 #ifndef RINGMQ_DEADLINE_H

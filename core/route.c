@@ -235,15 +235,19 @@ static uint64_t share_token(struct broker *b)
     return b->relay_token ? b->relay_wait : 0;
 }
 
-/* Send @m to shard @dest for one member of shared group @key, passed on @hops times. */
-static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key, uint32_t hops)
+/*
+ * Send @m to shard @dest for one member of shared group @key, passed on
+ * @hops times, owing wait @token (0: none) an acknowledgement.
+ */
+static void send_share(struct broker *b, uint32_t dest, struct msg *m, uint64_t key, uint32_t hops,
+                       uint64_t token)
 {
     struct xmsg x = {.kind = XMSG_SHARE_PUBLISH, .arg = hops};
     x.payload.share.msg = msg_ref(m);
     x.payload.share.key = key;
-    x.payload.share.token = share_token(b);
-    if (x.payload.share.token)
-        wait_add(b, x.payload.share.token, 1);
+    x.payload.share.token = token;
+    if (token)
+        wait_add(b, token, 1);
     outbox_push(b, dest, &x);
     note_crossing(b, dest);
 }
@@ -271,7 +275,7 @@ static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool p
         if (plain)
             send_crossing(b, dest, m, true, NULL, 0);
         for (uint32_t i = 0; i < n; i++)
-            send_share(b, dest, m, keys[i], 0);
+            send_share(b, dest, m, keys[i], 0, share_token(b));
         return;
     }
     struct xmsg x = {.kind = XMSG_PUBLISH, .arg = plain ? XMSG_PUBLISH_PLAIN : 0};
@@ -294,7 +298,7 @@ static void send_crossing(struct broker *b, uint32_t dest, struct msg *m, bool p
     b->stats.xmsg_publish_out++;
     /* Past 65536 groups: the rest cross on their own. */
     for (uint32_t i = 1 + more; i < n; i++)
-        send_share(b, dest, m, keys[i], 0);
+        send_share(b, dest, m, keys[i], 0, share_token(b));
 }
 
 /*
@@ -344,9 +348,18 @@ static struct session *share_allowed(struct broker *b, struct session *to, struc
     return NULL;
 }
 
-/* route_share_give(), and to another shard only when @far. */
-static bool share_give(struct broker *b, struct msg *m, uint64_t key, const struct session *from,
-                       bool far)
+/* Where share_place() put a message. */
+enum place { PLACED_NONE, PLACED_HERE, PLACED_FAR };
+
+/*
+ * Place @m with a member of shared group @key other than @from (NULL:
+ * any): delivered to one online here (PLACED_HERE), else, when @far, one
+ * on another shard is chosen, *@shard, for the caller to send it to
+ * (PLACED_FAR), else delivered to one offline here; PLACED_NONE when the
+ * group has no such member.
+ */
+static enum place share_place(struct broker *b, struct msg *m, uint64_t key,
+                              const struct session *from, bool far, uint32_t *shard)
 {
     RM_ASSERT(key != 0);
     RM_ASSERT(m != NULL);
@@ -359,29 +372,44 @@ static bool share_give(struct broker *b, struct msg *m, uint64_t key, const stru
         to = share_allowed(b, to, m, key, (void *)from, &options, &sub_id);
     if (to && to != from && to->client) {
         deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
-        return true;
+        return PLACED_HERE;
     }
     /* No other member online here: another shard's, else an offline one here. */
-    uint32_t shard;
-    if (far && share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, &shard)) {
-        send_share(b, shard, m, key, 0);
-        return true;
-    }
+    if (far && share_pick_shard(b->share, key, topic.ptr, topic.len, UINT32_MAX, shard))
+        return PLACED_FAR;
     if (to && to != from) {
         deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
-        return true;
+        return PLACED_HERE;
     }
-    return false;
+    return PLACED_NONE;
 }
 
 bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct session *from)
 {
-    return share_give(ctx, m, key, from, true);
+    struct broker *b = ctx;
+    uint32_t shard;
+    enum place p = share_place(b, m, key, from, true, &shard);
+    if (p == PLACED_FAR)
+        send_share(b, shard, m, key, 0, share_token(b));
+    return p != PLACED_NONE;
 }
 
 bool route_share_give_here(void *ctx, struct msg *m, uint64_t key, const struct session *from)
 {
-    return share_give(ctx, m, key, from, false);
+    uint32_t shard;
+    return share_place(ctx, m, key, from, false, &shard) != PLACED_NONE;
+}
+
+bool route_give(struct broker *b, struct msg *m, uint64_t key, uint64_t token)
+{
+    RM_ASSERT(key != 0 && m != NULL);
+    uint32_t shard;
+    enum place p = share_place(b, m, key, NULL, true, &shard);
+    if (p == PLACED_FAR)
+        send_share(b, shard, m, key, 0, token);
+    if (p == PLACED_NONE)
+        b->stats.share_dropped++; /* the group has no member left */
+    return p != PLACED_NONE;
 }
 
 /*
@@ -418,7 +446,7 @@ static void deliver_far(struct broker *b, struct msg *m)
             if (n < b->keys_cap)
                 b->keys[n++] = p->key;
             else
-                send_share(b, d, m, p->key, 0); /* no memory for the scratch */
+                send_share(b, d, m, p->key, 0, share_token(b)); /* no memory for the scratch */
         }
         if (r < plain || n > 0)
             send_crossing(b, d, m, r < plain, b->keys, n);
@@ -598,7 +626,7 @@ void route_share_received(struct broker *b, uint32_t from, struct msg *m, uint64
     uint32_t shard;
     if ((!to || !to->client) && hops < SHARE_HOPS_MAX &&
         share_pick_shard(b->share, key, msg_topic(m), m->topic_len, from, &shard)) {
-        send_share(b, shard, m, key, hops + 1);
+        send_share(b, shard, m, key, hops + 1, share_token(b));
     } else if (to) {
         deliver_one(b, to, m, options, key, &sub_id, sub_id != 0);
     } else {

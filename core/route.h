@@ -107,4 +107,12 @@ bool route_share_give(void *ctx, struct msg *m, uint64_t key, const struct sessi
  */
 bool route_share_give_here(void *ctx, struct msg *m, uint64_t key, const struct session *from);
 
+/*
+ * give.c: @m for a member of shared group @key (core/give.h): one online
+ * here, else on another shard (owing wait @token, 0: none, an
+ * acknowledgement once logged there), else offline here. False when the
+ * group has no member left (dropped, counted). Borrows @m.
+ */
+bool route_give(struct broker *b, struct msg *m, uint64_t key, uint64_t token);
+
 #endif

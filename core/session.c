@@ -366,14 +366,18 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
 {
     RM_ASSERT(s != NULL);
     RM_ASSERT(s->client == NULL && s->_timed == NULL);
-    if (logged(b, s))
-        wal_session_end(b, s->client_id, s->client_id_len);
     for (uint32_t i = 0; i < s->sub_count; i++) {
         sub_drop(b, s, &s->subs[i]);
         free(s->subs[i].filter);
     }
-    /* No longer a member: its shared messages go to the others (section 4.8.2). */
+    /*
+     * No longer a member: its shared messages go to the others (section
+     * 4.8.2). Logged first (core/give.h): a log torn after its end keeps
+     * where they went.
+     */
     session_share_redispatch(b, s, give, give_ctx);
+    if (logged(b, s))
+        wal_session_end(b, s->client_id, s->client_id_len);
     for (uint32_t i = 0; i < s->inflight_count; i++) {
         outbox_msg_put(b, s->inflight[i].msg);
         via_drop(&s->inflight[i].via, &s->inflight[i].sub_id);

@@ -48,6 +48,7 @@ static struct broker_wait *slot_take(struct broker *b, uint32_t remaining)
     w->ack_type = 0;
     w->ack_rc = 0;
     w->relay_token = 0;
+    w->end_fn = NULL;
     w->origin = 0;
     /*
      * A wait that may hold a durability promise (fsync = always) is never
@@ -98,6 +99,18 @@ uint64_t wait_relay(struct broker *b, uint32_t dest, uint64_t token, uint32_t re
         return 0;
     w->relay_dest = dest;
     w->relay_token = token;
+    return token_of(b, w);
+}
+
+uint64_t wait_callback(struct broker *b, broker_wait_end_fn fn, uint64_t arg, uint32_t remaining)
+{
+    RM_ASSERT(fn != NULL && remaining > 0);
+    RM_ASSERT(wal_sync(b)); /* never given up (slot_take()): it ends done or failed */
+    struct broker_wait *w = slot_take(b, remaining);
+    if (!w)
+        return 0;
+    w->end_fn = fn;
+    w->end_arg = arg;
     return token_of(b, w);
 }
 
@@ -167,7 +180,7 @@ bool wait_live(const struct broker *b, uint64_t token)
 void wait_add(struct broker *b, uint64_t token, uint32_t n)
 {
     struct broker_wait *w = wait_at(b, token);
-    RM_ASSERT(w->cl != NULL || w->relay_token != 0);
+    RM_ASSERT(w->cl != NULL || w->relay_token != 0 || w->end_fn != NULL);
     w->remaining += n;
 }
 
@@ -216,9 +229,13 @@ static struct client *complete(struct broker *b, struct broker_wait *w)
     uint16_t pkt_id = w->pkt_id;
     uint64_t relay = w->relay_token;
     uint64_t origin = w->origin;
+    broker_wait_end_fn end_fn = w->end_fn;
+    uint64_t end_arg = w->end_arg;
     wait_release(b, w);
     if (relay)
         outbox_ack(b, w->relay_dest, relay); /* the shard whose wait it stood for */
+    if (end_fn)
+        end_fn(b, end_arg, true);
     if (!cl) {
         /*
          * The client went away; nobody to acknowledge. A tagged QoS 2
@@ -251,9 +268,13 @@ void wait_fail(struct broker *b, uint64_t token)
     uint64_t relay = w->relay_token;
     uint32_t relay_dest = w->relay_dest;
     uint16_t pkt_id = w->pkt_id;
+    broker_wait_end_fn end_fn = w->end_fn;
+    uint64_t end_arg = w->end_arg;
     struct session *s = w->origin ? sess_table_by_hash(b, w->sess_hash) : NULL;
     wait_release(b, w);
     b->stats.wait_failed++;
+    if (end_fn)
+        end_fn(b, end_arg, false);
     /*
      * A tagged QoS 2 message (its PUBREC's wait): its id is released, so the
      * client's resend is routed again rather than taken for a duplicate of

@@ -11,8 +11,10 @@
  * WAIT_TIMEOUT_MS, counted, and late acknowledgements for it are ignored;
  * except under a write-ahead log with fsync = always, where a wait may
  * stand for a durability promise and is never given up. A relay is a wait
- * with no client that, when done, acknowledges another shard's wait.
- * Calls output, outbox, session and wal. Owned by one shard; single-threaded.
+ * with no client that, when done, acknowledges another shard's wait; a
+ * callback wait has no client either, and tells its owner how it ended.
+ * Calls output, outbox, session and wal. Owned by one shard;
+ * single-threaded.
  */
 #ifndef RINGMQ_WAIT_H
 #define RINGMQ_WAIT_H
@@ -42,6 +44,14 @@ uint64_t wait_new(struct broker *b, struct client *cl, uint8_t ack_type, uint16_
  * its token, or 0 on ENOMEM.
  */
 uint64_t wait_relay(struct broker *b, uint32_t dest, uint64_t token, uint32_t remaining);
+
+/*
+ * A wait with no client, for @remaining acknowledgements: its end is told
+ * to @fn(b, @arg, done) - done when they are in, not when it fails
+ * (wait_fail()). Its owner keeps the token. Returns it, or 0 on ENOMEM.
+ */
+uint64_t wait_callback(struct broker *b, void (*fn)(struct broker *b, uint64_t arg, bool done),
+                       uint64_t arg, uint32_t remaining);
 
 /*
  * Hold @cl (not held yet) until what the log's open batch holds is durable,

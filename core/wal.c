@@ -415,6 +415,27 @@ void wal_deliver(struct broker *b, const uint8_t *cid, size_t cid_len, const str
     end(b, off);
 }
 
+void wal_give(struct broker *b, const uint8_t *cid, size_t cid_len, uint64_t id,
+              const struct msg *m, uint64_t share_key)
+{
+    RM_ASSERT(id != 0 && share_key != 0);
+    uint64_t mid = msg_id(b, m);
+    size_t off = begin_cid(b, WAL_GIVE, cid, cid_len);
+    struct wal_out *o = out_of(b);
+    wal_put_u64(o, id);
+    wal_put_u64(o, mid);
+    wal_put_u64(o, share_key);
+    end(b, off);
+}
+
+void wal_given(struct broker *b, const uint8_t *cid, size_t cid_len, uint64_t id)
+{
+    RM_ASSERT(id != 0 && cid_len > 0);
+    size_t off = begin_cid(b, WAL_GIVEN, cid, cid_len);
+    wal_put_u64(out_of(b), id);
+    end(b, off);
+}
+
 void wal_pkt(struct broker *b, enum wal_type type, const uint8_t *cid, size_t cid_len,
              uint16_t pkt_id)
 {

@@ -200,8 +200,9 @@ void wal_snap_begin(struct broker *b);
 bool wal_snap_done(struct broker *b, bool durable, bool *repaired);
 
 /*
- * A new origin for a tagged QoS 2 message: unique across shards, and above
- * every origin the log held at start-up (b->origin_floor).
+ * A new origin for a tagged QoS 2 message (or a give's id, core/give.h):
+ * unique across shards, and above every origin and give id the log held at
+ * start-up (b->origin_floor).
  */
 uint64_t wal_origin_new(struct broker *b);
 
@@ -252,6 +253,15 @@ void wal_dropq(struct broker *b, const uint8_t *cid, size_t cid_len, uint32_t in
  */
 void wal_will(struct broker *b, const uint8_t *cid, size_t cid_len, const struct msg *m,
               uint64_t due_ms);
+/*
+ * Session @cid, ending, handed @m (shared group @share_key) to another
+ * member: give @id (core/give.h). Writes @m first unless the open batch
+ * already has it.
+ */
+void wal_give(struct broker *b, const uint8_t *cid, size_t cid_len, uint64_t id,
+              const struct msg *m, uint64_t share_key);
+/* Give @id of session @cid is logged where it went. */
+void wal_given(struct broker *b, const uint8_t *cid, size_t cid_len, uint64_t id);
 /* A retained set (or clear: empty payload) ordered by this shard, its topic's home. */
 void wal_retain(struct broker *b, const struct msg *m);
 

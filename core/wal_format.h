@@ -30,10 +30,11 @@
 /* WAL_SEGMENT's magic: "RINGMQW1". */
 #define WAL_MAGIC 0x31574d51474e4952ull
 /*
- * 2: WAL_QOS2_PEND, WAL_HAS, WAL_MSG's origin, WAL_SESSION's listener. A
- * reader takes every version up to its own and refuses a later one.
+ * 2: WAL_QOS2_PEND, WAL_HAS, WAL_MSG's origin, WAL_SESSION's listener.
+ * 3: WAL_GIVE, WAL_GIVEN. A reader takes every version up to its own and
+ * refuses a later one.
  */
-#define WAL_VERSION 2u
+#define WAL_VERSION 3u
 
 /*
  * Record types; "cid" is a session's client id as stored (a virtual host's
@@ -79,6 +80,13 @@ enum wal_type {
      * across compactions and restarts while it may be uncommitted)
      */
     WAL_HAS,
+    /*
+     * cid, u64 give id, u64 msg id, u64 share key: the session handed the
+     * message to another member of that shared group as it ended, and the
+     * shard it went to may not have logged it yet (core/give.h)
+     */
+    WAL_GIVE,
+    WAL_GIVEN, /* cid, u64 give id: that message is logged where it went */
     WAL_TYPE_END
 };
 

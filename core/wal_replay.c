@@ -19,6 +19,7 @@
 
 #include "core/broker_types.h"
 #include "core/deadline.h"
+#include "core/give.h"
 #include "core/grow.h"
 #include "core/home.h"
 #include "core/msg.h"
@@ -86,6 +87,14 @@ struct rq2 {
     uint16_t pkt_id;
 };
 
+/* A give's record (core/give.h) of a session's: WAL_GIVE, or WAL_GIVEN (msg 0). */
+struct rgive {
+    uint64_t id;
+    uint64_t key;
+    uint32_t msg; /* index in replay.msgs + 1; 0: WAL_GIVEN */
+    uint32_t seq; /* the order read: the last record of an id says whether it is open */
+};
+
 struct rsess {
     const uint8_t *cid;
     uint32_t cid_len;
@@ -100,6 +109,8 @@ struct rsess {
     uint32_t unsent; /* the first entry never sent (all before it were) */
     struct rq2 *q2; /* followed for every session: any shard may hold who had an origin */
     uint32_t q2_count, q2_cap;
+    struct rgive *gives; /* kept through its end: they outlive it */
+    uint32_t give_count, give_cap;
     uint32_t home;  /* its home shard under today's count */
     struct rret will; /* its delayed will when will_due_wall_ms != 0 (expiry: seconds) */
     bool will_retain;
@@ -514,6 +525,24 @@ static int on_retain(struct replay *r, struct wal_in *in)
 }
 
 /* Fold one record into the model: 0, -EBADMSG (its fields are wrong) or -ENOMEM. */
+/* WAL_GIVE (@add) or WAL_GIVEN of session @s (ours), give @id: sorted out by build_gives(). */
+static int on_give(struct replay *r, struct rsess *s, uint64_t id, uint64_t mid, uint64_t key,
+                   bool add)
+{
+    uint32_t found = 0;
+    if (add) {
+        struct key_ctx k = {r, NULL, 0, (r->stream << 40) | (mid & ((1ull << 40) - 1))};
+        tab_find(&r->msg_tab, XXH3_64bits(&k.u, sizeof(k.u)), same_msg, &k, &found);
+        if (!found || key == 0)
+            return -EBADMSG; /* its WAL_MSG was lost to corruption */
+    }
+    if (grow_array((void **)&s->gives, &s->give_cap, s->give_count, sizeof(*s->gives)) < 0)
+        return -ENOMEM;
+    s->gives[s->give_count] = (struct rgive){id, key, found, s->give_count};
+    s->give_count++;
+    return 0;
+}
+
 static int apply(struct replay *r, const struct wal_rec *rec)
 {
     struct wal_in in = wal_in_of(rec);
@@ -535,10 +564,21 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     const uint8_t *cid = wal_get_str16(&in, &cid_len);
     if (in.bad || cid_len == 0)
         return -EBADMSG;
-    struct rsess *s = sess_of(r, cid, cid_len, rec->type == WAL_SESSION);
+    bool give = rec->type == WAL_GIVE || rec->type == WAL_GIVEN;
+    struct rsess *s = sess_of(r, cid, cid_len, rec->type == WAL_SESSION || rec->type == WAL_GIVE);
     if (r->nomem)
         return -ENOMEM;
     bool ours = s && s->home == r->b->shard_id;
+    if (give) {
+        uint64_t id = wal_get_u64(&in);
+        uint64_t mid = rec->type == WAL_GIVE ? wal_get_u64(&in) : 0;
+        uint64_t key = rec->type == WAL_GIVE ? wal_get_u64(&in) : 0;
+        if (!wal_in_done(&in) || id == 0)
+            return -EBADMSG;
+        if (id > r->origin_max)
+            r->origin_max = id; /* from the same numbers as origins */
+        return ours ? on_give(r, s, id, mid, key, rec->type == WAL_GIVE) : 0;
+    }
     if (rec->type == WAL_DELIVER)
         return on_deliver(r, ours ? s : NULL, cid, cid_len, &in); /* checks its message */
     if (!s)
@@ -811,6 +851,40 @@ static int build_sess(struct replay *r, struct rsess *rs)
     return 0;
 }
 
+static int give_cmp(const void *pa, const void *pb)
+{
+    const struct rgive *a = pa;
+    const struct rgive *b = pb;
+    if (a->id != b->id)
+        return a->id < b->id ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/*
+ * @rs's open gives (its session may have ended), whose last record is a
+ * WAL_GIVE (a compaction writes an open one again): sent again at the
+ * first tick.
+ */
+static int build_gives(struct replay *r, struct rsess *rs)
+{
+    if (rs->give_count > 1)
+        qsort(rs->gives, rs->give_count, sizeof(*rs->gives), give_cmp);
+    for (uint32_t i = 0; i < rs->give_count; i++) {
+        const struct rgive *g = &rs->gives[i];
+        if (g->msg == 0 || (i + 1 < rs->give_count && rs->gives[i + 1].id == g->id))
+            continue; /* closed, or not its last record */
+        struct msg *m = msg_of(r, g->msg);
+        if (!m) {
+            r->rep->dropped++; /* expired while the broker was down (or no memory) */
+            continue;
+        }
+        if (give_restore(r->b, m, g->key, g->id, rs->cid, rs->cid_len) < 0)
+            return -ENOMEM;
+        r->rep->messages++;
+    }
+    return 0;
+}
+
 static int build_retained(struct replay *r, const struct rret *t)
 {
     if (t->payload_len == 0)
@@ -971,6 +1045,7 @@ static void replay_free(struct replay *r)
         free(r->sess[i].subs);
         free(r->sess[i].ents);
         free(r->sess[i].q2);
+        free(r->sess[i].gives);
     }
     free(r->msgs);
     free(r->has);
@@ -1000,6 +1075,10 @@ int wal_replay(struct broker *b, const struct wal_seg *segs, size_t n, int64_t w
     for (uint32_t i = 0; i < r.sess_count && rc == 0; i++) {
         if (r.sess[i].expiry_s != 0 && r.sess[i].home == b->shard_id)
             rc = build_sess(&r, &r.sess[i]);
+    }
+    for (uint32_t i = 0; i < r.sess_count && rc == 0; i++) {
+        if (r.sess[i].home == b->shard_id)
+            rc = build_gives(&r, &r.sess[i]);
     }
     if (rc == 0)
         rc = learn_interest(&r);

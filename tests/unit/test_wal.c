@@ -2603,3 +2603,173 @@ Test(wal, a_shared_message_passed_on_without_a_relay_fails_its_publishers_wait)
     pump(three, 3);
     three_free(three, &c2, &p);
 }
+
+/*
+ * Two shards with logs (sync): members of $share/g/t @a (id @aid, homed on
+ * shard 0) and @bm (id @bid, homed on shard 1, offline); @pub (shard 0)
+ * sent "m", which @a got and left unacknowledged: its session goes on
+ * offline, and keeps it (fsync = always: not handed to another shard).
+ */
+static void member_leaves_with_a_message(struct broker **two, char *aid, struct client *a,
+                                         char *bid, struct client *bm, struct client *pub)
+{
+    char pid[32];
+    homed_on(pid, "pub", 0, 2);
+    homed_on(aid, "a", 0, 2);
+    homed_on(bid, "b", 1, 2);
+    brokers_new(two, 2);
+    b = two[1];
+    do_connect(bm, bid, false);
+    subscribe_q2(two, 2, two[1], 1, bm, "$share/g/t");
+    broker_client_gone(two[1], bm, 0);
+    b = two[0];
+    do_connect(a, aid, false);
+    subscribe_q2(two, 2, two[0], 0, a, "$share/g/t");
+    b = two[0];
+    do_connect(pub, pid, true);
+    struct mqtt_pkt pp = publish_pkt("t", "m", 1, false, 1);
+    feed_pkt(pub, &pp, MQTT_V311);
+    settle(two, 2, 2);
+    b = two[0];
+    struct got g;
+    cr_assert(next_out(pub, &g) && g.pkt.type == MQTT_PUBACK);
+    cr_assert_eq(copies(a, "m"), 1, "the member online here has it");
+    broker_client_gone(two[0], a, 0);
+    settle(two, 2, 2);
+}
+
+/* After a restart of @two: @bm (id @bid) comes back on shard 1 and gets "m" @want times. */
+static void member_b_gets(struct broker **two, const char *bid, struct client *bm, int want)
+{
+    broker_tick(two[0], 2000); /* open gives go again at the first tick */
+    broker_tick(two[1], 2000);
+    settle(two, 2, 3);
+    b = two[1];
+    cr_assert(do_connect(bm, bid, false), "its session came back");
+    cr_assert_eq(copies(bm, "m"), want, "the member on shard 1 gets it %d time(s)", want);
+    broker_client_gone(two[1], bm, 0);
+    settle(two, 2, 1);
+    broker_free(two[1]);
+    b = two[0];
+}
+
+Test(wal, a_message_an_ending_session_hands_to_another_shard_survives_a_crash_before_it_is_logged)
+{
+    /*
+     * @a's session ends (a Clean Start) holding the group's message: it
+     * goes to @bm, on shard 1 [MQTT 5.0 4.8.2]. Shard 0's log has the
+     * session's end; the crash comes before shard 1's log has the
+     * delivery. The message was acknowledged to its publisher: it must
+     * reach the group after the restart.
+     */
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
+    b = two[0];
+    cr_assert_not(do_connect(&a, aid, true), "its session ends");
+    take(two[0], 0);
+    pump(two, 2); /* shard 1 has it, in its open batch only */
+    cr_assert_eq(two[0]->give_count, 1u, "open until shard 1 has logged it");
+    brokers_crash(two, 2, &a, 0, &pub);
+    cr_assert_eq(two[0]->give_count, 1u, "open again after the restart");
+    member_b_gets(two, bid, &bm, 1);
+    cr_assert_eq(two[0]->give_count, 0u, "closed once shard 1 logged it");
+}
+
+Test(wal, a_message_handed_on_and_logged_there_is_not_handed_on_again_after_a_crash)
+{
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
+    b = two[0];
+    cr_assert_not(do_connect(&a, aid, true));
+    settle(two, 2, 3); /* both logs have it, then WAL_GIVEN */
+    cr_assert_eq(two[0]->give_count, 0u);
+    brokers_crash(two, 2, &a, 0, &pub);
+    cr_assert_eq(two[0]->give_count, 0u, "nothing to send again");
+    member_b_gets(two, bid, &bm, 1);
+}
+
+Test(wal, a_compaction_keeps_the_messages_an_ended_session_handed_on)
+{
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
+    b = two[0];
+    cr_assert_not(do_connect(&a, aid, true));
+    take(two[0], 0);
+    pump(two, 2);
+    compact_all(two[0], 0, 2); /* shard 0's stream is now its snapshot alone */
+    brokers_crash(two, 2, &a, 0, &pub);
+    member_b_gets(two, bid, &bm, 1);
+}
+
+Test(wal, a_message_handed_on_whose_wait_failed_is_sent_again)
+{
+    /*
+     * Shard 1 loses its record of the delivery (allocation failure): it
+     * says so, and shard 0 sends the message again a second later.
+     */
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
+    b = two[0];
+    cr_assert_not(do_connect(&a, aid, true));
+    take(two[0], 0);
+    wal_open_out(two[1])->nomem = true; /* shard 1 loses the delivery's record */
+    pump(two, 2);
+    take(two[1], 1); /* lossy: XMSG_NACK */
+    pump(two, 2);
+    take(two[0], 0);
+    cr_assert_eq(two[0]->give_count, 1u);
+    cr_assert(broker_has_deadlines(two[0]), "a try is due: the clock ticks");
+    /* Shard 1's log is repaired; a second later shard 0 tries again. */
+    struct broker_wal_cursor c = {0};
+    cr_assert(broker_wal_snapshot(two[1], &c, UINT32_MAX));
+    take(two[1], 1);
+    bool repaired;
+    cr_assert(broker_wal_compacted(two[1], true, &repaired) && repaired);
+    broker_tick(two[0], 1500);
+    settle(two, 2, 2);
+    cr_assert_eq(two[0]->give_count, 1u, "not before a second has passed");
+    broker_tick(two[0], 2100);
+    settle(two, 2, 3);
+    cr_assert_eq(two[0]->give_count, 0u, "sent again, and logged there");
+    b = two[0];
+    broker_client_gone(two[0], &a, 0);
+    broker_client_gone(two[0], &pub, 0);
+    b = two[1];
+    cr_assert(do_connect(&bm, bid, false));
+    cr_assert_geq(copies(&bm, "m"), 1, "at least once");
+    broker_client_gone(two[1], &bm, 0);
+    settle(two, 2, 1);
+    broker_free(two[1]);
+    b = two[0];
+}
+
+Test(wal, a_message_handed_on_goes_again_under_a_restart_without_sync)
+{
+    /* Restarted with fsync = interval: the open give goes at the first tick, waiting for nobody. */
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
+    b = two[0];
+    cr_assert_not(do_connect(&a, aid, true));
+    take(two[0], 0);
+    pump(two, 2);
+    broker_client_gone(two[0], &a, 0);
+    broker_client_gone(two[0], &pub, 0);
+    for (uint32_t i = 0; i < 2; i++)
+        broker_free(two[i]);
+    for (uint32_t i = 0; i < 2; i++)
+        two[i] = rebuilt_with(i, 2, 2, false);
+    cr_assert_eq(two[0]->give_count, 1u);
+    broker_tick(two[0], 2000);
+    cr_assert_eq(two[0]->give_count, 0u, "sent, and closed at once");
+    member_b_gets(two, bid, &bm, 1);
+}
