@@ -119,11 +119,11 @@ struct broker_outbox_hold {
     uint32_t cap;
 };
 
-/* A retained publish waiting for every replica (see broker.waits). */
 /* How a wait_callback() wait ended: @done (all acknowledged), else failed. */
 struct broker;
 typedef void (*broker_wait_end_fn)(struct broker *b, uint64_t arg, bool done);
 
+/* A retained publish waiting for every replica (see broker.waits). */
 struct broker_wait {
     struct client *cl; /* NULL once the client is gone */
     /*
@@ -153,7 +153,10 @@ struct broker_wait {
     uint64_t sess_hash;
 };
 
-/* A message an ended session handed on, until it is logged where it went (give.c). */
+/*
+ * A message an ended session handed on, until it is logged where it went
+ * (give.c). A slot; free when m is NULL (next_free links the free ones).
+ */
 struct broker_give {
     struct msg *m;  /* a reference of its own */
     uint64_t key;   /* its shared group */
@@ -161,6 +164,7 @@ struct broker_give {
     uint64_t token; /* its wait; 0: to be sent again (give_tick()) */
     uint8_t *cid;   /* the session that gave it: its home replays it */
     uint16_t cid_len;
+    uint32_t next_free; /* free: the next free slot + 1 (0: none) */
 };
 
 /* A retained message's first arrival here, waiting for its pair (rpair.c). */
@@ -334,10 +338,13 @@ struct broker {
      * went; give_retry when some wait to be sent again, at give_retry_ms.
      */
     struct broker_give *gives;
-    uint32_t give_count;
+    uint32_t give_slots; /* slots in use or free, of give_cap */
     uint32_t give_cap;
+    uint32_t give_count; /* open */
+    uint32_t give_free;  /* the first free slot + 1 (0: none) */
     bool give_retry;
     uint64_t give_retry_ms;
+    uint32_t give_backoff_ms; /* the next retry's delay: doubles while tries fail */
 
     /*
      * deadline.c: offline sessions with a deadline: a finite session expiry, or a

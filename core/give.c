@@ -2,8 +2,8 @@
  * give.c - messages that ended sessions handed on, until they are logged
  * where they went (see give.h).
  *
- * Gives are rare (a session ending with shared-group messages), so they
- * are an array searched by id. Owned by one shard; single-threaded.
+ * Gives are slots that never move (a wait's callback names its slot), with
+ * a list of the free ones. Owned by one shard; single-threaded.
  */
 #include "core/give.h"
 
@@ -20,27 +20,68 @@
 #include "core/wait.h"
 #include "core/wal.h"
 
-/* Sent again this long after a failed try. */
+/* A failed try is tried again this long after, doubling up to GIVE_BACKOFF_MAX_MS. */
 #define GIVE_RETRY_MS 1000u
+#define GIVE_BACKOFF_MAX_MS 64000u
 
-/* A try failed, or none could begin: another one at a later tick. */
-static void retry_later(struct broker *b, struct broker_give *g)
+static struct broker_give *give_take(struct broker *b)
 {
-    g->token = 0;
-    if (!b->give_retry)
-        b->give_retry_ms = b->now_ms + GIVE_RETRY_MS;
-    b->give_retry = true;
+    if (b->give_free) {
+        struct broker_give *g = &b->gives[b->give_free - 1];
+        b->give_free = g->next_free;
+        return g;
+    }
+    if (grow_array((void **)&b->gives, &b->give_cap, b->give_slots, sizeof(*b->gives)) < 0)
+        return NULL;
+    return &b->gives[b->give_slots++];
+}
+
+/* A give for @m, shared group @key, session @cid: open, not sent. NULL on ENOMEM. */
+static struct broker_give *give_add(struct broker *b, struct msg *m, uint64_t key, uint64_t id,
+                                    const uint8_t *cid, size_t cid_len)
+{
+    RM_ASSERT(cid_len > 0 && cid_len <= UINT16_MAX);
+    RM_ASSERT(m != NULL && key != 0);
+    uint8_t *copy = malloc(cid_len);
+    if (!copy)
+        return NULL;
+    struct broker_give *g = give_take(b);
+    if (!g) {
+        free(copy);
+        return NULL;
+    }
+    memcpy(copy, cid, cid_len);
+    *g = (struct broker_give){msg_ref(m), key, id, 0, copy, (uint16_t)cid_len, 0};
+    b->give_count++;
+    return g;
 }
 
 static void give_drop(struct broker *b, struct broker_give *g)
 {
-    RM_ASSERT(g >= b->gives && g < b->gives + b->give_count);
+    RM_ASSERT(g >= b->gives && g < b->gives + b->give_slots && g->m != NULL);
+    RM_ASSERT(b->give_count > 0);
     outbox_msg_put(b, g->m);
     free(g->cid);
-    *g = b->gives[--b->give_count];
+    *g = (struct broker_give){.next_free = b->give_free};
+    b->give_free = (uint32_t)(g - b->gives) + 1;
+    b->give_count--;
 }
 
-static void give_ended(struct broker *b, uint64_t id, bool done);
+/* A try failed, or none could begin: another one later, backing off while they fail. */
+static void retry_later(struct broker *b, struct broker_give *g)
+{
+    g->token = 0;
+    if (!b->give_retry) {
+        if (b->give_backoff_ms < GIVE_RETRY_MS)
+            b->give_backoff_ms = GIVE_RETRY_MS;
+        b->give_retry_ms = b->now_ms + b->give_backoff_ms;
+        if (b->give_backoff_ms < GIVE_BACKOFF_MAX_MS)
+            b->give_backoff_ms *= 2;
+    }
+    b->give_retry = true;
+}
+
+static void give_ended(struct broker *b, uint64_t slot, bool done);
 
 /*
  * Route @g's message with a new wait: one acknowledgement for this shard's
@@ -56,29 +97,29 @@ static void give_send(struct broker *b, struct broker_give *g)
         give_drop(b, g);
         return;
     }
-    uint64_t token = wait_callback(b, give_ended, g->id, 1);
+    uint64_t token = wait_callback(b, give_ended, (uint64_t)(g - b->gives), 1);
     if (!token) {
         retry_later(b, g);
         return;
     }
     g->token = token;
     (void)route_give(b, g->m, g->key, token);
-    (void)wait_on_log(b, token); /* or it failed: give_failed() */
+    (void)wait_on_log(b, token); /* or it failed: give_ended() */
 }
 
-static struct broker_give *give_add(struct broker *b, struct msg *m, uint64_t key, uint64_t id,
-                                    const uint8_t *cid, size_t cid_len)
+/* Give @slot's wait ended: @done, it is logged where it went (WAL_GIVEN); else tried again. */
+static void give_ended(struct broker *b, uint64_t slot, bool done)
 {
-    RM_ASSERT(cid_len > 0 && cid_len <= UINT16_MAX);
-    if (grow_array((void **)&b->gives, &b->give_cap, b->give_count, sizeof(*b->gives)) < 0)
-        return NULL;
-    uint8_t *copy = malloc(cid_len);
-    if (!copy)
-        return NULL;
-    memcpy(copy, cid, cid_len);
-    struct broker_give *g = &b->gives[b->give_count++];
-    *g = (struct broker_give){msg_ref(m), key, id, 0, copy, (uint16_t)cid_len};
-    return g;
+    RM_ASSERT(slot < b->give_slots);
+    struct broker_give *g = &b->gives[slot];
+    RM_ASSERT(g->m != NULL && g->token != 0);
+    if (!done) {
+        retry_later(b, g);
+        return;
+    }
+    b->give_backoff_ms = 0;
+    wal_given(b, g->cid, g->cid_len, g->id);
+    give_drop(b, g);
 }
 
 bool give_share(void *ctx, struct msg *m, uint64_t key, const struct session *from)
@@ -86,14 +127,26 @@ bool give_share(void *ctx, struct msg *m, uint64_t key, const struct session *fr
     struct broker *b = ctx;
     RM_ASSERT(key != 0 && m != NULL);
     RM_ASSERT(from != NULL && from->client == NULL);
-    struct broker_give *g = NULL;
-    if (wal_sync(b) && from->expiry_s != 0) /* logged: it stays in the log (see give.h) */
-        g = give_add(b, m, key, wal_origin_new(b), from->client_id, from->client_id_len);
-    if (!g)
+    if (!wal_sync(b) || from->expiry_s == 0) /* not logged: nothing to keep */
         return route_share_give(b, m, key, from);
+    struct broker_give *g =
+        give_add(b, m, key, wal_origin_new(b), from->client_id, from->client_id_len);
+    if (!g) {
+        /*
+         * Out of memory: handed on without a give. The session keeps it
+         * (false) and the log is degraded, so the session's end is not
+         * logged (session_free()): the log still holds the message with
+         * the session until a snapshot repairs it.
+         */
+        wal_lose(b);
+        (void)route_share_give(b, m, key, from);
+        return false;
+    }
+    uint64_t losses = b->wal->losses;
     wal_give(b, g->cid, g->cid_len, g->id, m, key);
     give_send(b, g);
-    return true;
+    /* Its record lost (no memory): the session keeps the message too, as above. */
+    return b->wal->losses == losses;
 }
 
 int give_restore(struct broker *b, struct msg *m, uint64_t key, uint64_t id, const uint8_t *cid,
@@ -109,51 +162,15 @@ int give_restore(struct broker *b, struct msg *m, uint64_t key, uint64_t id, con
     return 0;
 }
 
-static struct broker_give *give_find(struct broker *b, uint64_t id)
-{
-    for (uint32_t i = 0; i < b->give_count; i++) {
-        if (b->gives[i].id == id)
-            return &b->gives[i];
-    }
-    return NULL;
-}
-
-/* Give @id's wait completed: it is logged where it went (WAL_GIVEN). */
-static void give_done(struct broker *b, uint64_t id)
-{
-    struct broker_give *g = give_find(b, id);
-    RM_ASSERT(g != NULL && g->token != 0);
-    wal_given(b, g->cid, g->cid_len, id);
-    give_drop(b, g);
-}
-
-/* Give @id's wait failed: sent again at a later tick. */
-static void give_failed(struct broker *b, uint64_t id)
-{
-    struct broker_give *g = give_find(b, id);
-    RM_ASSERT(g != NULL);
-    retry_later(b, g);
-}
-
-static void give_ended(struct broker *b, uint64_t id, bool done)
-{
-    if (done)
-        give_done(b, id);
-    else
-        give_failed(b, id);
-}
-
 void give_tick(struct broker *b)
 {
-    if (!b->give_retry || b->now_ms < b->give_retry_ms)
+    /* A degraded log fails every wait: after its repair, not one copy per try meanwhile. */
+    if (!b->give_retry || b->now_ms < b->give_retry_ms || wal_degraded(b))
         return;
     b->give_retry = false;
-    /*
-     * Bounded: each open give once, from the last (one dropped takes the
-     * last one's place); a try that fails now sets give_retry again.
-     */
-    for (uint32_t i = b->give_count; i-- > 0;) {
-        if (b->gives[i].token == 0)
+    /* Bounded: each slot once; a try that fails now sets give_retry again. */
+    for (uint32_t i = 0; i < b->give_slots; i++) {
+        if (b->gives[i].m && b->gives[i].token == 0)
             give_send(b, &b->gives[i]);
     }
 }
@@ -165,17 +182,21 @@ bool give_pending(const struct broker *b)
 
 void give_snapshot(struct broker *b)
 {
-    for (uint32_t i = 0; i < b->give_count; i++) {
+    for (uint32_t i = 0; i < b->give_slots; i++) {
         const struct broker_give *g = &b->gives[i];
-        wal_give(b, g->cid, g->cid_len, g->id, g->m, g->key);
+        if (g->m)
+            wal_give(b, g->cid, g->cid_len, g->id, g->m, g->key);
     }
 }
 
 void give_fini(struct broker *b)
 {
-    while (b->give_count > 0)
-        give_drop(b, &b->gives[b->give_count - 1]);
+    for (uint32_t i = 0; i < b->give_slots; i++) {
+        if (b->gives[i].m)
+            give_drop(b, &b->gives[i]);
+    }
     free(b->gives);
     b->gives = NULL;
-    b->give_cap = 0;
+    b->give_cap = b->give_slots = b->give_free = 0;
+    RM_ASSERT(b->give_count == 0);
 }

@@ -16,7 +16,7 @@
  * most once a second): delivered twice perhaps, never lost. A compaction
  * rewrites the gives still open.
  *
- * Calls route, wait and wal. Owned by one shard; single-threaded.
+ * Calls route, wait, wal, outbox and msg. Owned by one shard; single-threaded.
  */
 #ifndef RINGMQ_GIVE_H
 #define RINGMQ_GIVE_H
@@ -32,9 +32,11 @@ struct session;
 /*
  * Session @from, ending, hands @m to another member of shared group @key:
  * under fsync = always, when @from is logged, as a give (routed as
- * route_give() does; out of memory, as below), else as
- * route_share_give(). A session_give_fn (session.h) for
- * session_free(): @ctx is the broker. Borrows @m.
+ * route_give() does), else as route_share_give(). A session_give_fn
+ * (session.h) for session_free(): @ctx is the broker. Borrows @m. False
+ * when the log lost the give (no memory): the session keeps the message
+ * in the log, as it does when @from is the group's last member, and its
+ * end is not logged until a snapshot repairs the log.
  */
 bool give_share(void *ctx, struct msg *m, uint64_t key, const struct session *from);
 

@@ -373,10 +373,13 @@ void session_free(struct broker *b, struct session *s, session_give_fn give, voi
     /*
      * No longer a member: its shared messages go to the others (section
      * 4.8.2). Logged first (core/give.h): a log torn after its end keeps
-     * where they went.
+     * where they went. A record of theirs lost meanwhile (no memory): its
+     * end is not logged either, so that the log, until a snapshot repairs
+     * it, still holds them with the session (brought back by a crash).
      */
+    uint64_t lost = b->wal ? b->wal->losses : 0;
     session_share_redispatch(b, s, give, give_ctx);
-    if (logged(b, s))
+    if (logged(b, s) && b->wal->losses == lost)
         wal_session_end(b, s->client_id, s->client_id_len);
     for (uint32_t i = 0; i < s->inflight_count; i++) {
         outbox_msg_put(b, s->inflight[i].msg);

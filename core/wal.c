@@ -22,9 +22,21 @@ static void degrade(struct broker *b)
 {
     struct wal *w = b->wal;
     w->nomem++;
+    w->losses++;
     w->degraded = true;
     w->repair_wanted = true;
     w->repair_after = w->snaps_begun; /* one already running may have passed what was lost */
+}
+
+void wal_lose(struct broker *b)
+{
+    RM_ASSERT(b->wal != NULL);
+    degrade(b);
+}
+
+bool wal_degraded(const struct broker *b)
+{
+    return b->wal && b->wal->degraded;
 }
 
 bool wal_repair_wanted(const struct broker *b)

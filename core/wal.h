@@ -46,6 +46,13 @@ struct msg;
  * survives a compaction as WAL_HAS records: the deliveries since the last
  * snapshot began, and what the last restart recovered.
  */
+/*
+ * Origins (and give ids, core/give.h) a broker gives out stay below this
+ * (2^62: centuries of them); a log that holds one at or above it was
+ * damaged, and that record is refused, so new ones never wrap to 0.
+ */
+#define WAL_ORIGIN_MAX (1ull << 62)
+
 struct wal_has {
     uint64_t origin;
     uint64_t who; /* a session's client-id hash (session._hash), or a shared group's key */
@@ -100,6 +107,7 @@ struct wal {
     /* Wall-clock ms minus broker ms: message expiry is logged in wall time. */
     int64_t wall_offset_ms;
     uint64_t nomem; /* promises lost to allocation failure (counted, never silent) */
+    uint64_t losses; /* of which records (degrade()): the log is degraded */
     /*
      * The log lost a record to allocation failure (end(), wal_has()).
      * Until a snapshot begun after the last loss is durable, what a taken
@@ -180,6 +188,15 @@ bool wal_pump_later(struct broker *b, uint64_t hash);
  * completes run their clients again (broker_wal_durable()).
  */
 void wal_notes_settled(struct broker *b);
+
+/*
+ * A record the log should have had was not written (its caller had no
+ * memory for what it needed): degraded, as if end() had lost it.
+ */
+void wal_lose(struct broker *b);
+
+/* True while the log is degraded (see struct wal); never without a log. */
+bool wal_degraded(const struct broker *b);
 
 /*
  * Degraded (see struct wal): a compaction should begin, the first since the

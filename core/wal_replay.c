@@ -284,7 +284,8 @@ static int on_msg(struct replay *r, struct wal_in *in)
               &m.payload_len);
     if (!in->bad && !wal_in_done(in))
         m.origin = wal_get_u64(in);
-    if (!wal_in_done(in) || m.qos == 0 || m.qos > 2 || m.topic_len == 0)
+    if (!wal_in_done(in) || m.qos == 0 || m.qos > 2 || m.topic_len == 0 ||
+        m.origin >= WAL_ORIGIN_MAX)
         return -EBADMSG;
     if (m.origin > r->origin_max)
         r->origin_max = m.origin;
@@ -558,7 +559,9 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     if (rec->type == WAL_HAS) {
         uint64_t origin = wal_get_u64(&in);
         uint64_t who = wal_get_u64(&in);
-        return !wal_in_done(&in) || origin == 0 ? -EBADMSG : has_add(r, origin, who);
+        return !wal_in_done(&in) || origin == 0 || origin >= WAL_ORIGIN_MAX
+                   ? -EBADMSG
+                   : has_add(r, origin, who);
     }
     uint32_t cid_len;
     const uint8_t *cid = wal_get_str16(&in, &cid_len);
@@ -573,7 +576,7 @@ static int apply(struct replay *r, const struct wal_rec *rec)
         uint64_t id = wal_get_u64(&in);
         uint64_t mid = rec->type == WAL_GIVE ? wal_get_u64(&in) : 0;
         uint64_t key = rec->type == WAL_GIVE ? wal_get_u64(&in) : 0;
-        if (!wal_in_done(&in) || id == 0)
+        if (!wal_in_done(&in) || id == 0 || id >= WAL_ORIGIN_MAX)
             return -EBADMSG;
         if (id > r->origin_max)
             r->origin_max = id; /* from the same numbers as origins */
@@ -632,7 +635,7 @@ static int apply(struct replay *r, const struct wal_rec *rec)
     case WAL_QOS2_PEND: {
         uint16_t pkt_id = wal_get_u16(&in);
         uint64_t origin = wal_get_u64(&in);
-        if (!wal_in_done(&in) || origin == 0)
+        if (!wal_in_done(&in) || origin == 0 || origin >= WAL_ORIGIN_MAX)
             return -EBADMSG;
         if (origin > r->origin_max)
             r->origin_max = origin;

@@ -20,7 +20,7 @@
  * there), anywhere else corruption: reported, skipped to the next good
  * record, never trusted.
  *
- * Calls session, sess_table, deadline, replica, xrecv, share, outbox, msg. Owned by the
+ * Calls session, sess_table, deadline, give, replica, xrecv, share, outbox, msg. Owned by the
  * shard being rebuilt, before its loop runs; the segments are shared
  * read-only.
  */

@@ -2773,3 +2773,82 @@ Test(wal, a_message_handed_on_goes_again_under_a_restart_without_sync)
     cr_assert_eq(two[0]->give_count, 0u, "sent, and closed at once");
     member_b_gets(two, bid, &bm, 1);
 }
+
+/* The offset of the last whole record of @o. */
+static size_t last_record_at(const struct wal_out *o)
+{
+    size_t off = 0, last = 0;
+    struct wal_rec rec;
+    for (;;) {
+        size_t at = off;
+        int rc = wal_read(o->buf, o->len, &off, &rec);
+        if (rc != 1)
+            break;
+        last = at;
+    }
+    return last;
+}
+
+Test(wal, a_log_torn_after_an_ending_sessions_give_keeps_the_message)
+{
+    /*
+     * The batch holding the session's end is torn in its last record: the
+     * give is written before the end [core/give.h], so the message
+     * survives with the give (the session, which the torn end did not end,
+     * is a member again: the group's message may go to it).
+     */
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
+    b = two[0];
+    cr_assert_not(do_connect(&a, aid, true));
+    size_t before = seg[0].len;
+    take(two[0], 0);
+    size_t last = last_record_at(&seg[0]);
+    cr_assert_gt(last, before, "the batch has records");
+    seg[0].len = last + 5; /* the kill -9 came during the write */
+    pump(two, 2);
+    brokers_crash(two, 2, &a, 0, &pub);
+    cr_assert_eq(two[0]->give_count, 1u, "the give is open");
+    broker_tick(two[0], 2000);
+    broker_tick(two[1], 2000);
+    settle(two, 2, 3);
+    b = two[1];
+    cr_assert(do_connect(&bm, bid, false));
+    int got = copies(&bm, "m");
+    broker_client_gone(two[1], &bm, 0);
+    b = two[0];
+    cr_assert(do_connect(&a, aid, false), "the torn end did not end it");
+    got += copies(&a, "m");
+    cr_assert_geq(got, 1, "the group has it after the torn write");
+    broker_client_gone(two[0], &a, 0);
+    settle(two, 2, 1);
+    broker_free(two[1]);
+}
+
+Test(wal, a_give_whose_record_is_lost_leaves_the_message_with_its_session_in_the_log)
+{
+    /*
+     * The log loses the give's message record (no memory) as the session
+     * ends: the session keeps the message, and its end is not logged, so
+     * a crash before the repair brings the session back with it.
+     */
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
+    b = two[0];
+    wal_open_out(two[0])->nomem = true; /* the next record: the give's WAL_MSG */
+    cr_assert_not(do_connect(&a, aid, true));
+    cr_assert(broker_wal_repair_wanted(two[0]));
+    take(two[0], 0);
+    pump(two, 2);
+    brokers_crash(two, 2, &a, 0, &pub);
+    b = two[0];
+    cr_assert(do_connect(&a, aid, false), "the session is back: its end was not logged");
+    cr_assert_eq(copies(&a, "m"), 1, "with the message");
+    broker_client_gone(two[0], &a, 0);
+    settle(two, 2, 1);
+    broker_free(two[1]);
+}
