@@ -2605,106 +2605,132 @@ Test(wal, a_shared_message_passed_on_without_a_relay_fails_its_publishers_wait)
 }
 
 /*
- * Two shards with logs (sync): members of $share/g/t @a (id @aid, homed on
- * shard 0) and @bm (id @bid, homed on shard 1, offline); @pub (shard 0)
- * sent "m", which @a got and left unacknowledged: its session goes on
- * offline, and keeps it (fsync = always: not handed to another shard).
+ * Two shards with logs (sync): members of $share/g/t a (homed on shard 0)
+ * and bm (homed on shard 1, offline); pub (shard 0) sent "m", which a got
+ * and left unacknowledged. Its session goes on offline, and keeps it
+ * (fsync = always: not handed to another shard), until gf_end() ends it.
  */
-static void member_leaves_with_a_message(struct broker **two, char *aid, struct client *a,
-                                         char *bid, struct client *bm, struct client *pub)
+struct gf {
+    struct broker *two[2];
+    char aid[32], bid[32];
+    struct client a, bm, pub;
+};
+
+static void gf_start(struct gf *f)
 {
     char pid[32];
     homed_on(pid, "pub", 0, 2);
-    homed_on(aid, "a", 0, 2);
-    homed_on(bid, "b", 1, 2);
-    brokers_new(two, 2);
-    b = two[1];
-    do_connect(bm, bid, false);
-    subscribe_q2(two, 2, two[1], 1, bm, "$share/g/t");
-    broker_client_gone(two[1], bm, 0);
-    b = two[0];
-    do_connect(a, aid, false);
-    subscribe_q2(two, 2, two[0], 0, a, "$share/g/t");
-    b = two[0];
-    do_connect(pub, pid, true);
+    homed_on(f->aid, "a", 0, 2);
+    homed_on(f->bid, "b", 1, 2);
+    brokers_new(f->two, 2);
+    b = f->two[1];
+    do_connect(&f->bm, f->bid, false);
+    subscribe_q2(f->two, 2, f->two[1], 1, &f->bm, "$share/g/t");
+    broker_client_gone(f->two[1], &f->bm, 0);
+    b = f->two[0];
+    do_connect(&f->a, f->aid, false);
+    subscribe_q2(f->two, 2, f->two[0], 0, &f->a, "$share/g/t");
+    b = f->two[0];
+    do_connect(&f->pub, pid, true);
     struct mqtt_pkt pp = publish_pkt("t", "m", 1, false, 1);
-    feed_pkt(pub, &pp, MQTT_V311);
-    settle(two, 2, 2);
-    b = two[0];
+    feed_pkt(&f->pub, &pp, MQTT_V311);
+    settle(f->two, 2, 2);
+    b = f->two[0];
     struct got g;
-    cr_assert(next_out(pub, &g) && g.pkt.type == MQTT_PUBACK);
-    cr_assert_eq(copies(a, "m"), 1, "the member online here has it");
-    broker_client_gone(two[0], a, 0);
-    settle(two, 2, 2);
+    cr_assert(next_out(&f->pub, &g) && g.pkt.type == MQTT_PUBACK);
+    cr_assert_eq(copies(&f->a, "m"), 1, "the member online here has it");
+    broker_client_gone(f->two[0], &f->a, 0);
+    settle(f->two, 2, 2);
 }
 
-/* After a restart of @two: @bm (id @bid) comes back on shard 1 and gets "m" @want times. */
-static void member_b_gets(struct broker **two, const char *bid, struct client *bm, int want)
+/* a comes back with a Clean Start: its session ends, and hands the message on. */
+static void gf_end(struct gf *f)
 {
-    broker_tick(two[0], 2000); /* open gives go again at the first tick */
-    broker_tick(two[1], 2000);
-    settle(two, 2, 3);
-    b = two[1];
-    cr_assert(do_connect(bm, bid, false), "its session came back");
-    cr_assert_eq(copies(bm, "m"), want, "the member on shard 1 gets it %d time(s)", want);
-    broker_client_gone(two[1], bm, 0);
-    settle(two, 2, 1);
-    broker_free(two[1]);
-    b = two[0];
+    b = f->two[0];
+    cr_assert_not(do_connect(&f->a, f->aid, true), "its session ends");
+}
+
+/* A kill -9 of both shards, a and pub connected: what their logs took survives. */
+static void gf_crash(struct gf *f)
+{
+    brokers_crash(f->two, 2, &f->a, 0, &f->pub);
+}
+
+/* The shards tick at 2 s (open gives go again at the first tick) and settle. */
+static void gf_tick(struct gf *f, uint64_t now_ms)
+{
+    broker_tick(f->two[0], now_ms);
+    broker_tick(f->two[1], now_ms);
+    settle(f->two, 2, 3);
+}
+
+/* How often @c (id @id, homed on shard @i) gets "m" as it comes back; then it goes again. */
+static int gf_copies(struct gf *f, struct client *c, const char *id, uint32_t i)
+{
+    b = f->two[i];
+    cr_assert(do_connect(c, id, false), "its session came back");
+    int n = copies(c, "m");
+    broker_client_gone(f->two[i], c, 0);
+    settle(f->two, 2, 1);
+    return n;
+}
+
+/* The end of the test: shard 1 is freed, shard 0 is the fixture's. */
+static void gf_free(struct gf *f)
+{
+    broker_free(f->two[1]);
+    b = f->two[0];
 }
 
 Test(wal, a_message_an_ending_session_hands_to_another_shard_survives_a_crash_before_it_is_logged)
 {
     /*
-     * @a's session ends (a Clean Start) holding the group's message: it
-     * goes to @bm, on shard 1 [MQTT 5.0 4.8.2]. Shard 0's log has the
+     * a's session ends (a Clean Start) holding the group's message: it
+     * goes to bm, on shard 1 [MQTT 5.0 4.8.2]. Shard 0's log has the
      * session's end; the crash comes before shard 1's log has the
      * delivery. The message was acknowledged to its publisher: it must
      * reach the group after the restart.
      */
-    struct broker *two[2];
-    char aid[32], bid[32];
-    struct client a, bm, pub;
-    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
-    b = two[0];
-    cr_assert_not(do_connect(&a, aid, true), "its session ends");
-    take(two[0], 0);
-    pump(two, 2); /* shard 1 has it, in its open batch only */
-    cr_assert_eq(two[0]->give_count, 1u, "open until shard 1 has logged it");
-    brokers_crash(two, 2, &a, 0, &pub);
-    cr_assert_eq(two[0]->give_count, 1u, "open again after the restart");
-    member_b_gets(two, bid, &bm, 1);
-    cr_assert_eq(two[0]->give_count, 0u, "closed once shard 1 logged it");
+    struct gf f;
+    gf_start(&f);
+    gf_end(&f);
+    take(f.two[0], 0);
+    pump(f.two, 2); /* shard 1 has it, in its open batch only */
+    cr_assert_eq(f.two[0]->give_count, 1u, "open until shard 1 has logged it");
+    gf_crash(&f);
+    cr_assert_eq(f.two[0]->give_count, 1u, "open again after the restart");
+    gf_tick(&f, 2000);
+    cr_assert_eq(gf_copies(&f, &f.bm, f.bid, 1), 1);
+    cr_assert_eq(f.two[0]->give_count, 0u, "closed once shard 1 logged it");
+    gf_free(&f);
 }
 
 Test(wal, a_message_handed_on_and_logged_there_is_not_handed_on_again_after_a_crash)
 {
-    struct broker *two[2];
-    char aid[32], bid[32];
-    struct client a, bm, pub;
-    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
-    b = two[0];
-    cr_assert_not(do_connect(&a, aid, true));
-    settle(two, 2, 3); /* both logs have it, then WAL_GIVEN */
-    cr_assert_eq(two[0]->give_count, 0u);
-    brokers_crash(two, 2, &a, 0, &pub);
-    cr_assert_eq(two[0]->give_count, 0u, "nothing to send again");
-    member_b_gets(two, bid, &bm, 1);
+    struct gf f;
+    gf_start(&f);
+    gf_end(&f);
+    settle(f.two, 2, 3); /* both logs have it, then WAL_GIVEN */
+    cr_assert_eq(f.two[0]->give_count, 0u);
+    gf_crash(&f);
+    cr_assert_eq(f.two[0]->give_count, 0u, "nothing to send again");
+    gf_tick(&f, 2000);
+    cr_assert_eq(gf_copies(&f, &f.bm, f.bid, 1), 1, "once");
+    gf_free(&f);
 }
 
 Test(wal, a_compaction_keeps_the_messages_an_ended_session_handed_on)
 {
-    struct broker *two[2];
-    char aid[32], bid[32];
-    struct client a, bm, pub;
-    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
-    b = two[0];
-    cr_assert_not(do_connect(&a, aid, true));
-    take(two[0], 0);
-    pump(two, 2);
-    compact_all(two[0], 0, 2); /* shard 0's stream is now its snapshot alone */
-    brokers_crash(two, 2, &a, 0, &pub);
-    member_b_gets(two, bid, &bm, 1);
+    struct gf f;
+    gf_start(&f);
+    gf_end(&f);
+    take(f.two[0], 0);
+    pump(f.two, 2);
+    compact_all(f.two[0], 0, 2); /* shard 0's stream is now its snapshot alone */
+    gf_crash(&f);
+    gf_tick(&f, 2000);
+    cr_assert_eq(gf_copies(&f, &f.bm, f.bid, 1), 1);
+    gf_free(&f);
 }
 
 Test(wal, a_message_handed_on_whose_wait_failed_is_sent_again)
@@ -2713,65 +2739,53 @@ Test(wal, a_message_handed_on_whose_wait_failed_is_sent_again)
      * Shard 1 loses its record of the delivery (allocation failure): it
      * says so, and shard 0 sends the message again a second later.
      */
-    struct broker *two[2];
-    char aid[32], bid[32];
-    struct client a, bm, pub;
-    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
-    b = two[0];
-    cr_assert_not(do_connect(&a, aid, true));
-    take(two[0], 0);
-    wal_open_out(two[1])->nomem = true; /* shard 1 loses the delivery's record */
-    pump(two, 2);
-    take(two[1], 1); /* lossy: XMSG_NACK */
-    pump(two, 2);
-    take(two[0], 0);
-    cr_assert_eq(two[0]->give_count, 1u);
-    cr_assert(broker_has_deadlines(two[0]), "a try is due: the clock ticks");
+    struct gf f;
+    gf_start(&f);
+    gf_end(&f);
+    take(f.two[0], 0);
+    wal_open_out(f.two[1])->nomem = true; /* shard 1 loses the delivery's record */
+    pump(f.two, 2);
+    take(f.two[1], 1); /* lossy: XMSG_NACK */
+    pump(f.two, 2);
+    take(f.two[0], 0);
+    cr_assert_eq(f.two[0]->give_count, 1u);
+    cr_assert(broker_has_deadlines(f.two[0]), "a try is due: the clock ticks");
     /* Shard 1's log is repaired; a second later shard 0 tries again. */
     struct broker_wal_cursor c = {0};
-    cr_assert(broker_wal_snapshot(two[1], &c, UINT32_MAX));
-    take(two[1], 1);
+    cr_assert(broker_wal_snapshot(f.two[1], &c, UINT32_MAX));
+    take(f.two[1], 1);
     bool repaired;
-    cr_assert(broker_wal_compacted(two[1], true, &repaired) && repaired);
-    broker_tick(two[0], 1500);
-    settle(two, 2, 2);
-    cr_assert_eq(two[0]->give_count, 1u, "not before a second has passed");
-    broker_tick(two[0], 2100);
-    settle(two, 2, 3);
-    cr_assert_eq(two[0]->give_count, 0u, "sent again, and logged there");
-    b = two[0];
-    broker_client_gone(two[0], &a, 0);
-    broker_client_gone(two[0], &pub, 0);
-    b = two[1];
-    cr_assert(do_connect(&bm, bid, false));
-    cr_assert_geq(copies(&bm, "m"), 1, "at least once");
-    broker_client_gone(two[1], &bm, 0);
-    settle(two, 2, 1);
-    broker_free(two[1]);
-    b = two[0];
+    cr_assert(broker_wal_compacted(f.two[1], true, &repaired) && repaired);
+    gf_tick(&f, 1500);
+    cr_assert_eq(f.two[0]->give_count, 1u, "not before a second has passed");
+    gf_tick(&f, 2100);
+    cr_assert_eq(f.two[0]->give_count, 0u, "sent again, and logged there");
+    broker_client_gone(f.two[0], &f.a, 0);
+    broker_client_gone(f.two[0], &f.pub, 0);
+    cr_assert_geq(gf_copies(&f, &f.bm, f.bid, 1), 1, "at least once");
+    gf_free(&f);
 }
 
 Test(wal, a_message_handed_on_goes_again_under_a_restart_without_sync)
 {
     /* Restarted with fsync = interval: the open give goes at the first tick, waiting for nobody. */
-    struct broker *two[2];
-    char aid[32], bid[32];
-    struct client a, bm, pub;
-    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
-    b = two[0];
-    cr_assert_not(do_connect(&a, aid, true));
-    take(two[0], 0);
-    pump(two, 2);
-    broker_client_gone(two[0], &a, 0);
-    broker_client_gone(two[0], &pub, 0);
+    struct gf f;
+    gf_start(&f);
+    gf_end(&f);
+    take(f.two[0], 0);
+    pump(f.two, 2);
+    broker_client_gone(f.two[0], &f.a, 0);
+    broker_client_gone(f.two[0], &f.pub, 0);
     for (uint32_t i = 0; i < 2; i++)
-        broker_free(two[i]);
+        broker_free(f.two[i]);
     for (uint32_t i = 0; i < 2; i++)
-        two[i] = rebuilt_with(i, 2, 2, false);
-    cr_assert_eq(two[0]->give_count, 1u);
-    broker_tick(two[0], 2000);
-    cr_assert_eq(two[0]->give_count, 0u, "sent, and closed at once");
-    member_b_gets(two, bid, &bm, 1);
+        f.two[i] = rebuilt_with(i, 2, 2, false);
+    cr_assert_eq(f.two[0]->give_count, 1u);
+    broker_tick(f.two[0], 2000);
+    cr_assert_eq(f.two[0]->give_count, 0u, "sent, and closed at once");
+    gf_tick(&f, 2000);
+    cr_assert_eq(gf_copies(&f, &f.bm, f.bid, 1), 1);
+    gf_free(&f);
 }
 
 /* The offset of the last whole record of @o. */
@@ -2781,12 +2795,10 @@ static size_t last_record_at(const struct wal_out *o)
     struct wal_rec rec;
     for (;;) {
         size_t at = off;
-        int rc = wal_read(o->buf, o->len, &off, &rec);
-        if (rc != 1)
-            break;
+        if (wal_read(o->buf, o->len, &off, &rec) != 1)
+            return last;
         last = at;
     }
-    return last;
 }
 
 Test(wal, a_log_torn_after_an_ending_sessions_give_keeps_the_message)
@@ -2797,34 +2809,21 @@ Test(wal, a_log_torn_after_an_ending_sessions_give_keeps_the_message)
      * survives with the give (the session, which the torn end did not end,
      * is a member again: the group's message may go to it).
      */
-    struct broker *two[2];
-    char aid[32], bid[32];
-    struct client a, bm, pub;
-    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
-    b = two[0];
-    cr_assert_not(do_connect(&a, aid, true));
+    struct gf f;
+    gf_start(&f);
+    gf_end(&f);
     size_t before = seg[0].len;
-    take(two[0], 0);
+    take(f.two[0], 0);
     size_t last = last_record_at(&seg[0]);
     cr_assert_gt(last, before, "the batch has records");
     seg[0].len = last + 5; /* the kill -9 came during the write */
-    pump(two, 2);
-    brokers_crash(two, 2, &a, 0, &pub);
-    cr_assert_eq(two[0]->give_count, 1u, "the give is open");
-    broker_tick(two[0], 2000);
-    broker_tick(two[1], 2000);
-    settle(two, 2, 3);
-    b = two[1];
-    cr_assert(do_connect(&bm, bid, false));
-    int got = copies(&bm, "m");
-    broker_client_gone(two[1], &bm, 0);
-    b = two[0];
-    cr_assert(do_connect(&a, aid, false), "the torn end did not end it");
-    got += copies(&a, "m");
+    pump(f.two, 2);
+    gf_crash(&f);
+    cr_assert_eq(f.two[0]->give_count, 1u, "the give is open");
+    gf_tick(&f, 2000);
+    int got = gf_copies(&f, &f.bm, f.bid, 1) + gf_copies(&f, &f.a, f.aid, 0);
     cr_assert_geq(got, 1, "the group has it after the torn write");
-    broker_client_gone(two[0], &a, 0);
-    settle(two, 2, 1);
-    broker_free(two[1]);
+    gf_free(&f);
 }
 
 Test(wal, a_give_whose_record_is_lost_leaves_the_message_with_its_session_in_the_log)
@@ -2834,21 +2833,14 @@ Test(wal, a_give_whose_record_is_lost_leaves_the_message_with_its_session_in_the
      * ends: the session keeps the message, and its end is not logged, so
      * a crash before the repair brings the session back with it.
      */
-    struct broker *two[2];
-    char aid[32], bid[32];
-    struct client a, bm, pub;
-    member_leaves_with_a_message(two, aid, &a, bid, &bm, &pub);
-    b = two[0];
-    wal_open_out(two[0])->nomem = true; /* the next record: the give's WAL_MSG */
-    cr_assert_not(do_connect(&a, aid, true));
-    cr_assert(broker_wal_repair_wanted(two[0]));
-    take(two[0], 0);
-    pump(two, 2);
-    brokers_crash(two, 2, &a, 0, &pub);
-    b = two[0];
-    cr_assert(do_connect(&a, aid, false), "the session is back: its end was not logged");
-    cr_assert_eq(copies(&a, "m"), 1, "with the message");
-    broker_client_gone(two[0], &a, 0);
-    settle(two, 2, 1);
-    broker_free(two[1]);
+    struct gf f;
+    gf_start(&f);
+    wal_open_out(f.two[0])->nomem = true; /* the next record: the give's WAL_MSG */
+    gf_end(&f);
+    cr_assert(broker_wal_repair_wanted(f.two[0]));
+    take(f.two[0], 0);
+    pump(f.two, 2);
+    gf_crash(&f);
+    cr_assert_eq(gf_copies(&f, &f.a, f.aid, 0), 1, "the session is back, with the message");
+    gf_free(&f);
 }
