@@ -713,7 +713,8 @@ static void end_of_iteration(struct shard *s)
 
     outbox_flush(s);
     /* Last: a connection this iteration gave output to is not put to sleep first. */
-    xport_naps_sweep(&s->xport_naps, s->now_ms);
+    xport_naps_sweep(&s->xport_naps, s->now_ms,
+                     s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed);
 }
 
 static bool finished(const struct shard *s)
@@ -743,7 +744,7 @@ static bool needs_tick(const struct shard *s)
     uint32_t i;
 
     if (s->timers.count > 0 || s->stopping || obs_wants_tick(s) ||
-        xport_naps_awake(&s->xport_naps) ||
+        xport_naps_pending(&s->xport_naps) ||
         (s->wal != NULL && wal_io_needs_tick(s->wal))) {
         return true;
     }

@@ -450,12 +450,22 @@ void xport_used(struct xport_naps *naps, struct xport *xp, uint64_t now_ms)
     naps->head.prev = &xp->nap;
 }
 
-void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms)
+void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms, uint64_t handshakes)
 {
     struct xport *xp;
     uint32_t n = 0;
 
     RM_ASSERT(naps != NULL);
+    RM_ASSERT(handshakes >= naps->handshakes);
+    if (handshakes != naps->handshakes) {
+        naps->handshakes = handshakes;
+        naps->handshake_ms = now_ms;
+        naps->trim_due = true;
+    } else if (naps->trim_due && naps->handshake_ms + XPORT_SLEEP_AFTER_MS <= now_ms) {
+        naps->trim_due = false;
+        tls_idle_trim();
+        LOG_DEBUG("tls: handshakes paused: fixed-point ECC tables and free heap pages given back");
+    }
     while (xport_naps_awake(naps) && n++ < XPORT_SLEEPS_PER_SWEEP_MAX) {
         xp = (struct xport *)(void *)naps->head.next; /* the node is the first member */
         if (xp->nap.used_ms + XPORT_SLEEP_AFTER_MS > now_ms) {

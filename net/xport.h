@@ -95,9 +95,17 @@ struct xport_nap {
     uint64_t used_ms; /* last use */
 };
 
+/*
+ * The shard's handshakes pause too: XPORT_SLEEP_AFTER_MS after the last
+ * one, tls_idle_trim() gives back what handshakes alone use (the
+ * fixed-point ECC tables, the heap's freed pages).
+ */
 struct xport_naps {
     struct xport_nap head;
-    uint64_t sleeps; /* connections put to sleep, ever */
+    uint64_t sleeps;       /* connections put to sleep, ever */
+    uint64_t handshakes;   /* the shard's handshakes the sweep last saw */
+    uint64_t handshake_ms; /* when it saw them change */
+    bool trim_due;         /* handshakes since the last trim */
 };
 
 /* How long a TLS connection goes unused before its wolfSSL object sleeps. */
@@ -168,14 +176,21 @@ void xport_nap_leave(struct xport *xp);
 
 /*
  * Put to sleep the connections of @naps unused for XPORT_SLEEP_AFTER_MS at
- * @now_ms, at most XPORT_SLEEPS_PER_SWEEP_MAX of them.
+ * @now_ms, at most XPORT_SLEEPS_PER_SWEEP_MAX of them; @handshakes: the
+ * shard's handshakes so far (full and resumed), to trim once they pause.
  */
-void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms);
+void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms, uint64_t handshakes);
 
 /* Whether any connection of @naps is awake (the shard keeps ticking to sweep it). */
 static inline bool xport_naps_awake(const struct xport_naps *naps)
 {
     return naps->head.next != &naps->head;
+}
+
+/* Whether the sweep has work to come: a connection awake, or a trim due. */
+static inline bool xport_naps_pending(const struct xport_naps *naps)
+{
+    return xport_naps_awake(naps) || naps->trim_due;
 }
 
 /*

@@ -8,6 +8,7 @@
 #include "tls/tls_ctx.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -67,6 +68,12 @@ int tls_init(void)
 void tls_cleanup(void)
 {
     wolfSSL_Cleanup();
+}
+
+void tls_idle_trim(void)
+{
+    wc_ecc_fp_free();
+    (void)malloc_trim(0);
 }
 
 void tls_thread_done(void)

@@ -66,6 +66,15 @@ void tls_cleanup(void);
 void tls_thread_done(void);
 
 /*
+ * This thread's handshakes paused: free its fixed-point ECC tables (the
+ * next full handshakes build them again) and give the heap's free pages
+ * back to the kernel (malloc_trim(): every thread's arena, each locked in
+ * turn, so only at such a pause). Handshakes leave both behind: ~0.8 MB of
+ * tables per shard, and their temporaries' freed pages.
+ */
+void tls_idle_trim(void);
+
+/*
  * Build the context for listener @l (borrowed until return), which has
  * certfile set. Returns it, or NULL with a message in @err naming the file
  * that could not be used and why.

@@ -50,7 +50,8 @@ WebSocket (paho-mqtt's websockets transport; raw sockets for exact bytes):
 Both:
   tls_idle_sleep             a wss subscriber and a tls publisher left idle: each
                              connection's wolfSSL state sleeps once (logged with its port),
-                             a publish wakes each once and arrives; twice. Then a raw TLS
+                             a publish wakes each once and arrives; twice. Their shards'
+                             handshakes paused: trimmed (ECC tables, heap). Then a raw TLS
                              client alone with keepalive 0 sleeps and closes its socket:
                              woken, freed; one with keepalive 2 sleeps and is closed by the
                              broker at 3 s: woken for its close_notify
@@ -723,6 +724,10 @@ def case_tls_idle_sleep(b, c):
             cl.disconnect()
             cl.loop_stop()
         sub = pub = None
+        # Their shards' handshakes paused too: the fixed-point ECC tables and the heap's free
+        # pages were given back (tls_idle_trim()); the handshakes below build them again.
+        check(wait_for(lambda: "handshakes paused" in b.log_text()[mark:]),
+              "no trim after the handshakes paused")
         # Alone, with keepalive 0 (no timer keeps its shard ticking; the sweep must), then
         # gone while asleep (no DISCONNECT, no close_notify): woken to be freed.
         raw, rport = asleep_raw_client(b, c, mark, "sleepy-raw", 0)
