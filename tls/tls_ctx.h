@@ -45,7 +45,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <wolfssl/options.h>
+
 #include "config/config.h"
+
+/* Whether this wolfSSL's AES-GCM uses AES-NI (else it runs in C: tls_ctx.c's suite order). */
+#ifdef WOLFSSL_AESNI
+#define TLS_AES_NI 1
+#else
+#define TLS_AES_NI 0
+#endif
 
 struct tls_ctx;
 

@@ -24,6 +24,8 @@ TLS (mosquitto_pub/sub are libmosquitto's clients; Python's ssl is OpenSSL):
                              a second connection resumes with the first one's session ticket
   plain_to_tls               MQTT CONNECT bytes to the TLS port: closed, no CONNACK
   tls_to_plain               a TLS ClientHello to the plain port: closed
+  tls_suite_order            a client offering AES-GCM first gets the server's choice:
+                             ChaCha20-Poly1305 when wolfSSL has no AES-NI (TLS 1.3 and 1.2)
   tls_handshake_timeout      a TCP connection that never starts TLS is closed after the
                              connect timeout
   tls_handshake_flood        64 TLS handshakes at once while an established client pings:
@@ -698,6 +700,29 @@ def asleep_raw_client(b, c, mark, cid, keepalive):
     return raw, port
 
 
+def wolfssl_has_aesni():
+    """Whether the wolfSSL ringmq was built against uses AES-NI (tls_ctx.h: TLS_AES_NI)."""
+    with open("/usr/include/wolfssl/options.h") as f:
+        return re.search(r"^#define\s+WOLFSSL_AESNI\b", f.read(), re.M) is not None
+
+
+def case_tls_suite_order(b, c):
+    """The listener's default suites are in the server's order: the cheaper AEAD first."""
+    want = ("TLS_AES_128_GCM_SHA256", "ECDHE-ECDSA-AES128-GCM-SHA256") if wolfssl_has_aesni() \
+        else ("TLS_CHACHA20_POLY1305_SHA256", "ECDHE-ECDSA-CHACHA20-POLY1305")
+    for version, expect in ((ssl.TLSVersion.TLSv1_3, want[0]), (ssl.TLSVersion.TLSv1_2, want[1])):
+        ctx = client_ctx(c, max_version=version)
+        if version == ssl.TLSVersion.TLSv1_2:
+            # OpenSSL's default order puts AES-GCM first: the server's order must win.
+            ctx.set_ciphers("ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:"
+                            "ECDHE-ECDSA-CHACHA20-POLY1305")
+        with ctx.wrap_socket(socket.create_connection(("127.0.0.1", b.ports["tls"]),
+                                                      timeout=WAIT_S),
+                             server_hostname="localhost") as s:
+            got = s.cipher()[0]
+            check(got == expect, f"{version.name}: negotiated {got}, want {expect}")
+
+
 def case_tls_idle_sleep(b, c):
     mark = len(b.log_text())
     got = []
@@ -835,6 +860,7 @@ CASES = {
     "ws_text": case_ws_text,
     "ws_too_big": case_ws_too_big,
     "ws_close_mid_packet": case_ws_close_mid_packet,
+    "tls_suite_order": case_tls_suite_order,
     "tls_idle_sleep": case_tls_idle_sleep,
     "handoff": case_handoff,
     "tls_reload": case_tls_reload,
