@@ -714,7 +714,8 @@ static void end_of_iteration(struct shard *s)
     outbox_flush(s);
     /* Last: a connection this iteration gave output to is not put to sleep first. */
     xport_naps_sweep(&s->xport_naps, s->now_ms,
-                     s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed);
+                     s->xport_stats.tls_handshakes + s->xport_stats.tls_resumed +
+                         s->xport_stats.tls_failed);
 }
 
 static bool finished(const struct shard *s)

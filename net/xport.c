@@ -461,8 +461,10 @@ void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms, uint64_t handsha
         naps->handshakes = handshakes;
         naps->handshake_ms = now_ms;
         naps->trim_due = true;
-    } else if (naps->trim_due && naps->handshake_ms + XPORT_SLEEP_AFTER_MS <= now_ms) {
+    } else if (naps->trim_due && naps->handshake_ms + XPORT_SLEEP_AFTER_MS <= now_ms &&
+               (naps->trim_ms == 0 || naps->trim_ms + XPORT_TRIM_EVERY_MS <= now_ms)) {
         naps->trim_due = false;
+        naps->trim_ms = now_ms;
         tls_idle_trim();
         LOG_DEBUG("tls: handshakes paused: fixed-point ECC tables and free heap pages given back");
     }

@@ -97,16 +97,25 @@ struct xport_nap {
 
 /*
  * The shard's handshakes pause too: XPORT_SLEEP_AFTER_MS after the last
- * one, tls_idle_trim() gives back what handshakes alone use (the
- * fixed-point ECC tables, the heap's freed pages).
+ * one (but XPORT_TRIM_EVERY_MS after the last trim at the soonest),
+ * tls_idle_trim() gives back what handshakes alone use (the fixed-point
+ * ECC tables, the heap's freed pages).
  */
 struct xport_naps {
     struct xport_nap head;
     uint64_t sleeps;       /* connections put to sleep, ever */
     uint64_t handshakes;   /* the shard's handshakes the sweep last saw */
     uint64_t handshake_ms; /* when it saw them change */
+    uint64_t trim_ms;      /* the last trim */
     bool trim_due;         /* handshakes since the last trim */
 };
+
+/*
+ * Trims at most this often: malloc_trim() walks every arena under its lock
+ * (~20 ms at 300 MB of heap, ~70 ms at 1.7 GB), stalling this shard and the
+ * others' mallocs, and the next full handshake rebuilds the tables (~5 ms).
+ */
+#define XPORT_TRIM_EVERY_MS 60000u
 
 /* How long a TLS connection goes unused before its wolfSSL object sleeps. */
 #define XPORT_SLEEP_AFTER_MS 2000u
@@ -177,7 +186,7 @@ void xport_nap_leave(struct xport *xp);
 /*
  * Put to sleep the connections of @naps unused for XPORT_SLEEP_AFTER_MS at
  * @now_ms, at most XPORT_SLEEPS_PER_SWEEP_MAX of them; @handshakes: the
- * shard's handshakes so far (full and resumed), to trim once they pause.
+ * shard's handshakes so far (completed or failed), to trim once they pause.
  */
 void xport_naps_sweep(struct xport_naps *naps, uint64_t now_ms, uint64_t handshakes);
 

@@ -231,6 +231,7 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
 {
     struct tls_ctx *t;
     const char *keyfile;
+    bool ok;
     int ret;
 
     RM_ASSERT(l != NULL && l->certfile[0] != '\0');
@@ -270,7 +271,9 @@ struct tls_ctx *tls_ctx_new(const struct config_listener *l, char *err, size_t e
              keyfile, ret, "no PEM private key wolfSSL can use");
         goto out_free;
     }
-    if (!keys_match(t->ctx)) {
+    ok = keys_match(t->ctx);
+    wc_ecc_fp_free(); /* its sign and verify built this thread's tables: not kept for it */
+    if (!ok) {
         snprintf(err, err_len, "keyfile '%s': the key does not match certfile '%s'", keyfile,
                  l->certfile);
         goto out_free;

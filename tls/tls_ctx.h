@@ -49,6 +49,15 @@
 
 #include "config/config.h"
 
+/*
+ * wc_ecc_fp_free() (tls_idle_trim(), tls_thread_done()) frees the calling
+ * thread's fixed-point ECC tables only where they are thread-local; with
+ * one shared cache it would pull them from under the other shards.
+ */
+#if defined(FP_ECC) && !defined(HAVE_THREAD_LS)
+#error "ringmq needs a wolfSSL whose fixed-point ECC cache is thread-local (HAVE_THREAD_LS)"
+#endif
+
 /* Whether this wolfSSL's AES-GCM uses AES-NI (else it runs in C: tls_ctx.c's suite order). */
 #ifdef WOLFSSL_AESNI
 #define TLS_AES_NI 1

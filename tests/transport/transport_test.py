@@ -25,7 +25,8 @@ TLS (mosquitto_pub/sub are libmosquitto's clients; Python's ssl is OpenSSL):
   plain_to_tls               MQTT CONNECT bytes to the TLS port: closed, no CONNACK
   tls_to_plain               a TLS ClientHello to the plain port: closed
   tls_suite_order            a client offering AES-GCM first gets the server's choice:
-                             ChaCha20-Poly1305 when wolfSSL has no AES-NI (TLS 1.3 and 1.2)
+                             ChaCha20-Poly1305 when wolfSSL has no AES-NI (TLS 1.3 and 1.2);
+                             with only `ciphers` (TLS 1.2) set, TLS 1.3 still works
   tls_handshake_timeout      a TCP connection that never starts TLS is closed after the
                              connect timeout
   tls_handshake_flood        64 TLS handshakes at once while an established client pings:
@@ -721,6 +722,24 @@ def case_tls_suite_order(b, c):
                              server_hostname="localhost") as s:
             got = s.cipher()[0]
             check(got == expect, f"{version.name}: negotiated {got}, want {expect}")
+    # Only the TLS 1.2 list configured: a client offering both kinds of suite still gets
+    # TLS 1.3 (wolfSSL takes the server's first suite the client offers: 1.3 ones first).
+    with open(b.conf) as f:
+        conf = f.read()
+    line = f"certfile = {c['server_pem']}\n"
+    check(conf.count(line) == 1, "the tls listener's certfile line")
+    try:
+        with open(b.conf, "w") as f:
+            f.write(conf.replace(line, line + "ciphers = ECDHE-ECDSA-AES128-GCM-SHA256\n"))
+        b.reload()
+        with client_ctx(c).wrap_socket(socket.create_connection(("127.0.0.1", b.ports["tls"]),
+                                                                timeout=WAIT_S),
+                                       server_hostname="localhost") as s:
+            check(s.version() == "TLSv1.3", f"with ciphers set: {s.version()} {s.cipher()}")
+    finally:
+        with open(b.conf, "w") as f:
+            f.write(conf)
+        b.reload()
 
 
 def case_tls_idle_sleep(b, c):
