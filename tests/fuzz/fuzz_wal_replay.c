@@ -3,12 +3,15 @@
  * segment replayed at start-up (core/wal_replay through the broker).
  *
  * The first byte picks the shard count (1 to 4), which of them replays,
- * and whether the segment is its stream's last (a torn tail) or not
- * (corruption in the middle); the rest is the segment, possibly several
+ * whether the segment is its stream's last (a torn tail) or not
+ * (corruption in the middle), and whether the broker then runs with fsync
+ * = always (bit 6); the rest is the segment, possibly several
  * WAL_SEGMENT-headed streams. Replay must never crash, hang, leak or read
  * out of bounds, whatever the records say; the broker it rebuilt must then
- * take a snapshot of itself (compaction) and free cleanly.
+ * tick once (open gives are routed again: core/give.h), take a snapshot
+ * of itself (compaction), make its batch durable and free cleanly.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -51,8 +54,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     broker_tick(b, 1000000);
     struct wal_replay_report rep;
+    bool sync = (data[0] & 0x40u) != 0;
     if (broker_wal_replay(b, &seg, 1, 0, NULL, NULL, &rep) == 0 &&
-        broker_wal_start(b, false, 0) == 0) {
+        broker_wal_start(b, sync, 0) == 0) {
+        broker_tick(b, 1000001); /* what the log held open goes again */
         struct broker_wal_cursor cur = {0};
         /* Bounded: each call moves on by a bucket at least. */
         for (int i = 0; i < 100000 && !broker_wal_snapshot(b, &cur, 16); i++) {
