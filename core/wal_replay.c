@@ -210,6 +210,21 @@ static bool same_msg(const void *ctx, uint32_t i)
     return k->r->msgs[i].key == k->u;
 }
 
+/* A message id of the segment being read, as a key unique across segments. */
+static uint64_t msg_key(const struct replay *r, uint64_t id)
+{
+    return (r->stream << 40) | (id & ((1ull << 40) - 1));
+}
+
+/* The model message WAL_MSG @id of the segment being read wrote: its index + 1, or 0. */
+static uint32_t msg_find(const struct replay *r, uint64_t id)
+{
+    struct key_ctx k = {r, NULL, 0, msg_key(r, id)};
+    uint32_t found;
+    tab_find(&r->msg_tab, XXH3_64bits(&k.u, sizeof(k.u)), same_msg, &k, &found);
+    return found;
+}
+
 static bool same_sess(const void *ctx, uint32_t i)
 {
     const struct key_ctx *k = ctx;
@@ -289,7 +304,7 @@ static int on_msg(struct replay *r, struct wal_in *in)
         return -EBADMSG;
     if (m.origin > r->origin_max)
         r->origin_max = m.origin;
-    m.key = (r->stream << 40) | (id & ((1ull << 40) - 1));
+    m.key = msg_key(r, id);
     struct key_ctx k = {r, NULL, 0, m.key};
     uint64_t h = XXH3_64bits(&m.key, sizeof(m.key));
     uint32_t found;
@@ -355,9 +370,7 @@ static int on_deliver(struct replay *r, struct rsess *s, const uint8_t *cid, uin
     }
     if (!wal_in_done(in) || e.qos == 0 || e.qos > 2 || (e.more_n && !e.sub_id))
         return -EBADMSG;
-    struct key_ctx k = {r, NULL, 0, (r->stream << 40) | (id & ((1ull << 40) - 1))};
-    uint32_t found;
-    tab_find(&r->msg_tab, XXH3_64bits(&k.u, sizeof(k.u)), same_msg, &k, &found);
+    uint32_t found = msg_find(r, id);
     if (!found)
         return -EBADMSG; /* its WAL_MSG was lost to corruption */
     uint64_t origin = r->msgs[found - 1].origin;
@@ -525,18 +538,13 @@ static int on_retain(struct replay *r, struct wal_in *in)
     return 0;
 }
 
-/* Fold one record into the model: 0, -EBADMSG (its fields are wrong) or -ENOMEM. */
 /* WAL_GIVE (@add) or WAL_GIVEN of session @s (ours), give @id: sorted out by build_gives(). */
 static int on_give(struct replay *r, struct rsess *s, uint64_t id, uint64_t mid, uint64_t key,
                    bool add)
 {
-    uint32_t found = 0;
-    if (add) {
-        struct key_ctx k = {r, NULL, 0, (r->stream << 40) | (mid & ((1ull << 40) - 1))};
-        tab_find(&r->msg_tab, XXH3_64bits(&k.u, sizeof(k.u)), same_msg, &k, &found);
-        if (!found || key == 0)
-            return -EBADMSG; /* its WAL_MSG was lost to corruption */
-    }
+    uint32_t found = add ? msg_find(r, mid) : 0;
+    if (add && (!found || key == 0))
+        return -EBADMSG; /* its WAL_MSG was lost to corruption */
     if (grow_array((void **)&s->gives, &s->give_cap, s->give_count, sizeof(*s->gives)) < 0)
         return -ENOMEM;
     s->gives[s->give_count] = (struct rgive){id, key, found, s->give_count};
@@ -544,6 +552,7 @@ static int on_give(struct replay *r, struct rsess *s, uint64_t id, uint64_t mid,
     return 0;
 }
 
+/* Fold one record into the model: 0, -EBADMSG (its fields are wrong) or -ENOMEM. */
 static int apply(struct replay *r, const struct wal_rec *rec)
 {
     struct wal_in in = wal_in_of(rec);
@@ -1076,12 +1085,12 @@ int wal_replay(struct broker *b, const struct wal_seg *segs, size_t n, int64_t w
     if (rc == 0)
         rc = keep_uncommitted(&r);
     for (uint32_t i = 0; i < r.sess_count && rc == 0; i++) {
-        if (r.sess[i].expiry_s != 0 && r.sess[i].home == b->shard_id)
+        if (r.sess[i].home != b->shard_id)
+            continue;
+        if (r.sess[i].expiry_s != 0)
             rc = build_sess(&r, &r.sess[i]);
-    }
-    for (uint32_t i = 0; i < r.sess_count && rc == 0; i++) {
-        if (r.sess[i].home == b->shard_id)
-            rc = build_gives(&r, &r.sess[i]);
+        if (rc == 0)
+            rc = build_gives(&r, &r.sess[i]); /* its session may have ended */
     }
     if (rc == 0)
         rc = learn_interest(&r);
