@@ -67,6 +67,13 @@ static void give_drop(struct broker *b, struct broker_give *g)
     b->give_count--;
 }
 
+/* @g is logged where it went (WAL_GIVEN): closed. */
+static void give_close(struct broker *b, struct broker_give *g)
+{
+    wal_given(b, g->cid, g->cid_len, g->id);
+    give_drop(b, g);
+}
+
 /* A try failed, or none could begin: another one later, backing off while they fail. */
 static void retry_later(struct broker *b, struct broker_give *g)
 {
@@ -93,8 +100,7 @@ static void give_send(struct broker *b, struct broker_give *g)
     if (!wal_sync(b)) {
         /* Restored by a broker without fsync = always: nothing waits for the log. */
         (void)route_give(b, g->m, g->key, 0);
-        wal_given(b, g->cid, g->cid_len, g->id);
-        give_drop(b, g);
+        give_close(b, g);
         return;
     }
     uint64_t token = wait_callback(b, give_ended, (uint64_t)(g - b->gives), 1);
@@ -118,8 +124,7 @@ static void give_ended(struct broker *b, uint64_t slot, bool done)
         return;
     }
     b->give_backoff_ms = 0;
-    wal_given(b, g->cid, g->cid_len, g->id);
-    give_drop(b, g);
+    give_close(b, g);
 }
 
 bool give_share(void *ctx, struct msg *m, uint64_t key, const struct session *from)
