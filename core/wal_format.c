@@ -161,6 +161,21 @@ static bool good_at(const uint8_t *buf, size_t len, size_t off, struct wal_rec *
     return true;
 }
 
+/* @n bytes at @p are all zero (a segment's preallocated, never written space). */
+static bool all_zero(const uint8_t *p, size_t n)
+{
+    static const uint8_t zeros[256];
+    /* Bounded: each pass looks at up to 256 more bytes. */
+    while (n > 0) {
+        size_t k = n < sizeof(zeros) ? n : sizeof(zeros);
+        if (memcmp(p, zeros, k) != 0)
+            return false;
+        p += k;
+        n -= k;
+    }
+    return true;
+}
+
 int wal_read(const uint8_t *buf, size_t len, size_t *off, struct wal_rec *r)
 {
     RM_ASSERT(buf != NULL || len == 0);
@@ -168,7 +183,7 @@ int wal_read(const uint8_t *buf, size_t len, size_t *off, struct wal_rec *r)
     if (*off == len)
         return 0;
     if (!good_at(buf, len, *off, r))
-        return -EBADMSG;
+        return all_zero(buf + *off, len - *off) ? 0 : -EBADMSG;
     *off += WAL_HDR_BYTES + r->len;
     return 1;
 }

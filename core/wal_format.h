@@ -12,7 +12,8 @@
  * fails the checksum. Bodies are sequences of fixed-width little-endian
  * integers and length-prefixed byte strings (wal_put_*, wal_get_*); what
  * each type holds is listed at enum wal_type. A segment file starts with
- * one WAL_SEGMENT record.
+ * one WAL_SEGMENT record; its space is preallocated (net/wal_io.h), so it
+ * may end in zeros, which read as its end.
  *
  * Pure: no allocation outside struct wal_out, no syscalls. Any thread, on
  * its own buffers.
@@ -31,10 +32,11 @@
 #define WAL_MAGIC 0x31574d51474e4952ull
 /*
  * 2: WAL_QOS2_PEND, WAL_HAS, WAL_MSG's origin, WAL_SESSION's listener.
- * 3: WAL_GIVE, WAL_GIVEN. A reader takes every version up to its own and
- * refuses a later one.
+ * 3: WAL_GIVE, WAL_GIVEN. 4: a segment may end in zeros (preallocated),
+ * which an older reader would take for damage. A reader takes every
+ * version up to its own and refuses a later one.
  */
-#define WAL_VERSION 3u
+#define WAL_VERSION 4u
 
 /*
  * Record types; "cid" is a session's client id as stored (a virtual host's
@@ -129,9 +131,10 @@ struct wal_rec {
 
 /*
  * Read the record at *@off of @buf (@len bytes). Returns 1 and advances
- * *@off past it; 0 at the clean end (*@off == @len); -EBADMSG when what is
- * at *@off is not a whole record with a good checksum (torn or corrupt),
- * *@off unchanged.
+ * *@off past it; 0 at the clean end (*@off == @len, or only zeros from
+ * *@off on: a segment's preallocated space, never written); -EBADMSG when
+ * what is at *@off is not a whole record with a good checksum (torn or
+ * corrupt), *@off unchanged.
  */
 int wal_read(const uint8_t *buf, size_t len, size_t *off, struct wal_rec *r);
 

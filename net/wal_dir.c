@@ -149,6 +149,10 @@ static int seg_map(struct wal_dir *d, struct seg_file *f)
         return -err;
     }
     f->len = (size_t)st.st_size;
+    /* Space preallocated and never written (net/wal_io.h) is a hole: not mapped. */
+    off_t hole = lseek(fd, 0, SEEK_HOLE);
+    if (hole >= 0 && (uint64_t)hole < f->len)
+        f->len = (size_t)hole;
     if (f->len > 0) {
         void *p = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {

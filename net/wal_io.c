@@ -23,11 +23,23 @@
 #include "net/wal_dir.h"
 
 /*
- * The operations a shard's log may have in flight, by tag: a batch's write
- * and sync, an interval sync, a new segment's open and its header's
- * write and syncs (rotate()), and an old segment's deletion (retire_step()).
+ * The operations a shard's log may have in flight, by tag: a batch's
+ * writes (direct I/O: its first block, then the rest) and sync, an
+ * interval sync, a new segment's open, preallocation, header write and
+ * syncs (rotate()), and an old segment's deletion (retire_step()).
  */
-enum { TAG_WRITE, TAG_SYNC, TAG_TICK_SYNC, TAG_ROT_OPEN, TAG_ROT, TAG_RETIRE, TAG_COUNT };
+enum {
+    TAG_WRITE_HEAD,
+    TAG_WRITE,
+    TAG_SYNC,
+    TAG_TICK_SYNC,
+    TAG_ROT_OPEN,
+    TAG_ROT_ALLOC,
+    TAG_ROT_HDR,
+    TAG_ROT,
+    TAG_RETIRE,
+    TAG_COUNT
+};
 
 /* Beginning the next segment through the ring (rotate()). */
 enum { ROT_IDLE, ROT_OPENING, ROT_OPENED, ROT_WRITING, ROT_DONE };
@@ -45,6 +57,19 @@ struct wal_io {
     uint32_t seq;     /* the current segment */
     uint32_t min_seq; /* the oldest segment of this stream still on disk */
     uint64_t seg_off; /* bytes in the current segment */
+
+    /*
+     * Direct I/O (dio_align > 0: the block its writes are made of). Each
+     * write is whole blocks from the start of the segment's last partial
+     * block: the @tail bytes already on disk there, then the batch, then
+     * zeros, copied into @stage. 0: buffered writes.
+     */
+    uint32_t dio_align;
+    uint8_t *stage;
+    size_t stage_cap;
+    size_t stage_len; /* the staged write's bytes (whole blocks) */
+    size_t tail;      /* bytes of the last partial block, at stage[0] */
+    uint8_t *rot_block; /* the next segment's first block (its header, then zeros) */
     uint64_t stream_bytes; /* in all of this stream's segments */
     uint64_t snap_bytes;   /* the stream's size when the last snapshot completed */
 
@@ -65,7 +90,8 @@ struct wal_io {
     uint64_t failed_since_ms;
 
     bool tick_syncing;      /* an interval sync is in flight */
-    bool sync_ok;           /* the batch's linked sync succeeded */
+    bool sync_ok;           /* the batch's sync succeeded */
+    bool write_syncs;       /* the batch's direct write syncs too (RWF_DSYNC) */
     uint64_t unsynced;      /* bytes written since the last sync (fsync = interval) */
     uint64_t sync_due_ms;
     uint64_t taken_ms;      /* when the last batch was taken (WAL_IO_COALESCE_MS) */
@@ -82,7 +108,8 @@ struct wal_io {
     uint8_t rot;          /* ROT_* */
     int rot_fd;
     int rot_res;          /* its steps' first failure */
-    uint32_t rot_ops;     /* its linked write, fdatasync and directory fsync in flight */
+    uint32_t rot_ops;     /* its preallocation, write, fdatasync and directory fsync in flight */
+    size_t rot_wlen;      /* the header write's bytes */
     char rot_name[WAL_SEG_NAME_MAX];
     struct wal_out rot_hdr;
     /* Segments a compaction left behind, deleted one at a time (retire_step()). */
@@ -125,6 +152,124 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* A segment file's open flags. */
+static int seg_flags(const struct wal_io *w)
+{
+    return O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | (w->dio_align ? O_DIRECT : 0);
+}
+
+/*
+ * Write the log with direct I/O when the file system of @fd (the first
+ * segment) says how (STATX_DIOALIGN): each write then goes from the ring
+ * to the disk without an io-wq hand-off, and fsync = always syncs within
+ * the write (RWF_DSYNC). Else buffered writes (tmpfs, for one). 0 or -ENOMEM.
+ */
+static int dio_begin(struct wal_io *w, int fd)
+{
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0 ||
+        !(sx.stx_mask & STATX_DIOALIGN) || sx.stx_dio_offset_align == 0)
+        return 0;
+    /*
+     * Whole file-system blocks, not just what direct I/O allows: ext4
+     * hands a write that is not to io-wq (it takes the inode's lock).
+     */
+    uint32_t align = sx.stx_blksize;
+    if (sx.stx_dio_offset_align > align)
+        align = sx.stx_dio_offset_align;
+    if (sx.stx_dio_mem_align > align)
+        align = sx.stx_dio_mem_align;
+    int fl = fcntl(fd, F_GETFL);
+    if (align > WAL_IO_DIO_ALIGN_MAX || (align & (align - 1)) != 0 || fl < 0 ||
+        fcntl(fd, F_SETFL, fl | O_DIRECT) < 0)
+        return 0;
+    void *stage = NULL;
+    void *block = NULL;
+    if (posix_memalign(&stage, align, align) != 0 || posix_memalign(&block, align, align) != 0) {
+        free(stage);
+        return -ENOMEM;
+    }
+    w->dio_align = align;
+    w->stage = stage;
+    w->stage_cap = align;
+    w->rot_block = block;
+    return 0;
+}
+
+/*
+ * Reserve a direct-I/O segment's space, so its writes fill preallocated
+ * blocks rather than grow the file (which ext4 hands to io-wq). Best
+ * effort: without it they allocate as they go, and a full disk shows there.
+ */
+static void preallocate(const struct wal_io *w, int fd)
+{
+    if (w->dio_align)
+        (void)fallocate(fd, 0, 0, (off_t)((uint64_t)w->cfg->segment_mb << 20));
+}
+
+/*
+ * Direct I/O: copy @len bytes of @buf into w->stage after the segment's
+ * last partial block, padded with zeros to whole blocks (w->stage_len).
+ * 0 or -ENOMEM.
+ */
+static int stage(struct wal_io *w, const uint8_t *buf, size_t len)
+{
+    size_t a = w->dio_align;
+    size_t need = (w->tail + len + a - 1) / a * a;
+    if (need > w->stage_cap) {
+        void *p;
+        if (posix_memalign(&p, a, need) != 0)
+            return -ENOMEM;
+        memcpy(p, w->stage, w->tail);
+        free(w->stage);
+        w->stage = p;
+        w->stage_cap = need;
+    }
+    memcpy(w->stage + w->tail, buf, len);
+    memset(w->stage + w->tail + len, 0, need - w->tail - len);
+    w->stage_len = need;
+    return 0;
+}
+
+/*
+ * @len bytes were written at the segment's end: its offset moves on and,
+ * with direct I/O, the new last partial block (what the staged write
+ * ended with) stays at stage[0] for the next write.
+ */
+static void advance(struct wal_io *w, size_t len)
+{
+    w->seg_off += len;
+    w->stream_bytes += len;
+    if (!w->dio_align)
+        return;
+    size_t end = w->tail + len;
+    size_t keep = (size_t)(w->seg_off % w->dio_align);
+    RM_ASSERT(end >= keep && end <= w->stage_cap);
+    memmove(w->stage, w->stage + end - keep, keep);
+    w->tail = keep;
+    void *p;
+    /* A large batch (a snapshot) grew the buffer: back to one block. */
+    if (w->stage_cap > WAL_IO_STAGE_KEEP && posix_memalign(&p, w->dio_align, w->dio_align) == 0) {
+        memcpy(p, w->stage, keep);
+        free(w->stage);
+        w->stage = p;
+        w->stage_cap = w->dio_align;
+    }
+}
+
+/* Write @len bytes at the segment's end, blocking (start-up and stop). 0 or -errno. */
+static int write_end(struct wal_io *w, const uint8_t *buf, size_t len)
+{
+    int rc;
+    if (!w->dio_align)
+        rc = write_all(w->fd, buf, len, w->seg_off);
+    else if ((rc = stage(w, buf, len)) == 0)
+        rc = write_all(w->fd, w->stage, w->stage_len, w->seg_off - w->tail);
+    if (rc == 0)
+        advance(w, len);
+    return rc;
+}
+
 /* The new segment's header: the WAL_SEGMENT record (into @o). */
 static void seg_header(const struct wal_io *w, struct wal_out *o, uint32_t seq)
 {
@@ -146,29 +291,24 @@ static void seg_header(const struct wal_io *w, struct wal_out *o, uint32_t seq)
  */
 static int seg_begin(struct wal_io *w, uint32_t seq)
 {
+    RM_ASSERT(w->fd < 0);
     char name[WAL_SEG_NAME_MAX];
     wal_seg_name(name, w->generation, w->shard, seq);
     int fd = openat(w->dir_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return -errno;
-    struct wal_out o = {0};
-    seg_header(w, &o, seq);
-    int rc = o.nomem ? -ENOMEM : write_all(fd, o.buf, o.len, 0);
-    if (rc == 0 && (fdatasync(fd) < 0 || fsync(w->dir_fd) < 0))
-        rc = -errno;
-    if (rc < 0) {
-        close(fd);
-        wal_out_free(&o);
-        return rc;
-    }
-    if (w->fd >= 0)
-        close(w->fd);
     w->fd = fd;
     w->seq = seq;
-    w->seg_off = o.len;
-    w->stream_bytes += o.len;
+    int rc = dio_begin(w, fd);
+    preallocate(w, fd);
+    struct wal_out o = {0};
+    seg_header(w, &o, seq);
+    if (rc == 0)
+        rc = o.nomem ? -ENOMEM : write_end(w, o.buf, o.len);
+    if (rc == 0 && (fdatasync(fd) < 0 || fsync(w->dir_fd) < 0))
+        rc = -errno;
     wal_out_free(&o);
-    return 0;
+    return rc; /* on failure the caller frees w, closing fd */
 }
 
 static void replay_problem(void *ctx, const char *name, size_t off, const char *what)
@@ -216,6 +356,11 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
                   strerror(-rc));
         goto out_free;
     }
+    if (shard == 0 && w->dio_align)
+        LOG_INFO("persistence: direct I/O in %" PRIu32 "-byte blocks, segments preallocated",
+                 w->dio_align);
+    else if (shard == 0)
+        LOG_INFO("persistence: buffered writes (the file system reports no direct I/O)");
     w->min_seq = 0;
     struct broker_wal_cursor cur = {0};
     (void)broker_wal_snapshot(b, &cur, UINT32_MAX);
@@ -228,7 +373,7 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
     const uint8_t *buf;
     size_t len = 0;
     if (broker_wal_take(b, &buf, &len)) {
-        rc = write_all(w->fd, buf, len, w->seg_off);
+        rc = write_end(w, buf, len);
         if (rc == 0 && fdatasync(w->fd) < 0)
             rc = -errno;
         if (rc < 0) {
@@ -237,8 +382,6 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
             goto out_free;
         }
         broker_wal_durable(b);
-        w->seg_off += len;
-        w->stream_bytes += len;
     }
     w->snap_bytes = w->stream_bytes;
     if (shard == 0 || rep.sessions || rep.retained || rep.dropped)
@@ -258,30 +401,79 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
 out_free:
     if (w->fd >= 0)
         close(w->fd);
+    free(w->stage);
+    free(w->rot_block);
     free(w);
     return rc < 0 ? rc : -EIO;
 }
 
-static void submit_batch(struct wal_io *w, struct io_uring *ring)
+static void batch_failed(struct wal_io *w, const char *what, int err, uint64_t now_ms);
+
+/*
+ * Direct I/O: the staged batch, whole each time (a retry too: done is 0
+ * or len). A write from a block already written (the last partial one)
+ * on into preallocated space makes ext4 take the inode's lock, so io-wq;
+ * so that first block goes alone, linked before the rest, and the rest
+ * carries the sync (RWF_DSYNC: the disk's cache flush that follows it
+ * covers the first block too, complete by then). At most 2 SQEs.
+ */
+static void submit_direct(struct wal_io *w, struct io_uring *ring, bool sync)
+{
+    uint64_t at = w->seg_off - w->tail;
+    size_t head = w->tail > 0 && w->stage_len > w->dio_align ? w->dio_align : 0;
+    struct io_uring_sqe *sqe;
+    if (head) {
+        sqe = io_uring_get_sqe(ring);
+        RM_ASSERT(sqe != NULL);
+        io_uring_prep_write(sqe, w->fd, w->stage, (unsigned)head, at);
+        sqe->flags |= IOSQE_IO_LINK;
+        io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE_HEAD], URING_OP_WAL));
+        w->ops++;
+    }
+    sqe = io_uring_get_sqe(ring);
+    RM_ASSERT(sqe != NULL);
+    io_uring_prep_write(sqe, w->fd, w->stage + head, (unsigned)(w->stage_len - head), at + head);
+    sqe->rw_flags = sync ? RWF_DSYNC : 0;
+    io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE], URING_OP_WAL));
+    w->ops++;
+}
+
+static void submit_batch(struct wal_io *w, struct io_uring *ring, uint64_t now_ms)
 {
     RM_ASSERT(w->batch && w->done < w->len && w->ops == 0);
     /* A compaction's last batch is synced in any mode: the older segments go after it. */
     bool sync = w->cfg->fsync == CONFIG_FSYNC_ALWAYS || w->compact_flushing;
+    /* Direct I/O syncs within the write; buffered, an fdatasync is linked after it. */
+    bool linked = sync && !w->dio_align;
     if (io_uring_sq_space_left(ring) < 2)
         (void)io_uring_submit(ring);
     if (io_uring_sq_space_left(ring) < 2)
         return; /* the ring is full: the next flush tries again (ops is still 0) */
-    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-    struct io_uring_sqe *sync_sqe = sync ? io_uring_get_sqe(ring) : NULL;
-    RM_ASSERT(sqe != NULL && (!sync || sync_sqe != NULL));
-    io_uring_prep_write(sqe, w->fd, w->buf + w->done, (unsigned)(w->len - w->done),
-                        w->seg_off + w->done);
-    io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE], URING_OP_WAL));
-    w->ops = 1;
+    if (w->dio_align && stage(w, w->buf, w->len) < 0) {
+        batch_failed(w, "writing the log", -ENOMEM, now_ms);
+        return;
+    }
+    w->ops = 0;
+    if (w->dio_align) {
+        submit_direct(w, ring, sync);
+    } else {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+        RM_ASSERT(sqe != NULL);
+        io_uring_prep_write(sqe, w->fd, w->buf + w->done, (unsigned)(w->len - w->done),
+                            w->seg_off + w->done);
+        io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE], URING_OP_WAL));
+        if (linked)
+            sqe->flags |= IOSQE_IO_LINK;
+        w->ops = 1;
+    }
     w->write_res = w->sync_res = 0;
     w->sync_ok = false;
-    if (sync_sqe) {
-        sqe->flags |= IOSQE_IO_LINK;
+    w->write_syncs = sync && w->dio_align;
+    if (w->write_syncs)
+        w->sync_start_ns = mono_ns();
+    if (linked) {
+        struct io_uring_sqe *sync_sqe = io_uring_get_sqe(ring);
+        RM_ASSERT(sync_sqe != NULL);
         io_uring_prep_fsync(sync_sqe, w->fd, IORING_FSYNC_DATASYNC);
         io_uring_sqe_set_data64(sync_sqe, uring_ud(&w->tags[TAG_SYNC], URING_OP_WAL));
         w->ops = 2;
@@ -326,8 +518,7 @@ static void compact_finish(struct wal_io *w, struct broker *b)
 /* The batch is on disk (as far as this fsync mode promises): release what waited. */
 static void batch_done(struct wal_io *w, struct broker *b, uint64_t now_ms)
 {
-    w->seg_off += w->len;
-    w->stream_bytes += w->len;
+    advance(w, w->len);
     w->stats.bytes += w->len;
     w->stats.writes++;
     if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL) {
@@ -374,11 +565,27 @@ static void batch_failed(struct wal_io *w, const char *what, int err, uint64_t n
 static void rotate_done(struct wal_io *w, uint64_t *tag, int res);
 static void retire_done(struct wal_io *w, int res);
 
+/* The batch's sync (its linked fdatasync, or its direct write's) completed with @res. */
+static void sync_done(struct wal_io *w, int res)
+{
+    w->sync_res = res;
+    w->sync_ok = res == 0;
+    if (res < 0)
+        return;
+    uint64_t ns = mono_ns() - w->sync_start_ns;
+    uint64_t us = ns / 1000u;
+    w->stats.syncs++;
+    hist_record(&w->stats.sync_hist, ns);
+    w->stats.sync_us_sum += us;
+    if (us > w->stats.sync_us_max)
+        w->stats.sync_us_max = us;
+}
+
 void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_t now_ms)
 {
     uint64_t *tag = obj;
     RM_ASSERT(tag >= w->tags && tag < w->tags + TAG_COUNT);
-    if (tag == &w->tags[TAG_ROT_OPEN] || tag == &w->tags[TAG_ROT]) {
+    if (tag >= &w->tags[TAG_ROT_OPEN] && tag <= &w->tags[TAG_ROT]) {
         rotate_done(w, tag, res);
         return;
     }
@@ -397,20 +604,14 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
         return;
     }
     RM_ASSERT(w->batch && w->ops > 0);
-    if (tag == &w->tags[TAG_WRITE]) {
-        w->write_res = res;
+    if (tag == &w->tags[TAG_WRITE] || tag == &w->tags[TAG_WRITE_HEAD]) {
+        /* Bytes written, or the first failure (a failed head cancels the rest). */
+        if (w->write_res >= 0)
+            w->write_res = res < 0 ? res : w->write_res + res;
+        if (tag == &w->tags[TAG_WRITE] && w->write_syncs)
+            sync_done(w, res < 0 ? res : 0);
     } else {
-        w->sync_res = res;
-        w->sync_ok = res == 0;
-        uint64_t ns = mono_ns() - w->sync_start_ns;
-        uint64_t us = ns / 1000u;
-        if (res == 0) {
-            w->stats.syncs++;
-            hist_record(&w->stats.sync_hist, ns);
-            w->stats.sync_us_sum += us;
-            if (us > w->stats.sync_us_max)
-                w->stats.sync_us_max = us;
-        }
+        sync_done(w, res);
     }
     if (--w->ops > 0)
         return;
@@ -418,7 +619,10 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
         batch_failed(w, "writing the log", w->write_res, now_ms);
         return;
     }
-    w->done += (size_t)w->write_res;
+    if (w->dio_align) /* a short direct write goes again, whole */
+        w->done = (size_t)w->write_res == w->stage_len ? w->len : 0;
+    else
+        w->done += (size_t)w->write_res;
     if (w->done < w->len) {
         /* Short (its linked sync was cancelled): the rest goes at the next flush. */
         if (w->write_res == 0)
@@ -456,16 +660,15 @@ static bool rotate_submit(struct wal_io *w, struct io_uring *ring)
         if (!sqe)
             return false;
         wal_seg_name(w->rot_name, w->generation, w->shard, w->seq + 1);
-        io_uring_prep_openat(sqe, w->dir_fd, w->rot_name,
-                             O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        io_uring_prep_openat(sqe, w->dir_fd, w->rot_name, seg_flags(w), 0640);
         io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_ROT_OPEN], URING_OP_WAL));
         w->rot = ROT_OPENING;
         return true;
     }
     RM_ASSERT(w->rot == ROT_OPENED);
-    if (io_uring_sq_space_left(ring) < 3)
+    if (io_uring_sq_space_left(ring) < 4)
         (void)io_uring_submit(ring);
-    if (io_uring_sq_space_left(ring) < 3)
+    if (io_uring_sq_space_left(ring) < 4)
         return false;
     w->rot_hdr.len = 0;
     seg_header(w, &w->rot_hdr, w->seq + 1);
@@ -474,26 +677,43 @@ static bool rotate_submit(struct wal_io *w, struct io_uring *ring)
         w->rot = ROT_DONE;
         return true;
     }
+    const uint8_t *hdr = w->rot_hdr.buf;
+    w->rot_wlen = w->rot_hdr.len;
+    w->rot_ops = 0;
+    if (w->dio_align) {
+        /* One whole block; the preallocation goes first, and the chain goes on if it fails. */
+        RM_ASSERT(w->rot_hdr.len <= w->dio_align);
+        memcpy(w->rot_block, hdr, w->rot_hdr.len);
+        memset(w->rot_block + w->rot_hdr.len, 0, w->dio_align - w->rot_hdr.len);
+        hdr = w->rot_block;
+        w->rot_wlen = w->dio_align;
+        struct io_uring_sqe *fa = io_uring_get_sqe(ring);
+        RM_ASSERT(fa != NULL);
+        io_uring_prep_fallocate(fa, w->rot_fd, 0, 0, (off_t)((uint64_t)w->cfg->segment_mb << 20));
+        fa->flags |= IOSQE_IO_HARDLINK;
+        io_uring_sqe_set_data64(fa, uring_ud(&w->tags[TAG_ROT_ALLOC], URING_OP_WAL));
+        w->rot_ops++;
+    }
     /* Header, then its sync, then the directory's (the new name): one linked chain. */
     struct io_uring_sqe *wr = io_uring_get_sqe(ring);
     struct io_uring_sqe *fs = io_uring_get_sqe(ring);
     struct io_uring_sqe *ds = io_uring_get_sqe(ring);
     RM_ASSERT(wr != NULL && fs != NULL && ds != NULL);
-    io_uring_prep_write(wr, w->rot_fd, w->rot_hdr.buf, (unsigned)w->rot_hdr.len, 0);
+    io_uring_prep_write(wr, w->rot_fd, hdr, (unsigned)w->rot_wlen, 0);
     io_uring_prep_fsync(fs, w->rot_fd, IORING_FSYNC_DATASYNC);
     io_uring_prep_fsync(ds, w->dir_fd, 0);
     wr->flags |= IOSQE_IO_LINK;
     fs->flags |= IOSQE_IO_LINK;
     uint64_t ud = uring_ud(&w->tags[TAG_ROT], URING_OP_WAL);
-    io_uring_sqe_set_data64(wr, ud);
+    io_uring_sqe_set_data64(wr, uring_ud(&w->tags[TAG_ROT_HDR], URING_OP_WAL));
     io_uring_sqe_set_data64(fs, ud);
     io_uring_sqe_set_data64(ds, ud);
-    w->rot_ops = 3;
+    w->rot_ops += 3;
     w->rot = ROT_WRITING;
     return true;
 }
 
-/* A rotation step completed (TAG_ROT_OPEN or TAG_ROT). */
+/* A rotation step completed (TAG_ROT_OPEN to TAG_ROT). */
 static void rotate_done(struct wal_io *w, uint64_t *tag, int res)
 {
     if (tag == &w->tags[TAG_ROT_OPEN]) {
@@ -504,10 +724,11 @@ static void rotate_done(struct wal_io *w, uint64_t *tag, int res)
         return;
     }
     RM_ASSERT(w->rot == ROT_WRITING && w->rot_ops > 0);
-    if (res < 0 && w->rot_res == 0)
-        w->rot_res = res; /* a failed step cancels the rest of the chain */
-    else if (res >= 0 && w->rot_ops == 3 && (size_t)res != w->rot_hdr.len && w->rot_res == 0)
-        w->rot_res = -EIO; /* a short header */
+    if (tag == &w->tags[TAG_ROT_HDR] && res >= 0 && (size_t)res != w->rot_wlen)
+        res = -EIO; /* a short header */
+    /* A failed step cancels the rest of the chain; preallocation is best effort (preallocate()). */
+    if (res < 0 && w->rot_res == 0 && tag != &w->tags[TAG_ROT_ALLOC])
+        w->rot_res = res;
     if (--w->rot_ops == 0)
         w->rot = ROT_DONE;
 }
@@ -545,8 +766,11 @@ static int rotate(struct wal_io *w, struct io_uring *ring)
     w->fd = w->rot_fd;
     w->rot_fd = -1;
     w->seq++;
-    w->seg_off = w->rot_hdr.len;
-    w->stream_bytes += w->rot_hdr.len;
+    w->seg_off = 0;
+    w->tail = 0;
+    if (w->dio_align)
+        memcpy(w->stage, w->rot_block, w->rot_hdr.len);
+    advance(w, w->rot_hdr.len);
     return 1;
 }
 
@@ -644,7 +868,7 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
         return;
     if (w->batch) {
         if (w->ops == 0 && w->done < w->len)
-            submit_batch(w, ring); /* a retry, or the rest of a short write */
+            submit_batch(w, ring, now_ms); /* a retry, or the rest of a short write */
         return;
     }
     retire_step(w, ring);
@@ -674,7 +898,7 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
         if (len == 0)
             batch_done(w, b, now_ms);
         else
-            submit_batch(w, ring);
+            submit_batch(w, ring, now_ms);
         return;
     }
     if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL && w->unsynced && now_ms >= w->sync_due_ms &&
@@ -718,7 +942,7 @@ void wal_io_close(struct wal_io *w, struct broker *b)
     size_t len;
     /* The loop has left: nothing is in flight any more (wal_io_busy() kept it running). */
     if (!w->batch && broker_wal_take(b, &buf, &len)) {
-        int rc = write_all(w->fd, buf, len, w->seg_off);
+        int rc = write_end(w, buf, len);
         if (rc < 0)
             LOG_ERROR("persistence: shard %" PRIu32 ": last write: %s", w->shard, strerror(-rc));
         else
@@ -738,5 +962,7 @@ void wal_io_close(struct wal_io *w, struct broker *b)
     if (w->rot_fd >= 0)
         close(w->rot_fd); /* a segment begun but never used: replay reads its header only */
     wal_out_free(&w->rot_hdr);
+    free(w->stage);
+    free(w->rot_block);
     free(w);
 }

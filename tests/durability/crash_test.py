@@ -18,6 +18,10 @@ subscribers come back, and for every subscriber:
     back: paho sends those after newer ones);
 and the retained message is the last acknowledged one (or a later set).
 
+The log writes with direct I/O where the file system takes it and buffered elsewhere:
+each is checked to be the one its file system gets (ctest runs this test on the system's
+temp dir and, as durability/crash_tmpfs, on /dev/shm with RINGMQ_WAL_TMPDIR).
+
 The seed is printed (CRASH_SEED=N replays the kill points); exits 77 without paho.
 """
 import os
@@ -209,6 +213,10 @@ def main():
     try:
         if not b.start(2):
             print("FAIL: the broker did not start:\n" + b.log_text())
+            return 1
+        wrong = b.check_io_mode()
+        if wrong:
+            print("FAIL: " + wrong)
             return 1
         port = b.port
         online = [Client("on311", port, False, 2), Client("on5", port, True, 1)]

@@ -6,8 +6,8 @@
 2. While it runs, a second broker on the same directory must refuse to start, naming
    the first one's pid (one broker per directory: two writers would corrupt the log).
 3. kill -9. In the segment, one byte of message 17's payload is flipped (its record
-   fails its checksum: corruption in the middle) and half a record is appended (a
-   torn tail, what a crash mid-write leaves).
+   fails its checksum: corruption in the middle) and half a record is written where
+   the last segment's records end (a torn tail, what a crash mid-write leaves).
    The directory keeps an 8-byte seed file (the shared groups' key seed).
 4. Restart: the seed is the same; the log names the segment and offset of both; the
    subscriber comes back and gets exactly the 39 other messages, each once,
@@ -35,6 +35,17 @@ from wal_broker import WalBroker, free_port, wait_for  # noqa: E402
 COUNT = 40
 DAMAGED = 17
 WAIT_S = 10.0
+
+
+def records_end(data):
+    """Where a segment's records end: walked by their lengths up to the first zero type."""
+    off = 0
+    while off + 16 <= len(data):
+        body, rtype = struct.unpack_from("<IB", data, off)
+        if rtype == 0:
+            break
+        off += 16 + body
+    return off
 
 
 def client(cid, port, clean, on_message=None):
@@ -117,8 +128,10 @@ def main():
                     damaged_seg = seg
         if damaged_seg is None:
             fail(f"message {DAMAGED} is in no segment")
-        # Half a record at the end of the last segment: a header promising 64 bytes.
-        with open(segs[-1], "ab") as f:
+        # Half a record where the last segment's records end (a preallocated segment
+        # has zeros after them): a header promising 64 bytes.
+        with open(segs[-1], "r+b") as f:
+            f.seek(records_end(f.read()))
             f.write(struct.pack("<IB3x", 64, 7) + b"\x00" * 10)
 
         if not b.start(1):

@@ -7,6 +7,8 @@ clients reconnect to the same address. start() waits for "ready: N shards runnin
 kill9() is the crash (SIGKILL, the log's only durability is what it synced); stop()
 sends SIGTERM and returns the exit status; close() kills it and removes the directory.
 It signals only the pid it started. wait_for() polls a condition for the tests.
+RINGMQ_WAL_TMPDIR (environment) is where the temp dir goes (default: the system's);
+check_io_mode() says whether the log writes the way its file system allows.
 """
 import ctypes
 import os
@@ -45,7 +47,8 @@ def free_port():
 
 class WalBroker:
     def __init__(self, fsync="always", persistence=""):
-        self.dir = tempfile.mkdtemp(prefix="ringmq-wal-")
+        self.dir = tempfile.mkdtemp(prefix="ringmq-wal-",
+                                    dir=os.environ.get("RINGMQ_WAL_TMPDIR") or None)
         self.data = os.path.join(self.dir, "data")
         self.conf = os.path.join(self.dir, "ringmq.ini")
         self.port = free_port()
@@ -53,6 +56,20 @@ class WalBroker:
         self.persistence = persistence  # more [persistence] lines
         self.proc = None
         self.starts = 0
+
+    def check_io_mode(self):
+        """None, or what is wrong: the last start's log must say "direct I/O" on ext4 or
+        xfs, "buffered writes" on tmpfs (which reports no direct I/O alignment)."""
+        fs = subprocess.run(["stat", "-f", "-c", "%T", self.dir], capture_output=True,
+                            text=True).stdout.strip()
+        log = self.log_text()
+        mode = ("direct" if "persistence: direct I/O" in log else
+                "buffered" if "persistence: buffered writes" in log else None)
+        want = {"ext2/ext3": "direct", "xfs": "direct", "tmpfs": "buffered"}.get(fs)
+        print(f"the log's file system: {fs}; its writes: {mode}")
+        if mode is None or (want is not None and mode != want):
+            return f"on {fs} the log should write {want or 'direct or buffered'}, not {mode}"
+        return None
 
     def log_path(self, n=None):
         return os.path.join(self.dir, f"ringmq.{self.starts if n is None else n}.log")

@@ -1,9 +1,12 @@
 /*
  * test_wal_format.c - core/wal_format: records written and read back,
- * every flipped bit caught by the checksum, torn tails and resync.
+ * every flipped bit caught by the checksum, torn tails, a preallocated
+ * segment's zeros, and resync.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/wal_format.h"
@@ -135,6 +138,53 @@ Test(wal_format, a_torn_tail_reads_up_to_the_last_whole_record)
         cr_assert_eq(rc, off == cut ? 0 : -EBADMSG, "cut at %zu", cut);
         cr_assert_eq(wal_resync(o.buf, cut, off), cut, "nothing good after a torn tail");
     }
+    wal_out_free(&o);
+}
+
+Test(wal_format, zeros_after_the_records_are_the_segments_end)
+{
+    /* A preallocated segment: its records, then zeros (never written) to its end. */
+    struct wal_out o = {0};
+    three(&o);
+    size_t cap = o.len + 4096;
+    uint8_t *seg = calloc(1, cap);
+    cr_assert_not_null(seg);
+    size_t ends[3];
+    size_t off = 0;
+    struct wal_rec r;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(wal_read(o.buf, o.len, &off, &r), 1);
+        /* A record whose last bytes are zeros is whole without them, zeros following. */
+        for (ends[i] = off; o.buf[ends[i] - 1] == 0; ends[i]--)
+            ;
+    }
+    /* A write torn at every length: zeros after it. */
+    for (size_t cut = 0; cut <= o.len; cut++) {
+        memset(seg, 0, cap);
+        memcpy(seg, o.buf, cut);
+        size_t n = 0;
+        int rc;
+        off = 0;
+        while ((rc = wal_read(seg, cap, &off, &r)) == 1)
+            n++;
+        size_t whole = cut >= ends[2] ? 3 : cut >= ends[1] ? 2 : cut >= ends[0] ? 1 : 0;
+        cr_assert_eq(n, whole, "cut at %zu", cut);
+        bool zeros = true;
+        for (size_t i = off; i < cap; i++)
+            zeros = zeros && seg[i] == 0;
+        /* The end when only zeros follow; a record begun and cut short is torn. */
+        cr_assert_eq(rc, zeros ? 0 : -EBADMSG, "cut at %zu", cut);
+        if (cut == ends[0] || cut == ends[1] || cut == ends[2])
+            cr_assert_eq(rc, 0, "zeros right after a whole record: the end (cut at %zu)", cut);
+    }
+    /* A damaged record with zeros after it is not the end. */
+    memset(seg, 0, cap);
+    memcpy(seg, o.buf, o.len);
+    seg[WAL_HDR_BYTES + 2] ^= 0x55;
+    off = 0;
+    cr_assert_eq(wal_read(seg, cap, &off, &r), -EBADMSG);
+    cr_assert_eq(off, 0);
+    free(seg);
     wal_out_free(&o);
 }
 
