@@ -136,6 +136,31 @@ static int dir_lock(struct wal_dir *d)
     return 0;
 }
 
+/*
+ * Where the data of @fd (@size bytes) ends: after its last data region.
+ * A segment's preallocated, never written rest (net/wal_io.h) is a hole
+ * and is not mapped; a hole between data regions is zeros that were
+ * written (a sparse copy of the directory, a compressing file system) and
+ * is read as such. @size where the file system cannot say.
+ */
+static size_t data_end(int fd, size_t size)
+{
+    off_t end = 0;
+    off_t at = 0;
+    /* Bounded: each pass moves past one data region of the file. */
+    while ((uint64_t)at < size) {
+        off_t data = lseek(fd, at, SEEK_DATA);
+        if (data < 0)
+            return errno == ENXIO ? (size_t)end : size;
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole <= data)
+            return size;
+        end = hole;
+        at = hole;
+    }
+    return (uint64_t)end < size ? (size_t)end : size;
+}
+
 /* Map one segment file (empty ones stay unmapped). */
 static int seg_map(struct wal_dir *d, struct seg_file *f)
 {
@@ -148,11 +173,7 @@ static int seg_map(struct wal_dir *d, struct seg_file *f)
             close(fd);
         return -err;
     }
-    f->len = (size_t)st.st_size;
-    /* Space preallocated and never written (net/wal_io.h) is a hole: not mapped. */
-    off_t hole = lseek(fd, 0, SEEK_HOLE);
-    if (hole >= 0 && (uint64_t)hole < f->len)
-        f->len = (size_t)hole;
+    f->len = data_end(fd, (size_t)st.st_size);
     if (f->len > 0) {
         void *p = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {

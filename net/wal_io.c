@@ -61,14 +61,15 @@ struct wal_io {
     /*
      * Direct I/O (dio_align > 0: the block its writes are made of). Each
      * write is whole blocks from the start of the segment's last partial
-     * block: the @tail bytes already on disk there, then the batch, then
-     * zeros, copied into @stage. 0: buffered writes.
+     * block: the @tail bytes already on disk there, then a chunk of the
+     * batch, then zeros, copied into @stage. 0: buffered writes.
      */
     uint32_t dio_align;
     uint8_t *stage;
     size_t stage_cap;
     size_t stage_len; /* the staged write's bytes (whole blocks) */
     size_t tail;      /* bytes of the last partial block, at stage[0] */
+    size_t chunk;     /* the batch's bytes in the staged write */
     uint8_t *rot_block; /* the next segment's first block (its header, then zeros) */
     uint64_t stream_bytes; /* in all of this stream's segments */
     uint64_t snap_bytes;   /* the stream's size when the last snapshot completed */
@@ -91,7 +92,7 @@ struct wal_io {
 
     bool tick_syncing;      /* an interval sync is in flight */
     bool sync_ok;           /* the batch's sync succeeded */
-    bool write_syncs;       /* the batch's direct write syncs too (RWF_DSYNC) */
+    bool write_syncs;       /* the batch's direct write syncs too (RWF_SYNC) */
     uint64_t unsynced;      /* bytes written since the last sync (fsync = interval) */
     uint64_t sync_due_ms;
     uint64_t taken_ms;      /* when the last batch was taken (WAL_IO_COALESCE_MS) */
@@ -159,15 +160,19 @@ static int seg_flags(const struct wal_io *w)
 }
 
 /*
- * Write the log with direct I/O when the file system of @fd (the first
- * segment) says how (STATX_DIOALIGN): each write then goes from the ring
- * to the disk without an io-wq hand-off, and fsync = always syncs within
- * the write (RWF_DSYNC). Else buffered writes (tmpfs, for one). 0 or -ENOMEM.
+ * With fsync = always, write the log with direct I/O when the file system
+ * of @fd (the first segment) says how (STATX_DIOALIGN): each write then
+ * goes from the ring to the disk without an io-wq hand-off, and carries
+ * its sync (RWF_SYNC). Else buffered writes: tmpfs, and fsync = interval
+ * or off, whose acknowledgements do not wait for the disk, so a write must
+ * be safe from a kill -9 as soon as it can (the page cache), not after the
+ * disk took it. 0 or -ENOMEM.
  */
 static int dio_begin(struct wal_io *w, int fd)
 {
     struct statx sx;
-    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0 ||
+    if (w->cfg->fsync != CONFIG_FSYNC_ALWAYS ||
+        statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) < 0 ||
         !(sx.stx_mask & STATX_DIOALIGN) || sx.stx_dio_offset_align == 0)
         return 0;
     /*
@@ -208,13 +213,14 @@ static void preallocate(const struct wal_io *w, int fd)
 }
 
 /*
- * Direct I/O: copy @len bytes of @buf into w->stage after the segment's
- * last partial block, padded with zeros to whole blocks (w->stage_len).
- * 0 or -ENOMEM.
+ * Direct I/O: copy @len bytes of @buf (at most WAL_IO_DIRECT_CHUNK, so the
+ * buffer stays bounded) into w->stage after the segment's last partial
+ * block, padded with zeros to whole blocks (w->stage_len). 0 or -ENOMEM.
  */
 static int stage(struct wal_io *w, const uint8_t *buf, size_t len)
 {
     size_t a = w->dio_align;
+    RM_ASSERT(len > 0 && len <= WAL_IO_DIRECT_CHUNK);
     size_t need = (w->tail + len + a - 1) / a * a;
     if (need > w->stage_cap) {
         void *p;
@@ -247,27 +253,28 @@ static void advance(struct wal_io *w, size_t len)
     RM_ASSERT(end >= keep && end <= w->stage_cap);
     memmove(w->stage, w->stage + end - keep, keep);
     w->tail = keep;
-    void *p;
-    /* A large batch (a snapshot) grew the buffer: back to one block. */
-    if (w->stage_cap > WAL_IO_STAGE_KEEP && posix_memalign(&p, w->dio_align, w->dio_align) == 0) {
-        memcpy(p, w->stage, keep);
-        free(w->stage);
-        w->stage = p;
-        w->stage_cap = w->dio_align;
-    }
 }
 
 /* Write @len bytes at the segment's end, blocking (start-up and stop). 0 or -errno. */
 static int write_end(struct wal_io *w, const uint8_t *buf, size_t len)
 {
-    int rc;
-    if (!w->dio_align)
-        rc = write_all(w->fd, buf, len, w->seg_off);
-    else if ((rc = stage(w, buf, len)) == 0)
-        rc = write_all(w->fd, w->stage, w->stage_len, w->seg_off - w->tail);
-    if (rc == 0)
-        advance(w, len);
-    return rc;
+    if (!w->dio_align) {
+        int rc = len ? write_all(w->fd, buf, len, w->seg_off) : 0;
+        if (rc == 0)
+            advance(w, len);
+        return rc;
+    }
+    /* Bounded: each pass writes a chunk or fails. */
+    for (size_t done = 0, n; done < len; done += n) {
+        n = len - done < WAL_IO_DIRECT_CHUNK ? len - done : WAL_IO_DIRECT_CHUNK;
+        int rc = stage(w, buf + done, n);
+        if (rc == 0)
+            rc = write_all(w->fd, w->stage, w->stage_len, w->seg_off - w->tail);
+        if (rc < 0)
+            return rc;
+        advance(w, n);
+    }
+    return 0;
 }
 
 /* The new segment's header: the WAL_SEGMENT record (into @o). */
@@ -410,15 +417,23 @@ out_free:
 static void batch_failed(struct wal_io *w, const char *what, int err, uint64_t now_ms);
 
 /*
- * Direct I/O: the staged batch, whole each time (a retry too: done is 0
- * or len). A write from a block already written (the last partial one)
- * on into preallocated space makes ext4 take the inode's lock, so io-wq;
- * so that first block goes alone, linked before the rest, and the rest
- * carries the sync (RWF_DSYNC: the disk's cache flush that follows it
- * covers the first block too, complete by then). At most 2 SQEs.
+ * Direct I/O: the batch's next chunk, from w->done, staged. A write from
+ * a block already written (the last partial one) on into preallocated
+ * space makes ext4 take the inode's lock, so io-wq; so that first block
+ * goes alone, linked before the rest. The batch's last chunk carries the
+ * sync, RWF_SYNC rather than RWF_DSYNC: a data sync of blocks already
+ * written may be a FUA write of those blocks alone, and the earlier
+ * chunks and first block would stay in the disk's cache; a full sync
+ * always ends in a cache flush (or a journal commit after one), which
+ * covers them, complete by then. At most 2 SQEs. 0 or -ENOMEM.
  */
-static void submit_direct(struct wal_io *w, struct io_uring *ring, bool sync)
+static int submit_direct(struct wal_io *w, struct io_uring *ring, bool sync)
 {
+    size_t n = w->len - w->done < WAL_IO_DIRECT_CHUNK ? w->len - w->done : WAL_IO_DIRECT_CHUNK;
+    if (stage(w, w->buf + w->done, n) < 0)
+        return -ENOMEM;
+    w->chunk = n;
+    sync = sync && w->done + n == w->len;
     uint64_t at = w->seg_off - w->tail;
     size_t head = w->tail > 0 && w->stage_len > w->dio_align ? w->dio_align : 0;
     struct io_uring_sqe *sqe;
@@ -433,9 +448,13 @@ static void submit_direct(struct wal_io *w, struct io_uring *ring, bool sync)
     sqe = io_uring_get_sqe(ring);
     RM_ASSERT(sqe != NULL);
     io_uring_prep_write(sqe, w->fd, w->stage + head, (unsigned)(w->stage_len - head), at + head);
-    sqe->rw_flags = sync ? RWF_DSYNC : 0;
+    sqe->rw_flags = sync ? RWF_SYNC : 0;
     io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE], URING_OP_WAL));
     w->ops++;
+    w->write_syncs = sync;
+    if (sync)
+        w->sync_start_ns = mono_ns();
+    return 0;
 }
 
 static void submit_batch(struct wal_io *w, struct io_uring *ring, uint64_t now_ms)
@@ -449,13 +468,13 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring, uint64_t now_m
         (void)io_uring_submit(ring);
     if (io_uring_sq_space_left(ring) < 2)
         return; /* the ring is full: the next flush tries again (ops is still 0) */
-    if (w->dio_align && stage(w, w->buf, w->len) < 0) {
-        batch_failed(w, "writing the log", -ENOMEM, now_ms);
-        return;
-    }
     w->ops = 0;
+    w->write_res = w->sync_res = 0;
+    w->sync_ok = false;
+    w->write_syncs = false;
     if (w->dio_align) {
-        submit_direct(w, ring, sync);
+        if (submit_direct(w, ring, sync) < 0)
+            batch_failed(w, "writing the log", -ENOMEM, now_ms);
     } else {
         struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
         RM_ASSERT(sqe != NULL);
@@ -466,11 +485,6 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring, uint64_t now_m
             sqe->flags |= IOSQE_IO_LINK;
         w->ops = 1;
     }
-    w->write_res = w->sync_res = 0;
-    w->sync_ok = false;
-    w->write_syncs = sync && w->dio_align;
-    if (w->write_syncs)
-        w->sync_start_ns = mono_ns();
     if (linked) {
         struct io_uring_sqe *sync_sqe = io_uring_get_sqe(ring);
         RM_ASSERT(sync_sqe != NULL);
@@ -518,7 +532,8 @@ static void compact_finish(struct wal_io *w, struct broker *b)
 /* The batch is on disk (as far as this fsync mode promises): release what waited. */
 static void batch_done(struct wal_io *w, struct broker *b, uint64_t now_ms)
 {
-    advance(w, w->len);
+    if (!w->dio_align)
+        advance(w, w->len); /* direct I/O advanced chunk by chunk */
     w->stats.bytes += w->len;
     w->stats.writes++;
     if (w->cfg->fsync == CONFIG_FSYNC_INTERVAL) {
@@ -619,10 +634,19 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
         batch_failed(w, "writing the log", w->write_res, now_ms);
         return;
     }
-    if (w->dio_align) /* a short direct write goes again, whole */
-        w->done = (size_t)w->write_res == w->stage_len ? w->len : 0;
-    else
+    if (w->dio_align) {
+        if ((size_t)w->write_res != w->stage_len) {
+            /* Short: never expected of a direct write; the chunk goes again, later. */
+            batch_failed(w, "writing the log", -EIO, now_ms);
+            return;
+        }
+        advance(w, w->chunk);
+        w->done += w->chunk;
+        if (w->done < w->len)
+            return; /* the next chunk at the next flush */
+    } else {
         w->done += (size_t)w->write_res;
+    }
     if (w->done < w->len) {
         /* Short (its linked sync was cancelled): the rest goes at the next flush. */
         if (w->write_res == 0)

@@ -19,17 +19,19 @@
  * buckets per iteration; once it is durable the older segments are
  * unlinked, one at a time through the ring.
  *
- * Where the file system takes direct I/O (it reports STATX_DIOALIGN:
- * ext4, xfs; not tmpfs), segments are opened O_DIRECT and preallocated to
- * segment_mb (fallocate), and each batch is written as whole blocks from
- * the start of the segment's last partial block (its bytes kept in memory
- * and written again, identical, with the batch after them, zeros after
- * that): the ring takes such a write to the disk itself, with no io-wq
- * thread between, and with fsync = always the write carries its own sync
- * (RWF_DSYNC) instead of a linked fdatasync. The never-written rest of a
- * segment reads as zeros, the segment's end (core/wal_format.h), and is a
- * hole that start-up does not map (net/wal_dir.c). Elsewhere writes are
- * buffered.
+ * With fsync = always, where the file system takes direct I/O (it
+ * reports STATX_DIOALIGN: ext4, xfs; not tmpfs), segments are opened
+ * O_DIRECT and preallocated to segment_mb (fallocate), and each batch is
+ * written as whole blocks from the start of the segment's last partial
+ * block (its bytes kept in memory and written again, identical, with the
+ * batch after them, zeros after that), in chunks of at most
+ * WAL_IO_DIRECT_CHUNK: the ring takes such a write to the disk itself,
+ * with no io-wq thread between, and the batch's last write carries its
+ * sync (RWF_SYNC) instead of a linked fdatasync. The never-written rest of
+ * a segment reads as zeros, the segment's end (core/wal_format.h), and is
+ * a hole that start-up does not map (net/wal_dir.c). Elsewhere, and with
+ * fsync = interval or off (nothing waits for their writes, which the page
+ * cache makes safe from a kill -9 at once), writes are buffered.
  *
  * A write or sync error stops the acknowledgements (the batch is retried
  * every WAL_IO_RETRY_MS, the clients wait), is logged once per condition
@@ -62,8 +64,8 @@ struct wal_io;
 #define WAL_IO_COALESCE_MS 1u
 /* Direct I/O blocks larger than this are not used (the log writes buffered). */
 #define WAL_IO_DIO_ALIGN_MAX 65536u
-/* A direct-I/O staging buffer a large batch grew past this shrinks back after it. */
-#define WAL_IO_STAGE_KEEP ((size_t)1 << 20)
+/* A batch's bytes in one direct write, at most: bounds the staging buffer. */
+#define WAL_IO_DIRECT_CHUNK ((size_t)1 << 20)
 /* Session buckets a compaction snapshots per loop iteration. */
 #define WAL_IO_SNAPSHOT_BUCKETS 64u
 

@@ -18,9 +18,10 @@ subscribers come back, and for every subscriber:
     back: paho sends those after newer ones);
 and the retained message is the last acknowledged one (or a later set).
 
-The log writes with direct I/O where the file system takes it and buffered elsewhere:
-each is checked to be the one its file system gets (ctest runs this test on the system's
-temp dir and, as durability/crash_tmpfs, on /dev/shm with RINGMQ_WAL_TMPDIR).
+Segments are 1 MiB, so the run rotates and compacts. The log writes with direct I/O
+where the file system takes it and buffered elsewhere: each is checked to be the one its
+file system gets (ctest runs this test in the build directory and, as
+durability/crash_tmpfs, on /dev/shm, with RINGMQ_WAL_TMPDIR).
 
 The seed is printed (CRASH_SEED=N replays the kill points); exits 77 without paho.
 """
@@ -208,7 +209,7 @@ def main():
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     print(f"seed {seed} (CRASH_SEED={seed} replays it)")
     rnd = random.Random(seed)
-    b = WalBroker()
+    b = WalBroker(persistence="segment_mb = 1")  # small segments: rotations and compactions
     ok = True
     try:
         if not b.start(2):
@@ -311,6 +312,10 @@ def main():
         if status != 0:
             ok = False
             print(f"FAIL: exit status {status} after SIGTERM")
+        logs = "".join(b.log_text(n) for n in range(1, b.starts + 1))
+        print(f"segments begun by rotation or compaction: {logs.count('compacted into')} "
+              f"compactions; segment files at the last start: "
+              f"{[ln.split(', ')[1] for ln in b.log_text().splitlines() if ' segment' in ln][:1]}")
         if not ok:
             for n in range(1, b.starts + 1):
                 print(f"---- broker log {n} (tail) ----")

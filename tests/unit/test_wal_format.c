@@ -177,6 +177,13 @@ Test(wal_format, zeros_after_the_records_are_the_segments_end)
         if (cut == ends[0] || cut == ends[1] || cut == ends[2])
             cr_assert_eq(rc, 0, "zeros right after a whole record: the end (cut at %zu)", cut);
     }
+    /* Zeros, then something again past the first 256 of them: not the end. */
+    memset(seg, 0, cap);
+    memcpy(seg, o.buf, ends[0]);
+    seg[ends[0] + 1000] = 1;
+    off = 0;
+    cr_assert_eq(wal_read(seg, cap, &off, &r), 1);
+    cr_assert_eq(wal_read(seg, cap, &off, &r), -EBADMSG, "a byte 1000 zeros on is not the end");
     /* A damaged record with zeros after it is not the end. */
     memset(seg, 0, cap);
     memcpy(seg, o.buf, o.len);
