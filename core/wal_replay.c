@@ -704,18 +704,24 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
 {
     size_t off = 0;
     struct wal_rec rec;
+    /* Records start before @end: past it only zeros, read where a record runs into them. */
+    size_t end = seg->data && seg->data < seg->len ? seg->data : seg->len;
     r->stream++; /* message ids are per segment file, even if its header is damaged */
     size_t skip_until = 0; /* a broken snapshot's records, up to here, are not applied */
     const uint8_t *skip_cid = NULL;
     uint32_t skip_len = 0;
     for (;;) {
-        int rc = wal_read(seg->buf, seg->len, &off, &rec);
+        if (off >= end)
+            return 0; /* only the hole's zeros are left */
+        int rc = wal_read(seg->buf, end, &off, &rec);
+        if (rc < 0 && end < seg->len)
+            rc = wal_read(seg->buf, seg->len, &off, &rec); /* one ending in the hole */
         if (rc == 0)
             return 0;
         if (rc < 0) {
-            size_t next = wal_resync(seg->buf, seg->len, off);
-            if (next == seg->len && seg->last) {
-                r->rep->torn_bytes += seg->len - off;
+            size_t next = wal_resync(seg->buf, end, off);
+            if (next == end && seg->last) {
+                r->rep->torn_bytes += end - off;
                 if (problem)
                     problem(ctx, seg->name, off, "torn tail (an unfinished write): ignored");
                 return 0;
@@ -735,7 +741,12 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
             memcmp(cid, skip_cid, cid_len) == 0)
             continue;
         size_t stop;
-        if (rec.type == WAL_RESET && !snapshot_whole(seg->buf, seg->len, off, &rec, &stop)) {
+        /*
+         * A snapshot's records are all before @end (only a segment's last
+         * record ends in zeros); a RESET that ran past it begins none.
+         */
+        if (rec.type == WAL_RESET && !snapshot_whole(seg->buf, off > end ? off : end, off, &rec,
+                                                     &stop)) {
             /* A snapshot cut short (a tear mid-compaction): the older segments' state stays. */
             r->rep->bad++;
             if (problem)

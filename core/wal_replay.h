@@ -39,6 +39,13 @@ struct wal_seg {
     size_t len;
     const char *name; /* for reports */
     bool last;        /* the last segment of its shard's stream */
+    /*
+     * Where the file's last data ends (0: at len): past it, a hole, so
+     * zeros (a preallocated segment's unwritten rest), read only where a
+     * record runs into it (one whose own zeros became the hole in a
+     * sparse copy).
+     */
+    size_t data;
 };
 
 /* What a replay found (this shard's share of it, and the problems it saw). */

@@ -138,10 +138,11 @@ static int dir_lock(struct wal_dir *d)
 
 /*
  * Where the data of @fd (@size bytes) ends: after its last data region.
- * A segment's preallocated, never written rest (net/wal_io.h) is a hole
- * and is not mapped; a hole between data regions is zeros that were
- * written (a sparse copy of the directory, a compressing file system) and
- * is read as such. @size where the file system cannot say.
+ * What follows is a hole: a segment's preallocated, never written rest
+ * (net/wal_io.h), which replay does not read, or the zeros a record ended
+ * with, made a hole by a sparse copy of the directory or a compressing
+ * file system (replay reads those as zeros, as it reads a hole between
+ * data regions). @size where the file system cannot say.
  */
 static size_t data_end(int fd, size_t size)
 {
@@ -173,7 +174,8 @@ static int seg_map(struct wal_dir *d, struct seg_file *f)
             close(fd);
         return -err;
     }
-    f->len = data_end(fd, (size_t)st.st_size);
+    f->len = (size_t)st.st_size;
+    f->data = data_end(fd, f->len);
     if (f->len > 0) {
         void *p = mmap(NULL, f->len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED) {
@@ -245,7 +247,7 @@ static int dir_scan(struct wal_dir *d)
         snprintf(d->names[i], sizeof(d->names[i]), "%s/%s", d->path, f->name);
         bool last = i + 1 == d->count || d->files[i + 1].gen != f->gen ||
                     d->files[i + 1].shard != f->shard;
-        d->segs[i] = (struct wal_seg){f->map, f->len, d->names[i], last};
+        d->segs[i] = (struct wal_seg){f->map, f->len, d->names[i], last, f->data};
     }
     if (max_gen == UINT32_MAX) {
         LOG_ERROR("[persistence] dir %s: generations exhausted", d->path);

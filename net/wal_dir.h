@@ -46,6 +46,7 @@ struct seg_file {
     uint32_t seq;
     uint8_t *map; /* NULL for an empty file */
     size_t len;
+    size_t data; /* where its last data ends (struct wal_seg) */
 };
 
 struct wal_dir {

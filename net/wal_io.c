@@ -70,6 +70,11 @@ struct wal_io {
     size_t stage_len; /* the staged write's bytes (whole blocks) */
     size_t tail;      /* bytes of the last partial block, at stage[0] */
     size_t chunk;     /* the batch's bytes in the staged write */
+    size_t head_len;  /* its first block's write, when that goes alone: its bytes */
+    /* Where the batch began: a failed sync rewinds there (rewind_batch()). */
+    uint64_t batch_off;
+    size_t batch_tail;
+    uint8_t *batch_block;
     uint8_t *rot_block; /* the next segment's first block (its header, then zeros) */
     uint64_t stream_bytes; /* in all of this stream's segments */
     uint64_t snap_bytes;   /* the stream's size when the last snapshot completed */
@@ -190,14 +195,18 @@ static int dio_begin(struct wal_io *w, int fd)
         return 0;
     void *stage = NULL;
     void *block = NULL;
-    if (posix_memalign(&stage, align, align) != 0 || posix_memalign(&block, align, align) != 0) {
+    void *first = NULL;
+    if (posix_memalign(&stage, align, align) != 0 || posix_memalign(&block, align, align) != 0 ||
+        posix_memalign(&first, align, align) != 0) {
         free(stage);
+        free(block);
         return -ENOMEM;
     }
     w->dio_align = align;
     w->stage = stage;
     w->stage_cap = align;
     w->rot_block = block;
+    w->batch_block = first;
     return 0;
 }
 
@@ -367,7 +376,10 @@ int wal_io_start(struct wal_io **out, const struct wal_dir *d, const struct conf
         LOG_INFO("persistence: direct I/O in %" PRIu32 "-byte blocks, segments preallocated",
                  w->dio_align);
     else if (shard == 0)
-        LOG_INFO("persistence: buffered writes (the file system reports no direct I/O)");
+        LOG_INFO("persistence: buffered writes (%s)",
+                 cfg->fsync == CONFIG_FSYNC_ALWAYS
+                     ? "the file system reports no direct I/O"
+                     : "nothing waits for them without fsync = always");
     w->min_seq = 0;
     struct broker_wal_cursor cur = {0};
     (void)broker_wal_snapshot(b, &cur, UINT32_MAX);
@@ -410,6 +422,7 @@ out_free:
         close(w->fd);
     free(w->stage);
     free(w->rot_block);
+    free(w->batch_block);
     free(w);
     return rc < 0 ? rc : -EIO;
 }
@@ -430,12 +443,18 @@ static void batch_failed(struct wal_io *w, const char *what, int err, uint64_t n
 static int submit_direct(struct wal_io *w, struct io_uring *ring, bool sync)
 {
     size_t n = w->len - w->done < WAL_IO_DIRECT_CHUNK ? w->len - w->done : WAL_IO_DIRECT_CHUNK;
+    if (w->done == 0) {
+        w->batch_off = w->seg_off;
+        w->batch_tail = w->tail;
+        memcpy(w->batch_block, w->stage, w->tail);
+    }
     if (stage(w, w->buf + w->done, n) < 0)
         return -ENOMEM;
     w->chunk = n;
     sync = sync && w->done + n == w->len;
     uint64_t at = w->seg_off - w->tail;
     size_t head = w->tail > 0 && w->stage_len > w->dio_align ? w->dio_align : 0;
+    w->head_len = head;
     struct io_uring_sqe *sqe;
     if (head) {
         sqe = io_uring_get_sqe(ring);
@@ -478,8 +497,8 @@ static void submit_batch(struct wal_io *w, struct io_uring *ring, uint64_t now_m
     } else {
         struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
         RM_ASSERT(sqe != NULL);
-        io_uring_prep_write(sqe, w->fd, w->buf + w->done, (unsigned)(w->len - w->done),
-                            w->seg_off + w->done);
+        size_t n = w->len - w->done < WAL_IO_BUFFERED_MAX ? w->len - w->done : WAL_IO_BUFFERED_MAX;
+        io_uring_prep_write(sqe, w->fd, w->buf + w->done, (unsigned)n, w->seg_off + w->done);
         io_uring_sqe_set_data64(sqe, uring_ud(&w->tags[TAG_WRITE], URING_OP_WAL));
         if (linked)
             sqe->flags |= IOSQE_IO_LINK;
@@ -580,6 +599,16 @@ static void batch_failed(struct wal_io *w, const char *what, int err, uint64_t n
 static void rotate_done(struct wal_io *w, uint64_t *tag, int res);
 static void retire_done(struct wal_io *w, int res);
 
+/* Direct I/O: the batch goes again from its first chunk (its sync failed). */
+static void rewind_batch(struct wal_io *w)
+{
+    w->stream_bytes -= w->seg_off - w->batch_off;
+    w->seg_off = w->batch_off;
+    w->tail = w->batch_tail;
+    memcpy(w->stage, w->batch_block, w->batch_tail);
+    w->done = 0;
+}
+
 /* The batch's sync (its linked fdatasync, or its direct write's) completed with @res. */
 static void sync_done(struct wal_io *w, int res)
 {
@@ -619,6 +648,8 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
         return;
     }
     RM_ASSERT(w->batch && w->ops > 0);
+    if (tag == &w->tags[TAG_WRITE_HEAD] && res >= 0 && (size_t)res != w->head_len)
+        res = -EIO; /* a short first block: never expected of a direct write */
     if (tag == &w->tags[TAG_WRITE] || tag == &w->tags[TAG_WRITE_HEAD]) {
         /* Bytes written, or the first failure (a failed head cancels the rest). */
         if (w->write_res >= 0)
@@ -630,16 +661,22 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
     }
     if (--w->ops > 0)
         return;
+    if (w->dio_align && (w->write_res < 0 || (size_t)w->write_res != w->stage_len)) {
+        /*
+         * The chunk goes again, later (a short direct write is never
+         * expected). A failed sync may have lost the batch's earlier chunks
+         * from the disk's cache: then all of it goes again.
+         */
+        if (w->write_syncs)
+            rewind_batch(w);
+        batch_failed(w, "writing the log", w->write_res < 0 ? w->write_res : -EIO, now_ms);
+        return;
+    }
     if (w->write_res < 0) {
         batch_failed(w, "writing the log", w->write_res, now_ms);
         return;
     }
     if (w->dio_align) {
-        if ((size_t)w->write_res != w->stage_len) {
-            /* Short: never expected of a direct write; the chunk goes again, later. */
-            batch_failed(w, "writing the log", -EIO, now_ms);
-            return;
-        }
         advance(w, w->chunk);
         w->done += w->chunk;
         if (w->done < w->len)
@@ -655,6 +692,7 @@ void wal_io_done(struct wal_io *w, struct broker *b, void *obj, int res, uint64_
     }
     if (w->cfg->fsync == CONFIG_FSYNC_ALWAYS && w->sync_res < 0) {
         /* After a failed fdatasync the page cache may have dropped it: write it all again. */
+        RM_ASSERT(!w->dio_align); /* a direct write's sync fails as the write: rewind_batch() */
         w->done = 0;
         batch_failed(w, "syncing the log", w->sync_res, now_ms);
         return;
@@ -988,5 +1026,6 @@ void wal_io_close(struct wal_io *w, struct broker *b)
     wal_out_free(&w->rot_hdr);
     free(w->stage);
     free(w->rot_block);
+    free(w->batch_block);
     free(w);
 }

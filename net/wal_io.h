@@ -29,7 +29,7 @@
  * with no io-wq thread between, and the batch's last write carries its
  * sync (RWF_SYNC) instead of a linked fdatasync. The never-written rest of
  * a segment reads as zeros, the segment's end (core/wal_format.h), and is
- * a hole that start-up does not map (net/wal_dir.c). Elsewhere, and with
+ * a hole that replay does not read (net/wal_dir.c, struct wal_seg's data). Elsewhere, and with
  * fsync = interval or off (nothing waits for their writes, which the page
  * cache makes safe from a kill -9 at once), writes are buffered.
  *
@@ -64,6 +64,8 @@ struct wal_io;
 #define WAL_IO_COALESCE_MS 1u
 /* Direct I/O blocks larger than this are not used (the log writes buffered). */
 #define WAL_IO_DIO_ALIGN_MAX 65536u
+/* A batch's bytes in one buffered write, at most (a write's length is 32 bits). */
+#define WAL_IO_BUFFERED_MAX ((size_t)1 << 30)
 /* A batch's bytes in one direct write, at most: bounds the staging buffer. */
 #define WAL_IO_DIRECT_CHUNK ((size_t)1 << 20)
 /* Session buckets a compaction snapshots per loop iteration. */

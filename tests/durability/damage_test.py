@@ -20,17 +20,16 @@ import os
 import struct
 import subprocess
 import sys
-import threading
 import time
 
 try:
-    import paho.mqtt.client as mqtt
+    import paho.mqtt.client  # noqa: F401 (wal_broker.client() uses it)
 except ImportError:
     print("SKIP: python3-paho-mqtt is missing")
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker, free_port, wait_for  # noqa: E402
+from wal_broker import WalBroker, client, free_port, subscribe_and_leave, wait_for  # noqa: E402,E501
 
 COUNT = 40
 DAMAGED = 17
@@ -48,21 +47,6 @@ def records_end(data):
     return off
 
 
-def client(cid, port, clean, on_message=None):
-    c = mqtt.Client(client_id=cid, clean_session=clean)
-    got = []
-    lock = threading.Lock()
-
-    def on_msg(cl, u, m):
-        with lock:
-            got.append((m.topic, m.payload, m.retain))
-
-    c.on_message = on_message or on_msg
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    return c, got, lock
-
-
 def main():
     b = WalBroker()
     ok = True
@@ -76,14 +60,8 @@ def main():
         if not b.start(1):
             print("FAIL: the broker did not start:\n" + b.log_text())
             return 1
-        sub, _, _ = client("keeper", b.port, False)
-        done = threading.Event()
-        sub.on_subscribe = lambda *a: done.set()
-        sub.subscribe("dmg/#", 1)
-        if not done.wait(WAIT_S):
+        if not subscribe_and_leave(b.port, "keeper", "dmg/#", WAIT_S):
             fail("no SUBACK")
-        sub.disconnect()
-        sub.loop_stop()
 
         pub, _, _ = client("pub", b.port, True)
         infos = [pub.publish("dmg/m", f"n:{n:03d}", qos=1) for n in range(1, COUNT + 1)]

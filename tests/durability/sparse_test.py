@@ -8,12 +8,15 @@ the end of its last data region, not its first hole, so those zeros are read as 
 1. A broker with persistence on (1 shard, fsync = always, segment_mb = 1): a persistent
    subscriber (clean session 0) subscribes to sp/# at QoS 1 and goes away; 420 QoS 1
    messages are published and acknowledged, the second a 64 KiB payload of zeros, 400
-   of them 1-10 KB, so the log spans several segments (checked).
+   of them 1-10 KB, so the log spans several segments (checked); then a retained
+   message "kept" + 64 KiB of zeros, the log's last record: its zeros become a hole
+   that runs into the preallocated one.
 2. kill -9; `fallocate --dig-holes` on each segment: the same bytes, now with a hole
    between data (checked: the test is void without one).
-3. Restart: the subscriber gets the 420 messages, each once, untouched; the log reports
-   no torn tail and no corrupt record (the preallocated zeros after each segment's
-   records are its end, not damage).
+3. Restart: the subscriber gets the 420 messages, each once, untouched, and the retained
+   message is whole; the log reports no torn tail and no corrupt record (the
+   preallocated zeros after each segment's records are its end, not damage).
+4. Restart with fsync = interval: its writes are buffered (check_io_mode()).
 
 Exits 77 without paho or util-linux's fallocate.
 """
@@ -23,19 +26,19 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 
 try:
-    import paho.mqtt.client as mqtt
+    import paho.mqtt.client  # noqa: F401 (wal_broker.client() uses it)
 except ImportError:
     print("SKIP: python3-paho-mqtt is missing")
     sys.exit(77)
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker, wait_for  # noqa: E402
+from wal_broker import WalBroker, client, subscribe_and_leave, wait_for  # noqa: E402
 
 WAIT_S = 10.0
+RETAINED = b"kept" + b"\0" * 65536
 
 
 def payloads():
@@ -43,19 +46,6 @@ def payloads():
     out += [f"n:{n:03d}".encode() for n in range(3, 21)]
     # Then 1-10 KB each, past the 1 MiB segments: the log rotates.
     return out + [(f"{n:05d}".encode() * 2000)[:1000 + (n * 37) % 9000] for n in range(400)]
-
-
-def client(cid, port, clean):
-    c = mqtt.Client(client_id=cid, clean_session=clean)
-    got, lock = [], threading.Lock()
-
-    def on_message(_c, _u, m):
-        with lock:
-            got.append((m.topic, bytes(m.payload)))
-    c.on_message = on_message
-    c.connect("127.0.0.1", port)
-    c.loop_start()
-    return c, got
 
 
 def hole_inside(path):
@@ -88,17 +78,13 @@ def main():
         if not b.start(1):
             print("FAIL: the broker did not start:\n" + b.log_text())
             return 1
-        sub, _ = client("keeper", b.port, False)
-        subscribed = threading.Event()
-        sub.on_subscribe = lambda *a: subscribed.set()
-        sub.subscribe("sp/#", 1)
-        if not subscribed.wait(WAIT_S):
+        if not subscribe_and_leave(b.port, "keeper", "sp/#", WAIT_S):
             fail("no SUBACK")
             return 1
-        sub.disconnect()
-        sub.loop_stop()
-        pub, _ = client("pub", b.port, True)
+        pub, _, _ = client("pub", b.port, True)
         infos = [pub.publish("sp/m", p, qos=1) for p in payloads()]
+        # Last, a retained message no session takes: the log's last record ends in zeros.
+        infos.append(pub.publish("ret/z", RETAINED, qos=1, retain=True))
         if not wait_for(lambda: all(i.is_published() for i in infos), WAIT_S):
             fail("not every message was acknowledged")
             return 1
@@ -127,15 +113,33 @@ def main():
         for bad in ("torn tail", "corrupt record", "record does not fit"):
             if bad in log:
                 fail(f"the restart reported damage ({bad!r}):\n" + log)
-        sub, got = client("keeper", b.port, False)
+        sub, got, _ = client("keeper", b.port, False)
         want = payloads()
         wait_for(lambda: len(got) >= len(want), 3 * WAIT_S)
         time.sleep(0.3)  # anything extra arrives too
         sub.disconnect()
         sub.loop_stop()
-        if sorted(p for _, p in got) != sorted(want):
+        probe, pgot, _ = client("probe", b.port, True)
+        probe.subscribe("ret/z", 1)
+        wait_for(lambda: pgot, WAIT_S)
+        probe.disconnect()
+        probe.loop_stop()
+        if [bytes(p) for _, p, _ in pgot] != [RETAINED]:
+            fail("the retained message ending in zeros did not come back whole")
+        if sorted(bytes(p) for _, p, _ in got) != sorted(want):
             fail(f"{len(got)} messages came back, not the {len(want)} acknowledged, each once "
                  f"and untouched")
+        # Restarted with fsync = interval, the log (written direct) is read, and new writes
+        # are buffered: nothing waits for them.
+        if b.stop() != 0:
+            fail("no clean exit on SIGTERM")
+        b.fsync = "interval"
+        if not b.start(1):
+            fail("the broker did not restart with fsync = interval:\n" + b.log_text())
+            return 1
+        wrong = b.check_io_mode()
+        if wrong:
+            fail(wrong)
     finally:
         b.close()
     print("PASS" if ok else "FAIL")

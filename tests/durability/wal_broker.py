@@ -6,17 +6,20 @@ The listener's port is picked once (a free loopback port) and kept across restar
 clients reconnect to the same address. start() waits for "ready: N shards running";
 kill9() is the crash (SIGKILL, the log's only durability is what it synced); stop()
 sends SIGTERM and returns the exit status; close() kills it and removes the directory.
-It signals only the pid it started. wait_for() polls a condition for the tests.
+It signals only the pid it started. wait_for() polls a condition for the tests; client()
+connects a paho client; subscribe_and_leave() leaves a persistent subscriber behind.
 RINGMQ_WAL_TMPDIR (environment) is where the temp dir goes (default: the system's);
 check_io_mode() says whether the log writes the way its file system allows.
 """
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 START_WAIT_S = 20.0
@@ -45,13 +48,52 @@ def free_port():
         return s.getsockname()[1]
 
 
+def client(cid, port, clean, on_message=None):
+    """A paho client connected to 127.0.0.1:@port, its loop started; returns it, the list
+    its messages go to ((topic, payload, retain) tuples) and that list's lock."""
+    import paho.mqtt.client as mqtt
+    c = mqtt.Client(client_id=cid, clean_session=clean)
+    got = []
+    lock = threading.Lock()
+
+    def on_msg(_c, _u, m):
+        with lock:
+            got.append((m.topic, m.payload, m.retain))
+
+    c.on_message = on_message or on_msg
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    return c, got, lock
+
+
+def subscribe_and_leave(port, cid, topic_filter, timeout=10.0):
+    """A persistent session (clean session 0) @cid subscribes to @topic_filter at QoS 1
+    and disconnects; True once its SUBACK came."""
+    c, _, _ = client(cid, port, False)
+    done = threading.Event()
+    c.on_subscribe = lambda *a: done.set()
+    c.subscribe(topic_filter, 1)
+    ok = done.wait(timeout)
+    c.disconnect()
+    c.loop_stop()
+    return ok
+
+
+def _kernel():
+    """Linux's (major, minor), from a release such as 6.1.0-18-amd64 or 6.10-rc1."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
 def _mount_options(path):
     """The mount options of the file system holding @path (the longest mount point)."""
     best, opts = "", set()
+    path = os.path.realpath(path)
     with open("/proc/mounts") as f:
         for line in f:
             fields = line.split()
-            mnt = fields[1]
+            # /proc/mounts escapes a space, tab, newline or backslash as \ooo (octal).
+            mnt = re.sub(r"\\([0-7]{3})", lambda e: chr(int(e.group(1), 8)), fields[1])
             inside = path == mnt or path.startswith(mnt.rstrip("/") + "/")
             if inside and len(mnt) >= len(best):
                 best, opts = mnt, set(fields[3].split(","))
@@ -82,8 +124,8 @@ class WalBroker:
         want = {"ext2/ext3": "direct", "xfs": "direct", "tmpfs": "buffered"}.get(fs)
         if self.fsync != "always":
             want = "buffered"
-        elif want == "direct" and (tuple(map(int, os.uname().release.split(".")[:2])) < (6, 1)
-                                   or _mount_options(self.dir) & {"data=journal", "dax"}):
+        elif want == "direct" and (_kernel() < (6, 1) or
+                                   _mount_options(self.dir) & {"data=journal", "dax"}):
             want = None
         print(f"the log's file system: {fs}; its writes: {mode}")
         if mode is None or (want is not None and mode != want):

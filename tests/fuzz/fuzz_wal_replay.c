@@ -4,8 +4,10 @@
  *
  * The first byte picks the shard count (1 to 4), which of them replays,
  * whether the segment is its stream's last (a torn tail) or not
- * (corruption in the middle), and whether the broker then runs with fsync
- * = always (bit 6); the rest is the segment, possibly several
+ * (corruption in the middle), whether the file's data ends halfway (bit
+ * 5: a hole after it, which only a record running into it reads), and
+ * whether the broker then runs with fsync = always (bit 6); the rest is
+ * the segment, possibly several
  * WAL_SEGMENT-headed streams. Replay must never crash, hang, leak or read
  * out of bounds, whatever the records say; the broker it rebuilt must then
  * tick once (open gives are routed again: core/give.h), take a snapshot
@@ -48,7 +50,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t count = 1u + (data[0] & 3u);
     uint32_t id = ((uint32_t)data[0] >> 2) % count;
     bool last = (data[0] & 0x80u) == 0;
-    struct wal_seg seg = {data + 1, size - 1, "fuzz", last};
+    /* Bit 5: the file's data ends halfway (struct wal_seg's data: a hole after it). */
+    size_t hole_at = (data[0] & 0x20u) ? (size - 1) / 2 : 0;
+    struct wal_seg seg = {data + 1, size - 1, "fuzz", last, hole_at};
     struct broker *b = broker_new(&lim, id, count);
     if (!b)
         return 0;

@@ -104,12 +104,15 @@ static void problem(void *ctx, const char *name, size_t off, const char *what)
     problems++;
 }
 
+/* Where segment 0's file data ends for rebuilt_with() (struct wal_seg's data; 0: at its end). */
+static size_t seg0_data;
+
 /* A new broker @id of @count rebuilt from segments [0, @n), logging with @sync. */
 static struct broker *rebuilt_with(uint32_t id, uint32_t count, int n, bool sync)
 {
     struct wal_seg segs[SHARDS_MAX];
     for (int i = 0; i < n; i++)
-        segs[i] = (struct wal_seg){seg[i].buf, seg[i].len, "seg", true};
+        segs[i] = (struct wal_seg){seg[i].buf, seg[i].len, "seg", true, i ? 0 : seg0_data};
     struct broker *nb = broker_new(&lim, id, count);
     cr_assert_not_null(nb);
     broker_tick(nb, 1000);
@@ -412,6 +415,31 @@ Test(wal, corrupt_records_are_skipped_and_a_torn_tail_ignored)
     cr_assert(do_connect(&c, "a", false), "what is before the damage is served");
     broker_client_gone(b, &c, 0);
     cr_assert_not(do_connect(&c, "c", false), "the torn session is not invented");
+    broker_client_gone(b, &c, 0);
+}
+
+Test(wal, a_segment_is_read_to_its_hole_and_a_record_running_into_it_whole)
+{
+    start_log(false);
+    struct client c;
+    do_connect(&c, "a", false);
+    do_subscribe(&c, "a", 1, 1);
+    broker_client_gone(b, &c, 0);
+    take(b, 0);
+    size_t records = seg[0].len;
+    /* A preallocated segment: its records, then the unwritten rest, a hole of zeros. */
+    static const uint8_t zeros[4096];
+    wal_put_raw(&seg[0], zeros, sizeof(zeros));
+    /* The file's data ends a byte short of its last record, whose zero became the hole. */
+    seg0_data = records - 1;
+    problems = 0;
+    broker_free(b);
+    b = rebuilt(0, 1, 1);
+    seg0_data = 0;
+    cr_assert_eq(problems, 0, "neither the hole nor the record running into it is damage");
+    cr_assert_eq(rep.bad, 0);
+    cr_assert_eq(rep.torn_bytes, 0);
+    cr_assert(do_connect(&c, "a", false), "the session is back");
     broker_client_gone(b, &c, 0);
 }
 
@@ -736,7 +764,7 @@ Test(wal, a_restored_session_is_judged_by_its_own_listeners_acl)
     take(b, 0);
     broker_free(b);
     /* The restarted broker knows its listeners' ACLs before it replays (net/shard.c). */
-    struct wal_seg segs[1] = {{seg[0].buf, seg[0].len, "seg", true}};
+    struct wal_seg segs[1] = {{seg[0].buf, seg[0].len, "seg", true, 0}};
     b = broker_new(&lim, 0, 1);
     broker_tick(b, 1000);
     broker_set_acls(b, per, 2);
@@ -1767,7 +1795,7 @@ Test(wal, a_log_of_a_later_version_is_refused_not_misread)
     wal_put_u32(&o, 1);
     wal_put_u32(&o, 0);
     wal_end(&o, at);
-    struct wal_seg s = {o.buf, o.len, "later", true};
+    struct wal_seg s = {o.buf, o.len, "later", true, 0};
     struct broker *nb = broker_new(&lim, 0, 1);
     cr_assert_not_null(nb);
     problems = 0;
@@ -2027,7 +2055,7 @@ static struct broker *gen_restart(void)
 {
     struct wal_seg segs[GENS_MAX];
     for (int g = 0; g <= gen_now; g++)
-        segs[g] = (struct wal_seg){gen_seg[g].buf, gen_seg[g].len, "seg", true};
+        segs[g] = (struct wal_seg){gen_seg[g].buf, gen_seg[g].len, "seg", true, 0};
     struct broker *nb = broker_new(&lim, 0, 1);
     cr_assert_not_null(nb);
     broker_tick(nb, 1000);
