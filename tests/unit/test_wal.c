@@ -386,19 +386,23 @@ Test(wal, a_snapshot_alone_rebuilds_the_same_state)
     broker_client_gone(b, &sub, 0);
 }
 
+/* A persistent session @id subscribes to @id at QoS 1 and goes; its records go to segment 0. */
+static void session_logged(const char *id)
+{
+    struct client c;
+    do_connect(&c, id, false);
+    do_subscribe(&c, id, 1, 1);
+    broker_client_gone(b, &c, 0);
+    take(b, 0);
+}
+
 Test(wal, corrupt_records_are_skipped_and_a_torn_tail_ignored)
 {
     start_log(false);
     struct client c;
-    do_connect(&c, "a", false);
-    do_subscribe(&c, "a", 1, 1);
-    broker_client_gone(b, &c, 0);
-    take(b, 0);
+    session_logged("a");
     size_t mid = seg[0].len;
-    do_connect(&c, "b", false);
-    do_subscribe(&c, "b", 1, 1);
-    broker_client_gone(b, &c, 0);
-    take(b, 0);
+    session_logged("b");
     size_t tail = seg[0].len;
     do_connect(&c, "c", false);
     broker_client_gone(b, &c, 0);
@@ -422,10 +426,7 @@ Test(wal, a_segment_is_read_to_its_hole_and_a_record_running_into_it_whole)
 {
     start_log(false);
     struct client c;
-    do_connect(&c, "a", false);
-    do_subscribe(&c, "a", 1, 1);
-    broker_client_gone(b, &c, 0);
-    take(b, 0);
+    session_logged("a");
     size_t records = seg[0].len;
     /* A preallocated segment: its records, then the unwritten rest, a hole of zeros. */
     static const uint8_t zeros[4096];
