@@ -158,6 +158,12 @@ static int write_all(int fd, const uint8_t *buf, size_t len, uint64_t off)
     return 0;
 }
 
+/* A segment's size: past it the next one begins. */
+static uint64_t seg_bytes(const struct wal_io *w)
+{
+    return (uint64_t)w->cfg->segment_mb << 20;
+}
+
 /* A segment file's open flags. */
 static int seg_flags(const struct wal_io *w)
 {
@@ -218,7 +224,7 @@ static int dio_begin(struct wal_io *w, int fd)
 static void preallocate(const struct wal_io *w, int fd)
 {
     if (w->dio_align)
-        (void)fallocate(fd, 0, 0, (off_t)((uint64_t)w->cfg->segment_mb << 20));
+        (void)fallocate(fd, 0, 0, (off_t)seg_bytes(w));
 }
 
 /*
@@ -751,7 +757,7 @@ static bool rotate_submit(struct wal_io *w, struct io_uring *ring)
         w->rot_wlen = w->dio_align;
         struct io_uring_sqe *fa = io_uring_get_sqe(ring);
         RM_ASSERT(fa != NULL);
-        io_uring_prep_fallocate(fa, w->rot_fd, 0, 0, (off_t)((uint64_t)w->cfg->segment_mb << 20));
+        io_uring_prep_fallocate(fa, w->rot_fd, 0, 0, (off_t)seg_bytes(w));
         fa->flags |= IOSQE_IO_HARDLINK;
         io_uring_sqe_set_data64(fa, uring_ud(&w->tags[TAG_ROT_ALLOC], URING_OP_WAL));
         w->rot_ops++;
@@ -884,13 +890,13 @@ static void compact_step(struct wal_io *w, struct io_uring *ring, struct broker 
                          uint64_t now_ms)
 {
     uint64_t ratio_bytes = w->snap_bytes * w->cfg->compact_ratio;
-    uint64_t seg_bytes = (uint64_t)w->cfg->segment_mb << 20;
+
     /* The log lost what it promised: a snapshot begun after that repairs it (core/wal.h). */
     bool repair = broker_wal_repair_wanted(b);
     if (repair && !w->compacting)
         w->compact_requested = true; /* kept until one begins: the loop ticks meanwhile */
-    if (!w->compacting && now_ms >= w->compact_retry_ms &&
-        (w->compact_requested || (w->stream_bytes > ratio_bytes && w->stream_bytes > seg_bytes))) {
+    bool grown = w->stream_bytes > ratio_bytes && w->stream_bytes > seg_bytes(w);
+    if (!w->compacting && now_ms >= w->compact_retry_ms && (w->compact_requested || grown)) {
         int rc = rotate(w, ring);
         if (rc < 0) {
             /* The log goes on in the current segment; said once, tried again later. */
@@ -935,7 +941,7 @@ void wal_io_flush(struct wal_io *w, struct io_uring *ring, struct broker *b, uin
     }
     retire_step(w, ring);
     compact_step(w, ring, b, now_ms);
-    if (w->seg_off >= ((uint64_t)w->cfg->segment_mb << 20) && !w->compacting) {
+    if (w->seg_off >= seg_bytes(w) && !w->compacting) {
         int rc = rotate(w, ring);
         if (rc < 0)
             batch_failed(w, "beginning a new segment", rc, now_ms);
