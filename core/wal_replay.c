@@ -705,7 +705,8 @@ static int read_seg(struct replay *r, const struct wal_seg *seg, wal_replay_prob
     size_t off = 0;
     struct wal_rec rec;
     /* Records start before @end: past it only zeros, read where a record runs into them. */
-    size_t end = seg->data && seg->data < seg->len ? seg->data : seg->len;
+    RM_ASSERT(seg->data <= seg->len);
+    size_t end = seg->data;
     r->stream++; /* message ids are per segment file, even if its header is damaged */
     size_t skip_until = 0; /* a broken snapshot's records, up to here, are not applied */
     const uint8_t *skip_cid = NULL;

@@ -40,10 +40,10 @@ struct wal_seg {
     const char *name; /* for reports */
     bool last;        /* the last segment of its shard's stream */
     /*
-     * Where the file's last data ends (0: at len): past it, a hole, so
-     * zeros (a preallocated segment's unwritten rest), read only where a
-     * record runs into it (one whose own zeros became the hole in a
-     * sparse copy).
+     * Where the file's last data ends (<= len; len when it has no hole at
+     * its end): past it, a hole, so zeros (a preallocated segment's
+     * unwritten rest), read only where a record runs into it (one whose
+     * own zeros became the hole in a sparse copy).
      */
     size_t data;
 };

@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t id = ((uint32_t)data[0] >> 2) % count;
     bool last = (data[0] & 0x80u) == 0;
     /* Bit 5: the file's data ends halfway (struct wal_seg's data: a hole after it). */
-    size_t hole_at = (data[0] & 0x20u) ? (size - 1) / 2 : 0;
+    size_t hole_at = (data[0] & 0x20u) ? (size - 1) / 2 : size - 1;
     struct wal_seg seg = {data + 1, size - 1, "fuzz", last, hole_at};
     struct broker *b = broker_new(&lim, id, count);
     if (!b)

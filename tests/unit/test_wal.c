@@ -104,15 +104,23 @@ static void problem(void *ctx, const char *name, size_t off, const char *what)
     problems++;
 }
 
-/* Where segment 0's file data ends for rebuilt_with() (struct wal_seg's data; 0: at its end). */
+/* Where segment 0's file data ends for rebuilt_with() (struct wal_seg's data); 0: at its end. */
 static size_t seg0_data;
+
+/* Segment @i of the fixture, read back whole (no hole at its end). */
+static struct wal_seg whole(int i)
+{
+    return (struct wal_seg){seg[i].buf, seg[i].len, "seg", true, seg[i].len};
+}
 
 /* A new broker @id of @count rebuilt from segments [0, @n), logging with @sync. */
 static struct broker *rebuilt_with(uint32_t id, uint32_t count, int n, bool sync)
 {
     struct wal_seg segs[SHARDS_MAX];
     for (int i = 0; i < n; i++)
-        segs[i] = (struct wal_seg){seg[i].buf, seg[i].len, "seg", true, i ? 0 : seg0_data};
+        segs[i] = whole(i);
+    if (seg0_data)
+        segs[0].data = seg0_data;
     struct broker *nb = broker_new(&lim, id, count);
     cr_assert_not_null(nb);
     broker_tick(nb, 1000);
@@ -765,7 +773,7 @@ Test(wal, a_restored_session_is_judged_by_its_own_listeners_acl)
     take(b, 0);
     broker_free(b);
     /* The restarted broker knows its listeners' ACLs before it replays (net/shard.c). */
-    struct wal_seg segs[1] = {{seg[0].buf, seg[0].len, "seg", true, 0}};
+    struct wal_seg segs[1] = {whole(0)};
     b = broker_new(&lim, 0, 1);
     broker_tick(b, 1000);
     broker_set_acls(b, per, 2);
@@ -1796,7 +1804,7 @@ Test(wal, a_log_of_a_later_version_is_refused_not_misread)
     wal_put_u32(&o, 1);
     wal_put_u32(&o, 0);
     wal_end(&o, at);
-    struct wal_seg s = {o.buf, o.len, "later", true, 0};
+    struct wal_seg s = {o.buf, o.len, "later", true, o.len};
     struct broker *nb = broker_new(&lim, 0, 1);
     cr_assert_not_null(nb);
     problems = 0;
@@ -2056,7 +2064,7 @@ static struct broker *gen_restart(void)
 {
     struct wal_seg segs[GENS_MAX];
     for (int g = 0; g <= gen_now; g++)
-        segs[g] = (struct wal_seg){gen_seg[g].buf, gen_seg[g].len, "seg", true, 0};
+        segs[g] = (struct wal_seg){gen_seg[g].buf, gen_seg[g].len, "seg", true, gen_seg[g].len};
     struct broker *nb = broker_new(&lim, 0, 1);
     cr_assert_not_null(nb);
     broker_tick(nb, 1000);
