@@ -17,12 +17,6 @@ static uint64_t checksum(uint8_t type, const uint8_t *body, uint32_t len)
     return XXH3_64bits_withSeed(body, len, ((uint64_t)type << 32) | len);
 }
 
-static void store_le(uint8_t *p, uint64_t v, unsigned bytes)
-{
-    for (unsigned i = 0; i < bytes; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
 static uint64_t load_le(const uint8_t *p, unsigned bytes)
 {
     uint64_t v = 0;
@@ -31,8 +25,7 @@ static uint64_t load_le(const uint8_t *p, unsigned bytes)
     return v;
 }
 
-/* Room for @n more bytes; NULL (and @o->nomem) when there is none. */
-static uint8_t *reserve(struct wal_out *o, size_t n)
+uint8_t *wal_reserve_grow(struct wal_out *o, size_t n)
 {
     if (o->nomem)
         return NULL;
@@ -62,7 +55,7 @@ size_t wal_begin(struct wal_out *o, enum wal_type type)
 {
     RM_ASSERT(type > 0 && type < WAL_TYPE_END);
     size_t off = o->len;
-    uint8_t *p = reserve(o, WAL_HDR_BYTES);
+    uint8_t *p = wal_reserve(o, WAL_HDR_BYTES);
     if (p) {
         memset(p, 0, WAL_HDR_BYTES);
         p[4] = (uint8_t)type;
@@ -78,63 +71,8 @@ void wal_end(struct wal_out *o, size_t off)
     uint8_t *h = o->buf + off;
     size_t body = o->len - off - WAL_HDR_BYTES;
     RM_ASSERT(body <= WAL_BODY_MAX);
-    store_le(h, body, 4);
-    store_le(h + 8, checksum(h[4], h + WAL_HDR_BYTES, (uint32_t)body), 8);
-}
-
-static void put_le(struct wal_out *o, uint64_t v, unsigned bytes)
-{
-    uint8_t *p = reserve(o, bytes);
-    if (p)
-        store_le(p, v, bytes);
-}
-
-void wal_put_u8(struct wal_out *o, uint8_t v)
-{
-    put_le(o, v, 1);
-}
-
-void wal_put_u16(struct wal_out *o, uint16_t v)
-{
-    put_le(o, v, 2);
-}
-
-void wal_put_u32(struct wal_out *o, uint32_t v)
-{
-    put_le(o, v, 4);
-}
-
-void wal_put_u64(struct wal_out *o, uint64_t v)
-{
-    put_le(o, v, 8);
-}
-
-void wal_put_raw(struct wal_out *o, const void *src, size_t len)
-{
-    uint8_t *p = len ? reserve(o, len) : NULL;
-    if (p)
-        memcpy(p, src, len);
-}
-
-void wal_put_str8(struct wal_out *o, const uint8_t *p, size_t len)
-{
-    RM_ASSERT(len <= UINT8_MAX);
-    wal_put_u8(o, (uint8_t)len);
-    wal_put_raw(o, p, len);
-}
-
-void wal_put_str16(struct wal_out *o, const uint8_t *p, size_t len)
-{
-    RM_ASSERT(len <= UINT16_MAX);
-    wal_put_u16(o, (uint16_t)len);
-    wal_put_raw(o, p, len);
-}
-
-void wal_put_str32(struct wal_out *o, const uint8_t *p, size_t len)
-{
-    RM_ASSERT(len <= UINT32_MAX);
-    wal_put_u32(o, (uint32_t)len);
-    wal_put_raw(o, p, len);
+    wal_store_le(h, body, 4);
+    wal_store_le(h + 8, checksum(h[4], h + WAL_HDR_BYTES, (uint32_t)body), 8);
 }
 
 void wal_out_free(struct wal_out *o)

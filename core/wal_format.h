@@ -24,6 +24,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+
+#include "core/rm_assert.h"
 
 #define WAL_HDR_BYTES 16u
 /* The largest body a reader accepts: a maximal MQTT packet and its framing. */
@@ -106,18 +109,90 @@ size_t wal_begin(struct wal_out *o, enum wal_type type);
 /* Finish the record begun at @off: its length and checksum. */
 void wal_end(struct wal_out *o, size_t off);
 
-void wal_put_u8(struct wal_out *o, uint8_t v);
-void wal_put_u16(struct wal_out *o, uint16_t v);
-void wal_put_u32(struct wal_out *o, uint32_t v);
-void wal_put_u64(struct wal_out *o, uint64_t v);
+/* wal_reserve() when @o has no room for @n more bytes: it grows. */
+uint8_t *wal_reserve_grow(struct wal_out *o, size_t n);
+
+/*
+ * Room for @n more bytes at the end of @o, to be written by the caller;
+ * NULL (and @o->nomem) when there is none. Inline, as are the puts below:
+ * a logged message costs a dozen of them, and a call each was ~2 % of the
+ * broker's CPU with fsync = interval (perf/README.md).
+ */
+static inline uint8_t *wal_reserve(struct wal_out *o, size_t n)
+{
+    if (!o->nomem && o->cap - o->len >= n) {
+        uint8_t *p = o->buf + o->len;
+        o->len += n;
+        return p;
+    }
+    return wal_reserve_grow(o, n);
+}
+
+/* @v's low @bytes bytes at @p, little-endian. */
+static inline void wal_store_le(uint8_t *p, uint64_t v, unsigned bytes)
+{
+    for (unsigned i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void wal_put_le(struct wal_out *o, uint64_t v, unsigned bytes)
+{
+    uint8_t *p = wal_reserve(o, bytes);
+    if (p)
+        wal_store_le(p, v, bytes);
+}
+
+static inline void wal_put_u8(struct wal_out *o, uint8_t v)
+{
+    wal_put_le(o, v, 1);
+}
+
+static inline void wal_put_u16(struct wal_out *o, uint16_t v)
+{
+    wal_put_le(o, v, 2);
+}
+
+static inline void wal_put_u32(struct wal_out *o, uint32_t v)
+{
+    wal_put_le(o, v, 4);
+}
+
+static inline void wal_put_u64(struct wal_out *o, uint64_t v)
+{
+    wal_put_le(o, v, 8);
+}
+
 /* Raw bytes, no length. */
-void wal_put_raw(struct wal_out *o, const void *p, size_t len);
-/* A u16-prefixed string (@len <= 65535). */
-void wal_put_str16(struct wal_out *o, const uint8_t *p, size_t len);
+static inline void wal_put_raw(struct wal_out *o, const void *src, size_t len)
+{
+    uint8_t *p = len ? wal_reserve(o, len) : NULL;
+    if (p)
+        memcpy(p, src, len);
+}
+
 /* A u8-prefixed string (@len <= 255). */
-void wal_put_str8(struct wal_out *o, const uint8_t *p, size_t len);
+static inline void wal_put_str8(struct wal_out *o, const uint8_t *p, size_t len)
+{
+    RM_ASSERT(len <= UINT8_MAX);
+    wal_put_u8(o, (uint8_t)len);
+    wal_put_raw(o, p, len);
+}
+
+/* A u16-prefixed string (@len <= 65535). */
+static inline void wal_put_str16(struct wal_out *o, const uint8_t *p, size_t len)
+{
+    RM_ASSERT(len <= UINT16_MAX);
+    wal_put_u16(o, (uint16_t)len);
+    wal_put_raw(o, p, len);
+}
+
 /* A u32-prefixed string. */
-void wal_put_str32(struct wal_out *o, const uint8_t *p, size_t len);
+static inline void wal_put_str32(struct wal_out *o, const uint8_t *p, size_t len)
+{
+    RM_ASSERT(len <= UINT32_MAX);
+    wal_put_u32(o, (uint32_t)len);
+    wal_put_raw(o, p, len);
+}
 
 /* Free @o's buffer and empty it. */
 void wal_out_free(struct wal_out *o);
