@@ -714,8 +714,8 @@ void broker_wal_durable(struct broker *b)
 {
     RM_ASSERT(b != NULL && b->wal != NULL);
     struct wal_batch *bt = &b->wal->flight;
-    /* Its notes are durable for the packets handled again below. */
-    wal_notes_settled(b);
+    /* Its notes and records are durable for the packets handled again below. */
+    wal_settled(b);
     /*
      * Bounded: the tokens of one batch; what a resumed client logs goes to
      * the open one. Taken while the log was degraded: they fail instead.
@@ -731,9 +731,10 @@ void broker_wal_durable(struct broker *b)
     }
     bt->token_count = 0;
     /*
-     * Sessions that held back a PUBREL for this batch (wal_pump_later()):
-     * found again by hash. Degraded, the PUBREC record it waits on may be
-     * what was lost: the client goes, and resumes once the log is whole.
+     * Sessions that held back a PUBREL or a QoS 2 PUBLISH for this batch
+     * (wal_pump_later()): found again by hash. Degraded, the record it
+     * waits on may be what was lost: the client goes, and resumes once the
+     * log is whole.
      */
     for (uint32_t i = 0; i < bt->pump.count; i++) {
         struct session *s = sess_table_by_hash(b, bt->pump.hash[i]);

@@ -674,16 +674,74 @@ static bool queue_push(struct broker *b, struct session *s, struct msg *m, uint8
     return true;
 }
 
-/* Send inflight entry @e again on this connection (DUP PUBLISH or PUBREL); as send_publish(). */
-static int resend(struct broker *b, struct session *s, const struct session_inflight *e)
+/*
+ * Whether a @qos PUBLISH to @s waits for its record before it goes: under
+ * fsync = always, a QoS 2 message of a persistent session. Sent before
+ * its record is durable, a crash would make the restarted broker send it
+ * again under a new packet id, and a receiver that delivers on PUBLISH
+ * (MQTT 4.3.3, "Method B") would deliver it twice [MQTT-4.3.3-2]. Its
+ * publisher's PUBREC waits for the same batch.
+ */
+static bool hold_first(const struct broker *b, const struct session *s, uint8_t qos)
+{
+    return qos == 2 && logged(b, s) && wal_sync(b);
+}
+
+/*
+ * Put @m in the window with (@via, @sub_id) from via_keep(), not sent
+ * yet (fresh, at the end of the unsent entries): pump() sends it, once
+ * its record is durable when @wait. Returns 0, or -ENOMEM with nothing
+ * taken.
+ */
+static int inflight_hold(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
+                         bool retain, union session_via via, uint32_t sub_id, bool wait)
+{
+    RM_ASSERT(qos == 1 || qos == 2);
+    RM_ASSERT(s->client != NULL && s->inflight_unsent < UINT16_MAX);
+    if (wait && !wal_pump_later(b, wal_batch(b), s->_hash))
+        return -ENOMEM;
+    int rc = grow_array((void **)&s->inflight, &s->inflight_cap, s->inflight_count,
+                        sizeof(*s->inflight));
+    if (rc < 0)
+        return rc;
+    b->stats.inflight++;
+    s->inflight_unsent++;
+    s->inflight[s->inflight_count++] = (struct session_inflight){
+        .msg = msg_ref(m),
+        .via = via,
+        .sub_id = sub_id,
+        .pkt_id = next_pkt_id(s),
+        .state = qos == 1 ? SESSION_WAIT_PUBACK : SESSION_WAIT_PUBREC,
+        .retain = retain,
+        .fresh = 1,
+        .wait = wait,
+        .batch = wait ? wal_batch(b) : 0,
+    };
+    return 0;
+}
+
+/* Whether the window ends in fresh entries, not sent yet: what comes now queues behind them. */
+static bool holding(const struct session *s)
+{
+    return s->inflight_unsent > 0 && s->inflight[s->inflight_count - 1].fresh;
+}
+
+/*
+ * Send inflight entry @e on this connection: a fresh one for the first
+ * time, else again (DUP PUBLISH or PUBREL); as send_publish().
+ */
+static int resend(struct broker *b, struct session *s, struct session_inflight *e)
 {
     RM_ASSERT(s->client != NULL);
     if (e->state == SESSION_WAIT_PUBCOMP)
         return output_ack(b, s->client, MQTT_PUBREL, e->pkt_id);
     const uint32_t *ids;
     uint32_t n = via_ids(&e->via, &e->sub_id, &ids);
-    return send_publish(b, s, e->msg, inflight_qos(e), e->retain, true, e->pkt_id, ids, n,
-                        output_hard_max(b));
+    int rc = send_publish(b, s, e->msg, inflight_qos(e), e->retain, !e->fresh, e->pkt_id, ids,
+                          n, output_hard_max(b));
+    if (rc == 0)
+        e->fresh = e->wait = 0;
+    return rc;
 }
 
 static void inflight_remove(struct broker *b, struct session *s, struct session_inflight *e);
@@ -706,9 +764,16 @@ static int pump(struct broker *b, struct session *s)
          * (fsync = always), and the rest behind it in order.
          */
         if (e->state == SESSION_WAIT_PUBCOMP && wal_noted(b, WAL_NOTE_PUBREC, s->_hash)) {
-            if (wal_pump_later(b, s->_hash))
+            if (wal_pump_later(b, wal_batch(b), s->_hash))
                 break;
             /* No memory to hold it back: the client goes, rather than the PUBREL outrun it. */
+            rc = -MQTT_RC_SERVER_UNAVAILABLE;
+            goto out;
+        }
+        /* A QoS 2 PUBLISH whose record is not durable yet (hold_first()), and all behind it. */
+        if (e->wait && !wal_batch_durable(b, e->batch)) {
+            if (wal_pump_later(b, e->batch, s->_hash))
+                break;
             rc = -MQTT_RC_SERVER_UNAVAILABLE;
             goto out;
         }
@@ -720,10 +785,15 @@ static int pump(struct broker *b, struct session *s)
             inflight_remove(b, s, e); /* too large for this connection: as if delivered */
         rc = 0;
     }
-    while (s->inflight_unsent == 0 && s->queue_count > 0 && s->inflight_count < window(b, s)) {
+    while ((s->inflight_unsent == 0 || holding(s)) && s->queue_count > 0 &&
+           s->inflight_count < window(b, s)) {
         struct session_queued q = *queue_at(s, 0);
         uint32_t before = s->inflight_count;
-        rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id);
+        bool wait = hold_first(b, s, q.qos);
+        if (wait || holding(s))
+            rc = inflight_hold(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id, wait);
+        else
+            rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id);
         if (rc < 0)
             break;
         /* Sent with its packet id, or dropped as if delivered (0). */
@@ -773,10 +843,12 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
     uint64_t key = via_share_key(&via, sub_id);
     const uint32_t *ids; /* what was kept (all, or the first when out of memory) */
     uint32_t n = via_ids(&via, &sub_id, &ids);
-    if (s->client && s->queue_count == 0 && s->inflight_unsent == 0 &&
+    if (s->client && s->queue_count == 0 && (s->inflight_unsent == 0 || holding(s)) &&
         s->inflight_count < window(b, s)) {
         uint32_t before = s->inflight_count;
-        if (inflight_send(b, s, m, qos, retain, via, sub_id) == 0) {
+        bool wait = hold_first(b, s, qos);
+        if (wait || holding(s) ? inflight_hold(b, s, m, qos, retain, via, sub_id, wait) == 0
+                               : inflight_send(b, s, m, qos, retain, via, sub_id) == 0) {
             if (s->inflight_count > before)
                 log_deliver(b, s, m, qos, retain, key, ids, n, s->inflight[before].pkt_id);
             return;

@@ -83,8 +83,11 @@ struct session_inflight {
     union session_via via;
     uint32_t sub_id; /* its Subscription Identifier; 0: none; or SESSION_SUB_IDS_MANY */
     uint16_t pkt_id;
-    uint8_t state; /* enum session_out_state; the QoS follows (WAIT_PUBACK: 1, else 2) */
-    bool retain;   /* RETAIN flag it was sent with */
+    uint8_t state : 2;  /* enum session_out_state; the QoS follows (WAIT_PUBACK: 1, else 2) */
+    uint8_t retain : 1; /* RETAIN flag it was (or is to be) sent with */
+    uint8_t fresh : 1;  /* never sent yet: its first PUBLISH goes without DUP */
+    uint8_t wait : 1;   /* fresh, and sent only once batch @batch is durable (hold_first()) */
+    uint8_t batch;      /* with @wait: the log batch holding its record (wal_batch()) */
 };
 
 /* A message waiting for a free inflight slot (or for the client to return). */
@@ -145,10 +148,12 @@ struct session {
     uint32_t qos2_in_cap;
     uint16_t qos2_in_count; /* at most inflight_in_max, itself at most 65535 */
     /*
-     * The last inflight_unsent entries are not re-sent on this connection
+     * The last inflight_unsent entries are not (re-)sent on this connection
      * yet: a client's Receive Maximum may be smaller than what was in flight
-     * when it reconnected [MQTT-3.3.4-9]. pump() sends them first. At most
-     * inflight_count, itself at most inflight_max (at most 65535).
+     * when it reconnected [MQTT-3.3.4-9], or a QoS 2 PUBLISH waits for its
+     * record (and what came after it, in order, behind it; fresh). pump()
+     * sends them first. At most inflight_count, itself at most
+     * inflight_max (at most 65535).
      */
     uint16_t inflight_unsent;
 

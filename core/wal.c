@@ -220,12 +220,31 @@ void wal_note(struct broker *b, enum wal_note kind, uint64_t hash)
     n->hash[n->count++] = hash;
 }
 
-bool wal_pump_later(struct broker *b, uint64_t hash)
+uint8_t wal_batch(const struct broker *b)
 {
-    struct wal_notes *n = &b->wal->open.pump;
-    if (grow_array((void **)&n->hash, &n->cap, n->count, sizeof(*n->hash)) < 0)
+    RM_ASSERT(b->wal != NULL);
+    return b->wal->batch;
+}
+
+bool wal_batch_durable(const struct broker *b, uint8_t n)
+{
+    const struct wal *w = b->wal;
+    RM_ASSERT(w != NULL);
+    if (n == w->batch)
         return false;
-    n->hash[n->count++] = hash;
+    return !(w->in_flight && !w->flight_settled && n == (uint8_t)(w->batch - 1));
+}
+
+bool wal_pump_later(struct broker *b, uint8_t n, uint64_t hash)
+{
+    struct wal *w = b->wal;
+    RM_ASSERT(!wal_batch_durable(b, n));
+    struct wal_notes *p = n == w->batch ? &w->open.pump : &w->flight.pump;
+    if (p->count > 0 && p->hash[p->count - 1] == hash)
+        return true; /* its deliveries come in runs: once is enough */
+    if (grow_array((void **)&p->hash, &p->cap, p->count, sizeof(*p->hash)) < 0)
+        return false;
+    p->hash[p->count++] = hash;
     return true;
 }
 
@@ -260,9 +279,10 @@ static void notes_clear(struct wal_batch *bt)
     }
 }
 
-void wal_notes_settled(struct broker *b)
+void wal_settled(struct broker *b)
 {
     notes_clear(&b->wal->flight);
+    b->wal->flight_settled = true;
 }
 
 void wal_ack_later(struct broker *b, uint32_t dest, uint64_t token)
@@ -530,6 +550,8 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len)
     outbox_hold_take(b); /* what the open batch held back now waits for it in flight */
     w->flight_origin = w->next_origin - LIMITS_SHARDS_MAX; /* the last one given out */
     w->in_flight = true;
+    w->flight_settled = false;
+    w->batch++;
     *buf = w->flight.out.buf;
     *len = w->flight.out.len;
     return true;

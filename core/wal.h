@@ -99,6 +99,8 @@ struct wal {
     struct wal_batch open;   /* filled during this iteration */
     struct wal_batch flight; /* with net/ until durable (broker_wal_take()) */
     bool in_flight;
+    bool flight_settled;     /* in flight and durable: what waited on it runs (wal_settled()) */
+    uint8_t batch;           /* the open batch's number (wal_batch()) */
     bool sync;               /* acknowledgements wait for durability */
     uint64_t next_msg_id;
     /* The message last written in the open batch (deliveries reference it). */
@@ -176,18 +178,33 @@ void wal_note(struct broker *b, enum wal_note kind, uint64_t hash);
 bool wal_noted(const struct broker *b, enum wal_note kind, uint64_t hash);
 
 /*
- * Session @hash waits for the open batch to send what it holds back (a
- * PUBREL whose PUBREC record is noted): broker_wal_durable() pumps it
- * (session_pump()) once that is durable. False on ENOMEM: not before it is
- * durable, so the caller closes the client.
+ * The number of the open batch, modulo 256: what a record logged now
+ * waits for (wal_batch_durable()). Batches are numbered as they are taken.
  */
-bool wal_pump_later(struct broker *b, uint64_t hash);
+uint8_t wal_batch(const struct broker *b);
 
 /*
- * The batch in flight is durable: forget its notes, before the waits it
- * completes run their clients again (broker_wal_durable()).
+ * Whether batch @n (wal_batch() when its record was logged) is durable:
+ * false only for the open batch and an unsettled one in flight. A number
+ * 256 batches old reads as open: it waits one batch more, never less.
  */
-void wal_notes_settled(struct broker *b);
+bool wal_batch_durable(const struct broker *b, uint8_t n);
+
+/*
+ * Session @hash holds something back until batch @n (the open one or the
+ * one in flight) is durable: a PUBREL whose PUBREC record is noted, or a
+ * QoS 2 PUBLISH whose record is in it. broker_wal_durable() pumps it
+ * (session_pump()) then. False on ENOMEM: not before it is durable, so
+ * the caller closes the client.
+ */
+bool wal_pump_later(struct broker *b, uint8_t n, uint64_t hash);
+
+/*
+ * The batch in flight is durable: forget its notes, and count it durable,
+ * before the waits it completes run their clients again and the sessions
+ * it held back are pumped (broker_wal_durable()).
+ */
+void wal_settled(struct broker *b);
 
 /*
  * A record the log should have had was not written (its caller had no
@@ -292,7 +309,7 @@ bool wal_take(struct broker *b, const uint8_t **buf, size_t *len);
 /*
  * The batch in flight is durable: its deferred XMSG_ACKs and crossings go
  * out. Its wait tokens (b->wal->flight.tokens) are the caller's to complete
- * first, after wal_notes_settled() (broker_wal_durable()).
+ * first, after wal_settled() (broker_wal_durable()).
  */
 void wal_durable(struct broker *b);
 

@@ -553,10 +553,11 @@ Test(wal, with_sync_pubrel_and_pubcomp_wait_for_the_log)
     struct mqtt_pkt p = publish_pkt("s", "q2", 2, false, 4);
     feed_pkt(&pub, &p, MQTT_V311);
     expect_none(&pub);
-    expect_publish(&sub, "s", "q2", 2, false, &g);
-    uint16_t id = g.pkt.u.publish.pkt_id;
+    expect_none(&sub);
     take(b, 0);
     cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC, "PUBREC once durable");
+    expect_publish(&sub, "s", "q2", 2, false, &g);
+    uint16_t id = g.pkt.u.publish.pkt_id;
     ack(&sub, MQTT_PUBREC, id);
     expect_none(&sub);
     take(b, 0);
@@ -569,6 +570,18 @@ Test(wal, with_sync_pubrel_and_pubcomp_wait_for_the_log)
     ack(&sub, MQTT_PUBCOMP, id);
     broker_client_gone(b, &sub, 0);
     broker_client_gone(b, &pub, 0);
+}
+
+/* @cl (persistent) subscribes to @filter at @qos; its SUBACK once durable. */
+static void subscribe_durably(struct client *cl, const char *filter, uint8_t qos)
+{
+    struct mqtt_sub_entry e = {{(const uint8_t *)filter, (uint32_t)strlen(filter)}, qos};
+    struct mqtt_pkt sp = {.type = MQTT_SUBSCRIBE};
+    sp.u.subscribe = (struct mqtt_subscribe){.pkt_id = 7, .count = 1, .entries = &e};
+    feed_pkt(cl, &sp, MQTT_V311);
+    take(b, 0);
+    struct got g;
+    cr_assert(next_out(cl, &g) && g.pkt.type == MQTT_SUBACK);
 }
 
 /* The first of "name0", "name1"... that shard @shard of @count homes. */
@@ -1182,6 +1195,128 @@ static int copies(struct client *c, const char *payload)
     return n;
 }
 
+Test(wal, with_sync_a_qos2_publish_waits_for_its_record_and_what_follows_waits_behind_it)
+{
+    /*
+     * Sent before its record is durable, a crash would have the restarted
+     * broker send it again under a new packet id, and a receiver that
+     * delivers on PUBLISH would deliver it twice [MQTT-4.3.3-2]. The QoS 1
+     * message after it keeps its place [MQTT-4.6.0-6].
+     */
+    start_log(true);
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    subscribe_durably(&sub, "s", 2);
+    subscribe_durably(&sub, "o", 1);
+    do_connect(&pub, "pub", true);
+    struct mqtt_pkt p = publish_pkt("s", "a", 2, false, 1);
+    feed_pkt(&pub, &p, MQTT_V311);
+    p = publish_pkt("o", "b", 1, false, 2);
+    feed_pkt(&pub, &p, MQTT_V311);
+    expect_none(&sub);
+    take(b, 0);
+    expect_publish(&sub, "s", "a", 2, false, &g);
+    cr_assert_not(g.pkt.u.publish.dup, "its first copy: DUP 0 [MQTT-4.3.3-1]");
+    expect_publish(&sub, "o", "b", 1, false, &g);
+    cr_assert_not(g.pkt.u.publish.dup);
+    expect_none(&sub);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBACK);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, with_sync_a_qos2_publish_a_crash_catches_unlogged_was_never_sent)
+{
+    start_log(true);
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    subscribe_durably(&sub, "s", 2);
+    do_connect(&pub, "pub", false);
+    take(b, 0);
+    struct mqtt_pkt p = publish_pkt("s", "x", 2, false, 5);
+    feed_pkt(&pub, &p, MQTT_V311);
+    int before = copies(&sub, "x");
+    /* The crash: nothing of the open batch was written. */
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    broker_free(b);
+    b = rebuilt_with(0, 1, 1, true);
+    cr_assert(do_connect(&pub, "pub", false));
+    p.u.publish.dup = true; /* the publisher never got its PUBREC: it resends */
+    feed_pkt(&pub, &p, MQTT_V311);
+    cr_assert(do_connect(&sub, "sub", false));
+    take(b, 0);
+    int after = 0;
+    while (next_out(&sub, &g)) {
+        if (g.pkt.type == MQTT_PUBLISH) {
+            cr_assert_not(g.pkt.u.publish.dup, "new to this subscriber: DUP 0");
+            after++;
+        }
+    }
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+    cr_assert_eq(before + after, 1, "exactly once: %d before the crash, %d after", before, after);
+}
+
+Test(wal, with_sync_queued_qos2_messages_all_go_after_one_sync_in_order)
+{
+    /* Not one per sync: the window fills with them at once, each sent once durable. */
+    start_log(true);
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    subscribe_durably(&sub, "s", 2);
+    broker_client_gone(b, &sub, 0);
+    do_connect(&pub, "pub", true);
+    const char *msgs[] = {"m1", "m2", "m3"};
+    for (uint16_t i = 0; i < 3; i++) {
+        struct mqtt_pkt p = publish_pkt("s", msgs[i], 2, false, (uint16_t)(i + 1));
+        feed_pkt(&pub, &p, MQTT_V311);
+        take(b, 0);
+        cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
+    }
+    cr_assert(do_connect(&sub, "sub", false));
+    expect_none(&sub); /* each one's WAL_SENT first */
+    take(b, 0);
+    for (int i = 0; i < 3; i++) {
+        expect_publish(&sub, "s", msgs[i], 2, false, &g);
+        cr_assert_not(g.pkt.u.publish.dup);
+    }
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, with_sync_a_qos2_publish_held_while_its_subscriber_reconnects_goes_once_without_dup)
+{
+    start_log(true);
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    subscribe_durably(&sub, "s", 2);
+    do_connect(&pub, "pub", true);
+    struct mqtt_pkt p = publish_pkt("s", "y", 2, false, 3);
+    feed_pkt(&pub, &p, MQTT_V311);
+    expect_none(&sub);
+    broker_client_gone(b, &sub, 0); /* gone before its record is durable */
+    take(b, 0);
+    cr_assert(do_connect(&sub, "sub", false));
+    expect_publish(&sub, "s", "y", 2, false, &g);
+    cr_assert_not(g.pkt.u.publish.dup, "never sent before: DUP 0 [MQTT-4.3.3-1]");
+    uint16_t id = g.pkt.u.publish.pkt_id;
+    expect_none(&sub);
+    ack(&sub, MQTT_PUBREC, id);
+    take(b, 0);
+    cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL && g.pkt.u.ack.pkt_id == id);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
 /* @n brokers of @n shards, each with a log (sync) in its own segment. */
 static void brokers_new(struct broker **br, uint32_t n)
 {
@@ -1296,9 +1431,10 @@ Test(wal, a_qos2_message_uncommitted_at_a_crash_is_not_delivered_twice_across_sh
     cr_assert_eq(copies(&sub, "once"), 0, "the crossing waits for WAL_QOS2_PEND");
     take(two[0], 0);
     pump(two, 2);
-    cr_assert_eq(copies(&sub, "once"), 1);
-    take(two[1], 1); /* the delivery is durable: shard 1 acknowledges */
+    cr_assert_eq(copies(&sub, "once"), 0, "the PUBLISH waits for its record on shard 1");
+    take(two[1], 1); /* the delivery is durable: shard 1 sends it and acknowledges */
     pump(two, 2);
+    cr_assert_eq(copies(&sub, "once"), 1);
     struct got g;
     b = two[0];
     cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC);
@@ -1332,9 +1468,10 @@ Test(wal, who_had_an_uncommitted_qos2_message_survives_a_compaction_and_a_second
     take(two[0], 0);
     pump(two, 2);
     b = two[1];
-    uint16_t id = got_publish(&sub, "once");
+    expect_none(&sub); /* the PUBLISH waits for its record on shard 1 */
     take(two[1], 1);
     pump(two, 2); /* shard 0 commits: in its open batch only */
+    uint16_t id = got_publish(&sub, "once");
     ack(&sub, MQTT_PUBREC, id);
     take(two[1], 1);
     struct got g;
@@ -1490,10 +1627,11 @@ Test(wal, a_qos2_message_whose_publisher_left_before_its_pubrec_is_committed)
     take(b, 0);
     struct mqtt_pkt pp = publish_pkt("q", "once", 2, false, 5);
     feed_pkt(&pub, &pp, MQTT_V311);
-    uint16_t id = got_publish(&sub, "once");
+    expect_none(&sub); /* the PUBLISH waits for its record */
     /* The publisher's connection drops before its PUBREC: its wait completes with nobody. */
     broker_client_gone(b, &pub, 0);
     take(b, 0);
+    uint16_t id = got_publish(&sub, "once");
     ack(&sub, MQTT_PUBREC, id);
     take(b, 0);
     struct got g;
@@ -1529,9 +1667,10 @@ Test(wal, a_retained_resend_still_goes_to_a_later_subscribe)
     take(b, 0);
     struct mqtt_pkt pp = publish_pkt("r", "v1", 2, true, 5);
     feed_pkt(&pub, &pp, MQTT_V311);
-    uint16_t id = got_publish(&sub, "v1");
+    expect_none(&sub); /* the PUBLISH waits for its record */
     broker_client_gone(b, &pub, 0); /* no commit */
     take(b, 0);
+    uint16_t id = got_publish(&sub, "v1");
     ack(&sub, MQTT_PUBREC, id);
     take(b, 0);
     struct got g;
@@ -1858,6 +1997,7 @@ Test(wal, a_recovered_id_refused_by_the_acl_is_free_again_for_a_new_message)
     feed_pkt(&pub, &pp, MQTT_V5);
     take(b, 0);
     cr_assert(do_connect(&sub, "sub", false));
+    take(b, 0); /* "second" leaves the queue: its WAL_SENT first */
     int second = 0;
     while (next_out(&sub, &g)) { /* "first" (restored), then "second" */
         if (g.pkt.type == MQTT_PUBLISH && g.pkt.u.publish.payload.len == 6 &&
@@ -2008,6 +2148,7 @@ Test(wal, a_v5_refusal_of_a_recovered_id_survives_a_crash_before_it_is_durable)
     take(b, 0);
     cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBREC && g.pkt.u.ack.rc == 0);
     cr_assert(do_connect(&sub, "sub", false));
+    take(b, 0); /* "second" leaves the queue: its WAL_SENT first */
     int second = copies(&sub, "second");
     broker_client_gone(b, &sub, 0);
     broker_client_gone(b, &pub, 0);
@@ -2124,7 +2265,10 @@ Test(wal, a_packet_id_freed_by_pubcomp_is_not_reused_before_its_release_is_durab
     gen_take(b);
     cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBREL);
     ack(&sub, MQTT_PUBCOMP, id1); /* the receiver delivered m1 on the PUBREL */
+    expect_none(&sub); /* m2, a QoS 2 PUBLISH, waits for its record */
+    gen_take(b);
     cr_assert(next_out(&sub, &g) && g.pkt.type == MQTT_PUBLISH);
+    cr_assert_not(g.pkt.u.publish.dup, "its first copy: DUP 0 [MQTT-4.3.3-1]");
     uint16_t held_id = g.pkt.u.publish.pkt_id; /* the receiver holds m2 under it */
     cr_assert_neq(held_id, id1, "m2 under the id whose release is not durable yet");
     ack(&sub, MQTT_PUBREC, held_id);
@@ -2496,9 +2640,12 @@ Test(wal, a_qos2_resend_after_a_nack_is_routed_again_never_acknowledged_early)
     wal_open_out(two[1])->nomem = true; /* shard 1 loses the WAL_MSG */
     pump(two, 2);
     b = two[1];
-    cr_assert_eq(copies(&sub, "lost"), 1);
+    cr_assert_eq(copies(&sub, "lost"), 0, "the PUBLISH waits for its record");
     take(two[1], 1); /* lossy: XMSG_NACK */
     pump(two, 2);
+    drain_dirty();
+    cr_assert_eq(copies(&sub, "lost"), 0, "its record may be what was lost");
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "the subscriber goes, and resumes later");
     b = two[0];
     drain_dirty();
     expect_none(&pub);
