@@ -727,6 +727,29 @@ static bool holding(const struct session *s)
 }
 
 /*
+ * Into the window: sent now, or held (hold_first(), or behind what is
+ * held). As inflight_send(); *@waits tells whether it had to wait for
+ * its record.
+ */
+static int window_add(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
+                      bool retain, union session_via via, uint32_t sub_id, bool *waits)
+{
+    *waits = hold_first(b, s, qos);
+    if (*waits || holding(s))
+        return inflight_hold(b, s, m, qos, retain, via, sub_id, *waits);
+    return inflight_send(b, s, m, qos, retain, via, sub_id);
+}
+
+/*
+ * Whether @e waits for its record: not durable yet, or the log degraded
+ * (the record may be what was lost; the repair snapshot rewrites it).
+ */
+static bool held(const struct broker *b, const struct session_inflight *e)
+{
+    return e->wait && (wal_degraded(b) || !wal_batch_durable(b, e->batch));
+}
+
+/*
  * Send inflight entry @e on this connection: a fresh one for the first
  * time, else again (DUP PUBLISH or PUBREL); as send_publish().
  */
@@ -771,8 +794,9 @@ static int pump(struct broker *b, struct session *s)
             goto out;
         }
         /* A QoS 2 PUBLISH whose record is not durable yet (hold_first()), and all behind it. */
-        if (e->wait && !wal_batch_durable(b, e->batch)) {
-            if (wal_pump_later(b, e->batch, s->_hash))
+        if (held(b, e)) {
+            uint8_t n = wal_batch_durable(b, e->batch) ? wal_batch(b) : e->batch;
+            if (wal_pump_later(b, n, s->_hash))
                 break;
             rc = -MQTT_RC_SERVER_UNAVAILABLE;
             goto out;
@@ -789,11 +813,8 @@ static int pump(struct broker *b, struct session *s)
            s->inflight_count < window(b, s)) {
         struct session_queued q = *queue_at(s, 0);
         uint32_t before = s->inflight_count;
-        bool wait = hold_first(b, s, q.qos);
-        if (wait || holding(s))
-            rc = inflight_hold(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id, wait);
-        else
-            rc = inflight_send(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id);
+        bool waits;
+        rc = window_add(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id, &waits);
         if (rc < 0)
             break;
         /* Sent with its packet id, or dropped as if delivered (0). */
@@ -843,16 +864,22 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
     uint64_t key = via_share_key(&via, sub_id);
     const uint32_t *ids; /* what was kept (all, or the first when out of memory) */
     uint32_t n = via_ids(&via, &sub_id, &ids);
+    bool waits = false;
     if (s->client && s->queue_count == 0 && (s->inflight_unsent == 0 || holding(s)) &&
         s->inflight_count < window(b, s)) {
         uint32_t before = s->inflight_count;
-        bool wait = hold_first(b, s, qos);
-        if (wait || holding(s) ? inflight_hold(b, s, m, qos, retain, via, sub_id, wait) == 0
-                               : inflight_send(b, s, m, qos, retain, via, sub_id) == 0) {
+        if (window_add(b, s, m, qos, retain, via, sub_id, &waits) == 0) {
             if (s->inflight_count > before)
                 log_deliver(b, s, m, qos, retain, key, ids, n, s->inflight[before].pkt_id);
             return;
         }
+    }
+    if (waits) {
+        /*
+         * It could not be held (no memory), so no pump may come for it: the
+         * client goes, rather than wait for nothing, and its return sends it.
+         */
+        output_close(b, s->client, -MQTT_RC_SERVER_UNAVAILABLE);
     }
     if (!queue_push(b, s, m, qos, retain, via, sub_id)) {
         via_drop(&via, &sub_id);

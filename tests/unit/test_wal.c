@@ -1292,6 +1292,115 @@ Test(wal, with_sync_queued_qos2_messages_all_go_after_one_sync_in_order)
     broker_client_gone(b, &pub, 0);
 }
 
+/*
+ * @sub gets QoS 1 "one" (sent at once) and then QoS 2 "two" is held; its
+ * PUBACK of "one" pumps the session while "two"'s batch is open or, with
+ * @in_flight, taken but not yet durable: "two" still waits.
+ */
+static void pumped_by_an_ack_while_held(bool in_flight)
+{
+    start_log(true);
+    struct client sub, pub;
+    struct got g;
+    do_connect(&sub, "sub", false);
+    subscribe_durably(&sub, "s", 2);
+    subscribe_durably(&sub, "o", 1);
+    do_connect(&pub, "pub", true);
+    struct mqtt_pkt p = publish_pkt("o", "one", 1, false, 1);
+    feed_pkt(&pub, &p, MQTT_V311);
+    expect_publish(&sub, "o", "one", 1, false, &g);
+    uint16_t id1 = g.pkt.u.publish.pkt_id;
+    take(b, 0);
+    cr_assert(next_out(&pub, &g) && g.pkt.type == MQTT_PUBACK);
+    p = publish_pkt("s", "two", 2, false, 2);
+    feed_pkt(&pub, &p, MQTT_V311);
+    expect_none(&sub);
+    const uint8_t *buf;
+    size_t n;
+    if (in_flight) {
+        cr_assert(broker_wal_take(b, &buf, &n));
+        wal_put_raw(&seg[0], buf, n);
+    }
+    ack(&sub, MQTT_PUBACK, id1);
+    expect_none(&sub);
+    if (in_flight)
+        broker_wal_durable(b);
+    else
+        take(b, 0);
+    expect_publish(&sub, "s", "two", 2, false, &g);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, with_sync_an_ack_that_pumps_a_held_publish_before_its_batch_is_taken_does_not_send_it)
+{
+    pumped_by_an_ack_while_held(false);
+}
+
+Test(wal, with_sync_an_ack_that_pumps_a_held_publish_while_its_batch_is_written_does_not_send_it)
+{
+    pumped_by_an_ack_while_held(true);
+}
+
+Test(wal, with_sync_a_publish_that_cannot_be_held_closes_its_subscriber_who_gets_it_on_return)
+{
+    start_log(true);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    subscribe_durably(&sub, "s", 2);
+    do_connect(&pub, "pub", true);
+    take(b, 0);
+    /* The open batch's list of sessions to pump is full; its next growth fails. */
+    for (uint64_t h = 1; h <= 4; h++)
+        cr_assert(wal_pump_later(b, wal_batch(b), 0xdead0000u + h));
+    cr_assert_eq(b->wal->open.pump.count, b->wal->open.pump.cap);
+    fail_realloc_of = b->wal->open.pump.hash;
+    struct mqtt_pkt p = publish_pkt("s", "x", 2, false, 1);
+    feed_pkt(&pub, &p, MQTT_V311);
+    cr_assert_null(fail_realloc_of, "the registration's growth failed");
+    take(b, 0);
+    drain_dirty();
+    cr_assert_eq(copies(&sub, "x"), 0);
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "closed rather than left waiting for nothing");
+    broker_client_gone(b, &sub, 0);
+    cr_assert(do_connect(&sub, "sub", false));
+    take(b, 0);
+    cr_assert_eq(copies(&sub, "x"), 1);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
+Test(wal, with_sync_a_held_publish_whose_record_was_lost_waits_for_the_repair)
+{
+    /* As a_pubrel_resent_on_resume_waits_for_the_repair, for a held QoS 2 PUBLISH. */
+    start_log(true);
+    struct client sub, pub;
+    do_connect(&sub, "sub", false);
+    subscribe_durably(&sub, "s", 2);
+    do_connect(&pub, "pub", true);
+    take(b, 0);
+    wal_open_out(b)->nomem = true; /* the delivery's WAL_MSG is lost */
+    struct mqtt_pkt p = publish_pkt("s", "x", 2, false, 1);
+    feed_pkt(&pub, &p, MQTT_V311);
+    cr_assert(wal_degraded(b));
+    take(b, 0); /* lossy */
+    drain_dirty();
+    cr_assert_eq(copies(&sub, "x"), 0);
+    cr_assert_eq(sub.state, CLIENT_CLOSING, "the subscriber goes, and resumes later");
+    broker_client_gone(b, &sub, 0);
+    /* It comes back while the log is still degraded. */
+    cr_assert(do_connect(&sub, "sub", false));
+    int early = copies(&sub, "x");
+    take(b, 0);
+    drain_dirty();
+    early += copies(&sub, "x");
+    cr_assert(wal_degraded(b));
+    cr_assert_eq(early, 0, "a held PUBLISH went out (%d) before a whole log has its record",
+                 early);
+    broker_client_gone(b, &sub, 0);
+    broker_client_gone(b, &pub, 0);
+}
+
 Test(wal, with_sync_a_qos2_publish_held_while_its_subscriber_reconnects_goes_once_without_dup)
 {
     start_log(true);
