@@ -1195,6 +1195,15 @@ static int copies(struct client *c, const char *payload)
     return n;
 }
 
+/* A log with sync; @sub (persistent) subscribed to "s" at QoS 2; @pub connected. */
+static void sub_q2_and_pub(struct client *sub, struct client *pub, bool pub_clean)
+{
+    start_log(true);
+    do_connect(sub, "sub", false);
+    subscribe_durably(sub, "s", 2);
+    do_connect(pub, "pub", pub_clean);
+}
+
 Test(wal, with_sync_a_qos2_publish_waits_for_its_record_and_what_follows_waits_behind_it)
 {
     /*
@@ -1203,13 +1212,10 @@ Test(wal, with_sync_a_qos2_publish_waits_for_its_record_and_what_follows_waits_b
      * delivers on PUBLISH would deliver it twice [MQTT-4.3.3-2]. The QoS 1
      * message after it keeps its place [MQTT-4.6.0-6].
      */
-    start_log(true);
     struct client sub, pub;
     struct got g;
-    do_connect(&sub, "sub", false);
-    subscribe_durably(&sub, "s", 2);
+    sub_q2_and_pub(&sub, &pub, true);
     subscribe_durably(&sub, "o", 1);
-    do_connect(&pub, "pub", true);
     struct mqtt_pkt p = publish_pkt("s", "a", 2, false, 1);
     feed_pkt(&pub, &p, MQTT_V311);
     p = publish_pkt("o", "b", 1, false, 2);
@@ -1228,14 +1234,11 @@ Test(wal, with_sync_a_qos2_publish_waits_for_its_record_and_what_follows_waits_b
     broker_client_gone(b, &pub, 0);
 }
 
-Test(wal, with_sync_a_qos2_publish_a_crash_catches_unlogged_was_never_sent)
+Test(wal, with_sync_a_qos2_publish_whose_record_a_crash_lost_was_never_sent)
 {
-    start_log(true);
     struct client sub, pub;
     struct got g;
-    do_connect(&sub, "sub", false);
-    subscribe_durably(&sub, "s", 2);
-    do_connect(&pub, "pub", false);
+    sub_q2_and_pub(&sub, &pub, false);
     take(b, 0);
     struct mqtt_pkt p = publish_pkt("s", "x", 2, false, 5);
     feed_pkt(&pub, &p, MQTT_V311);
@@ -1266,13 +1269,10 @@ Test(wal, with_sync_a_qos2_publish_a_crash_catches_unlogged_was_never_sent)
 Test(wal, with_sync_queued_qos2_messages_all_go_after_one_sync_in_order)
 {
     /* Not one per sync: the window fills with them at once, each sent once durable. */
-    start_log(true);
     struct client sub, pub;
     struct got g;
-    do_connect(&sub, "sub", false);
-    subscribe_durably(&sub, "s", 2);
+    sub_q2_and_pub(&sub, &pub, true);
     broker_client_gone(b, &sub, 0);
-    do_connect(&pub, "pub", true);
     const char *msgs[] = {"m1", "m2", "m3"};
     for (uint16_t i = 0; i < 3; i++) {
         struct mqtt_pkt p = publish_pkt("s", msgs[i], 2, false, (uint16_t)(i + 1));
@@ -1299,13 +1299,10 @@ Test(wal, with_sync_queued_qos2_messages_all_go_after_one_sync_in_order)
  */
 static void pumped_by_an_ack_while_held(bool in_flight)
 {
-    start_log(true);
     struct client sub, pub;
     struct got g;
-    do_connect(&sub, "sub", false);
-    subscribe_durably(&sub, "s", 2);
+    sub_q2_and_pub(&sub, &pub, true);
     subscribe_durably(&sub, "o", 1);
-    do_connect(&pub, "pub", true);
     struct mqtt_pkt p = publish_pkt("o", "one", 1, false, 1);
     feed_pkt(&pub, &p, MQTT_V311);
     expect_publish(&sub, "o", "one", 1, false, &g);
@@ -1344,11 +1341,8 @@ Test(wal, with_sync_an_ack_that_pumps_a_held_publish_while_its_batch_is_written_
 
 Test(wal, with_sync_a_publish_that_cannot_be_held_closes_its_subscriber_who_gets_it_on_return)
 {
-    start_log(true);
     struct client sub, pub;
-    do_connect(&sub, "sub", false);
-    subscribe_durably(&sub, "s", 2);
-    do_connect(&pub, "pub", true);
+    sub_q2_and_pub(&sub, &pub, true);
     take(b, 0);
     /* The open batch's list of sessions to pump is full; its next growth fails. */
     for (uint64_t h = 1; h <= 4; h++)
@@ -1373,11 +1367,8 @@ Test(wal, with_sync_a_publish_that_cannot_be_held_closes_its_subscriber_who_gets
 Test(wal, with_sync_a_held_publish_whose_record_was_lost_waits_for_the_repair)
 {
     /* As a_pubrel_resent_on_resume_waits_for_the_repair, for a held QoS 2 PUBLISH. */
-    start_log(true);
     struct client sub, pub;
-    do_connect(&sub, "sub", false);
-    subscribe_durably(&sub, "s", 2);
-    do_connect(&pub, "pub", true);
+    sub_q2_and_pub(&sub, &pub, true);
     take(b, 0);
     wal_open_out(b)->nomem = true; /* the delivery's WAL_MSG is lost */
     struct mqtt_pkt p = publish_pkt("s", "x", 2, false, 1);
@@ -1403,12 +1394,9 @@ Test(wal, with_sync_a_held_publish_whose_record_was_lost_waits_for_the_repair)
 
 Test(wal, with_sync_a_qos2_publish_held_while_its_subscriber_reconnects_goes_once_without_dup)
 {
-    start_log(true);
     struct client sub, pub;
     struct got g;
-    do_connect(&sub, "sub", false);
-    subscribe_durably(&sub, "s", 2);
-    do_connect(&pub, "pub", true);
+    sub_q2_and_pub(&sub, &pub, true);
     struct mqtt_pkt p = publish_pkt("s", "y", 2, false, 3);
     feed_pkt(&pub, &p, MQTT_V311);
     expect_none(&sub);
