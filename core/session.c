@@ -726,17 +726,13 @@ static bool holding(const struct session *s)
     return s->inflight_unsent > 0 && s->inflight[s->inflight_count - 1].fresh;
 }
 
-/*
- * Into the window: sent now, or held (hold_first(), or behind what is
- * held). As inflight_send(); *@waits tells whether it had to wait for
- * its record.
- */
+/* Into the window: sent now, or held (hold_first(), or behind what is held). As inflight_send(). */
 static int window_add(struct broker *b, struct session *s, struct msg *m, uint8_t qos,
-                      bool retain, union session_via via, uint32_t sub_id, bool *waits)
+                      bool retain, union session_via via, uint32_t sub_id)
 {
-    *waits = hold_first(b, s, qos);
-    if (*waits || holding(s))
-        return inflight_hold(b, s, m, qos, retain, via, sub_id, *waits);
+    bool wait = hold_first(b, s, qos);
+    if (wait || holding(s))
+        return inflight_hold(b, s, m, qos, retain, via, sub_id, wait);
     return inflight_send(b, s, m, qos, retain, via, sub_id);
 }
 
@@ -813,8 +809,7 @@ static int pump(struct broker *b, struct session *s)
            s->inflight_count < window(b, s)) {
         struct session_queued q = *queue_at(s, 0);
         uint32_t before = s->inflight_count;
-        bool waits;
-        rc = window_add(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id, &waits);
+        rc = window_add(b, s, q.msg, q.qos, q.retain, q.via, q.sub_id);
         if (rc < 0)
             break;
         /* Sent with its packet id, or dropped as if delivered (0). */
@@ -864,17 +859,18 @@ void session_deliver(struct broker *b, struct session *s, struct msg *m, uint8_t
     uint64_t key = via_share_key(&via, sub_id);
     const uint32_t *ids; /* what was kept (all, or the first when out of memory) */
     uint32_t n = via_ids(&via, &sub_id, &ids);
-    bool waits = false;
+    bool tried = false;
     if (s->client && s->queue_count == 0 && (s->inflight_unsent == 0 || holding(s)) &&
         s->inflight_count < window(b, s)) {
         uint32_t before = s->inflight_count;
-        if (window_add(b, s, m, qos, retain, via, sub_id, &waits) == 0) {
+        if (window_add(b, s, m, qos, retain, via, sub_id) == 0) {
             if (s->inflight_count > before)
                 log_deliver(b, s, m, qos, retain, key, ids, n, s->inflight[before].pkt_id);
             return;
         }
+        tried = true;
     }
-    if (waits) {
+    if (tried && hold_first(b, s, qos)) {
         /*
          * It could not be held (no memory), so no pump may come for it: the
          * client goes, rather than wait for nothing, and its return sends it.
