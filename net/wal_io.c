@@ -890,7 +890,6 @@ static void compact_step(struct wal_io *w, struct io_uring *ring, struct broker 
                          uint64_t now_ms)
 {
     uint64_t ratio_bytes = w->snap_bytes * w->cfg->compact_ratio;
-
     /* The log lost what it promised: a snapshot begun after that repairs it (core/wal.h). */
     bool repair = broker_wal_repair_wanted(b);
     if (repair && !w->compacting)

@@ -33,16 +33,13 @@ import sys
 import threading
 import time
 
-try:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.packettypes import PacketTypes
-    from paho.mqtt.properties import Properties
-except ImportError:
-    print("SKIP: python3-paho-mqtt is missing")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker  # noqa: E402
+from wal_broker import WalBroker, skip_without_paho  # noqa: E402
+
+skip_without_paho()
+import paho.mqtt.client as mqtt  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
 
 ROUNDS = 4
 PUBLISH_GAP_S = 0.004

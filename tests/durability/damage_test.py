@@ -22,14 +22,11 @@ import subprocess
 import sys
 import time
 
-try:
-    import paho.mqtt.client  # noqa: F401 (wal_broker.client() uses it)
-except ImportError:
-    print("SKIP: python3-paho-mqtt is missing")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker, client, free_port, subscribe_and_leave, wait_for  # noqa: E402,E501
+from wal_broker import (  # noqa: E402
+    Verdict, WalBroker, client, free_port, skip_without_paho, subscribe_and_leave, wait_for)
+
+skip_without_paho()
 
 COUNT = 40
 DAMAGED = 17
@@ -49,12 +46,8 @@ def records_end(data):
 
 def main():
     b = WalBroker()
-    ok = True
-
-    def fail(what):
-        nonlocal ok
-        ok = False
-        print("FAIL: " + what)
+    verdict = Verdict()
+    fail = verdict.fail
 
     try:
         if not b.start(1):
@@ -151,12 +144,12 @@ def main():
         status = b.stop()
         if status != 0:
             fail(f"exit status {status} after SIGTERM")
-        if not ok:
+        if not verdict.ok:
             print("---- broker log ----\n" + b.log_text()[-4000:])
     finally:
         b.close()
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+    print("PASS" if verdict.ok else "FAIL")
+    return 0 if verdict.ok else 1
 
 
 if __name__ == "__main__":

@@ -23,14 +23,11 @@ import signal
 import sys
 import time
 
-try:
-    import paho.mqtt.client as mqtt
-except ImportError:
-    print("SKIP: python3-paho-mqtt is missing")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker, wait_for  # noqa: E402
+from wal_broker import Verdict, WalBroker, skip_without_paho, wait_for  # noqa: E402
+
+skip_without_paho()
+import paho.mqtt.client as mqtt  # noqa: E402
 
 WAIT_S = 10.0
 PAYLOAD = b"x" * 65536
@@ -56,12 +53,8 @@ def count(b, text, since=0):
 
 def main():
     b = WalBroker(persistence="segment_mb = 1")
-    ok = True
-
-    def fail(what):
-        nonlocal ok
-        ok = False
-        print("FAIL: " + what)
+    verdict = Verdict()
+    fail = verdict.fail
 
     try:
         if not b.start(1):
@@ -120,11 +113,11 @@ def main():
         if b.stop() != 0:
             fail("SIGTERM did not stop it cleanly")
     finally:
-        if not ok:
+        if not verdict.ok:
             print(b.log_text())
         b.close()
-    print("diskfail: " + ("ok" if ok else "FAILED"))
-    return 0 if ok else 1
+    print("diskfail: " + ("ok" if verdict.ok else "FAILED"))
+    return 0 if verdict.ok else 1
 
 
 if __name__ == "__main__":

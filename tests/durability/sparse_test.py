@@ -28,14 +28,11 @@ import subprocess
 import sys
 import time
 
-try:
-    import paho.mqtt.client  # noqa: F401 (wal_broker.client() uses it)
-except ImportError:
-    print("SKIP: python3-paho-mqtt is missing")
-    sys.exit(77)
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wal_broker import WalBroker, client, subscribe_and_leave, wait_for  # noqa: E402
+from wal_broker import (  # noqa: E402
+    Verdict, WalBroker, client, skip_without_paho, subscribe_and_leave, wait_for)
+
+skip_without_paho()
 
 WAIT_S = 10.0
 RETAINED = b"kept" + b"\0" * 65536
@@ -67,12 +64,8 @@ def main():
         print("SKIP: util-linux's fallocate is missing")
         return 77
     b = WalBroker(persistence="segment_mb = 1")
-    ok = True
-
-    def fail(msg):
-        nonlocal ok
-        ok = False
-        print("FAIL: " + msg)
+    verdict = Verdict()
+    fail = verdict.fail
 
     try:
         if not b.start(1):
@@ -142,8 +135,8 @@ def main():
             fail(wrong)
     finally:
         b.close()
-    print("PASS" if ok else "FAIL")
-    return 0 if ok else 1
+    print("PASS" if verdict.ok else "FAIL")
+    return 0 if verdict.ok else 1
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ clients reconnect to the same address. start() waits for "ready: N shards runnin
 kill9() is the crash (SIGKILL, the log's only durability is what it synced); stop()
 sends SIGTERM and returns the exit status; close() kills it and removes the directory.
 It signals only the pid it started. wait_for() polls a condition for the tests; client()
-connects a paho client; subscribe_and_leave() leaves a persistent subscriber behind.
+connects a paho client; subscribe_and_leave() leaves a persistent subscriber behind;
+skip_without_paho() exits 77 (ctest's skip) without paho; Verdict gathers a test's failures.
 RINGMQ_WAL_TMPDIR (environment) is where the temp dir goes (default: the system's);
 check_io_mode() says whether the log writes the way its file system allows.
 """
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -25,6 +27,15 @@ import time
 START_WAIT_S = 20.0
 STOP_WAIT_S = 20.0
 PR_SET_PDEATHSIG = 1
+
+
+def skip_without_paho():
+    """Exit 77 (ctest's skip) when python3-paho-mqtt is missing: every test's clients are paho."""
+    try:
+        import paho.mqtt.client  # noqa: F401
+    except ImportError:
+        print("SKIP: python3-paho-mqtt is missing")
+        sys.exit(77)
 
 
 def _die_with_parent():
@@ -77,6 +88,17 @@ def subscribe_and_leave(port, cid, topic_filter, timeout=10.0):
     c.disconnect()
     c.loop_stop()
     return ok
+
+
+class Verdict:
+    """What a test found wrong: each failure printed as it is found; ok while none is."""
+
+    def __init__(self):
+        self.ok = True
+
+    def fail(self, what):
+        self.ok = False
+        print("FAIL: " + what)
 
 
 def _kernel():
